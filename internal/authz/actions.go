@@ -1,0 +1,126 @@
+package authz
+
+import (
+	"github.com/cedar-policy/cedar-go/types"
+)
+
+// Warden's own actions: what the API asks the policy engine about. Each is
+// the id of an entity of type Action ([ActionType]); use [ActionUID] to make
+// the UID for a [Request].
+const (
+	ActionKVRead     = "kv.read"
+	ActionKVWrite    = "kv.write"
+	ActionKVDelete   = "kv.delete"
+	ActionKVList     = "kv.list"
+	ActionKVMetadata = "kv.metadata"
+
+	ActionTokenCreate = "token.create"
+	ActionTokenLookup = "token.lookup"
+	ActionTokenRevoke = "token.revoke"
+
+	ActionSysSeal      = "sys.seal"
+	ActionSysRotate    = "sys.rotate"
+	ActionSysKeyStatus = "sys.key-status"
+
+	ActionPolicyRead   = "policy.read"
+	ActionPolicyWrite  = "policy.write"
+	ActionPolicyDelete = "policy.delete"
+	ActionPolicyList   = "policy.list"
+
+	ActionAuthzStoreCreate   = "authz.store.create"
+	ActionAuthzStoreDelete   = "authz.store.delete"
+	ActionAuthzStoreList     = "authz.store.list"
+	ActionAuthzCheck         = "authz.check"
+	ActionAuthzEntitiesWrite = "authz.entities.write"
+	ActionAuthzSchemaWrite   = "authz.schema.write"
+)
+
+// Entity types of Warden's own schema.
+const (
+	// ActionType is the type of every action UID.
+	ActionType types.EntityType = "Action"
+
+	// Principals.
+	TypeUser    types.EntityType = "User"  // a person; parents are Groups
+	TypeGroup   types.EntityType = "Group" // a set of users
+	TypeNode    types.EntityType = "Node"  // an enrolled machine (agent)
+	TypeService types.EntityType = "Service"
+	TypeRoot    types.EntityType = "Root" // the root token's principal
+
+	// Resources.
+	TypeSecret      types.EntityType = "Secret" // attribute path: the KV path
+	TypeToken       types.EntityType = "Token"
+	TypeSystem      types.EntityType = "System" // the cluster itself (seal, rotate, key status)
+	TypePolicy      types.EntityType = "Policy"
+	TypePolicyStore types.EntityType = "PolicyStore"
+)
+
+// Actions returns the names of Warden's actions, in the order of the
+// constants above. The slice is new on every call.
+func Actions() []string {
+	return []string{
+		ActionKVRead, ActionKVWrite, ActionKVDelete, ActionKVList, ActionKVMetadata,
+		ActionTokenCreate, ActionTokenLookup, ActionTokenRevoke,
+		ActionSysSeal, ActionSysRotate, ActionSysKeyStatus,
+		ActionPolicyRead, ActionPolicyWrite, ActionPolicyDelete, ActionPolicyList,
+		ActionAuthzStoreCreate, ActionAuthzStoreDelete, ActionAuthzStoreList,
+		ActionAuthzCheck, ActionAuthzEntitiesWrite, ActionAuthzSchemaWrite,
+	}
+}
+
+// ActionUID returns the entity UID of action name, Action::"name".
+func ActionUID(name string) types.EntityUID {
+	return types.NewEntityUID(ActionType, types.String(name))
+}
+
+// WardenSchema is the Cedar schema (human-readable format) of Warden's own
+// authorization: the store that decides what callers of the Warden API may
+// do. Every principal type may be named in any action; Users belong to
+// Groups; a Secret carries its KV path, so that policies can say
+// resource.path like "team-1/*". Contexts are empty for now: a policy on
+// Warden's own store that reads context does not validate until the API
+// defines what it puts there.
+const WardenSchema = `// Warden's own authorization schema.
+
+// Principals.
+entity Group;
+entity User in [Group];
+entity Node;
+entity Service;
+entity Root;
+
+// Resources.
+entity Secret {
+  path: String,
+};
+entity Token;
+entity System;
+entity Policy;
+entity PolicyStore;
+
+action "kv.read", "kv.write", "kv.delete", "kv.list", "kv.metadata" appliesTo {
+  principal: [User, Node, Service, Root],
+  resource: [Secret],
+};
+
+action "token.create", "token.lookup", "token.revoke" appliesTo {
+  principal: [User, Node, Service, Root],
+  resource: [Token],
+};
+
+action "sys.seal", "sys.rotate", "sys.key-status" appliesTo {
+  principal: [User, Node, Service, Root],
+  resource: [System],
+};
+
+action "policy.read", "policy.write", "policy.delete", "policy.list" appliesTo {
+  principal: [User, Node, Service, Root],
+  resource: [Policy],
+};
+
+action "authz.store.create", "authz.store.delete", "authz.store.list", "authz.check",
+       "authz.entities.write", "authz.schema.write" appliesTo {
+  principal: [User, Node, Service, Root],
+  resource: [PolicyStore],
+};
+`
