@@ -1,0 +1,138 @@
+package api
+
+import (
+	"strings"
+
+	"github.com/cedar-policy/cedar-go/types"
+
+	"github.com/warden-sec/warden/internal/authz"
+	"github.com/warden-sec/warden/internal/errs"
+	"github.com/warden-sec/warden/internal/identity"
+	"github.com/warden-sec/warden/internal/policy"
+)
+
+// target is what a request asks to do: a Warden action on a resource entity.
+type target struct {
+	action   string
+	resource types.Entity
+}
+
+// targetFunc computes a route's target from the request.
+type targetFunc func(*request) (target, error)
+
+func entity(typ types.EntityType, id string, attrs types.RecordMap) types.Entity {
+	e := types.Entity{UID: types.NewEntityUID(typ, types.String(id))}
+	if attrs != nil {
+		e.Attributes = types.NewRecord(attrs)
+	}
+	return e
+}
+
+// fixed is a target that does not depend on the request.
+func fixed(action string, typ types.EntityType, id string) targetFunc {
+	t := target{action: action, resource: entity(typ, id, nil)}
+	return func(*request) (target, error) { return t, nil }
+}
+
+// secret targets Secret::"<path>" with attribute path.
+func secret(action string) targetFunc {
+	return func(r *request) (target, error) {
+		p := r.PathValue("path")
+		return target{action: action, resource: entity(authz.TypeSecret, p, types.RecordMap{"path": types.String(p)})}, nil
+	}
+}
+
+// kvMetadataTarget: GET metadata is kv.metadata, or kv.list with ?list=true.
+func kvMetadataTarget(r *request) (target, error) {
+	if listRequested(r) {
+		return secret(authz.ActionKVList)(r)
+	}
+	return secret(authz.ActionKVMetadata)(r)
+}
+
+// storeTarget targets PolicyStore::"<store>".
+func storeTarget(action string) targetFunc {
+	return func(r *request) (target, error) {
+		return target{action: action, resource: entity(authz.TypePolicyStore, r.PathValue("store"), nil)}, nil
+	}
+}
+
+// policyTarget targets Policy::"<store>/<name>" with attributes store and name.
+func policyTarget(action string) targetFunc {
+	return func(r *request) (target, error) {
+		st, name := r.PathValue("store"), r.PathValue("name")
+		return target{action: action, resource: entity(authz.TypePolicy, st+"/"+name,
+			types.RecordMap{"store": types.String(st), "name": types.String(name)})}, nil
+	}
+}
+
+// authorize asks the "warden" policy store whether the caller may act. The
+// root token is a break-glass principal: always allowed, and every use is
+// logged at warn level. Any error while deciding denies (fail closed).
+func (s *Server) authorize(req *request, tf targetFunc) error {
+	tg, err := tf(req)
+	if err != nil {
+		return err
+	}
+	tok := req.tok
+	if tok.Root {
+		s.log.Warn("root token used", "action", tg.action, "resource", tg.resource.UID.String(), "request_id", req.id,
+			"source", clientKey(req.Request))
+		return nil
+	}
+	principal, ents := principalOf(tok)
+	ents = append(ents, tg.resource)
+	es, err := authz.NewEntities(ents...)
+	if err != nil {
+		return errs.Wrap(errs.Internal, err, "authorization entities")
+	}
+	d, err := s.cfg.Policies.Check(req.Context(), policy.WardenStore, authz.CheckRequest{
+		Request: authz.Request{Principal: principal, Action: authz.ActionUID(tg.action), Resource: tg.resource.UID,
+			Context: s.requestContext(req)},
+		Entities: es,
+	})
+	if err != nil {
+		s.log.Error("authorization failed; denying", "request_id", req.id, "err", err)
+		return errs.E(errs.Denied, "permission denied: the policy store could not be evaluated")
+	}
+	if len(d.Errors) > 0 {
+		s.log.Error("policy evaluation errors; denying", "request_id", req.id, "errors", strings.Join(d.Errors, "; "))
+	}
+	if d.Allow {
+		s.metrics.allows.Inc()
+		return nil
+	}
+	s.metrics.denies.Inc()
+	s.log.Info("denied", "principal", principal.String(), "action", tg.action, "resource", tg.resource.UID.String(),
+		"request_id", req.id, "reasons", d.Reasons)
+	msg := "permission denied: no policy permits " + tg.action + " on " + tg.resource.UID.String()
+	if len(d.Reasons) > 0 {
+		msg = "permission denied: " + tg.action + " on " + tg.resource.UID.String() + " is forbidden by " + strings.Join(d.Reasons, ", ")
+	} else if len(d.Errors) > 0 {
+		msg += " (a policy failed to evaluate; see the server log)"
+	}
+	return errs.E(errs.Denied, "%s", msg)
+}
+
+// principalOf returns the token's principal and its entities (user and groups).
+func principalOf(t *identity.Token) (types.EntityUID, []types.Entity) {
+	uid := types.NewEntityUID(authz.TypeUser, types.String(t.PrincipalUser()))
+	parents := make([]types.EntityUID, len(t.Groups))
+	ents := make([]types.Entity, 0, len(t.Groups)+2)
+	for i, g := range t.Groups {
+		parents[i] = types.NewEntityUID(authz.TypeGroup, types.String(g))
+		ents = append(ents, types.Entity{UID: parents[i]})
+	}
+	ents = append(ents, types.Entity{UID: uid, Parents: types.NewEntityUIDSet(parents...),
+		Attributes: types.NewRecord(types.RecordMap{"name": types.String(t.PrincipalUser())})})
+	return uid, ents
+}
+
+// requestContext is the context every Warden API decision sees.
+func (s *Server) requestContext(req *request) types.Record {
+	return types.NewRecord(types.RecordMap{
+		"source_ip": types.String(clientKey(req.Request)),
+		"mtls":      types.Boolean(req.TLS != nil && len(req.TLS.PeerCertificates) > 0),
+		"time":      types.Long(s.now().Unix()),
+	})
+}

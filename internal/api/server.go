@@ -1,0 +1,343 @@
+// Package api is Warden's HTTP API: routing, the middleware every request goes
+// through (limits, rate limiting, seal check, authentication, authorization),
+// strict JSON decoding, and the mapping of application errors to HTTP status.
+//
+// Handlers are thin: they decode, call a service, encode. api holds no state of
+// its own beyond rate limiters and metrics, and it never puts a token, secret
+// or key into a log line or an error message.
+package api
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"strconv"
+	"strings"
+	"sync/atomic"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	"github.com/warden-sec/warden/internal/authz"
+	"github.com/warden-sec/warden/internal/core"
+	"github.com/warden-sec/warden/internal/errs"
+	"github.com/warden-sec/warden/internal/identity"
+	"github.com/warden-sec/warden/internal/policy"
+	"github.com/warden-sec/warden/internal/secrets"
+)
+
+// Config wires the API to the services.
+type Config struct {
+	Core     *core.Core
+	Tokens   *identity.Service
+	KV       *secrets.Engine
+	Policies *policy.Service
+	Logger   *slog.Logger          // nil: discard
+	Metrics  prometheus.Registerer // nil: metrics are not registered
+	Gather   prometheus.Gatherer   // serves /metrics; nil: 404
+	Now      func() time.Time
+
+	MaxRequestBytes int64         // default 1 MiB
+	RateLimit       float64       // requests per second per client; 0: default; <0: off
+	RateBurst       int           // default 2×RateLimit
+	RequestTimeout  time.Duration // default 10s: a request never hangs longer
+}
+
+// Defaults.
+const (
+	DefaultMaxRequestBytes = 1 << 20
+	DefaultRateLimit       = 20000
+	DefaultRequestTimeout  = 10 * time.Second
+)
+
+// Server is the HTTP handler. Safe for concurrent use.
+type Server struct {
+	cfg     Config
+	log     *slog.Logger
+	mux     *http.ServeMux
+	limiter *limiter
+	metrics *metrics
+	now     func() time.Time
+	idBase  string
+	idSeq   atomic.Uint64
+	routes  []*route
+}
+
+// New builds the API handler.
+func New(cfg Config) *Server {
+	if cfg.MaxRequestBytes <= 0 {
+		cfg.MaxRequestBytes = DefaultMaxRequestBytes
+	}
+	if cfg.RateLimit == 0 {
+		cfg.RateLimit = DefaultRateLimit
+	}
+	if cfg.RateBurst <= 0 {
+		cfg.RateBurst = int(2 * cfg.RateLimit)
+		if cfg.RateBurst < 1 {
+			cfg.RateBurst = 1
+		}
+	}
+	if cfg.RequestTimeout <= 0 {
+		cfg.RequestTimeout = DefaultRequestTimeout
+	}
+	if cfg.Now == nil {
+		cfg.Now = time.Now
+	}
+	log := cfg.Logger
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	var b [6]byte
+	_, _ = rand.Read(b[:])
+	s := &Server{cfg: cfg, log: log, mux: http.NewServeMux(), now: cfg.Now, idBase: hex.EncodeToString(b[:])}
+	if cfg.RateLimit > 0 {
+		s.limiter = newLimiter(cfg.RateLimit, cfg.RateBurst)
+	}
+	s.metrics = newMetrics(cfg.Metrics, cfg.Core)
+	s.register()
+	return s
+}
+
+// Close stops background work (the rate limiter's sweeper).
+func (s *Server) Close() {
+	if s.limiter != nil {
+		s.limiter.stop()
+	}
+}
+
+// ServeHTTP implements http.Handler.
+func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) { s.mux.ServeHTTP(w, r) }
+
+// Routes lists the registered routes as "METHOD PATTERN" (for tests that must
+// walk every endpoint).
+func (s *Server) Routes() []RouteInfo {
+	out := make([]RouteInfo, 0, len(s.routes))
+	for _, rt := range s.routes {
+		out = append(out, RouteInfo{Method: rt.method, Pattern: rt.pattern, Name: rt.name, Auth: rt.auth})
+	}
+	return out
+}
+
+// RouteInfo describes a route.
+type RouteInfo struct {
+	Method, Pattern, Name string
+	Auth                  bool // needs a token
+}
+
+type handlerFunc func(*request) (int, any, error)
+
+// public marks a route that needs no token (status, init, unseal, health).
+var public targetFunc
+
+type route struct {
+	method, pattern, name string
+	auth                  bool
+	target                targetFunc
+	h                     handlerFunc
+}
+
+// request is one request's context for a handler.
+type request struct {
+	*http.Request
+	w   http.ResponseWriter
+	s   *Server
+	id  string
+	tok *identity.Token
+	// parsed is a body a target function already decoded, for the handler.
+	parsed any
+}
+
+// handle registers a route. tf nil means public; otherwise the caller needs a
+// token and the "warden" policy store must permit tf's action and resource.
+func (s *Server) handle(method, pattern, name string, tf targetFunc, h handlerFunc) {
+	rt := &route{method: method, pattern: pattern, name: name, auth: tf != nil, target: tf, h: h}
+	s.routes = append(s.routes, rt)
+	s.mux.Handle(method+" "+pattern, s.wrap(rt))
+}
+
+func (s *Server) register() {
+	s.handle("GET", "/v1/sys/health", "sys.health", public, s.health)
+	s.handle("GET", "/v1/sys/seal-status", "sys.seal-status", public, s.sealStatus)
+	s.handle("POST", "/v1/sys/init", "sys.init", public, s.initialize)
+	s.handle("POST", "/v1/sys/unseal", "sys.unseal", public, s.unseal)
+	s.handle("POST", "/v1/sys/seal", "sys.seal", fixed(authz.ActionSysSeal, authz.TypeSystem, "warden"), s.seal)
+	s.handle("POST", "/v1/sys/rotate", "sys.rotate", fixed(authz.ActionSysRotate, authz.TypeSystem, "warden"), s.rotate)
+	s.handle("GET", "/v1/sys/key-status", "sys.key-status", fixed(authz.ActionSysKeyStatus, authz.TypeSystem, "warden"), s.keyStatus)
+
+	s.handle("POST", "/v1/auth/token/create", "token.create", tokenCreateTarget, s.tokenCreate)
+	s.handle("GET", "/v1/auth/token/lookup-self", "token.lookup-self", selfTarget, s.tokenLookupSelf)
+	s.handle("POST", "/v1/auth/token/lookup", "token.lookup", fixed(authz.ActionTokenLookup, authz.TypeToken, "*"), s.tokenLookup)
+	s.handle("POST", "/v1/auth/token/revoke", "token.revoke", fixed(authz.ActionTokenRevoke, authz.TypeToken, "*"), s.tokenRevoke)
+
+	s.handle("GET", "/v1/kv/data/{path...}", "kv.read", secret(authz.ActionKVRead), s.kvGet)
+	s.handle("PUT", "/v1/kv/data/{path...}", "kv.write", secret(authz.ActionKVWrite), s.kvPut)
+	s.handle("POST", "/v1/kv/data/{path...}", "kv.write", secret(authz.ActionKVWrite), s.kvPut)
+	s.handle("DELETE", "/v1/kv/data/{path...}", "kv.delete", secret(authz.ActionKVDelete), s.kvDelete)
+	s.handle("GET", "/v1/kv/metadata/{path...}", "kv.metadata", kvMetadataTarget, s.kvMetadata)
+	s.handle("LIST", "/v1/kv/metadata/{path...}", "kv.list", secret(authz.ActionKVList), s.kvList)
+
+	s.handle("GET", "/v1/authz/stores", "authz.store.list", fixed(authz.ActionAuthzStoreList, authz.TypePolicyStore, "*"), s.storeList)
+	s.handle("POST", "/v1/authz/stores", "authz.store.create", fixed(authz.ActionAuthzStoreCreate, authz.TypePolicyStore, "*"), s.storeCreate)
+	s.handle("DELETE", "/v1/authz/stores/{store}", "authz.store.delete", storeTarget(authz.ActionAuthzStoreDelete), s.storeDelete)
+	s.handle("GET", "/v1/authz/stores/{store}/policies", "policy.list", storeTarget(authz.ActionPolicyList), s.policyList)
+	s.handle("GET", "/v1/authz/stores/{store}/policies/{name}", "policy.read", policyTarget(authz.ActionPolicyRead), s.policyRead)
+	s.handle("PUT", "/v1/authz/stores/{store}/policies/{name}", "policy.write", policyTarget(authz.ActionPolicyWrite), s.policyWrite)
+	s.handle("DELETE", "/v1/authz/stores/{store}/policies/{name}", "policy.delete", policyTarget(authz.ActionPolicyDelete), s.policyDelete)
+	s.handle("PUT", "/v1/authz/stores/{store}/schema", "authz.schema.write", storeTarget(authz.ActionAuthzSchemaWrite), s.schemaWrite)
+	s.handle("PUT", "/v1/authz/stores/{store}/entities", "authz.entities.write", storeTarget(authz.ActionAuthzEntitiesWrite), s.entitiesWrite)
+	s.handle("POST", "/v1/authz/stores/{store}/check", "authz.check", storeTarget(authz.ActionAuthzCheck), s.check)
+	s.handle("POST", "/v1/authz/stores/{store}/check-batch", "authz.check-batch", storeTarget(authz.ActionAuthzCheck), s.checkBatch)
+
+	if s.cfg.Gather != nil {
+		s.mux.Handle("GET /metrics", promhttp.HandlerFor(s.cfg.Gather, promhttp.HandlerOpts{}))
+	}
+	// Anything else: a JSON 404, and a JSON 405 for a known path with another method.
+	s.mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
+		for _, rt := range s.routes {
+			if s.patternMatches(rt.pattern, r.URL.Path) {
+				writeError(w, http.StatusMethodNotAllowed, fmt.Sprintf("method %s is not allowed on %s", r.Method, r.URL.Path))
+				return
+			}
+		}
+		writeError(w, http.StatusNotFound, fmt.Sprintf("no API endpoint at %s", r.URL.Path))
+	})
+}
+
+// patternMatches reports whether path matches a route pattern (for 405s).
+func (s *Server) patternMatches(pattern, path string) bool {
+	ps, xs := strings.Split(pattern, "/"), strings.Split(path, "/")
+	for i, p := range ps {
+		if p == "{path...}" {
+			return true
+		}
+		if i >= len(xs) {
+			return false
+		}
+		if !(strings.HasPrefix(p, "{") && xs[i] != "") && p != xs[i] {
+			return false
+		}
+	}
+	return len(ps) == len(xs)
+}
+
+func (s *Server) newID() string {
+	return s.idBase + "-" + strconv.FormatUint(s.idSeq.Add(1), 36)
+}
+
+// wrap is the middleware chain of one route.
+func (s *Server) wrap(rt *route) http.Handler {
+	obs := s.metrics.route(rt.name)
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		start := time.Now()
+		req := &request{Request: r, w: w, s: s, id: s.newID()}
+		status := s.serve(rt, req)
+		obs(status, time.Since(start))
+	})
+}
+
+func (s *Server) serve(rt *route, req *request) int {
+	w := req.w
+	w.Header().Set("X-Request-Id", req.id)
+	if s.limiter != nil && !s.limiter.allow(clientKey(req.Request)) {
+		w.Header().Set("Retry-After", "1")
+		return writeError(w, http.StatusTooManyRequests, "rate limit exceeded; retry later")
+	}
+	if req.ContentLength > s.cfg.MaxRequestBytes {
+		return writeError(w, http.StatusRequestEntityTooLarge, fmt.Sprintf("request body is larger than %d bytes", s.cfg.MaxRequestBytes))
+	}
+	req.Body = http.MaxBytesReader(w, req.Body, s.cfg.MaxRequestBytes)
+	ctx, cancel := context.WithTimeout(req.Context(), s.cfg.RequestTimeout)
+	defer cancel()
+	req.Request = req.WithContext(ctx)
+
+	if rt.auth {
+		if s.cfg.Core.Sealed() {
+			return s.fail(req, core.ErrSealed)
+		}
+		tok, err := s.authenticate(req.Request)
+		if err != nil {
+			return s.fail(req, err)
+		}
+		req.tok = tok
+		if err := s.authorize(req, rt.target); err != nil {
+			return s.fail(req, err)
+		}
+	}
+	status, body, err := rt.h(req)
+	if err != nil {
+		return s.fail(req, err)
+	}
+	return writeJSON(w, status, body)
+}
+
+// authenticate reads the bearer token.
+func (s *Server) authenticate(r *http.Request) (*identity.Token, error) {
+	var tok string
+	if h := r.Header.Get("Authorization"); h != "" {
+		scheme, rest, ok := strings.Cut(h, " ")
+		if !ok || !strings.EqualFold(scheme, "Bearer") {
+			return nil, errs.E(errs.Unauthenticated, "Authorization header: expected \"Bearer <token>\"")
+		}
+		tok = strings.TrimSpace(rest)
+	} else {
+		tok = r.Header.Get("X-Warden-Token")
+	}
+	if tok == "" {
+		return nil, errs.E(errs.Unauthenticated, "missing token: send Authorization: Bearer <token>")
+	}
+	return s.cfg.Tokens.Authenticate(tok)
+}
+
+// fail writes err as a JSON error. Internal errors are logged with the
+// request id and shown only as that id.
+func (s *Server) fail(req *request, err error) int {
+	code := errs.CodeOf(err)
+	status := statusOf(code)
+	msg := err.Error()
+	if code == errs.Internal {
+		s.log.Error("request failed", "request_id", req.id, "route", req.Pattern, "err", err)
+		msg = "internal error; the server log has details under request id " + req.id
+	}
+	if status == http.StatusServiceUnavailable {
+		req.w.Header().Set("Retry-After", "1")
+	}
+	return writeError(req.w, status, msg)
+}
+
+func statusOf(c errs.Code) int {
+	switch c {
+	case errs.Invalid:
+		return http.StatusBadRequest
+	case errs.Unauthenticated:
+		return http.StatusUnauthorized
+	case errs.Denied:
+		return http.StatusForbidden
+	case errs.NotFound:
+		return http.StatusNotFound
+	case errs.Conflict:
+		return http.StatusConflict
+	case errs.Precondition:
+		return http.StatusPreconditionFailed
+	case errs.TooLarge:
+		return http.StatusRequestEntityTooLarge
+	case errs.RateLimited:
+		return http.StatusTooManyRequests
+	case errs.Unavailable:
+		return http.StatusServiceUnavailable
+	}
+	return http.StatusInternalServerError
+}
+
+// clientKey identifies a client for rate limiting: its IP address.
+func clientKey(r *http.Request) string {
+	host, _, err := net.SplitHostPort(r.RemoteAddr)
+	if err != nil {
+		return r.RemoteAddr
+	}
+	return host
+}

@@ -1,0 +1,139 @@
+package api
+
+import (
+	"context"
+	"net/http"
+	"time"
+
+	"github.com/warden-sec/warden/internal/core"
+	"github.com/warden-sec/warden/internal/errs"
+	"github.com/warden-sec/warden/internal/identity"
+	"github.com/warden-sec/warden/internal/store"
+)
+
+type healthResponse struct {
+	Initialized   bool   `json:"initialized"`
+	Sealed        bool   `json:"sealed"`
+	Standby       bool   `json:"standby"`
+	Version       string `json:"version"`
+	ServerTimeUTC int64  `json:"server_time_utc"`
+}
+
+func (s *Server) health(req *request) (int, any, error) {
+	st, err := s.cfg.Core.Status()
+	if err != nil {
+		return 0, nil, err
+	}
+	leader := s.cfg.Core.Store().IsLeader()
+	body := healthResponse{Initialized: st.Initialized, Sealed: st.Sealed, Standby: !leader,
+		Version: core.Version, ServerTimeUTC: s.now().Unix()}
+	switch {
+	case !st.Initialized:
+		return http.StatusNotImplemented, body, nil
+	case st.Sealed:
+		return http.StatusServiceUnavailable, body, nil
+	}
+	return http.StatusOK, body, nil
+}
+
+func (s *Server) sealStatus(req *request) (int, any, error) {
+	st, err := s.cfg.Core.Status()
+	if err != nil {
+		return 0, nil, err
+	}
+	return http.StatusOK, st, nil
+}
+
+type initRequest struct {
+	KeyShares    int `json:"key_shares"`
+	KeyThreshold int `json:"key_threshold"`
+}
+
+type initResponse struct {
+	UnsealKeys []string `json:"unseal_keys"`
+	RootToken  string   `json:"root_token"`
+}
+
+func (s *Server) initialize(req *request) (int, any, error) {
+	var in initRequest
+	if err := req.decode(&in, false); err != nil {
+		return 0, nil, err
+	}
+	keys, root, err := Initialize(req.Context(), s.cfg.Core, s.cfg.Tokens, in.KeyShares, in.KeyThreshold)
+	if err != nil {
+		return 0, nil, err
+	}
+	return http.StatusOK, initResponse{UnsealKeys: keys, RootToken: root.Reveal()}, nil
+}
+
+// Initialize runs init: the seal, the keyring, the token key and the root
+// token, committed together. It returns the unseal keys and the root token.
+// The server stays sealed.
+func Initialize(ctx context.Context, c *core.Core, tokens *identity.Service, shares, threshold int) ([]string, identity.Secret, error) {
+	var root identity.Secret
+	res, err := c.Init(ctx, shares, threshold, func(enc core.Encrypter) ([]store.Op, error) {
+		ops, sec, err := tokens.Bootstrap(enc)
+		root = sec
+		return ops, err
+	})
+	if err != nil {
+		return nil, "", err
+	}
+	res.RootKey.Zero()
+	return res.UnsealKeys, root, nil
+}
+
+type unsealRequest struct {
+	Key   string `json:"key"`
+	Reset bool   `json:"reset"`
+}
+
+func (s *Server) unseal(req *request) (int, any, error) {
+	var in unsealRequest
+	if err := req.decode(&in, false); err != nil {
+		return 0, nil, err
+	}
+	if in.Reset {
+		if in.Key != "" {
+			return 0, nil, errs.E(errs.Invalid, "key: give either key or reset, not both")
+		}
+		st, err := s.cfg.Core.ResetUnseal()
+		return http.StatusOK, st, err
+	}
+	st, err := s.cfg.Core.Unseal(req.Context(), in.Key)
+	if err != nil {
+		return 0, nil, err
+	}
+	if !st.Sealed {
+		s.log.Info("unsealed")
+	}
+	return http.StatusOK, st, nil
+}
+
+func (s *Server) seal(req *request) (int, any, error) {
+	s.cfg.Core.Seal()
+	s.log.Warn("sealed by API request", "accessor", req.tok.Accessor, "request_id", req.id)
+	return http.StatusNoContent, nil, nil
+}
+
+type keyStatusResponse struct {
+	Term        uint32    `json:"term"`
+	InstallTime time.Time `json:"install_time"`
+}
+
+func (s *Server) rotate(req *request) (int, any, error) {
+	ks, err := s.cfg.Core.Rotate(req.Context())
+	if err != nil {
+		return 0, nil, err
+	}
+	s.log.Info("data key rotated", "term", ks.Term, "request_id", req.id)
+	return http.StatusOK, keyStatusResponse(ks), nil
+}
+
+func (s *Server) keyStatus(req *request) (int, any, error) {
+	ks, err := s.cfg.Core.KeyStatus()
+	if err != nil {
+		return 0, nil, err
+	}
+	return http.StatusOK, keyStatusResponse(ks), nil
+}

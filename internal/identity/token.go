@@ -1,0 +1,540 @@
+// Package identity issues, authenticates and revokes Warden's tokens.
+//
+// A token is 256 random bits shown once, as "wdn_" followed by base64url. The
+// server keeps only HMAC-SHA256(token key, token); the first 16 bytes of that
+// hash, in hex, are the token's accessor, a non-secret handle. Presented
+// tokens are compared with the stored hash in constant time. Tokens form a
+// tree: revoking one revokes all its descendants, in one transaction.
+//
+// identity is domain logic over the encrypted storage view; it knows nothing
+// about HTTP or Raft, and never logs or returns a token except to its creator.
+package identity
+
+import (
+	"context"
+	"crypto/hmac"
+	"crypto/rand"
+	"crypto/sha256"
+	"crypto/subtle"
+	"encoding/base64"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/warden-sec/warden/internal/errs"
+	"github.com/warden-sec/warden/internal/store"
+)
+
+// Storage is the encrypted view identity works on (implemented by core.Core).
+// Errors carry errs codes (errs.NotFound, errs.Conflict, errs.Unavailable).
+type Storage interface {
+	Get(ctx context.Context, key string) (store.Entry, error)
+	GetStale(key string) (store.Entry, error)
+	ListKeys(ctx context.Context, prefix string, limit int) ([]store.Entry, error)
+	Txn(ctx context.Context, t store.Txn) (uint64, error)
+}
+
+const (
+	keyHMAC      = "identity/token-hmac-key"
+	prefixToken  = "identity/token/"       // + accessor → record
+	prefixChild  = "identity/token-child/" // + parent accessor + "/" + child accessor → empty
+	prefixGen    = "identity/token-gen/"   // + accessor → empty; touched when a child is added
+	tokenPrefix  = "wdn_"
+	tokenRawLen  = 32
+	tokenTextLen = len(tokenPrefix) + 43 // base64url of 32 bytes, unpadded
+
+	// DefaultTTL is the TTL of a token created without one.
+	DefaultTTL = 768 * time.Hour
+	// MaxDisplayName bounds display names.
+	MaxDisplayName = 128
+	maxRetries     = 16
+)
+
+// Secret is a token in clear. Its String and LogValue are redacted, so it can
+// never land in a log line by accident.
+type Secret string
+
+func (Secret) String() string { return "wdn_REDACTED" }
+
+// LogValue implements slog.LogValuer.
+func (Secret) LogValue() slog.Value { return slog.StringValue("wdn_REDACTED") }
+
+// Reveal returns the token text; call it only to hand the token to its owner.
+func (s Secret) Reveal() string { return string(s) }
+
+// Token is what the server knows about a token: never the token itself.
+type Token struct {
+	Accessor       string    `json:"accessor"`
+	DisplayName    string    `json:"display_name"`
+	Policies       []string  `json:"policies"`
+	ParentAccessor string    `json:"parent_accessor"`
+	Root           bool      `json:"root"`
+	User           string    `json:"user,omitempty"`   // the principal User::"<user>"; see PrincipalUser
+	Groups         []string  `json:"groups,omitempty"` // the user's groups, Group::"<g>"
+	CreatedTime    time.Time `json:"created_time"`
+	ExpireTime     time.Time `json:"expire_time"` // zero: never
+	Hash           []byte    `json:"hash"`        // HMAC of the token; never leaves the server
+
+	version uint64 // store version of the record
+}
+
+// PrincipalUser is the id of the token's User principal: its user name, or
+// "token:<accessor>" for a token created without one (which no policy names
+// by accident, so such a token is denied everything by default).
+func (t *Token) PrincipalUser() string {
+	if t.User != "" {
+		return t.User
+	}
+	return "token:" + t.Accessor
+}
+
+// Expired reports whether t has expired at now.
+func (t *Token) Expired(now time.Time) bool {
+	return !t.ExpireTime.IsZero() && !now.Before(t.ExpireTime)
+}
+
+// TTL returns the remaining lifetime at now (0 if it never expires).
+func (t *Token) TTL(now time.Time) time.Duration {
+	if t.ExpireTime.IsZero() {
+		return 0
+	}
+	if d := t.ExpireTime.Sub(now); d > 0 {
+		return d
+	}
+	return 0
+}
+
+// Service manages tokens. Safe for concurrent use.
+type Service struct {
+	st   Storage
+	now  func() time.Time
+	rand io.Reader
+
+	mu    sync.RWMutex
+	key   []byte                  // HMAC key, loaded lazily after unseal
+	cache map[string]cachedRecord // accessor → decoded record at a version
+}
+
+type cachedRecord struct {
+	version uint64
+	tok     *Token
+}
+
+// New returns a Service over st. now and rnd may be nil (time.Now, crypto/rand).
+func New(st Storage, now func() time.Time, rnd io.Reader) *Service {
+	if now == nil {
+		now = time.Now
+	}
+	if rnd == nil {
+		rnd = rand.Reader
+	}
+	return &Service{st: st, now: now, rand: rnd, cache: make(map[string]cachedRecord)}
+}
+
+// Forget drops the HMAC key and cached records (called when Warden seals).
+func (s *Service) Forget() {
+	s.mu.Lock()
+	clear(s.key)
+	s.key = nil
+	s.cache = make(map[string]cachedRecord)
+	s.mu.Unlock()
+}
+
+// Encrypter encrypts a value for a storage key (core passes its keyring at init).
+type Encrypter interface {
+	Encrypt(aad string, plaintext []byte) ([]byte, error)
+}
+
+// Bootstrap makes the ops that init commits: the token HMAC key and the root
+// token. It returns the root token to hand to the operator once.
+func (s *Service) Bootstrap(enc Encrypter) ([]store.Op, Secret, error) {
+	key := make([]byte, 32)
+	if _, err := io.ReadFull(s.rand, key); err != nil {
+		return nil, "", fmt.Errorf("identity: token key: %w", err)
+	}
+	defer clear(key)
+	secret, raw, err := s.newSecret()
+	if err != nil {
+		return nil, "", err
+	}
+	sum := mac(key, raw)
+	tok := &Token{Accessor: accessorOf(sum), DisplayName: "root", Policies: []string{"root"},
+		Root: true, CreatedTime: s.now().UTC(), Hash: sum}
+	rec, err := json.Marshal(tok)
+	if err != nil {
+		return nil, "", err
+	}
+	ekey, err := enc.Encrypt(keyHMAC, key)
+	if err != nil {
+		return nil, "", err
+	}
+	erec, err := enc.Encrypt(prefixToken+tok.Accessor, rec)
+	if err != nil {
+		return nil, "", err
+	}
+	return []store.Op{
+		{Type: store.OpPut, Key: keyHMAC, Value: ekey},
+		{Type: store.OpPut, Key: prefixToken + tok.Accessor, Value: erec},
+	}, secret, nil
+}
+
+func (s *Service) newSecret() (Secret, []byte, error) {
+	raw := make([]byte, tokenRawLen)
+	if _, err := io.ReadFull(s.rand, raw); err != nil {
+		return "", nil, fmt.Errorf("identity: token: %w", err)
+	}
+	return Secret(tokenPrefix + base64.RawURLEncoding.EncodeToString(raw)), []byte(tokenPrefix + base64.RawURLEncoding.EncodeToString(raw)), nil
+}
+
+func mac(key, token []byte) []byte {
+	m := hmac.New(sha256.New, key)
+	m.Write(token)
+	return m.Sum(nil)
+}
+
+func accessorOf(sum []byte) string { return hex.EncodeToString(sum[:16]) }
+
+func (s *Service) hmacKey() ([]byte, error) {
+	s.mu.RLock()
+	k := s.key
+	s.mu.RUnlock()
+	if k != nil {
+		return k, nil
+	}
+	e, err := s.st.GetStale(keyHMAC)
+	if err != nil {
+		return nil, err
+	}
+	s.mu.Lock()
+	if s.key == nil {
+		s.key = e.Value
+	}
+	k = s.key
+	s.mu.Unlock()
+	return k, nil
+}
+
+var errBadToken = errs.E(errs.Unauthenticated, "invalid token: unknown, revoked or malformed")
+
+// wellFormed checks the token's shape without revealing anything about it.
+func wellFormed(tok string) bool {
+	if len(tok) != tokenTextLen || !strings.HasPrefix(tok, tokenPrefix) {
+		return false
+	}
+	for i := len(tokenPrefix); i < len(tok); i++ {
+		c := tok[i]
+		if !(c >= 'A' && c <= 'Z' || c >= 'a' && c <= 'z' || c >= '0' && c <= '9' || c == '-' || c == '_') {
+			return false
+		}
+	}
+	return true
+}
+
+// Authenticate returns the live token record for tok. It reads this node's
+// local state (on the leader that includes every acknowledged revocation) and
+// caches decoded records by store version. Errors: errs.Unauthenticated for a
+// malformed, unknown, revoked or expired token; errs.Unavailable when sealed.
+func (s *Service) Authenticate(tok string) (*Token, error) {
+	if !wellFormed(tok) {
+		return nil, errBadToken
+	}
+	key, err := s.hmacKey()
+	if err != nil {
+		return nil, err
+	}
+	sum := mac(key, []byte(tok))
+	t, err := s.record(accessorOf(sum))
+	if err != nil {
+		if errs.Is(err, errs.NotFound) {
+			return nil, errBadToken
+		}
+		return nil, err
+	}
+	if subtle.ConstantTimeCompare(sum, t.Hash) != 1 {
+		return nil, errBadToken
+	}
+	if t.Expired(s.now()) {
+		return nil, errs.E(errs.Unauthenticated, "token expired at %s", t.ExpireTime.UTC().Format(time.RFC3339))
+	}
+	return t, nil
+}
+
+// record reads and decodes a token record from local state, via the cache.
+func (s *Service) record(accessor string) (*Token, error) {
+	e, err := s.st.GetStale(prefixToken + accessor)
+	if err != nil {
+		return nil, err
+	}
+	s.mu.RLock()
+	c, ok := s.cache[accessor]
+	s.mu.RUnlock()
+	if ok && c.version == e.Version {
+		return c.tok, nil
+	}
+	t := new(Token)
+	if err := json.Unmarshal(e.Value, t); err != nil {
+		return nil, fmt.Errorf("identity: decode token record: %w", err)
+	}
+	t.version = e.Version
+	s.mu.Lock()
+	if len(s.cache) > 100_000 {
+		s.cache = make(map[string]cachedRecord)
+	}
+	s.cache[accessor] = cachedRecord{version: e.Version, tok: t}
+	s.mu.Unlock()
+	return t, nil
+}
+
+// CreateRequest describes a child token.
+type CreateRequest struct {
+	TTL         time.Duration // 0: DefaultTTL; capped at the parent's remaining TTL
+	DisplayName string
+	// User and Groups name the new token's principal. Empty User: the child
+	// inherits the parent's user and groups (Groups must then be empty).
+	User   string
+	Groups []string
+}
+
+// MaxGroups bounds the groups of one token.
+const MaxGroups = 64
+
+func validName(field, s string) error {
+	if s == "" || len(s) > 128 {
+		return errs.E(errs.Invalid, "%s: must be 1 to 128 characters", field)
+	}
+	for i, c := range []byte(s) {
+		if !(c >= 'a' && c <= 'z' || c >= '0' && c <= '9' || c == '-' || c == '_' || c == '.' || c == '@') {
+			return errs.E(errs.Invalid, "%s: %q: character %q at position %d is not allowed (use a-z 0-9 - _ . @)", field, s, rune(c), i+1)
+		}
+	}
+	return nil
+}
+
+// Create makes a child token of parent. The child never outlives its parent.
+// The transaction requires the parent to be unchanged and bumps the parent's
+// generation key, so a concurrent revocation of the parent either sees the
+// child or makes this create fail.
+func (s *Service) Create(ctx context.Context, parent *Token, req CreateRequest) (Secret, *Token, error) {
+	if req.TTL < 0 {
+		return "", nil, errs.E(errs.Invalid, "ttl: must not be negative")
+	}
+	if len(req.DisplayName) > MaxDisplayName {
+		return "", nil, errs.E(errs.Invalid, "display_name: longer than %d bytes", MaxDisplayName)
+	}
+	for _, r := range req.DisplayName {
+		if r < 0x20 || r == 0x7f {
+			return "", nil, errs.E(errs.Invalid, "display_name: control characters are not allowed")
+		}
+	}
+	user, groups := req.User, req.Groups
+	if user == "" {
+		if len(groups) > 0 {
+			return "", nil, errs.E(errs.Invalid, "group: needs user")
+		}
+		user, groups = parent.User, parent.Groups
+	} else {
+		if err := validName("user", user); err != nil {
+			return "", nil, err
+		}
+		if len(groups) > MaxGroups {
+			return "", nil, errs.E(errs.Invalid, "group: at most %d groups", MaxGroups)
+		}
+		for _, g := range groups {
+			if err := validName("group", g); err != nil {
+				return "", nil, err
+			}
+		}
+	}
+	now := s.now().UTC()
+	ttl := req.TTL
+	if ttl == 0 {
+		ttl = DefaultTTL
+	}
+	expire := now.Add(ttl)
+	if !parent.ExpireTime.IsZero() && expire.After(parent.ExpireTime) {
+		expire = parent.ExpireTime
+	}
+	if !expire.After(now) {
+		return "", nil, errs.E(errs.Invalid, "ttl: the parent token expires too soon to create a child")
+	}
+	key, err := s.hmacKey()
+	if err != nil {
+		return "", nil, err
+	}
+	secret, raw, err := s.newSecret()
+	if err != nil {
+		return "", nil, err
+	}
+	sum := mac(key, raw)
+	clear(raw)
+	child := &Token{Accessor: accessorOf(sum), DisplayName: req.DisplayName, Policies: []string{},
+		ParentAccessor: parent.Accessor, User: user, Groups: groups, CreatedTime: now, ExpireTime: expire, Hash: sum}
+	rec, err := json.Marshal(child)
+	if err != nil {
+		return "", nil, err
+	}
+	genKey := prefixGen + parent.Accessor
+	for attempt := 0; ; attempt++ {
+		gen, err := s.version(ctx, genKey, attempt > 0)
+		if err != nil {
+			return "", nil, err
+		}
+		idx, err := s.st.Txn(ctx, store.Txn{
+			Conds: []store.Cond{
+				{Key: prefixToken + parent.Accessor, Version: parent.version},
+				{Key: genKey, Version: gen},
+				{Key: prefixToken + child.Accessor, Version: 0},
+			},
+			Ops: []store.Op{
+				{Type: store.OpPut, Key: prefixToken + child.Accessor, Value: rec},
+				{Type: store.OpPut, Key: prefixChild + parent.Accessor + "/" + child.Accessor, Value: nil},
+				{Type: store.OpPut, Key: genKey, Value: nil},
+			},
+		})
+		if err == nil {
+			child.version = idx
+			return secret, child, nil
+		}
+		var ce *store.ConflictError
+		if errors.As(err, &ce) && ce.Key == genKey && attempt < maxRetries {
+			continue
+		}
+		if errors.As(err, &ce) && ce.Key == prefixToken+parent.Accessor {
+			return "", nil, errs.E(errs.Unauthenticated, "the calling token was revoked")
+		}
+		return "", nil, err
+	}
+}
+
+// version returns the current version of key (0 if absent); linearizable
+// when fresh is set.
+func (s *Service) version(ctx context.Context, key string, fresh bool) (uint64, error) {
+	var e store.Entry
+	var err error
+	if fresh {
+		e, err = s.st.Get(ctx, key)
+	} else {
+		e, err = s.st.GetStale(key)
+	}
+	if errs.Is(err, errs.NotFound) {
+		return 0, nil
+	}
+	if err != nil {
+		return 0, err
+	}
+	return e.Version, nil
+}
+
+// LookupToken returns the record of a token given in clear (expired ones too,
+// so an operator can see why it fails). errs.NotFound if unknown.
+func (s *Service) LookupToken(tok string) (*Token, error) {
+	if !wellFormed(tok) {
+		return nil, errs.E(errs.NotFound, "token not found")
+	}
+	key, err := s.hmacKey()
+	if err != nil {
+		return nil, err
+	}
+	sum := mac(key, []byte(tok))
+	t, err := s.LookupAccessor(accessorOf(sum))
+	if err != nil {
+		return nil, err
+	}
+	if subtle.ConstantTimeCompare(sum, t.Hash) != 1 {
+		return nil, errs.E(errs.NotFound, "token not found")
+	}
+	return t, nil
+}
+
+// LookupAccessor returns the record with this accessor. errs.NotFound if unknown.
+func (s *Service) LookupAccessor(accessor string) (*Token, error) {
+	if len(accessor) != 32 || strings.Trim(accessor, "0123456789abcdef") != "" {
+		return nil, errs.E(errs.Invalid, "accessor: must be 32 lowercase hex characters")
+	}
+	t, err := s.record(accessor)
+	if errs.Is(err, errs.NotFound) {
+		return nil, errs.E(errs.NotFound, "token not found")
+	}
+	return t, err
+}
+
+// Revoke revokes the token with this accessor and all its descendants in one
+// transaction, conditioned on every record and generation key it read, so a
+// child created concurrently is never left behind. Root tokens cannot be
+// revoked (there is no way yet to make a new one).
+func (s *Service) Revoke(ctx context.Context, accessor string) error {
+	t, err := s.LookupAccessor(accessor)
+	if err != nil {
+		return err
+	}
+	if t.Root {
+		return errs.E(errs.Invalid, "token: a root token cannot be revoked")
+	}
+	for attempt := 0; ; attempt++ {
+		txn, err := s.revokeTxn(ctx, accessor)
+		if err != nil {
+			return err
+		}
+		_, err = s.st.Txn(ctx, txn)
+		if err == nil {
+			return nil
+		}
+		if errs.Is(err, errs.Conflict) && attempt < maxRetries {
+			continue
+		}
+		return err
+	}
+}
+
+func (s *Service) revokeTxn(ctx context.Context, accessor string) (store.Txn, error) {
+	var txn store.Txn
+	queue := []string{accessor}
+	seen := map[string]bool{}
+	for len(queue) > 0 {
+		acc := queue[0]
+		queue = queue[1:]
+		if seen[acc] {
+			continue
+		}
+		seen[acc] = true
+		recV, err := s.version(ctx, prefixToken+acc, true)
+		if err != nil {
+			return txn, err
+		}
+		genV, err := s.version(ctx, prefixGen+acc, true)
+		if err != nil {
+			return txn, err
+		}
+		if recV == 0 && acc == accessor {
+			return txn, errs.E(errs.NotFound, "token not found")
+		}
+		txn.Conds = append(txn.Conds,
+			store.Cond{Key: prefixToken + acc, Version: recV},
+			store.Cond{Key: prefixGen + acc, Version: genV})
+		txn.Ops = append(txn.Ops,
+			store.Op{Type: store.OpDelete, Key: prefixToken + acc},
+			store.Op{Type: store.OpDelete, Key: prefixGen + acc})
+		kids, err := s.st.ListKeys(ctx, prefixChild+acc+"/", 0)
+		if err != nil {
+			return txn, err
+		}
+		for _, k := range kids {
+			txn.Ops = append(txn.Ops, store.Op{Type: store.OpDelete, Key: k.Key})
+			queue = append(queue, strings.TrimPrefix(k.Key, prefixChild+acc+"/"))
+		}
+		if len(txn.Ops) > store.MaxTxnOps-8 {
+			return txn, errs.E(errs.Invalid, "token: too many descendants to revoke in one step (%d)", len(seen))
+		}
+	}
+	// Also drop the parent's index entry pointing at the revoked token.
+	if t, err := s.record(accessor); err == nil && t.ParentAccessor != "" {
+		txn.Ops = append(txn.Ops, store.Op{Type: store.OpDelete, Key: prefixChild + t.ParentAccessor + "/" + accessor})
+	}
+	return txn, nil
+}

@@ -1,0 +1,432 @@
+// Package policy keeps Cedar policy stores in Warden's encrypted, replicated
+// storage and answers authorization questions with them.
+//
+// A policy store is a named, versioned set of named policy documents, with an
+// optional Cedar schema and stored entities. Every change to a store touches
+// the store's generation key in the same transaction; the generation key's
+// version is the store version, and the compiled, indexed policy set is
+// cached per store version (internal/authz does the parsing, indexing and
+// evaluation). Every policy is parsed, and checked against the store's schema
+// if it has one, before anything is written: an invalid policy changes
+// nothing, so the previous version stays in force.
+//
+// The store named "warden" governs Warden's own API; it always exists and
+// starts empty, so only the root token can act until policies are written.
+//
+// policy knows nothing about HTTP or Raft.
+package policy
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"sort"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/warden-sec/warden/internal/authz"
+	"github.com/warden-sec/warden/internal/errs"
+	"github.com/warden-sec/warden/internal/store"
+)
+
+// Storage is the encrypted view (core.Core implements it).
+type Storage interface {
+	Get(ctx context.Context, key string) (store.Entry, error)
+	GetStale(key string) (store.Entry, error)
+	List(ctx context.Context, prefix string, limit int) ([]store.Entry, error)
+	ListKeys(ctx context.Context, prefix string, limit int) ([]store.Entry, error)
+	Txn(ctx context.Context, t store.Txn) (uint64, error)
+}
+
+// WardenStore is the policy store that governs Warden's own API.
+const WardenStore = "warden"
+
+const (
+	prefixStore    = "authz/store/"    // + store → storeRecord
+	prefixGen      = "authz/gen/"      // + store → empty, touched on every change
+	prefixPolicy   = "authz/policy/"   // + store + "/" + name → policyRecord
+	prefixSchema   = "authz/schema/"   // + store → schema text
+	prefixEntities = "authz/entities/" // + store → entities JSON
+	maxStoreName   = 63
+	maxRetries     = 16
+)
+
+type storeRecord struct {
+	Name        string    `json:"name"`
+	CreatedTime time.Time `json:"created_time"`
+}
+
+// Policy is a stored policy document.
+type Policy struct {
+	Store       string    `json:"store"`
+	Name        string    `json:"name"`
+	Text        string    `json:"policy"`
+	CreatedTime time.Time `json:"created_time"`
+	UpdatedTime time.Time `json:"updated_time"`
+	Version     uint64    `json:"version"`
+}
+
+// Service manages policy stores. Safe for concurrent use.
+type Service struct {
+	st    Storage
+	now   func() time.Time
+	cache authz.Cache
+
+	mu       sync.Mutex
+	entities map[string]cachedEntities
+}
+
+type cachedEntities struct {
+	version uint64
+	es      authz.Entities
+}
+
+// New returns a Service over st; now may be nil.
+func New(st Storage, now func() time.Time) *Service {
+	if now == nil {
+		now = time.Now
+	}
+	return &Service{st: st, now: now, entities: map[string]cachedEntities{}}
+}
+
+// ValidateStoreName: 1..63 of a-z, 0-9, '-', '_', starting with a letter.
+func ValidateStoreName(name string) error {
+	if name == "" || len(name) > maxStoreName {
+		return errs.E(errs.Invalid, "store: name must be 1 to %d characters", maxStoreName)
+	}
+	for i, c := range []byte(name) {
+		ok := c >= 'a' && c <= 'z' || i > 0 && (c >= '0' && c <= '9' || c == '-' || c == '_')
+		if !ok {
+			return errs.E(errs.Invalid, "store: name %q: character %q at position %d is not allowed (a-z first, then a-z 0-9 - _)", name, rune(c), i+1)
+		}
+	}
+	return nil
+}
+
+func version(ctx context.Context, st Storage, key string) (uint64, error) {
+	e, err := st.Get(ctx, key)
+	if errs.Is(err, errs.NotFound) {
+		return 0, nil
+	}
+	return e.Version, err
+}
+
+// exists reports whether a store exists ("warden" always does).
+func (s *Service) exists(ctx context.Context, name string) error {
+	if err := ValidateStoreName(name); err != nil {
+		return err
+	}
+	if name == WardenStore {
+		return nil
+	}
+	if _, err := s.st.Get(ctx, prefixStore+name); err != nil {
+		if errs.Is(err, errs.NotFound) {
+			return errs.E(errs.NotFound, "policy store %q not found", name)
+		}
+		return err
+	}
+	return nil
+}
+
+// CreateStore creates an empty store. errs.Conflict if it exists.
+func (s *Service) CreateStore(ctx context.Context, name string) error {
+	if err := ValidateStoreName(name); err != nil {
+		return err
+	}
+	if name == WardenStore {
+		return errs.E(errs.Conflict, "policy store %q already exists", name)
+	}
+	rec, _ := json.Marshal(storeRecord{Name: name, CreatedTime: s.now().UTC()})
+	_, err := s.st.Txn(ctx, store.Txn{
+		Conds: []store.Cond{{Key: prefixStore + name, Version: 0}},
+		Ops: []store.Op{{Type: store.OpPut, Key: prefixStore + name, Value: rec},
+			{Type: store.OpPut, Key: prefixGen + name}},
+	})
+	if errs.Is(err, errs.Conflict) {
+		return errs.E(errs.Conflict, "policy store %q already exists", name)
+	}
+	return err
+}
+
+// ListStores returns the store names, sorted, "warden" included.
+func (s *Service) ListStores(ctx context.Context) ([]string, error) {
+	es, err := s.st.ListKeys(ctx, prefixStore, 0)
+	if err != nil {
+		return nil, err
+	}
+	out := []string{WardenStore}
+	for _, e := range es {
+		out = append(out, strings.TrimPrefix(e.Key, prefixStore))
+	}
+	sort.Strings(out)
+	return out, nil
+}
+
+// DeleteStore deletes a store with its policies, schema and entities.
+func (s *Service) DeleteStore(ctx context.Context, name string) error {
+	if name == WardenStore {
+		return errs.E(errs.Invalid, "store: the %q store cannot be deleted", WardenStore)
+	}
+	if err := s.exists(ctx, name); err != nil {
+		return err
+	}
+	for attempt := 0; ; attempt++ {
+		gen, err := version(ctx, s.st, prefixGen+name)
+		if err != nil {
+			return err
+		}
+		ops := []store.Op{{Type: store.OpDelete, Key: prefixStore + name}, {Type: store.OpDelete, Key: prefixGen + name},
+			{Type: store.OpDelete, Key: prefixSchema + name}, {Type: store.OpDelete, Key: prefixEntities + name}}
+		ps, err := s.st.ListKeys(ctx, prefixPolicy+name+"/", 0)
+		if err != nil {
+			return err
+		}
+		for _, p := range ps {
+			ops = append(ops, store.Op{Type: store.OpDelete, Key: p.Key})
+		}
+		_, err = s.st.Txn(ctx, store.Txn{Conds: []store.Cond{{Key: prefixGen + name, Version: gen}}, Ops: ops})
+		if errs.Is(err, errs.Conflict) && attempt < maxRetries {
+			continue
+		}
+		if err == nil {
+			s.cache.Forget(name)
+		}
+		return err
+	}
+}
+
+// change commits ops to a store together with a touch of its generation key,
+// conditioned on the generation read before validation, so validation and
+// commit see the same store.
+func (s *Service) change(ctx context.Context, name string, gen uint64, ops []store.Op) (uint64, error) {
+	ops = append(ops, store.Op{Type: store.OpPut, Key: prefixGen + name})
+	idx, err := s.st.Txn(ctx, store.Txn{Conds: []store.Cond{{Key: prefixGen + name, Version: gen}}, Ops: ops})
+	if errs.Is(err, errs.Conflict) {
+		return 0, errs.E(errs.Conflict, "policy store %q changed concurrently; retry", name)
+	}
+	return idx, err
+}
+
+// load reads a store's policies and schema (linearizably) with its generation.
+func (s *Service) load(ctx context.Context, name string) (map[string]string, string, uint64, error) {
+	gen, err := version(ctx, s.st, prefixGen+name)
+	if err != nil {
+		return nil, "", 0, err
+	}
+	es, err := s.st.List(ctx, prefixPolicy+name+"/", 0)
+	if err != nil {
+		return nil, "", 0, err
+	}
+	pols := make(map[string]string, len(es))
+	for _, e := range es {
+		var p Policy
+		if err := json.Unmarshal(e.Value, &p); err != nil {
+			return nil, "", 0, fmt.Errorf("policy: decode %s: %w", e.Key, err)
+		}
+		pols[p.Name] = p.Text
+	}
+	schema := ""
+	if e, err := s.st.Get(ctx, prefixSchema+name); err == nil {
+		schema = string(e.Value)
+	} else if !errs.Is(err, errs.NotFound) {
+		return nil, "", 0, err
+	}
+	return pols, schema, gen, nil
+}
+
+func invalid(err error) error {
+	if errors.Is(err, authz.ErrInvalid) {
+		return errs.Wrap(errs.Invalid, err, "%s", err.Error())
+	}
+	return err
+}
+
+// WritePolicy parses and checks text, then stores it as policy name. An
+// invalid policy is refused with "NAME:LINE:COL: message" and nothing
+// changes.
+func (s *Service) WritePolicy(ctx context.Context, storeName, name, text string) (*Policy, error) {
+	if err := s.exists(ctx, storeName); err != nil {
+		return nil, err
+	}
+	if err := authz.ValidatePolicy(name, text); err != nil {
+		return nil, invalid(err)
+	}
+	pols, schema, gen, err := s.load(ctx, storeName)
+	if err != nil {
+		return nil, err
+	}
+	pols[name] = text
+	if _, err := authz.Compile(pols, schema); err != nil {
+		return nil, invalid(err)
+	}
+	now := s.now().UTC()
+	p := &Policy{Store: storeName, Name: name, Text: text, CreatedTime: now, UpdatedTime: now}
+	if old, err := s.st.Get(ctx, prefixPolicy+storeName+"/"+name); err == nil {
+		var o Policy
+		if json.Unmarshal(old.Value, &o) == nil {
+			p.CreatedTime = o.CreatedTime
+		}
+	}
+	rec, _ := json.Marshal(p)
+	idx, err := s.change(ctx, storeName, gen, []store.Op{{Type: store.OpPut, Key: prefixPolicy + storeName + "/" + name, Value: rec}})
+	if err != nil {
+		return nil, err
+	}
+	p.Version = idx
+	return p, nil
+}
+
+// ReadPolicy returns a policy. errs.NotFound if absent.
+func (s *Service) ReadPolicy(ctx context.Context, storeName, name string) (*Policy, error) {
+	if err := s.exists(ctx, storeName); err != nil {
+		return nil, err
+	}
+	e, err := s.st.Get(ctx, prefixPolicy+storeName+"/"+name)
+	if errs.Is(err, errs.NotFound) {
+		return nil, errs.E(errs.NotFound, "policy %q not found in store %q", name, storeName)
+	}
+	if err != nil {
+		return nil, err
+	}
+	var p Policy
+	if err := json.Unmarshal(e.Value, &p); err != nil {
+		return nil, fmt.Errorf("policy: decode: %w", err)
+	}
+	p.Version = e.Version
+	return &p, nil
+}
+
+// ListPolicies returns the policy names of a store, sorted.
+func (s *Service) ListPolicies(ctx context.Context, storeName string) ([]string, error) {
+	if err := s.exists(ctx, storeName); err != nil {
+		return nil, err
+	}
+	es, err := s.st.ListKeys(ctx, prefixPolicy+storeName+"/", 0)
+	if err != nil {
+		return nil, err
+	}
+	out := make([]string, 0, len(es))
+	for _, e := range es {
+		out = append(out, strings.TrimPrefix(e.Key, prefixPolicy+storeName+"/"))
+	}
+	return out, nil
+}
+
+// DeletePolicy removes a policy. errs.NotFound if absent.
+func (s *Service) DeletePolicy(ctx context.Context, storeName, name string) error {
+	if _, err := s.ReadPolicy(ctx, storeName, name); err != nil {
+		return err
+	}
+	gen, err := version(ctx, s.st, prefixGen+storeName)
+	if err != nil {
+		return err
+	}
+	_, err = s.change(ctx, storeName, gen, []store.Op{{Type: store.OpDelete, Key: prefixPolicy + storeName + "/" + name}})
+	return err
+}
+
+// WriteSchema sets (or, with empty text, removes) a store's schema. Every
+// existing policy must validate against it.
+func (s *Service) WriteSchema(ctx context.Context, storeName, text string) error {
+	if err := s.exists(ctx, storeName); err != nil {
+		return err
+	}
+	pols, _, gen, err := s.load(ctx, storeName)
+	if err != nil {
+		return err
+	}
+	if _, err := authz.Compile(pols, text); err != nil {
+		return invalid(err)
+	}
+	op := store.Op{Type: store.OpPut, Key: prefixSchema + storeName, Value: []byte(text)}
+	if text == "" {
+		op = store.Op{Type: store.OpDelete, Key: prefixSchema + storeName}
+	}
+	_, err = s.change(ctx, storeName, gen, []store.Op{op})
+	return err
+}
+
+// WriteEntities replaces a store's entities (Cedar JSON entity format).
+func (s *Service) WriteEntities(ctx context.Context, storeName string, data []byte) (int, error) {
+	if err := s.exists(ctx, storeName); err != nil {
+		return 0, err
+	}
+	es, err := authz.ParseEntities(data)
+	if err != nil {
+		return 0, invalid(err)
+	}
+	canon, err := json.Marshal(es)
+	if err != nil {
+		return 0, err
+	}
+	gen, err := version(ctx, s.st, prefixGen+storeName)
+	if err != nil {
+		return 0, err
+	}
+	_, err = s.change(ctx, storeName, gen, []store.Op{{Type: store.OpPut, Key: prefixEntities + storeName, Value: canon}})
+	return es.Len(), err
+}
+
+// Compiled returns the compiled policy set and stored entities of a store,
+// from cache while the store's version is unchanged. It reads local state:
+// on the leader that includes every acknowledged policy change.
+func (s *Service) Compiled(ctx context.Context, storeName string) (*authz.PolicySet, authz.Entities, error) {
+	var gen uint64
+	if e, err := s.st.GetStale(prefixGen + storeName); err == nil {
+		gen = e.Version
+	} else if !errs.Is(err, errs.NotFound) {
+		return nil, authz.Entities{}, err
+	} else if storeName != WardenStore {
+		return nil, authz.Entities{}, errs.E(errs.NotFound, "policy store %q not found", storeName)
+	}
+	ps, err := s.cache.Get(storeName, gen, func() (*authz.PolicySet, error) {
+		pols, schema, _, err := s.load(ctx, storeName)
+		if err != nil {
+			return nil, err
+		}
+		return authz.Compile(pols, schema)
+	})
+	if err != nil {
+		return nil, authz.Entities{}, err
+	}
+	s.mu.Lock()
+	ce, ok := s.entities[storeName]
+	s.mu.Unlock()
+	if ok && ce.version == gen {
+		return ps, ce.es, nil
+	}
+	var es authz.Entities
+	if e, err := s.st.GetStale(prefixEntities + storeName); err == nil {
+		if es, err = authz.ParseEntities(e.Value); err != nil {
+			return nil, authz.Entities{}, fmt.Errorf("policy: stored entities of %q: %w", storeName, err)
+		}
+	} else if !errs.Is(err, errs.NotFound) {
+		return nil, authz.Entities{}, err
+	}
+	s.mu.Lock()
+	s.entities[storeName] = cachedEntities{version: gen, es: es}
+	s.mu.Unlock()
+	return ps, es, nil
+}
+
+// Check answers a request against a store, with the store's entities
+// overridden by the request's.
+func (s *Service) Check(ctx context.Context, storeName string, req authz.CheckRequest) (authz.Decision, error) {
+	if err := ValidateStoreName(storeName); err != nil {
+		return authz.Decision{}, err
+	}
+	ps, es, err := s.Compiled(ctx, storeName)
+	if err != nil {
+		return authz.Decision{}, err
+	}
+	return ps.Authorize(req.Request, es.With(req.Entities)), nil
+}
+
+// Forget drops cached sets (called on seal).
+func (s *Service) Forget() {
+	s.mu.Lock()
+	s.entities = map[string]cachedEntities{}
+	s.mu.Unlock()
+}

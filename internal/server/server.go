@@ -1,0 +1,200 @@
+// Package server assembles a Warden server: data directory, TLS, the
+// replicated store, the barrier, the services and the HTTP API, and runs it.
+// It is the one place that wires packages together; it holds no domain logic.
+package server
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+
+	"github.com/warden-sec/warden/internal/api"
+	"github.com/warden-sec/warden/internal/core"
+	"github.com/warden-sec/warden/internal/identity"
+	"github.com/warden-sec/warden/internal/policy"
+	"github.com/warden-sec/warden/internal/secrets"
+	"github.com/warden-sec/warden/internal/store"
+)
+
+// Config configures a server.
+type Config struct {
+	DataDir string
+	Listen  string // host:port; port 0 picks a free port
+	TLSCert string // optional; with TLSKey, replaces the bootstrap certificate
+	TLSKey  string
+	Logger  *slog.Logger
+
+	RateLimit       float64 // per client requests/s; 0: default; <0: off
+	MaxRequestBytes int64
+	Now             func() time.Time // clock for token expiry and timestamps; default time.Now
+}
+
+// Server is a running Warden server.
+type Server struct {
+	cfg    Config
+	log    *slog.Logger
+	st     *store.Store
+	core   *core.Core
+	tokens *identity.Service
+	api    *api.Server
+	http   *http.Server
+	ln     net.Listener
+	caFile string
+	done   chan error
+}
+
+// New opens the data dir and the store, and prepares the API. It does not
+// listen yet; call Start.
+func New(cfg Config) (*Server, error) {
+	if cfg.DataDir == "" {
+		return nil, errors.New("server: --data-dir is required")
+	}
+	if cfg.Listen == "" {
+		cfg.Listen = "127.0.0.1:8200"
+	}
+	log := cfg.Logger
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {
+		return nil, fmt.Errorf("server: data dir: %w", err)
+	}
+	s := &Server{cfg: cfg, log: log, done: make(chan error, 1)}
+
+	certFile, keyFile := cfg.TLSCert, cfg.TLSKey
+	if (certFile == "") != (keyFile == "") {
+		return nil, errors.New("server: --tls-cert and --tls-key go together")
+	}
+	if certFile == "" {
+		var created bool
+		var err error
+		certFile, keyFile, s.caFile, created, err = bootstrapTLS(filepath.Join(cfg.DataDir, "tls"), time.Now())
+		if err != nil {
+			return nil, fmt.Errorf("server: bootstrap TLS: %w", err)
+		}
+		if created {
+			log.Info("created bootstrap TLS certificate", "ca_cert", s.caFile)
+		}
+	}
+	tlsCfg, err := tlsConfig(certFile, keyFile)
+	if err != nil {
+		return nil, err
+	}
+
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	applyLatency := prometheus.NewHistogram(prometheus.HistogramOpts{
+		Name: "warden_raft_apply_duration_seconds", Help: "Latency of Raft applies (one transaction).",
+		Buckets: []float64{.0005, .001, .0025, .005, .01, .025, .05, .1, .25, .5, 1},
+	})
+	reg.MustRegister(applyLatency)
+
+	s.st, err = store.Open(store.Config{
+		Dir:           filepath.Join(cfg.DataDir, "store"),
+		Logger:        log,
+		ApplyObserver: func(d time.Duration) { applyLatency.Observe(d.Seconds()) },
+	})
+	if err != nil {
+		return nil, fmt.Errorf("server: open store: %w", err)
+	}
+	s.core = core.New(core.Config{Store: s.st, Now: cfg.Now})
+	s.tokens = identity.New(s.core, cfg.Now, nil)
+	s.core.OnSeal(s.tokens.Forget)
+	kv := secrets.New(s.core, cfg.Now)
+	pol := policy.New(s.core, cfg.Now)
+	s.core.OnSeal(pol.Forget)
+	s.api = api.New(api.Config{
+		Core: s.core, Tokens: s.tokens, KV: kv, Policies: pol, Logger: log,
+		Metrics: reg, Gather: reg,
+		RateLimit: cfg.RateLimit, MaxRequestBytes: cfg.MaxRequestBytes, Now: cfg.Now,
+	})
+	s.http = &http.Server{
+		Handler:           s.api,
+		TLSConfig:         tlsCfg,
+		ReadHeaderTimeout: 10 * time.Second,
+		ReadTimeout:       30 * time.Second,
+		WriteTimeout:      30 * time.Second,
+		IdleTimeout:       2 * time.Minute,
+		MaxHeaderBytes:    64 << 10,
+		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelDebug),
+	}
+	return s, nil
+}
+
+// Start listens and serves in the background.
+func (s *Server) Start() error {
+	ln, err := net.Listen("tcp", s.cfg.Listen)
+	if err != nil {
+		return fmt.Errorf("server: listen: %w", err)
+	}
+	s.ln = ln
+	go func() {
+		err := s.http.ServeTLS(ln, "", "")
+		if errors.Is(err, http.ErrServerClosed) {
+			err = nil
+		}
+		s.done <- err
+	}()
+	s.log.Info("listening", "addr", "https://"+ln.Addr().String())
+	return nil
+}
+
+// Addr is the https URL the server listens on.
+func (s *Server) Addr() string { return "https://" + s.ln.Addr().String() }
+
+// CAFile is the bootstrap CA certificate clients should trust ("" when an
+// operator certificate is used).
+func (s *Server) CAFile() string { return s.caFile }
+
+// Core returns the core (for --dev and tests).
+func (s *Server) Core() *core.Core { return s.core }
+
+// Tokens returns the token service (for --dev and tests).
+func (s *Server) Tokens() *identity.Service { return s.tokens }
+
+// API returns the HTTP handler (for tests that walk routes).
+func (s *Server) API() *api.Server { return s.api }
+
+// Store returns the store.
+func (s *Server) Store() *store.Store { return s.st }
+
+// Done reports the serve loop's end.
+func (s *Server) Done() <-chan error { return s.done }
+
+// Close stops serving, seals and closes the store.
+func (s *Server) Close() error {
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	var err error
+	if s.ln != nil {
+		err = s.http.Shutdown(ctx)
+	}
+	s.api.Close()
+	s.core.Seal()
+	return errors.Join(err, s.st.Close())
+}
+
+// DevInit initializes with one share and unseals (for --dev). It returns the
+// unseal key and the root token.
+func (s *Server) DevInit(ctx context.Context) (string, identity.Secret, error) {
+	if err := s.st.WaitLeader(ctx); err != nil {
+		return "", "", err
+	}
+	keys, root, err := api.Initialize(ctx, s.core, s.tokens, 1, 1)
+	if err != nil {
+		return "", "", err
+	}
+	if _, err := s.core.Unseal(ctx, keys[0]); err != nil {
+		return "", "", err
+	}
+	return keys[0], root, nil
+}
