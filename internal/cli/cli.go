@@ -1,0 +1,232 @@
+// Package cli is the warden command-line interface: a cobra command tree
+// built fresh by each call of Main, so tests run it in-process with buffers.
+// Every command that talks to a server does so through pkg/client; this
+// package holds no HTTP code and no package-level state.
+//
+// Exit codes: 0 success, 1 error, 2 usage error. Errors are one line,
+// "Error: <reason>", on stderr. See docs/cli.md.
+package cli
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"strings"
+	"text/tabwriter"
+
+	"github.com/spf13/cobra"
+
+	"github.com/warden-sec/warden/pkg/client"
+)
+
+// Exit codes returned by Main.
+const (
+	ExitOK    = 0
+	ExitError = 1
+	ExitUsage = 2
+)
+
+// Main runs the warden CLI with args (without the program name) and returns
+// the process exit code. Environment variables are read with os.Getenv.
+func Main(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt)
+	defer stop()
+	return run(ctx, args, stdin, stdout, stderr, os.Getenv)
+}
+
+// run is Main with the context and environment injected.
+func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer, getenv func(string) string) int {
+	g := &globals{stdin: stdin, getenv: getenv}
+	root := newRootCmd(g)
+	root.SetArgs(args)
+	root.SetIn(stdin)
+	root.SetOut(stdout)
+	root.SetErr(stderr)
+	err := root.ExecuteContext(ctx)
+	if err == nil {
+		return ExitOK
+	}
+	msg := oneLine(err.Error())
+	for _, secret := range []string{g.token, getenv(client.EnvToken)} {
+		if secret != "" {
+			msg = strings.ReplaceAll(msg, secret, "[redacted]")
+		}
+	}
+	fmt.Fprintf(stderr, "Error: %s\n", msg)
+	var ue *usageError
+	if errors.As(err, &ue) {
+		return ExitUsage
+	}
+	return ExitError
+}
+
+// usageError marks a command-line mistake (exit code 2).
+type usageError struct{ err error }
+
+func (e *usageError) Error() string { return e.err.Error() }
+func (e *usageError) Unwrap() error { return e.err }
+
+func usagef(format string, args ...any) error {
+	return &usageError{fmt.Errorf(format, args...)}
+}
+
+// args wraps a cobra argument validator so that its errors are usage errors.
+func args(v cobra.PositionalArgs) cobra.PositionalArgs {
+	return func(cmd *cobra.Command, a []string) error {
+		if err := v(cmd, a); err != nil {
+			return &usageError{err}
+		}
+		return nil
+	}
+}
+
+func oneLine(s string) string { return strings.Join(strings.Fields(s), " ") }
+
+// globals holds the values of the global flags and the injected environment.
+type globals struct {
+	stdin  io.Reader
+	getenv func(string) string
+
+	address, token, caCert, clientCert, clientKey string
+}
+
+// client builds an API client from the global flags, falling back to the
+// WARDEN_* environment variables for flags not given.
+func (g *globals) client(cmd *cobra.Command) (*client.Client, error) {
+	f := cmd.Flags()
+	pick := func(flag, val, env string) string {
+		if f.Changed(flag) {
+			return val
+		}
+		return g.getenv(env)
+	}
+	cfg := client.Config{
+		Address:        pick("address", g.address, client.EnvAddress),
+		Token:          pick("token", g.token, client.EnvToken),
+		CACertFile:     pick("ca-cert", g.caCert, client.EnvCACert),
+		ClientCertFile: pick("client-cert", g.clientCert, client.EnvClientCert),
+		ClientKeyFile:  pick("client-key", g.clientKey, client.EnvClientKey),
+	}
+	if cfg.Address == "" {
+		cfg.Address = client.DefaultAddress
+	}
+	g.token = cfg.Token // remembered so that Main can scrub it from errors
+	return client.New(cfg)
+}
+
+func newRootCmd(g *globals) *cobra.Command {
+	root := &cobra.Command{
+		Use:           "warden",
+		Short:         "Warden: a secrets server and its command-line client",
+		SilenceUsage:  true,
+		SilenceErrors: true,
+		Args:          args(cobra.NoArgs),
+		RunE:          func(cmd *cobra.Command, _ []string) error { return cmd.Help() },
+	}
+	root.CompletionOptions.DisableDefaultCmd = true
+	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return &usageError{err} })
+	pf := root.PersistentFlags()
+	pf.StringVar(&g.address, "address", "", "server URL (env "+client.EnvAddress+", default "+client.DefaultAddress+")")
+	pf.StringVar(&g.token, "token", "", "token to authenticate with (env "+client.EnvToken+")")
+	pf.StringVar(&g.caCert, "ca-cert", "", "PEM file of the CA to trust instead of the system roots (env "+client.EnvCACert+")")
+	pf.StringVar(&g.clientCert, "client-cert", "", "PEM client certificate for mutual TLS (env "+client.EnvClientCert+")")
+	pf.StringVar(&g.clientKey, "client-key", "", "PEM client key for mutual TLS (env "+client.EnvClientKey+")")
+	root.AddCommand(
+		newStatusCmd(g),
+		newOperatorCmd(g),
+		newTokenCmd(g),
+		newKVCmd(g),
+		newVersionCmd(),
+		newServerCmd(),
+	)
+	return root
+}
+
+// newGroupCmd returns a command that only holds subcommands.
+func newGroupCmd(use, short string, subs ...*cobra.Command) *cobra.Command {
+	cmd := &cobra.Command{
+		Use:   use,
+		Short: short,
+		Args:  args(cobra.NoArgs),
+		RunE:  func(cmd *cobra.Command, _ []string) error { return cmd.Help() },
+	}
+	cmd.AddCommand(subs...)
+	return cmd
+}
+
+// format is the value of --format: "table" or "json".
+type format string
+
+func (f *format) String() string { return string(*f) }
+func (f *format) Type() string   { return "table|json" }
+func (f *format) Set(s string) error {
+	switch s {
+	case "table", "json":
+		*f = format(s)
+		return nil
+	}
+	return fmt.Errorf("must be table or json, got %q", s)
+}
+
+// addFormat adds --format to cmd and returns its value.
+func addFormat(cmd *cobra.Command) *format {
+	f := format("table")
+	cmd.Flags().Var(&f, "format", "output format: table or json")
+	return &f
+}
+
+// row is one key/value line of table output.
+type row struct {
+	key string
+	val any
+}
+
+// output prints v as indented JSON, or rows as an aligned table.
+func output(w io.Writer, f *format, v any, rows []row) error {
+	if *f == "json" {
+		return writeJSON(w, v)
+	}
+	return writeTable(w, rows)
+}
+
+func writeJSON(w io.Writer, v any) error {
+	enc := json.NewEncoder(w)
+	enc.SetIndent("", "  ")
+	return enc.Encode(v)
+}
+
+func writeTable(w io.Writer, rows []row) error {
+	tw := tabwriter.NewWriter(w, 0, 0, 3, ' ', 0)
+	for _, r := range rows {
+		fmt.Fprintf(tw, "%s\t%s\n", cell(r.key), cell(r.val))
+	}
+	return tw.Flush()
+}
+
+// writeTableRaw is writeTable for rows whose values are preformatted,
+// tab-separated cells.
+func writeTableRaw(w io.Writer, rows []row) error {
+	tw := tabwriter.NewWriter(w, 0, 0, 3, ' ', 0)
+	for _, r := range rows {
+		fmt.Fprintf(tw, "%s\t%s\n", r.key, r.val)
+	}
+	return tw.Flush()
+}
+
+// cell renders a value for table output: strings as is (newlines and tabs
+// escaped so that a row stays one row), everything else as JSON.
+func cell(v any) string {
+	s, ok := v.(string)
+	if !ok {
+		b, err := json.Marshal(v)
+		if err != nil {
+			return fmt.Sprint(v)
+		}
+		s = string(b)
+	}
+	return strings.NewReplacer("\n", `\n`, "\t", `\t`, "\r", `\r`).Replace(s)
+}
