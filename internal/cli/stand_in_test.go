@@ -25,6 +25,7 @@ type standIn struct {
 	initialized bool
 	sealed      bool
 	progress    int
+	threshold   int
 	keys        []string
 	root        string
 	tokens      map[string]string // token -> accessor
@@ -80,7 +81,7 @@ func (s *standIn) sealStatus() map[string]any {
 	m := map[string]any{"type": "shamir", "initialized": s.initialized, "sealed": s.sealed,
 		"shares": 0, "threshold": 0, "progress": s.progress, "version": "0.1.0"}
 	if s.initialized {
-		m["shares"], m["threshold"], m["cluster_id"] = len(s.keys), 2, "c-1"
+		m["shares"], m["threshold"], m["cluster_id"] = len(s.keys), s.threshold, "c-1"
 	}
 	return m
 }
@@ -117,7 +118,11 @@ func (s *standIn) serve(w http.ResponseWriter, r *http.Request) {
 			writeErr(w, 400, "already initialized")
 			return
 		}
-		s.initialized, s.root = true, testRoot
+		if in.KeyThreshold < 1 || in.KeyThreshold > in.KeyShares || in.KeyShares > 255 {
+			writeErr(w, 400, "key_threshold: need 1 <= key_threshold <= key_shares <= 255")
+			return
+		}
+		s.initialized, s.root, s.threshold = true, testRoot, in.KeyThreshold
 		s.tokens[testRoot] = "acc-root"
 		for i := range in.KeyShares {
 			s.keys = append(s.keys, fmt.Sprintf("a2V5%d", i))
@@ -138,7 +143,7 @@ func (s *standIn) serve(w http.ResponseWriter, r *http.Request) {
 		} else if !strings.HasPrefix(in.Key, "a2V5") {
 			writeErr(w, 400, "unseal key does not match any share of this server")
 			return
-		} else if s.progress++; s.progress >= 2 {
+		} else if s.progress++; s.progress >= s.threshold {
 			s.sealed, s.progress = false, 0
 		}
 		writeOK(w, 200, s.sealStatus())
