@@ -1,0 +1,135 @@
+package cli
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"os/signal"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/warden-sec/warden/internal/server"
+)
+
+func newServerCmd() *cobra.Command {
+	var (
+		cfg       server.Config
+		dev       bool
+		logLevel  string
+		logFormat string
+	)
+	cmd := &cobra.Command{
+		Use:   "server",
+		Short: "Run the Warden server",
+		Long: `Run the Warden server.
+
+With --data-dir the server keeps its state there and starts sealed: initialize it
+once with "warden operator init", then unseal it with "warden operator unseal" after
+every start. With --dev it uses a new temporary data dir, initializes itself with a
+single unseal key, unseals, and prints the root token: for trying Warden out only.`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			out := cmd.OutOrStdout()
+			logger, err := newLogger(cmd.ErrOrStderr(), logLevel, logFormat, dev)
+			if err != nil {
+				return err
+			}
+			cfg.Logger = logger
+			if dev {
+				if cfg.DataDir != "" {
+					return errors.New("--dev uses a temporary data dir; do not give --data-dir")
+				}
+				dir, err := os.MkdirTemp("", "warden-dev-")
+				if err != nil {
+					return err
+				}
+				defer os.RemoveAll(dir)
+				cfg.DataDir = dir
+			} else if cfg.DataDir == "" {
+				return errors.New("--data-dir is required (or use --dev to try Warden out)")
+			}
+			srv, err := server.New(cfg)
+			if err != nil {
+				return err
+			}
+			defer srv.Close()
+			if err := srv.Start(); err != nil {
+				return err
+			}
+			if dev {
+				ctx, cancel := context.WithTimeout(cmd.Context(), 30*time.Second)
+				key, root, err := srv.DevInit(ctx)
+				cancel()
+				if err != nil {
+					return fmt.Errorf("dev init: %w", err)
+				}
+				fmt.Fprintf(out, `Warden dev server is running, initialized and unsealed.
+Do not use it in production: it has a single unseal key and keeps its data in %s.
+
+Unseal Key: %s
+Root Token: %s
+
+Paste this into your shell:
+
+export WARDEN_ADDR='%s' WARDEN_CACERT='%s' WARDEN_TOKEN='%s'
+
+`, cfg.DataDir, key, root.Reveal(), srv.Addr(), srv.CAFile(), root.Reveal())
+			} else {
+				fmt.Fprintf(out, "Warden server listening on %s\n", srv.Addr())
+				if ca := srv.CAFile(); ca != "" {
+					fmt.Fprintf(out, "TLS CA certificate for clients: %s\n", ca)
+				}
+			}
+			sig := make(chan os.Signal, 1)
+			signal.Notify(sig, os.Interrupt, syscall.SIGTERM)
+			defer signal.Stop(sig)
+			select {
+			case s := <-sig:
+				logger.Info("shutting down", "signal", s.String())
+				return nil
+			case err := <-srv.Done():
+				return err
+			case <-cmd.Context().Done():
+				return nil
+			}
+		},
+	}
+	f := cmd.Flags()
+	f.StringVar(&cfg.DataDir, "data-dir", "", "directory for the server's state")
+	f.StringVar(&cfg.Listen, "listen", "127.0.0.1:8200", "address to serve the HTTPS API on")
+	f.StringVar(&cfg.TLSCert, "tls-cert", "", "TLS certificate (PEM); default: a bootstrap certificate under <data-dir>/tls")
+	f.StringVar(&cfg.TLSKey, "tls-key", "", "TLS private key (PEM) for --tls-cert")
+	f.BoolVar(&dev, "dev", false, "run a throwaway, self-initialized, unsealed server")
+	f.Float64Var(&cfg.RateLimit, "rate-limit", 0, "requests per second per client IP (0: default 20000; negative: off)")
+	f.Int64Var(&cfg.MaxRequestBytes, "max-request-bytes", 0, "largest accepted request body (0: 1 MiB)")
+	f.StringVar(&logLevel, "log-level", "info", "debug, info, warn or error")
+	f.StringVar(&logFormat, "log-format", "", "json or text (default: text with --dev, json otherwise)")
+	return cmd
+}
+
+func newLogger(w io.Writer, level, format string, dev bool) (*slog.Logger, error) {
+	var lv slog.Level
+	if err := lv.UnmarshalText([]byte(level)); err != nil {
+		return nil, fmt.Errorf("--log-level: %q is not one of debug, info, warn, error", level)
+	}
+	if format == "" {
+		format = "json"
+		if dev {
+			format = "text"
+		}
+	}
+	opts := &slog.HandlerOptions{Level: lv}
+	switch strings.ToLower(format) {
+	case "json":
+		return slog.New(slog.NewJSONHandler(w, opts)), nil
+	case "text":
+		return slog.New(slog.NewTextHandler(w, opts)), nil
+	}
+	return nil, fmt.Errorf("--log-format: %q is not json or text", format)
+}

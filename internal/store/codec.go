@@ -1,0 +1,188 @@
+package store
+
+import (
+	"encoding/binary"
+	"errors"
+	"fmt"
+)
+
+// Command kinds: the first byte of every Raft command.
+const (
+	cmdTxn byte = 1
+)
+
+// encodeTxn encodes t as a command:
+//
+//	kind (1) | uvarint #conds | { uvarint len(key) | key | uvarint version }*
+//	         | uvarint #ops   | { type (1) | uvarint len(key) | key | [uvarint len(value) | value] }*
+func encodeTxn(t Txn) []byte {
+	n := 1 + binary.MaxVarintLen64*2
+	for _, c := range t.Conds {
+		n += 2*binary.MaxVarintLen64 + len(c.Key)
+	}
+	for _, op := range t.Ops {
+		n += 1 + 2*binary.MaxVarintLen64 + len(op.Key) + len(op.Value)
+	}
+	b := make([]byte, 0, n)
+	b = append(b, cmdTxn)
+	b = binary.AppendUvarint(b, uint64(len(t.Conds)))
+	for _, c := range t.Conds {
+		b = binary.AppendUvarint(b, uint64(len(c.Key)))
+		b = append(b, c.Key...)
+		b = binary.AppendUvarint(b, c.Version)
+	}
+	b = binary.AppendUvarint(b, uint64(len(t.Ops)))
+	for _, op := range t.Ops {
+		b = append(b, byte(op.Type))
+		b = binary.AppendUvarint(b, uint64(len(op.Key)))
+		b = append(b, op.Key...)
+		if op.Type == OpPut {
+			b = binary.AppendUvarint(b, uint64(len(op.Value)))
+			b = append(b, op.Value...)
+		}
+	}
+	return b
+}
+
+var errCodec = errors.New("store: malformed command")
+
+type reader struct {
+	b   []byte
+	off int
+}
+
+func (r *reader) uvarint(max uint64, what string) (uint64, error) {
+	v, n := binary.Uvarint(r.b[r.off:])
+	if n <= 0 {
+		return 0, fmt.Errorf("%w: bad %s at byte %d", errCodec, what, r.off)
+	}
+	if v > max {
+		return 0, fmt.Errorf("%w: %s %d over limit %d at byte %d", errCodec, what, v, max, r.off)
+	}
+	r.off += n
+	return v, nil
+}
+
+func (r *reader) bytes(n uint64, what string) ([]byte, error) {
+	if uint64(len(r.b)-r.off) < n {
+		return nil, fmt.Errorf("%w: truncated %s at byte %d", errCodec, what, r.off)
+	}
+	s := r.b[r.off : r.off+int(n)]
+	r.off += int(n)
+	return s, nil
+}
+
+// decodeTxn strictly decodes a txn command (kind byte included). Values
+// alias b.
+func decodeTxn(b []byte) (Txn, error) {
+	var t Txn
+	if len(b) == 0 || b[0] != cmdTxn {
+		return t, fmt.Errorf("%w: not a txn command", errCodec)
+	}
+	if len(b) > MaxTxnBytes+1024 {
+		return t, fmt.Errorf("%w: command of %d bytes", errCodec, len(b))
+	}
+	r := &reader{b: b, off: 1}
+	nc, err := r.uvarint(MaxTxnOps, "condition count")
+	if err != nil {
+		return t, err
+	}
+	if nc > 0 {
+		t.Conds = make([]Cond, nc)
+	}
+	for i := range t.Conds {
+		kl, err := r.uvarint(MaxKeyLen, "key length")
+		if err != nil {
+			return t, err
+		}
+		k, err := r.bytes(kl, "key")
+		if err != nil {
+			return t, err
+		}
+		v, err := r.uvarint(^uint64(0), "version")
+		if err != nil {
+			return t, err
+		}
+		t.Conds[i] = Cond{Key: string(k), Version: v}
+	}
+	no, err := r.uvarint(MaxTxnOps, "op count")
+	if err != nil {
+		return t, err
+	}
+	if no > 0 {
+		t.Ops = make([]Op, no)
+	}
+	for i := range t.Ops {
+		if r.off >= len(r.b) {
+			return t, fmt.Errorf("%w: truncated op at byte %d", errCodec, r.off)
+		}
+		typ := OpType(r.b[r.off])
+		r.off++
+		if typ != OpPut && typ != OpDelete {
+			return t, fmt.Errorf("%w: unknown op type %d", errCodec, typ)
+		}
+		kl, err := r.uvarint(MaxKeyLen, "key length")
+		if err != nil {
+			return t, err
+		}
+		k, err := r.bytes(kl, "key")
+		if err != nil {
+			return t, err
+		}
+		op := Op{Type: typ, Key: string(k)}
+		if typ == OpPut {
+			vl, err := r.uvarint(MaxTxnBytes, "value length")
+			if err != nil {
+				return t, err
+			}
+			if op.Value, err = r.bytes(vl, "value"); err != nil {
+				return t, err
+			}
+		}
+		t.Ops[i] = op
+	}
+	if r.off != len(r.b) {
+		return t, fmt.Errorf("%w: %d trailing bytes", errCodec, len(r.b)-r.off)
+	}
+	return t, nil
+}
+
+// validate checks a transaction before it is proposed.
+func validate(t Txn) error {
+	if len(t.Ops) == 0 {
+		return fmt.Errorf("%w: no operations", ErrInvalid)
+	}
+	if len(t.Ops)+len(t.Conds) > MaxTxnOps {
+		return fmt.Errorf("%w: more than %d operations and conditions", ErrInvalid, MaxTxnOps)
+	}
+	size := 0
+	for _, c := range t.Conds {
+		if err := validKey(c.Key); err != nil {
+			return err
+		}
+		size += len(c.Key) + 10
+	}
+	for _, op := range t.Ops {
+		if err := validKey(op.Key); err != nil {
+			return err
+		}
+		if op.Type != OpPut && op.Type != OpDelete {
+			return fmt.Errorf("%w: unknown op type %d", ErrInvalid, op.Type)
+		}
+		size += len(op.Key) + len(op.Value) + 12
+	}
+	if size > MaxTxnBytes {
+		return fmt.Errorf("%w: transaction of about %d bytes exceeds %d", ErrInvalid, size, MaxTxnBytes)
+	}
+	return nil
+}
+
+func validKey(k string) error {
+	if k == "" {
+		return fmt.Errorf("%w: empty key", ErrInvalid)
+	}
+	if len(k) > MaxKeyLen {
+		return fmt.Errorf("%w: key longer than %d bytes", ErrInvalid, MaxKeyLen)
+	}
+	return nil
+}

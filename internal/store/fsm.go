@@ -1,0 +1,298 @@
+package store
+
+import (
+	"bytes"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/hashicorp/raft"
+	bolt "go.etcd.io/bbolt"
+)
+
+var (
+	bucketKV   = []byte("kv")
+	bucketMeta = []byte("meta")
+	keyApplied = []byte("applied_index")
+)
+
+// fsm is the replicated state machine: a bbolt database holding every key
+// with its version, and the index of the last applied log, updated in the same
+// bolt transaction as the data so a restart resumes exactly where it stopped.
+type fsm struct {
+	path string
+
+	mu      sync.RWMutex // held exclusively only while Restore swaps the file
+	db      *bolt.DB
+	applied atomic.Uint64
+	failed  atomic.Pointer[error] // set when a bolt write fails: no more writes
+
+	notify chan struct{} // closed and replaced after every apply (wakes readers)
+	nmu    sync.Mutex
+}
+
+var _ raft.BatchingFSM = (*fsm)(nil)
+
+func openBolt(path string) (*bolt.DB, error) {
+	db, err := bolt.Open(path, 0o600, &bolt.Options{Timeout: time.Second, FreelistType: bolt.FreelistMapType})
+	if errors.Is(err, bolt.ErrTimeout) {
+		return nil, fmt.Errorf("store: %s is in use by another process", path)
+	}
+	if err != nil {
+		return nil, err
+	}
+	err = db.Update(func(tx *bolt.Tx) error {
+		if _, err := tx.CreateBucketIfNotExists(bucketKV); err != nil {
+			return err
+		}
+		_, err := tx.CreateBucketIfNotExists(bucketMeta)
+		return err
+	})
+	if err != nil {
+		db.Close()
+		return nil, err
+	}
+	return db, nil
+}
+
+func newFSM(path string) (*fsm, error) {
+	db, err := openBolt(path)
+	if err != nil {
+		return nil, err
+	}
+	f := &fsm{path: path, db: db, notify: make(chan struct{})}
+	f.applied.Store(readApplied(db))
+	return f, nil
+}
+
+func readApplied(db *bolt.DB) uint64 {
+	var idx uint64
+	_ = db.View(func(tx *bolt.Tx) error {
+		if v := tx.Bucket(bucketMeta).Get(keyApplied); len(v) == 8 {
+			idx = binary.BigEndian.Uint64(v)
+		}
+		return nil
+	})
+	return idx
+}
+
+func (f *fsm) close() error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.db.Close()
+}
+
+// waitCh returns a channel closed at the next apply.
+func (f *fsm) waitCh() <-chan struct{} {
+	f.nmu.Lock()
+	defer f.nmu.Unlock()
+	return f.notify
+}
+
+func (f *fsm) wake() {
+	f.nmu.Lock()
+	close(f.notify)
+	f.notify = make(chan struct{})
+	f.nmu.Unlock()
+}
+
+// Apply applies one log.
+func (f *fsm) Apply(l *raft.Log) any { return f.ApplyBatch([]*raft.Log{l})[0] }
+
+// ApplyBatch applies logs in one bolt transaction: one fsync per batch. Each
+// txn is all-or-nothing on its own; a failed precondition affects only its
+// own log. Logs at or below the persisted applied index are skipped, so a
+// replay after restart is harmless.
+func (f *fsm) ApplyBatch(logs []*raft.Log) []any {
+	out := make([]any, len(logs))
+	if p := f.failed.Load(); p != nil {
+		for i := range out {
+			out[i] = *p
+		}
+		return out
+	}
+	f.mu.RLock()
+	defer f.mu.RUnlock()
+	applied := f.applied.Load()
+	last := applied
+	err := f.db.Update(func(tx *bolt.Tx) error {
+		kv := tx.Bucket(bucketKV)
+		for i, l := range logs {
+			if l.Index <= applied {
+				continue
+			}
+			last = l.Index
+			if l.Type != raft.LogCommand {
+				continue
+			}
+			t, err := decodeTxn(l.Data)
+			if err != nil {
+				out[i] = err
+				continue
+			}
+			out[i] = applyTxn(kv, t, l.Index)
+		}
+		if last == applied {
+			return nil
+		}
+		var b [8]byte
+		binary.BigEndian.PutUint64(b[:], last)
+		return tx.Bucket(bucketMeta).Put(keyApplied, b[:])
+	})
+	if err != nil {
+		ferr := fmt.Errorf("store: state machine write failed, refusing further writes: %w", err)
+		f.failed.Store(&ferr)
+		for i := range out {
+			out[i] = ferr
+		}
+		return out
+	}
+	f.applied.Store(last)
+	f.wake()
+	return out
+}
+
+// applyTxn checks every condition, then applies every op. It returns the
+// index on success or a *ConflictError.
+func applyTxn(kv *bolt.Bucket, t Txn, index uint64) any {
+	for _, c := range t.Conds {
+		have := version(kv.Get([]byte(c.Key)))
+		if have != c.Version {
+			return &ConflictError{Key: c.Key, Want: c.Version, Have: have}
+		}
+	}
+	for _, op := range t.Ops {
+		var err error
+		switch op.Type {
+		case OpPut:
+			v := make([]byte, 8+len(op.Value))
+			binary.BigEndian.PutUint64(v, index)
+			copy(v[8:], op.Value)
+			err = kv.Put([]byte(op.Key), v)
+		case OpDelete:
+			err = kv.Delete([]byte(op.Key))
+		}
+		if err != nil {
+			return fmt.Errorf("store: apply %q: %w", op.Key, err)
+		}
+	}
+	return index
+}
+
+func version(v []byte) uint64 {
+	if len(v) < 8 {
+		return 0
+	}
+	return binary.BigEndian.Uint64(v)
+}
+
+func (f *fsm) get(key string) (Entry, error) {
+	f.mu.RLock()
+	defer f.mu.RUnlock()
+	var e Entry
+	err := f.db.View(func(tx *bolt.Tx) error {
+		v := tx.Bucket(bucketKV).Get([]byte(key))
+		if v == nil {
+			return ErrNotFound
+		}
+		e = Entry{Key: key, Version: version(v), Value: bytes.Clone(v[8:])}
+		return nil
+	})
+	return e, err
+}
+
+func (f *fsm) list(prefix string, limit int) ([]Entry, error) {
+	f.mu.RLock()
+	defer f.mu.RUnlock()
+	var out []Entry
+	err := f.db.View(func(tx *bolt.Tx) error {
+		c := tx.Bucket(bucketKV).Cursor()
+		p := []byte(prefix)
+		for k, v := c.Seek(p); k != nil && bytes.HasPrefix(k, p); k, v = c.Next() {
+			out = append(out, Entry{Key: string(k), Version: version(v), Value: bytes.Clone(v[8:])})
+			if limit > 0 && len(out) >= limit {
+				break
+			}
+		}
+		return nil
+	})
+	return out, err
+}
+
+// Snapshot returns a snapshot that streams a consistent bolt read
+// transaction; writes continue meanwhile.
+func (f *fsm) Snapshot() (raft.FSMSnapshot, error) {
+	f.mu.RLock()
+	defer f.mu.RUnlock()
+	tx, err := f.db.Begin(false)
+	if err != nil {
+		return nil, err
+	}
+	return &snapshot{tx: tx}, nil
+}
+
+type snapshot struct{ tx *bolt.Tx }
+
+func (s *snapshot) Persist(sink raft.SnapshotSink) error {
+	if _, err := s.tx.WriteTo(sink); err != nil {
+		sink.Cancel()
+		return err
+	}
+	return sink.Close()
+}
+
+func (s *snapshot) Release() { _ = s.tx.Rollback() }
+
+// Restore replaces the state with a snapshot: written to a temp file, synced,
+// renamed over the database, reopened.
+func (f *fsm) Restore(rc io.ReadCloser) error {
+	defer rc.Close()
+	tmp := f.path + ".restore"
+	out, err := os.OpenFile(tmp, os.O_CREATE|os.O_TRUNC|os.O_WRONLY, 0o600)
+	if err != nil {
+		return err
+	}
+	if _, err := io.Copy(out, rc); err != nil {
+		out.Close()
+		os.Remove(tmp)
+		return err
+	}
+	if err := out.Sync(); err != nil {
+		out.Close()
+		os.Remove(tmp)
+		return err
+	}
+	if err := out.Close(); err != nil {
+		return err
+	}
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if err := f.db.Close(); err != nil {
+		return err
+	}
+	if err := os.Rename(tmp, f.path); err != nil {
+		return err
+	}
+	if d, err := os.Open(filepath.Dir(f.path)); err == nil {
+		_ = d.Sync()
+		d.Close()
+	}
+	db, err := openBolt(f.path)
+	if err != nil {
+		return err
+	}
+	f.db = db
+	f.applied.Store(readApplied(db))
+	f.wake()
+	return nil
+}
+
+func boltOptions() *bolt.Options {
+	return &bolt.Options{Timeout: time.Second, FreelistType: bolt.FreelistMapType}
+}

@@ -1,0 +1,433 @@
+// Package store is Warden's replicated, transactional key-value store: a
+// Raft log (hashicorp/raft, with raft-boltdb for the log and stable store)
+// and a state machine kept in bbolt, so a restart resumes from the state on
+// disk instead of replaying the whole log.
+//
+// The unit of change is a Txn: preconditions on key versions, then puts and
+// deletes, applied atomically as one Raft command. Every key's version is the
+// Raft index of the command that last changed it. Reads are linearizable by
+// default (leadership confirmed, state caught up to the commit index), with
+// concurrent reads sharing one confirmation round.
+//
+// store knows nothing about encryption: values are opaque bytes, and callers
+// encrypt them before they reach a Txn.
+package store
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/hashicorp/go-hclog"
+	"github.com/hashicorp/raft"
+	raftboltdb "github.com/hashicorp/raft-boltdb/v2"
+)
+
+// Config configures a Store.
+type Config struct {
+	Dir    string // required; created 0700
+	NodeID string // default "node1"
+	// Transport carries Raft traffic. Nil: an in-memory transport, and the
+	// node bootstraps itself as a single-voter cluster on first start.
+	Transport raft.Transport
+	// Bootstrap a new cluster with Servers (or just this node) when no Raft
+	// state exists. Always true when Transport is nil.
+	Bootstrap bool
+	Servers   []raft.Server
+	Logger    *slog.Logger // Raft's warnings and errors go here; nil: discard
+
+	SnapshotThreshold uint64        // default 8192 logs
+	SnapshotInterval  time.Duration // default 2m
+	TrailingLogs      uint64        // default 10240
+	// ApplyObserver, if set, gets the latency of every Txn's Raft apply.
+	ApplyObserver func(time.Duration)
+
+	HeartbeatTimeout, ElectionTimeout, LeaderLeaseTimeout, CommitTimeout time.Duration
+	// ApplyTimeout bounds a Txn without a context deadline (default 10s).
+	ApplyTimeout time.Duration
+}
+
+// Store is a replicated store. Safe for concurrent use.
+type Store struct {
+	cfg    Config
+	raft   *raft.Raft
+	fsm    *fsm
+	logs   *raftboltdb.BoltStore
+	trans  raft.Transport
+	log    *slog.Logger
+	closed chan struct{}
+	once   sync.Once
+
+	// Linearizable reads: readers join the next confirmation round.
+	rmu     sync.Mutex
+	next    *round
+	running bool
+
+	lmu         sync.Mutex
+	leaderReady bool // this node is leader and has committed an entry of its term
+}
+
+type round struct {
+	done chan struct{}
+	err  error
+}
+
+// Open opens (or creates) the store in cfg.Dir and starts Raft.
+func Open(cfg Config) (*Store, error) {
+	if cfg.Dir == "" {
+		return nil, errors.New("store: Dir is required")
+	}
+	if cfg.NodeID == "" {
+		cfg.NodeID = "node1"
+	}
+	if cfg.SnapshotThreshold == 0 {
+		cfg.SnapshotThreshold = 8192
+	}
+	if cfg.SnapshotInterval == 0 {
+		cfg.SnapshotInterval = 2 * time.Minute
+	}
+	if cfg.TrailingLogs == 0 {
+		cfg.TrailingLogs = 10240
+	}
+	if cfg.ApplyTimeout == 0 {
+		cfg.ApplyTimeout = 10 * time.Second
+	}
+	log := cfg.Logger
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	raftDir := filepath.Join(cfg.Dir, "raft")
+	if err := os.MkdirAll(raftDir, 0o700); err != nil {
+		return nil, fmt.Errorf("store: %w", err)
+	}
+	s := &Store{cfg: cfg, log: log, closed: make(chan struct{})}
+	var err error
+	if s.fsm, err = newFSM(filepath.Join(cfg.Dir, "fsm.db")); err != nil {
+		return nil, fmt.Errorf("store: state machine: %w", err)
+	}
+	s.logs, err = raftboltdb.New(raftboltdb.Options{Path: filepath.Join(raftDir, "raft.db"),
+		BoltOptions: boltOptions()})
+	if err != nil {
+		s.fsm.close()
+		if strings.Contains(err.Error(), "timeout") {
+			return nil, fmt.Errorf("store: %s is in use by another process", raftDir)
+		}
+		return nil, fmt.Errorf("store: raft log: %w", err)
+	}
+	hlog := hclog.New(&hclog.LoggerOptions{Name: "raft", Level: hclog.Warn, Output: &slogWriter{log: log}})
+	snaps, err := raft.NewFileSnapshotStoreWithLogger(raftDir, 2, hlog)
+	if err != nil {
+		s.closeFiles()
+		return nil, fmt.Errorf("store: snapshots: %w", err)
+	}
+
+	rc := raft.DefaultConfig()
+	rc.LocalID = raft.ServerID(cfg.NodeID)
+	rc.Logger = hlog
+	rc.SnapshotThreshold = cfg.SnapshotThreshold
+	rc.SnapshotInterval = cfg.SnapshotInterval
+	rc.TrailingLogs = cfg.TrailingLogs
+	rc.NoSnapshotRestoreOnStart = true
+	rc.BatchApplyCh = true
+	rc.MaxAppendEntries = 512
+	s.trans = cfg.Transport
+	if s.trans == nil {
+		_, s.trans = raft.NewInmemTransport(raft.ServerAddress(cfg.NodeID))
+		cfg.Bootstrap = true
+		rc.HeartbeatTimeout, rc.ElectionTimeout = 100*time.Millisecond, 100*time.Millisecond
+		rc.LeaderLeaseTimeout, rc.CommitTimeout = 100*time.Millisecond, 5*time.Millisecond
+	}
+	for _, o := range []struct {
+		dst *time.Duration
+		v   time.Duration
+	}{{&rc.HeartbeatTimeout, cfg.HeartbeatTimeout}, {&rc.ElectionTimeout, cfg.ElectionTimeout},
+		{&rc.LeaderLeaseTimeout, cfg.LeaderLeaseTimeout}, {&rc.CommitTimeout, cfg.CommitTimeout}} {
+		if o.v > 0 {
+			*o.dst = o.v
+		}
+	}
+	if cfg.Bootstrap {
+		has, err := raft.HasExistingState(s.logs, s.logs, snaps)
+		if err != nil {
+			s.closeFiles()
+			return nil, fmt.Errorf("store: %w", err)
+		}
+		if !has {
+			servers := cfg.Servers
+			if len(servers) == 0 {
+				servers = []raft.Server{{ID: rc.LocalID, Address: s.trans.LocalAddr()}}
+			}
+			if err := raft.BootstrapCluster(rc, s.logs, s.logs, snaps, s.trans, raft.Configuration{Servers: servers}); err != nil {
+				s.closeFiles()
+				return nil, fmt.Errorf("store: bootstrap: %w", err)
+			}
+		}
+	}
+	s.raft, err = raft.NewRaft(rc, s.fsm, s.logs, s.logs, snaps, s.trans)
+	if err != nil {
+		s.closeFiles()
+		return nil, fmt.Errorf("store: raft: %w", err)
+	}
+	go s.watchLeadership()
+	return s, nil
+}
+
+// watchLeadership marks the node ready for reads once, as leader, it has
+// committed an entry of its own term (the barrier), so a new leader never
+// serves a read from before its term's commit index is known.
+func (s *Store) watchLeadership() {
+	ch := s.raft.LeaderCh()
+	for {
+		select {
+		case <-s.closed:
+			return
+		case leader := <-ch:
+			s.lmu.Lock()
+			s.leaderReady = false
+			s.lmu.Unlock()
+			if leader {
+				go func() {
+					if err := s.raft.Barrier(s.cfg.ApplyTimeout).Error(); err == nil && s.raft.State() == raft.Leader {
+						s.lmu.Lock()
+						s.leaderReady = true
+						s.lmu.Unlock()
+					}
+				}()
+			}
+		}
+	}
+}
+
+func (s *Store) ready() bool {
+	s.lmu.Lock()
+	defer s.lmu.Unlock()
+	return s.leaderReady && s.raft.State() == raft.Leader
+}
+
+func (s *Store) closeFiles() {
+	if s.logs != nil {
+		s.logs.Close()
+	}
+	s.fsm.close()
+}
+
+// slogWriter forwards hclog's lines to slog at warn level.
+type slogWriter struct{ log *slog.Logger }
+
+func (w *slogWriter) Write(p []byte) (int, error) {
+	sc := bufio.NewScanner(strings.NewReader(string(p)))
+	for sc.Scan() {
+		if line := strings.TrimSpace(sc.Text()); line != "" {
+			w.log.Warn(line, "component", "raft")
+		}
+	}
+	return len(p), nil
+}
+
+var _ io.Writer = (*slogWriter)(nil)
+
+// Raft exposes the underlying Raft for cluster management.
+func (s *Store) Raft() *raft.Raft { return s.raft }
+
+// IsLeader reports whether this node is the leader.
+func (s *Store) IsLeader() bool { return s.raft.State() == raft.Leader }
+
+// AppliedIndex is the index of the last log applied to the local state.
+func (s *Store) AppliedIndex() uint64 { return s.fsm.applied.Load() }
+
+// WaitLeader blocks until this node knows a leader and, if it is the
+// leader, is ready to serve reads; or until ctx ends (ErrNoLeader).
+func (s *Store) WaitLeader(ctx context.Context) error {
+	t := time.NewTicker(10 * time.Millisecond)
+	defer t.Stop()
+	for {
+		addr, _ := s.raft.LeaderWithID()
+		if addr != "" && (s.raft.State() != raft.Leader || s.ready()) {
+			return nil
+		}
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("%w: %v", ErrNoLeader, ctx.Err())
+		case <-s.closed:
+			return ErrClosed
+		case <-t.C:
+		}
+	}
+}
+
+// Txn applies t atomically as one Raft command and returns its index, the
+// new version of every key it puts. A failed condition returns a
+// *ConflictError and changes nothing. If ctx ends first, Txn returns
+// ctx.Err() but the command may still be applied.
+func (s *Store) Txn(ctx context.Context, t Txn) (uint64, error) {
+	if err := validate(t); err != nil {
+		return 0, err
+	}
+	select {
+	case <-s.closed:
+		return 0, ErrClosed
+	default:
+	}
+	if p := s.fsm.failed.Load(); p != nil {
+		return 0, *p
+	}
+	start := time.Now()
+	timeout := s.cfg.ApplyTimeout
+	if dl, ok := ctx.Deadline(); ok {
+		timeout = time.Until(dl)
+	}
+	f := s.raft.Apply(encodeTxn(t), timeout)
+	done := make(chan struct{})
+	var err error
+	go func() { err = f.Error(); close(done) }()
+	select {
+	case <-done:
+	case <-ctx.Done():
+		return 0, ctx.Err()
+	}
+	if s.cfg.ApplyObserver != nil {
+		s.cfg.ApplyObserver(time.Since(start))
+	}
+	if err != nil {
+		return 0, raftErr(err)
+	}
+	switch r := f.Response().(type) {
+	case uint64:
+		return r, nil
+	case error:
+		return 0, r
+	}
+	return 0, fmt.Errorf("store: unexpected apply response %T", f.Response())
+}
+
+func raftErr(err error) error {
+	switch {
+	case errors.Is(err, raft.ErrNotLeader), errors.Is(err, raft.ErrLeadershipLost),
+		errors.Is(err, raft.ErrLeadershipTransferInProgress):
+		return fmt.Errorf("%w: %v", ErrNotLeader, err)
+	case errors.Is(err, raft.ErrRaftShutdown):
+		return ErrClosed
+	case errors.Is(err, raft.ErrEnqueueTimeout):
+		return fmt.Errorf("%w: %v", ErrNoLeader, err)
+	}
+	return err
+}
+
+// readBarrier confirms that this node may serve a linearizable read: it
+// joins the next confirmation round (started only after the current one
+// ends), which verifies leadership with a quorum and waits until the local
+// state has applied the commit index seen at the round's start.
+func (s *Store) readBarrier(ctx context.Context) error {
+	s.rmu.Lock()
+	r := s.next
+	if r == nil {
+		r = &round{done: make(chan struct{})}
+		s.next = r
+		if !s.running {
+			s.running = true
+			go s.runRounds()
+		}
+	}
+	s.rmu.Unlock()
+	select {
+	case <-r.done:
+		return r.err
+	case <-ctx.Done():
+		return fmt.Errorf("%w: %v", ErrNoLeader, ctx.Err())
+	}
+}
+
+func (s *Store) runRounds() {
+	for {
+		s.rmu.Lock()
+		r := s.next
+		s.next = nil
+		if r == nil {
+			s.running = false
+			s.rmu.Unlock()
+			return
+		}
+		s.rmu.Unlock()
+		r.err = s.confirm()
+		close(r.done)
+	}
+}
+
+func (s *Store) confirm() error {
+	if !s.ready() {
+		return ErrNotLeader
+	}
+	ci := s.raft.CommitIndex()
+	if err := s.raft.VerifyLeader().Error(); err != nil {
+		return raftErr(err)
+	}
+	timer := time.NewTimer(s.cfg.ApplyTimeout)
+	defer timer.Stop()
+	for {
+		ch := s.fsm.waitCh()
+		if s.fsm.applied.Load() >= ci {
+			return nil
+		}
+		select {
+		case <-ch:
+		case <-timer.C:
+			return fmt.Errorf("%w: state machine did not catch up", ErrNoLeader)
+		case <-s.closed:
+			return ErrClosed
+		}
+	}
+}
+
+// Get reads key linearizably. ErrNotFound if absent; ErrNotLeader on a
+// follower.
+func (s *Store) Get(ctx context.Context, key string) (Entry, error) {
+	if err := s.readBarrier(ctx); err != nil {
+		return Entry{}, err
+	}
+	return s.fsm.get(key)
+}
+
+// GetStale reads this node's local state without any leadership check.
+func (s *Store) GetStale(key string) (Entry, error) { return s.fsm.get(key) }
+
+// List returns the entries under prefix, sorted by key, linearizably; limit
+// 0 means all.
+func (s *Store) List(ctx context.Context, prefix string, limit int) ([]Entry, error) {
+	if err := s.readBarrier(ctx); err != nil {
+		return nil, err
+	}
+	return s.fsm.list(prefix, limit)
+}
+
+// ListStale is List without the leadership check.
+func (s *Store) ListStale(prefix string, limit int) ([]Entry, error) {
+	return s.fsm.list(prefix, limit)
+}
+
+// Snapshot takes a Raft snapshot now and compacts the log.
+func (s *Store) Snapshot() error {
+	return s.raft.Snapshot().Error()
+}
+
+// Close shuts Raft down and closes the files. Idempotent.
+func (s *Store) Close() error {
+	var err error
+	s.once.Do(func() {
+		close(s.closed)
+		err = s.raft.Shutdown().Error()
+		if c, ok := s.trans.(io.Closer); ok && s.cfg.Transport == nil {
+			c.Close()
+		}
+		s.logs.Close()
+		err = errors.Join(err, s.fsm.close())
+	})
+	return err
+}
