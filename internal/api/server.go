@@ -111,7 +111,17 @@ func (s *Server) Close() {
 }
 
 // ServeHTTP implements http.Handler.
-func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) { s.mux.ServeHTTP(w, r) }
+// A path that is not canonical ("//", "." or ".." segments) is refused
+// rather than cleaned and redirected, so a request never lands on another
+// path than the one the client named.
+func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	if p := r.URL.Path; strings.Contains(p, "//") || strings.Contains(p, "/./") || strings.Contains(p, "/../") ||
+		strings.HasSuffix(p, "/.") || strings.HasSuffix(p, "/..") {
+		writeError(w, http.StatusBadRequest, "path: not canonical (no empty, \".\" or \"..\" segments)")
+		return
+	}
+	s.mux.ServeHTTP(w, r)
+}
 
 // Routes lists the registered routes as "METHOD PATTERN" (for tests that must
 // walk every endpoint).

@@ -220,7 +220,7 @@ func TestUnsealThreshold(t *testing.T) {
 		{"not base64", "!!!not-base64!!!", "not valid base64"},
 		{"too short", base64.StdEncoding.EncodeToString([]byte("short")), "an unseal key is 33 bytes"},
 		{"not a share of this server", base64.StdEncoding.EncodeToString(wrong), "does not match any share"},
-		{"truncated real share", out.UnsealKeys[0][:20], "not valid base64"},
+		{"truncated real share", out.UnsealKeys[0][:20], "this one is 15"},
 	}
 	for _, tc := range bad {
 		t.Run(tc.name, func(t *testing.T) {
@@ -351,7 +351,8 @@ func TestErrorStatuses(t *testing.T) {
 		{"data not object", "PUT", "/v1/kv/data/a", root, `{"data": [1]}`, 400, "data"},
 		{"missing data", "PUT", "/v1/kv/data/a", root, `{}`, 400, "data: required"},
 		{"trailing data", "PUT", "/v1/kv/data/a", root, `{"data": {}} {}`, 400, "after the JSON object"},
-		{"bad path", "PUT", "/v1/kv/data/a/../b", root, `{"data": {}}`, 400, "path"},
+		{"dot-dot path", "PUT", "/v1/kv/data/a/../b", root, `{"data": {}}`, 400, "not canonical"},
+		{"empty segment", "PUT", "/v1/kv/data/a//b", root, `{"data": {}}`, 400, "not canonical"},
 		{"bad path char", "GET", "/v1/kv/data/a%20b", root, nil, 400, "not allowed"},
 		{"too large", "PUT", "/v1/kv/data/a", root, `{"data": {"v": "` + strings.Repeat("x", 5000) + `"}}`, 413, "larger than"},
 		{"no token", "GET", "/v1/kv/data/a", "", nil, 401, "missing token"},

@@ -24,6 +24,7 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/hashicorp/go-hclog"
@@ -70,6 +71,8 @@ type Store struct {
 	rmu     sync.Mutex
 	next    *round
 	running bool
+
+	noopThrough atomic.Uint64 // logs up to here that the FSM never sees are known applied
 
 	lmu         sync.Mutex
 	leaderReady bool // this node is leader and has committed an entry of its term
@@ -373,7 +376,7 @@ func (s *Store) confirm() error {
 	defer timer.Stop()
 	for {
 		ch := s.fsm.waitCh()
-		if s.fsm.applied.Load() >= ci {
+		if s.caughtUp(ci) {
 			return nil
 		}
 		select {
@@ -384,6 +387,32 @@ func (s *Store) confirm() error {
 			return ErrClosed
 		}
 	}
+}
+
+// caughtUp reports whether the local state reflects every log up to ci.
+// Raft never hands no-op and barrier logs to the state machine, so the
+// state machine's applied index can stay below the commit index while
+// nothing is missing: the logs in between are checked, and the result is
+// remembered.
+func (s *Store) caughtUp(ci uint64) bool {
+	a := s.fsm.applied.Load()
+	if a >= ci || s.noopThrough.Load() >= ci {
+		return true
+	}
+	if ci-a > 64 {
+		return false
+	}
+	var l raft.Log
+	for i := a + 1; i <= ci; i++ {
+		if err := s.logs.GetLog(i, &l); err != nil {
+			return false
+		}
+		if l.Type == raft.LogCommand || l.Type == raft.LogConfiguration {
+			return false
+		}
+	}
+	s.noopThrough.Store(ci)
+	return true
 }
 
 // Get reads key linearizably. ErrNotFound if absent; ErrNotLeader on a

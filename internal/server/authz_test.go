@@ -1,0 +1,206 @@
+package server_test
+
+import (
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+// token makes a token for user in groups with the root token.
+func (h *harness) token(root, user string, groups ...string) string {
+	h.t.Helper()
+	body := map[string]any{"user": user, "groups": groups, "ttl": "1h"}
+	r := h.want(h.do("POST", "/v1/auth/token/create", root, body), 200).json(h.t)
+	if r["principal"] != `User::"`+user+`"` {
+		h.t.Fatalf("principal %v", r["principal"])
+	}
+	return r["token"].(string)
+}
+
+func (h *harness) writePolicy(root, store, name, text string) resp {
+	h.t.Helper()
+	return h.do("PUT", "/v1/authz/stores/"+store+"/policies/"+name, root, map[string]string{"policy": text})
+}
+
+func readExample(t *testing.T, name string) string {
+	t.Helper()
+	b, err := os.ReadFile(filepath.Join("..", "..", "docs", "policies", name))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return string(b)
+}
+
+// TestEveryRouteDeniedWithoutPolicy walks every registered route with a token
+// whose principal no policy permits and expects 403, so a new endpoint cannot
+// ship unguarded.
+func TestEveryRouteDeniedWithoutPolicy(t *testing.T) {
+	h := start(t, t.TempDir(), nil)
+	_, root := h.initUnseal(1, 1)
+	// Some policies exist, for other principals.
+	h.want(h.writePolicy(root, "warden", "admin", readExample(t, "admin.cedar")), 200)
+	h.want(h.do("POST", "/v1/authz/stores", root, map[string]string{"name": "shop"}), 204)
+	nobody := h.token(root, "nobody")
+	public := map[string]bool{}
+	n := 0
+	for _, rt := range h.srv.API().Routes() {
+		path := strings.NewReplacer("{path...}", "app/db", "{store}", "shop", "{name}", "p1").Replace(rt.Pattern)
+		if !rt.Auth {
+			public[rt.Name] = true
+			continue
+		}
+		n++
+		r := h.do(rt.Method, path, nobody, nil)
+		if r.status != 403 {
+			t.Errorf("%s %s: status %d, want 403 (%s)", rt.Method, path, r.status, r.body)
+		}
+	}
+	for _, name := range []string{"sys.health", "sys.seal-status", "sys.init", "sys.unseal"} {
+		if !public[name] {
+			t.Errorf("%s is not public", name)
+		}
+		delete(public, name)
+	}
+	if len(public) != 0 {
+		t.Errorf("unexpected public routes: %v", public)
+	}
+	if n < 20 {
+		t.Fatalf("only %d guarded routes walked", n)
+	}
+}
+
+func TestWardenPolicies(t *testing.T) {
+	h := start(t, t.TempDir(), nil)
+	_, root := h.initUnseal(1, 1)
+	for _, p := range []string{"admin", "operator", "auditor"} {
+		h.want(h.writePolicy(root, "warden", p, readExample(t, p+".cedar")), 200)
+	}
+	h.want(h.do("PUT", "/v1/kv/data/apps/web", root, map[string]any{"data": map[string]string{"k": "v"}}), 200)
+	h.want(h.do("PUT", "/v1/kv/data/break-glass/db", root, map[string]any{"data": map[string]string{"k": "v"}}), 200)
+	h.want(h.do("PUT", "/v1/kv/data/other/x", root, map[string]any{"data": map[string]string{"k": "v"}}), 200)
+	alice := h.token(root, "alice", "admins")
+	olga := h.token(root, "olga", "operators")
+	audrey := h.token(root, "audrey", "auditors")
+	bob := h.token(root, "bob")
+	put := map[string]any{"data": map[string]string{"k": "v2"}}
+	cases := []struct {
+		name, token, method, path string
+		body                      any
+		status                    int
+	}{
+		{"admin reads", alice, "GET", "/v1/kv/data/apps/web", nil, 200},
+		{"admin writes anywhere", alice, "PUT", "/v1/kv/data/other/x", put, 200},
+		{"forbid beats permit", alice, "GET", "/v1/kv/data/break-glass/db", nil, 403},
+		{"admin lists stores", alice, "GET", "/v1/authz/stores", nil, 200},
+		{"operator reads apps/*", olga, "GET", "/v1/kv/data/apps/web", nil, 200},
+		{"operator writes apps/*", olga, "PUT", "/v1/kv/data/apps/web", put, 200},
+		{"operator like pattern excludes other/", olga, "GET", "/v1/kv/data/other/x", nil, 403},
+		{"operator cannot write policy", olga, "PUT", "/v1/authz/stores/warden/policies/x", map[string]string{"policy": "permit(principal,action,resource);"}, 403},
+		{"operator mints own token", olga, "POST", "/v1/auth/token/create", map[string]any{"ttl": "10m"}, 200},
+		{"operator cannot mint for others", olga, "POST", "/v1/auth/token/create", map[string]any{"user": "alice", "groups": []string{"admins"}}, 403},
+		{"auditor reads metadata", audrey, "GET", "/v1/kv/metadata/apps/web", nil, 200},
+		{"auditor lists", audrey, "GET", "/v1/kv/metadata/apps?list=true", nil, 200},
+		{"auditor cannot read values", audrey, "GET", "/v1/kv/data/apps/web", nil, 403},
+		{"auditor reads policies", audrey, "GET", "/v1/authz/stores/warden/policies/admin", nil, 200},
+		{"no group no access", bob, "GET", "/v1/kv/data/apps/web", nil, 403},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			h.want(h.do(tc.method, tc.path, tc.token, tc.body), tc.status)
+		})
+	}
+	// A token minted by an operator inherits the operator's principal.
+	child := h.want(h.do("POST", "/v1/auth/token/create", olga, map[string]any{"ttl": "10m"}), 200).json(t)
+	if child["principal"] != `User::"olga"` {
+		t.Fatalf("inherited principal %v", child["principal"])
+	}
+	h.want(h.do("GET", "/v1/kv/data/apps/web", child["token"].(string), nil), 200)
+}
+
+func TestInvalidPolicyKeepsPrevious(t *testing.T) {
+	h := start(t, t.TempDir(), nil)
+	_, root := h.initUnseal(1, 1)
+	h.want(h.writePolicy(root, "warden", "ops", `permit (principal in Group::"ops", action == Action::"kv.read", resource);`), 200)
+	tok := h.token(root, "carol", "ops")
+	h.want(h.do("PUT", "/v1/kv/data/a", root, map[string]any{"data": map[string]string{"k": "v"}}), 200)
+	h.want(h.do("GET", "/v1/kv/data/a", tok, nil), 200)
+
+	r := h.want(h.writePolicy(root, "warden", "ops", "permit (principal in Group::\"ops\",\n  action == Action::\"kv.read\"\n  resource);"), 400)
+	msg := r.errorText(t)
+	if !strings.HasPrefix(msg, "ops:3:") {
+		t.Fatalf("error %q does not start with ops:3:COL", msg)
+	}
+	got := h.want(h.do("GET", "/v1/authz/stores/warden/policies/ops", root, nil), 200).json(t)
+	if !strings.Contains(got["policy"].(string), `action == Action::"kv.read", resource`) {
+		t.Fatalf("stored policy changed: %v", got["policy"])
+	}
+	h.want(h.do("GET", "/v1/kv/data/a", tok, nil), 200)
+
+	// A policy that fails at evaluation denies and is reported, even a forbid.
+	h.want(h.writePolicy(root, "warden", "guard", `forbid (principal, action, resource) when { resource.nonexistent == 1 };`), 200)
+	r = h.want(h.do("GET", "/v1/kv/data/a", tok, nil), 403)
+	if !strings.Contains(r.errorText(t), "failed to evaluate") {
+		t.Fatalf("error-deny not reported: %s", r.body)
+	}
+	h.want(h.do("DELETE", "/v1/authz/stores/warden/policies/guard", root, nil), 204)
+	h.want(h.do("GET", "/v1/kv/data/a", tok, nil), 200)
+}
+
+func TestDecisionAPI(t *testing.T) {
+	h := start(t, t.TempDir(), nil)
+	_, root := h.initUnseal(1, 1)
+	h.want(h.do("POST", "/v1/authz/stores", root, map[string]string{"name": "shop"}), 204)
+	h.want(h.do("POST", "/v1/authz/stores", root, map[string]string{"name": "shop"}), 409)
+	h.want(h.do("POST", "/v1/authz/stores", root, map[string]string{"name": "Bad Name"}), 400)
+	h.want(h.writePolicy(root, "shop", "refunds", `permit (principal in Group::"support", action == Action::"refund", resource is Order)
+when { context.amount < 100 };
+forbid (principal, action, resource) when { resource has frozen && resource.frozen };`), 200)
+	h.want(h.do("PUT", "/v1/authz/stores/shop/entities", root, `[
+  {"uid": {"type": "User", "id": "bob"}, "attrs": {}, "parents": [{"type": "Group", "id": "support"}]},
+  {"uid": {"type": "Order", "id": "7"}, "attrs": {"frozen": true}, "parents": []}
+]`), 200)
+	check := func(body string) map[string]any {
+		t.Helper()
+		return h.want(h.do("POST", "/v1/authz/stores/shop/check", root, body), 200).json(t)
+	}
+	cases := []struct {
+		name, body, decision string
+	}{
+		{"refund under 100", `{"principal": "User::\"bob\"", "action": "Action::\"refund\"", "resource": "Order::\"42\"", "context": {"amount": 50}}`, "allow"},
+		{"refund at 500", `{"principal": "User::\"bob\"", "action": "Action::\"refund\"", "resource": "Order::\"42\"", "context": {"amount": 500}}`, "deny"},
+		{"frozen order forbidden", `{"principal": "User::\"bob\"", "action": "Action::\"refund\"", "resource": "Order::\"7\"", "context": {"amount": 5}}`, "deny"},
+		{"not in group", `{"principal": "User::\"eve\"", "action": "Action::\"refund\"", "resource": "Order::\"42\"", "context": {"amount": 5}}`, "deny"},
+		{"request entities", `{"principal": "User::\"eve\"", "action": "Action::\"refund\"", "resource": "Order::\"42\"", "context": {"amount": 5},
+		  "entities": [{"uid": {"type": "User", "id": "eve"}, "attrs": {}, "parents": [{"type": "Group", "id": "support"}]}]}`, "allow"},
+		{"missing context errors to deny", `{"principal": "User::\"bob\"", "action": "Action::\"refund\"", "resource": "Order::\"42\""}`, "deny"},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			d := check(tc.body)
+			if d["decision"] != tc.decision {
+				t.Fatalf("decision %v, want %s", d, tc.decision)
+			}
+		})
+	}
+	if d := check(cases[5].body); len(d["errors"].([]any)) == 0 {
+		t.Fatalf("evaluation error not reported: %v", d)
+	}
+	if d := check(cases[0].body); len(d["reasons"].([]any)) != 1 || d["reasons"].([]any)[0] != "refunds#0" {
+		t.Fatalf("reasons: %v", d)
+	}
+	batch := `{"requests": [` + cases[0].body + `,` + cases[1].body + `]}`
+	b := h.want(h.do("POST", "/v1/authz/stores/shop/check-batch", root, batch), 200).json(t)
+	res := b["results"].([]any)
+	if len(res) != 2 || res[0].(map[string]any)["decision"] != "allow" || res[1].(map[string]any)["decision"] != "deny" {
+		t.Fatalf("batch: %v", b)
+	}
+	h.want(h.do("POST", "/v1/authz/stores/shop/check", root, `{"principal": "User::bob"}`), 400)
+	h.want(h.do("POST", "/v1/authz/stores/nope/check", root, cases[0].body), 404)
+	l := h.want(h.do("GET", "/v1/authz/stores", root, nil), 200).json(t)
+	if len(l["stores"].([]any)) != 2 {
+		t.Fatalf("stores: %v", l)
+	}
+	h.want(h.do("DELETE", "/v1/authz/stores/shop", root, nil), 204)
+	h.want(h.do("POST", "/v1/authz/stores/shop/check", root, cases[0].body), 404)
+}
