@@ -11,6 +11,6 @@ pol=$(for i in $(seq 1 998); do
 done
 echo 'permit (principal in Group::"admins", action, resource);'
 echo 'forbid (principal, action, resource) when { resource has frozen && resource.frozen };')
-body=$(python3 -c 'import json,sys; print(json.dumps({"policy": sys.stdin.read()}))' <<<"$pol")
-curl_ -X PUT "$WARDEN_ADDR/v1/authz/stores/bench/policies/rules" -d "$body" >/dev/null
+python3 -c 'import json,sys; print(json.dumps({"policy": sys.stdin.read()}))' <<<"$pol" |
+  curl_ -X PUT "$WARDEN_ADDR/v1/authz/stores/bench/policies/rules" --data-binary @- >/dev/null
 echo "store bench: $(curl_ "$WARDEN_ADDR/v1/authz/stores/bench/policies")"

@@ -2,6 +2,7 @@ package api
 
 import (
 	"strconv"
+	"sync/atomic"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -44,20 +45,24 @@ func newMetrics(reg prometheus.Registerer, c *core.Core) *metrics {
 	return m
 }
 
-// route returns an observer for one route; label lookups for the latency
-// histogram are done once here, not per request.
+// route returns an observer for one route. The histogram's labels are
+// resolved once here; counters per status code are made on first use, so
+// /metrics lists only the codes a route has actually answered.
 func (m *metrics) route(name string) func(status int, d time.Duration) {
 	hist := m.latency.WithLabelValues(name)
-	var byCode [600]prometheus.Counter
-	for _, c := range []int{200, 204, 400, 401, 403, 404, 405, 409, 412, 413, 429, 500, 501, 503} {
-		byCode[c] = m.requests.WithLabelValues(name, strconv.Itoa(c))
-	}
+	var byCode [600]atomic.Pointer[prometheus.Counter]
 	return func(status int, d time.Duration) {
 		hist.Observe(d.Seconds())
-		if status > 0 && status < len(byCode) && byCode[status] != nil {
-			byCode[status].Inc()
+		if status <= 0 || status >= len(byCode) {
+			m.requests.WithLabelValues(name, strconv.Itoa(status)).Inc()
 			return
 		}
-		m.requests.WithLabelValues(name, strconv.Itoa(status)).Inc()
+		c := byCode[status].Load()
+		if c == nil {
+			cc := m.requests.WithLabelValues(name, strconv.Itoa(status))
+			c = &cc
+			byCode[status].Store(c)
+		}
+		(*c).Inc()
 	}
 }

@@ -56,6 +56,9 @@ func (r *reader) uvarint(max uint64, what string) (uint64, error) {
 	if n <= 0 {
 		return 0, fmt.Errorf("%w: bad %s at byte %d", errCodec, what, r.off)
 	}
+	if n != uvarintLen(v) {
+		return 0, fmt.Errorf("%w: non-minimal %s at byte %d", errCodec, what, r.off)
+	}
 	if v > max {
 		return 0, fmt.Errorf("%w: %s %d over limit %d at byte %d", errCodec, what, v, max, r.off)
 	}
@@ -185,4 +188,13 @@ func validKey(k string) error {
 		return fmt.Errorf("%w: key longer than %d bytes", ErrInvalid, MaxKeyLen)
 	}
 	return nil
+}
+
+func uvarintLen(v uint64) int {
+	n := 1
+	for v >= 0x80 {
+		v >>= 7
+		n++
+	}
+	return n
 }
