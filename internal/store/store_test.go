@@ -81,7 +81,9 @@ func TestConditions(t *testing.T) {
 		{"must not exist: present", func(uint64) Txn { return Txn{Conds: []Cond{{Key: "k", Version: 0}}, Ops: []Op{put("k", "2")}} }, false},
 		{"right version", func(v uint64) Txn { return Txn{Conds: []Cond{{Key: "k", Version: v}}, Ops: []Op{put("k", "3")}} }, true},
 		{"stale version", func(v uint64) Txn { return Txn{Conds: []Cond{{Key: "k", Version: v - 1}}, Ops: []Op{put("k", "4")}} }, false},
-		{"delete", func(v uint64) Txn { return Txn{Conds: []Cond{{Key: "k", Version: v}}, Ops: []Op{{Type: OpDelete, Key: "k"}}} }, true},
+		{"delete", func(v uint64) Txn {
+			return Txn{Conds: []Cond{{Key: "k", Version: v}}, Ops: []Op{{Type: OpDelete, Key: "k"}}}
+		}, true},
 		{"absent after delete", func(uint64) Txn { return Txn{Conds: []Cond{{Key: "k", Version: 0}}, Ops: []Op{put("k", "5")}} }, true},
 	}
 	var v uint64
