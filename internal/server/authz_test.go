@@ -204,3 +204,73 @@ forbid (principal, action, resource) when { resource has frozen && resource.froz
 	h.want(h.do("DELETE", "/v1/authz/stores/shop", root, nil), 204)
 	h.want(h.do("POST", "/v1/authz/stores/shop/check", root, cases[0].body), 404)
 }
+
+// TestActionMapping checks, for every guarded route, the action and resource
+// it asks about: a policy permitting exactly that pair lets the request past
+// authorization, and the same policy with any other action does not.
+func TestActionMapping(t *testing.T) {
+	h := start(t, t.TempDir(), nil)
+	_, root := h.initUnseal(1, 1)
+	h.want(h.do("POST", "/v1/authz/stores", root, map[string]string{"name": "shop"}), 204)
+	tok := h.token(root, "mapper")
+	cases := []struct {
+		method, path, action, resource string
+	}{
+		{"GET", "/v1/kv/data/app/db", "kv.read", `Secret::"app/db"`},
+		{"PUT", "/v1/kv/data/app/db", "kv.write", `Secret::"app/db"`},
+		{"POST", "/v1/kv/data/app/db", "kv.write", `Secret::"app/db"`},
+		{"DELETE", "/v1/kv/data/app/db", "kv.delete", `Secret::"app/db"`},
+		{"GET", "/v1/kv/metadata/app/db", "kv.metadata", `Secret::"app/db"`},
+		{"GET", "/v1/kv/metadata/app?list=true", "kv.list", `Secret::"app"`},
+		{"LIST", "/v1/kv/metadata/app", "kv.list", `Secret::"app"`},
+		{"POST", "/v1/auth/token/create", "token.create", `Token::"mapper"`},
+		{"GET", "/v1/auth/token/lookup-self", "token.lookup", `Token::"self"`},
+		{"POST", "/v1/auth/token/lookup", "token.lookup", `Token::"*"`},
+		{"POST", "/v1/auth/token/revoke", "token.revoke", `Token::"*"`},
+		{"POST", "/v1/sys/rotate", "sys.rotate", `System::"warden"`},
+		{"GET", "/v1/sys/key-status", "sys.key-status", `System::"warden"`},
+		{"GET", "/v1/authz/stores", "authz.store.list", `PolicyStore::"*"`},
+		{"POST", "/v1/authz/stores", "authz.store.create", `PolicyStore::"*"`},
+		{"DELETE", "/v1/authz/stores/shop", "authz.store.delete", `PolicyStore::"shop"`},
+		{"GET", "/v1/authz/stores/shop/policies", "policy.list", `PolicyStore::"shop"`},
+		{"GET", "/v1/authz/stores/shop/policies/p1", "policy.read", `Policy::"shop/p1"`},
+		{"PUT", "/v1/authz/stores/shop/policies/p1", "policy.write", `Policy::"shop/p1"`},
+		{"DELETE", "/v1/authz/stores/shop/policies/p1", "policy.delete", `Policy::"shop/p1"`},
+		{"PUT", "/v1/authz/stores/shop/schema", "authz.schema.write", `PolicyStore::"shop"`},
+		{"PUT", "/v1/authz/stores/shop/entities", "authz.entities.write", `PolicyStore::"shop"`},
+		{"POST", "/v1/authz/stores/shop/check", "authz.check", `PolicyStore::"shop"`},
+		{"POST", "/v1/authz/stores/shop/check-batch", "authz.check", `PolicyStore::"shop"`},
+		{"POST", "/v1/sys/seal", "sys.seal", `System::"warden"`}, // last: it seals
+	}
+	covered := map[string]bool{}
+	for _, tc := range cases {
+		t.Run(tc.method+" "+tc.path, func(t *testing.T) {
+			other := "kv.read"
+			if tc.action == other {
+				other = "kv.write"
+			}
+			h.want(h.writePolicy(root, "warden", "map",
+				`permit (principal == User::"mapper", action == Action::"`+other+`", resource == `+tc.resource+`);`), 200)
+			h.want(h.do(tc.method, tc.path, tok, nil), 403)
+			h.want(h.writePolicy(root, "warden", "map",
+				`permit (principal == User::"mapper", action == Action::"`+tc.action+`", resource == `+tc.resource+`);`), 200)
+			if r := h.do(tc.method, tc.path, tok, nil); r.status == 403 || r.status == 401 {
+				t.Fatalf("status %d with a policy for %s on %s: %s", r.status, tc.action, tc.resource, r.body)
+			}
+		})
+		covered[tc.method+" "+strings.SplitN(tc.path, "?", 2)[0]] = true
+	}
+	// Every guarded route is in the table.
+	for _, rt := range h.srv.API().Routes() {
+		if !rt.Auth {
+			continue
+		}
+		path := strings.NewReplacer("{path...}", "app/db", "{store}", "shop", "{name}", "p1").Replace(rt.Pattern)
+		if rt.Method == "LIST" {
+			path = "/v1/kv/metadata/app"
+		}
+		if !covered[rt.Method+" "+path] {
+			t.Errorf("route %s %s has no action-mapping case", rt.Method, rt.Pattern)
+		}
+	}
+}
