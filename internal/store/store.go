@@ -125,7 +125,12 @@ func Open(cfg Config) (*Store, error) {
 		}
 		return nil, fmt.Errorf("store: raft log: %w", err)
 	}
-	hlog := hclog.New(&hclog.LoggerOptions{Name: "raft", Level: hclog.Warn, Output: &slogWriter{log: log}})
+	// A single node's own election is routine: only errors are worth a line.
+	level := hclog.Warn
+	if cfg.Transport == nil {
+		level = hclog.Error
+	}
+	hlog := hclog.New(&hclog.LoggerOptions{Name: "raft", Level: level, Output: &slogWriter{log: log}, DisableTime: true})
 	snaps, err := raft.NewFileSnapshotStoreWithLogger(raftDir, 2, hlog)
 	if err != nil {
 		s.closeFiles()
