@@ -1,0 +1,97 @@
+package cli
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/warden-sec/warden/internal/server"
+)
+
+// TestAgainstRealServer runs the README walkthrough with the CLI against a
+// real server on a 127.0.0.1:0 port, and checks the JSON contracts.
+func TestAgainstRealServer(t *testing.T) {
+	srv, err := server.New(server.Config{DataDir: t.TempDir(), Listen: "127.0.0.1:0", RateLimit: -1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := srv.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { srv.Close() })
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	if err := srv.Store().WaitLeader(ctx); err != nil {
+		t.Fatal(err)
+	}
+	env := map[string]string{"WARDEN_ADDR": srv.Addr(), "WARDEN_CACERT": srv.CAFile()}
+	cli := func(wantCode int, args ...string) string {
+		t.Helper()
+		var out, errb bytes.Buffer
+		code := run(ctx, args, strings.NewReader(""), &out, &errb, func(k string) string { return env[k] })
+		if code != wantCode {
+			t.Fatalf("warden %s: exit %d, want %d; stderr %q", strings.Join(args, " "), code, wantCode, errb.String())
+		}
+		if code != 0 && strings.Count(strings.TrimSpace(errb.String()), "\n") != 0 {
+			t.Fatalf("error output is not one line: %q", errb.String())
+		}
+		return out.String()
+	}
+	decode := func(s string) map[string]any {
+		t.Helper()
+		var m map[string]any
+		if err := json.Unmarshal([]byte(s), &m); err != nil {
+			t.Fatalf("not JSON: %q", s)
+		}
+		return m
+	}
+	hasFields := func(m map[string]any, fields ...string) {
+		t.Helper()
+		for _, f := range fields {
+			if _, ok := m[f]; !ok {
+				t.Fatalf("field %q missing from %v", f, m)
+			}
+		}
+	}
+
+	st := decode(cli(0, "status", "--format", "json"))
+	hasFields(st, "initialized", "sealed", "shares", "threshold", "progress")
+	if st["initialized"] != false {
+		t.Fatalf("status: %v", st)
+	}
+	in := decode(cli(0, "operator", "init", "--key-shares", "3", "--key-threshold", "2", "--format", "json"))
+	hasFields(in, "unseal_keys", "root_token")
+	keys := in["unseal_keys"].([]any)
+	cli(1, "operator", "unseal", "not-a-key")
+	cli(0, "operator", "unseal", keys[0].(string))
+	cli(0, "operator", "unseal", keys[2].(string))
+	if st := decode(cli(0, "status", "--format", "json")); st["sealed"] != false || st["shares"] != float64(3) {
+		t.Fatalf("after unseal: %v", st)
+	}
+	env["WARDEN_TOKEN"] = in["root_token"].(string)
+	cli(0, "kv", "put", "app/db", "password=hunter2", "user=app")
+	cli(0, "kv", "put", "--cas", "1", "app/db", "password=correct-horse")
+	cli(1, "kv", "put", "--cas", "1", "app/db", "password=lost")
+	got := decode(cli(0, "kv", "get", "--version", "1", "--format", "json", "app/db"))
+	hasFields(got, "data", "version", "created_time")
+	if got["version"] != float64(1) || got["data"].(map[string]any)["password"] != "hunter2" {
+		t.Fatalf("kv get: %v", got)
+	}
+	if f := cli(0, "kv", "get", "--field", "password", "app/db"); strings.TrimSpace(f) != "correct-horse" {
+		t.Fatalf("--field: %q", f)
+	}
+	if l := cli(0, "kv", "list", "app"); strings.TrimSpace(l) != "db" {
+		t.Fatalf("list: %q", l)
+	}
+	tok := decode(cli(0, "token", "create", "--ttl", "1h", "--display-name", "ci", "--format", "json"))
+	hasFields(tok, "token", "accessor", "expire_time")
+	rot := decode(cli(0, "operator", "rotate", "--format", "json"))
+	if rot["term"] != float64(2) {
+		t.Fatalf("rotate: %v", rot)
+	}
+	cli(0, "operator", "seal")
+	cli(1, "kv", "get", "app/db")
+}
