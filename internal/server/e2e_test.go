@@ -35,7 +35,7 @@ func (c *clock) Add(d time.Duration) {
 }
 
 type harness struct {
-	t    *testing.T
+	t    testing.TB
 	dir  string
 	srv  *server.Server
 	http *http.Client
@@ -44,7 +44,7 @@ type harness struct {
 }
 
 // start runs a real server on a 127.0.0.1:0 port over TLS in dir.
-func start(t *testing.T, dir string, mod func(*server.Config)) *harness {
+func start(t testing.TB, dir string, mod func(*server.Config)) *harness {
 	t.Helper()
 	h := &harness{t: t, dir: dir, clk: &clock{t: time.Now()}}
 	h.cfg = server.Config{DataDir: dir, Listen: "127.0.0.1:0", Now: h.clk.Now, RateLimit: -1}
@@ -77,7 +77,7 @@ func (h *harness) boot() {
 	pool := x509.NewCertPool()
 	pool.AppendCertsFromPEM(pem)
 	h.srv = srv
-	h.http = &http.Client{Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: pool, MinVersion: tls.VersionTLS12}}}
+	h.http = &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 64, TLSClientConfig: &tls.Config{RootCAs: pool, MinVersion: tls.VersionTLS12}}}
 	t.Cleanup(func() { h.stop() })
 }
 
@@ -99,7 +99,7 @@ type resp struct {
 	header http.Header
 }
 
-func (r resp) json(t *testing.T) map[string]any {
+func (r resp) json(t testing.TB) map[string]any {
 	t.Helper()
 	var m map[string]any
 	if err := json.Unmarshal(r.body, &m); err != nil {
@@ -109,7 +109,7 @@ func (r resp) json(t *testing.T) map[string]any {
 }
 
 // errorText returns the single error message of an error response.
-func (r resp) errorText(t *testing.T) string {
+func (r resp) errorText(t testing.TB) string {
 	t.Helper()
 	var e struct {
 		Errors []string `json:"errors"`
