@@ -559,12 +559,9 @@ func (c *Core) GetStale(key string) (store.Entry, error) {
 
 // List reads every entry under prefix linearizably and decrypts them.
 func (c *Core) List(ctx context.Context, prefix string, limit int) ([]store.Entry, error) {
-	if c.bar.Sealed() {
-		return nil, ErrSealed
-	}
-	es, err := c.st.List(ctx, prefix, limit)
+	es, err := c.list(ctx, prefix, limit)
 	if err != nil {
-		return nil, storeErr("list", err)
+		return nil, err
 	}
 	for i := range es {
 		if es[i], err = c.decryptEntry(es[i]); err != nil {
@@ -577,15 +574,20 @@ func (c *Core) List(ctx context.Context, prefix string, limit int) ([]store.Entr
 // ListKeys returns the keys and versions under prefix, linearizably, without
 // decrypting values (Value is nil).
 func (c *Core) ListKeys(ctx context.Context, prefix string, limit int) ([]store.Entry, error) {
+	es, err := c.list(ctx, prefix, limit)
+	for i := range es {
+		es[i].Value = nil
+	}
+	return es, err
+}
+
+func (c *Core) list(ctx context.Context, prefix string, limit int) ([]store.Entry, error) {
 	if c.bar.Sealed() {
 		return nil, ErrSealed
 	}
 	es, err := c.st.List(ctx, prefix, limit)
 	if err != nil {
 		return nil, storeErr("list", err)
-	}
-	for i := range es {
-		es[i].Value = nil
 	}
 	return es, nil
 }
