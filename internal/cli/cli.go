@@ -140,6 +140,8 @@ func newRootCmd(g *globals) *cobra.Command {
 		newOperatorCmd(g),
 		newTokenCmd(g),
 		newKVCmd(g),
+		newAuthzCmd(g),
+		newPolicyCmd(g),
 		newVersionCmd(),
 		newServerCmd(),
 	)

@@ -104,7 +104,7 @@ func TestEndToEndAgainstStandIn(t *testing.T) {
 	}
 
 	e["WARDEN_TOKEN"] = testRoot
-	tokenKeys := []string{"accessor", "display_name", "policies", "parent_accessor", "created_time", "expire_time", "ttl", "root"}
+	tokenKeys := []string{"accessor", "display_name", "policies", "parent_accessor", "created_time", "expire_time", "ttl", "root", "user", "groups", "principal"}
 	created := mustJSON(t, runCLI(t, e, "", "token", "create", "--ttl", "1h", "--display-name", "ci", "--format", "json"),
 		append([]string{"token"}, tokenKeys...)...)
 	mustJSON(t, runCLI(t, e, "", "token", "lookup", "--format", "json"), tokenKeys...)

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"os"
 	"strings"
 	"testing"
 	"time"
@@ -92,6 +93,56 @@ func TestAgainstRealServer(t *testing.T) {
 	if rot["term"] != float64(2) {
 		t.Fatalf("rotate: %v", rot)
 	}
+
+	// Authorization: a bad policy is refused with its position, a good one
+	// governs a non-root token, and the decision API answers a user store.
+	dir := t.TempDir()
+	write := func(name, text string) string {
+		p := dir + "/" + name
+		if err := os.WriteFile(p, []byte(text), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		return p
+	}
+	var out, errb bytes.Buffer
+	if code := run(ctx, []string{"policy", "write", "ops", write("bad.cedar", "permit (principal,\n  action resource);")},
+		strings.NewReader(""), &out, &errb, func(k string) string { return env[k] }); code != 1 || !strings.Contains(errb.String(), "ops:2:") {
+		t.Fatalf("bad policy: exit %d, stderr %q", code, errb.String())
+	}
+	cli(0, "policy", "write", "ops", write("ops.cedar", `permit (principal in Group::"ops", action == Action::"kv.read", resource);`))
+	if l := decode(cli(0, "policy", "list", "--format", "json")); len(l["policies"].([]any)) != 1 {
+		t.Fatalf("policy list: %v", l)
+	}
+	opsTok := decode(cli(0, "token", "create", "--user", "olga", "--group", "ops", "--format", "json"))
+	if opsTok["principal"] != `User::"olga"` {
+		t.Fatalf("principal: %v", opsTok)
+	}
+	rootTok := env["WARDEN_TOKEN"]
+	env["WARDEN_TOKEN"] = opsTok["token"].(string)
+	cli(0, "kv", "get", "app/db")
+	cli(1, "kv", "put", "app/db", "password=nope")
+	env["WARDEN_TOKEN"] = rootTok
+
+	cli(0, "authz", "store", "create", "shop")
+	cli(0, "policy", "write", "--store", "shop", "refunds", write("refunds.cedar",
+		`permit (principal in Group::"support", action == Action::"refund", resource) when { context.amount < 100 };`))
+	cli(0, "authz", "entities", "write", "shop", write("ents.json",
+		`[{"uid": {"type": "User", "id": "bob"}, "attrs": {}, "parents": [{"type": "Group", "id": "support"}]}]`))
+	check := func(amount string) string {
+		d := decode(cli(0, "authz", "check", "--store", "shop", "--principal", `User::"bob"`, "--action", `Action::"refund"`,
+			"--resource", `Order::"42"`, "--context", `{"amount": `+amount+`}`, "--format", "json"))
+		hasFields(d, "decision", "reasons", "errors")
+		return d["decision"].(string)
+	}
+	if check("50") != "allow" || check("500") != "deny" {
+		t.Fatal("refund decisions")
+	}
+	cli(2, "authz", "check", "--store", "shop", "--principal", `User::"bob"`, "--action", `Action::"refund"`,
+		"--resource", `Order::"42"`, "--context", `[1]`)
+	if l := decode(cli(0, "authz", "store", "list", "--format", "json")); len(l["stores"].([]any)) != 2 {
+		t.Fatalf("stores: %v", l)
+	}
+
 	cli(0, "operator", "seal")
 	cli(1, "kv", "get", "app/db")
 }

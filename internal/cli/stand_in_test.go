@@ -161,7 +161,7 @@ func (s *standIn) serve(w http.ResponseWriter, r *http.Request) {
 	}
 	view := func(token, acc string) map[string]any {
 		m := map[string]any{"accessor": acc, "display_name": "ci", "policies": []string{}, "parent_accessor": "acc-root",
-			"created_time": s.ts(), "expire_time": s.ts(), "ttl": "1h0m0s", "root": false}
+			"created_time": s.ts(), "expire_time": s.ts(), "ttl": "1h0m0s", "root": false, "user": "", "groups": []string{}, "principal": `User::"token:` + acc + `"`}
 		if token != "" {
 			m["token"] = token
 		}

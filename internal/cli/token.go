@@ -28,19 +28,23 @@ func tokenRows(t client.Token) []row {
 		row{"Expire Time", t.ExpireTime},
 		row{"TTL", t.TTL},
 		row{"Root", t.Root},
+		row{"Principal", t.Principal},
+		row{"Groups", t.Groups},
 	)
 }
 
 func newTokenCreateCmd(g *globals) *cobra.Command {
 	var req client.TokenCreateRequest
 	cmd := &cobra.Command{
-		Use:   "create [--ttl D] [--display-name S]",
+		Use:   "create [--ttl D] [--display-name S] [--user NAME [--group G]...]",
 		Short: "Create a child of the current token and print it",
 		Args:  args(cobra.NoArgs),
 	}
 	f := addFormat(cmd)
 	cmd.Flags().StringVar(&req.TTL, "ttl", "", "lifetime as a Go duration, e.g. 30m or 1h (server default 768h)")
 	cmd.Flags().StringVar(&req.DisplayName, "display-name", "", "a name for the token, shown in lookups and logs")
+	cmd.Flags().StringVar(&req.User, "user", "", `the new token's principal, User::"NAME" (default: the caller's)`)
+	cmd.Flags().StringArrayVar(&req.Groups, "group", nil, `a group of --user, Group::"G" (repeatable)`)
 	cmd.RunE = func(cmd *cobra.Command, _ []string) error {
 		if req.TTL != "" {
 			if d, err := time.ParseDuration(req.TTL); err != nil || d <= 0 {

@@ -52,6 +52,10 @@ type KeyStatus struct {
 type TokenCreateRequest struct {
 	TTL         string `json:"ttl,omitempty"` // Go duration, e.g. "1h"
 	DisplayName string `json:"display_name,omitempty"`
+	// User and Groups name the new token's principal (User::"<user>" in
+	// Group::"<g>"); empty: the child inherits the caller's.
+	User   string   `json:"user,omitempty"`
+	Groups []string `json:"groups,omitempty"`
 }
 
 // Token is the token object. Token (the secret) is set only in create responses.
@@ -65,6 +69,9 @@ type Token struct {
 	ExpireTime     string   `json:"expire_time"` // "" if it never expires
 	TTL            string   `json:"ttl"`         // remaining, Go duration; "" if none
 	Root           bool     `json:"root"`
+	User           string   `json:"user"`
+	Groups         []string `json:"groups"`
+	Principal      string   `json:"principal"` // e.g. User::"alice"
 }
 
 // KVWriteResponse is the result of a KV write.
