@@ -36,8 +36,9 @@ import (
 type Config struct {
 	Dir    string // required; created 0700
 	NodeID string // default "node1"
-	// Transport carries Raft traffic. Nil: an in-memory transport, and the
-	// node bootstraps itself as a single-voter cluster on first start.
+	// Transport carries Raft traffic (see TLSTransport); the store closes it
+	// on Close. Nil: an in-memory transport, and the node bootstraps itself
+	// as a single-voter cluster on first start.
 	Transport raft.Transport
 	// Bootstrap a new cluster with Servers (or just this node) when no Raft
 	// state exists. Always true when Transport is nil.
@@ -457,7 +458,7 @@ func (s *Store) Close() error {
 	s.once.Do(func() {
 		close(s.closed)
 		err = s.raft.Shutdown().Error()
-		if c, ok := s.trans.(io.Closer); ok && s.cfg.Transport == nil {
+		if c, ok := s.trans.(io.Closer); ok {
 			c.Close()
 		}
 		s.logs.Close()
