@@ -110,10 +110,9 @@ func validSegment(s string) error {
 	case s == "." || s == "..":
 		return fmt.Errorf("%q is not allowed", s)
 	}
-	for i := 0; i < len(s); i++ {
-		c := s[i]
+	for i, c := range s {
 		if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '.' || c == '_' || c == '-') {
-			return fmt.Errorf("character %q at byte %d is not allowed (use A-Z a-z 0-9 . _ -)", rune(c), i+1)
+			return fmt.Errorf("character %q (U+%04X) at byte %d is not allowed (use A-Z a-z 0-9 . _ -)", c, c, i+1)
 		}
 	}
 	return nil
