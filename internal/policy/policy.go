@@ -24,6 +24,7 @@ import (
 	"sort"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/warden-sec/warden/internal/authz"
@@ -72,7 +73,7 @@ type Policy struct {
 type Service struct {
 	st    Storage
 	now   func() time.Time
-	cache authz.Cache
+	cache atomic.Pointer[authz.Cache] // replaced on seal
 
 	mu       sync.Mutex
 	entities map[string]cachedEntities
@@ -88,7 +89,9 @@ func New(st Storage, now func() time.Time) *Service {
 	if now == nil {
 		now = time.Now
 	}
-	return &Service{st: st, now: now, entities: map[string]cachedEntities{}}
+	s := &Service{st: st, now: now, entities: map[string]cachedEntities{}}
+	s.cache.Store(new(authz.Cache))
+	return s
 }
 
 // ValidateStoreName: 1..63 of a-z, 0-9, '-', '_', starting with a letter.
@@ -191,7 +194,7 @@ func (s *Service) DeleteStore(ctx context.Context, name string) error {
 			continue
 		}
 		if err == nil {
-			s.cache.Forget(name)
+			s.cache.Load().Forget(name)
 		}
 		return err
 	}
@@ -381,7 +384,7 @@ func (s *Service) Compiled(ctx context.Context, storeName string) (*authz.Policy
 	} else if storeName != WardenStore {
 		return nil, authz.Entities{}, errs.E(errs.NotFound, "policy store %q not found", storeName)
 	}
-	ps, err := s.cache.Get(storeName, gen, func() (*authz.PolicySet, error) {
+	ps, err := s.cache.Load().Get(storeName, gen, func() (*authz.PolicySet, error) {
 		pols, schema, _, err := s.load(ctx, storeName)
 		if err != nil {
 			return nil, err
@@ -424,8 +427,10 @@ func (s *Service) Check(ctx context.Context, storeName string, req authz.CheckRe
 	return ps.Authorize(req.Request, es.With(req.Entities)), nil
 }
 
-// Forget drops cached sets (called on seal).
+// Forget drops the cached policy sets and entities (called on seal), so a
+// sealed server holds no decrypted policy.
 func (s *Service) Forget() {
+	s.cache.Store(new(authz.Cache))
 	s.mu.Lock()
 	s.entities = map[string]cachedEntities{}
 	s.mu.Unlock()
