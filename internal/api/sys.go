@@ -17,6 +17,10 @@ type healthResponse struct {
 	Standby       bool   `json:"standby"`
 	Version       string `json:"version"`
 	ServerTimeUTC int64  `json:"server_time_utc"`
+	Role          string `json:"role"`         // leader, follower or standby
+	LastContact   string `json:"last_contact"` // followers: time since the leader was last heard, a Go duration
+	AppliedIndex  uint64 `json:"applied_index"`
+	CommitIndex   uint64 `json:"commit_index"`
 }
 
 func (s *Server) health(req *request) (int, any, error) {
@@ -24,9 +28,13 @@ func (s *Server) health(req *request) (int, any, error) {
 	if err != nil {
 		return 0, nil, err
 	}
-	leader := s.cfg.Core.Store().IsLeader()
-	body := healthResponse{Initialized: st.Initialized, Sealed: st.Sealed, Standby: !leader,
-		Version: core.Version, ServerTimeUTC: s.now().Unix()}
+	rs := s.cfg.Core.Store().Status()
+	body := healthResponse{Initialized: st.Initialized, Sealed: st.Sealed, Standby: rs.Role != store.RoleLeader,
+		Version: core.Version, ServerTimeUTC: s.now().Unix(), Role: string(rs.Role),
+		AppliedIndex: rs.AppliedIndex, CommitIndex: rs.CommitIndex}
+	if !rs.LastContact.IsZero() {
+		body.LastContact = time.Since(rs.LastContact).Round(time.Millisecond).String()
+	}
 	switch {
 	case !st.Initialized:
 		return http.StatusNotImplemented, body, nil

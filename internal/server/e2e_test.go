@@ -243,7 +243,10 @@ func TestUnsealThreshold(t *testing.T) {
 	h.want(h.do("GET", "/v1/kv/data/x", out.RootToken, nil), 503)
 	h.want(h.do("POST", "/v1/sys/unseal", "", map[string]string{"key": out.UnsealKeys[4]}), 200)
 	progress(0, false)
-	h.want(h.do("GET", "/v1/sys/health", "", nil), 200)
+	hl := h.want(h.do("GET", "/v1/sys/health", "", nil), 200).json(t)
+	if hl["role"] != "leader" || hl["standby"] != false || hl["applied_index"].(float64) < 1 {
+		t.Fatalf("health: %v", hl)
+	}
 
 	// Reset discards progress.
 	h.want(h.do("POST", "/v1/sys/seal", out.RootToken, nil), 204)

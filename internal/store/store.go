@@ -249,6 +249,42 @@ func (s *Store) Raft() *raft.Raft { return s.raft }
 // IsLeader reports whether this node is the leader.
 func (s *Store) IsLeader() bool { return s.raft.State() == raft.Leader }
 
+// Role is this node's part in the cluster.
+type Role string
+
+// Roles.
+const (
+	RoleLeader   Role = "leader"
+	RoleFollower Role = "follower"
+	RoleStandby  Role = "standby" // candidate or shut down: no known leader
+)
+
+// Status describes this node for health checks.
+type Status struct {
+	Role         Role
+	Leader       string    // leader's Raft address, "" if unknown
+	LastContact  time.Time // last contact with the leader (zero on the leader)
+	AppliedIndex uint64
+	CommitIndex  uint64
+}
+
+// Status reports this node's role, leader and indexes.
+func (s *Store) Status() Status {
+	st := Status{AppliedIndex: s.AppliedIndex(), CommitIndex: s.raft.CommitIndex()}
+	addr, _ := s.raft.LeaderWithID()
+	st.Leader = string(addr)
+	switch s.raft.State() {
+	case raft.Leader:
+		st.Role = RoleLeader
+	case raft.Follower:
+		st.Role = RoleFollower
+		st.LastContact = s.raft.LastContact()
+	default:
+		st.Role = RoleStandby
+	}
+	return st
+}
+
 // AppliedIndex is the index of the last log applied to the local state.
 func (s *Store) AppliedIndex() uint64 { return s.fsm.applied.Load() }
 
