@@ -18,6 +18,7 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/warden-sec/warden/internal/errs"
@@ -73,14 +74,62 @@ type Secret struct {
 type Engine struct {
 	st  Storage
 	now func() time.Time
+
+	mu    sync.Mutex
+	cache map[string]cachedMeta // path → decoded metadata at a store version (read paths only)
 }
+
+type cachedMeta struct {
+	version uint64
+	m       *Metadata // never mutated once cached
+}
+
+// maxCachedMeta bounds the decoded-metadata cache; it is cleared when full.
+const maxCachedMeta = 10000
 
 // New returns an engine over st; now may be nil (time.Now).
 func New(st Storage, now func() time.Time) *Engine {
 	if now == nil {
 		now = time.Now
 	}
-	return &Engine{st: st, now: now}
+	return &Engine{st: st, now: now, cache: make(map[string]cachedMeta)}
+}
+
+// Forget drops cached metadata (called when Warden seals).
+func (e *Engine) Forget() {
+	e.mu.Lock()
+	e.cache = make(map[string]cachedMeta)
+	e.mu.Unlock()
+}
+
+// metaRead is meta for read paths: the decoded record is cached by store
+// version, so a hot secret's metadata is decoded once per change. The
+// result must not be modified.
+func (e *Engine) metaRead(ctx context.Context, path string) (*Metadata, error) {
+	ent, err := e.st.Get(ctx, prefixMeta+path)
+	if errs.Is(err, errs.NotFound) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	e.mu.Lock()
+	c, ok := e.cache[path]
+	e.mu.Unlock()
+	if ok && c.version == ent.Version {
+		return c.m, nil
+	}
+	m := new(Metadata)
+	if err := json.Unmarshal(ent.Value, m); err != nil {
+		return nil, fmt.Errorf("secrets: decode metadata of %q: %w", path, err)
+	}
+	e.mu.Lock()
+	if len(e.cache) >= maxCachedMeta {
+		e.cache = make(map[string]cachedMeta)
+	}
+	e.cache[path] = cachedMeta{version: ent.Version, m: m}
+	e.mu.Unlock()
+	return m, nil
 }
 
 // ValidatePath checks a secret path: '/'-separated segments of
@@ -203,7 +252,7 @@ func (e *Engine) Get(ctx context.Context, path string, v uint64) (Secret, error)
 	if err := ValidatePath(path); err != nil {
 		return Secret{}, err
 	}
-	m, _, err := e.meta(ctx, path)
+	m, err := e.metaRead(ctx, path)
 	if err != nil {
 		return Secret{}, err
 	}
@@ -265,12 +314,13 @@ func (e *Engine) Delete(ctx context.Context, path string) error {
 	}
 }
 
-// Metadata returns the metadata of path. errs.NotFound if absent.
+// Metadata returns the metadata of path (shared: do not modify it).
+// errs.NotFound if absent.
 func (e *Engine) Metadata(ctx context.Context, path string) (*Metadata, error) {
 	if err := ValidatePath(path); err != nil {
 		return nil, err
 	}
-	m, _, err := e.meta(ctx, path)
+	m, err := e.metaRead(ctx, path)
 	if err != nil {
 		return nil, err
 	}

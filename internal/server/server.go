@@ -110,6 +110,7 @@ func New(cfg Config) (*Server, error) {
 	s.tokens = identity.New(s.core, cfg.Now, nil)
 	s.core.OnSeal(s.tokens.Forget)
 	kv := secrets.New(s.core, cfg.Now)
+	s.core.OnSeal(kv.Forget)
 	pol := policy.New(s.core, cfg.Now)
 	s.core.OnSeal(pol.Forget)
 	s.api = api.New(api.Config{
