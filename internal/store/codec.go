@@ -8,7 +8,8 @@ import (
 
 // Command kinds: the first byte of every Raft command.
 const (
-	cmdTxn byte = 1
+	cmdTxn      byte = 1 // conditions and ops
+	cmdTxnAudit byte = 2 // conditions, ops and audit leaves
 )
 
 // encodeTxn encodes t as a command:
@@ -23,8 +24,15 @@ func encodeTxn(t Txn) []byte {
 	for _, op := range t.Ops {
 		n += 1 + 2*binary.MaxVarintLen64 + len(op.Key) + len(op.Value)
 	}
+	for _, l := range t.Audit {
+		n += binary.MaxVarintLen64 + len(l.Hash) + len(l.Value)
+	}
 	b := make([]byte, 0, n)
-	b = append(b, cmdTxn)
+	if len(t.Audit) > 0 {
+		b = append(b, cmdTxnAudit)
+	} else {
+		b = append(b, cmdTxn)
+	}
 	b = binary.AppendUvarint(b, uint64(len(t.Conds)))
 	for _, c := range t.Conds {
 		b = binary.AppendUvarint(b, uint64(len(c.Key)))
@@ -39,6 +47,14 @@ func encodeTxn(t Txn) []byte {
 		if op.Type == OpPut {
 			b = binary.AppendUvarint(b, uint64(len(op.Value)))
 			b = append(b, op.Value...)
+		}
+	}
+	if len(t.Audit) > 0 {
+		b = binary.AppendUvarint(b, uint64(len(t.Audit)))
+		for _, l := range t.Audit {
+			b = append(b, l.Hash...)
+			b = binary.AppendUvarint(b, uint64(len(l.Value)))
+			b = append(b, l.Value...)
 		}
 	}
 	return b
@@ -79,7 +95,7 @@ func (r *reader) bytes(n uint64, what string) ([]byte, error) {
 // alias b.
 func decodeTxn(b []byte) (Txn, error) {
 	var t Txn
-	if len(b) == 0 || b[0] != cmdTxn {
+	if len(b) == 0 || (b[0] != cmdTxn && b[0] != cmdTxnAudit) {
 		return t, fmt.Errorf("%w: not a txn command", errCodec)
 	}
 	if len(b) > MaxTxnBytes+1024 {
@@ -144,6 +160,31 @@ func decodeTxn(b []byte) (Txn, error) {
 		}
 		t.Ops[i] = op
 	}
+	if b[0] == cmdTxnAudit {
+		na, err := r.uvarint(MaxTxnOps, "audit leaf count")
+		if err != nil {
+			return t, err
+		}
+		if na == 0 {
+			return t, fmt.Errorf("%w: audit command without leaves", errCodec)
+		}
+		t.Audit = make([]AuditLeaf, na)
+		for i := range t.Audit {
+			h, err := r.bytes(32, "audit leaf hash")
+			if err != nil {
+				return t, err
+			}
+			vl, err := r.uvarint(MaxTxnBytes, "audit value length")
+			if err != nil {
+				return t, err
+			}
+			v, err := r.bytes(vl, "audit value")
+			if err != nil {
+				return t, err
+			}
+			t.Audit[i] = AuditLeaf{Hash: h, Value: v}
+		}
+	}
 	if r.off != len(r.b) {
 		return t, fmt.Errorf("%w: %d trailing bytes", errCodec, len(r.b)-r.off)
 	}
@@ -152,10 +193,10 @@ func decodeTxn(b []byte) (Txn, error) {
 
 // validate checks a transaction before it is proposed.
 func validate(t Txn) error {
-	if len(t.Ops) == 0 {
+	if len(t.Ops) == 0 && len(t.Audit) == 0 {
 		return fmt.Errorf("%w: no operations", ErrInvalid)
 	}
-	if len(t.Ops)+len(t.Conds) > MaxTxnOps {
+	if len(t.Ops)+len(t.Conds)+len(t.Audit) > MaxTxnOps {
 		return fmt.Errorf("%w: more than %d operations and conditions", ErrInvalid, MaxTxnOps)
 	}
 	size := 0
@@ -173,6 +214,12 @@ func validate(t Txn) error {
 			return fmt.Errorf("%w: unknown op type %d", ErrInvalid, op.Type)
 		}
 		size += len(op.Key) + len(op.Value) + 12
+	}
+	for _, l := range t.Audit {
+		if len(l.Hash) != 32 {
+			return fmt.Errorf("%w: audit leaf hash of %d bytes, want 32", ErrInvalid, len(l.Hash))
+		}
+		size += len(l.Hash) + len(l.Value) + 10
 	}
 	if size > MaxTxnBytes {
 		return fmt.Errorf("%w: transaction of about %d bytes exceeds %d", ErrInvalid, size, MaxTxnBytes)

@@ -13,14 +13,19 @@ import (
 	"time"
 
 	"github.com/hashicorp/raft"
+
+	"github.com/warden-sec/warden/internal/audit"
 	bolt "go.etcd.io/bbolt"
 	berrors "go.etcd.io/bbolt/errors"
 )
 
 var (
-	bucketKV   = []byte("kv")
-	bucketMeta = []byte("meta")
-	keyApplied = []byte("applied_index")
+	bucketKV          = []byte("kv")
+	bucketMeta        = []byte("meta")
+	bucketAuditNodes  = []byte("audit_nodes")  // level (1 byte) | index (8) → hash
+	bucketAuditLeaves = []byte("audit_leaves") // index (8) → stored leaf bytes
+	keyApplied        = []byte("applied_index")
+	keyAuditTree      = []byte("audit_tree") // audit.TreeState, binary
 )
 
 // fsm is the replicated state machine: a bbolt database holding every key
@@ -49,11 +54,12 @@ func openBolt(path string) (*bolt.DB, error) {
 		return nil, err
 	}
 	err = db.Update(func(tx *bolt.Tx) error {
-		if _, err := tx.CreateBucketIfNotExists(bucketKV); err != nil {
-			return err
+		for _, b := range [][]byte{bucketKV, bucketMeta, bucketAuditNodes, bucketAuditLeaves} {
+			if _, err := tx.CreateBucketIfNotExists(b); err != nil {
+				return err
+			}
 		}
-		_, err := tx.CreateBucketIfNotExists(bucketMeta)
-		return err
+		return nil
 	})
 	if err != nil {
 		db.Close()
@@ -123,7 +129,6 @@ func (f *fsm) ApplyBatch(logs []*raft.Log) []any {
 	applied := f.applied.Load()
 	last := applied
 	err := f.db.Update(func(tx *bolt.Tx) error {
-		kv := tx.Bucket(bucketKV)
 		for i, l := range logs {
 			if l.Index <= applied {
 				continue
@@ -137,7 +142,11 @@ func (f *fsm) ApplyBatch(logs []*raft.Log) []any {
 				out[i] = err
 				continue
 			}
-			out[i] = applyTxn(kv, t, l.Index)
+			res := applyTxn(tx, t, l.Index)
+			if fe, ok := res.(fatalError); ok {
+				return fe.err // roll the whole batch back; the store refuses writes from now on
+			}
+			out[i] = res
 		}
 		if last == applied {
 			return nil
@@ -159,9 +168,10 @@ func (f *fsm) ApplyBatch(logs []*raft.Log) []any {
 	return out
 }
 
-// applyTxn checks every condition, then applies every op. It returns the
-// index on success or a *ConflictError.
-func applyTxn(kv *bolt.Bucket, t Txn, index uint64) any {
+// applyTxn checks every condition, then applies every op and appends the
+// audit leaves. It returns the index on success or a *ConflictError.
+func applyTxn(tx *bolt.Tx, t Txn, index uint64) any {
+	kv := tx.Bucket(bucketKV)
 	for _, c := range t.Conds {
 		have := version(kv.Get([]byte(c.Key)))
 		if have != c.Version {
@@ -180,10 +190,58 @@ func applyTxn(kv *bolt.Bucket, t Txn, index uint64) any {
 			err = kv.Delete([]byte(op.Key))
 		}
 		if err != nil {
-			return fmt.Errorf("store: apply %q: %w", op.Key, err)
+			return fatalError{fmt.Errorf("store: apply %q: %w", op.Key, err)}
+		}
+	}
+	if len(t.Audit) > 0 {
+		if err := appendAudit(tx, t.Audit); err != nil {
+			return fatalError{err}
 		}
 	}
 	return index
+}
+
+// fatalError is a failure in the middle of applying a txn (a write error of
+// the state machine's database, damaged audit state): the batch must not
+// commit, or the txn would be half applied.
+type fatalError struct{ err error }
+
+// appendAudit appends leaves to the audit Merkle tree, storing the leaf
+// bytes, every node the append completes, and the new tree state.
+func appendAudit(tx *bolt.Tx, leaves []AuditLeaf) error {
+	meta := tx.Bucket(bucketMeta)
+	var st audit.TreeState
+	if b := meta.Get(keyAuditTree); b != nil {
+		if err := st.UnmarshalBinary(b); err != nil {
+			return fmt.Errorf("store: audit tree state: %w", err)
+		}
+	}
+	hashes := make([][]byte, len(leaves))
+	for i, l := range leaves {
+		hashes[i] = l.Hash
+	}
+	next, nodes, err := audit.Append(st, hashes)
+	if err != nil {
+		return fmt.Errorf("store: audit append: %w", err)
+	}
+	lb := tx.Bucket(bucketAuditLeaves)
+	for i, l := range leaves {
+		if err := lb.Put(binary.BigEndian.AppendUint64(nil, st.Size+uint64(i)), bytes.Clone(l.Value)); err != nil {
+			return err
+		}
+	}
+	nb := tx.Bucket(bucketAuditNodes)
+	for _, n := range nodes {
+		if err := nb.Put(nodeKey(n.Level, n.Index), n.Hash); err != nil {
+			return err
+		}
+	}
+	sb, _ := next.MarshalBinary()
+	return meta.Put(keyAuditTree, sb)
+}
+
+func nodeKey(level uint, index uint64) []byte {
+	return binary.BigEndian.AppendUint64([]byte{byte(level)}, index)
 }
 
 func version(v []byte) uint64 {
@@ -296,4 +354,54 @@ func (f *fsm) Restore(rc io.ReadCloser) error {
 
 func boltOptions() *bolt.Options {
 	return &bolt.Options{Timeout: time.Second, FreelistType: bolt.FreelistMapType}
+}
+
+// auditState returns the audit tree state.
+func (f *fsm) auditState() (audit.TreeState, error) {
+	f.mu.RLock()
+	defer f.mu.RUnlock()
+	var st audit.TreeState
+	err := f.db.View(func(tx *bolt.Tx) error {
+		if b := tx.Bucket(bucketMeta).Get(keyAuditTree); b != nil {
+			return st.UnmarshalBinary(b)
+		}
+		return nil
+	})
+	return st, err
+}
+
+// GetNode implements audit.NodeStore over the local state.
+func (f *fsm) GetNode(level uint, index uint64) ([]byte, error) {
+	f.mu.RLock()
+	defer f.mu.RUnlock()
+	var h []byte
+	err := f.db.View(func(tx *bolt.Tx) error {
+		v := tx.Bucket(bucketAuditNodes).Get(nodeKey(level, index))
+		if v == nil {
+			return fmt.Errorf("%w: audit node (%d, %d)", ErrNotFound, level, index)
+		}
+		h = bytes.Clone(v)
+		return nil
+	})
+	return h, err
+}
+
+// auditLeaves returns up to count stored leaves from start.
+func (f *fsm) auditLeaves(start uint64, count int) ([][]byte, error) {
+	f.mu.RLock()
+	defer f.mu.RUnlock()
+	var out [][]byte
+	err := f.db.View(func(tx *bolt.Tx) error {
+		c := tx.Bucket(bucketAuditLeaves).Cursor()
+		want := start
+		for k, v := c.Seek(binary.BigEndian.AppendUint64(nil, start)); k != nil && len(out) < count; k, v = c.Next() {
+			if binary.BigEndian.Uint64(k) != want {
+				return fmt.Errorf("store: audit leaf %d missing", want)
+			}
+			out = append(out, bytes.Clone(v))
+			want++
+		}
+		return nil
+	})
+	return out, err
 }

@@ -30,6 +30,8 @@ import (
 	"github.com/hashicorp/go-hclog"
 	"github.com/hashicorp/raft"
 	raftboltdb "github.com/hashicorp/raft-boltdb/v2"
+
+	"github.com/warden-sec/warden/internal/audit"
 )
 
 // Config configures a Store.
@@ -481,6 +483,19 @@ func (s *Store) List(ctx context.Context, prefix string, limit int) ([]Entry, er
 // ListStale is List without the leadership check.
 func (s *Store) ListStale(prefix string, limit int) ([]Entry, error) {
 	return s.fsm.list(prefix, limit)
+}
+
+// AuditState returns the audit Merkle tree's size and compact range, from
+// the local state.
+func (s *Store) AuditState() (audit.TreeState, error) { return s.fsm.auditState() }
+
+// AuditNodes serves stored audit tree nodes (audit.NodeStore) from the local
+// state.
+func (s *Store) AuditNodes() audit.NodeStore { return s.fsm }
+
+// AuditLeaves returns up to count stored audit leaves from index start.
+func (s *Store) AuditLeaves(start uint64, count int) ([][]byte, error) {
+	return s.fsm.auditLeaves(start, count)
 }
 
 // Snapshot takes a Raft snapshot now and compacts the log.

@@ -343,6 +343,7 @@ func FuzzDecodeTxn(f *testing.F) {
 	f.Add(encodeTxn(Txn{Conds: []Cond{{Key: "a", Version: 3}}, Ops: []Op{put("a", "v"), {Type: OpDelete, Key: "b"}}}))
 	f.Add([]byte{1, 0, 0})
 	f.Add([]byte{1, 0xff, 0xff, 0xff, 0xff, 0x0f})
+	f.Add(encodeTxn(Txn{Ops: []Op{put("a", "v")}, Audit: []AuditLeaf{{Hash: make([]byte, 32), Value: []byte("x")}}}))
 	f.Fuzz(func(t *testing.T, b []byte) {
 		txn, err := decodeTxn(b)
 		if err != nil {

@@ -29,12 +29,22 @@ type Cond struct {
 	Version uint64
 }
 
-// Txn is the unit of change: every Cond must hold, then every Op applies, all
-// in one Raft command. If any Cond fails, nothing changes and Txn returns a
-// *ConflictError.
+// Txn is the unit of change: every Cond must hold, then every Op applies, and
+// every Audit leaf is appended to the audit Merkle log, all in one Raft
+// command. If any Cond fails, nothing changes (no leaf is appended either)
+// and Txn returns a *ConflictError.
 type Txn struct {
 	Conds []Cond
 	Ops   []Op
+	Audit []AuditLeaf
+}
+
+// AuditLeaf is an audit entry riding in a transaction: its RFC 6962 leaf hash
+// (computed by the caller over the entry's canonical bytes) and the bytes to
+// store for it (the caller encrypts them; the store keeps them opaque).
+type AuditLeaf struct {
+	Hash  []byte // 32 bytes
+	Value []byte
 }
 
 // Entry is a stored key with its value and version. The version is the Raft
