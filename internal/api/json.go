@@ -96,6 +96,13 @@ func writeJSON(w http.ResponseWriter, status int, body any) int {
 		w.WriteHeader(status)
 		return status
 	}
+	if raw, ok := body.(rawText); ok {
+		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+		w.Header().Set("Content-Length", strconv.Itoa(len(raw)))
+		w.WriteHeader(status)
+		_, _ = w.Write(raw)
+		return status
+	}
 	buf := bufPool.Get().(*bytes.Buffer)
 	buf.Reset()
 	defer bufPool.Put(buf)

@@ -1,6 +1,7 @@
 package api
 
 import (
+	"bytes"
 	"encoding/json"
 	"net/http"
 	"strconv"
@@ -35,6 +36,9 @@ func (s *Server) kvPut(req *request) (int, any, error) {
 	if in.Data == nil || string(in.Data) == "null" {
 		return 0, nil, errs.E(errs.Invalid, "data: required (a JSON object)")
 	}
+	if err := s.hashInto(req, "data", in.Data); err != nil {
+		return 0, nil, err
+	}
 	v, created, err := s.cfg.KV.Put(req.Context(), req.PathValue("path"), in.Data, in.CAS)
 	if err != nil {
 		return 0, nil, err
@@ -56,6 +60,9 @@ func (s *Server) kvGet(req *request) (int, any, error) {
 	}
 	sec, err := s.cfg.KV.Get(req.Context(), req.PathValue("path"), v)
 	if err != nil {
+		return 0, nil, err
+	}
+	if err := s.hashInto(req, "data", sec.Data); err != nil {
 		return 0, nil, err
 	}
 	return http.StatusOK, kvGetResponse{Data: sec.Data, Version: sec.Version,
@@ -124,4 +131,25 @@ func (s *Server) kvList(req *request) (int, any, error) {
 func listRequested(r *request) bool {
 	b, _ := strconv.ParseBool(r.URL.Query().Get("list"))
 	return b
+}
+
+// hashInto puts the HMAC of a sensitive value into the request's audit
+// record (compact JSON, so the same data always has the same hash).
+func (s *Server) hashInto(req *request, name string, value json.RawMessage) error {
+	if req.entry == nil {
+		return nil
+	}
+	var buf bytes.Buffer
+	if err := json.Compact(&buf, value); err != nil {
+		return errs.E(errs.Invalid, "%s: %s", name, err.Error())
+	}
+	h, err := s.cfg.Audit.Hash(buf.Bytes())
+	if err != nil {
+		return err
+	}
+	if req.entry.Hashes == nil {
+		req.entry.Hashes = map[string]string{}
+	}
+	req.entry.Hashes[name] = h
+	return nil
 }

@@ -23,12 +23,15 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
+	"github.com/warden-sec/warden/internal/audit"
+	"github.com/warden-sec/warden/internal/auditlog"
 	"github.com/warden-sec/warden/internal/authz"
 	"github.com/warden-sec/warden/internal/core"
 	"github.com/warden-sec/warden/internal/errs"
 	"github.com/warden-sec/warden/internal/identity"
 	"github.com/warden-sec/warden/internal/policy"
 	"github.com/warden-sec/warden/internal/secrets"
+	"github.com/warden-sec/warden/internal/store"
 )
 
 // Config wires the API to the services.
@@ -36,6 +39,7 @@ type Config struct {
 	Core     *core.Core
 	Tokens   *identity.Service
 	KV       *secrets.Engine
+	Audit    *auditlog.Service
 	Policies *policy.Service
 	Logger   *slog.Logger          // nil: discard
 	Metrics  prometheus.Registerer // nil: metrics are not registered
@@ -149,7 +153,18 @@ type route struct {
 	auth                  bool
 	target                targetFunc
 	h                     handlerFunc
+	audit                 auditMode
+	okStatus              int // the status a successful change answers with
 }
+
+// auditMode says what a route records in the audit log.
+type auditMode int
+
+const (
+	auditNone   auditMode = iota // no record unless it fails (denies, bad requests)
+	auditChange                  // a state change: its record rides in the change's Raft command
+	auditRead                    // an access to secret material: recorded before the response
+)
 
 // request is one request's context for a handler.
 type request struct {
@@ -158,6 +173,8 @@ type request struct {
 	s   *Server
 	id  string
 	tok *identity.Token
+	// entry is the request's audit record (authenticated routes).
+	entry *audit.Entry
 	// parsed is a body a target function already decoded, for the handler.
 	parsed any
 }
@@ -165,7 +182,21 @@ type request struct {
 // handle registers a route. tf nil means public; otherwise the caller needs a
 // token and the "warden" policy store must permit tf's action and resource.
 func (s *Server) handle(method, pattern, name string, tf targetFunc, h handlerFunc) {
-	rt := &route{method: method, pattern: pattern, name: name, auth: tf != nil, target: tf, h: h}
+	rt := &route{method: method, pattern: pattern, name: name, auth: tf != nil, target: tf, h: h, okStatus: http.StatusOK}
+	switch {
+	case tf == nil:
+	case name == "kv.read":
+		rt.audit = auditRead
+	case method == "GET" || method == "LIST" || name == "authz.check" || name == "authz.check-batch" ||
+		name == "token.lookup" || name == "audit.hash":
+		rt.audit = auditNone
+	default:
+		rt.audit = auditChange
+	}
+	switch name {
+	case "kv.delete", "token.revoke", "sys.seal", "authz.store.create", "authz.store.delete", "policy.delete", "authz.schema.write":
+		rt.okStatus = http.StatusNoContent
+	}
 	s.routes = append(s.routes, rt)
 	s.mux.Handle(method+" "+pattern, s.wrap(rt))
 }
@@ -202,6 +233,13 @@ func (s *Server) register() {
 	s.handle("PUT", "/v1/authz/stores/{store}/entities", "authz.entities.write", storeTarget(authz.ActionAuthzEntitiesWrite), s.entitiesWrite)
 	s.handle("POST", "/v1/authz/stores/{store}/check", "authz.check", storeTarget(authz.ActionAuthzCheck), s.check)
 	s.handle("POST", "/v1/authz/stores/{store}/check-batch", "authz.check-batch", storeTarget(authz.ActionAuthzCheck), s.checkBatch)
+
+	s.handle("GET", "/v1/audit/verifier", "audit.verifier", auditLog, s.auditVerifier)
+	s.handle("GET", "/v1/audit/checkpoint", "audit.checkpoint", auditLog, s.auditCheckpoint)
+	s.handle("GET", "/v1/audit/entries", "audit.entries", auditLog, s.auditEntries)
+	s.handle("GET", "/v1/audit/proof/inclusion", "audit.proof.inclusion", auditLog, s.auditInclusion)
+	s.handle("GET", "/v1/audit/proof/consistency", "audit.proof.consistency", auditLog, s.auditConsistency)
+	s.handle("POST", "/v1/audit/hash", "audit.hash", fixed(authz.ActionAuditHash, authz.TypeAuditLog, "warden"), s.auditHash)
 
 	if s.cfg.Gather != nil {
 		s.mux.Handle("GET /metrics", promhttp.HandlerFor(s.cfg.Gather, promhttp.HandlerOpts{}))
@@ -265,24 +303,94 @@ func (s *Server) serve(rt *route, req *request) int {
 	defer cancel()
 	req.Request = req.WithContext(ctx)
 
-	if rt.auth {
-		if s.cfg.Core.Sealed() {
-			return s.fail(req, core.ErrSealed)
-		}
-		tok, err := s.authenticate(req.Request)
+	if !rt.auth {
+		status, body, err := rt.h(req)
 		if err != nil {
 			return s.fail(req, err)
 		}
-		req.tok = tok
-		if err := s.authorize(req, rt.target); err != nil {
-			return s.fail(req, err)
-		}
+		return writeJSON(w, status, body)
+	}
+	if s.cfg.Core.Sealed() {
+		return s.fail(req, core.ErrSealed)
+	}
+	entry := &audit.Entry{Time: audit.FormatTime(s.now()), AuthMethod: "token", SourceAddr: clientKey(req.Request),
+		RequestID: req.id, Action: rt.name}
+	req.entry = entry
+	tok, err := s.authenticate(req.Request)
+	if err != nil {
+		return s.failAudited(req, err)
+	}
+	req.tok = tok
+	entry.Principal = principalString(tok)
+	tg, err := rt.target(req)
+	if err != nil {
+		return s.failAudited(req, err)
+	}
+	entry.Action, entry.Resource = tg.action, tg.resource.UID.String()
+	if err := s.authorize(req, tg); err != nil {
+		return s.failAudited(req, err)
+	}
+	var pending *core.PendingAudit
+	if rt.audit == auditChange {
+		entry.Outcome = rt.okStatus
+		pending = core.NewPendingAudit(func() (store.AuditLeaf, error) { return s.cfg.Audit.Leaf(entry) })
+		req.Request = req.WithContext(core.WithPendingAudit(req.Context(), pending))
 	}
 	status, body, err := rt.h(req)
 	if err != nil {
-		return s.fail(req, err)
+		return s.failAudited(req, err)
+	}
+	if req.entry != nil && ((rt.audit == auditChange && !pending.Committed()) || rt.audit == auditRead) {
+		// Nothing carried the record (a no-op, a change outside the store's
+		// transactions, or a read of secret material): commit it before the
+		// response leaves, or fail.
+		entry.Outcome = status
+		if err := s.cfg.Audit.Record(req.Context(), entry); err != nil {
+			return s.auditFailed(req, err)
+		}
 	}
 	return writeJSON(w, status, body)
+}
+
+// failAudited records a failed authenticated request (every deny among
+// them) and writes the error; if the record cannot be committed the caller
+// gets 503 instead. A failure whose record already committed with a change
+// cannot happen: a change that committed does not fail afterwards.
+func (s *Server) failAudited(req *request, err error) int {
+	code := errs.CodeOf(err)
+	if code == errs.Unavailable || req.entry == nil {
+		return s.fail(req, err)
+	}
+	req.entry.Outcome = statusOf(code)
+	req.entry.Error = errorSummary(err, code)
+	if rerr := s.cfg.Audit.Record(req.Context(), req.entry); rerr != nil {
+		return s.auditFailed(req, rerr)
+	}
+	return s.fail(req, err)
+}
+
+// errorSummary is what an entry says about a failure: the safe message, or
+// only the code for internal errors.
+func errorSummary(err error, code errs.Code) string {
+	if code == errs.Internal {
+		return string(code)
+	}
+	return err.Error()
+}
+
+// auditFailed answers 503 when a record cannot be committed: no audited
+// operation succeeds silently unaudited.
+func (s *Server) auditFailed(req *request, err error) int {
+	s.log.Error("audit record not committed; refusing the request", "request_id", req.id, "err", err)
+	return s.fail(req, errs.Wrap(errs.Unavailable, err, "the audit log is unavailable; the request was refused"))
+}
+
+// principalString names the token's principal as entries and decisions do.
+func principalString(t *identity.Token) string {
+	if t.Root {
+		return `Root::"root"`
+	}
+	return `User::"` + t.PrincipalUser() + `"`
 }
 
 // authenticate reads the bearer token.

@@ -5,6 +5,7 @@ import (
 	"net/http"
 	"time"
 
+	"github.com/warden-sec/warden/internal/auditlog"
 	"github.com/warden-sec/warden/internal/core"
 	"github.com/warden-sec/warden/internal/errs"
 	"github.com/warden-sec/warden/internal/identity"
@@ -79,10 +80,14 @@ func (s *Server) initialize(req *request) (int, any, error) {
 // The server stays sealed.
 func Initialize(ctx context.Context, c *core.Core, tokens *identity.Service, shares, threshold int) ([]string, identity.Secret, error) {
 	var root identity.Secret
-	res, err := c.Init(ctx, shares, threshold, func(enc core.Encrypter) ([]store.Op, error) {
+	res, err := c.Init(ctx, shares, threshold, func(enc core.Encrypter, clusterID string) ([]store.Op, error) {
 		ops, sec, err := tokens.Bootstrap(enc)
+		if err != nil {
+			return nil, err
+		}
 		root = sec
-		return ops, err
+		aops, err := auditlog.Bootstrap(enc, clusterID)
+		return append(ops, aops...), err
 	})
 	if err != nil {
 		return nil, "", err
@@ -119,6 +124,12 @@ func (s *Server) unseal(req *request) (int, any, error) {
 }
 
 func (s *Server) seal(req *request) (int, any, error) {
+	// Once sealed nothing can be committed: record the seal first.
+	req.entry.Outcome = http.StatusNoContent
+	if err := s.cfg.Audit.Record(req.Context(), req.entry); err != nil {
+		return 0, nil, errs.Wrap(errs.Unavailable, err, "the audit log is unavailable; not sealing")
+	}
+	req.entry = nil
 	s.cfg.Core.Seal()
 	s.log.Warn("sealed by API request", "accessor", req.tok.Accessor, "request_id", req.id)
 	return http.StatusNoContent, nil, nil

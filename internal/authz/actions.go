@@ -33,6 +33,9 @@ const (
 	ActionAuthzCheck         = "authz.check"
 	ActionAuthzEntitiesWrite = "authz.entities.write"
 	ActionAuthzSchemaWrite   = "authz.schema.write"
+
+	ActionAuditRead = "audit.read"
+	ActionAuditHash = "audit.hash"
 )
 
 // Entity types of Warden's own schema.
@@ -53,6 +56,7 @@ const (
 	TypeSystem      types.EntityType = "System" // the cluster itself (seal, rotate, key status)
 	TypePolicy      types.EntityType = "Policy"
 	TypePolicyStore types.EntityType = "PolicyStore"
+	TypeAuditLog    types.EntityType = "AuditLog" // the cluster's audit log
 )
 
 // Actions returns the names of Warden's actions, in the order of the
@@ -65,6 +69,7 @@ func Actions() []string {
 		ActionPolicyRead, ActionPolicyWrite, ActionPolicyDelete, ActionPolicyList,
 		ActionAuthzStoreCreate, ActionAuthzStoreDelete, ActionAuthzStoreList,
 		ActionAuthzCheck, ActionAuthzEntitiesWrite, ActionAuthzSchemaWrite,
+		ActionAuditRead, ActionAuditHash,
 	}
 }
 
@@ -97,6 +102,7 @@ entity Token;
 entity System;
 entity Policy;
 entity PolicyStore;
+entity AuditLog;
 
 action "kv.read", "kv.write", "kv.delete", "kv.list", "kv.metadata" appliesTo {
   principal: [User, Node, Service, Root],
@@ -111,6 +117,11 @@ action "token.create", "token.lookup", "token.revoke" appliesTo {
 action "sys.seal", "sys.rotate", "sys.key-status" appliesTo {
   principal: [User, Node, Service, Root],
   resource: [System],
+};
+
+action "audit.read", "audit.hash" appliesTo {
+  principal: [User, Node, Service, Root],
+  resource: [AuditLog],
 };
 
 action "policy.read", "policy.write", "policy.delete", "policy.list" appliesTo {

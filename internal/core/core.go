@@ -22,6 +22,7 @@ import (
 	"io"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/warden-sec/warden/internal/barrier"
@@ -87,7 +88,7 @@ type Encrypter interface {
 
 // Bootstrap returns extra ops (already encrypted with enc) that init commits in
 // the same transaction as the seal configuration: the root token, service keys.
-type Bootstrap func(enc Encrypter) ([]store.Op, error)
+type Bootstrap func(enc Encrypter, clusterID string) ([]store.Op, error)
 
 // Config configures a Core.
 type Config struct {
@@ -260,7 +261,7 @@ func (c *Core) Init(ctx context.Context, shares, threshold int, boot Bootstrap) 
 		},
 	}
 	if boot != nil {
-		ops, err := boot(kr)
+		ops, err := boot(kr, sc.ClusterID)
 		if err != nil {
 			return InitResult{}, err
 		}
@@ -616,11 +617,73 @@ func (c *Core) Txn(ctx context.Context, t store.Txn) (uint64, error) {
 		}
 	}
 	t.Ops = ops
+	p, _ := ctx.Value(pendingKey{}).(*PendingAudit)
+	if p != nil && !p.Committed() {
+		leaf, err := p.build()
+		if err != nil {
+			return 0, fmt.Errorf("core: audit entry: %w", err)
+		}
+		t.Audit = append(t.Audit, leaf)
+	}
 	idx, err := c.st.Txn(ctx, t)
 	if err != nil {
 		return 0, storeErr("write", err)
 	}
+	if p != nil {
+		p.committed.Store(true)
+	}
 	return idx, nil
+}
+
+// PendingAudit is the audit record of a request that changes state. Put it
+// in the request's context with WithPendingAudit: the first transaction
+// that commits through Core carries it, in the same Raft command as the
+// change, so the change and its record commit together or not at all.
+type PendingAudit struct {
+	build     func() (store.AuditLeaf, error)
+	committed atomic.Bool
+}
+
+// NewPendingAudit returns a pending record; build makes its leaf when a
+// transaction is about to commit (so fields set by the handler until then
+// are included).
+func NewPendingAudit(build func() (store.AuditLeaf, error)) *PendingAudit {
+	return &PendingAudit{build: build}
+}
+
+// Committed reports whether a transaction carried the record.
+func (p *PendingAudit) Committed() bool { return p.committed.Load() }
+
+type pendingKey struct{}
+
+// WithPendingAudit returns ctx carrying p.
+func WithPendingAudit(ctx context.Context, p *PendingAudit) context.Context {
+	return context.WithValue(ctx, pendingKey{}, p)
+}
+
+// AppendAudit commits audit leaves on their own (records of reads, denies
+// and failed requests), in one Raft command.
+func (c *Core) AppendAudit(ctx context.Context, leaves []store.AuditLeaf) error {
+	if c.bar.Sealed() {
+		return ErrSealed
+	}
+	if _, err := c.st.Txn(ctx, store.Txn{Audit: leaves}); err != nil {
+		return storeErr("audit", err)
+	}
+	return nil
+}
+
+// Decrypt opens a value stored under aad (audit leaves are stored with the
+// fixed AAD the audit service uses).
+func (c *Core) Decrypt(aad string, ct []byte) ([]byte, error) { return c.decrypt(aad, ct) }
+
+// Encrypt seals a value for aad with the active data key.
+func (c *Core) Encrypt(aad string, pt []byte) ([]byte, error) {
+	ct, err := c.bar.Encrypt(aad, pt)
+	if errors.Is(err, barrier.ErrSealed) {
+		return nil, ErrSealed
+	}
+	return ct, err
 }
 
 // storeErr maps store errors to application errors. Conflicts keep their

@@ -240,6 +240,12 @@ func TestActionMapping(t *testing.T) {
 		{"PUT", "/v1/authz/stores/shop/entities", "authz.entities.write", `PolicyStore::"shop"`},
 		{"POST", "/v1/authz/stores/shop/check", "authz.check", `PolicyStore::"shop"`},
 		{"POST", "/v1/authz/stores/shop/check-batch", "authz.check", `PolicyStore::"shop"`},
+		{"GET", "/v1/audit/verifier", "audit.read", `AuditLog::"warden"`},
+		{"GET", "/v1/audit/checkpoint", "audit.read", `AuditLog::"warden"`},
+		{"GET", "/v1/audit/entries?start=0&count=1", "audit.read", `AuditLog::"warden"`},
+		{"GET", "/v1/audit/proof/inclusion?index=0&tree_size=1", "audit.read", `AuditLog::"warden"`},
+		{"GET", "/v1/audit/proof/consistency?old=1&new=1", "audit.read", `AuditLog::"warden"`},
+		{"POST", "/v1/audit/hash", "audit.hash", `AuditLog::"warden"`},
 		{"POST", "/v1/sys/seal", "sys.seal", `System::"warden"`}, // last: it seals
 	}
 	covered := map[string]bool{}

@@ -18,6 +18,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/collectors"
 
 	"github.com/warden-sec/warden/internal/api"
+	"github.com/warden-sec/warden/internal/auditlog"
 	"github.com/warden-sec/warden/internal/core"
 	"github.com/warden-sec/warden/internal/identity"
 	"github.com/warden-sec/warden/internal/policy"
@@ -112,9 +113,11 @@ func New(cfg Config) (*Server, error) {
 	kv := secrets.New(s.core, cfg.Now)
 	s.core.OnSeal(kv.Forget)
 	pol := policy.New(s.core, cfg.Now)
+	alog := auditlog.New(s.core, s.st)
+	s.core.OnSeal(alog.Forget)
 	s.core.OnSeal(pol.Forget)
 	s.api = api.New(api.Config{
-		Core: s.core, Tokens: s.tokens, KV: kv, Policies: pol, Logger: log,
+		Core: s.core, Tokens: s.tokens, KV: kv, Policies: pol, Audit: alog, Logger: log,
 		Metrics: reg, Gather: reg,
 		RateLimit: cfg.RateLimit, MaxRequestBytes: cfg.MaxRequestBytes, Now: cfg.Now,
 	})

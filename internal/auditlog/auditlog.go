@@ -1,0 +1,312 @@
+// Package auditlog keeps Warden's audit trail in the replicated store: it
+// makes entries into leaves (canonical bytes hashed per RFC 6962, stored
+// encrypted), group-commits the records of reads, denies and failed
+// requests, signs checkpoints and serves entries and proofs. The Merkle tree
+// itself is maintained by the store's state machine (internal/audit holds
+// the pure algorithms). auditlog knows nothing about HTTP.
+package auditlog
+
+import (
+	"context"
+	"crypto/rand"
+	"errors"
+	"fmt"
+	"io"
+	"strings"
+	"sync"
+
+	"github.com/warden-sec/warden/internal/audit"
+	"github.com/warden-sec/warden/internal/errs"
+	"github.com/warden-sec/warden/internal/store"
+)
+
+const (
+	keyHMAC     = "audit/hmac-key"
+	keySigner   = "audit/signer-key"
+	keyVerifier = "audit/verifier-key"
+	// LeafAAD is the additional data of every stored (encrypted) leaf.
+	LeafAAD = "audit/leaf"
+	// MaxEntries bounds one entries request.
+	MaxEntries = 1000
+)
+
+// Encrypter encrypts a value for a storage key.
+type Encrypter interface {
+	Encrypt(aad string, plaintext []byte) ([]byte, error)
+}
+
+// Core is what the service needs of internal/core.
+type Core interface {
+	GetStale(key string) (store.Entry, error)
+	Encrypt(aad string, pt []byte) ([]byte, error)
+	Decrypt(aad string, ct []byte) ([]byte, error)
+	AppendAudit(ctx context.Context, leaves []store.AuditLeaf) error
+}
+
+// Tree is what the service needs of the store's audit tree.
+type Tree interface {
+	AuditState() (audit.TreeState, error)
+	AuditNodes() audit.NodeStore
+	AuditLeaves(start uint64, count int) ([][]byte, error)
+}
+
+// Bootstrap makes the ops that init commits: the audit HMAC key and the
+// checkpoint signing key, whose origin names the cluster.
+func Bootstrap(enc Encrypter, clusterID string) ([]store.Op, error) {
+	key := make([]byte, 32)
+	if _, err := io.ReadFull(rand.Reader, key); err != nil {
+		return nil, err
+	}
+	defer clear(key)
+	skey, vkey, err := audit.GenerateKey("warden.local/audit/"+clusterID, rand.Reader)
+	if err != nil {
+		return nil, err
+	}
+	var ops []store.Op
+	for k, v := range map[string][]byte{keyHMAC: key, keySigner: []byte(skey), keyVerifier: []byte(vkey)} {
+		ct, err := enc.Encrypt(k, v)
+		if err != nil {
+			return nil, err
+		}
+		ops = append(ops, store.Op{Type: store.OpPut, Key: k, Value: ct})
+	}
+	return ops, nil
+}
+
+// Service is the audit log. Safe for concurrent use.
+type Service struct {
+	core Core
+	tree Tree
+
+	mu     sync.Mutex
+	hasher *audit.Hasher
+	signer audit.SignerKey
+	vkey   string
+
+	bmu     sync.Mutex
+	next    *batch
+	running bool
+}
+
+type batch struct {
+	leaves []store.AuditLeaf
+	done   chan struct{}
+	err    error
+}
+
+// New returns a Service.
+func New(c Core, t Tree) *Service { return &Service{core: c, tree: t} }
+
+// Forget drops the keys from memory (called on seal).
+func (s *Service) Forget() {
+	s.mu.Lock()
+	s.hasher, s.signer, s.vkey = nil, "", ""
+	s.mu.Unlock()
+}
+
+func (s *Service) keys() (*audit.Hasher, audit.SignerKey, string, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.hasher != nil {
+		return s.hasher, s.signer, s.vkey, nil
+	}
+	get := func(k string) ([]byte, error) {
+		e, err := s.core.GetStale(k)
+		if err != nil {
+			return nil, fmt.Errorf("auditlog: %s: %w", k, err)
+		}
+		return e.Value, nil
+	}
+	hk, err := get(keyHMAC)
+	if err != nil {
+		return nil, "", "", err
+	}
+	sk, err := get(keySigner)
+	if err != nil {
+		return nil, "", "", err
+	}
+	vk, err := get(keyVerifier)
+	if err != nil {
+		return nil, "", "", err
+	}
+	h, err := audit.NewHasher(hk)
+	clear(hk)
+	if err != nil {
+		return nil, "", "", err
+	}
+	s.hasher, s.signer, s.vkey = h, audit.SignerKey(sk), string(vk)
+	return s.hasher, s.signer, s.vkey, nil
+}
+
+// Hash returns the HMAC that stands in an entry for a sensitive value.
+func (s *Service) Hash(value []byte) (string, error) {
+	h, _, _, err := s.keys()
+	if err != nil {
+		return "", err
+	}
+	return h.Sum(value), nil
+}
+
+// Leaf makes the stored leaf of an entry.
+func (s *Service) Leaf(e *audit.Entry) (store.AuditLeaf, error) {
+	b, err := e.Canonical()
+	if err != nil {
+		return store.AuditLeaf{}, err
+	}
+	ct, err := s.core.Encrypt(LeafAAD, b)
+	if err != nil {
+		return store.AuditLeaf{}, err
+	}
+	return store.AuditLeaf{Hash: audit.LeafHash(b), Value: ct}, nil
+}
+
+// Record commits an entry on its own. Concurrent records are group-committed:
+// one Raft command per batch, and every caller waits for its batch, so a
+// response is never sent before its record is durable (fail closed).
+func (s *Service) Record(ctx context.Context, e *audit.Entry) error {
+	leaf, err := s.Leaf(e)
+	if err != nil {
+		return err
+	}
+	s.bmu.Lock()
+	b := s.next
+	if b == nil {
+		b = &batch{done: make(chan struct{})}
+		s.next = b
+	}
+	b.leaves = append(b.leaves, leaf)
+	if !s.running {
+		s.running = true
+		go s.flush()
+	}
+	s.bmu.Unlock()
+	select {
+	case <-b.done:
+		return b.err
+	case <-ctx.Done():
+		return errs.Wrap(errs.Unavailable, ctx.Err(), "audit record not committed in time")
+	}
+}
+
+func (s *Service) flush() {
+	for {
+		s.bmu.Lock()
+		b := s.next
+		s.next = nil
+		if b == nil {
+			s.running = false
+			s.bmu.Unlock()
+			return
+		}
+		s.bmu.Unlock()
+		for len(b.leaves) > 0 {
+			n := min(len(b.leaves), 512)
+			if err := s.core.AppendAudit(context.Background(), b.leaves[:n]); err != nil {
+				b.err = err
+				break
+			}
+			b.leaves = b.leaves[n:]
+		}
+		close(b.done)
+	}
+}
+
+// Verifier returns the checkpoint origin and the note verifier key.
+func (s *Service) Verifier() (origin, vkey string, err error) {
+	_, _, vk, err := s.keys()
+	if err != nil {
+		return "", "", err
+	}
+	name, _, _ := strings.Cut(vk, "+")
+	return name, vk, nil
+}
+
+// Checkpoint signs the current tree state.
+func (s *Service) Checkpoint() ([]byte, error) {
+	_, sk, _, err := s.keys()
+	if err != nil {
+		return nil, err
+	}
+	st, err := s.tree.AuditState()
+	if err != nil {
+		return nil, err
+	}
+	root, err := st.Root()
+	if err != nil {
+		return nil, err
+	}
+	return audit.Sign(sk, st.Size, root)
+}
+
+// StoredEntry is one entry with its exact leaf bytes.
+type StoredEntry struct {
+	Index uint64
+	Leaf  []byte
+	Entry audit.Entry
+}
+
+// Entries returns up to count entries from start.
+func (s *Service) Entries(start uint64, count int) ([]StoredEntry, error) {
+	if count <= 0 || count > MaxEntries {
+		return nil, errs.E(errs.Invalid, "count: must be 1 to %d", MaxEntries)
+	}
+	raw, err := s.tree.AuditLeaves(start, count)
+	if err != nil {
+		return nil, err
+	}
+	out := make([]StoredEntry, len(raw))
+	for i, ct := range raw {
+		b, err := s.core.Decrypt(LeafAAD, ct)
+		if err != nil {
+			return nil, err
+		}
+		e, err := audit.DecodeEntry(b)
+		if err != nil {
+			return nil, fmt.Errorf("auditlog: entry %d: %w", start+uint64(i), err)
+		}
+		out[i] = StoredEntry{Index: start + uint64(i), Leaf: b, Entry: e}
+	}
+	return out, nil
+}
+
+// Size is the tree size.
+func (s *Service) Size() (uint64, error) {
+	st, err := s.tree.AuditState()
+	return st.Size, err
+}
+
+// InclusionProof and ConsistencyProof serve proofs from stored nodes.
+func (s *Service) InclusionProof(index, size uint64) ([][]byte, error) {
+	if err := s.checkSize(size); err != nil {
+		return nil, err
+	}
+	p, err := audit.InclusionProof(s.tree.AuditNodes(), index, size)
+	return p, argErr(err)
+}
+
+// ConsistencyProof proves the tree of size old is a prefix of size new.
+func (s *Service) ConsistencyProof(old, new uint64) ([][]byte, error) {
+	if err := s.checkSize(new); err != nil {
+		return nil, err
+	}
+	p, err := audit.ConsistencyProof(s.tree.AuditNodes(), old, new)
+	return p, argErr(err)
+}
+
+func (s *Service) checkSize(size uint64) error {
+	cur, err := s.Size()
+	if err != nil {
+		return err
+	}
+	if size > cur || size == 0 {
+		return errs.E(errs.Invalid, "tree_size: %d is not in 1..%d (the current tree size)", size, cur)
+	}
+	return nil
+}
+
+func argErr(err error) error {
+	if errors.Is(err, audit.ErrArgument) {
+		return errs.Wrap(errs.Invalid, err, "%s", err.Error())
+	}
+	return err
+}
