@@ -333,7 +333,7 @@ func (s *Server) serve(rt *route, req *request) int {
 	var pending *core.PendingAudit
 	if rt.audit == auditChange {
 		entry.Outcome = rt.okStatus
-		pending = core.NewPendingAudit(func() (store.AuditLeaf, error) { return s.cfg.Audit.Leaf(entry) })
+		pending = core.NewPendingAudit(func() (store.AuditLeaf, error) { return s.cfg.Audit.ChangeLeaf(entry) })
 		req.Request = req.WithContext(core.WithPendingAudit(req.Context(), pending))
 	}
 	status, body, err := rt.h(req)

@@ -12,6 +12,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"strings"
 	"sync"
 
@@ -75,8 +76,13 @@ func Bootstrap(enc Encrypter, clusterID string) ([]store.Op, error) {
 
 // Service is the audit log. Safe for concurrent use.
 type Service struct {
-	core Core
-	tree Tree
+	core  Core
+	tree  Tree
+	sinks []*Sink
+	log   *slog.Logger
+	// OnSinkFailure, if set, is called with the sink's name on every failed
+	// write (for metrics).
+	onSinkFailure func(name string)
 
 	mu     sync.Mutex
 	hasher *audit.Hasher
@@ -90,12 +96,71 @@ type Service struct {
 
 type batch struct {
 	leaves []store.AuditLeaf
+	lines  [][]byte
 	done   chan struct{}
 	err    error
 }
 
+// Options configure a Service.
+type Options struct {
+	Sinks         []*Sink
+	Logger        *slog.Logger
+	OnSinkFailure func(name string)
+}
+
 // New returns a Service.
-func New(c Core, t Tree) *Service { return &Service{core: c, tree: t} }
+func New(c Core, t Tree, o Options) *Service {
+	log := o.Logger
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	return &Service{core: c, tree: t, sinks: o.Sinks, log: log, onSinkFailure: o.OnSinkFailure}
+}
+
+// Close closes the sinks.
+func (s *Service) Close() error {
+	var err error
+	for _, k := range s.sinks {
+		err = errors.Join(err, k.Close())
+	}
+	return err
+}
+
+// ErrSinkFailed: a required sink could not be written.
+var ErrSinkFailed = errors.New("auditlog: a required audit sink failed")
+
+// emit writes lines to every sink. A failed required sink is an error; a
+// failed best-effort sink is only logged. Sinks are written in parallel.
+func (s *Service) emit(lines [][]byte) error {
+	if len(s.sinks) == 0 {
+		return nil
+	}
+	errc := make([]error, len(s.sinks))
+	var wg sync.WaitGroup
+	for i, k := range s.sinks {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			errc[i] = k.Write(lines)
+		}()
+	}
+	wg.Wait()
+	var failed error
+	for i, err := range errc {
+		if err == nil {
+			continue
+		}
+		k := s.sinks[i]
+		s.log.Error("audit sink write failed", "sink", k.Name, "required", k.Required, "err", err)
+		if s.onSinkFailure != nil {
+			s.onSinkFailure(k.Name)
+		}
+		if k.Required {
+			failed = fmt.Errorf("%w: %s: %v", ErrSinkFailed, k.Name, err)
+		}
+	}
+	return failed
+}
 
 // Forget drops the keys from memory (called on seal).
 func (s *Service) Forget() {
@@ -147,24 +212,38 @@ func (s *Service) Hash(value []byte) (string, error) {
 	return h.Sum(value), nil
 }
 
-// Leaf makes the stored leaf of an entry.
-func (s *Service) Leaf(e *audit.Entry) (store.AuditLeaf, error) {
+// Leaf makes the stored leaf of an entry and returns its canonical bytes.
+func (s *Service) Leaf(e *audit.Entry) (store.AuditLeaf, []byte, error) {
 	b, err := e.Canonical()
 	if err != nil {
-		return store.AuditLeaf{}, err
+		return store.AuditLeaf{}, nil, err
 	}
 	ct, err := s.core.Encrypt(LeafAAD, b)
 	if err != nil {
+		return store.AuditLeaf{}, nil, err
+	}
+	return store.AuditLeaf{Hash: audit.LeafHash(b), Value: ct}, b, nil
+}
+
+// ChangeLeaf makes the leaf that rides in a change's Raft command, after
+// writing the entry to the sinks: if a required sink fails, the change is
+// refused before anything is committed.
+func (s *Service) ChangeLeaf(e *audit.Entry) (store.AuditLeaf, error) {
+	leaf, line, err := s.Leaf(e)
+	if err != nil {
 		return store.AuditLeaf{}, err
 	}
-	return store.AuditLeaf{Hash: audit.LeafHash(b), Value: ct}, nil
+	if err := s.emit([][]byte{line}); err != nil {
+		return store.AuditLeaf{}, errs.Wrap(errs.Unavailable, err, "the audit log is unavailable; the request was refused")
+	}
+	return leaf, nil
 }
 
 // Record commits an entry on its own. Concurrent records are group-committed:
 // one Raft command per batch, and every caller waits for its batch, so a
 // response is never sent before its record is durable (fail closed).
 func (s *Service) Record(ctx context.Context, e *audit.Entry) error {
-	leaf, err := s.Leaf(e)
+	leaf, line, err := s.Leaf(e)
 	if err != nil {
 		return err
 	}
@@ -175,6 +254,7 @@ func (s *Service) Record(ctx context.Context, e *audit.Entry) error {
 		s.next = b
 	}
 	b.leaves = append(b.leaves, leaf)
+	b.lines = append(b.lines, line)
 	if !s.running {
 		s.running = true
 		go s.flush()
@@ -199,6 +279,11 @@ func (s *Service) flush() {
 			return
 		}
 		s.bmu.Unlock()
+		if err := s.emit(b.lines); err != nil {
+			b.err = errs.Wrap(errs.Unavailable, err, "the audit log is unavailable; the request was refused")
+			close(b.done)
+			continue
+		}
 		for len(b.leaves) > 0 {
 			n := min(len(b.leaves), 512)
 			if err := s.core.AppendAudit(context.Background(), b.leaves[:n]); err != nil {

@@ -108,6 +108,10 @@ export WARDEN_ADDR='%s' WARDEN_CACERT='%s' WARDEN_TOKEN='%s'
 	f.BoolVar(&dev, "dev", false, "run a throwaway, self-initialized, unsealed server")
 	f.Float64Var(&cfg.RateLimit, "rate-limit", 0, "requests per second per client IP (0: default 20000; negative: off)")
 	f.Int64Var(&cfg.MaxRequestBytes, "max-request-bytes", 0, "largest accepted request body (0: 1 MiB)")
+	f.StringVar(&cfg.AuditFile, "audit-file", "", "also write every audit entry to this file as a JSON line (fsynced per batch); required unless --audit-file-best-effort")
+	f.BoolVar(&cfg.AuditFileBestEffort, "audit-file-best-effort", false, "a failing --audit-file only logs instead of refusing audited requests")
+	f.BoolVar(&cfg.AuditStdout, "audit-stdout", false, "also write every audit entry to standard output; required unless --audit-stdout-best-effort")
+	f.BoolVar(&cfg.AuditStdoutBestEffort, "audit-stdout-best-effort", false, "a failing --audit-stdout only logs")
 	f.StringVar(&logLevel, "log-level", "info", "debug, info, warn or error")
 	f.StringVar(&logFormat, "log-format", "", "json or text (default: text with --dev, json otherwise)")
 	return cmd

@@ -619,9 +619,9 @@ func (c *Core) Txn(ctx context.Context, t store.Txn) (uint64, error) {
 	t.Ops = ops
 	p, _ := ctx.Value(pendingKey{}).(*PendingAudit)
 	if p != nil && !p.Committed() {
-		leaf, err := p.build()
+		leaf, err := p.get()
 		if err != nil {
-			return 0, fmt.Errorf("core: audit entry: %w", err)
+			return 0, err
 		}
 		t.Audit = append(t.Audit, leaf)
 	}
@@ -642,6 +642,25 @@ func (c *Core) Txn(ctx context.Context, t store.Txn) (uint64, error) {
 type PendingAudit struct {
 	build     func() (store.AuditLeaf, error)
 	committed atomic.Bool
+
+	mu    sync.Mutex
+	leaf  store.AuditLeaf
+	built bool
+}
+
+// get builds the leaf once: retries of a conflicting transaction carry the
+// same record (and write it to the sinks only once).
+func (p *PendingAudit) get() (store.AuditLeaf, error) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if !p.built {
+		leaf, err := p.build()
+		if err != nil {
+			return store.AuditLeaf{}, err
+		}
+		p.leaf, p.built = leaf, true
+	}
+	return p.leaf, nil
 }
 
 // NewPendingAudit returns a pending record; build makes its leaf when a

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/base64"
 	"fmt"
+	"os"
 	"strings"
 	"testing"
 
@@ -108,4 +109,59 @@ func TestAuditLogVerifies(t *testing.T) {
 	}
 	h.want(h.do("GET", "/v1/audit/proof/inclusion?index=5&tree_size=999999", root, nil), 400)
 	h.want(h.do("GET", "/v1/audit/entries?start=0", root, nil), 400)
+}
+
+// TestAuditSinkFailsClosed: with a required audit file that cannot be
+// written (/dev/full), writes and audited reads are refused and change
+// nothing, while health still answers.
+func TestAuditSinkFailsClosed(t *testing.T) {
+	dir := t.TempDir()
+	h := start(t, dir, nil)
+	keys, root := h.initUnseal(1, 1)
+	h.want(h.do("PUT", "/v1/kv/data/app/db", root, map[string]any{"data": map[string]string{"v": "before"}}), 200)
+
+	h.cfg.AuditFile = "/dev/full"
+	h.restart()
+	h.unseal(keys)
+	r := h.want(h.do("PUT", "/v1/kv/data/app/db", root, map[string]any{"data": map[string]string{"v": "after"}}), 503)
+	if !strings.Contains(r.errorText(t), "audit") {
+		t.Fatalf("503 does not say why: %s", r.body)
+	}
+	h.want(h.do("GET", "/v1/kv/data/app/db", root, nil), 503)
+	h.want(h.do("GET", "/v1/sys/health", "", nil), 200)
+	body := h.want(h.do("GET", "/metrics", "", nil), 200).body
+	if !bytes.Contains(body, []byte(`warden_audit_sink_failures_total{sink="file:/dev/full"}`)) {
+		t.Fatal("no sink failure metric")
+	}
+
+	file := dir + "/audit.log"
+	h.cfg.AuditFile = file
+	h.restart()
+	h.unseal(keys)
+	got := h.want(h.do("GET", "/v1/kv/data/app/db", root, nil), 200).json(t)
+	if got["data"].(map[string]any)["v"] != "before" || got["version"] != float64(1) {
+		t.Fatalf("data changed while the sink was failing: %v", got)
+	}
+	h.want(h.do("PUT", "/v1/kv/data/app/db", root, map[string]any{"data": map[string]string{"v": "after"}}), 200)
+	h.stop()
+	lines, err := os.ReadFile(file)
+	if err != nil {
+		t.Fatal(err)
+	}
+	n := 0
+	for _, l := range bytes.Split(bytes.TrimSpace(lines), []byte("\n")) {
+		if _, err := audit.DecodeEntry(l); err != nil {
+			t.Fatalf("sink line is not a canonical entry: %s: %v", l, err)
+		}
+		if bytes.Contains(l, []byte("before")) || bytes.Contains(l, []byte("after")) || bytes.Contains(l, []byte(root[4:])) {
+			t.Fatalf("secret in the sink: %s", l)
+		}
+		n++
+	}
+	if n != 2 { // the read and the write
+		t.Fatalf("%d sink lines, want 2:\n%s", n, lines)
+	}
+	if fi, _ := os.Stat(file); fi.Mode().Perm() != 0o600 {
+		t.Fatalf("audit file mode %v", fi.Mode())
+	}
 }

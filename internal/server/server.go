@@ -37,6 +37,13 @@ type Config struct {
 	RateLimit       float64 // per client requests/s; 0: default; <0: off
 	MaxRequestBytes int64
 	Now             func() time.Time // clock for token expiry and timestamps; default time.Now
+
+	// Audit sinks, besides the Merkle log: each is required unless marked
+	// best-effort.
+	AuditFile             string
+	AuditFileBestEffort   bool
+	AuditStdout           bool
+	AuditStdoutBestEffort bool
 }
 
 // Server is a running Warden server.
@@ -46,6 +53,7 @@ type Server struct {
 	st     *store.Store
 	core   *core.Core
 	tokens *identity.Service
+	audit  *auditlog.Service
 	api    *api.Server
 	http   *http.Server
 	ln     net.Listener
@@ -113,7 +121,25 @@ func New(cfg Config) (*Server, error) {
 	kv := secrets.New(s.core, cfg.Now)
 	s.core.OnSeal(kv.Forget)
 	pol := policy.New(s.core, cfg.Now)
-	alog := auditlog.New(s.core, s.st)
+	sinkFailures := prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "warden_audit_sink_failures_total", Help: "Failed audit sink writes by sink.",
+	}, []string{"sink"})
+	reg.MustRegister(sinkFailures)
+	var sinks []*auditlog.Sink
+	if cfg.AuditFile != "" {
+		fs, err := auditlog.FileSink(cfg.AuditFile, !cfg.AuditFileBestEffort)
+		if err != nil {
+			s.st.Close()
+			return nil, fmt.Errorf("server: %w", err)
+		}
+		sinks = append(sinks, fs)
+	}
+	if cfg.AuditStdout {
+		sinks = append(sinks, auditlog.WriterSink("stdout", os.Stdout, !cfg.AuditStdoutBestEffort))
+	}
+	alog := auditlog.New(s.core, s.st, auditlog.Options{Sinks: sinks, Logger: log,
+		OnSinkFailure: func(name string) { sinkFailures.WithLabelValues(name).Inc() }})
+	s.audit = alog
 	s.core.OnSeal(alog.Forget)
 	s.core.OnSeal(pol.Forget)
 	s.api = api.New(api.Config{
@@ -184,7 +210,7 @@ func (s *Server) Close() error {
 	}
 	s.api.Close()
 	s.core.Seal()
-	return errors.Join(err, s.st.Close())
+	return errors.Join(err, s.st.Close(), s.audit.Close())
 }
 
 // DevInit initializes with one share and unseals (for --dev). It returns the
