@@ -142,6 +142,7 @@ func newRootCmd(g *globals) *cobra.Command {
 		newKVCmd(g),
 		newAuthzCmd(g),
 		newPolicyCmd(g),
+		newAuditCmd(g),
 		newVersionCmd(),
 		newServerCmd(),
 	)

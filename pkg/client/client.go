@@ -293,6 +293,10 @@ func (c *Client) do(ctx context.Context, method, path string, in, out any, also 
 	if out == nil || resp.StatusCode == http.StatusNoContent {
 		return resp.StatusCode, nil
 	}
+	if raw, ok := out.(*[]byte); ok { // text responses (the audit checkpoint)
+		*raw = data
+		return resp.StatusCode, nil
+	}
 	dec := json.NewDecoder(bytes.NewReader(data))
 	dec.UseNumber()
 	if err := dec.Decode(out); err != nil {

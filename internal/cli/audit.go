@@ -1,0 +1,255 @@
+package cli
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"io"
+	"math/rand/v2"
+	"os"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/warden-sec/warden/internal/audit"
+	"github.com/warden-sec/warden/pkg/client"
+)
+
+func newAuditCmd(g *globals) *cobra.Command {
+	return newGroupCmd("audit", "Verify, follow and search the audit log",
+		newAuditVerifyCmd(g), newAuditTailCmd(g), newAuditSearchCmd(g))
+}
+
+// fetchLeaves returns the leaf bytes and entries of the first size entries.
+func fetchLeaves(ctx context.Context, c *client.Client, size uint64) ([][]byte, []client.AuditEntry, error) {
+	var leaves [][]byte
+	var all []client.AuditEntry
+	for start := uint64(0); start < size; {
+		n := min(size-start, 1000)
+		es, err := c.AuditEntries(ctx, start, int(n))
+		if err != nil {
+			return nil, nil, fmt.Errorf("entries from %d: %w", start, err)
+		}
+		if len(es) == 0 {
+			return nil, nil, fmt.Errorf("the server returned no entry at %d of %d", start, size)
+		}
+		for _, e := range es {
+			b, err := e.LeafBytes()
+			if err != nil {
+				return nil, nil, fmt.Errorf("entry %d: %w", e.Index, err)
+			}
+			leaves = append(leaves, b)
+			all = append(all, e)
+		}
+		start += uint64(len(es))
+	}
+	return leaves, all, nil
+}
+
+func newAuditVerifyCmd(g *globals) *cobra.Command {
+	var oldFile, saveFile string
+	cmd := &cobra.Command{
+		Use:   "verify [--checkpoint FILE] [--save FILE]",
+		Short: "Verify the signed checkpoint, the root over every entry, inclusion proofs, and consistency with an older checkpoint",
+		Args:  args(cobra.NoArgs),
+	}
+	cmd.Flags().StringVar(&oldFile, "checkpoint", "", "an older checkpoint saved earlier: prove the log only grew since")
+	cmd.Flags().StringVar(&saveFile, "save", "", "save the verified checkpoint to FILE for a later --checkpoint")
+	cmd.RunE = g.withClient(func(cmd *cobra.Command, c *client.Client, _ []string) error {
+		ctx := cmd.Context()
+		out := cmd.OutOrStdout()
+		v, err := c.AuditVerifierKey(ctx)
+		if err != nil {
+			return err
+		}
+		note, err := c.AuditCheckpoint(ctx)
+		if err != nil {
+			return err
+		}
+		cp, err := audit.Open(note, v.VerifierKey)
+		if err != nil {
+			return fmt.Errorf("checkpoint: %w", err)
+		}
+		leaves, _, err := fetchLeaves(ctx, c, cp.Size)
+		if err != nil {
+			return err
+		}
+		for i, l := range leaves {
+			if _, err := audit.DecodeEntry(l); err != nil {
+				return fmt.Errorf("entry %d is not a canonical entry: %v", i, err)
+			}
+		}
+		if !bytes.Equal(audit.RootOf(leaves), cp.Root) {
+			// Name the first entry that does not belong to the signed tree.
+			for i, l := range leaves {
+				p, err := c.AuditInclusionProof(ctx, uint64(i), cp.Size)
+				if err != nil {
+					return fmt.Errorf("entry %d: inclusion proof: %w", i, err)
+				}
+				if audit.VerifyInclusion(l, uint64(i), cp.Size, cp.Root, p) != nil {
+					return fmt.Errorf("entry %d does not match the signed log: it was altered", i)
+				}
+			}
+			return fmt.Errorf("the root over %d entries does not match the signed checkpoint", cp.Size)
+		}
+		samples := min(int(cp.Size), 16)
+		r := rand.New(rand.NewPCG(cp.Size, uint64(time.Now().UnixNano())))
+		for k := 0; k < samples; k++ {
+			i := uint64(r.IntN(int(cp.Size)))
+			p, err := c.AuditInclusionProof(ctx, i, cp.Size)
+			if err != nil {
+				return fmt.Errorf("entry %d: inclusion proof: %w", i, err)
+			}
+			if err := audit.VerifyInclusion(leaves[i], i, cp.Size, cp.Root, p); err != nil {
+				return fmt.Errorf("entry %d: inclusion proof does not verify: %v", i, err)
+			}
+		}
+		fmt.Fprintf(out, "Checkpoint: %s, size %d, signature verified\n", cp.Origin, cp.Size)
+		fmt.Fprintf(out, "Root over all %d entries matches; %d inclusion proofs verified\n", cp.Size, samples)
+		if oldFile != "" {
+			b, err := os.ReadFile(oldFile)
+			if err != nil {
+				return err
+			}
+			old, err := audit.Open(b, v.VerifierKey)
+			if err != nil {
+				return fmt.Errorf("%s: %w", oldFile, err)
+			}
+			if old.Size > cp.Size {
+				return fmt.Errorf("the log shrank: %s has size %d, the server %d", oldFile, old.Size, cp.Size)
+			}
+			p, err := c.AuditConsistencyProof(ctx, old.Size, cp.Size)
+			if err != nil {
+				return err
+			}
+			if err := audit.VerifyConsistency(old.Size, cp.Size, old.Root, cp.Root, p); err != nil {
+				return fmt.Errorf("the log was not only appended to since %s: %v", oldFile, err)
+			}
+			fmt.Fprintf(out, "Consistent with %s (size %d): the log was only appended to\n", oldFile, old.Size)
+		}
+		if saveFile != "" {
+			if err := os.WriteFile(saveFile, note, 0o644); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	return cmd
+}
+
+func printEntries(w io.Writer, f *format, es []client.AuditEntry) error {
+	if *f == "json" {
+		return writeJSON(w, map[string]any{"entries": es})
+	}
+	for _, e := range es {
+		m := e.Entry
+		fmt.Fprintf(w, "%d\t%v\t%v\t%v\t%v\t%v\n", e.Index, m["time"], m["outcome"], m["principal"], m["action"], m["resource"])
+	}
+	return nil
+}
+
+func newAuditTailCmd(g *globals) *cobra.Command {
+	var n int
+	var follow bool
+	cmd := &cobra.Command{Use: "tail [-n N] [--follow]", Short: "Print the latest audit entries", Args: args(cobra.NoArgs)}
+	f := addFormat(cmd)
+	cmd.Flags().IntVarP(&n, "lines", "n", 10, "how many entries")
+	cmd.Flags().BoolVar(&follow, "follow", false, "keep printing new entries (until interrupted)")
+	cmd.RunE = g.withClient(func(cmd *cobra.Command, c *client.Client, _ []string) error {
+		ctx := cmd.Context()
+		size, err := treeSize(ctx, c)
+		if err != nil {
+			return err
+		}
+		start := uint64(0)
+		if size > uint64(n) {
+			start = size - uint64(n)
+		}
+		for {
+			if start < size {
+				es, err := c.AuditEntries(ctx, start, int(min(size-start, 1000)))
+				if err != nil {
+					return err
+				}
+				if err := printEntries(cmd.OutOrStdout(), f, es); err != nil {
+					return err
+				}
+				start += uint64(len(es))
+			}
+			if !follow {
+				return nil
+			}
+			select {
+			case <-ctx.Done():
+				return nil
+			case <-time.After(time.Second):
+			}
+			if size, err = treeSize(ctx, c); err != nil {
+				return err
+			}
+		}
+	})
+	return cmd
+}
+
+// treeSize reads the size from a (verified-by-format) checkpoint.
+func treeSize(ctx context.Context, c *client.Client) (uint64, error) {
+	v, err := c.AuditVerifierKey(ctx)
+	if err != nil {
+		return 0, err
+	}
+	note, err := c.AuditCheckpoint(ctx)
+	if err != nil {
+		return 0, err
+	}
+	cp, err := audit.Open(note, v.VerifierKey)
+	if err != nil {
+		return 0, err
+	}
+	return cp.Size, nil
+}
+
+func newAuditSearchCmd(g *globals) *cobra.Command {
+	var principal, action, since string
+	cmd := &cobra.Command{Use: "search [--principal P] [--action A] [--since D|TIME]", Short: "Search audit entries", Args: args(cobra.NoArgs)}
+	f := addFormat(cmd)
+	cmd.Flags().StringVar(&principal, "principal", "", `principal, e.g. 'User::"alice"'`)
+	cmd.Flags().StringVar(&action, "action", "", "action, e.g. kv.write")
+	cmd.Flags().StringVar(&since, "since", "", "a Go duration (1h) or an RFC 3339 time")
+	cmd.RunE = g.withClient(func(cmd *cobra.Command, c *client.Client, _ []string) error {
+		var from time.Time
+		if since != "" {
+			if d, err := time.ParseDuration(since); err == nil {
+				from = time.Now().Add(-d)
+			} else if t, err := time.Parse(time.RFC3339, since); err == nil {
+				from = t
+			} else {
+				return usagef("--since: %q is neither a duration nor an RFC 3339 time", since)
+			}
+		}
+		size, err := treeSize(cmd.Context(), c)
+		if err != nil {
+			return err
+		}
+		_, es, err := fetchLeaves(cmd.Context(), c, size)
+		if err != nil {
+			return err
+		}
+		var hits []client.AuditEntry
+		for _, e := range es {
+			m := e.Entry
+			if principal != "" && m["principal"] != principal || action != "" && m["action"] != action {
+				continue
+			}
+			if !from.IsZero() {
+				ts, _ := m["time"].(string)
+				if t, err := time.Parse(time.RFC3339Nano, ts); err != nil || t.Before(from) {
+					continue
+				}
+			}
+			hits = append(hits, e)
+		}
+		return printEntries(cmd.OutOrStdout(), f, hits)
+	})
+	return cmd
+}
