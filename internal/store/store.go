@@ -326,6 +326,18 @@ func (s *Store) Txn(ctx context.Context, t Txn) (uint64, error) {
 	if p := s.fsm.failed.Load(); p != nil {
 		return 0, *p
 	}
+	if s.raft.State() != raft.Leader {
+		// Just started or mid-election: wait, within ctx, for a leader to be
+		// known rather than failing a write that a moment later would pass.
+		if addr, _ := s.raft.LeaderWithID(); addr == "" {
+			wctx, cancel := context.WithTimeout(ctx, s.cfg.ApplyTimeout)
+			err := s.WaitLeader(wctx)
+			cancel()
+			if err != nil {
+				return 0, err
+			}
+		}
+	}
 	start := time.Now()
 	timeout := s.cfg.ApplyTimeout
 	if dl, ok := ctx.Deadline(); ok {
@@ -373,6 +385,17 @@ func raftErr(err error) error {
 // ends), which verifies leadership with a quorum and waits until the local
 // state has applied the commit index seen at the round's start.
 func (s *Store) readBarrier(ctx context.Context) error {
+	if !s.ready() {
+		// Just started, mid-election, or a new leader not yet ready: wait
+		// (bounded) until the cluster settles; a follower then gets
+		// ErrNotLeader from the round.
+		wctx, cancel := context.WithTimeout(ctx, s.cfg.ApplyTimeout)
+		err := s.WaitLeader(wctx)
+		cancel()
+		if err != nil {
+			return err
+		}
+	}
 	s.rmu.Lock()
 	r := s.next
 	if r == nil {
