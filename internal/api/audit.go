@@ -38,9 +38,10 @@ func (s *Server) auditCheckpoint(req *request) (int, any, error) {
 }
 
 type entryView struct {
-	Index uint64      `json:"index"`
-	Leaf  string      `json:"leaf"`
-	Entry audit.Entry `json:"entry"`
+	Index     uint64      `json:"index"`
+	RaftIndex uint64      `json:"raft_index"` // the Raft command that committed the entry (and its change)
+	Leaf      string      `json:"leaf"`
+	Entry     audit.Entry `json:"entry"`
 }
 
 type entriesResponse struct {
@@ -74,7 +75,7 @@ func (s *Server) auditEntries(req *request) (int, any, error) {
 	}
 	out := entriesResponse{Entries: make([]entryView, len(es))}
 	for i, e := range es {
-		out.Entries[i] = entryView{Index: e.Index, Leaf: base64.StdEncoding.EncodeToString(e.Leaf), Entry: e.Entry}
+		out.Entries[i] = entryView{Index: e.Index, RaftIndex: e.RaftIndex, Leaf: base64.StdEncoding.EncodeToString(e.Leaf), Entry: e.Entry}
 	}
 	return http.StatusOK, out, nil
 }

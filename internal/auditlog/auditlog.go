@@ -48,7 +48,7 @@ type Core interface {
 type Tree interface {
 	AuditState() (audit.TreeState, error)
 	AuditNodes() audit.NodeStore
-	AuditLeaves(start uint64, count int) ([][]byte, error)
+	AuditLeaves(start uint64, count int) ([]store.StoredLeaf, error)
 }
 
 // Bootstrap makes the ops that init commits: the audit HMAC key and the
@@ -323,11 +323,13 @@ func (s *Service) Checkpoint() ([]byte, error) {
 	return audit.Sign(sk, st.Size, root)
 }
 
-// StoredEntry is one entry with its exact leaf bytes.
+// StoredEntry is one entry with its exact leaf bytes and the index of the
+// Raft command that committed it.
 type StoredEntry struct {
-	Index uint64
-	Leaf  []byte
-	Entry audit.Entry
+	Index     uint64
+	RaftIndex uint64
+	Leaf      []byte
+	Entry     audit.Entry
 }
 
 // Entries returns up to count entries from start.
@@ -340,8 +342,8 @@ func (s *Service) Entries(start uint64, count int) ([]StoredEntry, error) {
 		return nil, err
 	}
 	out := make([]StoredEntry, len(raw))
-	for i, ct := range raw {
-		b, err := s.core.Decrypt(LeafAAD, ct)
+	for i, sl := range raw {
+		b, err := s.core.Decrypt(LeafAAD, sl.Value)
 		if err != nil {
 			return nil, err
 		}
@@ -349,7 +351,7 @@ func (s *Service) Entries(start uint64, count int) ([]StoredEntry, error) {
 		if err != nil {
 			return nil, fmt.Errorf("auditlog: entry %d: %w", start+uint64(i), err)
 		}
-		out[i] = StoredEntry{Index: start + uint64(i), Leaf: b, Entry: e}
+		out[i] = StoredEntry{Index: start + uint64(i), RaftIndex: sl.RaftIndex, Leaf: b, Entry: e}
 	}
 	return out, nil
 }

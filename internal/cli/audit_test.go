@@ -71,7 +71,7 @@ func TestAuditVerifyDetectsTampering(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	plain, err := srv.Core().Decrypt(auditlog.LeafAAD, leaves[0])
+	plain, err := srv.Core().Decrypt(auditlog.LeafAAD, leaves[0].Value)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -88,7 +88,8 @@ func TestAuditVerifyDetectsTampering(t *testing.T) {
 		t.Fatal(err)
 	}
 	err = db.Update(func(tx *bolt.Tx) error {
-		return tx.Bucket([]byte("audit_leaves")).Put(binary.BigEndian.AppendUint64(nil, victim), ct)
+		v := binary.BigEndian.AppendUint64(nil, leaves[0].RaftIndex)
+		return tx.Bucket([]byte("audit_leaves")).Put(binary.BigEndian.AppendUint64(nil, victim), append(v, ct...))
 	})
 	db.Close()
 	if err != nil {

@@ -73,6 +73,9 @@ func TestAuditLogVerifies(t *testing.T) {
 		actions[fmt.Sprint(ent["action"], " ", ent["outcome"])]++
 		if ent["action"] == "kv.write" && ent["resource"] == `Secret::"app/db"` {
 			writeHash = ent["hashes"].(map[string]any)["data"].(string)
+			if m["raft_index"].(float64) == 0 {
+				t.Fatalf("the write's entry names no Raft index: %v", m)
+			}
 		}
 	}
 	for _, want := range []string{"kv.write 200", "kv.read 200", "kv.read 403", "kv.read 401", "token.create 200"} {

@@ -53,7 +53,7 @@ func TestAuditRidesWithTxn(t *testing.T) {
 			t.Fatal("root over stored leaves differs")
 		}
 		got, err := s.AuditLeaves(0, 100)
-		if err != nil || len(got) != 23 || !bytes.Equal(got[22], leaves[22]) {
+		if err != nil || len(got) != 23 || !bytes.Equal(got[22].Value, leaves[22]) || got[0].RaftIndex == 0 {
 			t.Fatalf("leaves: %d %v", len(got), err)
 		}
 		for i := uint64(0); i < 23; i++ {

@@ -23,7 +23,7 @@ var (
 	bucketKV          = []byte("kv")
 	bucketMeta        = []byte("meta")
 	bucketAuditNodes  = []byte("audit_nodes")  // level (1 byte) | index (8) → hash
-	bucketAuditLeaves = []byte("audit_leaves") // index (8) → stored leaf bytes
+	bucketAuditLeaves = []byte("audit_leaves") // index (8) → Raft index of the command (8) | stored leaf bytes
 	keyApplied        = []byte("applied_index")
 	keyAuditTree      = []byte("audit_tree") // audit.TreeState, binary
 )
@@ -194,7 +194,7 @@ func applyTxn(tx *bolt.Tx, t Txn, index uint64) any {
 		}
 	}
 	if len(t.Audit) > 0 {
-		if err := appendAudit(tx, t.Audit); err != nil {
+		if err := appendAudit(tx, t.Audit, index); err != nil {
 			return fatalError{err}
 		}
 	}
@@ -208,7 +208,7 @@ type fatalError struct{ err error }
 
 // appendAudit appends leaves to the audit Merkle tree, storing the leaf
 // bytes, every node the append completes, and the new tree state.
-func appendAudit(tx *bolt.Tx, leaves []AuditLeaf) error {
+func appendAudit(tx *bolt.Tx, leaves []AuditLeaf, raftIndex uint64) error {
 	meta := tx.Bucket(bucketMeta)
 	var st audit.TreeState
 	if b := meta.Get(keyAuditTree); b != nil {
@@ -226,7 +226,8 @@ func appendAudit(tx *bolt.Tx, leaves []AuditLeaf) error {
 	}
 	lb := tx.Bucket(bucketAuditLeaves)
 	for i, l := range leaves {
-		if err := lb.Put(binary.BigEndian.AppendUint64(nil, st.Size+uint64(i)), bytes.Clone(l.Value)); err != nil {
+		v := binary.BigEndian.AppendUint64(make([]byte, 0, 8+len(l.Value)), raftIndex)
+		if err := lb.Put(binary.BigEndian.AppendUint64(nil, st.Size+uint64(i)), append(v, l.Value...)); err != nil {
 			return err
 		}
 	}
@@ -387,10 +388,10 @@ func (f *fsm) GetNode(level uint, index uint64) ([]byte, error) {
 }
 
 // auditLeaves returns up to count stored leaves from start.
-func (f *fsm) auditLeaves(start uint64, count int) ([][]byte, error) {
+func (f *fsm) auditLeaves(start uint64, count int) ([]StoredLeaf, error) {
 	f.mu.RLock()
 	defer f.mu.RUnlock()
-	var out [][]byte
+	var out []StoredLeaf
 	err := f.db.View(func(tx *bolt.Tx) error {
 		c := tx.Bucket(bucketAuditLeaves).Cursor()
 		want := start
@@ -398,7 +399,10 @@ func (f *fsm) auditLeaves(start uint64, count int) ([][]byte, error) {
 			if binary.BigEndian.Uint64(k) != want {
 				return fmt.Errorf("store: audit leaf %d missing", want)
 			}
-			out = append(out, bytes.Clone(v))
+			if len(v) < 8 {
+				return fmt.Errorf("store: audit leaf %d malformed", want)
+			}
+			out = append(out, StoredLeaf{RaftIndex: binary.BigEndian.Uint64(v), Value: bytes.Clone(v[8:])})
 			want++
 		}
 		return nil
