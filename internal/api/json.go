@@ -96,6 +96,13 @@ func writeJSON(w http.ResponseWriter, status int, body any) int {
 		w.WriteHeader(status)
 		return status
 	}
+	if raw, ok := body.(pemText); ok {
+		w.Header().Set("Content-Type", "application/x-pem-file")
+		w.Header().Set("Content-Length", strconv.Itoa(len(raw)))
+		w.WriteHeader(status)
+		_, _ = w.Write(raw)
+		return status
+	}
 	if raw, ok := body.(rawText); ok {
 		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
 		w.Header().Set("Content-Length", strconv.Itoa(len(raw)))

@@ -25,6 +25,7 @@ import (
 
 	"github.com/warden-sec/warden/internal/audit"
 	"github.com/warden-sec/warden/internal/auditlog"
+	"github.com/warden-sec/warden/internal/authority"
 	"github.com/warden-sec/warden/internal/authz"
 	"github.com/warden-sec/warden/internal/core"
 	"github.com/warden-sec/warden/internal/errs"
@@ -36,15 +37,18 @@ import (
 
 // Config wires the API to the services.
 type Config struct {
-	Core     *core.Core
-	Tokens   *identity.Service
-	KV       *secrets.Engine
-	Audit    *auditlog.Service
-	Policies *policy.Service
-	Logger   *slog.Logger          // nil: discard
-	Metrics  prometheus.Registerer // nil: metrics are not registered
-	Gather   prometheus.Gatherer   // serves /metrics; nil: 404
-	Now      func() time.Time
+	Core   *core.Core
+	Tokens *identity.Service
+	KV     *secrets.Engine
+	Audit  *auditlog.Service
+	CA     *authority.Service
+	// TrustDomain is fixed at init (default warden.local).
+	TrustDomain string
+	Policies    *policy.Service
+	Logger      *slog.Logger          // nil: discard
+	Metrics     prometheus.Registerer // nil: metrics are not registered
+	Gather      prometheus.Gatherer   // serves /metrics; nil: 404
+	Now         func() time.Time
 
 	MaxRequestBytes int64         // default 1 MiB
 	RateLimit       float64       // requests per second per client; 0: default; <0: off
@@ -206,6 +210,7 @@ func (s *Server) register() {
 	s.handle("GET", "/v1/sys/seal-status", "sys.seal-status", public, s.sealStatus)
 	s.handle("POST", "/v1/sys/init", "sys.init", public, s.initialize)
 	s.handle("POST", "/v1/sys/unseal", "sys.unseal", public, s.unseal)
+	s.handle("GET", "/v1/pki/ca", "pki.ca", public, s.pkiCA)
 	s.handle("POST", "/v1/sys/seal", "sys.seal", fixed(authz.ActionSysSeal, authz.TypeSystem, "warden"), s.seal)
 	s.handle("POST", "/v1/sys/rotate", "sys.rotate", fixed(authz.ActionSysRotate, authz.TypeSystem, "warden"), s.rotate)
 	s.handle("GET", "/v1/sys/key-status", "sys.key-status", fixed(authz.ActionSysKeyStatus, authz.TypeSystem, "warden"), s.keyStatus)

@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/warden-sec/warden/internal/auditlog"
+	"github.com/warden-sec/warden/internal/authority"
 	"github.com/warden-sec/warden/internal/core"
 	"github.com/warden-sec/warden/internal/errs"
 	"github.com/warden-sec/warden/internal/identity"
@@ -68,7 +69,7 @@ func (s *Server) initialize(req *request) (int, any, error) {
 	if err := req.decode(&in, false); err != nil {
 		return 0, nil, err
 	}
-	keys, root, err := Initialize(req.Context(), s.cfg.Core, s.cfg.Tokens, in.KeyShares, in.KeyThreshold)
+	keys, root, err := Initialize(req.Context(), s.cfg.Core, s.cfg.Tokens, in.KeyShares, in.KeyThreshold, s.cfg.TrustDomain)
 	if err != nil {
 		return 0, nil, err
 	}
@@ -78,7 +79,7 @@ func (s *Server) initialize(req *request) (int, any, error) {
 // Initialize runs init: the seal, the keyring, the token key and the root
 // token, committed together. It returns the unseal keys and the root token.
 // The server stays sealed.
-func Initialize(ctx context.Context, c *core.Core, tokens *identity.Service, shares, threshold int) ([]string, identity.Secret, error) {
+func Initialize(ctx context.Context, c *core.Core, tokens *identity.Service, shares, threshold int, trustDomain string) ([]string, identity.Secret, error) {
 	var root identity.Secret
 	res, err := c.Init(ctx, shares, threshold, func(enc core.Encrypter, clusterID string) ([]store.Op, error) {
 		ops, sec, err := tokens.Bootstrap(enc)
@@ -87,7 +88,11 @@ func Initialize(ctx context.Context, c *core.Core, tokens *identity.Service, sha
 		}
 		root = sec
 		aops, err := auditlog.Bootstrap(enc, clusterID)
-		return append(ops, aops...), err
+		if err != nil {
+			return nil, err
+		}
+		cops, err := authority.Bootstrap(enc, trustDomain)
+		return append(append(ops, aops...), cops...), err
 	})
 	if err != nil {
 		return nil, "", err
@@ -155,4 +160,16 @@ func (s *Server) keyStatus(req *request) (int, any, error) {
 		return 0, nil, err
 	}
 	return http.StatusOK, keyStatusResponse(ks), nil
+}
+
+// pemText marks a handler result written as application/x-pem-file.
+type pemText []byte
+
+// pkiCA serves the trust bundle (public: it is what everyone must trust).
+func (s *Server) pkiCA(req *request) (int, any, error) {
+	b, err := s.cfg.CA.Bundle()
+	if err != nil {
+		return 0, nil, err
+	}
+	return http.StatusOK, pemText(b), nil
 }

@@ -19,6 +19,7 @@ import (
 
 	"github.com/warden-sec/warden/internal/api"
 	"github.com/warden-sec/warden/internal/auditlog"
+	"github.com/warden-sec/warden/internal/authority"
 	"github.com/warden-sec/warden/internal/core"
 	"github.com/warden-sec/warden/internal/identity"
 	"github.com/warden-sec/warden/internal/policy"
@@ -44,6 +45,10 @@ type Config struct {
 	AuditFileBestEffort   bool
 	AuditStdout           bool
 	AuditStdoutBestEffort bool
+
+	// TrustDomain of the identities this cluster issues, fixed at init
+	// (default warden.local).
+	TrustDomain string
 }
 
 // Server is a running Warden server.
@@ -140,10 +145,12 @@ func New(cfg Config) (*Server, error) {
 	alog := auditlog.New(s.core, s.st, auditlog.Options{Sinks: sinks, Logger: log,
 		OnSinkFailure: func(name string) { sinkFailures.WithLabelValues(name).Inc() }})
 	s.audit = alog
+	ca := authority.New(s.core)
+	s.core.OnSeal(ca.Forget)
 	s.core.OnSeal(alog.Forget)
 	s.core.OnSeal(pol.Forget)
 	s.api = api.New(api.Config{
-		Core: s.core, Tokens: s.tokens, KV: kv, Policies: pol, Audit: alog, Logger: log,
+		Core: s.core, Tokens: s.tokens, KV: kv, Policies: pol, Audit: alog, CA: ca, TrustDomain: cfg.TrustDomain, Logger: log,
 		Metrics: reg, Gather: reg,
 		RateLimit: cfg.RateLimit, MaxRequestBytes: cfg.MaxRequestBytes, Now: cfg.Now,
 	})
@@ -219,7 +226,7 @@ func (s *Server) DevInit(ctx context.Context) (string, identity.Secret, error) {
 	if err := s.st.WaitLeader(ctx); err != nil {
 		return "", "", err
 	}
-	keys, root, err := api.Initialize(ctx, s.core, s.tokens, 1, 1)
+	keys, root, err := api.Initialize(ctx, s.core, s.tokens, 1, 1, s.cfg.TrustDomain)
 	if err != nil {
 		return "", "", err
 	}
