@@ -96,6 +96,13 @@ func writeJSON(w http.ResponseWriter, status int, body any) int {
 		w.WriteHeader(status)
 		return status
 	}
+	if d, ok := body.(derBody); ok {
+		w.Header().Set("Content-Type", d.contentType)
+		w.Header().Set("Content-Length", strconv.Itoa(len(d.b)))
+		w.WriteHeader(status)
+		_, _ = w.Write(d.b)
+		return status
+	}
 	if raw, ok := body.(pemText); ok {
 		w.Header().Set("Content-Type", "application/x-pem-file")
 		w.Header().Set("Content-Length", strconv.Itoa(len(raw)))

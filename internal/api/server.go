@@ -42,6 +42,7 @@ type Config struct {
 	KV     *secrets.Engine
 	Audit  *auditlog.Service
 	CA     *authority.Service
+	Nodes  *authority.Nodes
 	// TrustDomain is fixed at init (default warden.local).
 	TrustDomain string
 	Policies    *policy.Service
@@ -188,6 +189,8 @@ type request struct {
 func (s *Server) handle(method, pattern, name string, tf targetFunc, h handlerFunc) {
 	rt := &route{method: method, pattern: pattern, name: name, auth: tf != nil, target: tf, h: h, okStatus: http.StatusOK}
 	switch {
+	case name == "pki.enroll":
+		rt.audit = auditChange // certificate issuance, authenticated by a join token
 	case tf == nil:
 	case name == "kv.read":
 		rt.audit = auditRead
@@ -211,6 +214,12 @@ func (s *Server) register() {
 	s.handle("POST", "/v1/sys/init", "sys.init", public, s.initialize)
 	s.handle("POST", "/v1/sys/unseal", "sys.unseal", public, s.unseal)
 	s.handle("GET", "/v1/pki/ca", "pki.ca", public, s.pkiCA)
+	s.handle("GET", "/v1/pki/crl", "pki.crl", public, s.pkiCRL)
+	s.handle("POST", "/v1/pki/ocsp", "pki.ocsp", public, s.pkiOCSP)
+	s.handle("GET", "/v1/pki/ocsp/{req...}", "pki.ocsp", public, s.pkiOCSP)
+	s.handle("POST", "/v1/pki/enroll", "pki.enroll", public, s.enroll)
+	s.handle("POST", "/v1/nodes/tokens", "node.create", nodeTokenTarget, s.nodeToken)
+	s.handle("POST", "/v1/nodes/{name}/revoke", "node.revoke", nodeTarget(authz.ActionNodeRevoke), s.nodeRevoke)
 	s.handle("POST", "/v1/sys/seal", "sys.seal", fixed(authz.ActionSysSeal, authz.TypeSystem, "warden"), s.seal)
 	s.handle("POST", "/v1/sys/rotate", "sys.rotate", fixed(authz.ActionSysRotate, authz.TypeSystem, "warden"), s.rotate)
 	s.handle("GET", "/v1/sys/key-status", "sys.key-status", fixed(authz.ActionSysKeyStatus, authz.TypeSystem, "warden"), s.keyStatus)
@@ -308,7 +317,7 @@ func (s *Server) serve(rt *route, req *request) int {
 	defer cancel()
 	req.Request = req.WithContext(ctx)
 
-	if !rt.auth {
+	if !rt.auth && rt.audit == auditNone {
 		status, body, err := rt.h(req)
 		if err != nil {
 			return s.fail(req, err)
@@ -321,6 +330,11 @@ func (s *Server) serve(rt *route, req *request) int {
 	entry := &audit.Entry{Time: audit.FormatTime(s.now()), AuthMethod: "token", SourceAddr: clientKey(req.Request),
 		RequestID: req.id, Action: rt.name}
 	req.entry = entry
+	if !rt.auth {
+		// A public route that changes state (enrollment): its handler
+		// authenticates the caller and fills in the record.
+		return s.serveAudited(rt, req, entry)
+	}
 	tok, err := s.authenticate(req.Request)
 	if err != nil {
 		return s.failAudited(req, err)
@@ -335,6 +349,12 @@ func (s *Server) serve(rt *route, req *request) int {
 	if err := s.authorize(req, tg); err != nil {
 		return s.failAudited(req, err)
 	}
+	return s.serveAudited(rt, req, entry)
+}
+
+// serveAudited runs the handler with the request's audit record pending.
+func (s *Server) serveAudited(rt *route, req *request, entry *audit.Entry) int {
+	w := req.w
 	var pending *core.PendingAudit
 	if rt.audit == auditChange {
 		entry.Outcome = rt.okStatus

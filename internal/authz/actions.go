@@ -36,6 +36,9 @@ const (
 
 	ActionAuditRead = "audit.read"
 	ActionAuditHash = "audit.hash"
+
+	ActionNodeCreate = "node.create"
+	ActionNodeRevoke = "node.revoke"
 )
 
 // Entity types of Warden's own schema.
@@ -70,6 +73,7 @@ func Actions() []string {
 		ActionAuthzStoreCreate, ActionAuthzStoreDelete, ActionAuthzStoreList,
 		ActionAuthzCheck, ActionAuthzEntitiesWrite, ActionAuthzSchemaWrite,
 		ActionAuditRead, ActionAuditHash,
+		ActionNodeCreate, ActionNodeRevoke,
 	}
 }
 
@@ -90,7 +94,10 @@ const WardenSchema = `// Warden's own authorization schema.
 // Principals.
 entity Group;
 entity User in [Group];
-entity Node;
+entity Node {
+  name: String,
+  zone: String,
+};
 entity Service;
 entity Root;
 
@@ -117,6 +124,11 @@ action "token.create", "token.lookup", "token.revoke" appliesTo {
 action "sys.seal", "sys.rotate", "sys.key-status" appliesTo {
   principal: [User, Node, Service, Root],
   resource: [System],
+};
+
+action "node.create", "node.revoke" appliesTo {
+  principal: [User, Node, Service, Root],
+  resource: [Node],
 };
 
 action "audit.read", "audit.hash" appliesTo {

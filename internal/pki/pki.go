@@ -366,3 +366,12 @@ func (c *CA) CRL(revoked []Revoked, number *big.Int, now time.Time, validity tim
 		RevokedCertificateEntries: entries,
 	}, c.Cert, c.Key)
 }
+
+// ParseLeaf returns the first certificate of a PEM chain.
+func ParseLeaf(chainPEM []byte) (*x509.Certificate, error) {
+	b, _ := pem.Decode(chainPEM)
+	if b == nil || b.Type != "CERTIFICATE" {
+		return nil, errors.New("pki: no CERTIFICATE PEM block")
+	}
+	return x509.ParseCertificate(b.Bytes)
+}

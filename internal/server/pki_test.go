@@ -1,10 +1,18 @@
 package server_test
 
 import (
+	"bytes"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
 	"crypto/x509"
+	"encoding/base64"
+	"encoding/json"
 	"encoding/pem"
 	"strings"
 	"testing"
+
+	"golang.org/x/crypto/ocsp"
 
 	"github.com/warden-sec/warden/internal/server"
 )
@@ -42,4 +50,100 @@ func TestTrustBundle(t *testing.T) {
 	}
 	h.want(h.do("POST", "/v1/sys/seal", root, nil), 204)
 	h.want(h.do("GET", "/v1/pki/ca", "", nil), 503)
+}
+
+func TestEnrollAndRevoke(t *testing.T) {
+	h := start(t, t.TempDir(), nil)
+	_, root := h.initUnseal(1, 1)
+	tok := h.want(h.do("POST", "/v1/nodes/tokens", root, map[string]any{"name": "Web-1", "zone": "dmz", "cert_ttl": "1h"}), 200).json(t)
+	if !strings.HasPrefix(tok["token"].(string), "wjt_") || tok["expires_at"] == "" {
+		t.Fatalf("token: %v", tok)
+	}
+	// A confusable name is refused with the code point; a duplicate too.
+	r := h.want(h.do("POST", "/v1/nodes/tokens", root, map[string]any{"name": "wеb-2"}), 400)
+	if !strings.Contains(r.errorText(t), "U+0435") {
+		t.Fatalf("confusable: %s", r.body)
+	}
+	h.want(h.do("POST", "/v1/nodes/tokens", root, map[string]any{"name": "web-1"}), 409)
+
+	key, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	csrDER, _ := x509.CreateCertificateRequest(rand.Reader, &x509.CertificateRequest{}, key)
+	csr := string(pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE REQUEST", Bytes: csrDER}))
+	body := map[string]any{"name": "web-1", "token": tok["token"], "csr": csr}
+	// The private key never crosses the wire: the request carries only the CSR.
+	keyDER, _ := x509.MarshalPKCS8PrivateKey(key)
+	reqJSON, _ := json.Marshal(body)
+	if bytes.Contains(reqJSON, key.D.Bytes()) || bytes.Contains(reqJSON, []byte(base64.StdEncoding.EncodeToString(keyDER)[:40])) {
+		t.Fatal("the enrollment request contains the private key")
+	}
+	en := h.want(h.do("POST", "/v1/pki/enroll", "", body), 200).json(t)
+	if en["spiffe_id"] != "spiffe://warden.local/node/web-1" {
+		t.Fatalf("enroll: %v", en)
+	}
+	h.want(h.do("POST", "/v1/pki/enroll", "", body), 401) // one time only
+
+	leaf, _ := pem.Decode([]byte(en["certificate"].(string)))
+	cert, err := x509.ParseCertificate(leaf.Bytes)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pool := x509.NewCertPool()
+	pool.AppendCertsFromPEM([]byte(en["bundle"].(string)))
+	inters := x509.NewCertPool()
+	inters.AppendCertsFromPEM([]byte(en["certificate"].(string)))
+	if _, err := cert.Verify(x509.VerifyOptions{Roots: pool, Intermediates: inters, KeyUsages: []x509.ExtKeyUsage{x509.ExtKeyUsageClientAuth}}); err != nil {
+		t.Fatalf("verify: %v", err)
+	}
+	if len(cert.URIs) != 1 || cert.URIs[0].String() != "spiffe://warden.local/node/web-1" {
+		t.Fatalf("URI SANs %v", cert.URIs)
+	}
+	if !cert.PublicKey.(*ecdsa.PublicKey).Equal(&key.PublicKey) {
+		t.Fatal("certificate is not for the node's key")
+	}
+
+	// Revocation: the CRL lists the serial and OCSP says revoked.
+	crl := func() *x509.RevocationList {
+		r := h.want(h.do("GET", "/v1/pki/crl", "", nil), 200)
+		l, err := x509.ParseRevocationList(r.body)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return l
+	}
+	if n := len(crl().RevokedCertificateEntries); n != 0 {
+		t.Fatalf("%d revoked before revocation", n)
+	}
+	ocspStatus := func() int {
+		ocspReq, _ := ocsp.CreateRequest(cert, issuerOf(t, en["certificate"].(string)), nil)
+		r := h.want(h.do("POST", "/v1/pki/ocsp", "", ocspReq), 200)
+		resp, err := ocsp.ParseResponseForCert(r.body, cert, issuerOf(t, en["certificate"].(string)))
+		if err != nil {
+			t.Fatal(err)
+		}
+		return resp.Status
+	}
+	if ocspStatus() != ocsp.Good {
+		t.Fatal("OCSP before revocation")
+	}
+	h.want(h.do("POST", "/v1/nodes/web-1/revoke", root, nil), 204)
+	l := crl()
+	if len(l.RevokedCertificateEntries) != 1 || l.RevokedCertificateEntries[0].SerialNumber.Cmp(cert.SerialNumber) != 0 {
+		t.Fatalf("CRL after revocation: %v", l.RevokedCertificateEntries)
+	}
+	if ocspStatus() != ocsp.Revoked {
+		t.Fatal("OCSP after revocation")
+	}
+	// The name can be reused once the old identity is revoked.
+	h.want(h.do("POST", "/v1/nodes/tokens", root, map[string]any{"name": "web-1"}), 200)
+}
+
+func issuerOf(t *testing.T, chainPEM string) *x509.Certificate {
+	t.Helper()
+	_, rest := pem.Decode([]byte(chainPEM))
+	b, _ := pem.Decode(rest)
+	c, err := x509.ParseCertificate(b.Bytes)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return c
 }

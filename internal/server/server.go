@@ -147,10 +147,11 @@ func New(cfg Config) (*Server, error) {
 	s.audit = alog
 	ca := authority.New(s.core)
 	s.core.OnSeal(ca.Forget)
+	nodes := authority.NewNodes(s.core, ca, cfg.Now)
 	s.core.OnSeal(alog.Forget)
 	s.core.OnSeal(pol.Forget)
 	s.api = api.New(api.Config{
-		Core: s.core, Tokens: s.tokens, KV: kv, Policies: pol, Audit: alog, CA: ca, TrustDomain: cfg.TrustDomain, Logger: log,
+		Core: s.core, Tokens: s.tokens, KV: kv, Policies: pol, Audit: alog, CA: ca, Nodes: nodes, TrustDomain: cfg.TrustDomain, Logger: log,
 		Metrics: reg, Gather: reg,
 		RateLimit: cfg.RateLimit, MaxRequestBytes: cfg.MaxRequestBytes, Now: cfg.Now,
 	})

@@ -1,0 +1,150 @@
+package api
+
+import (
+	"encoding/base64"
+	"io"
+	"net/http"
+	"strings"
+	"time"
+
+	"github.com/cedar-policy/cedar-go/types"
+
+	"github.com/warden-sec/warden/internal/authority"
+	"github.com/warden-sec/warden/internal/authz"
+	"github.com/warden-sec/warden/internal/errs"
+)
+
+type nodeTokenRequest struct {
+	Name    string `json:"name"`
+	Zone    string `json:"zone"`
+	TTL     string `json:"ttl"`
+	CertTTL string `json:"cert_ttl"`
+}
+
+type nodeTokenResponse struct {
+	Token     string `json:"token"`
+	ExpiresAt string `json:"expires_at"`
+}
+
+// nodeTokenTarget targets Node::"<name>" with attributes name and zone.
+func nodeTokenTarget(req *request) (target, error) {
+	in := new(nodeTokenRequest)
+	// An empty body is authorized first (as Node::"") and refused by the
+	// handler, so a caller without permission learns nothing.
+	if err := req.decode(in, true); err != nil {
+		return target{}, err
+	}
+	req.parsed = in
+	return target{action: authz.ActionNodeCreate, resource: entity(authz.TypeNode, in.Name,
+		types.RecordMap{"name": types.String(in.Name), "zone": types.String(in.Zone)})}, nil
+}
+
+func optDuration(field, v string) (time.Duration, error) {
+	if v == "" {
+		return 0, nil
+	}
+	d, err := time.ParseDuration(v)
+	if err != nil || d <= 0 {
+		return 0, errs.E(errs.Invalid, "%s: must be a positive Go duration such as 15m, got %q", field, v)
+	}
+	return d, nil
+}
+
+func (s *Server) nodeToken(req *request) (int, any, error) {
+	in := req.parsed.(*nodeTokenRequest)
+	ttl, err := optDuration("ttl", in.TTL)
+	if err != nil {
+		return 0, nil, err
+	}
+	certTTL, err := optDuration("cert_ttl", in.CertTTL)
+	if err != nil {
+		return 0, nil, err
+	}
+	tok, exp, err := s.cfg.Nodes.CreateToken(req.Context(), authority.TokenRequest{Name: in.Name, Zone: in.Zone, TTL: ttl, CertTTL: certTTL})
+	if err != nil {
+		return 0, nil, err
+	}
+	return http.StatusOK, nodeTokenResponse{Token: tok, ExpiresAt: rfc3339(exp)}, nil
+}
+
+func nodeTarget(action string) targetFunc {
+	return func(req *request) (target, error) {
+		n := req.PathValue("name")
+		return target{action: action, resource: entity(authz.TypeNode, n, types.RecordMap{"name": types.String(n), "zone": types.String("")})}, nil
+	}
+}
+
+func (s *Server) nodeRevoke(req *request) (int, any, error) {
+	if err := s.cfg.Nodes.Revoke(req.Context(), req.PathValue("name")); err != nil {
+		return 0, nil, err
+	}
+	return http.StatusNoContent, nil, nil
+}
+
+type enrollRequest struct {
+	Name  string `json:"name"`
+	Token string `json:"token"`
+	CSR   string `json:"csr"` // PEM
+}
+
+type enrollResponse struct {
+	Certificate string `json:"certificate"` // PEM chain: SVID, intermediate
+	Bundle      string `json:"bundle"`      // PEM: root, intermediate
+	SPIFFEID    string `json:"spiffe_id"`
+	Serial      string `json:"serial"`
+	ExpiresAt   string `json:"expires_at"`
+}
+
+// enroll exchanges a one-time join token and a CSR for a certificate. It is
+// public: the join token is the credential.
+func (s *Server) enroll(req *request) (int, any, error) {
+	var in enrollRequest
+	if err := req.decode(&in, false); err != nil {
+		return 0, nil, err
+	}
+	if req.entry != nil {
+		req.entry.AuthMethod, req.entry.Principal = "join-token", `Node::"`+in.Name+`"`
+		req.entry.Resource = `Node::"` + in.Name + `"`
+	}
+	e, err := s.cfg.Nodes.Enroll(req.Context(), in.Name, in.Token, []byte(in.CSR))
+	if err != nil {
+		return 0, nil, err
+	}
+	return http.StatusOK, enrollResponse{Certificate: string(e.Certificate), Bundle: string(e.Bundle),
+		SPIFFEID: e.SPIFFEID, Serial: e.Serial, ExpiresAt: rfc3339(e.ExpiresAt)}, nil
+}
+
+// derBody marks a binary handler result and its content type.
+type derBody struct {
+	contentType string
+	b           []byte
+}
+
+func (s *Server) pkiCRL(req *request) (int, any, error) {
+	der, err := s.cfg.Nodes.CRL(req.Context())
+	if err != nil {
+		return 0, nil, err
+	}
+	return http.StatusOK, derBody{"application/pkix-crl", der}, nil
+}
+
+// pkiOCSP answers RFC 6960 requests: POST with the DER body, or GET with
+// the base64 request in the path.
+func (s *Server) pkiOCSP(req *request) (int, any, error) {
+	var der []byte
+	var err error
+	if req.Method == http.MethodPost {
+		der, err = io.ReadAll(io.LimitReader(req.Body, 8<<10))
+	} else {
+		p := strings.TrimPrefix(req.PathValue("req"), "/")
+		der, err = base64.StdEncoding.DecodeString(p)
+	}
+	if err != nil {
+		return 0, nil, errs.E(errs.Invalid, "OCSP request: unreadable")
+	}
+	resp, err := s.cfg.Nodes.OCSP(der)
+	if err != nil {
+		return 0, nil, errs.E(errs.Invalid, "OCSP request: malformed")
+	}
+	return http.StatusOK, derBody{"application/ocsp-response", resp}, nil
+}

@@ -1,0 +1,327 @@
+package authority
+
+import (
+	"context"
+	"crypto/rand"
+	"crypto/sha256"
+	"crypto/subtle"
+	"crypto/x509"
+	"encoding/base64"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"math/big"
+	"strings"
+	"time"
+
+	"github.com/warden-sec/warden/internal/errs"
+	"github.com/warden-sec/warden/internal/names"
+	"github.com/warden-sec/warden/internal/pki"
+	"github.com/warden-sec/warden/internal/store"
+)
+
+const (
+	prefixNode    = "pki/node/"    // + canonical name → Node
+	prefixRevoked = "pki/revoked/" // + serial hex → Revocation
+	keyCRLGen     = "pki/crl-gen"  // touched on every revocation
+	joinPrefix    = "wjt_"
+	// DefaultJoinTTL and DefaultCertTTL apply when a node token names none.
+	DefaultJoinTTL = 15 * time.Minute
+	DefaultCertTTL = time.Hour
+	maxRetries     = 8
+)
+
+// Node states.
+const (
+	NodePending = "pending" // a join token was issued, not used yet
+	NodeActive  = "active"
+	NodeRevoked = "revoked"
+)
+
+// Node is the record of an enrolled (or enrolling) node.
+type Node struct {
+	Name         string    `json:"name"`
+	Zone         string    `json:"zone,omitempty"`
+	SPIFFEID     string    `json:"spiffe_id"`
+	State        string    `json:"state"`
+	CertTTL      string    `json:"cert_ttl"`
+	TokenHash    []byte    `json:"token_hash,omitempty"` // SHA-256 of the join token; cleared once used
+	TokenExpires time.Time `json:"token_expires,omitzero"`
+	Serials      []string  `json:"serials,omitempty"` // hex serials of certificates issued to it
+	CreatedTime  time.Time `json:"created_time"`
+	UpdatedTime  time.Time `json:"updated_time"`
+}
+
+// Revocation is a revoked certificate.
+type Revocation struct {
+	Serial    string    `json:"serial"`
+	RevokedAt time.Time `json:"revoked_at"`
+	ExpiresAt time.Time `json:"expires_at"`
+}
+
+// NodeStorage is what node management needs (core.Core).
+type NodeStorage interface {
+	Storage
+	Get(ctx context.Context, key string) (store.Entry, error)
+	List(ctx context.Context, prefix string, limit int) ([]store.Entry, error)
+	Txn(ctx context.Context, t store.Txn) (uint64, error)
+}
+
+// Nodes manages node identities: join tokens, enrollment, revocation.
+type Nodes struct {
+	st  NodeStorage
+	ca  *Service
+	now func() time.Time
+}
+
+// NewNodes returns a node manager.
+func NewNodes(st NodeStorage, ca *Service, now func() time.Time) *Nodes {
+	if now == nil {
+		now = time.Now
+	}
+	return &Nodes{st: st, ca: ca, now: now}
+}
+
+func (n *Nodes) get(ctx context.Context, name string) (*Node, uint64, error) {
+	e, err := n.st.Get(ctx, prefixNode+name)
+	if errs.Is(err, errs.NotFound) {
+		return nil, 0, nil
+	}
+	if err != nil {
+		return nil, 0, err
+	}
+	var nd Node
+	if err := json.Unmarshal(e.Value, &nd); err != nil {
+		return nil, 0, fmt.Errorf("authority: node %q: %w", name, err)
+	}
+	return &nd, e.Version, nil
+}
+
+// TokenRequest describes a node to be enrolled.
+type TokenRequest struct {
+	Name    string
+	Zone    string
+	TTL     time.Duration // join token lifetime
+	CertTTL time.Duration
+}
+
+// CreateToken creates a pending node record and its one-time join token.
+// The name must be canonical-able and not bound to a live identity.
+func (n *Nodes) CreateToken(ctx context.Context, r TokenRequest) (string, time.Time, error) {
+	name, err := names.Canonical(r.Name)
+	if err != nil {
+		return "", time.Time{}, errs.Wrap(errs.Invalid, err, "%s", err.Error())
+	}
+	if r.Zone != "" {
+		if _, err := names.Canonical(r.Zone); err != nil {
+			return "", time.Time{}, errs.E(errs.Invalid, "zone: %s", err.Error())
+		}
+	}
+	if r.TTL <= 0 {
+		r.TTL = DefaultJoinTTL
+	}
+	if r.CertTTL <= 0 {
+		r.CertTTL = DefaultCertTTL
+	}
+	td, err := n.ca.TrustDomain()
+	if err != nil {
+		return "", time.Time{}, err
+	}
+	id, err := names.SPIFFEID(td, names.KindNode, name)
+	if err != nil {
+		return "", time.Time{}, errs.E(errs.Invalid, "%s", err.Error())
+	}
+	old, ver, err := n.get(ctx, name)
+	if err != nil {
+		return "", time.Time{}, err
+	}
+	if old != nil && old.State != NodeRevoked {
+		return "", time.Time{}, errs.E(errs.Conflict, "name %q is bound to a %s node; revoke it first", name, old.State)
+	}
+	raw := make([]byte, 32)
+	if _, err := io.ReadFull(rand.Reader, raw); err != nil {
+		return "", time.Time{}, err
+	}
+	token := joinPrefix + base64.RawURLEncoding.EncodeToString(raw)
+	sum := sha256.Sum256([]byte(token))
+	now := n.now().UTC()
+	nd := Node{Name: name, Zone: r.Zone, SPIFFEID: id, State: NodePending, CertTTL: r.CertTTL.String(),
+		TokenHash: sum[:], TokenExpires: now.Add(r.TTL), CreatedTime: now, UpdatedTime: now}
+	b, _ := json.Marshal(nd)
+	_, err = n.st.Txn(ctx, store.Txn{Conds: []store.Cond{{Key: prefixNode + name, Version: ver}},
+		Ops: []store.Op{{Type: store.OpPut, Key: prefixNode + name, Value: b}}})
+	if errs.Is(err, errs.Conflict) {
+		return "", time.Time{}, errs.E(errs.Conflict, "node %q changed concurrently; retry", name)
+	}
+	if err != nil {
+		return "", time.Time{}, err
+	}
+	return token, nd.TokenExpires, nil
+}
+
+// Enrollment is what a node gets for its CSR.
+type Enrollment struct {
+	Certificate []byte // PEM: the SVID then the intermediate
+	Bundle      []byte // PEM: root and intermediate
+	SPIFFEID    string
+	Serial      string
+	ExpiresAt   time.Time
+}
+
+var errJoin = errs.E(errs.Unauthenticated, "join token: unknown, used, expired or revoked")
+
+// Enroll exchanges a join token and a CSR for a certificate. The token works
+// once: the record's version is a precondition of the transaction that
+// clears it, so two concurrent uses cannot both succeed. The node's private
+// key never reaches the server: only the CSR's public key is used.
+func (n *Nodes) Enroll(ctx context.Context, name, token string, csrPEM []byte) (*Enrollment, error) {
+	name, err := names.Canonical(name)
+	if err != nil {
+		return nil, errs.Wrap(errs.Invalid, err, "%s", err.Error())
+	}
+	if !strings.HasPrefix(token, joinPrefix) || len(token) > 128 {
+		return nil, errJoin
+	}
+	csr, err := pki.ParseCSR(csrPEM)
+	if err != nil {
+		return nil, errs.Wrap(errs.Invalid, err, "csr: %s", strings.TrimPrefix(err.Error(), "pki: "))
+	}
+	nd, ver, err := n.get(ctx, name)
+	if err != nil {
+		return nil, err
+	}
+	sum := sha256.Sum256([]byte(token))
+	now := n.now().UTC()
+	if nd == nil || nd.State != NodePending || len(nd.TokenHash) == 0 ||
+		subtle.ConstantTimeCompare(sum[:], nd.TokenHash) != 1 || now.After(nd.TokenExpires) {
+		return nil, errJoin
+	}
+	ttl, _ := time.ParseDuration(nd.CertTTL)
+	inter, err := n.issuer()
+	if err != nil {
+		return nil, err
+	}
+	cert, err := inter.Issue(pki.IssueRequest{CSR: csr, SPIFFEID: nd.SPIFFEID, TTL: ttl, Now: now})
+	if err != nil {
+		return nil, err
+	}
+	serial := hex.EncodeToString(cert.SerialNumber.Bytes())
+	nd.State, nd.TokenHash, nd.TokenExpires, nd.UpdatedTime = NodeActive, nil, time.Time{}, now
+	nd.Serials = append(nd.Serials, serial)
+	b, _ := json.Marshal(nd)
+	_, err = n.st.Txn(ctx, store.Txn{Conds: []store.Cond{{Key: prefixNode + name, Version: ver}},
+		Ops: []store.Op{{Type: store.OpPut, Key: prefixNode + name, Value: b}}})
+	if errs.Is(err, errs.Conflict) {
+		return nil, errJoin // someone used the token first
+	}
+	if err != nil {
+		return nil, err
+	}
+	bundle, err := n.ca.Bundle()
+	if err != nil {
+		return nil, err
+	}
+	return &Enrollment{Certificate: pki.Bundle(cert, inter.Cert), Bundle: bundle, SPIFFEID: nd.SPIFFEID,
+		Serial: serial, ExpiresAt: cert.NotAfter}, nil
+}
+
+func (n *Nodes) issuer() (*pki.CA, error) {
+	c, err := n.st.GetStale(keyInterCert)
+	if err != nil {
+		return nil, err
+	}
+	k, err := n.st.GetStale(keyInterKey)
+	if err != nil {
+		return nil, err
+	}
+	defer clear(k.Value)
+	return pki.ParseCA(c.Value, k.Value, nil)
+}
+
+// Revoke marks the node revoked and all its certificates' serials revoked,
+// in one transaction.
+func (n *Nodes) Revoke(ctx context.Context, name string) error {
+	name, err := names.Canonical(name)
+	if err != nil {
+		return errs.Wrap(errs.Invalid, err, "%s", err.Error())
+	}
+	for attempt := 0; ; attempt++ {
+		nd, ver, err := n.get(ctx, name)
+		if err != nil {
+			return err
+		}
+		if nd == nil {
+			return errs.E(errs.NotFound, "node %q not found", name)
+		}
+		if nd.State == NodeRevoked {
+			return nil
+		}
+		now := n.now().UTC()
+		ttl, _ := time.ParseDuration(nd.CertTTL)
+		ops := []store.Op{{Type: store.OpPut, Key: keyCRLGen}}
+		for _, s := range nd.Serials {
+			rb, _ := json.Marshal(Revocation{Serial: s, RevokedAt: now, ExpiresAt: now.Add(ttl)})
+			ops = append(ops, store.Op{Type: store.OpPut, Key: prefixRevoked + s, Value: rb})
+		}
+		nd.State, nd.TokenHash, nd.UpdatedTime = NodeRevoked, nil, now
+		b, _ := json.Marshal(nd)
+		ops = append(ops, store.Op{Type: store.OpPut, Key: prefixNode + name, Value: b})
+		_, err = n.st.Txn(ctx, store.Txn{Conds: []store.Cond{{Key: prefixNode + name, Version: ver}}, Ops: ops})
+		if errs.Is(err, errs.Conflict) && attempt < maxRetries {
+			continue
+		}
+		return err
+	}
+}
+
+// CRL returns the DER CRL of unexpired revoked certificates, signed by the
+// issuing CA.
+func (n *Nodes) CRL(ctx context.Context) ([]byte, error) {
+	es, err := n.st.List(ctx, prefixRevoked, 0)
+	if err != nil {
+		return nil, err
+	}
+	var revs []pki.Revoked
+	var number uint64 = 1
+	if g, err := n.st.GetStale(keyCRLGen); err == nil {
+		number = g.Version
+	}
+	for _, e := range es {
+		var r Revocation
+		if err := json.Unmarshal(e.Value, &r); err != nil {
+			return nil, err
+		}
+		sn, ok := new(big.Int).SetString(r.Serial, 16)
+		if !ok {
+			return nil, errors.New("authority: bad stored serial")
+		}
+		revs = append(revs, pki.Revoked{Serial: sn, RevokedAt: r.RevokedAt, ExpiresAt: r.ExpiresAt})
+	}
+	inter, err := n.issuer()
+	if err != nil {
+		return nil, err
+	}
+	return inter.CRL(revs, new(big.Int).SetUint64(number), n.now(), 24*time.Hour)
+}
+
+// OCSP answers an OCSP request.
+func (n *Nodes) OCSP(reqDER []byte) ([]byte, error) {
+	inter, err := n.issuer()
+	if err != nil {
+		return nil, err
+	}
+	return inter.OCSPRespond(reqDER, func(sn *big.Int) (pki.OCSPStatus, time.Time) {
+		e, err := n.st.GetStale(prefixRevoked + hex.EncodeToString(sn.Bytes()))
+		if err != nil {
+			return pki.OCSPGood, time.Time{}
+		}
+		var r Revocation
+		_ = json.Unmarshal(e.Value, &r)
+		return pki.OCSPRevoked, r.RevokedAt
+	}, n.now(), time.Hour)
+}
+
+// ParseCertificate is a helper for callers that received a PEM chain.
+func ParseCertificate(pemBytes []byte) (*x509.Certificate, error) { return pki.ParseLeaf(pemBytes) }
