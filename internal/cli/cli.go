@@ -143,6 +143,7 @@ func newRootCmd(g *globals) *cobra.Command {
 		newAuthzCmd(g),
 		newPolicyCmd(g),
 		newAuditCmd(g),
+		newNodeCmd(g),
 		newVersionCmd(),
 		newServerCmd(),
 	)

@@ -143,6 +143,11 @@ func TestAgainstRealServer(t *testing.T) {
 		t.Fatalf("stores: %v", l)
 	}
 
+	nt := decode(cli(0, "node", "token", "create", "--name", "web-1", "--zone", "dmz", "--format", "json"))
+	hasFields(nt, "token", "expires_at")
+	cli(1, "node", "token", "create", "--name", "wеb-1") // Cyrillic е: refused
+	cli(0, "node", "revoke", "web-1")
+
 	cli(0, "operator", "seal")
 	cli(1, "kv", "get", "app/db")
 }

@@ -1,0 +1,41 @@
+package client
+
+import (
+	"context"
+	"net/http"
+	"net/url"
+)
+
+// NodeTokenRequest creates a pending node and its one-time join token.
+type NodeTokenRequest struct {
+	Name    string `json:"name"`
+	Zone    string `json:"zone,omitempty"`
+	TTL     string `json:"ttl,omitempty"`      // join token lifetime, default 15m
+	CertTTL string `json:"cert_ttl,omitempty"` // certificate lifetime, default 1h
+}
+
+// NodeToken is a join token (a secret: hand it to the node only).
+type NodeToken struct {
+	Token     string `json:"token"`
+	ExpiresAt string `json:"expires_at"`
+}
+
+// NodeTokenCreate creates a join token.
+func (c *Client) NodeTokenCreate(ctx context.Context, req NodeTokenRequest) (NodeToken, error) {
+	var out NodeToken
+	_, err := c.do(ctx, http.MethodPost, "/v1/nodes/tokens", req, &out)
+	return out, err
+}
+
+// NodeRevoke revokes a node and its certificates.
+func (c *Client) NodeRevoke(ctx context.Context, name string) error {
+	_, err := c.do(ctx, http.MethodPost, "/v1/nodes/"+url.PathEscape(name)+"/revoke", nil, nil)
+	return err
+}
+
+// TrustBundle returns the cluster's CA bundle (PEM).
+func (c *Client) TrustBundle(ctx context.Context) ([]byte, error) {
+	var out []byte
+	_, err := c.do(ctx, http.MethodGet, "/v1/pki/ca", nil, &out)
+	return out, err
+}
