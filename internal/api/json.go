@@ -96,26 +96,13 @@ func writeJSON(w http.ResponseWriter, status int, body any) int {
 		w.WriteHeader(status)
 		return status
 	}
-	if d, ok := body.(derBody); ok {
-		w.Header().Set("Content-Type", d.contentType)
-		w.Header().Set("Content-Length", strconv.Itoa(len(d.b)))
-		w.WriteHeader(status)
-		_, _ = w.Write(d.b)
-		return status
-	}
-	if raw, ok := body.(pemText); ok {
-		w.Header().Set("Content-Type", "application/x-pem-file")
-		w.Header().Set("Content-Length", strconv.Itoa(len(raw)))
-		w.WriteHeader(status)
-		_, _ = w.Write(raw)
-		return status
-	}
-	if raw, ok := body.(rawText); ok {
-		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
-		w.Header().Set("Content-Length", strconv.Itoa(len(raw)))
-		w.WriteHeader(status)
-		_, _ = w.Write(raw)
-		return status
+	switch b := body.(type) {
+	case derBody:
+		return writeRaw(w, status, b.contentType, b.b)
+	case pemText:
+		return writeRaw(w, status, "application/x-pem-file", b)
+	case rawText:
+		return writeRaw(w, status, "text/plain; charset=utf-8", b)
 	}
 	buf := bufPool.Get().(*bytes.Buffer)
 	buf.Reset()
@@ -156,4 +143,13 @@ func queryUint(r *http.Request, name string) (uint64, error) {
 		return 0, errs.E(errs.Invalid, "%s: must be a non-negative integer, got %q", name, fmt.Sprint(v))
 	}
 	return n, nil
+}
+
+// writeRaw writes a non-JSON body (a checkpoint note, PEM, DER).
+func writeRaw(w http.ResponseWriter, status int, contentType string, b []byte) int {
+	w.Header().Set("Content-Type", contentType)
+	w.Header().Set("Content-Length", strconv.Itoa(len(b)))
+	w.WriteHeader(status)
+	_, _ = w.Write(b)
+	return status
 }

@@ -8,27 +8,15 @@ import (
 	"strings"
 	"testing"
 	"time"
-
-	"github.com/warden-sec/warden/internal/server"
 )
 
 // TestAgainstRealServer runs the README walkthrough with the CLI against a
 // real server on a 127.0.0.1:0 port, and checks the JSON contracts.
 func TestAgainstRealServer(t *testing.T) {
-	srv, err := server.New(server.Config{DataDir: t.TempDir(), Listen: "127.0.0.1:0", RateLimit: -1})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := srv.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { srv.Close() })
+	addr, ca := realServer(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	if err := srv.Store().WaitLeader(ctx); err != nil {
-		t.Fatal(err)
-	}
-	env := map[string]string{"WARDEN_ADDR": srv.Addr(), "WARDEN_CACERT": srv.CAFile()}
+	env := map[string]string{"WARDEN_ADDR": addr, "WARDEN_CACERT": ca}
 	cli := func(wantCode int, args ...string) string {
 		t.Helper()
 		var out, errb bytes.Buffer
