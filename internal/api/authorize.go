@@ -5,6 +5,7 @@ import (
 
 	"github.com/cedar-policy/cedar-go/types"
 
+	"github.com/warden-sec/warden/internal/authority"
 	"github.com/warden-sec/warden/internal/authz"
 	"github.com/warden-sec/warden/internal/errs"
 	"github.com/warden-sec/warden/internal/identity"
@@ -70,14 +71,14 @@ func policyTarget(action string) targetFunc {
 // root token is a break-glass principal: always allowed, and every use is
 // logged at warn level. Any error while deciding denies (fail closed).
 func (s *Server) authorize(req *request, tg target) error {
-	tok := req.tok
-	if tok.Root {
+	c := req.caller
+	if c.root {
 		s.log.Warn("root token used", "action", tg.action, "resource", tg.resource.UID.String(), "request_id", req.id,
 			"source", clientKey(req.Request))
 		return nil
 	}
-	principal, ents := principalOf(tok)
-	ents = append(ents, tg.resource)
+	principal := c.uid
+	ents := append(append([]types.Entity(nil), c.ents...), tg.resource)
 	es, err := authz.NewEntities(ents...)
 	if err != nil {
 		return errs.Wrap(errs.Internal, err, "authorization entities")
@@ -108,6 +109,35 @@ func (s *Server) authorize(req *request, tg target) error {
 		msg += " (a policy failed to evaluate; see the server log)"
 	}
 	return errs.E(errs.Denied, "%s", msg)
+}
+
+// caller is who an authenticated request comes from.
+type caller struct {
+	uid    types.EntityUID
+	ents   []types.Entity // the principal's entity and its parents
+	root   bool
+	method string // "token" or "mtls"
+	attrs  map[string]string
+}
+
+func (c *caller) String() string { return c.uid.String() }
+
+// tokenCaller is the caller of a token.
+func tokenCaller(t *identity.Token) *caller {
+	if t.Root {
+		return &caller{uid: types.NewEntityUID(authz.TypeRoot, "root"), root: true, method: "token"}
+	}
+	uid, ents := principalOf(t)
+	return &caller{uid: uid, ents: ents, method: "token", attrs: map[string]string{"user": t.PrincipalUser()}}
+}
+
+// nodeCaller is the caller of a node certificate.
+func nodeCaller(id *authority.CertIdentity) *caller {
+	uid := types.NewEntityUID(authz.TypeNode, types.String(id.Name))
+	ent := types.Entity{UID: uid, Attributes: types.NewRecord(types.RecordMap{
+		"name": types.String(id.Name), "zone": types.String(id.Zone), "spiffe_id": types.String(id.SPIFFEID)})}
+	return &caller{uid: uid, ents: []types.Entity{ent}, method: "mtls",
+		attrs: map[string]string{"name": id.Name, "zone": id.Zone, "spiffe_id": id.SPIFFEID}}
 }
 
 // principalOf returns the token's principal and its entities (user and groups).

@@ -32,7 +32,7 @@ func (s *Server) storeCreate(req *request) (int, any, error) {
 	if err := s.cfg.Policies.CreateStore(req.Context(), in.Name); err != nil {
 		return 0, nil, err
 	}
-	s.log.Info("policy store created", "store", in.Name, "principal", req.tok.PrincipalUser(), "request_id", req.id)
+	s.log.Info("policy store created", "store", in.Name, "principal", req.caller.String(), "request_id", req.id)
 	return http.StatusNoContent, nil, nil
 }
 
@@ -40,7 +40,7 @@ func (s *Server) storeDelete(req *request) (int, any, error) {
 	if err := s.cfg.Policies.DeleteStore(req.Context(), req.PathValue("store")); err != nil {
 		return 0, nil, err
 	}
-	s.log.Info("policy store deleted", "store", req.PathValue("store"), "principal", req.tok.PrincipalUser(), "request_id", req.id)
+	s.log.Info("policy store deleted", "store", req.PathValue("store"), "principal", req.caller.String(), "request_id", req.id)
 	return http.StatusNoContent, nil, nil
 }
 
@@ -78,7 +78,7 @@ func (s *Server) policyWrite(req *request) (int, any, error) {
 		return 0, nil, err
 	}
 	s.log.Info("policy written", "store", p.Store, "policy", p.Name, "version", p.Version,
-		"principal", req.tok.PrincipalUser(), "request_id", req.id)
+		"principal", req.caller.String(), "request_id", req.id)
 	return http.StatusOK, p, nil
 }
 
@@ -87,7 +87,7 @@ func (s *Server) policyDelete(req *request) (int, any, error) {
 		return 0, nil, err
 	}
 	s.log.Info("policy deleted", "store", req.PathValue("store"), "policy", req.PathValue("name"),
-		"principal", req.tok.PrincipalUser(), "request_id", req.id)
+		"principal", req.caller.String(), "request_id", req.id)
 	return http.StatusNoContent, nil, nil
 }
 

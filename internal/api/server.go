@@ -174,10 +174,11 @@ const (
 // request is one request's context for a handler.
 type request struct {
 	*http.Request
-	w   http.ResponseWriter
-	s   *Server
-	id  string
-	tok *identity.Token
+	w      http.ResponseWriter
+	s      *Server
+	id     string
+	tok    *identity.Token // nil unless authenticated by token
+	caller *caller
 	// entry is the request's audit record (authenticated routes).
 	entry *audit.Entry
 	// parsed is a body a target function already decoded, for the handler.
@@ -227,6 +228,7 @@ func (s *Server) register() {
 	s.handle("POST", "/v1/auth/token/create", "token.create", tokenCreateTarget, s.tokenCreate)
 	s.handle("GET", "/v1/auth/token/lookup-self", "token.lookup-self", selfTarget, s.tokenLookupSelf)
 	s.handle("POST", "/v1/auth/token/lookup", "token.lookup", fixed(authz.ActionTokenLookup, authz.TypeToken, "*"), s.tokenLookup)
+	s.handle("GET", "/v1/auth/whoami", "auth.whoami", fixed(authz.ActionAuthWhoami, authz.TypeToken, "self"), s.whoami)
 	s.handle("POST", "/v1/auth/token/revoke", "token.revoke", fixed(authz.ActionTokenRevoke, authz.TypeToken, "*"), s.tokenRevoke)
 
 	s.handle("GET", "/v1/kv/data/{path...}", "kv.read", secret(authz.ActionKVRead), s.kvGet)
@@ -335,12 +337,12 @@ func (s *Server) serve(rt *route, req *request) int {
 		// authenticates the caller and fills in the record.
 		return s.serveAudited(rt, req, entry)
 	}
-	tok, err := s.authenticate(req.Request)
+	c, tok, err := s.authenticate(req.Request)
 	if err != nil {
 		return s.failAudited(req, err)
 	}
-	req.tok = tok
-	entry.Principal = principalString(tok)
+	req.caller, req.tok = c, tok
+	entry.Principal, entry.AuthMethod = c.String(), c.method
 	tg, err := rt.target(req)
 	if err != nil {
 		return s.failAudited(req, err)
@@ -410,31 +412,38 @@ func (s *Server) auditFailed(req *request, err error) int {
 	return s.fail(req, errs.Wrap(errs.Unavailable, err, "the audit log is unavailable; the request was refused"))
 }
 
-// principalString names the token's principal as entries and decisions do.
-func principalString(t *identity.Token) string {
-	if t.Root {
-		return `Root::"root"`
-	}
-	return `User::"` + t.PrincipalUser() + `"`
-}
-
-// authenticate reads the bearer token.
-func (s *Server) authenticate(r *http.Request) (*identity.Token, error) {
+// authenticate identifies the caller: a bearer token, or else a client
+// certificate verified by TLS against the trust bundle.
+func (s *Server) authenticate(r *http.Request) (*caller, *identity.Token, error) {
 	var tok string
 	if h := r.Header.Get("Authorization"); h != "" {
 		scheme, rest, ok := strings.Cut(h, " ")
 		if !ok || !strings.EqualFold(scheme, "Bearer") {
-			return nil, errs.E(errs.Unauthenticated, "Authorization header: expected \"Bearer <token>\"")
+			return nil, nil, errs.E(errs.Unauthenticated, "Authorization header: expected \"Bearer <token>\"")
 		}
 		tok = strings.TrimSpace(rest)
 	} else {
 		tok = r.Header.Get("X-Warden-Token")
 	}
 	if tok == "" {
-		return nil, errs.E(errs.Unauthenticated, "missing token: send Authorization: Bearer <token>")
+		if r.TLS != nil && len(r.TLS.VerifiedChains) > 0 && s.cfg.Nodes != nil {
+			id, err := s.cfg.Nodes.AuthenticateCert(r.TLS.VerifiedChains[0][0])
+			if err != nil {
+				return nil, nil, err
+			}
+			return nodeCaller(id), nil, nil
+		}
+		return nil, nil, errs.E(errs.Unauthenticated, "missing token: send Authorization: Bearer <token> or a client certificate")
 	}
-	return s.cfg.Tokens.Authenticate(tok)
+	t, err := s.cfg.Tokens.Authenticate(tok)
+	if err != nil {
+		return nil, nil, err
+	}
+	return tokenCaller(t), t, nil
 }
+
+// needToken is the error of token endpoints called with a certificate.
+var needToken = errs.E(errs.Invalid, "this endpoint needs token authentication")
 
 // fail writes err as a JSON error. Internal errors are logged with the
 // request id and shown only as that id.

@@ -136,7 +136,7 @@ func (s *Server) seal(req *request) (int, any, error) {
 	}
 	req.entry = nil
 	s.cfg.Core.Seal()
-	s.log.Warn("sealed by API request", "accessor", req.tok.Accessor, "request_id", req.id)
+	s.log.Warn("sealed by API request", "principal", req.caller.String(), "request_id", req.id)
 	return http.StatusNoContent, nil, nil
 }
 

@@ -65,6 +65,9 @@ func tokenCreateTarget(req *request) (target, error) {
 		return target{}, err
 	}
 	req.parsed = in
+	if req.tok == nil {
+		return target{}, needToken
+	}
 	user, groups := in.User, in.Groups
 	if user == "" {
 		user, groups = req.tok.PrincipalUser(), req.tok.Groups
@@ -104,6 +107,9 @@ func (s *Server) tokenCreate(req *request) (int, any, error) {
 }
 
 func (s *Server) tokenLookupSelf(req *request) (int, any, error) {
+	if req.tok == nil {
+		return 0, nil, needToken
+	}
 	return http.StatusOK, s.tokenView(req.tok, ""), nil
 }
 
@@ -145,4 +151,19 @@ func (s *Server) tokenRevoke(req *request) (int, any, error) {
 		return 0, nil, err
 	}
 	return http.StatusNoContent, nil, nil
+}
+
+type whoamiResponse struct {
+	Principal  string            `json:"principal"`
+	AuthMethod string            `json:"auth_method"`
+	Attributes map[string]string `json:"attributes"`
+}
+
+// whoami describes the caller: token or client certificate.
+func (s *Server) whoami(req *request) (int, any, error) {
+	attrs := req.caller.attrs
+	if attrs == nil {
+		attrs = map[string]string{}
+	}
+	return http.StatusOK, whoamiResponse{Principal: req.caller.String(), AuthMethod: req.caller.method, Attributes: attrs}, nil
 }

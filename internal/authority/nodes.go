@@ -325,3 +325,63 @@ func (n *Nodes) OCSP(reqDER []byte) ([]byte, error) {
 
 // ParseCertificate is a helper for callers that received a PEM chain.
 func ParseCertificate(pemBytes []byte) (*x509.Certificate, error) { return pki.ParseLeaf(pemBytes) }
+
+// CertIdentity is who a verified client certificate names.
+type CertIdentity struct {
+	Name     string
+	Zone     string
+	SPIFFEID string
+}
+
+// AuthenticateCert maps a client certificate, already verified against the
+// trust bundle by TLS, to its node: the SPIFFE ID must be in this trust
+// domain and name an active node, and the serial must not be revoked. It
+// reads local state only, so a revocation takes effect at once on every
+// node that has applied it.
+func (n *Nodes) AuthenticateCert(cert *x509.Certificate) (*CertIdentity, error) {
+	if len(cert.URIs) != 1 {
+		return nil, errs.E(errs.Unauthenticated, "client certificate: want exactly one SPIFFE ID")
+	}
+	td, kind, name, err := names.ParseSPIFFEID(cert.URIs[0].String())
+	if err != nil {
+		return nil, errs.E(errs.Unauthenticated, "client certificate: %s", err.Error())
+	}
+	mine, err := n.ca.TrustDomain()
+	if err != nil {
+		return nil, err
+	}
+	if td != mine || kind != names.KindNode {
+		return nil, errs.E(errs.Unauthenticated, "client certificate: %s is not a node of trust domain %s", cert.URIs[0], mine)
+	}
+	if _, err := n.st.GetStale(prefixRevoked + hex.EncodeToString(cert.SerialNumber.Bytes())); err == nil {
+		return nil, errs.E(errs.Unauthenticated, "client certificate: revoked")
+	} else if !errs.Is(err, errs.NotFound) {
+		return nil, err
+	}
+	e, err := n.st.GetStale(prefixNode + name)
+	if err != nil {
+		return nil, errs.E(errs.Unauthenticated, "client certificate: unknown node %q", name)
+	}
+	var nd Node
+	if err := json.Unmarshal(e.Value, &nd); err != nil {
+		return nil, err
+	}
+	if nd.State != NodeActive {
+		return nil, errs.E(errs.Unauthenticated, "client certificate: node %q is %s", name, nd.State)
+	}
+	return &CertIdentity{Name: name, Zone: nd.Zone, SPIFFEID: nd.SPIFFEID}, nil
+}
+
+// ClientCAs returns the pool that verifies client certificates: the trust
+// bundle.
+func (s *Service) ClientCAs() (*x509.CertPool, error) {
+	b, err := s.Bundle()
+	if err != nil {
+		return nil, err
+	}
+	pool := x509.NewCertPool()
+	if !pool.AppendCertsFromPEM(b) {
+		return nil, errors.New("authority: empty trust bundle")
+	}
+	return pool, nil
+}

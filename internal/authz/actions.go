@@ -39,6 +39,8 @@ const (
 
 	ActionNodeCreate = "node.create"
 	ActionNodeRevoke = "node.revoke"
+
+	ActionAuthWhoami = "auth.whoami"
 )
 
 // Entity types of Warden's own schema.
@@ -74,6 +76,7 @@ func Actions() []string {
 		ActionAuthzCheck, ActionAuthzEntitiesWrite, ActionAuthzSchemaWrite,
 		ActionAuditRead, ActionAuditHash,
 		ActionNodeCreate, ActionNodeRevoke,
+		ActionAuthWhoami,
 	}
 }
 
@@ -116,7 +119,7 @@ action "kv.read", "kv.write", "kv.delete", "kv.list", "kv.metadata" appliesTo {
   resource: [Secret],
 };
 
-action "token.create", "token.lookup", "token.revoke" appliesTo {
+action "token.create", "token.lookup", "token.revoke", "auth.whoami" appliesTo {
   principal: [User, Node, Service, Root],
   resource: [Token],
 };

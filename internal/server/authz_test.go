@@ -225,6 +225,7 @@ func TestActionMapping(t *testing.T) {
 		{"LIST", "/v1/kv/metadata/app", "kv.list", `Secret::"app"`},
 		{"POST", "/v1/auth/token/create", "token.create", `Token::"mapper"`},
 		{"GET", "/v1/auth/token/lookup-self", "token.lookup", `Token::"self"`},
+		{"GET", "/v1/auth/whoami", "auth.whoami", `Token::"self"`},
 		{"POST", "/v1/auth/token/lookup", "token.lookup", `Token::"*"`},
 		{"POST", "/v1/auth/token/revoke", "token.revoke", `Token::"*"`},
 		{"POST", "/v1/sys/rotate", "sys.rotate", `System::"warden"`},

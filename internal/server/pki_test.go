@@ -5,10 +5,14 @@ import (
 	"crypto/ecdsa"
 	"crypto/elliptic"
 	"crypto/rand"
+	"crypto/tls"
 	"crypto/x509"
 	"encoding/base64"
 	"encoding/json"
 	"encoding/pem"
+	"io"
+	"net/http"
+	"os"
 	"strings"
 	"testing"
 
@@ -155,4 +159,61 @@ func mustBytes(t *testing.T, k *ecdsa.PrivateKey) []byte {
 		t.Fatal(err)
 	}
 	return b
+}
+
+// TestNodeMTLS: a node authenticates with its certificate, is authorized by
+// policy as Node::"<name>" with its zone, and is refused at once after
+// revocation.
+func TestNodeMTLS(t *testing.T) {
+	h := start(t, t.TempDir(), nil)
+	_, root := h.initUnseal(1, 1)
+	h.want(h.writePolicy(root, "warden", "nodes", `permit (principal is Node, action in [Action::"auth.whoami", Action::"kv.read"], resource)
+when { principal.zone == "dmz" };`), 200)
+	h.want(h.do("PUT", "/v1/kv/data/app/cfg", root, map[string]any{"data": map[string]string{"k": "v"}}), 200)
+	tok := h.want(h.do("POST", "/v1/nodes/tokens", root, map[string]any{"name": "web-1", "zone": "dmz"}), 200).json(t)["token"]
+	key, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	csrDER, _ := x509.CreateCertificateRequest(rand.Reader, &x509.CertificateRequest{}, key)
+	en := h.want(h.do("POST", "/v1/pki/enroll", "", map[string]any{"name": "web-1", "token": tok,
+		"csr": string(pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE REQUEST", Bytes: csrDER}))}), 200).json(t)
+
+	var chain [][]byte
+	for rest := []byte(en["certificate"].(string)); ; {
+		var b *pem.Block
+		b, rest = pem.Decode(rest)
+		if b == nil {
+			break
+		}
+		chain = append(chain, b.Bytes)
+	}
+	pemCA, _ := os.ReadFile(h.srv.CAFile())
+	pool := x509.NewCertPool()
+	pool.AppendCertsFromPEM(pemCA)
+	nodeClient := &http.Client{Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: pool, MinVersion: tls.VersionTLS12,
+		Certificates: []tls.Certificate{{Certificate: chain, PrivateKey: key}}}}}
+	get := func(path string) (int, []byte) {
+		res, err := nodeClient.Get(h.srv.Addr() + path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer res.Body.Close()
+		b, _ := io.ReadAll(res.Body)
+		return res.StatusCode, b
+	}
+	code, body := get("/v1/auth/whoami")
+	var who map[string]any
+	json.Unmarshal(body, &who)
+	if code != 200 || who["principal"] != `Node::"web-1"` || who["auth_method"] != "mtls" ||
+		who["attributes"].(map[string]any)["spiffe_id"] != "spiffe://warden.local/node/web-1" {
+		t.Fatalf("whoami: %d %s", code, body)
+	}
+	if code, body := get("/v1/kv/data/app/cfg"); code != 200 {
+		t.Fatalf("node read: %d %s", code, body)
+	}
+	if code, _ := get("/v1/kv/metadata/app/cfg"); code != 403 {
+		t.Fatalf("node metadata (no policy): %d", code)
+	}
+	h.want(h.do("POST", "/v1/nodes/web-1/revoke", root, nil), 204)
+	if code, body := get("/v1/auth/whoami"); code != 401 || !strings.Contains(string(body), "revoked") {
+		t.Fatalf("after revocation: %d %s", code, body)
+	}
 }

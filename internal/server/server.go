@@ -5,6 +5,8 @@ package server
 
 import (
 	"context"
+	"crypto/tls"
+	"crypto/x509"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -12,6 +14,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"sync"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -64,6 +67,26 @@ type Server struct {
 	ln     net.Listener
 	caFile string
 	done   chan error
+
+	poolMu sync.Mutex
+	pool   *x509.CertPool // client CAs, while unsealed
+}
+
+func (s *Server) clientCAs(ca *authority.Service) (*x509.CertPool, error) {
+	s.poolMu.Lock()
+	defer s.poolMu.Unlock()
+	if s.pool != nil {
+		return s.pool, nil
+	}
+	if s.core.Sealed() {
+		return nil, nil
+	}
+	p, err := ca.ClientCAs()
+	if err != nil {
+		return nil, err
+	}
+	s.pool = p
+	return p, nil
 }
 
 // New opens the data dir and the store, and prepares the API. It does not
@@ -155,6 +178,20 @@ func New(cfg Config) (*Server, error) {
 		Metrics: reg, Gather: reg,
 		RateLimit: cfg.RateLimit, MaxRequestBytes: cfg.MaxRequestBytes, Now: cfg.Now,
 	})
+	// Client certificates are verified against the cluster's trust bundle,
+	// which can be read only while unsealed: each handshake takes the
+	// current pool (cached until the server seals).
+	base := tlsCfg.Clone()
+	tlsCfg.GetConfigForClient = func(*tls.ClientHelloInfo) (*tls.Config, error) {
+		pool, err := s.clientCAs(ca)
+		if err != nil || pool == nil {
+			return base, nil // sealed or not initialized: no client authentication
+		}
+		c := base.Clone()
+		c.ClientAuth, c.ClientCAs = tls.VerifyClientCertIfGiven, pool
+		return c, nil
+	}
+	s.core.OnSeal(func() { s.poolMu.Lock(); s.pool = nil; s.poolMu.Unlock() })
 	s.http = &http.Server{
 		Handler:           s.api,
 		TLSConfig:         tlsCfg,
