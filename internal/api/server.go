@@ -196,7 +196,7 @@ func (s *Server) handle(method, pattern, name string, tf targetFunc, h handlerFu
 	case name == "kv.read":
 		rt.audit = auditRead
 	case method == "GET" || method == "LIST" || name == "authz.check" || name == "authz.check-batch" ||
-		name == "token.lookup" || name == "audit.hash":
+		name == "token.lookup" || name == "audit.hash" || name == "conduit.check":
 		rt.audit = auditNone
 	default:
 		rt.audit = auditChange
@@ -219,6 +219,10 @@ func (s *Server) register() {
 	s.handle("POST", "/v1/pki/ocsp", "pki.ocsp", public, s.pkiOCSP)
 	s.handle("GET", "/v1/pki/ocsp/{req...}", "pki.ocsp", public, s.pkiOCSP)
 	s.handle("POST", "/v1/pki/enroll", "pki.enroll", public, s.enroll)
+	s.handle("POST", "/v1/zones", "zone.create", fixed(authz.ActionZoneCreate, authz.TypeZone, "*"), s.zoneCreate)
+	s.handle("GET", "/v1/zones", "zone.list", fixed(authz.ActionZoneList, authz.TypeZone, "*"), s.zoneList)
+	s.handle("POST", "/v1/conduits", "conduit.create", fixed(authz.ActionConduitCreate, authz.TypeZone, "*"), s.conduitCreate)
+	s.handle("POST", "/v1/conduits/check", "conduit.check", fixed(authz.ActionConduitCheck, authz.TypeZone, "*"), s.conduitCheck)
 	s.handle("POST", "/v1/nodes/tokens", "node.create", nodeTokenTarget, s.nodeToken)
 	s.handle("POST", "/v1/nodes/{name}/revoke", "node.revoke", nodeTarget(authz.ActionNodeRevoke), s.nodeRevoke)
 	s.handle("POST", "/v1/sys/seal", "sys.seal", fixed(authz.ActionSysSeal, authz.TypeSystem, "warden"), s.seal)

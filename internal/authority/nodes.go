@@ -115,9 +115,14 @@ func (n *Nodes) CreateToken(ctx context.Context, r TokenRequest) (string, time.T
 		return "", time.Time{}, errs.Wrap(errs.Invalid, err, "%s", err.Error())
 	}
 	if r.Zone != "" {
-		if _, err := names.Canonical(r.Zone); err != nil {
+		z, err := names.Canonical(r.Zone)
+		if err != nil {
 			return "", time.Time{}, errs.E(errs.Invalid, "zone: %s", err.Error())
 		}
+		if err := n.ZoneExists(ctx, z); err != nil {
+			return "", time.Time{}, err
+		}
+		r.Zone = z
 	}
 	if r.TTL <= 0 {
 		r.TTL = DefaultJoinTTL

@@ -41,6 +41,13 @@ const (
 	ActionNodeRevoke = "node.revoke"
 
 	ActionAuthWhoami = "auth.whoami"
+
+	ActionZoneCreate    = "zone.create"
+	ActionZoneList      = "zone.list"
+	ActionConduitCreate = "conduit.create"
+	ActionConduitCheck  = "conduit.check"
+	// ActionConduitConnect is what conduit policies permit between nodes.
+	ActionConduitConnect = "conduit.connect"
 )
 
 // Entity types of Warden's own schema.
@@ -62,6 +69,7 @@ const (
 	TypePolicy      types.EntityType = "Policy"
 	TypePolicyStore types.EntityType = "PolicyStore"
 	TypeAuditLog    types.EntityType = "AuditLog" // the cluster's audit log
+	TypeZone        types.EntityType = "Zone"     // an IEC 62443 zone
 )
 
 // Actions returns the names of Warden's actions, in the order of the
@@ -77,6 +85,7 @@ func Actions() []string {
 		ActionAuditRead, ActionAuditHash,
 		ActionNodeCreate, ActionNodeRevoke,
 		ActionAuthWhoami,
+		ActionZoneCreate, ActionZoneList, ActionConduitCreate, ActionConduitCheck, ActionConduitConnect,
 	}
 }
 
@@ -113,6 +122,7 @@ entity System;
 entity Policy;
 entity PolicyStore;
 entity AuditLog;
+entity Zone;
 
 action "kv.read", "kv.write", "kv.delete", "kv.list", "kv.metadata" appliesTo {
   principal: [User, Node, Service, Root],
@@ -127,6 +137,17 @@ action "token.create", "token.lookup", "token.revoke", "auth.whoami" appliesTo {
 action "sys.seal", "sys.rotate", "sys.key-status" appliesTo {
   principal: [User, Node, Service, Root],
   resource: [System],
+};
+
+action "zone.create", "zone.list", "conduit.create", "conduit.check" appliesTo {
+  principal: [User, Node, Service, Root],
+  resource: [Zone],
+};
+
+action "conduit.connect" appliesTo {
+  principal: [User, Node, Service, Root],
+  resource: [Node],
+  context: { port: Long, protocol: String },
 };
 
 action "node.create", "node.revoke" appliesTo {

@@ -144,6 +144,8 @@ func newRootCmd(g *globals) *cobra.Command {
 		newPolicyCmd(g),
 		newAuditCmd(g),
 		newNodeCmd(g),
+		newZoneCmd(g),
+		newConduitCmd(g),
 		newVersionCmd(),
 		newServerCmd(),
 	)

@@ -131,8 +131,22 @@ func TestAgainstRealServer(t *testing.T) {
 		t.Fatalf("stores: %v", l)
 	}
 
+	cli(0, "zone", "create", "dmz", "--level", "3")
+	cli(0, "zone", "create", "plant", "--level", "2")
 	nt := decode(cli(0, "node", "token", "create", "--name", "web-1", "--zone", "dmz", "--format", "json"))
 	hasFields(nt, "token", "expires_at")
+	cli(0, "node", "token", "create", "--name", "plc-1", "--zone", "plant")
+	conduit := func() string {
+		d := decode(cli(0, "conduit", "check", "--from-node", "web-1", "--to-node", "plc-1", "--port", "502", "--format", "json"))
+		return d["decision"].(string)
+	}
+	if conduit() != "deny" {
+		t.Fatal("flow allowed without a conduit")
+	}
+	cli(0, "conduit", "create", "--from", "dmz", "--to", "plant", "--port", "502")
+	if conduit() != "allow" {
+		t.Fatal("flow denied on the conduit's port")
+	}
 	cli(1, "node", "token", "create", "--name", "wеb-1") // Cyrillic е: refused
 	cli(0, "node", "revoke", "web-1")
 

@@ -248,6 +248,10 @@ func TestActionMapping(t *testing.T) {
 		{"GET", "/v1/audit/proof/consistency?old=1&new=1", "audit.read", `AuditLog::"warden"`},
 		{"POST", "/v1/audit/hash", "audit.hash", `AuditLog::"warden"`},
 		{"POST", "/v1/nodes/tokens", "node.create", `Node::"p1"`},
+		{"POST", "/v1/zones", "zone.create", `Zone::"*"`},
+		{"GET", "/v1/zones", "zone.list", `Zone::"*"`},
+		{"POST", "/v1/conduits", "conduit.create", `Zone::"*"`},
+		{"POST", "/v1/conduits/check", "conduit.check", `Zone::"*"`},
 		{"POST", "/v1/nodes/p1/revoke", "node.revoke", `Node::"p1"`},
 		{"POST", "/v1/sys/seal", "sys.seal", `System::"warden"`}, // last: it seals
 	}

@@ -59,6 +59,7 @@ func TestTrustBundle(t *testing.T) {
 func TestEnrollAndRevoke(t *testing.T) {
 	h := start(t, t.TempDir(), nil)
 	_, root := h.initUnseal(1, 1)
+	h.want(h.do("POST", "/v1/zones", root, map[string]any{"name": "dmz", "level": 3}), 200)
 	tok := h.want(h.do("POST", "/v1/nodes/tokens", root, map[string]any{"name": "Web-1", "zone": "dmz", "cert_ttl": "1h"}), 200).json(t)
 	if !strings.HasPrefix(tok["token"].(string), "wjt_") || tok["expires_at"] == "" {
 		t.Fatalf("token: %v", tok)
@@ -170,6 +171,7 @@ func TestNodeMTLS(t *testing.T) {
 	h.want(h.writePolicy(root, "warden", "nodes", `permit (principal is Node, action in [Action::"auth.whoami", Action::"kv.read"], resource)
 when { principal.zone == "dmz" };`), 200)
 	h.want(h.do("PUT", "/v1/kv/data/app/cfg", root, map[string]any{"data": map[string]string{"k": "v"}}), 200)
+	h.want(h.do("POST", "/v1/zones", root, map[string]any{"name": "dmz", "level": 3}), 200)
 	tok := h.want(h.do("POST", "/v1/nodes/tokens", root, map[string]any{"name": "web-1", "zone": "dmz"}), 200).json(t)["token"]
 	key, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	csrDER, _ := x509.CreateCertificateRequest(rand.Reader, &x509.CertificateRequest{}, key)
@@ -215,5 +217,47 @@ when { principal.zone == "dmz" };`), 200)
 	h.want(h.do("POST", "/v1/nodes/web-1/revoke", root, nil), 204)
 	if code, body := get("/v1/auth/whoami"); code != 401 || !strings.Contains(string(body), "revoked") {
 		t.Fatalf("after revocation: %d %s", code, body)
+	}
+}
+
+// TestConduits: flows between zones are denied until a conduit allows them,
+// and then only on its port and direction.
+func TestConduits(t *testing.T) {
+	h := start(t, t.TempDir(), nil)
+	_, root := h.initUnseal(1, 1)
+	h.want(h.do("POST", "/v1/zones", root, map[string]any{"name": "dmz", "level": 3}), 200)
+	h.want(h.do("POST", "/v1/zones", root, map[string]any{"name": "plant", "level": 2}), 200)
+	h.want(h.do("POST", "/v1/zones", root, map[string]any{"name": "bad", "level": 5}), 400)
+	h.want(h.do("POST", "/v1/zones", root, map[string]any{"name": "dmz", "level": 1}), 409)
+	h.want(h.do("POST", "/v1/nodes/tokens", root, map[string]any{"name": "gw-1", "zone": "dmz"}), 200)
+	h.want(h.do("POST", "/v1/nodes/tokens", root, map[string]any{"name": "plc-1", "zone": "plant"}), 200)
+	h.want(h.do("POST", "/v1/nodes/tokens", root, map[string]any{"name": "x-1", "zone": "nowhere"}), 400)
+	check := func(from, to string, port int) string {
+		t.Helper()
+		d := h.want(h.do("POST", "/v1/conduits/check", root, map[string]any{"from_node": from, "to_node": to, "port": port}), 200).json(t)
+		return d["decision"].(string)
+	}
+	if check("gw-1", "plc-1", 502) != "deny" {
+		t.Fatal("allowed with no conduit")
+	}
+	c := h.want(h.do("POST", "/v1/conduits", root, map[string]any{"from": "dmz", "to": "plant", "port": 502}), 200).json(t)
+	h.want(h.do("POST", "/v1/conduits", root, map[string]any{"from": "dmz", "to": "nowhere", "port": 502}), 400)
+	for _, tc := range []struct {
+		from, to string
+		port     int
+		want     string
+	}{
+		{"gw-1", "plc-1", 502, "allow"},
+		{"gw-1", "plc-1", 503, "deny"},
+		{"plc-1", "gw-1", 502, "deny"},
+	} {
+		if got := check(tc.from, tc.to, tc.port); got != tc.want {
+			t.Fatalf("%s -> %s:%d = %s, want %s", tc.from, tc.to, tc.port, got, tc.want)
+		}
+	}
+	// The conduit is a visible, generated policy in the warden store.
+	p := h.want(h.do("GET", "/v1/authz/stores/warden/policies/"+c["policy"].(string), root, nil), 200).json(t)
+	if !strings.Contains(p["policy"].(string), `context.port == 502`) {
+		t.Fatalf("conduit policy: %v", p["policy"])
 	}
 }
