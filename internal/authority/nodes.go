@@ -25,6 +25,7 @@ import (
 const (
 	prefixNode    = "pki/node/"    // + canonical name → Node
 	prefixRevoked = "pki/revoked/" // + serial hex → Revocation
+	prefixJoin    = "pki/join/"    // + hex SHA-256 of a join token → node name
 	keyCRLGen     = "pki/crl-gen"  // touched on every revocation
 	joinPrefix    = "wjt_"
 	// DefaultJoinTTL and DefaultCertTTL apply when a node token names none.
@@ -156,7 +157,8 @@ func (n *Nodes) CreateToken(ctx context.Context, r TokenRequest) (string, time.T
 		TokenHash: sum[:], TokenExpires: now.Add(r.TTL), CreatedTime: now, UpdatedTime: now}
 	b, _ := json.Marshal(nd)
 	_, err = n.st.Txn(ctx, store.Txn{Conds: []store.Cond{{Key: prefixNode + name, Version: ver}},
-		Ops: []store.Op{{Type: store.OpPut, Key: prefixNode + name, Value: b}}})
+		Ops: []store.Op{{Type: store.OpPut, Key: prefixNode + name, Value: b},
+			{Type: store.OpPut, Key: prefixJoin + hex.EncodeToString(sum[:]), Value: []byte(name)}}})
 	if errs.Is(err, errs.Conflict) {
 		return "", time.Time{}, errs.E(errs.Conflict, "node %q changed concurrently; retry", name)
 	}
@@ -182,12 +184,20 @@ var errJoin = errs.E(errs.Unauthenticated, "join token: unknown, used, expired o
 // clears it, so two concurrent uses cannot both succeed. The node's private
 // key never reaches the server: only the CSR's public key is used.
 func (n *Nodes) Enroll(ctx context.Context, name, token string, csrPEM []byte) (*Enrollment, error) {
+	if !strings.HasPrefix(token, joinPrefix) || len(token) > 128 {
+		return nil, errJoin
+	}
+	joinKey := prefixJoin + hex.EncodeToString(func() []byte { h := sha256.Sum256([]byte(token)); return h[:] }())
+	if name == "" { // the token alone names the node
+		e, err := n.st.GetStale(joinKey)
+		if err != nil {
+			return nil, errJoin
+		}
+		name = string(e.Value)
+	}
 	name, err := names.Canonical(name)
 	if err != nil {
 		return nil, errs.Wrap(errs.Invalid, err, "%s", err.Error())
-	}
-	if !strings.HasPrefix(token, joinPrefix) || len(token) > 128 {
-		return nil, errJoin
 	}
 	csr, err := pki.ParseCSR(csrPEM)
 	if err != nil {
@@ -217,7 +227,7 @@ func (n *Nodes) Enroll(ctx context.Context, name, token string, csrPEM []byte) (
 	nd.Serials = append(nd.Serials, serial)
 	b, _ := json.Marshal(nd)
 	_, err = n.st.Txn(ctx, store.Txn{Conds: []store.Cond{{Key: prefixNode + name, Version: ver}},
-		Ops: []store.Op{{Type: store.OpPut, Key: prefixNode + name, Value: b}}})
+		Ops: []store.Op{{Type: store.OpPut, Key: prefixNode + name, Value: b}, {Type: store.OpDelete, Key: joinKey}}})
 	if errs.Is(err, errs.Conflict) {
 		return nil, errJoin // someone used the token first
 	}

@@ -146,6 +146,7 @@ func newRootCmd(g *globals) *cobra.Command {
 		newNodeCmd(g),
 		newZoneCmd(g),
 		newConduitCmd(g),
+		newAgentCmd(g),
 		newVersionCmd(),
 		newServerCmd(),
 	)

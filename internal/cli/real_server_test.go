@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"os"
+	"os/exec"
 	"strings"
 	"testing"
 	"time"
@@ -148,6 +149,18 @@ func TestAgainstRealServer(t *testing.T) {
 		t.Fatal("flow denied on the conduit's port")
 	}
 	cli(1, "node", "token", "create", "--name", "wеb-1") // Cyrillic е: refused
+	// The agent enrolls with the token alone; the key stays on the node (0600).
+	agentDir := t.TempDir()
+	if out := cli(0, "agent", "--server", addr, "--ca-cert", ca, "--join-token", nt["token"].(string), "--data-dir", agentDir, "--once"); !strings.Contains(out, "spiffe://warden.local/node/web-1") {
+		t.Fatalf("agent: %q", out)
+	}
+	if fi, err := os.Stat(agentDir + "/svid-key.pem"); err != nil || fi.Mode().Perm() != 0o600 {
+		t.Fatalf("key file: %v", err)
+	}
+	if out, err := exec.Command("openssl", "verify", "-CAfile", agentDir+"/bundle.pem", "-untrusted", agentDir+"/svid.pem", agentDir+"/svid.pem").CombinedOutput(); err != nil {
+		t.Fatalf("openssl verify of the agent's certificate: %v %s", err, out)
+	}
+	cli(1, "agent", "--server", addr, "--ca-cert", ca, "--join-token", nt["token"].(string), "--data-dir", t.TempDir(), "--once") // the token works once
 	cli(0, "node", "revoke", "web-1")
 
 	cli(0, "operator", "seal")

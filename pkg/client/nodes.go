@@ -39,3 +39,20 @@ func (c *Client) TrustBundle(ctx context.Context) ([]byte, error) {
 	_, err := c.do(ctx, http.MethodGet, "/v1/pki/ca", nil, &out)
 	return out, err
 }
+
+// Enrollment is the answer to an enrollment.
+type Enrollment struct {
+	Certificate string `json:"certificate"` // PEM chain: the node's certificate, then the intermediate
+	Bundle      string `json:"bundle"`      // PEM: root and intermediate
+	SPIFFEID    string `json:"spiffe_id"`
+	Serial      string `json:"serial"`
+	ExpiresAt   string `json:"expires_at"`
+}
+
+// Enroll exchanges a one-time join token and a PEM CSR for a certificate.
+// The name may be empty: the token names the node.
+func (c *Client) Enroll(ctx context.Context, name, joinToken string, csrPEM []byte) (Enrollment, error) {
+	var out Enrollment
+	_, err := c.do(ctx, http.MethodPost, "/v1/pki/enroll", map[string]string{"name": name, "token": joinToken, "csr": string(csrPEM)}, &out)
+	return out, err
+}

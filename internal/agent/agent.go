@@ -1,0 +1,121 @@
+// Package agent is the node side of Warden: it enrolls the node with a
+// one-time join token and keeps its identity files. The private key is made
+// here and never leaves the node: the server only ever sees a CSR.
+//
+// Files in the data dir, each written atomically (temp file, fsync, rename):
+// svid.pem (the certificate, then the intermediate), svid-key.pem (PKCS #8,
+// mode 0600) and bundle.pem (the trust bundle).
+//
+// This release enrolls (--once); renewal over mutual TLS before expiry and
+// re-enrollment after an outage come next.
+package agent
+
+import (
+	"context"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/x509"
+	"encoding/pem"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+
+	"github.com/warden-sec/warden/pkg/client"
+)
+
+// File names in the data dir.
+const (
+	SVIDFile   = "svid.pem"
+	KeyFile    = "svid-key.pem"
+	BundleFile = "bundle.pem"
+)
+
+// Config configures an enrollment.
+type Config struct {
+	Client    *client.Client
+	JoinToken string
+	DataDir   string
+}
+
+// Result describes the identity the node holds.
+type Result struct {
+	SPIFFEID  string
+	ExpiresAt string
+}
+
+// Enroll makes a key pair, enrolls with the join token, and writes the
+// identity files.
+func Enroll(ctx context.Context, cfg Config) (Result, error) {
+	if cfg.JoinToken == "" {
+		return Result{}, errors.New("agent: a join token is required to enroll")
+	}
+	if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {
+		return Result{}, err
+	}
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		return Result{}, err
+	}
+	csrDER, err := x509.CreateCertificateRequest(rand.Reader, &x509.CertificateRequest{}, key)
+	if err != nil {
+		return Result{}, err
+	}
+	en, err := cfg.Client.Enroll(ctx, "", cfg.JoinToken, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE REQUEST", Bytes: csrDER}))
+	if err != nil {
+		return Result{}, fmt.Errorf("agent: enroll: %w", err)
+	}
+	kd, err := x509.MarshalPKCS8PrivateKey(key)
+	if err != nil {
+		return Result{}, err
+	}
+	keyPEM := pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: kd})
+	clear(kd)
+	// The key first: a crash after it leaves a key without a certificate
+	// (harmless), never a certificate without its key.
+	for _, f := range []struct {
+		name string
+		data []byte
+		mode os.FileMode
+	}{{KeyFile, keyPEM, 0o600}, {SVIDFile, []byte(en.Certificate), 0o644}, {BundleFile, []byte(en.Bundle), 0o644}} {
+		if err := writeAtomic(filepath.Join(cfg.DataDir, f.name), f.data, f.mode); err != nil {
+			return Result{}, fmt.Errorf("agent: write %s: %w", f.name, err)
+		}
+	}
+	clear(keyPEM)
+	return Result{SPIFFEID: en.SPIFFEID, ExpiresAt: en.ExpiresAt}, nil
+}
+
+func writeAtomic(name string, data []byte, mode os.FileMode) error {
+	f, err := os.CreateTemp(filepath.Dir(name), ".tmp-*")
+	if err != nil {
+		return err
+	}
+	tmp := f.Name()
+	defer os.Remove(tmp)
+	if err := f.Chmod(mode); err != nil {
+		f.Close()
+		return err
+	}
+	if _, err := f.Write(data); err != nil {
+		f.Close()
+		return err
+	}
+	if err := f.Sync(); err != nil {
+		f.Close()
+		return err
+	}
+	if err := f.Close(); err != nil {
+		return err
+	}
+	if err := os.Rename(tmp, name); err != nil {
+		return err
+	}
+	d, err := os.Open(filepath.Dir(name))
+	if err != nil {
+		return err
+	}
+	defer d.Close()
+	return d.Sync()
+}
