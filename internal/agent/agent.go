@@ -6,8 +6,9 @@
 // svid.pem (the certificate, then the intermediate), svid-key.pem (PKCS #8,
 // mode 0600) and bundle.pem (the trust bundle).
 //
-// This release enrolls (--once); renewal over mutual TLS before expiry and
-// re-enrollment after an outage come next.
+// Run renews over mutual TLS before expiry and rides out server outages with
+// the current files. Re-enrollment after a certificate expired during an
+// outage (proof of possession of the node key) comes next.
 package agent
 
 import (

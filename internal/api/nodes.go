@@ -148,3 +148,33 @@ func (s *Server) pkiOCSP(req *request) (int, any, error) {
 	}
 	return http.StatusOK, derBody{"application/ocsp-response", resp}, nil
 }
+
+type renewRequest struct {
+	CSR string `json:"csr"`
+}
+
+// renew issues a new certificate to the node that calls with its current
+// one (mutual TLS). It is routed as public because the client certificate,
+// not a token, is the credential; a node may renew only itself.
+func (s *Server) renew(req *request) (int, any, error) {
+	if req.TLS == nil || len(req.TLS.VerifiedChains) == 0 {
+		return 0, nil, errs.E(errs.Unauthenticated, "renewal needs the node's current certificate as TLS client certificate")
+	}
+	id, err := s.cfg.Nodes.AuthenticateCert(req.TLS.VerifiedChains[0][0])
+	if err != nil {
+		return 0, nil, err
+	}
+	if req.entry != nil {
+		req.entry.AuthMethod, req.entry.Principal, req.entry.Resource = "mtls", `Node::"`+id.Name+`"`, `Node::"`+id.Name+`"`
+	}
+	var in renewRequest
+	if err := req.decode(&in, false); err != nil {
+		return 0, nil, err
+	}
+	e, err := s.cfg.Nodes.Renew(req.Context(), id, []byte(in.CSR))
+	if err != nil {
+		return 0, nil, err
+	}
+	return http.StatusOK, enrollResponse{Certificate: string(e.Certificate), Bundle: string(e.Bundle),
+		SPIFFEID: e.SPIFFEID, Serial: e.Serial, ExpiresAt: rfc3339(e.ExpiresAt)}, nil
+}

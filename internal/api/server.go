@@ -190,7 +190,7 @@ type request struct {
 func (s *Server) handle(method, pattern, name string, tf targetFunc, h handlerFunc) {
 	rt := &route{method: method, pattern: pattern, name: name, auth: tf != nil, target: tf, h: h, okStatus: http.StatusOK}
 	switch {
-	case name == "pki.enroll":
+	case name == "pki.enroll" || name == "pki.renew":
 		rt.audit = auditChange // certificate issuance, authenticated by a join token
 	case tf == nil:
 	case name == "kv.read":
@@ -219,6 +219,7 @@ func (s *Server) register() {
 	s.handle("POST", "/v1/pki/ocsp", "pki.ocsp", public, s.pkiOCSP)
 	s.handle("GET", "/v1/pki/ocsp/{req...}", "pki.ocsp", public, s.pkiOCSP)
 	s.handle("POST", "/v1/pki/enroll", "pki.enroll", public, s.enroll)
+	s.handle("POST", "/v1/pki/renew", "pki.renew", public, s.renew)
 	s.handle("POST", "/v1/zones", "zone.create", fixed(authz.ActionZoneCreate, authz.TypeZone, "*"), s.zoneCreate)
 	s.handle("GET", "/v1/zones", "zone.list", fixed(authz.ActionZoneList, authz.TypeZone, "*"), s.zoneList)
 	s.handle("POST", "/v1/conduits", "conduit.create", fixed(authz.ActionConduitCreate, authz.TypeZone, "*"), s.conduitCreate)

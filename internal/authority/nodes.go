@@ -400,3 +400,52 @@ func (s *Service) ClientCAs() (*x509.CertPool, error) {
 	}
 	return pool, nil
 }
+
+// Renew issues a new certificate to an authenticated, active node for the
+// key in its CSR.
+func (n *Nodes) Renew(ctx context.Context, id *CertIdentity, csrPEM []byte) (*Enrollment, error) {
+	csr, err := pki.ParseCSR(csrPEM)
+	if err != nil {
+		return nil, errs.Wrap(errs.Invalid, err, "csr: %s", strings.TrimPrefix(err.Error(), "pki: "))
+	}
+	for attempt := 0; ; attempt++ {
+		nd, ver, err := n.get(ctx, id.Name)
+		if err != nil {
+			return nil, err
+		}
+		if nd == nil || nd.State != NodeActive {
+			return nil, errs.E(errs.Unauthenticated, "node %q is not active", id.Name)
+		}
+		ttl, _ := time.ParseDuration(nd.CertTTL)
+		inter, err := n.issuer()
+		if err != nil {
+			return nil, err
+		}
+		now := n.now().UTC()
+		cert, err := inter.Issue(pki.IssueRequest{CSR: csr, SPIFFEID: nd.SPIFFEID, TTL: ttl, Now: now})
+		if err != nil {
+			return nil, err
+		}
+		serial := hex.EncodeToString(cert.SerialNumber.Bytes())
+		nd.Serials = append(nd.Serials, serial)
+		if len(nd.Serials) > 64 { // keep the recent ones: older certificates have expired
+			nd.Serials = nd.Serials[len(nd.Serials)-64:]
+		}
+		nd.UpdatedTime = now
+		b, _ := json.Marshal(nd)
+		_, err = n.st.Txn(ctx, store.Txn{Conds: []store.Cond{{Key: prefixNode + id.Name, Version: ver}},
+			Ops: []store.Op{{Type: store.OpPut, Key: prefixNode + id.Name, Value: b}}})
+		if errs.Is(err, errs.Conflict) && attempt < maxRetries {
+			continue
+		}
+		if err != nil {
+			return nil, err
+		}
+		bundle, err := n.ca.Bundle()
+		if err != nil {
+			return nil, err
+		}
+		return &Enrollment{Certificate: pki.Bundle(cert, inter.Cert), Bundle: bundle, SPIFFEID: nd.SPIFFEID,
+			Serial: serial, ExpiresAt: cert.NotAfter}, nil
+	}
+}

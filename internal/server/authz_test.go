@@ -56,7 +56,7 @@ func TestEveryRouteDeniedWithoutPolicy(t *testing.T) {
 			t.Errorf("%s %s: status %d, want 403 (%s)", rt.Method, path, r.status, r.body)
 		}
 	}
-	for _, name := range []string{"sys.health", "sys.seal-status", "sys.init", "sys.unseal", "pki.ca", "pki.crl", "pki.ocsp", "pki.enroll"} {
+	for _, name := range []string{"sys.health", "sys.seal-status", "sys.init", "sys.unseal", "pki.ca", "pki.crl", "pki.ocsp", "pki.enroll", "pki.renew"} {
 		if !public[name] {
 			t.Errorf("%s is not public", name)
 		}

@@ -56,3 +56,11 @@ func (c *Client) Enroll(ctx context.Context, name, joinToken string, csrPEM []by
 	_, err := c.do(ctx, http.MethodPost, "/v1/pki/enroll", map[string]string{"name": name, "token": joinToken, "csr": string(csrPEM)}, &out)
 	return out, err
 }
+
+// Renew asks for a new certificate for the CSR's key; the Client must
+// present the node's current certificate (ClientCertFile/ClientKeyFile).
+func (c *Client) Renew(ctx context.Context, csrPEM []byte) (Enrollment, error) {
+	var out Enrollment
+	_, err := c.do(ctx, http.MethodPost, "/v1/pki/renew", map[string]string{"csr": string(csrPEM)}, &out)
+	return out, err
+}

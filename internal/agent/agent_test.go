@@ -1,0 +1,123 @@
+package agent
+
+import (
+	"context"
+	"net"
+	"os"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"github.com/warden-sec/warden/internal/server"
+	"github.com/warden-sec/warden/pkg/client"
+)
+
+// TestRenewalAndOutage: a certificate with a 20 s lifetime is replaced
+// within its lifetime without restarting the agent; while the server is
+// down the agent keeps its last certificate, and it renews by itself once
+// the server is back.
+func TestRenewalAndOutage(t *testing.T) {
+	ln, _ := net.Listen("tcp", "127.0.0.1:0")
+	addr := ln.Addr().String()
+	ln.Close()
+	data := t.TempDir()
+	cfg := server.Config{DataDir: data, Listen: addr, RateLimit: -1}
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	boot := func() *server.Server {
+		srv, err := server.New(cfg)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := srv.Start(); err != nil {
+			t.Fatal(err)
+		}
+		if err := srv.Store().WaitLeader(ctx); err != nil {
+			t.Fatal(err)
+		}
+		return srv
+	}
+	srv := boot()
+	c, err := client.New(client.Config{Address: srv.Addr(), CACertFile: srv.CAFile()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	in, err := c.Init(ctx, client.InitRequest{KeyShares: 1, KeyThreshold: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.Unseal(ctx, in.UnsealKeys[0]); err != nil {
+		t.Fatal(err)
+	}
+	c.SetToken(in.RootToken)
+	tok, err := c.NodeTokenCreate(ctx, client.NodeTokenRequest{Name: "edge-1", CertTTL: "20s"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir := t.TempDir()
+	if _, err := Enroll(ctx, Config{Client: c, JoinToken: tok.Token, DataDir: dir}); err != nil {
+		t.Fatal(err)
+	}
+	first, err := loadLeaf(filepath.Join(dir, SVIDFile))
+	if err != nil {
+		t.Fatal(err)
+	}
+
+	renewed := make(chan time.Time, 4)
+	failed := make(chan error, 64)
+	runCtx, stop := context.WithCancel(ctx)
+	done := make(chan error, 1)
+	go func() {
+		done <- Run(runCtx, RunConfig{Server: srv.Addr(), CACert: srv.CAFile(), DataDir: dir,
+			OnRenew:   func(e time.Time) { renewed <- e },
+			OnFailure: func(err error) { failed <- err }})
+	}()
+	defer func() { stop(); <-done }()
+
+	select {
+	case <-renewed:
+	case err := <-failed:
+		t.Fatalf("renewal failed: %v", err)
+	case <-time.After(time.Until(first.NotAfter)):
+		t.Fatal("the certificate was not renewed within its lifetime")
+	}
+	second, _ := loadLeaf(filepath.Join(dir, SVIDFile))
+	if second.SerialNumber.Cmp(first.SerialNumber) == 0 || !second.NotAfter.After(first.NotAfter) {
+		t.Fatal("svid.pem was not replaced by a newer certificate")
+	}
+
+	// Outage: the agent fails to renew and keeps serving the current files.
+	srv.Close()
+	select {
+	case <-failed:
+	case <-time.After(time.Until(second.NotAfter)):
+		t.Fatal("no renewal attempt during the outage")
+	}
+	kept, err := loadLeaf(filepath.Join(dir, SVIDFile))
+	if err != nil || kept.SerialNumber.Cmp(second.SerialNumber) != 0 {
+		t.Fatalf("the agent lost its certificate during the outage: %v", err)
+	}
+	if _, err := os.Stat(filepath.Join(dir, KeyFile)); err != nil {
+		t.Fatal(err)
+	}
+
+	// Recovery: the server comes back, and the agent renews by itself.
+	srv = boot()
+	defer srv.Close()
+	if _, err := c.Unseal(ctx, in.UnsealKeys[0]); err != nil {
+		t.Fatal(err)
+	}
+	for {
+		select {
+		case <-renewed:
+			third, _ := loadLeaf(filepath.Join(dir, SVIDFile))
+			if third.SerialNumber.Cmp(second.SerialNumber) == 0 {
+				t.Fatal("renewed but the file is unchanged")
+			}
+			return
+		case <-failed: // still in backoff; keep waiting
+		case <-time.After(time.Until(second.NotAfter)):
+			t.Fatal("the agent did not recover after the server returned")
+		}
+	}
+}

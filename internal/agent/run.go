@@ -1,0 +1,161 @@
+package agent
+
+import (
+	"context"
+	"crypto"
+	"crypto/rand"
+	"crypto/x509"
+	"encoding/pem"
+	"errors"
+	"fmt"
+	"log/slog"
+	mrand "math/rand/v2"
+	"os"
+	"path/filepath"
+	"time"
+
+	"github.com/warden-sec/warden/pkg/client"
+)
+
+// RunConfig configures the renewal loop.
+type RunConfig struct {
+	Server  string // server URL
+	CACert  string // CA of the server's TLS certificate
+	DataDir string
+	Logger  *slog.Logger
+	// OnRenew, if set, is called after every successful renewal.
+	OnRenew func(expires time.Time)
+	// OnFailure, if set, is called after every failed renewal attempt.
+	OnFailure func(err error)
+}
+
+// MaxBackoff bounds the wait between failed renewal attempts.
+const MaxBackoff = 30 * time.Second
+
+// Run keeps the node's certificate fresh until ctx ends. It renews over
+// mutual TLS, with the current certificate, once 50–60% (jittered) of the
+// time between receiving the certificate and its expiry has passed. When the
+// servers cannot be reached it keeps the current files — the node keeps
+// serving with them — and retries with exponential backoff up to
+// MaxBackoff. It returns only when ctx ends.
+func Run(ctx context.Context, cfg RunConfig) error {
+	log := cfg.Logger
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	for {
+		at, err := renewAt(cfg.DataDir)
+		if err != nil {
+			return err
+		}
+		if !sleep(ctx, time.Until(at)) {
+			return nil
+		}
+		for attempt := 0; ; attempt++ {
+			exp, err := RenewOnce(ctx, cfg)
+			if err == nil {
+				log.Info("certificate renewed", "expires", exp)
+				if cfg.OnRenew != nil {
+					cfg.OnRenew(exp)
+				}
+				break
+			}
+			if cfg.OnFailure != nil {
+				cfg.OnFailure(err)
+			}
+			wait := min(time.Second<<min(attempt, 5), MaxBackoff)
+			log.Warn("renewal failed; keeping the current certificate", "err", err, "retry_in", wait)
+			if !sleep(ctx, wait) {
+				return nil
+			}
+		}
+	}
+}
+
+func sleep(ctx context.Context, d time.Duration) bool {
+	if d <= 0 {
+		return ctx.Err() == nil
+	}
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+		return false
+	case <-t.C:
+		return true
+	}
+}
+
+// renewAt is when the current certificate should be renewed: between 50%
+// and 60% of the way from when it was written to its expiry.
+func renewAt(dir string) (time.Time, error) {
+	path := filepath.Join(dir, SVIDFile)
+	fi, err := os.Stat(path)
+	if err != nil {
+		return time.Time{}, fmt.Errorf("agent: %w (enroll first)", err)
+	}
+	cert, err := loadLeaf(path)
+	if err != nil {
+		return time.Time{}, err
+	}
+	got := fi.ModTime()
+	life := cert.NotAfter.Sub(got)
+	frac := 0.5 + 0.1*mrand.Float64()
+	return got.Add(time.Duration(float64(life) * frac)), nil
+}
+
+func loadLeaf(path string) (*x509.Certificate, error) {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return nil, err
+	}
+	blk, _ := pem.Decode(b)
+	if blk == nil {
+		return nil, errors.New("agent: svid.pem holds no certificate")
+	}
+	return x509.ParseCertificate(blk.Bytes)
+}
+
+// RenewOnce renews now, for the node's existing key, and replaces svid.pem
+// and bundle.pem.
+func RenewOnce(ctx context.Context, cfg RunConfig) (time.Time, error) {
+	certPath, keyPath := filepath.Join(cfg.DataDir, SVIDFile), filepath.Join(cfg.DataDir, KeyFile)
+	c, err := client.New(client.Config{Address: cfg.Server, CACertFile: cfg.CACert, ClientCertFile: certPath, ClientKeyFile: keyPath, Timeout: 10 * time.Second})
+	if err != nil {
+		return time.Time{}, err
+	}
+	defer c.CloseIdleConnections()
+	kb, err := os.ReadFile(keyPath)
+	if err != nil {
+		return time.Time{}, err
+	}
+	blk, _ := pem.Decode(kb)
+	clear(kb)
+	if blk == nil {
+		return time.Time{}, errors.New("agent: svid-key.pem holds no key")
+	}
+	k, err := x509.ParsePKCS8PrivateKey(blk.Bytes)
+	clear(blk.Bytes)
+	if err != nil {
+		return time.Time{}, errors.New("agent: svid-key.pem is not a PKCS #8 key")
+	}
+	signer, ok := k.(crypto.Signer)
+	if !ok {
+		return time.Time{}, errors.New("agent: the key cannot sign")
+	}
+	csrDER, err := x509.CreateCertificateRequest(rand.Reader, &x509.CertificateRequest{}, signer)
+	if err != nil {
+		return time.Time{}, err
+	}
+	en, err := c.Renew(ctx, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE REQUEST", Bytes: csrDER}))
+	if err != nil {
+		return time.Time{}, err
+	}
+	if err := writeAtomic(certPath, []byte(en.Certificate), 0o644); err != nil {
+		return time.Time{}, err
+	}
+	if err := writeAtomic(filepath.Join(cfg.DataDir, BundleFile), []byte(en.Bundle), 0o644); err != nil {
+		return time.Time{}, err
+	}
+	return time.Parse(time.RFC3339Nano, en.ExpiresAt)
+}
