@@ -16,6 +16,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/spiffe/go-spiffe/v2/svid/x509svid"
 	"golang.org/x/crypto/ocsp"
 
 	"github.com/warden-sec/warden/internal/server"
@@ -104,6 +105,12 @@ func TestEnrollAndRevoke(t *testing.T) {
 	}
 	if !cert.PublicKey.(*ecdsa.PublicKey).Equal(&key.PublicKey) {
 		t.Fatal("certificate is not for the node's key")
+	}
+	// go-spiffe, the SPIFFE reference library, accepts it as an X.509-SVID.
+	keyDERForSVID, _ := x509.MarshalPKCS8PrivateKey(key)
+	svid, err := x509svid.Parse([]byte(en["certificate"].(string)), pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: keyDERForSVID}))
+	if err != nil || svid.ID.String() != "spiffe://warden.local/node/web-1" {
+		t.Fatalf("go-spiffe x509svid.Parse: %v", err)
 	}
 
 	// Revocation: the CRL lists the serial and OCSP says revoked.
