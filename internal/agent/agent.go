@@ -23,6 +23,7 @@ import (
 	"os"
 	"path/filepath"
 
+	"github.com/warden-sec/warden/internal/fsutil"
 	"github.com/warden-sec/warden/pkg/client"
 )
 
@@ -80,43 +81,10 @@ func Enroll(ctx context.Context, cfg Config) (Result, error) {
 		data []byte
 		mode os.FileMode
 	}{{KeyFile, keyPEM, 0o600}, {SVIDFile, []byte(en.Certificate), 0o644}, {BundleFile, []byte(en.Bundle), 0o644}} {
-		if err := writeAtomic(filepath.Join(cfg.DataDir, f.name), f.data, f.mode); err != nil {
+		if err := fsutil.WriteFileAtomic(filepath.Join(cfg.DataDir, f.name), f.data, f.mode); err != nil {
 			return Result{}, fmt.Errorf("agent: write %s: %w", f.name, err)
 		}
 	}
 	clear(keyPEM)
 	return Result{SPIFFEID: en.SPIFFEID, ExpiresAt: en.ExpiresAt}, nil
-}
-
-func writeAtomic(name string, data []byte, mode os.FileMode) error {
-	f, err := os.CreateTemp(filepath.Dir(name), ".tmp-*")
-	if err != nil {
-		return err
-	}
-	tmp := f.Name()
-	defer os.Remove(tmp)
-	if err := f.Chmod(mode); err != nil {
-		f.Close()
-		return err
-	}
-	if _, err := f.Write(data); err != nil {
-		f.Close()
-		return err
-	}
-	if err := f.Sync(); err != nil {
-		f.Close()
-		return err
-	}
-	if err := f.Close(); err != nil {
-		return err
-	}
-	if err := os.Rename(tmp, name); err != nil {
-		return err
-	}
-	d, err := os.Open(filepath.Dir(name))
-	if err != nil {
-		return err
-	}
-	defer d.Close()
-	return d.Sync()
 }

@@ -14,6 +14,7 @@ import (
 	"path/filepath"
 	"time"
 
+	"github.com/warden-sec/warden/internal/fsutil"
 	"github.com/warden-sec/warden/pkg/client"
 )
 
@@ -151,10 +152,10 @@ func RenewOnce(ctx context.Context, cfg RunConfig) (time.Time, error) {
 	if err != nil {
 		return time.Time{}, err
 	}
-	if err := writeAtomic(certPath, []byte(en.Certificate), 0o644); err != nil {
+	if err := fsutil.WriteFileAtomic(certPath, []byte(en.Certificate), 0o644); err != nil {
 		return time.Time{}, err
 	}
-	if err := writeAtomic(filepath.Join(cfg.DataDir, BundleFile), []byte(en.Bundle), 0o644); err != nil {
+	if err := fsutil.WriteFileAtomic(filepath.Join(cfg.DataDir, BundleFile), []byte(en.Bundle), 0o644); err != nil {
 		return time.Time{}, err
 	}
 	return time.Parse(time.RFC3339Nano, en.ExpiresAt)

@@ -234,6 +234,11 @@ func (n *Nodes) Enroll(ctx context.Context, name, token string, csrPEM []byte) (
 	if err != nil {
 		return nil, err
 	}
+	return n.enrollment(nd, cert, inter, serial)
+}
+
+// enrollment is what a node receives with a new certificate.
+func (n *Nodes) enrollment(nd *Node, cert *x509.Certificate, inter *pki.CA, serial string) (*Enrollment, error) {
 	bundle, err := n.ca.Bundle()
 	if err != nil {
 		return nil, err
@@ -441,11 +446,6 @@ func (n *Nodes) Renew(ctx context.Context, id *CertIdentity, csrPEM []byte) (*En
 		if err != nil {
 			return nil, err
 		}
-		bundle, err := n.ca.Bundle()
-		if err != nil {
-			return nil, err
-		}
-		return &Enrollment{Certificate: pki.Bundle(cert, inter.Cert), Bundle: bundle, SPIFFEID: nd.SPIFFEID,
-			Serial: serial, ExpiresAt: cert.NotAfter}, nil
+		return n.enrollment(nd, cert, inter, serial)
 	}
 }
