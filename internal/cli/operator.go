@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"os"
 	"strings"
 
 	"github.com/spf13/cobra"
@@ -81,6 +82,17 @@ func readLine(r io.Reader) (string, error) {
 	return strings.TrimRight(line, "\r\n"), nil
 }
 
+// isTerminal reports whether r is a character device such as a terminal,
+// in which case a prompt is worth printing.
+func isTerminal(r io.Reader) bool {
+	f, ok := r.(*os.File)
+	if !ok {
+		return false
+	}
+	fi, err := f.Stat()
+	return err == nil && fi.Mode()&os.ModeCharDevice != 0
+}
+
 func newUnsealCmd(g *globals) *cobra.Command {
 	var reset bool
 	cmd := &cobra.Command{
@@ -108,8 +120,14 @@ the process list. --reset discards the shares given so far in this round.`,
 			key := ""
 			if len(a) == 1 {
 				key = a[0]
-			} else if key, err = readLine(g.stdin); err != nil {
-				return fmt.Errorf("unseal key: %w", err)
+			} else {
+				if isTerminal(g.stdin) {
+					// The key is echoed: this package reads plain lines only.
+					fmt.Fprint(cmd.ErrOrStderr(), "Unseal key (input is visible): ")
+				}
+				if key, err = readLine(g.stdin); err != nil {
+					return fmt.Errorf("unseal key: %w", err)
+				}
 			}
 			key = strings.TrimSpace(key)
 			if key == "" {

@@ -26,6 +26,10 @@ type Health struct {
 	Standby       bool   `json:"standby"`
 	Version       string `json:"version"`
 	ServerTimeUTC int64  `json:"server_time_utc"` // Unix seconds
+	Role          string `json:"role"`            // "leader", "follower" or "standby"
+	LastContact   string `json:"last_contact"`    // followers: time since the leader was heard, a Go duration; "" otherwise
+	AppliedIndex  uint64 `json:"applied_index"`   // last Raft index applied to the state machine
+	CommitIndex   uint64 `json:"commit_index"`    // last Raft index known committed
 }
 
 // InitRequest is the body of POST /v1/sys/init.

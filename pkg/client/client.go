@@ -35,6 +35,10 @@ const DefaultTimeout = 60 * time.Second
 // MaxResponseBytes is the largest response body a Client reads; a larger one is an error.
 const MaxResponseBytes = 32 << 20
 
+// drainBytes is how much of an unread response body is drained before the
+// body is closed.
+const drainBytes = 64 << 10
+
 // Environment variables read by ConfigFromEnv.
 const (
 	EnvAddress    = "WARDEN_ADDR"
@@ -59,9 +63,19 @@ type Config struct {
 	// ClientCertFile and ClientKeyFile are a PEM certificate and key for
 	// mutual TLS; give both or neither.
 	ClientCertFile, ClientKeyFile string
-	// Timeout bounds each request. Zero: DefaultTimeout; negative: no limit
-	// beyond the caller's context.
+	// Timeout bounds each request. Zero: DefaultTimeout (or, with
+	// HTTPClient, that client's own Timeout); negative: no limit beyond the
+	// caller's context.
 	Timeout time.Duration
+	// HTTPClient, when not nil, is used instead of a client built from the
+	// TLS fields above: its transport decides TLS settings, trust and
+	// connection reuse, so the TLS 1.2 minimum is the caller's to keep. New
+	// works on a copy (the caller's value is not modified) whose
+	// CheckRedirect refuses every redirect, like the default client's.
+	// Giving HTTPClient together with CACertFile, CACertPEM, ClientCertFile
+	// or ClientKeyFile is an error, since those would be silently ignored.
+	// The address must still be https.
+	HTTPClient *http.Client
 }
 
 // ConfigFromEnv returns a Config from WARDEN_ADDR (default DefaultAddress),
@@ -84,8 +98,9 @@ func configFrom(getenv func(string) string) Config {
 	return cfg
 }
 
-// Client is a Warden API client. It is safe for concurrent use; it owns one
-// http.Transport, released by CloseIdleConnections.
+// Client is a Warden API client. It is safe for concurrent use. Unless
+// Config.HTTPClient is given it owns one http.Transport, so that its requests
+// reuse kept-alive connections; CloseIdleConnections releases them.
 type Client struct {
 	base string // "https://host:port" plus any path prefix, no trailing slash
 	http *http.Client
@@ -114,6 +129,21 @@ func New(cfg Config) (*Client, error) {
 	}
 	if u.Host == "" || u.User != nil || u.RawQuery != "" || u.Fragment != "" {
 		return nil, fmt.Errorf("warden: address %q: want https://host:port", addr)
+	}
+	base := strings.TrimRight(u.String(), "/")
+	if cfg.HTTPClient != nil {
+		if cfg.CACertFile != "" || len(cfg.CACertPEM) > 0 || cfg.ClientCertFile != "" || cfg.ClientKeyFile != "" {
+			return nil, errors.New("warden: give either HTTPClient or the CA and client certificate settings, not both")
+		}
+		hc := *cfg.HTTPClient
+		hc.CheckRedirect = refuseRedirect
+		switch {
+		case cfg.Timeout > 0:
+			hc.Timeout = cfg.Timeout
+		case cfg.Timeout < 0:
+			hc.Timeout = 0
+		}
+		return &Client{base: base, http: &hc, token: cfg.Token}, nil
 	}
 	tlsCfg := &tls.Config{MinVersion: tls.VersionTLS12}
 	if cfg.CACertFile != "" || len(cfg.CACertPEM) > 0 {
@@ -159,14 +189,14 @@ func New(cfg Config) (*Client, error) {
 	case timeout < 0:
 		timeout = 0
 	}
-	hc := &http.Client{
-		Transport: tr,
-		Timeout:   timeout,
-		// Never follow a redirect: it could carry the token elsewhere.
-		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
-	}
-	return &Client{base: strings.TrimRight(u.String(), "/"), http: hc, token: cfg.Token}, nil
+	hc := &http.Client{Transport: tr, Timeout: timeout, CheckRedirect: refuseRedirect}
+	return &Client{base: base, http: hc, token: cfg.Token}, nil
 }
+
+// refuseRedirect makes an http.Client return a redirect response as it is
+// (an APIError for the caller) instead of following it: a redirect could
+// carry the token to another server.
+func refuseRedirect(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }
 
 // Address returns the base URL the Client talks to.
 func (c *Client) Address() string { return c.base }
@@ -261,7 +291,9 @@ func (c *Client) do(ctx context.Context, method, path string, in, out any, also 
 		return 0, fmt.Errorf("warden: %s %s: %w", method, path, redact(err, token))
 	}
 	defer func() {
-		_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, MaxResponseBytes))
+		// Drain a little so that the connection can be reused; a body
+		// that is still longer is cut off by closing the connection.
+		_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, drainBytes))
 		resp.Body.Close()
 	}()
 	data, err := io.ReadAll(io.LimitReader(resp.Body, MaxResponseBytes+1))

@@ -6,9 +6,11 @@ import (
 	"errors"
 	"io"
 	"log"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"strings"
+	"sync/atomic"
 	"testing"
 )
 
@@ -153,5 +155,109 @@ func TestUntrustedServer(t *testing.T) {
 	}
 	if _, err := c.SealStatus(context.Background()); err == nil || !strings.Contains(err.Error(), "certificate") {
 		t.Fatalf("err = %v", err)
+	}
+}
+
+func TestHTTPClientConfig(t *testing.T) {
+	var hits []string
+	srv, _ := tlsServer(t, func(w http.ResponseWriter, r *http.Request) {
+		hits = append(hits, r.URL.Path)
+		if r.URL.Path == "/v1/sys/seal-status" {
+			http.Redirect(w, r, "/elsewhere", http.StatusTemporaryRedirect)
+			return
+		}
+		io.WriteString(w, `{"initialized":true,"sealed":false,"standby":false,"version":"0.1.0","server_time_utc":5,`+
+			`"role":"follower","last_contact":"12ms","applied_index":7,"commit_index":8}`)
+	})
+	own := srv.Client() // trusts the test server; follows redirects
+	c, err := New(Config{Address: srv.URL, HTTPClient: own, Token: "wdn_secret"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if own.CheckRedirect != nil {
+		t.Fatal("New modified the caller's http.Client")
+	}
+	h, err := c.Health(context.Background())
+	want := Health{Initialized: true, Version: "0.1.0", ServerTimeUTC: 5, Role: "follower", LastContact: "12ms", AppliedIndex: 7, CommitIndex: 8}
+	if err != nil || h != want {
+		t.Fatalf("Health = %+v, %v", h, err)
+	}
+	// A redirect is returned as an error, never followed.
+	if _, err := c.SealStatus(context.Background()); !IsStatus(err, http.StatusTemporaryRedirect) {
+		t.Fatalf("redirect: %v", err)
+	}
+	if strings.Join(hits, " ") != "/v1/sys/health /v1/sys/seal-status" {
+		t.Fatalf("requests: %v", hits)
+	}
+	for _, cfg := range []Config{
+		{Address: srv.URL, HTTPClient: own, CACertPEM: []byte("x")},
+		{Address: srv.URL, HTTPClient: own, CACertFile: "ca.pem"},
+		{Address: srv.URL, HTTPClient: own, ClientCertFile: "c", ClientKeyFile: "k"},
+		{Address: "http://127.0.0.1:1", HTTPClient: own},
+	} {
+		if _, err := New(cfg); err == nil {
+			t.Errorf("New(%+v) succeeded", cfg)
+		}
+	}
+}
+
+// TestConnectionReuse checks that successive requests, failed ones
+// included, travel over one kept-alive connection: bodies are read to the
+// end and closed.
+func TestConnectionReuse(t *testing.T) {
+	var conns atomic.Int32
+	srv := httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path == "/v1/kv/data/missing" {
+			w.WriteHeader(http.StatusNotFound)
+			io.WriteString(w, `{"errors":["no secret"]}`)
+			return
+		}
+		io.WriteString(w, `{"type":"shamir","initialized":true}`)
+	}))
+	srv.Config.ErrorLog = log.New(io.Discard, "", 0)
+	srv.Config.ConnState = func(_ net.Conn, s http.ConnState) {
+		if s == http.StateNew {
+			conns.Add(1)
+		}
+	}
+	srv.StartTLS()
+	t.Cleanup(srv.Close)
+	ca := pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: srv.Certificate().Raw})
+	c, err := New(Config{Address: srv.URL, CACertPEM: ca})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.CloseIdleConnections()
+	ctx := context.Background()
+	for range 3 {
+		if _, err := c.SealStatus(ctx); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := c.KVGet(ctx, "missing", 0); !IsStatus(err, 404) {
+			t.Fatalf("KVGet: %v", err)
+		}
+	}
+	if n := conns.Load(); n != 1 {
+		t.Fatalf("%d connections for 6 requests, want 1", n)
+	}
+}
+
+func TestContextCancel(t *testing.T) {
+	release := make(chan struct{})
+	_, c := tlsServer(t, func(w http.ResponseWriter, r *http.Request) {
+		select {
+		case <-r.Context().Done():
+		case <-release:
+		}
+	})
+	defer close(release)
+	ctx, cancel := context.WithCancel(context.Background())
+	go cancel()
+	_, err := c.SealStatus(ctx)
+	if !errors.Is(err, context.Canceled) {
+		t.Fatalf("err = %v, want context.Canceled", err)
+	}
+	if strings.Contains(err.Error(), "wdn_secret") {
+		t.Fatalf("token in error: %v", err)
 	}
 }
