@@ -1,11 +1,27 @@
 // Package pki is Warden's certificate authority core: root and intermediate
-// CAs, strict CSR parsing, issuance of SPIFFE X.509-SVIDs, CRLs and OCSP
-// responses. The server decides every identity: of a CSR only the public key
-// (proved by the CSR's signature) is used.
+// CAs, strict CSR parsing, issuance of SPIFFE X.509-SVIDs, trust bundles,
+// CRLs and OCSP responses.
 //
-// pki does no I/O and keeps no state: storage, the API and revocation lists
-// are the caller's. A CA's private key never appears in its String or in
-// logs.
+// It follows the SPIFFE X.509-SVID specification
+// (https://github.com/spiffe/spiffe/blob/main/standards/X509-SVID.md): an
+// issued certificate is a leaf (CA false) whose key usage is
+// digitalSignature (plus keyEncipherment for RSA keys) and never
+// keyCertSign or cRLSign, with extended key usages serverAuth and
+// clientAuth, and exactly one URI SAN, its SPIFFE ID, which has a non-root
+// path. CA certificates have keyCertSign and cRLSign and no
+// digitalSignature (Appendix A: that bit is for leaves).
+//
+// The server decides every identity. Of a CSR only the public key is used,
+// and only after its signature proves possession of the private key; the
+// subject and SANs it asks for are ignored.
+//
+// pki does no I/O and keeps no state: storage, the HTTP API, revocation
+// records and the clock belong to the caller, who passes "now" in. It never
+// sees an issued certificate's private key. The CA's private key never
+// appears in the String, GoString, fmt or log/slog forms of a CA, and the
+// PEM that MarshalPEM returns for it is a SecretPEM, redacted the same way.
+// (The one impurity: golang.org/x/crypto/ocsp stamps producedAt from the
+// system clock.)
 package pki
 
 import (
@@ -16,59 +32,115 @@ import (
 	"crypto/elliptic"
 	"crypto/rand"
 	"crypto/rsa"
-	"crypto/sha1"
+	"crypto/sha256"
 	"crypto/x509"
 	"crypto/x509/pkix"
+	"encoding/asn1"
 	"encoding/pem"
 	"errors"
 	"fmt"
 	"io"
 	"log/slog"
 	"math/big"
-	"net"
 	"net/url"
+	"strings"
 	"time"
+
+	"github.com/warden-sec/warden/internal/names"
 )
 
-// KeyType selects a CA key algorithm.
+// KeyType selects the key algorithm of a new CA.
 type KeyType string
 
-// Key types.
+// The CA key types.
 const (
-	KeyECP256  KeyType = "ec-p256"
-	KeyEd25519 KeyType = "ed25519"
+	KeyECP256  KeyType = "ec-p256" // ECDSA on P-256 with SHA-256; the default
+	KeyEd25519 KeyType = "ed25519" // Ed25519
 )
 
-// CA is a certificate authority: its certificate, its key and the chain up
-// to (not including) the root.
+// Backdate is how far before "now" certificates start and CRLs claim to have
+// been issued, so that peers whose clocks lag by up to this much accept them.
+const Backdate = time.Minute
+
+// Default CA lifetimes.
+const (
+	DefaultRootTTL         = 10 * 365 * 24 * time.Hour
+	DefaultIntermediateTTL = 5 * 365 * 24 * time.Hour
+)
+
+// CA is a certificate authority: its certificate, its private key, and the
+// certificates above it, nearest first, ending with the root (empty for a
+// root).
+//
+// Key is secret: a CA formats and logs as its subject with the key
+// REDACTED; never log or print Key itself. A CA is safe for concurrent use
+// by its methods as long as no one modifies its fields.
 type CA struct {
 	Cert  *x509.Certificate
 	Key   crypto.Signer
 	Chain []*x509.Certificate
 }
 
-func (c *CA) String() string {
-	return fmt.Sprintf("pki.CA(%s, key REDACTED)", c.Cert.Subject.CommonName)
+// String returns a description of the CA without its key.
+func (c CA) String() string {
+	subject := "<no certificate>"
+	if c.Cert != nil {
+		subject = c.Cert.Subject.String()
+	}
+	return fmt.Sprintf("pki.CA{%s, key: REDACTED}", subject)
 }
+
+// GoString is String, so that %#v does not print the key.
+func (c CA) GoString() string { return c.String() }
+
+// Format prints String for every verb, so that no fmt verb (%d, %x, %+v)
+// walks into the key.
+func (c CA) Format(f fmt.State, _ rune) { _, _ = io.WriteString(f, c.String()) }
 
 // LogValue implements slog.LogValuer without the key.
-func (c *CA) LogValue() slog.Value { return slog.StringValue(c.String()) }
+func (c CA) LogValue() slog.Value { return slog.StringValue(c.String()) }
 
-// CAOptions configure a new CA.
+// SecretPEM is PEM text holding a private key. It formats and logs as
+// REDACTED; use its bytes (string(p), or as a []byte) only to encrypt or
+// store it, and clear it after use.
+type SecretPEM []byte
+
+// String returns a redacted placeholder.
+func (SecretPEM) String() string { return "pki.SecretPEM(REDACTED)" }
+
+// GoString returns a redacted placeholder.
+func (p SecretPEM) GoString() string { return p.String() }
+
+// Format prints the redacted placeholder for every verb.
+func (p SecretPEM) Format(f fmt.State, _ rune) { _, _ = io.WriteString(f, p.String()) }
+
+// LogValue implements slog.LogValuer with the redacted placeholder.
+func (p SecretPEM) LogValue() slog.Value { return slog.StringValue(p.String()) }
+
+// CAOptions configure a new CA. The zero value gives an ECDSA P-256 CA with
+// the default lifetime and no SPIFFE ID.
 type CAOptions struct {
 	CommonName string
-	KeyType    KeyType       // default ec-p256
-	TTL        time.Duration // default 10 years for a root, 5 for an intermediate
-	Now        time.Time     // default time.Now()
-	Rand       io.Reader     // default crypto/rand
+	KeyType    KeyType       // "" means KeyECP256
+	TTL        time.Duration // 0 means DefaultRootTTL or DefaultIntermediateTTL; capped at the parent's expiry
+	// TrustDomain, if set, gives the CA the SPIFFE ID spiffe://<TrustDomain>
+	// as its URI SAN (X.509-SVID section 3.2: a signing certificate's ID has
+	// no path) and, on an intermediate, a URI name constraint permitting only
+	// that trust domain (section 4.2), which Issue also enforces.
+	TrustDomain string
+	Now         time.Time // zero means time.Now()
+	Rand        io.Reader // nil means crypto/rand; used for serial numbers (Go 1.26 key generation ignores it unless GODEBUG=cryptocustomrand=1)
 }
 
-func (o *CAOptions) defaults(ttl time.Duration) {
+func (o *CAOptions) defaults(ttl time.Duration) error {
 	if o.KeyType == "" {
 		o.KeyType = KeyECP256
 	}
 	if o.TTL == 0 {
 		o.TTL = ttl
+	}
+	if o.TTL < 0 {
+		return errors.New("pki: CA TTL must be positive")
 	}
 	if o.Now.IsZero() {
 		o.Now = time.Now()
@@ -76,6 +148,12 @@ func (o *CAOptions) defaults(ttl time.Duration) {
 	if o.Rand == nil {
 		o.Rand = rand.Reader
 	}
+	if o.TrustDomain != "" {
+		if err := names.ValidateTrustDomain(o.TrustDomain); err != nil {
+			return fmt.Errorf("pki: %w", err)
+		}
+	}
+	return nil
 }
 
 func newKey(t KeyType, r io.Reader) (crypto.Signer, error) {
@@ -86,28 +164,46 @@ func newKey(t KeyType, r io.Reader) (crypto.Signer, error) {
 		_, k, err := ed25519.GenerateKey(r)
 		return k, err
 	}
-	return nil, fmt.Errorf("pki: key type %q: want ec-p256 or ed25519", t)
+	return nil, fmt.Errorf("pki: key type %q: want %q or %q", t, KeyECP256, KeyEd25519)
 }
 
-// Serial returns a random positive 128-bit serial number.
+// Serial returns a random serial number of 128 bits, positive (RFC 5280
+// 4.1.2.2), read from r (crypto/rand when r is nil).
 func Serial(r io.Reader) (*big.Int, error) {
 	if r == nil {
 		r = rand.Reader
 	}
-	s, err := rand.Int(r, new(big.Int).Lsh(big.NewInt(1), 128))
-	if err != nil {
-		return nil, err
+	var b [16]byte
+	for {
+		if _, err := io.ReadFull(r, b[:]); err != nil {
+			return nil, fmt.Errorf("pki: serial: %w", err)
+		}
+		if s := new(big.Int).SetBytes(b[:]); s.Sign() > 0 {
+			return s, nil
+		}
 	}
-	return s.Add(s, big.NewInt(1)), nil
 }
 
+// validSerial reports whether s can be a certificate serial number: positive
+// and at most 20 octets in DER (RFC 5280 4.1.2.2).
+func validSerial(s *big.Int) bool { return s != nil && s.Sign() > 0 && s.BitLen() <= 159 }
+
+// keyID returns a key identifier for pub: the leftmost 160 bits of the
+// SHA-256 hash of the subjectPublicKey bits (RFC 7093 section 2, method 1).
 func keyID(pub crypto.PublicKey) ([]byte, error) {
 	der, err := x509.MarshalPKIXPublicKey(pub)
 	if err != nil {
-		return nil, err
+		return nil, fmt.Errorf("pki: %w", err)
 	}
-	sum := sha1.Sum(der) // RFC 5280 4.2.1.2 method (1) style identifier, not a security function
-	return sum[:], nil
+	var spki struct {
+		Algorithm pkix.AlgorithmIdentifier
+		PublicKey asn1.BitString
+	}
+	if _, err := asn1.Unmarshal(der, &spki); err != nil {
+		return nil, fmt.Errorf("pki: %w", err)
+	}
+	sum := sha256.Sum256(spki.PublicKey.Bytes)
+	return sum[:20], nil
 }
 
 func newCA(parent *CA, o CAOptions, pathLen int) (*CA, error) {
@@ -126,21 +222,39 @@ func newCA(parent *CA, o CAOptions, pathLen int) (*CA, error) {
 	tmpl := &x509.Certificate{
 		SerialNumber:          sn,
 		Subject:               pkix.Name{CommonName: o.CommonName, Organization: []string{"Warden"}},
-		NotBefore:             o.Now.Add(-time.Minute),
+		NotBefore:             o.Now.Add(-Backdate),
 		NotAfter:              o.Now.Add(o.TTL),
-		KeyUsage:              x509.KeyUsageCertSign | x509.KeyUsageCRLSign | x509.KeyUsageDigitalSignature,
+		KeyUsage:              x509.KeyUsageCertSign | x509.KeyUsageCRLSign,
 		BasicConstraintsValid: true,
 		IsCA:                  true,
 		MaxPathLen:            pathLen,
 		MaxPathLenZero:        pathLen == 0,
 		SubjectKeyId:          ski,
 	}
+	if o.TrustDomain != "" {
+		tmpl.URIs = []*url.URL{{Scheme: "spiffe", Host: o.TrustDomain}}
+		if parent != nil {
+			tmpl.PermittedURIDomains = []string{o.TrustDomain}
+		}
+	}
 	issuer, signer := tmpl, key
 	var chain []*x509.Certificate
 	if parent != nil {
+		if err := parent.usable(); err != nil {
+			return nil, err
+		}
+		if parent.Cert.MaxPathLen == 0 && parent.Cert.MaxPathLenZero {
+			return nil, errors.New("pki: the parent CA's path length forbids intermediates")
+		}
+		if !o.Now.Before(parent.Cert.NotAfter) {
+			return nil, fmt.Errorf("pki: the parent CA expired at %s", parent.Cert.NotAfter.UTC().Format(time.RFC3339))
+		}
 		issuer, signer = parent.Cert, parent.Key
 		if tmpl.NotAfter.After(parent.Cert.NotAfter) {
 			tmpl.NotAfter = parent.Cert.NotAfter
+		}
+		if tmpl.NotBefore.Before(parent.Cert.NotBefore) {
+			tmpl.NotBefore = parent.Cert.NotBefore
 		}
 		chain = append([]*x509.Certificate{parent.Cert}, parent.Chain...)
 	}
@@ -150,52 +264,126 @@ func newCA(parent *CA, o CAOptions, pathLen int) (*CA, error) {
 	}
 	cert, err := x509.ParseCertificate(der)
 	if err != nil {
-		return nil, err
+		return nil, fmt.Errorf("pki: parse new CA certificate: %w", err)
 	}
 	return &CA{Cert: cert, Key: key, Chain: chain}, nil
 }
 
-// NewRootCA creates a self-signed root CA (path length 1: one intermediate).
+// NewRootCA creates a self-signed root CA, valid from Backdate before
+// o.Now for o.TTL (default 10 years), with path length 1: it may sign one
+// level of intermediates, which sign leaves.
 func NewRootCA(o CAOptions) (*CA, error) {
-	o.defaults(10 * 365 * 24 * time.Hour)
+	if err := o.defaults(DefaultRootTTL); err != nil {
+		return nil, err
+	}
 	return newCA(nil, o, 1)
 }
 
-// NewIntermediateCA creates an issuing CA signed by root.
-func NewIntermediateCA(root *CA, o CAOptions) (*CA, error) {
-	o.defaults(5 * 365 * 24 * time.Hour)
-	return newCA(root, o, 0)
+// NewIntermediateCA creates an issuing CA (path length 0) signed by parent,
+// valid for o.TTL (default 5 years) but never beyond parent's expiry. Its
+// Chain is parent's certificate followed by parent's Chain.
+func NewIntermediateCA(parent *CA, o CAOptions) (*CA, error) {
+	if parent == nil {
+		return nil, errors.New("pki: intermediate CA: no parent CA")
+	}
+	if err := o.defaults(DefaultIntermediateTTL); err != nil {
+		return nil, err
+	}
+	return newCA(parent, o, 0)
 }
 
-// MarshalPEM returns the certificate and the PKCS #8 private key as PEM.
-// The key PEM is a secret.
-func (c *CA) MarshalPEM() (certPEM, keyPEM []byte, err error) {
+// usable checks that c has a certificate that may sign certificates and a
+// key; it is the precondition of every signing method.
+func (c *CA) usable() error {
+	if c == nil || c.Cert == nil || c.Key == nil {
+		return errors.New("pki: CA has no certificate or no key")
+	}
+	if !c.Cert.BasicConstraintsValid || !c.Cert.IsCA || c.Cert.KeyUsage&x509.KeyUsageCertSign == 0 {
+		return errors.New("pki: CA certificate may not sign certificates")
+	}
+	return nil
+}
+
+// MarshalPEM returns the CA certificate as a CERTIFICATE PEM block and its
+// private key as a PKCS #8 PRIVATE KEY PEM block. The key PEM is secret.
+func (c *CA) MarshalPEM() (certPEM []byte, keyPEM SecretPEM, err error) {
+	if c == nil || c.Cert == nil || c.Key == nil {
+		return nil, nil, errors.New("pki: CA has no certificate or no key")
+	}
 	kd, err := x509.MarshalPKCS8PrivateKey(c.Key)
 	if err != nil {
-		return nil, nil, err
+		return nil, nil, fmt.Errorf("pki: marshal CA key: %w", err)
 	}
+	defer clear(kd)
 	return pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: c.Cert.Raw}),
 		pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: kd}), nil
 }
 
-// ParseCA loads a CA (for example an operator-supplied one): the key must
-// match the certificate, which must be a CA allowed to sign certificates.
-// chainPEM (optional) holds the certificates above it.
+// onePEM decodes data that must hold exactly one PEM block of type typ and
+// nothing else but white space.
+func onePEM(data []byte, typ, what string) (*pem.Block, error) {
+	b, rest := pem.Decode(data)
+	if b == nil {
+		return nil, fmt.Errorf("pki: %s: no PEM block", what)
+	}
+	if b.Type != typ {
+		return nil, fmt.Errorf("pki: %s: PEM block is %q, want %q", what, b.Type, typ)
+	}
+	if len(b.Headers) != 0 {
+		return nil, fmt.Errorf("pki: %s: PEM headers (encrypted PEM?) are not supported", what)
+	}
+	if len(bytes.TrimSpace(rest)) != 0 {
+		return nil, fmt.Errorf("pki: %s: data after the PEM block", what)
+	}
+	return b, nil
+}
+
+// checkKey refuses public keys outside the supported set: ECDSA P-256 or
+// P-384, Ed25519, RSA of 2048 bits or more.
+func checkKey(pub crypto.PublicKey) error {
+	switch k := pub.(type) {
+	case *ecdsa.PublicKey:
+		if k.Curve != elliptic.P256() && k.Curve != elliptic.P384() {
+			return fmt.Errorf("ECDSA key on %s: want P-256 or P-384", k.Curve.Params().Name)
+		}
+	case ed25519.PublicKey:
+	case *rsa.PublicKey:
+		if k.N.BitLen() < 2048 {
+			return fmt.Errorf("RSA key of %d bits: 2048 or more required", k.N.BitLen())
+		}
+	default:
+		return fmt.Errorf("unsupported key type %T: want ECDSA P-256/P-384, Ed25519 or RSA", pub)
+	}
+	return nil
+}
+
+// ParseCA loads a CA from PEM, for example an operator-supplied root or
+// intermediate, or one read back from storage. certPEM must hold exactly one
+// CERTIFICATE, a CA (basic constraints CA true) whose key usage includes
+// keyCertSign and cRLSign; keyPEM exactly one unencrypted PKCS #8 PRIVATE KEY
+// (convert others with `openssl pkcs8 -topk8 -nocrypt`) of a supported type
+// that matches the certificate. chainPEM, optional, holds the certificates
+// above it, nearest first; each must be a CA that signed the one before.
+// ParseCA does not check validity dates: Issue and the signing methods do,
+// with the caller's clock.
 func ParseCA(certPEM, keyPEM, chainPEM []byte) (*CA, error) {
-	cb, _ := pem.Decode(certPEM)
-	if cb == nil || cb.Type != "CERTIFICATE" {
-		return nil, errors.New("pki: CA certificate: no CERTIFICATE PEM block")
+	cb, err := onePEM(certPEM, "CERTIFICATE", "CA certificate")
+	if err != nil {
+		return nil, err
 	}
 	cert, err := x509.ParseCertificate(cb.Bytes)
 	if err != nil {
 		return nil, fmt.Errorf("pki: CA certificate: %w", err)
 	}
-	if !cert.IsCA || cert.KeyUsage&x509.KeyUsageCertSign == 0 {
-		return nil, errors.New("pki: CA certificate: not a CA allowed to sign certificates")
+	if !cert.BasicConstraintsValid || !cert.IsCA {
+		return nil, errors.New("pki: CA certificate: not a CA (basic constraints)")
 	}
-	kb, _ := pem.Decode(keyPEM)
-	if kb == nil {
-		return nil, errors.New("pki: CA key: no PEM block")
+	if cert.KeyUsage&x509.KeyUsageCertSign == 0 || cert.KeyUsage&x509.KeyUsageCRLSign == 0 {
+		return nil, errors.New("pki: CA certificate: key usage must include keyCertSign and cRLSign")
+	}
+	kb, err := onePEM(keyPEM, "PRIVATE KEY", "CA key")
+	if err != nil {
+		return nil, err
 	}
 	k, err := x509.ParsePKCS8PrivateKey(kb.Bytes)
 	if err != nil {
@@ -205,135 +393,41 @@ func ParseCA(certPEM, keyPEM, chainPEM []byte) (*CA, error) {
 	if !ok {
 		return nil, errors.New("pki: CA key: cannot sign")
 	}
-	want, _ := x509.MarshalPKIXPublicKey(cert.PublicKey)
-	got, _ := x509.MarshalPKIXPublicKey(signer.Public())
-	if !bytes.Equal(want, got) {
+	if err := checkKey(signer.Public()); err != nil {
+		return nil, fmt.Errorf("pki: CA key: %s", err)
+	}
+	if !publicKeysEqual(cert.PublicKey, signer.Public()) {
 		return nil, errors.New("pki: CA key does not match the certificate")
 	}
 	ca := &CA{Cert: cert, Key: signer}
-	for rest := chainPEM; len(rest) > 0; {
+	below := cert
+	for rest := bytes.TrimSpace(chainPEM); len(rest) > 0; rest = bytes.TrimSpace(rest) {
 		var b *pem.Block
 		b, rest = pem.Decode(rest)
-		if b == nil {
-			break
+		if b == nil || b.Type != "CERTIFICATE" {
+			return nil, fmt.Errorf("pki: chain: certificate %d: not a CERTIFICATE PEM block", len(ca.Chain)+1)
 		}
 		c, err := x509.ParseCertificate(b.Bytes)
 		if err != nil {
-			return nil, fmt.Errorf("pki: chain: %w", err)
+			return nil, fmt.Errorf("pki: chain: certificate %d: %w", len(ca.Chain)+1, err)
+		}
+		if err := below.CheckSignatureFrom(c); err != nil {
+			return nil, fmt.Errorf("pki: chain: certificate %d did not sign the one before it: %w", len(ca.Chain)+1, err)
 		}
 		ca.Chain = append(ca.Chain, c)
+		below = c
 	}
 	return ca, nil
 }
 
-// MaxCSRBytes bounds a CSR.
-const MaxCSRBytes = 16 << 10
-
-// ParseCSR parses a PEM or DER CSR strictly: size limit, signature checked
-// (proof of possession of the key), and only ECDSA P-256/P-384, Ed25519 and
-// RSA of 2048 bits or more.
-func ParseCSR(data []byte) (*x509.CertificateRequest, error) {
-	if len(data) > MaxCSRBytes {
-		return nil, fmt.Errorf("pki: CSR larger than %d bytes", MaxCSRBytes)
-	}
-	der := data
-	if b, rest := pem.Decode(data); b != nil {
-		if b.Type != "CERTIFICATE REQUEST" || len(bytes.TrimSpace(rest)) != 0 {
-			return nil, errors.New("pki: CSR: want exactly one CERTIFICATE REQUEST PEM block")
-		}
-		der = b.Bytes
-	}
-	csr, err := x509.ParseCertificateRequest(der)
-	if err != nil {
-		return nil, fmt.Errorf("pki: CSR: %w", err)
-	}
-	if err := csr.CheckSignature(); err != nil {
-		return nil, fmt.Errorf("pki: CSR signature: %w", err)
-	}
-	switch k := csr.PublicKey.(type) {
-	case *ecdsa.PublicKey:
-		if k.Curve != elliptic.P256() && k.Curve != elliptic.P384() {
-			return nil, errors.New("pki: CSR: ECDSA keys must be P-256 or P-384")
-		}
-	case ed25519.PublicKey:
-	case *rsa.PublicKey:
-		if k.N.BitLen() < 2048 {
-			return nil, fmt.Errorf("pki: CSR: RSA key of %d bits; 2048 or more required", k.N.BitLen())
-		}
-	default:
-		return nil, fmt.Errorf("pki: CSR: unsupported key type %T", k)
-	}
-	return csr, nil
+// publicKeysEqual compares two public keys of the supported types.
+func publicKeysEqual(a, b crypto.PublicKey) bool {
+	k, ok := a.(interface{ Equal(crypto.PublicKey) bool })
+	return ok && k.Equal(b)
 }
 
-// IssueRequest is what the server decided to certify.
-type IssueRequest struct {
-	CSR      *x509.CertificateRequest // only its public key is used
-	SPIFFEID string                   // the one URI SAN
-	DNSNames []string
-	IPs      []net.IP
-	TTL      time.Duration
-	Now      time.Time
-	Serial   *big.Int // nil: random
-}
-
-// Issue signs an X.509-SVID: not a CA, exactly one URI SAN (the SPIFFE ID),
-// digital signature (and key encipherment for RSA), server and client auth,
-// valid from a minute before now until now+TTL or the CA's expiry if sooner.
-func (c *CA) Issue(r IssueRequest) (*x509.Certificate, error) {
-	if r.CSR == nil {
-		return nil, errors.New("pki: issue: no CSR")
-	}
-	u, err := url.Parse(r.SPIFFEID)
-	if err != nil || u.Scheme != "spiffe" || u.Host == "" {
-		return nil, fmt.Errorf("pki: issue: %q is not a SPIFFE ID", r.SPIFFEID)
-	}
-	if r.TTL <= 0 {
-		return nil, errors.New("pki: issue: TTL must be positive")
-	}
-	if r.Now.IsZero() {
-		r.Now = time.Now()
-	}
-	sn := r.Serial
-	if sn == nil {
-		if sn, err = Serial(nil); err != nil {
-			return nil, err
-		}
-	}
-	ski, err := keyID(r.CSR.PublicKey)
-	if err != nil {
-		return nil, err
-	}
-	ku := x509.KeyUsageDigitalSignature
-	if _, ok := r.CSR.PublicKey.(*rsa.PublicKey); ok {
-		ku |= x509.KeyUsageKeyEncipherment
-	}
-	notAfter := r.Now.Add(r.TTL)
-	if notAfter.After(c.Cert.NotAfter) {
-		notAfter = c.Cert.NotAfter
-	}
-	tmpl := &x509.Certificate{
-		SerialNumber:          sn,
-		NotBefore:             r.Now.Add(-time.Minute),
-		NotAfter:              notAfter,
-		KeyUsage:              ku,
-		ExtKeyUsage:           []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth, x509.ExtKeyUsageClientAuth},
-		BasicConstraintsValid: true,
-		IsCA:                  false,
-		URIs:                  []*url.URL{u},
-		DNSNames:              r.DNSNames,
-		IPAddresses:           r.IPs,
-		SubjectKeyId:          ski,
-		AuthorityKeyId:        c.Cert.SubjectKeyId,
-	}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, c.Cert, r.CSR.PublicKey, c.Key)
-	if err != nil {
-		return nil, fmt.Errorf("pki: issue: %w", err)
-	}
-	return x509.ParseCertificate(der)
-}
-
-// Bundle returns certificates as concatenated PEM.
+// Bundle returns certificates as concatenated CERTIFICATE PEM blocks, in
+// order: a trust bundle (roots), or a chain (leaf first).
 func Bundle(certs ...*x509.Certificate) []byte {
 	var b bytes.Buffer
 	for _, c := range certs {
@@ -342,36 +436,42 @@ func Bundle(certs ...*x509.Certificate) []byte {
 	return b.Bytes()
 }
 
-// Revoked is a revoked certificate.
-type Revoked struct {
-	Serial    *big.Int
-	RevokedAt time.Time
-	ExpiresAt time.Time // entries past expiry are left out of CRLs
-}
-
-// CRL returns a DER CRL signed by the CA that lists only the unexpired
-// revoked certificates, so it stays small.
-func (c *CA) CRL(revoked []Revoked, number *big.Int, now time.Time, validity time.Duration) ([]byte, error) {
-	entries := make([]x509.RevocationListEntry, 0, len(revoked))
-	for _, r := range revoked {
-		if !r.ExpiresAt.After(now) {
-			continue
-		}
-		entries = append(entries, x509.RevocationListEntry{SerialNumber: r.Serial, RevocationTime: r.RevokedAt})
-	}
-	return x509.CreateRevocationList(rand.Reader, &x509.RevocationList{
-		Number:                    number,
-		ThisUpdate:                now,
-		NextUpdate:                now.Add(validity),
-		RevokedCertificateEntries: entries,
-	}, c.Cert, c.Key)
-}
-
-// ParseLeaf returns the first certificate of a PEM chain.
+// ParseLeaf returns the first certificate of a PEM chain such as the one an
+// agent receives (leaf, then intermediates); later blocks are not parsed.
 func ParseLeaf(chainPEM []byte) (*x509.Certificate, error) {
 	b, _ := pem.Decode(chainPEM)
 	if b == nil || b.Type != "CERTIFICATE" {
 		return nil, errors.New("pki: no CERTIFICATE PEM block")
 	}
-	return x509.ParseCertificate(b.Bytes)
+	c, err := x509.ParseCertificate(b.Bytes)
+	if err != nil {
+		return nil, fmt.Errorf("pki: %w", err)
+	}
+	return c, nil
+}
+
+// trustDomainPermitted applies a CA's URI name constraints to a trust
+// domain, as RFC 5280 4.2.1.10 describes for URIs: a constraint "a.b"
+// matches the host a.b and its subdomains, ".a.b" only subdomains.
+func trustDomainPermitted(ca *x509.Certificate, td string) bool {
+	match := func(c string) bool {
+		if strings.HasPrefix(c, ".") {
+			return strings.HasSuffix(td, c)
+		}
+		return td == c || strings.HasSuffix(td, "."+c)
+	}
+	for _, c := range ca.ExcludedURIDomains {
+		if match(c) {
+			return false
+		}
+	}
+	if len(ca.PermittedURIDomains) == 0 {
+		return true
+	}
+	for _, c := range ca.PermittedURIDomains {
+		if match(c) {
+			return true
+		}
+	}
+	return false
 }
