@@ -167,43 +167,32 @@ func keyRows(ks client.KeyStatus) []row {
 }
 
 func newRotateCmd(g *globals) *cobra.Command {
-	cmd := &cobra.Command{
-		Use:   "rotate",
-		Short: "Add a new data-key term (root token); prints the new term",
-		Args:  args(cobra.NoArgs),
-	}
-	f := addFormat(cmd)
-	cmd.RunE = func(cmd *cobra.Command, _ []string) error {
-		c, err := g.client(cmd)
-		if err != nil {
-			return err
-		}
-		ks, err := c.Rotate(cmd.Context())
-		if err != nil {
-			return err
-		}
-		return output(cmd.OutOrStdout(), f, ks, keyRows(ks))
-	}
-	return cmd
+	return newShowCmd(g, "rotate", "Add a new data-key term (root token); prints the new term",
+		func(cmd *cobra.Command, c *client.Client) (any, []row, error) {
+			ks, err := c.Rotate(cmd.Context())
+			return ks, keyRows(ks), err
+		})
 }
 
 func newKeyStatusCmd(g *globals) *cobra.Command {
-	cmd := &cobra.Command{
-		Use:   "key-status",
-		Short: "Show the current data-key term",
-		Args:  args(cobra.NoArgs),
-	}
+	return newShowCmd(g, "key-status", "Show the current data-key term",
+		func(cmd *cobra.Command, c *client.Client) (any, []row, error) {
+			ks, err := c.KeyStatus(cmd.Context())
+			return ks, keyRows(ks), err
+		})
+}
+
+// newShowCmd builds an argument-less command that makes one call and prints
+// its answer (--format table|json).
+func newShowCmd(g *globals, use, short string, call func(*cobra.Command, *client.Client) (any, []row, error)) *cobra.Command {
+	cmd := &cobra.Command{Use: use, Short: short, Args: args(cobra.NoArgs)}
 	f := addFormat(cmd)
-	cmd.RunE = func(cmd *cobra.Command, _ []string) error {
-		c, err := g.client(cmd)
+	cmd.RunE = g.withClient(func(cmd *cobra.Command, c *client.Client, _ []string) error {
+		v, rows, err := call(cmd, c)
 		if err != nil {
 			return err
 		}
-		ks, err := c.KeyStatus(cmd.Context())
-		if err != nil {
-			return err
-		}
-		return output(cmd.OutOrStdout(), f, ks, keyRows(ks))
-	}
+		return output(cmd.OutOrStdout(), f, v, rows)
+	})
 	return cmd
 }

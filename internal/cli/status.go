@@ -7,24 +7,12 @@ import (
 )
 
 func newStatusCmd(g *globals) *cobra.Command {
-	cmd := &cobra.Command{
-		Use:   "status",
-		Short: "Show whether the server is initialized and sealed",
-		Long:  "Show the server's seal status. Exits 0 whether the server is sealed or not.",
-		Args:  args(cobra.NoArgs),
-	}
-	f := addFormat(cmd)
-	cmd.RunE = func(cmd *cobra.Command, _ []string) error {
-		c, err := g.client(cmd)
-		if err != nil {
-			return err
-		}
-		st, err := c.SealStatus(cmd.Context())
-		if err != nil {
-			return err
-		}
-		return output(cmd.OutOrStdout(), f, st, sealRows(st))
-	}
+	cmd := newShowCmd(g, "status", "Show whether the server is initialized and sealed",
+		func(cmd *cobra.Command, c *client.Client) (any, []row, error) {
+			st, err := c.SealStatus(cmd.Context())
+			return st, sealRows(st), err
+		})
+	cmd.Long = "Show the server's seal status. Exits 0 whether the server is sealed or not."
 	return cmd
 }
 
