@@ -54,7 +54,7 @@ func (ca *testCA) node(t testing.TB, serial int64) tls.Certificate {
 	return tls.Certificate{Certificate: [][]byte{der}, PrivateKey: key}
 }
 
-func (ca *testCA) transport(t testing.TB, serial int64) *raft.NetworkTransport {
+func (ca *testCA) transport(t testing.TB, serial int64) *NetTransport {
 	cert := ca.node(t, serial)
 	tr, err := TLSTransport("127.0.0.1:0",
 		&tls.Config{Certificates: []tls.Certificate{cert}, ClientCAs: ca.pool},
@@ -79,7 +79,7 @@ func fastTimeouts(c *Config) {
 // the configuration with all of them.
 func newCluster(t *testing.T, n int) (*cluster, *testCA) {
 	ca := newTestCA(t)
-	trs := make([]*raft.NetworkTransport, n)
+	trs := make([]*NetTransport, n)
 	servers := make([]raft.Server, n)
 	for i := range trs {
 		trs[i] = ca.transport(t, int64(i+2))
@@ -146,21 +146,34 @@ func TestClusterOverTLS(t *testing.T) {
 		if e, err := s.GetStale("k"); err != nil || string(e.Value) != "v1" || e.Version != idx {
 			t.Fatalf("replica: %+v %v", e, err)
 		}
+	}
+	// A write through a follower is forwarded to the leader, and a
+	// linearizable read on the other follower sees it at once.
+	var fols []*Store
+	for _, s := range c.nodes {
 		if s != lead {
-			if _, err := s.Txn(ctx, Txn{Ops: []Op{put("k", "x")}}); !errors.Is(err, ErrNotLeader) {
-				t.Fatalf("write on a follower: %v", err)
-			}
-			if _, err := s.Get(ctx, "k"); !errors.Is(err, ErrNotLeader) {
-				t.Fatalf("linearizable read on a follower: %v", err)
-			}
+			fols = append(fols, s)
 		}
 	}
+	fidx, err := fols[0].Txn(ctx, Txn{Conds: []Cond{{Key: "k", Version: idx}}, Ops: []Op{put("k", "via-follower")}})
+	if err != nil {
+		t.Fatalf("write through a follower: %v", err)
+	}
+	if e, err := fols[1].Get(ctx, "k"); err != nil || string(e.Value) != "via-follower" || e.Version != fidx {
+		t.Fatalf("read on the other follower: %+v %v", e, err)
+	}
+	// A failed precondition through a follower is the same conflict.
+	var ce *ConflictError
+	if _, err := fols[1].Txn(ctx, Txn{Conds: []Cond{{Key: "k", Version: idx}}, Ops: []Op{put("k", "late")}}); !errors.As(err, &ce) || ce.Have != fidx {
+		t.Fatalf("stale CAS through a follower: %v", err)
+	}
+	idx = fidx
 
 	// Kill the leader: a new one is elected, takes writes, and every write
 	// acknowledged before is there.
 	lead.Close()
 	next := c.leader(t, lead)
-	if e, err := next.Get(ctx, "k"); err != nil || string(e.Value) != "v1" {
+	if e, err := next.Get(ctx, "k"); err != nil || string(e.Value) != "via-follower" {
 		t.Fatalf("after failover: %+v %v", e, err)
 	}
 	idx2, err := next.Txn(ctx, Txn{Ops: []Op{put("k", "v2")}})

@@ -41,6 +41,9 @@ type fsm struct {
 
 	notify chan struct{} // closed and replaced after every apply (wakes readers)
 	nmu    sync.Mutex
+
+	restoredIndex func() uint64 // the Raft index of the snapshot being restored
+	onRestore     func()
 }
 
 var _ raft.BatchingFSM = (*fsm)(nil)
@@ -347,9 +350,28 @@ func (f *fsm) Restore(rc io.ReadCloser) error {
 	if err != nil {
 		return err
 	}
+	// An operator's snapshot carries the index it was taken at; Raft
+	// installs it at a later one. Record that, so reads know the state is
+	// current up to it.
+	applied := readApplied(db)
+	if f.restoredIndex != nil {
+		if idx := f.restoredIndex(); idx > applied {
+			applied = idx
+			err := db.Update(func(tx *bolt.Tx) error {
+				return tx.Bucket(bucketMeta).Put(keyApplied, binary.BigEndian.AppendUint64(nil, idx))
+			})
+			if err != nil {
+				db.Close()
+				return err
+			}
+		}
+	}
 	f.db = db
-	f.applied.Store(readApplied(db))
+	f.applied.Store(applied)
 	f.wake()
+	if f.onRestore != nil {
+		go f.onRestore()
+	}
 	return nil
 }
 

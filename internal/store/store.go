@@ -42,6 +42,13 @@ type Config struct {
 	// on Close. Nil: an in-memory transport, and the node bootstraps itself
 	// as a single-voter cluster on first start.
 	Transport raft.Transport
+	// Forwarder carries a follower's writes and read checks to the leader.
+	// Nil: the Transport's own, if it has one (NetTransport); otherwise a
+	// follower answers ErrNotLeader.
+	Forwarder Forwarder
+	// OnRestore, if set, runs after the state was replaced by a snapshot
+	// (an operator's restore, or a snapshot installed from the leader).
+	OnRestore func()
 	// Bootstrap a new cluster with Servers (or just this node) when no Raft
 	// state exists. Always true when Transport is nil.
 	Bootstrap bool
@@ -66,6 +73,8 @@ type Store struct {
 	fsm    *fsm
 	logs   *raftboltdb.BoltStore
 	trans  raft.Transport
+	fwd    Forwarder
+	snaps  *raft.FileSnapshotStore
 	log    *slog.Logger
 	closed chan struct{}
 	once   sync.Once
@@ -82,8 +91,9 @@ type Store struct {
 }
 
 type round struct {
-	done chan struct{}
-	err  error
+	done  chan struct{}
+	index uint64 // the commit index the round confirmed
+	err   error
 }
 
 // Open opens (or creates) the store in cfg.Dir and starts Raft.
@@ -182,10 +192,27 @@ func Open(cfg Config) (*Store, error) {
 			}
 		}
 	}
+	s.snaps = snaps
+	s.fsm.restoredIndex = func() uint64 {
+		// Raft saves a snapshot in the store before restoring it, so the
+		// newest is the one being restored.
+		if metas, err := snaps.List(); err == nil && len(metas) > 0 {
+			return metas[0].Index
+		}
+		return 0
+	}
+	s.fsm.onRestore = cfg.OnRestore
+	s.fwd = cfg.Forwarder
+	if s.fwd == nil {
+		s.fwd, _ = s.trans.(Forwarder)
+	}
 	s.raft, err = raft.NewRaft(rc, s.fsm, s.logs, s.logs, snaps, s.trans)
 	if err != nil {
 		s.closeFiles()
 		return nil, fmt.Errorf("store: raft: %w", err)
+	}
+	if nt, ok := s.trans.(*NetTransport); ok {
+		nt.serve(s)
 	}
 	go s.watchLeadership()
 	return s, nil
@@ -327,6 +354,9 @@ func (s *Store) Txn(ctx context.Context, t Txn) (uint64, error) {
 		return 0, *p
 	}
 	if s.raft.State() != raft.Leader {
+		if s.fwd != nil {
+			return s.forwardTxn(ctx, t)
+		}
 		// Just started or mid-election: wait, within ctx, for a leader to be
 		// known rather than failing a write that a moment later would pass.
 		if addr, _ := s.raft.LeaderWithID(); addr == "" {
@@ -336,8 +366,34 @@ func (s *Store) Txn(ctx context.Context, t Txn) (uint64, error) {
 			if err != nil {
 				return 0, err
 			}
+			if s.raft.State() != raft.Leader && s.fwd != nil {
+				return s.forwardTxn(ctx, t)
+			}
 		}
 	}
+	idx, err := s.applyLocal(ctx, t)
+	if errors.Is(err, raft.ErrNotLeader) && s.fwd != nil {
+		// Lost leadership before the command was enqueued: nothing was
+		// applied, so the new leader can take it.
+		return s.forwardTxn(ctx, t)
+	}
+	return idx, raftErr(err)
+}
+
+func (s *Store) forwardTxn(ctx context.Context, t Txn) (uint64, error) {
+	resp, err := s.forward(ctx, &PeerRequest{Op: PeerApply, Cmd: encodeTxn(t)})
+	if err != nil {
+		return 0, err
+	}
+	if err := resp.err(); err != nil {
+		return 0, err
+	}
+	return resp.Index, nil
+}
+
+// applyLocal applies t through this node's Raft, which must be the leader.
+// Raft's own errors are returned unwrapped (see raftErr).
+func (s *Store) applyLocal(ctx context.Context, t Txn) (uint64, error) {
 	start := time.Now()
 	timeout := s.cfg.ApplyTimeout
 	if dl, ok := ctx.Deadline(); ok {
@@ -356,7 +412,7 @@ func (s *Store) Txn(ctx context.Context, t Txn) (uint64, error) {
 		s.cfg.ApplyObserver(time.Since(start))
 	}
 	if err != nil {
-		return 0, raftErr(err)
+		return 0, err
 	}
 	switch r := f.Response().(type) {
 	case uint64:
@@ -369,6 +425,8 @@ func (s *Store) Txn(ctx context.Context, t Txn) (uint64, error) {
 
 func raftErr(err error) error {
 	switch {
+	case err == nil:
+		return nil
 	case errors.Is(err, raft.ErrNotLeader), errors.Is(err, raft.ErrLeadershipLost),
 		errors.Is(err, raft.ErrLeadershipTransferInProgress):
 		return fmt.Errorf("%w: %v", ErrNotLeader, err)
@@ -382,18 +440,26 @@ func raftErr(err error) error {
 
 // readBarrier confirms that this node may serve a linearizable read: it
 // joins the next confirmation round (started only after the current one
-// ends), which verifies leadership with a quorum and waits until the local
-// state has applied the commit index seen at the round's start.
+// ends). On the leader a round verifies leadership with a quorum; on a
+// follower it asks the leader for its confirmed commit index. Either way it
+// then waits until the local state has applied that index.
 func (s *Store) readBarrier(ctx context.Context) error {
+	if stale(ctx) {
+		return nil
+	}
+	_, err := s.joinRound(ctx)
+	return err
+}
+
+func (s *Store) joinRound(ctx context.Context) (uint64, error) {
 	if !s.ready() {
 		// Just started, mid-election, or a new leader not yet ready: wait
-		// (bounded) until the cluster settles; a follower then gets
-		// ErrNotLeader from the round.
+		// (bounded) until the cluster settles.
 		wctx, cancel := context.WithTimeout(ctx, s.cfg.ApplyTimeout)
 		err := s.WaitLeader(wctx)
 		cancel()
 		if err != nil {
-			return err
+			return 0, err
 		}
 	}
 	s.rmu.Lock()
@@ -409,9 +475,9 @@ func (s *Store) readBarrier(ctx context.Context) error {
 	s.rmu.Unlock()
 	select {
 	case <-r.done:
-		return r.err
+		return r.index, r.err
 	case <-ctx.Done():
-		return fmt.Errorf("%w: %v", ErrNoLeader, ctx.Err())
+		return 0, fmt.Errorf("%w: %v", ErrNoLeader, ctx.Err())
 	}
 }
 
@@ -426,32 +492,51 @@ func (s *Store) runRounds() {
 			return
 		}
 		s.rmu.Unlock()
-		r.err = s.confirm()
+		r.index, r.err = s.confirm()
 		close(r.done)
 	}
 }
 
-func (s *Store) confirm() error {
-	if !s.ready() {
-		return ErrNotLeader
-	}
-	ci := s.raft.CommitIndex()
-	if err := s.raft.VerifyLeader().Error(); err != nil {
-		return raftErr(err)
+func (s *Store) confirm() (uint64, error) {
+	var ci uint64
+	switch {
+	case s.ready():
+		ci = s.raft.CommitIndex()
+		if err := s.raft.VerifyLeader().Error(); err != nil {
+			return 0, raftErr(err)
+		}
+	case s.fwd != nil && s.raft.State() != raft.Leader:
+		ctx, cancel := context.WithTimeout(context.Background(), s.cfg.ApplyTimeout)
+		resp, err := s.forward(ctx, &PeerRequest{Op: PeerReadIndex})
+		cancel()
+		if err != nil {
+			return 0, err
+		}
+		if err := resp.err(); err != nil {
+			return 0, err
+		}
+		ci = resp.Index
+	default:
+		return 0, ErrNotLeader
 	}
 	timer := time.NewTimer(s.cfg.ApplyTimeout)
 	defer timer.Stop()
+	// Logs the state machine never sees (no-ops, barriers) do not wake it:
+	// look again now and then, too.
+	tick := time.NewTicker(5 * time.Millisecond)
+	defer tick.Stop()
 	for {
 		ch := s.fsm.waitCh()
 		if s.caughtUp(ci) {
-			return nil
+			return ci, nil
 		}
 		select {
 		case <-ch:
+		case <-tick.C:
 		case <-timer.C:
-			return fmt.Errorf("%w: state machine did not catch up", ErrNoLeader)
+			return 0, fmt.Errorf("%w: state machine did not catch up", ErrNoLeader)
 		case <-s.closed:
-			return ErrClosed
+			return 0, ErrClosed
 		}
 	}
 }

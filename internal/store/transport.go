@@ -1,40 +1,73 @@
 package store
 
 import (
+	"bytes"
+	"context"
 	"crypto/tls"
+	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"net"
+	"net/http"
+	"sync"
 	"time"
 
 	"github.com/hashicorp/go-hclog"
 	"github.com/hashicorp/raft"
 )
 
-// TLSTransport carries Raft traffic between nodes over mutual TLS: the
-// listener requires a client certificate signed by the cluster CA, and
-// outgoing connections present this node's certificate and verify the
-// peer's. Plain TCP between nodes is never used.
+// ALPN protocols on the cluster port: Raft's own traffic, and the peer RPCs
+// a follower sends the leader (forwarded writes, read-index requests,
+// membership changes).
+const (
+	alpnRaft = "warden-raft"
+	alpnRPC  = "warden-rpc"
+)
+
+// NetTransport is the cluster transport: Raft traffic and peer RPCs over
+// one mutually authenticated TLS listener, told apart by ALPN.
+type NetTransport struct {
+	*raft.NetworkTransport
+	stream *tlsStream
+	client *http.Client
+	srv    *http.Server
+}
+
+// TLSTransport carries Raft traffic between nodes over mutual TLS, and
+// forwards followers' requests to the leader on the same port. Plain TCP
+// between nodes is never used.
 //
-// serverTLS must set Certificates and ClientCAs; clientTLS must set
-// Certificates and RootCAs. Both are cloned and forced to TLS 1.2 or later,
-// and the server side to RequireAndVerifyClientCert, so a misconfigured
-// caller fails closed.
-func TLSTransport(bind string, serverTLS, clientTLS *tls.Config, logger hclog.Logger) (*raft.NetworkTransport, error) {
+// serverTLS must present a certificate (Certificates or GetCertificate) and
+// verify clients, either with ClientCAs or with VerifyConnection (for a
+// trust bundle that changes while running); clientTLS likewise needs RootCAs
+// or VerifyConnection. Both are cloned and forced to TLS 1.2 or later, and
+// the server side to require a client certificate, so a misconfigured caller
+// fails closed.
+func TLSTransport(bind string, serverTLS, clientTLS *tls.Config, logger hclog.Logger) (*NetTransport, error) {
 	if serverTLS == nil || clientTLS == nil {
 		return nil, errors.New("store: TLS transport needs server and client TLS configurations")
 	}
-	if serverTLS.ClientCAs == nil || clientTLS.RootCAs == nil {
+	if (serverTLS.ClientCAs == nil && serverTLS.VerifyConnection == nil) ||
+		(clientTLS.RootCAs == nil && clientTLS.VerifyConnection == nil) {
 		return nil, errors.New("store: TLS transport needs the cluster CA on both sides")
 	}
 	s := serverTLS.Clone()
-	s.ClientAuth = tls.RequireAndVerifyClientCert
+	if s.ClientCAs != nil {
+		s.ClientAuth = tls.RequireAndVerifyClientCert
+	} else {
+		s.ClientAuth = tls.RequireAnyClientCert // verified by VerifyConnection
+	}
 	if s.MinVersion < tls.VersionTLS12 {
 		s.MinVersion = tls.VersionTLS12
 	}
+	s.NextProtos = []string{alpnRaft, alpnRPC}
 	c := clientTLS.Clone()
 	if c.MinVersion < tls.VersionTLS12 {
 		c.MinVersion = tls.VersionTLS12
+	}
+	if c.RootCAs == nil && !c.InsecureSkipVerify {
+		return nil, errors.New("store: a client TLS configuration without RootCAs must verify peers in VerifyConnection and set InsecureSkipVerify")
 	}
 	ln, err := tls.Listen("tcp", bind, s)
 	if err != nil {
@@ -43,40 +76,208 @@ func TLSTransport(bind string, serverTLS, clientTLS *tls.Config, logger hclog.Lo
 	if logger == nil {
 		logger = hclog.NewNullLogger()
 	}
-	return raft.NewNetworkTransportWithConfig(&raft.NetworkTransportConfig{
-		Stream:  &tlsStream{ln: ln, client: c},
+	st := &tlsStream{ln: ln, client: c, raftCh: make(chan net.Conn), rpc: newChanListener(ln.Addr()), closed: make(chan struct{})}
+	go st.demux()
+	t := &NetTransport{stream: st}
+	t.NetworkTransport = raft.NewNetworkTransportWithConfig(&raft.NetworkTransportConfig{
+		Stream:  st,
 		MaxPool: 4,
 		Timeout: 10 * time.Second,
 		Logger:  logger,
-	}), nil
-}
-
-// tlsStream is a raft.StreamLayer over a TLS listener and TLS dials.
-type tlsStream struct {
-	ln     net.Listener
-	client *tls.Config
-}
-
-func (t *tlsStream) Accept() (net.Conn, error) { return t.ln.Accept() }
-func (t *tlsStream) Close() error              { return t.ln.Close() }
-func (t *tlsStream) Addr() net.Addr            { return t.ln.Addr() }
-
-// Dial connects to a peer and completes the handshake within timeout, so a
-// peer that accepts TCP but never answers TLS cannot stall replication.
-func (t *tlsStream) Dial(address raft.ServerAddress, timeout time.Duration) (net.Conn, error) {
-	d := &net.Dialer{Timeout: timeout}
-	cfg := t.client
-	if cfg.ServerName == "" {
-		host, _, err := net.SplitHostPort(string(address))
-		if err != nil {
-			return nil, err
-		}
-		cfg = cfg.Clone()
-		cfg.ServerName = host
+	})
+	t.client = &http.Client{
+		Timeout: 30 * time.Second,
+		Transport: &http.Transport{
+			DialTLSContext: func(ctx context.Context, _, addr string) (net.Conn, error) {
+				return st.dial(ctx, addr, alpnRPC)
+			},
+			MaxIdleConnsPerHost: 64,
+			IdleConnTimeout:     time.Minute,
+		},
 	}
-	conn, err := tls.DialWithDialer(d, "tcp", string(address), cfg)
+	return t, nil
+}
+
+// serve starts answering peer RPCs for s.
+func (t *NetTransport) serve(s *Store) {
+	t.srv = &http.Server{
+		Handler:           peerHandler(s),
+		ReadHeaderTimeout: 10 * time.Second,
+		IdleTimeout:       2 * time.Minute,
+		ErrorLog:          nil,
+	}
+	go t.srv.Serve(t.stream.rpc) //nolint:errcheck // ends with Close
+}
+
+// Close stops the listener, the RPC server and Raft's connections.
+func (t *NetTransport) Close() error {
+	if t.srv != nil {
+		t.srv.Close()
+	}
+	t.client.CloseIdleConnections()
+	return t.NetworkTransport.Close()
+}
+
+// Forward sends req to the peer at addr.
+func (t *NetTransport) Forward(ctx context.Context, addr raft.ServerAddress, req *PeerRequest) (*PeerResponse, error) {
+	body, err := json.Marshal(req)
 	if err != nil {
 		return nil, err
 	}
-	return conn, nil
+	hr, err := http.NewRequestWithContext(ctx, "POST", "https://"+string(addr)+"/v1/peer", bytes.NewReader(body))
+	if err != nil {
+		return nil, err
+	}
+	hr.Header.Set("Content-Type", "application/json")
+	resp, err := t.client.Do(hr)
+	if err != nil {
+		return nil, err
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		io.Copy(io.Discard, io.LimitReader(resp.Body, 64<<10))
+		return nil, fmt.Errorf("store: peer %s answered %s", addr, resp.Status)
+	}
+	var out PeerResponse
+	if err := json.NewDecoder(io.LimitReader(resp.Body, 4<<20)).Decode(&out); err != nil {
+		return nil, fmt.Errorf("store: peer %s: %w", addr, err)
+	}
+	return &out, nil
 }
+
+func peerHandler(s *Store) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.Method != "POST" || r.URL.Path != "/v1/peer" {
+			http.NotFound(w, r)
+			return
+		}
+		var req PeerRequest
+		dec := json.NewDecoder(http.MaxBytesReader(w, r.Body, MaxTxnBytes*2))
+		dec.DisallowUnknownFields()
+		if err := dec.Decode(&req); err != nil {
+			http.Error(w, "bad peer request", http.StatusBadRequest)
+			return
+		}
+		resp := s.HandlePeer(r.Context(), &req)
+		w.Header().Set("Content-Type", "application/json")
+		json.NewEncoder(w).Encode(resp) //nolint:errcheck // the peer sees a broken response
+	})
+}
+
+// tlsStream is a raft.StreamLayer over a TLS listener and TLS dials; it
+// hands connections that negotiated the RPC protocol to the RPC server.
+type tlsStream struct {
+	ln     net.Listener
+	client *tls.Config
+	raftCh chan net.Conn
+	rpc    *chanListener
+	closed chan struct{}
+	once   sync.Once
+}
+
+// demux accepts connections, completes each handshake (bounded) in its own
+// goroutine, and routes it by ALPN.
+func (t *tlsStream) demux() {
+	for {
+		c, err := t.ln.Accept()
+		if err != nil {
+			t.Close()
+			return
+		}
+		go func() {
+			tc := c.(*tls.Conn)
+			tc.SetDeadline(time.Now().Add(10 * time.Second))
+			if err := tc.Handshake(); err != nil {
+				tc.Close()
+				return
+			}
+			tc.SetDeadline(time.Time{})
+			var conn net.Conn = tc
+			ch := t.raftCh
+			if tc.ConnectionState().NegotiatedProtocol == alpnRPC {
+				// Hidden behind a plain net.Conn, so net/http serves HTTP/1.1
+				// on it instead of looking for a handler of the protocol.
+				conn, ch = plainConn{tc}, t.rpc.ch
+			}
+			select {
+			case ch <- conn:
+			case <-t.closed:
+				tc.Close()
+			}
+		}()
+	}
+}
+
+func (t *tlsStream) Accept() (net.Conn, error) {
+	select {
+	case c := <-t.raftCh:
+		return c, nil
+	case <-t.closed:
+		return nil, net.ErrClosed
+	}
+}
+
+func (t *tlsStream) Close() error {
+	t.once.Do(func() {
+		close(t.closed)
+		t.ln.Close()
+		t.rpc.Close()
+	})
+	return nil
+}
+
+func (t *tlsStream) Addr() net.Addr { return t.ln.Addr() }
+
+// Dial connects to a peer for Raft and completes the handshake within
+// timeout, so a peer that accepts TCP but never answers TLS cannot stall
+// replication.
+func (t *tlsStream) Dial(address raft.ServerAddress, timeout time.Duration) (net.Conn, error) {
+	ctx, cancel := context.WithTimeout(context.Background(), timeout)
+	defer cancel()
+	return t.dial(ctx, string(address), alpnRaft)
+}
+
+func (t *tlsStream) dial(ctx context.Context, address, proto string) (net.Conn, error) {
+	cfg := t.client.Clone()
+	cfg.NextProtos = []string{proto}
+	if cfg.ServerName == "" {
+		host, _, err := net.SplitHostPort(address)
+		if err != nil {
+			return nil, err
+		}
+		cfg.ServerName = host
+	}
+	d := &tls.Dialer{Config: cfg}
+	return d.DialContext(ctx, "tcp", address)
+}
+
+// plainConn is an authenticated TLS connection seen as a plain one.
+type plainConn struct{ net.Conn }
+
+// chanListener is a net.Listener fed from a channel.
+type chanListener struct {
+	addr   net.Addr
+	ch     chan net.Conn
+	closed chan struct{}
+	once   sync.Once
+}
+
+func newChanListener(addr net.Addr) *chanListener {
+	return &chanListener{addr: addr, ch: make(chan net.Conn), closed: make(chan struct{})}
+}
+
+func (l *chanListener) Accept() (net.Conn, error) {
+	select {
+	case c := <-l.ch:
+		return c, nil
+	case <-l.closed:
+		return nil, net.ErrClosed
+	}
+}
+
+func (l *chanListener) Close() error {
+	l.once.Do(func() { close(l.closed) })
+	return nil
+}
+
+func (l *chanListener) Addr() net.Addr { return l.addr }

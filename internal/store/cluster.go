@@ -1,0 +1,300 @@
+package store
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"time"
+
+	"github.com/hashicorp/raft"
+	bolt "go.etcd.io/bbolt"
+)
+
+type staleKey struct{}
+
+// WithStale marks ctx so reads through it skip the linearizability check
+// and answer from this node's local state, which may be behind the leader.
+func WithStale(ctx context.Context) context.Context {
+	return context.WithValue(ctx, staleKey{}, true)
+}
+
+func stale(ctx context.Context) bool {
+	v, _ := ctx.Value(staleKey{}).(bool)
+	return v
+}
+
+// Peer is one member of the Raft configuration.
+type Peer struct {
+	ID      string `json:"id"`
+	Address string `json:"address"`
+	Voter   bool   `json:"voter"`
+	Leader  bool   `json:"leader"`
+}
+
+// Peers lists the cluster's members as this node knows them.
+func (s *Store) Peers() ([]Peer, error) {
+	f := s.raft.GetConfiguration()
+	if err := f.Error(); err != nil {
+		return nil, raftErr(err)
+	}
+	_, leader := s.raft.LeaderWithID()
+	var out []Peer
+	for _, sv := range f.Configuration().Servers {
+		out = append(out, Peer{ID: string(sv.ID), Address: string(sv.Address),
+			Voter: sv.Suffrage == raft.Voter, Leader: sv.ID == leader})
+	}
+	return out, nil
+}
+
+// NodeID is this node's Raft ID.
+func (s *Store) NodeID() string { return s.cfg.NodeID }
+
+// ClusterAddr is the address peers reach this node's Raft on.
+func (s *Store) ClusterAddr() string { return string(s.trans.LocalAddr()) }
+
+// HasState reports whether this node has any Raft state (it bootstrapped
+// or joined a cluster).
+func (s *Store) HasState() bool {
+	return s.raft.LastIndex() > 0
+}
+
+// BootstrapSelf makes this node, which has no Raft state, a cluster of one.
+func (s *Store) BootstrapSelf() error {
+	err := s.raft.BootstrapCluster(raft.Configuration{Servers: []raft.Server{
+		{ID: raft.ServerID(s.cfg.NodeID), Address: s.trans.LocalAddr()}}}).Error()
+	if errors.Is(err, raft.ErrCantBootstrap) {
+		return fmt.Errorf("%w: this node already has cluster state", ErrInvalid)
+	}
+	return err
+}
+
+// AddNonvoter adds a node that replicates but does not vote, on the leader
+// (forwarded from a follower). A joining node starts so; AddVoter promotes
+// it once it has caught up, so a new member never stalls the quorum.
+func (s *Store) AddNonvoter(ctx context.Context, id, addr string) error {
+	return s.membership(ctx, &PeerRequest{Op: PeerAddNonvoter, ID: id, Addr: addr})
+}
+
+// AddVoter makes a member a voter.
+func (s *Store) AddVoter(ctx context.Context, id, addr string) error {
+	return s.membership(ctx, &PeerRequest{Op: PeerAddVoter, ID: id, Addr: addr})
+}
+
+// RemovePeer removes a member from the configuration.
+func (s *Store) RemovePeer(ctx context.Context, id string) error {
+	return s.membership(ctx, &PeerRequest{Op: PeerRemove, ID: id})
+}
+
+func (s *Store) membership(ctx context.Context, req *PeerRequest) error {
+	if s.raft.State() == raft.Leader {
+		err := s.membershipLocal(req)
+		if !errors.Is(err, ErrNotLeader) || s.fwd == nil {
+			return err
+		}
+	}
+	resp, err := s.forward(ctx, req)
+	if err != nil {
+		return err
+	}
+	return resp.err()
+}
+
+func (s *Store) membershipLocal(req *PeerRequest) error {
+	if req.ID == "" {
+		return fmt.Errorf("%w: peer id is required", ErrInvalid)
+	}
+	var f raft.IndexFuture
+	switch req.Op {
+	case PeerAddNonvoter, PeerAddVoter:
+		if req.Addr == "" {
+			return fmt.Errorf("%w: peer address is required", ErrInvalid)
+		}
+		cf := s.raft.GetConfiguration()
+		if err := cf.Error(); err != nil {
+			return raftErr(err)
+		}
+		for _, sv := range cf.Configuration().Servers {
+			if sv.ID == raft.ServerID(req.ID) && string(sv.Address) != req.Addr {
+				return fmt.Errorf("%w: node id %q is already a member at %s; remove it first", ErrInvalid, req.ID, sv.Address)
+			}
+			if sv.ID != raft.ServerID(req.ID) && string(sv.Address) == req.Addr {
+				return fmt.Errorf("%w: address %s belongs to member %q", ErrInvalid, req.Addr, sv.ID)
+			}
+			if sv.ID == raft.ServerID(req.ID) && req.Op == PeerAddNonvoter && sv.Suffrage == raft.Voter {
+				return nil // already a voter: joining again changes nothing
+			}
+		}
+		if req.Op == PeerAddNonvoter {
+			f = s.raft.AddNonvoter(raft.ServerID(req.ID), raft.ServerAddress(req.Addr), 0, s.cfg.ApplyTimeout)
+		} else {
+			f = s.raft.AddVoter(raft.ServerID(req.ID), raft.ServerAddress(req.Addr), 0, s.cfg.ApplyTimeout)
+		}
+	case PeerRemove:
+		found := false
+		cf := s.raft.GetConfiguration()
+		if err := cf.Error(); err != nil {
+			return raftErr(err)
+		}
+		for _, sv := range cf.Configuration().Servers {
+			found = found || sv.ID == raft.ServerID(req.ID)
+		}
+		if !found {
+			return fmt.Errorf("%w: no member with id %q", ErrNotFound, req.ID)
+		}
+		f = s.raft.RemoveServer(raft.ServerID(req.ID), 0, s.cfg.ApplyTimeout)
+	default:
+		return fmt.Errorf("%w: unknown membership operation %q", ErrInvalid, req.Op)
+	}
+	return raftErr(f.Error())
+}
+
+// PeerStatus asks the member at addr for its applied and commit index.
+func (s *Store) PeerStatus(ctx context.Context, addr string) (applied, commit uint64, err error) {
+	if raft.ServerAddress(addr) == s.trans.LocalAddr() {
+		return s.AppliedIndex(), s.raft.CommitIndex(), nil
+	}
+	if s.fwd == nil {
+		return 0, 0, errors.New("store: no peer transport")
+	}
+	resp, err := s.fwd.Forward(ctx, raft.ServerAddress(addr), &PeerRequest{Op: PeerStatus})
+	if err != nil {
+		return 0, 0, err
+	}
+	return resp.Applied, resp.Index, resp.err()
+}
+
+// SaveSnapshot takes a Raft snapshot on this node and writes it to w: the
+// state machine's database as stored (values are ciphertext). Run it on
+// the leader so the snapshot holds every acknowledged write.
+func (s *Store) SaveSnapshot(w io.Writer) (uint64, error) {
+	f := s.raft.Snapshot()
+	if err := f.Error(); err != nil && !errors.Is(err, raft.ErrNothingNewToSnapshot) {
+		return 0, fmt.Errorf("store: snapshot: %w", err)
+	}
+	var (
+		meta *raft.SnapshotMeta
+		rc   io.ReadCloser
+		err  error
+	)
+	if f.Error() == nil {
+		meta, rc, err = f.Open()
+	} else {
+		// Nothing changed since the last snapshot: stream that one.
+		metas, lerr := s.snaps.List()
+		if lerr != nil || len(metas) == 0 {
+			return 0, fmt.Errorf("store: snapshot: no snapshot to save")
+		}
+		meta, rc, err = s.snaps.Open(metas[0].ID)
+	}
+	if err != nil {
+		return 0, fmt.Errorf("store: open snapshot: %w", err)
+	}
+	defer rc.Close()
+	if _, err := io.Copy(w, rc); err != nil {
+		return 0, fmt.Errorf("store: write snapshot: %w", err)
+	}
+	return meta.Index, nil
+}
+
+// SnapshotFile is an operator's snapshot, checked and opened read-only so
+// the caller can inspect it before restoring.
+type SnapshotFile struct {
+	path string
+	size int64
+	db   *bolt.DB
+}
+
+// OpenSnapshotFile reads a snapshot from r into a temporary file in the
+// store's directory and checks that it is a Warden state database.
+func (s *Store) OpenSnapshotFile(r io.Reader) (*SnapshotFile, error) {
+	f, err := os.CreateTemp(s.cfg.Dir, "restore-*.db")
+	if err != nil {
+		return nil, err
+	}
+	path := f.Name()
+	n, err := io.Copy(f, r)
+	if err == nil {
+		err = f.Sync()
+	}
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		os.Remove(path)
+		return nil, fmt.Errorf("store: read snapshot: %w", err)
+	}
+	db, err := bolt.Open(path, 0o600, &bolt.Options{ReadOnly: true, Timeout: time.Second})
+	if err != nil {
+		os.Remove(path)
+		return nil, fmt.Errorf("%w: snapshot: not a Warden state database (%v)", ErrInvalid, err)
+	}
+	err = db.View(func(tx *bolt.Tx) error {
+		for _, b := range [][]byte{bucketKV, bucketMeta, bucketAuditNodes, bucketAuditLeaves} {
+			if tx.Bucket(b) == nil {
+				return fmt.Errorf("%w: snapshot: not a Warden state database (no %q bucket)", ErrInvalid, b)
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		db.Close()
+		os.Remove(path)
+		return nil, err
+	}
+	return &SnapshotFile{path: path, size: n, db: db}, nil
+}
+
+// Get reads a key from the snapshot.
+func (f *SnapshotFile) Get(key string) (Entry, error) {
+	var e Entry
+	err := f.db.View(func(tx *bolt.Tx) error {
+		v := tx.Bucket(bucketKV).Get([]byte(key))
+		if len(v) < 8 {
+			return ErrNotFound
+		}
+		e = Entry{Key: key, Version: version(v), Value: append([]byte(nil), v[8:]...)}
+		return nil
+	})
+	return e, err
+}
+
+// Close removes the temporary file.
+func (f *SnapshotFile) Close() error {
+	err := f.db.Close()
+	os.Remove(f.path)
+	return err
+}
+
+// Restore replaces the whole cluster's state with the snapshot: the leader
+// installs it, and followers, whose logs no longer reach back, install it
+// from the leader. It must run on the leader.
+func (s *Store) Restore(ctx context.Context, f *SnapshotFile) (uint64, error) {
+	if s.raft.State() != raft.Leader {
+		return 0, fmt.Errorf("%w: restore a snapshot on the leader", ErrNotLeader)
+	}
+	in, err := os.Open(f.path)
+	if err != nil {
+		return 0, err
+	}
+	defer in.Close()
+	cf := s.raft.GetConfiguration()
+	if err := cf.Error(); err != nil {
+		return 0, raftErr(err)
+	}
+	meta := &raft.SnapshotMeta{Version: raft.SnapshotVersionMax, Size: f.size,
+		Configuration: cf.Configuration(), ConfigurationIndex: cf.Index()}
+	timeout := 5 * time.Minute
+	if dl, ok := ctx.Deadline(); ok {
+		timeout = time.Until(dl)
+	}
+	if err := s.raft.Restore(meta, in, timeout); err != nil {
+		return 0, fmt.Errorf("store: restore: %w", raftErr(err))
+	}
+	return s.AppliedIndex(), nil
+}
+
+// SnapshotDir is where Raft keeps its snapshots (for operators).
+func (s *Store) SnapshotDir() string { return filepath.Join(s.cfg.Dir, "raft") }

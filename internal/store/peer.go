@@ -1,0 +1,208 @@
+package store
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/hashicorp/raft"
+)
+
+// Forwarder carries a follower's request to another node (the leader, or a
+// peer asked for its status). NetTransport is the production Forwarder;
+// tests plug in-process ones.
+type Forwarder interface {
+	Forward(ctx context.Context, addr raft.ServerAddress, req *PeerRequest) (*PeerResponse, error)
+}
+
+// Peer operations.
+const (
+	PeerApply       = "apply"        // Cmd: an encoded Txn
+	PeerReadIndex   = "read_index"   // the leader's confirmed commit index
+	PeerAddNonvoter = "add_nonvoter" // ID, Addr
+	PeerAddVoter    = "add_voter"    // ID, Addr: promote a caught-up non-voter
+	PeerRemove      = "remove"       // ID
+	PeerStatus      = "status"       // the node's own indexes (any node answers)
+)
+
+// PeerRequest is one request between nodes.
+type PeerRequest struct {
+	Op   string `json:"op"`
+	Cmd  []byte `json:"cmd,omitempty"`
+	ID   string `json:"id,omitempty"`
+	Addr string `json:"addr,omitempty"`
+}
+
+// PeerResponse answers a PeerRequest. Err is empty on success, else one of
+// the error kinds below with a message.
+type PeerResponse struct {
+	Index    uint64         `json:"index,omitempty"`
+	Applied  uint64         `json:"applied,omitempty"`
+	Err      string         `json:"err,omitempty"`
+	Msg      string         `json:"msg,omitempty"`
+	Conflict *ConflictError `json:"conflict,omitempty"`
+}
+
+// Error kinds in PeerResponse.Err.
+const (
+	peerErrNotLeader = "not_leader" // nothing was done: retry on the leader
+	peerErrNoLeader  = "no_leader"
+	peerErrConflict  = "conflict"
+	peerErrInvalid   = "invalid"
+	peerErrClosed    = "closed"
+	peerErrFailed    = "failed" // the outcome is unknown
+)
+
+func peerError(err error) *PeerResponse {
+	r := &PeerResponse{Msg: err.Error()}
+	var ce *ConflictError
+	switch {
+	case errors.As(err, &ce):
+		r.Err, r.Conflict = peerErrConflict, ce
+	case errors.Is(err, ErrNotLeader):
+		r.Err = peerErrNotLeader
+	case errors.Is(err, ErrNoLeader):
+		r.Err = peerErrNoLeader
+	case errors.Is(err, ErrInvalid):
+		r.Err = peerErrInvalid
+	case errors.Is(err, ErrClosed):
+		r.Err = peerErrClosed
+	default:
+		r.Err = peerErrFailed
+	}
+	return r
+}
+
+func (r *PeerResponse) err() error {
+	switch r.Err {
+	case "":
+		return nil
+	case peerErrConflict:
+		if r.Conflict != nil {
+			return r.Conflict
+		}
+		return ErrConflict
+	case peerErrNotLeader:
+		return fmt.Errorf("%w: %s", ErrNotLeader, r.Msg)
+	case peerErrNoLeader:
+		return fmt.Errorf("%w: %s", ErrNoLeader, r.Msg)
+	case peerErrInvalid:
+		return fmt.Errorf("%w: %s", ErrInvalid, r.Msg)
+	case peerErrClosed:
+		return fmt.Errorf("%w: leader is shutting down", ErrNoLeader)
+	}
+	return fmt.Errorf("store: leader: %s", r.Msg)
+}
+
+// HandlePeer answers a request from another node. Only the leader applies,
+// confirms reads or changes membership; anyone answers a status request.
+func (s *Store) HandlePeer(ctx context.Context, req *PeerRequest) *PeerResponse {
+	if req.Op == PeerStatus {
+		return &PeerResponse{Applied: s.AppliedIndex(), Index: s.raft.CommitIndex()}
+	}
+	if s.raft.State() != raft.Leader {
+		return peerError(ErrNotLeader)
+	}
+	switch req.Op {
+	case PeerApply:
+		t, err := decodeTxn(req.Cmd)
+		if err != nil {
+			return peerError(fmt.Errorf("%w: %v", ErrInvalid, err))
+		}
+		idx, err := s.applyLocal(ctx, t)
+		if err != nil {
+			return peerError(err)
+		}
+		return &PeerResponse{Index: idx}
+	case PeerReadIndex:
+		idx, err := s.joinRound(ctx)
+		if err != nil {
+			return peerError(err)
+		}
+		return &PeerResponse{Index: idx}
+	case PeerAddNonvoter, PeerAddVoter, PeerRemove:
+		if err := s.membershipLocal(req); err != nil {
+			return peerError(err)
+		}
+		return &PeerResponse{}
+	}
+	return peerError(fmt.Errorf("%w: unknown peer operation %q", ErrInvalid, req.Op))
+}
+
+// forward sends req to the leader, waiting (bounded by ctx and the apply
+// timeout) for one to be known. A leader that answers "not the leader" did
+// nothing, so the request is retried on the next one.
+func (s *Store) forward(ctx context.Context, req *PeerRequest) (*PeerResponse, error) {
+	if s.fwd == nil {
+		return nil, ErrNotLeader
+	}
+	ctx, cancel := context.WithTimeout(ctx, s.cfg.ApplyTimeout)
+	defer cancel()
+	var last error
+	for attempt := 0; ; attempt++ {
+		if attempt > 0 {
+			// Back off a little before asking again: an election may be
+			// under way.
+			d := time.Duration(attempt) * 20 * time.Millisecond
+			if d > 200*time.Millisecond {
+				d = 200 * time.Millisecond
+			}
+			select {
+			case <-ctx.Done():
+				return nil, fmt.Errorf("%w: %v (last: %v)", ErrNoLeader, ctx.Err(), last)
+			case <-s.closed:
+				return nil, ErrClosed
+			case <-time.After(d):
+			}
+		}
+		if err := s.waitNewLeader(ctx, ""); err != nil {
+			if last != nil {
+				return nil, fmt.Errorf("%w (last: %v)", err, last)
+			}
+			return nil, err
+		}
+		addr, _ := s.raft.LeaderWithID()
+		if addr == s.trans.LocalAddr() {
+			resp := s.HandlePeer(ctx, req)
+			if resp.Err == peerErrNotLeader {
+				last = resp.err()
+				continue
+			}
+			return resp, nil
+		}
+		resp, err := s.fwd.Forward(ctx, addr, req)
+		if err != nil {
+			if req.Op == PeerApply {
+				// The leader may have applied it: the outcome is unknown.
+				return nil, fmt.Errorf("%w: forwarding to the leader at %s: %v", ErrNoLeader, addr, err)
+			}
+			last = err
+			continue
+		}
+		if resp.Err == peerErrNotLeader || (resp.Err == peerErrNoLeader && req.Op != PeerApply) {
+			last = resp.err()
+			continue
+		}
+		return resp, nil
+	}
+}
+
+// waitNewLeader waits until a leader other than old (or any, if old is "")
+// is known, polling Raft's view; bounded by ctx.
+func (s *Store) waitNewLeader(ctx context.Context, old raft.ServerAddress) error {
+	t := time.NewTicker(10 * time.Millisecond)
+	defer t.Stop()
+	for {
+		if addr, _ := s.raft.LeaderWithID(); addr != "" && addr != old {
+			return nil
+		}
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("%w: %v", ErrNoLeader, ctx.Err())
+		case <-s.closed:
+			return ErrClosed
+		case <-t.C:
+		}
+	}
+}
