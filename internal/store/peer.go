@@ -9,6 +9,10 @@ import (
 	"github.com/hashicorp/raft"
 )
 
+// ErrUnreachable wraps a Forwarder's error when the request certainly did
+// not reach the peer (it could not be dialed), so it may be sent elsewhere.
+var ErrUnreachable = errors.New("store: peer unreachable")
+
 // Forwarder carries a follower's request to another node (the leader, or a
 // peer asked for its status). NetTransport is the production Forwarder;
 // tests plug in-process ones.
@@ -173,7 +177,7 @@ func (s *Store) forward(ctx context.Context, req *PeerRequest) (*PeerResponse, e
 		}
 		resp, err := s.fwd.Forward(ctx, addr, req)
 		if err != nil {
-			if req.Op == PeerApply {
+			if req.Op == PeerApply && !errors.Is(err, ErrUnreachable) {
 				// The leader may have applied it: the outcome is unknown.
 				return nil, fmt.Errorf("%w: forwarding to the leader at %s: %v", ErrNoLeader, addr, err)
 			}

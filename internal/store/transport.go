@@ -89,7 +89,11 @@ func TLSTransport(bind string, serverTLS, clientTLS *tls.Config, logger hclog.Lo
 		Timeout: 30 * time.Second,
 		Transport: &http.Transport{
 			DialTLSContext: func(ctx context.Context, _, addr string) (net.Conn, error) {
-				return st.dial(ctx, addr, alpnRPC)
+				c, err := st.dial(ctx, addr, alpnRPC)
+				if err != nil {
+					return nil, fmt.Errorf("%w: %w", ErrUnreachable, err)
+				}
+				return c, nil
 			},
 			MaxIdleConnsPerHost: 64,
 			IdleConnTimeout:     time.Minute,
