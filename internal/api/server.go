@@ -43,6 +43,8 @@ type Config struct {
 	Audit  *auditlog.Service
 	CA     *authority.Service
 	Nodes  *authority.Nodes
+	// Cluster is set in cluster mode (join, admit, remove peers).
+	Cluster Cluster
 	// TrustDomain is fixed at init (default warden.local).
 	TrustDomain string
 	Policies    *policy.Service
@@ -59,6 +61,9 @@ type Config struct {
 
 // Defaults.
 const (
+	// MaxSnapshotBytes bounds a snapshot uploaded for restore.
+	MaxSnapshotBytes = 4 << 30
+
 	DefaultMaxRequestBytes = 1 << 20
 	DefaultRateLimit       = 20000
 	DefaultRequestTimeout  = 10 * time.Second
@@ -159,7 +164,8 @@ type route struct {
 	target                targetFunc
 	h                     handlerFunc
 	audit                 auditMode
-	okStatus              int // the status a successful change answers with
+	okStatus              int   // the status a successful change answers with
+	maxBody               int64 // 0: the server's limit
 }
 
 // auditMode says what a route records in the audit log.
@@ -193,7 +199,7 @@ func (s *Server) handle(method, pattern, name string, tf targetFunc, h handlerFu
 	case name == "pki.enroll" || name == "pki.renew":
 		rt.audit = auditChange // certificate issuance, authenticated by a join token
 	case tf == nil:
-	case name == "kv.read":
+	case name == "kv.read" || name == "raft.snapshot.save":
 		rt.audit = auditRead
 	case method == "GET" || method == "LIST" || name == "authz.check" || name == "authz.check-batch" ||
 		name == "token.lookup" || name == "audit.hash" || name == "conduit.check":
@@ -202,7 +208,7 @@ func (s *Server) handle(method, pattern, name string, tf targetFunc, h handlerFu
 		rt.audit = auditChange
 	}
 	switch name {
-	case "kv.delete", "token.revoke", "sys.seal", "authz.store.create", "authz.store.delete", "policy.delete", "authz.schema.write":
+	case "kv.delete", "token.revoke", "sys.seal", "raft.remove", "authz.store.create", "authz.store.delete", "policy.delete", "authz.schema.write":
 		rt.okStatus = http.StatusNoContent
 	}
 	s.routes = append(s.routes, rt)
@@ -229,6 +235,13 @@ func (s *Server) register() {
 	s.handle("POST", "/v1/sys/seal", "sys.seal", fixed(authz.ActionSysSeal, authz.TypeSystem, "warden"), s.seal)
 	s.handle("POST", "/v1/sys/rotate", "sys.rotate", fixed(authz.ActionSysRotate, authz.TypeSystem, "warden"), s.rotate)
 	s.handle("GET", "/v1/sys/key-status", "sys.key-status", fixed(authz.ActionSysKeyStatus, authz.TypeSystem, "warden"), s.keyStatus)
+	s.handle("POST", "/v1/sys/raft/join", "raft.join-cluster", public, s.raftJoin)
+	s.handle("POST", "/v1/sys/raft/peers", "raft.join", fixed(authz.ActionRaftJoin, authz.TypeSystem, "warden"), s.raftAdmit)
+	s.handle("GET", "/v1/sys/raft/peers", "raft.read", fixed(authz.ActionRaftRead, authz.TypeSystem, "warden"), s.raftPeers)
+	s.handle("DELETE", "/v1/sys/raft/peers/{id}", "raft.remove", fixed(authz.ActionRaftRemove, authz.TypeSystem, "warden"), s.raftRemove)
+	s.handle("GET", "/v1/sys/raft/snapshot", "raft.snapshot.save", fixed(authz.ActionRaftSnapshotSave, authz.TypeSystem, "warden"), s.raftSnapshotSave)
+	s.handle("POST", "/v1/sys/raft/snapshot", "raft.snapshot.restore", fixed(authz.ActionRaftSnapshotRestore, authz.TypeSystem, "warden"), s.raftSnapshotRestore)
+	s.routes[len(s.routes)-1].maxBody = MaxSnapshotBytes
 
 	s.handle("POST", "/v1/auth/token/create", "token.create", tokenCreateTarget, s.tokenCreate)
 	s.handle("GET", "/v1/auth/token/lookup-self", "token.lookup-self", selfTarget, s.tokenLookupSelf)
@@ -316,12 +329,26 @@ func (s *Server) serve(rt *route, req *request) int {
 		w.Header().Set("Retry-After", "1")
 		return writeError(w, http.StatusTooManyRequests, "rate limit exceeded; retry later")
 	}
-	if req.ContentLength > s.cfg.MaxRequestBytes {
-		return writeError(w, http.StatusRequestEntityTooLarge, fmt.Sprintf("request body is larger than %d bytes", s.cfg.MaxRequestBytes))
+	limit := s.cfg.MaxRequestBytes
+	if rt.maxBody > 0 {
+		limit = rt.maxBody
 	}
-	req.Body = http.MaxBytesReader(w, req.Body, s.cfg.MaxRequestBytes)
+	if req.ContentLength > limit {
+		return writeError(w, http.StatusRequestEntityTooLarge, fmt.Sprintf("request body is larger than %d bytes", limit))
+	}
+	req.Body = http.MaxBytesReader(w, req.Body, limit)
 	ctx, cancel := context.WithTimeout(req.Context(), s.cfg.RequestTimeout)
 	defer cancel()
+	if q := req.URL.RawQuery; q != "" && (req.Method == "GET" || req.Method == "LIST") {
+		switch req.URL.Query().Get("stale") {
+		case "true":
+			// The caller accepts this node's local view, which may be behind.
+			ctx = store.WithStale(ctx)
+		case "", "false":
+		default:
+			return writeError(w, http.StatusBadRequest, "stale: must be true or false")
+		}
+	}
 	req.Request = req.WithContext(ctx)
 
 	if !rt.auth && rt.audit == auditNone {

@@ -69,6 +69,14 @@ func (s *Server) initialize(req *request) (int, any, error) {
 	if err := req.decode(&in, false); err != nil {
 		return 0, nil, err
 	}
+	if s.cfg.Cluster != nil {
+		if err := core.ValidateSealParams(in.KeyShares, in.KeyThreshold); err != nil {
+			return 0, nil, err
+		}
+		if err := s.cfg.Cluster.BeforeInit(req.Context()); err != nil {
+			return 0, nil, storeError(err)
+		}
+	}
 	keys, root, err := Initialize(req.Context(), s.cfg.Core, s.cfg.Tokens, in.KeyShares, in.KeyThreshold, s.cfg.TrustDomain)
 	if err != nil {
 		return 0, nil, err
@@ -124,6 +132,11 @@ func (s *Server) unseal(req *request) (int, any, error) {
 	}
 	if !st.Sealed {
 		s.log.Info("unsealed")
+		if s.cfg.Cluster != nil {
+			if err := s.cfg.Cluster.Unsealed(req.Context()); err != nil {
+				s.log.Error("unsealed, but this node's cluster certificate could not be issued", "err", err)
+			}
+		}
 	}
 	return http.StatusOK, st, nil
 }

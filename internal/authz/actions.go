@@ -22,6 +22,12 @@ const (
 	ActionSysRotate    = "sys.rotate"
 	ActionSysKeyStatus = "sys.key-status"
 
+	ActionRaftJoin            = "raft.join"
+	ActionRaftRead            = "raft.read"
+	ActionRaftRemove          = "raft.remove"
+	ActionRaftSnapshotSave    = "raft.snapshot.save"
+	ActionRaftSnapshotRestore = "raft.snapshot.restore"
+
 	ActionPolicyRead   = "policy.read"
 	ActionPolicyWrite  = "policy.write"
 	ActionPolicyDelete = "policy.delete"
@@ -134,7 +140,8 @@ action "token.create", "token.lookup", "token.revoke", "auth.whoami" appliesTo {
   resource: [Token],
 };
 
-action "sys.seal", "sys.rotate", "sys.key-status" appliesTo {
+action "sys.seal", "sys.rotate", "sys.key-status", "raft.join", "raft.read", "raft.remove",
+       "raft.snapshot.save", "raft.snapshot.restore" appliesTo {
   principal: [User, Node, Service, Root],
   resource: [System],
 };

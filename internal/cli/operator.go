@@ -15,7 +15,7 @@ import (
 
 func newOperatorCmd(g *globals) *cobra.Command {
 	return newGroupCmd("operator", "Initialize, unseal, seal and rotate the server",
-		newInitCmd(g), newUnsealCmd(g), newSealCmd(g), newRotateCmd(g), newKeyStatusCmd(g))
+		newInitCmd(g), newUnsealCmd(g), newSealCmd(g), newRotateCmd(g), newKeyStatusCmd(g), newRaftCmd(g))
 }
 
 func newInitCmd(g *globals) *cobra.Command {

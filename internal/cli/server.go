@@ -54,6 +54,9 @@ single unseal key, unseals, and prints the root token: for trying Warden out onl
 			} else if cfg.DataDir == "" {
 				return errors.New("--data-dir is required (or use --dev to try Warden out)")
 			}
+			if dev && cfg.NodeID != "" {
+				return errors.New("--dev runs a standalone node; do not give --node-id")
+			}
 			srv, err := server.New(cfg)
 			if err != nil {
 				return err
@@ -113,6 +116,12 @@ export WARDEN_ADDR='%s' WARDEN_CACERT='%s' WARDEN_TOKEN='%s'
 	f.BoolVar(&cfg.AuditStdout, "audit-stdout", false, "also write every audit entry to standard output; required unless --audit-stdout-best-effort")
 	f.BoolVar(&cfg.AuditStdoutBestEffort, "audit-stdout-best-effort", false, "a failing --audit-stdout only logs")
 	f.StringVar(&cfg.TrustDomain, "trust-domain", "warden.local", "SPIFFE trust domain of the identities this cluster issues; fixed at init")
+	f.StringVar(&cfg.NodeID, "node-id", "", "cluster mode: this node's ID, a canonical name unique in the cluster (with --cluster-listen)")
+	f.StringVar(&cfg.ClusterListen, "cluster-listen", "", "cluster mode: host:port for Raft and forwarded requests (mutual TLS), as other nodes reach it")
+	f.Uint64Var(&cfg.SnapshotThreshold, "snapshot-threshold", 0, "take a Raft snapshot after this many new log entries (0: 8192)")
+	f.DurationVar(&cfg.SnapshotInterval, "snapshot-interval", 0, "how often to check --snapshot-threshold (0: 2m)")
+	f.Uint64Var(&cfg.TrailingLogs, "trailing-logs", 0, "log entries kept after a snapshot for lagging followers (0: 10240)")
+	f.DurationVar(&cfg.ElectionTimeout, "raft-election-timeout", 0, "cluster mode: Raft heartbeat and election timeout (0: 500ms)")
 	f.StringVar(&logLevel, "log-level", "info", "debug, info, warn or error")
 	f.StringVar(&logFormat, "log-format", "", "json or text (default: text with --dev, json otherwise)")
 	return cmd

@@ -722,3 +722,44 @@ func storeErr(op string, err error) error {
 	}
 	return fmt.Errorf("core: %s: %w", op, err)
 }
+
+// CheckSnapshot refuses a snapshot that is not of this cluster (another
+// init, so another root key): restoring it would leave data nobody can
+// decrypt with this cluster's unseal keys.
+func (c *Core) CheckSnapshot(f *store.SnapshotFile) error {
+	e, err := f.Get(keySealConfig)
+	if err != nil {
+		return errs.E(errs.Invalid, "snapshot: not of an initialized Warden cluster")
+	}
+	var sc SealConfig
+	if err := json.Unmarshal(e.Value, &sc); err != nil {
+		return errs.E(errs.Invalid, "snapshot: unreadable seal configuration")
+	}
+	cur, err := c.sealConfig()
+	if err != nil {
+		return err
+	}
+	if cur == nil || sc.ClusterID != cur.ClusterID {
+		return errs.E(errs.Invalid, "snapshot: taken of another cluster (cluster_id %q, this one is %q)", sc.ClusterID, cur.ClusterIDOrEmpty())
+	}
+	return nil
+}
+
+// ClusterIDOrEmpty is the cluster ID, "" on a nil config.
+func (sc *SealConfig) ClusterIDOrEmpty() string {
+	if sc == nil {
+		return ""
+	}
+	return sc.ClusterID
+}
+
+// AfterRestore reloads the keyring from the restored state, so new writes
+// use a term the restored keyring holds. A sealed node has nothing to do.
+func (c *Core) AfterRestore() {
+	c.mu.Lock()
+	has := c.hasRoot
+	c.mu.Unlock()
+	if has {
+		_ = c.reloadKeyring()
+	}
+}

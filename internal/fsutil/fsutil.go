@@ -32,10 +32,16 @@ func WriteFileAtomic(name string, data []byte, mode os.FileMode) error {
 	if err := f.Close(); err != nil {
 		return err
 	}
-	if err := os.Rename(tmp, name); err != nil {
+	return Rename(tmp, name)
+}
+
+// Rename renames a file the caller wrote and synced, then syncs the
+// directory, so the new name survives a crash.
+func Rename(from, to string) error {
+	if err := os.Rename(from, to); err != nil {
 		return err
 	}
-	d, err := os.Open(filepath.Dir(name))
+	d, err := os.Open(filepath.Dir(to))
 	if err != nil {
 		return err
 	}

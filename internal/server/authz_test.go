@@ -45,7 +45,7 @@ func TestEveryRouteDeniedWithoutPolicy(t *testing.T) {
 	public := map[string]bool{}
 	n := 0
 	for _, rt := range h.srv.API().Routes() {
-		path := strings.NewReplacer("{path...}", "app/db", "{store}", "shop", "{name}", "p1").Replace(rt.Pattern)
+		path := strings.NewReplacer("{path...}", "app/db", "{store}", "shop", "{name}", "p1", "{id}", "n9").Replace(rt.Pattern)
 		if !rt.Auth {
 			public[rt.Name] = true
 			continue
@@ -56,7 +56,7 @@ func TestEveryRouteDeniedWithoutPolicy(t *testing.T) {
 			t.Errorf("%s %s: status %d, want 403 (%s)", rt.Method, path, r.status, r.body)
 		}
 	}
-	for _, name := range []string{"sys.health", "sys.seal-status", "sys.init", "sys.unseal", "pki.ca", "pki.crl", "pki.ocsp", "pki.enroll", "pki.renew"} {
+	for _, name := range []string{"sys.health", "sys.seal-status", "sys.init", "sys.unseal", "pki.ca", "pki.crl", "pki.ocsp", "pki.enroll", "pki.renew", "raft.join-cluster"} {
 		if !public[name] {
 			t.Errorf("%s is not public", name)
 		}
@@ -230,6 +230,11 @@ func TestActionMapping(t *testing.T) {
 		{"POST", "/v1/auth/token/revoke", "token.revoke", `Token::"*"`},
 		{"POST", "/v1/sys/rotate", "sys.rotate", `System::"warden"`},
 		{"GET", "/v1/sys/key-status", "sys.key-status", `System::"warden"`},
+		{"POST", "/v1/sys/raft/peers", "raft.join", `System::"warden"`},
+		{"GET", "/v1/sys/raft/peers", "raft.read", `System::"warden"`},
+		{"DELETE", "/v1/sys/raft/peers/n9", "raft.remove", `System::"warden"`},
+		{"GET", "/v1/sys/raft/snapshot", "raft.snapshot.save", `System::"warden"`},
+		{"POST", "/v1/sys/raft/snapshot", "raft.snapshot.restore", `System::"warden"`},
 		{"GET", "/v1/authz/stores", "authz.store.list", `PolicyStore::"*"`},
 		{"POST", "/v1/authz/stores", "authz.store.create", `PolicyStore::"*"`},
 		{"DELETE", "/v1/authz/stores/shop", "authz.store.delete", `PolicyStore::"shop"`},
@@ -282,7 +287,7 @@ func TestActionMapping(t *testing.T) {
 		if !rt.Auth {
 			continue
 		}
-		path := strings.NewReplacer("{path...}", "app/db", "{store}", "shop", "{name}", "p1").Replace(rt.Pattern)
+		path := strings.NewReplacer("{path...}", "app/db", "{store}", "shop", "{name}", "p1", "{id}", "n9").Replace(rt.Pattern)
 		if !rt.Auth {
 			continue
 		}

@@ -9,6 +9,7 @@ import (
 	"crypto/x509"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"net"
 	"net/http"
@@ -17,6 +18,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/hashicorp/go-hclog"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 
@@ -25,6 +27,7 @@ import (
 	"github.com/warden-sec/warden/internal/authority"
 	"github.com/warden-sec/warden/internal/core"
 	"github.com/warden-sec/warden/internal/identity"
+	"github.com/warden-sec/warden/internal/names"
 	"github.com/warden-sec/warden/internal/policy"
 	"github.com/warden-sec/warden/internal/secrets"
 	"github.com/warden-sec/warden/internal/store"
@@ -52,6 +55,22 @@ type Config struct {
 	// TrustDomain of the identities this cluster issues, fixed at init
 	// (default warden.local).
 	TrustDomain string
+
+	// Cluster mode: NodeID (a canonical name, unique in the cluster) and
+	// ClusterListen (host:port for Raft and forwarded requests, mutual TLS
+	// with certificates from the cluster's CA). Without them the server is
+	// a standalone node that cannot be joined.
+	NodeID        string
+	ClusterListen string
+	// Raft tuning (0: defaults). Snapshots are taken when SnapshotThreshold
+	// logs have accumulated, checked every SnapshotInterval; TrailingLogs
+	// stay after a snapshot for followers that lag a little.
+	SnapshotThreshold uint64
+	SnapshotInterval  time.Duration
+	TrailingLogs      uint64
+	// ElectionTimeout is both Raft's heartbeat and election timeout in
+	// cluster mode (default 500ms); the leader lease is half of it.
+	ElectionTimeout time.Duration
 }
 
 // Server is a running Warden server.
@@ -67,6 +86,9 @@ type Server struct {
 	ln     net.Listener
 	caFile string
 	done   chan error
+	nodes  *authority.Nodes
+	now    func() time.Time
+	cn     *clusterNode // cluster mode only
 
 	poolMu sync.Mutex
 	pool   *x509.CertPool // client CAs, while unsealed
@@ -105,7 +127,25 @@ func New(cfg Config) (*Server, error) {
 	if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {
 		return nil, fmt.Errorf("server: data dir: %w", err)
 	}
-	s := &Server{cfg: cfg, log: log, done: make(chan error, 1)}
+	s := &Server{cfg: cfg, log: log, done: make(chan error, 1), now: cfg.Now}
+	if s.now == nil {
+		s.now = time.Now
+	}
+	if (cfg.NodeID == "") != (cfg.ClusterListen == "") {
+		return nil, errors.New("server: --node-id and --cluster-listen go together")
+	}
+	if cfg.NodeID != "" {
+		if id, err := names.Canonical(cfg.NodeID); err != nil || id != cfg.NodeID {
+			if err == nil {
+				err = fmt.Errorf("use %q", id)
+			}
+			return nil, fmt.Errorf("server: --node-id: %w", err)
+		}
+		host, _, err := net.SplitHostPort(cfg.ClusterListen)
+		if err != nil || host == "" || net.ParseIP(host).IsUnspecified() {
+			return nil, fmt.Errorf("server: --cluster-listen %q: give the host:port other nodes reach this one on", cfg.ClusterListen)
+		}
+	}
 
 	certFile, keyFile := cfg.TLSCert, cfg.TLSKey
 	if (certFile == "") != (keyFile == "") {
@@ -126,6 +166,19 @@ func New(cfg Config) (*Server, error) {
 	if err != nil {
 		return nil, err
 	}
+	var trans *store.NetTransport
+	if cfg.NodeID != "" {
+		if s.cn, err = loadClusterNode(filepath.Join(cfg.DataDir, "cluster"), cfg.NodeID, sanHosts(cfg.Listen, cfg.ClusterListen)); err != nil {
+			return nil, fmt.Errorf("server: %w", err)
+		}
+		if err := s.clusterTLS(tlsCfg, cfg.TLSCert != ""); err != nil {
+			return nil, fmt.Errorf("server: %w", err)
+		}
+		hlog := hclog.New(&hclog.LoggerOptions{Name: "raft-net", Level: hclog.Error, Output: io.Discard})
+		if trans, err = store.TLSTransport(cfg.ClusterListen, s.cn.serverTLS(), s.cn.clientTLS(), hlog); err != nil {
+			return nil, fmt.Errorf("server: %w", err)
+		}
+	}
 
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
@@ -135,12 +188,28 @@ func New(cfg Config) (*Server, error) {
 	})
 	reg.MustRegister(applyLatency)
 
-	s.st, err = store.Open(store.Config{
-		Dir:           filepath.Join(cfg.DataDir, "store"),
-		Logger:        log,
-		ApplyObserver: func(d time.Duration) { applyLatency.Observe(d.Seconds()) },
-	})
+	scfg := store.Config{
+		Dir:               filepath.Join(cfg.DataDir, "store"),
+		Logger:            log,
+		ApplyObserver:     func(d time.Duration) { applyLatency.Observe(d.Seconds()) },
+		SnapshotThreshold: cfg.SnapshotThreshold,
+		SnapshotInterval:  cfg.SnapshotInterval,
+		TrailingLogs:      cfg.TrailingLogs,
+		OnRestore:         func() { s.core.AfterRestore() },
+	}
+	if trans != nil {
+		et := cfg.ElectionTimeout
+		if et <= 0 {
+			et = 500 * time.Millisecond
+		}
+		scfg.NodeID, scfg.Transport = cfg.NodeID, trans
+		scfg.HeartbeatTimeout, scfg.ElectionTimeout, scfg.LeaderLeaseTimeout = et, et, et/2
+	}
+	s.st, err = store.Open(scfg)
 	if err != nil {
+		if trans != nil {
+			trans.Close()
+		}
 		return nil, fmt.Errorf("server: open store: %w", err)
 	}
 	s.core = core.New(core.Config{Store: s.st, Now: cfg.Now})
@@ -171,9 +240,16 @@ func New(cfg Config) (*Server, error) {
 	ca := authority.New(s.core)
 	s.core.OnSeal(ca.Forget)
 	nodes := authority.NewNodes(s.core, ca, cfg.Now)
+	s.nodes = nodes
 	s.core.OnSeal(alog.Forget)
 	s.core.OnSeal(pol.Forget)
+	var clusterAPI api.Cluster
+	if s.cn != nil {
+		clusterAPI = &cluster{s: s, cn: s.cn}
+		registerRaftMetrics(reg, s.st)
+	}
 	s.api = api.New(api.Config{
+		Cluster: clusterAPI,
 		Core: s.core, Tokens: s.tokens, KV: kv, Policies: pol, Audit: alog, CA: ca, Nodes: nodes, TrustDomain: cfg.TrustDomain, Logger: log,
 		Metrics: reg, Gather: reg,
 		RateLimit: cfg.RateLimit, MaxRequestBytes: cfg.MaxRequestBytes, Now: cfg.Now,

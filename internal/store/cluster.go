@@ -298,3 +298,7 @@ func (s *Store) Restore(ctx context.Context, f *SnapshotFile) (uint64, error) {
 
 // SnapshotDir is where Raft keeps its snapshots (for operators).
 func (s *Store) SnapshotDir() string { return filepath.Join(s.cfg.Dir, "raft") }
+
+// Barrier waits until this node's state reflects every write acknowledged
+// before the call (a linearizable read with nothing to read).
+func (s *Store) Barrier(ctx context.Context) error { return s.readBarrier(ctx) }

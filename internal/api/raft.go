@@ -1,0 +1,180 @@
+package api
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"io"
+	"net/http"
+
+	"github.com/warden-sec/warden/internal/errs"
+	"github.com/warden-sec/warden/internal/store"
+)
+
+// Cluster is what the API needs of a server running in cluster mode.
+type Cluster interface {
+	// BeforeInit makes a node without cluster state a cluster of one.
+	BeforeInit(ctx context.Context) error
+	// Unsealed runs after this node was unsealed.
+	Unsealed(ctx context.Context) error
+	// Join asks the cluster at leaderAddr to admit this node.
+	Join(ctx context.Context, leaderAddr string, leaderCA []byte, authHeader string) error
+	// Admit certifies a joining node and adds it to the configuration.
+	Admit(ctx context.Context, r JoinRequest) (*JoinResponse, error)
+	RemovePeer(ctx context.Context, id string) error
+}
+
+// JoinRequest is what a joining node sends a member of the cluster.
+type JoinRequest struct {
+	NodeID      string   `json:"node_id"`
+	ClusterAddr string   `json:"cluster_addr"`
+	CSR         string   `json:"csr"`
+	Hosts       []string `json:"hosts,omitempty"` // more SANs for its certificate
+}
+
+// JoinResponse admits a node: its certificate (PEM, then the intermediate),
+// the trust bundle, and the commit index it must catch up to.
+type JoinResponse struct {
+	Certificate string `json:"certificate"`
+	Bundle      string `json:"bundle"`
+	Index       uint64 `json:"index"`
+}
+
+type joinCall struct {
+	LeaderAPIAddr string `json:"leader_api_addr"`
+	LeaderCACert  string `json:"leader_ca_cert"`
+}
+
+var errNotCluster = errs.E(errs.Invalid, "this server is not in cluster mode (start it with --node-id and --cluster-listen)")
+
+// raftJoin runs on the joining node (uninitialized, without cluster state):
+// it passes the caller's credentials to the cluster, which authenticates
+// and authorizes them.
+func (s *Server) raftJoin(req *request) (int, any, error) {
+	if s.cfg.Cluster == nil {
+		return 0, nil, errNotCluster
+	}
+	var in joinCall
+	if err := req.decode(&in, false); err != nil {
+		return 0, nil, err
+	}
+	if in.LeaderAPIAddr == "" {
+		return 0, nil, errs.E(errs.Invalid, "leader_api_addr: required")
+	}
+	auth := req.Header.Get("Authorization")
+	if auth == "" {
+		if t := req.Header.Get("X-Warden-Token"); t != "" {
+			auth = "Bearer " + t
+		}
+	}
+	if auth == "" {
+		return 0, nil, errs.E(errs.Unauthenticated, "missing token: the cluster authorizes a join with the caller's token (action raft.join)")
+	}
+	if err := s.cfg.Cluster.Join(req.Context(), in.LeaderAPIAddr, []byte(in.LeaderCACert), auth); err != nil {
+		return 0, nil, err
+	}
+	s.log.Info("joined a cluster; unseal this node with the cluster's unseal keys", "leader", in.LeaderAPIAddr)
+	return http.StatusOK, map[string]bool{"joined": true}, nil
+}
+
+func (s *Server) raftAdmit(req *request) (int, any, error) {
+	if s.cfg.Cluster == nil {
+		return 0, nil, errNotCluster
+	}
+	var in JoinRequest
+	if err := req.decode(&in, false); err != nil {
+		return 0, nil, err
+	}
+	if in.NodeID == "" || in.ClusterAddr == "" || in.CSR == "" {
+		return 0, nil, errs.E(errs.Invalid, "node_id, cluster_addr and csr: required")
+	}
+	out, err := s.cfg.Cluster.Admit(req.Context(), in)
+	if err != nil {
+		return 0, nil, err
+	}
+	s.log.Info("admitted a node to the cluster", "node_id", in.NodeID, "cluster_addr", in.ClusterAddr)
+	return http.StatusOK, out, nil
+}
+
+func (s *Server) raftPeers(req *request) (int, any, error) {
+	ps, err := s.cfg.Core.Store().Peers()
+	if err != nil {
+		return 0, nil, storeError(err)
+	}
+	if ps == nil {
+		ps = []store.Peer{}
+	}
+	return http.StatusOK, map[string][]store.Peer{"peers": ps}, nil
+}
+
+func (s *Server) raftRemove(req *request) (int, any, error) {
+	if s.cfg.Cluster == nil {
+		return 0, nil, errNotCluster
+	}
+	id := req.PathValue("id")
+	if err := s.cfg.Cluster.RemovePeer(req.Context(), id); err != nil {
+		return 0, nil, storeError(err)
+	}
+	s.log.Info("removed a node from the cluster", "node_id", id)
+	return http.StatusNoContent, nil, nil
+}
+
+// raftSnapshotSave streams a snapshot of the state: linearizable (the node
+// first catches up with the leader's commit index), ciphertext only.
+func (s *Server) raftSnapshotSave(req *request) (int, any, error) {
+	st := s.cfg.Core.Store()
+	if err := st.Barrier(req.Context()); err != nil {
+		return 0, nil, storeError(err)
+	}
+	var buf bytes.Buffer
+	if _, err := st.SaveSnapshot(&buf); err != nil {
+		return 0, nil, err
+	}
+	return http.StatusOK, derBody{contentType: "application/octet-stream", b: buf.Bytes()}, nil
+}
+
+// raftSnapshotRestore replaces the cluster's state with a snapshot of the
+// same cluster, on the leader; the record of the restore is appended to the
+// restored audit log.
+func (s *Server) raftSnapshotRestore(req *request) (int, any, error) {
+	st := s.cfg.Core.Store()
+	if !st.IsLeader() {
+		leader := st.Status().Leader
+		return 0, nil, errs.E(errs.Invalid, "restore a snapshot on the leader (cluster address %s), not on this follower", leader)
+	}
+	f, err := st.OpenSnapshotFile(req.Body)
+	if err != nil {
+		var mbe *http.MaxBytesError
+		if errors.As(err, &mbe) {
+			return 0, nil, errs.E(errs.TooLarge, "snapshot: larger than %d bytes", mbe.Limit)
+		}
+		return 0, nil, storeError(err)
+	}
+	defer f.Close()
+	if err := s.cfg.Core.CheckSnapshot(f); err != nil {
+		return 0, nil, err
+	}
+	idx, err := st.Restore(req.Context(), f)
+	if err != nil {
+		return 0, nil, storeError(err)
+	}
+	s.log.Warn("restored a snapshot: the cluster's state, audit log included, is back to the snapshot's", "index", idx)
+	return http.StatusOK, map[string]uint64{"index": idx}, nil
+}
+
+// storeError maps store errors that reach a handler directly.
+func storeError(err error) error {
+	switch {
+	case errs.CodeOf(err) != errs.Internal:
+		return err
+	case errors.Is(err, store.ErrInvalid):
+		return errs.E(errs.Invalid, "%v", err)
+	case errors.Is(err, store.ErrNotFound):
+		return errs.E(errs.NotFound, "%v", err)
+	case errors.Is(err, store.ErrNotLeader), errors.Is(err, store.ErrNoLeader), errors.Is(err, store.ErrClosed):
+		return errs.Wrap(errs.Unavailable, err, "no leader: the cluster cannot serve this now")
+	case errors.Is(err, io.ErrUnexpectedEOF):
+		return errs.E(errs.Invalid, "request body: truncated")
+	}
+	return err
+}

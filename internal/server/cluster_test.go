@@ -1,0 +1,256 @@
+package server_test
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"os"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"github.com/warden-sec/warden/internal/server"
+	"github.com/warden-sec/warden/pkg/client"
+)
+
+// clusterNode is one in-process server in cluster mode.
+type clusterNode struct {
+	t           *testing.T
+	id, dir     string
+	clusterAddr string
+	srv         *server.Server
+}
+
+func (n *clusterNode) start() {
+	n.t.Helper()
+	srv, err := server.New(server.Config{DataDir: n.dir, Listen: "127.0.0.1:0", RateLimit: -1,
+		NodeID: n.id, ClusterListen: n.clusterAddr, ElectionTimeout: 300 * time.Millisecond})
+	if err != nil {
+		n.t.Fatalf("%s: %v", n.id, err)
+	}
+	if err := srv.Start(); err != nil {
+		n.t.Fatal(err)
+	}
+	n.srv = srv
+	n.t.Cleanup(func() { n.stop() })
+}
+
+func (n *clusterNode) stop() {
+	if n.srv != nil {
+		n.srv.Close()
+		n.srv = nil
+	}
+}
+
+// client talks to this node with token, trusting the CA file the node
+// names for clients (bootstrap CA plus, once known, the cluster's bundle).
+func (n *clusterNode) client(token string) *client.Client {
+	n.t.Helper()
+	c, err := client.New(client.Config{Address: n.srv.Addr(), CACertFile: n.srv.CAFile(), Token: token, Timeout: 15 * time.Second})
+	if err != nil {
+		n.t.Fatal(err)
+	}
+	return c
+}
+
+func (n *clusterNode) unseal(ctx context.Context, keys []string) {
+	n.t.Helper()
+	c := n.client("")
+	for _, k := range keys {
+		st, err := c.Unseal(ctx, k)
+		if err != nil {
+			n.t.Fatalf("%s: unseal: %v", n.id, err)
+		}
+		if !st.Sealed {
+			return
+		}
+	}
+	n.t.Fatalf("%s: still sealed", n.id)
+}
+
+// waitRole polls the node's health until its role is one of roles.
+func waitFor(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(20 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting for %s", what)
+		}
+		time.Sleep(20 * time.Millisecond) // polling the cluster state, bounded by the deadline
+	}
+}
+
+// TestThreeNodeCluster runs the scenario on real servers: init one
+// node, join two over the API, write through a follower and read on the
+// other, kill the leader, keep writing, restart it, unseal it and see it
+// catch up; then save a snapshot and restore it.
+func TestThreeNodeCluster(t *testing.T) {
+	ctx := context.Background()
+	nodes := make([]*clusterNode, 3)
+	for i := range nodes {
+		nodes[i] = &clusterNode{t: t, id: fmt.Sprint("n", i+1), dir: t.TempDir(), clusterAddr: freeAddr(t)}
+		nodes[i].start()
+	}
+	init, err := nodes[0].client("").Init(ctx, client.InitRequest{KeyShares: 3, KeyThreshold: 2})
+	if err != nil {
+		t.Fatal(err)
+	}
+	keys, root := init.UnsealKeys, init.RootToken
+	nodes[0].unseal(ctx, keys[:2])
+	// n1 now serves its cluster certificate; its CA file trusts it.
+	bundle, err := os.ReadFile(filepath.Join(nodes[0].dir, "cluster", "ca.pem"))
+	if err != nil {
+		t.Fatalf("cluster bundle: %v", err)
+	}
+	leaderCA := filepath.Join(t.TempDir(), "leader-ca.pem")
+	os.WriteFile(leaderCA, bundle, 0o644)
+
+	// A join without a token, or with a token the cluster refuses, fails
+	// and leaves the node free to join.
+	if err := nodes[1].client("").RaftJoin(ctx, nodes[0].srv.Addr(), bundle); !client.IsStatus(err, 401) {
+		t.Fatalf("join without a token: %v", err)
+	}
+	if err := nodes[1].client("wdn_"+string(bytes.Repeat([]byte("A"), 43))).RaftJoin(ctx, nodes[0].srv.Addr(), bundle); !client.IsStatus(err, 401) {
+		t.Fatalf("join with a bad token: %v", err)
+	}
+	for _, n := range nodes[1:] {
+		if err := n.client(root).RaftJoin(ctx, nodes[0].srv.Addr(), bundle); err != nil {
+			t.Fatalf("%s: join: %v", n.id, err)
+		}
+		n.unseal(ctx, keys[1:])
+	}
+	peers, err := nodes[2].client(root).RaftPeers(ctx)
+	if err != nil || len(peers) != 3 {
+		t.Fatalf("peers: %+v %v", peers, err)
+	}
+	for _, p := range peers {
+		if !p.Voter {
+			t.Fatalf("%s is not a voter: %+v", p.ID, peers)
+		}
+	}
+	if !peers[0].Leader || peers[0].ID != "n1" {
+		t.Fatalf("leader: %+v", peers)
+	}
+
+	// A write through a follower is readable on the other follower.
+	if _, err := nodes[1].client(root).KVPut(ctx, "app/db", map[string]any{"password": "s1"}, nil); err != nil {
+		t.Fatalf("write through follower n2: %v", err)
+	}
+	sec, err := nodes[2].client(root).KVGet(ctx, "app/db", 0)
+	if err != nil || sec.Data["password"] != "s1" {
+		t.Fatalf("read on follower n3: %+v %v", sec, err)
+	}
+	// Acknowledged writes, spread over the nodes.
+	acked := map[string]string{}
+	for i := range 30 {
+		p, v := fmt.Sprint("acked/", i), fmt.Sprint("v", i)
+		if _, err := nodes[i%3].client(root).KVPut(ctx, p, map[string]any{"v": v}, nil); err != nil {
+			t.Fatal(err)
+		}
+		acked[p] = v
+	}
+
+	// Kill the leader: one of the others takes over and accepts writes.
+	nodes[0].stop()
+	var next *clusterNode
+	waitFor(t, "a new leader", func() bool {
+		for _, n := range nodes[1:] {
+			if n.srv.Store().IsLeader() {
+				next = n
+				return true
+			}
+		}
+		return false
+	})
+	if _, err := nodes[1].client(root).KVPut(ctx, "after/failover", map[string]any{"v": "x"}, nil); err != nil {
+		t.Fatalf("write after failover: %v", err)
+	}
+	acked["after/failover"] = "x"
+	_ = next
+
+	// The killed node restarts, is sealed, unseals with the same keys and
+	// catches up.
+	nodes[0].start()
+	nodes[0].unseal(ctx, keys[:2])
+	for p, v := range acked {
+		s, err := nodes[0].client(root).KVGet(ctx, p, 0)
+		if err != nil || s.Data["v"] != v {
+			t.Fatalf("restarted n1: %s = %+v, %v", p, s.Data, err)
+		}
+	}
+	// A stale read answers from local state.
+	hc := nodes[0].client(root)
+	if _, err := hc.Health(ctx); err != nil {
+		t.Fatal(err)
+	}
+
+	// Snapshot: save, change, restore on the leader, every node rolls back.
+	var snap bytes.Buffer
+	if _, err := nodes[2].client(root).RaftSnapshotSave(ctx, &snap); err != nil {
+		t.Fatalf("snapshot save: %v", err)
+	}
+	if _, err := nodes[1].client(root).KVPut(ctx, "app/db", map[string]any{"password": "changed"}, nil); err != nil {
+		t.Fatal(err)
+	}
+	var lead *clusterNode
+	waitFor(t, "a leader", func() bool {
+		for _, n := range nodes {
+			if n.srv.Store().IsLeader() {
+				lead = n
+				return true
+			}
+		}
+		return false
+	})
+	for _, n := range nodes {
+		if n != lead {
+			if _, err := n.client(root).RaftSnapshotRestore(ctx, bytes.NewReader(snap.Bytes())); !client.IsStatus(err, 400) {
+				t.Fatalf("restore on a follower: %v", err)
+			}
+			break
+		}
+	}
+	if _, err := lead.client(root).RaftSnapshotRestore(ctx, bytes.NewReader([]byte("not a snapshot"))); !client.IsStatus(err, 400) {
+		t.Fatalf("restore of garbage: %v", err)
+	}
+	if _, err := lead.client(root).RaftSnapshotRestore(ctx, bytes.NewReader(snap.Bytes())); err != nil {
+		t.Fatalf("restore: %v", err)
+	}
+	for _, n := range nodes {
+		s, err := n.client(root).KVGet(ctx, "app/db", 0)
+		if err != nil || s.Data["password"] != "s1" {
+			t.Fatalf("%s after restore: %+v %v", n.id, s.Data, err)
+		}
+	}
+	// The restore is in the (restored) audit log.
+	ents, err := lead.client(root).AuditEntries(ctx, 0, 1000)
+	if err != nil {
+		t.Fatal(err)
+	}
+	found := false
+	for _, e := range ents {
+		found = found || bytes.Contains([]byte(fmt.Sprint(e)), []byte("raft.snapshot.restore"))
+	}
+	if !found {
+		t.Fatal("the restore is not in the audit log")
+	}
+
+	// remove-peer takes a member out of the configuration.
+	if err := lead.client(root).RaftRemovePeer(ctx, "n9"); !client.IsStatus(err, 404) {
+		t.Fatalf("remove unknown peer: %v", err)
+	}
+	var gone *clusterNode
+	for _, n := range nodes {
+		if n != lead {
+			gone = n
+			break
+		}
+	}
+	if err := lead.client(root).RaftRemovePeer(ctx, gone.id); err != nil {
+		t.Fatalf("remove %s: %v", gone.id, err)
+	}
+	peers, err = lead.client(root).RaftPeers(ctx)
+	if err != nil || len(peers) != 2 {
+		t.Fatalf("peers after remove: %+v %v", peers, err)
+	}
+}

@@ -1,0 +1,120 @@
+package client
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"net/url"
+	"strings"
+)
+
+// Peer is a member of the cluster's Raft configuration.
+type Peer struct {
+	ID      string `json:"id"`
+	Address string `json:"address"`
+	Voter   bool   `json:"voter"`
+	Leader  bool   `json:"leader"`
+}
+
+// RaftJoin asks the server this client talks to (a new node) to join the
+// cluster at leaderAddr; the client's token must be allowed raft.join there.
+// leaderCA is the PEM CA certificate of the leader's API (nil: system roots).
+func (c *Client) RaftJoin(ctx context.Context, leaderAddr string, leaderCA []byte) error {
+	in := map[string]string{"leader_api_addr": leaderAddr}
+	if len(leaderCA) > 0 {
+		in["leader_ca_cert"] = string(leaderCA)
+	}
+	_, err := c.do(ctx, "POST", "/v1/sys/raft/join", in, nil)
+	return err
+}
+
+// RaftPeers lists the cluster's members.
+func (c *Client) RaftPeers(ctx context.Context) ([]Peer, error) {
+	var out struct {
+		Peers []Peer `json:"peers"`
+	}
+	_, err := c.do(ctx, "GET", "/v1/sys/raft/peers", nil, &out)
+	return out.Peers, err
+}
+
+// RaftRemovePeer removes a member.
+func (c *Client) RaftRemovePeer(ctx context.Context, id string) error {
+	_, err := c.do(ctx, "DELETE", "/v1/sys/raft/peers/"+url.PathEscape(id), nil, nil)
+	return err
+}
+
+// RaftSnapshotSave writes a snapshot of the cluster's state to w.
+func (c *Client) RaftSnapshotSave(ctx context.Context, w io.Writer) (int64, error) {
+	resp, err := c.stream(ctx, "GET", "/v1/sys/raft/snapshot", nil)
+	if err != nil {
+		return 0, err
+	}
+	defer resp.Body.Close()
+	n, err := io.Copy(w, resp.Body)
+	if err != nil {
+		return n, fmt.Errorf("warden: GET /v1/sys/raft/snapshot: %w", redact(err, c.Token()))
+	}
+	return n, nil
+}
+
+// RaftSnapshotRestore replaces the cluster's state with the snapshot read
+// from r; run it against the leader. It returns the Raft index of the
+// restored state.
+func (c *Client) RaftSnapshotRestore(ctx context.Context, r io.Reader) (uint64, error) {
+	resp, err := c.stream(ctx, "POST", "/v1/sys/raft/snapshot", r)
+	if err != nil {
+		return 0, err
+	}
+	defer resp.Body.Close()
+	var out struct {
+		Index uint64 `json:"index"`
+	}
+	if err := json.NewDecoder(io.LimitReader(resp.Body, MaxResponseBytes)).Decode(&out); err != nil {
+		return 0, fmt.Errorf("warden: POST /v1/sys/raft/snapshot: decode response: %w", err)
+	}
+	return out.Index, nil
+}
+
+// stream sends a request with a raw body and returns a 2xx response for
+// the caller to read; any other status is an *APIError.
+func (c *Client) stream(ctx context.Context, method, path string, body io.Reader) (*http.Response, error) {
+	req, err := http.NewRequestWithContext(ctx, method, c.base+path, body)
+	if err != nil {
+		return nil, fmt.Errorf("warden: %s %s: %w", method, path, err)
+	}
+	if body != nil {
+		req.Header.Set("Content-Type", "application/octet-stream")
+	}
+	token := c.Token()
+	if token != "" {
+		req.Header.Set("Authorization", "Bearer "+token)
+	}
+	resp, err := c.http.Do(req)
+	if err != nil {
+		var ue *url.Error
+		if errors.As(err, &ue) {
+			err = ue.Err
+		}
+		return nil, fmt.Errorf("warden: %s %s: %w", method, path, redact(err, token))
+	}
+	if resp.StatusCode >= 200 && resp.StatusCode < 300 {
+		return resp, nil
+	}
+	defer resp.Body.Close()
+	ae := &APIError{StatusCode: resp.StatusCode}
+	var eb struct {
+		Errors []string `json:"errors"`
+	}
+	if json.NewDecoder(io.LimitReader(resp.Body, MaxResponseBytes)).Decode(&eb) == nil {
+		for _, m := range eb.Errors {
+			if token != "" {
+				m = strings.ReplaceAll(m, token, "[redacted]")
+			}
+			ae.Errors = append(ae.Errors, oneLine(m))
+		}
+	}
+	return nil, ae
+}
