@@ -250,7 +250,7 @@ func New(cfg Config) (*Server, error) {
 	}
 	s.api = api.New(api.Config{
 		Cluster: clusterAPI,
-		Core: s.core, Tokens: s.tokens, KV: kv, Policies: pol, Audit: alog, CA: ca, Nodes: nodes, TrustDomain: cfg.TrustDomain, Logger: log,
+		Core:    s.core, Tokens: s.tokens, KV: kv, Policies: pol, Audit: alog, CA: ca, Nodes: nodes, TrustDomain: cfg.TrustDomain, Logger: log,
 		Metrics: reg, Gather: reg,
 		RateLimit: cfg.RateLimit, MaxRequestBytes: cfg.MaxRequestBytes, Now: cfg.Now,
 	})
