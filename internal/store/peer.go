@@ -168,7 +168,19 @@ func (s *Store) forward(ctx context.Context, req *PeerRequest) (*PeerResponse, e
 		}
 		addr, _ := s.raft.LeaderWithID()
 		if addr == s.trans.LocalAddr() {
-			resp := s.HandlePeer(ctx, req)
+			// This node became the leader meanwhile. A read-index request
+			// may come from a confirmation round, which must not wait for
+			// the next round: answer it directly.
+			var resp *PeerResponse
+			if req.Op == PeerReadIndex {
+				if idx, err := s.leaderReadIndex(); err != nil {
+					resp = peerError(err)
+				} else {
+					resp = &PeerResponse{Index: idx}
+				}
+			} else {
+				resp = s.HandlePeer(ctx, req)
+			}
 			if resp.Err == peerErrNotLeader {
 				last = resp.err()
 				continue

@@ -501,9 +501,9 @@ func (s *Store) confirm() (uint64, error) {
 	var ci uint64
 	switch {
 	case s.ready():
-		ci = s.raft.CommitIndex()
-		if err := s.raft.VerifyLeader().Error(); err != nil {
-			return 0, raftErr(err)
+		var err error
+		if ci, err = s.leaderReadIndex(); err != nil {
+			return 0, err
 		}
 	case s.fwd != nil && s.raft.State() != raft.Leader:
 		ctx, cancel := context.WithTimeout(context.Background(), s.cfg.ApplyTimeout)
@@ -539,6 +539,20 @@ func (s *Store) confirm() (uint64, error) {
 			return 0, ErrClosed
 		}
 	}
+}
+
+// leaderReadIndex confirms leadership with a quorum and returns the commit
+// index seen before: every write acknowledged before the call is at or
+// below it.
+func (s *Store) leaderReadIndex() (uint64, error) {
+	if !s.ready() {
+		return 0, ErrNotLeader
+	}
+	ci := s.raft.CommitIndex()
+	if err := s.raft.VerifyLeader().Error(); err != nil {
+		return 0, raftErr(err)
+	}
+	return ci, nil
 }
 
 // caughtUp reports whether the local state reflects every log up to ci.
