@@ -139,14 +139,24 @@ func (s *Server) raftSnapshotSave(req *request) (int, any, error) {
 func (s *Server) raftSnapshotRestore(req *request) (int, any, error) {
 	st := s.cfg.Core.Store()
 	if !st.IsLeader() {
-		leader := st.Status().Leader
-		return 0, nil, errs.E(errs.Invalid, "restore a snapshot on the leader (cluster address %s), not on this follower", leader)
+		leader := "unknown"
+		if ps, err := st.Peers(); err == nil {
+			for _, p := range ps {
+				if p.Leader {
+					leader = "node " + p.ID + " at cluster address " + p.Address
+				}
+			}
+		}
+		return 0, nil, errs.E(errs.Invalid, "restore a snapshot on the leader (%s), not on this follower", leader)
 	}
 	f, err := st.OpenSnapshotFile(req.Body)
 	if err != nil {
 		var mbe *http.MaxBytesError
 		if errors.As(err, &mbe) {
 			return 0, nil, errs.E(errs.TooLarge, "snapshot: larger than %d bytes", mbe.Limit)
+		}
+		if errors.Is(err, store.ErrBadSnapshot) {
+			return 0, nil, errs.E(errs.Invalid, "%v", err)
 		}
 		return 0, nil, storeError(err)
 	}

@@ -69,7 +69,7 @@ type Config struct {
 	SnapshotInterval  time.Duration
 	TrailingLogs      uint64
 	// ElectionTimeout is both Raft's heartbeat and election timeout in
-	// cluster mode (default 500ms); the leader lease is half of it.
+	// cluster mode (default 500ms), and the leader lease.
 	ElectionTimeout time.Duration
 }
 
@@ -203,7 +203,7 @@ func New(cfg Config) (*Server, error) {
 			et = 500 * time.Millisecond
 		}
 		scfg.NodeID, scfg.Transport = cfg.NodeID, trans
-		scfg.HeartbeatTimeout, scfg.ElectionTimeout, scfg.LeaderLeaseTimeout = et, et, et/2
+		scfg.HeartbeatTimeout, scfg.ElectionTimeout, scfg.LeaderLeaseTimeout = et, et, et
 	}
 	s.st, err = store.Open(scfg)
 	if err != nil {

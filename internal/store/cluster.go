@@ -199,6 +199,9 @@ func (s *Store) SaveSnapshot(w io.Writer) (uint64, error) {
 	return meta.Index, nil
 }
 
+// ErrBadSnapshot: a file given for restore is not a Warden state database.
+var ErrBadSnapshot = errors.New("snapshot: not a Warden state database")
+
 // SnapshotFile is an operator's snapshot, checked and opened read-only so
 // the caller can inspect it before restoring.
 type SnapshotFile struct {
@@ -229,12 +232,12 @@ func (s *Store) OpenSnapshotFile(r io.Reader) (*SnapshotFile, error) {
 	db, err := bolt.Open(path, 0o600, &bolt.Options{ReadOnly: true, Timeout: time.Second})
 	if err != nil {
 		os.Remove(path)
-		return nil, fmt.Errorf("%w: snapshot: not a Warden state database (%v)", ErrInvalid, err)
+		return nil, fmt.Errorf("%w (%v)", ErrBadSnapshot, err)
 	}
 	err = db.View(func(tx *bolt.Tx) error {
 		for _, b := range [][]byte{bucketKV, bucketMeta, bucketAuditNodes, bucketAuditLeaves} {
 			if tx.Bucket(b) == nil {
-				return fmt.Errorf("%w: snapshot: not a Warden state database (no %q bucket)", ErrInvalid, b)
+				return fmt.Errorf("%w (no %q bucket)", ErrBadSnapshot, b)
 			}
 		}
 		return nil

@@ -299,7 +299,7 @@ func TestSnapshotRestoreRollsBackEveryNode(t *testing.T) {
 		t.Fatal(err)
 	}
 	// A file that is not a snapshot is refused and changes nothing.
-	if _, err := lead.OpenSnapshotFile(strings.NewReader("not a database")); !errors.Is(err, ErrInvalid) {
+	if _, err := lead.OpenSnapshotFile(strings.NewReader("not a database")); !errors.Is(err, ErrBadSnapshot) {
 		t.Fatalf("garbage snapshot: %v", err)
 	}
 	f, err := lead.OpenSnapshotFile(bytes.NewReader(buf.Bytes()))
