@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"strconv"
+	"sync"
 	"testing"
 	"time"
 
@@ -148,6 +150,54 @@ func TestThreeNodeCluster(t *testing.T) {
 			t.Fatal(err)
 		}
 		acked[p] = v
+	}
+
+	// Double spending through every node at once: clients spend 7 from one
+	// balance with check-and-set retries; the balance ends at the start
+	// minus the successful spends, never below zero.
+	if _, err := nodes[0].client(root).KVPut(ctx, "bank/acct", map[string]any{"balance": 100}, nil); err != nil {
+		t.Fatal(err)
+	}
+	var mu sync.Mutex
+	spent := 0
+	var wg sync.WaitGroup
+	for w := range 9 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			c := nodes[w%3].client(root)
+			for {
+				s, err := c.KVGet(ctx, "bank/acct", 0)
+				if err != nil {
+					t.Error(err)
+					return
+				}
+				bal, _ := strconv.Atoi(fmt.Sprint(s.Data["balance"]))
+				if bal < 7 {
+					return
+				}
+				v := s.Version
+				_, err = c.KVPut(ctx, "bank/acct", map[string]any{"balance": bal - 7}, &v)
+				if client.IsStatus(err, 409) {
+					continue // someone else spent first: read again
+				}
+				if err != nil {
+					t.Error(err)
+					return
+				}
+				mu.Lock()
+				spent++
+				mu.Unlock()
+			}
+		}()
+	}
+	wg.Wait()
+	s, err := nodes[2].client(root).KVGet(ctx, "bank/acct", 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if bal, _ := strconv.Atoi(fmt.Sprint(s.Data["balance"])); bal != 100-7*spent || bal < 0 || spent != 14 {
+		t.Fatalf("balance %d after %d spends of 7 from 100", bal, spent)
 	}
 
 	// Kill the leader: one of the others takes over and accepts writes.
