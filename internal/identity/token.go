@@ -268,6 +268,14 @@ func (s *Service) Authenticate(tok string) (*Token, error) {
 // record reads and decodes a token record from local state, via the cache.
 func (s *Service) record(accessor string) (*Token, error) {
 	e, err := s.st.GetStale(prefixToken + accessor)
+	if errs.Is(err, errs.NotFound) {
+		// Not here yet? A token created a moment ago through another node
+		// may still be on its way: look again once this node has caught up
+		// with the leader (a miss only; known tokens stay local reads).
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		e, err = s.st.Get(ctx, prefixToken+accessor)
+		cancel()
+	}
 	if err != nil {
 		return nil, err
 	}
