@@ -75,6 +75,7 @@ func TestDependencyRules(t *testing.T) {
 		{"internal/barrier", []string{"net/http", "github.com/hashicorp/raft", module + "internal/store"}, "the barrier knows nothing about Raft or storage"},
 		{"internal/shamir", []string{"net/http", "github.com/hashicorp/raft"}, "secret sharing is pure"},
 		{"internal/store", []string{"net/http", module + "internal/barrier", "crypto/aes", "crypto/cipher"}, "the store knows nothing about encryption"},
+		{"internal/raftnet", []string{module + "internal/barrier", module + "internal/core", "crypto/aes", "crypto/cipher"}, "the cluster network carries the store's commands, never keys"},
 		{"internal/core", []string{"net/http"}, "core has no HTTP"},
 		{"internal/identity", []string{"net/http"}, "services have no HTTP"},
 		{"internal/secrets", []string{"net/http"}, "services have no HTTP"},

@@ -29,6 +29,7 @@ import (
 	"github.com/warden-sec/warden/internal/identity"
 	"github.com/warden-sec/warden/internal/names"
 	"github.com/warden-sec/warden/internal/policy"
+	"github.com/warden-sec/warden/internal/raftnet"
 	"github.com/warden-sec/warden/internal/secrets"
 	"github.com/warden-sec/warden/internal/store"
 )
@@ -166,7 +167,7 @@ func New(cfg Config) (*Server, error) {
 	if err != nil {
 		return nil, err
 	}
-	var trans *store.NetTransport
+	var trans *raftnet.NetTransport
 	if cfg.NodeID != "" {
 		if s.cn, err = loadClusterNode(filepath.Join(cfg.DataDir, "cluster"), cfg.NodeID, sanHosts(cfg.Listen, cfg.ClusterListen)); err != nil {
 			return nil, fmt.Errorf("server: %w", err)
@@ -175,7 +176,7 @@ func New(cfg Config) (*Server, error) {
 			return nil, fmt.Errorf("server: %w", err)
 		}
 		hlog := hclog.New(&hclog.LoggerOptions{Name: "raft-net", Level: hclog.Error, Output: io.Discard})
-		if trans, err = store.TLSTransport(cfg.ClusterListen, s.cn.serverTLS(), s.cn.clientTLS(), hlog); err != nil {
+		if trans, err = raftnet.TLSTransport(cfg.ClusterListen, s.cn.serverTLS(), s.cn.clientTLS(), hlog); err != nil {
 			return nil, fmt.Errorf("server: %w", err)
 		}
 	}

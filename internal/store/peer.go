@@ -14,7 +14,7 @@ import (
 var ErrUnreachable = errors.New("store: peer unreachable")
 
 // Forwarder carries a follower's request to another node (the leader, or a
-// peer asked for its status). NetTransport is the production Forwarder;
+// peer asked for its status). raftnet.NetTransport is the production one;
 // tests plug in-process ones.
 type Forwarder interface {
 	Forward(ctx context.Context, addr raft.ServerAddress, req *PeerRequest) (*PeerResponse, error)

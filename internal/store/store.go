@@ -43,8 +43,9 @@ type Config struct {
 	// as a single-voter cluster on first start.
 	Transport raft.Transport
 	// Forwarder carries a follower's writes and read checks to the leader.
-	// Nil: the Transport's own, if it has one (NetTransport); otherwise a
-	// follower answers ErrNotLeader.
+	// Nil: the Transport's own, if it has one (raftnet.NetTransport);
+	// otherwise a follower answers ErrNotLeader. A Transport with a
+	// ServePeers(*Store) method is asked to answer peers' requests.
 	Forwarder Forwarder
 	// OnRestore, if set, runs after the state was replaced by a snapshot
 	// (an operator's restore, or a snapshot installed from the leader).
@@ -211,8 +212,8 @@ func Open(cfg Config) (*Store, error) {
 		s.closeFiles()
 		return nil, fmt.Errorf("store: raft: %w", err)
 	}
-	if nt, ok := s.trans.(*NetTransport); ok {
-		nt.serve(s)
+	if ps, ok := s.trans.(interface{ ServePeers(*Store) }); ok {
+		ps.ServePeers(s)
 	}
 	go s.watchLeadership()
 	return s, nil

@@ -1,4 +1,12 @@
-package store
+// Package raftnet is the network between Warden's server nodes: Raft's
+// transport and the peer requests a follower sends the leader (forwarded
+// writes, read-index requests, membership changes), both over one mutually
+// authenticated TLS port and told apart by ALPN.
+//
+// It carries bytes and store.PeerRequests; it knows nothing about what they
+// mean (package store handles them) or about certificates (the caller's TLS
+// configurations decide whom to trust).
+package raftnet
 
 import (
 	"bytes"
@@ -15,6 +23,8 @@ import (
 
 	"github.com/hashicorp/go-hclog"
 	"github.com/hashicorp/raft"
+
+	"github.com/warden-sec/warden/internal/store"
 )
 
 // ALPN protocols on the cluster port: Raft's own traffic, and the peer RPCs
@@ -46,11 +56,11 @@ type NetTransport struct {
 // fails closed.
 func TLSTransport(bind string, serverTLS, clientTLS *tls.Config, logger hclog.Logger) (*NetTransport, error) {
 	if serverTLS == nil || clientTLS == nil {
-		return nil, errors.New("store: TLS transport needs server and client TLS configurations")
+		return nil, errors.New("raftnet: TLS transport needs server and client TLS configurations")
 	}
 	if (serverTLS.ClientCAs == nil && serverTLS.VerifyConnection == nil) ||
 		(clientTLS.RootCAs == nil && clientTLS.VerifyConnection == nil) {
-		return nil, errors.New("store: TLS transport needs the cluster CA on both sides")
+		return nil, errors.New("raftnet: TLS transport needs the cluster CA on both sides")
 	}
 	s := serverTLS.Clone()
 	if s.ClientCAs != nil {
@@ -67,11 +77,11 @@ func TLSTransport(bind string, serverTLS, clientTLS *tls.Config, logger hclog.Lo
 		c.MinVersion = tls.VersionTLS12
 	}
 	if c.RootCAs == nil && !c.InsecureSkipVerify {
-		return nil, errors.New("store: a client TLS configuration without RootCAs must verify peers in VerifyConnection and set InsecureSkipVerify")
+		return nil, errors.New("raftnet: a client TLS configuration without RootCAs must verify peers in VerifyConnection and set InsecureSkipVerify")
 	}
 	ln, err := tls.Listen("tcp", bind, s)
 	if err != nil {
-		return nil, fmt.Errorf("store: cluster listener: %w", err)
+		return nil, fmt.Errorf("raftnet: cluster listener: %w", err)
 	}
 	if logger == nil {
 		logger = hclog.NewNullLogger()
@@ -91,7 +101,7 @@ func TLSTransport(bind string, serverTLS, clientTLS *tls.Config, logger hclog.Lo
 			DialTLSContext: func(ctx context.Context, _, addr string) (net.Conn, error) {
 				c, err := st.dial(ctx, addr, alpnRPC)
 				if err != nil {
-					return nil, fmt.Errorf("%w: %w", ErrUnreachable, err)
+					return nil, fmt.Errorf("%w: %w", store.ErrUnreachable, err)
 				}
 				return c, nil
 			},
@@ -102,8 +112,8 @@ func TLSTransport(bind string, serverTLS, clientTLS *tls.Config, logger hclog.Lo
 	return t, nil
 }
 
-// serve starts answering peer RPCs for s.
-func (t *NetTransport) serve(s *Store) {
+// ServePeers starts answering peer requests with s (store.Open calls it).
+func (t *NetTransport) ServePeers(s *store.Store) {
 	t.srv = &http.Server{
 		Handler:           peerHandler(s),
 		ReadHeaderTimeout: 10 * time.Second,
@@ -123,7 +133,7 @@ func (t *NetTransport) Close() error {
 }
 
 // Forward sends req to the peer at addr.
-func (t *NetTransport) Forward(ctx context.Context, addr raft.ServerAddress, req *PeerRequest) (*PeerResponse, error) {
+func (t *NetTransport) Forward(ctx context.Context, addr raft.ServerAddress, req *store.PeerRequest) (*store.PeerResponse, error) {
 	body, err := json.Marshal(req)
 	if err != nil {
 		return nil, err
@@ -140,23 +150,23 @@ func (t *NetTransport) Forward(ctx context.Context, addr raft.ServerAddress, req
 	defer resp.Body.Close()
 	if resp.StatusCode != http.StatusOK {
 		io.Copy(io.Discard, io.LimitReader(resp.Body, 64<<10))
-		return nil, fmt.Errorf("store: peer %s answered %s", addr, resp.Status)
+		return nil, fmt.Errorf("raftnet: peer %s answered %s", addr, resp.Status)
 	}
-	var out PeerResponse
+	var out store.PeerResponse
 	if err := json.NewDecoder(io.LimitReader(resp.Body, 4<<20)).Decode(&out); err != nil {
-		return nil, fmt.Errorf("store: peer %s: %w", addr, err)
+		return nil, fmt.Errorf("raftnet: peer %s: %w", addr, err)
 	}
 	return &out, nil
 }
 
-func peerHandler(s *Store) http.Handler {
+func peerHandler(s *store.Store) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if r.Method != "POST" || r.URL.Path != "/v1/peer" {
 			http.NotFound(w, r)
 			return
 		}
-		var req PeerRequest
-		dec := json.NewDecoder(http.MaxBytesReader(w, r.Body, MaxTxnBytes*2))
+		var req store.PeerRequest
+		dec := json.NewDecoder(http.MaxBytesReader(w, r.Body, store.MaxTxnBytes*2))
 		dec.DisallowUnknownFields()
 		if err := dec.Decode(&req); err != nil {
 			http.Error(w, "bad peer request", http.StatusBadRequest)
