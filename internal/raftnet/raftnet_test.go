@@ -230,5 +230,4 @@ func TestTLSTransportRefusesStrangers(t *testing.T) {
 	}
 }
 
-
 func put(k, v string) store.Op { return store.Op{Type: store.OpPut, Key: k, Value: []byte(v)} }

@@ -27,6 +27,7 @@ func waitApplied(t *testing.T, s *Store, idx uint64) {
 		}
 	}
 }
+
 // TestFiveNodesSurviveTwoLosses: with two of five nodes gone, writes through
 // any survivor commit, linearizable reads on every survivor see them, and no
 // write acknowledged before the losses is missing.
