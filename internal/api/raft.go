@@ -3,9 +3,13 @@ package api
 import (
 	"bytes"
 	"context"
+	"crypto/sha256"
+	"crypto/subtle"
+	"encoding/binary"
 	"errors"
 	"io"
 	"net/http"
+	"strings"
 
 	"github.com/warden-sec/warden/internal/errs"
 	"github.com/warden-sec/warden/internal/store"
@@ -119,6 +123,19 @@ func (s *Server) raftRemove(req *request) (int, any, error) {
 	return http.StatusNoContent, nil, nil
 }
 
+// A snapshot file is a header line, the SHA-256 of the state database
+// sealed by the barrier (length-prefixed), then the database:
+//
+//	"WARDEN-SNAPSHOT 1\n" | uint16 big-endian length | sealed digest | database
+//
+// Only this cluster can seal the digest, so a restore opens nothing but
+// databases this cluster produced, unchanged.
+const (
+	snapshotMagic     = "WARDEN-SNAPSHOT 1\n"
+	snapshotDigestAAD = "sys/snapshot-digest"
+	maxSealedDigest   = 1024
+)
+
 // raftSnapshotSave streams a snapshot of the state: linearizable (the node
 // first catches up with the leader's commit index), ciphertext only.
 func (s *Server) raftSnapshotSave(req *request) (int, any, error) {
@@ -126,11 +143,43 @@ func (s *Server) raftSnapshotSave(req *request) (int, any, error) {
 	if err := st.Barrier(req.Context()); err != nil {
 		return 0, nil, storeError(err)
 	}
-	var buf bytes.Buffer
-	if _, err := st.SaveSnapshot(&buf); err != nil {
+	var db bytes.Buffer
+	if _, err := st.SaveSnapshot(&db); err != nil {
 		return 0, nil, err
 	}
-	return http.StatusOK, derBody{contentType: "application/octet-stream", b: buf.Bytes()}, nil
+	sum := sha256.Sum256(db.Bytes())
+	sealed, err := s.cfg.Core.Encrypt(snapshotDigestAAD, sum[:])
+	if err != nil {
+		return 0, nil, err
+	}
+	out := make([]byte, 0, len(snapshotMagic)+2+len(sealed)+db.Len())
+	out = append(out, snapshotMagic...)
+	out = binary.BigEndian.AppendUint16(out, uint16(len(sealed)))
+	out = append(out, sealed...)
+	out = append(out, db.Bytes()...)
+	return http.StatusOK, derBody{contentType: "application/octet-stream", b: out}, nil
+}
+
+// readSnapshotHeader reads the header of a snapshot file and returns the
+// sealed digest.
+func readSnapshotHeader(r io.Reader) ([]byte, error) {
+	bad := errs.E(errs.Invalid, "snapshot: not a Warden snapshot file (no %q header)", strings.TrimSpace(snapshotMagic))
+	head := make([]byte, len(snapshotMagic)+2)
+	if _, err := io.ReadFull(r, head); err != nil {
+		return nil, bad
+	}
+	if string(head[:len(snapshotMagic)]) != snapshotMagic {
+		return nil, bad
+	}
+	n := int(binary.BigEndian.Uint16(head[len(snapshotMagic):]))
+	if n == 0 || n > maxSealedDigest {
+		return nil, errs.E(errs.Invalid, "snapshot: sealed digest of %d bytes", n)
+	}
+	sealed := make([]byte, n)
+	if _, err := io.ReadFull(r, sealed); err != nil {
+		return nil, errs.E(errs.Invalid, "snapshot: truncated header")
+	}
+	return sealed, nil
 }
 
 // raftSnapshotRestore replaces the cluster's state with a snapshot of the
@@ -149,7 +198,21 @@ func (s *Server) raftSnapshotRestore(req *request) (int, any, error) {
 		}
 		return 0, nil, errs.E(errs.Invalid, "restore a snapshot on the leader (%s), not on this follower", leader)
 	}
-	f, err := st.OpenSnapshotFile(req.Body)
+	sealed, err := readSnapshotHeader(req.Body)
+	if err != nil {
+		return 0, nil, err
+	}
+	want, err := s.cfg.Core.Decrypt(snapshotDigestAAD, sealed)
+	if err != nil {
+		return 0, nil, errs.E(errs.Invalid, "snapshot: not made by this cluster, or altered (its seal does not open)")
+	}
+	h := sha256.New()
+	f, err := st.OpenSnapshotFile(io.TeeReader(req.Body, h), func() error {
+		if subtle.ConstantTimeCompare(h.Sum(nil), want) != 1 {
+			return errs.E(errs.Invalid, "snapshot: altered or truncated (digest mismatch)")
+		}
+		return nil
+	})
 	if err != nil {
 		var mbe *http.MaxBytesError
 		if errors.As(err, &mbe) {

@@ -273,8 +273,18 @@ func TestThreeNodeCluster(t *testing.T) {
 			break
 		}
 	}
-	if _, err := lead.client(root).RaftSnapshotRestore(ctx, bytes.NewReader([]byte("not a snapshot"))); !client.IsStatus(err, 400) {
-		t.Fatalf("restore of garbage: %v", err)
+	// Garbage, an altered snapshot and a truncated one are refused before
+	// anything opens them, and change nothing.
+	altered := bytes.Clone(snap.Bytes())
+	altered[len(altered)-100] ^= 1
+	for name, b := range map[string][]byte{"garbage": []byte("not a snapshot"), "altered": altered,
+		"truncated": snap.Bytes()[:snap.Len()/2]} {
+		if _, err := lead.client(root).RaftSnapshotRestore(ctx, bytes.NewReader(b)); !client.IsStatus(err, 400) {
+			t.Fatalf("restore of a %s snapshot: %v", name, err)
+		}
+	}
+	if s, err := lead.client(root).KVGet(ctx, "app/db", 0); err != nil || s.Data["password"] != "changed" {
+		t.Fatalf("a refused restore changed state: %+v %v", s.Data, err)
 	}
 	if _, err := lead.client(root).RaftSnapshotRestore(ctx, bytes.NewReader(snap.Bytes())); err != nil {
 		t.Fatalf("restore: %v", err)

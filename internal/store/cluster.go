@@ -211,8 +211,12 @@ type SnapshotFile struct {
 }
 
 // OpenSnapshotFile reads a snapshot from r into a temporary file in the
-// store's directory and checks that it is a Warden state database.
-func (s *Store) OpenSnapshotFile(r io.Reader) (*SnapshotFile, error) {
+// store's directory, calls verify, and only if verify accepts opens it and
+// checks that it is a Warden state database. bbolt is not hardened against
+// crafted files (a truncated one can crash the process), so verify must
+// authenticate the bytes r delivered (the API checks a digest sealed by the
+// barrier, so only snapshots this cluster produced are opened).
+func (s *Store) OpenSnapshotFile(r io.Reader, verify func() error) (*SnapshotFile, error) {
 	f, err := os.CreateTemp(s.cfg.Dir, "restore-*.db")
 	if err != nil {
 		return nil, err
@@ -229,19 +233,16 @@ func (s *Store) OpenSnapshotFile(r io.Reader) (*SnapshotFile, error) {
 		os.Remove(path)
 		return nil, fmt.Errorf("store: read snapshot: %w", err)
 	}
+	if err := verify(); err != nil {
+		os.Remove(path)
+		return nil, err
+	}
 	db, err := bolt.Open(path, 0o600, &bolt.Options{ReadOnly: true, Timeout: time.Second})
 	if err != nil {
 		os.Remove(path)
 		return nil, fmt.Errorf("%w (%v)", ErrBadSnapshot, err)
 	}
-	err = db.View(func(tx *bolt.Tx) error {
-		for _, b := range [][]byte{bucketKV, bucketMeta, bucketAuditNodes, bucketAuditLeaves} {
-			if tx.Bucket(b) == nil {
-				return fmt.Errorf("%w (no %q bucket)", ErrBadSnapshot, b)
-			}
-		}
-		return nil
-	})
+	err = checkSnapshotDB(db)
 	if err != nil {
 		db.Close()
 		os.Remove(path)
@@ -305,3 +306,15 @@ func (s *Store) SnapshotDir() string { return filepath.Join(s.cfg.Dir, "raft") }
 // Barrier waits until this node's state reflects every write acknowledged
 // before the call (a linearizable read with nothing to read).
 func (s *Store) Barrier(ctx context.Context) error { return s.readBarrier(ctx) }
+
+// checkSnapshotDB checks that a database has Warden's buckets.
+func checkSnapshotDB(db *bolt.DB) error {
+	return db.View(func(tx *bolt.Tx) error {
+		for _, b := range [][]byte{bucketKV, bucketMeta, bucketAuditNodes, bucketAuditLeaves} {
+			if tx.Bucket(b) == nil {
+				return fmt.Errorf("%w (no %q bucket)", ErrBadSnapshot, b)
+			}
+		}
+		return nil
+	})
+}

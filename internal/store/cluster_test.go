@@ -93,10 +93,14 @@ func TestSnapshotRestoreRollsBackEveryNode(t *testing.T) {
 		t.Fatal(err)
 	}
 	// A file that is not a snapshot is refused and changes nothing.
-	if _, err := lead.OpenSnapshotFile(strings.NewReader("not a database")); !errors.Is(err, ErrBadSnapshot) {
+	if _, err := lead.OpenSnapshotFile(strings.NewReader("not a database"), ok); !errors.Is(err, ErrBadSnapshot) {
 		t.Fatalf("garbage snapshot: %v", err)
 	}
-	f, err := lead.OpenSnapshotFile(bytes.NewReader(buf.Bytes()))
+	refused := errors.New("refused")
+	if _, err := lead.OpenSnapshotFile(bytes.NewReader(buf.Bytes()), func() error { return refused }); err != refused {
+		t.Fatalf("verify is not applied: %v", err)
+	}
+	f, err := lead.OpenSnapshotFile(bytes.NewReader(buf.Bytes()), ok)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -125,3 +129,5 @@ func TestSnapshotRestoreRollsBackEveryNode(t *testing.T) {
 		t.Fatalf("write after restore: %d %v", v, err)
 	}
 }
+
+func ok() error { return nil }
