@@ -172,6 +172,7 @@ func (t *faultTransport) AppendEntries(id raft.ServerID, target raft.ServerAddre
 // faultCluster is a cluster on a faultNet whose nodes can be restarted.
 type faultCluster struct {
 	t     *testing.T
+	mod   func(*Config) // optional: changes each node's Config
 	net   *faultNet
 	ids   []string
 	dirs  []string
@@ -181,12 +182,15 @@ type faultCluster struct {
 
 func linTimeouts(c *Config) {
 	c.HeartbeatTimeout, c.ElectionTimeout = 200*time.Millisecond, 200*time.Millisecond
-	c.LeaderLeaseTimeout, c.CommitTimeout = 100*time.Millisecond, 2*time.Millisecond
+	c.LeaderLeaseTimeout, c.CommitTimeout = 200*time.Millisecond, 2*time.Millisecond
 	c.ApplyTimeout = 2 * time.Second
 }
 
-func newFaultCluster(t *testing.T, n int) *faultCluster {
+func newFaultCluster(t *testing.T, n int, mod ...func(*Config)) *faultCluster {
 	c := &faultCluster{t: t, net: newFaultNet()}
+	if len(mod) > 0 {
+		c.mod = mod[0]
+	}
 	var servers []raft.Server
 	for i := range n {
 		id := fmt.Sprint("n", i+1)
@@ -214,6 +218,9 @@ func (c *faultCluster) open(i int, servers []raft.Server) {
 	cfg := Config{Dir: c.dirs[i], NodeID: c.ids[i], Transport: tr, Forwarder: c.net.forwarder(addr),
 		Bootstrap: servers != nil, Servers: servers}
 	linTimeouts(&cfg)
+	if c.mod != nil {
+		c.mod(&cfg)
+	}
 	s, err := Open(cfg)
 	if err != nil {
 		c.t.Fatalf("open %s: %v", c.ids[i], err)
