@@ -319,3 +319,65 @@ func TestNewChecksConfig(t *testing.T) {
 		})
 	}
 }
+
+// pairPEM makes a self-signed certificate and its key, PEM.
+func pairPEM(t *testing.T, name string) (certPEM, keyPEM []byte) {
+	t.Helper()
+	ca := newTestCA(t, name)
+	der, err := x509.MarshalPKCS8PrivateKey(ca.key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return ca.pem, pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: der})
+}
+
+// TestKeyPairReloads: a replaced pair is picked up at the next handshake; a
+// half-replaced one (key and certificate do not match) keeps the previous.
+func TestKeyPairReloads(t *testing.T) {
+	dir := t.TempDir()
+	k := &KeyPair{CertFile: filepath.Join(dir, "svid.pem"), KeyFile: filepath.Join(dir, "svid-key.pem")}
+	if _, err := k.Certificate(); err == nil {
+		t.Fatal("a pair from missing files")
+	}
+	clock := time.Now()
+	write := func(name string, data []byte) {
+		t.Helper()
+		if err := os.WriteFile(name, data, 0o600); err != nil {
+			t.Fatal(err)
+		}
+		clock = clock.Add(time.Second) // distinct modification times, whatever the file system's granularity
+		if err := os.Chtimes(name, clock, clock); err != nil {
+			t.Fatal(err)
+		}
+	}
+	subject := func() string {
+		t.Helper()
+		c, err := k.GetCertificate(nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		leaf, err := x509.ParseCertificate(c.Certificate[0])
+		if err != nil {
+			t.Fatal(err)
+		}
+		return leaf.Subject.CommonName
+	}
+	c1, k1 := pairPEM(t, "one")
+	write(k.KeyFile, k1)
+	write(k.CertFile, c1)
+	if got := subject(); got != "one" {
+		t.Fatalf("first pair: %s", got)
+	}
+	c2, k2 := pairPEM(t, "two")
+	write(k.KeyFile, k2) // the agent writes the key first
+	if got := subject(); got != "one" {
+		t.Fatalf("half-replaced pair: %s", got)
+	}
+	write(k.CertFile, c2)
+	if got := subject(); got != "two" {
+		t.Fatalf("replaced pair: %s", got)
+	}
+	if c, err := k.GetClientCertificate(nil); err != nil || c == nil {
+		t.Fatalf("GetClientCertificate: %v", err)
+	}
+}

@@ -24,6 +24,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/warden-sec/warden/internal/agent"
 	"github.com/warden-sec/warden/internal/server"
 	"github.com/warden-sec/warden/pkg/client"
 	"github.com/warden-sec/warden/pkg/middleware"
@@ -128,14 +129,34 @@ func (w *warden) enroll(t *testing.T, name, zone string) tls.Certificate {
 	return tls.Certificate{Certificate: chain, PrivateKey: key, Leaf: leaf}
 }
 
+// enrollAgent enrolls node name in zone as the agent does, into a data
+// dir, and returns the agent's key pair files.
+func (w *warden) enrollAgent(t *testing.T, name, zone string) *middleware.KeyPair {
+	t.Helper()
+	ctx := context.Background()
+	tok, err := w.root.NodeTokenCreate(ctx, client.NodeTokenRequest{Name: name, Zone: zone})
+	if err != nil {
+		t.Fatal(err)
+	}
+	anon, err := client.New(client.Config{Address: w.addr, CACertPEM: w.caPEM})
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir := t.TempDir()
+	if _, err := agent.Enroll(ctx, agent.Config{Client: anon, JoinToken: tok.Token, DataDir: dir}); err != nil {
+		t.Fatal(err)
+	}
+	return &middleware.KeyPair{CertFile: filepath.Join(dir, agent.SVIDFile), KeyFile: filepath.Join(dir, agent.KeyFile)}
+}
+
 // serviceClient is the service's own Warden client: it authenticates with
 // the service's SVID over mutual TLS.
-func (w *warden) serviceClient(t *testing.T, svid tls.Certificate) *client.Client {
+func (w *warden) serviceClient(t *testing.T, svid *middleware.KeyPair) *client.Client {
 	t.Helper()
 	pool := x509.NewCertPool()
 	pool.AppendCertsFromPEM(w.caPEM)
 	hc := &http.Client{Transport: &http.Transport{TLSClientConfig: &tls.Config{MinVersion: tls.VersionTLS12,
-		RootCAs: pool, Certificates: []tls.Certificate{svid}}}}
+		RootCAs: pool, GetClientCertificate: svid.GetClientCertificate}}}
 	c, err := client.New(client.Config{Address: w.addr, HTTPClient: hc, Timeout: 10 * time.Second})
 	if err != nil {
 		t.Fatal(err)
@@ -145,13 +166,13 @@ func (w *warden) serviceClient(t *testing.T, svid tls.Certificate) *client.Clien
 
 // serve runs handler over TLS on a loopback port with the Authorizer's
 // TLS configuration and the service's SVID as server certificate.
-func serve(t *testing.T, a *middleware.Authorizer, svid tls.Certificate, h http.Handler) (addr string, port int) {
+func serve(t *testing.T, a *middleware.Authorizer, svid *middleware.KeyPair, h http.Handler) (addr string, port int) {
 	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
 	}
-	hs := &http.Server{Handler: a.Handler(h), TLSConfig: a.TLSConfig(&tls.Config{Certificates: []tls.Certificate{svid}}),
+	hs := &http.Server{Handler: a.Handler(h), TLSConfig: a.TLSConfig(&tls.Config{GetCertificate: svid.GetCertificate}),
 		ErrorLog: log.New(io.Discard, "", 0), ReadHeaderTimeout: 10 * time.Second}
 	done := make(chan struct{})
 	go func() {
@@ -260,7 +281,7 @@ func TestConduitsEndToEnd(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	svc := w.enroll(t, "api-1", "plant")
+	svc := w.enrollAgent(t, "api-1", "plant")
 	nodes := map[string]tls.Certificate{}
 	for name, zone := range map[string]string{"gw-1": "dmz", "gw-2": "dmz", "gw-3": "dmz", "gw-4": "dmz", "pc-1": "office", "plc-2": "plant"} {
 		nodes[name] = w.enroll(t, name, zone)
@@ -470,7 +491,7 @@ func TestDeniesBeforeLoad(t *testing.T) {
 	if _, err := w.root.PolicyWrite(ctx, "warden", "all", `permit (principal, action, resource);`); err != nil {
 		t.Fatal(err)
 	}
-	svc := w.enroll(t, "api-1", "dmz")
+	svc := w.enrollAgent(t, "api-1", "dmz")
 	gw := w.enroll(t, "gw-1", "dmz")
 	a, err := middleware.New(middleware.Config{Client: w.serviceClient(t, svc), TrustDomain: "warden.local", Self: "api-1",
 		CacheFile: filepath.Join(t.TempDir(), "absent.json"), Logger: slog.New(slog.DiscardHandler)})
@@ -520,7 +541,7 @@ func TestRefreshKeepsLastGood(t *testing.T) {
 	if _, err := w.root.PolicyWrite(ctx, "warden", "gw", `permit (principal == Node::"gw-1", action == Action::"conduit.connect", resource);`); err != nil {
 		t.Fatal(err)
 	}
-	svc := w.enroll(t, "api-1", "dmz")
+	svc := w.enrollAgent(t, "api-1", "dmz")
 	gw := w.enroll(t, "gw-1", "dmz")
 	a, err := middleware.New(middleware.Config{Client: w.serviceClient(t, svc), TrustDomain: "warden.local", Self: "api-1",
 		Logger: slog.New(slog.DiscardHandler)})
