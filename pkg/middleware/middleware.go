@@ -36,8 +36,9 @@ const (
 type Config struct {
 	// Client talks to the Warden cluster with the service's own
 	// credentials: its SVID as TLS client certificate, or a token. It
-	// needs policy.list and policy.read on the store, and conduit.check
-	// (zone lookups, see docs/pki.md). Required.
+	// needs policy.list and policy.read on the store, conduit.check (zone
+	// lookups) and, optionally, auth.whoami (its own zone); see
+	// docs/pki.md. Required.
 	Client *client.Client
 	// TrustDomain is the cluster's trust domain; peers from any other are
 	// refused. Required.
@@ -321,6 +322,11 @@ func (a *Authorizer) authorize(r *http.Request) (Principal, int, error) {
 	}
 	return Principal{}, http.StatusForbidden, errors.New(msg)
 }
+
+// Self returns the service's own principal, Node::"<Config.Self>", with
+// its zone as last learnt from the cluster, and whether it is known (if
+// not, every request is 503).
+func (a *Authorizer) Self() (Principal, bool) { return a.self() }
 
 // self returns the service's own principal, if its zone is known.
 func (a *Authorizer) self() (Principal, bool) {

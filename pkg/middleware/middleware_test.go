@@ -267,7 +267,7 @@ var hello = http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 
 // servicePolicy lets the service read its policies and look zones up.
 const servicePolicy = `permit (principal == Node::"api-1",
-  action in [Action::"policy.list", Action::"policy.read", Action::"conduit.check"], resource);`
+  action in [Action::"policy.list", Action::"policy.read", Action::"conduit.check", Action::"auth.whoami"], resource);`
 
 // TestConduitsEndToEnd runs the middleware in front of a service against a
 // real Warden server with real certificates: conduits decide (docs/pki.md,
@@ -302,6 +302,9 @@ func TestConduitsEndToEnd(t *testing.T) {
 	}
 	if err := a.Refresh(ctx); err != nil {
 		t.Fatalf("first refresh: %v", err)
+	}
+	if self, ok := a.Self(); !ok || self.Zone != "plant" || self.String() != `Node::"api-1"` {
+		t.Fatalf("own zone from whoami: %+v %v", self, ok)
 	}
 	addr, port := serve(t, a, svc, hello)
 	other, _ := serve(t, a, svc, hello) // same service on a port no conduit opens

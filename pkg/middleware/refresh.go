@@ -242,6 +242,9 @@ func (a *Authorizer) lookup(ctx context.Context, name string) (string, error) {
 // and revoked nodes are seen. It stops at the first failure other than an
 // unknown node (the cluster is likely unreachable) and keeps what it has.
 func (a *Authorizer) refreshZones(ctx context.Context) error {
+	if err := a.refreshSelf(ctx); err != nil {
+		return err
+	}
 	a.zmu.RLock()
 	peers := slices.Sorted(maps.Keys(a.zones))
 	a.zmu.RUnlock()
@@ -250,5 +253,28 @@ func (a *Authorizer) refreshZones(ctx context.Context) error {
 			return err
 		}
 	}
+	return nil
+}
+
+// refreshSelf learns the service's own zone from GET /v1/auth/whoami, when
+// the client authenticates as Self with its SVID. A client that is not
+// permitted to ask, or is someone else (a token), learns nothing here: the
+// zone then comes with the first peer lookup.
+func (a *Authorizer) refreshSelf(ctx context.Context) error {
+	who, err := a.cfg.Client.Whoami(ctx)
+	if client.IsStatus(err, http.StatusForbidden) || client.IsStatus(err, http.StatusUnauthorized) {
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	self, _ := a.self()
+	zone, ok := who.Attributes["zone"]
+	if who.AuthMethod != "mtls" || who.Principal != self.String() || !ok {
+		return nil
+	}
+	a.zmu.Lock()
+	a.selfZone, a.selfKnow = zone, true
+	a.zmu.Unlock()
 	return nil
 }
