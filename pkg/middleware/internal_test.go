@@ -5,19 +5,24 @@ import (
 	"crypto/ecdsa"
 	"crypto/elliptic"
 	"crypto/rand"
+	"crypto/tls"
 	"crypto/x509"
 	"crypto/x509/pkix"
 	"encoding/pem"
 	"errors"
 	"log/slog"
 	"math/big"
+	"net/http"
+	"net/http/httptest"
 	"net/url"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
-	"github.com/warden-sec/warden/internal/names"
+	"github.com/cedar-policy/cedar-go/types"
+
 	"github.com/warden-sec/warden/pkg/client"
 )
 
@@ -42,8 +47,8 @@ func TestPrincipalOf(t *testing.T) {
 		want Principal
 		err  bool
 	}{
-		{"node", []string{"spiffe://warden.local/node/web-1"}, Principal{Kind: names.KindNode, Name: "web-1", SPIFFEID: "spiffe://warden.local/node/web-1"}, false},
-		{"service", []string{"spiffe://warden.local/svc/billing"}, Principal{Kind: names.KindService, Name: "billing", SPIFFEID: "spiffe://warden.local/svc/billing"}, false},
+		{"node", []string{"spiffe://warden.local/node/web-1"}, Principal{Kind: KindNode, Name: "web-1", SPIFFEID: "spiffe://warden.local/node/web-1"}, false},
+		{"service", []string{"spiffe://warden.local/svc/billing"}, Principal{Kind: KindService, Name: "billing", SPIFFEID: "spiffe://warden.local/svc/billing"}, false},
 		{"user", []string{"spiffe://warden.local/user/alice"}, Principal{}, true},
 		{"other trust domain", []string{"spiffe://evil.example/node/web-1"}, Principal{}, true},
 		{"no URI", nil, Principal{}, true},
@@ -69,14 +74,14 @@ func TestPrincipalOf(t *testing.T) {
 }
 
 func TestPrincipalEntity(t *testing.T) {
-	n := Principal{Kind: names.KindNode, Name: "web-1", Zone: "dmz", SPIFFEID: "spiffe://warden.local/node/web-1"}
+	n := Principal{Kind: KindNode, Name: "web-1", Zone: "dmz", SPIFFEID: "spiffe://warden.local/node/web-1"}
 	if got := n.UID().String(); got != `Node::"web-1"` {
 		t.Fatalf("UID %s", got)
 	}
 	if z, ok := n.Entity().Attributes.Get("zone"); !ok || z.String() != "dmz" {
 		t.Fatalf("node zone attribute: %v %v", z, ok)
 	}
-	s := Principal{Kind: names.KindService, Name: "billing"}
+	s := Principal{Kind: KindService, Name: "billing"}
 	if got := s.UID().String(); got != `Service::"billing"` {
 		t.Fatalf("UID %s", got)
 	}
@@ -379,5 +384,64 @@ func TestKeyPairReloads(t *testing.T) {
 	}
 	if c, err := k.GetClientCertificate(nil); err != nil || c == nil {
 		t.Fatalf("GetClientCertificate: %v", err)
+	}
+}
+
+// TestHandlerCustomMap: a service's own question (Config.Map) over a
+// service principal; a forbid that fails to evaluate still denies
+// (docs/authorization.md, "Evaluation errors deny"); a Map error is 400.
+func TestHandlerCustomMap(t *testing.T) {
+	c, _ := client.New(client.Config{Address: "https://127.0.0.1:1"})
+	mapper := func(r *http.Request, self Principal) (Target, error) {
+		if r.Method != http.MethodGet && r.Method != http.MethodPost {
+			return Target{}, errors.New("unsupported method")
+		}
+		return Target{Action: "invoke." + strings.ToLower(r.Method),
+			Resource: types.Entity{UID: types.NewEntityUID("Endpoint", types.String(r.URL.Path)),
+				Attributes: types.NewRecord(types.RecordMap{"owner": types.String(self.Name)})},
+			Context: types.RecordMap{"debug": types.Boolean(r.URL.Query().Has("debug"))}}, nil
+	}
+	a, err := New(Config{Client: c, TrustDomain: "warden.local", Self: "api-1", Store: "shop", Map: mapper,
+		Logger: slog.New(slog.DiscardHandler)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	a.selfZone, a.selfKnow = "plant", true
+	if err := a.setPolicies(map[string]string{
+		"billing": `permit (principal == Service::"billing", action == Action::"invoke.get", resource is Endpoint) when { resource.owner == "api-1" };`,
+		"debug":   `forbid (principal, action, resource) when { context.debug && principal.zone == "dmz" };`,
+	}, time.Now()); err != nil {
+		t.Fatal(err)
+	}
+	h := a.Handler(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		p, _ := PrincipalFrom(r.Context())
+		w.Write([]byte(p.String()))
+	}))
+	billing := certWithURIs("spiffe://warden.local/svc/billing")
+	other := certWithURIs("spiffe://warden.local/svc/reports")
+	for _, tc := range []struct {
+		name, method, target string
+		leaf                 *x509.Certificate
+		status               int
+		body                 string
+	}{
+		{"permitted", "GET", "/invoices", billing, 200, `Service::"billing"`},
+		{"other action", "POST", "/invoices", billing, 403, "no policy permits invoke.post"},
+		{"other service", "GET", "/invoices", other, 403, "no policy permits"},
+		// principal.zone does not exist on a service: the forbid errs, and an
+		// error denies rather than being skipped.
+		{"erring forbid", "GET", "/invoices?debug", billing, 403, "failed to evaluate"},
+		{"unmapped", "DELETE", "/invoices", billing, 400, "cannot be mapped"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			r := httptest.NewRequest(tc.method, "https://api-1"+tc.target, nil)
+			r.TLS = &tls.ConnectionState{HandshakeComplete: true, PeerCertificates: []*x509.Certificate{tc.leaf},
+				VerifiedChains: [][]*x509.Certificate{{tc.leaf}}}
+			rec := httptest.NewRecorder()
+			h.ServeHTTP(rec, r)
+			if rec.Code != tc.status || !strings.Contains(rec.Body.String(), tc.body) {
+				t.Fatalf("%d %s, want %d %q", rec.Code, rec.Body, tc.status, tc.body)
+			}
+		})
 	}
 }

@@ -105,17 +105,27 @@ func Conduit(r *http.Request, self Principal) (Target, error) {
 	}, nil
 }
 
+// Kind is what a principal's SPIFFE ID names: the path segment after the
+// trust domain.
+type Kind string
+
+// Kinds of principal the middleware accepts (/user/ IDs are refused).
+const (
+	KindNode    Kind = Kind(names.KindNode)    // spiffe://<td>/node/<name>, Node::"<name>"
+	KindService Kind = Kind(names.KindService) // spiffe://<td>/svc/<name>, Service::"<name>"
+)
+
 // Principal is an authenticated peer (or the service itself).
 type Principal struct {
-	Kind     names.Kind // names.KindNode or names.KindService
-	Name     string     // canonical
-	Zone     string     // the node's zone; empty for services and zoneless nodes
+	Kind     Kind
+	Name     string // canonical
+	Zone     string // the node's zone; empty for services and zoneless nodes
 	SPIFFEID string
 }
 
 // UID returns the principal's Cedar UID, Node::"<name>" or Service::"<name>".
 func (p Principal) UID() types.EntityUID {
-	if p.Kind == names.KindService {
+	if p.Kind == KindService {
 		return types.NewEntityUID(authz.TypeService, types.String(p.Name))
 	}
 	return types.NewEntityUID(authz.TypeNode, types.String(p.Name))
@@ -129,7 +139,7 @@ func (p Principal) Entity() types.Entity {
 	if p.SPIFFEID != "" {
 		attrs["spiffe_id"] = types.String(p.SPIFFEID)
 	}
-	if p.Kind != names.KindService {
+	if p.Kind != KindService {
 		attrs["zone"] = types.String(p.Zone)
 	}
 	return types.Entity{UID: p.UID(), Attributes: types.NewRecord(attrs)}
@@ -273,7 +283,7 @@ func (a *Authorizer) authorize(r *http.Request) (Principal, int, error) {
 	if pol == nil {
 		return Principal{}, http.StatusServiceUnavailable, errors.New("middleware: no policy loaded yet; denying")
 	}
-	if p.Kind == names.KindNode {
+	if p.Kind == KindNode {
 		zone, err := a.zoneOf(r.Context(), p.Name)
 		if errors.Is(err, ErrUnknownNode) {
 			a.log.Info("peer refused: not a live node", "principal", p.String(), "remote", r.RemoteAddr)
@@ -334,7 +344,7 @@ func (a *Authorizer) self() (Principal, bool) {
 	zone, ok := a.selfZone, a.selfKnow
 	a.zmu.RUnlock()
 	id, _ := names.SPIFFEID(a.cfg.TrustDomain, names.KindNode, a.cfg.Self)
-	return Principal{Kind: names.KindNode, Name: a.cfg.Self, Zone: zone, SPIFFEID: id}, ok
+	return Principal{Kind: KindNode, Name: a.cfg.Self, Zone: zone, SPIFFEID: id}, ok
 }
 
 // principalOf maps a verified certificate to its principal: exactly one
@@ -355,7 +365,7 @@ func principalOf(cert *x509.Certificate, td string) (Principal, error) {
 	if kind != names.KindNode && kind != names.KindService {
 		return Principal{}, fmt.Errorf("%w: %s is a %s, not a node or service", ErrIdentity, id, kind)
 	}
-	return Principal{Kind: kind, Name: name, SPIFFEID: id}, nil
+	return Principal{Kind: Kind(kind), Name: name, SPIFFEID: id}, nil
 }
 
 // writeError answers {"errors": [msg]} with status.

@@ -17,6 +17,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"strings"
@@ -445,25 +446,10 @@ type recorded struct {
 }
 
 func record(h http.Handler, r *http.Request) recorded {
-	rw := &recorder{header: http.Header{}}
-	h.ServeHTTP(rw, r)
-	return recorded{rw.status, rw.body.String()}
+	rec := httptest.NewRecorder()
+	h.ServeHTTP(rec, r)
+	return recorded{rec.Code, rec.Body.String()}
 }
-
-type recorder struct {
-	header http.Header
-	status int
-	body   bytes.Buffer
-}
-
-func (r *recorder) Header() http.Header { return r.header }
-func (r *recorder) Write(b []byte) (int, error) {
-	if r.status == 0 {
-		r.status = 200
-	}
-	return r.body.Write(b)
-}
-func (r *recorder) WriteHeader(s int) { r.status = s }
 
 // conduitRequest is a request as net/http hands it to a handler after a
 // handshake that verified leaf, on local port port.

@@ -17,6 +17,8 @@ import (
 // through GetConfigForClient: change base before calling, not the result.
 // The result's own ClientCAs is an empty pool, so a copy that loses
 // GetConfigForClient verifies no client at all rather than too many.
+// For HTTP/2, set base.NextProtos to []string{"h2", "http/1.1"}: the
+// handshake uses base's, not those http.Server adds to the result.
 func (a *Authorizer) TLSConfig(base *tls.Config) *tls.Config {
 	tmpl := base.Clone()
 	if tmpl == nil {
