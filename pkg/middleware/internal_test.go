@@ -10,8 +10,10 @@ import (
 	"crypto/x509/pkix"
 	"encoding/pem"
 	"errors"
+	"fmt"
 	"log/slog"
 	"math/big"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
@@ -441,6 +443,45 @@ func TestHandlerCustomMap(t *testing.T) {
 			h.ServeHTTP(rec, r)
 			if rec.Code != tc.status || !strings.Contains(rec.Body.String(), tc.body) {
 				t.Fatalf("%d %s, want %d %q", rec.Code, rec.Body, tc.status, tc.body)
+			}
+		})
+	}
+}
+
+// BenchmarkHandler: one conduit decision by the Handler, with the peer's
+// zone cached, among n conduit policies.
+func BenchmarkHandler(b *testing.B) {
+	for _, n := range []int{10, 1000} {
+		b.Run(fmt.Sprintf("conduits=%d", n), func(b *testing.B) {
+			c, _ := client.New(client.Config{Address: "https://127.0.0.1:1"})
+			a, err := New(Config{Client: c, TrustDomain: "warden.local", Self: "api-1", Logger: slog.New(slog.DiscardHandler)})
+			if err != nil {
+				b.Fatal(err)
+			}
+			a.selfZone, a.selfKnow = "plant", true
+			a.zones["gw-1"] = "dmz"
+			docs := map[string]string{}
+			for i := range n {
+				cd := fmt.Sprintf(`permit (principal is Node, action == Action::"conduit.connect", resource is Node)
+when { principal.zone == "dmz" && resource.zone == "plant" && context.port == %d && context.protocol == "tcp" };`, 1000+i)
+				docs[fmt.Sprintf("conduit.dmz.plant.tcp.%d", 1000+i)] = cd
+			}
+			if err := a.setPolicies(docs, time.Now()); err != nil {
+				b.Fatal(err)
+			}
+			leaf := certWithURIs("spiffe://warden.local/node/gw-1")
+			r := httptest.NewRequest("GET", "https://api-1/", nil)
+			r.TLS = &tls.ConnectionState{HandshakeComplete: true, PeerCertificates: []*x509.Certificate{leaf},
+				VerifiedChains: [][]*x509.Certificate{{leaf}}}
+			r = r.WithContext(context.WithValue(r.Context(), http.LocalAddrContextKey, &net.TCPAddr{IP: net.IPv4(127, 0, 0, 1), Port: 1000 + n/2}))
+			h := a.Handler(http.HandlerFunc(func(http.ResponseWriter, *http.Request) {}))
+			w := httptest.NewRecorder()
+			b.ReportAllocs()
+			for b.Loop() {
+				h.ServeHTTP(w, r)
+			}
+			if w.Code != http.StatusOK {
+				b.Fatalf("status %d: %s", w.Code, w.Body)
 			}
 		})
 	}
