@@ -189,6 +189,20 @@ func (c *Client) TokenLookupSelf(ctx context.Context) (Token, error) {
 	return out, err
 }
 
+// Whoami describes the caller as the server authenticated it.
+type Whoami struct {
+	Principal  string            `json:"principal"`   // e.g. Node::"web-1"
+	AuthMethod string            `json:"auth_method"` // "token" or "mtls"
+	Attributes map[string]string `json:"attributes"`  // a node's name, zone and spiffe_id; a token's user
+}
+
+// Whoami asks the server who the Client is (action auth.whoami).
+func (c *Client) Whoami(ctx context.Context) (Whoami, error) {
+	var out Whoami
+	_, err := c.do(ctx, http.MethodGet, "/v1/auth/whoami", nil, &out)
+	return out, err
+}
+
 type tokenRef struct {
 	Token    string `json:"token,omitempty"`
 	Accessor string `json:"accessor,omitempty"`

@@ -40,6 +40,15 @@ func (c *Client) TrustBundle(ctx context.Context) ([]byte, error) {
 	return out, err
 }
 
+// CRL returns the issuing CA's current certificate revocation list (DER).
+// It is public: relying parties fetch it without credentials. The caller
+// must check its signature against the trust bundle before using it.
+func (c *Client) CRL(ctx context.Context) ([]byte, error) {
+	var out []byte
+	_, err := c.do(ctx, http.MethodGet, "/v1/pki/crl", nil, &out)
+	return out, err
+}
+
 // Enrollment is the answer to an enrollment.
 type Enrollment struct {
 	Certificate string `json:"certificate"` // PEM chain: the node's certificate, then the intermediate
