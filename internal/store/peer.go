@@ -160,7 +160,7 @@ func (s *Store) forward(ctx context.Context, req *PeerRequest) (*PeerResponse, e
 			case <-time.After(d):
 			}
 		}
-		if err := s.waitNewLeader(ctx, ""); err != nil {
+		if err := s.WaitLeader(ctx); err != nil {
 			if last != nil {
 				return nil, fmt.Errorf("%w (last: %v)", err, last)
 			}
@@ -201,24 +201,5 @@ func (s *Store) forward(ctx context.Context, req *PeerRequest) (*PeerResponse, e
 			continue
 		}
 		return resp, nil
-	}
-}
-
-// waitNewLeader waits until a leader other than old (or any, if old is "")
-// is known, polling Raft's view; bounded by ctx.
-func (s *Store) waitNewLeader(ctx context.Context, old raft.ServerAddress) error {
-	t := time.NewTicker(10 * time.Millisecond)
-	defer t.Stop()
-	for {
-		if addr, _ := s.raft.LeaderWithID(); addr != "" && addr != old {
-			return nil
-		}
-		select {
-		case <-ctx.Done():
-			return fmt.Errorf("%w: %v", ErrNoLeader, ctx.Err())
-		case <-s.closed:
-			return ErrClosed
-		case <-t.C:
-		}
 	}
 }

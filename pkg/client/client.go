@@ -308,19 +308,7 @@ func (c *Client) do(ctx context.Context, method, path string, in, out any, also 
 		ok = ok || resp.StatusCode == code
 	}
 	if !ok {
-		ae := &APIError{StatusCode: resp.StatusCode}
-		var eb struct {
-			Errors []string `json:"errors"`
-		}
-		if json.Unmarshal(data, &eb) == nil {
-			for _, m := range eb.Errors {
-				if token != "" {
-					m = strings.ReplaceAll(m, token, "[redacted]")
-				}
-				ae.Errors = append(ae.Errors, oneLine(m))
-			}
-		}
-		return resp.StatusCode, ae
+		return resp.StatusCode, apiError(resp.StatusCode, data, token)
 	}
 	if out == nil || resp.StatusCode == http.StatusNoContent {
 		return resp.StatusCode, nil
@@ -335,6 +323,24 @@ func (c *Client) do(ctx context.Context, method, path string, in, out any, also 
 		return resp.StatusCode, fmt.Errorf("warden: %s %s: decode %d response: %w", method, path, resp.StatusCode, err)
 	}
 	return resp.StatusCode, nil
+}
+
+// apiError decodes an error response body ({"errors": [...]}), with the
+// token redacted from the messages.
+func apiError(status int, data []byte, token string) *APIError {
+	ae := &APIError{StatusCode: status}
+	var eb struct {
+		Errors []string `json:"errors"`
+	}
+	if json.Unmarshal(data, &eb) == nil {
+		for _, m := range eb.Errors {
+			if token != "" {
+				m = strings.ReplaceAll(m, token, "[redacted]")
+			}
+			ae.Errors = append(ae.Errors, oneLine(m))
+		}
+	}
+	return ae
 }
 
 // redact replaces the token in an error's text. Errors from net/http do not

@@ -8,7 +8,6 @@ import (
 	"io"
 	"net/http"
 	"net/url"
-	"strings"
 )
 
 // Peer is a member of the cluster's Raft configuration.
@@ -104,17 +103,6 @@ func (c *Client) stream(ctx context.Context, method, path string, body io.Reader
 		return resp, nil
 	}
 	defer resp.Body.Close()
-	ae := &APIError{StatusCode: resp.StatusCode}
-	var eb struct {
-		Errors []string `json:"errors"`
-	}
-	if json.NewDecoder(io.LimitReader(resp.Body, MaxResponseBytes)).Decode(&eb) == nil {
-		for _, m := range eb.Errors {
-			if token != "" {
-				m = strings.ReplaceAll(m, token, "[redacted]")
-			}
-			ae.Errors = append(ae.Errors, oneLine(m))
-		}
-	}
-	return nil, ae
+	data, _ := io.ReadAll(io.LimitReader(resp.Body, MaxResponseBytes))
+	return nil, apiError(resp.StatusCode, data, token)
 }
