@@ -213,6 +213,9 @@ func parseReenroll(body []byte) (*x509.Certificate, *x509.CertificateRequest, er
 // is public: the certificate and the proof of possession are the
 // credential, checked against the node's record.
 func (s *Server) reenroll(req *request) (int, any, error) {
+	if req.entry != nil {
+		req.entry.AuthMethod = "proof-of-possession"
+	}
 	body, err := req.readBody()
 	if err != nil {
 		return 0, nil, err
@@ -220,9 +223,6 @@ func (s *Server) reenroll(req *request) (int, any, error) {
 	leaf, csr, err := parseReenroll(body)
 	if err != nil {
 		return 0, nil, err
-	}
-	if req.entry != nil {
-		req.entry.AuthMethod = "proof-of-possession"
 	}
 	id, err := s.cfg.Nodes.ReenrollIdentity(leaf)
 	if err != nil {

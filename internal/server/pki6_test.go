@@ -245,6 +245,9 @@ func TestReenroll(t *testing.T) {
 	for _, e := range r["entries"].([]any) {
 		ent := e.(map[string]any)["entry"].(map[string]any)
 		if ent["action"] == "pki.reenroll" {
+			if ent["auth_method"] != "proof-of-possession" {
+				t.Errorf("auth method %v", ent["auth_method"])
+			}
 			outcomes[fmt.Sprint(ent["outcome"], " ", ent["principal"])]++
 		}
 	}
