@@ -7,8 +7,10 @@
 // mode 0600) and bundle.pem (the trust bundle).
 //
 // Run renews over mutual TLS before expiry and rides out server outages with
-// the current files. Re-enrollment after a certificate expired during an
-// outage (proof of possession of the node key) comes next.
+// the current files. If the certificate expired during an outage, it
+// re-enrolls with proof of possession of the node key (the expired
+// certificate and a CSR signed by the same key), unless the node was
+// revoked.
 package agent
 
 import (

@@ -1,10 +1,13 @@
 package agent
 
 import (
+	"bytes"
 	"context"
+	"crypto"
 	"net"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
@@ -119,5 +122,68 @@ func TestRenewalAndOutage(t *testing.T) {
 		case <-time.After(time.Until(second.NotAfter)):
 			t.Fatal("the agent did not recover after the server returned")
 		}
+	}
+}
+
+// TestReenrollAfterExpiry: once the certificate has expired (by the
+// agent's clock, here two hours ahead), renewal over mutual TLS is
+// impossible and the agent re-enrolls with proof of possession of its key;
+// after the node is revoked, re-enrollment is refused.
+func TestReenrollAfterExpiry(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	srv, err := server.New(server.Config{DataDir: t.TempDir(), Listen: "127.0.0.1:0", RateLimit: -1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := srv.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer srv.Close()
+	if err := srv.Store().WaitLeader(ctx); err != nil {
+		t.Fatal(err)
+	}
+	c, err := client.New(client.Config{Address: srv.Addr(), CACertFile: srv.CAFile()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	in, err := c.Init(ctx, client.InitRequest{KeyShares: 1, KeyThreshold: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.Unseal(ctx, in.UnsealKeys[0]); err != nil {
+		t.Fatal(err)
+	}
+	c.SetToken(in.RootToken)
+	tok, err := c.NodeTokenCreate(ctx, client.NodeTokenRequest{Name: "edge-1", CertTTL: "1h"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir := t.TempDir()
+	if _, err := Enroll(ctx, Config{Client: c, JoinToken: tok.Token, DataDir: dir}); err != nil {
+		t.Fatal(err)
+	}
+	first, _ := loadLeaf(filepath.Join(dir, SVIDFile))
+	keyBefore, _ := os.ReadFile(filepath.Join(dir, KeyFile))
+	later := func() time.Time { return time.Now().Add(2 * time.Hour) }
+	cfg := RunConfig{Server: srv.Addr(), CACert: srv.CAFile(), DataDir: dir, Now: later}
+	if _, err := RenewOnce(ctx, cfg); err != nil {
+		t.Fatalf("re-enrollment: %v", err)
+	}
+	second, err := loadLeaf(filepath.Join(dir, SVIDFile))
+	if err != nil || second.SerialNumber.Cmp(first.SerialNumber) == 0 {
+		t.Fatalf("svid.pem not replaced: %v", err)
+	}
+	if !second.PublicKey.(interface{ Equal(crypto.PublicKey) bool }).Equal(first.PublicKey) {
+		t.Fatal("re-enrolled for another key")
+	}
+	if keyAfter, _ := os.ReadFile(filepath.Join(dir, KeyFile)); !bytes.Equal(keyAfter, keyBefore) {
+		t.Fatal("the node key changed")
+	}
+	if err := c.NodeRevoke(ctx, "edge-1"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := RenewOnce(ctx, cfg); err == nil || !strings.Contains(err.Error(), "re-enroll") {
+		t.Fatalf("re-enrollment of a revoked node: %v", err)
 	}
 }

@@ -28,6 +28,16 @@ type RunConfig struct {
 	OnRenew func(expires time.Time)
 	// OnFailure, if set, is called after every failed renewal attempt.
 	OnFailure func(err error)
+	// Now is the clock that decides when to renew and whether the
+	// certificate has expired; nil means time.Now.
+	Now func() time.Time
+}
+
+func (cfg *RunConfig) now() time.Time {
+	if cfg.Now != nil {
+		return cfg.Now()
+	}
+	return time.Now()
 }
 
 // MaxBackoff bounds the wait between failed renewal attempts.
@@ -38,7 +48,9 @@ const MaxBackoff = 30 * time.Second
 // time between receiving the certificate and its expiry has passed. When the
 // servers cannot be reached it keeps the current files — the node keeps
 // serving with them — and retries with exponential backoff up to
-// MaxBackoff. It returns only when ctx ends.
+// MaxBackoff. If the certificate expired meanwhile (a long outage), it
+// re-enrolls with proof of possession of the node key instead (see
+// RenewOnce). It returns only when ctx ends.
 func Run(ctx context.Context, cfg RunConfig) error {
 	log := cfg.Logger
 	if log == nil {
@@ -49,7 +61,7 @@ func Run(ctx context.Context, cfg RunConfig) error {
 		if err != nil {
 			return err
 		}
-		if !sleep(ctx, time.Until(at)) {
+		if !sleep(ctx, at.Sub(cfg.now())) {
 			return nil
 		}
 		for attempt := 0; ; attempt++ {
@@ -118,10 +130,23 @@ func loadLeaf(path string) (*x509.Certificate, error) {
 }
 
 // RenewOnce renews now, for the node's existing key, and replaces svid.pem
-// and bundle.pem.
+// and bundle.pem. While the certificate is valid it renews over mutual TLS
+// with it; once it has expired (by cfg.Now), TLS would refuse it, so the
+// agent re-enrolls instead: it sends the expired certificate and a CSR
+// signed by the node key (POST /v1/pki/reenroll), which the server honours
+// for the node's current key unless the node was revoked.
 func RenewOnce(ctx context.Context, cfg RunConfig) (time.Time, error) {
 	certPath, keyPath := filepath.Join(cfg.DataDir, SVIDFile), filepath.Join(cfg.DataDir, KeyFile)
-	c, err := client.New(client.Config{Address: cfg.Server, CACertFile: cfg.CACert, ClientCertFile: certPath, ClientKeyFile: keyPath, Timeout: 10 * time.Second})
+	leaf, err := loadLeaf(certPath)
+	if err != nil {
+		return time.Time{}, err
+	}
+	expired := !cfg.now().Before(leaf.NotAfter)
+	cc := client.Config{Address: cfg.Server, CACertFile: cfg.CACert, Timeout: 10 * time.Second}
+	if !expired {
+		cc.ClientCertFile, cc.ClientKeyFile = certPath, keyPath
+	}
+	c, err := client.New(cc)
 	if err != nil {
 		return time.Time{}, err
 	}
@@ -148,8 +173,18 @@ func RenewOnce(ctx context.Context, cfg RunConfig) (time.Time, error) {
 	if err != nil {
 		return time.Time{}, err
 	}
-	en, err := c.Renew(ctx, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE REQUEST", Bytes: csrDER}))
-	if err != nil {
+	csrPEM := pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE REQUEST", Bytes: csrDER})
+	var en client.Enrollment
+	if expired {
+		certPEM, err := os.ReadFile(certPath)
+		if err != nil {
+			return time.Time{}, err
+		}
+		en, err = c.Reenroll(ctx, certPEM, csrPEM)
+		if err != nil {
+			return time.Time{}, fmt.Errorf("agent: re-enroll (the certificate expired at %s): %w", leaf.NotAfter.UTC().Format(time.RFC3339), err)
+		}
+	} else if en, err = c.Renew(ctx, csrPEM); err != nil {
 		return time.Time{}, err
 	}
 	if err := fsutil.WriteFileAtomic(certPath, []byte(en.Certificate), 0o644); err != nil {

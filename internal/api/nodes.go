@@ -1,17 +1,22 @@
 package api
 
 import (
+	"bytes"
+	"crypto/x509"
 	"encoding/base64"
+	"errors"
 	"io"
 	"net/http"
 	"strings"
 	"time"
 
 	"github.com/cedar-policy/cedar-go/types"
+	"golang.org/x/crypto/ocsp"
 
 	"github.com/warden-sec/warden/internal/authority"
 	"github.com/warden-sec/warden/internal/authz"
 	"github.com/warden-sec/warden/internal/errs"
+	"github.com/warden-sec/warden/internal/pki"
 )
 
 type nodeTokenRequest struct {
@@ -67,9 +72,14 @@ func (s *Server) nodeToken(req *request) (int, any, error) {
 	return http.StatusOK, nodeTokenResponse{Token: tok, ExpiresAt: rfc3339(exp)}, nil
 }
 
+// nodeTarget targets Node::"<name>" of the path, or Node::"*" for a path
+// without a name (a listing).
 func nodeTarget(action string) targetFunc {
 	return func(req *request) (target, error) {
 		n := req.PathValue("name")
+		if n == "" {
+			n = "*"
+		}
 		return target{action: action, resource: entity(authz.TypeNode, n, types.RecordMap{"name": types.String(n), "zone": types.String("")})}, nil
 	}
 }
@@ -129,22 +139,25 @@ func (s *Server) pkiCRL(req *request) (int, any, error) {
 }
 
 // pkiOCSP answers RFC 6960 requests: POST with the DER body, or GET with
-// the base64 request in the path.
+// the base64 request in the path. Every answer is an OCSPResponse
+// (application/ocsp-response), errors included: malformedRequest for a
+// request that cannot be read or parsed, internalError (tryLater while
+// sealed) when the status cannot be looked up — never "good" then.
 func (s *Server) pkiOCSP(req *request) (int, any, error) {
 	var der []byte
 	var err error
 	if req.Method == http.MethodPost {
-		der, err = io.ReadAll(io.LimitReader(req.Body, 8<<10))
+		der, err = io.ReadAll(io.LimitReader(req.Body, pki.MaxOCSPRequestBytes+1))
 	} else {
 		p := strings.TrimPrefix(req.PathValue("req"), "/")
 		der, err = base64.StdEncoding.DecodeString(p)
 	}
 	if err != nil {
-		return 0, nil, errs.E(errs.Invalid, "OCSP request: unreadable")
+		return http.StatusOK, derBody{"application/ocsp-response", bytes.Clone(ocsp.MalformedRequestErrorResponse)}, nil
 	}
 	resp, err := s.cfg.Nodes.OCSP(der)
-	if err != nil {
-		return 0, nil, errs.E(errs.Invalid, "OCSP request: malformed")
+	if err != nil && !errors.Is(err, pki.ErrOCSPMalformed) {
+		s.log.Error("OCSP request failed; answered with an OCSP error status", "request_id", req.id, "err", err)
 	}
 	return http.StatusOK, derBody{"application/ocsp-response", resp}, nil
 }
@@ -177,4 +190,93 @@ func (s *Server) renew(req *request) (int, any, error) {
 	}
 	return http.StatusOK, enrollResponse{Certificate: string(e.Certificate), Bundle: string(e.Bundle),
 		SPIFFEID: e.SPIFFEID, Serial: e.Serial, ExpiresAt: rfc3339(e.ExpiresAt)}, nil
+}
+
+type reenrollRequest struct {
+	Certificate string `json:"certificate"` // PEM: the node's last certificate (its chain may follow)
+	CSR         string `json:"csr"`         // PEM, for the same key
+}
+
+// parseReenroll decodes a re-enrollment request body strictly and parses
+// its certificate and CSR.
+func parseReenroll(body []byte) (*x509.Certificate, *x509.CertificateRequest, error) {
+	var in reenrollRequest
+	if err := DecodeJSON(body, &in, false); err != nil {
+		return nil, nil, err
+	}
+	return authority.ParseReenrollment([]byte(in.Certificate), []byte(in.CSR))
+}
+
+// reenroll issues a new certificate to a node whose certificate expired
+// (renewal over mutual TLS is then impossible), for the same key: the
+// request carries the expired certificate and a CSR signed by its key. It
+// is public: the certificate and the proof of possession are the
+// credential, checked against the node's record.
+func (s *Server) reenroll(req *request) (int, any, error) {
+	if req.entry != nil {
+		req.entry.AuthMethod = "proof-of-possession"
+	}
+	body, err := req.readBody()
+	if err != nil {
+		return 0, nil, err
+	}
+	leaf, csr, err := parseReenroll(body)
+	if err != nil {
+		return 0, nil, err
+	}
+	id, err := s.cfg.Nodes.ReenrollIdentity(leaf)
+	if err != nil {
+		return 0, nil, err
+	}
+	if req.entry != nil {
+		req.entry.Principal, req.entry.Resource = `Node::"`+id.Name+`"`, `Node::"`+id.Name+`"`
+	}
+	e, err := s.cfg.Nodes.Reenroll(req.Context(), id, leaf, csr)
+	if err != nil {
+		return 0, nil, err
+	}
+	return http.StatusOK, enrollResponse{Certificate: string(e.Certificate), Bundle: string(e.Bundle),
+		SPIFFEID: e.SPIFFEID, Serial: e.Serial, ExpiresAt: rfc3339(e.ExpiresAt)}, nil
+}
+
+type nodesResponse struct {
+	Nodes []authority.NodeInfo `json:"nodes"`
+}
+
+func (s *Server) nodeList(req *request) (int, any, error) {
+	ns, err := s.cfg.Nodes.List(req.Context())
+	if err != nil {
+		return 0, nil, err
+	}
+	return http.StatusOK, nodesResponse{Nodes: ns}, nil
+}
+
+func (s *Server) nodeRead(req *request) (int, any, error) {
+	n, err := s.cfg.Nodes.Node(req.Context(), req.PathValue("name"))
+	if err != nil {
+		return 0, nil, err
+	}
+	return http.StatusOK, n, nil
+}
+
+type certsResponse struct {
+	Certificates []authority.CertInfo `json:"certificates"`
+}
+
+// certList lists issued certificates; ?state=issued|expiring|revoked
+// filters, and ?within=<duration> sets the expiring window (default 24h).
+func (s *Server) certList(req *request) (int, any, error) {
+	q := req.URL.Query()
+	within, err := optDuration("within", q.Get("within"))
+	if err != nil {
+		return 0, nil, err
+	}
+	if q.Has("within") && q.Get("state") != authority.FilterExpiring {
+		return 0, nil, errs.E(errs.Invalid, "within: only with state=expiring")
+	}
+	cs, err := s.cfg.Nodes.ListCerts(req.Context(), q.Get("state"), within)
+	if err != nil {
+		return 0, nil, err
+	}
+	return http.StatusOK, certsResponse{Certificates: cs}, nil
 }

@@ -196,7 +196,7 @@ type request struct {
 func (s *Server) handle(method, pattern, name string, tf targetFunc, h handlerFunc) {
 	rt := &route{method: method, pattern: pattern, name: name, auth: tf != nil, target: tf, h: h, okStatus: http.StatusOK}
 	switch {
-	case name == "pki.enroll" || name == "pki.renew":
+	case name == "pki.enroll" || name == "pki.renew" || name == "pki.reenroll":
 		rt.audit = auditChange // certificate issuance, authenticated by a join token
 	case tf == nil:
 	case name == "kv.read" || name == "raft.snapshot.save":
@@ -226,12 +226,16 @@ func (s *Server) register() {
 	s.handle("GET", "/v1/pki/ocsp/{req...}", "pki.ocsp", public, s.pkiOCSP)
 	s.handle("POST", "/v1/pki/enroll", "pki.enroll", public, s.enroll)
 	s.handle("POST", "/v1/pki/renew", "pki.renew", public, s.renew)
+	s.handle("POST", "/v1/pki/reenroll", "pki.reenroll", public, s.reenroll)
+	s.handle("GET", "/v1/pki/certs", "cert.list", fixed(authz.ActionCertList, authz.TypeCertificate, "*"), s.certList)
 	s.handle("POST", "/v1/zones", "zone.create", fixed(authz.ActionZoneCreate, authz.TypeZone, "*"), s.zoneCreate)
 	s.handle("GET", "/v1/zones", "zone.list", fixed(authz.ActionZoneList, authz.TypeZone, "*"), s.zoneList)
 	s.handle("POST", "/v1/conduits", "conduit.create", fixed(authz.ActionConduitCreate, authz.TypeZone, "*"), s.conduitCreate)
 	s.handle("POST", "/v1/conduits/check", "conduit.check", fixed(authz.ActionConduitCheck, authz.TypeZone, "*"), s.conduitCheck)
 	s.handle("POST", "/v1/nodes/tokens", "node.create", nodeTokenTarget, s.nodeToken)
 	s.handle("POST", "/v1/nodes/{name}/revoke", "node.revoke", nodeTarget(authz.ActionNodeRevoke), s.nodeRevoke)
+	s.handle("GET", "/v1/nodes", "node.list", nodeTarget(authz.ActionNodeList), s.nodeList)
+	s.handle("GET", "/v1/nodes/{name}", "node.read", nodeTarget(authz.ActionNodeRead), s.nodeRead)
 	s.handle("POST", "/v1/sys/seal", "sys.seal", fixed(authz.ActionSysSeal, authz.TypeSystem, "warden"), s.seal)
 	s.handle("POST", "/v1/sys/rotate", "sys.rotate", fixed(authz.ActionSysRotate, authz.TypeSystem, "warden"), s.rotate)
 	s.handle("GET", "/v1/sys/key-status", "sys.key-status", fixed(authz.ActionSysKeyStatus, authz.TypeSystem, "warden"), s.keyStatus)

@@ -1,6 +1,7 @@
 package authority
 
 import (
+	"bytes"
 	"context"
 	"crypto/rand"
 	"crypto/sha256"
@@ -15,6 +16,8 @@ import (
 	"math/big"
 	"strings"
 	"time"
+
+	"golang.org/x/crypto/ocsp"
 
 	"github.com/warden-sec/warden/internal/errs"
 	"github.com/warden-sec/warden/internal/names"
@@ -227,7 +230,8 @@ func (n *Nodes) Enroll(ctx context.Context, name, token string, csrPEM []byte) (
 	nd.Serials = append(nd.Serials, serial)
 	b, _ := json.Marshal(nd)
 	_, err = n.st.Txn(ctx, store.Txn{Conds: []store.Cond{{Key: prefixNode + name, Version: ver}},
-		Ops: []store.Op{{Type: store.OpPut, Key: prefixNode + name, Value: b}, {Type: store.OpDelete, Key: joinKey}}})
+		Ops: []store.Op{{Type: store.OpPut, Key: prefixNode + name, Value: b}, {Type: store.OpDelete, Key: joinKey},
+			certRecordOp(name, nd.SPIFFEID, serial, cert)}})
 	if errs.Is(err, errs.Conflict) {
 		return nil, errJoin // someone used the token first
 	}
@@ -326,21 +330,54 @@ func (n *Nodes) CRL(ctx context.Context) ([]byte, error) {
 	return inter.CRL(revs, new(big.Int).SetUint64(number), n.now(), 24*time.Hour)
 }
 
-// OCSP answers an OCSP request.
+// OCSP answers a DER OCSP request with a DER OCSP response. It fails
+// closed: a status it cannot look up is never "good" — the answer is then
+// the internalError response (tryLater while sealed). A malformed request
+// gets the malformedRequest response. The error is for the log only; the
+// response is always one to send.
 func (n *Nodes) OCSP(reqDER []byte) ([]byte, error) {
 	inter, err := n.issuer()
 	if err != nil {
-		return nil, err
-	}
-	return inter.OCSPRespond(reqDER, func(sn *big.Int) (pki.OCSPStatus, time.Time) {
-		e, err := n.st.GetStale(prefixRevoked + hex.EncodeToString(sn.Bytes()))
-		if err != nil {
-			return pki.OCSPGood, time.Time{}
+		if errs.Is(err, errs.Unavailable) {
+			return bytes.Clone(ocsp.TryLaterErrorResponse), err
 		}
-		var r Revocation
-		_ = json.Unmarshal(e.Value, &r)
-		return pki.OCSPRevoked, r.RevokedAt
+		return bytes.Clone(ocsp.InternalErrorErrorResponse), err
+	}
+	var lookupErr error
+	resp, err := inter.OCSPRespond(reqDER, func(sn *big.Int) (pki.OCSPStatus, time.Time) {
+		st, at, err := n.ocspStatus(sn)
+		if err != nil {
+			lookupErr = err
+			return pki.OCSPUnknown, time.Time{}
+		}
+		return st, at
 	}, n.now(), time.Hour)
+	switch {
+	case errors.Is(err, pki.ErrOCSPMalformed):
+		return bytes.Clone(ocsp.MalformedRequestErrorResponse), err
+	case err != nil:
+		return bytes.Clone(ocsp.InternalErrorErrorResponse), err
+	case lookupErr != nil:
+		return bytes.Clone(ocsp.InternalErrorErrorResponse), lookupErr
+	}
+	return resp, nil
+}
+
+// ocspStatus looks a serial up: revoked if a revocation is recorded, good
+// if none is (and the lookup worked), an error otherwise.
+func (n *Nodes) ocspStatus(sn *big.Int) (pki.OCSPStatus, time.Time, error) {
+	e, err := n.st.GetStale(prefixRevoked + hex.EncodeToString(sn.Bytes()))
+	if errs.Is(err, errs.NotFound) {
+		return pki.OCSPGood, time.Time{}, nil
+	}
+	if err != nil {
+		return pki.OCSPUnknown, time.Time{}, err
+	}
+	var r Revocation
+	if err := json.Unmarshal(e.Value, &r); err != nil {
+		return pki.OCSPUnknown, time.Time{}, fmt.Errorf("authority: revocation record: %w", err)
+	}
+	return pki.OCSPRevoked, r.RevokedAt, nil
 }
 
 // ParseCertificate is a helper for callers that received a PEM chain.
@@ -413,6 +450,13 @@ func (n *Nodes) Renew(ctx context.Context, id *CertIdentity, csrPEM []byte) (*En
 	if err != nil {
 		return nil, errs.Wrap(errs.Invalid, err, "csr: %s", strings.TrimPrefix(err.Error(), "pki: "))
 	}
+	return n.issue(ctx, id, csr, nil)
+}
+
+// issue issues a certificate for csr's key to the active node id names,
+// once check (if any) accepts the node's record, and records it with the
+// node in one transaction conditioned on the record's version.
+func (n *Nodes) issue(ctx context.Context, id *CertIdentity, csr *x509.CertificateRequest, check func(*Node) error) (*Enrollment, error) {
 	for attempt := 0; ; attempt++ {
 		nd, ver, err := n.get(ctx, id.Name)
 		if err != nil {
@@ -420,6 +464,11 @@ func (n *Nodes) Renew(ctx context.Context, id *CertIdentity, csrPEM []byte) (*En
 		}
 		if nd == nil || nd.State != NodeActive {
 			return nil, errs.E(errs.Unauthenticated, "node %q is not active", id.Name)
+		}
+		if check != nil {
+			if err := check(nd); err != nil {
+				return nil, err
+			}
 		}
 		ttl, _ := time.ParseDuration(nd.CertTTL)
 		inter, err := n.issuer()
@@ -432,14 +481,18 @@ func (n *Nodes) Renew(ctx context.Context, id *CertIdentity, csrPEM []byte) (*En
 			return nil, err
 		}
 		serial := hex.EncodeToString(cert.SerialNumber.Bytes())
+		ops := []store.Op{certRecordOp(nd.Name, nd.SPIFFEID, serial, cert)}
 		nd.Serials = append(nd.Serials, serial)
-		if len(nd.Serials) > 64 { // keep the recent ones: older certificates have expired
-			nd.Serials = nd.Serials[len(nd.Serials)-64:]
+		if len(nd.Serials) > maxSerials { // keep the recent ones: older certificates have expired
+			for _, old := range nd.Serials[:len(nd.Serials)-maxSerials] {
+				ops = append(ops, store.Op{Type: store.OpDelete, Key: prefixCert + old})
+			}
+			nd.Serials = nd.Serials[len(nd.Serials)-maxSerials:]
 		}
 		nd.UpdatedTime = now
 		b, _ := json.Marshal(nd)
-		_, err = n.st.Txn(ctx, store.Txn{Conds: []store.Cond{{Key: prefixNode + id.Name, Version: ver}},
-			Ops: []store.Op{{Type: store.OpPut, Key: prefixNode + id.Name, Value: b}}})
+		ops = append(ops, store.Op{Type: store.OpPut, Key: prefixNode + id.Name, Value: b})
+		_, err = n.st.Txn(ctx, store.Txn{Conds: []store.Cond{{Key: prefixNode + id.Name, Version: ver}}, Ops: ops})
 		if errs.Is(err, errs.Conflict) && attempt < maxRetries {
 			continue
 		}

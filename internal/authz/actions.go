@@ -45,6 +45,10 @@ const (
 
 	ActionNodeCreate = "node.create"
 	ActionNodeRevoke = "node.revoke"
+	ActionNodeList   = "node.list"
+	ActionNodeRead   = "node.read"
+
+	ActionCertList = "cert.list"
 
 	ActionAuthWhoami = "auth.whoami"
 
@@ -74,8 +78,9 @@ const (
 	TypeSystem      types.EntityType = "System" // the cluster itself (seal, rotate, key status)
 	TypePolicy      types.EntityType = "Policy"
 	TypePolicyStore types.EntityType = "PolicyStore"
-	TypeAuditLog    types.EntityType = "AuditLog" // the cluster's audit log
-	TypeZone        types.EntityType = "Zone"     // an IEC 62443 zone
+	TypeAuditLog    types.EntityType = "AuditLog"    // the cluster's audit log
+	TypeZone        types.EntityType = "Zone"        // an IEC 62443 zone
+	TypeCertificate types.EntityType = "Certificate" // certificates the cluster issued
 )
 
 // Actions returns the names of Warden's actions, in the order of the
@@ -89,7 +94,8 @@ func Actions() []string {
 		ActionAuthzStoreCreate, ActionAuthzStoreDelete, ActionAuthzStoreList,
 		ActionAuthzCheck, ActionAuthzEntitiesWrite, ActionAuthzSchemaWrite,
 		ActionAuditRead, ActionAuditHash,
-		ActionNodeCreate, ActionNodeRevoke,
+		ActionNodeCreate, ActionNodeRevoke, ActionNodeList, ActionNodeRead,
+		ActionCertList,
 		ActionAuthWhoami,
 		ActionZoneCreate, ActionZoneList, ActionConduitCreate, ActionConduitCheck, ActionConduitConnect,
 	}
@@ -129,6 +135,7 @@ entity Policy;
 entity PolicyStore;
 entity AuditLog;
 entity Zone;
+entity Certificate;
 
 action "kv.read", "kv.write", "kv.delete", "kv.list", "kv.metadata" appliesTo {
   principal: [User, Node, Service, Root],
@@ -157,9 +164,14 @@ action "conduit.connect" appliesTo {
   context: { port: Long, protocol: String },
 };
 
-action "node.create", "node.revoke" appliesTo {
+action "node.create", "node.revoke", "node.list", "node.read" appliesTo {
   principal: [User, Node, Service, Root],
   resource: [Node],
+};
+
+action "cert.list" appliesTo {
+  principal: [User, Node, Service, Root],
+  resource: [Certificate],
 };
 
 action "audit.read", "audit.hash" appliesTo {

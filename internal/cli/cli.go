@@ -144,6 +144,7 @@ func newRootCmd(g *globals) *cobra.Command {
 		newPolicyCmd(g),
 		newAuditCmd(g),
 		newNodeCmd(g),
+		newCertCmd(g),
 		newZoneCmd(g),
 		newConduitCmd(g),
 		newAgentCmd(g),

@@ -2,6 +2,7 @@ package cli
 
 import (
 	"fmt"
+	"strings"
 
 	"github.com/spf13/cobra"
 
@@ -10,7 +11,89 @@ import (
 
 func newNodeCmd(g *globals) *cobra.Command {
 	token := newGroupCmd("token", "Join tokens for enrolling nodes", newNodeTokenCreateCmd(g))
-	return newGroupCmd("node", "Enroll and revoke nodes", token, newNodeRevokeCmd(g))
+	return newGroupCmd("node", "Enroll, list, show and revoke nodes", token, newNodeListCmd(g), newNodeShowCmd(g), newNodeRevokeCmd(g))
+}
+
+func newNodeListCmd(g *globals) *cobra.Command {
+	cmd := &cobra.Command{Use: "list", Short: "List nodes: state, zone, SPIFFE ID, current certificate", Args: args(cobra.NoArgs)}
+	f := addFormat(cmd)
+	cmd.RunE = g.withClient(func(cmd *cobra.Command, c *client.Client, _ []string) error {
+		ns, err := c.NodeList(cmd.Context())
+		if err != nil {
+			return err
+		}
+		if *f == "json" {
+			if ns == nil {
+				ns = []client.Node{}
+			}
+			return writeJSON(cmd.OutOrStdout(), map[string]any{"nodes": ns})
+		}
+		rows := []row{{"NAME", "STATE\tZONE\tSPIFFE ID\tSERIAL\tEXPIRES\tUPDATED"}}
+		for _, n := range ns {
+			rows = append(rows, row{cell(n.Name), strings.Join([]string{cell(n.State), dash(n.Zone), cell(n.SPIFFEID),
+				dash(n.Serial), dash(n.NotAfter), cell(n.UpdatedTime)}, "\t")})
+		}
+		return writeTableRaw(cmd.OutOrStdout(), rows)
+	})
+	return cmd
+}
+
+// dash renders an empty value as "-" in a table cell.
+func dash(s string) string {
+	if s == "" {
+		return "-"
+	}
+	return cell(s)
+}
+
+func newNodeShowCmd(g *globals) *cobra.Command {
+	cmd := &cobra.Command{Use: "show NAME", Short: "Show a node", Args: args(cobra.ExactArgs(1))}
+	f := addFormat(cmd)
+	cmd.RunE = g.withClient(func(cmd *cobra.Command, c *client.Client, a []string) error {
+		n, err := c.NodeRead(cmd.Context(), a[0])
+		if err != nil {
+			return err
+		}
+		rows := []row{{"Name", n.Name}, {"State", n.State}, {"Zone", n.Zone}, {"SPIFFE ID", n.SPIFFEID},
+			{"Certificate TTL", n.CertTTL}, {"Serial", n.Serial}, {"Expires At", n.NotAfter}}
+		if n.TokenExpires != "" {
+			rows = append(rows, row{"Join Token Expires", n.TokenExpires})
+		}
+		rows = append(rows, row{"Created", n.CreatedTime}, row{"Updated", n.UpdatedTime})
+		return output(cmd.OutOrStdout(), f, n, rows)
+	})
+	return cmd
+}
+
+func newCertCmd(g *globals) *cobra.Command {
+	var state, within string
+	list := &cobra.Command{Use: "list [--state issued|expiring|revoked] [--within 24h]",
+		Short: "List issued certificates (all, expiring soon, or revoked)", Args: args(cobra.NoArgs)}
+	f := addFormat(list)
+	list.Flags().StringVar(&state, "state", "", "issued (all, the default), expiring or revoked")
+	list.Flags().StringVar(&within, "within", "", "with --state expiring: the window (Go duration, default 24h)")
+	list.RunE = g.withClient(func(cmd *cobra.Command, c *client.Client, _ []string) error {
+		if within != "" && state != "expiring" {
+			return usagef("--within goes with --state expiring")
+		}
+		cs, err := c.CertList(cmd.Context(), state, within)
+		if err != nil {
+			return err
+		}
+		if *f == "json" {
+			if cs == nil {
+				cs = []client.Certificate{}
+			}
+			return writeJSON(cmd.OutOrStdout(), map[string]any{"certificates": cs})
+		}
+		rows := []row{{"SERIAL", "NAME\tSTATE\tNOT BEFORE\tNOT AFTER\tREVOKED AT"}}
+		for _, ct := range cs {
+			rows = append(rows, row{cell(ct.Serial), strings.Join([]string{cell(ct.Name), cell(ct.State), cell(ct.NotBefore),
+				cell(ct.NotAfter), dash(ct.RevokedAt)}, "\t")})
+		}
+		return writeTableRaw(cmd.OutOrStdout(), rows)
+	})
+	return newGroupCmd("cert", "Certificates issued to nodes", list)
 }
 
 func newNodeTokenCreateCmd(g *globals) *cobra.Command {

@@ -161,7 +161,32 @@ func TestAgainstRealServer(t *testing.T) {
 		t.Fatalf("openssl verify of the agent's certificate: %v %s", err, out)
 	}
 	cli(1, "agent", "--server", addr, "--ca-cert", ca, "--join-token", nt["token"].(string), "--data-dir", t.TempDir(), "--once") // the token works once
+	nodes := decode(cli(0, "node", "list", "--format", "json"))["nodes"].([]any)
+	if len(nodes) != 2 {
+		t.Fatalf("node list: %v", nodes)
+	}
+	web := decode(cli(0, "node", "show", "web-1", "--format", "json"))
+	hasFields(web, "name", "zone", "spiffe_id", "state", "serial", "not_after", "created_time", "updated_time")
+	if web["state"] != "active" || web["zone"] != "dmz" {
+		t.Fatalf("node show: %v", web)
+	}
+	if out := cli(0, "node", "list"); !strings.Contains(out, "plc-1") || !strings.Contains(out, "pending") || !strings.Contains(out, web["serial"].(string)) {
+		t.Fatalf("node list table: %q", out)
+	}
+	if out := cli(0, "node", "show", "web-1"); !strings.Contains(out, "spiffe://warden.local/node/web-1") {
+		t.Fatalf("node show table: %q", out)
+	}
+	cli(1, "node", "show", "nope")
+	certs := decode(cli(0, "cert", "list", "--state", "expiring", "--format", "json"))["certificates"].([]any)
+	if len(certs) != 1 {
+		t.Fatalf("cert list: %v", certs)
+	}
+	hasFields(certs[0].(map[string]any), "serial", "name", "spiffe_id", "not_before", "not_after", "state")
 	cli(0, "node", "revoke", "web-1")
+	if out := cli(0, "cert", "list", "--state", "revoked"); !strings.Contains(out, web["serial"].(string)) || !strings.Contains(out, "revoked") {
+		t.Fatalf("cert list revoked: %q", out)
+	}
+	cli(2, "cert", "list", "--within", "1h") // a usage error
 
 	cli(0, "operator", "seal")
 	cli(1, "kv", "get", "app/db")

@@ -56,7 +56,7 @@ func TestEveryRouteDeniedWithoutPolicy(t *testing.T) {
 			t.Errorf("%s %s: status %d, want 403 (%s)", rt.Method, path, r.status, r.body)
 		}
 	}
-	for _, name := range []string{"sys.health", "sys.seal-status", "sys.init", "sys.unseal", "pki.ca", "pki.crl", "pki.ocsp", "pki.enroll", "pki.renew", "raft.join-cluster"} {
+	for _, name := range []string{"sys.health", "sys.seal-status", "sys.init", "sys.unseal", "pki.ca", "pki.crl", "pki.ocsp", "pki.enroll", "pki.renew", "pki.reenroll", "raft.join-cluster"} {
 		if !public[name] {
 			t.Errorf("%s is not public", name)
 		}
@@ -258,6 +258,9 @@ func TestActionMapping(t *testing.T) {
 		{"POST", "/v1/conduits", "conduit.create", `Zone::"*"`},
 		{"POST", "/v1/conduits/check", "conduit.check", `Zone::"*"`},
 		{"POST", "/v1/nodes/p1/revoke", "node.revoke", `Node::"p1"`},
+		{"GET", "/v1/nodes", "node.list", `Node::"*"`},
+		{"GET", "/v1/nodes/p1", "node.read", `Node::"p1"`},
+		{"GET", "/v1/pki/certs", "cert.list", `Certificate::"*"`},
 		{"POST", "/v1/sys/seal", "sys.seal", `System::"warden"`}, // last: it seals
 	}
 	covered := map[string]bool{}

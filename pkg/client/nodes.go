@@ -73,3 +73,76 @@ func (c *Client) Renew(ctx context.Context, csrPEM []byte) (Enrollment, error) {
 	_, err := c.do(ctx, http.MethodPost, "/v1/pki/renew", map[string]string{"csr": string(csrPEM)}, &out)
 	return out, err
 }
+
+// Reenroll asks for a new certificate after the node's certificate expired
+// (renewal over mutual TLS is then impossible): certPEM is the expired
+// certificate (its chain may follow) and csrPEM a CSR signed by the same
+// key, the proof of possession. The Client needs no client certificate.
+func (c *Client) Reenroll(ctx context.Context, certPEM, csrPEM []byte) (Enrollment, error) {
+	var out Enrollment
+	_, err := c.do(ctx, http.MethodPost, "/v1/pki/reenroll", map[string]string{"certificate": string(certPEM), "csr": string(csrPEM)}, &out)
+	return out, err
+}
+
+// Node is a node as GET /v1/nodes shows it.
+type Node struct {
+	Name         string `json:"name"`
+	Zone         string `json:"zone"`
+	SPIFFEID     string `json:"spiffe_id"`
+	State        string `json:"state"` // pending, active or revoked
+	CertTTL      string `json:"cert_ttl"`
+	Serial       string `json:"serial,omitempty"`        // the latest certificate's, hex
+	NotAfter     string `json:"not_after,omitempty"`     // the latest certificate's expiry
+	TokenExpires string `json:"token_expires,omitempty"` // pending nodes: the join token's expiry
+	CreatedTime  string `json:"created_time"`
+	UpdatedTime  string `json:"updated_time"`
+}
+
+// NodeList lists every node.
+func (c *Client) NodeList(ctx context.Context) ([]Node, error) {
+	var out struct {
+		Nodes []Node `json:"nodes"`
+	}
+	_, err := c.do(ctx, http.MethodGet, "/v1/nodes", nil, &out)
+	return out.Nodes, err
+}
+
+// NodeRead returns one node.
+func (c *Client) NodeRead(ctx context.Context, name string) (Node, error) {
+	var out Node
+	_, err := c.do(ctx, http.MethodGet, "/v1/nodes/"+url.PathEscape(name), nil, &out)
+	return out, err
+}
+
+// Certificate is an issued certificate as GET /v1/pki/certs lists it.
+type Certificate struct {
+	Serial    string `json:"serial"`
+	Name      string `json:"name"`
+	SPIFFEID  string `json:"spiffe_id"`
+	NotBefore string `json:"not_before"`
+	NotAfter  string `json:"not_after"`
+	State     string `json:"state"` // valid, expired or revoked
+	RevokedAt string `json:"revoked_at,omitempty"`
+}
+
+// CertList lists issued certificates. state is "" (all), "issued",
+// "expiring" or "revoked"; within (a Go duration, default 24h) is the
+// window of "expiring".
+func (c *Client) CertList(ctx context.Context, state, within string) ([]Certificate, error) {
+	q := url.Values{}
+	if state != "" {
+		q.Set("state", state)
+	}
+	if within != "" {
+		q.Set("within", within)
+	}
+	path := "/v1/pki/certs"
+	if len(q) > 0 {
+		path += "?" + q.Encode()
+	}
+	var out struct {
+		Certificates []Certificate `json:"certificates"`
+	}
+	_, err := c.do(ctx, http.MethodGet, path, nil, &out)
+	return out.Certificates, err
+}

@@ -1,0 +1,367 @@
+package authority
+
+import (
+	"bytes"
+	"context"
+	"crypto/sha256"
+	"crypto/x509"
+	"encoding/hex"
+	"encoding/json"
+	"encoding/pem"
+	"fmt"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/warden-sec/warden/internal/errs"
+	"github.com/warden-sec/warden/internal/names"
+	"github.com/warden-sec/warden/internal/pki"
+	"github.com/warden-sec/warden/internal/store"
+)
+
+const (
+	prefixCert = "pki/cert/" // + serial hex → CertRecord
+	// maxSerials is how many serials a node record keeps (and how many
+	// certificate records per node survive): older certificates have expired.
+	maxSerials = 64
+	// DefaultExpiringWithin is the window of the "expiring" certificate filter.
+	DefaultExpiringWithin = 24 * time.Hour
+	// MaxReenrollCertBytes bounds the certificate chain of a re-enrollment.
+	MaxReenrollCertBytes = 16 << 10
+)
+
+// CertRecord is what the cluster remembers of every certificate it issued to
+// a node. It is written in the transaction that records the issuance.
+type CertRecord struct {
+	Serial    string    `json:"serial"`
+	Name      string    `json:"name"`
+	SPIFFEID  string    `json:"spiffe_id"`
+	NotBefore time.Time `json:"not_before"`
+	NotAfter  time.Time `json:"not_after"`
+	// KeySHA256 is the hex SHA-256 of the certificate's SubjectPublicKeyInfo.
+	KeySHA256 string `json:"key_sha256"`
+}
+
+func keyHash(spki []byte) string {
+	h := sha256.Sum256(spki)
+	return hex.EncodeToString(h[:])
+}
+
+// certRecordOp is the op that records cert as issued to node name.
+func certRecordOp(name, spiffeID, serial string, cert *x509.Certificate) store.Op {
+	b, _ := json.Marshal(CertRecord{Serial: serial, Name: name, SPIFFEID: spiffeID,
+		NotBefore: cert.NotBefore.UTC(), NotAfter: cert.NotAfter.UTC(), KeySHA256: keyHash(cert.RawSubjectPublicKeyInfo)})
+	return store.Op{Type: store.OpPut, Key: prefixCert + serial, Value: b}
+}
+
+func (n *Nodes) certRecord(serial string) (*CertRecord, error) {
+	e, err := n.st.GetStale(prefixCert + serial)
+	if errs.Is(err, errs.NotFound) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	var r CertRecord
+	if err := json.Unmarshal(e.Value, &r); err != nil {
+		return nil, fmt.Errorf("authority: certificate %s: %w", serial, err)
+	}
+	return &r, nil
+}
+
+// NodeInfo is what an operator sees of a node: never its join token hash.
+type NodeInfo struct {
+	Name        string    `json:"name"`
+	Zone        string    `json:"zone"`
+	SPIFFEID    string    `json:"spiffe_id"`
+	State       string    `json:"state"`
+	CertTTL     string    `json:"cert_ttl"`
+	Serial      string    `json:"serial,omitempty"`       // the latest certificate's, hex
+	NotAfter    time.Time `json:"not_after,omitzero"`     // the latest certificate's expiry
+	TokenExpiry time.Time `json:"token_expires,omitzero"` // pending nodes: when the join token expires
+	CreatedTime time.Time `json:"created_time"`
+	UpdatedTime time.Time `json:"updated_time"`
+}
+
+func (n *Nodes) info(nd *Node) (NodeInfo, error) {
+	in := NodeInfo{Name: nd.Name, Zone: nd.Zone, SPIFFEID: nd.SPIFFEID, State: nd.State, CertTTL: nd.CertTTL,
+		CreatedTime: nd.CreatedTime, UpdatedTime: nd.UpdatedTime}
+	if nd.State == NodePending {
+		in.TokenExpiry = nd.TokenExpires
+	}
+	if len(nd.Serials) > 0 {
+		in.Serial = nd.Serials[len(nd.Serials)-1]
+		r, err := n.certRecord(in.Serial)
+		if err != nil {
+			return NodeInfo{}, err
+		}
+		if r != nil {
+			in.NotAfter = r.NotAfter
+		}
+	}
+	return in, nil
+}
+
+// Node returns one node by name.
+func (n *Nodes) Node(ctx context.Context, name string) (NodeInfo, error) {
+	cn, err := names.Canonical(name)
+	if err != nil {
+		return NodeInfo{}, errs.Wrap(errs.Invalid, err, "%s", err.Error())
+	}
+	nd, _, err := n.get(ctx, cn)
+	if err != nil {
+		return NodeInfo{}, err
+	}
+	if nd == nil {
+		return NodeInfo{}, errs.E(errs.NotFound, "node %q not found", cn)
+	}
+	return n.info(nd)
+}
+
+// List returns every node, by name.
+func (n *Nodes) List(ctx context.Context) ([]NodeInfo, error) {
+	es, err := n.st.List(ctx, prefixNode, 0)
+	if err != nil {
+		return nil, err
+	}
+	out := make([]NodeInfo, 0, len(es))
+	for _, e := range es {
+		var nd Node
+		if err := json.Unmarshal(e.Value, &nd); err != nil {
+			return nil, fmt.Errorf("authority: %s: %w", e.Key, err)
+		}
+		in, err := n.info(&nd)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, in)
+	}
+	return out, nil
+}
+
+// Certificate states in a listing.
+const (
+	CertValid   = "valid"
+	CertExpired = "expired"
+	CertRevoked = "revoked"
+)
+
+// Certificate filters of ListCerts.
+const (
+	FilterIssued   = "issued"   // every recorded certificate
+	FilterExpiring = "expiring" // valid, expiring within the window
+	FilterRevoked  = "revoked"  // revoked
+)
+
+// CertInfo is one issued certificate in a listing.
+type CertInfo struct {
+	Serial    string    `json:"serial"`
+	Name      string    `json:"name"`
+	SPIFFEID  string    `json:"spiffe_id"`
+	NotBefore time.Time `json:"not_before"`
+	NotAfter  time.Time `json:"not_after"`
+	State     string    `json:"state"`
+	RevokedAt time.Time `json:"revoked_at,omitzero"`
+}
+
+// ListCerts lists the certificates the cluster recorded issuing, ordered by
+// expiry (soonest first). filter is "" or FilterIssued (all),
+// FilterExpiring (valid and expiring within the window; within <= 0 means
+// DefaultExpiringWithin) or FilterRevoked.
+func (n *Nodes) ListCerts(ctx context.Context, filter string, within time.Duration) ([]CertInfo, error) {
+	switch filter {
+	case "", FilterIssued, FilterExpiring, FilterRevoked:
+	default:
+		return nil, errs.E(errs.Invalid, "state: want issued, expiring or revoked, got %q", filter)
+	}
+	if within <= 0 {
+		within = DefaultExpiringWithin
+	}
+	es, err := n.st.List(ctx, prefixCert, 0)
+	if err != nil {
+		return nil, err
+	}
+	rs, err := n.st.List(ctx, prefixRevoked, 0)
+	if err != nil {
+		return nil, err
+	}
+	revoked := make(map[string]time.Time, len(rs))
+	for _, e := range rs {
+		var r Revocation
+		if err := json.Unmarshal(e.Value, &r); err != nil {
+			return nil, fmt.Errorf("authority: %s: %w", e.Key, err)
+		}
+		revoked[r.Serial] = r.RevokedAt
+	}
+	now := n.now().UTC()
+	out := []CertInfo{}
+	for _, e := range es {
+		var r CertRecord
+		if err := json.Unmarshal(e.Value, &r); err != nil {
+			return nil, fmt.Errorf("authority: %s: %w", e.Key, err)
+		}
+		ci := CertInfo{Serial: r.Serial, Name: r.Name, SPIFFEID: r.SPIFFEID, NotBefore: r.NotBefore, NotAfter: r.NotAfter, State: CertValid}
+		if at, ok := revoked[r.Serial]; ok {
+			ci.State, ci.RevokedAt = CertRevoked, at
+		} else if now.After(r.NotAfter) {
+			ci.State = CertExpired
+		}
+		switch filter {
+		case FilterExpiring:
+			if ci.State != CertValid || r.NotAfter.After(now.Add(within)) {
+				continue
+			}
+		case FilterRevoked:
+			if ci.State != CertRevoked {
+				continue
+			}
+		}
+		out = append(out, ci)
+	}
+	slices.SortStableFunc(out, func(a, b CertInfo) int {
+		if c := a.NotAfter.Compare(b.NotAfter); c != 0 {
+			return c
+		}
+		return strings.Compare(a.Serial, b.Serial)
+	})
+	return out, nil
+}
+
+// ParseReenrollment parses a re-enrollment's certificate (PEM: the node's
+// certificate, optionally followed by its chain; only CERTIFICATE blocks,
+// at most MaxReenrollCertBytes) and CSR (see pki.ParseCSR, which checks the
+// CSR's signature: the proof of possession of its key). It does not decide
+// whether to trust either.
+func ParseReenrollment(certPEM, csrPEM []byte) (*x509.Certificate, *x509.CertificateRequest, error) {
+	if len(certPEM) == 0 {
+		return nil, nil, errs.E(errs.Invalid, "certificate: required (the node's last certificate, PEM)")
+	}
+	if len(certPEM) > MaxReenrollCertBytes {
+		return nil, nil, errs.E(errs.Invalid, "certificate: larger than %d bytes", MaxReenrollCertBytes)
+	}
+	var leaf *x509.Certificate
+	rest := bytes.TrimSpace(certPEM)
+	for len(rest) > 0 {
+		var b *pem.Block
+		b, rest = pem.Decode(rest)
+		if b == nil || b.Type != "CERTIFICATE" || len(b.Headers) != 0 {
+			return nil, nil, errs.E(errs.Invalid, "certificate: want CERTIFICATE PEM blocks only")
+		}
+		rest = bytes.TrimSpace(rest)
+		if leaf != nil {
+			continue // the chain: the server trusts only its own bundle
+		}
+		c, err := x509.ParseCertificate(b.Bytes)
+		if err != nil {
+			return nil, nil, errs.E(errs.Invalid, "certificate: %s", strings.TrimPrefix(err.Error(), "x509: "))
+		}
+		leaf = c
+	}
+	if leaf == nil {
+		return nil, nil, errs.E(errs.Invalid, "certificate: want CERTIFICATE PEM blocks only")
+	}
+	csr, err := pki.ParseCSR(csrPEM)
+	if err != nil {
+		return nil, nil, errs.Wrap(errs.Invalid, err, "csr: %s", strings.TrimPrefix(err.Error(), "pki: "))
+	}
+	return leaf, csr, nil
+}
+
+var errReenroll = errs.E(errs.Unauthenticated, "re-enrollment refused: the certificate is not this cluster's latest for an active node, or it is revoked")
+
+// ReenrollIdentity checks a certificate presented for re-enrollment: it
+// must chain to the trust bundle (its own expiry ignored: it is checked at
+// the time it became valid), name an active node of this trust domain, be
+// one the cluster recorded issuing to that node and not revoked, and carry
+// the key of the node's latest certificate. The reason for a refusal is
+// not told to the caller beyond errReenroll's.
+func (n *Nodes) ReenrollIdentity(leaf *x509.Certificate) (*CertIdentity, error) {
+	bundle, err := n.ca.Bundle()
+	if err != nil {
+		return nil, err
+	}
+	roots := x509.NewCertPool()
+	if !roots.AppendCertsFromPEM(bundle) {
+		return nil, fmt.Errorf("authority: empty trust bundle")
+	}
+	if _, err := leaf.Verify(x509.VerifyOptions{Roots: roots, CurrentTime: leaf.NotBefore,
+		KeyUsages: []x509.ExtKeyUsage{x509.ExtKeyUsageClientAuth}}); err != nil {
+		return nil, errReenroll
+	}
+	if len(leaf.URIs) != 1 {
+		return nil, errReenroll
+	}
+	td, kind, name, err := names.ParseSPIFFEID(leaf.URIs[0].String())
+	if err != nil {
+		return nil, errReenroll
+	}
+	mine, err := n.ca.TrustDomain()
+	if err != nil {
+		return nil, err
+	}
+	if td != mine || kind != names.KindNode {
+		return nil, errReenroll
+	}
+	id := &CertIdentity{Name: name}
+	if err := n.reenrollable(nil, id, leaf); err != nil {
+		return nil, err
+	}
+	return id, nil
+}
+
+// reenrollable checks leaf against the node's record (nd, or read when nil).
+func (n *Nodes) reenrollable(nd *Node, id *CertIdentity, leaf *x509.Certificate) error {
+	serial := hex.EncodeToString(leaf.SerialNumber.Bytes())
+	if _, err := n.st.GetStale(prefixRevoked + serial); err == nil {
+		return errReenroll
+	} else if !errs.Is(err, errs.NotFound) {
+		return err
+	}
+	if nd == nil {
+		e, err := n.st.GetStale(prefixNode + id.Name)
+		if errs.Is(err, errs.NotFound) {
+			return errReenroll
+		}
+		if err != nil {
+			return err
+		}
+		nd = new(Node)
+		if err := json.Unmarshal(e.Value, nd); err != nil {
+			return err
+		}
+	}
+	if nd.State != NodeActive || len(nd.Serials) == 0 || !slices.Contains(nd.Serials, serial) {
+		return errReenroll
+	}
+	// The key must be the node's current one: that of its latest
+	// certificate. A record of it exists for every certificate issued since
+	// records were kept; before that, only the latest certificate itself.
+	last := nd.Serials[len(nd.Serials)-1]
+	r, err := n.certRecord(last)
+	if err != nil {
+		return err
+	}
+	switch {
+	case r != nil && r.KeySHA256 != keyHash(leaf.RawSubjectPublicKeyInfo):
+		return errReenroll
+	case r == nil && last != serial:
+		return errReenroll
+	}
+	id.Zone, id.SPIFFEID = nd.Zone, nd.SPIFFEID
+	if leaf.URIs[0].String() != nd.SPIFFEID {
+		return errReenroll
+	}
+	return nil
+}
+
+// Reenroll issues a new certificate to a node whose certificate expired
+// (during an outage, say), for the same key: the CSR's key must be the
+// certificate's, and the CSR's signature proves possession of it. id comes
+// from ReenrollIdentity(leaf); the checks are repeated on the record the
+// issuance is conditioned on.
+func (n *Nodes) Reenroll(ctx context.Context, id *CertIdentity, leaf *x509.Certificate, csr *x509.CertificateRequest) (*Enrollment, error) {
+	if !bytes.Equal(leaf.RawSubjectPublicKeyInfo, csr.RawSubjectPublicKeyInfo) {
+		return nil, errs.E(errs.Unauthenticated, "re-enrollment refused: the CSR's key is not the certificate's")
+	}
+	return n.issue(ctx, id, csr, func(nd *Node) error { return n.reenrollable(nd, &CertIdentity{Name: id.Name}, leaf) })
+}

@@ -1,0 +1,213 @@
+package authority
+
+import (
+	"context"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/x509"
+	"encoding/pem"
+	"errors"
+	"slices"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"golang.org/x/crypto/ocsp"
+
+	"github.com/warden-sec/warden/internal/errs"
+	"github.com/warden-sec/warden/internal/pki"
+	"github.com/warden-sec/warden/internal/store"
+)
+
+// memStorage is NodeStorage in memory (the decrypted view), with lookups
+// under failPrefix failing as a broken store would.
+type memStorage struct {
+	mu         sync.Mutex
+	m          map[string]store.Entry
+	ver        uint64
+	failPrefix string
+}
+
+func (s *memStorage) GetStale(key string) (store.Entry, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.failPrefix != "" && strings.HasPrefix(key, s.failPrefix) {
+		return store.Entry{}, errors.New("disk on fire")
+	}
+	e, ok := s.m[key]
+	if !ok {
+		return store.Entry{}, errs.E(errs.NotFound, "not found")
+	}
+	e.Value = slices.Clone(e.Value) // callers clear key material after use
+	return e, nil
+}
+
+func (s *memStorage) Get(_ context.Context, key string) (store.Entry, error) { return s.GetStale(key) }
+
+func (s *memStorage) List(_ context.Context, prefix string, _ int) ([]store.Entry, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	var out []store.Entry
+	for k, e := range s.m {
+		if strings.HasPrefix(k, prefix) {
+			out = append(out, e)
+		}
+	}
+	slices.SortFunc(out, func(a, b store.Entry) int { return strings.Compare(a.Key, b.Key) })
+	return out, nil
+}
+
+func (s *memStorage) Txn(_ context.Context, t store.Txn) (uint64, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for _, c := range t.Conds {
+		if s.m[c.Key].Version != c.Version {
+			return 0, errs.E(errs.Conflict, "version conflict")
+		}
+	}
+	s.ver++
+	for _, op := range t.Ops {
+		switch op.Type {
+		case store.OpPut:
+			s.m[op.Key] = store.Entry{Key: op.Key, Value: op.Value, Version: s.ver}
+		case store.OpDelete:
+			delete(s.m, op.Key)
+		}
+	}
+	return s.ver, nil
+}
+
+// newTestNodes returns Nodes over a fresh CA in memory and an active node
+// "web-1" enrolled with its certificate.
+func newTestNodes(t *testing.T, now func() time.Time) (*Nodes, *memStorage, *x509.Certificate, *x509.Certificate) {
+	t.Helper()
+	st := &memStorage{m: map[string]store.Entry{}}
+	root, err := pki.NewRootCA(pki.CAOptions{CommonName: "test root"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	inter, err := pki.NewIntermediateCA(root, pki.CAOptions{CommonName: "test issuing"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	rc, _, _ := root.MarshalPEM()
+	ic, ik, _ := inter.MarshalPEM()
+	for k, v := range map[string][]byte{keyRootCert: rc, keyInterCert: ic, keyInterKey: ik, keyDomain: []byte("warden.local")} {
+		st.m[k] = store.Entry{Key: k, Value: v, Version: 1}
+	}
+	n := NewNodes(st, New(st), now)
+	ctx := context.Background()
+	tok, _, err := n.CreateToken(ctx, TokenRequest{Name: "web-1"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	key, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	csr, _ := x509.CreateCertificateRequest(rand.Reader, &x509.CertificateRequest{}, key)
+	e, err := n.Enroll(ctx, "", tok, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE REQUEST", Bytes: csr}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	leaf, err := pki.ParseLeaf(e.Certificate)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return n, st, leaf, inter.Cert
+}
+
+// TestOCSPFailsClosed: a status that cannot be looked up is never "good".
+func TestOCSPFailsClosed(t *testing.T) {
+	n, st, leaf, issuer := newTestNodes(t, nil)
+	req, err := ocsp.CreateRequest(leaf, issuer, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cases := []struct {
+		name       string
+		failPrefix string
+		req        []byte
+		want       int // ocsp.Good/Revoked/Unknown, or -1 for an error status
+		respStatus ocsp.ResponseStatus
+	}{
+		{"lookup works", "", req, ocsp.Good, 0},
+		{"revocation lookup fails", prefixRevoked, req, -1, ocsp.InternalError},
+		{"issuer unreadable", keyInterKey, req, -1, ocsp.InternalError},
+		{"malformed request", "", []byte("not DER"), -1, ocsp.Malformed},
+		{"empty request", "", nil, -1, ocsp.Malformed},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			st.mu.Lock()
+			st.failPrefix = tc.failPrefix
+			st.mu.Unlock()
+			der, err := n.OCSP(tc.req)
+			if (err != nil) != (tc.want == -1) {
+				t.Fatalf("err = %v", err)
+			}
+			resp, perr := ocsp.ParseResponseForCert(der, leaf, issuer)
+			if tc.want == -1 {
+				var re ocsp.ResponseError
+				if !errors.As(perr, &re) || re.Status != tc.respStatus {
+					t.Fatalf("response: %v, %v; want error status %v", resp, perr, tc.respStatus)
+				}
+				return
+			}
+			if perr != nil || resp.Status != tc.want {
+				t.Fatalf("response: %v, %v", resp, perr)
+			}
+		})
+	}
+	// A corrupt revocation record is not "good" either.
+	st.failPrefix = ""
+	st.m[prefixRevoked+leaf.SerialNumber.Text(16)] = store.Entry{Value: []byte("{"), Version: 1}
+	der, err := n.OCSP(req)
+	var re ocsp.ResponseError
+	if _, perr := ocsp.ParseResponse(der, issuer); err == nil || !errors.As(perr, &re) || re.Status != ocsp.InternalError {
+		t.Fatalf("corrupt record: err %v, parse %v", err, perr)
+	}
+}
+
+func TestListCertsAndNodes(t *testing.T) {
+	now := time.Now()
+	clock := func() time.Time { return now }
+	n, _, leaf, _ := newTestNodes(t, clock)
+	ctx := context.Background()
+	certs, err := n.ListCerts(ctx, "", 0)
+	if err != nil || len(certs) != 1 || certs[0].State != CertValid || certs[0].Name != "web-1" ||
+		!certs[0].NotAfter.Equal(leaf.NotAfter) {
+		t.Fatalf("certs: %+v, %v", certs, err)
+	}
+	filter := func(f string, within time.Duration) int {
+		t.Helper()
+		cs, err := n.ListCerts(ctx, f, within)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return len(cs)
+	}
+	if filter(FilterExpiring, 0) != 1 || filter(FilterExpiring, time.Minute) != 0 || filter(FilterRevoked, 0) != 0 {
+		t.Fatal("filters before revocation")
+	}
+	if _, err := n.ListCerts(ctx, "bogus", 0); !errs.Is(err, errs.Invalid) {
+		t.Fatalf("bad filter: %v", err)
+	}
+	ns, err := n.List(ctx)
+	if err != nil || len(ns) != 1 || ns[0].State != NodeActive || ns[0].Serial != certs[0].Serial {
+		t.Fatalf("nodes: %+v, %v", ns, err)
+	}
+	if err := n.Revoke(ctx, "web-1"); err != nil {
+		t.Fatal(err)
+	}
+	if filter(FilterRevoked, 0) != 1 || filter(FilterExpiring, 0) != 0 {
+		t.Fatal("filters after revocation")
+	}
+	now = now.Add(48 * time.Hour)
+	cs, _ := n.ListCerts(ctx, FilterIssued, 0)
+	if len(cs) != 1 || cs[0].State != CertRevoked || cs[0].RevokedAt.IsZero() {
+		t.Fatalf("after expiry: %+v", cs)
+	}
+	if _, err := n.Node(ctx, "nope"); !errs.Is(err, errs.NotFound) {
+		t.Fatalf("unknown node: %v", err)
+	}
+}
