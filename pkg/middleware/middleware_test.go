@@ -268,7 +268,7 @@ var hello = http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 
 // servicePolicy lets the service read its policies and look zones up.
 const servicePolicy = `permit (principal == Node::"api-1",
-  action in [Action::"policy.list", Action::"policy.read", Action::"conduit.check", Action::"auth.whoami"], resource);`
+  action in [Action::"policy.list", Action::"policy.read", Action::"node.read", Action::"auth.whoami"], resource);`
 
 // TestConduitsEndToEnd runs the middleware in front of a service against a
 // real Warden server with real certificates: conduits decide (docs/pki.md,

@@ -213,14 +213,13 @@ func (a *Authorizer) zoneOf(ctx context.Context, name string) (string, error) {
 	return a.lookup(ctx, name)
 }
 
-// lookup asks the cluster for the zones of node name and of Self. The API
-// has no node read endpoint yet, so it asks a conduit check from name to
-// Self, whose answer carries both zones (its decision is ignored: the
-// decision is made here, with the cached policies). A 404 means one of the
-// two is not a live node: name is forgotten and ErrUnknownNode returned.
+// lookup asks the cluster for node name's record (GET /v1/nodes/{name},
+// action node.read) and remembers its zone; the service's own zone is
+// learned the same way while it is not known. A node that is absent or not
+// active is forgotten and ErrUnknownNode returned.
 func (a *Authorizer) lookup(ctx context.Context, name string) (string, error) {
-	d, err := a.cfg.Client.ConduitCheck(ctx, client.ConduitCheckRequest{FromNode: name, ToNode: a.cfg.Self, Port: 1, Protocol: "tcp"})
-	if client.IsStatus(err, http.StatusNotFound) {
+	n, err := a.cfg.Client.NodeRead(ctx, name)
+	if client.IsStatus(err, http.StatusNotFound) || (err == nil && n.State != "active") {
 		a.zmu.Lock()
 		delete(a.zones, name)
 		a.zmu.Unlock()
@@ -229,13 +228,23 @@ func (a *Authorizer) lookup(ctx context.Context, name string) (string, error) {
 	if err != nil {
 		return "", err
 	}
+	a.zmu.RLock()
+	selfKnown := a.selfKnow
+	a.zmu.RUnlock()
+	var self client.Node
+	var selfErr error = errors.New("known")
+	if !selfKnown && a.cfg.Self != "" {
+		self, selfErr = a.cfg.Client.NodeRead(ctx, a.cfg.Self)
+	}
 	a.zmu.Lock()
 	if _, ok := a.zones[name]; ok || len(a.zones) < MaxPeers {
-		a.zones[name] = d.FromZone
+		a.zones[name] = n.Zone
 	}
-	a.selfZone, a.selfKnow = d.ToZone, true
+	if selfErr == nil && self.State == "active" {
+		a.selfZone, a.selfKnow = self.Zone, true
+	}
 	a.zmu.Unlock()
-	return d.FromZone, nil
+	return n.Zone, nil
 }
 
 // refreshZones looks up again every remembered peer, so that zone changes
