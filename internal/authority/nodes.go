@@ -147,7 +147,7 @@ func (n *Nodes) CreateToken(ctx context.Context, r TokenRequest) (string, time.T
 		return "", time.Time{}, err
 	}
 	if old != nil && old.State != NodeRevoked {
-		return "", time.Time{}, errs.E(errs.Conflict, "name %q is bound to a %s node; revoke it first", name, old.State)
+		return "", time.Time{}, errs.E(errs.Conflict, "name %q is bound to a node that is %s; revoke it first", name, old.State)
 	}
 	raw := make([]byte, 32)
 	if _, err := io.ReadFull(rand.Reader, raw); err != nil {
