@@ -3,10 +3,17 @@ package server_test
 import (
 	"bytes"
 	"context"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/tls"
+	"crypto/x509"
+	"encoding/pem"
 	"fmt"
 	"os"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -132,6 +139,41 @@ func TestThreeNodeCluster(t *testing.T) {
 	}
 	if !peers[0].Leader || peers[0].ID != "n1" {
 		t.Fatalf("leader: %+v", peers)
+	}
+
+	// The cluster port accepts only server certificates of this cluster: a
+	// node's SVID from the same CA is refused during the handshake.
+	nt, err := nodes[0].client(root).NodeTokenCreate(ctx, client.NodeTokenRequest{Name: "web-1"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	nkey, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	csrDER, _ := x509.CreateCertificateRequest(rand.Reader, &x509.CertificateRequest{}, nkey)
+	en, err := nodes[1].client("").Enroll(ctx, "web-1", nt.Token, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE REQUEST", Bytes: csrDER}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	svid, err := tls.X509KeyPair([]byte(en.Certificate), func() []byte {
+		der, _ := x509.MarshalPKCS8PrivateKey(nkey)
+		return pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: der})
+	}())
+	if err != nil {
+		t.Fatal(err)
+	}
+	roots := x509.NewCertPool()
+	roots.AppendCertsFromPEM(bundle)
+	for _, proto := range []string{"warden-raft", "warden-rpc"} {
+		conn, err := tls.Dial("tcp", nodes[0].clusterAddr, &tls.Config{Certificates: []tls.Certificate{svid}, RootCAs: roots,
+			NextProtos: []string{proto}, MinVersion: tls.VersionTLS12})
+		if err == nil {
+			// TLS 1.3 reports a refused client certificate on the first read.
+			conn.SetDeadline(time.Now().Add(5 * time.Second))
+			_, err = conn.Read(make([]byte, 1))
+			conn.Close()
+		}
+		if err == nil || !strings.Contains(err.Error(), "tls") {
+			t.Fatalf("a node certificate was accepted on the cluster port (%s): %v", proto, err)
+		}
 	}
 
 	// A token created through one node works at once on the others.
