@@ -133,10 +133,12 @@ func tokenCaller(t *identity.Token) *caller {
 
 // nodeCaller is the caller of a node certificate.
 func nodeCaller(id *authority.CertIdentity) *caller {
-	uid := types.NewEntityUID(authz.TypeNode, types.String(id.Name))
-	ent := types.Entity{UID: uid, Attributes: types.NewRecord(types.RecordMap{
-		"name": types.String(id.Name), "zone": types.String(id.Zone), "spiffe_id": types.String(id.SPIFFEID)})}
-	return &caller{uid: uid, ents: []types.Entity{ent}, method: "mtls",
+	ent := authz.NodeEntity(id.Name, id.Zone, types.RecordMap{"spiffe_id": types.String(id.SPIFFEID)})
+	ents := []types.Entity{ent}
+	if id.Zone != "" {
+		ents = append(ents, types.Entity{UID: authz.ZoneUID(id.Zone)})
+	}
+	return &caller{uid: ent.UID, ents: ents, method: "mtls",
 		attrs: map[string]string{"name": id.Name, "zone": id.Zone, "spiffe_id": id.SPIFFEID}}
 }
 

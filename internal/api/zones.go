@@ -98,12 +98,12 @@ func (s *Server) conduitCheck(req *request) (int, any, error) {
 	if err != nil {
 		return 0, nil, err
 	}
-	node := func(name, zone string) types.Entity {
-		return types.Entity{UID: types.NewEntityUID(authz.TypeNode, types.String(name)),
-			Attributes: types.NewRecord(types.RecordMap{"name": types.String(name), "zone": types.String(zone)})}
+	from, to := authz.NodeEntity(in.FromNode, fz, nil), authz.NodeEntity(in.ToNode, tz, nil)
+	ents := []types.Entity{from, to, {UID: authz.ZoneUID(fz)}}
+	if tz != fz {
+		ents = append(ents, types.Entity{UID: authz.ZoneUID(tz)})
 	}
-	from, to := node(in.FromNode, fz), node(in.ToNode, tz)
-	es, err := authz.NewEntities(from, to)
+	es, err := authz.NewEntities(ents...)
 	if err != nil {
 		return 0, nil, errs.E(errs.Invalid, "from_node and to_node must differ")
 	}

@@ -118,7 +118,8 @@ const WardenSchema = `// Warden's own authorization schema.
 // Principals.
 entity Group;
 entity User in [Group];
-entity Node {
+entity Zone;
+entity Node in [Zone] {
   name: String,
   zone: String,
 };
@@ -134,7 +135,6 @@ entity System;
 entity Policy;
 entity PolicyStore;
 entity AuditLog;
-entity Zone;
 entity Certificate;
 
 action "kv.read", "kv.write", "kv.delete", "kv.list", "kv.metadata" appliesTo {
@@ -190,3 +190,24 @@ action "authz.store.create", "authz.store.delete", "authz.store.list", "authz.ch
   resource: [PolicyStore],
 };
 `
+
+// ZoneUID is the entity UID of a zone, Zone::"<name>".
+func ZoneUID(zone string) types.EntityUID {
+	return types.NewEntityUID(TypeZone, types.String(zone))
+}
+
+// NodeEntity is Node::"<name>" with attributes (name and zone are set
+// here), a member of Zone::"<zone>" when it has a zone, so policies can say
+// `principal in Zone::"dmz"` and the index can file them by zone.
+func NodeEntity(name, zone string, attrs types.RecordMap) types.Entity {
+	m := types.RecordMap{}
+	for k, v := range attrs {
+		m[k] = v
+	}
+	m["name"], m["zone"] = types.String(name), types.String(zone)
+	e := types.Entity{UID: types.NewEntityUID(TypeNode, types.String(name)), Attributes: types.NewRecord(m)}
+	if zone != "" {
+		e.Parents = types.NewEntityUIDSet(ZoneUID(zone))
+	}
+	return e
+}

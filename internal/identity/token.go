@@ -23,6 +23,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	mrand "math/rand/v2"
 	"strings"
 	"sync"
 	"time"
@@ -494,6 +495,14 @@ func (s *Service) Revoke(ctx context.Context, accessor string) error {
 			return nil
 		}
 		if errs.Is(err, errs.Conflict) && attempt < maxRetries {
+			// Children are being created under the tree: back off (with
+			// jitter) so the revocation is not starved by them.
+			d := time.Duration(1+mrand.IntN(1<<min(attempt, 6))) * time.Millisecond
+			select {
+			case <-time.After(d):
+			case <-ctx.Done():
+				return errs.Wrap(errs.Unavailable, ctx.Err(), "token: revocation kept conflicting with concurrent changes")
+			}
 			continue
 		}
 		return err

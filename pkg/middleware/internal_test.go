@@ -460,11 +460,17 @@ func BenchmarkHandler(b *testing.B) {
 			}
 			a.selfZone, a.selfKnow = "plant", true
 			a.zones["gw-1"] = "dmz"
+			// Conduits as Warden generates them (zones in the scope), spread
+			// over 40 zone pairs; the one asked about is dmz -> plant.
 			docs := map[string]string{}
 			for i := range n {
-				cd := fmt.Sprintf(`permit (principal is Node, action == Action::"conduit.connect", resource is Node)
-when { principal.zone == "dmz" && resource.zone == "plant" && context.port == %d && context.protocol == "tcp" };`, 1000+i)
-				docs[fmt.Sprintf("conduit.dmz.plant.tcp.%d", 1000+i)] = cd
+				from, to := fmt.Sprint("z", i%20), fmt.Sprint("y", i%40)
+				if i == n/2 {
+					from, to = "dmz", "plant"
+				}
+				cd := fmt.Sprintf(`permit (principal is Node in Zone::%q, action == Action::"conduit.connect", resource is Node in Zone::%q)
+when { context.port == %d && context.protocol == "tcp" };`, from, to, 1000+i)
+				docs[fmt.Sprintf("conduit.%s.%s.tcp.%d", from, to, 1000+i)] = cd
 			}
 			if err := a.setPolicies(docs, time.Now()); err != nil {
 				b.Fatal(err)

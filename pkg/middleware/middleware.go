@@ -9,6 +9,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -132,17 +133,18 @@ func (p Principal) UID() types.EntityUID {
 }
 
 // Entity returns the principal's Cedar entity: attributes name and
-// spiffe_id, and zone for nodes (the attributes Warden's API gives a node
-// caller).
+// spiffe_id, and for nodes zone and membership of Zone::"<zone>" (as
+// Warden's API gives a node caller).
 func (p Principal) Entity() types.Entity {
-	attrs := types.RecordMap{"name": types.String(p.Name)}
+	attrs := types.RecordMap{}
 	if p.SPIFFEID != "" {
 		attrs["spiffe_id"] = types.String(p.SPIFFEID)
 	}
-	if p.Kind != KindService {
-		attrs["zone"] = types.String(p.Zone)
+	if p.Kind == KindService {
+		attrs["name"] = types.String(p.Name)
+		return types.Entity{UID: p.UID(), Attributes: types.NewRecord(attrs)}
 	}
-	return types.Entity{UID: p.UID(), Attributes: types.NewRecord(attrs)}
+	return authz.NodeEntity(p.Name, p.Zone, attrs)
 }
 
 // String returns the principal's UID text, Node::"web-1".
@@ -307,6 +309,14 @@ func (a *Authorizer) authorize(r *http.Request) (Principal, int, error) {
 	ents := []types.Entity{p.Entity()}
 	if tg.Resource.UID != p.UID() {
 		ents = append(ents, tg.Resource)
+	}
+	// The zones the two belong to, so `in Zone::"…"` sees them.
+	for _, e := range ents[:] {
+		for z := range e.Parents.All() {
+			if z.Type == authz.TypeZone && !slices.ContainsFunc(ents, func(x types.Entity) bool { return x.UID == z }) {
+				ents = append(ents, types.Entity{UID: z})
+			}
+		}
 	}
 	es, err := authz.NewEntities(ents...)
 	if err != nil {
