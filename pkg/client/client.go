@@ -269,26 +269,13 @@ func (c *Client) do(ctx context.Context, method, path string, in, out any, also 
 		}
 		body = bytes.NewReader(b)
 	}
-	req, err := http.NewRequestWithContext(ctx, method, c.base+path, body)
-	if err != nil {
-		return 0, fmt.Errorf("warden: %s %s: %w", method, path, err)
-	}
-	req.Header.Set("Accept", "application/json")
+	ct := ""
 	if in != nil {
-		req.Header.Set("Content-Type", "application/json")
+		ct = "application/json"
 	}
-	token := c.Token()
-	if token != "" {
-		req.Header.Set("Authorization", "Bearer "+token)
-	}
-	resp, err := c.http.Do(req)
+	resp, token, err := c.send(ctx, method, path, body, ct)
 	if err != nil {
-		// A *url.Error repeats method and URL; keep its cause only.
-		var ue *url.Error
-		if errors.As(err, &ue) {
-			err = ue.Err
-		}
-		return 0, fmt.Errorf("warden: %s %s: %w", method, path, redact(err, token))
+		return 0, err
 	}
 	defer func() {
 		// Drain a little so that the connection can be reused; a body
@@ -323,6 +310,33 @@ func (c *Client) do(ctx context.Context, method, path string, in, out any, also 
 		return resp.StatusCode, fmt.Errorf("warden: %s %s: decode %d response: %w", method, path, resp.StatusCode, err)
 	}
 	return resp.StatusCode, nil
+}
+
+// send sends one request with the client's token and returns the response
+// and the token it sent (for redaction).
+func (c *Client) send(ctx context.Context, method, path string, body io.Reader, contentType string) (*http.Response, string, error) {
+	req, err := http.NewRequestWithContext(ctx, method, c.base+path, body)
+	if err != nil {
+		return nil, "", fmt.Errorf("warden: %s %s: %w", method, path, err)
+	}
+	req.Header.Set("Accept", "application/json")
+	if contentType != "" {
+		req.Header.Set("Content-Type", contentType)
+	}
+	token := c.Token()
+	if token != "" {
+		req.Header.Set("Authorization", "Bearer "+token)
+	}
+	resp, err := c.http.Do(req)
+	if err != nil {
+		// A *url.Error repeats method and URL; keep its cause only.
+		var ue *url.Error
+		if errors.As(err, &ue) {
+			err = ue.Err
+		}
+		return nil, token, fmt.Errorf("warden: %s %s: %w", method, path, redact(err, token))
+	}
+	return resp, token, nil
 }
 
 // apiError decodes an error response body ({"errors": [...]}), with the

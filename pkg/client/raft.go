@@ -3,7 +3,6 @@ package client
 import (
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"io"
 	"net/http"
@@ -80,24 +79,13 @@ func (c *Client) RaftSnapshotRestore(ctx context.Context, r io.Reader) (uint64, 
 // stream sends a request with a raw body and returns a 2xx response for
 // the caller to read; any other status is an *APIError.
 func (c *Client) stream(ctx context.Context, method, path string, body io.Reader) (*http.Response, error) {
-	req, err := http.NewRequestWithContext(ctx, method, c.base+path, body)
-	if err != nil {
-		return nil, fmt.Errorf("warden: %s %s: %w", method, path, err)
-	}
+	ct := ""
 	if body != nil {
-		req.Header.Set("Content-Type", "application/octet-stream")
+		ct = "application/octet-stream"
 	}
-	token := c.Token()
-	if token != "" {
-		req.Header.Set("Authorization", "Bearer "+token)
-	}
-	resp, err := c.http.Do(req)
+	resp, token, err := c.send(ctx, method, path, body, ct)
 	if err != nil {
-		var ue *url.Error
-		if errors.As(err, &ue) {
-			err = ue.Err
-		}
-		return nil, fmt.Errorf("warden: %s %s: %w", method, path, redact(err, token))
+		return nil, err
 	}
 	if resp.StatusCode >= 200 && resp.StatusCode < 300 {
 		return resp, nil
