@@ -41,26 +41,7 @@ func TestRenewalAndOutage(t *testing.T) {
 		return srv
 	}
 	srv := boot()
-	c, err := client.New(client.Config{Address: srv.Addr(), CACertFile: srv.CAFile()})
-	if err != nil {
-		t.Fatal(err)
-	}
-	in, err := c.Init(ctx, client.InitRequest{KeyShares: 1, KeyThreshold: 1})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := c.Unseal(ctx, in.UnsealKeys[0]); err != nil {
-		t.Fatal(err)
-	}
-	c.SetToken(in.RootToken)
-	tok, err := c.NodeTokenCreate(ctx, client.NodeTokenRequest{Name: "edge-1", CertTTL: "20s"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	dir := t.TempDir()
-	if _, err := Enroll(ctx, Config{Client: c, JoinToken: tok.Token, DataDir: dir}); err != nil {
-		t.Fatal(err)
-	}
+	c, dir, unsealKey := initAndEnroll(t, ctx, srv, "20s")
 	first, err := loadLeaf(filepath.Join(dir, SVIDFile))
 	if err != nil {
 		t.Fatal(err)
@@ -107,7 +88,7 @@ func TestRenewalAndOutage(t *testing.T) {
 	// Recovery: the server comes back, and the agent renews by itself.
 	srv = boot()
 	defer srv.Close()
-	if _, err := c.Unseal(ctx, in.UnsealKeys[0]); err != nil {
+	if _, err := c.Unseal(ctx, unsealKey); err != nil {
 		t.Fatal(err)
 	}
 	for {
@@ -143,26 +124,7 @@ func TestReenrollAfterExpiry(t *testing.T) {
 	if err := srv.Store().WaitLeader(ctx); err != nil {
 		t.Fatal(err)
 	}
-	c, err := client.New(client.Config{Address: srv.Addr(), CACertFile: srv.CAFile()})
-	if err != nil {
-		t.Fatal(err)
-	}
-	in, err := c.Init(ctx, client.InitRequest{KeyShares: 1, KeyThreshold: 1})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := c.Unseal(ctx, in.UnsealKeys[0]); err != nil {
-		t.Fatal(err)
-	}
-	c.SetToken(in.RootToken)
-	tok, err := c.NodeTokenCreate(ctx, client.NodeTokenRequest{Name: "edge-1", CertTTL: "1h"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	dir := t.TempDir()
-	if _, err := Enroll(ctx, Config{Client: c, JoinToken: tok.Token, DataDir: dir}); err != nil {
-		t.Fatal(err)
-	}
+	c, dir, _ := initAndEnroll(t, ctx, srv, "1h")
 	first, _ := loadLeaf(filepath.Join(dir, SVIDFile))
 	keyBefore, _ := os.ReadFile(filepath.Join(dir, KeyFile))
 	later := func() time.Time { return time.Now().Add(2 * time.Hour) }
@@ -186,4 +148,32 @@ func TestReenrollAfterExpiry(t *testing.T) {
 	if _, err := RenewOnce(ctx, cfg); err == nil || !strings.Contains(err.Error(), "re-enroll") {
 		t.Fatalf("re-enrollment of a revoked node: %v", err)
 	}
+}
+
+// initAndEnroll initializes and unseals a fresh server, then enrolls node
+// edge-1 with certificates of certTTL into a new data dir. It returns the
+// root client, the dir and the unseal key.
+func initAndEnroll(t *testing.T, ctx context.Context, srv *server.Server, certTTL string) (*client.Client, string, string) {
+	t.Helper()
+	c, err := client.New(client.Config{Address: srv.Addr(), CACertFile: srv.CAFile()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	in, err := c.Init(ctx, client.InitRequest{KeyShares: 1, KeyThreshold: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.Unseal(ctx, in.UnsealKeys[0]); err != nil {
+		t.Fatal(err)
+	}
+	c.SetToken(in.RootToken)
+	tok, err := c.NodeTokenCreate(ctx, client.NodeTokenRequest{Name: "edge-1", CertTTL: certTTL})
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir := t.TempDir()
+	if _, err := Enroll(ctx, Config{Client: c, JoinToken: tok.Token, DataDir: dir}); err != nil {
+		t.Fatal(err)
+	}
+	return c, dir, in.UnsealKeys[0]
 }
