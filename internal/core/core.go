@@ -714,7 +714,7 @@ func storeErr(op string, err error) error {
 	case errors.Is(err, store.ErrConflict):
 		return errs.Wrap(errs.Conflict, err, "version conflict")
 	case errors.Is(err, store.ErrNotLeader), errors.Is(err, store.ErrNoLeader):
-		return errs.Wrap(errs.Unavailable, err, "no leader: this node cannot serve the request now")
+		return errs.Wrap(errs.Unavailable, err, "no leader: the cluster has no leader this node can reach (election under way, or quorum lost); retry later")
 	case errors.Is(err, store.ErrInvalid):
 		return errs.Wrap(errs.Invalid, err, "%s", strings.TrimPrefix(err.Error(), "store: "))
 	case errors.Is(err, context.DeadlineExceeded), errors.Is(err, context.Canceled):
