@@ -23,6 +23,8 @@ func newServerCmd() *cobra.Command {
 		dev       bool
 		logLevel  string
 		logFormat string
+
+		retryJoinToken, retryJoinCA string
 	)
 	cmd := &cobra.Command{
 		Use:   "server",
@@ -53,6 +55,20 @@ single unseal key, unseals, and prints the root token: for trying Warden out onl
 				cfg.DataDir = dir
 			} else if cfg.DataDir == "" {
 				return errors.New("--data-dir is required (or use --dev to try Warden out)")
+			}
+			if retryJoinToken != "" {
+				b, err := os.ReadFile(retryJoinToken)
+				if err != nil {
+					return fmt.Errorf("--retry-join-token-file: %w", err)
+				}
+				cfg.RetryJoinToken = strings.TrimSpace(string(b))
+			}
+			if retryJoinCA != "" {
+				b, err := os.ReadFile(retryJoinCA)
+				if err != nil {
+					return fmt.Errorf("--retry-join-ca-cert: %w", err)
+				}
+				cfg.RetryJoinCA = b
 			}
 			if dev && cfg.NodeID != "" {
 				return errors.New("--dev runs a standalone node; do not give --node-id")
@@ -118,6 +134,9 @@ export WARDEN_ADDR='%s' WARDEN_CACERT='%s' WARDEN_TOKEN='%s'
 	f.StringVar(&cfg.TrustDomain, "trust-domain", "warden.local", "SPIFFE trust domain of the identities this cluster issues; fixed at init")
 	f.StringVar(&cfg.NodeID, "node-id", "", "cluster mode: this node's ID, a canonical name unique in the cluster (with --cluster-listen)")
 	f.StringVar(&cfg.ClusterListen, "cluster-listen", "", "cluster mode: host:port for Raft and forwarded requests (mutual TLS), as other nodes reach it")
+	f.StringSliceVar(&cfg.RetryJoin, "retry-join", nil, "cluster mode: API address of a member to ask, again and again while this node has no cluster state, to admit it (repeatable)")
+	f.StringVar(&retryJoinToken, "retry-join-token-file", "", "file holding a token the cluster allows raft.join (for --retry-join)")
+	f.StringVar(&retryJoinCA, "retry-join-ca-cert", "", "PEM CA certificate of the members' API (for --retry-join; default: system roots)")
 	f.Uint64Var(&cfg.SnapshotThreshold, "snapshot-threshold", 0, "take a Raft snapshot after this many new log entries (0: 8192)")
 	f.DurationVar(&cfg.SnapshotInterval, "snapshot-interval", 0, "how often to check --snapshot-threshold (0: 2m)")
 	f.Uint64Var(&cfg.TrailingLogs, "trailing-logs", 0, "log entries kept after a snapshot for lagging followers (0: 10240)")

@@ -280,7 +280,8 @@ func (c *cluster) BeforeInit(ctx context.Context) error {
 
 // Unsealed issues this node's own cluster certificate if it has none or it
 // is getting old (the first node gets its first one here).
-func (c *cluster) Unsealed(context.Context) error {
+func (c *cluster) Unsealed(ctx context.Context) error {
+	c.promoteSelf(ctx)
 	if !c.cn.needsCert(c.s.now()) {
 		return nil
 	}
@@ -471,4 +472,53 @@ func (s *Server) clusterTLS(tlsCfg *tls.Config, operatorCert bool) error {
 	}
 	s.caFile = apiCA
 	return write()
+}
+
+// retryJoin asks the members in --retry-join, in turn, to admit this node
+// until one does (or the server closes), backing off from 1 s to 30 s.
+func (s *Server) retryJoin(ctx context.Context) {
+	c := &cluster{s: s, cn: s.cn}
+	wait := time.Second
+	for {
+		for _, addr := range s.cfg.RetryJoin {
+			actx, cancel := context.WithTimeout(ctx, time.Minute)
+			err := c.Join(actx, addr, s.cfg.RetryJoinCA, "Bearer "+s.cfg.RetryJoinToken)
+			cancel()
+			if err == nil {
+				s.log.Info("joined the cluster (retry-join); unseal this node with the cluster's unseal keys", "via", addr)
+				return
+			}
+			if s.st.HasState() {
+				// Admitted, but still catching up or promoting: Raft carries on
+				// by itself; a later unseal finds the state.
+				s.log.Warn("retry-join: admitted, not yet a voter", "via", addr, "err", err)
+				return
+			}
+			s.log.Warn("retry-join: not admitted yet", "via", addr, "err", err)
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-time.After(wait):
+		}
+		wait = min(2*wait, 30*time.Second)
+	}
+}
+
+// promoteSelf asks the leader to make this node a voter if it is still a
+// non-voter (a join that was admitted but interrupted before promotion).
+func (c *cluster) promoteSelf(ctx context.Context) {
+	peers, err := c.s.st.Peers()
+	if err != nil {
+		return
+	}
+	for _, p := range peers {
+		if p.ID == c.cn.id && !p.Voter {
+			if err := c.s.st.AddVoter(ctx, p.ID, p.Address); err != nil {
+				c.s.log.Warn("this node is a non-voter and could not be promoted yet", "err", err)
+			} else {
+				c.s.log.Info("promoted this node to voter")
+			}
+		}
+	}
 }

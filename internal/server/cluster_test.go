@@ -369,3 +369,79 @@ func TestThreeNodeCluster(t *testing.T) {
 		t.Fatalf("peers after remove: %+v %v", peers, err)
 	}
 }
+
+// TestRetryJoin: a node started with --retry-join keeps asking until the
+// cluster admits it (here: refused until a policy allows its token
+// raft.join), then unseals with the cluster's keys.
+func TestRetryJoin(t *testing.T) {
+	ctx := context.Background()
+	n1 := &clusterNode{t: t, id: "n1", dir: t.TempDir(), clusterAddr: freeAddr(t)}
+	n1.start()
+	init, err := n1.client("").Init(ctx, client.InitRequest{KeyShares: 1, KeyThreshold: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	n1.unseal(ctx, init.UnsealKeys)
+	root := n1.client(init.RootToken)
+	tok, err := root.TokenCreate(ctx, client.TokenCreateRequest{User: "joiner", TTL: "1h"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	bundle, err := os.ReadFile(filepath.Join(n1.dir, "cluster", "ca.pem"))
+	if err != nil {
+		t.Fatal(err)
+	}
+
+	n2 := &clusterNode{t: t, id: "n2", dir: t.TempDir(), clusterAddr: freeAddr(t)}
+	srv, err := server.New(server.Config{DataDir: n2.dir, Listen: "127.0.0.1:0", RateLimit: -1, NodeID: n2.id,
+		ClusterListen: n2.clusterAddr, ElectionTimeout: 300 * time.Millisecond,
+		RetryJoin: []string{n1.srv.Addr()}, RetryJoinToken: tok.Token, RetryJoinCA: bundle})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := srv.Start(); err != nil {
+		t.Fatal(err)
+	}
+	n2.srv = srv
+	t.Cleanup(func() { n2.stop() })
+
+	// Refused (403, in the audit log) until a policy lets the token join.
+	waitFor(t, "a refused join in the audit log", func() bool {
+		ents, err := root.AuditEntries(ctx, 0, 1000)
+		if err != nil {
+			return false
+		}
+		for _, e := range ents {
+			if e.Entry["action"] == "raft.join" && fmt.Sprint(e.Entry["outcome"]) == "403" {
+				return true
+			}
+		}
+		return false
+	})
+	if ps, _ := root.RaftPeers(ctx); len(ps) != 1 {
+		t.Fatalf("a refused node was added: %+v", ps)
+	}
+	if _, err := root.PolicyWrite(ctx, "warden", "joiner",
+		`permit (principal == User::"joiner", action == Action::"raft.join", resource);`); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "n2 to join as a voter", func() bool {
+		ps, err := root.RaftPeers(ctx)
+		if err != nil {
+			return false
+		}
+		for _, p := range ps {
+			if p.ID == "n2" && p.Voter {
+				return true
+			}
+		}
+		return false
+	})
+	n2.unseal(ctx, init.UnsealKeys)
+	if _, err := root.KVPut(ctx, "app/x", map[string]any{"v": "1"}, nil); err != nil {
+		t.Fatal(err)
+	}
+	if s, err := n2.client(init.RootToken).KVGet(ctx, "app/x", 0); err != nil || s.Data["v"] != "1" {
+		t.Fatalf("read on the joined node: %+v %v", s.Data, err)
+	}
+}

@@ -69,6 +69,13 @@ type Config struct {
 	SnapshotThreshold uint64
 	SnapshotInterval  time.Duration
 	TrailingLogs      uint64
+	// RetryJoin lists API addresses of cluster members this node, while it
+	// has no cluster state, asks again and again to admit it, with the token
+	// in RetryJoinToken (allowed raft.join) and trusting RetryJoinCA (PEM;
+	// nil: the system's roots). Unseal it afterwards as usual.
+	RetryJoin      []string
+	RetryJoinToken string
+	RetryJoinCA    []byte
 	// ElectionTimeout is both Raft's heartbeat and election timeout in
 	// cluster mode (default 500ms), and the leader lease.
 	ElectionTimeout time.Duration
@@ -90,6 +97,8 @@ type Server struct {
 	nodes  *authority.Nodes
 	now    func() time.Time
 	cn     *clusterNode // cluster mode only
+
+	stopJoin context.CancelFunc // ends --retry-join attempts
 
 	poolMu sync.Mutex
 	pool   *x509.CertPool // client CAs, while unsealed
@@ -131,6 +140,9 @@ func New(cfg Config) (*Server, error) {
 	s := &Server{cfg: cfg, log: log, done: make(chan error, 1), now: cfg.Now}
 	if s.now == nil {
 		s.now = time.Now
+	}
+	if len(cfg.RetryJoin) > 0 && (cfg.NodeID == "" || cfg.RetryJoinToken == "") {
+		return nil, errors.New("server: --retry-join needs cluster mode (--node-id, --cluster-listen) and a join token (--retry-join-token-file)")
 	}
 	if (cfg.NodeID == "") != (cfg.ClusterListen == "") {
 		return nil, errors.New("server: --node-id and --cluster-listen go together")
@@ -297,6 +309,11 @@ func (s *Server) Start() error {
 		s.done <- err
 	}()
 	s.log.Info("listening", "addr", "https://"+ln.Addr().String())
+	if len(s.cfg.RetryJoin) > 0 && s.cn != nil && !s.st.HasState() {
+		ctx, cancel := context.WithCancel(context.Background())
+		s.stopJoin = cancel
+		go s.retryJoin(ctx)
+	}
 	return nil
 }
 
@@ -329,6 +346,9 @@ func (s *Server) Close() error {
 	var err error
 	if s.ln != nil {
 		err = s.http.Shutdown(ctx)
+	}
+	if s.stopJoin != nil {
+		s.stopJoin()
 	}
 	s.api.Close()
 	s.core.Seal()
