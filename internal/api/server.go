@@ -45,8 +45,9 @@ type Config struct {
 	Nodes  *authority.Nodes
 	// Cluster is set in cluster mode (join, admit, remove peers).
 	Cluster Cluster
-	// TrustDomain is fixed at init (default warden.local).
-	TrustDomain string
+	// CAInit says how init makes the CA (trust domain, key type, or an
+	// operator's CA); fixed at init.
+	CAInit authority.InitOptions
 	Policies    *policy.Service
 	Logger      *slog.Logger          // nil: discard
 	Metrics     prometheus.Registerer // nil: metrics are not registered

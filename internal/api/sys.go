@@ -77,7 +77,7 @@ func (s *Server) initialize(req *request) (int, any, error) {
 			return 0, nil, storeError(err)
 		}
 	}
-	keys, root, err := Initialize(req.Context(), s.cfg.Core, s.cfg.Tokens, in.KeyShares, in.KeyThreshold, s.cfg.TrustDomain)
+	keys, root, err := Initialize(req.Context(), s.cfg.Core, s.cfg.Tokens, in.KeyShares, in.KeyThreshold, s.cfg.CAInit)
 	if err != nil {
 		return 0, nil, err
 	}
@@ -87,7 +87,7 @@ func (s *Server) initialize(req *request) (int, any, error) {
 // Initialize runs init: the seal, the keyring, the token key and the root
 // token, committed together. It returns the unseal keys and the root token.
 // The server stays sealed.
-func Initialize(ctx context.Context, c *core.Core, tokens *identity.Service, shares, threshold int, trustDomain string) ([]string, identity.Secret, error) {
+func Initialize(ctx context.Context, c *core.Core, tokens *identity.Service, shares, threshold int, ca authority.InitOptions) ([]string, identity.Secret, error) {
 	var root identity.Secret
 	res, err := c.Init(ctx, shares, threshold, func(enc core.Encrypter, clusterID string) ([]store.Op, error) {
 		ops, sec, err := tokens.Bootstrap(enc)
@@ -99,7 +99,7 @@ func Initialize(ctx context.Context, c *core.Core, tokens *identity.Service, sha
 		if err != nil {
 			return nil, err
 		}
-		cops, err := authority.Bootstrap(enc, trustDomain)
+		cops, err := authority.Bootstrap(enc, ca)
 		return append(append(ops, aops...), cops...), err
 	})
 	if err != nil {

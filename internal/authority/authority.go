@@ -6,8 +6,13 @@
 package authority
 
 import (
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/x509"
 	"fmt"
 	"sync"
+	"time"
 
 	"github.com/warden-sec/warden/internal/names"
 	"github.com/warden-sec/warden/internal/pki"
@@ -34,38 +39,148 @@ type Storage interface {
 	GetStale(key string) (store.Entry, error)
 }
 
-// Bootstrap creates the root and intermediate CAs (ECDSA P-256) and returns
-// the ops that store them, encrypted, with the trust domain.
-func Bootstrap(enc Encrypter, trustDomain string) ([]store.Op, error) {
-	if trustDomain == "" {
-		trustDomain = DefaultTrustDomain
+// InitOptions say how init makes the cluster's CA. The zero value: a new
+// ECDSA P-256 root and issuing intermediate for warden.local.
+type InitOptions struct {
+	TrustDomain string      // "" means DefaultTrustDomain
+	KeyType     pki.KeyType // for new CAs: "" (ECDSA P-256) or pki.KeyEd25519
+	// An operator's CA instead of a new root (PEM; key unencrypted PKCS #8):
+	//   - a self-signed root with its key: Warden makes the issuing
+	//     intermediate under it;
+	//   - an intermediate with its key and ImportChain up to and including
+	//     the root: Warden issues with it, and the root's key stays with the
+	//     operator.
+	ImportCert, ImportKey, ImportChain []byte
+}
+
+// caPair is the CA material init stores: the trust anchors (PEM, one or
+// more certificates), and the issuing CA.
+type caPair struct {
+	rootsPEM []byte
+	rootKey  []byte // PEM; nil when the operator keeps the root key
+	issuer   *pki.CA
+}
+
+// makeCA creates or imports the CA per o and checks that it can issue for
+// the trust domain.
+func makeCA(o InitOptions) (*caPair, error) {
+	if o.TrustDomain == "" {
+		o.TrustDomain = DefaultTrustDomain
 	}
-	if err := names.ValidateTrustDomain(trustDomain); err != nil {
+	if err := names.ValidateTrustDomain(o.TrustDomain); err != nil {
 		return nil, err
 	}
-	root, err := pki.NewRootCA(pki.CAOptions{CommonName: "Warden root CA " + trustDomain})
+	switch o.KeyType {
+	case "", pki.KeyECP256, pki.KeyEd25519:
+	default:
+		return nil, fmt.Errorf("CA key type %q: want %s or %s", o.KeyType, pki.KeyECP256, pki.KeyEd25519)
+	}
+	var p caPair
+	interOpts := pki.CAOptions{CommonName: "Warden issuing CA " + o.TrustDomain, KeyType: o.KeyType}
+	switch {
+	case len(o.ImportCert) == 0 && len(o.ImportKey) == 0 && len(o.ImportChain) == 0:
+		root, err := pki.NewRootCA(pki.CAOptions{CommonName: "Warden root CA " + o.TrustDomain, KeyType: o.KeyType})
+		if err != nil {
+			return nil, err
+		}
+		if p.issuer, err = pki.NewIntermediateCA(root, interOpts); err != nil {
+			return nil, err
+		}
+		rc, rk, err := root.MarshalPEM()
+		if err != nil {
+			return nil, err
+		}
+		p.rootsPEM, p.rootKey = rc, rk
+	case len(o.ImportCert) == 0 || len(o.ImportKey) == 0:
+		return nil, fmt.Errorf("import CA: give the certificate and its key")
+	default:
+		ca, err := pki.ParseCA(o.ImportCert, o.ImportKey, o.ImportChain)
+		if err != nil {
+			return nil, fmt.Errorf("import CA: %w", err)
+		}
+		selfSigned := ca.Cert.CheckSignatureFrom(ca.Cert) == nil
+		switch {
+		case selfSigned && len(ca.Chain) > 0:
+			return nil, fmt.Errorf("import CA: a self-signed root takes no chain")
+		case selfSigned:
+			if p.issuer, err = pki.NewIntermediateCA(ca, interOpts); err != nil {
+				return nil, fmt.Errorf("import CA: %w", err)
+			}
+			rc, rk, err := ca.MarshalPEM()
+			if err != nil {
+				return nil, err
+			}
+			p.rootsPEM, p.rootKey = rc, rk
+		case len(ca.Chain) == 0:
+			return nil, fmt.Errorf("import CA: an intermediate needs its chain up to the root (--import-ca-chain)")
+		default:
+			last := ca.Chain[len(ca.Chain)-1]
+			if last.CheckSignatureFrom(last) != nil {
+				return nil, fmt.Errorf("import CA: the chain must end with the self-signed root")
+			}
+			p.issuer = ca
+			// Anchors: the chain from the root down, so verifiers with the
+			// bundle can build the path from an SVID's issuer.
+			for i := len(ca.Chain) - 1; i >= 0; i-- {
+				p.rootsPEM = append(p.rootsPEM, pki.Bundle(ca.Chain[i])...)
+			}
+		}
+	}
+	// The issuing CA must be able to issue in this trust domain (name
+	// constraints, validity): try it with a throwaway key.
+	k, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	if err != nil {
 		return nil, err
 	}
-	inter, err := pki.NewIntermediateCA(root, pki.CAOptions{CommonName: "Warden issuing CA " + trustDomain})
+	der, err := x509.CreateCertificateRequest(rand.Reader, &x509.CertificateRequest{}, k)
 	if err != nil {
 		return nil, err
 	}
-	rc, rk, err := root.MarshalPEM()
+	csr, _ := x509.ParseCertificateRequest(der)
+	if _, err := p.issuer.Issue(pki.IssueRequest{CSR: csr, SPIFFEID: "spiffe://" + o.TrustDomain + "/node/check", TTL: time.Minute}); err != nil {
+		return nil, fmt.Errorf("CA cannot issue for trust domain %q: %w", o.TrustDomain, err)
+	}
+	return &p, nil
+}
+
+// CheckInitOptions checks o without storing anything, so a server can
+// refuse a bad --import-ca-* or --ca-key-type at start.
+func CheckInitOptions(o InitOptions) error {
+	p, err := makeCA(o)
+	if p != nil {
+		clear(p.rootKey)
+	}
+	return err
+}
+
+// Bootstrap creates (or imports) the CA per o and returns the ops that
+// store it, encrypted, with the trust domain.
+func Bootstrap(enc Encrypter, o InitOptions) ([]store.Op, error) {
+	p, err := makeCA(o)
 	if err != nil {
 		return nil, err
 	}
-	ic, ik, err := inter.MarshalPEM()
+	if o.TrustDomain == "" {
+		o.TrustDomain = DefaultTrustDomain
+	}
+	ic, ik, err := p.issuer.MarshalPEM()
 	if err != nil {
 		return nil, err
 	}
-	defer clear(rk)
+	defer clear(p.rootKey)
 	defer clear(ik)
-	var ops []store.Op
-	for _, kv := range []struct {
+	kvs := []struct {
 		k string
 		v []byte
-	}{{keyRootCert, rc}, {keyRootKey, rk}, {keyInterCert, ic}, {keyInterKey, ik}, {keyDomain, []byte(trustDomain)}} {
+	}{{keyRootCert, p.rootsPEM}, {keyInterCert, ic}, {keyInterKey, ik}, {keyDomain, []byte(o.TrustDomain)}}
+	if p.rootKey != nil {
+		kvs = append(kvs, struct {
+			k string
+			v []byte
+		}{keyRootKey, p.rootKey})
+	}
+	var ops []store.Op
+	for _, kv := range kvs {
 		ct, err := enc.Encrypt(kv.k, kv.v)
 		if err != nil {
 			return nil, err

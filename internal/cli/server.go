@@ -25,6 +25,7 @@ func newServerCmd() *cobra.Command {
 		logFormat string
 
 		retryJoinToken, retryJoinCA string
+		importCA                    [3]string // cert, key, chain files
 	)
 	cmd := &cobra.Command{
 		Use:   "server",
@@ -69,6 +70,16 @@ single unseal key, unseals, and prints the root token: for trying Warden out onl
 					return fmt.Errorf("--retry-join-ca-cert: %w", err)
 				}
 				cfg.RetryJoinCA = b
+			}
+			for i, dst := range []*[]byte{&cfg.CAImportCert, &cfg.CAImportKey, &cfg.CAImportChain} {
+				if importCA[i] == "" {
+					continue
+				}
+				b, err := os.ReadFile(importCA[i])
+				if err != nil {
+					return fmt.Errorf("--import-ca-*: %w", err)
+				}
+				*dst = b
 			}
 			if dev && cfg.NodeID != "" {
 				return errors.New("--dev runs a standalone node; do not give --node-id")
@@ -131,6 +142,10 @@ export WARDEN_ADDR='%s' WARDEN_CACERT='%s' WARDEN_TOKEN='%s'
 	f.BoolVar(&cfg.AuditFileBestEffort, "audit-file-best-effort", false, "a failing --audit-file only logs instead of refusing audited requests")
 	f.BoolVar(&cfg.AuditStdout, "audit-stdout", false, "also write every audit entry to standard output; required unless --audit-stdout-best-effort")
 	f.BoolVar(&cfg.AuditStdoutBestEffort, "audit-stdout-best-effort", false, "a failing --audit-stdout only logs")
+	f.StringVar(&cfg.CAKeyType, "ca-key-type", "ec-p256", "key type of the CAs init creates: ec-p256 or ed25519; fixed at init")
+	f.StringVar(&importCA[0], "import-ca-cert", "", "at init, use this operator CA (PEM) instead of a new root: a self-signed root, or an intermediate with --import-ca-chain")
+	f.StringVar(&importCA[1], "import-ca-key", "", "the unencrypted PKCS #8 key (PEM) of --import-ca-cert")
+	f.StringVar(&importCA[2], "import-ca-chain", "", "for an imported intermediate: the certificates above it up to the root (PEM)")
 	f.StringVar(&cfg.TrustDomain, "trust-domain", "warden.local", "SPIFFE trust domain of the identities this cluster issues; fixed at init")
 	f.StringVar(&cfg.NodeID, "node-id", "", "cluster mode: this node's ID, a canonical name unique in the cluster (with --cluster-listen)")
 	f.StringVar(&cfg.ClusterListen, "cluster-listen", "", "cluster mode: host:port for Raft and forwarded requests (mutual TLS), as other nodes reach it")

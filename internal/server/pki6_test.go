@@ -27,6 +27,7 @@ import (
 	"golang.org/x/crypto/ocsp"
 
 	"github.com/warden-sec/warden/internal/pki"
+	"github.com/warden-sec/warden/internal/server"
 )
 
 // enrolled is a node enrolled through the API.
@@ -369,5 +370,62 @@ func TestCurlRevokedClientCert(t *testing.T) {
 	h.want(h.do("POST", "/v1/nodes/web-1/revoke", root, nil), 204)
 	if code, body := run(); code != "401" || !strings.Contains(body, "revoked") {
 		t.Fatalf("after revocation: %s %s", code, body)
+	}
+}
+
+// TestCAOptionsEndToEnd: a server whose CA is Ed25519, and one that issues
+// with an operator's imported intermediate, both enroll a node whose SVID
+// verifies against the published bundle (and, imported, chains to the
+// operator's root). A bad import is refused when the server starts.
+func TestCAOptionsEndToEnd(t *testing.T) {
+	opRoot, _ := pki.NewRootCA(pki.CAOptions{CommonName: "Operator root"})
+	opInter, _ := pki.NewIntermediateCA(opRoot, pki.CAOptions{CommonName: "Operator issuing"})
+	rootPEM, _, _ := opRoot.MarshalPEM()
+	interPEM, interKey, _ := opInter.MarshalPEM()
+	for _, tc := range []struct {
+		name string
+		mod  func(*server.Config)
+	}{
+		{"ed25519", func(c *server.Config) { c.CAKeyType = "ed25519" }},
+		{"imported intermediate", func(c *server.Config) {
+			c.CAImportCert, c.CAImportKey, c.CAImportChain = interPEM, interKey, rootPEM
+		}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			h := start(t, t.TempDir(), tc.mod)
+			_, root := h.initUnseal(1, 1)
+			n := h.enroll(root, "web-1", "1h")
+			bundle := h.want(h.do("GET", "/v1/pki/ca", "", nil), 200).body
+			roots := x509.NewCertPool()
+			if !roots.AppendCertsFromPEM(bundle) {
+				t.Fatal("empty bundle")
+			}
+			inter := x509.NewCertPool()
+			rest := []byte(n.chain)
+			for {
+				var b *pem.Block
+				if b, rest = pem.Decode(rest); b == nil {
+					break
+				}
+				c, _ := x509.ParseCertificate(b.Bytes)
+				inter.AddCert(c)
+			}
+			_, err := n.leaf.Verify(x509.VerifyOptions{Roots: roots, Intermediates: inter, KeyUsages: []x509.ExtKeyUsage{x509.ExtKeyUsageClientAuth}})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if tc.name == "imported intermediate" {
+				// It verifies with the operator's root alone as the anchor.
+				only := x509.NewCertPool()
+				only.AddCert(opRoot.Cert)
+				if _, err := n.leaf.Verify(x509.VerifyOptions{Roots: only, Intermediates: inter, KeyUsages: []x509.ExtKeyUsage{x509.ExtKeyUsageClientAuth}}); err != nil {
+					t.Fatalf("the SVID does not chain to the operator's root: %v", err)
+				}
+			}
+		})
+	}
+	if _, err := server.New(server.Config{DataDir: t.TempDir(), Listen: "127.0.0.1:0", CAImportCert: interPEM, CAImportKey: interKey}); err == nil ||
+		!strings.Contains(err.Error(), "chain") {
+		t.Fatalf("a server with an intermediate and no chain started: %v", err)
 	}
 }

@@ -28,6 +28,7 @@ import (
 	"github.com/warden-sec/warden/internal/core"
 	"github.com/warden-sec/warden/internal/identity"
 	"github.com/warden-sec/warden/internal/names"
+	"github.com/warden-sec/warden/internal/pki"
 	"github.com/warden-sec/warden/internal/policy"
 	"github.com/warden-sec/warden/internal/raftnet"
 	"github.com/warden-sec/warden/internal/secrets"
@@ -56,6 +57,11 @@ type Config struct {
 	// TrustDomain of the identities this cluster issues, fixed at init
 	// (default warden.local).
 	TrustDomain string
+	// CAKeyType of the CAs init creates: "" or "ec-p256" (default), or
+	// "ed25519". CAImportCert/Key/Chain (PEM) give an operator's CA instead
+	// (see authority.InitOptions). Checked at start, used at init.
+	CAKeyType                                string
+	CAImportCert, CAImportKey, CAImportChain []byte
 
 	// Cluster mode: NodeID (a canonical name, unique in the cluster) and
 	// ClusterListen (host:port for Raft and forwarded requests, mutual TLS
@@ -143,6 +149,9 @@ func New(cfg Config) (*Server, error) {
 	}
 	if len(cfg.RetryJoin) > 0 && (cfg.NodeID == "" || cfg.RetryJoinToken == "") {
 		return nil, errors.New("server: --retry-join needs cluster mode (--node-id, --cluster-listen) and a join token (--retry-join-token-file)")
+	}
+	if err := authority.CheckInitOptions(s.caInit()); err != nil {
+		return nil, fmt.Errorf("server: CA options: %w", err)
 	}
 	if (cfg.NodeID == "") != (cfg.ClusterListen == "") {
 		return nil, errors.New("server: --node-id and --cluster-listen go together")
@@ -263,7 +272,7 @@ func New(cfg Config) (*Server, error) {
 	}
 	s.api = api.New(api.Config{
 		Cluster: clusterAPI,
-		Core:    s.core, Tokens: s.tokens, KV: kv, Policies: pol, Audit: alog, CA: ca, Nodes: nodes, TrustDomain: cfg.TrustDomain, Logger: log,
+		Core:    s.core, Tokens: s.tokens, KV: kv, Policies: pol, Audit: alog, CA: ca, Nodes: nodes, CAInit: s.caInit(), Logger: log,
 		Metrics: reg, Gather: reg,
 		RateLimit: cfg.RateLimit, MaxRequestBytes: cfg.MaxRequestBytes, Now: cfg.Now,
 	})
@@ -361,7 +370,7 @@ func (s *Server) DevInit(ctx context.Context) (string, identity.Secret, error) {
 	if err := s.st.WaitLeader(ctx); err != nil {
 		return "", "", err
 	}
-	keys, root, err := api.Initialize(ctx, s.core, s.tokens, 1, 1, s.cfg.TrustDomain)
+	keys, root, err := api.Initialize(ctx, s.core, s.tokens, 1, 1, s.caInit())
 	if err != nil {
 		return "", "", err
 	}
@@ -369,4 +378,10 @@ func (s *Server) DevInit(ctx context.Context) (string, identity.Secret, error) {
 		return "", "", err
 	}
 	return keys[0], root, nil
+}
+
+// caInit is how init makes the CA.
+func (s *Server) caInit() authority.InitOptions {
+	return authority.InitOptions{TrustDomain: s.cfg.TrustDomain, KeyType: pki.KeyType(s.cfg.CAKeyType),
+		ImportCert: s.cfg.CAImportCert, ImportKey: s.cfg.CAImportKey, ImportChain: s.cfg.CAImportChain}
 }
