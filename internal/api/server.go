@@ -47,12 +47,12 @@ type Config struct {
 	Cluster Cluster
 	// CAInit says how init makes the CA (trust domain, key type, or an
 	// operator's CA); fixed at init.
-	CAInit authority.InitOptions
-	Policies    *policy.Service
-	Logger      *slog.Logger          // nil: discard
-	Metrics     prometheus.Registerer // nil: metrics are not registered
-	Gather      prometheus.Gatherer   // serves /metrics; nil: 404
-	Now         func() time.Time
+	CAInit   authority.InitOptions
+	Policies *policy.Service
+	Logger   *slog.Logger          // nil: discard
+	Metrics  prometheus.Registerer // nil: metrics are not registered
+	Gather   prometheus.Gatherer   // serves /metrics; nil: 404
+	Now      func() time.Time
 
 	MaxRequestBytes int64         // default 1 MiB
 	RateLimit       float64       // requests per second per client; 0: default; <0: off
