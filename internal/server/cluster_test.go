@@ -10,6 +10,8 @@ import (
 	"crypto/x509"
 	"encoding/pem"
 	"fmt"
+	"io"
+	"net/http"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -139,6 +141,38 @@ func TestThreeNodeCluster(t *testing.T) {
 	}
 	if !peers[0].Leader || peers[0].ID != "n1" {
 		t.Fatalf("leader: %+v", peers)
+	}
+
+	// Health and metrics: the leader reports each follower's replication
+	// lag (asked of the follower at scrape time), every node its indexes.
+	if h, err := nodes[1].client("").Health(ctx); err != nil || h.Role != "follower" {
+		t.Fatalf("follower health: %+v %v", h, err)
+	}
+	metrics := func(n *clusterNode) string {
+		roots := x509.NewCertPool()
+		ca, _ := os.ReadFile(n.srv.CAFile())
+		roots.AppendCertsFromPEM(ca)
+		hc := &http.Client{Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: roots, MinVersion: tls.VersionTLS12}}}
+		res, err := hc.Get(n.srv.Addr() + "/metrics")
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer res.Body.Close()
+		b, _ := io.ReadAll(res.Body)
+		return string(b)
+	}
+	m := metrics(nodes[0])
+	for _, want := range []string{`warden_raft_replication_lag_entries{peer="n2"}`, `warden_raft_replication_lag_entries{peer="n3"}`,
+		"warden_raft_is_leader 1", "warden_raft_elections_total", "warden_raft_leader_changes_total", "warden_raft_apply_duration_seconds_count"} {
+		if !strings.Contains(m, want) {
+			t.Fatalf("leader metrics lack %s", want)
+		}
+	}
+	if strings.Contains(m, `warden_raft_replication_lag_entries{peer="n2"} -1`) {
+		t.Fatal("the leader could not reach n2 for its lag")
+	}
+	if !strings.Contains(metrics(nodes[2]), "warden_raft_is_leader 0") {
+		t.Fatal("follower metrics")
 	}
 
 	// The cluster port accepts only server certificates of this cluster: a
