@@ -118,16 +118,13 @@ func (c *cluster) leader(t *testing.T, skip *store.Store) *store.Store {
 	return nil
 }
 
-// waitApplied blocks until s has applied idx (polling its applied index,
-// bounded).
+// waitApplied blocks until s has applied idx (bounded).
 func waitApplied(t *testing.T, s *store.Store, idx uint64) {
 	t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
-	for s.AppliedIndex() < idx {
-		if time.Now().After(deadline) {
-			t.Fatalf("node did not apply index %d (at %d)", idx, s.AppliedIndex())
-		}
-		time.Sleep(5 * time.Millisecond) // polling the node's state, bounded by the deadline
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if err := s.WaitApplied(ctx, idx); err != nil {
+		t.Fatalf("node did not apply index %d (at %d): %v", idx, s.AppliedIndex(), err)
 	}
 }
 

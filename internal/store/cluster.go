@@ -106,45 +106,40 @@ func (s *Store) membershipLocal(req *PeerRequest) error {
 	if req.ID == "" {
 		return fmt.Errorf("%w: peer id is required", ErrInvalid)
 	}
+	cf := s.raft.GetConfiguration()
+	if err := cf.Error(); err != nil {
+		return raftErr(err)
+	}
+	var member *raft.Server
+	for _, sv := range cf.Configuration().Servers {
+		switch {
+		case sv.ID == raft.ServerID(req.ID):
+			member = &sv
+		case req.Addr != "" && string(sv.Address) == req.Addr:
+			return fmt.Errorf("%w: address %s belongs to member %q", ErrInvalid, req.Addr, sv.ID)
+		}
+	}
+	id, addr := raft.ServerID(req.ID), raft.ServerAddress(req.Addr)
 	var f raft.IndexFuture
 	switch req.Op {
 	case PeerAddNonvoter, PeerAddVoter:
-		if req.Addr == "" {
+		switch {
+		case req.Addr == "":
 			return fmt.Errorf("%w: peer address is required", ErrInvalid)
-		}
-		cf := s.raft.GetConfiguration()
-		if err := cf.Error(); err != nil {
-			return raftErr(err)
-		}
-		for _, sv := range cf.Configuration().Servers {
-			if sv.ID == raft.ServerID(req.ID) && string(sv.Address) != req.Addr {
-				return fmt.Errorf("%w: node id %q is already a member at %s; remove it first", ErrInvalid, req.ID, sv.Address)
-			}
-			if sv.ID != raft.ServerID(req.ID) && string(sv.Address) == req.Addr {
-				return fmt.Errorf("%w: address %s belongs to member %q", ErrInvalid, req.Addr, sv.ID)
-			}
-			if sv.ID == raft.ServerID(req.ID) && req.Op == PeerAddNonvoter && sv.Suffrage == raft.Voter {
-				return nil // already a voter: joining again changes nothing
-			}
-		}
-		if req.Op == PeerAddNonvoter {
-			f = s.raft.AddNonvoter(raft.ServerID(req.ID), raft.ServerAddress(req.Addr), 0, s.cfg.ApplyTimeout)
-		} else {
-			f = s.raft.AddVoter(raft.ServerID(req.ID), raft.ServerAddress(req.Addr), 0, s.cfg.ApplyTimeout)
+		case member != nil && member.Address != addr:
+			return fmt.Errorf("%w: node id %q is already a member at %s; remove it first", ErrInvalid, req.ID, member.Address)
+		case member != nil && req.Op == PeerAddNonvoter && member.Suffrage == raft.Voter:
+			return nil // already a voter: joining again changes nothing
+		case req.Op == PeerAddNonvoter:
+			f = s.raft.AddNonvoter(id, addr, 0, s.cfg.ApplyTimeout)
+		default:
+			f = s.raft.AddVoter(id, addr, 0, s.cfg.ApplyTimeout)
 		}
 	case PeerRemove:
-		found := false
-		cf := s.raft.GetConfiguration()
-		if err := cf.Error(); err != nil {
-			return raftErr(err)
-		}
-		for _, sv := range cf.Configuration().Servers {
-			found = found || sv.ID == raft.ServerID(req.ID)
-		}
-		if !found {
+		if member == nil {
 			return fmt.Errorf("%w: no member with id %q", ErrNotFound, req.ID)
 		}
-		f = s.raft.RemoveServer(raft.ServerID(req.ID), 0, s.cfg.ApplyTimeout)
+		f = s.raft.RemoveServer(id, 0, s.cfg.ApplyTimeout)
 	default:
 		return fmt.Errorf("%w: unknown membership operation %q", ErrInvalid, req.Op)
 	}

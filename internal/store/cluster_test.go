@@ -15,16 +15,8 @@ func waitApplied(t *testing.T, s *Store, idx uint64) {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	for {
-		ch := s.fsm.waitCh()
-		if s.AppliedIndex() >= idx {
-			return
-		}
-		select {
-		case <-ch:
-		case <-ctx.Done():
-			t.Fatalf("node did not apply index %d (at %d)", idx, s.AppliedIndex())
-		}
+	if err := s.WaitApplied(ctx, idx); err != nil {
+		t.Fatalf("node did not apply index %d (at %d): %v", idx, s.AppliedIndex(), err)
 	}
 }
 
@@ -166,12 +158,10 @@ func TestCompactedFollowerCatchesUpFromSnapshot(t *testing.T) {
 	s := c.node(down)
 	// The leader retries a peer that was down with exponential backoff, so
 	// catching up can take seconds: wait for it (bounded), then read.
-	deadline = time.Now().Add(30 * time.Second)
-	for s.AppliedIndex() < last {
-		if time.Now().After(deadline) {
-			t.Fatalf("the restarted follower did not catch up (at %d, want %d)", s.AppliedIndex(), last)
-		}
-		time.Sleep(20 * time.Millisecond) // polling the follower's state, bounded by the deadline
+	wctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	defer cancel()
+	if err := s.WaitApplied(wctx, last); err != nil {
+		t.Fatalf("the restarted follower did not catch up (at %d, want %d): %v", s.AppliedIndex(), last, err)
 	}
 	for i := range 200 {
 		e, err := s.Get(ctx, fmt.Sprint("k", i))

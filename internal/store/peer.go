@@ -110,11 +110,15 @@ func (s *Store) HandlePeer(ctx context.Context, req *PeerRequest) *PeerResponse 
 	}
 	switch req.Op {
 	case PeerApply:
+		// Checked like a local Txn, then applied as received.
 		t, err := decodeTxn(req.Cmd)
+		if err == nil {
+			err = validate(t)
+		}
 		if err != nil {
 			return peerError(fmt.Errorf("%w: %v", ErrInvalid, err))
 		}
-		idx, err := s.applyLocal(ctx, t)
+		idx, err := s.applyLocal(ctx, req.Cmd)
 		if err != nil {
 			return peerError(err)
 		}

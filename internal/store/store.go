@@ -354,9 +354,10 @@ func (s *Store) Txn(ctx context.Context, t Txn) (uint64, error) {
 	if p := s.fsm.failed.Load(); p != nil {
 		return 0, *p
 	}
+	cmd := encodeTxn(t)
 	if s.raft.State() != raft.Leader {
 		if s.fwd != nil {
-			return s.forwardTxn(ctx, t)
+			return s.forwardCmd(ctx, cmd)
 		}
 		// Just started or mid-election: wait, within ctx, for a leader to be
 		// known rather than failing a write that a moment later would pass.
@@ -367,22 +368,20 @@ func (s *Store) Txn(ctx context.Context, t Txn) (uint64, error) {
 			if err != nil {
 				return 0, err
 			}
-			if s.raft.State() != raft.Leader && s.fwd != nil {
-				return s.forwardTxn(ctx, t)
-			}
 		}
 	}
-	idx, err := s.applyLocal(ctx, t)
+	idx, err := s.applyLocal(ctx, cmd)
 	if errors.Is(err, raft.ErrNotLeader) && s.fwd != nil {
 		// Lost leadership before the command was enqueued: nothing was
 		// applied, so the new leader can take it.
-		return s.forwardTxn(ctx, t)
+		return s.forwardCmd(ctx, cmd)
 	}
 	return idx, raftErr(err)
 }
 
-func (s *Store) forwardTxn(ctx context.Context, t Txn) (uint64, error) {
-	resp, err := s.forward(ctx, &PeerRequest{Op: PeerApply, Cmd: encodeTxn(t)})
+// forwardCmd has the leader apply an encoded Txn.
+func (s *Store) forwardCmd(ctx context.Context, cmd []byte) (uint64, error) {
+	resp, err := s.forward(ctx, &PeerRequest{Op: PeerApply, Cmd: cmd})
 	if err != nil {
 		return 0, err
 	}
@@ -392,15 +391,15 @@ func (s *Store) forwardTxn(ctx context.Context, t Txn) (uint64, error) {
 	return resp.Index, nil
 }
 
-// applyLocal applies t through this node's Raft, which must be the leader.
-// Raft's own errors are returned unwrapped (see raftErr).
-func (s *Store) applyLocal(ctx context.Context, t Txn) (uint64, error) {
+// applyLocal applies an encoded Txn through this node's Raft, which must be
+// the leader. Raft's own errors are returned unwrapped (see raftErr).
+func (s *Store) applyLocal(ctx context.Context, cmd []byte) (uint64, error) {
 	start := time.Now()
 	timeout := s.cfg.ApplyTimeout
 	if dl, ok := ctx.Deadline(); ok {
 		timeout = time.Until(dl)
 	}
-	f := s.raft.Apply(encodeTxn(t), timeout)
+	f := s.raft.Apply(cmd, timeout)
 	done := make(chan struct{})
 	var err error
 	go func() { err = f.Error(); close(done) }()
@@ -520,24 +519,36 @@ func (s *Store) confirm() (uint64, error) {
 	default:
 		return 0, ErrNotLeader
 	}
-	timer := time.NewTimer(s.cfg.ApplyTimeout)
-	defer timer.Stop()
+	ctx, cancel := context.WithTimeout(context.Background(), s.cfg.ApplyTimeout)
+	defer cancel()
+	if err := s.WaitApplied(ctx, ci); err != nil {
+		if errors.Is(err, ErrClosed) {
+			return 0, err
+		}
+		return 0, fmt.Errorf("%w: state machine did not catch up", ErrNoLeader)
+	}
+	return ci, nil
+}
+
+// WaitApplied blocks until this node's state reflects every log up to idx,
+// or ctx ends.
+func (s *Store) WaitApplied(ctx context.Context, idx uint64) error {
 	// Logs the state machine never sees (no-ops, barriers) do not wake it:
 	// look again now and then, too.
 	tick := time.NewTicker(5 * time.Millisecond)
 	defer tick.Stop()
 	for {
 		ch := s.fsm.waitCh()
-		if s.caughtUp(ci) {
-			return ci, nil
+		if s.caughtUp(idx) {
+			return nil
 		}
 		select {
 		case <-ch:
 		case <-tick.C:
-		case <-timer.C:
-			return 0, fmt.Errorf("%w: state machine did not catch up", ErrNoLeader)
+		case <-ctx.Done():
+			return ctx.Err()
 		case <-s.closed:
-			return 0, ErrClosed
+			return ErrClosed
 		}
 	}
 }
