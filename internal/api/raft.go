@@ -11,6 +11,7 @@ import (
 	"net/http"
 	"strings"
 
+	"github.com/warden-sec/warden/internal/core"
 	"github.com/warden-sec/warden/internal/errs"
 	"github.com/warden-sec/warden/internal/store"
 )
@@ -21,8 +22,9 @@ type Cluster interface {
 	BeforeInit(ctx context.Context) error
 	// Unsealed runs after this node was unsealed.
 	Unsealed(ctx context.Context) error
-	// Join asks the cluster at leaderAddr to admit this node.
-	Join(ctx context.Context, leaderAddr string, leaderCA []byte, authHeader string) error
+	// Join asks the cluster at leaderAddr to admit this node, with the
+	// caller's token.
+	Join(ctx context.Context, leaderAddr string, leaderCA []byte, token string) error
 	// Admit certifies a joining node and adds it to the configuration.
 	Admit(ctx context.Context, r JoinRequest) (*JoinResponse, error)
 	RemovePeer(ctx context.Context, id string) error
@@ -65,16 +67,14 @@ func (s *Server) raftJoin(req *request) (int, any, error) {
 	if in.LeaderAPIAddr == "" {
 		return 0, nil, errs.E(errs.Invalid, "leader_api_addr: required")
 	}
-	auth := req.Header.Get("Authorization")
-	if auth == "" {
-		if t := req.Header.Get("X-Warden-Token"); t != "" {
-			auth = "Bearer " + t
-		}
+	tok := req.Header.Get("X-Warden-Token")
+	if scheme, rest, ok := strings.Cut(req.Header.Get("Authorization"), " "); ok && strings.EqualFold(scheme, "Bearer") {
+		tok = strings.TrimSpace(rest)
 	}
-	if auth == "" {
+	if tok == "" {
 		return 0, nil, errs.E(errs.Unauthenticated, "missing token: the cluster authorizes a join with the caller's token (action raft.join)")
 	}
-	if err := s.cfg.Cluster.Join(req.Context(), in.LeaderAPIAddr, []byte(in.LeaderCACert), auth); err != nil {
+	if err := s.cfg.Cluster.Join(req.Context(), in.LeaderAPIAddr, []byte(in.LeaderCACert), tok); err != nil {
 		return 0, nil, err
 	}
 	s.log.Info("joined a cluster; unseal this node with the cluster's unseal keys", "leader", in.LeaderAPIAddr)
@@ -237,17 +237,8 @@ func (s *Server) raftSnapshotRestore(req *request) (int, any, error) {
 
 // storeError maps store errors that reach a handler directly.
 func storeError(err error) error {
-	switch {
-	case errs.CodeOf(err) != errs.Internal:
-		return err
-	case errors.Is(err, store.ErrInvalid):
-		return errs.E(errs.Invalid, "%v", err)
-	case errors.Is(err, store.ErrNotFound):
-		return errs.E(errs.NotFound, "%v", err)
-	case errors.Is(err, store.ErrNotLeader), errors.Is(err, store.ErrNoLeader), errors.Is(err, store.ErrClosed):
-		return errs.Wrap(errs.Unavailable, err, "no leader: the cluster cannot serve this now")
-	case errors.Is(err, io.ErrUnexpectedEOF):
+	if errors.Is(err, io.ErrUnexpectedEOF) {
 		return errs.E(errs.Invalid, "request body: truncated")
 	}
-	return err
+	return core.StoreError(err)
 }

@@ -708,6 +708,32 @@ func (c *Core) Encrypt(aad string, pt []byte) ([]byte, error) {
 // storeErr maps store errors to application errors. Conflicts keep their
 // *store.ConflictError in the chain so callers can see which key.
 func storeErr(op string, err error) error {
+	if m := mapStoreErr(err); m != nil {
+		return m
+	}
+	return fmt.Errorf("core: %s: %w", op, err)
+}
+
+// StoreError gives an error from the store its errs code, for callers that
+// use the store directly (cluster membership, snapshots): errors that
+// already carry a code, and unknown ones, pass through.
+func StoreError(err error) error {
+	if err == nil || errs.CodeOf(err) != errs.Internal {
+		return err
+	}
+	switch {
+	case errors.Is(err, store.ErrClosed):
+		return errs.Wrap(errs.Unavailable, err, "this node is shutting down")
+	case errors.Is(err, store.ErrNotFound):
+		return errs.Wrap(errs.NotFound, err, "%s", strings.TrimPrefix(err.Error(), "store: "))
+	}
+	if m := mapStoreErr(err); m != nil {
+		return m
+	}
+	return err
+}
+
+func mapStoreErr(err error) error {
 	switch {
 	case errors.Is(err, store.ErrNotFound):
 		return errs.Wrap(errs.NotFound, err, "not found")
@@ -720,7 +746,7 @@ func storeErr(op string, err error) error {
 	case errors.Is(err, context.DeadlineExceeded), errors.Is(err, context.Canceled):
 		return errs.Wrap(errs.Unavailable, err, "request timed out")
 	}
-	return fmt.Errorf("core: %s: %w", op, err)
+	return nil
 }
 
 // CheckSnapshot refuses a snapshot that is not of this cluster (another

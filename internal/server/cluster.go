@@ -1,21 +1,17 @@
 package server
 
 import (
-	"bytes"
 	"context"
 	"crypto/ecdsa"
 	"crypto/elliptic"
 	"crypto/rand"
 	"crypto/tls"
 	"crypto/x509"
-	"encoding/json"
 	"encoding/pem"
 	"errors"
 	"fmt"
-	"io"
 	"net"
 	"net/http"
-	"net/url"
 	"os"
 	"path/filepath"
 	"strings"
@@ -23,9 +19,10 @@ import (
 	"time"
 
 	"github.com/warden-sec/warden/internal/api"
+	"github.com/warden-sec/warden/internal/core"
 	"github.com/warden-sec/warden/internal/errs"
 	"github.com/warden-sec/warden/internal/fsutil"
-	"github.com/warden-sec/warden/internal/store"
+	"github.com/warden-sec/warden/pkg/client"
 )
 
 // clusterNode is this server's identity among the cluster's servers: a key
@@ -256,8 +253,6 @@ type cluster struct {
 
 var _ api.Cluster = (*cluster)(nil)
 
-func (c *cluster) Peers() ([]store.Peer, error) { return c.s.st.Peers() }
-
 func (c *cluster) RemovePeer(ctx context.Context, id string) error {
 	if id == c.s.st.NodeID() && c.s.st.IsLeader() {
 		return errs.E(errs.Invalid, "node %q is the leader: remove it from another node after it steps down, or stop it first", id)
@@ -312,72 +307,32 @@ func (c *cluster) Admit(ctx context.Context, r api.JoinRequest) (*api.JoinRespon
 		return nil, err
 	}
 	if err := c.s.st.AddNonvoter(ctx, r.NodeID, r.ClusterAddr); err != nil {
-		return nil, storeErr(err)
+		return nil, core.StoreError(err)
 	}
 	return &api.JoinResponse{Certificate: string(sc.Chain), Bundle: string(sc.Bundle), Index: c.s.st.Status().CommitIndex}, nil
-}
-
-func storeErr(err error) error {
-	switch {
-	case errors.Is(err, store.ErrInvalid):
-		return errs.E(errs.Invalid, "%v", err)
-	case errors.Is(err, store.ErrNotFound):
-		return errs.E(errs.NotFound, "%v", err)
-	case errors.Is(err, store.ErrNotLeader), errors.Is(err, store.ErrNoLeader), errors.Is(err, store.ErrClosed):
-		return errs.Wrap(errs.Unavailable, err, "no leader")
-	}
-	return err
 }
 
 // Join runs on a new node: it asks the cluster at leaderAddr (with the
 // caller's credentials) to admit it, installs the certificate it gets,
 // waits to catch up and becomes a voter.
-func (c *cluster) Join(ctx context.Context, leaderAddr string, leaderCA []byte, authHeader string) error {
+func (c *cluster) Join(ctx context.Context, leaderAddr string, leaderCA []byte, token string) error {
 	if c.s.st.HasState() {
 		return errs.E(errs.Invalid, "this node already belongs to a cluster (it has Raft state)")
 	}
-	u, err := url.Parse(leaderAddr)
-	if err != nil || u.Scheme != "https" || u.Host == "" {
-		return errs.E(errs.Invalid, "leader_api_addr: want https://host:port, got %q", leaderAddr)
-	}
-	roots := x509.NewCertPool()
-	if len(leaderCA) > 0 && !roots.AppendCertsFromPEM(leaderCA) {
-		return errs.E(errs.Invalid, "leader_ca_cert: no PEM certificate")
-	}
-	if len(leaderCA) == 0 {
-		roots = nil // the system's roots
+	cl, err := client.New(client.Config{Address: leaderAddr, CACertPEM: leaderCA, Token: token, Timeout: 30 * time.Second})
+	if err != nil {
+		return errs.E(errs.Invalid, "leader_api_addr, leader_ca_cert: %v", err)
 	}
 	csr, err := c.cn.csr()
 	if err != nil {
 		return err
 	}
-	body, _ := json.Marshal(api.JoinRequest{NodeID: c.cn.id, ClusterAddr: c.s.st.ClusterAddr(), CSR: string(csr), Hosts: c.cn.hosts})
-	hr, err := http.NewRequestWithContext(ctx, "POST", strings.TrimSuffix(leaderAddr, "/")+"/v1/sys/raft/peers", bytes.NewReader(body))
-	if err != nil {
-		return errs.E(errs.Invalid, "leader_api_addr: %v", err)
-	}
-	hr.Header.Set("Content-Type", "application/json")
-	hr.Header.Set("Authorization", authHeader)
-	hc := &http.Client{Timeout: 30 * time.Second,
-		Transport:     &http.Transport{TLSClientConfig: &tls.Config{RootCAs: roots, MinVersion: tls.VersionTLS12}},
-		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
-	resp, err := hc.Do(hr)
-	if err != nil {
-		return errs.Wrap(errs.Unavailable, err, "join: cannot reach the cluster at %s", leaderAddr)
-	}
-	defer resp.Body.Close()
-	rb, _ := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
-	if resp.StatusCode != http.StatusOK {
-		var e struct {
-			Errors []string `json:"errors"`
-		}
-		_ = json.Unmarshal(rb, &e)
-		msg := resp.Status
-		if len(e.Errors) > 0 {
-			msg = strings.Join(e.Errors, "; ")
-		}
+	jr, err := cl.RaftAdmit(ctx, client.RaftAdmission{NodeID: c.cn.id, ClusterAddr: c.s.st.ClusterAddr(), CSR: string(csr), Hosts: c.cn.hosts})
+	var ae *client.APIError
+	switch {
+	case errors.As(err, &ae):
 		code := errs.Unavailable
-		switch resp.StatusCode {
+		switch ae.StatusCode {
 		case http.StatusUnauthorized:
 			code = errs.Unauthenticated
 		case http.StatusForbidden:
@@ -385,11 +340,9 @@ func (c *cluster) Join(ctx context.Context, leaderAddr string, leaderCA []byte, 
 		case http.StatusBadRequest:
 			code = errs.Invalid
 		}
-		return errs.E(code, "join: the cluster refused: %s", msg)
-	}
-	var jr api.JoinResponse
-	if err := json.Unmarshal(rb, &jr); err != nil {
-		return fmt.Errorf("join: bad answer from the cluster: %w", err)
+		return errs.E(code, "join: the cluster refused: %s", strings.Join(ae.Errors, "; "))
+	case err != nil:
+		return errs.Wrap(errs.Unavailable, err, "join: cannot reach the cluster at %s", leaderAddr)
 	}
 	if err := c.cn.install([]byte(jr.Certificate), []byte(jr.Bundle)); err != nil {
 		return fmt.Errorf("join: %w", err)
@@ -399,26 +352,15 @@ func (c *cluster) Join(ctx context.Context, leaderAddr string, leaderCA []byte, 
 	if err := c.s.st.WaitLeader(ctx); err != nil {
 		return errs.Wrap(errs.Unavailable, err, "join: admitted, but no contact with the leader yet; it will replicate here when it can")
 	}
-	for c.s.st.AppliedIndex() < jr.Index {
-		select {
-		case <-ctx.Done():
-			return errs.Wrap(errs.Unavailable, ctx.Err(), "join: admitted, still catching up")
-		case <-time.After(20 * time.Millisecond):
-		}
+	if err := c.s.st.WaitApplied(ctx, jr.Index); err != nil {
+		return errs.Wrap(errs.Unavailable, err, "join: admitted, still catching up")
 	}
 	if err := c.s.st.AddVoter(ctx, c.cn.id, c.s.st.ClusterAddr()); err != nil {
-		return storeErr(err)
+		return core.StoreError(err)
 	}
 	c.s.log.Info("joined the cluster", "node_id", c.cn.id, "via", leaderAddr)
 	return nil
 }
-
-func (c *cluster) SaveSnapshot(ctx context.Context, w io.Writer) error {
-	_, err := c.s.st.SaveSnapshot(w)
-	return err
-}
-
-func (c *cluster) IsLeader() bool { return c.s.st.IsLeader() }
 
 // sanHosts are the hosts a server's certificate names: those of its
 // listen addresses (unless unspecified), and localhost.
@@ -477,12 +419,12 @@ func (s *Server) clusterTLS(tlsCfg *tls.Config, operatorCert bool) error {
 // retryJoin asks the members in --retry-join, in turn, to admit this node
 // until one does (or the server closes), backing off from 1 s to 30 s.
 func (s *Server) retryJoin(ctx context.Context) {
-	c := &cluster{s: s, cn: s.cn}
+	c := s.cluster
 	wait := time.Second
 	for {
 		for _, addr := range s.cfg.RetryJoin {
 			actx, cancel := context.WithTimeout(ctx, time.Minute)
-			err := c.Join(actx, addr, s.cfg.RetryJoinCA, "Bearer "+s.cfg.RetryJoinToken)
+			err := c.Join(actx, addr, s.cfg.RetryJoinCA, s.cfg.RetryJoinToken)
 			cancel()
 			if err == nil {
 				s.log.Info("joined the cluster (retry-join); unseal this node with the cluster's unseal keys", "via", addr)

@@ -89,20 +89,21 @@ type Config struct {
 
 // Server is a running Warden server.
 type Server struct {
-	cfg    Config
-	log    *slog.Logger
-	st     *store.Store
-	core   *core.Core
-	tokens *identity.Service
-	audit  *auditlog.Service
-	api    *api.Server
-	http   *http.Server
-	ln     net.Listener
-	caFile string
-	done   chan error
-	nodes  *authority.Nodes
-	now    func() time.Time
-	cn     *clusterNode // cluster mode only
+	cfg     Config
+	log     *slog.Logger
+	st      *store.Store
+	core    *core.Core
+	tokens  *identity.Service
+	audit   *auditlog.Service
+	api     *api.Server
+	http    *http.Server
+	ln      net.Listener
+	caFile  string
+	done    chan error
+	nodes   *authority.Nodes
+	now     func() time.Time
+	cn      *clusterNode // cluster mode only
+	cluster *cluster     // cluster mode only
 
 	stopJoin context.CancelFunc // ends --retry-join attempts
 
@@ -267,7 +268,8 @@ func New(cfg Config) (*Server, error) {
 	s.core.OnSeal(pol.Forget)
 	var clusterAPI api.Cluster
 	if s.cn != nil {
-		clusterAPI = &cluster{s: s, cn: s.cn}
+		s.cluster = &cluster{s: s, cn: s.cn}
+		clusterAPI = s.cluster
 		registerRaftMetrics(reg, s.st)
 	}
 	s.api = api.New(api.Config{

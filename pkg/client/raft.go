@@ -94,3 +94,27 @@ func (c *Client) stream(ctx context.Context, method, path string, body io.Reader
 	data, _ := io.ReadAll(io.LimitReader(resp.Body, MaxResponseBytes))
 	return nil, apiError(resp.StatusCode, data, token)
 }
+
+// RaftAdmission asks a member of the cluster to admit a new node (what
+// RaftJoin makes the new node send; the caller's token needs raft.join).
+type RaftAdmission struct {
+	NodeID      string   `json:"node_id"`
+	ClusterAddr string   `json:"cluster_addr"`
+	CSR         string   `json:"csr"`             // PEM, for the node's own key
+	Hosts       []string `json:"hosts,omitempty"` // more SANs
+}
+
+// RaftAdmitted is the cluster's answer: the node's certificate (then the
+// intermediate), the trust bundle, and the commit index to catch up to.
+type RaftAdmitted struct {
+	Certificate string `json:"certificate"`
+	Bundle      string `json:"bundle"`
+	Index       uint64 `json:"index"`
+}
+
+// RaftAdmit sends an admission request.
+func (c *Client) RaftAdmit(ctx context.Context, req RaftAdmission) (RaftAdmitted, error) {
+	var out RaftAdmitted
+	_, err := c.do(ctx, "POST", "/v1/sys/raft/peers", req, &out)
+	return out, err
+}
