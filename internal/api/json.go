@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"os"
 	"strconv"
 	"sync"
 
@@ -103,6 +104,8 @@ func writeJSON(w http.ResponseWriter, status int, body any) int {
 		return writeRaw(w, status, "application/x-pem-file", b)
 	case rawText:
 		return writeRaw(w, status, "text/plain; charset=utf-8", b)
+	case fileBody:
+		return writeFile(w, status, b)
 	}
 	buf := bufPool.Get().(*bytes.Buffer)
 	buf.Reset()
@@ -143,6 +146,26 @@ func queryUint(r *http.Request, name string) (uint64, error) {
 		return 0, errs.E(errs.Invalid, "%s: must be a non-negative integer, got %q", name, fmt.Sprint(v))
 	}
 	return n, nil
+}
+
+// fileBody is a response too large for memory: head, then the file's
+// content. The file is already unlinked; writing closes it.
+type fileBody struct {
+	contentType string
+	head        []byte
+	f           *os.File
+	size        int64
+}
+
+func writeFile(w http.ResponseWriter, status int, b fileBody) int {
+	defer b.f.Close()
+	w.Header().Set("Content-Type", b.contentType)
+	w.Header().Set("Content-Length", strconv.FormatInt(int64(len(b.head))+b.size, 10))
+	w.WriteHeader(status)
+	if _, err := w.Write(b.head); err == nil {
+		_, _ = io.Copy(w, b.f)
+	}
+	return status
 }
 
 // writeRaw writes a non-JSON body (a checkpoint note, PEM, DER).

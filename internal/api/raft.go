@@ -1,7 +1,6 @@
 package api
 
 import (
-	"bytes"
 	"context"
 	"crypto/sha256"
 	"crypto/subtle"
@@ -9,6 +8,7 @@ import (
 	"errors"
 	"io"
 	"net/http"
+	"os"
 	"strings"
 
 	"github.com/warden-sec/warden/internal/core"
@@ -137,27 +137,40 @@ const (
 )
 
 // raftSnapshotSave streams a snapshot of the state: linearizable (the node
-// first catches up with the leader's commit index), ciphertext only.
+// first catches up with the leader's commit index), ciphertext only. The
+// database goes through an unlinked temporary file (snapshots can be larger
+// than memory), hashed on the way for the sealed digest.
 func (s *Server) raftSnapshotSave(req *request) (int, any, error) {
 	st := s.cfg.Core.Store()
 	if err := st.Barrier(req.Context()); err != nil {
 		return 0, nil, storeError(err)
 	}
-	var db bytes.Buffer
-	if _, err := st.SaveSnapshot(&db); err != nil {
-		return 0, nil, err
-	}
-	sum := sha256.Sum256(db.Bytes())
-	sealed, err := s.cfg.Core.Encrypt(snapshotDigestAAD, sum[:])
+	f, err := os.CreateTemp(st.SnapshotDir(), "save-*.tmp")
 	if err != nil {
 		return 0, nil, err
 	}
-	out := make([]byte, 0, len(snapshotMagic)+2+len(sealed)+db.Len())
-	out = append(out, snapshotMagic...)
-	out = binary.BigEndian.AppendUint16(out, uint16(len(sealed)))
-	out = append(out, sealed...)
-	out = append(out, db.Bytes()...)
-	return http.StatusOK, derBody{contentType: "application/octet-stream", b: out}, nil
+	os.Remove(f.Name()) // gone once closed, whatever happens to the request
+	h := sha256.New()
+	if _, err := st.SaveSnapshot(io.MultiWriter(f, h)); err != nil {
+		f.Close()
+		return 0, nil, err
+	}
+	size, err := f.Seek(0, io.SeekCurrent)
+	if err == nil {
+		_, err = f.Seek(0, io.SeekStart)
+	}
+	var sealed []byte
+	if err == nil {
+		sealed, err = s.cfg.Core.Encrypt(snapshotDigestAAD, h.Sum(nil))
+	}
+	if err != nil {
+		f.Close()
+		return 0, nil, err
+	}
+	head := append([]byte(snapshotMagic), 0, 0)
+	binary.BigEndian.PutUint16(head[len(snapshotMagic):], uint16(len(sealed)))
+	head = append(head, sealed...)
+	return http.StatusOK, fileBody{contentType: "application/octet-stream", head: head, f: f, size: size}, nil
 }
 
 // readSnapshotHeader reads the header of a snapshot file and returns the
