@@ -151,9 +151,6 @@ func New(cfg Config) (*Server, error) {
 	if len(cfg.RetryJoin) > 0 && (cfg.NodeID == "" || cfg.RetryJoinToken == "") {
 		return nil, errors.New("server: --retry-join needs cluster mode (--node-id, --cluster-listen) and a join token (--retry-join-token-file)")
 	}
-	if err := authority.CheckInitOptions(s.caInit()); err != nil {
-		return nil, fmt.Errorf("server: CA options: %w", err)
-	}
 	if (cfg.NodeID == "") != (cfg.ClusterListen == "") {
 		return nil, errors.New("server: --node-id and --cluster-listen go together")
 	}
@@ -236,6 +233,15 @@ func New(cfg Config) (*Server, error) {
 		return nil, fmt.Errorf("server: open store: %w", err)
 	}
 	s.core = core.New(core.Config{Store: s.st, Now: cfg.Now})
+	// The CA options matter only to an init still to come: check them at
+	// start then (a bad --import-ca-* fails at once), and not on every
+	// start of an initialized server (the check makes trial CAs).
+	if initialized, err := s.core.Initialized(); err == nil && !initialized {
+		if err := authority.CheckInitOptions(s.caInit()); err != nil {
+			s.st.Close()
+			return nil, fmt.Errorf("server: CA options: %w", err)
+		}
+	}
 	s.tokens = identity.New(s.core, cfg.Now, nil)
 	s.core.OnSeal(s.tokens.Forget)
 	kv := secrets.New(s.core, cfg.Now)
