@@ -33,13 +33,18 @@ const (
 // CertRecord is what the cluster remembers of every certificate it issued to
 // a node. It is written in the transaction that records the issuance.
 type CertRecord struct {
+	Cert
+	// KeySHA256 is the hex SHA-256 of the certificate's SubjectPublicKeyInfo.
+	KeySHA256 string `json:"key_sha256"`
+}
+
+// Cert is what records and listings say of an issued certificate.
+type Cert struct {
 	Serial    string    `json:"serial"`
 	Name      string    `json:"name"`
 	SPIFFEID  string    `json:"spiffe_id"`
 	NotBefore time.Time `json:"not_before"`
 	NotAfter  time.Time `json:"not_after"`
-	// KeySHA256 is the hex SHA-256 of the certificate's SubjectPublicKeyInfo.
-	KeySHA256 string `json:"key_sha256"`
 }
 
 func keyHash(spki []byte) string {
@@ -49,8 +54,8 @@ func keyHash(spki []byte) string {
 
 // certRecordOp is the op that records cert as issued to node name.
 func certRecordOp(name, spiffeID, serial string, cert *x509.Certificate) store.Op {
-	b, _ := json.Marshal(CertRecord{Serial: serial, Name: name, SPIFFEID: spiffeID,
-		NotBefore: cert.NotBefore.UTC(), NotAfter: cert.NotAfter.UTC(), KeySHA256: keyHash(cert.RawSubjectPublicKeyInfo)})
+	b, _ := json.Marshal(CertRecord{Cert: Cert{Serial: serial, Name: name, SPIFFEID: spiffeID,
+		NotBefore: cert.NotBefore.UTC(), NotAfter: cert.NotAfter.UTC()}, KeySHA256: keyHash(cert.RawSubjectPublicKeyInfo)})
 	return store.Op{Type: store.OpPut, Key: prefixCert + serial, Value: b}
 }
 
@@ -126,11 +131,11 @@ func (n *Nodes) List(ctx context.Context) ([]NodeInfo, error) {
 	}
 	out := make([]NodeInfo, 0, len(es))
 	for _, e := range es {
-		var nd Node
-		if err := json.Unmarshal(e.Value, &nd); err != nil {
-			return nil, fmt.Errorf("authority: %s: %w", e.Key, err)
+		nd, err := decodeNode(e)
+		if err != nil {
+			return nil, err
 		}
-		in, err := n.info(&nd)
+		in, err := n.info(nd)
 		if err != nil {
 			return nil, err
 		}
@@ -155,11 +160,7 @@ const (
 
 // CertInfo is one issued certificate in a listing.
 type CertInfo struct {
-	Serial    string    `json:"serial"`
-	Name      string    `json:"name"`
-	SPIFFEID  string    `json:"spiffe_id"`
-	NotBefore time.Time `json:"not_before"`
-	NotAfter  time.Time `json:"not_after"`
+	Cert
 	State     string    `json:"state"`
 	RevokedAt time.Time `json:"revoked_at,omitzero"`
 }
@@ -200,7 +201,7 @@ func (n *Nodes) ListCerts(ctx context.Context, filter string, within time.Durati
 		if err := json.Unmarshal(e.Value, &r); err != nil {
 			return nil, fmt.Errorf("authority: %s: %w", e.Key, err)
 		}
-		ci := CertInfo{Serial: r.Serial, Name: r.Name, SPIFFEID: r.SPIFFEID, NotBefore: r.NotBefore, NotAfter: r.NotAfter, State: CertValid}
+		ci := CertInfo{Cert: r.Cert, State: CertValid}
 		if at, ok := revoked[r.Serial]; ok {
 			ci.State, ci.RevokedAt = CertRevoked, at
 		} else if now.After(r.NotAfter) {
@@ -276,13 +277,9 @@ var errReenroll = errs.E(errs.Unauthenticated, "re-enrollment refused: the certi
 // the key of the node's latest certificate. The reason for a refusal is
 // not told to the caller beyond errReenroll's.
 func (n *Nodes) ReenrollIdentity(leaf *x509.Certificate) (*CertIdentity, error) {
-	bundle, err := n.ca.Bundle()
+	roots, err := n.ca.ClientCAs()
 	if err != nil {
 		return nil, err
-	}
-	roots := x509.NewCertPool()
-	if !roots.AppendCertsFromPEM(bundle) {
-		return nil, fmt.Errorf("authority: empty trust bundle")
 	}
 	if _, err := leaf.Verify(x509.VerifyOptions{Roots: roots, CurrentTime: leaf.NotBefore,
 		KeyUsages: []x509.ExtKeyUsage{x509.ExtKeyUsageClientAuth}}); err != nil {
@@ -318,16 +315,12 @@ func (n *Nodes) reenrollable(nd *Node, id *CertIdentity, leaf *x509.Certificate)
 		return err
 	}
 	if nd == nil {
-		e, err := n.st.GetStale(prefixNode + id.Name)
-		if errs.Is(err, errs.NotFound) {
+		var err error
+		if nd, err = n.getStale(id.Name); err != nil {
+			return err
+		}
+		if nd == nil {
 			return errReenroll
-		}
-		if err != nil {
-			return err
-		}
-		nd = new(Node)
-		if err := json.Unmarshal(e.Value, nd); err != nil {
-			return err
 		}
 	}
 	if nd.State != NodeActive || len(nd.Serials) == 0 || !slices.Contains(nd.Serials, serial) {

@@ -96,11 +96,28 @@ func (n *Nodes) get(ctx context.Context, name string) (*Node, uint64, error) {
 	if err != nil {
 		return nil, 0, err
 	}
+	nd, err := decodeNode(e)
+	return nd, e.Version, err
+}
+
+// getStale is get from this node's local state (per-request checks).
+func (n *Nodes) getStale(name string) (*Node, error) {
+	e, err := n.st.GetStale(prefixNode + name)
+	if errs.Is(err, errs.NotFound) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	return decodeNode(e)
+}
+
+func decodeNode(e store.Entry) (*Node, error) {
 	var nd Node
 	if err := json.Unmarshal(e.Value, &nd); err != nil {
-		return nil, 0, fmt.Errorf("authority: node %q: %w", name, err)
+		return nil, fmt.Errorf("authority: %s: %w", e.Key, err)
 	}
-	return &nd, e.Version, nil
+	return &nd, nil
 }
 
 // TokenRequest describes a node to be enrolled.
@@ -415,13 +432,12 @@ func (n *Nodes) AuthenticateCert(cert *x509.Certificate) (*CertIdentity, error) 
 	} else if !errs.Is(err, errs.NotFound) {
 		return nil, err
 	}
-	e, err := n.st.GetStale(prefixNode + name)
+	nd, err := n.getStale(name)
 	if err != nil {
-		return nil, errs.E(errs.Unauthenticated, "client certificate: unknown node %q", name)
-	}
-	var nd Node
-	if err := json.Unmarshal(e.Value, &nd); err != nil {
 		return nil, err
+	}
+	if nd == nil {
+		return nil, errs.E(errs.Unauthenticated, "client certificate: unknown node %q", name)
 	}
 	if nd.State != NodeActive {
 		return nil, errs.E(errs.Unauthenticated, "client certificate: node %q is %s", name, nd.State)
