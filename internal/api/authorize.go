@@ -134,11 +134,7 @@ func tokenCaller(t *identity.Token) *caller {
 // nodeCaller is the caller of a node certificate.
 func nodeCaller(id *authority.CertIdentity) *caller {
 	ent := authz.NodeEntity(id.Name, id.Zone, types.RecordMap{"spiffe_id": types.String(id.SPIFFEID)})
-	ents := []types.Entity{ent}
-	if id.Zone != "" {
-		ents = append(ents, types.Entity{UID: authz.ZoneUID(id.Zone)})
-	}
-	return &caller{uid: ent.UID, ents: ents, method: "mtls",
+	return &caller{uid: ent.UID, ents: authz.WithZones(ent), method: "mtls",
 		attrs: map[string]string{"name": id.Name, "zone": id.Zone, "spiffe_id": id.SPIFFEID}}
 }
 

@@ -99,11 +99,7 @@ func (s *Server) conduitCheck(req *request) (int, any, error) {
 		return 0, nil, err
 	}
 	from, to := authz.NodeEntity(in.FromNode, fz, nil), authz.NodeEntity(in.ToNode, tz, nil)
-	ents := []types.Entity{from, to, {UID: authz.ZoneUID(fz)}}
-	if tz != fz {
-		ents = append(ents, types.Entity{UID: authz.ZoneUID(tz)})
-	}
-	es, err := authz.NewEntities(ents...)
+	es, err := authz.NewEntities(authz.WithZones(from, to)...)
 	if err != nil {
 		return 0, nil, errs.E(errs.Invalid, "from_node and to_node must differ")
 	}

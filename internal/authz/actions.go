@@ -1,6 +1,8 @@
 package authz
 
 import (
+	"slices"
+
 	"github.com/cedar-policy/cedar-go/types"
 )
 
@@ -210,4 +212,19 @@ func NodeEntity(name, zone string, attrs types.RecordMap) types.Entity {
 		e.Parents = types.NewEntityUIDSet(ZoneUID(zone))
 	}
 	return e
+}
+
+// WithZones returns ents followed by a bare Zone entity for each zone they
+// are members of and that is not among them, so `in Zone::"…"` sees the
+// membership whatever the evaluator requires of parents.
+func WithZones(ents ...types.Entity) []types.Entity {
+	out := slices.Clip(ents) // appending never writes into the caller's array
+	for _, e := range ents {
+		for z := range e.Parents.All() {
+			if z.Type == TypeZone && !slices.ContainsFunc(out, func(x types.Entity) bool { return x.UID == z }) {
+				out = append(out, types.Entity{UID: z})
+			}
+		}
+	}
+	return out
 }

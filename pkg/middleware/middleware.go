@@ -9,7 +9,6 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
-	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -310,15 +309,7 @@ func (a *Authorizer) authorize(r *http.Request) (Principal, int, error) {
 	if tg.Resource.UID != p.UID() {
 		ents = append(ents, tg.Resource)
 	}
-	// The zones the two belong to, so `in Zone::"…"` sees them.
-	for _, e := range ents[:] {
-		for z := range e.Parents.All() {
-			if z.Type == authz.TypeZone && !slices.ContainsFunc(ents, func(x types.Entity) bool { return x.UID == z }) {
-				ents = append(ents, types.Entity{UID: z})
-			}
-		}
-	}
-	es, err := authz.NewEntities(ents...)
+	es, err := authz.NewEntities(authz.WithZones(ents...)...)
 	if err != nil {
 		return Principal{}, http.StatusInternalServerError, errors.New("middleware: authorization entities")
 	}
