@@ -92,8 +92,9 @@ func newSnapshotSaveCmd(g *globals) *cobra.Command {
 	return &cobra.Command{
 		Use: "save FILE", Short: "Save a snapshot of the cluster's state (ciphertext) to FILE", Args: args(cobra.ExactArgs(1)),
 		RunE: g.withClient(func(cmd *cobra.Command, c *client.Client, a []string) error {
-			// Written beside FILE first, then renamed: a failed save never
-			// leaves a partial snapshot under FILE's name.
+			// Written beside FILE first (CreateTemp makes it 0600), then
+			// renamed: a failed save never leaves a partial snapshot under
+			// FILE's name.
 			tmp, err := os.CreateTemp(filepath.Dir(a[0]), ".warden-snapshot-*")
 			if err != nil {
 				return err
@@ -107,9 +108,6 @@ func newSnapshotSaveCmd(g *globals) *cobra.Command {
 				err = cerr
 			}
 			if err != nil {
-				return err
-			}
-			if err := os.Chmod(tmp.Name(), 0o600); err != nil {
 				return err
 			}
 			if err := fsutil.Rename(tmp.Name(), a[0]); err != nil {
