@@ -34,9 +34,7 @@ type clusterNode struct {
 	dir   string
 	hosts []string // SANs: the hosts of the cluster and API addresses
 	key   *ecdsa.PrivateKey
-	cert  atomic.Pointer[tls.Certificate]
-	pool  atomic.Pointer[x509.CertPool]
-	td    atomic.Pointer[string]
+	cur   atomic.Pointer[nodeCert] // nil until the node has a certificate
 	// installed runs after a new certificate is in place.
 	installed func()
 }
@@ -113,53 +111,76 @@ func (c *clusterNode) install(chain, bundle []byte) error {
 	return nil
 }
 
+// nodeCert is this node's certificate with the trust it was issued under.
+type nodeCert struct {
+	tls   *tls.Certificate
+	roots *x509.CertPool // the cluster's trust bundle
+	td    string         // the cluster's trust domain
+}
+
+// cert returns this node's certificate, or nil.
+func (c *clusterNode) cert() *tls.Certificate {
+	if nc := c.cur.Load(); nc != nil {
+		return nc.tls
+	}
+	return nil
+}
+
 // use checks chain (leaf, intermediates) against bundle and this node's
 // key and identity, and makes it current.
 func (c *clusterNode) use(chain, bundle []byte) error {
-	var certs [][]byte
+	var certs []*x509.Certificate
+	var raw [][]byte
 	for rest := chain; ; {
 		var blk *pem.Block
-		blk, rest = pem.Decode(rest)
-		if blk == nil {
+		if blk, rest = pem.Decode(rest); blk == nil {
 			break
 		}
-		if blk.Type == "CERTIFICATE" {
-			certs = append(certs, blk.Bytes)
+		if blk.Type != "CERTIFICATE" {
+			continue
 		}
+		cert, err := x509.ParseCertificate(blk.Bytes)
+		if err != nil {
+			return fmt.Errorf("cluster certificate: %w", err)
+		}
+		certs, raw = append(certs, cert), append(raw, blk.Bytes)
 	}
 	if len(certs) == 0 {
 		return errors.New("cluster certificate: no certificate")
 	}
-	leaf, err := x509.ParseCertificate(certs[0])
+	if pub, ok := certs[0].PublicKey.(*ecdsa.PublicKey); !ok || !pub.Equal(&c.key.PublicKey) {
+		return errors.New("cluster certificate: not for this node's key")
+	}
+	roots := x509.NewCertPool()
+	if !roots.AppendCertsFromPEM(bundle) {
+		return errors.New("cluster certificate: empty trust bundle")
+	}
+	td, id, err := verifyServer(certs, roots, x509.ExtKeyUsageClientAuth)
 	if err != nil {
 		return fmt.Errorf("cluster certificate: %w", err)
 	}
-	pub, ok := leaf.PublicKey.(*ecdsa.PublicKey)
-	if !ok || !pub.Equal(&c.key.PublicKey) {
-		return errors.New("cluster certificate: not for this node's key")
-	}
-	pool := x509.NewCertPool()
-	if !pool.AppendCertsFromPEM(bundle) {
-		return errors.New("cluster certificate: empty trust bundle")
-	}
-	inter := x509.NewCertPool()
-	for _, d := range certs[1:] {
-		if ic, err := x509.ParseCertificate(d); err == nil {
-			inter.AddCert(ic)
-		}
-	}
-	if _, err := leaf.Verify(x509.VerifyOptions{Roots: pool, Intermediates: inter,
-		KeyUsages: []x509.ExtKeyUsage{x509.ExtKeyUsageClientAuth}}); err != nil {
-		return fmt.Errorf("cluster certificate: %w", err)
-	}
-	td, id, ok := serverIdentity(leaf)
-	if !ok || id != c.id {
+	if id != c.id {
 		return fmt.Errorf("cluster certificate: not a server certificate for node %q", c.id)
 	}
-	c.cert.Store(&tls.Certificate{Certificate: certs, PrivateKey: c.key, Leaf: leaf})
-	c.pool.Store(pool)
-	c.td.Store(&td)
+	c.cur.Store(&nodeCert{tls: &tls.Certificate{Certificate: raw, PrivateKey: c.key, Leaf: certs[0]}, roots: roots, td: td})
 	return nil
+}
+
+// verifyServer checks a chain (leaf first) against roots for usage and
+// returns the server identity it names.
+func verifyServer(chain []*x509.Certificate, roots *x509.CertPool, usage x509.ExtKeyUsage) (td, id string, err error) {
+	inter := x509.NewCertPool()
+	for _, ic := range chain[1:] {
+		inter.AddCert(ic)
+	}
+	if _, err := chain[0].Verify(x509.VerifyOptions{Roots: roots, Intermediates: inter, KeyUsages: []x509.ExtKeyUsage{usage}}); err != nil {
+		return "", "", err
+	}
+	td, id, ok := serverIdentity(chain[0])
+	if !ok {
+		return "", "", errors.New("not a server certificate of a Warden cluster")
+	}
+	return td, id, nil
 }
 
 // serverIdentity reads spiffe://<td>/server/<id> from a certificate.
@@ -181,7 +202,7 @@ func serverIdentity(cert *x509.Certificate) (td, id string, ok bool) {
 // needsCert reports whether this node has no certificate or less than a
 // third of its lifetime left.
 func (c *clusterNode) needsCert(now time.Time) bool {
-	cert := c.cert.Load()
+	cert := c.cert()
 	if cert == nil {
 		return true
 	}
@@ -195,22 +216,18 @@ var errNoClusterCert = errors.New("cluster: this node has no cluster certificate
 // trust bundle, and a server identity in the same trust domain. Node and
 // service certificates from the same CA are refused.
 func (c *clusterNode) verifyPeer(cs tls.ConnectionState, usage x509.ExtKeyUsage) error {
-	pool, td := c.pool.Load(), c.td.Load()
-	if pool == nil || td == nil {
+	nc := c.cur.Load()
+	if nc == nil {
 		return errNoClusterCert
 	}
 	if len(cs.PeerCertificates) == 0 {
 		return errors.New("cluster: peer sent no certificate")
 	}
-	inter := x509.NewCertPool()
-	for _, ic := range cs.PeerCertificates[1:] {
-		inter.AddCert(ic)
-	}
-	leaf := cs.PeerCertificates[0]
-	if _, err := leaf.Verify(x509.VerifyOptions{Roots: pool, Intermediates: inter, KeyUsages: []x509.ExtKeyUsage{usage}}); err != nil {
+	td, _, err := verifyServer(cs.PeerCertificates, nc.roots, usage)
+	if err != nil {
 		return fmt.Errorf("cluster: peer certificate: %w", err)
 	}
-	if ptd, _, ok := serverIdentity(leaf); !ok || ptd != *td {
+	if td != nc.td {
 		return errors.New("cluster: peer is not a server of this cluster")
 	}
 	return nil
@@ -220,7 +237,7 @@ func (c *clusterNode) serverTLS() *tls.Config {
 	return &tls.Config{
 		MinVersion: tls.VersionTLS12,
 		GetCertificate: func(*tls.ClientHelloInfo) (*tls.Certificate, error) {
-			if cert := c.cert.Load(); cert != nil {
+			if cert := c.cert(); cert != nil {
 				return cert, nil
 			}
 			return nil, errNoClusterCert
@@ -233,7 +250,7 @@ func (c *clusterNode) clientTLS() *tls.Config {
 	return &tls.Config{
 		MinVersion: tls.VersionTLS12,
 		GetClientCertificate: func(*tls.CertificateRequestInfo) (*tls.Certificate, error) {
-			if cert := c.cert.Load(); cert != nil {
+			if cert := c.cert(); cert != nil {
 				return cert, nil
 			}
 			return nil, errNoClusterCert
@@ -390,7 +407,7 @@ func (s *Server) clusterTLS(tlsCfg *tls.Config, operatorCert bool) error {
 	boot := tlsCfg.Certificates[0]
 	tlsCfg.Certificates = nil
 	tlsCfg.GetCertificate = func(*tls.ClientHelloInfo) (*tls.Certificate, error) {
-		if c := s.cn.cert.Load(); c != nil {
+		if c := s.cn.cert(); c != nil {
 			return c, nil
 		}
 		return &boot, nil
