@@ -450,6 +450,27 @@ func ParseLeaf(chainPEM []byte) (*x509.Certificate, error) {
 	return c, nil
 }
 
+// ParseCertificates returns every CERTIFICATE block of pemBytes, in order;
+// other block types are skipped. A CERTIFICATE that does not parse is an
+// error.
+func ParseCertificates(pemBytes []byte) ([]*x509.Certificate, error) {
+	var out []*x509.Certificate
+	for rest := pemBytes; ; {
+		var b *pem.Block
+		if b, rest = pem.Decode(rest); b == nil {
+			return out, nil
+		}
+		if b.Type != "CERTIFICATE" {
+			continue
+		}
+		c, err := x509.ParseCertificate(b.Bytes)
+		if err != nil {
+			return nil, fmt.Errorf("pki: certificate %d: %w", len(out)+1, err)
+		}
+		out = append(out, c)
+	}
+}
+
 // trustDomainPermitted applies a CA's URI name constraints to a trust
 // domain, as RFC 5280 4.2.1.10 describes for URIs: a constraint "a.b"
 // matches the host a.b and its subdomains, ".a.b" only subdomains.

@@ -22,6 +22,7 @@ import (
 	"github.com/warden-sec/warden/internal/core"
 	"github.com/warden-sec/warden/internal/errs"
 	"github.com/warden-sec/warden/internal/fsutil"
+	"github.com/warden-sec/warden/internal/pki"
 	"github.com/warden-sec/warden/pkg/client"
 )
 
@@ -129,21 +130,9 @@ func (c *clusterNode) cert() *tls.Certificate {
 // use checks chain (leaf, intermediates) against bundle and this node's
 // key and identity, and makes it current.
 func (c *clusterNode) use(chain, bundle []byte) error {
-	var certs []*x509.Certificate
-	var raw [][]byte
-	for rest := chain; ; {
-		var blk *pem.Block
-		if blk, rest = pem.Decode(rest); blk == nil {
-			break
-		}
-		if blk.Type != "CERTIFICATE" {
-			continue
-		}
-		cert, err := x509.ParseCertificate(blk.Bytes)
-		if err != nil {
-			return fmt.Errorf("cluster certificate: %w", err)
-		}
-		certs, raw = append(certs, cert), append(raw, blk.Bytes)
+	certs, err := pki.ParseCertificates(chain)
+	if err != nil {
+		return fmt.Errorf("cluster certificate: %w", err)
 	}
 	if len(certs) == 0 {
 		return errors.New("cluster certificate: no certificate")
@@ -161,6 +150,10 @@ func (c *clusterNode) use(chain, bundle []byte) error {
 	}
 	if id != c.id {
 		return fmt.Errorf("cluster certificate: not a server certificate for node %q", c.id)
+	}
+	raw := make([][]byte, len(certs))
+	for i, c := range certs {
+		raw[i] = c.Raw
 	}
 	c.cur.Store(&nodeCert{tls: &tls.Certificate{Certificate: raw, PrivateKey: c.key, Leaf: certs[0]}, roots: roots, td: td})
 	return nil

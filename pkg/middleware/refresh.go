@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"context"
 	"crypto/x509"
-	"encoding/pem"
 	"errors"
 	"fmt"
 	"maps"
@@ -14,6 +13,7 @@ import (
 	"time"
 
 	"github.com/warden-sec/warden/internal/authz"
+	"github.com/warden-sec/warden/internal/pki"
 	"github.com/warden-sec/warden/pkg/client"
 )
 
@@ -120,24 +120,11 @@ func (s *pkiState) revoked(cert *x509.Certificate) bool {
 // parsePKI parses a PEM trust bundle and a DER CRL, and checks that the
 // CRL is signed by a CA of the bundle.
 func parsePKI(bundle, crlDER []byte) (*pkiState, error) {
-	var cas []*x509.Certificate
-	for rest := bundle; ; {
-		var b *pem.Block
-		b, rest = pem.Decode(rest)
-		if b == nil {
-			break
-		}
-		if b.Type != "CERTIFICATE" {
-			continue
-		}
-		c, err := x509.ParseCertificate(b.Bytes)
-		if err != nil {
-			return nil, fmt.Errorf("trust bundle: %w", err)
-		}
-		if c.IsCA {
-			cas = append(cas, c)
-		}
+	certs, err := pki.ParseCertificates(bundle)
+	if err != nil {
+		return nil, fmt.Errorf("trust bundle: %w", err)
 	}
+	cas := slices.DeleteFunc(certs, func(c *x509.Certificate) bool { return !c.IsCA })
 	if len(cas) == 0 {
 		return nil, errors.New("trust bundle: no CA certificate")
 	}
