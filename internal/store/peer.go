@@ -152,16 +152,12 @@ func (s *Store) forward(ctx context.Context, req *PeerRequest) (*PeerResponse, e
 		if attempt > 0 {
 			// Back off a little before asking again: an election may be
 			// under way.
-			d := time.Duration(attempt) * 20 * time.Millisecond
-			if d > 200*time.Millisecond {
-				d = 200 * time.Millisecond
-			}
 			select {
 			case <-ctx.Done():
 				return nil, fmt.Errorf("%w: %v (last: %v)", ErrNoLeader, ctx.Err(), last)
 			case <-s.closed:
 				return nil, ErrClosed
-			case <-time.After(d):
+			case <-time.After(min(time.Duration(attempt)*20*time.Millisecond, 200*time.Millisecond)):
 			}
 		}
 		if err := s.WaitLeader(ctx); err != nil {
@@ -171,27 +167,7 @@ func (s *Store) forward(ctx context.Context, req *PeerRequest) (*PeerResponse, e
 			return nil, err
 		}
 		addr, _ := s.raft.LeaderWithID()
-		if addr == s.trans.LocalAddr() {
-			// This node became the leader meanwhile. A read-index request
-			// may come from a confirmation round, which must not wait for
-			// the next round: answer it directly.
-			var resp *PeerResponse
-			if req.Op == PeerReadIndex {
-				if idx, err := s.leaderReadIndex(); err != nil {
-					resp = peerError(err)
-				} else {
-					resp = &PeerResponse{Index: idx}
-				}
-			} else {
-				resp = s.HandlePeer(ctx, req)
-			}
-			if resp.Err == peerErrNotLeader {
-				last = resp.err()
-				continue
-			}
-			return resp, nil
-		}
-		resp, err := s.fwd.Forward(ctx, addr, req)
+		resp, err := s.ask(ctx, addr, req)
 		if err != nil {
 			if req.Op == PeerApply && !errors.Is(err, ErrUnreachable) {
 				// The leader may have applied it: the outcome is unknown.
@@ -206,4 +182,21 @@ func (s *Store) forward(ctx context.Context, req *PeerRequest) (*PeerResponse, e
 		}
 		return resp, nil
 	}
+}
+
+// ask sends req to the node at addr; this node answers its own requests
+// directly (it became the leader meanwhile). A read-index request may come
+// from a confirmation round, which must not wait for the next round.
+func (s *Store) ask(ctx context.Context, addr raft.ServerAddress, req *PeerRequest) (*PeerResponse, error) {
+	switch {
+	case addr != s.trans.LocalAddr():
+		return s.fwd.Forward(ctx, addr, req)
+	case req.Op == PeerReadIndex:
+		idx, err := s.leaderReadIndex()
+		if err != nil {
+			return peerError(err), nil
+		}
+		return &PeerResponse{Index: idx}, nil
+	}
+	return s.HandlePeer(ctx, req), nil
 }
