@@ -286,3 +286,19 @@ func RootAt(ns NodeStore, size uint64) ([]byte, error) {
 	}
 	return rootOf(size, hs)
 }
+
+// LeafAAD is the additional authenticated data under which a leaf's bytes
+// are stored encrypted: the leaf's own hash, so a stored ciphertext opens
+// only at the position whose tree hash names it (moving or swapping stored
+// leaves makes them fail to decrypt instead of reading as another entry).
+func LeafAAD(leafHash []byte) string {
+	const prefix = "audit/leaf/"
+	const hexdigits = "0123456789abcdef"
+	b := make([]byte, len(prefix)+2*len(leafHash))
+	copy(b, prefix)
+	for i, c := range leafHash {
+		b[len(prefix)+2*i] = hexdigits[c>>4]
+		b[len(prefix)+2*i+1] = hexdigits[c&0xf]
+	}
+	return string(b)
+}
