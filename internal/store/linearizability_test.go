@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"math/rand/v2"
-	"os"
 	"strconv"
 	"sync"
 	"sync/atomic"
@@ -430,20 +429,7 @@ func linRun(t *testing.T, seed uint64, nodes int, d time.Duration) runStats {
 	close(stop)
 	wg.Wait()
 
-	res, info := porcupine.CheckOperationsVerbose(kvModel, h.ops, 60*time.Second)
-	switch res {
-	case porcupine.Illegal:
-		f, _ := os.CreateTemp("", "warden-lin-*.html")
-		if f != nil {
-			porcupine.Visualize(kvModel, info, f)
-			f.Close()
-			t.Errorf("seed %d: history is not linearizable; visualization in %s", seed, f.Name())
-		} else {
-			t.Errorf("seed %d: history is not linearizable", seed)
-		}
-	case porcupine.Unknown:
-		t.Errorf("seed %d: the checker timed out on %d operations", seed, len(h.ops))
-	}
+	CheckLinearizable(t, seed, h.ops)
 	return st
 }
 
@@ -451,22 +437,7 @@ func linRun(t *testing.T, seed uint64, nodes int, d time.Duration) runStats {
 // partitions, leader isolation, node restarts, slow followers and one-way
 // cuts, on three and five nodes, and checks each with porcupine.
 func TestLinearizableUnderFaults(t *testing.T) {
-	seed := uint64(time.Now().UnixNano())
-	if s := os.Getenv("WARDEN_LIN_SEED"); s != "" {
-		v, err := strconv.ParseUint(s, 10, 64)
-		if err != nil {
-			t.Fatalf("WARDEN_LIN_SEED: %v", err)
-		}
-		seed = v
-	}
-	soak := time.Duration(0)
-	if s := os.Getenv("WARDEN_LIN_SOAK"); s != "" {
-		v, err := time.ParseDuration(s)
-		if err != nil {
-			t.Fatalf("WARDEN_LIN_SOAK: %v", err)
-		}
-		soak = v
-	}
+	seed, soak := LinSeed(t)
 	runs := []struct {
 		nodes int
 		d     time.Duration
