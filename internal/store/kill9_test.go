@@ -40,8 +40,9 @@ import (
 // transport on 127.0.0.1, each with a data dir that outlives the process.
 // Clients put and get through a small HTTP front on every node (the store's
 // own forwarding and linearizable reads do the rest); a nemesis kills nodes
-// with SIGKILL, the leader half the time, and restarts them on the same
-// data dir and cluster port; porcupine checks the history.
+// with SIGKILL (one, the leader, a majority, or all of them at once) and
+// restarts them on the same data dirs and cluster ports; porcupine checks
+// the history.
 //
 // WARDEN_LIN_SEED=<n> pins the seed (the nemesis' and the clients' choices;
 // the processes' timing is the machine's); WARDEN_LIN_SOAK=<duration> keeps
@@ -475,7 +476,8 @@ func (c *k9Cluster) get(addr, key string) (string, error) {
 }
 
 type k9Stats struct {
-	puts, putsUnknown, putsRefused, gets, getsFailed, kills, leaderKills int
+	puts, putsUnknown, putsRefused, gets, getsFailed int
+	kills, leaderKills, majorities, powerCuts        int // processes killed; of them leaders; faults that killed a majority, all
 }
 
 // k9RunOnce runs one history of d under kill -9 faults against a fresh
@@ -511,7 +513,11 @@ func k9RunOnce(t *testing.T, seed uint64, d time.Duration) k9Stats {
 				default:
 				}
 				addr := c.pick(crng)
-				if addr == "" {
+				if addr == "" { // every node is down
+					select {
+					case <-stop:
+					case <-time.After(10 * time.Millisecond): // a client's back-off, not synchronization
+					}
 					continue
 				}
 				key := keys[crng.IntN(len(keys))]
@@ -554,24 +560,50 @@ func k9RunOnce(t *testing.T, seed uint64, d time.Duration) k9Stats {
 		}()
 	}
 
-	// The nemesis: now and then kill one node with SIGKILL (the leader half
-	// the time), leave it down a little, restart it on its data dir and
-	// port, and wait until every node knows a leader again.
+	// The nemesis: now and then kill nodes with SIGKILL, leave them down a
+	// little, restart them on their data dirs and ports, and wait until every
+	// node knows a leader again. Killing a majority or every node at once
+	// leaves the acknowledged writes nowhere but on the disks of killed
+	// processes: what they synced must be all that counts.
 	for end := time.Now().Add(d); time.Now().Before(end); {
 		time.Sleep(time.Duration(500+rng.IntN(1000)) * time.Millisecond) // time between faults (workload pacing, not synchronization)
-		victim := c.nodes[rng.IntN(len(c.nodes))]
-		if rng.IntN(2) == 0 {
-			if l := c.leader(); l != nil {
-				victim = l
+		lead := c.leader()
+		var victims []*k9Node
+		switch p := rng.Perm(len(c.nodes)); rng.IntN(4) {
+		case 0: // a random node
+			victims = []*k9Node{c.nodes[p[0]]}
+		case 1: // the leader
+			victims = []*k9Node{lead}
+		case 2: // a majority: the leader and another node
+			victims = []*k9Node{lead, c.nodes[p[0]]}
+			if lead == c.nodes[p[0]] {
+				victims[1] = c.nodes[p[1]]
+			}
+		case 3: // every node (a power cut)
+			victims = c.nodes
+		}
+		if victims[0] == nil { // no leader known at this moment
+			victims = []*k9Node{c.nodes[rng.IntN(len(c.nodes))]}
+		}
+		switch {
+		case len(victims) == len(c.nodes):
+			st.powerCuts++
+		case len(victims) > len(c.nodes)/2:
+			st.majorities++
+		}
+		for _, v := range victims {
+			if !c.kill(v) {
+				t.Errorf("seed %d: %s died on its own before it was killed", seed, v.spec.ID)
+			}
+			st.kills++
+			if v == lead {
 				st.leaderKills++
 			}
 		}
-		if !c.kill(victim) {
-			t.Errorf("seed %d: %s died on its own before it was killed", seed, victim.spec.ID)
+		time.Sleep(time.Duration(100+rng.IntN(900)) * time.Millisecond) // the nodes' downtime (the fault)
+		for _, v := range victims {
+			c.start(v)
 		}
-		st.kills++
-		time.Sleep(time.Duration(100+rng.IntN(900)) * time.Millisecond) // the node's downtime (the fault)
-		c.start(victim)
 		c.waitLeader()
 	}
 	stopClients()
@@ -601,8 +633,8 @@ func TestLinearizableKill9(t *testing.T) {
 				}
 			})
 			st := k9RunOnce(t, s, k9Run)
-			t.Logf("seed %d: %d kills (%d of the leader), %d puts (%d unknown, %d refused), %d gets (%d failed)",
-				s, st.kills, st.leaderKills, st.puts, st.putsUnknown, st.putsRefused, st.gets, st.getsFailed)
+			t.Logf("seed %d: %d processes killed (%d leaders; %d times a majority, %d times all), %d puts (%d unknown, %d refused), %d gets (%d failed)",
+				s, st.kills, st.leaderKills, st.majorities, st.powerCuts, st.puts, st.putsUnknown, st.putsRefused, st.gets, st.getsFailed)
 			total.kills += st.kills
 			total.puts += st.puts - st.putsUnknown - st.putsRefused
 			total.gets += st.gets - st.getsFailed
