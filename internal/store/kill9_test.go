@@ -20,15 +20,11 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"strconv"
 	"strings"
 	"sync"
-	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
-
-	"github.com/anishathalye/porcupine"
 
 	"github.com/warden-sec/warden/internal/pki"
 	"github.com/warden-sec/warden/internal/raftnet"
@@ -476,8 +472,14 @@ func (c *k9Cluster) get(addr, key string) (string, error) {
 }
 
 type k9Stats struct {
-	puts, putsUnknown, putsRefused, gets, getsFailed int
-	kills, leaderKills, majorities, powerCuts        int // processes killed; of them leaders; faults that killed a majority, all
+	store.LinStats
+	kills, leaderKills, majorities, powerCuts int // processes killed; of them leaders; faults that killed a majority, all
+}
+
+// k9AllDown is a client's back-off while every node is down (a power cut).
+func k9AllDown() error {
+	time.Sleep(10 * time.Millisecond) // a client's back-off, not synchronization
+	return store.ErrNoEffect
 }
 
 // k9RunOnce runs one history of d under kill -9 faults against a fresh
@@ -486,79 +488,26 @@ func k9RunOnce(t *testing.T, seed uint64, d time.Duration) k9Stats {
 	rng := mrand.New(mrand.NewPCG(seed, seed^0x9e3779b97f4a7c15))
 	c := newK9Cluster(t)
 
-	t0 := time.Now()
-	now := func() int64 { return time.Since(t0).Nanoseconds() }
-	var (
-		mu  sync.Mutex // guards ops and st
-		ops []porcupine.Operation
-		st  k9Stats
-		seq atomic.Int64
-		wg  sync.WaitGroup
-	)
-	keys := []string{"a", "b", "c"}
-	stop := make(chan struct{})
-	var once sync.Once
-	stopClients := func() { once.Do(func() { close(stop) }); wg.Wait() }
-	defer stopClients() // also when the nemesis fails the test: no client outlives it
-	const clients = 5
-	for cl := range clients {
-		crng := mrand.New(mrand.NewPCG(seed+uint64(cl)+1, uint64(cl)))
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for {
-				select {
-				case <-stop:
-					return
-				default:
-				}
-				addr := c.pick(crng)
-				if addr == "" { // every node is down
-					select {
-					case <-stop:
-					case <-time.After(10 * time.Millisecond): // a client's back-off, not synchronization
-					}
-					continue
-				}
-				key := keys[crng.IntN(len(keys))]
-				if crng.IntN(2) == 0 {
-					v := strconv.FormatInt(seq.Add(1), 10)
-					call := now()
-					err := c.put(addr, key, v)
-					ret := now()
-					mu.Lock()
-					st.puts++
-					switch {
-					case err == nil:
-						ops = append(ops, porcupine.Operation{ClientId: cl, Input: store.LinPut(key, v),
-							Call: call, Output: store.LinOutput("", false), Return: ret})
-					case errors.Is(err, syscall.ECONNREFUSED):
-						st.putsRefused++ // never reached a node (it was just killed): no effect
-					default:
-						// A kill, a timeout or an error: the put may have been
-						// applied, and may take effect at any time after its call.
-						st.putsUnknown++
-						ops = append(ops, porcupine.Operation{ClientId: cl, Input: store.LinPut(key, v),
-							Call: call, Output: store.LinOutput("", true), Return: 1 << 62})
-					}
-					mu.Unlock()
-				} else {
-					call := now()
-					v, err := c.get(addr, key)
-					ret := now()
-					mu.Lock()
-					st.gets++
-					if err != nil {
-						st.getsFailed++ // a read that failed says nothing
-					} else {
-						ops = append(ops, porcupine.Operation{ClientId: cl, Input: store.LinGet(key),
-							Call: call, Output: store.LinOutput(v, false), Return: ret})
-					}
-					mu.Unlock()
-				}
-			}
-		}()
-	}
+	// Clients use the running nodes; a request may meet its node's kill.
+	w := store.StartLinWorkload(seed, 5, func(rng *mrand.Rand, key, value string) error {
+		addr := c.pick(rng)
+		if addr == "" {
+			return k9AllDown()
+		}
+		err := c.put(addr, key, value)
+		if errors.Is(err, syscall.ECONNREFUSED) {
+			return store.ErrNoEffect // it never reached the node (just killed)
+		}
+		return err
+	}, func(rng *mrand.Rand, key string) (string, error) {
+		addr := c.pick(rng)
+		if addr == "" {
+			return "", k9AllDown()
+		}
+		return c.get(addr, key)
+	})
+	defer w.Stop() // also when the nemesis fails the test: no client outlives it
+	var st k9Stats
 
 	// The nemesis: now and then kill nodes with SIGKILL, leave them down a
 	// little, restart them on their data dirs and ports, and wait until every
@@ -606,7 +555,8 @@ func k9RunOnce(t *testing.T, seed uint64, d time.Duration) k9Stats {
 		}
 		c.waitLeader()
 	}
-	stopClients()
+	ops, ls := w.Stop()
+	st.LinStats = ls
 
 	for _, n := range c.nodes {
 		if b, _ := os.ReadFile(n.log); strings.Contains(string(b), "DATA RACE") || strings.Contains(string(b), "panic:") {
@@ -633,19 +583,19 @@ func TestLinearizableKill9(t *testing.T) {
 				}
 			})
 			st := k9RunOnce(t, s, k9Run)
-			t.Logf("seed %d: %d processes killed (%d leaders; %d times a majority, %d times all), %d puts (%d unknown, %d refused), %d gets (%d failed)",
-				s, st.kills, st.leaderKills, st.majorities, st.powerCuts, st.puts, st.putsUnknown, st.putsRefused, st.gets, st.getsFailed)
+			t.Logf("seed %d: %d processes killed (%d leaders; %d times a majority, %d times all), %d puts (%d unknown, %d without effect), %d gets (%d failed)",
+				s, st.kills, st.leaderKills, st.majorities, st.powerCuts, st.Puts, st.PutsUnknown, st.PutsNoEffect, st.Gets, st.GetsFailed)
 			total.kills += st.kills
-			total.puts += st.puts - st.putsUnknown - st.putsRefused
-			total.gets += st.gets - st.getsFailed
+			total.Puts += st.Puts - st.PutsUnknown - st.PutsNoEffect
+			total.Gets += st.Gets - st.GetsFailed
 		})
 		if t.Failed() {
 			return
 		}
 	}
 	t.Logf("%d runs from seed %d: %d kills, %d puts and %d gets acknowledged, 0 violations",
-		n, seed, total.kills, total.puts, total.gets)
-	if total.puts == 0 || total.gets == 0 {
+		n, seed, total.kills, total.Puts, total.Gets)
+	if total.Puts == 0 || total.Gets == 0 {
 		t.Fatal("no operations completed")
 	}
 }

@@ -1,8 +1,12 @@
 package store
 
 import (
+	"errors"
+	"math/rand/v2"
 	"os"
 	"strconv"
+	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -67,4 +71,106 @@ func CheckLinearizable(t *testing.T, seed uint64, ops []porcupine.Operation) {
 	case porcupine.Unknown:
 		t.Errorf("seed %d: the checker timed out on %d operations", seed, len(ops))
 	}
+}
+
+// ErrNoEffect marks a failed put that certainly had no effect (it never
+// reached a node): a LinWorkload leaves it out of the history.
+var ErrNoEffect = errors.New("the operation had no effect")
+
+// LinStats counts a workload's operations.
+type LinStats struct {
+	Puts, PutsUnknown, PutsNoEffect, Gets, GetsFailed int
+}
+
+// LinWorkload is clients putting and getting a few keys while recording
+// the history for CheckLinearizable.
+type LinWorkload struct {
+	stop chan struct{}
+	once sync.Once
+	wg   sync.WaitGroup
+	seq  atomic.Int64
+	t0   time.Time
+	mu   sync.Mutex // guards ops and st
+	ops  []porcupine.Operation
+	st   LinStats
+}
+
+// StartLinWorkload starts clients, each with its own random source derived
+// from seed, that until Stop pick one of three keys and either put a value
+// never put before, with put, or read the key, with get. A put that returns
+// an error may or may not have taken effect (it is recorded so), unless the
+// error is ErrNoEffect; get returns "" for an absent key, and an error when
+// it learnt nothing. put and get choose the node with rng.
+func StartLinWorkload(seed uint64, clients int, put func(rng *rand.Rand, key, value string) error,
+	get func(rng *rand.Rand, key string) (string, error)) *LinWorkload {
+	w := &LinWorkload{stop: make(chan struct{}), t0: time.Now()}
+	keys := []string{"a", "b", "c"}
+	for cl := range clients {
+		rng := rand.New(rand.NewPCG(seed+uint64(cl)+1, uint64(cl)))
+		w.wg.Add(1)
+		go func() {
+			defer w.wg.Done()
+			for {
+				select {
+				case <-w.stop:
+					return
+				default:
+				}
+				key := keys[rng.IntN(len(keys))]
+				if rng.IntN(2) == 0 {
+					w.put(cl, key, rng, put)
+				} else {
+					w.get(cl, key, rng, get)
+				}
+			}
+		}()
+	}
+	return w
+}
+
+func (w *LinWorkload) now() int64 { return time.Since(w.t0).Nanoseconds() }
+
+func (w *LinWorkload) put(cl int, key string, rng *rand.Rand, put func(*rand.Rand, string, string) error) {
+	v := strconv.FormatInt(w.seq.Add(1), 10)
+	call := w.now()
+	err := put(rng, key, v)
+	op := porcupine.Operation{ClientId: cl, Input: LinPut(key, v), Call: call, Output: LinOutput("", false), Return: w.now()}
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	w.st.Puts++
+	switch {
+	case errors.Is(err, ErrNoEffect):
+		w.st.PutsNoEffect++
+		return
+	case err != nil:
+		// It may have been applied: it may take effect at any time after
+		// its call.
+		w.st.PutsUnknown++
+		op.Output, op.Return = LinOutput("", true), 1<<62
+	}
+	w.ops = append(w.ops, op)
+}
+
+func (w *LinWorkload) get(cl int, key string, rng *rand.Rand, get func(*rand.Rand, string) (string, error)) {
+	call := w.now()
+	v, err := get(rng, key)
+	ret := w.now()
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	w.st.Gets++
+	if err != nil {
+		w.st.GetsFailed++ // a read that failed says nothing
+		return
+	}
+	w.ops = append(w.ops, porcupine.Operation{ClientId: cl, Input: LinGet(key), Call: call, Output: LinOutput(v, false), Return: ret})
+}
+
+// Stop ends the clients, waiting for the operations in flight, and returns
+// the history and the counts. It may be called more than once.
+func (w *LinWorkload) Stop() ([]porcupine.Operation, LinStats) {
+	w.once.Do(func() { close(w.stop) })
+	w.wg.Wait()
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return w.ops, w.st
 }
