@@ -5,10 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"math/rand/v2"
-	"os"
-	"strconv"
 	"sync"
-	"sync/atomic"
 	"testing"
 	"time"
 
@@ -298,22 +295,9 @@ var kvModel = porcupine.Model{
 	},
 }
 
-type history struct {
-	mu  sync.Mutex
-	ops []porcupine.Operation
-	t0  time.Time
-}
-
-func (h *history) now() int64 { return time.Since(h.t0).Nanoseconds() }
-
-func (h *history) add(op porcupine.Operation) {
-	h.mu.Lock()
-	h.ops = append(h.ops, op)
-	h.mu.Unlock()
-}
-
 type runStats struct {
-	puts, putsUnknown, gets, getsFailed, faults int
+	LinStats
+	faults int
 }
 
 // linRun runs one randomized history against a fresh cluster and checks it.
@@ -327,68 +311,22 @@ func linRun(t *testing.T, seed uint64, nodes int, d time.Duration) runStats {
 	}
 	cancel()
 
-	h := &history{t0: time.Now()}
+	w := StartLinWorkload(seed, 6, func(rng *rand.Rand, key, value string) error {
+		ctx, cancel := context.WithTimeout(ctx, 3*time.Second)
+		defer cancel()
+		_, err := c.node(rng.IntN(nodes)).Txn(ctx, Txn{Ops: []Op{put(key, value)}})
+		return err
+	}, func(rng *rand.Rand, key string) (string, error) {
+		ctx, cancel := context.WithTimeout(ctx, 3*time.Second)
+		defer cancel()
+		e, err := c.node(rng.IntN(nodes)).Get(ctx, key)
+		if errors.Is(err, ErrNotFound) {
+			return "", nil
+		}
+		return string(e.Value), err
+	})
+	defer w.Stop()
 	var st runStats
-	var mu sync.Mutex
-	var seq atomic.Int64
-	keys := []string{"a", "b", "c"}
-	stop := make(chan struct{})
-	var wg sync.WaitGroup
-	const clients = 6
-	for cl := range clients {
-		crng := rand.New(rand.NewPCG(seed+uint64(cl)+1, uint64(cl)))
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for {
-				select {
-				case <-stop:
-					return
-				default:
-				}
-				s := c.node(crng.IntN(nodes))
-				key := keys[crng.IntN(len(keys))]
-				octx, ocancel := context.WithTimeout(ctx, 3*time.Second)
-				if crng.IntN(2) == 0 {
-					v := strconv.FormatInt(seq.Add(1), 10)
-					call := h.now()
-					_, err := s.Txn(octx, Txn{Ops: []Op{{Type: OpPut, Key: key, Value: []byte(v)}}})
-					ret := h.now()
-					out := kvOut{}
-					if err != nil {
-						// It may have been applied: it may take effect at any
-						// time after its call.
-						out.unknown, ret = true, 1<<62
-					}
-					h.add(porcupine.Operation{ClientId: cl, Input: kvIn{put: true, key: key, value: v}, Call: call, Output: out, Return: ret})
-					mu.Lock()
-					st.puts++
-					if err != nil {
-						st.putsUnknown++
-					}
-					mu.Unlock()
-				} else {
-					call := h.now()
-					e, err := s.Get(octx, key)
-					ret := h.now()
-					mu.Lock()
-					st.gets++
-					mu.Unlock()
-					if errors.Is(err, ErrNotFound) {
-						e, err = Entry{}, nil
-					}
-					if err != nil {
-						mu.Lock()
-						st.getsFailed++
-						mu.Unlock()
-					} else {
-						h.add(porcupine.Operation{ClientId: cl, Input: kvIn{key: key}, Call: call, Output: kvOut{value: string(e.Value)}, Return: ret})
-					}
-				}
-				ocancel()
-			}
-		}()
-	}
 
 	// The nemesis: a random fault every 150–400 ms, healed before the next.
 	end := time.Now().Add(d)
@@ -427,23 +365,9 @@ func linRun(t *testing.T, seed uint64, nodes int, d time.Duration) runStats {
 		c.net.heal()
 		time.Sleep(time.Duration(100+rng.IntN(200)) * time.Millisecond) // time healed before the next fault
 	}
-	close(stop)
-	wg.Wait()
-
-	res, info := porcupine.CheckOperationsVerbose(kvModel, h.ops, 60*time.Second)
-	switch res {
-	case porcupine.Illegal:
-		f, _ := os.CreateTemp("", "warden-lin-*.html")
-		if f != nil {
-			porcupine.Visualize(kvModel, info, f)
-			f.Close()
-			t.Errorf("seed %d: history is not linearizable; visualization in %s", seed, f.Name())
-		} else {
-			t.Errorf("seed %d: history is not linearizable", seed)
-		}
-	case porcupine.Unknown:
-		t.Errorf("seed %d: the checker timed out on %d operations", seed, len(h.ops))
-	}
+	ops, ls := w.Stop()
+	st.LinStats = ls
+	CheckLinearizable(t, seed, ops)
 	return st
 }
 
@@ -451,22 +375,7 @@ func linRun(t *testing.T, seed uint64, nodes int, d time.Duration) runStats {
 // partitions, leader isolation, node restarts, slow followers and one-way
 // cuts, on three and five nodes, and checks each with porcupine.
 func TestLinearizableUnderFaults(t *testing.T) {
-	seed := uint64(time.Now().UnixNano())
-	if s := os.Getenv("WARDEN_LIN_SEED"); s != "" {
-		v, err := strconv.ParseUint(s, 10, 64)
-		if err != nil {
-			t.Fatalf("WARDEN_LIN_SEED: %v", err)
-		}
-		seed = v
-	}
-	soak := time.Duration(0)
-	if s := os.Getenv("WARDEN_LIN_SOAK"); s != "" {
-		v, err := time.ParseDuration(s)
-		if err != nil {
-			t.Fatalf("WARDEN_LIN_SOAK: %v", err)
-		}
-		soak = v
-	}
+	seed, soak := LinSeed(t)
 	runs := []struct {
 		nodes int
 		d     time.Duration
@@ -480,9 +389,9 @@ func TestLinearizableUnderFaults(t *testing.T) {
 		t.Run(fmt.Sprintf("run%d-seed%d-%dnodes", i, s, r.nodes), func(t *testing.T) {
 			st := linRun(t, s, r.nodes, r.d)
 			t.Logf("seed %d: %d nodes, %d faults, %d puts (%d unknown), %d gets (%d failed): linearizable",
-				s, r.nodes, st.faults, st.puts, st.putsUnknown, st.gets, st.getsFailed)
-			total.puts += st.puts
-			total.gets += st.gets
+				s, r.nodes, st.faults, st.Puts, st.PutsUnknown, st.Gets, st.GetsFailed)
+			total.Puts += st.Puts
+			total.Gets += st.Gets
 			total.faults += st.faults
 		})
 		n++
@@ -491,8 +400,8 @@ func TestLinearizableUnderFaults(t *testing.T) {
 		}
 	}
 	t.Logf("%d runs from seed %d (replay one with WARDEN_LIN_SEED=<seed>): %d faults, %d puts, %d gets, 0 violations",
-		n, seed, total.faults, total.puts, total.gets)
-	if total.gets == 0 || total.puts == 0 {
+		n, seed, total.faults, total.Puts, total.Gets)
+	if total.Gets == 0 || total.Puts == 0 {
 		t.Fatal("no operations completed")
 	}
 }
