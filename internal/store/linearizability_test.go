@@ -225,6 +225,7 @@ func (c *faultCluster) open(i int, servers []raft.Server) {
 	if err != nil {
 		c.t.Fatalf("open %s: %v", c.ids[i], err)
 	}
+	s.SetLeafCheck(plainLeafCheck)
 	c.net.mu.Lock()
 	c.net.nodes[addr] = s
 	c.net.mu.Unlock()
@@ -352,7 +353,7 @@ func linRun(t *testing.T, seed uint64, nodes int, d time.Duration) runStats {
 				if crng.IntN(2) == 0 {
 					v := strconv.FormatInt(seq.Add(1), 10)
 					call := h.now()
-					_, err := s.Txn(octx, Txn{Ops: []Op{{Type: OpPut, Key: key, Value: []byte(v)}}})
+					_, err := s.Txn(octx, rec(Txn{Ops: []Op{{Type: OpPut, Key: key, Value: []byte(v)}}}))
 					ret := h.now()
 					out := kvOut{}
 					if err != nil {
