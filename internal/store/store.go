@@ -15,6 +15,7 @@ package store
 
 import (
 	"bufio"
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -712,6 +713,21 @@ type StoredLeaf struct {
 // AuditLeaves returns up to count stored audit leaves from index start.
 func (s *Store) AuditLeaves(start uint64, count int) ([]StoredLeaf, error) {
 	return s.fsm.auditLeaves(start, count)
+}
+
+// Command returns the transaction of the Raft command at index, from this
+// node's log: with StoredLeaf.RaftIndex, what the command that carried an
+// audit record changed. ErrNotFound if the log no longer holds the index
+// (compacted into a snapshot) or the entry there is not a transaction.
+func (s *Store) Command(index uint64) (Txn, error) {
+	var l raft.Log
+	if err := s.logs.GetLog(index, &l); err != nil {
+		return Txn{}, fmt.Errorf("%w: log %d: %v", ErrNotFound, index, err)
+	}
+	if l.Type != raft.LogCommand {
+		return Txn{}, fmt.Errorf("%w: log %d is not a command", ErrNotFound, index)
+	}
+	return decodeTxn(bytes.Clone(l.Data))
 }
 
 // Snapshot takes a Raft snapshot now and compacts the log.
