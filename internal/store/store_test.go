@@ -6,6 +6,8 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"os"
+	"path/filepath"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -447,5 +449,26 @@ func BenchmarkGetStale(b *testing.B) {
 		if _, err := s.GetStale("k"); err != nil {
 			b.Fatal(err)
 		}
+	}
+}
+
+// TestSnapshotDirPrivate: the snapshots directory is the owner's alone,
+// also when an older version made it 0755.
+func TestSnapshotDirPrivate(t *testing.T) {
+	dir := t.TempDir()
+	snaps := filepath.Join(dir, "raft", "snapshots")
+	if err := os.MkdirAll(snaps, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Chmod(snaps, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	open(t, dir)
+	fi, err := os.Stat(snaps)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if perm := fi.Mode().Perm(); perm != 0o700 {
+		t.Fatalf("snapshots directory mode %o, want 700", perm)
 	}
 }
