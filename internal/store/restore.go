@@ -51,11 +51,11 @@ func (s *Store) Restore(ctx context.Context, f *SnapshotFile, leaf AuditLeaf, ke
 	if dl, ok := ctx.Deadline(); ok {
 		timeout = time.Until(dl)
 	}
-	s.wmu.Lock()
-	defer s.wmu.Unlock()
 	if err := s.checkLeaves([]AuditLeaf{leaf}); err != nil {
 		return 0, raftErr(err)
 	}
+	s.wmu.Lock()
+	defer s.wmu.Unlock()
 	// Every command proposed before the pause is applied: the audit log
 	// read next is the whole committed log.
 	if err := s.raft.Barrier(timeout).Error(); err != nil {

@@ -446,11 +446,13 @@ func (s *Store) forwardCmd(ctx context.Context, cmd []byte) (uint64, error) {
 // be the leader, after checking its audit leaves. Raft's own errors are
 // returned unwrapped (see raftErr). It is the one way into raft.Apply.
 func (s *Store) applyLocal(ctx context.Context, t Txn, cmd []byte) (uint64, error) {
-	s.wmu.RLock()
-	defer s.wmu.RUnlock()
+	// The check runs before the pause lock: it may wait for core (a keyring
+	// reload), which may itself be waiting to propose.
 	if err := s.checkLeaves(t.Audit); err != nil {
 		return 0, err
 	}
+	s.wmu.RLock()
+	defer s.wmu.RUnlock()
 	start := time.Now()
 	timeout := s.cfg.ApplyTimeout
 	if dl, ok := ctx.Deadline(); ok {
