@@ -93,7 +93,8 @@ type Store struct {
 
 	leafCheck atomic.Pointer[LeafCheck] // nil: sealed, no transaction is proposed
 	// wmu pauses proposals: every apply through this node's Raft holds it
-	// shared, a restore holds it exclusively while it reads the audit log.
+	// shared, a restore holds it exclusively from before it reads the audit
+	// log until the restored state is installed.
 	wmu sync.RWMutex
 }
 
@@ -453,6 +454,9 @@ func (s *Store) applyLocal(ctx context.Context, t Txn, cmd []byte) (uint64, erro
 	}
 	s.wmu.RLock()
 	defer s.wmu.RUnlock()
+	if err := ctx.Err(); err != nil {
+		return 0, err // waited out a restore: propose nothing the caller gave up on
+	}
 	start := time.Now()
 	timeout := s.cfg.ApplyTimeout
 	if dl, ok := ctx.Deadline(); ok {
