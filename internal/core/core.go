@@ -745,8 +745,8 @@ func (c *Core) AppendAudit(ctx context.Context, leaves []store.AuditLeaf) error 
 	return nil
 }
 
-// Decrypt opens a value stored under aad (audit leaves are stored with the
-// fixed AAD the audit service uses).
+// Decrypt opens a value stored under aad (an audit leaf's is
+// audit.LeafAAD of its hash).
 func (c *Core) Decrypt(aad string, ct []byte) ([]byte, error) { return c.decrypt(aad, ct) }
 
 // Encrypt seals a value for aad with the active data key.
