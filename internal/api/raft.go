@@ -196,8 +196,9 @@ func readSnapshotHeader(r io.Reader) ([]byte, error) {
 }
 
 // raftSnapshotRestore replaces the cluster's state with a snapshot of the
-// same cluster, on the leader; the record of the restore is appended to the
-// restored audit log.
+// same cluster, on the leader. The audit log is not restored: it keeps every
+// record, and the record of the restore is installed with the restore
+// (core.Restore).
 func (s *Server) raftSnapshotRestore(req *request) (int, any, error) {
 	st := s.cfg.Core.Store()
 	if !st.IsLeader() {
@@ -240,11 +241,11 @@ func (s *Server) raftSnapshotRestore(req *request) (int, any, error) {
 	if err := s.cfg.Core.CheckSnapshot(f); err != nil {
 		return 0, nil, err
 	}
-	idx, err := st.Restore(req.Context(), f)
+	idx, err := s.cfg.Core.Restore(req.Context(), f)
 	if err != nil {
 		return 0, nil, storeError(err)
 	}
-	s.log.Warn("restored a snapshot: the cluster's state, audit log included, is back to the snapshot's", "index", idx)
+	s.log.Warn("restored a snapshot: the cluster's state is back to the snapshot's; the audit log kept every record and gained this restore's", "index", idx, "request_id", req.id)
 	return http.StatusOK, map[string]uint64{"index": idx}, nil
 }
 

@@ -5,8 +5,12 @@ import (
 	"net/http"
 	"time"
 
+	"github.com/cedar-policy/cedar-go/types"
+
+	"github.com/warden-sec/warden/internal/audit"
 	"github.com/warden-sec/warden/internal/auditlog"
 	"github.com/warden-sec/warden/internal/authority"
+	"github.com/warden-sec/warden/internal/authz"
 	"github.com/warden-sec/warden/internal/core"
 	"github.com/warden-sec/warden/internal/errs"
 	"github.com/warden-sec/warden/internal/identity"
@@ -77,30 +81,41 @@ func (s *Server) initialize(req *request) (int, any, error) {
 			return 0, nil, storeError(err)
 		}
 	}
-	keys, root, err := Initialize(req.Context(), s.cfg.Core, s.cfg.Tokens, in.KeyShares, in.KeyThreshold, s.cfg.CAInit)
+	// Nobody is authenticated before init: the record names the request.
+	entry := &audit.Entry{Time: audit.FormatTime(s.now()), Action: "sys.init", AuthMethod: "none",
+		SourceAddr: clientKey(req.Request), RequestID: req.id, Resource: systemResource, Outcome: http.StatusOK}
+	keys, root, err := Initialize(req.Context(), s.cfg.Core, s.cfg.Tokens, s.cfg.Audit, entry, in.KeyShares, in.KeyThreshold, s.cfg.CAInit)
 	if err != nil {
 		return 0, nil, err
 	}
 	return http.StatusOK, initResponse{UnsealKeys: keys, RootToken: root.Reveal()}, nil
 }
 
-// Initialize runs init: the seal, the keyring, the token key and the root
-// token, committed together. It returns the unseal keys and the root token.
-// The server stays sealed.
-func Initialize(ctx context.Context, c *core.Core, tokens *identity.Service, shares, threshold int, ca authority.InitOptions) ([]string, identity.Secret, error) {
+// systemResource is the cluster itself, as authorization names it.
+var systemResource = types.NewEntityUID(authz.TypeSystem, "warden").String()
+
+// Initialize runs init: the seal, the keyring, the token key, the root
+// token and entry, the record of the init, committed together. It returns
+// the unseal keys and the root token. The server stays sealed.
+func Initialize(ctx context.Context, c *core.Core, tokens *identity.Service, alog *auditlog.Service, entry *audit.Entry,
+	shares, threshold int, ca authority.InitOptions) ([]string, identity.Secret, error) {
 	var root identity.Secret
-	res, err := c.Init(ctx, shares, threshold, func(enc core.Encrypter, clusterID string) ([]store.Op, error) {
+	res, err := c.Init(ctx, shares, threshold, func(enc core.Encrypter, clusterID string) ([]store.Op, store.AuditLeaf, error) {
 		ops, sec, err := tokens.Bootstrap(enc)
 		if err != nil {
-			return nil, err
+			return nil, store.AuditLeaf{}, err
 		}
 		root = sec
 		aops, err := auditlog.Bootstrap(enc, clusterID)
 		if err != nil {
-			return nil, err
+			return nil, store.AuditLeaf{}, err
 		}
 		cops, err := authority.Bootstrap(enc, ca)
-		return append(append(ops, aops...), cops...), err
+		if err != nil {
+			return nil, store.AuditLeaf{}, err
+		}
+		leaf, err := alog.InitLeaf(enc, entry)
+		return append(append(ops, aops...), cops...), leaf, err
 	})
 	if err != nil {
 		return nil, "", err

@@ -25,8 +25,6 @@ const (
 	keyHMAC     = "audit/hmac-key"
 	keySigner   = "audit/signer-key"
 	keyVerifier = "audit/verifier-key"
-	// LeafAAD is the additional data of every stored (encrypted) leaf.
-	LeafAAD = "audit/leaf"
 	// MaxEntries bounds one entries request.
 	MaxEntries = 1000
 )
@@ -213,23 +211,39 @@ func (s *Service) Hash(value []byte) (string, error) {
 }
 
 // Leaf makes the stored leaf of an entry and returns its canonical bytes.
-func (s *Service) Leaf(e *audit.Entry) (store.AuditLeaf, []byte, error) {
+func (s *Service) Leaf(e *audit.Entry) (store.AuditLeaf, []byte, error) { return makeLeaf(s.core, e) }
+
+// makeLeaf makes the stored leaf of an entry: its leaf hash, and its
+// canonical bytes encrypted under audit.LeafAAD of that hash (what the
+// store's leader checks, and what Entries opens with the tree's hash).
+func makeLeaf(enc Encrypter, e *audit.Entry) (store.AuditLeaf, []byte, error) {
 	b, err := e.Canonical()
 	if err != nil {
 		return store.AuditLeaf{}, nil, err
 	}
-	ct, err := s.core.Encrypt(LeafAAD, b)
+	h := audit.LeafHash(b)
+	ct, err := enc.Encrypt(audit.LeafAAD(h), b)
 	if err != nil {
 		return store.AuditLeaf{}, nil, err
 	}
-	return store.AuditLeaf{Hash: audit.LeafHash(b), Value: ct}, b, nil
+	return store.AuditLeaf{Hash: h, Value: ct}, b, nil
 }
 
 // ChangeLeaf makes the leaf that rides in a change's Raft command, after
 // writing the entry to the sinks: if a required sink fails, the change is
 // refused before anything is committed.
 func (s *Service) ChangeLeaf(e *audit.Entry) (store.AuditLeaf, error) {
-	leaf, line, err := s.Leaf(e)
+	return s.changeLeaf(s.core, e)
+}
+
+// InitLeaf is ChangeLeaf for init's own record, encrypted with the keyring
+// init makes (the barrier is still sealed).
+func (s *Service) InitLeaf(enc Encrypter, e *audit.Entry) (store.AuditLeaf, error) {
+	return s.changeLeaf(enc, e)
+}
+
+func (s *Service) changeLeaf(enc Encrypter, e *audit.Entry) (store.AuditLeaf, error) {
+	leaf, line, err := makeLeaf(enc, e)
 	if err != nil {
 		return store.AuditLeaf{}, err
 	}
@@ -342,8 +356,15 @@ func (s *Service) Entries(start uint64, count int) ([]StoredEntry, error) {
 		return nil, err
 	}
 	out := make([]StoredEntry, len(raw))
+	nodes := s.tree.AuditNodes()
 	for i, sl := range raw {
-		b, err := s.core.Decrypt(LeafAAD, sl.Value)
+		// A stored leaf opens only under the hash the tree holds for its
+		// index (level 0): moved or swapped, it does not open.
+		h, err := nodes.GetNode(0, start+uint64(i))
+		if err != nil {
+			return nil, fmt.Errorf("auditlog: entry %d: %w", start+uint64(i), err)
+		}
+		b, err := s.core.Decrypt(audit.LeafAAD(h), sl.Value)
 		if err != nil {
 			return nil, err
 		}

@@ -11,7 +11,6 @@ import (
 	bolt "go.etcd.io/bbolt"
 
 	"github.com/warden-sec/warden/internal/audit"
-	"github.com/warden-sec/warden/internal/auditlog"
 	"github.com/warden-sec/warden/internal/server"
 )
 
@@ -71,14 +70,19 @@ func TestAuditVerifyDetectsTampering(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	plain, err := srv.Core().Decrypt(auditlog.LeafAAD, leaves[0].Value)
+	// A stored leaf is encrypted under its own hash, the tree's level-0 node.
+	hash, err := srv.Store().AuditNodes().GetNode(0, victim)
+	if err != nil {
+		t.Fatal(err)
+	}
+	plain, err := srv.Core().Decrypt(audit.LeafAAD(hash), leaves[0].Value)
 	if err != nil {
 		t.Fatal(err)
 	}
 	ent, _ := audit.DecodeEntry(plain)
 	ent.Principal = `User::"mallory"`
 	forged, _ := ent.Canonical()
-	ct, err := srv.Core().Encrypt(auditlog.LeafAAD, forged)
+	ct, err := srv.Core().Encrypt(audit.LeafAAD(hash), forged)
 	if err != nil {
 		t.Fatal(err)
 	}

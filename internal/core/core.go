@@ -25,6 +25,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/warden-sec/warden/internal/audit"
 	"github.com/warden-sec/warden/internal/barrier"
 	"github.com/warden-sec/warden/internal/errs"
 	"github.com/warden-sec/warden/internal/shamir"
@@ -87,8 +88,10 @@ type Encrypter interface {
 }
 
 // Bootstrap returns extra ops (already encrypted with enc) that init commits in
-// the same transaction as the seal configuration: the root token, service keys.
-type Bootstrap func(enc Encrypter, clusterID string) ([]store.Op, error)
+// the same transaction as the seal configuration (the root token, service
+// keys), and the audit record of the init, its value encrypted with enc
+// under audit.LeafAAD of its hash: init is a change like any other.
+type Bootstrap func(enc Encrypter, clusterID string) ([]store.Op, store.AuditLeaf, error)
 
 // Config configures a Core.
 type Config struct {
@@ -201,7 +204,7 @@ func ValidateSealParams(shares, threshold int) error {
 
 // Init creates the root key, splits it into shares, creates the keyring and
 // commits the seal configuration, the sealed keyring and whatever boot adds,
-// in one transaction. The server stays sealed.
+// with boot's audit record, in one transaction. The server stays sealed.
 func (c *Core) Init(ctx context.Context, shares, threshold int, boot Bootstrap) (InitResult, error) {
 	if err := ValidateSealParams(shares, threshold); err != nil {
 		return InitResult{}, err
@@ -260,14 +263,19 @@ func (c *Core) Init(ctx context.Context, shares, threshold int, boot Bootstrap) 
 			{Type: store.OpPut, Key: keyKeyring, Value: sealedKR},
 		},
 	}
-	if boot != nil {
-		ops, err := boot(kr, sc.ClusterID)
-		if err != nil {
-			return InitResult{}, err
-		}
-		txn.Ops = append(txn.Ops, ops...)
+	ops, leaf, err := boot(kr, sc.ClusterID)
+	if err != nil {
+		return InitResult{}, err
 	}
-	if _, err := c.st.Txn(ctx, txn); err != nil {
+	txn.Ops = append(txn.Ops, ops...)
+	txn.Audit = []store.AuditLeaf{leaf}
+	// Sealed, the store checks no record and takes no transaction: the
+	// init's own record is checked with the keyring it is made with (this
+	// node is the only one of an uninitialized cluster).
+	c.st.SetLeafCheck(leafCheck(kr.Decrypt))
+	_, err = c.st.Txn(ctx, txn)
+	c.st.SetLeafCheck(nil)
+	if err != nil {
 		if errors.Is(err, store.ErrConflict) {
 			return InitResult{}, errs.E(errs.Invalid, "Warden is already initialized")
 		}
@@ -374,9 +382,33 @@ func (c *Core) unseal(share []byte) error {
 		root.Zero()
 		return err
 	}
+	c.unsealLocked(root, kr)
+	return nil
+}
+
+// unsealLocked installs the root key and keyring, and the check the store
+// runs on every audit leaf while this node is unsealed.
+func (c *Core) unsealLocked(root barrier.Key, kr *barrier.Keyring) {
 	c.root, c.hasRoot = root, true
 	c.bar.Unseal(kr)
-	return nil
+	c.st.SetLeafCheck(leafCheck(c.decrypt))
+}
+
+// leafCheck is the store's LeafCheck: a leaf's value opens, under the
+// additional data its hash names, to bytes whose leaf hash is that hash.
+// So the leader commits to the tree only hashes of the entries it stores,
+// whoever built the transaction.
+func leafCheck(decrypt func(aad string, ct []byte) ([]byte, error)) store.LeafCheck {
+	return func(l store.AuditLeaf) error {
+		pt, err := decrypt(audit.LeafAAD(l.Hash), l.Value)
+		if err != nil {
+			return fmt.Errorf("value does not open under its hash: %w", err)
+		}
+		if subtle.ConstantTimeCompare(audit.LeafHash(pt), l.Hash) != 1 {
+			return errors.New("value does not hash to the leaf hash")
+		}
+		return nil
+	}
 }
 
 func (c *Core) openKeyring(root barrier.Key) (*barrier.Keyring, error) {
@@ -419,8 +451,7 @@ func (c *Core) UnsealWithRoot(root barrier.Key) error {
 	if err != nil {
 		return err
 	}
-	c.root, c.hasRoot = root, true
-	c.bar.Unseal(kr)
+	c.unsealLocked(root, kr)
 	return nil
 }
 
@@ -428,6 +459,7 @@ func (c *Core) UnsealWithRoot(root barrier.Key) error {
 func (c *Core) Seal() {
 	c.mu.Lock()
 	defer c.mu.Unlock()
+	c.st.SetLeafCheck(nil)
 	c.bar.Seal()
 	c.root.Zero()
 	c.hasRoot = false
@@ -454,7 +486,8 @@ func (c *Core) KeyStatus() (KeyStatus, error) {
 
 // Rotate adds a new data-key term and makes it active. Old terms keep
 // decrypting. The new keyring is committed with a precondition on the old one,
-// so two concurrent rotations cannot lose a term.
+// so two concurrent rotations cannot lose a term, and with the request's
+// pending audit record (WithPendingAudit), in the same Raft command.
 func (c *Core) Rotate(ctx context.Context) (KeyStatus, error) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
@@ -478,13 +511,13 @@ func (c *Core) Rotate(ctx context.Context) (KeyStatus, error) {
 	if err != nil {
 		return KeyStatus{}, fmt.Errorf("core: seal keyring: %w", err)
 	}
-	_, err = c.st.Txn(ctx, store.Txn{
+	_, err = c.commit(ctx, "rotate", store.Txn{
 		Conds: []store.Cond{{Key: keyKeyring, Version: cur.Version}},
 		Ops:   []store.Op{{Type: store.OpPut, Key: keyKeyring, Value: blob}},
 	})
 	if err != nil {
 		next.Zero()
-		return KeyStatus{}, storeErr("rotate", err)
+		return KeyStatus{}, err
 	}
 	c.bar.Unseal(next)
 	return KeyStatus{Term: next.ActiveTerm(), InstallTime: next.InstallTime().UTC()}, nil
@@ -617,22 +650,42 @@ func (c *Core) Txn(ctx context.Context, t store.Txn) (uint64, error) {
 		}
 	}
 	t.Ops = ops
-	p, _ := ctx.Value(pendingKey{}).(*PendingAudit)
-	if p != nil && !p.Committed() {
-		leaf, err := p.get()
-		if err != nil {
-			return 0, err
-		}
+	return c.commit(ctx, "write", t)
+}
+
+// commit applies t with the pending audit record of ctx, if it has one not
+// yet committed: the change and its record are one Raft command. Without a
+// record the store refuses a change (store.ErrUnaudited).
+func (c *Core) commit(ctx context.Context, op string, t store.Txn) (uint64, error) {
+	p, leaf, err := pendingLeaf(ctx)
+	if err != nil {
+		return 0, err
+	}
+	if p != nil {
 		t.Audit = append(t.Audit, leaf)
 	}
 	idx, err := c.st.Txn(ctx, t)
 	if err != nil {
-		return 0, storeErr("write", err)
+		return 0, storeErr(op, err)
 	}
 	if p != nil {
 		p.committed.Store(true)
 	}
 	return idx, nil
+}
+
+// pendingLeaf returns the pending record of ctx and its leaf, or nil if
+// there is none or it already committed.
+func pendingLeaf(ctx context.Context) (*PendingAudit, store.AuditLeaf, error) {
+	p, _ := ctx.Value(pendingKey{}).(*PendingAudit)
+	if p == nil || p.Committed() {
+		return nil, store.AuditLeaf{}, nil
+	}
+	leaf, err := p.get()
+	if err != nil {
+		return nil, store.AuditLeaf{}, err
+	}
+	return p, leaf, nil
 }
 
 // PendingAudit is the audit record of a request that changes state. Put it
@@ -692,8 +745,8 @@ func (c *Core) AppendAudit(ctx context.Context, leaves []store.AuditLeaf) error 
 	return nil
 }
 
-// Decrypt opens a value stored under aad (audit leaves are stored with the
-// fixed AAD the audit service uses).
+// Decrypt opens a value stored under aad (an audit leaf's is
+// audit.LeafAAD of its hash).
 func (c *Core) Decrypt(aad string, ct []byte) ([]byte, error) { return c.decrypt(aad, ct) }
 
 // Encrypt seals a value for aad with the active data key.
@@ -735,6 +788,12 @@ func StoreError(err error) error {
 
 func mapStoreErr(err error) error {
 	switch {
+	case errors.Is(err, store.ErrUnaudited), errors.Is(err, store.ErrBadLeaf):
+		// Not the caller's input: a change built without its record, or a
+		// record that does not check, is this server's fault (or forgery).
+		return nil
+	case errors.Is(err, store.ErrLeaderSealed):
+		return errs.Wrap(errs.Unavailable, err, "the leader is sealed: unseal it, or every node, and retry")
 	case errors.Is(err, store.ErrNotFound):
 		return errs.Wrap(errs.NotFound, err, "not found")
 	case errors.Is(err, store.ErrConflict):
@@ -747,6 +806,31 @@ func mapStoreErr(err error) error {
 		return errs.Wrap(errs.Unavailable, err, "request timed out")
 	}
 	return nil
+}
+
+// Restore replaces the cluster's state with a snapshot of this cluster
+// (check it with CheckSnapshot first), keeping the audit log, which gains
+// the request's pending record (WithPendingAudit) in the same install: see
+// store.Store.Restore. The keyring is kept too: it only ever gains terms,
+// so it opens the snapshot's values and the records written since. It
+// returns the index the state was installed at.
+func (c *Core) Restore(ctx context.Context, f *store.SnapshotFile) (uint64, error) {
+	if c.bar.Sealed() {
+		return 0, ErrSealed
+	}
+	p, leaf, err := pendingLeaf(ctx)
+	if err != nil {
+		return 0, err
+	}
+	if p == nil {
+		return 0, fmt.Errorf("core: restore: %w", store.ErrUnaudited)
+	}
+	idx, err := c.st.Restore(ctx, f, leaf, keyKeyring)
+	if err != nil {
+		return 0, storeErr("restore", err)
+	}
+	p.committed.Store(true)
+	return idx, nil
 }
 
 // CheckSnapshot refuses a snapshot that is not of this cluster (another

@@ -1,6 +1,7 @@
 package raftnet_test
 
 import (
+	"bytes"
 	"context"
 	"crypto/ecdsa"
 	"crypto/elliptic"
@@ -17,6 +18,7 @@ import (
 
 	"github.com/hashicorp/raft"
 
+	"github.com/warden-sec/warden/internal/audit"
 	"github.com/warden-sec/warden/internal/raftnet"
 	"github.com/warden-sec/warden/internal/store"
 )
@@ -68,6 +70,22 @@ func (ca *testCA) transport(t testing.TB, serial int64) *raftnet.NetTransport {
 	return tr
 }
 
+// plainLeafCheck is the tests' store.LeafCheck: their leaves are stored in
+// the clear, so a leaf's value must hash to its leaf hash.
+func plainLeafCheck(l store.AuditLeaf) error {
+	if !bytes.Equal(audit.LeafHash(l.Value), l.Hash) {
+		return errors.New("value does not hash to the leaf hash")
+	}
+	return nil
+}
+
+// rec gives a change its audit record, as every change must have.
+func rec(t store.Txn) store.Txn {
+	b := []byte("record")
+	t.Audit = append(t.Audit, store.AuditLeaf{Hash: audit.LeafHash(b), Value: b})
+	return t
+}
+
 type cluster struct {
 	nodes []*store.Store
 	dirs  []string
@@ -96,6 +114,7 @@ func newCluster(t *testing.T, n int) (*cluster, *testCA) {
 		if err != nil {
 			t.Fatal(err)
 		}
+		s.SetLeafCheck(plainLeafCheck)
 		t.Cleanup(func() { s.Close() })
 		c.nodes = append(c.nodes, s)
 		c.dirs = append(c.dirs, cfg.Dir)
@@ -132,7 +151,7 @@ func TestClusterOverTLS(t *testing.T) {
 	c, ca := newCluster(t, 3)
 	ctx := context.Background()
 	lead := c.leader(t, nil)
-	idx, err := lead.Txn(ctx, store.Txn{Ops: []store.Op{put("k", "v1")}})
+	idx, err := lead.Txn(ctx, rec(store.Txn{Ops: []store.Op{put("k", "v1")}}))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -150,7 +169,7 @@ func TestClusterOverTLS(t *testing.T) {
 			fols = append(fols, s)
 		}
 	}
-	fidx, err := fols[0].Txn(ctx, store.Txn{Conds: []store.Cond{{Key: "k", Version: idx}}, Ops: []store.Op{put("k", "via-follower")}})
+	fidx, err := fols[0].Txn(ctx, rec(store.Txn{Conds: []store.Cond{{Key: "k", Version: idx}}, Ops: []store.Op{put("k", "via-follower")}}))
 	if err != nil {
 		t.Fatalf("write through a follower: %v", err)
 	}
@@ -159,7 +178,7 @@ func TestClusterOverTLS(t *testing.T) {
 	}
 	// A failed precondition through a follower is the same conflict.
 	var ce *store.ConflictError
-	if _, err := fols[1].Txn(ctx, store.Txn{Conds: []store.Cond{{Key: "k", Version: idx}}, Ops: []store.Op{put("k", "late")}}); !errors.As(err, &ce) || ce.Have != fidx {
+	if _, err := fols[1].Txn(ctx, rec(store.Txn{Conds: []store.Cond{{Key: "k", Version: idx}}, Ops: []store.Op{put("k", "late")}})); !errors.As(err, &ce) || ce.Have != fidx {
 		t.Fatalf("stale CAS through a follower: %v", err)
 	}
 	idx = fidx
@@ -171,7 +190,7 @@ func TestClusterOverTLS(t *testing.T) {
 	if e, err := next.Get(ctx, "k"); err != nil || string(e.Value) != "via-follower" {
 		t.Fatalf("after failover: %+v %v", e, err)
 	}
-	idx2, err := next.Txn(ctx, store.Txn{Ops: []store.Op{put("k", "v2")}})
+	idx2, err := next.Txn(ctx, rec(store.Txn{Ops: []store.Op{put("k", "v2")}}))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -196,6 +215,9 @@ func TestClusterOverTLS(t *testing.T) {
 	cfg := store.Config{Dir: c.dirs[i], NodeID: fmt.Sprint("n", i+1), Transport: tr}
 	fastTimeouts(&cfg)
 	back, err := store.Open(cfg)
+	if err == nil {
+		back.SetLeafCheck(plainLeafCheck)
+	}
 	if err != nil {
 		t.Fatal(err)
 	}

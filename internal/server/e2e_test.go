@@ -17,6 +17,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/warden-sec/warden/internal/auditlog"
 	"github.com/warden-sec/warden/internal/identity"
 	"github.com/warden-sec/warden/internal/server"
 )
@@ -41,6 +42,13 @@ type harness struct {
 	http *http.Client
 	clk  *clock
 	cfg  server.Config
+}
+
+// audited returns ctx carrying the record of a change the test makes
+// through a service directly: the store refuses a change without one.
+func (h *harness) audited(ctx context.Context, action string) context.Context {
+	ctx, _ = h.srv.Audit().Pending(ctx, auditlog.SystemEntry(h.clk.Now(), h.srv.Store().NodeID(), action, "test"))
+	return ctx
 }
 
 // start runs a real server on a 127.0.0.1:0 port over TLS in dir.
@@ -447,14 +455,14 @@ func TestTokens(t *testing.T) {
 		t.Fatal(err)
 	}
 	ctx := context.Background()
-	gsecret, grand, err := h.srv.Tokens().Create(ctx, parent, identity.CreateRequest{TTL: 2 * time.Hour})
+	gsecret, grand, err := h.srv.Tokens().Create(h.audited(ctx, "token.create"), parent, identity.CreateRequest{TTL: 2 * time.Hour})
 	if err != nil {
 		t.Fatal(err)
 	}
 	if grand.ExpireTime.After(parent.ExpireTime) {
 		t.Fatalf("child outlives parent: %v > %v", grand.ExpireTime, parent.ExpireTime)
 	}
-	ggsecret, _, err := h.srv.Tokens().Create(ctx, grand, identity.CreateRequest{})
+	ggsecret, _, err := h.srv.Tokens().Create(h.audited(ctx, "token.create"), grand, identity.CreateRequest{})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -9,6 +9,7 @@ import (
 	"sync/atomic"
 	"testing"
 
+	"github.com/warden-sec/warden/internal/errs"
 	"github.com/warden-sec/warden/internal/identity"
 )
 
@@ -86,7 +87,10 @@ func TestRevokeRacesChildCreation(t *testing.T) {
 			go func() {
 				defer wg.Done()
 				for j := 0; j < 5; j++ {
-					s, _, err := h.srv.Tokens().Create(ctx, parent, identity.CreateRequest{DisplayName: fmt.Sprint(j)})
+					s, _, err := h.srv.Tokens().Create(h.audited(ctx, "token.create"), parent, identity.CreateRequest{DisplayName: fmt.Sprint(j)})
+					if errs.Is(err, errs.Internal) {
+						t.Errorf("create a child: %v", err) // refused, not raced (an unaudited change is internal)
+					}
 					if err == nil {
 						mu.Lock()
 						children = append(children, s)

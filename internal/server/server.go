@@ -345,6 +345,10 @@ func (s *Server) CAFile() string { return s.caFile }
 func (s *Server) Core() *core.Core { return s.core }
 
 // Tokens returns the token service (for --dev and tests).
+// Audit returns the audit service (for tests that change state without a
+// request: each change needs its record, see auditlog.Service.Pending).
+func (s *Server) Audit() *auditlog.Service { return s.audit }
+
 func (s *Server) Tokens() *identity.Service { return s.tokens }
 
 // API returns the HTTP handler (for tests that walk routes).
@@ -378,7 +382,8 @@ func (s *Server) DevInit(ctx context.Context) (string, identity.Secret, error) {
 	if err := s.st.WaitLeader(ctx); err != nil {
 		return "", "", err
 	}
-	keys, root, err := api.Initialize(ctx, s.core, s.tokens, 1, 1, s.caInit())
+	entry := auditlog.SystemEntry(s.now(), s.st.NodeID(), "sys.init", `System::"warden"`)
+	keys, root, err := api.Initialize(ctx, s.core, s.tokens, s.audit, entry, 1, 1, s.caInit())
 	if err != nil {
 		return "", "", err
 	}

@@ -267,34 +267,6 @@ func (f *SnapshotFile) Close() error {
 	return err
 }
 
-// Restore replaces the whole cluster's state with the snapshot: the leader
-// installs it, and followers, whose logs no longer reach back, install it
-// from the leader. It must run on the leader.
-func (s *Store) Restore(ctx context.Context, f *SnapshotFile) (uint64, error) {
-	if s.raft.State() != raft.Leader {
-		return 0, fmt.Errorf("%w: restore a snapshot on the leader", ErrNotLeader)
-	}
-	in, err := os.Open(f.path)
-	if err != nil {
-		return 0, err
-	}
-	defer in.Close()
-	cf := s.raft.GetConfiguration()
-	if err := cf.Error(); err != nil {
-		return 0, raftErr(err)
-	}
-	meta := &raft.SnapshotMeta{Version: raft.SnapshotVersionMax, Size: f.size,
-		Configuration: cf.Configuration(), ConfigurationIndex: cf.Index()}
-	timeout := 5 * time.Minute
-	if dl, ok := ctx.Deadline(); ok {
-		timeout = time.Until(dl)
-	}
-	if err := s.raft.Restore(meta, in, timeout); err != nil {
-		return 0, fmt.Errorf("store: restore: %w", raftErr(err))
-	}
-	return s.AppliedIndex(), nil
-}
-
 // SnapshotDir is where Raft keeps its snapshots (for operators).
 func (s *Store) SnapshotDir() string { return filepath.Join(s.cfg.Dir, "raft") }
 

@@ -8,6 +8,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/warden-sec/warden/internal/audit"
 )
 
 // waitApplied blocks until s has applied idx.
@@ -32,7 +34,7 @@ func TestFiveNodesSurviveTwoLosses(t *testing.T) {
 	acked := map[string]string{}
 	for i := range 20 {
 		k, v := fmt.Sprint("before-", i), fmt.Sprint("v", i)
-		mustTxn(t, c.node(i%5), Txn{Ops: []Op{put(k, v)}})
+		mustTxn(t, c.node(i%5), rec(Txn{Ops: []Op{put(k, v)}}))
 		acked[k] = v
 	}
 	// Lose the leader and one follower.
@@ -48,7 +50,7 @@ func TestFiveNodesSurviveTwoLosses(t *testing.T) {
 	}
 	for i, s := range live {
 		k := fmt.Sprint("after-", i)
-		mustTxn(t, s, Txn{Ops: []Op{put(k, "x")}})
+		mustTxn(t, s, rec(Txn{Ops: []Op{put(k, "x")}}))
 		acked[k] = "x"
 	}
 	for _, s := range live {
@@ -70,14 +72,18 @@ func TestSnapshotRestoreRollsBackEveryNode(t *testing.T) {
 		t.Fatal(err)
 	}
 	lead := c.node(c.leaderIndex())
-	if _, err := lead.Txn(ctx, Txn{Ops: []Op{put("k", "saved"), put("keep", "1")}}); err != nil {
+	if _, err := lead.Txn(ctx, rec(Txn{Ops: []Op{put("k", "saved"), put("keep", "1")}})); err != nil {
 		t.Fatal(err)
 	}
 	var buf bytes.Buffer
 	if _, err := lead.SaveSnapshot(&buf); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := lead.Txn(ctx, Txn{Ops: []Op{put("k", "later"), put("new", "1")}}); err != nil {
+	if _, err := lead.Txn(ctx, rec(Txn{Ops: []Op{put("k", "later"), put("new", "1"), put("keep", "2")}})); err != nil {
+		t.Fatal(err)
+	}
+	before, err := lead.AuditState()
+	if err != nil {
 		t.Fatal(err)
 	}
 	// A file that is not a snapshot is refused and changes nothing.
@@ -95,7 +101,11 @@ func TestSnapshotRestoreRollsBackEveryNode(t *testing.T) {
 	if e, err := f.Get("k"); err != nil || string(e.Value) != "saved" {
 		t.Fatalf("snapshot content: %q %v", e.Value, err)
 	}
-	idx, err := lead.Restore(ctx, f)
+	if _, err := lead.Restore(ctx, f, AuditLeaf{Hash: make([]byte, 32), Value: []byte("x")}); !errors.Is(err, ErrBadLeaf) {
+		t.Fatalf("a restore whose record does not check: %v", err)
+	}
+	record := leafFor(7)
+	idx, err := lead.Restore(ctx, f, record, "keep")
 	f.Close()
 	if err != nil {
 		t.Fatal(err)
@@ -110,9 +120,32 @@ func TestSnapshotRestoreRollsBackEveryNode(t *testing.T) {
 		if _, err := s.Get(ctx, "new"); !errors.Is(err, ErrNotFound) {
 			t.Fatalf("%s after restore: a later key survived: %v", s.NodeID(), err)
 		}
+		if e := mustGet(t, s, "keep"); string(e.Value) != "2" {
+			t.Fatalf("%s after restore: a kept key is %q", s.NodeID(), e.Value)
+		}
+		// The audit log was not rewound: it grew by the restore's record,
+		// stored with the index the restore was installed at, and the
+		// tree before the restore is a prefix of the tree after.
+		after, err := s.AuditState()
+		if err != nil || after.Size != before.Size+1 {
+			t.Fatalf("%s after restore: audit tree of %d leaves (%v), want %d", s.NodeID(), after.Size, err, before.Size+1)
+		}
+		ls, err := s.AuditLeaves(before.Size, 1)
+		if err != nil || len(ls) != 1 || ls[0].RaftIndex != idx || !bytes.Equal(ls[0].Value, record.Value) {
+			t.Fatalf("%s after restore: the restore's leaf is %+v (%v), want index %d", s.NodeID(), ls, err, idx)
+		}
+		oldRoot, _ := before.Root()
+		newRoot, _ := after.Root()
+		p, err := audit.ConsistencyProof(s.AuditNodes(), before.Size, after.Size)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := audit.VerifyConsistency(before.Size, after.Size, oldRoot, newRoot, p); err != nil {
+			t.Fatalf("%s after restore: the log before is not a prefix of the log after: %v", s.NodeID(), err)
+		}
 	}
 	// Writes continue after the restore, with versions above it.
-	v, err := c.node(1).Txn(ctx, Txn{Ops: []Op{put("k", "after")}})
+	v, err := c.node(1).Txn(ctx, rec(Txn{Ops: []Op{put("k", "after")}}))
 	if err != nil || v <= idx {
 		t.Fatalf("write after restore: %d %v", v, err)
 	}
@@ -136,7 +169,7 @@ func TestCompactedFollowerCatchesUpFromSnapshot(t *testing.T) {
 	down := (lead + 1) % 3
 	c.node(down).Close()
 	for i := range 200 {
-		mustTxn(t, c.node(lead), Txn{Ops: []Op{put(fmt.Sprint("k", i), fmt.Sprint("v", i))}})
+		mustTxn(t, c.node(lead), rec(Txn{Ops: []Op{put(fmt.Sprint("k", i), fmt.Sprint("v", i))}}))
 	}
 	// Wait (bounded) until the leader has compacted past what the follower has.
 	deadline := time.Now().Add(20 * time.Second)
@@ -153,7 +186,7 @@ func TestCompactedFollowerCatchesUpFromSnapshot(t *testing.T) {
 		}
 		time.Sleep(20 * time.Millisecond) // polling the leader's log, bounded by the deadline
 	}
-	last := mustTxn(t, c.node(lead), Txn{Ops: []Op{put("last", "1")}})
+	last := mustTxn(t, c.node(lead), rec(Txn{Ops: []Op{put("last", "1")}}))
 	c.restart(down)
 	s := c.node(down)
 	// The leader retries a peer that was down with exponential backoff, so
@@ -170,7 +203,7 @@ func TestCompactedFollowerCatchesUpFromSnapshot(t *testing.T) {
 		}
 	}
 	// And it keeps following.
-	waitApplied(t, s, mustTxn(t, c.node(lead), Txn{Ops: []Op{put("after", "1")}}))
+	waitApplied(t, s, mustTxn(t, c.node(lead), rec(Txn{Ops: []Op{put("after", "1")}})))
 }
 
 // mustTxn applies an idempotent t through s, retrying when leadership moved

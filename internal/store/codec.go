@@ -191,7 +191,9 @@ func decodeTxn(b []byte) (Txn, error) {
 	return t, nil
 }
 
-// validate checks a transaction before it is proposed.
+// validate checks a transaction before it is proposed: well formed, within
+// the limits, and a change carries its record. The state machine does not
+// repeat the last check: logs written before it existed must still replay.
 func validate(t Txn) error {
 	if len(t.Ops) == 0 && len(t.Audit) == 0 {
 		return fmt.Errorf("%w: no operations", ErrInvalid)
@@ -223,6 +225,9 @@ func validate(t Txn) error {
 	}
 	if size > MaxTxnBytes {
 		return fmt.Errorf("%w: transaction of about %d bytes exceeds %d", ErrInvalid, size, MaxTxnBytes)
+	}
+	if len(t.Ops) > 0 && len(t.Audit) == 0 {
+		return fmt.Errorf("%w: %w", ErrInvalid, ErrUnaudited)
 	}
 	return nil
 }

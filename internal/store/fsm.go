@@ -352,19 +352,14 @@ func (f *fsm) Restore(rc io.ReadCloser) error {
 	}
 	// An operator's snapshot carries the index it was taken at; Raft
 	// installs it at a later one. Record that, so reads know the state is
-	// current up to it.
+	// current up to it, and give a restore's own audit leaf that index.
 	applied := readApplied(db)
 	if f.restoredIndex != nil {
-		if idx := f.restoredIndex(); idx > applied {
-			applied = idx
-			err := db.Update(func(tx *bolt.Tx) error {
-				return tx.Bucket(bucketMeta).Put(keyApplied, binary.BigEndian.AppendUint64(nil, idx))
-			})
-			if err != nil {
-				db.Close()
-				return err
-			}
-		}
+		applied = max(applied, f.restoredIndex())
+	}
+	if err := db.Update(func(tx *bolt.Tx) error { return settleRestore(tx, applied) }); err != nil {
+		db.Close()
+		return err
 	}
 	f.db = db
 	f.applied.Store(applied)

@@ -128,6 +128,7 @@ func k9Serve(spec k9Spec) error {
 	if err != nil {
 		return err
 	}
+	s.SetLeafCheck(store.PlainLeafCheck)
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		return err
@@ -169,7 +170,7 @@ func k9Handler(s *store.Store) http.Handler {
 		ctx, cancel := context.WithTimeout(r.Context(), 5*time.Second)
 		defer cancel()
 		op := store.Op{Type: store.OpPut, Key: r.FormValue("key"), Value: []byte(r.FormValue("value"))}
-		if _, err := s.Txn(ctx, store.Txn{Ops: []store.Op{op}}); err != nil {
+		if _, err := s.Txn(ctx, store.Rec(store.Txn{Ops: []store.Op{op}})); err != nil {
 			http.Error(w, err.Error(), http.StatusServiceUnavailable)
 		}
 	})

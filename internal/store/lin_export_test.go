@@ -174,3 +174,11 @@ func (w *LinWorkload) Stop() ([]porcupine.Operation, LinStats) {
 	defer w.mu.Unlock()
 	return w.ops, w.st
 }
+
+// PlainLeafCheck and Rec are plainLeafCheck and rec for the external test
+// package: its stores check leaves stored in the clear, and every change
+// carries a record.
+var (
+	PlainLeafCheck = plainLeafCheck
+	Rec            = rec
+)

@@ -222,6 +222,7 @@ func (c *faultCluster) open(i int, servers []raft.Server) {
 	if err != nil {
 		c.t.Fatalf("open %s: %v", c.ids[i], err)
 	}
+	s.SetLeafCheck(plainLeafCheck)
 	c.net.mu.Lock()
 	c.net.nodes[addr] = s
 	c.net.mu.Unlock()
@@ -314,7 +315,7 @@ func linRun(t *testing.T, seed uint64, nodes int, d time.Duration) runStats {
 	w := StartLinWorkload(seed, 6, func(rng *rand.Rand, key, value string) error {
 		ctx, cancel := context.WithTimeout(ctx, 3*time.Second)
 		defer cancel()
-		_, err := c.node(rng.IntN(nodes)).Txn(ctx, Txn{Ops: []Op{put(key, value)}})
+		_, err := c.node(rng.IntN(nodes)).Txn(ctx, rec(Txn{Ops: []Op{put(key, value)}}))
 		return err
 	}, func(rng *rand.Rand, key string) (string, error) {
 		ctx, cancel := context.WithTimeout(ctx, 3*time.Second)

@@ -118,7 +118,7 @@ func (s *Store) HandlePeer(ctx context.Context, req *PeerRequest) *PeerResponse 
 		if err != nil {
 			return peerError(fmt.Errorf("%w: %v", ErrInvalid, err))
 		}
-		idx, err := s.applyLocal(ctx, req.Cmd)
+		idx, err := s.applyLocal(ctx, t, req.Cmd)
 		if err != nil {
 			return peerError(err)
 		}

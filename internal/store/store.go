@@ -15,6 +15,7 @@ package store
 
 import (
 	"bufio"
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -89,6 +90,12 @@ type Store struct {
 
 	lmu         sync.Mutex
 	leaderReady bool // this node is leader and has committed an entry of its term
+
+	leafCheck atomic.Pointer[LeafCheck] // nil: sealed, no transaction is proposed
+	// wmu pauses proposals: every apply through this node's Raft holds it
+	// shared, a restore holds it exclusively from before it reads the audit
+	// log until the restored state is installed.
+	wmu sync.RWMutex
 }
 
 type round struct {
@@ -145,6 +152,18 @@ func Open(cfg Config) (*Store, error) {
 		level = hclog.Error
 	}
 	hlog := hclog.New(&hclog.LoggerOptions{Name: "raft", Level: level, Output: &slogWriter{log: log}, DisableTime: true})
+	// Snapshots hold the whole state (ciphertext, but with the keyring sealed
+	// by the root key): only the owner may list or read them. Raft would
+	// create the directory 0755.
+	snapDir := filepath.Join(raftDir, "snapshots")
+	err = os.MkdirAll(snapDir, 0o700)
+	if err == nil {
+		err = os.Chmod(snapDir, 0o700)
+	}
+	if err != nil {
+		s.closeFiles()
+		return nil, fmt.Errorf("store: snapshots: %w", err)
+	}
 	snaps, err := raft.NewFileSnapshotStoreWithLogger(raftDir, 2, hlog)
 	if err != nil {
 		s.closeFiles()
@@ -338,10 +357,43 @@ func (s *Store) WaitLeader(ctx context.Context) error {
 	}
 }
 
+// SetLeafCheck installs the check the leader runs on every audit leaf
+// before it proposes a transaction, local or forwarded by a follower; nil
+// removes it (on seal), and a leader without one refuses every transaction
+// (ErrLeaderSealed).
+func (s *Store) SetLeafCheck(check LeafCheck) {
+	if check == nil {
+		s.leafCheck.Store(nil)
+		return
+	}
+	s.leafCheck.Store(&check)
+}
+
+// checkLeaves runs the LeafCheck on every leaf of a transaction this node is
+// about to propose. Without a check it refuses: ErrLeaderSealed on the
+// leader, raft.ErrNotLeader elsewhere (so a sealed follower still forwards).
+func (s *Store) checkLeaves(leaves []AuditLeaf) error {
+	p := s.leafCheck.Load()
+	if p == nil {
+		if s.raft.State() != raft.Leader {
+			return raft.ErrNotLeader
+		}
+		return ErrLeaderSealed
+	}
+	for i, l := range leaves {
+		if err := (*p)(l); err != nil {
+			return fmt.Errorf("%w: %w: leaf %d: %v", ErrInvalid, ErrBadLeaf, i, err)
+		}
+	}
+	return nil
+}
+
 // Txn applies t atomically as one Raft command and returns its index, the
 // new version of every key it puts. A failed condition returns a
-// *ConflictError and changes nothing. If ctx ends first, Txn returns
-// ctx.Err() but the command may still be applied.
+// *ConflictError and changes nothing. A change without an audit leaf is
+// refused (ErrUnaudited), and so is a leaf the leader's LeafCheck refuses
+// (ErrBadLeaf). If ctx ends first, Txn returns ctx.Err() but the command may
+// still be applied.
 func (s *Store) Txn(ctx context.Context, t Txn) (uint64, error) {
 	if err := validate(t); err != nil {
 		return 0, err
@@ -370,7 +422,7 @@ func (s *Store) Txn(ctx context.Context, t Txn) (uint64, error) {
 			}
 		}
 	}
-	idx, err := s.applyLocal(ctx, cmd)
+	idx, err := s.applyLocal(ctx, t, cmd)
 	if errors.Is(err, raft.ErrNotLeader) && s.fwd != nil {
 		// Lost leadership before the command was enqueued: nothing was
 		// applied, so the new leader can take it.
@@ -391,9 +443,20 @@ func (s *Store) forwardCmd(ctx context.Context, cmd []byte) (uint64, error) {
 	return resp.Index, nil
 }
 
-// applyLocal applies an encoded Txn through this node's Raft, which must be
-// the leader. Raft's own errors are returned unwrapped (see raftErr).
-func (s *Store) applyLocal(ctx context.Context, cmd []byte) (uint64, error) {
+// applyLocal applies t, encoded as cmd, through this node's Raft, which must
+// be the leader, after checking its audit leaves. Raft's own errors are
+// returned unwrapped (see raftErr). It is the one way into raft.Apply.
+func (s *Store) applyLocal(ctx context.Context, t Txn, cmd []byte) (uint64, error) {
+	// The check runs before the pause lock: it may wait for core (a keyring
+	// reload), which may itself be waiting to propose.
+	if err := s.checkLeaves(t.Audit); err != nil {
+		return 0, err
+	}
+	s.wmu.RLock()
+	defer s.wmu.RUnlock()
+	if err := ctx.Err(); err != nil {
+		return 0, err // waited out a restore: propose nothing the caller gave up on
+	}
 	start := time.Now()
 	timeout := s.cfg.ApplyTimeout
 	if dl, ok := ctx.Deadline(); ok {
@@ -656,6 +719,21 @@ type StoredLeaf struct {
 // AuditLeaves returns up to count stored audit leaves from index start.
 func (s *Store) AuditLeaves(start uint64, count int) ([]StoredLeaf, error) {
 	return s.fsm.auditLeaves(start, count)
+}
+
+// Command returns the transaction of the Raft command at index, from this
+// node's log: with StoredLeaf.RaftIndex, what the command that carried an
+// audit record changed. ErrNotFound if the log no longer holds the index
+// (compacted into a snapshot) or the entry there is not a transaction.
+func (s *Store) Command(index uint64) (Txn, error) {
+	var l raft.Log
+	if err := s.logs.GetLog(index, &l); err != nil {
+		return Txn{}, fmt.Errorf("%w: log %d: %v", ErrNotFound, index, err)
+	}
+	if l.Type != raft.LogCommand {
+		return Txn{}, fmt.Errorf("%w: log %d is not a command", ErrNotFound, index)
+	}
+	return decodeTxn(bytes.Clone(l.Data))
 }
 
 // Snapshot takes a Raft snapshot now and compacts the log.

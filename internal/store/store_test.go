@@ -6,6 +6,8 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"os"
+	"path/filepath"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -13,7 +15,24 @@ import (
 	"time"
 
 	"github.com/hashicorp/raft"
+
+	"github.com/warden-sec/warden/internal/audit"
 )
+
+// plainLeafCheck is the tests' LeafCheck: their leaves are stored in the
+// clear, so a leaf's value must hash to its leaf hash.
+func plainLeafCheck(l AuditLeaf) error {
+	if !bytes.Equal(audit.LeafHash(l.Value), l.Hash) {
+		return errors.New("value does not hash to the leaf hash")
+	}
+	return nil
+}
+
+// rec gives a change its audit record, as every change must have.
+func rec(t Txn) Txn {
+	t.Audit = append(t.Audit, leafFor(-1))
+	return t
+}
 
 func open(t testing.TB, dir string) *Store {
 	t.Helper()
@@ -21,6 +40,7 @@ func open(t testing.TB, dir string) *Store {
 	if err != nil {
 		t.Fatal(err)
 	}
+	s.SetLeafCheck(plainLeafCheck)
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	if err := s.WaitLeader(ctx); err != nil {
@@ -44,7 +64,7 @@ func mustGet(t *testing.T, s *Store, k string) Entry {
 func TestTxnAllOrNothing(t *testing.T) {
 	s := open(t, t.TempDir())
 	ctx := context.Background()
-	idx, err := s.Txn(ctx, Txn{Ops: []Op{put("a", "1"), put("b", "2")}})
+	idx, err := s.Txn(ctx, rec(Txn{Ops: []Op{put("a", "1"), put("b", "2")}}))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -52,10 +72,10 @@ func TestTxnAllOrNothing(t *testing.T) {
 		t.Fatalf("versions %d %d, want %d", a.Version, b.Version, idx)
 	}
 	// One failing condition among several: nothing changes.
-	_, err = s.Txn(ctx, Txn{
+	_, err = s.Txn(ctx, rec(Txn{
 		Conds: []Cond{{Key: "a", Version: idx}, {Key: "b", Version: idx + 100}},
 		Ops:   []Op{put("a", "x"), put("c", "x"), {Type: OpDelete, Key: "b"}},
-	})
+	}))
 	var ce *ConflictError
 	if !errors.As(err, &ce) || !errors.Is(err, ErrConflict) || ce.Key != "b" || ce.Have != idx {
 		t.Fatalf("err %v", err)
@@ -89,7 +109,7 @@ func TestConditions(t *testing.T) {
 	var v uint64
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
-			idx, err := s.Txn(ctx, tc.txn(v))
+			idx, err := s.Txn(ctx, rec(tc.txn(v)))
 			if tc.ok != (err == nil) {
 				t.Fatalf("err %v, want ok=%v", err, tc.ok)
 			}
@@ -108,7 +128,7 @@ func TestConditions(t *testing.T) {
 func TestConcurrentCAS(t *testing.T) {
 	s := open(t, t.TempDir())
 	ctx := context.Background()
-	if _, err := s.Txn(ctx, Txn{Ops: []Op{put("n", "0")}}); err != nil {
+	if _, err := s.Txn(ctx, rec(Txn{Ops: []Op{put("n", "0")}})); err != nil {
 		t.Fatal(err)
 	}
 	// One round: every writer reads the same version; exactly one wins.
@@ -120,7 +140,7 @@ func TestConcurrentCAS(t *testing.T) {
 		wg.Add(1)
 		go func(i int) {
 			defer wg.Done()
-			_, err := s.Txn(ctx, Txn{Conds: []Cond{{Key: "n", Version: start.Version}}, Ops: []Op{put("n", fmt.Sprint(i))}})
+			_, err := s.Txn(ctx, rec(Txn{Conds: []Cond{{Key: "n", Version: start.Version}}, Ops: []Op{put("n", fmt.Sprint(i))}}))
 			switch {
 			case err == nil:
 				wins.Add(1)
@@ -134,7 +154,7 @@ func TestConcurrentCAS(t *testing.T) {
 		t.Fatalf("%d writers won one round", wins.Load())
 	}
 	// A counter incremented with CAS retries ends at the number of successes.
-	if _, err := s.Txn(ctx, Txn{Ops: []Op{put("c", "0")}}); err != nil {
+	if _, err := s.Txn(ctx, rec(Txn{Ops: []Op{put("c", "0")}})); err != nil {
 		t.Fatal(err)
 	}
 	var ok atomic.Int64
@@ -151,7 +171,7 @@ func TestConcurrentCAS(t *testing.T) {
 					}
 					var n int
 					fmt.Sscan(string(e.Value), &n)
-					_, err = s.Txn(ctx, Txn{Conds: []Cond{{Key: "c", Version: e.Version}}, Ops: []Op{put("c", fmt.Sprint(n+1))}})
+					_, err = s.Txn(ctx, rec(Txn{Conds: []Cond{{Key: "c", Version: e.Version}}, Ops: []Op{put("c", fmt.Sprint(n+1))}}))
 					if err == nil {
 						ok.Add(1)
 						break
@@ -176,7 +196,7 @@ func TestRestartKeepsState(t *testing.T) {
 	ctx := context.Background()
 	var last uint64
 	for i := 0; i < 20; i++ {
-		idx, err := s.Txn(ctx, Txn{Ops: []Op{put(fmt.Sprintf("k%02d", i), fmt.Sprint(i))}})
+		idx, err := s.Txn(ctx, rec(Txn{Ops: []Op{put(fmt.Sprintf("k%02d", i), fmt.Sprint(i))}}))
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -186,12 +206,12 @@ func TestRestartKeepsState(t *testing.T) {
 		t.Fatal(err)
 	}
 	for i := 20; i < 30; i++ { // logs after the snapshot are replayed on restart
-		if last, _ = s.Txn(ctx, Txn{Ops: []Op{put(fmt.Sprintf("k%02d", i), fmt.Sprint(i))}}); last == 0 {
+		if last, _ = s.Txn(ctx, rec(Txn{Ops: []Op{put(fmt.Sprintf("k%02d", i), fmt.Sprint(i))}})); last == 0 {
 			t.Fatal("txn failed")
 		}
 	}
 	// Delete after the snapshot: a replay that re-applied older puts would resurrect it.
-	if _, err := s.Txn(ctx, Txn{Ops: []Op{{Type: OpDelete, Key: "k05"}}}); err != nil {
+	if _, err := s.Txn(ctx, rec(Txn{Ops: []Op{{Type: OpDelete, Key: "k05"}}})); err != nil {
 		t.Fatal(err)
 	}
 	before, _ := s.List(ctx, "k", 0)
@@ -210,7 +230,7 @@ func TestRestartKeepsState(t *testing.T) {
 			t.Fatalf("entry %d: %+v != %+v", i, after[i], before[i])
 		}
 	}
-	idx, err := s2.Txn(ctx, Txn{Ops: []Op{put("new", "x")}})
+	idx, err := s2.Txn(ctx, rec(Txn{Ops: []Op{put("new", "x")}}))
 	if err != nil || idx <= last {
 		t.Fatalf("new write index %d (last %d): %v", idx, last, err)
 	}
@@ -293,7 +313,7 @@ func TestSnapshotRestore(t *testing.T) {
 func TestListAndValidation(t *testing.T) {
 	s := open(t, t.TempDir())
 	ctx := context.Background()
-	if _, err := s.Txn(ctx, Txn{Ops: []Op{put("p/b", "2"), put("p/a", "1"), put("p/c", "3"), put("q", "x")}}); err != nil {
+	if _, err := s.Txn(ctx, rec(Txn{Ops: []Op{put("p/b", "2"), put("p/a", "1"), put("p/c", "3"), put("q", "x")}})); err != nil {
 		t.Fatal(err)
 	}
 	es, _ := s.List(ctx, "p/", 0)
@@ -318,6 +338,8 @@ func TestListAndValidation(t *testing.T) {
 		{"bad op", Txn{Ops: []Op{{Type: 9, Key: "k"}}}, "unknown op type"},
 		{"too large", Txn{Ops: []Op{put("k", strings.Repeat("v", MaxTxnBytes))}}, "exceeds"},
 		{"too many", Txn{Ops: make([]Op, MaxTxnOps+1)}, "more than"},
+		{"change without a record", Txn{Ops: []Op{put("k", "x")}}, "without its audit record"},
+		{"leaf not of its value", Txn{Ops: []Op{put("k", "x")}, Audit: []AuditLeaf{{Hash: leafFor(1).Hash, Value: []byte("other")}}}, "audit leaf refused"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			_, err := s.Txn(ctx, tc.txn)
@@ -363,7 +385,7 @@ func BenchmarkTxnSingle(b *testing.B) {
 	i := 0
 	for b.Loop() {
 		i++
-		if _, err := s.Txn(ctx, Txn{Ops: []Op{{Type: OpPut, Key: fmt.Sprintf("k%d", i%1000), Value: v}}}); err != nil {
+		if _, err := s.Txn(ctx, rec(Txn{Ops: []Op{{Type: OpPut, Key: fmt.Sprintf("k%d", i%1000), Value: v}}})); err != nil {
 			b.Fatal(err)
 		}
 	}
@@ -378,7 +400,7 @@ func BenchmarkTxnParallel(b *testing.B) {
 	b.SetParallelism(16)
 	b.RunParallel(func(pb *testing.PB) {
 		for pb.Next() {
-			if _, err := s.Txn(ctx, Txn{Ops: []Op{{Type: OpPut, Key: fmt.Sprintf("k%d", n.Add(1)%1000), Value: v}}}); err != nil {
+			if _, err := s.Txn(ctx, rec(Txn{Ops: []Op{{Type: OpPut, Key: fmt.Sprintf("k%d", n.Add(1)%1000), Value: v}}})); err != nil {
 				b.Error(err)
 				return
 			}
@@ -388,7 +410,7 @@ func BenchmarkTxnParallel(b *testing.B) {
 
 func benchStore(b *testing.B) *Store {
 	s := open(b, b.TempDir())
-	if _, err := s.Txn(context.Background(), Txn{Ops: []Op{{Type: OpPut, Key: "k", Value: make([]byte, 1024)}}}); err != nil {
+	if _, err := s.Txn(context.Background(), rec(Txn{Ops: []Op{{Type: OpPut, Key: "k", Value: make([]byte, 1024)}}})); err != nil {
 		b.Fatal(err)
 	}
 	return s
@@ -427,5 +449,26 @@ func BenchmarkGetStale(b *testing.B) {
 		if _, err := s.GetStale("k"); err != nil {
 			b.Fatal(err)
 		}
+	}
+}
+
+// TestSnapshotDirPrivate: the snapshots directory is the owner's alone,
+// also when an older version made it 0755.
+func TestSnapshotDirPrivate(t *testing.T) {
+	dir := t.TempDir()
+	snaps := filepath.Join(dir, "raft", "snapshots")
+	if err := os.MkdirAll(snaps, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Chmod(snaps, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	open(t, dir)
+	fi, err := os.Stat(snaps)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if perm := fi.Mode().Perm(); perm != 0o700 {
+		t.Fatalf("snapshots directory mode %o, want 700", perm)
 	}
 }

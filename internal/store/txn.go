@@ -33,6 +33,11 @@ type Cond struct {
 // every Audit leaf is appended to the audit Merkle log, all in one Raft
 // command. If any Cond fails, nothing changes (no leaf is appended either)
 // and Txn returns a *ConflictError.
+//
+// A Txn that changes state (has Ops) must carry at least one Audit leaf, its
+// record: the command applied by the state machine is the unit "change and
+// record", so no change commits without its record (ErrUnaudited). A Txn of
+// leaves alone records what changed nothing (reads, denies, failures).
 type Txn struct {
 	Conds []Cond
 	Ops   []Op
@@ -41,11 +46,19 @@ type Txn struct {
 
 // AuditLeaf is an audit entry riding in a transaction: its RFC 6962 leaf hash
 // (computed by the caller over the entry's canonical bytes) and the bytes to
-// store for it (the caller encrypts them; the store keeps them opaque).
+// store for it (the caller encrypts them; the store keeps them opaque). The
+// leader checks every leaf with its LeafCheck before proposing it, so the
+// hash the tree takes is the hash of the entry stored.
 type AuditLeaf struct {
 	Hash  []byte // 32 bytes
 	Value []byte
 }
+
+// LeafCheck checks, on the leader, that a leaf's Value holds an entry whose
+// leaf hash is Hash (it opens Value and hashes what it finds); a non-nil
+// error refuses the transaction. It is called concurrently and must not
+// call back into the Store.
+type LeafCheck func(AuditLeaf) error
 
 // Entry is a stored key with its value and version. The version is the Raft
 // index of the command that last changed the key, so it only ever grows.
@@ -77,6 +90,17 @@ var (
 	ErrClosed = errors.New("store: closed")
 	// ErrInvalid: the transaction is malformed (empty key, too large, ...).
 	ErrInvalid = errors.New("store: invalid transaction")
+	// ErrUnaudited: the transaction changes state without an audit leaf.
+	// Such errors also match ErrInvalid.
+	ErrUnaudited = errors.New("store: a change without its audit record")
+	// ErrBadLeaf: the leader's LeafCheck refused an audit leaf (its value
+	// does not open, or does not hash to the leaf hash it came with). Such
+	// errors also match ErrInvalid.
+	ErrBadLeaf = errors.New("store: audit leaf refused")
+	// ErrLeaderSealed: the leader has no LeafCheck (it is sealed), so it
+	// cannot check audit leaves and takes no transaction. It matches
+	// ErrNoLeader: no leader can take the write now.
+	ErrLeaderSealed = fmt.Errorf("%w: the leader is sealed and cannot check audit records", ErrNoLeader)
 )
 
 // ConflictError says which precondition failed. It matches ErrConflict with
