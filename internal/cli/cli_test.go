@@ -265,10 +265,6 @@ func TestInitTableOutput(t *testing.T) {
 	}
 }
 
-func TestVersionJSON(t *testing.T) {
-	mustJSON(t, runCLI(t, env{}, "", "version", "--format", "json"), "version", "go_version")
-}
-
 func writeErr(w http.ResponseWriter, code int, msg string) {
 	w.Header().Set("Content-Type", "application/json")
 	w.WriteHeader(code)

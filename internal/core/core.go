@@ -29,6 +29,7 @@ import (
 	"github.com/warden-sec/warden/internal/errs"
 	"github.com/warden-sec/warden/internal/shamir"
 	"github.com/warden-sec/warden/internal/store"
+	"github.com/warden-sec/warden/internal/version"
 )
 
 // Storage keys owned by core. Everything under sys/ is reserved.
@@ -70,9 +71,6 @@ type Status struct {
 	Version     string `json:"version"`
 	ClusterID   string `json:"cluster_id,omitempty"`
 }
-
-// Version is the Warden release.
-const Version = "0.1.0"
 
 // InitResult is what init hands out exactly once.
 type InitResult struct {
@@ -178,7 +176,7 @@ func (c *Core) Status() (Status, error) {
 	if err != nil {
 		return Status{}, err
 	}
-	s := Status{Type: "shamir", Sealed: c.bar.Sealed(), Version: Version, Progress: len(c.progress)}
+	s := Status{Type: "shamir", Sealed: c.bar.Sealed(), Version: version.String(), Progress: len(c.progress)}
 	if sc != nil {
 		s.Initialized = true
 		s.Shares, s.Threshold, s.ClusterID = sc.Shares, sc.Threshold, sc.ClusterID
