@@ -9,6 +9,7 @@ package cli
 
 import (
 	"context"
+	"crypto/x509"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -52,7 +53,7 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 	if err == nil {
 		return ExitOK
 	}
-	msg := oneLine(err.Error())
+	msg := oneLine(err.Error()) + hint(err)
 	for _, secret := range []string{g.token, getenv(client.EnvToken)} {
 		if secret != "" {
 			msg = strings.ReplaceAll(msg, secret, "[redacted]")
@@ -64,6 +65,19 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 		return ExitUsage
 	}
 	return ExitError
+}
+
+// hint returns advice to append to the message of err, or "". A server
+// whose certificate chains to no CA the client trusts (the bootstrap CA of a
+// new server is in no system root store) is the first error a new user
+// meets.
+func hint(err error) string {
+	var ua x509.UnknownAuthorityError
+	if errors.As(err, &ua) {
+		return " (hint: the server's certificate is signed by a CA this client does not trust; set " +
+			client.EnvCACert + " or --ca-cert to the server's CA file, <data-dir>/tls/ca.pem for a single server)"
+	}
+	return ""
 }
 
 // usageError marks a command-line mistake (exit code 2).

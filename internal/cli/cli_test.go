@@ -270,3 +270,27 @@ func writeErr(w http.ResponseWriter, code int, msg string) {
 	w.WriteHeader(code)
 	json.NewEncoder(w).Encode(map[string][]string{"errors": {msg}})
 }
+
+// TestUnknownAuthorityHint checks that a TLS failure against a real server
+// whose CA the client does not trust names the way to trust it, both with no
+// CA given (system roots) and with the wrong CA file.
+func TestUnknownAuthorityHint(t *testing.T) {
+	addr, _ := realServer(t)
+	other := httptest.NewTLSServer(http.NotFoundHandler())
+	defer other.Close()
+	for name, e := range map[string]env{
+		"system roots": {"WARDEN_ADDR": addr},
+		"another CA":   {"WARDEN_ADDR": addr, "WARDEN_CACERT": caFile(t, other)},
+	} {
+		t.Run(name, func(t *testing.T) {
+			r := runCLI(t, e, "", "status")
+			checkErr(t, r, ExitError, "certificate signed by unknown authority")
+			checkErr(t, r, ExitError, "set WARDEN_CACERT or --ca-cert to the server's CA file")
+		})
+	}
+	// Other errors carry no such hint.
+	r := runCLI(t, env{"WARDEN_ADDR": "https://127.0.0.1:1"}, "", "status")
+	if r.code != ExitError || strings.Contains(r.stderr, "hint") {
+		t.Fatalf("connection refused: exit %d, stderr %q", r.code, r.stderr)
+	}
+}
