@@ -151,6 +151,19 @@ func TestEndToEnd(t *testing.T) {
 	checkErr(t, runCLI(t, e, "", "kv", "put", "--cas", "0", "app/db", "x=y"), 1, "warden: 409 Conflict: cas:")
 	mustJSON(t, runCLI(t, e, "", "kv", "put", "--cas", "1", "--format", "json", "app/db", "x=y"), "version", "created_time")
 	runCLI(t, e, "", "kv", "put", "app/api", "k=v")
+	// A put without pairs is refused before it reaches the server, and
+	// written when asked for.
+	checkErr(t, runCLI(t, e, "", "kv", "put", "app/api"), ExitUsage, "--allow-empty")
+	if got := mustJSON(t, runCLI(t, e, "", "kv", "get", "--format", "json", "app/api"), "data", "version", "created_time", "deletion_time"); got["version"] != 1.0 {
+		t.Fatalf("kv put without pairs wrote a version: %v", got)
+	}
+	if got := mustJSON(t, runCLI(t, e, "", "kv", "put", "--allow-empty", "--format", "json", "app/api"), "version", "created_time"); got["version"] != 2.0 {
+		t.Fatalf("kv put --allow-empty: %v", got)
+	}
+	if got := mustJSON(t, runCLI(t, e, "", "kv", "get", "--format", "json", "app/api"), "data", "version", "created_time", "deletion_time"); got["version"] != 2.0 || len(got["data"].(map[string]any)) != 0 {
+		t.Fatalf("kv get after put --allow-empty: %v", got)
+	}
+	runCLI(t, e, "", "kv", "put", "app/api", "k=v")
 	lst := mustJSON(t, runCLI(t, e, "", "kv", "list", "--format", "json", "app"), "keys")
 	if !reflect.DeepEqual(lst["keys"], []any{"api", "db"}) {
 		t.Fatalf("kv list: %v", lst)
@@ -216,6 +229,8 @@ func TestUsageErrors(t *testing.T) {
 		{[]string{"status", "--format", "yaml"}, "must be table or json"},
 		{[]string{"status", "extra"}, "unknown command"},
 		{[]string{"kv", "put"}, "requires at least 1 arg"},
+		{[]string{"kv", "put", "p"}, "no KEY=VALUE pairs for p: the new version would have no keys; give --allow-empty"},
+		{[]string{"kv", "put", "--cas", "1", "p"}, "--allow-empty"},
 		{[]string{"kv", "put", "p", "novalue"}, `"novalue": expected key=value`},
 		{[]string{"kv", "put", "p", "=v"}, "empty key"},
 		{[]string{"kv", "put", "p", "a=1", "a=2"}, `key "a" given twice`},

@@ -60,7 +60,7 @@ func TestCompletion(t *testing.T) {
 	}{
 		{[]string{"__complete", "k"}, "kv\t"},
 		{[]string{"__complete", "kv", "p"}, "put\t"},
-		{[]string{"__complete", "kv", "put", "--"}, "--cas"},
+		{[]string{"__complete", "kv", "put", "--"}, "--allow-empty"},
 		{[]string{"__complete", "comp"}, "completion\t"},
 	} {
 		r := runCLI(t, env{}, "", tc.args...)
