@@ -102,6 +102,21 @@ func realServer(t *testing.T) (addr, ca string) {
 	return srv.Addr(), srv.CAFile()
 }
 
+// unsealedServer starts a real server, initializes it with one key share,
+// unseals it and returns the environment of its root token.
+func unsealedServer(t *testing.T) env {
+	t.Helper()
+	addr, ca := realServer(t)
+	e := env{"WARDEN_ADDR": addr, "WARDEN_CACERT": ca}
+	in := mustJSON(t, runCLI(t, e, "", "operator", "init", "--key-shares", "1", "--key-threshold", "1", "--format", "json"),
+		"unseal_keys", "root_token")
+	if r := runCLI(t, e, "", "operator", "unseal", in["unseal_keys"].([]any)[0].(string)); r.code != 0 {
+		t.Fatalf("unseal: %+v", r)
+	}
+	e["WARDEN_TOKEN"] = in["root_token"].(string)
+	return e
+}
+
 func TestEndToEnd(t *testing.T) {
 	addr, ca := realServer(t)
 	e := env{"WARDEN_ADDR": addr, "WARDEN_CACERT": ca}

@@ -66,8 +66,15 @@ type Policy struct {
 	Text        string    `json:"policy"`
 	CreatedTime time.Time `json:"created_time"`
 	UpdatedTime time.Time `json:"updated_time"`
-	Version     uint64    `json:"version"`
+	// Version counts the writes of this policy: 1 for the first, one more
+	// for each rewrite (a delete starts it again at 1). It is the policy's
+	// own number, stored in its record, not the store's Raft index.
+	Version uint64 `json:"version"`
 }
+
+// version is the stored version of a policy record; records written before
+// versions were counted hold 0 and count as one write.
+func (p *Policy) version() uint64 { return max(p.Version, 1) }
 
 // Service manages policy stores. Safe for concurrent use.
 type Service struct {
@@ -265,19 +272,22 @@ func (s *Service) WritePolicy(ctx context.Context, storeName, name, text string)
 		return nil, invalid(err)
 	}
 	now := s.now().UTC()
-	p := &Policy{Store: storeName, Name: name, Text: text, CreatedTime: now, UpdatedTime: now}
+	p := &Policy{Store: storeName, Name: name, Text: text, CreatedTime: now, UpdatedTime: now, Version: 1}
+	// The record read here is the one the commit replaces: change is
+	// conditioned on the generation read by load, before this read.
 	if old, err := s.st.Get(ctx, prefixPolicy+storeName+"/"+name); err == nil {
 		var o Policy
-		if json.Unmarshal(old.Value, &o) == nil {
-			p.CreatedTime = o.CreatedTime
+		if err := json.Unmarshal(old.Value, &o); err != nil {
+			return nil, fmt.Errorf("policy: decode %s: %w", old.Key, err)
 		}
-	}
-	rec, _ := json.Marshal(p)
-	idx, err := s.change(ctx, storeName, gen, []store.Op{{Type: store.OpPut, Key: prefixPolicy + storeName + "/" + name, Value: rec}})
-	if err != nil {
+		p.CreatedTime, p.Version = o.CreatedTime, o.version()+1
+	} else if !errs.Is(err, errs.NotFound) {
 		return nil, err
 	}
-	p.Version = idx
+	rec, _ := json.Marshal(p)
+	if _, err := s.change(ctx, storeName, gen, []store.Op{{Type: store.OpPut, Key: prefixPolicy + storeName + "/" + name, Value: rec}}); err != nil {
+		return nil, err
+	}
 	return p, nil
 }
 
@@ -297,7 +307,7 @@ func (s *Service) ReadPolicy(ctx context.Context, storeName, name string) (*Poli
 	if err := json.Unmarshal(e.Value, &p); err != nil {
 		return nil, fmt.Errorf("policy: decode: %w", err)
 	}
-	p.Version = e.Version
+	p.Version = p.version()
 	return &p, nil
 }
 
