@@ -29,6 +29,7 @@ import (
 	"time"
 
 	"github.com/warden-sec/warden/internal/errs"
+	"github.com/warden-sec/warden/internal/names"
 	"github.com/warden-sec/warden/internal/store"
 )
 
@@ -317,10 +318,11 @@ func validName(field, s string) error {
 	if s == "" || len(s) > 128 {
 		return errs.E(errs.Invalid, "%s: must be 1 to 128 characters", field)
 	}
-	for i, c := range []byte(s) {
-		if !(c >= 'a' && c <= 'z' || c >= '0' && c <= '9' || c == '-' || c == '_' || c == '.' || c == '@') {
-			return errs.E(errs.Invalid, "%s: %q: character %q at position %d is not allowed (use a-z 0-9 - _ . @)", field, s, rune(c), i+1)
-		}
+	bad := names.BadChar(s, func(_ int, c rune) bool {
+		return c >= 'a' && c <= 'z' || c >= '0' && c <= '9' || c == '-' || c == '_' || c == '.' || c == '@'
+	})
+	if bad != "" {
+		return errs.E(errs.Invalid, "%s: %q: %s is not allowed (use a-z 0-9 - _ . @)", field, s, bad)
 	}
 	return nil
 }

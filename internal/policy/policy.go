@@ -29,6 +29,7 @@ import (
 
 	"github.com/warden-sec/warden/internal/authz"
 	"github.com/warden-sec/warden/internal/errs"
+	"github.com/warden-sec/warden/internal/names"
 	"github.com/warden-sec/warden/internal/store"
 )
 
@@ -106,11 +107,11 @@ func ValidateStoreName(name string) error {
 	if name == "" || len(name) > maxStoreName {
 		return errs.E(errs.Invalid, "store: name must be 1 to %d characters", maxStoreName)
 	}
-	for i, c := range []byte(name) {
-		ok := c >= 'a' && c <= 'z' || i > 0 && (c >= '0' && c <= '9' || c == '-' || c == '_')
-		if !ok {
-			return errs.E(errs.Invalid, "store: name %q: character %q at position %d is not allowed (a-z first, then a-z 0-9 - _)", name, rune(c), i+1)
-		}
+	bad := names.BadChar(name, func(i int, c rune) bool {
+		return c >= 'a' && c <= 'z' || i > 0 && (c >= '0' && c <= '9' || c == '-' || c == '_')
+	})
+	if bad != "" {
+		return errs.E(errs.Invalid, "store: name %q: %s is not allowed (a-z first, then a-z 0-9 - _)", name, bad)
 	}
 	return nil
 }

@@ -22,6 +22,7 @@ import (
 	"time"
 
 	"github.com/warden-sec/warden/internal/errs"
+	"github.com/warden-sec/warden/internal/names"
 	"github.com/warden-sec/warden/internal/store"
 )
 
@@ -159,10 +160,11 @@ func validSegment(s string) error {
 	case s == "." || s == "..":
 		return fmt.Errorf("%q is not allowed", s)
 	}
-	for i, c := range s {
-		if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '.' || c == '_' || c == '-') {
-			return fmt.Errorf("character %q (U+%04X) at byte %d is not allowed (use A-Z a-z 0-9 . _ -)", c, c, i+1)
-		}
+	bad := names.BadChar(s, func(_ int, c rune) bool {
+		return c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '.' || c == '_' || c == '-'
+	})
+	if bad != "" {
+		return fmt.Errorf("%s is not allowed (use A-Z a-z 0-9 . _ -)", bad)
 	}
 	return nil
 }
