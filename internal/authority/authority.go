@@ -18,7 +18,7 @@ import (
 
 	"github.com/warden-sec/warden/internal/names"
 	"github.com/warden-sec/warden/internal/pki"
-	"github.com/warden-sec/warden/internal/store"
+	"github.com/warden-sec/warden/internal/store/kv"
 )
 
 const (
@@ -37,7 +37,7 @@ type Encrypter interface {
 
 // Storage is the encrypted view (core.Core).
 type Storage interface {
-	GetStale(key string) (store.Entry, error)
+	GetStale(key string) (kv.Entry, error)
 }
 
 // InitOptions say how init makes the cluster's CA. The zero value: a new
@@ -153,7 +153,7 @@ func CheckInitOptions(o InitOptions) error {
 
 // Bootstrap creates (or imports) the CA per o and returns the ops that
 // store it, encrypted, with the trust domain.
-func Bootstrap(enc Encrypter, o InitOptions) ([]store.Op, error) {
+func Bootstrap(enc Encrypter, o InitOptions) ([]kv.Op, error) {
 	p, err := makeCA(o)
 	if err != nil {
 		return nil, err
@@ -170,13 +170,13 @@ func Bootstrap(enc Encrypter, o InitOptions) ([]store.Op, error) {
 		k string
 		v []byte
 	}{{keyRootCert, p.rootsPEM}, {keyInterCert, ic}, {keyInterKey, ik}, {keyDomain, []byte(o.TrustDomain)}}
-	var ops []store.Op
-	for _, kv := range kvs {
-		ct, err := enc.Encrypt(kv.k, kv.v)
+	var ops []kv.Op
+	for _, x := range kvs {
+		ct, err := enc.Encrypt(x.k, x.v)
 		if err != nil {
 			return nil, err
 		}
-		ops = append(ops, store.Op{Type: store.OpPut, Key: kv.k, Value: ct})
+		ops = append(ops, kv.Op{Type: kv.OpPut, Key: x.k, Value: ct})
 	}
 	return ops, nil
 }
