@@ -7,6 +7,8 @@ import (
 	"slices"
 	"strings"
 	"testing"
+
+	"github.com/warden-sec/warden/internal/authz"
 )
 
 // TestRoutesDocumented: docs/authorization.md names every registered route,
@@ -44,6 +46,35 @@ func TestRoutesDocumented(t *testing.T) {
 	for _, m := range regexp.MustCompile("`(GET|POST|PUT|DELETE|LIST) /v1/[^`]*`").FindAllString(public, -1) {
 		if !slices.Contains(publicRoutes, m) {
 			t.Errorf("docs/authorization.md lists %s as public; it is not a registered public route", m)
+		}
+	}
+}
+
+// TestActionsDocumented: docs/authorization.md has a row for every action
+// of internal/authz (authz.Actions, which authz's own test holds equal to
+// the constants of actions.go) and no row for an action that does not exist.
+func TestActionsDocumented(t *testing.T) {
+	b, err := os.ReadFile(filepath.Join("..", "..", "docs", "authorization.md"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var rows []string
+	for _, line := range strings.Split(section(t, string(b), "## Warden's actions and resources"), "\n") {
+		if rest, ok := strings.CutPrefix(line, "| `"); ok {
+			if name, _, ok := strings.Cut(rest, "`"); ok {
+				rows = append(rows, name)
+			}
+		}
+	}
+	declared := authz.Actions()
+	for _, a := range declared {
+		if !slices.Contains(rows, a) {
+			t.Errorf("docs/authorization.md: no row for action %s", a)
+		}
+	}
+	for _, r := range rows {
+		if !slices.Contains(declared, r) {
+			t.Errorf("docs/authorization.md: row for %s, which internal/authz does not declare", r)
 		}
 	}
 }

@@ -63,6 +63,15 @@ func TestServiceRuleSeesRaft(t *testing.T) {
 	}
 }
 
+// TestGoListFailureIsAnError: when go list fails, goList says why, so the
+// rules above fail with the reason instead of passing or skipping.
+func TestGoListFailureIsAnError(t *testing.T) {
+	_, err := goList("-deps", module+"internal/no-such-package")
+	if err == nil || !strings.Contains(err.Error(), "no-such-package") {
+		t.Fatalf("goList of a missing package: %v, want an error naming it", err)
+	}
+}
+
 // goList runs "go list" with args and returns its output. A failure is an
 // error carrying the go command's message: a rule that cannot be checked
 // fails, never passes or skips.

@@ -4,8 +4,6 @@ import (
 	"go/ast"
 	"go/parser"
 	gotoken "go/token"
-	"os"
-	"path/filepath"
 	"slices"
 	"strconv"
 	"strings"
@@ -51,52 +49,10 @@ func declaredActions(t *testing.T) []string {
 	return out
 }
 
-// TestActionsListsEveryDeclaredAction: Actions is the complete list.
+// TestActionsListsEveryDeclaredAction: Actions is the complete list (what
+// internal/api's test holds docs/authorization.md to).
 func TestActionsListsEveryDeclaredAction(t *testing.T) {
 	if got, want := Actions(), declaredActions(t); !slices.Equal(got, want) {
 		t.Errorf("Actions() = %q\ndeclared   %q", got, want)
 	}
-}
-
-// TestActionsDocumented: docs/authorization.md has a row for every declared
-// action in its actions table, and no row for an action that does not exist.
-func TestActionsDocumented(t *testing.T) {
-	doc, err := os.ReadFile(filepath.Join("..", "..", "docs", "authorization.md"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	section := docSection(t, string(doc), "## Warden's actions and resources")
-	var rows []string
-	for _, line := range strings.Split(section, "\n") {
-		if rest, ok := strings.CutPrefix(line, "| `"); ok {
-			if name, _, ok := strings.Cut(rest, "`"); ok {
-				rows = append(rows, name)
-			}
-		}
-	}
-	declared := declaredActions(t)
-	for _, a := range declared {
-		if !slices.Contains(rows, a) {
-			t.Errorf("docs/authorization.md: no row for action %s", a)
-		}
-	}
-	for _, r := range rows {
-		if !slices.Contains(declared, r) {
-			t.Errorf("docs/authorization.md: row for %s, which actions.go does not declare", r)
-		}
-	}
-}
-
-// docSection returns the text of a markdown section, from its heading to
-// the next heading of the same level.
-func docSection(t *testing.T, doc, heading string) string {
-	t.Helper()
-	_, rest, ok := strings.Cut(doc, "\n"+heading+"\n")
-	if !ok {
-		t.Fatalf("docs/authorization.md has no %q section", heading)
-	}
-	if i := strings.Index(rest, "\n## "); i >= 0 {
-		rest = rest[:i]
-	}
-	return rest
 }

@@ -1,8 +1,6 @@
 package cli
 
 import (
-	"os"
-	"path/filepath"
 	"strings"
 	"testing"
 )
@@ -12,10 +10,7 @@ import (
 // Raft index of the command that stored it, which other writes move on.
 func TestPolicyVersion(t *testing.T) {
 	e := unsealedServer(t)
-	file := filepath.Join(t.TempDir(), "p.cedar")
-	if err := os.WriteFile(file, []byte(`permit (principal == User::"a", action, resource);`), 0o600); err != nil {
-		t.Fatal(err)
-	}
+	file := tempFile(t, "p.cedar", `permit (principal == User::"a", action, resource);`)
 	version := func(r result) any {
 		t.Helper()
 		return mustJSON(t, r, "store", "name", "policy", "created_time", "updated_time", "version")["version"]

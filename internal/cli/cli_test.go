@@ -46,6 +46,17 @@ func caFile(t *testing.T, srv *httptest.Server) string {
 	return p
 }
 
+// tempFile writes text to a file called name in a new temporary directory
+// and returns its path.
+func tempFile(t *testing.T, name, text string) string {
+	t.Helper()
+	p := filepath.Join(t.TempDir(), name)
+	if err := os.WriteFile(p, []byte(text), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
 // mustJSON decodes stdout as one JSON object and checks its keys.
 func mustJSON(t *testing.T, r result, keys ...string) map[string]any {
 	t.Helper()

@@ -1,8 +1,6 @@
 package cli
 
 import (
-	"os"
-	"path/filepath"
 	"strings"
 	"testing"
 )
@@ -13,10 +11,7 @@ import (
 // names.Char), never one mangled character per UTF-8 byte.
 func TestNonASCIINameErrors(t *testing.T) {
 	e := unsealedServer(t)
-	pol := filepath.Join(t.TempDir(), "p.cedar")
-	if err := os.WriteFile(pol, []byte(`permit (principal, action, resource);`), 0o600); err != nil {
-		t.Fatal(err)
-	}
+	pol := tempFile(t, "p.cedar", `permit (principal, action, resource);`)
 	const (
 		ie   = `"е" (U+0435 CYRILLIC SMALL LETTER IE)`  // looks like "e"
 		dze  = `"ѕ" (U+0455 CYRILLIC SMALL LETTER DZE)` // looks like "s"

@@ -37,8 +37,12 @@ func TestRootKeyNotStored(t *testing.T) {
 			h := start(t, t.TempDir(), tc.mod)
 			h.initUnseal(1, 1)
 			bundle := h.want(h.do("GET", "/v1/pki/ca", "", nil), 200).body
+			certs, err := pki.ParseCertificates(bundle)
+			if err != nil {
+				t.Fatal(err)
+			}
 			var root, inter *x509.Certificate
-			for _, c := range parseCerts(t, bundle) {
+			for _, c := range certs {
 				if c.CheckSignatureFrom(c) == nil {
 					root = c
 				} else {
@@ -106,20 +110,4 @@ func samePublic(k crypto.PrivateKey, pub crypto.PublicKey) bool {
 	}
 	e, ok := s.Public().(interface{ Equal(crypto.PublicKey) bool })
 	return ok && e.Equal(pub)
-}
-
-func parseCerts(t *testing.T, b []byte) []*x509.Certificate {
-	t.Helper()
-	var out []*x509.Certificate
-	for rest := b; ; {
-		var blk *pem.Block
-		if blk, rest = pem.Decode(rest); blk == nil {
-			return out
-		}
-		c, err := x509.ParseCertificate(blk.Bytes)
-		if err != nil {
-			t.Fatal(err)
-		}
-		out = append(out, c)
-	}
 }
