@@ -15,6 +15,7 @@ import (
 	"github.com/warden-sec/warden/internal/errs"
 	"github.com/warden-sec/warden/internal/identity"
 	"github.com/warden-sec/warden/internal/store"
+	"github.com/warden-sec/warden/internal/version"
 )
 
 type healthResponse struct {
@@ -36,7 +37,7 @@ func (s *Server) health(req *request) (int, any, error) {
 	}
 	rs := s.cfg.Core.Store().Status()
 	body := healthResponse{Initialized: st.Initialized, Sealed: st.Sealed, Standby: rs.Role != store.RoleLeader,
-		Version: core.Version, ServerTimeUTC: s.now().Unix(), Role: string(rs.Role),
+		Version: version.String(), ServerTimeUTC: s.now().Unix(), Role: string(rs.Role),
 		AppliedIndex: rs.AppliedIndex, CommitIndex: rs.CommitIndex}
 	if !rs.LastContact.IsZero() {
 		body.LastContact = time.Since(rs.LastContact).Round(time.Millisecond).String()

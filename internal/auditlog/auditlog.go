@@ -18,7 +18,7 @@ import (
 
 	"github.com/warden-sec/warden/internal/audit"
 	"github.com/warden-sec/warden/internal/errs"
-	"github.com/warden-sec/warden/internal/store"
+	store "github.com/warden-sec/warden/internal/store/kv" // the store's plain types, without Raft
 )
 
 const (

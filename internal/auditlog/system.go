@@ -7,8 +7,7 @@ import (
 	"time"
 
 	"github.com/warden-sec/warden/internal/audit"
-	"github.com/warden-sec/warden/internal/core"
-	"github.com/warden-sec/warden/internal/store"
+	"github.com/warden-sec/warden/internal/store/kv"
 )
 
 // SystemEntry is the record of a change a server makes on its own, outside
@@ -24,7 +23,7 @@ func SystemEntry(now time.Time, node, action, resource string) *audit.Entry {
 // first transaction carries it in its own Raft command, and the store
 // refuses a change without one. Fields of e set before that commit are
 // recorded.
-func (s *Service) Pending(ctx context.Context, e *audit.Entry) (context.Context, *core.PendingAudit) {
-	p := core.NewPendingAudit(func() (store.AuditLeaf, error) { return s.ChangeLeaf(e) })
-	return core.WithPendingAudit(ctx, p), p
+func (s *Service) Pending(ctx context.Context, e *audit.Entry) (context.Context, *kv.PendingAudit) {
+	p := kv.NewPendingAudit(func() (kv.AuditLeaf, error) { return s.ChangeLeaf(e) })
+	return kv.WithPendingAudit(ctx, p), p
 }

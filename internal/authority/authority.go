@@ -1,6 +1,8 @@
-// Package authority keeps the cluster's certificate authority — a root and
-// an issuing intermediate, created at init — behind the barrier, with the
-// trust domain fixed at init, and serves the trust bundle. Issuance,
+// Package authority keeps the cluster's certificate authority — the issuing
+// intermediate's key, and the root's and intermediate's certificates, created
+// or imported at init — behind the barrier, with the trust domain fixed at
+// init, and serves the trust bundle. The root's private key is never stored:
+// at init it signs the intermediate and is dropped (docs/pki.md). Issuance,
 // enrollment and revocation build on it (internal/pki has the algorithms).
 // authority knows nothing about HTTP or Raft.
 package authority
@@ -16,12 +18,11 @@ import (
 
 	"github.com/warden-sec/warden/internal/names"
 	"github.com/warden-sec/warden/internal/pki"
-	"github.com/warden-sec/warden/internal/store"
+	"github.com/warden-sec/warden/internal/store/kv"
 )
 
 const (
 	keyRootCert  = "pki/root/cert"
-	keyRootKey   = "pki/root/key"
 	keyInterCert = "pki/intermediate/cert"
 	keyInterKey  = "pki/intermediate/key"
 	keyDomain    = "pki/trust-domain"
@@ -36,28 +37,29 @@ type Encrypter interface {
 
 // Storage is the encrypted view (core.Core).
 type Storage interface {
-	GetStale(key string) (store.Entry, error)
+	GetStale(key string) (kv.Entry, error)
 }
 
 // InitOptions say how init makes the cluster's CA. The zero value: a new
-// ECDSA P-256 root and issuing intermediate for warden.local.
+// ECDSA P-256 root and issuing intermediate for warden.local, the root's key
+// used once to sign the intermediate and then dropped, never stored.
 type InitOptions struct {
 	TrustDomain string      // "" means DefaultTrustDomain
 	KeyType     pki.KeyType // for new CAs: "" (ECDSA P-256) or pki.KeyEd25519
 	// An operator's CA instead of a new root (PEM; key unencrypted PKCS #8):
 	//   - a self-signed root with its key: Warden makes the issuing
-	//     intermediate under it;
+	//     intermediate under it, and stores the root's certificate but not
+	//     its key, which stays with the operator;
 	//   - an intermediate with its key and ImportChain up to and including
-	//     the root: Warden issues with it, and the root's key stays with the
-	//     operator.
+	//     the root: Warden issues with it, and the root's key never reaches
+	//     Warden.
 	ImportCert, ImportKey, ImportChain []byte
 }
 
 // caPair is the CA material init stores: the trust anchors (PEM, one or
-// more certificates), and the issuing CA.
+// more certificates) and the issuing CA. It holds no root key.
 type caPair struct {
 	rootsPEM []byte
-	rootKey  []byte // PEM; nil when the operator keeps the root key
 	issuer   *pki.CA
 }
 
@@ -83,14 +85,15 @@ func makeCA(o InitOptions) (*caPair, error) {
 		if err != nil {
 			return nil, err
 		}
-		if p.issuer, err = pki.NewIntermediateCA(root, interOpts); err != nil {
-			return nil, err
-		}
-		rc, rk, err := root.MarshalPEM()
+		p.issuer, err = pki.NewIntermediateCA(root, interOpts)
+		// The root's key has signed the intermediate, its one use: drop it
+		// (never marshaled, never stored). Go gives no guaranteed wipe of
+		// key memory; nothing references it after this.
+		root.Key = nil
 		if err != nil {
 			return nil, err
 		}
-		p.rootsPEM, p.rootKey = rc, rk
+		p.rootsPEM = pki.Bundle(root.Cert)
 	case len(o.ImportCert) == 0 || len(o.ImportKey) == 0:
 		return nil, fmt.Errorf("import CA: give the certificate and its key")
 	default:
@@ -103,14 +106,12 @@ func makeCA(o InitOptions) (*caPair, error) {
 		case selfSigned && len(ca.Chain) > 0:
 			return nil, fmt.Errorf("import CA: a self-signed root takes no chain")
 		case selfSigned:
-			if p.issuer, err = pki.NewIntermediateCA(ca, interOpts); err != nil {
+			p.issuer, err = pki.NewIntermediateCA(ca, interOpts)
+			ca.Key = nil // the operator keeps the root's key; Warden does not
+			if err != nil {
 				return nil, fmt.Errorf("import CA: %w", err)
 			}
-			rc, rk, err := ca.MarshalPEM()
-			if err != nil {
-				return nil, err
-			}
-			p.rootsPEM, p.rootKey = rc, rk
+			p.rootsPEM = pki.Bundle(ca.Cert)
 		case len(ca.Chain) == 0:
 			return nil, fmt.Errorf("import CA: an intermediate needs its chain up to the root (--import-ca-chain)")
 		default:
@@ -146,16 +147,13 @@ func makeCA(o InitOptions) (*caPair, error) {
 // CheckInitOptions checks o without storing anything, so a server can
 // refuse a bad --import-ca-* or --ca-key-type at start.
 func CheckInitOptions(o InitOptions) error {
-	p, err := makeCA(o)
-	if p != nil {
-		clear(p.rootKey)
-	}
+	_, err := makeCA(o)
 	return err
 }
 
 // Bootstrap creates (or imports) the CA per o and returns the ops that
 // store it, encrypted, with the trust domain.
-func Bootstrap(enc Encrypter, o InitOptions) ([]store.Op, error) {
+func Bootstrap(enc Encrypter, o InitOptions) ([]kv.Op, error) {
 	p, err := makeCA(o)
 	if err != nil {
 		return nil, err
@@ -167,25 +165,18 @@ func Bootstrap(enc Encrypter, o InitOptions) ([]store.Op, error) {
 	if err != nil {
 		return nil, err
 	}
-	defer clear(p.rootKey)
 	defer clear(ik)
 	kvs := []struct {
 		k string
 		v []byte
 	}{{keyRootCert, p.rootsPEM}, {keyInterCert, ic}, {keyInterKey, ik}, {keyDomain, []byte(o.TrustDomain)}}
-	if p.rootKey != nil {
-		kvs = append(kvs, struct {
-			k string
-			v []byte
-		}{keyRootKey, p.rootKey})
-	}
-	var ops []store.Op
-	for _, kv := range kvs {
-		ct, err := enc.Encrypt(kv.k, kv.v)
+	var ops []kv.Op
+	for _, x := range kvs {
+		ct, err := enc.Encrypt(x.k, x.v)
 		if err != nil {
 			return nil, err
 		}
-		ops = append(ops, store.Op{Type: store.OpPut, Key: kv.k, Value: ct})
+		ops = append(ops, kv.Op{Type: kv.OpPut, Key: x.k, Value: ct})
 	}
 	return ops, nil
 }

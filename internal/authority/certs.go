@@ -16,7 +16,7 @@ import (
 	"github.com/warden-sec/warden/internal/errs"
 	"github.com/warden-sec/warden/internal/names"
 	"github.com/warden-sec/warden/internal/pki"
-	"github.com/warden-sec/warden/internal/store"
+	"github.com/warden-sec/warden/internal/store/kv"
 )
 
 const (
@@ -53,10 +53,10 @@ func keyHash(spki []byte) string {
 }
 
 // certRecordOp is the op that records cert as issued to node name.
-func certRecordOp(name, spiffeID, serial string, cert *x509.Certificate) store.Op {
+func certRecordOp(name, spiffeID, serial string, cert *x509.Certificate) kv.Op {
 	b, _ := json.Marshal(CertRecord{Cert: Cert{Serial: serial, Name: name, SPIFFEID: spiffeID,
 		NotBefore: cert.NotBefore.UTC(), NotAfter: cert.NotAfter.UTC()}, KeySHA256: keyHash(cert.RawSubjectPublicKeyInfo)})
-	return store.Op{Type: store.OpPut, Key: prefixCert + serial, Value: b}
+	return kv.Op{Type: kv.OpPut, Key: prefixCert + serial, Value: b}
 }
 
 func (n *Nodes) certRecord(serial string) (*CertRecord, error) {

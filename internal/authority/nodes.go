@@ -22,7 +22,7 @@ import (
 	"github.com/warden-sec/warden/internal/errs"
 	"github.com/warden-sec/warden/internal/names"
 	"github.com/warden-sec/warden/internal/pki"
-	"github.com/warden-sec/warden/internal/store"
+	"github.com/warden-sec/warden/internal/store/kv"
 )
 
 const (
@@ -68,9 +68,9 @@ type Revocation struct {
 // NodeStorage is what node management needs (core.Core).
 type NodeStorage interface {
 	Storage
-	Get(ctx context.Context, key string) (store.Entry, error)
-	List(ctx context.Context, prefix string, limit int) ([]store.Entry, error)
-	Txn(ctx context.Context, t store.Txn) (uint64, error)
+	Get(ctx context.Context, key string) (kv.Entry, error)
+	List(ctx context.Context, prefix string, limit int) ([]kv.Entry, error)
+	Txn(ctx context.Context, t kv.Txn) (uint64, error)
 }
 
 // Nodes manages node identities: join tokens, enrollment, revocation.
@@ -112,7 +112,7 @@ func (n *Nodes) getStale(name string) (*Node, error) {
 	return decodeNode(e)
 }
 
-func decodeNode(e store.Entry) (*Node, error) {
+func decodeNode(e kv.Entry) (*Node, error) {
 	var nd Node
 	if err := json.Unmarshal(e.Value, &nd); err != nil {
 		return nil, fmt.Errorf("authority: %s: %w", e.Key, err)
@@ -176,9 +176,9 @@ func (n *Nodes) CreateToken(ctx context.Context, r TokenRequest) (string, time.T
 	nd := Node{Name: name, Zone: r.Zone, SPIFFEID: id, State: NodePending, CertTTL: r.CertTTL.String(),
 		TokenHash: sum[:], TokenExpires: now.Add(r.TTL), CreatedTime: now, UpdatedTime: now}
 	b, _ := json.Marshal(nd)
-	_, err = n.st.Txn(ctx, store.Txn{Conds: []store.Cond{{Key: prefixNode + name, Version: ver}},
-		Ops: []store.Op{{Type: store.OpPut, Key: prefixNode + name, Value: b},
-			{Type: store.OpPut, Key: prefixJoin + hex.EncodeToString(sum[:]), Value: []byte(name)}}})
+	_, err = n.st.Txn(ctx, kv.Txn{Conds: []kv.Cond{{Key: prefixNode + name, Version: ver}},
+		Ops: []kv.Op{{Type: kv.OpPut, Key: prefixNode + name, Value: b},
+			{Type: kv.OpPut, Key: prefixJoin + hex.EncodeToString(sum[:]), Value: []byte(name)}}})
 	if errs.Is(err, errs.Conflict) {
 		return "", time.Time{}, errs.E(errs.Conflict, "node %q changed concurrently; retry", name)
 	}
@@ -246,8 +246,8 @@ func (n *Nodes) Enroll(ctx context.Context, name, token string, csrPEM []byte) (
 	nd.State, nd.TokenHash, nd.TokenExpires, nd.UpdatedTime = NodeActive, nil, time.Time{}, now
 	nd.Serials = append(nd.Serials, serial)
 	b, _ := json.Marshal(nd)
-	_, err = n.st.Txn(ctx, store.Txn{Conds: []store.Cond{{Key: prefixNode + name, Version: ver}},
-		Ops: []store.Op{{Type: store.OpPut, Key: prefixNode + name, Value: b}, {Type: store.OpDelete, Key: joinKey},
+	_, err = n.st.Txn(ctx, kv.Txn{Conds: []kv.Cond{{Key: prefixNode + name, Version: ver}},
+		Ops: []kv.Op{{Type: kv.OpPut, Key: prefixNode + name, Value: b}, {Type: kv.OpDelete, Key: joinKey},
 			certRecordOp(name, nd.SPIFFEID, serial, cert)}})
 	if errs.Is(err, errs.Conflict) {
 		return nil, errJoin // someone used the token first
@@ -301,15 +301,15 @@ func (n *Nodes) Revoke(ctx context.Context, name string) error {
 		}
 		now := n.now().UTC()
 		ttl, _ := time.ParseDuration(nd.CertTTL)
-		ops := []store.Op{{Type: store.OpPut, Key: keyCRLGen}}
+		ops := []kv.Op{{Type: kv.OpPut, Key: keyCRLGen}}
 		for _, s := range nd.Serials {
 			rb, _ := json.Marshal(Revocation{Serial: s, RevokedAt: now, ExpiresAt: now.Add(ttl)})
-			ops = append(ops, store.Op{Type: store.OpPut, Key: prefixRevoked + s, Value: rb})
+			ops = append(ops, kv.Op{Type: kv.OpPut, Key: prefixRevoked + s, Value: rb})
 		}
 		nd.State, nd.TokenHash, nd.UpdatedTime = NodeRevoked, nil, now
 		b, _ := json.Marshal(nd)
-		ops = append(ops, store.Op{Type: store.OpPut, Key: prefixNode + name, Value: b})
-		_, err = n.st.Txn(ctx, store.Txn{Conds: []store.Cond{{Key: prefixNode + name, Version: ver}}, Ops: ops})
+		ops = append(ops, kv.Op{Type: kv.OpPut, Key: prefixNode + name, Value: b})
+		_, err = n.st.Txn(ctx, kv.Txn{Conds: []kv.Cond{{Key: prefixNode + name, Version: ver}}, Ops: ops})
 		if errs.Is(err, errs.Conflict) && attempt < maxRetries {
 			continue
 		}
@@ -497,18 +497,18 @@ func (n *Nodes) issue(ctx context.Context, id *CertIdentity, csr *x509.Certifica
 			return nil, err
 		}
 		serial := hex.EncodeToString(cert.SerialNumber.Bytes())
-		ops := []store.Op{certRecordOp(nd.Name, nd.SPIFFEID, serial, cert)}
+		ops := []kv.Op{certRecordOp(nd.Name, nd.SPIFFEID, serial, cert)}
 		nd.Serials = append(nd.Serials, serial)
 		if len(nd.Serials) > maxSerials { // keep the recent ones: older certificates have expired
 			for _, old := range nd.Serials[:len(nd.Serials)-maxSerials] {
-				ops = append(ops, store.Op{Type: store.OpDelete, Key: prefixCert + old})
+				ops = append(ops, kv.Op{Type: kv.OpDelete, Key: prefixCert + old})
 			}
 			nd.Serials = nd.Serials[len(nd.Serials)-maxSerials:]
 		}
 		nd.UpdatedTime = now
 		b, _ := json.Marshal(nd)
-		ops = append(ops, store.Op{Type: store.OpPut, Key: prefixNode + id.Name, Value: b})
-		_, err = n.st.Txn(ctx, store.Txn{Conds: []store.Cond{{Key: prefixNode + id.Name, Version: ver}}, Ops: ops})
+		ops = append(ops, kv.Op{Type: kv.OpPut, Key: prefixNode + id.Name, Value: b})
+		_, err = n.st.Txn(ctx, kv.Txn{Conds: []kv.Cond{{Key: prefixNode + id.Name, Version: ver}}, Ops: ops})
 		if errs.Is(err, errs.Conflict) && attempt < maxRetries {
 			continue
 		}

@@ -18,48 +18,48 @@ import (
 
 	"github.com/warden-sec/warden/internal/errs"
 	"github.com/warden-sec/warden/internal/pki"
-	"github.com/warden-sec/warden/internal/store"
+	"github.com/warden-sec/warden/internal/store/kv"
 )
 
 // memStorage is NodeStorage in memory (the decrypted view), with lookups
 // under failPrefix failing as a broken store would.
 type memStorage struct {
 	mu         sync.Mutex
-	m          map[string]store.Entry
+	m          map[string]kv.Entry
 	ver        uint64
 	failPrefix string
 }
 
-func (s *memStorage) GetStale(key string) (store.Entry, error) {
+func (s *memStorage) GetStale(key string) (kv.Entry, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.failPrefix != "" && strings.HasPrefix(key, s.failPrefix) {
-		return store.Entry{}, errors.New("disk on fire")
+		return kv.Entry{}, errors.New("disk on fire")
 	}
 	e, ok := s.m[key]
 	if !ok {
-		return store.Entry{}, errs.E(errs.NotFound, "not found")
+		return kv.Entry{}, errs.E(errs.NotFound, "not found")
 	}
 	e.Value = slices.Clone(e.Value) // callers clear key material after use
 	return e, nil
 }
 
-func (s *memStorage) Get(_ context.Context, key string) (store.Entry, error) { return s.GetStale(key) }
+func (s *memStorage) Get(_ context.Context, key string) (kv.Entry, error) { return s.GetStale(key) }
 
-func (s *memStorage) List(_ context.Context, prefix string, _ int) ([]store.Entry, error) {
+func (s *memStorage) List(_ context.Context, prefix string, _ int) ([]kv.Entry, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	var out []store.Entry
+	var out []kv.Entry
 	for k, e := range s.m {
 		if strings.HasPrefix(k, prefix) {
 			out = append(out, e)
 		}
 	}
-	slices.SortFunc(out, func(a, b store.Entry) int { return strings.Compare(a.Key, b.Key) })
+	slices.SortFunc(out, func(a, b kv.Entry) int { return strings.Compare(a.Key, b.Key) })
 	return out, nil
 }
 
-func (s *memStorage) Txn(_ context.Context, t store.Txn) (uint64, error) {
+func (s *memStorage) Txn(_ context.Context, t kv.Txn) (uint64, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	for _, c := range t.Conds {
@@ -70,9 +70,9 @@ func (s *memStorage) Txn(_ context.Context, t store.Txn) (uint64, error) {
 	s.ver++
 	for _, op := range t.Ops {
 		switch op.Type {
-		case store.OpPut:
-			s.m[op.Key] = store.Entry{Key: op.Key, Value: op.Value, Version: s.ver}
-		case store.OpDelete:
+		case kv.OpPut:
+			s.m[op.Key] = kv.Entry{Key: op.Key, Value: op.Value, Version: s.ver}
+		case kv.OpDelete:
 			delete(s.m, op.Key)
 		}
 	}
@@ -83,7 +83,7 @@ func (s *memStorage) Txn(_ context.Context, t store.Txn) (uint64, error) {
 // "web-1" enrolled with its certificate.
 func newTestNodes(t *testing.T, now func() time.Time) (*Nodes, *memStorage, *x509.Certificate, *x509.Certificate) {
 	t.Helper()
-	st := &memStorage{m: map[string]store.Entry{}}
+	st := &memStorage{m: map[string]kv.Entry{}}
 	root, err := pki.NewRootCA(pki.CAOptions{CommonName: "test root"})
 	if err != nil {
 		t.Fatal(err)
@@ -95,7 +95,7 @@ func newTestNodes(t *testing.T, now func() time.Time) (*Nodes, *memStorage, *x50
 	rc, _, _ := root.MarshalPEM()
 	ic, ik, _ := inter.MarshalPEM()
 	for k, v := range map[string][]byte{keyRootCert: rc, keyInterCert: ic, keyInterKey: ik, keyDomain: []byte("warden.local")} {
-		st.m[k] = store.Entry{Key: k, Value: v, Version: 1}
+		st.m[k] = kv.Entry{Key: k, Value: v, Version: 1}
 	}
 	n := NewNodes(st, New(st), now)
 	ctx := context.Background()
@@ -160,7 +160,7 @@ func TestOCSPFailsClosed(t *testing.T) {
 	}
 	// A corrupt revocation record is not "good" either.
 	st.failPrefix = ""
-	st.m[prefixRevoked+leaf.SerialNumber.Text(16)] = store.Entry{Value: []byte("{"), Version: 1}
+	st.m[prefixRevoked+leaf.SerialNumber.Text(16)] = kv.Entry{Value: []byte("{"), Version: 1}
 	der, err := n.OCSP(req)
 	var re ocsp.ResponseError
 	if _, perr := ocsp.ParseResponse(der, issuer); err == nil || !errors.As(perr, &re) || re.Status != ocsp.InternalError {

@@ -9,7 +9,7 @@ import (
 
 	"github.com/warden-sec/warden/internal/errs"
 	"github.com/warden-sec/warden/internal/names"
-	"github.com/warden-sec/warden/internal/store"
+	"github.com/warden-sec/warden/internal/store/kv"
 )
 
 const prefixZone = "pki/zone/" // + name → Zone
@@ -54,8 +54,8 @@ func (n *Nodes) CreateZone(ctx context.Context, name string, level int) (*Zone, 
 	}
 	z := &Zone{Name: name, Level: level, CreatedTime: n.now().UTC()}
 	b, _ := json.Marshal(z)
-	_, err = n.st.Txn(ctx, store.Txn{Conds: []store.Cond{{Key: prefixZone + name, Version: 0}},
-		Ops: []store.Op{{Type: store.OpPut, Key: prefixZone + name, Value: b}}})
+	_, err = n.st.Txn(ctx, kv.Txn{Conds: []kv.Cond{{Key: prefixZone + name, Version: 0}},
+		Ops: []kv.Op{{Type: kv.OpPut, Key: prefixZone + name, Value: b}}})
 	if errs.Is(err, errs.Conflict) {
 		return nil, errs.E(errs.Conflict, "zone %q already exists", name)
 	}

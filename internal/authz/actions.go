@@ -92,6 +92,7 @@ func Actions() []string {
 		ActionKVRead, ActionKVWrite, ActionKVDelete, ActionKVList, ActionKVMetadata,
 		ActionTokenCreate, ActionTokenLookup, ActionTokenRevoke,
 		ActionSysSeal, ActionSysRotate, ActionSysKeyStatus,
+		ActionRaftJoin, ActionRaftRead, ActionRaftRemove, ActionRaftSnapshotSave, ActionRaftSnapshotRestore,
 		ActionPolicyRead, ActionPolicyWrite, ActionPolicyDelete, ActionPolicyList,
 		ActionAuthzStoreCreate, ActionAuthzStoreDelete, ActionAuthzStoreList,
 		ActionAuthzCheck, ActionAuthzEntitiesWrite, ActionAuthzSchemaWrite,

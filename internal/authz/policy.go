@@ -10,6 +10,8 @@ import (
 	"unicode/utf8"
 
 	"github.com/cedar-policy/cedar-go"
+
+	"github.com/warden-sec/warden/internal/names"
 )
 
 // Limits on policy documents, checked before cedar-go parses them.
@@ -53,11 +55,11 @@ func validName(name string) string {
 	case strings.Contains(name, ".."):
 		return `policy name must not contain ".."`
 	}
-	for i := 0; i < len(name); i++ {
-		c := name[i]
-		if !isIdentByte(c) && c != '-' && c != '.' && c != '/' {
-			return fmt.Sprintf("policy name contains %q; allowed are letters, digits, '_', '-', '.' and '/'", rune(c))
-		}
+	bad := names.BadChar(name, func(_ int, r rune) bool {
+		return r < utf8.RuneSelf && (isIdentByte(byte(r)) || r == '-' || r == '.' || r == '/')
+	})
+	if bad != "" {
+		return "policy name: " + bad + " is not allowed; allowed are letters, digits, '_', '-', '.' and '/'"
 	}
 	return ""
 }

@@ -9,6 +9,8 @@ import (
 	"unicode/utf8"
 
 	"github.com/cedar-policy/cedar-go/types"
+
+	"github.com/warden-sec/warden/internal/names"
 )
 
 // MaxUIDBytes is the longest entity UID text accepted by [ParseUID].
@@ -156,7 +158,8 @@ func unquoteLiteral(lit string, inPolicy bool) (string, error) {
 			b.WriteRune(rune(v))
 			i += end + 1
 		default:
-			return "", fmt.Errorf(`unknown escape \%c`, e)
+			r, _ := utf8.DecodeRuneInString(body[i-1:]) // the escaped character, whole
+			return "", fmt.Errorf(`unknown escape: '\' followed by %s`, names.Char(r))
 		}
 	}
 	return b.String(), nil

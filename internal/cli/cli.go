@@ -9,6 +9,7 @@ package cli
 
 import (
 	"context"
+	"crypto/x509"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -20,6 +21,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/warden-sec/warden/internal/version"
 	"github.com/warden-sec/warden/pkg/client"
 )
 
@@ -46,11 +48,12 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 	root.SetIn(stdin)
 	root.SetOut(stdout)
 	root.SetErr(stderr)
+	addCompletionCmd(root) // after SetOut: cobra's generators keep the writer they see
 	err := root.ExecuteContext(ctx)
 	if err == nil {
 		return ExitOK
 	}
-	msg := oneLine(err.Error())
+	msg := oneLine(err.Error()) + hint(err)
 	for _, secret := range []string{g.token, getenv(client.EnvToken)} {
 		if secret != "" {
 			msg = strings.ReplaceAll(msg, secret, "[redacted]")
@@ -62,6 +65,19 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 		return ExitUsage
 	}
 	return ExitError
+}
+
+// hint returns advice to append to the message of err, or "". A server
+// whose certificate chains to no CA the client trusts (the bootstrap CA of a
+// new server is in no system root store) is the first error a new user
+// meets.
+func hint(err error) string {
+	var ua x509.UnknownAuthorityError
+	if errors.As(err, &ua) {
+		return " (hint: the server's certificate is signed by a CA this client does not trust; set " +
+			client.EnvCACert + " or --ca-cert to the server's CA file, <data-dir>/tls/ca.pem for a single server)"
+	}
+	return ""
 }
 
 // usageError marks a command-line mistake (exit code 2).
@@ -126,8 +142,10 @@ func newRootCmd(g *globals) *cobra.Command {
 		SilenceErrors: true,
 		Args:          args(cobra.NoArgs),
 		RunE:          func(cmd *cobra.Command, _ []string) error { return cmd.Help() },
+		// --version: the same string the server reports in its status.
+		Version: version.String(),
 	}
-	root.CompletionOptions.DisableDefaultCmd = true
+	root.SetVersionTemplate("warden {{.Version}}\n")
 	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return &usageError{err} })
 	pf := root.PersistentFlags()
 	pf.StringVar(&g.address, "address", "", "server URL (env "+client.EnvAddress+", default "+client.DefaultAddress+")")
@@ -152,6 +170,25 @@ func newRootCmd(g *globals) *cobra.Command {
 		newServerCmd(),
 	)
 	return root
+}
+
+// addCompletionCmd adds "warden completion bash|zsh|fish|powershell", cobra's
+// generator; the scripts complete commands and flags by calling the binary's
+// hidden "__complete" command. An unknown shell is a usage error (cobra
+// would print the help and exit 0).
+func addCompletionCmd(root *cobra.Command) {
+	root.InitDefaultCompletionCmd()
+	for _, c := range root.Commands() {
+		if c.Name() == "completion" {
+			c.Args = args(cobra.ArbitraryArgs)
+			c.RunE = func(cmd *cobra.Command, a []string) error {
+				if len(a) > 0 {
+					return usagef("unknown shell %q: want bash, zsh, fish or powershell", a[0])
+				}
+				return cmd.Help()
+			}
+		}
+	}
 }
 
 // newGroupCmd returns a command that only holds subcommands.

@@ -46,6 +46,17 @@ func caFile(t *testing.T, srv *httptest.Server) string {
 	return p
 }
 
+// tempFile writes text to a file called name in a new temporary directory
+// and returns its path.
+func tempFile(t *testing.T, name, text string) string {
+	t.Helper()
+	p := filepath.Join(t.TempDir(), name)
+	if err := os.WriteFile(p, []byte(text), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
 // mustJSON decodes stdout as one JSON object and checks its keys.
 func mustJSON(t *testing.T, r result, keys ...string) map[string]any {
 	t.Helper()
@@ -102,6 +113,21 @@ func realServer(t *testing.T) (addr, ca string) {
 	return srv.Addr(), srv.CAFile()
 }
 
+// unsealedServer starts a real server, initializes it with one key share,
+// unseals it and returns the environment of its root token.
+func unsealedServer(t *testing.T) env {
+	t.Helper()
+	addr, ca := realServer(t)
+	e := env{"WARDEN_ADDR": addr, "WARDEN_CACERT": ca}
+	in := mustJSON(t, runCLI(t, e, "", "operator", "init", "--key-shares", "1", "--key-threshold", "1", "--format", "json"),
+		"unseal_keys", "root_token")
+	if r := runCLI(t, e, "", "operator", "unseal", in["unseal_keys"].([]any)[0].(string)); r.code != 0 {
+		t.Fatalf("unseal: %+v", r)
+	}
+	e["WARDEN_TOKEN"] = in["root_token"].(string)
+	return e
+}
+
 func TestEndToEnd(t *testing.T) {
 	addr, ca := realServer(t)
 	e := env{"WARDEN_ADDR": addr, "WARDEN_CACERT": ca}
@@ -150,6 +176,19 @@ func TestEndToEnd(t *testing.T) {
 	}
 	checkErr(t, runCLI(t, e, "", "kv", "put", "--cas", "0", "app/db", "x=y"), 1, "warden: 409 Conflict: cas:")
 	mustJSON(t, runCLI(t, e, "", "kv", "put", "--cas", "1", "--format", "json", "app/db", "x=y"), "version", "created_time")
+	runCLI(t, e, "", "kv", "put", "app/api", "k=v")
+	// A put without pairs is refused before it reaches the server, and
+	// written when asked for.
+	checkErr(t, runCLI(t, e, "", "kv", "put", "app/api"), ExitUsage, "--allow-empty")
+	if got := mustJSON(t, runCLI(t, e, "", "kv", "get", "--format", "json", "app/api"), "data", "version", "created_time", "deletion_time"); got["version"] != 1.0 {
+		t.Fatalf("kv put without pairs wrote a version: %v", got)
+	}
+	if got := mustJSON(t, runCLI(t, e, "", "kv", "put", "--allow-empty", "--format", "json", "app/api"), "version", "created_time"); got["version"] != 2.0 {
+		t.Fatalf("kv put --allow-empty: %v", got)
+	}
+	if got := mustJSON(t, runCLI(t, e, "", "kv", "get", "--format", "json", "app/api"), "data", "version", "created_time", "deletion_time"); got["version"] != 2.0 || len(got["data"].(map[string]any)) != 0 {
+		t.Fatalf("kv get after put --allow-empty: %v", got)
+	}
 	runCLI(t, e, "", "kv", "put", "app/api", "k=v")
 	lst := mustJSON(t, runCLI(t, e, "", "kv", "list", "--format", "json", "app"), "keys")
 	if !reflect.DeepEqual(lst["keys"], []any{"api", "db"}) {
@@ -216,6 +255,8 @@ func TestUsageErrors(t *testing.T) {
 		{[]string{"status", "--format", "yaml"}, "must be table or json"},
 		{[]string{"status", "extra"}, "unknown command"},
 		{[]string{"kv", "put"}, "requires at least 1 arg"},
+		{[]string{"kv", "put", "p"}, "no KEY=VALUE pairs for p: the new version would have no keys; give --allow-empty"},
+		{[]string{"kv", "put", "--cas", "1", "p"}, "--allow-empty"},
 		{[]string{"kv", "put", "p", "novalue"}, `"novalue": expected key=value`},
 		{[]string{"kv", "put", "p", "=v"}, "empty key"},
 		{[]string{"kv", "put", "p", "a=1", "a=2"}, `key "a" given twice`},
@@ -265,12 +306,32 @@ func TestInitTableOutput(t *testing.T) {
 	}
 }
 
-func TestVersionJSON(t *testing.T) {
-	mustJSON(t, runCLI(t, env{}, "", "version", "--format", "json"), "version", "go_version")
-}
-
 func writeErr(w http.ResponseWriter, code int, msg string) {
 	w.Header().Set("Content-Type", "application/json")
 	w.WriteHeader(code)
 	json.NewEncoder(w).Encode(map[string][]string{"errors": {msg}})
+}
+
+// TestUnknownAuthorityHint checks that a TLS failure against a real server
+// whose CA the client does not trust names the way to trust it, both with no
+// CA given (system roots) and with the wrong CA file.
+func TestUnknownAuthorityHint(t *testing.T) {
+	addr, _ := realServer(t)
+	other := httptest.NewTLSServer(http.NotFoundHandler())
+	defer other.Close()
+	for name, e := range map[string]env{
+		"system roots": {"WARDEN_ADDR": addr},
+		"another CA":   {"WARDEN_ADDR": addr, "WARDEN_CACERT": caFile(t, other)},
+	} {
+		t.Run(name, func(t *testing.T) {
+			r := runCLI(t, e, "", "status")
+			checkErr(t, r, ExitError, "certificate signed by unknown authority")
+			checkErr(t, r, ExitError, "set WARDEN_CACERT or --ca-cert to the server's CA file")
+		})
+	}
+	// Other errors carry no such hint.
+	r := runCLI(t, env{"WARDEN_ADDR": "https://127.0.0.1:1"}, "", "status")
+	if r.code != ExitError || strings.Contains(r.stderr, "hint") {
+		t.Fatalf("connection refused: exit %d, stderr %q", r.code, r.stderr)
+	}
 }

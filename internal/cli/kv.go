@@ -18,19 +18,28 @@ func newKVCmd(g *globals) *cobra.Command {
 }
 
 func newKVPutCmd(g *globals) *cobra.Command {
-	var cas uint64
+	var (
+		cas        uint64
+		allowEmpty bool
+	)
 	cmd := &cobra.Command{
-		Use:   "put [--cas N] PATH [KEY=VALUE | KEY=@FILE | KEY=-]...",
+		Use:   "put [--cas N] [--allow-empty] PATH [KEY=VALUE | KEY=@FILE | KEY=-]...",
 		Short: "Write a new version of a secret",
 		Long: `Write a new version of the secret at PATH, replacing all of its keys.
 VALUE is taken literally; KEY=@FILE reads the value from FILE and KEY=- reads it
 from stdin (both exactly, including any trailing newline). With --cas N the write
-succeeds only if the current version is N (0: the secret must not exist yet).`,
+succeeds only if the current version is N (0: the secret must not exist yet).
+A put with no KEY=VALUE pairs would replace every key with none, so it is
+refused unless --allow-empty is given.`,
 		Args: args(cobra.MinimumNArgs(1)),
 	}
 	f := addFormat(cmd)
 	cmd.Flags().Uint64Var(&cas, "cas", 0, "check-and-set: write only if the current version is N (0: must not exist)")
+	cmd.Flags().BoolVar(&allowEmpty, "allow-empty", false, "write a version with no keys when no KEY=VALUE pairs are given")
 	cmd.RunE = func(cmd *cobra.Command, a []string) error {
+		if len(a) == 1 && !allowEmpty {
+			return usagef("no KEY=VALUE pairs for %s: the new version would have no keys; give --allow-empty to write it anyway", a[0])
+		}
 		data, err := parseKVArgs(a[1:], &kvSources{stdin: g.stdin, readFile: readFileLimited})
 		if err != nil {
 			return err

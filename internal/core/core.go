@@ -22,7 +22,6 @@ import (
 	"io"
 	"strings"
 	"sync"
-	"sync/atomic"
 	"time"
 
 	"github.com/warden-sec/warden/internal/audit"
@@ -30,6 +29,8 @@ import (
 	"github.com/warden-sec/warden/internal/errs"
 	"github.com/warden-sec/warden/internal/shamir"
 	"github.com/warden-sec/warden/internal/store"
+	"github.com/warden-sec/warden/internal/store/kv"
+	"github.com/warden-sec/warden/internal/version"
 )
 
 // Storage keys owned by core. Everything under sys/ is reserved.
@@ -71,9 +72,6 @@ type Status struct {
 	Version     string `json:"version"`
 	ClusterID   string `json:"cluster_id,omitempty"`
 }
-
-// Version is the Warden release.
-const Version = "0.1.0"
 
 // InitResult is what init hands out exactly once.
 type InitResult struct {
@@ -181,7 +179,7 @@ func (c *Core) Status() (Status, error) {
 	if err != nil {
 		return Status{}, err
 	}
-	s := Status{Type: "shamir", Sealed: c.bar.Sealed(), Version: Version, Progress: len(c.progress)}
+	s := Status{Type: "shamir", Sealed: c.bar.Sealed(), Version: version.String(), Progress: len(c.progress)}
 	if sc != nil {
 		s.Initialized = true
 		s.Shares, s.Threshold, s.ClusterID = sc.Shares, sc.Threshold, sc.ClusterID
@@ -669,7 +667,7 @@ func (c *Core) commit(ctx context.Context, op string, t store.Txn) (uint64, erro
 		return 0, storeErr(op, err)
 	}
 	if p != nil {
-		p.committed.Store(true)
+		p.MarkCommitted()
 	}
 	return idx, nil
 }
@@ -677,61 +675,26 @@ func (c *Core) commit(ctx context.Context, op string, t store.Txn) (uint64, erro
 // pendingLeaf returns the pending record of ctx and its leaf, or nil if
 // there is none or it already committed.
 func pendingLeaf(ctx context.Context) (*PendingAudit, store.AuditLeaf, error) {
-	p, _ := ctx.Value(pendingKey{}).(*PendingAudit)
+	p := kv.PendingFrom(ctx)
 	if p == nil || p.Committed() {
 		return nil, store.AuditLeaf{}, nil
 	}
-	leaf, err := p.get()
+	leaf, err := p.Leaf()
 	if err != nil {
 		return nil, store.AuditLeaf{}, err
 	}
 	return p, leaf, nil
 }
 
-// PendingAudit is the audit record of a request that changes state. Put it
-// in the request's context with WithPendingAudit: the first transaction
-// that commits through Core carries it, in the same Raft command as the
-// change, so the change and its record commit together or not at all.
-type PendingAudit struct {
-	build     func() (store.AuditLeaf, error)
-	committed atomic.Bool
+// PendingAudit is the audit record of a change (kv.PendingAudit): the
+// first transaction that commits through Core carries it.
+type PendingAudit = kv.PendingAudit
 
-	mu    sync.Mutex
-	leaf  store.AuditLeaf
-	built bool
-}
-
-// get builds the leaf once: retries of a conflicting transaction carry the
-// same record (and write it to the sinks only once).
-func (p *PendingAudit) get() (store.AuditLeaf, error) {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	if !p.built {
-		leaf, err := p.build()
-		if err != nil {
-			return store.AuditLeaf{}, err
-		}
-		p.leaf, p.built = leaf, true
-	}
-	return p.leaf, nil
-}
-
-// NewPendingAudit returns a pending record; build makes its leaf when a
-// transaction is about to commit (so fields set by the handler until then
-// are included).
-func NewPendingAudit(build func() (store.AuditLeaf, error)) *PendingAudit {
-	return &PendingAudit{build: build}
-}
-
-// Committed reports whether a transaction carried the record.
-func (p *PendingAudit) Committed() bool { return p.committed.Load() }
-
-type pendingKey struct{}
-
-// WithPendingAudit returns ctx carrying p.
-func WithPendingAudit(ctx context.Context, p *PendingAudit) context.Context {
-	return context.WithValue(ctx, pendingKey{}, p)
-}
+// NewPendingAudit and WithPendingAudit are kv's.
+var (
+	NewPendingAudit  = kv.NewPendingAudit
+	WithPendingAudit = kv.WithPendingAudit
+)
 
 // AppendAudit commits audit leaves on their own (records of reads, denies
 // and failed requests), in one Raft command.
@@ -829,7 +792,7 @@ func (c *Core) Restore(ctx context.Context, f *store.SnapshotFile) (uint64, erro
 	if err != nil {
 		return 0, storeErr("restore", err)
 	}
-	p.committed.Store(true)
+	p.MarkCommitted()
 	return idx, nil
 }
 

@@ -29,16 +29,17 @@ import (
 	"time"
 
 	"github.com/warden-sec/warden/internal/errs"
-	"github.com/warden-sec/warden/internal/store"
+	"github.com/warden-sec/warden/internal/names"
+	"github.com/warden-sec/warden/internal/store/kv"
 )
 
 // Storage is the encrypted view identity works on (implemented by core.Core).
 // Errors carry errs codes (errs.NotFound, errs.Conflict, errs.Unavailable).
 type Storage interface {
-	Get(ctx context.Context, key string) (store.Entry, error)
-	GetStale(key string) (store.Entry, error)
-	ListKeys(ctx context.Context, prefix string, limit int) ([]store.Entry, error)
-	Txn(ctx context.Context, t store.Txn) (uint64, error)
+	Get(ctx context.Context, key string) (kv.Entry, error)
+	GetStale(key string) (kv.Entry, error)
+	ListKeys(ctx context.Context, prefix string, limit int) ([]kv.Entry, error)
+	Txn(ctx context.Context, t kv.Txn) (uint64, error)
 }
 
 const (
@@ -154,7 +155,7 @@ type Encrypter interface {
 
 // Bootstrap makes the ops that init commits: the token HMAC key and the root
 // token. It returns the root token to hand to the operator once.
-func (s *Service) Bootstrap(enc Encrypter) ([]store.Op, Secret, error) {
+func (s *Service) Bootstrap(enc Encrypter) ([]kv.Op, Secret, error) {
 	key := make([]byte, 32)
 	if _, err := io.ReadFull(s.rand, key); err != nil {
 		return nil, "", fmt.Errorf("identity: token key: %w", err)
@@ -179,9 +180,9 @@ func (s *Service) Bootstrap(enc Encrypter) ([]store.Op, Secret, error) {
 	if err != nil {
 		return nil, "", err
 	}
-	return []store.Op{
-		{Type: store.OpPut, Key: keyHMAC, Value: ekey},
-		{Type: store.OpPut, Key: prefixToken + tok.Accessor, Value: erec},
+	return []kv.Op{
+		{Type: kv.OpPut, Key: keyHMAC, Value: ekey},
+		{Type: kv.OpPut, Key: prefixToken + tok.Accessor, Value: erec},
 	}, secret, nil
 }
 
@@ -317,10 +318,11 @@ func validName(field, s string) error {
 	if s == "" || len(s) > 128 {
 		return errs.E(errs.Invalid, "%s: must be 1 to 128 characters", field)
 	}
-	for i, c := range []byte(s) {
-		if !(c >= 'a' && c <= 'z' || c >= '0' && c <= '9' || c == '-' || c == '_' || c == '.' || c == '@') {
-			return errs.E(errs.Invalid, "%s: %q: character %q at position %d is not allowed (use a-z 0-9 - _ . @)", field, s, rune(c), i+1)
-		}
+	bad := names.BadChar(s, func(_ int, c rune) bool {
+		return c >= 'a' && c <= 'z' || c >= '0' && c <= '9' || c == '-' || c == '_' || c == '.' || c == '@'
+	})
+	if bad != "" {
+		return errs.E(errs.Invalid, "%s: %q: %s is not allowed (use a-z 0-9 - _ . @)", field, s, bad)
 	}
 	return nil
 }
@@ -394,23 +396,23 @@ func (s *Service) Create(ctx context.Context, parent *Token, req CreateRequest) 
 		if err != nil {
 			return "", nil, err
 		}
-		idx, err := s.st.Txn(ctx, store.Txn{
-			Conds: []store.Cond{
+		idx, err := s.st.Txn(ctx, kv.Txn{
+			Conds: []kv.Cond{
 				{Key: prefixToken + parent.Accessor, Version: parent.version},
 				{Key: genKey, Version: gen},
 				{Key: prefixToken + child.Accessor, Version: 0},
 			},
-			Ops: []store.Op{
-				{Type: store.OpPut, Key: prefixToken + child.Accessor, Value: rec},
-				{Type: store.OpPut, Key: prefixChild + parent.Accessor + "/" + child.Accessor, Value: nil},
-				{Type: store.OpPut, Key: genKey, Value: nil},
+			Ops: []kv.Op{
+				{Type: kv.OpPut, Key: prefixToken + child.Accessor, Value: rec},
+				{Type: kv.OpPut, Key: prefixChild + parent.Accessor + "/" + child.Accessor, Value: nil},
+				{Type: kv.OpPut, Key: genKey, Value: nil},
 			},
 		})
 		if err == nil {
 			child.version = idx
 			return secret, child, nil
 		}
-		var ce *store.ConflictError
+		var ce *kv.ConflictError
 		if errors.As(err, &ce) && ce.Key == genKey && attempt < maxRetries {
 			continue
 		}
@@ -424,7 +426,7 @@ func (s *Service) Create(ctx context.Context, parent *Token, req CreateRequest) 
 // version returns the current version of key (0 if absent); linearizable
 // when fresh is set.
 func (s *Service) version(ctx context.Context, key string, fresh bool) (uint64, error) {
-	var e store.Entry
+	var e kv.Entry
 	var err error
 	if fresh {
 		e, err = s.st.Get(ctx, key)
@@ -509,8 +511,8 @@ func (s *Service) Revoke(ctx context.Context, accessor string) error {
 	}
 }
 
-func (s *Service) revokeTxn(ctx context.Context, accessor string) (store.Txn, error) {
-	var txn store.Txn
+func (s *Service) revokeTxn(ctx context.Context, accessor string) (kv.Txn, error) {
+	var txn kv.Txn
 	queue := []string{accessor}
 	seen := map[string]bool{}
 	for len(queue) > 0 {
@@ -532,26 +534,26 @@ func (s *Service) revokeTxn(ctx context.Context, accessor string) (store.Txn, er
 			return txn, errs.E(errs.NotFound, "token not found")
 		}
 		txn.Conds = append(txn.Conds,
-			store.Cond{Key: prefixToken + acc, Version: recV},
-			store.Cond{Key: prefixGen + acc, Version: genV})
+			kv.Cond{Key: prefixToken + acc, Version: recV},
+			kv.Cond{Key: prefixGen + acc, Version: genV})
 		txn.Ops = append(txn.Ops,
-			store.Op{Type: store.OpDelete, Key: prefixToken + acc},
-			store.Op{Type: store.OpDelete, Key: prefixGen + acc})
+			kv.Op{Type: kv.OpDelete, Key: prefixToken + acc},
+			kv.Op{Type: kv.OpDelete, Key: prefixGen + acc})
 		kids, err := s.st.ListKeys(ctx, prefixChild+acc+"/", 0)
 		if err != nil {
 			return txn, err
 		}
 		for _, k := range kids {
-			txn.Ops = append(txn.Ops, store.Op{Type: store.OpDelete, Key: k.Key})
+			txn.Ops = append(txn.Ops, kv.Op{Type: kv.OpDelete, Key: k.Key})
 			queue = append(queue, strings.TrimPrefix(k.Key, prefixChild+acc+"/"))
 		}
-		if len(txn.Ops) > store.MaxTxnOps-8 {
+		if len(txn.Ops) > kv.MaxTxnOps-8 {
 			return txn, errs.E(errs.Invalid, "token: too many descendants to revoke in one step (%d)", len(seen))
 		}
 	}
 	// Also drop the parent's index entry pointing at the revoked token.
 	if t, err := s.record(accessor); err == nil && t.ParentAccessor != "" {
-		txn.Ops = append(txn.Ops, store.Op{Type: store.OpDelete, Key: prefixChild + t.ParentAccessor + "/" + accessor})
+		txn.Ops = append(txn.Ops, kv.Op{Type: kv.OpDelete, Key: prefixChild + t.ParentAccessor + "/" + accessor})
 	}
 	return txn, nil
 }

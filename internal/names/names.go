@@ -73,6 +73,41 @@ func describe(r rune) string {
 	return fmt.Sprintf("U+%04X %s", r, name)
 }
 
+// Char describes the character r for an error message: the character
+// itself, quoted, then its code point and Unicode name, as
+// `"е" (U+0435 CYRILLIC SMALL LETTER IE)`, so that a look-alike of an ASCII
+// letter cannot hide. Every error of Warden about a character of a name,
+// path or identifier uses this form (never a byte formatted as a character,
+// which prints one character per byte of UTF-8).
+func Char(r rune) string { return fmt.Sprintf("%q (%s)", string(r), describe(r)) }
+
+// BadChar returns, for the first character of s that ok refuses, the
+// phrase `character "е" (U+0435 CYRILLIC SMALL LETTER IE) at position 2`
+// (positions count characters from 1; ok is given the 0-based character
+// index and the character), or "invalid UTF-8 at position N" for a byte that
+// does not start a valid UTF-8 sequence. It returns "" when ok accepts every
+// character. Invalid UTF-8 is never passed to ok.
+func BadChar(s string, ok func(i int, r rune) bool) string {
+	i := 0
+	for off, r := range s {
+		if r == utf8.RuneError {
+			if _, size := utf8.DecodeRuneInString(s[off:]); size == 1 {
+				return fmt.Sprintf("invalid UTF-8 at position %d", i+1)
+			}
+		}
+		if !ok(i, r) {
+			return charAt(r, i+1)
+		}
+		i++
+	}
+	return ""
+}
+
+// charAt is the phrase of BadChar for the character r at position pos.
+func charAt(r rune, pos int) string {
+	return fmt.Sprintf("character %s at position %d", Char(r), pos)
+}
+
 func allowed(c byte) bool {
 	return c >= 'a' && c <= 'z' || c >= '0' && c <= '9' || c == '-' || c == '.'
 }
@@ -113,7 +148,7 @@ func Canonical(input string) (string, error) {
 			b = append(b, byte(r)+('a'-'A'))
 		default:
 			return "", &NameError{Input: input, Pos: pos, Rune: r,
-				Reason: fmt.Sprintf("character %q (%s) at position %d is not allowed; use a-z, 0-9, '-' and '.'", string(r), describe(r), pos)}
+				Reason: charAt(r, pos) + " is not allowed; use a-z, 0-9, '-' and '.'"}
 		}
 	}
 	out := string(b)
@@ -197,12 +232,9 @@ func ValidateTrustDomain(td string) error {
 	if td == "" || len(td) > MaxTrustDomain {
 		return wrap(fmt.Sprintf("trust domain %q: must be 1 to %d characters", td, MaxTrustDomain), ErrTrustDomain)
 	}
-	for i := 0; i < len(td); i++ {
-		if c := td[i]; !allowed(c) && c != '_' {
-			r, _ := utf8.DecodeRuneInString(td[i:])
-			return wrap(fmt.Sprintf("trust domain %q: character %q at byte %d is not allowed; use a-z, 0-9, '.', '-' and '_'",
-				td, string(r), i+1), ErrTrustDomain)
-		}
+	bad := BadChar(td, func(_ int, r rune) bool { return r < utf8.RuneSelf && (allowed(byte(r)) || r == '_') })
+	if bad != "" {
+		return wrap(fmt.Sprintf("trust domain %q: %s is not allowed; use a-z, 0-9, '.', '-' and '_'", td, bad), ErrTrustDomain)
 	}
 	return nil
 }

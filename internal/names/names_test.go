@@ -208,3 +208,41 @@ func FuzzParseSPIFFEID(f *testing.F) {
 		}
 	})
 }
+
+func TestBadChar(t *testing.T) {
+	lower := func(_ int, r rune) bool { return r >= 'a' && r <= 'z' }
+	for _, tc := range []struct{ name, in, want string }{
+		{"all allowed", "abc", ""},
+		{"empty", "", ""},
+		{"Cyrillic look-alike", "wеb", `character "е" (U+0435 CYRILLIC SMALL LETTER IE) at position 2`},
+		{"position counts characters, not bytes", "ééa1", `character "é" (U+00E9 LATIN SMALL LETTER E WITH ACUTE) at position 1`},
+		{"after multi-byte characters", "ab\u00e9", `character "é" (U+00E9 LATIN SMALL LETTER E WITH ACUTE) at position 3`},
+		{"four-byte character", "a\U0001F600", `character "😀" (U+1F600 GRINNING FACE) at position 2`},
+		{"invisible", "a\u200bb", `character "\u200b" (U+200B ZERO WIDTH SPACE) at position 2`},
+		{"control", "a\x01", `character "\x01" (U+0001) at position 2`},
+		{"invalid UTF-8", "ab\xd0", "invalid UTF-8 at position 3"},
+		{"encoded U+FFFD is a character", "a\uFFFD", `character "�" (U+FFFD REPLACEMENT CHARACTER) at position 2`},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			if got := BadChar(tc.in, lower); got != tc.want {
+				t.Errorf("BadChar(%q) = %q, want %q", tc.in, got, tc.want)
+			}
+		})
+	}
+	// ok sees character indexes, so rules can depend on the position.
+	first := func(i int, r rune) bool { return i > 0 || r >= 'a' && r <= 'z' }
+	if got, want := BadChar("é1", first), `character "é" (U+00E9 LATIN SMALL LETTER E WITH ACUTE) at position 1`; got != want {
+		t.Errorf("got %q, want %q", got, want)
+	}
+	if got := BadChar("a1é", first); got != "" {
+		t.Errorf("got %q", got)
+	}
+}
+
+func TestTrustDomainErrorNamesTheCharacter(t *testing.T) {
+	err := ValidateTrustDomain("wаrden.local")
+	want := `trust domain "wаrden.local": character "а" (U+0430 CYRILLIC SMALL LETTER A) at position 2 is not allowed`
+	if err == nil || !strings.HasPrefix(err.Error(), want) {
+		t.Fatalf("got %v, want prefix %q", err, want)
+	}
+}

@@ -208,11 +208,11 @@ func parseLeafSPIFFEID(id string) (*url.URL, error) {
 		if seg == "" || seg == "." || seg == ".." {
 			return bad(fmt.Sprintf("path segment %d is empty, '.' or '..'", i+1))
 		}
-		for j := 0; j < len(seg); j++ {
-			c := seg[j]
-			if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '.' || c == '-' || c == '_') {
-				return bad(fmt.Sprintf("path segment %d: character %q is not allowed", i+1, rune(c)))
-			}
+		c := names.BadChar(seg, func(_ int, c rune) bool {
+			return c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '.' || c == '-' || c == '_'
+		})
+		if c != "" {
+			return bad(fmt.Sprintf("path segment %d: %s is not allowed", i+1, c))
 		}
 	}
 	return &url.URL{Scheme: "spiffe", Host: td, Path: "/" + path}, nil

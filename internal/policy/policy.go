@@ -29,16 +29,17 @@ import (
 
 	"github.com/warden-sec/warden/internal/authz"
 	"github.com/warden-sec/warden/internal/errs"
-	"github.com/warden-sec/warden/internal/store"
+	"github.com/warden-sec/warden/internal/names"
+	"github.com/warden-sec/warden/internal/store/kv"
 )
 
 // Storage is the encrypted view (core.Core implements it).
 type Storage interface {
-	Get(ctx context.Context, key string) (store.Entry, error)
-	GetStale(key string) (store.Entry, error)
-	List(ctx context.Context, prefix string, limit int) ([]store.Entry, error)
-	ListKeys(ctx context.Context, prefix string, limit int) ([]store.Entry, error)
-	Txn(ctx context.Context, t store.Txn) (uint64, error)
+	Get(ctx context.Context, key string) (kv.Entry, error)
+	GetStale(key string) (kv.Entry, error)
+	List(ctx context.Context, prefix string, limit int) ([]kv.Entry, error)
+	ListKeys(ctx context.Context, prefix string, limit int) ([]kv.Entry, error)
+	Txn(ctx context.Context, t kv.Txn) (uint64, error)
 }
 
 // WardenStore is the policy store that governs Warden's own API.
@@ -66,8 +67,15 @@ type Policy struct {
 	Text        string    `json:"policy"`
 	CreatedTime time.Time `json:"created_time"`
 	UpdatedTime time.Time `json:"updated_time"`
-	Version     uint64    `json:"version"`
+	// Version counts the writes of this policy: 1 for the first, one more
+	// for each rewrite (a delete starts it again at 1). It is the policy's
+	// own number, stored in its record, not the store's Raft index.
+	Version uint64 `json:"version"`
 }
+
+// version is the stored version of a policy record; records written before
+// versions were counted hold 0 and count as one write.
+func (p *Policy) version() uint64 { return max(p.Version, 1) }
 
 // Service manages policy stores. Safe for concurrent use.
 type Service struct {
@@ -99,11 +107,11 @@ func ValidateStoreName(name string) error {
 	if name == "" || len(name) > maxStoreName {
 		return errs.E(errs.Invalid, "store: name must be 1 to %d characters", maxStoreName)
 	}
-	for i, c := range []byte(name) {
-		ok := c >= 'a' && c <= 'z' || i > 0 && (c >= '0' && c <= '9' || c == '-' || c == '_')
-		if !ok {
-			return errs.E(errs.Invalid, "store: name %q: character %q at position %d is not allowed (a-z first, then a-z 0-9 - _)", name, rune(c), i+1)
-		}
+	bad := names.BadChar(name, func(i int, c rune) bool {
+		return c >= 'a' && c <= 'z' || i > 0 && (c >= '0' && c <= '9' || c == '-' || c == '_')
+	})
+	if bad != "" {
+		return errs.E(errs.Invalid, "store: name %q: %s is not allowed (a-z first, then a-z 0-9 - _)", name, bad)
 	}
 	return nil
 }
@@ -142,10 +150,10 @@ func (s *Service) CreateStore(ctx context.Context, name string) error {
 		return errs.E(errs.Conflict, "policy store %q already exists", name)
 	}
 	rec, _ := json.Marshal(storeRecord{Name: name, CreatedTime: s.now().UTC()})
-	_, err := s.st.Txn(ctx, store.Txn{
-		Conds: []store.Cond{{Key: prefixStore + name, Version: 0}},
-		Ops: []store.Op{{Type: store.OpPut, Key: prefixStore + name, Value: rec},
-			{Type: store.OpPut, Key: prefixGen + name}},
+	_, err := s.st.Txn(ctx, kv.Txn{
+		Conds: []kv.Cond{{Key: prefixStore + name, Version: 0}},
+		Ops: []kv.Op{{Type: kv.OpPut, Key: prefixStore + name, Value: rec},
+			{Type: kv.OpPut, Key: prefixGen + name}},
 	})
 	if errs.Is(err, errs.Conflict) {
 		return errs.E(errs.Conflict, "policy store %q already exists", name)
@@ -180,16 +188,16 @@ func (s *Service) DeleteStore(ctx context.Context, name string) error {
 		if err != nil {
 			return err
 		}
-		ops := []store.Op{{Type: store.OpDelete, Key: prefixStore + name}, {Type: store.OpDelete, Key: prefixGen + name},
-			{Type: store.OpDelete, Key: prefixSchema + name}, {Type: store.OpDelete, Key: prefixEntities + name}}
+		ops := []kv.Op{{Type: kv.OpDelete, Key: prefixStore + name}, {Type: kv.OpDelete, Key: prefixGen + name},
+			{Type: kv.OpDelete, Key: prefixSchema + name}, {Type: kv.OpDelete, Key: prefixEntities + name}}
 		ps, err := s.st.ListKeys(ctx, prefixPolicy+name+"/", 0)
 		if err != nil {
 			return err
 		}
 		for _, p := range ps {
-			ops = append(ops, store.Op{Type: store.OpDelete, Key: p.Key})
+			ops = append(ops, kv.Op{Type: kv.OpDelete, Key: p.Key})
 		}
-		_, err = s.st.Txn(ctx, store.Txn{Conds: []store.Cond{{Key: prefixGen + name, Version: gen}}, Ops: ops})
+		_, err = s.st.Txn(ctx, kv.Txn{Conds: []kv.Cond{{Key: prefixGen + name, Version: gen}}, Ops: ops})
 		if errs.Is(err, errs.Conflict) && attempt < maxRetries {
 			continue
 		}
@@ -203,9 +211,9 @@ func (s *Service) DeleteStore(ctx context.Context, name string) error {
 // change commits ops to a store together with a touch of its generation key,
 // conditioned on the generation read before validation, so validation and
 // commit see the same store.
-func (s *Service) change(ctx context.Context, name string, gen uint64, ops []store.Op) (uint64, error) {
-	ops = append(ops, store.Op{Type: store.OpPut, Key: prefixGen + name})
-	idx, err := s.st.Txn(ctx, store.Txn{Conds: []store.Cond{{Key: prefixGen + name, Version: gen}}, Ops: ops})
+func (s *Service) change(ctx context.Context, name string, gen uint64, ops []kv.Op) (uint64, error) {
+	ops = append(ops, kv.Op{Type: kv.OpPut, Key: prefixGen + name})
+	idx, err := s.st.Txn(ctx, kv.Txn{Conds: []kv.Cond{{Key: prefixGen + name, Version: gen}}, Ops: ops})
 	if errs.Is(err, errs.Conflict) {
 		return 0, errs.E(errs.Conflict, "policy store %q changed concurrently; retry", name)
 	}
@@ -265,19 +273,22 @@ func (s *Service) WritePolicy(ctx context.Context, storeName, name, text string)
 		return nil, invalid(err)
 	}
 	now := s.now().UTC()
-	p := &Policy{Store: storeName, Name: name, Text: text, CreatedTime: now, UpdatedTime: now}
+	p := &Policy{Store: storeName, Name: name, Text: text, CreatedTime: now, UpdatedTime: now, Version: 1}
+	// The record read here is the one the commit replaces: change is
+	// conditioned on the generation read by load, before this read.
 	if old, err := s.st.Get(ctx, prefixPolicy+storeName+"/"+name); err == nil {
 		var o Policy
-		if json.Unmarshal(old.Value, &o) == nil {
-			p.CreatedTime = o.CreatedTime
+		if err := json.Unmarshal(old.Value, &o); err != nil {
+			return nil, fmt.Errorf("policy: decode %s: %w", old.Key, err)
 		}
-	}
-	rec, _ := json.Marshal(p)
-	idx, err := s.change(ctx, storeName, gen, []store.Op{{Type: store.OpPut, Key: prefixPolicy + storeName + "/" + name, Value: rec}})
-	if err != nil {
+		p.CreatedTime, p.Version = o.CreatedTime, o.version()+1
+	} else if !errs.Is(err, errs.NotFound) {
 		return nil, err
 	}
-	p.Version = idx
+	rec, _ := json.Marshal(p)
+	if _, err := s.change(ctx, storeName, gen, []kv.Op{{Type: kv.OpPut, Key: prefixPolicy + storeName + "/" + name, Value: rec}}); err != nil {
+		return nil, err
+	}
 	return p, nil
 }
 
@@ -297,7 +308,7 @@ func (s *Service) ReadPolicy(ctx context.Context, storeName, name string) (*Poli
 	if err := json.Unmarshal(e.Value, &p); err != nil {
 		return nil, fmt.Errorf("policy: decode: %w", err)
 	}
-	p.Version = e.Version
+	p.Version = p.version()
 	return &p, nil
 }
 
@@ -326,7 +337,7 @@ func (s *Service) DeletePolicy(ctx context.Context, storeName, name string) erro
 	if err != nil {
 		return err
 	}
-	_, err = s.change(ctx, storeName, gen, []store.Op{{Type: store.OpDelete, Key: prefixPolicy + storeName + "/" + name}})
+	_, err = s.change(ctx, storeName, gen, []kv.Op{{Type: kv.OpDelete, Key: prefixPolicy + storeName + "/" + name}})
 	return err
 }
 
@@ -343,11 +354,11 @@ func (s *Service) WriteSchema(ctx context.Context, storeName, text string) error
 	if _, err := authz.Compile(pols, text); err != nil {
 		return invalid(err)
 	}
-	op := store.Op{Type: store.OpPut, Key: prefixSchema + storeName, Value: []byte(text)}
+	op := kv.Op{Type: kv.OpPut, Key: prefixSchema + storeName, Value: []byte(text)}
 	if text == "" {
-		op = store.Op{Type: store.OpDelete, Key: prefixSchema + storeName}
+		op = kv.Op{Type: kv.OpDelete, Key: prefixSchema + storeName}
 	}
-	_, err = s.change(ctx, storeName, gen, []store.Op{op})
+	_, err = s.change(ctx, storeName, gen, []kv.Op{op})
 	return err
 }
 
@@ -368,7 +379,7 @@ func (s *Service) WriteEntities(ctx context.Context, storeName string, data []by
 	if err != nil {
 		return 0, err
 	}
-	_, err = s.change(ctx, storeName, gen, []store.Op{{Type: store.OpPut, Key: prefixEntities + storeName, Value: canon}})
+	_, err = s.change(ctx, storeName, gen, []kv.Op{{Type: kv.OpPut, Key: prefixEntities + storeName, Value: canon}})
 	return es.Len(), err
 }
 

@@ -22,15 +22,16 @@ import (
 	"time"
 
 	"github.com/warden-sec/warden/internal/errs"
-	"github.com/warden-sec/warden/internal/store"
+	"github.com/warden-sec/warden/internal/names"
+	"github.com/warden-sec/warden/internal/store/kv"
 )
 
 // Storage is the encrypted view the engine works on (core.Core implements it).
 type Storage interface {
-	Get(ctx context.Context, key string) (store.Entry, error)
-	GetStale(key string) (store.Entry, error)
-	ListKeys(ctx context.Context, prefix string, limit int) ([]store.Entry, error)
-	Txn(ctx context.Context, t store.Txn) (uint64, error)
+	Get(ctx context.Context, key string) (kv.Entry, error)
+	GetStale(key string) (kv.Entry, error)
+	ListKeys(ctx context.Context, prefix string, limit int) ([]kv.Entry, error)
+	Txn(ctx context.Context, t kv.Txn) (uint64, error)
 }
 
 const (
@@ -159,10 +160,11 @@ func validSegment(s string) error {
 	case s == "." || s == "..":
 		return fmt.Errorf("%q is not allowed", s)
 	}
-	for i, c := range s {
-		if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '.' || c == '_' || c == '-') {
-			return fmt.Errorf("character %q (U+%04X) at byte %d is not allowed (use A-Z a-z 0-9 . _ -)", c, c, i+1)
-		}
+	bad := names.BadChar(s, func(_ int, c rune) bool {
+		return c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '.' || c == '_' || c == '-'
+	})
+	if bad != "" {
+		return fmt.Errorf("%s is not allowed (use A-Z a-z 0-9 . _ -)", bad)
 	}
 	return nil
 }
@@ -218,19 +220,19 @@ func (e *Engine) Put(ctx context.Context, path string, data json.RawMessage, cas
 		m.CurrentVersion = v
 		m.UpdatedTime = now
 		m.Versions[v] = VersionInfo{CreatedTime: now}
-		ops := []store.Op{{Type: store.OpPut, Key: dataKey(path, v), Value: data}}
+		ops := []kv.Op{{Type: kv.OpPut, Key: dataKey(path, v), Value: data}}
 		for m.MaxVersions > 0 && len(m.Versions) > m.MaxVersions {
 			old := m.OldestVersion
 			delete(m.Versions, old)
-			ops = append(ops, store.Op{Type: store.OpDelete, Key: dataKey(path, old)})
+			ops = append(ops, kv.Op{Type: kv.OpDelete, Key: dataKey(path, old)})
 			m.OldestVersion++
 		}
 		mb, err := json.Marshal(m)
 		if err != nil {
 			return 0, time.Time{}, err
 		}
-		ops = append(ops, store.Op{Type: store.OpPut, Key: prefixMeta + path, Value: mb})
-		_, err = e.st.Txn(ctx, store.Txn{Conds: []store.Cond{{Key: prefixMeta + path, Version: mv}}, Ops: ops})
+		ops = append(ops, kv.Op{Type: kv.OpPut, Key: prefixMeta + path, Value: mb})
+		_, err = e.st.Txn(ctx, kv.Txn{Conds: []kv.Cond{{Key: prefixMeta + path, Version: mv}}, Ops: ops})
 		if err == nil {
 			return v, now, nil
 		}
@@ -303,9 +305,9 @@ func (e *Engine) Delete(ctx context.Context, path string) error {
 		if err != nil {
 			return err
 		}
-		_, err = e.st.Txn(ctx, store.Txn{
-			Conds: []store.Cond{{Key: prefixMeta + path, Version: mv}},
-			Ops:   []store.Op{{Type: store.OpPut, Key: prefixMeta + path, Value: mb}},
+		_, err = e.st.Txn(ctx, kv.Txn{
+			Conds: []kv.Cond{{Key: prefixMeta + path, Version: mv}},
+			Ops:   []kv.Op{{Type: kv.OpPut, Key: prefixMeta + path, Value: mb}},
 		})
 		if errs.Is(err, errs.Conflict) && attempt < maxRetries {
 			continue

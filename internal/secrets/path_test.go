@@ -20,11 +20,14 @@ func TestValidatePath(t *testing.T) {
 		{"a//b", "segment 2: empty"},
 		{"a/../b", `segment 2: ".." is not allowed`},
 		{"./a", `segment 1: "." is not allowed`},
-		{"a b", `character ' ' (U+0020) at byte 2`},
-		{"wеb", "character 'е' (U+0435) at byte 2"}, // a Cyrillic е
+		{"a b", `character " " (U+0020 SPACE) at position 2 is not allowed`},
+		{"wеb", `segment 1: character "е" (U+0435 CYRILLIC SMALL LETTER IE) at position 2 is not allowed`}, // a Cyrillic е
+		{"ok/aéb", `segment 2: character "é" (U+00E9 LATIN SMALL LETTER E WITH ACUTE) at position 2`},
+		{"a/ü/é", `segment 2: character "ü" (U+00FC LATIN SMALL LETTER U WITH DIAERESIS) at position 1`},
+		{"ab\xd0", "invalid UTF-8 at position 3"},
 		{strings.Repeat("a/", 32) + "a", "more than 32 segments"},
 		{strings.Repeat("a", 256), "longer than 255"},
-		{"a#1", "character '#'"},
+		{"a#1", `character "#" (U+0023 NUMBER SIGN)`},
 	} {
 		t.Run(tc.path, func(t *testing.T) {
 			err := ValidatePath(tc.path)

@@ -708,14 +708,6 @@ func (s *Store) AuditState() (audit.TreeState, error) { return s.fsm.auditState(
 // state.
 func (s *Store) AuditNodes() audit.NodeStore { return s.fsm }
 
-// StoredLeaf is a stored audit leaf with the index of the Raft command that
-// appended it: for a record that rode with a change, the change's index
-// (the version of every key it wrote).
-type StoredLeaf struct {
-	RaftIndex uint64
-	Value     []byte
-}
-
 // AuditLeaves returns up to count stored audit leaves from index start.
 func (s *Store) AuditLeaves(start uint64, count int) ([]StoredLeaf, error) {
 	return s.fsm.auditLeaves(start, count)
