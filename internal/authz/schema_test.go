@@ -18,8 +18,8 @@ func TestWardenSchema(t *testing.T) {
 			t.Errorf("%s: %v", a, err)
 		}
 	}
-	if n := len(Actions()); n != 34 {
-		t.Errorf("%d actions, want 34", n)
+	if n := len(Actions()); n != 35 {
+		t.Errorf("%d actions, want 35", n)
 	}
 	if got := ActionUID(ActionKVRead).String(); got != `Action::"kv.read"` {
 		t.Errorf("ActionUID = %s", got)
