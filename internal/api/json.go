@@ -138,11 +138,7 @@ func (req *request) readBody() ([]byte, error) {
 	buf.Reset()
 	defer bufPool.Put(buf)
 	if _, err := buf.ReadFrom(req.Body); err != nil {
-		var mbe *http.MaxBytesError
-		if errors.As(err, &mbe) {
-			return nil, errs.E(errs.TooLarge, "request body is larger than %d bytes", mbe.Limit)
-		}
-		return nil, errs.E(errs.Invalid, "request body: %s", err.Error())
+		return nil, req.bodyError(err)
 	}
 	return bytes.Clone(buf.Bytes()), nil
 }
