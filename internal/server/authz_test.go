@@ -261,6 +261,7 @@ func TestActionMapping(t *testing.T) {
 		{"GET", "/v1/nodes", "node.list", `Node::"*"`},
 		{"GET", "/v1/nodes/p1", "node.read", `Node::"p1"`},
 		{"GET", "/v1/pki/certs", "cert.list", `Certificate::"*"`},
+		{"GET", "/metrics", "metrics.read", `System::"warden"`},
 		{"POST", "/v1/sys/seal", "sys.seal", `System::"warden"`}, // last: it seals
 	}
 	covered := map[string]bool{}
