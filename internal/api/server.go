@@ -219,8 +219,9 @@ func (s *Server) patternMatches(pattern, path string) bool {
 	return len(ps) == len(xs)
 }
 
-// needToken is the error of token endpoints called with a certificate.
-var needToken = errs.E(errs.Invalid, "this endpoint needs token authentication")
+// needToken is the error of token endpoints called with a certificate: a
+// deny (403), as for any other caller a policy does not permit.
+var needToken = errs.E(errs.Denied, "permission denied: this endpoint needs token authentication (a certificate cannot create or look up tokens)")
 
 func statusOf(c errs.Code) int {
 	switch c {
