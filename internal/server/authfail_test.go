@@ -2,11 +2,13 @@ package server_test
 
 import (
 	"context"
+	"io"
 	"net/http"
 	"net/http/httptest"
 	"strconv"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/warden-sec/warden/internal/server"
 )
@@ -121,4 +123,43 @@ func TestMetricsAccess(t *testing.T) {
 	p := start(t, t.TempDir(), func(c *server.Config) { c.MetricsPublic = true })
 	p.initUnseal(1, 1)
 	p.want(p.do("GET", "/metrics", "", nil), 200)
+}
+
+// TestSlowBodyOverTLS: a body that stalls halfway is cut at the request
+// deadline with a JSON 408 the client reads (not a hang until the
+// connection's read timeout and a broken connection), and the failure's
+// audit record is committed.
+func TestSlowBodyOverTLS(t *testing.T) {
+	h := start(t, t.TempDir(), func(c *server.Config) { c.RequestTimeout = 2 * time.Second })
+	_, root := h.initUnseal(1, 1)
+	pr, pw := io.Pipe()
+	defer pw.Close()
+	body := `{"data": {"k": "v"}}`
+	go func() { _, _ = io.WriteString(pw, body[:8]) }() // and then nothing
+	req, _ := http.NewRequest("PUT", h.srv.Addr()+"/v1/kv/data/app/slow", pr)
+	req.ContentLength = int64(len(body))
+	req.Header.Set("Authorization", "Bearer "+root)
+	res, err := h.http.Do(req)
+	if err != nil {
+		t.Fatalf("no answer to a stalled body: %v", err)
+	}
+	b, _ := io.ReadAll(res.Body)
+	res.Body.Close()
+	if res.StatusCode != http.StatusRequestTimeout || !strings.Contains(string(b), "request deadline") {
+		t.Fatalf("status %d: %s", res.StatusCode, b)
+	}
+	h.want(h.do("GET", "/v1/kv/data/app/slow", root, nil), 404)
+	st, err := h.srv.Store().AuditState()
+	if err != nil {
+		t.Fatal(err)
+	}
+	es := h.want(h.do("GET", "/v1/audit/entries?start=0&count="+strconv.FormatUint(st.Size, 10), root, nil), 200).json(t)["entries"].([]any)
+	found := false
+	for _, e := range es {
+		ent := e.(map[string]any)["entry"].(map[string]any)
+		found = found || ent["action"] == "kv.write" && ent["outcome"] == float64(408)
+	}
+	if !found {
+		t.Fatal("no record of the timed-out write")
+	}
 }
