@@ -1,13 +1,11 @@
 package server_test
 
 import (
-	"bytes"
 	"context"
 	"crypto"
 	"crypto/ecdsa"
 	"crypto/elliptic"
 	"crypto/rand"
-	"crypto/tls"
 	"crypto/x509"
 	"encoding/base64"
 	"encoding/hex"
@@ -15,8 +13,6 @@ import (
 	"encoding/pem"
 	"errors"
 	"fmt"
-	"io"
-	"net/http"
 	"net/url"
 	"os"
 	"os/exec"
@@ -276,29 +272,8 @@ func TestReenroll(t *testing.T) {
 // nodePost calls the server over mutual TLS with the node's certificate.
 func (h *harness) nodePost(e enrolled, path string, body any) (int, []byte) {
 	h.t.Helper()
-	var chain [][]byte
-	for rest := []byte(e.chain); ; {
-		var b *pem.Block
-		b, rest = pem.Decode(rest)
-		if b == nil {
-			break
-		}
-		chain = append(chain, b.Bytes)
-	}
-	pemCA, _ := os.ReadFile(h.srv.CAFile())
-	pool := x509.NewCertPool()
-	pool.AppendCertsFromPEM(pemCA)
-	cl := &http.Client{Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: pool, MinVersion: tls.VersionTLS12,
-		Certificates: []tls.Certificate{{Certificate: chain, PrivateKey: e.key}}}}}
-	defer cl.CloseIdleConnections()
-	js, _ := json.Marshal(body)
-	res, err := cl.Post(h.srv.Addr()+path, "application/json", bytes.NewReader(js))
-	if err != nil {
-		h.t.Fatal(err)
-	}
-	defer res.Body.Close()
-	b, _ := io.ReadAll(res.Body)
-	return res.StatusCode, b
+	r := h.nodeDo(e, "POST", path, body)
+	return r.status, r.body
 }
 
 // TestOpenSSLOCSPRevoked is a done-when check: `openssl ocsp` asks the
