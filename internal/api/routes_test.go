@@ -3,7 +3,10 @@ package api
 import (
 	"bufio"
 	"bytes"
+	"context"
 	"encoding/json"
+	"errors"
+	"fmt"
 	"io"
 	"log/slog"
 	"net"
@@ -17,6 +20,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/warden-sec/warden/internal/auditlog"
 	"github.com/warden-sec/warden/internal/authz"
 )
 
@@ -244,5 +248,35 @@ func TestAuthFailureTable(t *testing.T) {
 	}
 	if len(f.budgets) > 3+1 {
 		t.Fatalf("%d budgets for a bound of 3", len(f.budgets))
+	}
+}
+
+// TestAuditFailedTellsTheTruth: the log says a record was not committed
+// only when that is known; a record abandoned at the deadline may still
+// commit, and the log says so.
+func TestAuditFailedTellsTheTruth(t *testing.T) {
+	cases := []struct {
+		name string
+		err  error
+		want string
+	}{
+		{"deadline", fmt.Errorf("audit record not committed in time: %w", context.DeadlineExceeded), "not confirmed before the request's deadline (it may still commit)"},
+		{"sink", fmt.Errorf("emit: %w", auditlog.ErrSinkFailed), "audit record not committed;"},
+		{"other", errors.New("leadership lost"), "not confirmed committed"},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			var logs lockedBuffer
+			s := New(Config{RateLimit: -1, Logger: slog.New(slog.NewTextHandler(&logs, nil))})
+			defer s.Close()
+			w := httptest.NewRecorder()
+			req := &request{Request: httptest.NewRequest("GET", "/", nil), w: w, s: s, id: "r-1"}
+			if got := s.auditFailed(req, tc.err); got != http.StatusServiceUnavailable {
+				t.Fatalf("status %d", got)
+			}
+			if !strings.Contains(logs.String(), tc.want) || !strings.Contains(logs.String(), "level=ERROR") {
+				t.Fatalf("log %q, want %q", logs.String(), tc.want)
+			}
+		})
 	}
 }
