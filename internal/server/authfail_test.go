@@ -16,84 +16,92 @@ import (
 // TestBadTokensCannotGrowTheLog: 100,000 requests with bad tokens from one
 // address leave the Raft log and the audit tree growing by at most a few
 // entries (one aggregated record per address and reason per window), are
-// throttled to 429 once the address's failure budget is spent, and a
-// client with a valid token from the same address is served throughout.
-// The requests go to the API handler in-process (the same pipeline a TLS
-// connection reaches), so that the test takes seconds.
+// throttled to 429, and a client with a valid token is served throughout:
+// from the same address when only the failure budget throttles, from
+// another one under the default per-address rate limit (which applies to
+// every request of an address). The requests go to the API handler
+// in-process (the pipeline a TLS connection reaches), so that the test
+// takes seconds.
 func TestBadTokensCannotGrowTheLog(t *testing.T) {
-	h := start(t, t.TempDir(), nil)
-	_, root := h.initUnseal(1, 1)
-	api := h.srv.API()
-	const addr = "192.0.2.7:40000"
-	call := func(token string) *httptest.ResponseRecorder {
-		req := httptest.NewRequest("GET", "/v1/kv/data/app/db", nil)
-		req.RemoteAddr = addr
-		req.Header.Set("Authorization", "Bearer "+token)
-		w := httptest.NewRecorder()
-		api.ServeHTTP(w, req)
-		return w
+	cases := []struct {
+		name      string
+		rateLimit float64
+		validAddr string
+	}{
+		{"failure budget, valid client at the same address", -1, "192.0.2.7:40001"},
+		{"default rate limit, valid client at another address", 0, "192.0.2.8:40000"},
 	}
-	whoami := func() int {
-		req := httptest.NewRequest("GET", "/v1/auth/whoami", nil)
-		req.RemoteAddr = addr
-		req.Header.Set("Authorization", "Bearer "+root)
-		w := httptest.NewRecorder()
-		api.ServeHTTP(w, req)
-		return w.Code
-	}
-	st, err := h.srv.Store().AuditState()
-	if err != nil {
-		t.Fatal(err)
-	}
-	index0, size0 := h.srv.Store().Status().AppliedIndex, st.Size
-
-	const n = 100_000
-	bad := "wdn_" + strings.Repeat("x", 43) // well formed, so every request is looked up
-	codes := map[int]int{}
-	for i := range n {
-		w := call(bad)
-		codes[w.Code]++
-		if w.Code == http.StatusTooManyRequests && w.Header().Get("Retry-After") == "" {
-			t.Fatal("429 without Retry-After")
-		}
-		if i%1000 == 0 {
-			// The valid client, from the same address, in the middle of it.
-			if c := whoami(); c != http.StatusOK {
-				t.Fatalf("valid token refused with %d after %d bad requests", c, i)
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			h := start(t, t.TempDir(), func(c *server.Config) { c.RateLimit = tc.rateLimit })
+			_, root := h.initUnseal(1, 1)
+			api := h.srv.API()
+			call := func(addr, path, token string) *httptest.ResponseRecorder {
+				req := httptest.NewRequest("GET", path, nil)
+				req.RemoteAddr = addr
+				req.Header.Set("Authorization", "Bearer "+token)
+				w := httptest.NewRecorder()
+				api.ServeHTTP(w, req)
+				return w
 			}
-		}
+			st, err := h.srv.Store().AuditState()
+			if err != nil {
+				t.Fatal(err)
+			}
+			index0, size0 := h.srv.Store().Status().AppliedIndex, st.Size
+
+			const n = 100_000
+			bad := "wdn_" + strings.Repeat("x", 43) // well formed, so every request is looked up
+			codes := map[int]int{}
+			for i := range n {
+				w := call("192.0.2.7:40000", "/v1/kv/data/app/db", bad)
+				codes[w.Code]++
+				if w.Code == http.StatusTooManyRequests && w.Header().Get("Retry-After") == "" {
+					t.Fatal("429 without Retry-After")
+				}
+				if i%1000 == 0 {
+					// The valid client, in the middle of it.
+					if c := call(tc.validAddr, "/v1/auth/whoami", root).Code; c != http.StatusOK {
+						t.Fatalf("valid token refused with %d after %d bad requests", c, i)
+					}
+				}
+			}
+			if codes[http.StatusUnauthorized]+codes[http.StatusTooManyRequests] != n || codes[http.StatusTooManyRequests] < n*9/10 {
+				t.Fatalf("answers %v: want 401 until the budget is spent, then 429", codes)
+			}
+			if st, err = h.srv.Store().AuditState(); err != nil {
+				t.Fatal(err)
+			}
+			if grew := h.srv.Store().Status().AppliedIndex - index0; grew != 0 || st.Size != size0 {
+				t.Fatalf("before the window ends, the log grew by %d commands and %d records", grew, st.Size-size0)
+			}
+			// The window ends: its one aggregated record is committed.
+			if err := api.FlushAuthFailures(context.Background()); err != nil {
+				t.Fatal(err)
+			}
+			if st, err = h.srv.Store().AuditState(); err != nil {
+				t.Fatal(err)
+			}
+			if grew, records := h.srv.Store().Status().AppliedIndex-index0, st.Size-size0; grew > 2 || records != 1 {
+				t.Fatalf("100,000 bad requests grew the Raft log by %d commands and the audit tree by %d records", grew, records)
+			}
+			es := h.want(h.do("GET", "/v1/audit/entries?start="+strconv.FormatUint(size0, 10)+"&count=1", root, nil), 200).json(t)["entries"].([]any)
+			ent := es[0].(map[string]any)["entry"].(map[string]any)
+			if ent["action"] != "auth.failed" || ent["source_addr"] != "192.0.2.7" || ent["principal"] != "" ||
+				ent["count"].(float64) < float64(codes[http.StatusUnauthorized]) || ent["count"].(float64) > n {
+				t.Fatalf("aggregated record %v after %v", ent, codes)
+			}
+			m := string(h.want(h.do("GET", "/metrics", root, nil), 200).body)
+			if want := `warden_http_auth_failures_total{reason="authenticate"} ` + strconv.Itoa(int(ent["count"].(float64))); !strings.Contains(m, want) {
+				t.Fatalf("metrics lack %s:\n%s", want, grepLines(m, "warden_http_auth"))
+			}
+			if tc.rateLimit < 0 && ent["count"] != float64(n) {
+				t.Fatalf("without a rate limit every failure is counted: %v", ent)
+			}
+			// Over TLS too, the valid client is served.
+			h.want(h.do("GET", "/v1/auth/whoami", root, nil), 200)
+		})
 	}
-	if codes[http.StatusUnauthorized]+codes[http.StatusTooManyRequests] != n || codes[http.StatusTooManyRequests] < n*9/10 {
-		t.Fatalf("answers %v: want 401 until the budget is spent, then 429", codes)
-	}
-	if st, err = h.srv.Store().AuditState(); err != nil {
-		t.Fatal(err)
-	}
-	if grew := h.srv.Store().Status().AppliedIndex - index0; grew != 0 || st.Size != size0 {
-		t.Fatalf("before the window ends, the log grew by %d commands and %d records", grew, st.Size-size0)
-	}
-	// The window ends: its one aggregated record is committed.
-	if err := api.FlushAuthFailures(context.Background()); err != nil {
-		t.Fatal(err)
-	}
-	if st, err = h.srv.Store().AuditState(); err != nil {
-		t.Fatal(err)
-	}
-	if grew, records := h.srv.Store().Status().AppliedIndex-index0, st.Size-size0; grew > 2 || records != 1 {
-		t.Fatalf("100,000 bad requests grew the Raft log by %d commands and the audit tree by %d records", grew, records)
-	}
-	es := h.want(h.do("GET", "/v1/audit/entries?start="+strconv.FormatUint(size0, 10)+"&count=1", root, nil), 200).json(t)["entries"].([]any)
-	ent := es[0].(map[string]any)["entry"].(map[string]any)
-	if ent["action"] != "auth.failed" || ent["count"] != float64(n) || ent["source_addr"] != "192.0.2.7" || ent["principal"] != "" {
-		t.Fatalf("aggregated record %v", ent)
-	}
-	m := string(h.want(h.do("GET", "/metrics", root, nil), 200).body)
-	if !strings.Contains(m, `warden_http_auth_failures_total{reason="authenticate"} 100000`) ||
-		!strings.Contains(m, "warden_http_auth_throttled_total "+strconv.Itoa(codes[http.StatusTooManyRequests])) {
-		t.Fatalf("metrics do not count the failures:\n%s", grepLines(m, "warden_http_auth"))
-	}
-	// Over TLS too, the valid client is served.
-	h.want(h.do("GET", "/v1/auth/whoami", root, nil), 200)
 }
 
 func grepLines(s, sub string) string {
