@@ -2,6 +2,7 @@ package api
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"math"
 	"sync"
@@ -161,6 +162,9 @@ const failureAction = "auth.failed"
 // committed (sealed, no leader) are dropped, counted and logged: the
 // failures stay in the metrics.
 func (s *Server) FlushAuthFailures(ctx context.Context) error {
+	if s.cfg.Audit == nil {
+		return errors.New("api: no audit log to flush failure records to")
+	}
 	rows := s.fails.take(s.now())
 	if len(rows) == 0 {
 		return nil

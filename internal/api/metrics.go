@@ -7,7 +7,6 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
-	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"github.com/warden-sec/warden/internal/core"
 )
@@ -83,7 +82,8 @@ func (m *metrics) route(name string) func(status int, d time.Duration) {
 	}
 }
 
-// metricsRead serves the Prometheus exposition of the server's registry.
+// metricsRead serves the Prometheus exposition of the server's registry
+// (the route exists only when Config.Gather is set).
 func (s *Server) metricsRead(req *request) (int, any, error) {
-	return http.StatusOK, promhttp.HandlerFor(s.cfg.Gather, promhttp.HandlerOpts{}), nil
+	return http.StatusOK, s.exposition, nil
 }

@@ -19,6 +19,7 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"github.com/warden-sec/warden/internal/audit"
 	"github.com/warden-sec/warden/internal/auditlog"
@@ -112,6 +113,8 @@ type Server struct {
 	idSeq   atomic.Uint64
 	routes  []*route
 	fails   *authFailures
+	// exposition serves /metrics (nil without Config.Gather).
+	exposition http.Handler
 }
 
 // New builds the API handler.
@@ -154,6 +157,9 @@ func New(cfg Config) *Server {
 		s.limiter = newLimiter(cfg.RateLimit, cfg.RateBurst)
 	}
 	s.metrics = newMetrics(cfg.Metrics, cfg.Core)
+	if cfg.Gather != nil {
+		s.exposition = promhttp.HandlerFor(cfg.Gather, promhttp.HandlerOpts{})
+	}
 	s.fails = newAuthFailures(cfg.AuthFailureRate, cfg.AuthFailureBurst, MaxAuthFailureAddrs)
 	s.register()
 	go s.flushFailuresEvery(cfg.AuthFailureWindow)
