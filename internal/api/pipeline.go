@@ -96,9 +96,12 @@ func (s *Server) serve(rt *route, req *request) int {
 	req.Body = http.MaxBytesReader(w, req.Body, limit)
 	// The deadline covers the body too: a body that arrives slowly is cut
 	// at it (408), rather than holding the request until the connection's
-	// read timeout.
+	// read timeout. Uploads with their own size limit (a snapshot of up to
+	// 4 GiB) keep the server's read timeout.
 	deadline := time.Now().Add(s.cfg.RequestTimeout)
-	_ = http.NewResponseController(w).SetReadDeadline(deadline) // not every writer supports it (tests' recorders)
+	if rt.maxBody == 0 {
+		_ = http.NewResponseController(w).SetReadDeadline(deadline) // not every writer supports it (tests' recorders)
+	}
 	ctx, cancel := context.WithDeadline(req.Context(), deadline)
 	defer cancel()
 	if q := req.URL.RawQuery; q != "" && (req.Method == "GET" || req.Method == "LIST") {
