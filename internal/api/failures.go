@@ -76,11 +76,19 @@ func (f *authFailures) budget(addr string) *rate.Limiter {
 }
 
 // exhausted reports whether addr's budget is empty and, if so, after how
-// many whole seconds one more failure fits. It takes nothing.
+// many whole seconds one more failure fits. It takes nothing, and an
+// address that has not failed has no bucket yet (beyond the bound, the
+// shared one's state counts).
 func (f *authFailures) exhausted(addr string, now time.Time) (bool, int) {
 	f.mu.Lock()
-	b := f.budget(addr)
+	b, ok := f.budgets[addr]
+	if !ok && len(f.budgets) >= f.max {
+		b, ok = f.budgets[otherAddr]
+	}
 	f.mu.Unlock()
+	if !ok {
+		return false, 0
+	}
 	if tok := b.TokensAt(now); tok < 1 {
 		return true, retryAfter(tok, f.rate)
 	}
