@@ -1,6 +1,7 @@
 package api
 
 import (
+	"slices"
 	"strings"
 
 	"github.com/cedar-policy/cedar-go/types"
@@ -78,7 +79,12 @@ func (s *Server) authorize(req *request, tg target) error {
 		return nil
 	}
 	principal := c.uid
-	ents := append(append([]types.Entity(nil), c.ents...), tg.resource)
+	// A node acting on its own record is both principal and resource: one
+	// entity, the caller's (its attributes come from its certificate).
+	ents := append([]types.Entity(nil), c.ents...)
+	if !slices.ContainsFunc(ents, func(e types.Entity) bool { return e.UID == tg.resource.UID }) {
+		ents = append(ents, tg.resource)
+	}
 	es, err := authz.NewEntities(ents...)
 	if err != nil {
 		return errs.Wrap(errs.Internal, err, "authorization entities")

@@ -1,6 +1,7 @@
 package api
 
 import (
+	"net/http"
 	"strconv"
 	"sync/atomic"
 	"time"
@@ -16,6 +17,11 @@ type metrics struct {
 	allows   prometheus.Counter
 	denies   prometheus.Counter
 	checks   *prometheus.CounterVec
+
+	authFailures          *prometheus.CounterVec
+	authThrottled         prometheus.Counter
+	failureRecordsDropped prometheus.Counter
+	panics                prometheus.Counter
 }
 
 func newMetrics(reg prometheus.Registerer, c *core.Core) *metrics {
@@ -31,8 +37,17 @@ func newMetrics(reg prometheus.Registerer, c *core.Core) *metrics {
 	m.allows = prometheus.NewCounter(prometheus.CounterOpts{Name: "warden_authz_api_allows_total", Help: "Warden API requests allowed by policy (root excluded)."})
 	m.denies = prometheus.NewCounter(prometheus.CounterOpts{Name: "warden_authz_api_denies_total", Help: "Warden API requests denied by policy."})
 	m.checks = prometheus.NewCounterVec(prometheus.CounterOpts{Name: "warden_authz_decisions_total", Help: "Decisions of the decision API by store and outcome."}, []string{"store", "decision"})
+	m.authFailures = prometheus.NewCounterVec(prometheus.CounterOpts{Name: "warden_http_auth_failures_total",
+		Help: "Requests that failed before their caller was authenticated, by reason (authenticate, or the credential route)."}, []string{"reason"})
+	m.authThrottled = prometheus.NewCounter(prometheus.CounterOpts{Name: "warden_http_auth_throttled_total",
+		Help: "Requests answered 429 because their address had used its budget of failed authentications."})
+	m.failureRecordsDropped = prometheus.NewCounter(prometheus.CounterOpts{Name: "warden_audit_failure_records_dropped_total",
+		Help: "Aggregated records of failed unauthenticated requests that could not be committed."})
+	m.panics = prometheus.NewCounter(prometheus.CounterOpts{Name: "warden_http_panics_total",
+		Help: "Requests whose handler panicked (answered 500, logged at ERROR)."})
 	if reg != nil {
 		reg.MustRegister(m.requests, m.latency, m.allows, m.denies, m.checks,
+			m.authFailures, m.authThrottled, m.failureRecordsDropped, m.panics,
 			prometheus.NewGaugeFunc(prometheus.GaugeOpts{
 				Name: "warden_sealed", Help: "1 if this server is sealed, 0 if unsealed.",
 			}, func() float64 {
@@ -65,4 +80,10 @@ func (m *metrics) route(name string) func(status int, d time.Duration) {
 		}
 		(*c).Inc()
 	}
+}
+
+// metricsRead serves the Prometheus exposition of the server's registry
+// (the route exists only when Config.Gather is set).
+func (s *Server) metricsRead(req *request) (int, any, error) {
+	return http.StatusOK, s.exposition, nil
 }

@@ -27,10 +27,18 @@ type Entry struct {
 	// Fields are declared in the order of their JSON names, which is the
 	// order of the canonical encoding.
 
+	// Accessor is the accessor of the caller's token (never the token),
+	// empty when the caller did not authenticate with a token; omitted
+	// from the encoding when empty.
+	Accessor string `json:"accessor,omitempty"`
 	// Action is the Warden action (kv.read, token.create, ...).
 	Action string `json:"action"`
 	// AuthMethod is how the principal authenticated (token, mtls, ...).
 	AuthMethod string `json:"auth_method"`
+	// Count is how many requests an aggregated record stands for (failed
+	// unauthenticated requests from one address in one window); omitted
+	// from the encoding when 0, which means one request.
+	Count uint64 `json:"count,omitempty"`
 	// Error is the error shown to the caller when the request failed;
 	// omitted from the encoding when empty.
 	Error string `json:"error,omitempty"`
@@ -78,10 +86,20 @@ func (e Entry) Canonical() ([]byte, error) {
 		return nil, err
 	}
 	b := make([]byte, 0, 256)
-	b = append(b, `{"action":`...)
+	b = append(b, '{')
+	if e.Accessor != "" {
+		b = append(b, `"accessor":`...)
+		b = appendString(b, e.Accessor)
+		b = append(b, ',')
+	}
+	b = append(b, `"action":`...)
 	b = appendString(b, e.Action)
 	b = append(b, `,"auth_method":`...)
 	b = appendString(b, e.AuthMethod)
+	if e.Count != 0 {
+		b = append(b, `,"count":`...)
+		b = strconv.AppendUint(b, e.Count, 10)
+	}
 	if e.Error != "" {
 		b = append(b, `,"error":`...)
 		b = appendString(b, e.Error)
@@ -155,7 +173,7 @@ func (e Entry) validate() error {
 		return fmt.Errorf("%w: %s: %s", ErrInvalidEntry, field, fmt.Sprintf(format, args...))
 	}
 	for _, f := range []struct{ name, v string }{
-		{"action", e.Action}, {"auth_method", e.AuthMethod}, {"error", e.Error},
+		{"accessor", e.Accessor}, {"action", e.Action}, {"auth_method", e.AuthMethod}, {"error", e.Error},
 		{"principal", e.Principal}, {"request_id", e.RequestID}, {"resource", e.Resource},
 		{"source_addr", e.SourceAddr}, {"time", e.Time},
 	} {

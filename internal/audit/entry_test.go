@@ -32,6 +32,11 @@ func TestEntryVectors(t *testing.T) {
 		},
 		want: `{"action":"kv.write","auth_method":"token","hashes":{"data":"` + testHMAC + `","token":"` + testHMAC + `"},"outcome":200,"principal":"User::\"alice\"","raft_index":12,"request_id":"r-1","resource":"Secret::\"app/db\"","source_addr":"127.0.0.1","time":"2026-11-22T12:00:00.000000005Z"}`,
 	}, {
+		name: "accessor and count",
+		entry: Entry{Accessor: "acc-1", Action: "auth.failed", AuthMethod: "token", Count: 37, Outcome: 401,
+			Resource: "authenticate", SourceAddr: "192.0.2.7", Time: "2026-01-02T03:04:05Z"},
+		want: `{"accessor":"acc-1","action":"auth.failed","auth_method":"token","count":37,"outcome":401,"principal":"","raft_index":0,"request_id":"","resource":"authenticate","source_addr":"192.0.2.7","time":"2026-01-02T03:04:05Z"}`,
+	}, {
 		name:  "minimal deny",
 		entry: Entry{Action: "kv.read", Outcome: 403, Error: "permission denied", Hashes: map[string]string{}, Time: "2026-01-02T03:04:05Z"},
 		want:  `{"action":"kv.read","auth_method":"","error":"permission denied","outcome":403,"principal":"","raft_index":0,"request_id":"","resource":"","source_addr":"","time":"2026-01-02T03:04:05Z"}`,
@@ -99,7 +104,7 @@ func TestEntryRoundTripRandom(t *testing.T) {
 		return string(rs)
 	}
 	for i := range 2000 {
-		e := Entry{Action: "a" + str(), AuthMethod: str(), Error: str(), Outcome: 100 + r.IntN(500),
+		e := Entry{Accessor: str(), Action: "a" + str(), AuthMethod: str(), Count: r.Uint64() >> r.IntN(65), Error: str(), Outcome: 100 + r.IntN(500),
 			Principal: str(), RaftIndex: r.Uint64() >> r.IntN(64), RequestID: str(), Resource: str(),
 			SourceAddr: str(), Time: FormatTime(time.Unix(r.Int64N(1<<35), r.Int64N(1e9)))}
 		if r.IntN(2) == 0 {
@@ -137,6 +142,7 @@ func TestEntryInvalid(t *testing.T) {
 		{"time lower-case z", func(e *Entry) { e.Time = "2026-01-02t03:04:05z" }},
 		{"invalid UTF-8", func(e *Entry) { e.Principal = "al\xffice" }},
 		{"invalid UTF-8 in error", func(e *Entry) { e.Error = "\xc3" }},
+		{"invalid UTF-8 in accessor", func(e *Entry) { e.Accessor = "\xc3" }},
 		{"hash name upper case", func(e *Entry) { e.Hashes = map[string]string{"Data": testHMAC} }},
 		{"hash name empty", func(e *Entry) { e.Hashes = map[string]string{"": testHMAC} }},
 		{"hash name too long", func(e *Entry) { e.Hashes = map[string]string{strings.Repeat("a", 65): testHMAC} }},
@@ -189,6 +195,12 @@ func TestDecodeEntryStrict(t *testing.T) {
 		{"invalid UTF-8", rep(`"resource":"x"`, "\"resource\":\"\xff\""), ErrNonCanonical},
 		{"empty error present", rep(`"auth_method":"token"`, `"auth_method":"token","error":""`), ErrNonCanonical},
 		{"empty hashes present", rep(`"auth_method":"token"`, `"auth_method":"token","hashes":{}`), ErrNonCanonical},
+		{"empty accessor present", rep(`{"action"`, `{"accessor":"","action"`), ErrNonCanonical},
+		{"accessor after action", rep(`"auth_method":"token"`, `"accessor":"x","auth_method":"token"`), ErrNonCanonical},
+		{"zero count present", rep(`"auth_method":"token"`, `"auth_method":"token","count":0`), ErrNonCanonical},
+		{"count with leading zero", rep(`"auth_method":"token"`, `"auth_method":"token","count":07`), nil},
+		{"count after error", rep(`"auth_method":"token"`, `"auth_method":"token","error":"e","count":3`), ErrNonCanonical},
+		{"negative count", rep(`"auth_method":"token"`, `"auth_method":"token","count":-3`), nil},
 		{"null string", rep(`"principal":"p"`, `"principal":null`), ErrNonCanonical},
 		{"missing member", rep(`"principal":"p",`, ``), ErrNonCanonical},
 		{"outcome with exponent", rep(`"outcome":200`, `"outcome":2e2`), nil},
@@ -219,6 +231,7 @@ func FuzzDecodeEntry(f *testing.F) {
 	f.Add([]byte(`{"action":"a","auth_method":"token","outcome":200,"principal":"p","raft_index":0,"request_id":"r","resource":"x","source_addr":"s","time":"2026-11-22T12:00:00Z"}`))
 	f.Add([]byte(`{"action":"a\"\\\u0000","auth_method":"","error":"e","hashes":{"data":"` + testHMAC + `"},"outcome":599,"principal":"","raft_index":18446744073709551615,"request_id":"","resource":"` + "\u2028" + `","source_addr":"","time":"2026-11-22T12:00:00.123Z"}`))
 	f.Add([]byte(`{"action":"a", "outcome":200}`))
+	f.Add([]byte(`{"accessor":"acc","action":"a","auth_method":"token","count":12,"outcome":401,"principal":"","raft_index":0,"request_id":"","resource":"","source_addr":"s","time":"2026-11-22T12:00:00Z"}`))
 	f.Fuzz(func(t *testing.T, b []byte) {
 		e, err := DecodeEntry(b)
 		if err != nil {

@@ -30,6 +30,10 @@ const (
 	ActionRaftSnapshotSave    = "raft.snapshot.save"
 	ActionRaftSnapshotRestore = "raft.snapshot.restore"
 
+	// ActionMetricsRead is reading /metrics (unless the server runs with
+	// --metrics-public).
+	ActionMetricsRead = "metrics.read"
+
 	ActionPolicyRead   = "policy.read"
 	ActionPolicyWrite  = "policy.write"
 	ActionPolicyDelete = "policy.delete"
@@ -93,6 +97,7 @@ func Actions() []string {
 		ActionTokenCreate, ActionTokenLookup, ActionTokenRevoke,
 		ActionSysSeal, ActionSysRotate, ActionSysKeyStatus,
 		ActionRaftJoin, ActionRaftRead, ActionRaftRemove, ActionRaftSnapshotSave, ActionRaftSnapshotRestore,
+		ActionMetricsRead,
 		ActionPolicyRead, ActionPolicyWrite, ActionPolicyDelete, ActionPolicyList,
 		ActionAuthzStoreCreate, ActionAuthzStoreDelete, ActionAuthzStoreList,
 		ActionAuthzCheck, ActionAuthzEntitiesWrite, ActionAuthzSchemaWrite,
@@ -151,7 +156,7 @@ action "token.create", "token.lookup", "token.revoke", "auth.whoami" appliesTo {
 };
 
 action "sys.seal", "sys.rotate", "sys.key-status", "raft.join", "raft.read", "raft.remove",
-       "raft.snapshot.save", "raft.snapshot.restore" appliesTo {
+       "raft.snapshot.save", "raft.snapshot.restore", "metrics.read" appliesTo {
   principal: [User, Node, Service, Root],
   resource: [System],
 };

@@ -2,6 +2,7 @@ package server_test
 
 import (
 	"bytes"
+	"context"
 	"encoding/base64"
 	"fmt"
 	"os"
@@ -33,6 +34,13 @@ func TestAuditLogVerifies(t *testing.T) {
 	bob := h.token(root, "bob")
 	h.want(h.do("GET", "/v1/kv/data/app/db", bob, nil), 403)
 	h.want(h.do("GET", "/v1/kv/data/app/db", "wdn_"+strings.Repeat("x", 43), nil), 401)
+	h.want(h.do("GET", "/v1/kv/data/app/db", "wdn_"+strings.Repeat("y", 43), nil), 401)
+	// Failures before authentication are aggregated: one record per
+	// address and reason, with a count, at the end of each window.
+	if err := h.srv.API().FlushAuthFailures(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	bobAccessor := h.want(h.do("POST", "/v1/auth/token/lookup", root, map[string]string{"token": bob}), 200).json(t)["accessor"].(string)
 
 	v := h.want(h.do("GET", "/v1/audit/verifier", root, nil), 200).json(t)
 	vkey := v["verifier_key"].(string)
@@ -71,6 +79,18 @@ func TestAuditLogVerifies(t *testing.T) {
 		leaves = append(leaves, leaf)
 		ent := m["entry"].(map[string]any)
 		actions[fmt.Sprint(ent["action"], " ", ent["outcome"])]++
+		switch {
+		case ent["action"] == "kv.read" && ent["outcome"] == float64(403):
+			if ent["accessor"] != bobAccessor {
+				t.Errorf("the deny names accessor %v, want bob's %s", ent["accessor"], bobAccessor)
+			}
+		case ent["action"] == "auth.failed":
+			if ent["count"] != float64(2) || ent["principal"] != "" || ent["resource"] != "authenticate" || ent["outcome"] != float64(401) {
+				t.Errorf("aggregated failure record: %v", ent)
+			}
+		case ent["principal"] == `Root::"root"` && ent["accessor"] == nil:
+			t.Errorf("a root request's entry names no accessor: %v", ent)
+		}
 		if ent["action"] == "kv.write" && ent["resource"] == `Secret::"app/db"` {
 			writeHash = ent["hashes"].(map[string]any)["data"].(string)
 			if m["raft_index"].(float64) == 0 {
@@ -78,7 +98,7 @@ func TestAuditLogVerifies(t *testing.T) {
 			}
 		}
 	}
-	for _, want := range []string{"kv.write 200", "kv.read 200", "kv.read 403", "kv.read 401", "token.create 200"} {
+	for _, want := range []string{"kv.write 200", "kv.read 200", "kv.read 403", "auth.failed 401", "token.create 200"} {
 		if actions[want] == 0 {
 			t.Errorf("no %q entry in %v", want, actions)
 		}
@@ -132,7 +152,7 @@ func TestAuditSinkFailsClosed(t *testing.T) {
 	}
 	h.want(h.do("GET", "/v1/kv/data/app/db", root, nil), 503)
 	h.want(h.do("GET", "/v1/sys/health", "", nil), 200)
-	body := h.want(h.do("GET", "/metrics", "", nil), 200).body
+	body := h.want(h.do("GET", "/metrics", root, nil), 200).body
 	if !bytes.Contains(body, []byte(`warden_audit_sink_failures_total{sink="file:/dev/full"}`)) {
 		t.Fatal("no sink failure metric")
 	}

@@ -1,6 +1,13 @@
 package server_test
 
 import (
+	"bytes"
+	"crypto/tls"
+	"crypto/x509"
+	"encoding/json"
+	"encoding/pem"
+	"io"
+	"net/http"
 	"os"
 	"path/filepath"
 	"strings"
@@ -32,42 +39,124 @@ func readExample(t *testing.T, name string) string {
 	return string(b)
 }
 
-// TestEveryRouteDeniedWithoutPolicy walks every registered route with a token
-// whose principal no policy permits and expects 403, so a new endpoint cannot
-// ship unguarded.
+// nodeDo calls the server over mutual TLS with the node's certificate and
+// no token.
+func (h *harness) nodeDo(e enrolled, method, path string, body any) resp {
+	h.t.Helper()
+	var chain [][]byte
+	for rest := []byte(e.chain); ; {
+		var b *pem.Block
+		b, rest = pem.Decode(rest)
+		if b == nil {
+			break
+		}
+		chain = append(chain, b.Bytes)
+	}
+	pemCA, _ := os.ReadFile(h.srv.CAFile())
+	pool := x509.NewCertPool()
+	pool.AppendCertsFromPEM(pemCA)
+	cl := &http.Client{Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: pool, MinVersion: tls.VersionTLS12,
+		Certificates: []tls.Certificate{{Certificate: chain, PrivateKey: e.key}}}}}
+	defer cl.CloseIdleConnections()
+	var rd io.Reader
+	if body != nil {
+		js, _ := json.Marshal(body)
+		rd = bytes.NewReader(js)
+	}
+	req, err := http.NewRequest(method, h.srv.Addr()+path, rd)
+	if err != nil {
+		h.t.Fatal(err)
+	}
+	res, err := cl.Do(req)
+	if err != nil {
+		h.t.Fatalf("%s %s: %v", method, path, err)
+	}
+	defer res.Body.Close()
+	b, _ := io.ReadAll(res.Body)
+	return resp{status: res.StatusCode, body: b, header: res.Header}
+}
+
+// TestEveryRouteDeniedWithoutPolicy walks every registered route, /metrics
+// included, as two callers no policy permits anything: a user's token and
+// an enrolled node's mutual-TLS certificate. Every guarded route answers
+// 403 and commits nothing but the deny's audit record; every public route
+// answers what it declares. A new route is walked by construction, and a
+// new public route without an expectation here fails the test.
 func TestEveryRouteDeniedWithoutPolicy(t *testing.T) {
 	h := start(t, t.TempDir(), nil)
 	_, root := h.initUnseal(1, 1)
-	// Some policies exist, for other principals.
+	// Some policies and state exist, for other principals.
 	h.want(h.writePolicy(root, "warden", "admin", readExample(t, "admin.cedar")), 200)
 	h.want(h.do("POST", "/v1/authz/stores", root, map[string]string{"name": "shop"}), 204)
+	h.want(h.do("PUT", "/v1/kv/data/app/db", root, map[string]any{"data": map[string]string{"k": "v"}}), 200)
+	node := h.enroll(root, "web-1", "1h")
 	nobody := h.token(root, "nobody")
-	public := map[string]bool{}
-	n := 0
-	for _, rt := range h.srv.API().Routes() {
-		path := strings.NewReplacer("{path...}", "app/db", "{store}", "shop", "{name}", "p1", "{id}", "n9").Replace(rt.Pattern)
-		if !rt.Auth {
-			public[rt.Name] = true
-			continue
+	callers := []struct {
+		name string
+		do   func(method, path string) resp
+	}{
+		{"token", func(method, path string) resp { return h.do(method, path, nobody, nil) }},
+		{"node certificate", func(method, path string) resp { return h.nodeDo(node, method, path, nil) }},
+	}
+	// What public routes answer either caller sending no body.
+	public := map[string][2]int{ // token, node certificate
+		"sys.health": {200, 200}, "sys.seal-status": {200, 200}, "sys.init": {400, 400}, "sys.unseal": {400, 400},
+		"pki.ca": {200, 200}, "pki.crl": {200, 200}, "pki.ocsp": {200, 200},
+		"pki.enroll": {400, 400}, "pki.renew": {401, 400}, "pki.reenroll": {400, 400},
+		"raft.join-cluster": {400, 400},
+	}
+	seen := map[string]bool{}
+	guarded := 0
+	for ci, c := range callers {
+		for _, rt := range h.srv.API().Routes() {
+			path := strings.NewReplacer("{path...}", "app/db", "{store}", "shop", "{name}", "web-1", "{id}", "n9", "{req...}", "AAAA").Replace(rt.Pattern)
+			if !rt.Auth {
+				want, ok := public[rt.Name]
+				if !ok {
+					t.Errorf("public route %s %s (%s) has no expectation here", rt.Method, rt.Pattern, rt.Name)
+					continue
+				}
+				seen[rt.Name] = true
+				if r := c.do(rt.Method, path); r.status != want[ci] {
+					t.Errorf("%s: public %s %s: status %d, want %d (%s)", c.name, rt.Method, path, r.status, want[ci], r.body)
+				}
+				continue
+			}
+			guarded++
+			st, err := h.srv.Store().AuditState()
+			if err != nil {
+				t.Fatal(err)
+			}
+			before, size := h.srv.Store().Status().AppliedIndex, st.Size
+			r := c.do(rt.Method, path)
+			if r.status != 403 {
+				t.Errorf("%s: %s %s: status %d, want 403 (%s)", c.name, rt.Method, path, r.status, r.body)
+			}
+			// The only command is the deny's audit record: no state changed.
+			st, err = h.srv.Store().AuditState()
+			if err != nil {
+				t.Fatal(err)
+			}
+			if cmds, records := h.srv.Store().Status().AppliedIndex-before, st.Size-size; cmds != records {
+				t.Errorf("%s: %s %s: %d commands committed for %d audit records", c.name, rt.Method, path, cmds, records)
+			}
 		}
-		n++
-		r := h.do(rt.Method, path, nobody, nil)
-		if r.status != 403 {
-			t.Errorf("%s %s: status %d, want 403 (%s)", rt.Method, path, r.status, r.body)
+	}
+	for name := range public {
+		if !seen[name] {
+			t.Errorf("%s is expected public but is not a public route", name)
 		}
 	}
-	for _, name := range []string{"sys.health", "sys.seal-status", "sys.init", "sys.unseal", "pki.ca", "pki.crl", "pki.ocsp", "pki.enroll", "pki.renew", "pki.reenroll", "raft.join-cluster"} {
-		if !public[name] {
-			t.Errorf("%s is not public", name)
-		}
-		delete(public, name)
+	if guarded < 2*40 {
+		t.Fatalf("only %d guarded calls made", guarded)
 	}
-	if len(public) != 0 {
-		t.Errorf("unexpected public routes: %v", public)
+	// Nothing was sealed, written or deleted.
+	h.want(h.do("GET", "/v1/sys/health", "", nil), 200)
+	got := h.want(h.do("GET", "/v1/kv/data/app/db", root, nil), 200).json(t)
+	if got["version"] != float64(1) {
+		t.Fatalf("the secret changed: %v", got)
 	}
-	if n < 20 {
-		t.Fatalf("only %d guarded routes walked", n)
-	}
+	h.want(h.do("GET", "/v1/authz/stores/shop/policies", root, nil), 200)
 }
 
 func TestWardenPolicies(t *testing.T) {
@@ -261,6 +350,7 @@ func TestActionMapping(t *testing.T) {
 		{"GET", "/v1/nodes", "node.list", `Node::"*"`},
 		{"GET", "/v1/nodes/p1", "node.read", `Node::"p1"`},
 		{"GET", "/v1/pki/certs", "cert.list", `Certificate::"*"`},
+		{"GET", "/metrics", "metrics.read", `System::"warden"`},
 		{"POST", "/v1/sys/seal", "sys.seal", `System::"warden"`}, // last: it seals
 	}
 	covered := map[string]bool{}

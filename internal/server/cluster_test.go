@@ -153,7 +153,9 @@ func TestThreeNodeCluster(t *testing.T) {
 		ca, _ := os.ReadFile(n.srv.CAFile())
 		roots.AppendCertsFromPEM(ca)
 		hc := &http.Client{Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: roots, MinVersion: tls.VersionTLS12}}}
-		res, err := hc.Get(n.srv.Addr() + "/metrics")
+		mreq, _ := http.NewRequest("GET", n.srv.Addr()+"/metrics", nil)
+		mreq.Header.Set("Authorization", "Bearer "+root) // metrics.read; the root token may do anything
+		res, err := hc.Do(mreq)
 		if err != nil {
 			t.Fatal(err)
 		}

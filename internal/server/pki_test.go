@@ -5,14 +5,10 @@ import (
 	"crypto/ecdsa"
 	"crypto/elliptic"
 	"crypto/rand"
-	"crypto/tls"
 	"crypto/x509"
 	"encoding/base64"
 	"encoding/json"
 	"encoding/pem"
-	"io"
-	"net/http"
-	"os"
 	"strings"
 	"testing"
 
@@ -185,28 +181,10 @@ when { principal.zone == "dmz" };`), 200)
 	en := h.want(h.do("POST", "/v1/pki/enroll", "", map[string]any{"name": "web-1", "token": tok,
 		"csr": string(pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE REQUEST", Bytes: csrDER}))}), 200).json(t)
 
-	var chain [][]byte
-	for rest := []byte(en["certificate"].(string)); ; {
-		var b *pem.Block
-		b, rest = pem.Decode(rest)
-		if b == nil {
-			break
-		}
-		chain = append(chain, b.Bytes)
-	}
-	pemCA, _ := os.ReadFile(h.srv.CAFile())
-	pool := x509.NewCertPool()
-	pool.AppendCertsFromPEM(pemCA)
-	nodeClient := &http.Client{Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: pool, MinVersion: tls.VersionTLS12,
-		Certificates: []tls.Certificate{{Certificate: chain, PrivateKey: key}}}}}
+	node := enrolled{name: "web-1", key: key, chain: en["certificate"].(string)}
 	get := func(path string) (int, []byte) {
-		res, err := nodeClient.Get(h.srv.Addr() + path)
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer res.Body.Close()
-		b, _ := io.ReadAll(res.Body)
-		return res.StatusCode, b
+		r := h.nodeDo(node, "GET", path, nil)
+		return r.status, r.body
 	}
 	code, body := get("/v1/auth/whoami")
 	var who map[string]any

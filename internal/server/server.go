@@ -45,7 +45,11 @@ type Config struct {
 
 	RateLimit       float64 // per client requests/s; 0: default; <0: off
 	MaxRequestBytes int64
-	Now             func() time.Time // clock for token expiry and timestamps; default time.Now
+	// RequestTimeout bounds a request, its body included (0: 10s).
+	RequestTimeout time.Duration
+	// MetricsPublic serves /metrics without credentials.
+	MetricsPublic bool
+	Now           func() time.Time // clock for token expiry and timestamps; default time.Now
 
 	// Audit sinks, besides the Merkle log: each is required unless marked
 	// best-effort.
@@ -281,8 +285,8 @@ func New(cfg Config) (*Server, error) {
 	s.api = api.New(api.Config{
 		Cluster: clusterAPI,
 		Core:    s.core, Tokens: s.tokens, KV: kv, Policies: pol, Audit: alog, CA: ca, Nodes: nodes, CAInit: s.caInit(), Logger: log,
-		Metrics: reg, Gather: reg,
-		RateLimit: cfg.RateLimit, MaxRequestBytes: cfg.MaxRequestBytes, Now: cfg.Now,
+		Metrics: reg, Gather: reg, MetricsPublic: cfg.MetricsPublic,
+		RateLimit: cfg.RateLimit, MaxRequestBytes: cfg.MaxRequestBytes, RequestTimeout: cfg.RequestTimeout, Now: cfg.Now,
 	})
 	// Client certificates are verified against the cluster's trust bundle,
 	// which can be read only while unsealed: each handshake takes the
@@ -306,7 +310,9 @@ func New(cfg Config) (*Server, error) {
 		WriteTimeout:      30 * time.Second,
 		IdleTimeout:       2 * time.Minute,
 		MaxHeaderBytes:    64 << 10,
-		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelDebug),
+		// net/http reports here what no handler sees: TLS handshake
+		// failures, panics outside the API's recovery, broken connections.
+		ErrorLog: slog.NewLogLogger(log.Handler(), slog.LevelError),
 	}
 	return s, nil
 }

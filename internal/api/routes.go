@@ -1,0 +1,241 @@
+package api
+
+import (
+	"fmt"
+	"net/http"
+	"strings"
+
+	"github.com/warden-sec/warden/internal/authz"
+)
+
+// auditClass says what a route records in the audit log. Its zero value is
+// "undeclared", which registration refuses: every route states its class.
+type auditClass int
+
+const (
+	auditUndeclared auditClass = iota
+	// auditChange: the route changes state; its record rides in the
+	// change's Raft command (or, when nothing carried it, is committed
+	// before the response leaves).
+	auditChange
+	// auditRead: the route returns protected data; its record is committed
+	// before the response leaves, or the request fails.
+	auditRead
+	// auditNone: a success is not recorded (failures of authenticated
+	// requests still are). Allowed only for the routes notAudited lists.
+	auditNone
+)
+
+func (c auditClass) String() string {
+	switch c {
+	case auditChange:
+		return "change"
+	case auditRead:
+		return "read"
+	case auditNone:
+		return "none"
+	}
+	return "undeclared"
+}
+
+// notAudited lists the routes whose successes are not recorded, each with
+// the reason. Registering an auditNone route that is not here fails, so
+// leaving a route unaudited is a reviewed decision, never a default.
+func notAudited() map[string]string {
+	return map[string]string{
+		"sys.health":              "public status, polled by load balancers",
+		"sys.seal-status":         "public status",
+		"sys.init":                "runs before the audit log exists",
+		"sys.unseal":              "runs while sealed, when no record can be committed",
+		"raft.join-cluster":       "runs on a node without state, which has no audit log",
+		"pki.ca":                  "the public trust bundle",
+		"pki.crl":                 "the public revocation list",
+		"pki.ocsp":                "public revocation status (RFC 6960)",
+		"auth.whoami":             "tells the caller only who it is",
+		"token.lookup-self":       "tells the caller only about its own token",
+		"authz.check":             "decisions for applications, at their rate; counted in metrics",
+		"authz.check-batch":       "decisions for applications, at their rate; counted in metrics",
+		"conduit.check":           "a decision, counted in metrics",
+		"audit.verifier":          "the log's public key, which verifiers must read",
+		"audit.checkpoint":        "the signed root, which witnesses poll; recording each poll would grow the log it proves",
+		"audit.proof.inclusion":   "hashes only, for verifiers",
+		"audit.proof.consistency": "hashes only, for verifiers",
+		"metrics.read":            "counters, scraped every few seconds",
+	}
+}
+
+// route is one entry of the route table. Every field but maxBody is
+// declared by its registration; nothing is inferred from names.
+type route struct {
+	// method and pattern are http.ServeMux's ("GET", "/v1/kv/data/{path...}").
+	method, pattern string
+	// name labels metrics and logs, and is the action of the records of
+	// public routes.
+	name string
+	// target computes the action and resource a policy must permit; nil
+	// only when public is set.
+	target targetFunc
+	// public: no credentials are checked by the pipeline (the handler may
+	// check its own, as enrollment does).
+	public bool
+	// audit is the route's audit class; auditUndeclared is refused.
+	audit auditClass
+	// status is the status a success answers with (200, 201 or 204).
+	status int
+	h      handlerFunc
+	// maxBody overrides the server's request size limit (0: the limit).
+	maxBody int64
+}
+
+// check returns why rt cannot be registered, or nil.
+func (rt *route) check() error {
+	id := rt.method + " " + rt.pattern
+	switch {
+	case rt.method == "" || !strings.HasPrefix(rt.pattern, "/"):
+		return fmt.Errorf("route %q: method and pattern are required", id)
+	case rt.name == "":
+		return fmt.Errorf("route %s: no name", id)
+	case rt.h == nil:
+		return fmt.Errorf("route %s: no handler", id)
+	case rt.public == (rt.target != nil):
+		return fmt.Errorf("route %s: declare either a target or public, exactly one", id)
+	case rt.audit == auditUndeclared || rt.audit > auditNone:
+		return fmt.Errorf("route %s: no audit class declared", id)
+	case rt.status != http.StatusOK && rt.status != http.StatusCreated && rt.status != http.StatusNoContent:
+		return fmt.Errorf("route %s: success status %d is not 200, 201 or 204", id, rt.status)
+	}
+	if _, ok := notAudited()[rt.name]; rt.audit == auditNone && !ok {
+		return fmt.Errorf("route %s (%s): audit class none is allowed only for the routes notAudited lists", id, rt.name)
+	}
+	return nil
+}
+
+// routeTable is every route of the API. Each states its target (or that it
+// is public), its audit class and its success status.
+func (s *Server) routeTable() []route {
+	const ok, noContent = http.StatusOK, http.StatusNoContent
+	system := func(action string) targetFunc { return fixed(action, authz.TypeSystem, "warden") }
+	rs := []route{
+		{method: "GET", pattern: "/v1/sys/health", name: "sys.health", public: true, audit: auditNone, status: ok, h: s.health},
+		{method: "GET", pattern: "/v1/sys/seal-status", name: "sys.seal-status", public: true, audit: auditNone, status: ok, h: s.sealStatus},
+		{method: "POST", pattern: "/v1/sys/init", name: "sys.init", public: true, audit: auditNone, status: ok, h: s.initialize},
+		{method: "POST", pattern: "/v1/sys/unseal", name: "sys.unseal", public: true, audit: auditNone, status: ok, h: s.unseal},
+		{method: "GET", pattern: "/v1/pki/ca", name: "pki.ca", public: true, audit: auditNone, status: ok, h: s.pkiCA},
+		{method: "GET", pattern: "/v1/pki/crl", name: "pki.crl", public: true, audit: auditNone, status: ok, h: s.pkiCRL},
+		{method: "POST", pattern: "/v1/pki/ocsp", name: "pki.ocsp", public: true, audit: auditNone, status: ok, h: s.pkiOCSP},
+		{method: "GET", pattern: "/v1/pki/ocsp/{req...}", name: "pki.ocsp", public: true, audit: auditNone, status: ok, h: s.pkiOCSP},
+		// Enrollment, renewal and re-enrollment are public: their handlers
+		// check the join token, the client certificate or the proof of
+		// possession. A success is recorded with the issuance; failures
+		// are counted and aggregated (see authFailures).
+		{method: "POST", pattern: "/v1/pki/enroll", name: "pki.enroll", public: true, audit: auditChange, status: ok, h: s.enroll},
+		{method: "POST", pattern: "/v1/pki/renew", name: "pki.renew", public: true, audit: auditChange, status: ok, h: s.renew},
+		{method: "POST", pattern: "/v1/pki/reenroll", name: "pki.reenroll", public: true, audit: auditChange, status: ok, h: s.reenroll},
+		{method: "GET", pattern: "/v1/pki/certs", name: "cert.list", target: fixed(authz.ActionCertList, authz.TypeCertificate, "*"), audit: auditRead, status: ok, h: s.certList},
+
+		{method: "POST", pattern: "/v1/zones", name: "zone.create", target: fixed(authz.ActionZoneCreate, authz.TypeZone, "*"), audit: auditChange, status: ok, h: s.zoneCreate},
+		{method: "GET", pattern: "/v1/zones", name: "zone.list", target: fixed(authz.ActionZoneList, authz.TypeZone, "*"), audit: auditRead, status: ok, h: s.zoneList},
+		{method: "POST", pattern: "/v1/conduits", name: "conduit.create", target: fixed(authz.ActionConduitCreate, authz.TypeZone, "*"), audit: auditChange, status: ok, h: s.conduitCreate},
+		{method: "POST", pattern: "/v1/conduits/check", name: "conduit.check", target: fixed(authz.ActionConduitCheck, authz.TypeZone, "*"), audit: auditNone, status: ok, h: s.conduitCheck},
+		{method: "POST", pattern: "/v1/nodes/tokens", name: "node.create", target: nodeTokenTarget, audit: auditChange, status: ok, h: s.nodeToken},
+		{method: "POST", pattern: "/v1/nodes/{name}/revoke", name: "node.revoke", target: nodeTarget(authz.ActionNodeRevoke), audit: auditChange, status: noContent, h: s.nodeRevoke},
+		{method: "GET", pattern: "/v1/nodes", name: "node.list", target: nodeTarget(authz.ActionNodeList), audit: auditRead, status: ok, h: s.nodeList},
+		{method: "GET", pattern: "/v1/nodes/{name}", name: "node.read", target: nodeTarget(authz.ActionNodeRead), audit: auditRead, status: ok, h: s.nodeRead},
+
+		{method: "POST", pattern: "/v1/sys/seal", name: "sys.seal", target: system(authz.ActionSysSeal), audit: auditChange, status: noContent, h: s.seal},
+		{method: "POST", pattern: "/v1/sys/rotate", name: "sys.rotate", target: system(authz.ActionSysRotate), audit: auditChange, status: ok, h: s.rotate},
+		{method: "GET", pattern: "/v1/sys/key-status", name: "sys.key-status", target: system(authz.ActionSysKeyStatus), audit: auditRead, status: ok, h: s.keyStatus},
+		{method: "POST", pattern: "/v1/sys/raft/join", name: "raft.join-cluster", public: true, audit: auditNone, status: ok, h: s.raftJoin},
+		{method: "POST", pattern: "/v1/sys/raft/peers", name: "raft.join", target: system(authz.ActionRaftJoin), audit: auditChange, status: ok, h: s.raftAdmit},
+		{method: "GET", pattern: "/v1/sys/raft/peers", name: "raft.read", target: system(authz.ActionRaftRead), audit: auditRead, status: ok, h: s.raftPeers},
+		{method: "DELETE", pattern: "/v1/sys/raft/peers/{id}", name: "raft.remove", target: system(authz.ActionRaftRemove), audit: auditChange, status: noContent, h: s.raftRemove},
+		{method: "GET", pattern: "/v1/sys/raft/snapshot", name: "raft.snapshot.save", target: system(authz.ActionRaftSnapshotSave), audit: auditRead, status: ok, h: s.raftSnapshotSave},
+		{method: "POST", pattern: "/v1/sys/raft/snapshot", name: "raft.snapshot.restore", target: system(authz.ActionRaftSnapshotRestore), audit: auditChange, status: ok, h: s.raftSnapshotRestore, maxBody: MaxSnapshotBytes},
+
+		{method: "POST", pattern: "/v1/auth/token/create", name: "token.create", target: tokenCreateTarget, audit: auditChange, status: ok, h: s.tokenCreate},
+		{method: "GET", pattern: "/v1/auth/token/lookup-self", name: "token.lookup-self", target: selfTarget, audit: auditNone, status: ok, h: s.tokenLookupSelf},
+		{method: "POST", pattern: "/v1/auth/token/lookup", name: "token.lookup", target: fixed(authz.ActionTokenLookup, authz.TypeToken, "*"), audit: auditRead, status: ok, h: s.tokenLookup},
+		{method: "GET", pattern: "/v1/auth/whoami", name: "auth.whoami", target: fixed(authz.ActionAuthWhoami, authz.TypeToken, "self"), audit: auditNone, status: ok, h: s.whoami},
+		{method: "POST", pattern: "/v1/auth/token/revoke", name: "token.revoke", target: fixed(authz.ActionTokenRevoke, authz.TypeToken, "*"), audit: auditChange, status: noContent, h: s.tokenRevoke},
+
+		{method: "GET", pattern: "/v1/kv/data/{path...}", name: "kv.read", target: secret(authz.ActionKVRead), audit: auditRead, status: ok, h: s.kvGet},
+		{method: "PUT", pattern: "/v1/kv/data/{path...}", name: "kv.write", target: secret(authz.ActionKVWrite), audit: auditChange, status: ok, h: s.kvPut},
+		{method: "POST", pattern: "/v1/kv/data/{path...}", name: "kv.write", target: secret(authz.ActionKVWrite), audit: auditChange, status: ok, h: s.kvPut},
+		{method: "DELETE", pattern: "/v1/kv/data/{path...}", name: "kv.delete", target: secret(authz.ActionKVDelete), audit: auditChange, status: noContent, h: s.kvDelete},
+		{method: "GET", pattern: "/v1/kv/metadata/{path...}", name: "kv.metadata", target: kvMetadataTarget, audit: auditRead, status: ok, h: s.kvMetadata},
+		{method: "LIST", pattern: "/v1/kv/metadata/{path...}", name: "kv.list", target: secret(authz.ActionKVList), audit: auditRead, status: ok, h: s.kvList},
+
+		{method: "GET", pattern: "/v1/authz/stores", name: "authz.store.list", target: fixed(authz.ActionAuthzStoreList, authz.TypePolicyStore, "*"), audit: auditRead, status: ok, h: s.storeList},
+		{method: "POST", pattern: "/v1/authz/stores", name: "authz.store.create", target: fixed(authz.ActionAuthzStoreCreate, authz.TypePolicyStore, "*"), audit: auditChange, status: noContent, h: s.storeCreate},
+		{method: "DELETE", pattern: "/v1/authz/stores/{store}", name: "authz.store.delete", target: storeTarget(authz.ActionAuthzStoreDelete), audit: auditChange, status: noContent, h: s.storeDelete},
+		{method: "GET", pattern: "/v1/authz/stores/{store}/policies", name: "policy.list", target: storeTarget(authz.ActionPolicyList), audit: auditRead, status: ok, h: s.policyList},
+		{method: "GET", pattern: "/v1/authz/stores/{store}/policies/{name}", name: "policy.read", target: policyTarget(authz.ActionPolicyRead), audit: auditRead, status: ok, h: s.policyRead},
+		{method: "PUT", pattern: "/v1/authz/stores/{store}/policies/{name}", name: "policy.write", target: policyTarget(authz.ActionPolicyWrite), audit: auditChange, status: ok, h: s.policyWrite},
+		{method: "DELETE", pattern: "/v1/authz/stores/{store}/policies/{name}", name: "policy.delete", target: policyTarget(authz.ActionPolicyDelete), audit: auditChange, status: noContent, h: s.policyDelete},
+		{method: "PUT", pattern: "/v1/authz/stores/{store}/schema", name: "authz.schema.write", target: storeTarget(authz.ActionAuthzSchemaWrite), audit: auditChange, status: noContent, h: s.schemaWrite},
+		{method: "PUT", pattern: "/v1/authz/stores/{store}/entities", name: "authz.entities.write", target: storeTarget(authz.ActionAuthzEntitiesWrite), audit: auditChange, status: ok, h: s.entitiesWrite},
+		{method: "POST", pattern: "/v1/authz/stores/{store}/check", name: "authz.check", target: storeTarget(authz.ActionAuthzCheck), audit: auditNone, status: ok, h: s.check},
+		{method: "POST", pattern: "/v1/authz/stores/{store}/check-batch", name: "authz.check-batch", target: storeTarget(authz.ActionAuthzCheck), audit: auditNone, status: ok, h: s.checkBatch},
+
+		{method: "GET", pattern: "/v1/audit/verifier", name: "audit.verifier", target: auditLog, audit: auditNone, status: ok, h: s.auditVerifier},
+		{method: "GET", pattern: "/v1/audit/checkpoint", name: "audit.checkpoint", target: auditLog, audit: auditNone, status: ok, h: s.auditCheckpoint},
+		{method: "GET", pattern: "/v1/audit/entries", name: "audit.entries", target: auditLog, audit: auditRead, status: ok, h: s.auditEntries},
+		{method: "GET", pattern: "/v1/audit/proof/inclusion", name: "audit.proof.inclusion", target: auditLog, audit: auditNone, status: ok, h: s.auditInclusion},
+		{method: "GET", pattern: "/v1/audit/proof/consistency", name: "audit.proof.consistency", target: auditLog, audit: auditNone, status: ok, h: s.auditConsistency},
+		// The HMAC of a guessed value is what confirms a guess against the
+		// log: every use is recorded.
+		{method: "POST", pattern: "/v1/audit/hash", name: "audit.hash", target: fixed(authz.ActionAuditHash, authz.TypeAuditLog, "warden"), audit: auditRead, status: ok, h: s.auditHash},
+	}
+	if s.cfg.Gather != nil {
+		m := route{method: "GET", pattern: "/metrics", name: "metrics.read", audit: auditNone, status: ok, h: s.metricsRead}
+		if s.cfg.MetricsPublic {
+			m.public = true
+		} else {
+			m.target = system(authz.ActionMetricsRead)
+		}
+		rs = append(rs, m)
+	}
+	return append(rs, s.cfg.testRoutes...)
+}
+
+// register adds every route of the table to the mux. A route that does not
+// declare what it is (check) panics: that is a programming error, caught
+// by the first test that builds a Server.
+func (s *Server) register() {
+	for _, rt := range s.routeTable() {
+		if err := rt.check(); err != nil {
+			panic("api: " + err.Error())
+		}
+		s.routes = append(s.routes, &rt)
+		s.mux.Handle(rt.method+" "+rt.pattern, s.wrap(&rt))
+	}
+	// Anything else: a JSON 404, and a JSON 405 for a known path with another method.
+	s.mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
+		for _, rt := range s.routes {
+			if s.patternMatches(rt.pattern, r.URL.Path) {
+				writeError(w, http.StatusMethodNotAllowed, fmt.Sprintf("method %s is not allowed on %s", r.Method, r.URL.Path))
+				return
+			}
+		}
+		writeError(w, http.StatusNotFound, fmt.Sprintf("no API endpoint at %s", r.URL.Path))
+	})
+}
+
+// Routes lists the registered routes (for tests that must walk every
+// endpoint, and for the documentation's route table).
+func (s *Server) Routes() []RouteInfo {
+	out := make([]RouteInfo, 0, len(s.routes))
+	for _, rt := range s.routes {
+		out = append(out, RouteInfo{Method: rt.method, Pattern: rt.pattern, Name: rt.name, Auth: !rt.public,
+			Audit: rt.audit.String(), Status: rt.status})
+	}
+	return out
+}
+
+// RouteInfo describes a route.
+type RouteInfo struct {
+	Method, Pattern, Name string
+	Auth                  bool   // the pipeline authenticates and authorizes the caller
+	Audit                 string // "change", "read" or "none"
+	Status                int    // the status of a success
+}
