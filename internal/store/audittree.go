@@ -3,6 +3,7 @@ package store
 import (
 	"bytes"
 	"encoding/binary"
+	"errors"
 	"fmt"
 
 	"github.com/warden-sec/warden/internal/audit"
@@ -49,54 +50,120 @@ func nodeKey(level uint, index uint64) []byte {
 }
 
 // auditState returns the audit tree state.
-func (f *fsm) auditState() (audit.TreeState, error) {
-	f.mu.RLock()
-	defer f.mu.RUnlock()
-	var st audit.TreeState
-	err := f.db.View(func(tx *bolt.Tx) error {
-		if b := tx.Bucket(bucketMeta).Get(keyAuditTree); b != nil {
-			return st.UnmarshalBinary(b)
-		}
-		return nil
+func (f *fsm) auditState() (st audit.TreeState, err error) {
+	err = f.viewAudit(func(v AuditView) error {
+		st, err = v.State()
+		return err
 	})
 	return st, err
 }
 
 // GetNode implements audit.NodeStore over the local state.
-func (f *fsm) GetNode(level uint, index uint64) ([]byte, error) {
-	f.mu.RLock()
-	defer f.mu.RUnlock()
-	var h []byte
-	err := f.db.View(func(tx *bolt.Tx) error {
-		v := tx.Bucket(bucketAuditNodes).Get(nodeKey(level, index))
-		if v == nil {
-			return fmt.Errorf("%w: audit node (%d, %d)", ErrNotFound, level, index)
-		}
-		h = bytes.Clone(v)
-		return nil
+func (f *fsm) GetNode(level uint, index uint64) (h []byte, err error) {
+	err = f.viewAudit(func(v AuditView) error {
+		h, err = v.GetNode(level, index)
+		return err
 	})
 	return h, err
 }
 
 // auditLeaves returns up to count stored leaves from start.
-func (f *fsm) auditLeaves(start uint64, count int) ([]StoredLeaf, error) {
-	f.mu.RLock()
-	defer f.mu.RUnlock()
-	var out []StoredLeaf
-	err := f.db.View(func(tx *bolt.Tx) error {
-		c := tx.Bucket(bucketAuditLeaves).Cursor()
-		want := start
-		for k, v := c.Seek(binary.BigEndian.AppendUint64(nil, start)); k != nil && len(out) < count; k, v = c.Next() {
-			if binary.BigEndian.Uint64(k) != want {
-				return fmt.Errorf("store: audit leaf %d missing", want)
-			}
-			if len(v) < 8 {
-				return fmt.Errorf("store: audit leaf %d malformed", want)
-			}
-			out = append(out, StoredLeaf{RaftIndex: binary.BigEndian.Uint64(v), Value: bytes.Clone(v[8:])})
-			want++
-		}
-		return nil
+func (f *fsm) auditLeaves(start uint64, count int) (out []StoredLeaf, err error) {
+	err = f.viewAudit(func(v AuditView) error {
+		out, err = v.Leaves(start, count)
+		return err
 	})
 	return out, err
+}
+
+// viewAudit runs fn in one read transaction of the state machine.
+func (f *fsm) viewAudit(fn func(AuditView) error) error {
+	f.mu.RLock()
+	defer f.mu.RUnlock()
+	return f.db.View(func(tx *bolt.Tx) error { return fn(AuditView{tx: tx}) })
+}
+
+// AuditView is a consistent, read-only view of the local audit tree (one
+// read transaction of the state machine's database): the tree state, the
+// stored nodes and the stored leaves all belong to the same applied index.
+// It is valid only inside the function given to [Store.ViewAudit]; what
+// its methods return is copied and may be kept. It implements
+// audit.NodeStore.
+type AuditView struct{ tx *bolt.Tx }
+
+var _ audit.NodeStore = AuditView{}
+
+// State returns the tree's size and compact range (the zero state for an
+// empty tree), or audit.ErrCorrupt if the stored state does not decode.
+func (v AuditView) State() (audit.TreeState, error) {
+	var st audit.TreeState
+	if b := v.tx.Bucket(bucketMeta).Get(keyAuditTree); b != nil {
+		if err := st.UnmarshalBinary(b); err != nil {
+			return audit.TreeState{}, err
+		}
+	}
+	return st, nil
+}
+
+// GetNode returns the stored hash of node (level, index), or an error
+// wrapping ErrNotFound.
+func (v AuditView) GetNode(level uint, index uint64) ([]byte, error) {
+	h := v.tx.Bucket(bucketAuditNodes).Get(nodeKey(level, index))
+	if h == nil {
+		return nil, fmt.Errorf("%w: audit node (%d, %d)", ErrNotFound, level, index)
+	}
+	return bytes.Clone(h), nil
+}
+
+// Leaves returns up to count stored leaves from index start, fewer at the
+// end of the log. A gap in the stored indexes, or a value too short to
+// hold its Raft index, is an *audit.Damage naming the entry.
+func (v AuditView) Leaves(start uint64, count int) ([]StoredLeaf, error) {
+	var out []StoredLeaf
+	c := v.tx.Bucket(bucketAuditLeaves).Cursor()
+	want := start
+	for k, val := c.Seek(binary.BigEndian.AppendUint64(nil, start)); k != nil && len(out) < count; k, val = c.Next() {
+		if binary.BigEndian.Uint64(k) != want {
+			return nil, &audit.Damage{Kind: audit.DamagedEntry, Index: want, Detail: "it is missing"}
+		}
+		if len(val) < 8 {
+			return nil, &audit.Damage{Kind: audit.DamagedEntry, Index: want, Detail: "it is malformed"}
+		}
+		out = append(out, StoredLeaf{RaftIndex: binary.BigEndian.Uint64(val), Value: bytes.Clone(val[8:])})
+		want++
+	}
+	return out, nil
+}
+
+// ViewAudit runs fn with a consistent view of the local audit tree. Keep
+// fn short: a long read transaction holds back the database's page reuse
+// and growth; read a large tree in pages, one ViewAudit each.
+func (s *Store) ViewAudit(fn func(AuditView) error) error { return s.fsm.viewAudit(fn) }
+
+// maxCheckErrors bounds the page-check errors reported by CheckDatabase.
+const maxCheckErrors = 8
+
+// CheckDatabase runs the database engine's own consistency check (bbolt's
+// page check: every page reachable once or free, page types, key order)
+// over the state machine's database. It returns nil or an error listing up
+// to a few of the problems found. The check runs in a write transaction
+// that is rolled back (bbolt's check reads the free list, which only a
+// writer may do while other writers run), so applies wait for it: call it
+// at start and from a background scrub, not per request.
+func (s *Store) CheckDatabase() error {
+	f := s.fsm
+	f.mu.RLock()
+	defer f.mu.RUnlock()
+	tx, err := f.db.Begin(true)
+	if err != nil {
+		return err
+	}
+	defer func() { _ = tx.Rollback() }()
+	var found []error
+	for err := range tx.Check() {
+		if len(found) < maxCheckErrors {
+			found = append(found, err)
+		}
+	}
+	return errors.Join(found...)
 }
