@@ -11,8 +11,8 @@ import (
 	bolt "go.etcd.io/bbolt"
 
 	"github.com/warden-sec/warden/internal/audit"
-	"github.com/warden-sec/warden/internal/auditlog"
 	"github.com/warden-sec/warden/internal/server"
+	"github.com/warden-sec/warden/internal/store"
 )
 
 // TestAuditVerifyDetectsTampering: `warden audit verify` accepts an honest
@@ -67,18 +67,28 @@ func TestAuditVerifyDetectsTampering(t *testing.T) {
 	// Rewrite entry 3 as an attacker holding the keys would: a valid,
 	// re-encrypted entry with a different principal.
 	const victim = 3
-	leaves, err := srv.Store().AuditLeaves(victim, 1)
+	var leaves []store.StoredLeaf
+	var leafHash []byte
+	err := srv.Store().ViewAudit(func(v store.AuditView) (err error) {
+		if leaves, err = v.Leaves(victim, 1); err != nil {
+			return err
+		}
+		leafHash, err = v.GetNode(0, victim)
+		return err
+	})
 	if err != nil {
 		t.Fatal(err)
 	}
-	plain, err := srv.Core().Decrypt(auditlog.LeafAAD, leaves[0].Value)
+	// The attacker re-encrypts under the stored leaf hash, so the forged
+	// leaf opens; it no longer hashes to that hash.
+	plain, err := srv.Core().Decrypt(audit.LeafAAD(leafHash), leaves[0].Value)
 	if err != nil {
 		t.Fatal(err)
 	}
 	ent, _ := audit.DecodeEntry(plain)
 	ent.Principal = `User::"mallory"`
 	forged, _ := ent.Canonical()
-	ct, err := srv.Core().Encrypt(auditlog.LeafAAD, forged)
+	ct, err := srv.Core().Encrypt(audit.LeafAAD(leafHash), forged)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -99,5 +109,5 @@ func TestAuditVerifyDetectsTampering(t *testing.T) {
 	e["WARDEN_ADDR"], e["WARDEN_CACERT"] = srv.Addr(), srv.CAFile()
 	runCLI(t, e, "", "operator", "unseal", key)
 	r := runCLI(t, e, "", "audit", "verify")
-	checkErr(t, r, 1, "entry 3 does not match the signed log")
+	checkErr(t, r, 1, "entry 3 was altered")
 }

@@ -53,6 +53,10 @@ type Config struct {
 	AuditFileBestEffort   bool
 	AuditStdout           bool
 	AuditStdoutBestEffort bool
+	// AuditScrubInterval is how often the stored audit tree is checked
+	// again in the background (0: auditlog.DefaultScrubInterval); it is
+	// also checked at start and before the first checkpoint.
+	AuditScrubInterval time.Duration
 
 	// TrustDomain of the identities this cluster issues, fixed at init
 	// (default warden.local).
@@ -105,7 +109,9 @@ type Server struct {
 	cn      *clusterNode // cluster mode only
 	cluster *cluster     // cluster mode only
 
-	stopJoin context.CancelFunc // ends --retry-join attempts
+	stopJoin  context.CancelFunc // ends --retry-join attempts
+	stopScrub context.CancelFunc // ends the audit log's background checks
+	scrubDone chan struct{}      // closed when they have ended
 
 	poolMu sync.Mutex
 	pool   *x509.CertPool // client CAs, while unsealed
@@ -215,7 +221,7 @@ func New(cfg Config) (*Server, error) {
 		SnapshotThreshold: cfg.SnapshotThreshold,
 		SnapshotInterval:  cfg.SnapshotInterval,
 		TrailingLogs:      cfg.TrailingLogs,
-		OnRestore:         func() { s.core.AfterRestore() },
+		OnRestore:         func() { s.core.AfterRestore(); s.audit.AfterRestore() },
 	}
 	if trans != nil {
 		et := cfg.ElectionTimeout
@@ -266,6 +272,14 @@ func New(cfg Config) (*Server, error) {
 	alog := auditlog.New(s.core, s.st, auditlog.Options{Sinks: sinks, Logger: log,
 		OnSinkFailure: func(name string) { sinkFailures.WithLabelValues(name).Inc() }})
 	s.audit = alog
+	reg.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+		Name: "warden_audit_damaged", Help: "1 while this server's stored audit log is marked damaged (see the ERROR log).",
+	}, func() float64 {
+		if alog.Damaged() != nil {
+			return 1
+		}
+		return 0
+	}))
 	ca := authority.New(s.core)
 	s.core.OnSeal(ca.Forget)
 	nodes := authority.NewNodes(s.core, ca, cfg.Now)
@@ -326,6 +340,13 @@ func (s *Server) Start() error {
 		s.done <- err
 	}()
 	s.log.Info("listening", "addr", "https://"+ln.Addr().String())
+	ctx, cancel := context.WithCancel(context.Background())
+	s.stopScrub = cancel
+	s.scrubDone = make(chan struct{})
+	go func() {
+		defer close(s.scrubDone)
+		s.audit.Run(ctx, s.cfg.AuditScrubInterval)
+	}()
 	if len(s.cfg.RetryJoin) > 0 && s.cn != nil && !s.st.HasState() {
 		ctx, cancel := context.WithCancel(context.Background())
 		s.stopJoin = cancel
@@ -350,6 +371,9 @@ func (s *Server) Tokens() *identity.Service { return s.tokens }
 // API returns the HTTP handler (for tests that walk routes).
 func (s *Server) API() *api.Server { return s.api }
 
+// Audit returns the audit log service (for tests).
+func (s *Server) Audit() *auditlog.Service { return s.audit }
+
 // Store returns the store.
 func (s *Server) Store() *store.Store { return s.st }
 
@@ -366,6 +390,10 @@ func (s *Server) Close() error {
 	}
 	if s.stopJoin != nil {
 		s.stopJoin()
+	}
+	if s.stopScrub != nil {
+		s.stopScrub()
+		<-s.scrubDone
 	}
 	s.api.Close()
 	s.core.Seal()

@@ -1,0 +1,259 @@
+package auditlog
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"time"
+
+	"github.com/warden-sec/warden/internal/audit"
+	"github.com/warden-sec/warden/internal/errs"
+	"github.com/warden-sec/warden/internal/store"
+)
+
+// scrubPage bounds the leaves or nodes checked in one read transaction.
+const scrubPage = 512
+
+// maxReported bounds the damage one scrub pass logs.
+const maxReported = 16
+
+// DefaultScrubInterval is how often Run checks the stored tree again.
+const DefaultScrubInterval = 10 * time.Minute
+
+// Damaged returns the first damage found in the stored log (a *audit.Damage,
+// errors.Is(err, audit.ErrDamaged)), or nil. Once damaged, the log stays
+// so until the process restarts or a snapshot is restored (see
+// AfterRestore): both check the tree again.
+func (s *Service) Damaged() error {
+	if d := s.damage.Load(); d != nil {
+		return d
+	}
+	return nil
+}
+
+// markDamaged records d (the first damage wins) and logs it at ERROR.
+func (s *Service) markDamaged(d *audit.Damage) {
+	first := s.damage.CompareAndSwap(nil, d)
+	s.log.Error("audit log damaged: "+d.Error(), "first", first)
+}
+
+// refuseDamaged turns damage found while serving into a marked log and an
+// Unavailable error naming it; other errors pass through.
+func (s *Service) refuseDamaged(err error) error {
+	var d *audit.Damage
+	if !errors.As(err, &d) {
+		return err
+	}
+	if s.damage.Load() != d {
+		s.markDamaged(d)
+	}
+	return errs.Wrap(errs.Unavailable, d, "the audit log of this server is damaged (%s); it signs no checkpoint and serves no proof until it is repaired", d.Error())
+}
+
+// AfterRestore forgets the damage found so far and asks for a full check
+// before the next checkpoint: a restored snapshot replaced the stored tree.
+func (s *Service) AfterRestore() {
+	s.scrubMu.Lock()
+	s.checked = false
+	s.scrubMu.Unlock()
+	s.damage.Store(nil)
+}
+
+// ensureChecked runs a full Scrub unless one has completed since start.
+func (s *Service) ensureChecked(ctx context.Context) error {
+	if d := s.damage.Load(); d != nil {
+		return s.refuseDamaged(d)
+	}
+	s.scrubMu.Lock()
+	done := s.checked
+	s.scrubMu.Unlock()
+	if done {
+		return nil
+	}
+	return s.refuseDamaged(s.Scrub(ctx))
+}
+
+// Scrub checks the stored log once, in full: the database's own page check,
+// then, a page at a time (one read transaction each, against the tree
+// state read first), every level-0 node against its leaf (which must open
+// under that hash, decode as a canonical entry and hash to it), every
+// interior node against its two children, and the stored compact range
+// (what checkpoints are signed over) against the stored nodes. Nodes and
+// leaves appended meanwhile are left to the next pass.
+//
+// Damage marks the log damaged, is logged at ERROR, and the first found is
+// returned (a *audit.Damage). Leaves can be read only while unsealed: a
+// sealed server checks everything else, and the pass does not count as
+// complete. Other errors (sealed, ctx ended) are returned as they are.
+// Passes are serialized.
+func (s *Service) Scrub(ctx context.Context) error {
+	s.scrubMu.Lock()
+	defer s.scrubMu.Unlock()
+	var found []*audit.Damage
+	report := func(d *audit.Damage) {
+		if len(found) < maxReported {
+			s.markDamaged(d)
+		}
+		found = append(found, d)
+	}
+	if err := s.tree.CheckDatabase(); err != nil {
+		report(&audit.Damage{Kind: audit.DamagedDatabase, Detail: err.Error()})
+		// Reading a database that failed its page check can fail or
+		// mislead in any way; the tree is not read further.
+		return found[0]
+	}
+	var st audit.TreeState
+	if err := s.tree.ViewAudit(func(v store.AuditView) (err error) {
+		st, err = v.State()
+		return err
+	}); err != nil {
+		report(&audit.Damage{Kind: audit.DamagedState, Detail: err.Error()})
+		return found[0]
+	}
+	// blamed holds the nodes found altered at the level below the one
+	// being checked: their parents do not match them, and are not blamed.
+	blamed := map[uint64]bool{}
+	leavesChecked, err := s.scrubLeaves(ctx, st, blamed, report)
+	if err != nil {
+		return err
+	}
+	for level := uint(1); st.Size>>level > 0; level++ {
+		next := map[uint64]bool{}
+		n := st.Size >> level
+		for first := uint64(0); first < n; first += scrubPage {
+			if err := ctx.Err(); err != nil {
+				return err
+			}
+			err := s.tree.ViewAudit(func(v store.AuditView) error {
+				for i := first; i < min(n, first+scrubPage); i++ {
+					err := audit.CheckInterior(v, level, i)
+					var d *audit.Damage
+					if !errors.As(err, &d) {
+						if err != nil {
+							return err
+						}
+						continue
+					}
+					if blamed[2*i] || blamed[2*i+1] {
+						next[i] = true // a child's damage, reported already
+						continue
+					}
+					next[i] = true
+					report(d)
+				}
+				return nil
+			})
+			if err != nil {
+				return err
+			}
+		}
+		blamed = next
+	}
+	if err := s.tree.ViewAudit(func(v store.AuditView) error { return audit.CheckRange(v, st) }); err != nil {
+		var d *audit.Damage
+		if !errors.As(err, &d) {
+			return err
+		}
+		if len(found) == 0 {
+			report(d)
+		}
+	}
+	if len(found) > 0 {
+		return found[0]
+	}
+	if leavesChecked {
+		s.checked = true
+	}
+	return nil
+}
+
+// scrubLeaves checks every level-0 node of the tree st against its leaf. A
+// leaf that fails while its level-0 node agrees with its parent (or, for a
+// last leaf without a sibling, with the compact range) is an altered
+// entry; otherwise the level-0 node is the altered part, blamed so that
+// its parent is not. It reports false, without error, when the server is
+// sealed (leaves cannot be opened).
+func (s *Service) scrubLeaves(ctx context.Context, st audit.TreeState, blamed map[uint64]bool, report func(*audit.Damage)) (bool, error) {
+	for first := uint64(0); first < st.Size; first += scrubPage {
+		if err := ctx.Err(); err != nil {
+			return false, err
+		}
+		n := min(scrubPage, st.Size-first)
+		err := s.tree.ViewAudit(func(v store.AuditView) error {
+			raw, err := v.Leaves(first, int(n))
+			if err != nil {
+				return err
+			}
+			for i := range n {
+				idx := first + i
+				var e StoredEntry
+				if i < uint64(len(raw)) {
+					if e, err = s.openLeaf(v, idx, raw[i]); err != nil {
+						return err
+					}
+				} else {
+					e.Altered = &audit.Damage{Kind: audit.DamagedEntry, Index: idx, Detail: "it is missing"}
+				}
+				if e.Altered == nil {
+					continue
+				}
+				if levelZeroAltered(v, st, idx) {
+					blamed[idx] = true
+					report(&audit.Damage{Kind: audit.DamagedNode, Level: 0, Index: idx, Detail: "its leaf does not open under it and its parent does not match it"})
+					continue
+				}
+				report(e.Altered)
+			}
+			return nil
+		})
+		var d *audit.Damage
+		switch {
+		case errs.Is(err, errs.Unavailable):
+			return false, nil // sealed: leaves cannot be opened now
+		case errors.As(err, &d):
+			report(d) // a leaf missing or malformed: the rest of the page is not read
+		case err != nil:
+			return false, err
+		}
+	}
+	return true, nil
+}
+
+// levelZeroAltered reports whether the stored level-0 node idx, rather than
+// its leaf, disagrees with the rest of the tree: its parent is not the hash
+// of it and its sibling, or, without a sibling, it is not the last hash of
+// the compact range.
+func levelZeroAltered(v store.AuditView, st audit.TreeState, idx uint64) bool {
+	h, err := v.GetNode(0, idx)
+	if err != nil {
+		return true
+	}
+	if idx^1 < st.Size {
+		var d *audit.Damage
+		return errors.As(audit.CheckInterior(v, 1, idx/2), &d)
+	}
+	return len(st.Range) == 0 || !bytes.Equal(st.Range[len(st.Range)-1], h)
+}
+
+// Run checks the stored log at once and then every interval (0:
+// DefaultScrubInterval), until ctx ends. A pass on a sealed server checks
+// all but the leaves; the first pass after unseal, or the first
+// checkpoint, whichever comes first, checks them too. Run returns when
+// ctx ends.
+func (s *Service) Run(ctx context.Context, interval time.Duration) {
+	if interval <= 0 {
+		interval = DefaultScrubInterval
+	}
+	t := time.NewTicker(interval)
+	defer t.Stop()
+	for {
+		if err := s.Scrub(ctx); err != nil && !errors.Is(err, audit.ErrDamaged) && ctx.Err() == nil {
+			s.log.Warn("audit scrub did not complete", "err", err)
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+	}
+}
