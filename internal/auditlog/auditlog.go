@@ -93,9 +93,10 @@ type Service struct {
 	next    *batch
 	running bool
 
-	damage  atomic.Pointer[audit.Damage] // the first damage found; nil: none
-	scrubMu sync.Mutex                   // serializes scrub passes
-	checked bool                         // a full pass, leaves included, completed (under scrubMu)
+	damage    atomic.Pointer[audit.Damage] // the first damage found; nil: none
+	scrubMu   sync.Mutex                   // serializes scrub passes
+	checked   bool                         // a full pass, leaves included, completed (under scrubMu)
+	dbChecked atomic.Bool                  // the database passed its page check once
 }
 
 type batch struct {
@@ -361,6 +362,9 @@ func (s *Service) Entries(start uint64, count int) ([]StoredEntry, error) {
 	if count <= 0 || count > MaxEntries {
 		return nil, errs.E(errs.Invalid, "count: must be 1 to %d", MaxEntries)
 	}
+	if err := s.readable(); err != nil {
+		return nil, err
+	}
 	var out []StoredEntry
 	err := s.tree.ViewAudit(func(v store.AuditView) error {
 		st, err := v.State()
@@ -446,6 +450,9 @@ func (s *Service) Size() (uint64, error) {
 // the root this server would sign for that size (see trustedRoot). A proof
 // that does not verify marks the log damaged and is refused (Unavailable).
 func (s *Service) InclusionProof(index, size uint64) ([][]byte, error) {
+	if err := s.readable(); err != nil {
+		return nil, err
+	}
 	var p [][]byte
 	err := s.tree.ViewAudit(func(v store.AuditView) error {
 		st, root, err := s.trustedRoot(v, size)
@@ -476,6 +483,9 @@ func (s *Service) InclusionProof(index, size uint64) ([][]byte, error) {
 // ConsistencyProof proves the tree of size old is a prefix of size new,
 // verified like InclusionProof before it is returned.
 func (s *Service) ConsistencyProof(old, new uint64) ([][]byte, error) {
+	if err := s.readable(); err != nil {
+		return nil, err
+	}
 	var p [][]byte
 	err := s.tree.ViewAudit(func(v store.AuditView) error {
 		_, newRoot, err := s.trustedRoot(v, new)

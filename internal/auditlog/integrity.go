@@ -59,6 +59,23 @@ func (s *Service) AfterRestore() {
 	s.damage.Store(nil)
 }
 
+// readable refuses reads of the stored tree once the database failed its
+// page check (reading a damaged page can fail in any way), running that
+// check first if no scrub has passed it yet in this process.
+func (s *Service) readable() error {
+	if d := s.damage.Load(); d != nil && d.Kind == audit.DamagedDatabase {
+		return s.refuseDamaged(d)
+	}
+	if s.dbChecked.Load() {
+		return nil
+	}
+	if err := s.tree.CheckDatabase(); err != nil {
+		return s.refuseDamaged(&audit.Damage{Kind: audit.DamagedDatabase, Detail: err.Error()})
+	}
+	s.dbChecked.Store(true)
+	return nil
+}
+
 // ensureChecked runs a full Scrub unless one has completed since start.
 func (s *Service) ensureChecked(ctx context.Context) error {
 	if d := s.damage.Load(); d != nil {
@@ -102,6 +119,7 @@ func (s *Service) Scrub(ctx context.Context) error {
 		// mislead in any way; the tree is not read further.
 		return found[0]
 	}
+	s.dbChecked.Store(true)
 	var st audit.TreeState
 	if err := s.tree.ViewAudit(func(v store.AuditView) (err error) {
 		st, err = v.State()

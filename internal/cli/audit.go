@@ -3,10 +3,12 @@ package cli
 import (
 	"bytes"
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"math/rand/v2"
 	"os"
+	"strings"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -43,7 +45,10 @@ func fetchLeaves(ctx context.Context, c *client.Client, size uint64, all bool) (
 		}
 		for _, e := range page {
 			if e.Altered {
-				return nil, nil, fmt.Errorf("entry %d was altered (the server says: %s)", e.Index, e.Error)
+				if msg := fmt.Sprintf("entry %d was altered", e.Index); !strings.HasPrefix(e.Error, msg) {
+					return nil, nil, fmt.Errorf("%s (the server says: %s)", msg, e.Error)
+				}
+				return nil, nil, errors.New(e.Error)
 			}
 			b, err := e.LeafBytes()
 			if err != nil {
