@@ -17,6 +17,7 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
+	"time"
 
 	"github.com/warden-sec/warden/internal/audit"
 	"github.com/warden-sec/warden/internal/errs"
@@ -49,6 +50,9 @@ type Core interface {
 type Tree interface {
 	ViewAudit(fn func(store.AuditView) error) error
 	CheckDatabase() error
+	// AppliedIndex and WaitApplied let sink tailers wait for commits.
+	AppliedIndex() uint64
+	WaitApplied(ctx context.Context, idx uint64) error
 }
 
 // Bootstrap makes the ops that init commits: the audit HMAC key and the
@@ -83,6 +87,14 @@ type Service struct {
 	// OnSinkFailure, if set, is called with the sink's name on every failed
 	// write (for metrics).
 	onSinkFailure func(name string)
+	maxSinkLag    uint64
+	sinkRetry     time.Duration
+
+	tailers  []*tailer
+	stopTail context.CancelFunc
+	tailWG   sync.WaitGroup
+	tmu      sync.Mutex
+	tailCh   chan struct{} // closed and replaced after every delivery attempt
 
 	mu     sync.Mutex
 	hasher *audit.Hasher
@@ -101,29 +113,53 @@ type Service struct {
 
 type batch struct {
 	leaves []store.AuditLeaf
-	lines  [][]byte
 	done   chan struct{}
 	err    error
 }
 
 // Options configure a Service.
 type Options struct {
-	Sinks         []*Sink
+	// Sinks receive every entry after it committed (see tailer).
+	Sinks []*Sink
+	// SinkCursorDir holds one cursor file per sink, so a restart resumes
+	// delivery where it stopped; "" keeps cursors in memory (a restart
+	// then starts each sink at the end of the log).
+	SinkCursorDir string
+	// MaxSinkLag (0: DefaultMaxSinkLag) and SinkRetry (0:
+	// DefaultSinkRetry): see Healthy and the tailer.
+	MaxSinkLag    uint64
+	SinkRetry     time.Duration
 	Logger        *slog.Logger
 	OnSinkFailure func(name string)
 }
 
-// New returns a Service.
-func New(c Core, t Tree, o Options) *Service {
+// New returns a Service and starts feeding its sinks.
+func New(c Core, t Tree, o Options) (*Service, error) {
 	log := o.Logger
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	return &Service{core: c, tree: t, sinks: o.Sinks, log: log, onSinkFailure: o.OnSinkFailure}
+	s := &Service{core: c, tree: t, sinks: o.Sinks, log: log, onSinkFailure: o.OnSinkFailure,
+		maxSinkLag: o.MaxSinkLag, sinkRetry: o.SinkRetry, tailCh: make(chan struct{})}
+	if s.maxSinkLag == 0 {
+		s.maxSinkLag = DefaultMaxSinkLag
+	}
+	if s.sinkRetry <= 0 {
+		s.sinkRetry = DefaultSinkRetry
+	}
+	if err := s.startTailers(o.SinkCursorDir); err != nil {
+		return nil, err
+	}
+	return s, nil
 }
 
-// Close closes the sinks.
+// Close stops feeding the sinks and closes them. Entries not delivered yet
+// are delivered after the next start (from the cursor files).
 func (s *Service) Close() error {
+	if s.stopTail != nil {
+		s.stopTail()
+	}
+	s.tailWG.Wait()
 	var err error
 	for _, k := range s.sinks {
 		err = errors.Join(err, k.Close())
@@ -133,39 +169,6 @@ func (s *Service) Close() error {
 
 // ErrSinkFailed: a required sink could not be written.
 var ErrSinkFailed = errors.New("auditlog: a required audit sink failed")
-
-// emit writes lines to every sink. A failed required sink is an error; a
-// failed best-effort sink is only logged. Sinks are written in parallel.
-func (s *Service) emit(lines [][]byte) error {
-	if len(s.sinks) == 0 {
-		return nil
-	}
-	errc := make([]error, len(s.sinks))
-	var wg sync.WaitGroup
-	for i, k := range s.sinks {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			errc[i] = k.Write(lines)
-		}()
-	}
-	wg.Wait()
-	var failed error
-	for i, err := range errc {
-		if err == nil {
-			continue
-		}
-		k := s.sinks[i]
-		s.log.Error("audit sink write failed", "sink", k.Name, "required", k.Required, "err", err)
-		if s.onSinkFailure != nil {
-			s.onSinkFailure(k.Name)
-		}
-		if k.Required {
-			failed = fmt.Errorf("%w: %s: %v", ErrSinkFailed, k.Name, err)
-		}
-	}
-	return failed
-}
 
 // Forget drops the keys from memory (called on seal).
 func (s *Service) Forget() {
@@ -230,25 +233,27 @@ func (s *Service) Leaf(e *audit.Entry) (store.AuditLeaf, []byte, error) {
 	return store.AuditLeaf{Hash: audit.LeafHash(b), Value: ct}, b, nil
 }
 
-// ChangeLeaf makes the leaf that rides in a change's Raft command, after
-// writing the entry to the sinks: if a required sink fails, the change is
-// refused before anything is committed.
+// ChangeLeaf makes the leaf that rides in a change's Raft command. It
+// refuses (Unavailable) while the log is not Healthy, so nothing commits
+// while a required sink is failing or behind. Sinks receive the entry
+// once it has committed.
 func (s *Service) ChangeLeaf(e *audit.Entry) (store.AuditLeaf, error) {
-	leaf, line, err := s.Leaf(e)
-	if err != nil {
+	if err := s.Healthy(); err != nil {
 		return store.AuditLeaf{}, err
 	}
-	if err := s.emit([][]byte{line}); err != nil {
-		return store.AuditLeaf{}, errs.Wrap(errs.Unavailable, err, "the audit log is unavailable; the request was refused")
-	}
-	return leaf, nil
+	leaf, _, err := s.Leaf(e)
+	return leaf, err
 }
 
 // Record commits an entry on its own. Concurrent records are group-committed:
 // one Raft command per batch, and every caller waits for its batch, so a
-// response is never sent before its record is durable (fail closed).
+// response is never sent before its record is durable (fail closed). Like
+// ChangeLeaf it refuses while the log is not Healthy.
 func (s *Service) Record(ctx context.Context, e *audit.Entry) error {
-	leaf, line, err := s.Leaf(e)
+	if err := s.Healthy(); err != nil {
+		return err
+	}
+	leaf, _, err := s.Leaf(e)
 	if err != nil {
 		return err
 	}
@@ -259,7 +264,6 @@ func (s *Service) Record(ctx context.Context, e *audit.Entry) error {
 		s.next = b
 	}
 	b.leaves = append(b.leaves, leaf)
-	b.lines = append(b.lines, line)
 	if !s.running {
 		s.running = true
 		go s.flush()
@@ -284,11 +288,6 @@ func (s *Service) flush() {
 			return
 		}
 		s.bmu.Unlock()
-		if err := s.emit(b.lines); err != nil {
-			b.err = errs.Wrap(errs.Unavailable, err, "the audit log is unavailable; the request was refused")
-			close(b.done)
-			continue
-		}
 		for len(b.leaves) > 0 {
 			n := min(len(b.leaves), 512)
 			if err := s.core.AppendAudit(context.Background(), b.leaves[:n]); err != nil {

@@ -104,7 +104,11 @@ func openLog(t *testing.T, dir string) (*store.Store, *auditlog.Service) {
 	if err := st.WaitLeader(ctx); err != nil {
 		t.Fatal(err)
 	}
-	return st, auditlog.New(newTestCore(t, st), st, auditlog.Options{})
+	svc, err := auditlog.New(newTestCore(t, st), st, auditlog.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return st, svc
 }
 
 // corrupt rewrites one value of a bucket of the stopped store's database.

@@ -269,8 +269,16 @@ func New(cfg Config) (*Server, error) {
 	if cfg.AuditStdout {
 		sinks = append(sinks, auditlog.WriterSink("stdout", os.Stdout, !cfg.AuditStdoutBestEffort))
 	}
-	alog := auditlog.New(s.core, s.st, auditlog.Options{Sinks: sinks, Logger: log,
+	alog, err := auditlog.New(s.core, s.st, auditlog.Options{Sinks: sinks, Logger: log,
+		SinkCursorDir: filepath.Join(cfg.DataDir, "audit-sinks"),
 		OnSinkFailure: func(name string) { sinkFailures.WithLabelValues(name).Inc() }})
+	if err != nil {
+		for _, k := range sinks {
+			k.Close()
+		}
+		s.st.Close()
+		return nil, fmt.Errorf("server: %w", err)
+	}
 	s.audit = alog
 	reg.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{
 		Name: "warden_audit_damaged", Help: "1 while this server's stored audit log is marked damaged (see the ERROR log).",
@@ -397,7 +405,7 @@ func (s *Server) Close() error {
 	}
 	s.api.Close()
 	s.core.Seal()
-	return errors.Join(err, s.st.Close(), s.audit.Close())
+	return errors.Join(err, s.audit.Close(), s.st.Close())
 }
 
 // DevInit initializes with one share and unseals (for --dev). It returns the
