@@ -281,10 +281,10 @@ func (s *Service) Healthy() error {
 			sized = true
 		}
 		if size > cursor && size-cursor > s.maxSinkLag {
-			return errs.Wrap(errs.Unavailable, fmt.Errorf("%w: %s is %d entries behind", ErrSinkLagging, t.sink.Name, size-cursor), "the audit log is unavailable (sink %s is %d entries behind); the request was refused", t.sink.Name, size-cursor)
+			return errs.Wrap(errs.Unavailable, fmt.Errorf("%w: %s is %d entries behind", ErrSinkLagging, t.sink.Name, size-cursor), "the audit log is unavailable (a required audit sink is %d entries behind); the request was refused", size-cursor)
 		}
 		if err != nil {
-			return errs.Wrap(errs.Unavailable, fmt.Errorf("%w: %s: %v", ErrSinkFailed, t.sink.Name, err), "the audit log is unavailable (sink %s failed); the request was refused", t.sink.Name)
+			return errs.Wrap(errs.Unavailable, fmt.Errorf("%w: %s: %v", ErrSinkFailed, t.sink.Name, err), "the audit log is unavailable (a required audit sink is failing); the request was refused")
 		}
 	}
 	return nil
