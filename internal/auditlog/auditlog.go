@@ -107,7 +107,7 @@ type Service struct {
 
 	damage    atomic.Pointer[audit.Damage] // the first damage found; nil: none
 	scrubMu   sync.Mutex                   // serializes scrub passes
-	checked   bool                         // a full pass, leaves included, completed (under scrubMu)
+	checked   atomic.Bool                  // a full pass, leaves included, completed
 	dbChecked atomic.Bool                  // the database passed its page check once
 }
 

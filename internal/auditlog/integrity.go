@@ -52,10 +52,12 @@ func (s *Service) refuseDamaged(err error) error {
 
 // AfterRestore forgets the damage found so far and asks for a full check
 // before the next checkpoint: a restored snapshot replaced the stored tree.
+// It waits for a pass under way, whose findings it then clears too.
 func (s *Service) AfterRestore() {
 	s.scrubMu.Lock()
-	s.checked = false
-	s.scrubMu.Unlock()
+	defer s.scrubMu.Unlock()
+	s.checked.Store(false)
+	s.dbChecked.Store(false)
 	s.damage.Store(nil)
 }
 
@@ -81,10 +83,7 @@ func (s *Service) ensureChecked(ctx context.Context) error {
 	if d := s.damage.Load(); d != nil {
 		return s.refuseDamaged(d)
 	}
-	s.scrubMu.Lock()
-	done := s.checked
-	s.scrubMu.Unlock()
-	if done {
+	if s.checked.Load() {
 		return nil
 	}
 	return s.refuseDamaged(s.Scrub(ctx))
@@ -180,7 +179,7 @@ func (s *Service) Scrub(ctx context.Context) error {
 		return found[0]
 	}
 	if leavesChecked {
-		s.checked = true
+		s.checked.Store(true)
 	}
 	return nil
 }
