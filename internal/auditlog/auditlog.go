@@ -43,6 +43,7 @@ type Core interface {
 	Encrypt(aad string, pt []byte) ([]byte, error)
 	Decrypt(aad string, ct []byte) ([]byte, error)
 	AppendAudit(ctx context.Context, leaves []store.AuditLeaf) error
+	Sealed() bool
 }
 
 // Tree is what the service needs of the store's audit tree: consistent

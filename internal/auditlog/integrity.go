@@ -84,9 +84,14 @@ func (s *Service) ensureChecked(ctx context.Context) error {
 		return s.refuseDamaged(d)
 	}
 	if s.checked.Load() {
+		return nil // never wait for a background pass once checked
+	}
+	s.scrubMu.Lock()
+	defer s.scrubMu.Unlock()
+	if s.checked.Load() { // a pass completed while this one waited
 		return nil
 	}
-	return s.refuseDamaged(s.Scrub(ctx))
+	return s.refuseDamaged(s.scrubLocked(ctx))
 }
 
 // Scrub checks the stored log once, in full: the database's own page check,
@@ -105,6 +110,11 @@ func (s *Service) ensureChecked(ctx context.Context) error {
 func (s *Service) Scrub(ctx context.Context) error {
 	s.scrubMu.Lock()
 	defer s.scrubMu.Unlock()
+	return s.scrubLocked(ctx)
+}
+
+// scrubLocked is Scrub with scrubMu held.
+func (s *Service) scrubLocked(ctx context.Context) error {
 	var found []*audit.Damage
 	report := func(d *audit.Damage) {
 		if len(found) < maxReported {
@@ -252,25 +262,48 @@ func levelZeroAltered(v store.AuditView, st audit.TreeState, idx uint64) bool {
 	return len(st.Range) == 0 || !bytes.Equal(st.Range[len(st.Range)-1], h)
 }
 
+// unsealPoll is how often Run looks whether a sealed server was unsealed,
+// to check the leaves as soon as it can.
+const unsealPoll = time.Second
+
 // Run checks the stored log at once and then every interval (0:
-// DefaultScrubInterval), until ctx ends. A pass on a sealed server checks
-// all but the leaves; the first pass after unseal, or the first
-// checkpoint, whichever comes first, checks them too. Run returns when
-// ctx ends.
+// DefaultScrubInterval), until ctx ends. A pass while sealed checks all
+// but the leaves; Run then looks every second whether the server was
+// unsealed and runs the full pass as soon as it is (the check before the
+// first checkpoint runs it too, if it comes first).
 func (s *Service) Run(ctx context.Context, interval time.Duration) {
 	if interval <= 0 {
 		interval = DefaultScrubInterval
 	}
-	t := time.NewTicker(interval)
-	defer t.Stop()
 	for {
+		sealed := s.core.Sealed()
 		if err := s.Scrub(ctx); err != nil && !errors.Is(err, audit.ErrDamaged) && ctx.Err() == nil {
 			s.log.Warn("audit scrub did not complete", "err", err)
 		}
+		if !s.wait(ctx, interval, sealed && !s.checked.Load() && s.damage.Load() == nil) {
+			return
+		}
+	}
+}
+
+// wait waits for the interval, or, awaiting the unseal, until the server
+// is unsealed, whichever comes first. It reports false when ctx ended.
+func (s *Service) wait(ctx context.Context, interval time.Duration, awaitUnseal bool) bool {
+	tick := interval
+	if awaitUnseal {
+		tick = min(unsealPoll, interval)
+	}
+	t := time.NewTicker(tick)
+	defer t.Stop()
+	for waited := time.Duration(0); ; {
 		select {
 		case <-ctx.Done():
-			return
+			return false
 		case <-t.C:
+		}
+		waited += tick
+		if waited >= interval || !s.core.Sealed() {
+			return true
 		}
 	}
 }

@@ -63,6 +63,8 @@ func (c *testCore) GetStale(key string) (store.Entry, error) {
 	return e, err
 }
 
+func (c *testCore) Sealed() bool { return false }
+
 func (c *testCore) AppendAudit(ctx context.Context, leaves []store.AuditLeaf) error {
 	_, err := c.st.Txn(ctx, store.Txn{Audit: leaves})
 	return err
