@@ -31,10 +31,13 @@ func (s *Service) Damaged() error {
 	return nil
 }
 
-// markDamaged records d (the first damage wins) and logs it at ERROR.
+// markDamaged records d unless damage was recorded already, and logs it
+// at ERROR if it was the first: damage found while serving (entries,
+// proofs) is not logged again on every request.
 func (s *Service) markDamaged(d *audit.Damage) {
-	first := s.damage.CompareAndSwap(nil, d)
-	s.log.Error("audit log damaged: "+d.Error(), "first", first)
+	if s.damage.CompareAndSwap(nil, d) {
+		s.log.Error("audit log damaged: " + d.Error())
+	}
 }
 
 // refuseDamaged turns damage found while serving into a marked log and an
@@ -44,9 +47,7 @@ func (s *Service) refuseDamaged(err error) error {
 	if !errors.As(err, &d) {
 		return err
 	}
-	if s.damage.Load() != d {
-		s.markDamaged(d)
-	}
+	s.markDamaged(d)
 	return errs.Wrap(errs.Unavailable, d, "the audit log of this server is damaged (%s); it signs no checkpoint and serves no proof until it is repaired", d.Error())
 }
 
@@ -116,10 +117,13 @@ func (s *Service) Scrub(ctx context.Context) error {
 // scrubLocked is Scrub with scrubMu held.
 func (s *Service) scrubLocked(ctx context.Context) error {
 	var found []*audit.Damage
+	// Each pass logs what it finds (at most maxReported), so damage
+	// that stays is logged again every interval.
 	report := func(d *audit.Damage) {
 		if len(found) < maxReported {
-			s.markDamaged(d)
+			s.log.Error("audit log damaged: " + d.Error())
 		}
+		s.damage.CompareAndSwap(nil, d)
 		found = append(found, d)
 	}
 	if err := s.tree.CheckDatabase(); err != nil {

@@ -1,12 +1,14 @@
 package auditlog_test
 
 import (
+	"bytes"
 	"context"
 	"crypto/aes"
 	"crypto/cipher"
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"log/slog"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -163,13 +165,21 @@ func TestScrubNamesDamage(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			dir := logDir(t, 21)
 			corrupt(t, dir, tc.bucket, tc.key, tc.edit)
-			_, svc := openLog(t, dir)
-			err := svc.Scrub(context.Background())
+			st, _ := openLog(t, dir)
+			var logs bytes.Buffer
+			svc, err := auditlog.New(newTestCore(t, st), st, auditlog.Options{Logger: slog.New(slog.NewTextHandler(&logs, nil))})
+			if err != nil {
+				t.Fatal(err)
+			}
+			err = svc.Scrub(context.Background())
 			if !errors.Is(err, audit.ErrDamaged) || !strings.Contains(err.Error(), tc.want) {
 				t.Fatalf("scrub: %v, want %q", err, tc.want)
 			}
 			if d := svc.Damaged(); d == nil || !strings.Contains(d.Error(), tc.want) {
 				t.Fatalf("Damaged() = %v", d)
+			}
+			if l := logs.String(); !strings.Contains(l, "level=ERROR") || !strings.Contains(l, tc.want) {
+				t.Fatalf("no ERROR log naming the damage:\n%s", l)
 			}
 			_, err = svc.Checkpoint(context.Background())
 			if !errs.Is(err, errs.Unavailable) || !strings.Contains(err.Error(), tc.want) {
