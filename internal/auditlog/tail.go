@@ -169,6 +169,13 @@ func (t *tailer) run(ctx context.Context) {
 			continue
 		}
 		t.mu.Lock()
+		if t.cursor > size {
+			// The log is shorter than what was delivered: the state was
+			// replaced (a restore, another data directory). Deliver what
+			// the log holds from its end on, rather than skip entries.
+			s.log.Warn("audit sink cursor is beyond the end of the log; resuming at the end", "sink", t.sink.Name, "cursor", t.cursor, "size", size)
+			t.cursor = size
+		}
 		cursor := t.cursor
 		t.mu.Unlock()
 		if cursor >= size {
