@@ -40,6 +40,15 @@ func (s *Service) markDamaged(d *audit.Damage) {
 	}
 }
 
+// publicText is what a caller is told of d: the engine's page-check
+// detail (which can quote stored keys) stays in the server log.
+func publicText(d *audit.Damage) string {
+	if d.Kind == audit.DamagedDatabase {
+		return "database page check failed; the server log has the details"
+	}
+	return d.Error()
+}
+
 // refuseDamaged turns damage found while serving into a marked log and an
 // Unavailable error naming it; other errors pass through.
 func (s *Service) refuseDamaged(err error) error {
@@ -48,7 +57,7 @@ func (s *Service) refuseDamaged(err error) error {
 		return err
 	}
 	s.markDamaged(d)
-	return errs.Wrap(errs.Unavailable, d, "the audit log of this server is damaged (%s); it signs no checkpoint and serves no proof until it is repaired", d.Error())
+	return errs.Wrap(errs.Unavailable, d, "the audit log of this server is damaged (%s); it signs no checkpoint and serves no proof until it is repaired", publicText(d))
 }
 
 // AfterRestore forgets the damage found so far and asks for a full check

@@ -269,7 +269,7 @@ func (s *Service) tailProgress() {
 // database that failed its page check. Record and ChangeLeaf call it.
 func (s *Service) Healthy() error {
 	if d := s.damage.Load(); d != nil && d.Kind == audit.DamagedDatabase {
-		return errs.Wrap(errs.Unavailable, d, "the audit log is unavailable (%s); the request was refused", d.Error())
+		return errs.Wrap(errs.Unavailable, d, "the audit log is unavailable (%s); the request was refused", publicText(d))
 	}
 	var size uint64
 	sized := false
