@@ -30,18 +30,22 @@ func (s *Server) auditVerifier(req *request) (int, any, error) {
 type rawText []byte
 
 func (s *Server) auditCheckpoint(req *request) (int, any, error) {
-	cp, err := s.cfg.Audit.Checkpoint()
+	cp, err := s.cfg.Audit.Checkpoint(req.Context())
 	if err != nil {
 		return 0, nil, err
 	}
 	return http.StatusOK, rawText(cp), nil
 }
 
+// entryView is one entry; a damaged one has Altered set, an Error naming
+// it ("entry N was altered: ...") and no leaf or entry.
 type entryView struct {
-	Index     uint64      `json:"index"`
-	RaftIndex uint64      `json:"raft_index"` // the Raft command that committed the entry (and its change)
-	Leaf      string      `json:"leaf"`
-	Entry     audit.Entry `json:"entry"`
+	Index     uint64       `json:"index"`
+	RaftIndex uint64       `json:"raft_index"` // the Raft command that committed the entry (and its change)
+	Leaf      string       `json:"leaf"`
+	Entry     *audit.Entry `json:"entry,omitempty"`
+	Altered   bool         `json:"altered,omitempty"`
+	Error     string       `json:"error,omitempty"`
 }
 
 type entriesResponse struct {
@@ -75,7 +79,11 @@ func (s *Server) auditEntries(req *request) (int, any, error) {
 	}
 	out := entriesResponse{Entries: make([]entryView, len(es))}
 	for i, e := range es {
-		out.Entries[i] = entryView{Index: e.Index, RaftIndex: e.RaftIndex, Leaf: base64.StdEncoding.EncodeToString(e.Leaf), Entry: e.Entry}
+		if e.Altered != nil {
+			out.Entries[i] = entryView{Index: e.Index, RaftIndex: e.RaftIndex, Altered: true, Error: e.Altered.Error()}
+			continue
+		}
+		out.Entries[i] = entryView{Index: e.Index, RaftIndex: e.RaftIndex, Leaf: base64.StdEncoding.EncodeToString(e.Leaf), Entry: &e.Entry}
 	}
 	return http.StatusOK, out, nil
 }

@@ -46,11 +46,23 @@ func VerifyInclusion(leaf []byte, index, size uint64, root []byte, p [][]byte) e
 	if index >= size {
 		return &ArgumentError{Arg: "index", Value: index, Want: fmt.Sprintf("below size %d", size)}
 	}
-	if err := proof.VerifyInclusion(hasher, index, size, LeafHash(leaf), p, root); err != nil {
+	return VerifyInclusionHash(LeafHash(leaf), index, size, root, p)
+}
+
+// VerifyInclusionHash is VerifyInclusion given the leaf's hash instead of
+// its bytes.
+func VerifyInclusionHash(leafHash []byte, index, size uint64, root []byte, p [][]byte) error {
+	if index >= size {
+		return &ArgumentError{Arg: "index", Value: index, Want: fmt.Sprintf("below size %d", size)}
+	}
+	if err := proof.VerifyInclusion(hasher, index, size, leafHash, p, root); err != nil {
 		return fmt.Errorf("%w: inclusion of entry %d in the tree of size %d: %v", ErrNotVerified, index, size, err)
 	}
 	return nil
 }
+
+// EmptyRoot is the root hash of the empty tree: SHA-256 of nothing.
+func EmptyRoot() []byte { return hasher.EmptyRoot() }
 
 // VerifyConsistency checks a consistency proof that the tree (size1,
 // root1) is a prefix of the tree (size2, root2). A proof that does not

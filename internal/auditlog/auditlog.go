@@ -7,6 +7,7 @@
 package auditlog
 
 import (
+	"bytes"
 	"context"
 	"crypto/rand"
 	"errors"
@@ -15,6 +16,8 @@ import (
 	"log/slog"
 	"strings"
 	"sync"
+	"sync/atomic"
+	"time"
 
 	"github.com/warden-sec/warden/internal/audit"
 	"github.com/warden-sec/warden/internal/errs"
@@ -40,13 +43,17 @@ type Core interface {
 	Encrypt(aad string, pt []byte) ([]byte, error)
 	Decrypt(aad string, ct []byte) ([]byte, error)
 	AppendAudit(ctx context.Context, leaves []store.AuditLeaf) error
+	Sealed() bool
 }
 
-// Tree is what the service needs of the store's audit tree.
+// Tree is what the service needs of the store's audit tree: consistent
+// views of the local state machine's tree, and its database's page check.
 type Tree interface {
-	AuditState() (audit.TreeState, error)
-	AuditNodes() audit.NodeStore
-	AuditLeaves(start uint64, count int) ([]store.StoredLeaf, error)
+	ViewAudit(fn func(store.AuditView) error) error
+	CheckDatabase() error
+	// AppliedIndex and WaitApplied let sink tailers wait for commits.
+	AppliedIndex() uint64
+	WaitApplied(ctx context.Context, idx uint64) error
 }
 
 // Bootstrap makes the ops that init commits: the audit HMAC key and the
@@ -81,6 +88,14 @@ type Service struct {
 	// OnSinkFailure, if set, is called with the sink's name on every failed
 	// write (for metrics).
 	onSinkFailure func(name string)
+	maxSinkLag    uint64
+	sinkRetry     time.Duration
+
+	tailers  []*tailer
+	stopTail context.CancelFunc
+	tailWG   sync.WaitGroup
+	tmu      sync.Mutex
+	tailCh   chan struct{} // closed and replaced after every delivery attempt
 
 	mu     sync.Mutex
 	hasher *audit.Hasher
@@ -90,33 +105,62 @@ type Service struct {
 	bmu     sync.Mutex
 	next    *batch
 	running bool
+
+	damage    atomic.Pointer[audit.Damage] // the first damage found; nil: none
+	scrubMu   sync.Mutex                   // serializes scrub passes
+	checked   atomic.Bool                  // a full pass, leaves included, completed
+	dbChecked atomic.Bool                  // the database passed its page check once
 }
 
 type batch struct {
 	leaves []store.AuditLeaf
-	lines  [][]byte
 	done   chan struct{}
 	err    error
 }
 
 // Options configure a Service.
 type Options struct {
-	Sinks         []*Sink
+	// Sinks receive every entry after it committed (see tailer).
+	Sinks []*Sink
+	// SinkCursorDir holds one cursor file per sink, so a restart resumes
+	// delivery where it stopped; "" keeps cursors in memory (a restart
+	// then starts each sink at the end of the log).
+	SinkCursorDir string
+	// MaxSinkLag (0: DefaultMaxSinkLag) and SinkRetry (0:
+	// DefaultSinkRetry): see Healthy and the tailer.
+	MaxSinkLag    uint64
+	SinkRetry     time.Duration
 	Logger        *slog.Logger
 	OnSinkFailure func(name string)
 }
 
-// New returns a Service.
-func New(c Core, t Tree, o Options) *Service {
+// New returns a Service and starts feeding its sinks.
+func New(c Core, t Tree, o Options) (*Service, error) {
 	log := o.Logger
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	return &Service{core: c, tree: t, sinks: o.Sinks, log: log, onSinkFailure: o.OnSinkFailure}
+	s := &Service{core: c, tree: t, sinks: o.Sinks, log: log, onSinkFailure: o.OnSinkFailure,
+		maxSinkLag: o.MaxSinkLag, sinkRetry: o.SinkRetry, tailCh: make(chan struct{})}
+	if s.maxSinkLag == 0 {
+		s.maxSinkLag = DefaultMaxSinkLag
+	}
+	if s.sinkRetry <= 0 {
+		s.sinkRetry = DefaultSinkRetry
+	}
+	if err := s.startTailers(o.SinkCursorDir); err != nil {
+		return nil, err
+	}
+	return s, nil
 }
 
-// Close closes the sinks.
+// Close stops feeding the sinks and closes them. Entries not delivered yet
+// are delivered after the next start (from the cursor files).
 func (s *Service) Close() error {
+	if s.stopTail != nil {
+		s.stopTail()
+	}
+	s.tailWG.Wait()
 	var err error
 	for _, k := range s.sinks {
 		err = errors.Join(err, k.Close())
@@ -126,39 +170,6 @@ func (s *Service) Close() error {
 
 // ErrSinkFailed: a required sink could not be written.
 var ErrSinkFailed = errors.New("auditlog: a required audit sink failed")
-
-// emit writes lines to every sink. A failed required sink is an error; a
-// failed best-effort sink is only logged. Sinks are written in parallel.
-func (s *Service) emit(lines [][]byte) error {
-	if len(s.sinks) == 0 {
-		return nil
-	}
-	errc := make([]error, len(s.sinks))
-	var wg sync.WaitGroup
-	for i, k := range s.sinks {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			errc[i] = k.Write(lines)
-		}()
-	}
-	wg.Wait()
-	var failed error
-	for i, err := range errc {
-		if err == nil {
-			continue
-		}
-		k := s.sinks[i]
-		s.log.Error("audit sink write failed", "sink", k.Name, "required", k.Required, "err", err)
-		if s.onSinkFailure != nil {
-			s.onSinkFailure(k.Name)
-		}
-		if k.Required {
-			failed = fmt.Errorf("%w: %s: %v", ErrSinkFailed, k.Name, err)
-		}
-	}
-	return failed
-}
 
 // Forget drops the keys from memory (called on seal).
 func (s *Service) Forget() {
@@ -229,9 +240,10 @@ func makeLeaf(enc Encrypter, e *audit.Entry) (store.AuditLeaf, []byte, error) {
 	return store.AuditLeaf{Hash: h, Value: ct}, b, nil
 }
 
-// ChangeLeaf makes the leaf that rides in a change's Raft command, after
-// writing the entry to the sinks: if a required sink fails, the change is
-// refused before anything is committed.
+// ChangeLeaf makes the leaf that rides in a change's Raft command. It
+// refuses (Unavailable) while the log is not Healthy, so nothing commits
+// while a required sink is failing or behind. Sinks receive the entry
+// once it has committed.
 func (s *Service) ChangeLeaf(e *audit.Entry) (store.AuditLeaf, error) {
 	return s.changeLeaf(s.core, e)
 }
@@ -243,21 +255,22 @@ func (s *Service) InitLeaf(enc Encrypter, e *audit.Entry) (store.AuditLeaf, erro
 }
 
 func (s *Service) changeLeaf(enc Encrypter, e *audit.Entry) (store.AuditLeaf, error) {
-	leaf, line, err := makeLeaf(enc, e)
-	if err != nil {
+	if err := s.Healthy(); err != nil {
 		return store.AuditLeaf{}, err
 	}
-	if err := s.emit([][]byte{line}); err != nil {
-		return store.AuditLeaf{}, errs.Wrap(errs.Unavailable, err, "the audit log is unavailable; the request was refused")
-	}
-	return leaf, nil
+	leaf, _, err := makeLeaf(enc, e)
+	return leaf, err
 }
 
 // Record commits an entry on its own. Concurrent records are group-committed:
 // one Raft command per batch, and every caller waits for its batch, so a
-// response is never sent before its record is durable (fail closed).
+// response is never sent before its record is durable (fail closed). Like
+// ChangeLeaf it refuses while the log is not Healthy.
 func (s *Service) Record(ctx context.Context, e *audit.Entry) error {
-	leaf, line, err := s.Leaf(e)
+	if err := s.Healthy(); err != nil {
+		return err
+	}
+	leaf, _, err := s.Leaf(e)
 	if err != nil {
 		return err
 	}
@@ -268,7 +281,6 @@ func (s *Service) Record(ctx context.Context, e *audit.Entry) error {
 		s.next = b
 	}
 	b.leaves = append(b.leaves, leaf)
-	b.lines = append(b.lines, line)
 	if !s.running {
 		s.running = true
 		go s.flush()
@@ -293,11 +305,6 @@ func (s *Service) flush() {
 			return
 		}
 		s.bmu.Unlock()
-		if err := s.emit(b.lines); err != nil {
-			b.err = errs.Wrap(errs.Unavailable, err, "the audit log is unavailable; the request was refused")
-			close(b.done)
-			continue
-		}
 		for len(b.leaves) > 0 {
 			n := min(len(b.leaves), 512)
 			if err := s.core.AppendAudit(context.Background(), b.leaves[:n]); err != nil {
@@ -320,14 +327,29 @@ func (s *Service) Verifier() (origin, vkey string, err error) {
 	return name, vk, nil
 }
 
-// Checkpoint signs the current tree state.
-func (s *Service) Checkpoint() ([]byte, error) {
+// Checkpoint signs the current tree state: its root is the one the state
+// machine computed incrementally from every leaf hash it appended (the
+// compact range), never one read back from stored nodes. It refuses, with
+// an Unavailable error naming the damage, while the log is marked damaged;
+// and before signing the first checkpoint since start (or since a restore)
+// it runs a full check of the stored tree ([Service.Scrub]) if none has
+// completed, so nothing is signed over a tree this process has not checked.
+func (s *Service) Checkpoint(ctx context.Context) ([]byte, error) {
 	_, sk, _, err := s.keys()
 	if err != nil {
 		return nil, err
 	}
-	st, err := s.tree.AuditState()
-	if err != nil {
+	if err := s.ensureChecked(ctx); err != nil {
+		return nil, err
+	}
+	var st audit.TreeState
+	err = s.tree.ViewAudit(func(v store.AuditView) error {
+		if st, err = v.State(); err != nil {
+			return &audit.Damage{Kind: audit.DamagedState, Detail: err.Error()}
+		}
+		return audit.CheckRange(v, st)
+	})
+	if err := s.refuseDamaged(err); err != nil {
 		return nil, err
 	}
 	root, err := st.Root()
@@ -338,78 +360,227 @@ func (s *Service) Checkpoint() ([]byte, error) {
 }
 
 // StoredEntry is one entry with its exact leaf bytes and the index of the
-// Raft command that committed it.
+// Raft command that committed it. An entry whose stored leaf does not open
+// under its own hash, does not decode, or hashes to something else has
+// Altered set (its Damage says how) and no Leaf or Entry.
 type StoredEntry struct {
 	Index     uint64
 	RaftIndex uint64
 	Leaf      []byte
 	Entry     audit.Entry
+	Altered   *audit.Damage
 }
 
-// Entries returns up to count entries from start.
+// Entries returns up to count entries from start, fewer at the end of the
+// log. A damaged entry is returned marked Altered (and marks the log
+// damaged), never as an error, so a reader learns which entry it is.
 func (s *Service) Entries(start uint64, count int) ([]StoredEntry, error) {
 	if count <= 0 || count > MaxEntries {
 		return nil, errs.E(errs.Invalid, "count: must be 1 to %d", MaxEntries)
 	}
-	raw, err := s.tree.AuditLeaves(start, count)
-	if err != nil {
+	if err := s.readable(); err != nil {
 		return nil, err
 	}
-	out := make([]StoredEntry, len(raw))
-	nodes := s.tree.AuditNodes()
-	for i, sl := range raw {
-		// A stored leaf opens only under the hash the tree holds for its
-		// index (level 0): moved or swapped, it does not open.
-		h, err := nodes.GetNode(0, start+uint64(i))
+	var out []StoredEntry
+	err := s.tree.ViewAudit(func(v store.AuditView) error {
+		st, err := v.State()
 		if err != nil {
-			return nil, fmt.Errorf("auditlog: entry %d: %w", start+uint64(i), err)
+			return &audit.Damage{Kind: audit.DamagedState, Detail: err.Error()}
 		}
-		b, err := s.core.Decrypt(audit.LeafAAD(h), sl.Value)
+		if start >= st.Size {
+			return nil
+		}
+		n := min(uint64(count), st.Size-start)
+		raw, err := v.Leaves(start, int(n))
 		if err != nil {
-			return nil, err
+			return err
 		}
-		e, err := audit.DecodeEntry(b)
-		if err != nil {
-			return nil, fmt.Errorf("auditlog: entry %d: %w", start+uint64(i), err)
+		for i := range n {
+			idx := start + i
+			if i >= uint64(len(raw)) {
+				out = append(out, StoredEntry{Index: idx, Altered: &audit.Damage{Kind: audit.DamagedEntry, Index: idx, Detail: "it is missing"}})
+				continue
+			}
+			e, err := s.openLeaf(v, idx, raw[i])
+			if err != nil {
+				return err
+			}
+			out = append(out, e)
 		}
-		out[i] = StoredEntry{Index: start + uint64(i), RaftIndex: sl.RaftIndex, Leaf: b, Entry: e}
+		return nil
+	})
+	if err != nil {
+		return nil, s.refuseDamaged(err)
 	}
+	for _, e := range out {
+		if e.Altered != nil {
+			s.markDamaged(e.Altered)
+		}
+	}
+	return out, nil
+}
+
+// openLeaf decrypts the stored leaf idx under its own hash (its level-0
+// node) and decodes it. A leaf that fails is returned marked Altered; the
+// error is only for failures that say nothing about the data (sealed).
+func (s *Service) openLeaf(v store.AuditView, idx uint64, sl store.StoredLeaf) (StoredEntry, error) {
+	out := StoredEntry{Index: idx, RaftIndex: sl.RaftIndex}
+	altered := func(detail string) (StoredEntry, error) {
+		out.Altered = &audit.Damage{Kind: audit.DamagedEntry, Index: idx, Detail: detail}
+		return out, nil
+	}
+	h, err := v.GetNode(0, idx)
+	if err != nil {
+		return altered("its leaf hash is missing")
+	}
+	b, err := s.core.Decrypt(audit.LeafAAD(h), sl.Value)
+	if errs.Is(err, errs.Unavailable) {
+		return StoredEntry{}, err
+	}
+	if err != nil {
+		return altered("it does not open under its leaf hash")
+	}
+	e, err := audit.DecodeEntry(b)
+	if err != nil {
+		return altered("it is not a canonical entry")
+	}
+	if !bytes.Equal(audit.LeafHash(b), h) {
+		return altered("it does not hash to its leaf hash")
+	}
+	out.Leaf, out.Entry = b, e
 	return out, nil
 }
 
 // Size is the tree size.
 func (s *Service) Size() (uint64, error) {
-	st, err := s.tree.AuditState()
+	var st audit.TreeState
+	err := s.tree.ViewAudit(func(v store.AuditView) (err error) {
+		st, err = v.State()
+		return err
+	})
 	return st.Size, err
 }
 
-// InclusionProof and ConsistencyProof serve proofs from stored nodes.
+// InclusionProof returns the proof of entry index in the tree of the given
+// size, built from stored nodes and verified before it is returned against
+// the root this server would sign for that size (see trustedRoot). A proof
+// that does not verify marks the log damaged and is refused (Unavailable).
 func (s *Service) InclusionProof(index, size uint64) ([][]byte, error) {
-	if err := s.checkSize(size); err != nil {
+	if err := s.readable(); err != nil {
 		return nil, err
 	}
-	p, err := audit.InclusionProof(s.tree.AuditNodes(), index, size)
-	return p, argErr(err)
-}
-
-// ConsistencyProof proves the tree of size old is a prefix of size new.
-func (s *Service) ConsistencyProof(old, new uint64) ([][]byte, error) {
-	if err := s.checkSize(new); err != nil {
-		return nil, err
-	}
-	p, err := audit.ConsistencyProof(s.tree.AuditNodes(), old, new)
-	return p, argErr(err)
-}
-
-func (s *Service) checkSize(size uint64) error {
-	cur, err := s.Size()
+	var p [][]byte
+	err := s.tree.ViewAudit(func(v store.AuditView) error {
+		st, root, err := s.trustedRoot(v, size)
+		if err != nil {
+			return err
+		}
+		if index >= size {
+			return argErr(&audit.ArgumentError{Arg: "index", Value: index, Want: fmt.Sprintf("below tree_size %d", size)})
+		}
+		if p, err = audit.InclusionProof(v, index, size); err != nil {
+			return proofErr(err)
+		}
+		leaf, err := v.GetNode(0, index)
+		if err != nil {
+			return &audit.Damage{Kind: audit.DamagedNode, Level: 0, Index: index, Detail: err.Error()}
+		}
+		if err := audit.VerifyInclusionHash(leaf, index, size, root, p); err != nil {
+			return &audit.Damage{Kind: audit.DamagedNode, Detail: fmt.Sprintf("the inclusion proof of entry %d in tree size %d (current %d) does not verify: %v", index, size, st.Size, err)}
+		}
+		return nil
+	})
 	if err != nil {
-		return err
+		return nil, s.refuseDamaged(err)
 	}
-	if size > cur || size == 0 {
-		return errs.E(errs.Invalid, "tree_size: %d is not in 1..%d (the current tree size)", size, cur)
+	return p, nil
+}
+
+// ConsistencyProof proves the tree of size old is a prefix of size new,
+// verified like InclusionProof before it is returned.
+func (s *Service) ConsistencyProof(old, new uint64) ([][]byte, error) {
+	if err := s.readable(); err != nil {
+		return nil, err
 	}
-	return nil
+	var p [][]byte
+	err := s.tree.ViewAudit(func(v store.AuditView) error {
+		_, newRoot, err := s.trustedRoot(v, new)
+		if err != nil {
+			return err
+		}
+		if old > new {
+			return argErr(&audit.ArgumentError{Arg: "old", Value: old, Want: fmt.Sprintf("at most new %d", new)})
+		}
+		oldRoot := audit.EmptyRoot()
+		if old > 0 {
+			if _, oldRoot, err = s.trustedRoot(v, old); err != nil {
+				return err
+			}
+		}
+		if p, err = audit.ConsistencyProof(v, old, new); err != nil {
+			return proofErr(err)
+		}
+		if old == 0 {
+			return nil
+		}
+		if err := audit.VerifyConsistency(old, new, oldRoot, newRoot, p); err != nil {
+			return &audit.Damage{Kind: audit.DamagedNode, Detail: fmt.Sprintf("the consistency proof from %d to %d does not verify: %v", old, new, err)}
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, s.refuseDamaged(err)
+	}
+	return p, nil
+}
+
+// trustedRoot returns the state and the root of the tree of the given size
+// that this server stands behind: for the current size, the root of the
+// incrementally computed compact range (after checking that range against
+// the stored nodes); for an earlier size, the root of its stored compact
+// range, accepted only if the consistency proof from it to the current
+// root verifies, so a stored node altered on the way shows as damage.
+func (s *Service) trustedRoot(v store.AuditView, size uint64) (audit.TreeState, []byte, error) {
+	if d := s.damage.Load(); d != nil {
+		return audit.TreeState{}, nil, d
+	}
+	st, err := v.State()
+	if err != nil {
+		return st, nil, &audit.Damage{Kind: audit.DamagedState, Detail: err.Error()}
+	}
+	if size == 0 || size > st.Size {
+		return st, nil, errs.E(errs.Invalid, "tree_size: %d is not in 1..%d (the current tree size)", size, st.Size)
+	}
+	if err := audit.CheckRange(v, st); err != nil {
+		return st, nil, err
+	}
+	cur, err := st.Root()
+	if err != nil {
+		return st, nil, &audit.Damage{Kind: audit.DamagedState, Detail: err.Error()}
+	}
+	if size == st.Size {
+		return st, cur, nil
+	}
+	root, err := audit.RootAt(v, size)
+	if err != nil {
+		return st, nil, proofErr(err)
+	}
+	p, err := audit.ConsistencyProof(v, size, st.Size)
+	if err != nil {
+		return st, nil, proofErr(err)
+	}
+	if err := audit.VerifyConsistency(size, st.Size, root, cur, p); err != nil {
+		return st, nil, &audit.Damage{Kind: audit.DamagedNode, Detail: fmt.Sprintf("the stored root of tree size %d is not consistent with the current root: %v", size, err)}
+	}
+	return st, root, nil
+}
+
+// proofErr makes a missing stored node, which a proof needs, damage.
+func proofErr(err error) error {
+	if errors.Is(err, store.ErrNotFound) || errors.Is(err, audit.ErrCorrupt) {
+		return &audit.Damage{Kind: audit.DamagedNode, Detail: err.Error()}
+	}
+	return argErr(err)
 }
 
 func argErr(err error) error {

@@ -9,9 +9,11 @@ import (
 	"time"
 )
 
-// Sink receives every audit entry as a JSON line, in addition to the
-// Merkle log. A required sink that cannot be written makes audited requests
-// fail (503) until it recovers; a best-effort sink only logs and counts its
+// Sink receives every committed audit entry as a JSON line, in addition to
+// the Merkle log, from a tailer of the local state machine (see
+// Service.Healthy and docs/audit.md for the delivery guarantee). A required
+// sink that fails, or falls too far behind, makes audited requests fail
+// (503) until it catches up; a best-effort sink only logs and counts its
 // failures.
 type Sink struct {
 	Name     string

@@ -3,10 +3,12 @@ package cli
 import (
 	"bytes"
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"math/rand/v2"
 	"os"
+	"strings"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -20,41 +22,72 @@ func newAuditCmd(g *globals) *cobra.Command {
 		newAuditVerifyCmd(g), newAuditTailCmd(g), newAuditSearchCmd(g))
 }
 
-// fetchLeaves returns the leaf bytes and entries of the first size entries.
-func fetchLeaves(ctx context.Context, c *client.Client, size uint64) ([][]byte, []client.AuditEntry, error) {
+// fetchLeaves returns the leaf bytes and entries of the first size entries
+// (of every entry, up to the end of the log, when all is set). An entry the
+// server reports altered is an error naming it.
+func fetchLeaves(ctx context.Context, c *client.Client, size uint64, all bool) ([][]byte, []client.AuditEntry, error) {
 	var leaves [][]byte
-	var all []client.AuditEntry
-	for start := uint64(0); start < size; {
-		n := min(size-start, 1000)
-		es, err := c.AuditEntries(ctx, start, int(n))
+	var es []client.AuditEntry
+	for start := uint64(0); all || start < size; {
+		n := uint64(1000)
+		if !all {
+			n = min(size-start, n)
+		}
+		page, err := c.AuditEntries(ctx, start, int(n))
 		if err != nil {
 			return nil, nil, fmt.Errorf("entries from %d: %w", start, err)
 		}
-		if len(es) == 0 {
+		if len(page) == 0 {
+			if all {
+				break
+			}
 			return nil, nil, fmt.Errorf("the server returned no entry at %d of %d", start, size)
 		}
-		for _, e := range es {
+		for _, e := range page {
+			if e.Altered {
+				if msg := fmt.Sprintf("entry %d was altered", e.Index); !strings.HasPrefix(e.Error, msg) {
+					return nil, nil, fmt.Errorf("%s (the server says: %s)", msg, e.Error)
+				}
+				return nil, nil, errors.New(e.Error)
+			}
 			b, err := e.LeafBytes()
 			if err != nil {
 				return nil, nil, fmt.Errorf("entry %d: %w", e.Index, err)
 			}
 			leaves = append(leaves, b)
-			all = append(all, e)
+			es = append(es, e)
 		}
-		start += uint64(len(es))
+		start += uint64(len(page))
 	}
-	return leaves, all, nil
+	return leaves, es, nil
+}
+
+// firstAltered names the first entry whose inclusion proof does not verify
+// against cp, or says that the root alone does not match.
+func firstAltered(ctx context.Context, c *client.Client, cp audit.Checkpoint, leaves [][]byte) error {
+	for i, l := range leaves[:cp.Size] {
+		p, err := c.AuditInclusionProof(ctx, uint64(i), cp.Size)
+		if err != nil {
+			return fmt.Errorf("the root over %d entries does not match the signed checkpoint; entry %d: inclusion proof: %w", cp.Size, i, err)
+		}
+		if audit.VerifyInclusion(l, uint64(i), cp.Size, cp.Root, p) != nil {
+			return fmt.Errorf("entry %d was altered: it does not match the signed log", i)
+		}
+	}
+	return fmt.Errorf("the root over %d entries does not match the signed checkpoint", cp.Size)
 }
 
 func newAuditVerifyCmd(g *globals) *cobra.Command {
 	var oldFile, saveFile string
+	var full bool
 	cmd := &cobra.Command{
-		Use:   "verify [--checkpoint FILE] [--save FILE]",
+		Use:   "verify [--full] [--checkpoint FILE] [--save FILE]",
 		Short: "Verify the signed checkpoint, the root over every entry, inclusion proofs, and consistency with an older checkpoint",
 		Args:  args(cobra.NoArgs),
 	}
 	cmd.Flags().StringVar(&oldFile, "checkpoint", "", "an older checkpoint saved earlier: prove the log only grew since")
 	cmd.Flags().StringVar(&saveFile, "save", "", "save the verified checkpoint to FILE for a later --checkpoint")
+	cmd.Flags().BoolVar(&full, "full", false, "check every entry's inclusion proof, not a sample; if the server refuses to sign a checkpoint, still check every entry and the root against --checkpoint, and say why it refused")
 	cmd.RunE = g.withClient(func(cmd *cobra.Command, c *client.Client, _ []string) error {
 		ctx := cmd.Context()
 		out := cmd.OutOrStdout()
@@ -62,40 +95,51 @@ func newAuditVerifyCmd(g *globals) *cobra.Command {
 		if err != nil {
 			return err
 		}
+		var old *audit.Checkpoint
+		if oldFile != "" {
+			b, err := os.ReadFile(oldFile)
+			if err != nil {
+				return err
+			}
+			o, err := audit.Open(b, v.VerifierKey)
+			if err != nil {
+				return fmt.Errorf("%s: %w", oldFile, err)
+			}
+			old = &o
+		}
 		note, err := c.AuditCheckpoint(ctx)
 		if err != nil {
-			return err
+			if !full {
+				return err
+			}
+			return verifyWithoutCheckpoint(ctx, c, out, old, oldFile, err)
 		}
 		cp, err := audit.Open(note, v.VerifierKey)
 		if err != nil {
 			return fmt.Errorf("checkpoint: %w", err)
 		}
-		leaves, _, err := fetchLeaves(ctx, c, cp.Size)
+		leaves, _, err := fetchLeaves(ctx, c, cp.Size, false)
 		if err != nil {
 			return err
 		}
 		for i, l := range leaves {
 			if _, err := audit.DecodeEntry(l); err != nil {
-				return fmt.Errorf("entry %d is not a canonical entry: %v", i, err)
+				return fmt.Errorf("entry %d was altered: it is not a canonical entry: %v", i, err)
 			}
 		}
 		if !bytes.Equal(audit.RootOf(leaves), cp.Root) {
-			// Name the first entry that does not belong to the signed tree.
-			for i, l := range leaves {
-				p, err := c.AuditInclusionProof(ctx, uint64(i), cp.Size)
-				if err != nil {
-					return fmt.Errorf("entry %d: inclusion proof: %w", i, err)
-				}
-				if audit.VerifyInclusion(l, uint64(i), cp.Size, cp.Root, p) != nil {
-					return fmt.Errorf("entry %d does not match the signed log: it was altered", i)
-				}
-			}
-			return fmt.Errorf("the root over %d entries does not match the signed checkpoint", cp.Size)
+			return firstAltered(ctx, c, cp, leaves)
 		}
 		samples := min(int(cp.Size), 16)
-		r := rand.New(rand.NewPCG(cp.Size, uint64(time.Now().UnixNano())))
+		pick := func(k int) uint64 { return uint64(k) }
+		if !full {
+			r := rand.New(rand.NewPCG(cp.Size, uint64(time.Now().UnixNano())))
+			pick = func(int) uint64 { return uint64(r.IntN(int(cp.Size))) }
+		} else {
+			samples = int(cp.Size)
+		}
 		for k := 0; k < samples; k++ {
-			i := uint64(r.IntN(int(cp.Size)))
+			i := pick(k)
 			p, err := c.AuditInclusionProof(ctx, i, cp.Size)
 			if err != nil {
 				return fmt.Errorf("entry %d: inclusion proof: %w", i, err)
@@ -106,15 +150,7 @@ func newAuditVerifyCmd(g *globals) *cobra.Command {
 		}
 		fmt.Fprintf(out, "Checkpoint: %s, size %d, signature verified\n", cp.Origin, cp.Size)
 		fmt.Fprintf(out, "Root over all %d entries matches; %d inclusion proofs verified\n", cp.Size, samples)
-		if oldFile != "" {
-			b, err := os.ReadFile(oldFile)
-			if err != nil {
-				return err
-			}
-			old, err := audit.Open(b, v.VerifierKey)
-			if err != nil {
-				return fmt.Errorf("%s: %w", oldFile, err)
-			}
+		if old != nil {
 			if old.Size > cp.Size {
 				return fmt.Errorf("the log shrank: %s has size %d, the server %d", oldFile, old.Size, cp.Size)
 			}
@@ -135,6 +171,29 @@ func newAuditVerifyCmd(g *globals) *cobra.Command {
 		return nil
 	})
 	return cmd
+}
+
+// verifyWithoutCheckpoint is verify --full on a server that refuses to sign
+// a checkpoint (refusal): it still reads every entry, naming the first one
+// the server reports altered, and compares the root over the first
+// old.Size entries with a checkpoint saved earlier, if given. It always
+// fails, with the server's reason.
+func verifyWithoutCheckpoint(ctx context.Context, c *client.Client, out io.Writer, old *audit.Checkpoint, oldFile string, refusal error) error {
+	leaves, _, err := fetchLeaves(ctx, c, 0, true)
+	if err != nil {
+		return fmt.Errorf("%w; the server also refuses to sign a checkpoint: %v", err, refusal)
+	}
+	fmt.Fprintf(out, "All %d entries open and decode\n", len(leaves))
+	if old != nil {
+		if uint64(len(leaves)) < old.Size {
+			return fmt.Errorf("the log shrank: %s has size %d, the server %d entries", oldFile, old.Size, len(leaves))
+		}
+		if !bytes.Equal(audit.RootOf(leaves[:old.Size]), old.Root) {
+			return fmt.Errorf("the root over the first %d entries does not match %s: an entry was altered; the server refuses to sign a checkpoint: %v", old.Size, oldFile, refusal)
+		}
+		fmt.Fprintf(out, "Root over the first %d entries matches %s\n", old.Size, oldFile)
+	}
+	return fmt.Errorf("the server refuses to sign a checkpoint: %v", refusal)
 }
 
 func printEntries(w io.Writer, f *format, es []client.AuditEntry) error {
@@ -231,7 +290,7 @@ func newAuditSearchCmd(g *globals) *cobra.Command {
 		if err != nil {
 			return err
 		}
-		_, es, err := fetchLeaves(cmd.Context(), c, size)
+		_, es, err := fetchLeaves(cmd.Context(), c, size, false)
 		if err != nil {
 			return err
 		}

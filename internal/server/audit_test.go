@@ -4,12 +4,16 @@ import (
 	"bytes"
 	"context"
 	"encoding/base64"
+	"encoding/json"
+	"errors"
 	"fmt"
 	"os"
+	"slices"
 	"strings"
 	"testing"
 
 	"github.com/warden-sec/warden/internal/audit"
+	"github.com/warden-sec/warden/internal/auditlog"
 )
 
 func b64(t *testing.T, s string) []byte {
@@ -134,9 +138,11 @@ func TestAuditLogVerifies(t *testing.T) {
 	h.want(h.do("GET", "/v1/audit/entries?start=0", root, nil), 400)
 }
 
-// TestAuditSinkFailsClosed: with a required audit file that cannot be
-// written (/dev/full), writes and audited reads are refused and change
-// nothing, while health still answers.
+// TestAuditSinkFailsClosed: a required audit file that cannot be written
+// (/dev/full) receives records only after they committed; once its
+// delivery fails, writes and audited reads are refused and change nothing,
+// while health still answers. A working file receives exactly the
+// committed entries, each with its index.
 func TestAuditSinkFailsClosed(t *testing.T) {
 	dir := t.TempDir()
 	h := start(t, dir, nil)
@@ -146,7 +152,14 @@ func TestAuditSinkFailsClosed(t *testing.T) {
 	h.cfg.AuditFile = "/dev/full"
 	h.restart()
 	h.unseal(keys)
-	r := h.want(h.do("PUT", "/v1/kv/data/app/db", root, map[string]any{"data": map[string]string{"v": "after"}}), 503)
+	// Nothing was delivered yet, so nothing has failed: this write commits,
+	// and its record is what the sink then fails to receive.
+	h.want(h.do("PUT", "/v1/kv/data/app/db", root, map[string]any{"data": map[string]string{"v": "committed"}}), 200)
+	ctx := context.Background()
+	if err := h.srv.Audit().SinksSettled(ctx); !errors.Is(err, auditlog.ErrSinkFailed) {
+		t.Fatalf("delivery to /dev/full: %v", err)
+	}
+	r := h.want(h.do("PUT", "/v1/kv/data/app/db", root, map[string]any{"data": map[string]string{"v": "refused"}}), 503)
 	if !strings.Contains(r.errorText(t), "audit") {
 		t.Fatalf("503 does not say why: %s", r.body)
 	}
@@ -162,27 +175,49 @@ func TestAuditSinkFailsClosed(t *testing.T) {
 	h.restart()
 	h.unseal(keys)
 	got := h.want(h.do("GET", "/v1/kv/data/app/db", root, nil), 200).json(t)
-	if got["data"].(map[string]any)["v"] != "before" || got["version"] != float64(1) {
+	if got["data"].(map[string]any)["v"] != "committed" || got["version"] != float64(2) {
 		t.Fatalf("data changed while the sink was failing: %v", got)
 	}
 	h.want(h.do("PUT", "/v1/kv/data/app/db", root, map[string]any{"data": map[string]string{"v": "after"}}), 200)
+	// A conflicting write: its change never commits, only its failure.
+	h.want(h.do("PUT", "/v1/kv/data/app/db", root, map[string]any{"data": map[string]string{"v": "lost"}, "cas": 1}), 409)
+	if err := h.srv.Audit().SinksSettled(ctx); err != nil {
+		t.Fatal(err)
+	}
+	size, err := h.srv.Audit().Size()
+	if err != nil {
+		t.Fatal(err)
+	}
 	h.stop()
 	lines, err := os.ReadFile(file)
 	if err != nil {
 		t.Fatal(err)
 	}
-	n := 0
-	for _, l := range bytes.Split(bytes.TrimSpace(lines), []byte("\n")) {
-		if _, err := audit.DecodeEntry(l); err != nil {
+	var outcomes []float64
+	for i, l := range bytes.Split(bytes.TrimSpace(lines), []byte("\n")) {
+		var sl struct {
+			Index uint64          `json:"index"`
+			Entry json.RawMessage `json:"entry"`
+		}
+		if err := json.Unmarshal(l, &sl); err != nil {
+			t.Fatalf("sink line %q: %v", l, err)
+		}
+		if want := size - 3 + uint64(i); sl.Index != want {
+			t.Fatalf("sink line %d has index %d, want %d", i, sl.Index, want)
+		}
+		e, err := audit.DecodeEntry(sl.Entry)
+		if err != nil {
 			t.Fatalf("sink line is not a canonical entry: %s: %v", l, err)
 		}
 		if bytes.Contains(l, []byte("before")) || bytes.Contains(l, []byte("after")) || bytes.Contains(l, []byte(root[4:])) {
 			t.Fatalf("secret in the sink: %s", l)
 		}
-		n++
+		outcomes = append(outcomes, float64(e.Outcome))
 	}
-	if n != 2 { // the read and the write
-		t.Fatalf("%d sink lines, want 2:\n%s", n, lines)
+	// The read, the write, and the refused write's failure: not the record
+	// its change would have carried had it committed.
+	if want := []float64{200, 200, 409}; !slices.Equal(outcomes, want) {
+		t.Fatalf("sink outcomes %v, want %v:\n%s", outcomes, want, lines)
 	}
 	if fi, _ := os.Stat(file); fi.Mode().Perm() != 0o600 {
 		t.Fatalf("audit file mode %v", fi.Mode())

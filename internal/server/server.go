@@ -57,6 +57,10 @@ type Config struct {
 	AuditFileBestEffort   bool
 	AuditStdout           bool
 	AuditStdoutBestEffort bool
+	// AuditScrubInterval is how often the stored audit tree is checked
+	// again in the background (0: auditlog.DefaultScrubInterval); it is
+	// also checked at start and before the first checkpoint.
+	AuditScrubInterval time.Duration
 
 	// TrustDomain of the identities this cluster issues, fixed at init
 	// (default warden.local).
@@ -109,7 +113,9 @@ type Server struct {
 	cn      *clusterNode // cluster mode only
 	cluster *cluster     // cluster mode only
 
-	stopJoin context.CancelFunc // ends --retry-join attempts
+	stopJoin  context.CancelFunc // ends --retry-join attempts
+	stopScrub context.CancelFunc // ends the audit log's background checks
+	scrubDone chan struct{}      // closed when they have ended
 
 	poolMu sync.Mutex
 	pool   *x509.CertPool // client CAs, while unsealed
@@ -219,7 +225,7 @@ func New(cfg Config) (*Server, error) {
 		SnapshotThreshold: cfg.SnapshotThreshold,
 		SnapshotInterval:  cfg.SnapshotInterval,
 		TrailingLogs:      cfg.TrailingLogs,
-		OnRestore:         func() { s.core.AfterRestore() },
+		OnRestore:         func() { s.core.AfterRestore(); s.audit.AfterRestore() },
 	}
 	if trans != nil {
 		et := cfg.ElectionTimeout
@@ -267,9 +273,25 @@ func New(cfg Config) (*Server, error) {
 	if cfg.AuditStdout {
 		sinks = append(sinks, auditlog.WriterSink("stdout", os.Stdout, !cfg.AuditStdoutBestEffort))
 	}
-	alog := auditlog.New(s.core, s.st, auditlog.Options{Sinks: sinks, Logger: log,
+	alog, err := auditlog.New(s.core, s.st, auditlog.Options{Sinks: sinks, Logger: log,
+		SinkCursorDir: filepath.Join(cfg.DataDir, "audit-sinks"),
 		OnSinkFailure: func(name string) { sinkFailures.WithLabelValues(name).Inc() }})
+	if err != nil {
+		for _, k := range sinks {
+			k.Close()
+		}
+		s.st.Close()
+		return nil, fmt.Errorf("server: %w", err)
+	}
 	s.audit = alog
+	reg.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+		Name: "warden_audit_damaged", Help: "1 while this server's stored audit log is marked damaged (see the ERROR log).",
+	}, func() float64 {
+		if alog.Damaged() != nil {
+			return 1
+		}
+		return 0
+	}))
 	ca := authority.New(s.core)
 	s.core.OnSeal(ca.Forget)
 	nodes := authority.NewNodes(s.core, ca, cfg.Now)
@@ -332,6 +354,13 @@ func (s *Server) Start() error {
 		s.done <- err
 	}()
 	s.log.Info("listening", "addr", "https://"+ln.Addr().String())
+	ctx, cancel := context.WithCancel(context.Background())
+	s.stopScrub = cancel
+	s.scrubDone = make(chan struct{})
+	go func() {
+		defer close(s.scrubDone)
+		s.audit.Run(ctx, s.cfg.AuditScrubInterval)
+	}()
 	if len(s.cfg.RetryJoin) > 0 && s.cn != nil && !s.st.HasState() {
 		ctx, cancel := context.WithCancel(context.Background())
 		s.stopJoin = cancel
@@ -351,14 +380,14 @@ func (s *Server) CAFile() string { return s.caFile }
 func (s *Server) Core() *core.Core { return s.core }
 
 // Tokens returns the token service (for --dev and tests).
-// Audit returns the audit service (for tests that change state without a
-// request: each change needs its record, see auditlog.Service.Pending).
-func (s *Server) Audit() *auditlog.Service { return s.audit }
-
 func (s *Server) Tokens() *identity.Service { return s.tokens }
 
 // API returns the HTTP handler (for tests that walk routes).
 func (s *Server) API() *api.Server { return s.api }
+
+// Audit returns the audit log service (for tests that change state without
+// a request: each change needs its record, see auditlog.Service.Pending).
+func (s *Server) Audit() *auditlog.Service { return s.audit }
 
 // Store returns the store.
 func (s *Server) Store() *store.Store { return s.st }
@@ -377,9 +406,13 @@ func (s *Server) Close() error {
 	if s.stopJoin != nil {
 		s.stopJoin()
 	}
+	if s.stopScrub != nil {
+		s.stopScrub()
+		<-s.scrubDone
+	}
 	s.api.Close()
 	s.core.Seal()
-	return errors.Join(err, s.st.Close(), s.audit.Close())
+	return errors.Join(err, s.audit.Close(), s.st.Close())
 }
 
 // DevInit initializes with one share and unseals (for --dev). It returns the

@@ -30,6 +30,8 @@ type (
 	StoredLeaf = kv.StoredLeaf
 	// ConflictError is kv.ConflictError.
 	ConflictError = kv.ConflictError
+	// AuditView is kv.AuditView.
+	AuditView = kv.AuditView
 )
 
 // Op types and transaction limits (kv's).

@@ -14,10 +14,14 @@ type AuditVerifier struct {
 }
 
 // AuditEntry is one entry: its index, exact leaf bytes (base64) and fields.
+// A stored entry the server found damaged has Altered set, Error naming it
+// ("entry N was altered: ...") and no leaf or fields.
 type AuditEntry struct {
-	Index uint64         `json:"index"`
-	Leaf  string         `json:"leaf"`
-	Entry map[string]any `json:"entry"`
+	Index   uint64         `json:"index"`
+	Leaf    string         `json:"leaf"`
+	Entry   map[string]any `json:"entry"`
+	Altered bool           `json:"altered,omitempty"`
+	Error   string         `json:"error,omitempty"`
 }
 
 // LeafBytes decodes Leaf.

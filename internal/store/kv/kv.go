@@ -8,13 +8,15 @@
 // transactions and read entries through these types and the narrow storage
 // interfaces they declare, so they depend neither on internal/store's
 // implementation nor on Raft or bbolt: kv imports nothing but the standard
-// library, and internal/archtest holds the services to that. internal/store
+// library and the pure internal/audit, and internal/archtest holds the services to that. internal/store
 // implements the store and re-exports these names for its own callers.
 package kv
 
 import (
 	"errors"
 	"fmt"
+
+	"github.com/warden-sec/warden/internal/audit"
 )
 
 // OpType is the kind of change one Op makes.
@@ -112,4 +114,18 @@ func (e *ConflictError) Is(target error) bool { return target == ErrConflict }
 type StoredLeaf struct {
 	RaftIndex uint64
 	Value     []byte
+}
+
+// AuditView is a consistent, read-only view of the local audit tree (one
+// read transaction of the state machine's database), valid only inside the
+// function it is given to.
+type AuditView interface {
+	// State returns the tree's size and compact range (the zero state for
+	// an empty tree), or an error if the stored state does not decode.
+	State() (audit.TreeState, error)
+	// GetNode returns the stored hash of node (level, index), or an error
+	// wrapping ErrNotFound.
+	GetNode(level uint, index uint64) ([]byte, error)
+	// Leaves returns up to count stored leaves from start.
+	Leaves(start uint64, count int) ([]StoredLeaf, error)
 }
