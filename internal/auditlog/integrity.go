@@ -8,7 +8,7 @@ import (
 
 	"github.com/warden-sec/warden/internal/audit"
 	"github.com/warden-sec/warden/internal/errs"
-	"github.com/warden-sec/warden/internal/store"
+	store "github.com/warden-sec/warden/internal/store/kv"
 )
 
 // scrubPage bounds the leaves or nodes checked in one read transaction.

@@ -72,7 +72,8 @@ func (c *testCore) AppendAudit(ctx context.Context, leaves []store.AuditLeaf) er
 	return err
 }
 
-// logDir holds a store whose audit log has n entries and the audit keys.
+// logDir holds a store whose audit log has n entries (init's record and
+// n-1 writes) and the audit keys.
 func logDir(t *testing.T, n int) string {
 	dir := t.TempDir()
 	st, svc := openLog(t, dir)
@@ -81,10 +82,14 @@ func logDir(t *testing.T, n int) string {
 		t.Fatal(err)
 	}
 	ctx := context.Background()
-	if _, err := st.Txn(ctx, store.Txn{Ops: ops}); err != nil {
+	init, err := svc.InitLeaf(newTestCore(t, st), &audit.Entry{Action: "sys.init", Outcome: 200, Time: audit.FormatTime(time.Unix(0, 0))})
+	if err != nil {
 		t.Fatal(err)
 	}
-	for i := range n {
+	if _, err := st.Txn(ctx, store.Txn{Ops: ops, Audit: []store.AuditLeaf{init}}); err != nil {
+		t.Fatal(err)
+	}
+	for i := range n - 1 {
 		e := &audit.Entry{Action: "kv.write", Outcome: 200, Resource: fmt.Sprintf("Secret::\"k%d\"", i), Time: audit.FormatTime(time.Unix(int64(i), 0))}
 		if err := svc.Record(ctx, e); err != nil {
 			t.Fatal(err)
@@ -103,6 +108,17 @@ func openLog(t *testing.T, dir string) (*store.Store, *auditlog.Service) {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { st.Close() })
+	tc := newTestCore(t, st)
+	st.SetLeafCheck(func(l store.AuditLeaf) error {
+		pt, err := tc.Decrypt(audit.LeafAAD(l.Hash), l.Value)
+		if err != nil {
+			return err
+		}
+		if !bytes.Equal(audit.LeafHash(pt), l.Hash) {
+			return errors.New("leaf does not hash to its hash")
+		}
+		return nil
+	})
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	if err := st.WaitLeader(ctx); err != nil {
