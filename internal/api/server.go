@@ -380,6 +380,8 @@ func (s *Server) serve(rt *route, req *request) int {
 	}
 	req.caller, req.tok = c, tok
 	entry.Principal, entry.AuthMethod = c.String(), c.method
+	// A write forwarded to the leader names the caller it is made for.
+	req.Request = req.WithContext(store.WithPrincipal(req.Context(), c.String()))
 	tg, err := rt.target(req)
 	if err != nil {
 		return s.failAudited(req, err)

@@ -7,6 +7,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"slices"
 	"time"
 
 	"github.com/hashicorp/raft"
@@ -47,6 +48,63 @@ func (s *Store) Peers() ([]Peer, error) {
 			Voter: sv.Suffrage == raft.Voter, Leader: sv.ID == leader})
 	}
 	return out, nil
+}
+
+// CheckPeer decides whether node id, authenticated on the cluster port, may
+// make a request of kind op (a Peer* operation, or PeerRaft for Raft's own
+// traffic) now: it must be in this node's latest Raft configuration, and a
+// voter to ask for a membership change. It reads the configuration Raft
+// holds in memory, so it is cheap enough to ask on every request, and a
+// removal takes effect on this node as soon as it has the new configuration
+// (on the leader: when it appends it).
+//
+// A node without any configuration yet (it is joining) accepts the servers
+// it was configured with (Config.Servers) and those named by AcceptJoin,
+// and nothing but Raft traffic and status requests from them.
+func (s *Store) CheckPeer(id, op string) error {
+	if id == "" {
+		return fmt.Errorf("%w: no node identity", ErrPeerRefused)
+	}
+	servers := s.raft.GetConfiguration().Configuration().Servers
+	if len(servers) == 0 {
+		if (op == PeerRaft || op == PeerStatus) && s.joinPeer(id) {
+			return nil
+		}
+		return fmt.Errorf("%w: node %q: this node has no cluster configuration yet", ErrPeerRefused, id)
+	}
+	for _, sv := range servers {
+		if sv.ID != raft.ServerID(id) {
+			continue
+		}
+		switch op {
+		case PeerAddNonvoter, PeerAddVoter, PeerRemove:
+			if sv.Suffrage != raft.Voter {
+				return fmt.Errorf("%w: node %q is not a voter and may not change the membership", ErrPeerRefused, id)
+			}
+		}
+		return nil
+	}
+	return fmt.Errorf("%w: node %q is not a member of the cluster", ErrPeerRefused, id)
+}
+
+func (s *Store) joinPeer(id string) bool {
+	for _, sv := range s.cfg.Servers {
+		if sv.ID == raft.ServerID(id) {
+			return true
+		}
+	}
+	if m := s.joinPeers.Load(); m != nil {
+		return slices.Contains(*m, id)
+	}
+	return false
+}
+
+// AcceptJoin names the members this node, while it has no configuration
+// (it was just admitted), accepts Raft traffic and status requests from:
+// those of the configuration that admitted it.
+func (s *Store) AcceptJoin(ids []string) {
+	ids = slices.Clone(ids)
+	s.joinPeers.Store(&ids)
 }
 
 // NodeID is this node's Raft ID.
