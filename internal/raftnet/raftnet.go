@@ -184,6 +184,10 @@ func (t *NetTransport) Forward(ctx context.Context, addr raft.ServerAddress, req
 		return nil, err
 	}
 	defer resp.Body.Close()
+	if resp.StatusCode == http.StatusForbidden {
+		io.Copy(io.Discard, io.LimitReader(resp.Body, 64<<10))
+		return nil, fmt.Errorf("%w: by %s (certificate)", store.ErrPeerRefused, addr)
+	}
 	if resp.StatusCode != http.StatusOK {
 		io.Copy(io.Discard, io.LimitReader(resp.Body, 64<<10))
 		return nil, fmt.Errorf("raftnet: peer %s answered %s", addr, resp.Status)
