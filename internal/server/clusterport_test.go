@@ -65,7 +65,9 @@ type probe struct {
 
 type noGate struct{}
 
-func (noGate) Identify(*tls.ConnectionState) (string, error) { return "", errors.New("a probe serves nothing") }
+func (noGate) Identify(*tls.ConnectionState) (string, error) {
+	return "", errors.New("a probe serves nothing")
+}
 
 func newProbe(t *testing.T, bundle []byte) *probe {
 	t.Helper()
