@@ -206,8 +206,15 @@ func (c *clusterNode) needsCert(now time.Time) bool {
 	if cert == nil {
 		return true
 	}
+	// Certificates start pki.Backdate before they were issued: the
+	// lifetime counts from issuance, or a short one would always look
+	// half-used.
 	l := cert.Leaf
-	return now.After(l.NotAfter.Add(-l.NotAfter.Sub(l.NotBefore) / 2))
+	issued := l.NotBefore.Add(pki.Backdate)
+	if issued.After(l.NotAfter) {
+		issued = l.NotBefore
+	}
+	return now.After(issued.Add(l.NotAfter.Sub(issued) / 2))
 }
 
 var errNoClusterCert = errors.New("cluster: this node has no cluster certificate yet (initialize it, or join it to a cluster)")

@@ -17,6 +17,7 @@ import (
 	"strings"
 	"sync/atomic"
 	"testing"
+	"time"
 
 	"github.com/hashicorp/raft"
 
@@ -29,12 +30,12 @@ import (
 // startCluster starts three servers, initializes the first, joins the
 // others through the API and unseals them all. It returns the nodes, the
 // root token and the cluster's trust bundle.
-func startCluster(t *testing.T) ([]*clusterNode, string, []byte) {
+func startCluster(t *testing.T, certTTL time.Duration) ([]*clusterNode, string, []byte) {
 	t.Helper()
 	ctx := context.Background()
 	nodes := make([]*clusterNode, 3)
 	for i := range nodes {
-		nodes[i] = &clusterNode{t: t, id: fmt.Sprint("n", i+1), dir: t.TempDir(), clusterAddr: freeAddr(t)}
+		nodes[i] = &clusterNode{t: t, id: fmt.Sprint("n", i+1), dir: t.TempDir(), clusterAddr: freeAddr(t), certTTL: certTTL}
 		nodes[i].start()
 	}
 	init, err := nodes[0].client("").Init(ctx, client.InitRequest{KeyShares: 1, KeyThreshold: 1})
@@ -128,7 +129,7 @@ func refused(err error) bool { return err != nil && strings.Contains(err.Error()
 // still in the configuration is refused too.
 func TestClusterPortMembership(t *testing.T) {
 	ctx := context.Background()
-	nodes, root, bundle := startCluster(t)
+	nodes, root, bundle := startCluster(t, 0)
 	leader := nodes[0]
 	follower := nodes[1].client(root)
 
@@ -285,7 +286,7 @@ func TestClusterPortMembership(t *testing.T) {
 // is recorded removed, and the leader drops it by itself.
 func TestClusterReconcilesMemberRecords(t *testing.T) {
 	ctx := context.Background()
-	nodes, root, _ := startCluster(t)
+	nodes, root, _ := startCluster(t, 0)
 	rec, err := json.Marshal(authority.Member{ID: "n3", Address: nodes[2].clusterAddr, Suffrage: authority.Voter, State: authority.MemberRemoved})
 	if err != nil {
 		t.Fatal(err)
@@ -306,4 +307,44 @@ func TestClusterReconcilesMemberRecords(t *testing.T) {
 		}
 		return len(ps) == 2
 	})
+}
+
+// TestClusterCertRenewal: server certificates are short-lived and each
+// node renews its own at half its lifetime, recording the new one (its
+// member record names it) before using it; the cluster keeps working on
+// the renewed certificates.
+func TestClusterCertRenewal(t *testing.T) {
+	ctx := context.Background()
+	const ttl = 8 * time.Second
+	nodes, root, _ := startCluster(t, ttl)
+	n2 := nodes[1]
+	current := func() *x509.Certificate {
+		c, err := tls.LoadX509KeyPair(filepath.Join(n2.dir, "cluster", "node.pem"), filepath.Join(n2.dir, "cluster", "node-key.pem"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		return c.Leaf
+	}
+	first := current()
+	if life := first.NotAfter.Sub(first.NotBefore); life > ttl+2*time.Minute {
+		t.Fatalf("n2's certificate lasts %v, configured %v", life, ttl)
+	}
+	var renewed *x509.Certificate
+	waitFor(t, "n2 to renew its certificate", func() bool {
+		renewed = current()
+		return renewed.SerialNumber.Cmp(first.SerialNumber) != 0
+	})
+	serial := hex.EncodeToString(renewed.SerialNumber.Bytes())
+	waitFor(t, "the renewed certificate in n2's member record", func() bool {
+		e, err := nodes[0].srv.Core().Get(ctx, authority.MemberKey("n2"))
+		if err != nil {
+			return false
+		}
+		var m authority.Member
+		return json.Unmarshal(e.Value, &m) == nil && m.Serial == serial
+	})
+	// Writes through n2 still reach the leader over the cluster port.
+	if _, err := n2.client(root).KVPut(ctx, "after-renewal", map[string]any{"a": "b"}, nil); err != nil {
+		t.Fatalf("write through n2 after renewal: %v", err)
+	}
 }
