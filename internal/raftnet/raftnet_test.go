@@ -333,8 +333,16 @@ func TestClusterPortChecksMembershipPerRequest(t *testing.T) {
 		t.Fatalf("the member's write: %v", err)
 	}
 
+	before := lead.ConfigurationIndex()
 	if err := lead.RemovePeer(ctx, fol.NodeID()); err != nil {
 		t.Fatal(err)
+	}
+	after := lead.ConfigurationIndex()
+	if before == 0 || after <= before {
+		t.Fatalf("configuration index %d before the removal, %d after", before, after)
+	}
+	if _, err := lead.Txn(ctx, store.Txn{Ops: []store.Op{put("k", "v")}}); err != nil || lead.ConfigurationIndex() != after {
+		t.Fatalf("a write moved the configuration index: %d, %v", lead.ConfigurationIndex(), err)
 	}
 	if err := status(ctx, probe, leadAddr, fol.NodeID()); err == nil || !strings.Contains(err.Error(), "refused") {
 		t.Fatalf("a removed member's status request: %v", err)

@@ -20,6 +20,7 @@ import (
 	"time"
 
 	"github.com/hashicorp/go-hclog"
+	"github.com/hashicorp/raft"
 
 	"github.com/warden-sec/warden/internal/api"
 	"github.com/warden-sec/warden/internal/audit"
@@ -569,17 +570,23 @@ func (c *cluster) close() {
 
 // run renews this node's certificate when due and, on the leader,
 // reconciles the Raft configuration with the member records: on gaining
-// leadership, whenever the configuration or a member record changes,
-// while a change is still pending (a node to promote once caught up), on
-// a poke, and at least every reconcileEvery.
+// leadership, whenever the configuration or a member record changes, on a
+// poke, at least every reconcileEvery, while a node waits to be promoted
+// once it has caught up (every tick), and after a step failed (backing off
+// to maxBackoff). A failed renewal is retried after maxBackoff.
 func (c *cluster) run(ctx context.Context) {
-	const reconcileEvery = 30 * time.Second
+	const (
+		reconcileEvery = 30 * time.Second
+		maxBackoff     = 5 * time.Second
+	)
 	t := time.NewTicker(c.tick)
 	defer t.Stop()
 	var (
-		wasLeader, pending bool
-		seen               [2]uint64 // configuration index, newest member record version
-		last               time.Time
+		wasLeader  bool
+		seen       [2]uint64 // configuration index, newest member record version
+		last       time.Time
+		backoff    time.Duration // 0: nothing pending
+		renewAfter time.Time
 	)
 	for {
 		force := false
@@ -594,23 +601,32 @@ func (c *cluster) run(ctx context.Context) {
 			wasLeader = false
 			continue
 		}
-		if err := c.renewIfDue(ctx); err != nil {
-			c.s.log.Warn("could not renew this node's cluster certificate", "err", err)
+		if now := time.Now(); now.After(renewAfter) {
+			if err := c.renewIfDue(ctx); err != nil {
+				c.s.log.Warn("could not renew this node's cluster certificate", "err", err)
+				renewAfter = now.Add(maxBackoff)
+			}
 		}
-		leader := c.s.st.IsLeader()
-		if !leader {
+		if !c.s.st.IsLeader() {
 			wasLeader = false
 			continue
 		}
-		now := [2]uint64{c.s.st.Raft().GetConfiguration().Index(), c.memberVersion()}
-		if !force && wasLeader && !pending && now == seen && time.Since(last) < reconcileEvery {
+		cur := [2]uint64{c.s.st.ConfigurationIndex(), c.memberVersion()}
+		since := time.Since(last)
+		due := !wasLeader || force || cur != seen || since >= reconcileEvery || (backoff > 0 && since >= backoff)
+		if !due {
 			continue
 		}
-		wasLeader, seen, last = true, now, time.Now()
-		var err error
-		if pending, err = c.reconcile(ctx); err != nil {
-			c.s.log.Warn("cluster membership: reconciliation incomplete", "err", err)
-			pending = true
+		wasLeader, seen, last = true, cur, time.Now()
+		pending, err := c.reconcile(ctx)
+		switch {
+		case err != nil:
+			c.s.log.Warn("cluster membership: reconciliation incomplete; will retry", "err", err)
+			backoff = min(max(2*backoff, c.tick), maxBackoff)
+		case pending:
+			backoff = c.tick // a node catching up: look again soon
+		default:
+			backoff = 0
 		}
 	}
 }
@@ -632,8 +648,13 @@ func (c *cluster) memberVersion() uint64 {
 // reconcile, on the leader, makes the Raft configuration what the member
 // records say: a removed member is dropped, an active member missing from
 // it is added as a non-voter, and a non-voter to become a voter is promoted
-// once it has applied the record that admitted it. Members without a
-// record are left alone. It reports whether something is still to do.
+// once it has applied the record that admitted it. A record is carried out
+// into the configuration (added or dropped) only if it is newer than the
+// configuration (a record left by a change interrupted between the two):
+// one older than the configuration was overtaken by a later change, or was
+// brought back by a snapshot restore, and must not resurrect a removed node.
+// Members without a record are left alone. It reports whether a node is
+// still waiting to be promoted.
 func (c *cluster) reconcile(ctx context.Context) (pending bool, err error) {
 	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 	defer cancel()
@@ -641,27 +662,30 @@ func (c *cluster) reconcile(ctx context.Context) (pending bool, err error) {
 	if err != nil {
 		return true, err
 	}
-	cfg := map[string]store.Peer{}
-	for _, p := range c.peers() {
-		cfg[p.ID] = p
-	}
 	st := c.s.st
+	cfgIndex := st.ConfigurationIndex()
+	cf := st.Raft().GetConfiguration()
+	cfg := map[string]raft.Server{}
+	for _, sv := range cf.Configuration().Servers {
+		cfg[string(sv.ID)] = sv
+	}
 	var errsSeen []error
 	for _, m := range ms {
 		p, in := cfg[m.ID]
 		switch {
-		case m.State == authority.MemberRemoved && in && m.ID == st.NodeID():
+		case m.State == authority.MemberRemoved && in && m.Version > cfgIndex && m.ID == st.NodeID():
 			c.s.log.Warn("this node, the leader, is recorded as removed: remove it from another node once it has stepped down", "node_id", m.ID)
-		case m.State == authority.MemberRemoved && in:
+		case m.State == authority.MemberRemoved && in && m.Version > cfgIndex:
 			err = st.RemovePeer(ctx, m.ID)
 		case m.State != authority.MemberActive:
-		case !in:
-			pending = true
+		case !in && m.Version > cfgIndex:
 			err = st.AddNonvoter(ctx, m.ID, m.Address)
-		case !p.Voter && m.Suffrage == authority.Voter:
-			var applied uint64
-			if applied, _, err = st.PeerStatus(ctx, p.Address); err == nil && applied >= m.Version {
-				err = st.AddVoter(ctx, m.ID, p.Address)
+		case !in:
+			// Overtaken by a later configuration: left as it is.
+		case p.Suffrage != raft.Voter && m.Suffrage == authority.Voter:
+			// Not reachable yet is not a failure: it is still joining.
+			if applied, _, serr := st.PeerStatus(ctx, string(p.Address)); serr == nil && applied >= m.Version {
+				err = st.AddVoter(ctx, m.ID, string(p.Address))
 			} else {
 				pending = true
 			}

@@ -8,6 +8,7 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"sync"
 	"time"
 
 	"github.com/hashicorp/raft"
@@ -105,6 +106,49 @@ func (s *Store) joinPeer(id string) bool {
 func (s *Store) AcceptJoin(ids []string) {
 	ids = slices.Clone(ids)
 	s.joinPeers.Store(&ids)
+}
+
+// configIndex remembers where this node's latest configuration entry is,
+// and how far the log was scanned for it.
+type configIndex struct {
+	mu      sync.Mutex
+	scanned uint64 // the log was scanned down from here
+	index   uint64
+}
+
+// ConfigurationIndex is the index of the log entry that holds this node's
+// latest Raft configuration (committed or not; 0 if none): the newest
+// configuration entry of the log, or the newest snapshot's configuration
+// index if it is newer. (raft 1.7's GetConfiguration does not report it.)
+// The log is scanned once back to a configuration entry, then only the
+// entries appended since.
+func (s *Store) ConfigurationIndex() uint64 {
+	c := &s.cfgIdx
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	first, err1 := s.logs.FirstIndex()
+	last, err2 := s.logs.LastIndex()
+	if err1 != nil || err2 != nil {
+		return c.index
+	}
+	if last < c.scanned {
+		c.scanned, c.index = 0, 0 // the log was truncated: scan again
+	}
+	var l raft.Log
+	for i := last; i > c.scanned && i >= first && i > 0; i-- {
+		if err := s.logs.GetLog(i, &l); err != nil {
+			break
+		}
+		if l.Type == raft.LogConfiguration {
+			c.index = max(c.index, i)
+			break
+		}
+	}
+	c.scanned = last
+	if metas, err := s.snaps.List(); err == nil && len(metas) > 0 {
+		c.index = max(c.index, metas[0].ConfigurationIndex)
+	}
+	return c.index
 }
 
 // NodeID is this node's Raft ID.
