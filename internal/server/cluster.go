@@ -441,9 +441,14 @@ func (c *cluster) Admit(ctx context.Context, r api.JoinRequest) (*api.JoinRespon
 	if err != nil || host == "" {
 		return nil, errs.E(errs.Invalid, "cluster_addr: want host:port, got %q", r.ClusterAddr)
 	}
+	// Refused before anything is recorded: the configuration could not
+	// take it.
 	for _, p := range c.peers() {
-		if p.ID != r.NodeID && p.Address == r.ClusterAddr {
+		switch {
+		case p.ID != r.NodeID && p.Address == r.ClusterAddr:
 			return nil, errs.E(errs.Invalid, "cluster_addr %s belongs to member %q", r.ClusterAddr, p.ID)
+		case p.ID == r.NodeID && p.Address != r.ClusterAddr:
+			return nil, errs.E(errs.Invalid, "node id %q is already a member at %s; remove it first", r.NodeID, p.Address)
 		}
 	}
 	sc, err := c.s.nodes.IssueServer(r.NodeID, []byte(r.CSR), append([]string{host}, r.Hosts...), c.certTTL)

@@ -118,6 +118,45 @@ func (p *probe) heartbeat(id, addr string) error {
 		RPCHeader: raft.RPCHeader{ProtocolVersion: raft.ProtocolVersionMax, ID: []byte("probe"), Addr: []byte("probe")}}, &resp)
 }
 
+// sameCommand checks that the newest audit entry of action after leaf
+// index from was committed by the Raft command that last wrote key (a
+// stored leaf records its command's index; a key's version is the index of
+// the command that wrote it), and returns that entry's leaf index.
+func sameCommand(t *testing.T, n *clusterNode, root, action, key string, from uint64) uint64 {
+	t.Helper()
+	ctx := context.Background()
+	rec, err := n.srv.Store().GetStale(key)
+	if err != nil {
+		t.Fatalf("%s: %v", key, err)
+	}
+	ts, err := n.srv.Store().AuditState()
+	if err != nil {
+		t.Fatal(err)
+	}
+	entries, err := n.client(root).AuditEntries(ctx, from, int(ts.Size-from))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var found []uint64
+	for _, e := range entries {
+		if e.Entry["action"] == action {
+			found = append(found, e.Index)
+		}
+	}
+	if len(found) == 0 {
+		t.Fatalf("no %s audit entry from leaf %d", action, from)
+	}
+	newest := found[len(found)-1]
+	leaves, err := n.srv.Store().AuditLeaves(newest, 1)
+	if err != nil || len(leaves) != 1 {
+		t.Fatalf("stored leaf %d: %v", newest, err)
+	}
+	if leaves[0].RaftIndex != rec.Version {
+		t.Fatalf("the %s audit record is at Raft index %d, %s at %d", action, leaves[0].RaftIndex, key, rec.Version)
+	}
+	return newest
+}
+
 func refused(err error) bool { return err != nil && strings.Contains(err.Error(), "refused") }
 
 // TestClusterPortMembership, on real servers over real TLS: a node
@@ -150,6 +189,8 @@ func TestClusterPortMembership(t *testing.T) {
 		t.Fatal(err)
 	}
 	p.cert.Store(&n4cert)
+	// The admission's member record rode with its audit record.
+	admitted := sameCommand(t, leader, root, "raft.join", authority.MemberKey("n4"), 0)
 	waitFor(t, "n4 in the configuration as a non-voter", func() bool {
 		ps, err := follower.RaftPeers(ctx)
 		for _, x := range ps {
@@ -229,34 +270,7 @@ func TestClusterPortMembership(t *testing.T) {
 
 	// The member record and the remove's audit record were committed by
 	// the same Raft command.
-	rec, err := leader.srv.Store().GetStale(authority.MemberKey("n4"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	ts, err := leader.srv.Store().AuditState()
-	if err != nil {
-		t.Fatal(err)
-	}
-	entries, err := leader.client(root).AuditEntries(ctx, 0, int(ts.Size))
-	if err != nil {
-		t.Fatal(err)
-	}
-	var removes []uint64
-	for _, e := range entries {
-		if e.Entry["action"] == "raft.remove" {
-			removes = append(removes, e.Index)
-		}
-	}
-	if len(removes) != 1 {
-		t.Fatalf("%d raft.remove audit entries", len(removes))
-	}
-	leaves, err := leader.srv.Store().AuditLeaves(removes[0], 1)
-	if err != nil || len(leaves) != 1 {
-		t.Fatalf("stored leaf %d: %v", removes[0], err)
-	}
-	if leaves[0].RaftIndex != rec.Version {
-		t.Fatalf("the remove's audit record is at Raft index %d, the member record at %d", leaves[0].RaftIndex, rec.Version)
-	}
+	sameCommand(t, leader, root, "raft.remove", authority.MemberKey("n4"), admitted)
 
 	// A revoked certificate is refused even while its node is in the
 	// configuration: revoke n3's current one (only the record; n3 stays).
