@@ -85,9 +85,6 @@ type ServerCert struct {
 	spiffeID string
 }
 
-// SPIFFEID is the server identity the certificate names.
-func (sc *ServerCert) SPIFFEID() string { return sc.spiffeID }
-
 // IssueServer certifies server node id (a canonical name) for the key in
 // csrPEM, with hosts (IP addresses or DNS names) as SANs, for ttl
 // (DefaultServerCertTTL if 0). It records nothing. The caller authorizes;

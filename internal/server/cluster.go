@@ -15,6 +15,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"sync/atomic"
 	"time"
@@ -418,9 +419,11 @@ func (c *cluster) renewIfDue(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	principal := sc.SPIFFEID()
-	entry := &audit.Entry{Action: "raft.renew-cert", AuthMethod: "cluster", Outcome: http.StatusOK, Principal: principal,
-		RequestID: "renew-" + sc.Serial, Resource: "server/" + c.cn.id, SourceAddr: c.s.st.ClusterAddr(), Time: audit.FormatTime(now)}
+	// The record of a change the server makes on its own: the principal
+	// names this server node (the shape of main's auditlog.SystemEntry).
+	principal := "Server::" + strconv.Quote(c.cn.id)
+	entry := &audit.Entry{Action: "raft.renew-cert", AuthMethod: "system", Outcome: http.StatusOK, Principal: principal,
+		RequestID: "renew-" + sc.Serial, Resource: `System::"warden"`, SourceAddr: c.s.st.ClusterAddr(), Time: audit.FormatTime(now)}
 	rctx := core.WithPendingAudit(store.WithPrincipal(ctx, principal), core.NewPendingAudit(func() (store.AuditLeaf, error) { return c.s.audit.ChangeLeaf(entry) }))
 	if err := c.s.nodes.RecordServerCert(rctx, c.cn.id, c.s.st.ClusterAddr(), sc); err != nil {
 		return fmt.Errorf("cluster: record this node's certificate: %w", err)

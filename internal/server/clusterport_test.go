@@ -349,14 +349,38 @@ func TestClusterCertRenewal(t *testing.T) {
 		return renewed.SerialNumber.Cmp(first.SerialNumber) != 0
 	})
 	serial := hex.EncodeToString(renewed.SerialNumber.Bytes())
+	var version uint64
 	waitFor(t, "the renewed certificate in n2's member record", func() bool {
 		e, err := nodes[0].srv.Core().Get(ctx, authority.MemberKey("n2"))
 		if err != nil {
 			return false
 		}
 		var m authority.Member
+		version = e.Version
 		return json.Unmarshal(e.Value, &m) == nil && m.Serial == serial
 	})
+	// The record of the renewal rode in the command that wrote it.
+	leader := nodes[0]
+	ts, err := leader.srv.Store().AuditState()
+	if err != nil {
+		t.Fatal(err)
+	}
+	entries, err := leader.client(root).AuditEntries(ctx, 0, int(ts.Size))
+	if err != nil {
+		t.Fatal(err)
+	}
+	rode := false
+	for _, e := range entries {
+		if e.Entry["action"] != "raft.renew-cert" || e.Entry["principal"] != `Server::"n2"` {
+			continue
+		}
+		if l, err := leader.srv.Store().AuditLeaves(e.Index, 1); err == nil && len(l) == 1 && l[0].RaftIndex == version {
+			rode = true
+		}
+	}
+	if !rode {
+		t.Fatalf("no raft.renew-cert record of n2 at Raft index %d", version)
+	}
 	// Writes through n2 still reach the leader over the cluster port.
 	if _, err := n2.client(root).KVPut(ctx, "after-renewal", map[string]any{"a": "b"}, nil); err != nil {
 		t.Fatalf("write through n2 after renewal: %v", err)
