@@ -267,6 +267,10 @@ func TestClusterPortMembership(t *testing.T) {
 	if !found {
 		t.Fatalf("n4's certificate %s is not listed revoked: %+v", serial, revoked)
 	}
+	// Under the key the cluster port looks up.
+	if _, err := leader.srv.Store().GetStale(authority.RevokedKey(n4cert.Leaf.SerialNumber)); err != nil {
+		t.Fatalf("n4's revocation for the cluster port: %v", err)
+	}
 
 	// The member record and the remove's audit record were committed by
 	// the same Raft command.
