@@ -232,6 +232,9 @@ func (s *Store) forward(ctx context.Context, req *PeerRequest) (*PeerResponse, e
 		}
 		addr, _ := s.raft.LeaderWithID()
 		resp, err := s.ask(ctx, addr, req)
+		if errors.Is(err, ErrPeerRefused) {
+			return nil, err // this node may not ask: nothing was done
+		}
 		if err != nil {
 			if req.Op == PeerApply && !errors.Is(err, ErrUnreachable) {
 				// The leader may have applied it: the outcome is unknown.
