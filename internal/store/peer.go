@@ -177,6 +177,13 @@ func (s *Store) HandlePeer(ctx context.Context, from string, req *PeerRequest) *
 		}
 		ctx = context.WithValue(WithPrincipal(ctx, req.Principal), forwardedKey{}, from)
 		idx, err := s.Txn(ctx, t)
+		if errors.Is(err, ErrNotLeader) {
+			// Txn reports a leadership lost after the command was appended
+			// as ErrNotLeader, but the command may still commit: the
+			// outcome is unknown, and the follower must not send it again
+			// (a leader that was not one before appending forwarded it).
+			return &PeerResponse{Err: peerErrFailed, Msg: err.Error()}
+		}
 		if err != nil {
 			return peerError(err)
 		}
