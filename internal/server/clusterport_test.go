@@ -333,7 +333,7 @@ func TestClusterReconcilesMemberRecords(t *testing.T) {
 // the renewed certificates.
 func TestClusterCertRenewal(t *testing.T) {
 	ctx := context.Background()
-	const ttl = 8 * time.Second
+	const ttl = 16 * time.Second
 	nodes, root, _ := startCluster(t, ttl)
 	n2 := nodes[1]
 	current := func() *x509.Certificate {
