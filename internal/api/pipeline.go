@@ -150,6 +150,8 @@ func (s *Server) serve(rt *route, req *request) int {
 	if tok != nil {
 		entry.Accessor = tok.Accessor
 	}
+	// A write forwarded to the leader names the caller it is made for.
+	req.Request = req.WithContext(store.WithPrincipal(req.Context(), c.String()))
 	tg, err := rt.target(req)
 	if err != nil {
 		return s.failAudited(req, err)

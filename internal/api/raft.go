@@ -25,8 +25,13 @@ type Cluster interface {
 	// Join asks the cluster at leaderAddr to admit this node, with the
 	// caller's token.
 	Join(ctx context.Context, leaderAddr string, leaderCA []byte, token string) error
-	// Admit certifies a joining node and adds it to the configuration.
+	// Admit certifies a joining node and records it as a member, in one
+	// transaction with the request's audit record (ctx carries it), then
+	// has it added to the configuration.
 	Admit(ctx context.Context, r JoinRequest) (*JoinResponse, error)
+	// RemovePeer records a member as removed and revokes its server
+	// certificates, in one transaction with the request's audit record,
+	// then has it dropped from the configuration.
 	RemovePeer(ctx context.Context, id string) error
 }
 
@@ -39,11 +44,14 @@ type JoinRequest struct {
 }
 
 // JoinResponse admits a node: its certificate (PEM, then the intermediate),
-// the trust bundle, and the commit index it must catch up to.
+// the trust bundle, the commit index it must catch up to, and the voters
+// of the configuration that admitted it (the only nodes it accepts Raft
+// traffic from until it has a configuration of its own).
 type JoinResponse struct {
-	Certificate string `json:"certificate"`
-	Bundle      string `json:"bundle"`
-	Index       uint64 `json:"index"`
+	Certificate string   `json:"certificate"`
+	Bundle      string   `json:"bundle"`
+	Index       uint64   `json:"index"`
+	Members     []string `json:"members"`
 }
 
 type joinCall struct {

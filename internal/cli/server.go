@@ -157,6 +157,7 @@ export WARDEN_ADDR='%s' WARDEN_CACERT='%s' WARDEN_TOKEN='%s'
 	f.DurationVar(&cfg.SnapshotInterval, "snapshot-interval", 0, "how often to check --snapshot-threshold (0: 2m)")
 	f.Uint64Var(&cfg.TrailingLogs, "trailing-logs", 0, "log entries kept after a snapshot for lagging followers (0: 10240)")
 	f.DurationVar(&cfg.ElectionTimeout, "raft-election-timeout", 0, "cluster mode: Raft heartbeat and election timeout (0: 500ms)")
+	f.DurationVar(&cfg.ServerCertTTL, "server-cert-ttl", 0, "cluster mode: lifetime of the server certificates this node issues; each node renews its own at half (0: 24h)")
 	f.StringVar(&logLevel, "log-level", "info", "debug, info, warn or error")
 	f.StringVar(&logFormat, "log-format", "", "json or text (default: text with --dev, json otherwise)")
 	return cmd

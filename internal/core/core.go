@@ -765,6 +765,8 @@ func mapStoreErr(err error) error {
 		return errs.Wrap(errs.Unavailable, err, "no leader: the cluster has no leader this node can reach (election under way, or quorum lost); retry later")
 	case errors.Is(err, store.ErrInvalid):
 		return errs.Wrap(errs.Invalid, err, "%s", strings.TrimPrefix(err.Error(), "store: "))
+	case errors.Is(err, store.ErrPeerRefused):
+		return errs.Wrap(errs.Unavailable, err, "the cluster refuses this node: it was removed, or its cluster certificate was revoked or has expired")
 	case errors.Is(err, context.DeadlineExceeded), errors.Is(err, context.Canceled):
 		return errs.Wrap(errs.Unavailable, err, "request timed out")
 	}

@@ -5,7 +5,9 @@
 //
 // It carries bytes and store.PeerRequests; it knows nothing about what they
 // mean (package store handles them) or about certificates (the caller's TLS
-// configurations decide whom to trust).
+// configurations decide whom to trust, and its Gate names the node a
+// certificate authenticates). What it does enforce is when the question is
+// asked: on every request, not once per connection (see Gate).
 package raftnet
 
 import (
@@ -19,6 +21,7 @@ import (
 	"net"
 	"net/http"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/hashicorp/go-hclog"
@@ -34,6 +37,24 @@ const (
 	alpnRaft = "warden-raft"
 	alpnRPC  = "warden-rpc"
 )
+
+// Gate names the node at the other end of a cluster-port connection. The
+// transport asks it on every request (every read from a Raft connection,
+// every peer RPC), and then asks the store whether that node may make it
+// (store.CheckPeer, store.HandlePeer): a node removed from the Raft
+// configuration, or whose certificate was revoked or has expired, is refused
+// at once, on connections already open too.
+type Gate interface {
+	// Identify returns the node ID that cs's peer certificate (verified
+	// during the handshake) names, or an error if that certificate may no
+	// longer be used (revoked, expired). It must be safe for concurrent use
+	// and cheap: it runs on every request.
+	Identify(cs *tls.ConnectionState) (string, error)
+}
+
+// ErrRefused is returned by reads from a Raft connection whose peer may no
+// longer use the cluster port; the connection is closed.
+var ErrRefused = errors.New("raftnet: peer refused")
 
 // NetTransport is the cluster transport: Raft traffic and peer RPCs over
 // one mutually authenticated TLS listener, told apart by ALPN.
@@ -53,10 +74,14 @@ type NetTransport struct {
 // trust bundle that changes while running); clientTLS likewise needs RootCAs
 // or VerifyConnection. Both are cloned and forced to TLS 1.2 or later, and
 // the server side to require a client certificate, so a misconfigured caller
-// fails closed.
-func TLSTransport(bind string, serverTLS, clientTLS *tls.Config, logger hclog.Logger) (*NetTransport, error) {
+// fails closed. gate is required; until ServePeers hands the transport its
+// store, every request is refused.
+func TLSTransport(bind string, serverTLS, clientTLS *tls.Config, gate Gate, logger hclog.Logger) (*NetTransport, error) {
 	if serverTLS == nil || clientTLS == nil {
 		return nil, errors.New("raftnet: TLS transport needs server and client TLS configurations")
+	}
+	if gate == nil {
+		return nil, errors.New("raftnet: TLS transport needs a Gate to identify peers")
 	}
 	if (serverTLS.ClientCAs == nil && serverTLS.VerifyConnection == nil) ||
 		(clientTLS.RootCAs == nil && clientTLS.VerifyConnection == nil) {
@@ -86,7 +111,7 @@ func TLSTransport(bind string, serverTLS, clientTLS *tls.Config, logger hclog.Lo
 	if logger == nil {
 		logger = hclog.NewNullLogger()
 	}
-	st := &tlsStream{ln: ln, client: c, raftCh: make(chan net.Conn), rpc: newChanListener(ln.Addr()), closed: make(chan struct{})}
+	st := &tlsStream{ln: ln, client: c, gate: gate, raftCh: make(chan net.Conn), rpc: newChanListener(ln.Addr()), closed: make(chan struct{})}
 	go st.demux()
 	t := &NetTransport{stream: st}
 	t.NetworkTransport = raft.NewNetworkTransportWithConfig(&raft.NetworkTransportConfig{
@@ -112,13 +137,24 @@ func TLSTransport(bind string, serverTLS, clientTLS *tls.Config, logger hclog.Lo
 	return t, nil
 }
 
-// ServePeers starts answering peer requests with s (store.Open calls it).
+// ServePeers starts answering peer requests with s, and admitting Raft
+// traffic from the members of its configuration (store.Open calls it).
 func (t *NetTransport) ServePeers(s *store.Store) {
+	t.stream.st.Store(s)
 	t.srv = &http.Server{
-		Handler:           peerHandler(s),
+		Handler:           peerHandler(s, t.stream.gate),
 		ReadHeaderTimeout: 10 * time.Second,
 		IdleTimeout:       2 * time.Minute,
 		ErrorLog:          nil,
+		// The handler needs the peer's certificate, which plainConn hides
+		// from net/http.
+		ConnContext: func(ctx context.Context, c net.Conn) context.Context {
+			if pc, ok := c.(plainConn); ok {
+				cs := pc.Conn.(*tls.Conn).ConnectionState()
+				return context.WithValue(ctx, connStateKey{}, &cs)
+			}
+			return ctx
+		},
 	}
 	go t.srv.Serve(t.stream.rpc) //nolint:errcheck // ends with Close
 }
@@ -148,6 +184,10 @@ func (t *NetTransport) Forward(ctx context.Context, addr raft.ServerAddress, req
 		return nil, err
 	}
 	defer resp.Body.Close()
+	if resp.StatusCode == http.StatusForbidden {
+		io.Copy(io.Discard, io.LimitReader(resp.Body, 64<<10))
+		return nil, fmt.Errorf("%w: by %s (certificate)", store.ErrPeerRefused, addr)
+	}
 	if resp.StatusCode != http.StatusOK {
 		io.Copy(io.Discard, io.LimitReader(resp.Body, 64<<10))
 		return nil, fmt.Errorf("raftnet: peer %s answered %s", addr, resp.Status)
@@ -159,10 +199,24 @@ func (t *NetTransport) Forward(ctx context.Context, addr raft.ServerAddress, req
 	return &out, nil
 }
 
-func peerHandler(s *store.Store) http.Handler {
+type connStateKey struct{}
+
+func peerHandler(s *store.Store, gate Gate) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if r.Method != "POST" || r.URL.Path != "/v1/peer" {
 			http.NotFound(w, r)
+			return
+		}
+		// Who is asking is decided here, per request, from the certificate
+		// the connection was authenticated with; never from the body.
+		cs, _ := r.Context().Value(connStateKey{}).(*tls.ConnectionState)
+		if cs == nil {
+			http.Error(w, "no peer certificate", http.StatusForbidden)
+			return
+		}
+		from, err := gate.Identify(cs)
+		if err != nil {
+			http.Error(w, "peer refused", http.StatusForbidden)
 			return
 		}
 		var req store.PeerRequest
@@ -172,7 +226,7 @@ func peerHandler(s *store.Store) http.Handler {
 			http.Error(w, "bad peer request", http.StatusBadRequest)
 			return
 		}
-		resp := s.HandlePeer(r.Context(), &req)
+		resp := s.HandlePeer(r.Context(), from, &req)
 		w.Header().Set("Content-Type", "application/json")
 		json.NewEncoder(w).Encode(resp) //nolint:errcheck // the peer sees a broken response
 	})
@@ -183,6 +237,8 @@ func peerHandler(s *store.Store) http.Handler {
 type tlsStream struct {
 	ln     net.Listener
 	client *tls.Config
+	gate   Gate
+	st     atomic.Pointer[store.Store] // nil until ServePeers: refuse everything
 	raftCh chan net.Conn
 	rpc    *chanListener
 	closed chan struct{}
@@ -206,9 +262,10 @@ func (t *tlsStream) demux() {
 				return
 			}
 			tc.SetDeadline(time.Time{})
-			var conn net.Conn = tc
+			cs := tc.ConnectionState()
+			var conn net.Conn = &gatedConn{Conn: tc, cs: &cs, t: t}
 			ch := t.raftCh
-			if tc.ConnectionState().NegotiatedProtocol == alpnRPC {
+			if cs.NegotiatedProtocol == alpnRPC {
 				// Hidden behind a plain net.Conn, so net/http serves HTTP/1.1
 				// on it instead of looking for a handler of the protocol.
 				conn, ch = plainConn{tc}, t.rpc.ch
@@ -263,6 +320,48 @@ func (t *tlsStream) dial(ctx context.Context, address, proto string) (net.Conn, 
 	}
 	d := &tls.Dialer{Config: cfg}
 	return d.DialContext(ctx, "tcp", address)
+}
+
+// allow decides whether the peer of cs may send Raft traffic now.
+func (t *tlsStream) allow(cs *tls.ConnectionState) error {
+	st := t.st.Load()
+	if st == nil {
+		return errors.New("not serving yet")
+	}
+	from, err := t.gate.Identify(cs)
+	if err != nil {
+		return err
+	}
+	return st.CheckPeer(from, store.PeerRaft)
+}
+
+// gatedConn is an accepted Raft connection that asks, whenever bytes
+// arrive, whether its peer may still send, before handing them to Raft: no
+// request that arrives after its sender was removed or revoked is read.
+// (The check follows the read, since a read waits for bytes that may come
+// long after it started.) Bytes already handed over arrived while the peer
+// was allowed.
+type gatedConn struct {
+	net.Conn
+	cs      *tls.ConnectionState
+	t       *tlsStream
+	refused atomic.Bool
+}
+
+func (c *gatedConn) Read(p []byte) (int, error) {
+	if c.refused.Load() {
+		return 0, ErrRefused
+	}
+	n, err := c.Conn.Read(p)
+	if n > 0 {
+		if aerr := c.t.allow(c.cs); aerr != nil {
+			c.refused.Store(true)
+			c.Conn.Close()
+			clear(p[:n])
+			return 0, fmt.Errorf("%w: %v", ErrRefused, aerr)
+		}
+	}
+	return n, err
 }
 
 // plainConn is an authenticated TLS connection seen as a plain one.

@@ -60,10 +60,14 @@ func (ca *testCA) node(t testing.TB, serial int64) tls.Certificate {
 }
 
 func (ca *testCA) transport(t testing.TB, serial int64) *raftnet.NetTransport {
+	return ca.transportAt(t, "127.0.0.1:0", serial)
+}
+
+func (ca *testCA) transportAt(t testing.TB, addr string, serial int64) *raftnet.NetTransport {
 	cert := ca.node(t, serial)
-	tr, err := raftnet.TLSTransport("127.0.0.1:0",
+	tr, err := raftnet.TLSTransport(addr,
 		&tls.Config{Certificates: []tls.Certificate{cert}, ClientCAs: ca.pool},
-		&tls.Config{Certificates: []tls.Certificate{cert}, RootCAs: ca.pool}, nil)
+		&tls.Config{Certificates: []tls.Certificate{cert}, RootCAs: ca.pool}, serialGate{}, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -84,6 +88,17 @@ func rec(t store.Txn) store.Txn {
 	b := []byte("record")
 	t.Audit = append(t.Audit, store.AuditLeaf{Hash: audit.LeafHash(b), Value: b})
 	return t
+}
+
+// serialGate names the node of a test certificate: serial s is node
+// "n<s-1>" (newCluster's node i has serial i+2 and ID n<i+1>).
+type serialGate struct{}
+
+func (serialGate) Identify(cs *tls.ConnectionState) (string, error) {
+	if len(cs.PeerCertificates) == 0 {
+		return "", errors.New("no certificate")
+	}
+	return fmt.Sprint("n", cs.PeerCertificates[0].SerialNumber.Int64()-1), nil
 }
 
 type cluster struct {
@@ -205,13 +220,7 @@ func TestClusterOverTLS(t *testing.T) {
 		}
 	}
 	addr := lead.ClusterAddr()
-	cert := ca.node(t, 99)
-	tr, err := raftnet.TLSTransport(addr,
-		&tls.Config{Certificates: []tls.Certificate{cert}, ClientCAs: ca.pool},
-		&tls.Config{Certificates: []tls.Certificate{cert}, RootCAs: ca.pool}, nil)
-	if err != nil {
-		t.Fatalf("rebind %s: %v", addr, err)
-	}
+	tr := ca.transportAt(t, addr, int64(i+2)) // a new certificate for the same node
 	cfg := store.Config{Dir: c.dirs[i], NodeID: fmt.Sprint("n", i+1), Transport: tr}
 	fastTimeouts(&cfg)
 	back, err := store.Open(cfg)
@@ -244,8 +253,11 @@ func TestTLSTransportRefusesStrangers(t *testing.T) {
 	if err == nil {
 		t.Fatal("a node with a certificate from another CA was accepted")
 	}
-	if _, err := raftnet.TLSTransport("127.0.0.1:0", &tls.Config{}, &tls.Config{}, nil); err == nil {
+	if _, err := raftnet.TLSTransport("127.0.0.1:0", &tls.Config{}, &tls.Config{}, serialGate{}, nil); err == nil {
 		t.Fatal("transport without a cluster CA")
+	}
+	if _, err := raftnet.TLSTransport("127.0.0.1:0", &tls.Config{ClientCAs: ca.pool}, &tls.Config{RootCAs: ca.pool}, nil, nil); err == nil {
+		t.Fatal("transport without a gate")
 	}
 }
 

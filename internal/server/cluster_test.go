@@ -29,13 +29,14 @@ type clusterNode struct {
 	t           *testing.T
 	id, dir     string
 	clusterAddr string
+	certTTL     time.Duration // server certificates' lifetime; 0: the default
 	srv         *server.Server
 }
 
 func (n *clusterNode) start() {
 	n.t.Helper()
 	srv, err := server.New(server.Config{DataDir: n.dir, Listen: "127.0.0.1:0", RateLimit: -1,
-		NodeID: n.id, ClusterListen: n.clusterAddr, ElectionTimeout: 300 * time.Millisecond})
+		NodeID: n.id, ClusterListen: n.clusterAddr, ElectionTimeout: 300 * time.Millisecond, ServerCertTTL: n.certTTL})
 	if err != nil {
 		n.t.Fatalf("%s: %v", n.id, err)
 	}

@@ -9,7 +9,6 @@ import (
 	"crypto/x509"
 	"errors"
 	"fmt"
-	"io"
 	"log/slog"
 	"net"
 	"net/http"
@@ -18,7 +17,6 @@ import (
 	"sync"
 	"time"
 
-	"github.com/hashicorp/go-hclog"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 
@@ -93,6 +91,10 @@ type Config struct {
 	// ElectionTimeout is both Raft's heartbeat and election timeout in
 	// cluster mode (default 500ms), and the leader lease.
 	ElectionTimeout time.Duration
+	// ServerCertTTL is the lifetime of the server certificates this node
+	// issues (cluster mode; default authority.DefaultServerCertTTL, 24h).
+	// Each node renews its own at half its lifetime.
+	ServerCertTTL time.Duration
 }
 
 // Server is a running Warden server.
@@ -112,6 +114,7 @@ type Server struct {
 	now     func() time.Time
 	cn      *clusterNode // cluster mode only
 	cluster *cluster     // cluster mode only
+	gate    *peerGate    // cluster mode only
 
 	stopJoin  context.CancelFunc // ends --retry-join attempts
 	stopScrub context.CancelFunc // ends the audit log's background checks
@@ -204,8 +207,8 @@ func New(cfg Config) (*Server, error) {
 		if err := s.clusterTLS(tlsCfg, cfg.TLSCert != ""); err != nil {
 			return nil, fmt.Errorf("server: %w", err)
 		}
-		hlog := hclog.New(&hclog.LoggerOptions{Name: "raft-net", Level: hclog.Error, Output: io.Discard})
-		if trans, err = raftnet.TLSTransport(cfg.ClusterListen, s.cn.serverTLS(), s.cn.clientTLS(), hlog); err != nil {
+		s.gate = &peerGate{now: s.now}
+		if trans, err = clusterTransport(s.cn, cfg.ClusterListen, s.gate); err != nil {
 			return nil, fmt.Errorf("server: %w", err)
 		}
 	}
@@ -241,6 +244,9 @@ func New(cfg Config) (*Server, error) {
 			trans.Close()
 		}
 		return nil, fmt.Errorf("server: open store: %w", err)
+	}
+	if s.gate != nil {
+		s.gate.st.Store(s.st)
 	}
 	s.core = core.New(core.Config{Store: s.st, Now: cfg.Now})
 	// The CA options matter only to an init still to come: check them at
@@ -300,7 +306,7 @@ func New(cfg Config) (*Server, error) {
 	s.core.OnSeal(pol.Forget)
 	var clusterAPI api.Cluster
 	if s.cn != nil {
-		s.cluster = &cluster{s: s, cn: s.cn}
+		s.cluster = newCluster(s, s.cn, cfg.ServerCertTTL)
 		clusterAPI = s.cluster
 		registerRaftMetrics(reg, s.st)
 	}
@@ -361,6 +367,9 @@ func (s *Server) Start() error {
 		defer close(s.scrubDone)
 		s.audit.Run(ctx, s.cfg.AuditScrubInterval)
 	}()
+	if s.cluster != nil {
+		s.cluster.start()
+	}
 	if len(s.cfg.RetryJoin) > 0 && s.cn != nil && !s.st.HasState() {
 		ctx, cancel := context.WithCancel(context.Background())
 		s.stopJoin = cancel
@@ -409,6 +418,9 @@ func (s *Server) Close() error {
 	if s.stopScrub != nil {
 		s.stopScrub()
 		<-s.scrubDone
+	}
+	if s.cluster != nil {
+		s.cluster.close()
 	}
 	s.api.Close()
 	s.core.Seal()

@@ -7,6 +7,8 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"slices"
+	"sync"
 	"time"
 
 	"github.com/hashicorp/raft"
@@ -47,6 +49,106 @@ func (s *Store) Peers() ([]Peer, error) {
 			Voter: sv.Suffrage == raft.Voter, Leader: sv.ID == leader})
 	}
 	return out, nil
+}
+
+// CheckPeer decides whether node id, authenticated on the cluster port, may
+// make a request of kind op (a Peer* operation, or PeerRaft for Raft's own
+// traffic) now: it must be in this node's latest Raft configuration, and a
+// voter to ask for a membership change. It reads the configuration Raft
+// holds in memory, so it is cheap enough to ask on every request, and a
+// removal takes effect on this node as soon as it has the new configuration
+// (on the leader: when it appends it).
+//
+// A node without any configuration yet (it is joining) accepts the servers
+// it was configured with (Config.Servers) and those named by AcceptJoin,
+// and nothing but Raft traffic and status requests from them.
+func (s *Store) CheckPeer(id, op string) error {
+	if id == "" {
+		return fmt.Errorf("%w: no node identity", ErrPeerRefused)
+	}
+	servers := s.raft.GetConfiguration().Configuration().Servers
+	if len(servers) == 0 {
+		if (op == PeerRaft || op == PeerStatus) && s.joinPeer(id) {
+			return nil
+		}
+		return fmt.Errorf("%w: node %q: this node has no cluster configuration yet", ErrPeerRefused, id)
+	}
+	for _, sv := range servers {
+		if sv.ID != raft.ServerID(id) {
+			continue
+		}
+		switch op {
+		case PeerAddNonvoter, PeerAddVoter, PeerRemove:
+			if sv.Suffrage != raft.Voter {
+				return fmt.Errorf("%w: node %q is not a voter and may not change the membership", ErrPeerRefused, id)
+			}
+		}
+		return nil
+	}
+	return fmt.Errorf("%w: node %q is not a member of the cluster", ErrPeerRefused, id)
+}
+
+func (s *Store) joinPeer(id string) bool {
+	for _, sv := range s.cfg.Servers {
+		if sv.ID == raft.ServerID(id) {
+			return true
+		}
+	}
+	if m := s.joinPeers.Load(); m != nil {
+		return slices.Contains(*m, id)
+	}
+	return false
+}
+
+// AcceptJoin names the members this node, while it has no configuration
+// (it was just admitted), accepts Raft traffic and status requests from:
+// those of the configuration that admitted it.
+func (s *Store) AcceptJoin(ids []string) {
+	ids = slices.Clone(ids)
+	s.joinPeers.Store(&ids)
+}
+
+// configIndex remembers where this node's latest configuration entry is,
+// and how far the log was scanned for it.
+type configIndex struct {
+	mu      sync.Mutex
+	scanned uint64 // the log was scanned down from here
+	index   uint64
+}
+
+// ConfigurationIndex is the index of the log entry that holds this node's
+// latest Raft configuration (committed or not; 0 if none): the newest
+// configuration entry of the log, or the newest snapshot's configuration
+// index if it is newer. (raft 1.7's GetConfiguration does not report it.)
+// The log is scanned once back to a configuration entry, then only the
+// entries appended since.
+func (s *Store) ConfigurationIndex() uint64 {
+	c := &s.cfgIdx
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	first, err1 := s.logs.FirstIndex()
+	last, err2 := s.logs.LastIndex()
+	if err1 != nil || err2 != nil {
+		return c.index
+	}
+	if last < c.scanned {
+		c.scanned, c.index = 0, 0 // the log was truncated: scan again
+	}
+	var l raft.Log
+	for i := last; i > c.scanned && i >= first && i > 0; i-- {
+		if err := s.logs.GetLog(i, &l); err != nil {
+			break
+		}
+		if l.Type == raft.LogConfiguration {
+			c.index = max(c.index, i)
+			break
+		}
+	}
+	c.scanned = last
+	if metas, err := s.snaps.List(); err == nil && len(metas) > 0 {
+		c.index = max(c.index, metas[0].ConfigurationIndex)
+	}
+	return c.index
 }
 
 // NodeID is this node's Raft ID.

@@ -57,7 +57,8 @@ type k9Spec struct {
 	PKI       string // ca.pem, <ID>.pem and <ID>-key.pem
 	Cluster   string // the Raft address to bind: 127.0.0.1:0 at first, then the same one
 	Bootstrap bool
-	Ready     string // the file the child writes its k9Addrs to once it serves
+	Ready     string   // the file the child writes its k9Addrs to once it serves
+	Accept    []string // the members a joining node accepts Raft traffic from before it has a configuration
 }
 
 // k9Addrs is where a running child listens.
@@ -92,6 +93,22 @@ func TestKill9Node(t *testing.T) {
 	os.Exit(0)
 }
 
+// k9Gate names a peer by its certificate's SPIFFE ID
+// (spiffe://kill9.test/server/<id>); the store checks that id against the
+// Raft configuration.
+type k9Gate struct{}
+
+func (k9Gate) Identify(cs *tls.ConnectionState) (string, error) {
+	if len(cs.PeerCertificates) == 0 || len(cs.PeerCertificates[0].URIs) != 1 {
+		return "", errors.New("no SPIFFE ID")
+	}
+	id, ok := strings.CutPrefix(cs.PeerCertificates[0].URIs[0].String(), "spiffe://kill9.test/server/")
+	if !ok {
+		return "", errors.New("not a server of the test cluster")
+	}
+	return id, nil
+}
+
 func k9Serve(spec k9Spec) error {
 	ca, err := os.ReadFile(filepath.Join(spec.PKI, "ca.pem"))
 	if err != nil {
@@ -111,7 +128,7 @@ func k9Serve(spec k9Spec) error {
 	// SO_REUSEADDR); retry, bounded, in case another process holds it.
 	var tr *raftnet.NetTransport
 	for deadline := time.Now().Add(10 * time.Second); ; {
-		tr, err = raftnet.TLSTransport(spec.Cluster, srvTLS, cliTLS, nil)
+		tr, err = raftnet.TLSTransport(spec.Cluster, srvTLS, cliTLS, k9Gate{}, nil)
 		if err == nil || time.Now().After(deadline) {
 			break
 		}
@@ -129,6 +146,9 @@ func k9Serve(spec k9Spec) error {
 		return err
 	}
 	s.SetLeafCheck(store.PlainLeafCheck)
+	if len(spec.Accept) > 0 {
+		s.AcceptJoin(spec.Accept)
+	}
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		return err
@@ -220,7 +240,7 @@ func newK9Cluster(t *testing.T) *k9Cluster {
 	for i, id := range ids {
 		c.nodes = append(c.nodes, &k9Node{log: filepath.Join(dir, id+".log"), spec: k9Spec{ID: id,
 			Dir: filepath.Join(dir, id), PKI: dir, Cluster: "127.0.0.1:0", Bootstrap: i == 0,
-			Ready: filepath.Join(dir, id+".ready")}})
+			Ready: filepath.Join(dir, id+".ready"), Accept: ids[:i]}})
 	}
 	t.Cleanup(func() {
 		for _, n := range c.nodes {

@@ -138,7 +138,7 @@ func (n *faultNet) forwarder(from raft.ServerAddress) Forwarder {
 		cmd := append([]byte(nil), req.Cmd...)
 		r := *req
 		r.Cmd = cmd
-		return dst.HandlePeer(ctx, &r), nil
+		return dst.HandlePeer(ctx, string(from), &r), nil // the wire authenticates the sender (ID = address here)
 	})
 }
 

@@ -9,6 +9,12 @@ import (
 	"github.com/hashicorp/raft"
 )
 
+// ErrPeerRefused: the node that sent a request on the cluster port may not
+// make it (it is not a member of the current configuration, or not a voter
+// and asked for a membership change, or it claims to forward for another
+// node). Nothing was done.
+var ErrPeerRefused = errors.New("store: peer refused")
+
 // ErrUnreachable wraps a Forwarder's error when the request certainly did
 // not reach the peer (it could not be dialed), so it may be sent elsewhere.
 var ErrUnreachable = errors.New("store: peer unreachable")
@@ -28,14 +34,51 @@ const (
 	PeerAddVoter    = "add_voter"    // ID, Addr: promote a caught-up non-voter
 	PeerRemove      = "remove"       // ID
 	PeerStatus      = "status"       // the node's own indexes (any node answers)
+
+	// PeerRaft is not a request: it names Raft's own traffic for
+	// CheckPeer.
+	PeerRaft = "raft"
 )
 
 // PeerRequest is one request between nodes.
+//
+// The node that sends it is known from its TLS certificate, never from the
+// request: Node is what the sender says it is, and a request whose Node
+// differs from the authenticated one is refused (a relay or a forgery).
+// Principal is the authenticated caller a forwarded write is made for, as
+// the forwarding node's API authenticated it; the leader passes it on with
+// the transaction (PrincipalOf) and trusts it as far as it trusts the
+// forwarding member.
 type PeerRequest struct {
-	Op   string `json:"op"`
-	Cmd  []byte `json:"cmd,omitempty"`
-	ID   string `json:"id,omitempty"`
-	Addr string `json:"addr,omitempty"`
+	Op        string `json:"op"`
+	Cmd       []byte `json:"cmd,omitempty"`
+	ID        string `json:"id,omitempty"`
+	Addr      string `json:"addr,omitempty"`
+	Node      string `json:"node,omitempty"`
+	Principal string `json:"principal,omitempty"`
+}
+
+type principalKey struct{}
+
+// WithPrincipal returns ctx carrying the authenticated caller a write is
+// made for; a write forwarded to the leader carries it along.
+func WithPrincipal(ctx context.Context, principal string) context.Context {
+	return context.WithValue(ctx, principalKey{}, principal)
+}
+
+// PrincipalOf returns the caller WithPrincipal put in ctx, or "".
+func PrincipalOf(ctx context.Context) string {
+	p, _ := ctx.Value(principalKey{}).(string)
+	return p
+}
+
+type forwardedKey struct{}
+
+// ForwardedBy returns the member that forwarded the write being applied
+// with ctx (authenticated by its certificate), or "" for a local write.
+func ForwardedBy(ctx context.Context) string {
+	n, _ := ctx.Value(forwardedKey{}).(string)
+	return n
 }
 
 // PeerResponse answers a PeerRequest. Err is empty on success, else one of
@@ -55,7 +98,8 @@ const (
 	peerErrConflict  = "conflict"
 	peerErrInvalid   = "invalid"
 	peerErrClosed    = "closed"
-	peerErrFailed    = "failed" // the outcome is unknown
+	peerErrRefused   = "refused" // the sender may not ask: nothing was done
+	peerErrFailed    = "failed"  // the outcome is unknown
 )
 
 func peerError(err error) *PeerResponse {
@@ -72,6 +116,8 @@ func peerError(err error) *PeerResponse {
 		r.Err = peerErrInvalid
 	case errors.Is(err, ErrClosed):
 		r.Err = peerErrClosed
+	case errors.Is(err, ErrPeerRefused):
+		r.Err = peerErrRefused
 	default:
 		r.Err = peerErrFailed
 	}
@@ -95,13 +141,28 @@ func (r *PeerResponse) err() error {
 		return fmt.Errorf("%w: %s", ErrInvalid, r.Msg)
 	case peerErrClosed:
 		return fmt.Errorf("%w: leader is shutting down", ErrNoLeader)
+	case peerErrRefused:
+		return fmt.Errorf("%w: %s", ErrPeerRefused, r.Msg)
 	}
 	return fmt.Errorf("store: leader: %s", r.Msg)
 }
 
-// HandlePeer answers a request from another node. Only the leader applies,
-// confirms reads or changes membership; anyone answers a status request.
-func (s *Store) HandlePeer(ctx context.Context, req *PeerRequest) *PeerResponse {
+// HandlePeer answers a request from node from, the member its TLS
+// certificate authenticates (the transport's Gate says which). Every request
+// is checked against the current configuration first (CheckPeer). Only the
+// leader applies, confirms reads or changes membership; any node answers a
+// status request.
+//
+// A forwarded write goes through Txn like a local one, with the caller's
+// principal and the forwarding member in its context (PrincipalOf,
+// ForwardedBy), so the leader's checks of a transaction apply to it too.
+func (s *Store) HandlePeer(ctx context.Context, from string, req *PeerRequest) *PeerResponse {
+	if req.Node != "" && req.Node != from {
+		return peerError(fmt.Errorf("%w: node %q sent a request as %q", ErrPeerRefused, from, req.Node))
+	}
+	if err := s.CheckPeer(from, req.Op); err != nil {
+		return peerError(err)
+	}
 	if req.Op == PeerStatus {
 		return &PeerResponse{Applied: s.AppliedIndex(), Index: s.raft.CommitIndex()}
 	}
@@ -110,15 +171,22 @@ func (s *Store) HandlePeer(ctx context.Context, req *PeerRequest) *PeerResponse 
 	}
 	switch req.Op {
 	case PeerApply:
-		// Checked like a local Txn, then applied as received.
 		t, err := decodeTxn(req.Cmd)
-		if err == nil {
-			err = validate(t)
-		}
 		if err != nil {
 			return peerError(fmt.Errorf("%w: %v", ErrInvalid, err))
 		}
+		if err := validate(t); err != nil {
+			return peerError(err)
+		}
+		ctx = context.WithValue(WithPrincipal(ctx, req.Principal), forwardedKey{}, from)
 		idx, err := s.applyLocal(ctx, t, req.Cmd)
+		if errors.Is(err, raft.ErrLeadershipLost) {
+			// Leadership was lost after the command was appended: it may
+			// still commit. The outcome is unknown, and the follower must
+			// not send it again.
+			return &PeerResponse{Err: peerErrFailed, Msg: raftErr(err).Error()}
+		}
+		err = raftErr(err)
 		if err != nil {
 			return peerError(err)
 		}
@@ -145,6 +213,12 @@ func (s *Store) forward(ctx context.Context, req *PeerRequest) (*PeerResponse, e
 	if s.fwd == nil {
 		return nil, ErrNotLeader
 	}
+	fr := *req
+	fr.Node = s.cfg.NodeID
+	if fr.Principal == "" {
+		fr.Principal = PrincipalOf(ctx)
+	}
+	req = &fr
 	ctx, cancel := context.WithTimeout(ctx, s.cfg.ApplyTimeout)
 	defer cancel()
 	var last error
@@ -168,6 +242,9 @@ func (s *Store) forward(ctx context.Context, req *PeerRequest) (*PeerResponse, e
 		}
 		addr, _ := s.raft.LeaderWithID()
 		resp, err := s.ask(ctx, addr, req)
+		if errors.Is(err, ErrPeerRefused) {
+			return nil, err // this node may not ask: nothing was done
+		}
 		if err != nil {
 			if req.Op == PeerApply && !errors.Is(err, ErrUnreachable) {
 				// The leader may have applied it: the outcome is unknown.
@@ -198,5 +275,8 @@ func (s *Store) ask(ctx context.Context, addr raft.ServerAddress, req *PeerReque
 		}
 		return &PeerResponse{Index: idx}, nil
 	}
-	return s.HandlePeer(ctx, req), nil
+	return s.HandlePeer(ctx, s.cfg.NodeID, req), nil
 }
+
+// EncodeTxn returns the command a PeerApply request carries for t.
+func EncodeTxn(t Txn) []byte { return encodeTxn(t) }

@@ -46,7 +46,7 @@ func TestLeaderChecksEveryRecord(t *testing.T) {
 		"raw unaudited": encodeTxn(Txn{Ops: []Op{put("k", "raw")}}),
 		"raw forged":    encodeTxn(forged),
 	} {
-		if r := lead.HandlePeer(ctx, &PeerRequest{Op: PeerApply, Cmd: cmd}); !errors.Is(r.err(), ErrInvalid) {
+		if r := lead.HandlePeer(ctx, fol.NodeID(), &PeerRequest{Op: PeerApply, Cmd: cmd}); !errors.Is(r.err(), ErrInvalid) {
 			t.Fatalf("%s: %+v", name, r)
 		}
 	}

@@ -88,6 +88,9 @@ type Store struct {
 
 	noopThrough atomic.Uint64 // logs up to here that the FSM never sees are known applied
 
+	joinPeers atomic.Pointer[[]string] // see AcceptJoin
+	cfgIdx    configIndex              // see ConfigurationIndex
+
 	lmu         sync.Mutex
 	leaderReady bool // this node is leader and has committed an entry of its term
 

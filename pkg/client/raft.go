@@ -110,6 +110,8 @@ type RaftAdmitted struct {
 	Certificate string `json:"certificate"`
 	Bundle      string `json:"bundle"`
 	Index       uint64 `json:"index"`
+	// Members are the voters of the configuration that admitted the node.
+	Members []string `json:"members"`
 }
 
 // RaftAdmit sends an admission request.
