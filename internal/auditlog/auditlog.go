@@ -420,6 +420,11 @@ func (s *Service) Entries(start uint64, count int) ([]StoredEntry, error) {
 	return out, nil
 }
 
+// legacyLeafAAD is the additional data of leaves written by releases that
+// sealed every leaf under one constant (before issue 10); they are read, never
+// written.
+const legacyLeafAAD = "audit/leaf"
+
 // openLeaf decrypts the stored leaf idx under its own hash (its level-0
 // node) and decodes it. A leaf that fails is returned marked Altered; the
 // error is only for failures that say nothing about the data (sealed).
@@ -434,6 +439,13 @@ func (s *Service) openLeaf(v store.AuditView, idx uint64, sl store.StoredLeaf) (
 		return altered("its leaf hash is missing")
 	}
 	b, err := s.core.Decrypt(audit.LeafAAD(h), sl.Value)
+	if err != nil && !errs.Is(err, errs.Unavailable) {
+		// Leaves written before they were sealed under their own hash
+		// used one fixed additional data. Such a leaf still has to hash
+		// to the tree's hash at its index below, so a moved or swapped
+		// one is found all the same.
+		b, err = s.core.Decrypt(legacyLeafAAD, sl.Value)
+	}
 	if errs.Is(err, errs.Unavailable) {
 		return StoredEntry{}, err
 	}

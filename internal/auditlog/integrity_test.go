@@ -283,3 +283,48 @@ func TestConsistencyProofOverCorruptedNodeRefused(t *testing.T) {
 		t.Fatalf("consistency proof over an altered node: %v", err)
 	}
 }
+
+// TestLegacyLeavesOpen: leaves sealed under the one fixed additional data
+// of earlier releases still open, and still have to hash to the tree's
+// hash at their index: one copied to another index is altered.
+func TestLegacyLeavesOpen(t *testing.T) {
+	dir := logDir(t, 6)
+	tc := newTestCore(t, nil)
+	var legacy []byte
+	db, err := bolt.Open(filepath.Join(dir, "fsm.db"), 0o600, &bolt.Options{Timeout: time.Second})
+	if err != nil {
+		t.Fatal(err)
+	}
+	err = db.Update(func(tx *bolt.Tx) error {
+		leaves := tx.Bucket([]byte("audit_leaves"))
+		key := binary.BigEndian.AppendUint64(nil, 3)
+		v := leaves.Get(key)
+		h := tx.Bucket([]byte("audit_nodes")).Get(nodeKey(0, 3))
+		pt, err := tc.Decrypt(audit.LeafAAD(h), v[8:])
+		if err != nil {
+			return err
+		}
+		ct, _ := tc.Encrypt("audit/leaf", pt)
+		legacy = append(append([]byte(nil), v[:8]...), ct...)
+		return leaves.Put(key, legacy)
+	})
+	db.Close()
+	if err != nil {
+		t.Fatal(err)
+	}
+	st, svc := openLog(t, dir)
+	if err := svc.Scrub(context.Background()); err != nil {
+		t.Fatalf("scrub of a log with a legacy leaf: %v", err)
+	}
+	es, err := svc.Entries(3, 1)
+	if err != nil || len(es) != 1 || es[0].Altered != nil || es[0].Entry.Action != "kv.write" {
+		t.Fatalf("legacy entry 3: %+v, %v", es, err)
+	}
+	st.Close()
+
+	corrupt(t, dir, "audit_leaves", binary.BigEndian.AppendUint64(nil, 4), func([]byte) []byte { return legacy })
+	_, svc = openLog(t, dir)
+	if err := svc.Scrub(context.Background()); !errors.Is(err, audit.ErrDamaged) || !strings.Contains(err.Error(), "entry 4 was altered") {
+		t.Fatalf("a legacy leaf copied to index 4: %v", err)
+	}
+}
