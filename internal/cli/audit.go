@@ -8,6 +8,7 @@ import (
 	"io"
 	"math/rand/v2"
 	"os"
+	"slices"
 	"strings"
 	"time"
 
@@ -229,16 +230,30 @@ func newAuditTailCmd(g *globals) *cobra.Command {
 		if size > uint64(n) {
 			start = size - uint64(n)
 		}
+		// Reading the log is recorded; following it, leave out the
+		// records of this command's own reads, or each poll would print
+		// the previous one's.
+		own := func(client.AuditEntry) bool { return false }
+		if follow {
+			if own, err = ownReads(ctx, c); err != nil {
+				return err
+			}
+		}
+		first := true
 		for {
 			if start < size {
 				es, err := c.AuditEntries(ctx, start, int(min(size-start, 1000)))
 				if err != nil {
 					return err
 				}
+				start += uint64(len(es))
+				if !first {
+					es = slices.DeleteFunc(es, own)
+				}
+				first = false
 				if err := printEntries(cmd.OutOrStdout(), f, es); err != nil {
 					return err
 				}
-				start += uint64(len(es))
 			}
 			if !follow {
 				return nil
@@ -254,6 +269,35 @@ func newAuditTailCmd(g *globals) *cobra.Command {
 		}
 	})
 	return cmd
+}
+
+// ownReads says which entries record a read of the log by this client: by
+// its token's accessor, or by its principal when it authenticates with a
+// certificate.
+func ownReads(ctx context.Context, c *client.Client) (func(client.AuditEntry) bool, error) {
+	var accessor, principal string
+	if c.Token() != "" {
+		t, err := c.TokenLookupSelf(ctx)
+		if err != nil {
+			return nil, err
+		}
+		accessor = t.Accessor
+	} else {
+		w, err := c.Whoami(ctx)
+		if err != nil {
+			return nil, err
+		}
+		principal = w.Principal
+	}
+	return func(e client.AuditEntry) bool {
+		if e.Entry["action"] != "audit.entries" {
+			return false
+		}
+		if accessor != "" {
+			return e.Entry["accessor"] == accessor
+		}
+		return e.Entry["principal"] == principal && e.Entry["accessor"] == nil
+	}, nil
 }
 
 // treeSize reads the size from a (verified-by-format) checkpoint.
