@@ -290,7 +290,7 @@ func ownReads(ctx context.Context, c *client.Client) (func(client.AuditEntry) bo
 		principal = w.Principal
 	}
 	return func(e client.AuditEntry) bool {
-		if e.Entry["action"] != "audit.entries" {
+		if e.Entry["action"] != "audit.read" { // reads of entries: the other audit.read routes are not recorded
 			return false
 		}
 		if accessor != "" {
