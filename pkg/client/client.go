@@ -21,6 +21,7 @@ import (
 	"net/http"
 	"net/url"
 	"os"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -327,16 +328,54 @@ func (c *Client) send(ctx context.Context, method, path string, body io.Reader, 
 	if token != "" {
 		req.Header.Set("Authorization", "Bearer "+token)
 	}
-	resp, err := c.http.Do(req)
-	if err != nil {
-		// A *url.Error repeats method and URL; keep its cause only.
-		var ue *url.Error
-		if errors.As(err, &ue) {
-			err = ue.Err
+	for attempt := 1; ; attempt++ {
+		resp, err := c.http.Do(req)
+		if err != nil {
+			// A *url.Error repeats method and URL; keep its cause only.
+			var ue *url.Error
+			if errors.As(err, &ue) {
+				err = ue.Err
+			}
+			return nil, token, fmt.Errorf("warden: %s %s: %w", method, path, redact(err, token))
 		}
-		return nil, token, fmt.Errorf("warden: %s %s: %w", method, path, redact(err, token))
+		wait, ok := retryAfter(resp, attempt)
+		if !ok || (body != nil && req.GetBody == nil) {
+			return resp, token, nil
+		}
+		// 429: the server refused before doing anything (rate limit), so
+		// any request may be sent again, after the wait it asks for.
+		io.Copy(io.Discard, io.LimitReader(resp.Body, 64<<10)) //nolint:errcheck // drained only to reuse the connection
+		resp.Body.Close()
+		t := time.NewTimer(wait)
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return nil, token, fmt.Errorf("warden: %s %s: rate limited: %w", method, path, ctx.Err())
+		case <-t.C:
+		}
+		if req.GetBody != nil {
+			if req.Body, err = req.GetBody(); err != nil {
+				return nil, token, fmt.Errorf("warden: %s %s: %w", method, path, err)
+			}
+		}
 	}
-	return resp, token, nil
+}
+
+// MaxRateLimitRetries bounds how often a request refused with 429 (rate
+// limited) is sent again.
+const MaxRateLimitRetries = 8
+
+// retryAfter says whether resp is a 429 to retry and how long to wait
+// first: the server's Retry-After (seconds, at most 10), or 1s.
+func retryAfter(resp *http.Response, attempt int) (time.Duration, bool) {
+	if resp.StatusCode != http.StatusTooManyRequests || attempt > MaxRateLimitRetries {
+		return 0, false
+	}
+	wait := time.Second
+	if s, err := strconv.Atoi(resp.Header.Get("Retry-After")); err == nil && s >= 0 {
+		wait = time.Duration(min(s, 10)) * time.Second
+	}
+	return wait, true
 }
 
 // apiError decodes an error response body ({"errors": [...]}), with the

@@ -10,6 +10,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
 )
@@ -259,5 +260,42 @@ func TestContextCancel(t *testing.T) {
 	}
 	if strings.Contains(err.Error(), "wdn_secret") {
 		t.Fatalf("token in error: %v", err)
+	}
+}
+
+// TestRateLimitedRetried: a 429 (the server refused before doing anything)
+// is sent again after Retry-After, body and all, a bounded number of times.
+func TestRateLimitedRetried(t *testing.T) {
+	var calls atomic.Int32
+	var bodies []string
+	var mu sync.Mutex
+	_, c := tlsServer(t, func(w http.ResponseWriter, r *http.Request) {
+		b, _ := io.ReadAll(r.Body)
+		mu.Lock()
+		bodies = append(bodies, string(b))
+		mu.Unlock()
+		if calls.Add(1) <= 2 {
+			w.Header().Set("Retry-After", "0")
+			w.WriteHeader(http.StatusTooManyRequests)
+			io.WriteString(w, `{"errors":["rate limit exceeded; retry later"]}`)
+			return
+		}
+		io.WriteString(w, `{"data":{"k":"v"},"metadata":{"version":1}}`)
+	})
+	if _, err := c.KVPut(context.Background(), "app/x", map[string]any{"k": "v"}, nil); err != nil {
+		t.Fatalf("put after two 429s: %v", err)
+	}
+	if calls.Load() != 3 || len(bodies) != 3 || bodies[0] == "" || bodies[2] != bodies[0] {
+		t.Fatalf("%d calls, bodies %q", calls.Load(), bodies)
+	}
+
+	calls.Store(-100) // refuse every try from now on
+	_, err := c.KVGet(context.Background(), "app/x", 0)
+	var ae *APIError
+	if !errors.As(err, &ae) || ae.StatusCode != http.StatusTooManyRequests {
+		t.Fatalf("err %v, want the 429 after the last retry", err)
+	}
+	if got := calls.Load(); got != -100+MaxRateLimitRetries+1 {
+		t.Fatalf("%d tries after the first, want %d", got+100, MaxRateLimitRetries+1)
 	}
 }
