@@ -84,7 +84,7 @@ die() { echo "run.sh: $*" >&2; exit 1; }
 log() { echo "[$(date -u +%H:%M:%S)] $*" >&2; }
 
 usage() {
-  sed -n '2,4p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//' >&2
+  awk 'NR > 1 && !/^#/ {exit} NR > 1 {sub(/^# ?/, ""); print}' "${BASH_SOURCE[0]}" >&2
   exit 2
 }
 
@@ -156,8 +156,24 @@ kill_server() { # stops the server recorded in $CUR, if it is still ours
   if [ -f "$BAO_RUN/.warden-peers" ]; then rm -rf "$BAO_RUN" "$BAO_AUDIT_LOG"; fi
   if [ -n "${RUN_DIR:-}" ]; then rm -rf "$RUN_DIR/tmp"; fi # a killed warden --dev leaves its data dir
 }
+kill_tree() { # PID: TERM to PID and all its descendants (processes this harness started), deepest first
+  local c
+  for c in $(ps -o pid= --ppid "$1" 2>/dev/null); do kill_tree "$c"; done
+  kill -TERM "$1" 2>/dev/null || true
+}
+RUN_PID=
+on_signal() {
+  trap '' INT TERM HUP
+  log "interrupted: stopping the current run and its server"
+  if [ -n "$RUN_PID" ]; then
+    kill_tree "$RUN_PID"
+    wait "$RUN_PID" 2>/dev/null || true
+  fi
+  kill_server
+  exit 130
+}
 trap 'kill_server' EXIT
-trap 'exit 130' INT TERM
+trap 'on_signal' INT TERM HUP
 
 # ---------------------------------------------------------------- binaries
 if [ -z "${WARDEN_BIN:-}" ]; then
@@ -452,14 +468,20 @@ for w in "${workloads[@]}"; do
   for r in $(seq 1 "$RUNS"); do
     for c in $(contestants "$w"); do
       log "$w: $c run $r"
+      # each run in a subshell of its own (its failure does not stop the others;
+      # its trap stops its server), waited for in the background so that a
+      # signal to this script is handled at once
       set +e
       (
         set -euo pipefail
         trap 'kill_server' EXIT
-        trap 'exit 130' INT TERM
+        trap 'exit 130' INT TERM HUP
         one_run "$w" "$c" "$r"
-      )
+      ) &
+      RUN_PID=$!
+      wait "$RUN_PID"
       rc=$?
+      RUN_PID=
       set -e
       if [ $rc != 0 ]; then
         failed=$((failed + 1))
