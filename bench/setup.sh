@@ -4,9 +4,10 @@
 # is authenticated and authorized by policy, and no root-token warning is
 # logged per request), and the "bench" decision store with 1,000 policies.
 # Needs WARDEN_ADDR, WARDEN_TOKEN (root), WARDEN_CACERT as printed by
-# `warden server --dev`. Prints the bench token.
+# `warden server --dev`. Prints the bench token. Set WARDEN_BIN to a built
+# warden binary to use it instead of `go run ./cmd/warden` (run from the repo root).
 set -euo pipefail
-w() { go run ./cmd/warden "$@"; }
+w() { if [ -n "${WARDEN_BIN:-}" ]; then "$WARDEN_BIN" "$@"; else go run ./cmd/warden "$@"; fi; }
 printf '%s\n' 'permit (principal in Group::"bench", action in [Action::"kv.read", Action::"kv.write", Action::"authz.check"], resource);' |
   w policy write bench - >/dev/null
 bash "$(dirname "$0")/authz-seed.sh" >/dev/null
