@@ -130,7 +130,7 @@ type decisionResponse struct {
 }
 
 func (s *Server) decide(req *request, store string, body []byte) (decisionResponse, error) {
-	cr, err := authz.DecodeCheckRequest(body)
+	cr, err := authz.DecodeCheckRequestCached(body, s.entitySets)
 	if err != nil {
 		return decisionResponse{}, errs.Wrap(errs.Invalid, err, "%s", err.Error())
 	}

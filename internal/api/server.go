@@ -3,8 +3,9 @@
 // strict JSON decoding, and the mapping of application errors to HTTP status.
 //
 // Handlers are thin: they decode, call a service, encode. api holds no state of
-// its own beyond rate limiters and metrics, and it never puts a token, secret
-// or key into a log line or an error message.
+// its own beyond rate limiters, metrics and a cache of parsed request entity
+// sets, and it never puts a token, secret or key into a log line or an error
+// message.
 package api
 
 import (
@@ -24,6 +25,7 @@ import (
 	"github.com/warden-sec/warden/internal/audit"
 	"github.com/warden-sec/warden/internal/auditlog"
 	"github.com/warden-sec/warden/internal/authority"
+	"github.com/warden-sec/warden/internal/authz"
 	"github.com/warden-sec/warden/internal/core"
 	"github.com/warden-sec/warden/internal/errs"
 	"github.com/warden-sec/warden/internal/identity"
@@ -115,7 +117,17 @@ type Server struct {
 	fails   *authFailures
 	// exposition serves /metrics (nil without Config.Gather).
 	exposition http.Handler
+	// entitySets are the decision API's recently repeated request entity
+	// sets, parsed (content-addressed, so never stale).
+	entitySets *authz.EntityCache
 }
+
+// Bounds of the decision API's cache of repeated entity sets: the number
+// of sets, and their total JSON size.
+const (
+	entityCacheSets  = 1024
+	entityCacheBytes = 16 << 20
+)
 
 // New builds the API handler.
 func New(cfg Config) *Server {
@@ -152,7 +164,8 @@ func New(cfg Config) *Server {
 	}
 	var b [6]byte
 	_, _ = rand.Read(b[:])
-	s := &Server{cfg: cfg, log: log, mux: http.NewServeMux(), now: cfg.Now, idBase: hex.EncodeToString(b[:])}
+	s := &Server{cfg: cfg, log: log, mux: http.NewServeMux(), now: cfg.Now, idBase: hex.EncodeToString(b[:]),
+		entitySets: authz.NewEntityCache(entityCacheSets, entityCacheBytes)}
 	if cfg.RateLimit > 0 {
 		s.limiter = newLimiter(cfg.RateLimit, cfg.RateBurst)
 	}
