@@ -27,6 +27,7 @@ import (
 	"github.com/warden-sec/warden/internal/authority"
 	"github.com/warden-sec/warden/internal/authz"
 	"github.com/warden-sec/warden/internal/core"
+	"github.com/warden-sec/warden/internal/decisionlog"
 	"github.com/warden-sec/warden/internal/errs"
 	"github.com/warden-sec/warden/internal/identity"
 	"github.com/warden-sec/warden/internal/policy"
@@ -72,9 +73,20 @@ type Config struct {
 	// unauthenticated requests are committed (default one minute).
 	AuthFailureWindow time.Duration
 
+	// DecisionLog, if set, is given every decision of the decision API
+	// (see internal/decisionlog); it must not block.
+	DecisionLog DecisionLogger
+
 	// testRoutes are appended to the route table (tests of this package).
 	testRoutes []route
 }
+
+// DecisionLogger takes the decision API's decisions, without blocking.
+type DecisionLogger interface {
+	Log(decisionlog.Entry)
+}
+
+var _ DecisionLogger = (*decisionlog.Logger)(nil)
 
 // Defaults.
 const (

@@ -6,17 +6,22 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"path/filepath"
 	"runtime"
 	"strings"
 	"sync/atomic"
 	"testing"
+
+	"github.com/warden-sec/warden/internal/server"
 )
 
 // benchHarness starts a real server and returns it with a token for
 // User::"bench" that a policy allows to read and write secrets and to call
 // the decision API, so requests pay authentication and authorization.
-func benchHarness(b *testing.B) (*harness, string) {
-	h := start(b, b.TempDir(), nil)
+func benchHarness(b *testing.B) (*harness, string) { return benchHarnessWith(b, nil) }
+
+func benchHarnessWith(b *testing.B, mod func(*server.Config)) (*harness, string) {
+	h := start(b, b.TempDir(), mod)
 	_, root := h.initUnseal(1, 1)
 	h.want(h.writePolicy(root, "warden", "bench",
 		`permit (principal in Group::"bench", action in [Action::"kv.read", Action::"kv.write", Action::"authz.check"], resource);`), 200)
@@ -147,6 +152,16 @@ func checkRequest(tok, path, body string) *http.Request {
 func BenchmarkCheckHandler(b *testing.B) {
 	h, tok := benchHarness(b)
 	runtime.GC()
+	serveInProcess(b, h, func(n int64) *http.Request {
+		return checkRequest(tok, "/v1/authz/stores/bench/check", checkBody(n))
+	})
+}
+
+// BenchmarkCheckHandlerDecisionLog is BenchmarkCheckHandler with every
+// decision written to a decision log.
+func BenchmarkCheckHandlerDecisionLog(b *testing.B) {
+	path := filepath.Join(b.TempDir(), "decisions.log")
+	h, tok := benchHarnessWith(b, func(c *server.Config) { c.DecisionLog, c.DecisionLogSample = path, 1 })
 	serveInProcess(b, h, func(n int64) *http.Request {
 		return checkRequest(tok, "/v1/authz/stores/bench/check", checkBody(n))
 	})
