@@ -336,6 +336,10 @@ func New(cfg Config) (*Server, error) {
 	// which can be read only while unsealed: each handshake takes the
 	// current pool (cached until the server seals).
 	base := tlsCfg.Clone()
+	// HTTP/1.1 only, with keep-alive: HTTP/2 answered half as many
+	// decisions per second here (h2load, docs/BENCHMARKS.md "Decision API
+	// fast path"); the configs returned below decide what ALPN offers.
+	base.NextProtos = []string{"http/1.1"}
 	tlsCfg.GetConfigForClient = func(*tls.ClientHelloInfo) (*tls.Config, error) {
 		pool, err := s.clientCAs(ca)
 		if err != nil || pool == nil {
