@@ -113,11 +113,32 @@ func (f *checkDecoder) str() (string, bool) {
 	return tok.String(), true
 }
 
-func (f *checkDecoder) checkRequest(cache *EntityCache) (CheckRequest, bool) {
-	var cr CheckRequest
+// object reads a JSON object, giving each member's name to member, which
+// decodes its value and returns the bit that names the member. A member
+// may appear once. It returns the bits of the members seen.
+func (f *checkDecoder) object(member func(name []byte) (bit uint8, ok bool)) (uint8, bool) {
 	if !f.begin('{') {
-		return cr, false
+		return 0, false
 	}
+	var seen uint8
+	for f.dec.PeekKind() == '"' {
+		name, ok := f.name()
+		if !ok {
+			return 0, false
+		}
+		bit, ok := member(name)
+		if !ok || seen&bit != 0 {
+			return 0, false
+		}
+		seen |= bit
+	}
+	if !f.end() {
+		return 0, false
+	}
+	return seen, true
+}
+
+func (f *checkDecoder) checkRequest(cache *EntityCache) (CheckRequest, bool) {
 	const (
 		principal = 1 << iota
 		action
@@ -125,42 +146,32 @@ func (f *checkDecoder) checkRequest(cache *EntityCache) (CheckRequest, bool) {
 		context
 		entities
 	)
-	var seen uint8
-	for f.dec.PeekKind() == '"' {
-		name, ok := f.name()
-		if !ok {
-			return cr, false
-		}
-		var bit uint8
+	var cr CheckRequest
+	seen, ok := f.object(func(name []byte) (bit uint8, ok bool) {
 		switch string(name) {
 		case "principal":
-			bit = principal
 			cr.Principal, ok = f.uid(true)
+			return principal, ok
 		case "action":
-			bit = action
 			cr.Action, ok = f.uid(true)
+			return action, ok
 		case "resource":
-			bit = resource
 			cr.Resource, ok = f.uid(true)
+			return resource, ok
 		case "context":
-			bit = context
 			cr.Context, ok = f.topRecord()
+			return context, ok
 		case "entities":
-			bit = entities
 			cr.Entities, ok = f.entitiesCached(cache)
-		default:
-			return cr, false
+			return entities, ok
 		}
-		if !ok || seen&bit != 0 {
-			return cr, false
-		}
-		seen |= bit
-	}
-	if !f.end() || seen&(principal|action|resource) != principal|action|resource {
-		return cr, false
+		return 0, false
+	})
+	if !ok || seen&(principal|action|resource) != principal|action|resource {
+		return CheckRequest{}, false
 	}
 	if _, err := f.dec.ReadToken(); err != io.EOF {
-		return cr, false
+		return CheckRequest{}, false
 	}
 	return cr, true
 }
@@ -187,53 +198,39 @@ func (f *checkDecoder) uid(allowText bool) (types.EntityUID, bool) {
 // uidObject reads {"type": ..., "id": ...} or, if explicit is allowed,
 // {"__entity": {"type": ..., "id": ...}}.
 func (f *checkDecoder) uidObject(explicit bool) (types.EntityUID, bool) {
-	if !f.begin('{') {
-		return types.EntityUID{}, false
-	}
-	var typ, id string
-	var hasType, hasID, hasEntity bool
+	const (
+		typ = 1 << iota
+		id
+		entity
+	)
+	var t, i string
 	var uid types.EntityUID
-	for f.dec.PeekKind() == '"' {
-		name, ok := f.name()
-		if !ok {
-			return types.EntityUID{}, false
-		}
+	seen, ok := f.object(func(name []byte) (bit uint8, ok bool) {
 		switch string(name) {
 		case "type":
-			if hasType || hasEntity {
-				return types.EntityUID{}, false
-			}
-			hasType = true
-			typ, ok = f.str()
+			t, ok = f.str()
+			return typ, ok
 		case "id":
-			if hasID || hasEntity {
-				return types.EntityUID{}, false
-			}
-			hasID = true
-			id, ok = f.str()
+			i, ok = f.str()
+			return id, ok
 		case "__entity":
-			if !explicit || hasType || hasID || hasEntity {
-				return types.EntityUID{}, false
+			if !explicit {
+				return 0, false
 			}
-			hasEntity = true
 			uid, ok = f.uidObject(false)
-		default:
-			return types.EntityUID{}, false
+			return entity, ok
 		}
-		if !ok {
-			return types.EntityUID{}, false
-		}
-	}
-	if !f.end() {
+		return 0, false
+	})
+	switch {
+	case !ok:
 		return types.EntityUID{}, false
-	}
-	if hasEntity {
+	case seen == entity:
 		return uid, true
+	case seen != typ|id || !validTypeName(t) || len(t)+len(i) > MaxUIDBytes:
+		return types.EntityUID{}, false // "__entity" must be alone; "type" and "id" are required
 	}
-	if !hasType || !hasID || !validTypeName(typ) || len(typ)+len(id) > MaxUIDBytes {
-		return types.EntityUID{}, false
-	}
-	return types.NewEntityUID(types.EntityType(typ), types.String(id)), true
+	return types.NewEntityUID(types.EntityType(t), types.String(i)), true
 }
 
 // topRecord reads a record where decodeRecord would: a context, an
@@ -469,49 +466,35 @@ func (f *checkDecoder) entities() (Entities, bool) {
 }
 
 func (f *checkDecoder) entity() (types.Entity, bool) {
-	var e types.Entity
-	if !f.begin('{') {
-		return e, false
-	}
 	const (
 		uid = 1 << iota
 		attrs
 		parents
 		tags
 	)
-	var seen uint8
-	for f.dec.PeekKind() == '"' {
-		name, ok := f.name()
-		if !ok {
-			return e, false
-		}
-		var bit uint8
+	var e types.Entity
+	seen, ok := f.object(func(name []byte) (bit uint8, ok bool) {
 		switch string(name) {
 		case "uid":
-			bit = uid
 			if f.dec.PeekKind() != '{' {
-				return e, false
+				return 0, false
 			}
 			e.UID, ok = f.uidObject(true)
+			return uid, ok
 		case "attrs":
-			bit = attrs
 			e.Attributes, ok = f.topRecord()
+			return attrs, ok
 		case "parents":
-			bit = parents
 			e.Parents, ok = f.parents()
+			return parents, ok
 		case "tags":
-			bit = tags
 			e.Tags, ok = f.topRecord()
-		default:
-			return e, false
+			return tags, ok
 		}
-		if !ok || seen&bit != 0 {
-			return e, false
-		}
-		seen |= bit
-	}
-	if !f.end() || seen&(uid|attrs|parents) != uid|attrs|parents {
-		return e, false
+		return 0, false
+	})
+	if !ok || seen&(uid|attrs|parents) != uid|attrs|parents {
+		return types.Entity{}, false
 	}
 	return e, true
 }
