@@ -132,6 +132,8 @@ type Server struct {
 	// entitySets are the decision API's recently repeated request entity
 	// sets, parsed (content-addressed, so never stale).
 	entitySets *authz.EntityCache
+	// principals are the entity collections of token callers.
+	principals principalCache
 }
 
 // Bounds of the decision API's cache of repeated entity sets: the number
