@@ -137,10 +137,11 @@ type Server struct {
 }
 
 // Bounds of the decision API's cache of repeated entity sets: the number
-// of sets, and their total JSON size.
+// of sets, and their total JSON size (parsed, a set takes several times
+// its JSON size; one set may take an eighth of the bound, 512 KiB).
 const (
 	entityCacheSets  = 1024
-	entityCacheBytes = 16 << 20
+	entityCacheBytes = 4 << 20
 )
 
 // New builds the API handler.
