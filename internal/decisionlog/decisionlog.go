@@ -80,15 +80,16 @@ const DefaultBuffer = 8192
 // maxBatch bounds the entries written in one write.
 const maxBatch = 512
 
-// Logger writes decision log entries to a file. Log is safe for
-// concurrent use; Close must be called once, after the last Log.
+// Logger writes decision log entries to a file. Log and Close are safe for
+// concurrent use.
 type Logger struct {
 	w       io.WriteCloser
 	sample  float64
 	rand    func() float64
 	onError func(error)
 	ch      chan Entry
-	done    chan struct{}
+	quit    chan struct{} // closed by Close
+	done    chan struct{} // closed when the writer has finished
 	once    sync.Once
 
 	written, dropped, failed prometheus.Counter
@@ -141,7 +142,7 @@ func newLogger(w io.WriteCloser, opt Options) (*Logger, error) {
 	}
 	l := &Logger{
 		w: w, sample: opt.Sample, rand: opt.Rand, onError: opt.OnError,
-		ch: make(chan Entry, opt.Buffer), done: make(chan struct{}),
+		ch: make(chan Entry, opt.Buffer), quit: make(chan struct{}), done: make(chan struct{}),
 		written: entries.WithLabelValues("written"),
 		dropped: entries.WithLabelValues("dropped"),
 		failed:  entries.WithLabelValues("failed"),
@@ -164,15 +165,16 @@ func (l *Logger) Log(e Entry) {
 	}
 }
 
-// Close writes the entries already logged and closes the file. Log must
-// not be called after Close.
+// Close writes the entries already logged and closes the file. An entry
+// logged after Close (a request still running when a server's shutdown
+// gave up waiting) is not written.
 func (l *Logger) Close() error {
 	if l == nil {
 		return nil
 	}
 	var err error
 	l.once.Do(func() {
-		close(l.ch)
+		close(l.quit)
 		<-l.done
 		err = l.w.Close()
 	})
@@ -182,30 +184,44 @@ func (l *Logger) Close() error {
 func (l *Logger) run() {
 	defer close(l.done)
 	var buf bytes.Buffer
-	for e := range l.ch {
-		buf.Reset()
-		n := 1
-		appendLine(&buf, e)
-	batch:
-		for n < maxBatch {
-			select {
-			case e, ok := <-l.ch:
-				if !ok {
-					break batch
+	for {
+		select {
+		case e := <-l.ch:
+			l.write(&buf, e)
+		case <-l.quit:
+			for {
+				select {
+				case e := <-l.ch:
+					l.write(&buf, e)
+				default:
+					return
 				}
-				appendLine(&buf, e)
-				n++
-			default:
-				break batch
 			}
 		}
-		if _, err := l.w.Write(buf.Bytes()); err != nil {
-			l.failed.Add(float64(n))
-			l.onError(err)
-			continue
-		}
-		l.written.Add(float64(n))
 	}
+}
+
+// write writes e and the entries waiting after it, up to maxBatch, in one
+// write.
+func (l *Logger) write(buf *bytes.Buffer, e Entry) {
+	buf.Reset()
+	appendLine(buf, e)
+	n := 1
+	for more := true; more && n < maxBatch; {
+		select {
+		case e := <-l.ch:
+			appendLine(buf, e)
+			n++
+		default:
+			more = false
+		}
+	}
+	if _, err := l.w.Write(buf.Bytes()); err != nil {
+		l.failed.Add(float64(n))
+		l.onError(err)
+		return
+	}
+	l.written.Add(float64(n))
 }
 
 func appendLine(buf *bytes.Buffer, e Entry) {

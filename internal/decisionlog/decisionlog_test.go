@@ -231,3 +231,29 @@ func counterValue(c prometheus.Counter) float64 {
 	}
 	return m.GetCounter().GetValue()
 }
+
+// TestLogAfterClose: a request still running when its server closed the
+// log neither panics nor blocks; its entry is not written.
+func TestLogAfterClose(t *testing.T) {
+	var w lockedBuffer
+	l, err := newLogger(&w, Options{Sample: 1, Buffer: 2})
+	if err != nil {
+		t.Fatal(err)
+	}
+	l.Log(entry(0, true))
+	if err := l.Close(); err != nil {
+		t.Fatal(err)
+	}
+	for i := range 5 { // more than the buffer: the rest are dropped
+		l.Log(entry(i, true))
+	}
+	if err := l.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if n := bytes.Count(w.bytes(), []byte("\n")); n != 1 {
+		t.Errorf("%d lines, want the one logged before Close", n)
+	}
+	if n := counterValue(l.dropped); n != 3 {
+		t.Errorf("dropped = %v, want 3", n)
+	}
+}
