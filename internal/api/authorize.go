@@ -1,8 +1,9 @@
 package api
 
 import (
-	"slices"
+	"encoding/binary"
 	"strings"
+	"sync"
 
 	"github.com/cedar-policy/cedar-go/types"
 
@@ -81,13 +82,16 @@ func (s *Server) authorize(req *request, tg target) error {
 	principal := c.uid
 	// A node acting on its own record is both principal and resource: one
 	// entity, the caller's (its attributes come from its certificate).
-	ents := append([]types.Entity(nil), c.ents...)
-	if !slices.ContainsFunc(ents, func(e types.Entity) bool { return e.UID == tg.resource.UID }) {
-		ents = append(ents, tg.resource)
+	if c.esErr != nil {
+		return errs.Wrap(errs.Internal, c.esErr, "authorization entities")
 	}
-	es, err := authz.NewEntities(ents...)
-	if err != nil {
-		return errs.Wrap(errs.Internal, err, "authorization entities")
+	es := c.es
+	if _, own := es.Get(tg.resource.UID); !own {
+		res, err := authz.NewEntities(tg.resource)
+		if err != nil {
+			return errs.Wrap(errs.Internal, err, "authorization entities")
+		}
+		es = es.With(res) // laid over, not copied: the caller's collection may be shared
 	}
 	d, err := s.cfg.Policies.Check(req.Context(), policy.WardenStore, authz.CheckRequest{
 		Request: authz.Request{Principal: principal, Action: authz.ActionUID(tg.action), Resource: tg.resource.UID,
@@ -120,7 +124,8 @@ func (s *Server) authorize(req *request, tg target) error {
 // caller is who an authenticated request comes from.
 type caller struct {
 	uid    types.EntityUID
-	ents   []types.Entity // the principal's entity and its parents
+	es     authz.Entities // the principal's entity and its parents; shared, never modified
+	esErr  error          // why es could not be built (authorization then fails)
 	root   bool
 	method string // "token" or "mtls"
 	attrs  map[string]string
@@ -129,18 +134,78 @@ type caller struct {
 func (c *caller) String() string { return c.uid.String() }
 
 // tokenCaller is the caller of a token.
-func tokenCaller(t *identity.Token) *caller {
+func (s *Server) tokenCaller(t *identity.Token) *caller {
 	if t.Root {
 		return &caller{uid: types.NewEntityUID(authz.TypeRoot, "root"), root: true, method: "token"}
 	}
+	uid, es, err := s.principals.get(t)
+	return &caller{uid: uid, es: es, esErr: err, method: "token", attrs: map[string]string{"user": t.PrincipalUser()}}
+}
+
+// principalCache keeps the entity collections of token principals (a
+// user and their groups), which every request of a token needs for its
+// authorization and which only depend on the user and groups named in the
+// token: entries are never stale, and the cache is emptied when full.
+// Safe for concurrent use.
+type principalCache struct {
+	mu sync.Mutex
+	m  map[string]cachedPrincipal
+}
+
+type cachedPrincipal struct {
+	uid types.EntityUID
+	es  authz.Entities
+}
+
+// maxCachedPrincipals bounds the principals a server remembers.
+const maxCachedPrincipals = 4096
+
+func (c *principalCache) get(t *identity.Token) (types.EntityUID, authz.Entities, error) {
+	key := principalKey(t)
+	c.mu.Lock()
+	p, ok := c.m[key]
+	c.mu.Unlock()
+	if ok {
+		return p.uid, p.es, nil
+	}
 	uid, ents := principalOf(t)
-	return &caller{uid: uid, ents: ents, method: "token", attrs: map[string]string{"user": t.PrincipalUser()}}
+	es, err := authz.NewEntities(ents...)
+	if err != nil {
+		return uid, authz.Entities{}, err
+	}
+	c.mu.Lock()
+	if c.m == nil || len(c.m) >= maxCachedPrincipals {
+		c.m = make(map[string]cachedPrincipal)
+	}
+	c.m[key] = cachedPrincipal{uid: uid, es: es}
+	c.mu.Unlock()
+	return uid, es, nil
+}
+
+// principalKey names a token's user and groups unambiguously (each length
+// prefixed, whatever bytes the names hold).
+func principalKey(t *identity.Token) string {
+	user := t.PrincipalUser()
+	n := len(user) + 2*binary.MaxVarintLen64
+	for _, g := range t.Groups {
+		n += len(g) + binary.MaxVarintLen64
+	}
+	b := make([]byte, 0, n)
+	b = binary.AppendUvarint(b, uint64(len(user)))
+	b = append(b, user...)
+	b = binary.AppendUvarint(b, uint64(len(t.Groups)))
+	for _, g := range t.Groups {
+		b = binary.AppendUvarint(b, uint64(len(g)))
+		b = append(b, g...)
+	}
+	return string(b)
 }
 
 // nodeCaller is the caller of a node certificate.
 func nodeCaller(id *authority.CertIdentity) *caller {
 	ent := authz.NodeEntity(id.Name, id.Zone, types.RecordMap{"spiffe_id": types.String(id.SPIFFEID)})
-	return &caller{uid: ent.UID, ents: authz.WithZones(ent), method: "mtls",
+	es, err := authz.NewEntities(authz.WithZones(ent)...)
+	return &caller{uid: ent.UID, es: es, esErr: err, method: "mtls",
 		attrs: map[string]string{"name": id.Name, "zone": id.Zone, "spiffe_id": id.SPIFFEID}}
 }
 

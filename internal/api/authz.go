@@ -5,6 +5,7 @@ import (
 	"net/http"
 
 	"github.com/warden-sec/warden/internal/authz"
+	"github.com/warden-sec/warden/internal/decisionlog"
 	"github.com/warden-sec/warden/internal/errs"
 )
 
@@ -130,7 +131,7 @@ type decisionResponse struct {
 }
 
 func (s *Server) decide(req *request, store string, body []byte) (decisionResponse, error) {
-	cr, err := authz.DecodeCheckRequest(body)
+	cr, err := authz.DecodeCheckRequestCached(body, s.entitySets)
 	if err != nil {
 		return decisionResponse{}, errs.Wrap(errs.Invalid, err, "%s", err.Error())
 	}
@@ -149,6 +150,13 @@ func (s *Server) decide(req *request, store string, body []byte) (decisionRespon
 		out.Errors = []string{}
 	}
 	s.metrics.checks.WithLabelValues(store, out.Decision).Inc()
+	if s.cfg.DecisionLog != nil {
+		s.cfg.DecisionLog.Log(decisionlog.Entry{
+			Time: s.now(), Store: store, RequestID: req.id,
+			Principal: cr.Principal, Action: cr.Action, Resource: cr.Resource,
+			Allow: d.Allow, Reasons: d.Reasons,
+		})
+	}
 	return out, nil
 }
 

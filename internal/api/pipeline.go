@@ -361,5 +361,5 @@ func (s *Server) authenticate(r *http.Request) (*caller, *identity.Token, error)
 	if err != nil {
 		return nil, nil, err
 	}
-	return tokenCaller(t), t, nil
+	return s.tokenCaller(t), t, nil
 }

@@ -3,8 +3,9 @@
 // strict JSON decoding, and the mapping of application errors to HTTP status.
 //
 // Handlers are thin: they decode, call a service, encode. api holds no state of
-// its own beyond rate limiters and metrics, and it never puts a token, secret
-// or key into a log line or an error message.
+// its own beyond rate limiters, metrics and a cache of parsed request entity
+// sets, and it never puts a token, secret or key into a log line or an error
+// message.
 package api
 
 import (
@@ -24,7 +25,9 @@ import (
 	"github.com/warden-sec/warden/internal/audit"
 	"github.com/warden-sec/warden/internal/auditlog"
 	"github.com/warden-sec/warden/internal/authority"
+	"github.com/warden-sec/warden/internal/authz"
 	"github.com/warden-sec/warden/internal/core"
+	"github.com/warden-sec/warden/internal/decisionlog"
 	"github.com/warden-sec/warden/internal/errs"
 	"github.com/warden-sec/warden/internal/identity"
 	"github.com/warden-sec/warden/internal/policy"
@@ -70,9 +73,20 @@ type Config struct {
 	// unauthenticated requests are committed (default one minute).
 	AuthFailureWindow time.Duration
 
+	// DecisionLog, if set, is given every decision of the decision API
+	// (see internal/decisionlog); it must not block.
+	DecisionLog DecisionLogger
+
 	// testRoutes are appended to the route table (tests of this package).
 	testRoutes []route
 }
+
+// DecisionLogger takes the decision API's decisions, without blocking.
+type DecisionLogger interface {
+	Log(decisionlog.Entry)
+}
+
+var _ DecisionLogger = (*decisionlog.Logger)(nil)
 
 // Defaults.
 const (
@@ -115,7 +129,20 @@ type Server struct {
 	fails   *authFailures
 	// exposition serves /metrics (nil without Config.Gather).
 	exposition http.Handler
+	// entitySets are the decision API's recently repeated request entity
+	// sets, parsed (content-addressed, so never stale).
+	entitySets *authz.EntityCache
+	// principals are the entity collections of token callers.
+	principals principalCache
 }
+
+// Bounds of the decision API's cache of repeated entity sets: the number
+// of sets, and their total JSON size (parsed, a set takes several times
+// its JSON size; one set may take an eighth of the bound, 512 KiB).
+const (
+	entityCacheSets  = 1024
+	entityCacheBytes = 4 << 20
+)
 
 // New builds the API handler.
 func New(cfg Config) *Server {
@@ -152,7 +179,8 @@ func New(cfg Config) *Server {
 	}
 	var b [6]byte
 	_, _ = rand.Read(b[:])
-	s := &Server{cfg: cfg, log: log, mux: http.NewServeMux(), now: cfg.Now, idBase: hex.EncodeToString(b[:])}
+	s := &Server{cfg: cfg, log: log, mux: http.NewServeMux(), now: cfg.Now, idBase: hex.EncodeToString(b[:]),
+		entitySets: authz.NewEntityCache(entityCacheSets, entityCacheBytes)}
 	if cfg.RateLimit > 0 {
 		s.limiter = newLimiter(cfg.RateLimit, cfg.RateBurst)
 	}

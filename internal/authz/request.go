@@ -37,6 +37,28 @@ type CheckRequest struct {
 // "entities[1].attrs"), wrapping ErrInvalid. It is safe to call on untrusted
 // input.
 func DecodeCheckRequest(data []byte) (CheckRequest, error) {
+	return DecodeCheckRequestCached(data, nil)
+}
+
+// DecodeCheckRequestCached is [DecodeCheckRequest] with the request's
+// entities taken from cache when a request sent the same entities before
+// (nil: no cache). The result is the same either way.
+//
+// The usual shapes of a request are decoded in one pass straight into
+// Cedar values (see checkDecoder); anything else, and every error, goes to
+// the reference decoder, whose results and messages define the contract.
+func DecodeCheckRequestCached(data []byte, cache *EntityCache) (CheckRequest, error) {
+	if cr, ok := decodeCheckRequestFast(data, cache); ok {
+		return cr, nil
+	}
+	return decodeCheckRequestReference(data)
+}
+
+// decodeCheckRequestReference is the reference decoder of check requests:
+// each object's members are split out, then decoded one by one, records by
+// cedar-go's unmarshaler. It is simple and slow; the fast path must accept
+// nothing it refuses and decode what both accept to the same values.
+func decodeCheckRequestReference(data []byte) (CheckRequest, error) {
 	var cr CheckRequest
 	if len(data) > MaxCheckRequestBytes {
 		return cr, fieldErr("", "check request is larger than %d bytes", MaxCheckRequestBytes)

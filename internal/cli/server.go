@@ -138,6 +138,8 @@ export WARDEN_ADDR='%s' WARDEN_CACERT='%s' WARDEN_TOKEN='%s'
 	f.BoolVar(&dev, "dev", false, "run a throwaway, self-initialized, unsealed server")
 	f.Float64Var(&cfg.RateLimit, "rate-limit", 0, "requests per second per client IP (0: default 200; negative: off)")
 	f.BoolVar(&cfg.MetricsPublic, "metrics-public", false, "serve /metrics without credentials (default: it needs the action metrics.read)")
+	f.StringVar(&cfg.DecisionLog, "decision-log", "", "write the decision API's decisions to this file as JSON lines (mode 0600; asynchronous: entries are dropped, and counted, rather than delay a decision)")
+	f.Float64Var(&cfg.DecisionLogSample, "decision-log-sample", 1, "fraction of decisions written to --decision-log, 0 to 1")
 	f.Int64Var(&cfg.MaxRequestBytes, "max-request-bytes", 0, "largest accepted request body (0: 1 MiB)")
 	f.StringVar(&cfg.AuditFile, "audit-file", "", "also write every audit entry to this file as a JSON line (fsynced per batch); required unless --audit-file-best-effort")
 	f.BoolVar(&cfg.AuditFileBestEffort, "audit-file-best-effort", false, "a failing --audit-file only logs instead of refusing audited requests")

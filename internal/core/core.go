@@ -576,6 +576,12 @@ func (c *Core) Get(ctx context.Context, key string) (store.Entry, error) {
 	return c.decryptEntry(e)
 }
 
+// AppliedIndex is the Raft index of the last change applied to this node's
+// local state. It only grows (a restore is installed at a new index), and
+// it is stored after the change is committed, so while it is unchanged,
+// what GetStale read when it had this value is still current.
+func (c *Core) AppliedIndex() uint64 { return c.st.AppliedIndex() }
+
 // GetStale reads key from this node's local state and decrypts it. On the
 // leader it reflects every acknowledged write.
 func (c *Core) GetStale(key string) (store.Entry, error) {

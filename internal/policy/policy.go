@@ -85,6 +85,21 @@ type Service struct {
 
 	mu       sync.Mutex
 	entities map[string]cachedEntities
+	gens     map[string]cachedGen
+}
+
+// cachedGen is a store's generation as read when the local state was at
+// Raft index applied; found is whether the store's generation key exists.
+type cachedGen struct {
+	applied, gen uint64
+	found        bool
+}
+
+// appliedIndexer is implemented by storage that can say cheaply whether
+// anything changed since a read (core.Core): the Raft index of the last
+// change applied to the local state.
+type appliedIndexer interface {
+	AppliedIndex() uint64
 }
 
 type cachedEntities struct {
@@ -97,7 +112,7 @@ func New(st Storage, now func() time.Time) *Service {
 	if now == nil {
 		now = time.Now
 	}
-	s := &Service{st: st, now: now, entities: map[string]cachedEntities{}}
+	s := &Service{st: st, now: now, entities: map[string]cachedEntities{}, gens: map[string]cachedGen{}}
 	s.cache.Store(new(authz.Cache))
 	return s
 }
@@ -387,12 +402,11 @@ func (s *Service) WriteEntities(ctx context.Context, storeName string, data []by
 // from cache while the store's version is unchanged. It reads local state:
 // on the leader that includes every acknowledged policy change.
 func (s *Service) Compiled(ctx context.Context, storeName string) (*authz.PolicySet, authz.Entities, error) {
-	var gen uint64
-	if e, err := s.st.GetStale(prefixGen + storeName); err == nil {
-		gen = e.Version
-	} else if !errs.Is(err, errs.NotFound) {
+	gen, found, err := s.generation(storeName)
+	if err != nil {
 		return nil, authz.Entities{}, err
-	} else if storeName != WardenStore {
+	}
+	if !found && storeName != WardenStore {
 		return nil, authz.Entities{}, errs.E(errs.NotFound, "policy store %q not found", storeName)
 	}
 	ps, err := s.cache.Load().Get(storeName, gen, func() (*authz.PolicySet, error) {
@@ -425,6 +439,44 @@ func (s *Service) Compiled(ctx context.Context, storeName string) (*authz.Policy
 	return ps, es, nil
 }
 
+// generation returns the version of a store's generation key (0 and found
+// false if there is none). A decision needs it to know whether its cached
+// policy set is current; reading it from the store (a database transaction
+// and a decryption) was a sixth of a decision's cost, so it is remembered
+// with the applied index it was read at, and read again only once the
+// local state has changed.
+func (s *Service) generation(storeName string) (gen uint64, found bool, err error) {
+	var applied uint64
+	if ai, ok := s.st.(appliedIndexer); ok {
+		applied = ai.AppliedIndex()
+		s.mu.Lock()
+		c, hit := s.gens[storeName]
+		s.mu.Unlock()
+		if hit && applied != 0 && c.applied == applied {
+			return c.gen, c.found, nil
+		}
+	}
+	e, err := s.st.GetStale(prefixGen + storeName)
+	switch {
+	case err == nil:
+		gen, found = e.Version, true
+	case !errs.Is(err, errs.NotFound):
+		return 0, false, err
+	}
+	if applied != 0 {
+		s.mu.Lock()
+		if len(s.gens) >= maxCachedGens {
+			clear(s.gens) // store names are bounded, but requests may name any
+		}
+		s.gens[storeName] = cachedGen{applied: applied, gen: gen, found: found}
+		s.mu.Unlock()
+	}
+	return gen, found, nil
+}
+
+// maxCachedGens bounds the stores whose generation is remembered.
+const maxCachedGens = 1024
+
 // Check answers a request against a store, with the store's entities
 // overridden by the request's.
 func (s *Service) Check(ctx context.Context, storeName string, req authz.CheckRequest) (authz.Decision, error) {
@@ -444,5 +496,6 @@ func (s *Service) Forget() {
 	s.cache.Store(new(authz.Cache))
 	s.mu.Lock()
 	s.entities = map[string]cachedEntities{}
+	s.gens = map[string]cachedGen{}
 	s.mu.Unlock()
 }

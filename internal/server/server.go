@@ -24,6 +24,7 @@ import (
 	"github.com/warden-sec/warden/internal/auditlog"
 	"github.com/warden-sec/warden/internal/authority"
 	"github.com/warden-sec/warden/internal/core"
+	"github.com/warden-sec/warden/internal/decisionlog"
 	"github.com/warden-sec/warden/internal/identity"
 	"github.com/warden-sec/warden/internal/names"
 	"github.com/warden-sec/warden/internal/pki"
@@ -47,7 +48,11 @@ type Config struct {
 	RequestTimeout time.Duration
 	// MetricsPublic serves /metrics without credentials.
 	MetricsPublic bool
-	Now           func() time.Time // clock for token expiry and timestamps; default time.Now
+	// DecisionLog, if set, is a file (JSON lines, mode 0600) of the decision
+	// API's decisions, of which DecisionLogSample (0 to 1) are logged.
+	DecisionLog       string
+	DecisionLogSample float64
+	Now               func() time.Time // clock for token expiry and timestamps; default time.Now
 
 	// Audit sinks, besides the Merkle log: each is required unless marked
 	// best-effort.
@@ -122,6 +127,8 @@ type Server struct {
 
 	poolMu sync.Mutex
 	pool   *x509.CertPool // client CAs, while unsealed
+
+	decisions *decisionlog.Logger // nil without Config.DecisionLog
 }
 
 func (s *Server) clientCAs(ca *authority.Service) (*x509.CertPool, error) {
@@ -310,16 +317,29 @@ func New(cfg Config) (*Server, error) {
 		clusterAPI = s.cluster
 		registerRaftMetrics(reg, s.st)
 	}
+	if cfg.DecisionLog != "" {
+		dl, err := decisionlog.Open(cfg.DecisionLog, decisionlog.Options{Sample: cfg.DecisionLogSample, Metrics: reg,
+			OnError: func(err error) { log.Error("decision log: write failed; entries lost", "err", err) }})
+		if err != nil {
+			return nil, fmt.Errorf("server: %w", err)
+		}
+		s.decisions = dl
+	}
 	s.api = api.New(api.Config{
 		Cluster: clusterAPI,
 		Core:    s.core, Tokens: s.tokens, KV: kv, Policies: pol, Audit: alog, CA: ca, Nodes: nodes, CAInit: s.caInit(), Logger: log,
 		Metrics: reg, Gather: reg, MetricsPublic: cfg.MetricsPublic,
 		RateLimit: cfg.RateLimit, MaxRequestBytes: cfg.MaxRequestBytes, RequestTimeout: cfg.RequestTimeout, Now: cfg.Now,
+		DecisionLog: decisionLogger(s.decisions),
 	})
 	// Client certificates are verified against the cluster's trust bundle,
 	// which can be read only while unsealed: each handshake takes the
 	// current pool (cached until the server seals).
 	base := tlsCfg.Clone()
+	// HTTP/1.1 only, with keep-alive: HTTP/2 answered half as many
+	// decisions per second here (h2load, docs/BENCHMARKS.md "Decision API
+	// fast path"); the configs returned below decide what ALPN offers.
+	base.NextProtos = []string{"http/1.1"}
 	tlsCfg.GetConfigForClient = func(*tls.ClientHelloInfo) (*tls.Config, error) {
 		pool, err := s.clientCAs(ca)
 		if err != nil || pool == nil {
@@ -424,7 +444,7 @@ func (s *Server) Close() error {
 	}
 	s.api.Close()
 	s.core.Seal()
-	return errors.Join(err, s.audit.Close(), s.st.Close())
+	return errors.Join(err, s.decisions.Close(), s.audit.Close(), s.st.Close())
 }
 
 // DevInit initializes with one share and unseals (for --dev). It returns the
@@ -448,4 +468,12 @@ func (s *Server) DevInit(ctx context.Context) (string, identity.Secret, error) {
 func (s *Server) caInit() authority.InitOptions {
 	return authority.InitOptions{TrustDomain: s.cfg.TrustDomain, KeyType: pki.KeyType(s.cfg.CAKeyType),
 		ImportCert: s.cfg.CAImportCert, ImportKey: s.cfg.CAImportKey, ImportChain: s.cfg.CAImportChain}
+}
+
+// decisionLogger keeps a nil *decisionlog.Logger out of the interface.
+func decisionLogger(l *decisionlog.Logger) api.DecisionLogger {
+	if l == nil {
+		return nil
+	}
+	return l
 }
