@@ -43,6 +43,9 @@ type Core interface {
 	Encrypt(aad string, pt []byte) ([]byte, error)
 	Decrypt(aad string, ct []byte) ([]byte, error)
 	AppendAudit(ctx context.Context, leaves []store.AuditLeaf) error
+	// Txn encrypts t's puts and commits t with its audit leaves in one
+	// Raft command (the merge of journaled records with their cursor).
+	Txn(ctx context.Context, t store.Txn) (uint64, error)
 	Sealed() bool
 }
 
@@ -106,6 +109,8 @@ type Service struct {
 	next    *batch
 	running bool
 
+	merge *merger // nil: records commit through Raft before Record returns
+
 	damage    atomic.Pointer[audit.Damage] // the first damage found; nil: none
 	scrubMu   sync.Mutex                   // serializes scrub passes
 	checked   atomic.Bool                  // a full pass, leaves included, completed
@@ -132,6 +137,18 @@ type Options struct {
 	SinkRetry     time.Duration
 	Logger        *slog.Logger
 	OnSinkFailure func(name string)
+	// Journal, if set, is where Record writes records (see merge.go and
+	// docs/audit.md, "The journal"); the service merges them into the
+	// replicated log and closes the journal on Close. NodeID names the
+	// node in the journal's cursor key ("" stands for "local").
+	Journal *Journal
+	NodeID  string
+	// MaxMergeDelay (0: DefaultMaxMergeDelay) bounds the time from a
+	// journaled record's acknowledgement to its merge, while merging is
+	// possible; MaxJournalLag (0: DefaultMaxJournalLag) bounds how many
+	// records may wait.
+	MaxMergeDelay time.Duration
+	MaxJournalLag int
 }
 
 // New returns a Service and starts feeding its sinks.
@@ -151,6 +168,9 @@ func New(c Core, t Tree, o Options) (*Service, error) {
 	if err := s.startTailers(o.SinkCursorDir); err != nil {
 		return nil, err
 	}
+	if o.Journal != nil {
+		s.startMerge(o)
+	}
 	return s, nil
 }
 
@@ -161,7 +181,7 @@ func (s *Service) Close() error {
 		s.stopTail()
 	}
 	s.tailWG.Wait()
-	var err error
+	err := s.stopMerge()
 	for _, k := range s.sinks {
 		err = errors.Join(err, k.Close())
 	}
@@ -262,10 +282,12 @@ func (s *Service) changeLeaf(enc Encrypter, e *audit.Entry) (store.AuditLeaf, er
 	return leaf, err
 }
 
-// Record commits an entry on its own. Concurrent records are group-committed:
-// one Raft command per batch, and every caller waits for its batch, so a
-// response is never sent before its record is durable (fail closed). Like
-// ChangeLeaf it refuses while the log is not Healthy.
+// Record makes an entry durable on its own, so a response is never sent
+// before its record is (fail closed). With a journal (Options.Journal) the
+// record is written to it, one fsync per batch of concurrent records, and
+// merged into the replicated log within the maximum merge delay; without
+// one, concurrent records are group-committed, one Raft command per batch.
+// Like ChangeLeaf it refuses while the log is not Healthy.
 func (s *Service) Record(ctx context.Context, e *audit.Entry) error {
 	if err := s.Healthy(); err != nil {
 		return err
@@ -273,6 +295,9 @@ func (s *Service) Record(ctx context.Context, e *audit.Entry) error {
 	leaf, _, err := s.Leaf(e)
 	if err != nil {
 		return err
+	}
+	if s.merge != nil {
+		return s.journal(ctx, leaf)
 	}
 	s.bmu.Lock()
 	b := s.next
@@ -334,11 +359,14 @@ func (s *Service) Verifier() (origin, vkey string, err error) {
 // and before signing the first checkpoint since start (or since a restore)
 // it runs a full check of the stored tree ([Service.Scrub]) if none has
 // completed, so nothing is signed over a tree this process has not checked.
+// It first merges this node's journal (a failed merge is logged, and the
+// checkpoint signs what is merged).
 func (s *Service) Checkpoint(ctx context.Context) ([]byte, error) {
 	_, sk, _, err := s.keys()
 	if err != nil {
 		return nil, err
 	}
+	s.flushForRead(ctx)
 	if err := s.ensureChecked(ctx); err != nil {
 		return nil, err
 	}
@@ -373,8 +401,19 @@ type StoredEntry struct {
 
 // Entries returns up to count entries from start, fewer at the end of the
 // log. A damaged entry is returned marked Altered (and marks the log
-// damaged), never as an error, so a reader learns which entry it is.
+// damaged), never as an error, so a reader learns which entry it is. Like
+// Checkpoint, it first merges this node's journal, so the records this
+// node acknowledged before the call are there.
 func (s *Service) Entries(start uint64, count int) ([]StoredEntry, error) {
+	if s.readable() == nil {
+		s.flushForRead(context.Background())
+	}
+	return s.entries(start, count)
+}
+
+// entries is Entries without the merge (the sink tailers read what is
+// committed).
+func (s *Service) entries(start uint64, count int) ([]StoredEntry, error) {
 	if count <= 0 || count > MaxEntries {
 		return nil, errs.E(errs.Invalid, "count: must be 1 to %d", MaxEntries)
 	}

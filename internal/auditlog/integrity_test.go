@@ -72,6 +72,18 @@ func (c *testCore) AppendAudit(ctx context.Context, leaves []store.AuditLeaf) er
 	return err
 }
 
+func (c *testCore) Txn(ctx context.Context, t store.Txn) (uint64, error) {
+	ops := make([]store.Op, len(t.Ops))
+	for i, op := range t.Ops {
+		ops[i] = op
+		if op.Type == store.OpPut {
+			ops[i].Value, _ = c.Encrypt(op.Key, op.Value)
+		}
+	}
+	t.Ops = ops
+	return c.st.Txn(ctx, t)
+}
+
 // logDir holds a store whose audit log has n entries (init's record and
 // n-1 writes) and the audit keys.
 func logDir(t *testing.T, n int) string {
