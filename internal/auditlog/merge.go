@@ -238,6 +238,16 @@ func (s *Service) journal(ctx context.Context, leaf store.AuditLeaf) error {
 	return nil
 }
 
+// Unmerged returns how many records wait in the journal for the merge (0
+// without a journal).
+func (s *Service) Unmerged() int {
+	if s.merge == nil {
+		return 0
+	}
+	n, _ := s.merge.j.Backlog()
+	return n
+}
+
 // stopMerge stops the merge goroutine; records not merged stay in the
 // journal for the next start.
 func (s *Service) stopMerge() error {
