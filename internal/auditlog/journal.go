@@ -18,6 +18,7 @@ import (
 	"sync"
 
 	"github.com/warden-sec/warden/internal/errs"
+	"github.com/warden-sec/warden/internal/fsutil"
 	store "github.com/warden-sec/warden/internal/store/kv"
 )
 
@@ -134,35 +135,10 @@ func (j *Journal) create() ([]byte, error) {
 		return nil, err
 	}
 	id := []byte(hex.EncodeToString(b) + "\n")
-	tmp := filepath.Join(j.dir, journalIDFile+".tmp")
-	if err := writeSynced(tmp, id); err != nil {
+	if err := fsutil.WriteFileAtomic(filepath.Join(j.dir, journalIDFile), id, 0o600); err != nil {
 		return nil, fmt.Errorf("audit journal: %w", err)
 	}
-	if err := os.Rename(tmp, filepath.Join(j.dir, journalIDFile)); err != nil {
-		return nil, fmt.Errorf("audit journal: %w", err)
-	}
-	return id, syncDir(j.dir)
-}
-
-func writeSynced(path string, b []byte) error {
-	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o600)
-	if err != nil {
-		return err
-	}
-	_, err = f.Write(b)
-	if err == nil {
-		err = f.Sync()
-	}
-	return errors.Join(err, f.Close())
-}
-
-func syncDir(dir string) error {
-	d, err := os.Open(dir)
-	if err != nil {
-		return fmt.Errorf("audit journal: %w", err)
-	}
-	err = d.Sync()
-	return errors.Join(err, d.Close())
+	return id, nil
 }
 
 func (j *Journal) listSegments() ([]uint64, error) {
@@ -297,7 +273,7 @@ func (j *Journal) openSegment(first uint64) error {
 		err = f.Sync()
 	}
 	if err == nil {
-		err = syncDir(j.dir)
+		err = fsutil.SyncDir(j.dir)
 	}
 	if err != nil {
 		f.Close()
@@ -456,7 +432,7 @@ func (j *Journal) Merged(seq uint64) error {
 		err = errors.Join(err, os.Remove(j.segPath(first)))
 	}
 	if len(remove) > 0 {
-		err = errors.Join(err, syncDir(j.dir))
+		err = errors.Join(err, fsutil.SyncDir(j.dir))
 	}
 	return err
 }
