@@ -391,3 +391,45 @@ func TestJournalLagRefuses(t *testing.T) {
 type sealedCore struct{ *testCore }
 
 func (sealedCore) Sealed() bool { return true }
+
+// BenchmarkRecord records reads concurrently (16 per CPU), on a real store,
+// as a Raft command per batch (no journal) and through the journal.
+func BenchmarkRecord(b *testing.B) {
+	for _, journaled := range []bool{false, true} {
+		name := "raft"
+		if journaled {
+			name = "journal"
+		}
+		b.Run(name, func(b *testing.B) {
+			st, _ := openLog(b, logDir(b, 1))
+			o := auditlog.Options{}
+			if journaled {
+				j, err := auditlog.OpenJournal(b.TempDir())
+				if err != nil {
+					b.Fatal(err)
+				}
+				o = auditlog.Options{Journal: j}
+			}
+			svc, err := auditlog.New(newTestCore(b, st), st, o)
+			if err != nil {
+				b.Fatal(err)
+			}
+			defer svc.Close()
+			b.ReportAllocs()
+			b.SetParallelism(16)
+			b.ResetTimer()
+			b.RunParallel(func(pb *testing.PB) {
+				for i := 0; pb.Next(); i++ {
+					if err := svc.Record(context.Background(), readEntry(i)); err != nil {
+						b.Error(err)
+						return
+					}
+				}
+			})
+			b.StopTimer()
+			if err := svc.Flush(context.Background()); err != nil {
+				b.Fatal(err)
+			}
+		})
+	}
+}
