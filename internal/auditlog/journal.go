@@ -79,6 +79,7 @@ type jbatch struct {
 
 const (
 	journalIDFile = "id"
+	mergedFile    = "merged"
 	segSuffix     = ".wal"
 	// maxRecordBody bounds a record (an entry is at most 64 KiB, its
 	// ciphertext a little more): a longer length is a torn or damaged header.
@@ -197,7 +198,29 @@ func (j *Journal) load() error {
 	}
 	j.durable = j.nextSeq - 1
 	j.segs = segs[:len(segs)-1]
-	return j.openSegment(segs[len(segs)-1])
+	if err := j.openSegment(segs[len(segs)-1]); err != nil {
+		return err
+	}
+	b, err := os.ReadFile(filepath.Join(j.dir, mergedFile))
+	if errors.Is(err, os.ErrNotExist) {
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("audit journal: %w", err)
+	}
+	mark, err := strconv.ParseUint(strings.TrimSpace(string(b)), 10, 64)
+	if err != nil || mark > j.durable {
+		return fmt.Errorf("%w: %s holds %q, beyond the journal's last record %d", ErrJournalDamaged, mergedFile, b, j.durable)
+	}
+	j.mu.Lock()
+	remove := j.drop(mark)
+	j.mu.Unlock()
+	for _, first := range remove {
+		if err := os.Remove(j.segPath(first)); err != nil {
+			return fmt.Errorf("audit journal: %w", err)
+		}
+	}
+	return nil
 }
 
 // readSegment appends the segment's records to the queue and returns the
@@ -410,24 +433,24 @@ func (j *Journal) Backlog() (n int, durable uint64) {
 
 // Merged records that every leaf up to seq is in the replicated log: they
 // leave memory, and the segments that hold nothing else are removed.
+//
+// The journal also keeps seq in a file of its own ("merged"), so a restart
+// never merges a record again even if the replicated cursor went back (a
+// snapshot restore puts the snapshot's keys back, the cursor among them,
+// while the log keeps every leaf). Merged is called by one goroutine at a
+// time (the merger).
 func (j *Journal) Merged(seq uint64) error {
 	j.mu.Lock()
 	if seq <= j.merged {
 		j.mu.Unlock()
 		return nil
 	}
-	j.merged = seq
-	i := sort.Search(len(j.queue), func(i int) bool { return j.queue[i].Seq > seq })
-	j.queue = append([]JournaledLeaf(nil), j.queue[i:]...)
-	var remove []uint64
-	// A segment other than the last holds sequences up to the next
-	// segment's first minus one.
-	for len(j.segs) > 1 && j.segs[1]-1 <= seq {
-		remove = append(remove, j.segs[0])
-		j.segs = j.segs[1:]
-	}
+	remove := j.drop(seq)
 	j.mu.Unlock()
-	var err error
+	err := fsutil.WriteFileAtomic(filepath.Join(j.dir, mergedFile), []byte(strconv.FormatUint(seq, 10)+"\n"), 0o600)
+	if err != nil {
+		return fmt.Errorf("audit journal: %w", err)
+	}
 	for _, first := range remove {
 		err = errors.Join(err, os.Remove(j.segPath(first)))
 	}
@@ -435,6 +458,24 @@ func (j *Journal) Merged(seq uint64) error {
 		err = errors.Join(err, fsutil.SyncDir(j.dir))
 	}
 	return err
+}
+
+// drop forgets the leaves up to seq and returns the segments that hold
+// nothing else. j.mu is held.
+func (j *Journal) drop(seq uint64) (remove []uint64) {
+	if seq <= j.merged {
+		return nil
+	}
+	j.merged = seq
+	i := sort.Search(len(j.queue), func(i int) bool { return j.queue[i].Seq > seq })
+	j.queue = append([]JournaledLeaf(nil), j.queue[i:]...)
+	// A segment other than the last holds sequences up to the next
+	// segment's first minus one.
+	for len(j.segs) > 1 && j.segs[1]-1 <= seq {
+		remove = append(remove, j.segs[0])
+		j.segs = j.segs[1:]
+	}
+	return remove
 }
 
 // Close closes the segment being written. Appends must have returned.

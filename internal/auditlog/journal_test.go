@@ -177,7 +177,7 @@ func TestJournalTornTail(t *testing.T) {
 }
 
 // TestJournalRotation: segments whose records are all merged are removed;
-// a reopen reads from the first remaining segment, and damage in a
+// a reopen continues after the merged mark, and damage in a
 // complete segment (not a torn tail) fails the open.
 func TestJournalRotation(t *testing.T) {
 	dir := t.TempDir()
@@ -208,12 +208,10 @@ func TestJournalRotation(t *testing.T) {
 	}
 	j.Close()
 	j = openJournal(t, dir)
-	leaves := j.Unmerged(1<<30, 1<<30)
-	first := leaves[0].Seq
-	if first > 31 || first == 1 {
-		t.Fatalf("reopened journal starts at %d: want after 1 and at most 31", first)
+	sameLeaves(t, unmerged(t, j, 31), all[30:])
+	if seq, err := j.Append(context.Background(), testLeaf(40)); err != nil || seq != 41 {
+		t.Fatalf("append after the reopen: %d, %v; want 41", seq, err)
 	}
-	sameLeaves(t, unmerged(t, j, first), all[first-1:])
 	j.Close()
 
 	b, err := os.ReadFile(after[0])
@@ -328,7 +326,7 @@ func TestMergeExactlyOnce(t *testing.T) {
 		}
 		want[string(l.Hash)] = 1
 	}
-	check := func(svc *auditlog.Service) {
+	check := func(svc *auditlog.Service, size uint64) {
 		t.Helper()
 		got := leafCounts(t, svc)
 		for h, n := range want {
@@ -336,19 +334,32 @@ func TestMergeExactlyOnce(t *testing.T) {
 				t.Fatalf("a record is in the log %d times, want %d", got[h], n)
 			}
 		}
-		if size, _ := svc.Size(); size != 8 { // init's record and seven reads
-			t.Fatalf("log size %d, want 8", size)
+		if got, _ := svc.Size(); got != size {
+			t.Fatalf("log size %d, want %d", got, size)
 		}
 	}
-	check(svc)
+	check(svc, 8) // init's record and seven reads
 
-	// A restart replays the journal (whose segment still holds every
-	// record) from the replicated cursor: nothing is merged twice.
+	// A restart replays the journal, whose segment still holds every
+	// record, from its merged mark: nothing is merged twice.
 	svc.Close()
 	st.Close()
-	_, svc, j = journalLog(t, dir, jdir)
+	st, svc, j = journalLog(t, dir, jdir)
+	if n, _ := j.Backlog(); n != 0 {
+		t.Fatalf("reopened journal holds %d records past its merged mark, want 0", n)
+	}
+	check(svc, 8)
+
+	// Without the mark (a crash between the merge and the mark's write),
+	// the replicated cursor says the same.
+	svc.Close()
+	st.Close()
+	if err := os.Remove(filepath.Join(jdir, "merged")); err != nil {
+		t.Fatal(err)
+	}
+	st, svc, j = journalLog(t, dir, jdir)
 	if n, _ := j.Backlog(); n != 7 {
-		t.Fatalf("reopened journal holds %d records, want 7", n)
+		t.Fatalf("reopened journal without its mark holds %d records, want 7", n)
 	}
 	if err := svc.Flush(ctx); err != nil {
 		t.Fatal(err)
@@ -356,7 +367,29 @@ func TestMergeExactlyOnce(t *testing.T) {
 	if n, _ := j.Backlog(); n != 0 {
 		t.Fatalf("%d records left after a flush", n)
 	}
-	check(svc)
+	check(svc, 8)
+
+	// A cursor that went back (a snapshot restore puts the snapshot's
+	// keys back, the log keeps its leaves): the mark keeps the journal
+	// from merging again.
+	cur, err = newTestCore(t, st).GetStale(key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	extra, _, _ := svc.Leaf(readEntry(100))
+	if _, err := newTestCore(t, st).Txn(ctx, store.Txn{
+		Ops:   []store.Op{{Type: store.OpPut, Key: key, Value: []byte("3")}},
+		Audit: []store.AuditLeaf{extra},
+	}); err != nil {
+		t.Fatal(err)
+	}
+	svc.Close()
+	st.Close()
+	_, svc, j = journalLog(t, dir, jdir)
+	if err := svc.Flush(ctx); err != nil {
+		t.Fatal(err)
+	}
+	check(svc, 9)
 }
 
 // TestJournalLagRefuses: records are refused (Unavailable) once too many
