@@ -389,6 +389,9 @@ func TestMergeExactlyOnce(t *testing.T) {
 	if err := svc.Flush(ctx); err != nil {
 		t.Fatal(err)
 	}
+	if n, _ := j.Backlog(); n != 0 {
+		t.Fatalf("%d records wait after the flush", n)
+	}
 	check(svc, 9)
 }
 
