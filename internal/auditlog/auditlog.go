@@ -105,9 +105,7 @@ type Service struct {
 	signer audit.SignerKey
 	vkey   string
 
-	bmu     sync.Mutex
-	next    *batch
-	running bool
+	records groupCommit[store.AuditLeaf] // without a journal
 
 	merge *merger // nil: records commit through Raft before Record returns
 
@@ -115,12 +113,6 @@ type Service struct {
 	scrubMu   sync.Mutex                   // serializes scrub passes
 	checked   atomic.Bool                  // a full pass, leaves included, completed
 	dbChecked atomic.Bool                  // the database passed its page check once
-}
-
-type batch struct {
-	leaves []store.AuditLeaf
-	done   chan struct{}
-	err    error
 }
 
 // Options configure a Service.
@@ -159,6 +151,7 @@ func New(c Core, t Tree, o Options) (*Service, error) {
 	}
 	s := &Service{core: c, tree: t, sinks: o.Sinks, log: log, onSinkFailure: o.OnSinkFailure,
 		maxSinkLag: o.MaxSinkLag, sinkRetry: o.SinkRetry, tailCh: make(chan struct{})}
+	s.records.commit = s.appendAudit
 	if s.maxSinkLag == 0 {
 		s.maxSinkLag = DefaultMaxSinkLag
 	}
@@ -299,47 +292,20 @@ func (s *Service) Record(ctx context.Context, e *audit.Entry) error {
 	if s.merge != nil {
 		return s.journal(ctx, leaf)
 	}
-	s.bmu.Lock()
-	b := s.next
-	if b == nil {
-		b = &batch{done: make(chan struct{})}
-		s.next = b
-	}
-	b.leaves = append(b.leaves, leaf)
-	if !s.running {
-		s.running = true
-		go s.flush()
-	}
-	s.bmu.Unlock()
-	select {
-	case <-b.done:
-		return b.err
-	case <-ctx.Done():
-		return errs.Wrap(errs.Unavailable, ctx.Err(), "audit record not committed in time")
-	}
+	_, err = s.records.add(ctx, leaf, "audit record")
+	return err
 }
 
-func (s *Service) flush() {
-	for {
-		s.bmu.Lock()
-		b := s.next
-		s.next = nil
-		if b == nil {
-			s.running = false
-			s.bmu.Unlock()
-			return
+// appendAudit commits a batch of records, 512 to a Raft command.
+func (s *Service) appendAudit(leaves []store.AuditLeaf) (uint64, error) {
+	for len(leaves) > 0 {
+		n := min(len(leaves), 512)
+		if err := s.core.AppendAudit(context.Background(), leaves[:n]); err != nil {
+			return 0, err
 		}
-		s.bmu.Unlock()
-		for len(b.leaves) > 0 {
-			n := min(len(b.leaves), 512)
-			if err := s.core.AppendAudit(context.Background(), b.leaves[:n]); err != nil {
-				b.err = err
-				break
-			}
-			b.leaves = b.leaves[n:]
-		}
-		close(b.done)
+		leaves = leaves[n:]
 	}
+	return 0, nil
 }
 
 // Verifier returns the checkpoint origin and the note verifier key.

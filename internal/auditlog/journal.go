@@ -54,11 +54,11 @@ type Journal struct {
 	sz       int64
 	segBytes int64 // SegmentBytes; smaller in tests
 
+	batches groupCommit[store.AuditLeaf]
+
 	mu      sync.Mutex
-	segs    []uint64 // first sequence of every segment, ascending; the last is being written
-	next    *jbatch
-	writing bool
-	nextSeq uint64          // the sequence the next Append gets
+	segs    []uint64        // first sequence of every segment, ascending; the last is being written
+	nextSeq uint64          // the sequence the next record written gets
 	durable uint64          // the last sequence on disk
 	merged  uint64          // the last sequence known merged
 	queue   []JournaledLeaf // durable, not merged, ascending from merged+1
@@ -69,12 +69,6 @@ type Journal struct {
 type JournaledLeaf struct {
 	Seq  uint64
 	Leaf store.AuditLeaf
-}
-
-type jbatch struct {
-	recs []JournaledLeaf
-	done chan struct{}
-	err  error
 }
 
 const (
@@ -103,6 +97,7 @@ func OpenJournal(dir string) (*Journal, error) {
 		return nil, fmt.Errorf("audit journal: %w", err)
 	}
 	j := &Journal{dir: dir, segBytes: SegmentBytes}
+	j.batches.commit = j.write
 	id, err := os.ReadFile(filepath.Join(dir, journalIDFile))
 	switch {
 	case errors.Is(err, os.ErrNotExist):
@@ -322,75 +317,41 @@ func (j *Journal) ID() string { return j.id }
 // every append (the kernel may have dropped the dirty pages: nothing
 // written after it could be trusted) until the process restarts.
 func (j *Journal) Append(ctx context.Context, leaf store.AuditLeaf) (uint64, error) {
+	return j.batches.add(ctx, leaf, "audit record")
+}
+
+// write writes a batch and syncs it (Append's group commit), and returns
+// the sequence of its first leaf.
+func (j *Journal) write(leaves []store.AuditLeaf) (uint64, error) {
 	j.mu.Lock()
-	if j.failed != nil {
-		j.mu.Unlock()
-		return 0, errs.Wrap(errs.Unavailable, j.failed, "the audit journal failed")
-	}
-	b := j.next
-	if b == nil {
-		b = &jbatch{done: make(chan struct{})}
-		j.next = b
-	}
-	seq := j.nextSeq
-	j.nextSeq++
-	b.recs = append(b.recs, JournaledLeaf{Seq: seq, Leaf: leaf})
-	if !j.writing {
-		j.writing = true
-		go j.write()
-	}
+	failed, first := j.failed, j.nextSeq
 	j.mu.Unlock()
-	select {
-	case <-b.done:
-		return seq, b.err
-	case <-ctx.Done():
-		return 0, errs.Wrap(errs.Unavailable, ctx.Err(), "audit record not written in time")
+	if failed != nil {
+		return 0, errs.Wrap(errs.Unavailable, failed, "the audit journal failed")
 	}
-}
-
-// write is the single writer: it takes the waiting batch, writes and syncs
-// it, and repeats while appends arrived meanwhile.
-func (j *Journal) write() {
+	recs := make([]JournaledLeaf, len(leaves))
 	var buf []byte
-	for {
-		j.mu.Lock()
-		b := j.next
-		j.next = nil
-		if b == nil {
-			j.writing = false
-			j.mu.Unlock()
-			return
-		}
-		failed := j.failed
-		j.mu.Unlock()
-		if failed != nil {
-			b.err = errs.Wrap(errs.Unavailable, failed, "the audit journal failed")
-			close(b.done)
-			continue
-		}
-		buf = buf[:0]
-		for _, r := range b.recs {
-			buf = appendRecord(buf, r)
-		}
-		err := j.writeSync(buf)
-		j.mu.Lock()
-		if err != nil {
-			j.failed = err
-			b.err = errs.Wrap(errs.Unavailable, err, "the audit journal failed")
-		} else {
-			j.durable = b.recs[len(b.recs)-1].Seq
-			j.queue = append(j.queue, b.recs...)
-		}
-		j.mu.Unlock()
-		close(b.done)
+	for i, l := range leaves {
+		recs[i] = JournaledLeaf{Seq: first + uint64(i), Leaf: l}
+		buf = appendRecord(buf, recs[i])
 	}
+	err := j.writeSync(first, buf)
+	j.mu.Lock()
+	defer j.mu.Unlock()
+	if err != nil {
+		j.failed = err
+		return 0, errs.Wrap(errs.Unavailable, err, "the audit journal failed")
+	}
+	j.nextSeq += uint64(len(recs))
+	j.durable = j.nextSeq - 1
+	j.queue = append(j.queue, recs...)
+	return first, nil
 }
 
-func (j *Journal) writeSync(buf []byte) error {
+func (j *Journal) writeSync(first uint64, buf []byte) error {
 	j.wmu.Lock()
 	defer j.wmu.Unlock()
 	if j.sz >= j.segBytes {
-		first := binary.BigEndian.Uint64(buf[recHeader:])
 		if err := j.openSegment(first); err != nil {
 			return err
 		}
