@@ -306,6 +306,9 @@ func New(cfg Config) (*Server, error) {
 	}
 	s.audit = alog
 	reg.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+		Name: "warden_audit_journal_unmerged", Help: "Audit records in this node's journal not yet merged into the replicated log.",
+	}, func() float64 { return float64(alog.Unmerged()) }))
+	reg.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{
 		Name: "warden_audit_damaged", Help: "1 while this server's stored audit log is marked damaged (see the ERROR log).",
 	}, func() float64 {
 		if alog.Damaged() != nil {
