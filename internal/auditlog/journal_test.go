@@ -469,3 +469,40 @@ func BenchmarkRecord(b *testing.B) {
 		})
 	}
 }
+
+// BenchmarkMerge measures one merge of 2,000 journaled records (a full
+// batch) into the log: the leader's leaf checks (openLog's, which decrypt
+// and hash each leaf like core's), the Raft commit and the state machine's
+// Merkle appends.
+func BenchmarkMerge(b *testing.B) {
+	st, _ := openLog(b, logDir(b, 1))
+	j, err := auditlog.OpenJournal(b.TempDir())
+	if err != nil {
+		b.Fatal(err)
+	}
+	svc, err := auditlog.New(newTestCore(b, st), st, auditlog.Options{Journal: j, MaxMergeDelay: time.Hour})
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer svc.Close()
+	ctx := context.Background()
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		b.StopTimer()
+		var wg sync.WaitGroup
+		for k := range 2000 {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				if err := svc.Record(ctx, readEntry(i*2000+k)); err != nil {
+					b.Error(err)
+				}
+			}()
+		}
+		wg.Wait()
+		b.StartTimer()
+		if err := svc.Flush(ctx); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
