@@ -470,10 +470,10 @@ func BenchmarkRecord(b *testing.B) {
 	}
 }
 
-// BenchmarkMerge measures one merge of 2,000 journaled records (a full
-// batch) into the log: the leader's leaf checks (openLog's, which decrypt
-// and hash each leaf like core's), the Raft commit and the state machine's
-// Merkle appends.
+// BenchmarkMerge measures the merge of 2,000 journaled records into the
+// log (four commands of 512 or fewer): the leader's leaf checks (openLog's,
+// which decrypt and hash each leaf like core's), the Raft commits and the
+// state machine's Merkle appends.
 func BenchmarkMerge(b *testing.B) {
 	st, _ := openLog(b, logDir(b, 1))
 	j, err := auditlog.OpenJournal(b.TempDir())
