@@ -96,6 +96,10 @@ func OpenJournal(dir string) (*Journal, error) {
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return nil, fmt.Errorf("audit journal: %w", err)
 	}
+	// The directory's own name must survive a crash as its files do.
+	if err := fsutil.SyncDir(filepath.Dir(dir)); err != nil {
+		return nil, fmt.Errorf("audit journal: %w", err)
+	}
 	j := &Journal{dir: dir, segBytes: SegmentBytes}
 	j.batches.commit = j.write
 	id, err := os.ReadFile(filepath.Join(dir, journalIDFile))
@@ -368,13 +372,13 @@ func (j *Journal) writeSync(first uint64, buf []byte) error {
 }
 
 // Unmerged returns the leaves on disk that are not merged, from the
-// oldest, at most max of them and about maxBytes in all (at least one).
+// oldest, at most limit of them and about maxBytes in all (at least one).
 // The slices are shared: callers must not modify them.
-func (j *Journal) Unmerged(max, maxBytes int) []JournaledLeaf {
+func (j *Journal) Unmerged(limit, maxBytes int) []JournaledLeaf {
 	j.mu.Lock()
 	defer j.mu.Unlock()
 	n, size := 0, 0
-	for n < len(j.queue) && n < max {
+	for n < len(j.queue) && n < limit {
 		size += len(j.queue[n].Leaf.Hash) + len(j.queue[n].Leaf.Value) + 16
 		if n > 0 && size > maxBytes {
 			break
