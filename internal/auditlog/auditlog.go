@@ -43,6 +43,9 @@ type Core interface {
 	Encrypt(aad string, pt []byte) ([]byte, error)
 	Decrypt(aad string, ct []byte) ([]byte, error)
 	AppendAudit(ctx context.Context, leaves []store.AuditLeaf) error
+	// Txn encrypts t's puts and commits t with its audit leaves in one
+	// Raft command (the merge of journaled records with their cursor).
+	Txn(ctx context.Context, t store.Txn) (uint64, error)
 	Sealed() bool
 }
 
@@ -102,20 +105,14 @@ type Service struct {
 	signer audit.SignerKey
 	vkey   string
 
-	bmu     sync.Mutex
-	next    *batch
-	running bool
+	records groupCommit[store.AuditLeaf] // without a journal
+
+	merge *merger // nil: records commit through Raft before Record returns
 
 	damage    atomic.Pointer[audit.Damage] // the first damage found; nil: none
 	scrubMu   sync.Mutex                   // serializes scrub passes
 	checked   atomic.Bool                  // a full pass, leaves included, completed
 	dbChecked atomic.Bool                  // the database passed its page check once
-}
-
-type batch struct {
-	leaves []store.AuditLeaf
-	done   chan struct{}
-	err    error
 }
 
 // Options configure a Service.
@@ -132,6 +129,18 @@ type Options struct {
 	SinkRetry     time.Duration
 	Logger        *slog.Logger
 	OnSinkFailure func(name string)
+	// Journal, if set, is where Record writes records (see merge.go and
+	// docs/audit.md, "The journal"); the service merges them into the
+	// replicated log and closes the journal on Close. NodeID names the
+	// node in the journal's cursor key ("" stands for "local").
+	Journal *Journal
+	NodeID  string
+	// MaxMergeDelay (0: DefaultMaxMergeDelay) bounds the time from a
+	// journaled record's acknowledgement to its merge, while merging is
+	// possible; MaxJournalLag (0: DefaultMaxJournalLag) bounds how many
+	// records may wait.
+	MaxMergeDelay time.Duration
+	MaxJournalLag int
 }
 
 // New returns a Service and starts feeding its sinks.
@@ -142,6 +151,7 @@ func New(c Core, t Tree, o Options) (*Service, error) {
 	}
 	s := &Service{core: c, tree: t, sinks: o.Sinks, log: log, onSinkFailure: o.OnSinkFailure,
 		maxSinkLag: o.MaxSinkLag, sinkRetry: o.SinkRetry, tailCh: make(chan struct{})}
+	s.records.commit = s.appendAudit
 	if s.maxSinkLag == 0 {
 		s.maxSinkLag = DefaultMaxSinkLag
 	}
@@ -150,6 +160,9 @@ func New(c Core, t Tree, o Options) (*Service, error) {
 	}
 	if err := s.startTailers(o.SinkCursorDir); err != nil {
 		return nil, err
+	}
+	if o.Journal != nil {
+		s.startMerge(o)
 	}
 	return s, nil
 }
@@ -161,7 +174,7 @@ func (s *Service) Close() error {
 		s.stopTail()
 	}
 	s.tailWG.Wait()
-	var err error
+	err := s.stopMerge()
 	for _, k := range s.sinks {
 		err = errors.Join(err, k.Close())
 	}
@@ -262,10 +275,12 @@ func (s *Service) changeLeaf(enc Encrypter, e *audit.Entry) (store.AuditLeaf, er
 	return leaf, err
 }
 
-// Record commits an entry on its own. Concurrent records are group-committed:
-// one Raft command per batch, and every caller waits for its batch, so a
-// response is never sent before its record is durable (fail closed). Like
-// ChangeLeaf it refuses while the log is not Healthy.
+// Record makes an entry durable on its own, so a response is never sent
+// before its record is (fail closed). With a journal (Options.Journal) the
+// record is written to it, one fsync per batch of concurrent records, and
+// merged into the replicated log within the maximum merge delay; without
+// one, concurrent records are group-committed, one Raft command per batch.
+// Like ChangeLeaf it refuses while the log is not Healthy.
 func (s *Service) Record(ctx context.Context, e *audit.Entry) error {
 	if err := s.Healthy(); err != nil {
 		return err
@@ -274,47 +289,23 @@ func (s *Service) Record(ctx context.Context, e *audit.Entry) error {
 	if err != nil {
 		return err
 	}
-	s.bmu.Lock()
-	b := s.next
-	if b == nil {
-		b = &batch{done: make(chan struct{})}
-		s.next = b
+	if s.merge != nil {
+		return s.journal(ctx, leaf)
 	}
-	b.leaves = append(b.leaves, leaf)
-	if !s.running {
-		s.running = true
-		go s.flush()
-	}
-	s.bmu.Unlock()
-	select {
-	case <-b.done:
-		return b.err
-	case <-ctx.Done():
-		return errs.Wrap(errs.Unavailable, ctx.Err(), "audit record not committed in time")
-	}
+	_, err = s.records.add(ctx, leaf, "audit record")
+	return err
 }
 
-func (s *Service) flush() {
-	for {
-		s.bmu.Lock()
-		b := s.next
-		s.next = nil
-		if b == nil {
-			s.running = false
-			s.bmu.Unlock()
-			return
+// appendAudit commits a batch of records, 512 to a Raft command.
+func (s *Service) appendAudit(leaves []store.AuditLeaf) (uint64, error) {
+	for len(leaves) > 0 {
+		n := min(len(leaves), 512)
+		if err := s.core.AppendAudit(context.Background(), leaves[:n]); err != nil {
+			return 0, err
 		}
-		s.bmu.Unlock()
-		for len(b.leaves) > 0 {
-			n := min(len(b.leaves), 512)
-			if err := s.core.AppendAudit(context.Background(), b.leaves[:n]); err != nil {
-				b.err = err
-				break
-			}
-			b.leaves = b.leaves[n:]
-		}
-		close(b.done)
+		leaves = leaves[n:]
 	}
+	return 0, nil
 }
 
 // Verifier returns the checkpoint origin and the note verifier key.
@@ -334,11 +325,14 @@ func (s *Service) Verifier() (origin, vkey string, err error) {
 // and before signing the first checkpoint since start (or since a restore)
 // it runs a full check of the stored tree ([Service.Scrub]) if none has
 // completed, so nothing is signed over a tree this process has not checked.
+// It first merges this node's journal (a failed merge is logged, and the
+// checkpoint signs what is merged).
 func (s *Service) Checkpoint(ctx context.Context) ([]byte, error) {
 	_, sk, _, err := s.keys()
 	if err != nil {
 		return nil, err
 	}
+	s.flushForRead(ctx)
 	if err := s.ensureChecked(ctx); err != nil {
 		return nil, err
 	}
@@ -373,8 +367,19 @@ type StoredEntry struct {
 
 // Entries returns up to count entries from start, fewer at the end of the
 // log. A damaged entry is returned marked Altered (and marks the log
-// damaged), never as an error, so a reader learns which entry it is.
+// damaged), never as an error, so a reader learns which entry it is. Like
+// Checkpoint, it first merges this node's journal, so the records this
+// node acknowledged before the call are there.
 func (s *Service) Entries(start uint64, count int) ([]StoredEntry, error) {
+	if s.readable() == nil {
+		s.flushForRead(context.Background())
+	}
+	return s.entries(start, count)
+}
+
+// entries is Entries without the merge (the sink tailers read what is
+// committed).
+func (s *Service) entries(start uint64, count int) ([]StoredEntry, error) {
 	if count <= 0 || count > MaxEntries {
 		return nil, errs.E(errs.Invalid, "count: must be 1 to %d", MaxEntries)
 	}

@@ -11,6 +11,7 @@ import (
 	"log/slog"
 	"path/filepath"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -29,7 +30,7 @@ type testCore struct {
 	aead cipher.AEAD
 }
 
-func newTestCore(t *testing.T, st *store.Store) *testCore {
+func newTestCore(t testing.TB, st *store.Store) *testCore {
 	b, err := aes.NewCipher(make([]byte, 32))
 	if err != nil {
 		t.Fatal(err)
@@ -41,11 +42,10 @@ func newTestCore(t *testing.T, st *store.Store) *testCore {
 	return &testCore{st: st, aead: a}
 }
 
-var nonce uint64
+var nonce atomic.Uint64
 
 func (c *testCore) Encrypt(aad string, pt []byte) ([]byte, error) {
-	nonce++
-	n := binary.BigEndian.AppendUint64(make([]byte, 4), nonce)
+	n := binary.BigEndian.AppendUint64(make([]byte, 4), nonce.Add(1))
 	return c.aead.Seal(n, n, pt, []byte(aad)), nil
 }
 
@@ -72,9 +72,21 @@ func (c *testCore) AppendAudit(ctx context.Context, leaves []store.AuditLeaf) er
 	return err
 }
 
+func (c *testCore) Txn(ctx context.Context, t store.Txn) (uint64, error) {
+	ops := make([]store.Op, len(t.Ops))
+	for i, op := range t.Ops {
+		ops[i] = op
+		if op.Type == store.OpPut {
+			ops[i].Value, _ = c.Encrypt(op.Key, op.Value)
+		}
+	}
+	t.Ops = ops
+	return c.st.Txn(ctx, t)
+}
+
 // logDir holds a store whose audit log has n entries (init's record and
 // n-1 writes) and the audit keys.
-func logDir(t *testing.T, n int) string {
+func logDir(t testing.TB, n int) string {
 	dir := t.TempDir()
 	st, svc := openLog(t, dir)
 	ops, err := auditlog.Bootstrap(newTestCore(t, st), "test")
@@ -101,7 +113,7 @@ func logDir(t *testing.T, n int) string {
 	return dir
 }
 
-func openLog(t *testing.T, dir string) (*store.Store, *auditlog.Service) {
+func openLog(t testing.TB, dir string) (*store.Store, *auditlog.Service) {
 	t.Helper()
 	st, err := store.Open(store.Config{Dir: dir})
 	if err != nil {

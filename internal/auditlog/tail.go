@@ -235,7 +235,7 @@ func (t *tailer) deliver(cursor, n uint64) bool {
 
 // sinkLines reads and formats the committed entries [start, start+n).
 func (s *Service) sinkLines(start, n uint64) ([][]byte, error) {
-	es, err := s.Entries(start, int(n))
+	es, err := s.entries(start, int(n))
 	if err != nil {
 		return nil, err
 	}

@@ -145,6 +145,7 @@ export WARDEN_ADDR='%s' WARDEN_CACERT='%s' WARDEN_TOKEN='%s'
 	f.BoolVar(&cfg.AuditFileBestEffort, "audit-file-best-effort", false, "a failing --audit-file only logs instead of refusing audited requests")
 	f.BoolVar(&cfg.AuditStdout, "audit-stdout", false, "also write every audit entry to standard output; required unless --audit-stdout-best-effort")
 	f.BoolVar(&cfg.AuditStdoutBestEffort, "audit-stdout-best-effort", false, "a failing --audit-stdout only logs")
+	f.DurationVar(&cfg.AuditMaxMergeDelay, "audit-max-merge-delay", 0, "maximum merge delay of the audit log: records of reads, denies and failures are acknowledged from a local journal and merged into the replicated log within it (0: 1s)")
 	f.StringVar(&cfg.CAKeyType, "ca-key-type", "ec-p256", "key type of the CAs init creates: ec-p256 or ed25519; fixed at init")
 	f.StringVar(&importCA[0], "import-ca-cert", "", "at init, use this operator CA (PEM) instead of a new root: a self-signed root, or an intermediate with --import-ca-chain")
 	f.StringVar(&importCA[1], "import-ca-key", "", "the unencrypted PKCS #8 key (PEM) of --import-ca-cert")

@@ -41,7 +41,13 @@ func Rename(from, to string) error {
 	if err := os.Rename(from, to); err != nil {
 		return err
 	}
-	d, err := os.Open(filepath.Dir(to))
+	return SyncDir(filepath.Dir(to))
+}
+
+// SyncDir fsyncs a directory, so the names created or removed in it
+// survive a crash.
+func SyncDir(dir string) error {
+	d, err := os.Open(dir)
 	if err != nil {
 		return err
 	}

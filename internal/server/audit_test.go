@@ -181,6 +181,7 @@ func TestAuditSinkFailsClosed(t *testing.T) {
 	h.want(h.do("PUT", "/v1/kv/data/app/db", root, map[string]any{"data": map[string]string{"v": "after"}}), 200)
 	// A conflicting write: its change never commits, only its failure.
 	h.want(h.do("PUT", "/v1/kv/data/app/db", root, map[string]any{"data": map[string]string{"v": "lost"}, "cas": 1}), 409)
+	h.mergeAudit()
 	if err := h.srv.Audit().SinksSettled(ctx); err != nil {
 		t.Fatal(err)
 	}

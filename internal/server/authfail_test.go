@@ -44,6 +44,7 @@ func TestBadTokensCannotGrowTheLog(t *testing.T) {
 				api.ServeHTTP(w, req)
 				return w
 			}
+			h.mergeAudit()
 			st, err := h.srv.Store().AuditState()
 			if err != nil {
 				t.Fatal(err)
@@ -79,6 +80,7 @@ func TestBadTokensCannotGrowTheLog(t *testing.T) {
 			if err := api.FlushAuthFailures(context.Background()); err != nil {
 				t.Fatal(err)
 			}
+			h.mergeAudit()
 			if st, err = h.srv.Store().AuditState(); err != nil {
 				t.Fatal(err)
 			}
@@ -157,6 +159,7 @@ func TestSlowBodyOverTLS(t *testing.T) {
 		t.Fatalf("status %d: %s", res.StatusCode, b)
 	}
 	h.want(h.do("GET", "/v1/kv/data/app/slow", root, nil), 404)
+	h.mergeAudit()
 	st, err := h.srv.Store().AuditState()
 	if err != nil {
 		t.Fatal(err)

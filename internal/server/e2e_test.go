@@ -51,6 +51,15 @@ func (h *harness) audited(ctx context.Context, action string) context.Context {
 	return ctx
 }
 
+// mergeAudit merges the records of reads, denies and failures waiting in
+// the server's journal into the replicated log.
+func (h *harness) mergeAudit() {
+	h.t.Helper()
+	if err := h.srv.Audit().Flush(context.Background()); err != nil {
+		h.t.Fatal(err)
+	}
+}
+
 // start runs a real server on a 127.0.0.1:0 port over TLS in dir.
 func start(t testing.TB, dir string, mod func(*server.Config)) *harness {
 	t.Helper()

@@ -64,6 +64,11 @@ type Config struct {
 	// again in the background (0: auditlog.DefaultScrubInterval); it is
 	// also checked at start and before the first checkpoint.
 	AuditScrubInterval time.Duration
+	// AuditMaxMergeDelay is the audit log's maximum merge delay: records
+	// of reads, denies and failures are acknowledged from a local journal
+	// (<data dir>/audit-journal) and merged into the replicated log within
+	// it (0: auditlog.DefaultMaxMergeDelay, 1s). See docs/audit.md.
+	AuditMaxMergeDelay time.Duration
 
 	// TrustDomain of the identities this cluster issues, fixed at init
 	// (default warden.local).
@@ -286,9 +291,7 @@ func New(cfg Config) (*Server, error) {
 	if cfg.AuditStdout {
 		sinks = append(sinks, auditlog.WriterSink("stdout", os.Stdout, !cfg.AuditStdoutBestEffort))
 	}
-	alog, err := auditlog.New(s.core, s.st, auditlog.Options{Sinks: sinks, Logger: log,
-		SinkCursorDir: filepath.Join(cfg.DataDir, "audit-sinks"),
-		OnSinkFailure: func(name string) { sinkFailures.WithLabelValues(name).Inc() }})
+	journal, err := auditlog.OpenJournal(filepath.Join(cfg.DataDir, "audit-journal"))
 	if err != nil {
 		for _, k := range sinks {
 			k.Close()
@@ -296,7 +299,22 @@ func New(cfg Config) (*Server, error) {
 		s.st.Close()
 		return nil, fmt.Errorf("server: %w", err)
 	}
+	alog, err := auditlog.New(s.core, s.st, auditlog.Options{Sinks: sinks, Logger: log,
+		SinkCursorDir: filepath.Join(cfg.DataDir, "audit-sinks"),
+		OnSinkFailure: func(name string) { sinkFailures.WithLabelValues(name).Inc() },
+		Journal:       journal, NodeID: s.st.NodeID(), MaxMergeDelay: cfg.AuditMaxMergeDelay})
+	if err != nil {
+		for _, k := range sinks {
+			k.Close()
+		}
+		journal.Close()
+		s.st.Close()
+		return nil, fmt.Errorf("server: %w", err)
+	}
 	s.audit = alog
+	reg.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+		Name: "warden_audit_journal_unmerged", Help: "Audit records in this node's journal not yet merged into the replicated log.",
+	}, func() float64 { return float64(alog.Unmerged()) }))
 	reg.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{
 		Name: "warden_audit_damaged", Help: "1 while this server's stored audit log is marked damaged (see the ERROR log).",
 	}, func() float64 {
@@ -443,6 +461,13 @@ func (s *Server) Close() error {
 		s.cluster.close()
 	}
 	s.api.Close()
+	// Merge what the journal holds while the keys are still in memory; what
+	// this misses is merged after the next unseal.
+	if !s.core.Sealed() {
+		if ferr := s.audit.Flush(ctx); ferr != nil {
+			s.log.Warn("audit journal: merge at shutdown failed; it resumes after the next unseal", "err", ferr)
+		}
+	}
 	s.core.Seal()
 	return errors.Join(err, s.decisions.Close(), s.audit.Close(), s.st.Close())
 }
