@@ -178,8 +178,9 @@ func (s *Server) serveAudited(rt *route, req *request, entry *audit.Entry) int {
 	var pending *core.PendingAudit
 	if rt.audit == auditChange {
 		entry.Outcome = rt.status
-		pending = core.NewPendingAudit(func() (store.AuditLeaf, error) { return s.cfg.Audit.ChangeLeaf(entry) })
-		req.Request = req.WithContext(core.WithPendingAudit(req.Context(), pending))
+		var ctx context.Context
+		ctx, pending = s.cfg.Audit.Pending(req.Context(), entry)
+		req.Request = req.WithContext(ctx)
 	}
 	status, body, err := rt.h(req)
 	if err == nil {
