@@ -11,6 +11,7 @@ import (
 	"encoding/pem"
 	"fmt"
 	"io"
+	"log/slog"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -31,11 +32,47 @@ type clusterNode struct {
 	clusterAddr string
 	certTTL     time.Duration // server certificates' lifetime; 0: the default
 	srv         *server.Server
+	log         *slog.Logger
+}
+
+// failureLog returns a logger that keeps what the servers of t log and
+// prints it only if t fails, so a failure in CI says what the cluster did.
+// The lines are kept in memory (the last 4 MiB), not written to t
+// directly: a server goroutine may log after t has completed.
+func failureLog(t *testing.T) *slog.Logger {
+	lw := &tailWriter{max: 4 << 20}
+	t.Cleanup(func() {
+		if t.Failed() {
+			lw.mu.Lock()
+			t.Logf("server logs:\n%s", lw.buf)
+			lw.mu.Unlock()
+		}
+	})
+	return slog.New(slog.NewTextHandler(lw, &slog.HandlerOptions{Level: slog.LevelInfo}))
+}
+
+type tailWriter struct {
+	mu  sync.Mutex
+	buf []byte
+	max int
+}
+
+func (w *tailWriter) Write(p []byte) (int, error) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	w.buf = append(w.buf, p...)
+	if over := len(w.buf) - w.max; over > 0 {
+		w.buf = append(w.buf[:0], w.buf[over:]...)
+	}
+	return len(p), nil
 }
 
 func (n *clusterNode) start() {
 	n.t.Helper()
-	srv, err := server.New(server.Config{DataDir: n.dir, Listen: "127.0.0.1:0", RateLimit: -1,
+	if n.log == nil {
+		n.log = failureLog(n.t).With("node", n.id)
+	}
+	srv, err := server.New(server.Config{DataDir: n.dir, Listen: "127.0.0.1:0", RateLimit: -1, Logger: n.log,
 		NodeID: n.id, ClusterListen: n.clusterAddr, ElectionTimeout: 300 * time.Millisecond, ServerCertTTL: n.certTTL})
 	if err != nil {
 		n.t.Fatalf("%s: %v", n.id, err)
