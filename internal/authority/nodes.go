@@ -268,18 +268,7 @@ func (n *Nodes) enrollment(nd *Node, cert *x509.Certificate, inter *pki.CA, seri
 		Serial: serial, ExpiresAt: cert.NotAfter}, nil
 }
 
-func (n *Nodes) issuer() (*pki.CA, error) {
-	c, err := n.st.GetStale(keyInterCert)
-	if err != nil {
-		return nil, err
-	}
-	k, err := n.st.GetStale(keyInterKey)
-	if err != nil {
-		return nil, err
-	}
-	defer clear(k.Value)
-	return pki.ParseCA(c.Value, k.Value, nil)
-}
+func (n *Nodes) issuer() (*pki.CA, error) { return n.ca.issuer() }
 
 // Revoke marks the node revoked and all its certificates' serials revoked,
 // in one transaction.

@@ -211,3 +211,38 @@ func TestListCertsAndNodes(t *testing.T) {
 		t.Fatalf("unknown node: %v", err)
 	}
 }
+
+// TestIssuerCache: the parsed intermediate is reused while the stored one
+// is unchanged, parsed again when its key or certificate changes, and
+// dropped on seal (Forget).
+func TestIssuerCache(t *testing.T) {
+	n, st, _, _ := newTestNodes(t, nil)
+	a, err := n.issuer()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if b, _ := n.issuer(); b != a {
+		t.Fatal("an unchanged intermediate was parsed again")
+	}
+	n.ca.Forget()
+	if n.ca.inter.ca != nil {
+		t.Fatal("Forget kept the parsed intermediate")
+	}
+	b, err := n.issuer()
+	if err != nil || b == a {
+		t.Fatalf("after Forget: %v, same CA: %v", err, b == a)
+	}
+	// A rotated intermediate (new key, new certificate) replaces it.
+	root, _ := pki.NewRootCA(pki.CAOptions{CommonName: "other root"})
+	inter, _ := pki.NewIntermediateCA(root, pki.CAOptions{CommonName: "other issuing"})
+	ic, ik, _ := inter.MarshalPEM()
+	st.m[keyInterCert] = kv.Entry{Key: keyInterCert, Value: ic, Version: 7}
+	st.m[keyInterKey] = kv.Entry{Key: keyInterKey, Value: ik, Version: 7}
+	c, err := n.issuer()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !c.Cert.Equal(inter.Cert) {
+		t.Fatalf("issuer is %s after rotation, want %s", c.Cert.Subject, inter.Cert.Subject)
+	}
+}
