@@ -24,7 +24,7 @@ var (
 	bucketAuditNodes  = []byte("audit_nodes")  // level (1 byte) | index (8) → hash
 	bucketAuditLeaves = []byte("audit_leaves") // index (8) → Raft index of the command (8) | stored leaf bytes
 	keyApplied        = []byte("applied_index")
-	keyAuditTree      = []byte("audit_tree") // audit.TreeState, binary
+	keyAuditTree      = []byte("audit_tree")   // audit.TreeState, binary
 	keyAuditPruned    = []byte("audit_pruned") // 8 bytes: the leaves below it were pruned (kv.OpPruneAudit)
 )
 
