@@ -20,8 +20,10 @@ import (
 const keyArchived = "audit/archived"
 
 // maxArchiveLeafBytes bounds the leaf bytes one archive carries, so an
-// archive of large entries stays a size a server builds in memory.
-const maxArchiveLeafBytes = 64 << 20
+// archive of large entries stays a size a server builds in memory and a
+// client reads in one response (with base64 and the per-entry members,
+// under pkg/client.MaxResponseBytes even at audit.MaxArchiveEntries).
+const maxArchiveLeafBytes = 16 << 20
 
 // ArchiveRange says which entries to archive: those from the first live
 // entry (the pruned bound) up to Before (0: no bound) that are older than
