@@ -50,6 +50,11 @@ func (s *Service) Archive(ctx context.Context, r ArchiveRange) (*audit.Archive, 
 	if err := s.ensureChecked(ctx); err != nil {
 		return nil, err
 	}
+	// A linearizable read first: this node's state then includes every
+	// prune acknowledged before, so the archive starts at the live log.
+	if _, _, err := s.archived(ctx); err != nil {
+		return nil, err
+	}
 	origin, _, _ := strings.Cut(vkey, "+")
 	var start, limit uint64
 	err = s.tree.ViewAudit(func(v store.AuditView) error {
@@ -137,9 +142,10 @@ read:
 }
 
 // archived returns the recorded archive bound and the version of its key
-// (0, 0 when no archive was made).
-func (s *Service) archived() (uint64, uint64, error) {
-	e, err := s.core.GetStale(keyArchived)
+// (0, 0 when no archive was made), read linearizably: this node's state
+// then includes every archive and prune acknowledged before.
+func (s *Service) archived(ctx context.Context) (uint64, uint64, error) {
+	e, err := s.core.Get(ctx, keyArchived)
 	if errors.Is(err, store.ErrNotFound) {
 		return 0, 0, nil
 	}
@@ -157,7 +163,7 @@ func (s *Service) archived() (uint64, uint64, error) {
 // of ctx; a bound already as high changes nothing. The version check makes
 // concurrent archives raise it in turn, never lower it.
 func (s *Service) recordArchived(ctx context.Context, end uint64) error {
-	have, ver, err := s.archived()
+	have, ver, err := s.archived(ctx)
 	if err != nil {
 		return err
 	}
@@ -177,7 +183,7 @@ func (s *Service) recordArchived(ctx context.Context, end uint64) error {
 // never receive them). A bound at or below the pruned one changes nothing.
 // It returns the pruned bound.
 func (s *Service) Prune(ctx context.Context, before uint64) (uint64, error) {
-	have, ver, err := s.archived()
+	have, ver, err := s.archived(ctx)
 	if err != nil {
 		return 0, err
 	}

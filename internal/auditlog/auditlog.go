@@ -40,6 +40,8 @@ type Encrypter interface {
 // Core is what the service needs of internal/core.
 type Core interface {
 	GetStale(key string) (store.Entry, error)
+	// Get reads key linearizably (the archive bound, before a prune).
+	Get(ctx context.Context, key string) (store.Entry, error)
 	Encrypt(aad string, pt []byte) ([]byte, error)
 	Decrypt(aad string, ct []byte) ([]byte, error)
 	AppendAudit(ctx context.Context, leaves []store.AuditLeaf) error

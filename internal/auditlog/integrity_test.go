@@ -65,6 +65,15 @@ func (c *testCore) GetStale(key string) (store.Entry, error) {
 	return e, err
 }
 
+func (c *testCore) Get(ctx context.Context, key string) (store.Entry, error) {
+	e, err := c.st.Get(ctx, key)
+	if err != nil {
+		return e, err
+	}
+	e.Value, err = c.Decrypt(key, e.Value)
+	return e, err
+}
+
 func (c *testCore) Sealed() bool { return false }
 
 func (c *testCore) AppendAudit(ctx context.Context, leaves []store.AuditLeaf) error {
