@@ -21,6 +21,7 @@ import (
 	"github.com/warden-sec/warden/internal/auditlog"
 	"github.com/warden-sec/warden/internal/errs"
 	"github.com/warden-sec/warden/internal/store"
+	"github.com/warden-sec/warden/internal/store/kv"
 )
 
 // testCore is the part of internal/core the service uses: AES-GCM under a
@@ -90,6 +91,19 @@ func (c *testCore) Txn(ctx context.Context, t store.Txn) (uint64, error) {
 		}
 	}
 	t.Ops = ops
+	// Like core: the first transaction carries the pending record of ctx.
+	if p := kv.PendingFrom(ctx); p != nil && !p.Committed() {
+		leaf, err := p.Leaf()
+		if err != nil {
+			return 0, err
+		}
+		t.Audit = append(t.Audit, leaf)
+		idx, err := c.st.Txn(ctx, t)
+		if err == nil {
+			p.MarkCommitted()
+		}
+		return idx, err
+	}
 	return c.st.Txn(ctx, t)
 }
 
