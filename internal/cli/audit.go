@@ -266,6 +266,10 @@ func printEntries(w io.Writer, f *format, es []client.AuditEntry) error {
 		return writeJSON(w, map[string]any{"entries": es})
 	}
 	for _, e := range es {
+		if e.Archived {
+			fmt.Fprintf(w, "%d\tarchived\n", e.Index)
+			continue
+		}
 		m := e.Entry
 		fmt.Fprintf(w, "%d\t%v\t%v\t%v\t%v\t%v\n", e.Index, m["time"], m["outcome"], m["principal"], m["action"], m["resource"])
 	}

@@ -7,12 +7,12 @@ import (
 	"fmt"
 	"io"
 	"os"
-	"path/filepath"
 	"slices"
 
 	"github.com/spf13/cobra"
 
 	"github.com/warden-sec/warden/internal/audit"
+	"github.com/warden-sec/warden/internal/fsutil"
 	"github.com/warden-sec/warden/pkg/client"
 )
 
@@ -58,7 +58,7 @@ func newAuditArchiveCmd(g *globals) *cobra.Command {
 		if _, err := a.Verify(v.VerifierKey); err != nil {
 			return fmt.Errorf("the server's archive does not verify, nothing written: %w", err)
 		}
-		if err := writeNewFileSynced(out, b); err != nil {
+		if err := fsutil.WriteFileNew(out, b, 0o600); err != nil {
 			return err
 		}
 		w := cmd.OutOrStdout()
@@ -98,44 +98,6 @@ func decodeArchiveResponse(raw []byte) (*audit.Archive, []byte, error) {
 		return nil, nil, fmt.Errorf("the server's archive: %w", err)
 	}
 	return p, b, nil
-}
-
-// writeNewFileSynced creates path with b, mode 0600, never replacing a
-// file: written to a temporary file in the same directory, synced, linked
-// to path (which fails if path exists), and the directory synced, so that
-// once it returns the file survives a crash.
-func writeNewFileSynced(path string, b []byte) (err error) {
-	dir := filepath.Dir(path)
-	f, err := os.CreateTemp(dir, ".warden-archive-*")
-	if err != nil {
-		return err
-	}
-	tmp := f.Name()
-	defer os.Remove(tmp)
-	if err := f.Chmod(0o600); err != nil {
-		f.Close()
-		return err
-	}
-	if _, err := f.Write(b); err != nil {
-		f.Close()
-		return err
-	}
-	if err := f.Sync(); err != nil {
-		f.Close()
-		return err
-	}
-	if err := f.Close(); err != nil {
-		return err
-	}
-	if err := os.Link(tmp, path); err != nil {
-		return err
-	}
-	d, err := os.Open(dir)
-	if err != nil {
-		return err
-	}
-	defer d.Close()
-	return d.Sync()
 }
 
 // readArchiveFile reads and parses an archive file.

@@ -16,7 +16,8 @@ import (
 // only up to the archive, online verify and the integrity check after the
 // prune, a second archive with --prune that chains with the first, a
 // flipped byte that fails naming its entry, a restart, and a snapshot
-// taken before the prune restored after it.
+// taken before the prune restored after it; an archive whose file never
+// landed prunes nothing and is made again from the same entry.
 func TestAuditArchiveLifecycle(t *testing.T) {
 	dir := t.TempDir()
 	a := startAuditServer(t, dir)
@@ -36,6 +37,12 @@ func TestAuditArchiveLifecycle(t *testing.T) {
 	}
 
 	checkErr(t, runCLI(t, e, "", "audit", "prune", "--before", "3"), 1, "run warden audit archive first")
+	// The server hands out an archive and records its bound, and the file
+	// never lands (here: its directory is missing; as after a crash):
+	// nothing is pruned, and the next archive exports the same range.
+	lost := filepath.Join(dir, "missing", "a0.json")
+	checkErr(t, runCLI(t, e, "", "audit", "archive", "--out", lost, "--before", "5", "--prune"), 1, "no such file or directory")
+	checkErr(t, runCLI(t, e, "", "audit", "prune", "--archive", lost), 1, "no such file or directory")
 	f1 := filepath.Join(dir, "a1.json")
 	r := runCLI(t, e, "", "audit", "archive", "--out", f1, "--before", "5")
 	if r.code != 0 || !strings.Contains(r.stdout, "Archived entries 0 to 4 (5)") {

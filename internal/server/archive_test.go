@@ -55,18 +55,7 @@ func TestAuditArchivePruneCluster(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	openCP := func(c *client.Client) audit.Checkpoint {
-		t.Helper()
-		note, err := c.AuditCheckpoint(ctx)
-		if err != nil {
-			t.Fatal(err)
-		}
-		cp, err := audit.Open(note, v.VerifierKey)
-		if err != nil {
-			t.Fatal(err)
-		}
-		return cp
-	}
+	openCP := func(c *client.Client) audit.Checkpoint { return signedCheckpoint(ctx, t, c, v.VerifierKey) }
 	old := openCP(leader)
 
 	// Nothing archived yet: a prune is refused.
@@ -78,7 +67,7 @@ func TestAuditArchivePruneCluster(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	a, err := parseServerArchive(raw)
+	a, err := audit.ParseArchive(raw)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -191,17 +180,13 @@ func TestAuditArchivePruneCluster(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	a2, err := parseServerArchive(raw2)
+	a2, err := audit.ParseArchive(raw2)
 	if err != nil {
 		t.Fatal(err)
 	}
 	if _, err := audit.VerifyChain([]*audit.Archive{a, a2}, v.VerifierKey); err != nil || a2.Start != bound {
 		t.Fatalf("second archive from %d: %v", a2.Start, err)
 	}
-}
-
-func parseServerArchive(raw []byte) (*audit.Archive, error) {
-	return audit.ParseArchive(raw)
 }
 
 func mustB64(t *testing.T, s string) []byte {
@@ -211,4 +196,18 @@ func mustB64(t *testing.T, s string) []byte {
 		t.Fatal(err)
 	}
 	return b
+}
+
+// signedCheckpoint reads c's checkpoint and opens it with vkey.
+func signedCheckpoint(ctx context.Context, t *testing.T, c *client.Client, vkey string) audit.Checkpoint {
+	t.Helper()
+	note, err := c.AuditCheckpoint(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cp, err := audit.Open(note, vkey)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return cp
 }
