@@ -43,6 +43,8 @@ func TestAuditArchiveLifecycle(t *testing.T) {
 	lost := filepath.Join(dir, "missing", "a0.json")
 	checkErr(t, runCLI(t, e, "", "audit", "archive", "--out", lost, "--before", "5", "--prune"), 1, "no such file or directory")
 	checkErr(t, runCLI(t, e, "", "audit", "prune", "--archive", lost), 1, "no such file or directory")
+	// Every entry is younger than an hour: nothing to archive by age.
+	checkErr(t, runCLI(t, e, "", "audit", "archive", "--out", filepath.Join(dir, "none.json"), "--older-than", "1h"), 1, "nothing to archive")
 	f1 := filepath.Join(dir, "a1.json")
 	r := runCLI(t, e, "", "audit", "archive", "--out", f1, "--before", "5")
 	if r.code != 0 || !strings.Contains(r.stdout, "Archived entries 0 to 4 (5)") {
