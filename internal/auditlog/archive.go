@@ -79,7 +79,7 @@ func (s *Service) Archive(ctx context.Context, r ArchiveRange) (*audit.Archive, 
 	}
 	var leaves [][]byte
 	var raftIdx []uint64
-	var bytes int
+	var size int
 	end := start
 read:
 	for end < limit {
@@ -103,7 +103,7 @@ read:
 					break read
 				}
 			}
-			if bytes += len(e.Leaf); bytes > maxArchiveLeafBytes && len(leaves) > 0 {
+			if size += len(e.Leaf); size > maxArchiveLeafBytes && len(leaves) > 0 {
 				break read
 			}
 			leaves, raftIdx = append(leaves, e.Leaf), append(raftIdx, e.RaftIndex)
@@ -111,7 +111,14 @@ read:
 		}
 	}
 	if end == start {
-		return nil, errs.E(errs.Invalid, "nothing to archive: no entry from %d matches (before %d, older than %s)", start, r.Before, r.Cutoff.UTC().Format(time.RFC3339))
+		why := "the log has no live entry"
+		switch {
+		case !r.Cutoff.IsZero() && start < limit:
+			why = "entry " + strconv.FormatUint(start, 10) + ", the first live one, is not older than " + r.Cutoff.UTC().Format(time.RFC3339)
+		case r.Before > 0:
+			why = "no live entry is below " + strconv.FormatUint(r.Before, 10) + " (the first live entry is " + strconv.FormatUint(start, 10) + ")"
+		}
+		return nil, errs.E(errs.Invalid, "nothing to archive: %s", why)
 	}
 	var startRange [][]byte
 	var root []byte
