@@ -3,10 +3,13 @@ package api
 import (
 	"encoding/base64"
 	"encoding/json"
+	"fmt"
 	"net/http"
 	"strconv"
+	"time"
 
 	"github.com/warden-sec/warden/internal/audit"
+	"github.com/warden-sec/warden/internal/auditlog"
 	"github.com/warden-sec/warden/internal/authz"
 	"github.com/warden-sec/warden/internal/errs"
 )
@@ -46,6 +49,10 @@ type entryView struct {
 	Entry     *audit.Entry `json:"entry,omitempty"`
 	Altered   bool         `json:"altered,omitempty"`
 	Error     string       `json:"error,omitempty"`
+	// Archived: the entry was archived and its body pruned; LeafHash is
+	// its RFC 6962 leaf hash (base64), which still proves its place.
+	Archived bool   `json:"archived,omitempty"`
+	LeafHash string `json:"leaf_hash,omitempty"`
 }
 
 type entriesResponse struct {
@@ -79,6 +86,11 @@ func (s *Server) auditEntries(req *request) (int, any, error) {
 	}
 	out := entriesResponse{Entries: make([]entryView, len(es))}
 	for i, e := range es {
+		if e.Archived {
+			out.Entries[i] = entryView{Index: e.Index, Archived: true, LeafHash: base64.StdEncoding.EncodeToString(e.LeafHash),
+				Error: fmt.Sprintf("entry %d is archived: its body was pruned from the live log; verify it with warden audit verify --archive", e.Index)}
+			continue
+		}
 		if e.Altered != nil {
 			out.Entries[i] = entryView{Index: e.Index, RaftIndex: e.RaftIndex, Altered: true, Error: e.Altered.Error()}
 			continue
@@ -161,4 +173,62 @@ func (s *Server) auditHash(req *request) (int, any, error) {
 		return 0, nil, err
 	}
 	return http.StatusOK, hashResponse{Hash: h}, nil
+}
+
+type archiveRequest struct {
+	// Before: archive the entries below this index (0: no bound).
+	Before uint64 `json:"before"`
+	// OlderThan: archive only entries whose time is older than this Go
+	// duration before now ("" : no cutoff).
+	OlderThan string `json:"older_than"`
+}
+
+// auditArchive exports the oldest live entries as a sealed archive
+// (audit.Archive) and records its end as the bound prune may reach.
+func (s *Server) auditArchive(req *request) (int, any, error) {
+	var in archiveRequest
+	if err := req.decode(&in, false); err != nil {
+		return 0, nil, err
+	}
+	r := auditlog.ArchiveRange{Before: in.Before}
+	if in.OlderThan != "" {
+		d, err := time.ParseDuration(in.OlderThan)
+		if err != nil || d <= 0 {
+			return 0, nil, errs.E(errs.Invalid, "older_than: must be a positive Go duration such as 2160h, got %q", in.OlderThan)
+		}
+		r.Cutoff = s.now().Add(-d)
+	}
+	if in.Before == 0 && in.OlderThan == "" {
+		return 0, nil, errs.E(errs.Invalid, "before or older_than: one is required")
+	}
+	a, err := s.cfg.Audit.Archive(req.Context(), r)
+	if err != nil {
+		return 0, nil, err
+	}
+	return http.StatusOK, a, nil
+}
+
+type pruneRequest struct {
+	Before uint64 `json:"before"`
+}
+
+type pruneResponse struct {
+	// Pruned: the entries below it are archived and their bodies removed.
+	Pruned uint64 `json:"pruned"`
+}
+
+// auditPrune removes the bodies of archived entries below before.
+func (s *Server) auditPrune(req *request) (int, any, error) {
+	var in pruneRequest
+	if err := req.decode(&in, false); err != nil {
+		return 0, nil, err
+	}
+	if in.Before == 0 {
+		return 0, nil, errs.E(errs.Invalid, "before: required, a positive entry index")
+	}
+	p, err := s.cfg.Audit.Prune(req.Context(), in.Before)
+	if err != nil {
+		return 0, nil, err
+	}
+	return http.StatusOK, pruneResponse{Pruned: p}, nil
 }

@@ -185,6 +185,11 @@ func (s *Server) routeTable() []route {
 		// The HMAC of a guessed value is what confirms a guess against the
 		// log: every use is recorded.
 		{method: "POST", pattern: "/v1/audit/hash", name: "audit.hash", target: fixed(authz.ActionAuditHash, authz.TypeAuditLog, "warden"), audit: auditRead, status: ok, h: s.auditHash},
+		// Archiving exports entries (a read of the whole range) and records
+		// the archived bound (a change); pruning removes entry bodies from
+		// every node. Both are changes: their records ride with them.
+		{method: "POST", pattern: "/v1/audit/archive", name: "audit.archive", target: fixed(authz.ActionAuditArchive, authz.TypeAuditLog, "warden"), audit: auditChange, status: ok, h: s.auditArchive},
+		{method: "POST", pattern: "/v1/audit/prune", name: "audit.prune", target: fixed(authz.ActionAuditPrune, authz.TypeAuditLog, "warden"), audit: auditChange, status: ok, h: s.auditPrune},
 	}
 	if s.cfg.Gather != nil {
 		m := route{method: "GET", pattern: "/metrics", name: "metrics.read", audit: auditNone, status: ok, h: s.metricsRead}

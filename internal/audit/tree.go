@@ -302,3 +302,11 @@ func LeafAAD(leafHash []byte) string {
 	}
 	return string(b)
 }
+
+// RangeAt returns the compact range of the tree's first size leaves (the
+// roots of its maximal perfect subtrees, left to right; none for size 0),
+// from stored nodes. size must not exceed the size of the tree whose nodes
+// ns holds, or the missing node's error is returned.
+func RangeAt(ns NodeStore, size uint64) ([][]byte, error) {
+	return getNodes(ns, compact.RangeNodes(0, size, nil))
+}

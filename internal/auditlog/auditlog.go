@@ -40,6 +40,8 @@ type Encrypter interface {
 // Core is what the service needs of internal/core.
 type Core interface {
 	GetStale(key string) (store.Entry, error)
+	// Get reads key linearizably (the archive bound, before a prune).
+	Get(ctx context.Context, key string) (store.Entry, error)
 	Encrypt(aad string, pt []byte) ([]byte, error)
 	Decrypt(aad string, ct []byte) ([]byte, error)
 	AppendAudit(ctx context.Context, leaves []store.AuditLeaf) error
@@ -356,13 +358,17 @@ func (s *Service) Checkpoint(ctx context.Context) ([]byte, error) {
 // StoredEntry is one entry with its exact leaf bytes and the index of the
 // Raft command that committed it. An entry whose stored leaf does not open
 // under its own hash, does not decode, or hashes to something else has
-// Altered set (its Damage says how) and no Leaf or Entry.
+// Altered set (its Damage says how) and no Leaf or Entry. An entry below
+// the pruned bound (archived, its body removed) has Archived set and only
+// its LeafHash (the stored level-0 node), no RaftIndex, Leaf or Entry.
 type StoredEntry struct {
 	Index     uint64
 	RaftIndex uint64
 	Leaf      []byte
 	Entry     audit.Entry
 	Altered   *audit.Damage
+	Archived  bool
+	LeafHash  []byte
 }
 
 // Entries returns up to count entries from start, fewer at the end of the
@@ -396,6 +402,20 @@ func (s *Service) entries(start uint64, count int) ([]StoredEntry, error) {
 			return nil
 		}
 		n := min(uint64(count), st.Size-start)
+		pruned, err := v.Pruned()
+		if err != nil {
+			return &audit.Damage{Kind: audit.DamagedState, Detail: err.Error()}
+		}
+		for ; n > 0 && start < pruned; start, n = start+1, n-1 {
+			h, err := v.GetNode(0, start)
+			if err != nil {
+				return &audit.Damage{Kind: audit.DamagedNode, Index: start, Detail: "it is missing"}
+			}
+			out = append(out, StoredEntry{Index: start, Archived: true, LeafHash: h})
+		}
+		if n == 0 {
+			return nil
+		}
 		raw, err := v.Leaves(start, int(n))
 		if err != nil {
 			return err

@@ -21,6 +21,7 @@ import (
 	"github.com/warden-sec/warden/internal/auditlog"
 	"github.com/warden-sec/warden/internal/errs"
 	"github.com/warden-sec/warden/internal/store"
+	"github.com/warden-sec/warden/internal/store/kv"
 )
 
 // testCore is the part of internal/core the service uses: AES-GCM under a
@@ -65,6 +66,15 @@ func (c *testCore) GetStale(key string) (store.Entry, error) {
 	return e, err
 }
 
+func (c *testCore) Get(ctx context.Context, key string) (store.Entry, error) {
+	e, err := c.st.Get(ctx, key)
+	if err != nil {
+		return e, err
+	}
+	e.Value, err = c.Decrypt(key, e.Value)
+	return e, err
+}
+
 func (c *testCore) Sealed() bool { return false }
 
 func (c *testCore) AppendAudit(ctx context.Context, leaves []store.AuditLeaf) error {
@@ -81,6 +91,19 @@ func (c *testCore) Txn(ctx context.Context, t store.Txn) (uint64, error) {
 		}
 	}
 	t.Ops = ops
+	// Like core: the first transaction carries the pending record of ctx.
+	if p := kv.PendingFrom(ctx); p != nil && !p.Committed() {
+		leaf, err := p.Leaf()
+		if err != nil {
+			return 0, err
+		}
+		t.Audit = append(t.Audit, leaf)
+		idx, err := c.st.Txn(ctx, t)
+		if err == nil {
+			p.MarkCommitted()
+		}
+		return idx, err
+	}
 	return c.st.Txn(ctx, t)
 }
 

@@ -57,6 +57,10 @@ type sinkLine struct {
 	RaftIndex uint64          `json:"raft_index"`
 	Entry     json.RawMessage `json:"entry,omitempty"`
 	Altered   string          `json:"altered,omitempty"`
+	// Archived: the entry was archived and pruned before this sink
+	// received it (only a sink that lagged behind a prune elsewhere sees
+	// this; see docs/audit.md, "Lifecycle").
+	Archived bool `json:"archived,omitempty"`
 }
 
 // cursorFile names the cursor file of a sink in dir: a readable form of
@@ -247,6 +251,9 @@ func (s *Service) sinkLines(start, n uint64) ([][]byte, error) {
 		l := sinkLine{Index: e.Index, RaftIndex: e.RaftIndex, Entry: e.Leaf}
 		if e.Altered != nil {
 			l.Entry, l.Altered = nil, e.Altered.Error()
+		}
+		if e.Archived {
+			l.Archived = true
 		}
 		if lines[i], err = json.Marshal(l); err != nil {
 			return nil, err

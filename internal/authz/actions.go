@@ -46,8 +46,10 @@ const (
 	ActionAuthzEntitiesWrite = "authz.entities.write"
 	ActionAuthzSchemaWrite   = "authz.schema.write"
 
-	ActionAuditRead = "audit.read"
-	ActionAuditHash = "audit.hash"
+	ActionAuditRead    = "audit.read"
+	ActionAuditHash    = "audit.hash"
+	ActionAuditArchive = "audit.archive"
+	ActionAuditPrune   = "audit.prune"
 
 	ActionNodeCreate = "node.create"
 	ActionNodeRevoke = "node.revoke"
@@ -101,7 +103,7 @@ func Actions() []string {
 		ActionPolicyRead, ActionPolicyWrite, ActionPolicyDelete, ActionPolicyList,
 		ActionAuthzStoreCreate, ActionAuthzStoreDelete, ActionAuthzStoreList,
 		ActionAuthzCheck, ActionAuthzEntitiesWrite, ActionAuthzSchemaWrite,
-		ActionAuditRead, ActionAuditHash,
+		ActionAuditRead, ActionAuditHash, ActionAuditArchive, ActionAuditPrune,
 		ActionNodeCreate, ActionNodeRevoke, ActionNodeList, ActionNodeRead,
 		ActionCertList,
 		ActionAuthWhoami,
@@ -182,7 +184,7 @@ action "cert.list" appliesTo {
   resource: [Certificate],
 };
 
-action "audit.read", "audit.hash" appliesTo {
+action "audit.read", "audit.hash", "audit.archive", "audit.prune" appliesTo {
   principal: [User, Node, Service, Root],
   resource: [AuditLog],
 };

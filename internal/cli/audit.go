@@ -3,6 +3,7 @@ package cli
 import (
 	"bytes"
 	"context"
+	"encoding/base64"
 	"errors"
 	"fmt"
 	"io"
@@ -19,16 +20,27 @@ import (
 )
 
 func newAuditCmd(g *globals) *cobra.Command {
-	return newGroupCmd("audit", "Verify, follow and search the audit log",
-		newAuditVerifyCmd(g), newAuditTailCmd(g), newAuditSearchCmd(g))
+	return newGroupCmd("audit", "Verify, follow, search, archive and prune the audit log",
+		newAuditVerifyCmd(g), newAuditTailCmd(g), newAuditSearchCmd(g), newAuditArchiveCmd(g), newAuditPruneCmd(g))
 }
 
-// fetchLeaves returns the leaf bytes and entries of the first size entries
-// (of every entry, up to the end of the log, when all is set). An entry the
-// server reports altered is an error naming it.
-func fetchLeaves(ctx context.Context, c *client.Client, size uint64, all bool) ([][]byte, []client.AuditEntry, error) {
-	var leaves [][]byte
-	var es []client.AuditEntry
+// fetchedLog is what fetchLeaves read: each entry's leaf bytes (nil for
+// an entry archived and pruned from the live log), its leaf hash (computed
+// from the bytes, or, for an archived entry, as the server reports it: the
+// root check against the signed checkpoint is what vouches for it) and
+// the entries as the server sent them.
+type fetchedLog struct {
+	leaves   [][]byte
+	hashes   [][]byte
+	entries  []client.AuditEntry
+	archived int
+}
+
+// fetchLeaves reads the first size entries (every entry, up to the end of
+// the log, when all is set). An entry the server reports altered is an
+// error naming it.
+func fetchLeaves(ctx context.Context, c *client.Client, size uint64, all bool) (fetchedLog, error) {
+	var f fetchedLog
 	for start := uint64(0); all || start < size; {
 		n := uint64(1000)
 		if !all {
@@ -36,27 +48,36 @@ func fetchLeaves(ctx context.Context, c *client.Client, size uint64, all bool) (
 		}
 		page, err := c.AuditEntries(ctx, start, int(n))
 		if err != nil {
-			return nil, nil, fmt.Errorf("entries from %d: %w", start, err)
+			return f, fmt.Errorf("entries from %d: %w", start, err)
 		}
 		if len(page) == 0 {
 			if all {
 				break
 			}
-			return nil, nil, fmt.Errorf("the server returned no entry at %d of %d", start, size)
+			return f, fmt.Errorf("the server returned no entry at %d of %d", start, size)
 		}
 		for _, e := range page {
-			if e.Altered {
-				if msg := fmt.Sprintf("entry %d was altered", e.Index); !strings.HasPrefix(e.Error, msg) {
-					return nil, nil, fmt.Errorf("%s (the server says: %s)", msg, e.Error)
+			switch {
+			case e.Archived:
+				h, err := base64.StdEncoding.DecodeString(e.LeafHash)
+				if err != nil || len(h) != audit.HashSize {
+					return f, fmt.Errorf("entry %d: the server sent a malformed leaf hash for an archived entry", e.Index)
 				}
-				return nil, nil, errors.New(e.Error)
+				f.leaves, f.hashes = append(f.leaves, nil), append(f.hashes, h)
+				f.archived++
+				continue
+			case e.Altered:
+				if msg := fmt.Sprintf("entry %d was altered", e.Index); !strings.HasPrefix(e.Error, msg) {
+					return f, fmt.Errorf("%s (the server says: %s)", msg, e.Error)
+				}
+				return f, errors.New(e.Error)
 			}
 			b, err := e.LeafBytes()
 			if err != nil {
-				return nil, nil, fmt.Errorf("entry %d: %w", e.Index, err)
+				return f, fmt.Errorf("entry %d: %w", e.Index, err)
 			}
-			leaves = append(leaves, b)
-			es = append(es, e)
+			f.leaves, f.hashes = append(f.leaves, b), append(f.hashes, audit.LeafHash(b))
+			f.entries = append(f.entries, e)
 		}
 		start += uint64(len(page))
 		if all && uint64(len(page)) < n {
@@ -65,18 +86,27 @@ func fetchLeaves(ctx context.Context, c *client.Client, size uint64, all bool) (
 			break
 		}
 	}
-	return leaves, es, nil
+	return f, nil
+}
+
+// rootOfHashes is the RFC 6962 root over leaf hashes.
+func rootOfHashes(hashes [][]byte) ([]byte, error) {
+	st, _, err := audit.Append(audit.TreeState{}, hashes)
+	if err != nil {
+		return nil, err
+	}
+	return st.Root()
 }
 
 // firstAltered names the first entry whose inclusion proof does not verify
 // against cp, or says that the root alone does not match.
-func firstAltered(ctx context.Context, c *client.Client, cp audit.Checkpoint, leaves [][]byte) error {
-	for i, l := range leaves[:cp.Size] {
+func firstAltered(ctx context.Context, c *client.Client, cp audit.Checkpoint, hashes [][]byte) error {
+	for i, h := range hashes[:cp.Size] {
 		p, err := c.AuditInclusionProof(ctx, uint64(i), cp.Size)
 		if err != nil {
 			return fmt.Errorf("the root over %d entries does not match the signed checkpoint; entry %d: inclusion proof: %w", cp.Size, i, err)
 		}
-		if audit.VerifyInclusion(l, uint64(i), cp.Size, cp.Root, p) != nil {
+		if audit.VerifyInclusionHash(h, uint64(i), cp.Size, cp.Root, p) != nil {
 			return fmt.Errorf("entry %d was altered: it does not match the signed log", i)
 		}
 	}
@@ -84,17 +114,20 @@ func firstAltered(ctx context.Context, c *client.Client, cp audit.Checkpoint, le
 }
 
 func newAuditVerifyCmd(g *globals) *cobra.Command {
-	var oldFile, saveFile string
+	var oldFile, saveFile, verifierKey string
 	var full bool
+	var archives []string
 	cmd := &cobra.Command{
-		Use:   "verify [--full] [--checkpoint FILE] [--save FILE]",
-		Short: "Verify the signed checkpoint, the root over every entry, inclusion proofs, and consistency with an older checkpoint",
+		Use:   "verify [--full] [--checkpoint FILE] [--save FILE] | verify --archive FILE [--archive FILE...] [--verifier-key KEY]",
+		Short: "Verify the signed checkpoint, the root over every entry, inclusion proofs, and consistency with an older checkpoint; or, offline, archive files",
 		Args:  args(cobra.NoArgs),
 	}
+	cmd.Flags().StringArrayVar(&archives, "archive", nil, "verify this archive file offline, without a server (repeat: they must also chain)")
+	cmd.Flags().StringVar(&verifierKey, "verifier-key", "", "with --archive: the note verifier key to trust (GET /v1/audit/verifier); default: the archive's own, printed")
 	cmd.Flags().StringVar(&oldFile, "checkpoint", "", "an older checkpoint saved earlier: prove the log only grew since")
 	cmd.Flags().StringVar(&saveFile, "save", "", "save the verified checkpoint to FILE for a later --checkpoint")
 	cmd.Flags().BoolVar(&full, "full", false, "check every entry's inclusion proof, not a sample; if the server refuses to sign a checkpoint, still check every entry and the root against --checkpoint, and say why it refused")
-	cmd.RunE = g.withClient(func(cmd *cobra.Command, c *client.Client, _ []string) error {
+	online := g.withClient(func(cmd *cobra.Command, c *client.Client, _ []string) error {
 		ctx := cmd.Context()
 		out := cmd.OutOrStdout()
 		v, err := c.AuditVerifierKey(ctx)
@@ -124,25 +157,36 @@ func newAuditVerifyCmd(g *globals) *cobra.Command {
 		if err != nil {
 			return fmt.Errorf("checkpoint: %w", err)
 		}
-		leaves, _, err := fetchLeaves(ctx, c, cp.Size, false)
+		log, err := fetchLeaves(ctx, c, cp.Size, false)
 		if err != nil {
 			return err
 		}
-		for i, l := range leaves {
+		for i, l := range log.leaves {
+			if l == nil {
+				continue // archived: its bytes are checked offline, with --archive
+			}
 			if _, err := audit.DecodeEntry(l); err != nil {
 				return fmt.Errorf("entry %d was altered: it is not a canonical entry: %v", i, err)
 			}
 		}
-		if !bytes.Equal(audit.RootOf(leaves), cp.Root) {
-			return firstAltered(ctx, c, cp, leaves)
+		root, err := rootOfHashes(log.hashes)
+		if err != nil {
+			return err
 		}
-		samples := min(int(cp.Size), 16)
-		pick := func(k int) uint64 { return uint64(k) }
+		if !bytes.Equal(root, cp.Root) {
+			return firstAltered(ctx, c, cp, log.hashes)
+		}
+		// Inclusion proofs of the live entries (the archived ones carry
+		// no bytes here to prove).
+		first := uint64(log.archived)
+		live := cp.Size - first
+		samples := min(int(live), 16)
+		pick := func(k int) uint64 { return first + uint64(k) }
 		if !full {
 			r := rand.New(rand.NewPCG(cp.Size, uint64(time.Now().UnixNano())))
-			pick = func(int) uint64 { return uint64(r.IntN(int(cp.Size))) }
+			pick = func(int) uint64 { return first + uint64(r.IntN(int(live))) }
 		} else {
-			samples = int(cp.Size)
+			samples = int(live)
 		}
 		for k := 0; k < samples; k++ {
 			i := pick(k)
@@ -150,12 +194,15 @@ func newAuditVerifyCmd(g *globals) *cobra.Command {
 			if err != nil {
 				return fmt.Errorf("entry %d: inclusion proof: %w", i, err)
 			}
-			if err := audit.VerifyInclusion(leaves[i], i, cp.Size, cp.Root, p); err != nil {
+			if err := audit.VerifyInclusion(log.leaves[i], i, cp.Size, cp.Root, p); err != nil {
 				return fmt.Errorf("entry %d: inclusion proof does not verify: %v", i, err)
 			}
 		}
 		fmt.Fprintf(out, "Checkpoint: %s, size %d, signature verified\n", cp.Origin, cp.Size)
 		fmt.Fprintf(out, "Root over all %d entries matches; %d inclusion proofs verified\n", cp.Size, samples)
+		if log.archived > 0 {
+			fmt.Fprintf(out, "Entries 0 to %d are archived: checked here by their leaf hashes; check their contents offline with --archive\n", log.archived-1)
+		}
 		if old != nil {
 			if old.Size > cp.Size {
 				return fmt.Errorf("the log shrank: %s has size %d, the server %d", oldFile, old.Size, cp.Size)
@@ -176,6 +223,18 @@ func newAuditVerifyCmd(g *globals) *cobra.Command {
 		}
 		return nil
 	})
+	cmd.RunE = func(cmd *cobra.Command, a []string) error {
+		if len(archives) > 0 {
+			if full || oldFile != "" || saveFile != "" {
+				return usagef("--archive verifies files offline: --full, --checkpoint and --save do not apply")
+			}
+			return verifyArchives(cmd.OutOrStdout(), archives, verifierKey)
+		}
+		if verifierKey != "" {
+			return usagef("--verifier-key: only with --archive")
+		}
+		return online(cmd, a)
+	}
 	return cmd
 }
 
@@ -185,16 +244,16 @@ func newAuditVerifyCmd(g *globals) *cobra.Command {
 // old.Size entries with a checkpoint saved earlier, if given. It always
 // fails, with the server's reason.
 func verifyWithoutCheckpoint(ctx context.Context, c *client.Client, out io.Writer, old *audit.Checkpoint, oldFile string, refusal error) error {
-	leaves, _, err := fetchLeaves(ctx, c, 0, true)
+	log, err := fetchLeaves(ctx, c, 0, true)
 	if err != nil {
 		return fmt.Errorf("%w; the server also refuses to sign a checkpoint: %v", err, refusal)
 	}
-	fmt.Fprintf(out, "All %d entries open and decode\n", len(leaves))
+	fmt.Fprintf(out, "All %d entries open and decode (%d archived)\n", len(log.hashes), log.archived)
 	if old != nil {
-		if uint64(len(leaves)) < old.Size {
-			return fmt.Errorf("the log shrank: %s has size %d, the server %d entries", oldFile, old.Size, len(leaves))
+		if uint64(len(log.hashes)) < old.Size {
+			return fmt.Errorf("the log shrank: %s has size %d, the server %d entries", oldFile, old.Size, len(log.hashes))
 		}
-		if !bytes.Equal(audit.RootOf(leaves[:old.Size]), old.Root) {
+		if root, err := rootOfHashes(log.hashes[:old.Size]); err != nil || !bytes.Equal(root, old.Root) {
 			return fmt.Errorf("the root over the first %d entries does not match %s: an entry was altered; the server refuses to sign a checkpoint: %v", old.Size, oldFile, refusal)
 		}
 		fmt.Fprintf(out, "Root over the first %d entries matches %s\n", old.Size, oldFile)
@@ -207,6 +266,10 @@ func printEntries(w io.Writer, f *format, es []client.AuditEntry) error {
 		return writeJSON(w, map[string]any{"entries": es})
 	}
 	for _, e := range es {
+		if e.Archived {
+			fmt.Fprintf(w, "%d\tarchived\n", e.Index)
+			continue
+		}
 		m := e.Entry
 		fmt.Fprintf(w, "%d\t%v\t%v\t%v\t%v\t%v\n", e.Index, m["time"], m["outcome"], m["principal"], m["action"], m["resource"])
 	}
@@ -339,12 +402,12 @@ func newAuditSearchCmd(g *globals) *cobra.Command {
 		if err != nil {
 			return err
 		}
-		_, es, err := fetchLeaves(cmd.Context(), c, size, false)
+		log, err := fetchLeaves(cmd.Context(), c, size, false)
 		if err != nil {
 			return err
 		}
 		var hits []client.AuditEntry
-		for _, e := range es {
+		for _, e := range log.entries { // the live ones: search archives offline
 			m := e.Entry
 			if principal != "" && m["principal"] != principal || action != "" && m["action"] != action {
 				continue

@@ -344,6 +344,8 @@ func TestActionMapping(t *testing.T) {
 		{"GET", "/v1/audit/proof/inclusion?index=0&tree_size=1", "audit.read", `AuditLog::"warden"`},
 		{"GET", "/v1/audit/proof/consistency?old=1&new=1", "audit.read", `AuditLog::"warden"`},
 		{"POST", "/v1/audit/hash", "audit.hash", `AuditLog::"warden"`},
+		{"POST", "/v1/audit/archive", "audit.archive", `AuditLog::"warden"`},
+		{"POST", "/v1/audit/prune", "audit.prune", `AuditLog::"warden"`},
 		{"POST", "/v1/nodes/tokens", "node.create", `Node::"p1"`},
 		{"POST", "/v1/zones", "zone.create", `Zone::"*"`},
 		{"GET", "/v1/zones", "zone.list", `Zone::"*"`},

@@ -143,14 +143,7 @@ func verifiedLog(ctx context.Context, t *testing.T, c *client.Client) (audit.Che
 	if err != nil {
 		t.Fatal(err)
 	}
-	note, err := c.AuditCheckpoint(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
-	cp, err := audit.Open(note, v.VerifierKey)
-	if err != nil {
-		t.Fatal(err)
-	}
+	cp := signedCheckpoint(ctx, t, c, v.VerifierKey)
 	var leaves [][]byte
 	var entries []client.AuditEntry
 	for start := uint64(0); start < cp.Size; {

@@ -45,6 +45,58 @@ func appendAudit(tx *bolt.Tx, leaves []AuditLeaf, raftIndex uint64) error {
 	return meta.Put(keyAuditTree, sb)
 }
 
+// pruned returns the pruned bound stored in meta (0: nothing pruned).
+func pruned(meta *bolt.Bucket) (uint64, error) {
+	b := meta.Get(keyAuditPruned)
+	if b == nil {
+		return 0, nil
+	}
+	if len(b) != 8 {
+		return 0, fmt.Errorf("%w: pruned bound of %d bytes", audit.ErrCorrupt, len(b))
+	}
+	return binary.BigEndian.Uint64(b), nil
+}
+
+// checkPrune refuses a prune bound (8 bytes, big-endian) beyond the tree.
+func checkPrune(tx *bolt.Tx, value []byte) error {
+	if len(value) != 8 {
+		return fmt.Errorf("%w: audit prune bound of %d bytes", ErrInvalid, len(value))
+	}
+	var st audit.TreeState
+	if b := tx.Bucket(bucketMeta).Get(keyAuditTree); b != nil {
+		if err := st.UnmarshalBinary(b); err != nil {
+			return fmt.Errorf("store: audit tree state: %w", err)
+		}
+	}
+	if before := binary.BigEndian.Uint64(value); before > st.Size {
+		return fmt.Errorf("%w: audit prune bound %d beyond the tree's size %d", ErrInvalid, before, st.Size)
+	}
+	return nil
+}
+
+// pruneAudit deletes the stored leaves from the current pruned bound up to
+// before and records before as the bound; the Merkle nodes stay (every
+// proof and the integrity check of the nodes need them; they are 32 bytes
+// a node). A bound at or below the current one changes nothing.
+func pruneAudit(tx *bolt.Tx, before uint64) error {
+	meta := tx.Bucket(bucketMeta)
+	from, err := pruned(meta)
+	if err != nil {
+		return err
+	}
+	if before <= from {
+		return nil
+	}
+	c := tx.Bucket(bucketAuditLeaves).Cursor()
+	end := binary.BigEndian.AppendUint64(nil, before)
+	for k, _ := c.Seek(binary.BigEndian.AppendUint64(nil, from)); k != nil && bytes.Compare(k, end) < 0; k, _ = c.Seek(binary.BigEndian.AppendUint64(nil, from)) {
+		if err := c.Delete(); err != nil {
+			return err
+		}
+	}
+	return meta.Put(keyAuditPruned, end)
+}
+
 func nodeKey(level uint, index uint64) []byte {
 	return binary.BigEndian.AppendUint64([]byte{byte(level)}, index)
 }
@@ -114,6 +166,9 @@ func (v auditView) GetNode(level uint, index uint64) ([]byte, error) {
 	}
 	return bytes.Clone(h), nil
 }
+
+// Pruned returns the pruned bound (see kv.AuditView).
+func (v auditView) Pruned() (uint64, error) { return pruned(v.tx.Bucket(bucketMeta)) }
 
 // Leaves returns up to count stored leaves from index start, fewer at the
 // end of the log. A gap in the stored indexes, or a value too short to

@@ -4,6 +4,8 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+
+	"github.com/warden-sec/warden/internal/store/kv"
 )
 
 // Command kinds: the first byte of every Raft command.
@@ -44,7 +46,7 @@ func encodeTxn(t Txn) []byte {
 		b = append(b, byte(op.Type))
 		b = binary.AppendUvarint(b, uint64(len(op.Key)))
 		b = append(b, op.Key...)
-		if op.Type == OpPut {
+		if op.Type == OpPut || op.Type == OpPruneAudit {
 			b = binary.AppendUvarint(b, uint64(len(op.Value)))
 			b = append(b, op.Value...)
 		}
@@ -137,7 +139,7 @@ func decodeTxn(b []byte) (Txn, error) {
 		}
 		typ := OpType(r.b[r.off])
 		r.off++
-		if typ != OpPut && typ != OpDelete {
+		if typ != OpPut && typ != OpDelete && typ != OpPruneAudit {
 			return t, fmt.Errorf("%w: unknown op type %d", errCodec, typ)
 		}
 		kl, err := r.uvarint(MaxKeyLen, "key length")
@@ -149,7 +151,7 @@ func decodeTxn(b []byte) (Txn, error) {
 			return t, err
 		}
 		op := Op{Type: typ, Key: string(k)}
-		if typ == OpPut {
+		if typ == OpPut || typ == OpPruneAudit {
 			vl, err := r.uvarint(MaxTxnBytes, "value length")
 			if err != nil {
 				return t, err
@@ -212,7 +214,13 @@ func validate(t Txn) error {
 		if err := validKey(op.Key); err != nil {
 			return err
 		}
-		if op.Type != OpPut && op.Type != OpDelete {
+		switch op.Type {
+		case OpPut, OpDelete:
+		case OpPruneAudit:
+			if op.Key != kv.PruneAuditKey || len(op.Value) != 8 {
+				return fmt.Errorf("%w: an audit prune has key %q and an 8-byte index", ErrInvalid, kv.PruneAuditKey)
+			}
+		default:
 			return fmt.Errorf("%w: unknown op type %d", ErrInvalid, op.Type)
 		}
 		size += len(op.Key) + len(op.Value) + 12

@@ -24,7 +24,8 @@ var (
 	bucketAuditNodes  = []byte("audit_nodes")  // level (1 byte) | index (8) → hash
 	bucketAuditLeaves = []byte("audit_leaves") // index (8) → Raft index of the command (8) | stored leaf bytes
 	keyApplied        = []byte("applied_index")
-	keyAuditTree      = []byte("audit_tree") // audit.TreeState, binary
+	keyAuditTree      = []byte("audit_tree")   // audit.TreeState, binary
+	keyAuditPruned    = []byte("audit_pruned") // 8 bytes: the leaves below it were pruned (kv.OpPruneAudit)
 )
 
 // fsm is the replicated state machine: a bbolt database holding every key
@@ -180,6 +181,15 @@ func applyTxn(tx *bolt.Tx, t Txn, index uint64) any {
 			return &ConflictError{Key: c.Key, Want: c.Version, Have: have}
 		}
 	}
+	// A prune beyond the tree is refused before anything applies, so the
+	// txn stays all-or-nothing.
+	for _, op := range t.Ops {
+		if op.Type == OpPruneAudit {
+			if err := checkPrune(tx, op.Value); err != nil {
+				return err
+			}
+		}
+	}
 	for _, op := range t.Ops {
 		var err error
 		switch op.Type {
@@ -190,6 +200,8 @@ func applyTxn(tx *bolt.Tx, t Txn, index uint64) any {
 			err = kv.Put([]byte(op.Key), v)
 		case OpDelete:
 			err = kv.Delete([]byte(op.Key))
+		case OpPruneAudit:
+			err = pruneAudit(tx, binary.BigEndian.Uint64(op.Value))
 		}
 		if err != nil {
 			return fatalError{fmt.Errorf("store: apply %q: %w", op.Key, err)}

@@ -156,6 +156,10 @@ func graftAudit(tx, cur *bolt.Tx, leaf AuditLeaf, keep []string) error {
 	if err := putOrDelete(meta, keyAuditTree, st); err != nil {
 		return err
 	}
+	// The pruned bound goes with the leaves it describes.
+	if err := putOrDelete(meta, keyAuditPruned, cur.Bucket(bucketMeta).Get(keyAuditPruned)); err != nil {
+		return err
+	}
 	for _, k := range keep {
 		if err := putOrDelete(kv, []byte(k), cur.Bucket(bucketKV).Get([]byte(k))); err != nil {
 			return err

@@ -38,11 +38,16 @@ type (
 const (
 	OpPut    = kv.OpPut
 	OpDelete = kv.OpDelete
+	// OpPruneAudit is kv.OpPruneAudit.
+	OpPruneAudit = kv.OpPruneAudit
 
 	MaxKeyLen   = kv.MaxKeyLen
 	MaxTxnBytes = kv.MaxTxnBytes
 	MaxTxnOps   = kv.MaxTxnOps
 )
+
+// PruneAuditKey is kv.PruneAuditKey.
+const PruneAuditKey = kv.PruneAuditKey
 
 // Sentinel errors (kv's, the same values).
 var (

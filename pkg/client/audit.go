@@ -16,12 +16,17 @@ type AuditVerifier struct {
 // AuditEntry is one entry: its index, exact leaf bytes (base64) and fields.
 // A stored entry the server found damaged has Altered set, Error naming it
 // ("entry N was altered: ...") and no leaf or fields.
+//
+// An entry archived and pruned from the live log has Archived set and
+// LeafHash (base64), its RFC 6962 leaf hash, instead of a leaf.
 type AuditEntry struct {
-	Index   uint64         `json:"index"`
-	Leaf    string         `json:"leaf"`
-	Entry   map[string]any `json:"entry"`
-	Altered bool           `json:"altered,omitempty"`
-	Error   string         `json:"error,omitempty"`
+	Index    uint64         `json:"index"`
+	Leaf     string         `json:"leaf"`
+	Entry    map[string]any `json:"entry"`
+	Altered  bool           `json:"altered,omitempty"`
+	Error    string         `json:"error,omitempty"`
+	Archived bool           `json:"archived,omitempty"`
+	LeafHash string         `json:"leaf_hash,omitempty"`
 }
 
 // LeafBytes decodes Leaf.
@@ -76,4 +81,32 @@ func (c *Client) AuditInclusionProof(ctx context.Context, index, treeSize uint64
 // AuditConsistencyProof returns the proof that the tree of size old is a prefix of size new.
 func (c *Client) AuditConsistencyProof(ctx context.Context, old, new uint64) ([][]byte, error) {
 	return c.proof(ctx, fmt.Sprintf("/v1/audit/proof/consistency?old=%d&new=%d", old, new))
+}
+
+// AuditArchive asks for the archive of the oldest live entries, below
+// before (0: no bound) and older than olderThan (a Go duration; "": no
+// cutoff), and returns it as the server sent it (a warden-audit-archive/1
+// JSON document; parse and verify it with internal/audit or any JSON and
+// RFC 6962 tools). The server records the archive's end as the bound
+// AuditPrune may reach.
+func (c *Client) AuditArchive(ctx context.Context, before uint64, olderThan string) ([]byte, error) {
+	in := struct {
+		Before    uint64 `json:"before,omitempty"`
+		OlderThan string `json:"older_than,omitempty"`
+	}{before, olderThan}
+	var out []byte
+	_, err := c.do(ctx, http.MethodPost, "/v1/audit/archive", in, &out)
+	return out, err
+}
+
+// AuditPrune removes the bodies of the archived entries below before from
+// every node, and returns the pruned bound.
+func (c *Client) AuditPrune(ctx context.Context, before uint64) (uint64, error) {
+	var out struct {
+		Pruned uint64 `json:"pruned"`
+	}
+	_, err := c.do(ctx, http.MethodPost, "/v1/audit/prune", struct {
+		Before uint64 `json:"before"`
+	}{before}, &out)
+	return out.Pruned, err
 }

@@ -146,13 +146,17 @@ func run(w io.Writer, addr, caFile, token, oldFile string) error {
 	}
 	h := rfc6962.DefaultHasher
 	// The root over all entries, recomputed from the leaf bytes (RFC 6962
-	// MTH, by stack of perfect subtrees).
-	var leaves [][]byte
+	// MTH, by stack of perfect subtrees). An entry archived and pruned from
+	// the live log comes with its leaf hash only: it counts by that hash
+	// (its bytes are checked offline, in its archive).
+	var hashes [][]byte
 	for start := uint64(0); start < cp.size; {
 		var page struct {
 			Entries []struct {
-				Index uint64 `json:"index"`
-				Leaf  string `json:"leaf"`
+				Index    uint64 `json:"index"`
+				Leaf     string `json:"leaf"`
+				Archived bool   `json:"archived"`
+				LeafHash string `json:"leaf_hash"`
 			} `json:"entries"`
 		}
 		if err := a.getJSON(fmt.Sprintf("/v1/audit/entries?start=%d&count=%d", start, min(cp.size-start, 1000)), &page); err != nil {
@@ -162,16 +166,24 @@ func run(w io.Writer, addr, caFile, token, oldFile string) error {
 			return fmt.Errorf("no entries at %d", start)
 		}
 		for _, e := range page.Entries {
+			if e.Archived {
+				lh, err := base64.StdEncoding.DecodeString(e.LeafHash)
+				if err != nil || len(lh) != 32 {
+					return fmt.Errorf("entry %d: archived without a leaf hash", e.Index)
+				}
+				hashes = append(hashes, lh)
+				continue
+			}
 			b, err := base64.StdEncoding.DecodeString(e.Leaf)
 			if err != nil {
 				return err
 			}
-			leaves = append(leaves, b)
+			hashes = append(hashes, h.HashLeaf(b))
 		}
 		start += uint64(len(page.Entries))
 	}
-	if root := mth(leaves); !bytes.Equal(root, cp.root) {
-		return fmt.Errorf("root over %d entries does not match the checkpoint", len(leaves))
+	if root := mth(hashes); !bytes.Equal(root, cp.root) {
+		return fmt.Errorf("root over %d entries does not match the checkpoint", len(hashes))
 	}
 	r := rand.New(rand.NewPCG(1, cp.size))
 	for k := 0; k < min(int(cp.size), 20); k++ {
@@ -180,7 +192,7 @@ func run(w io.Writer, addr, caFile, token, oldFile string) error {
 		if err != nil {
 			return err
 		}
-		if err := proof.VerifyInclusion(h, i, cp.size, h.HashLeaf(leaves[i]), p, cp.root); err != nil {
+		if err := proof.VerifyInclusion(h, i, cp.size, hashes[i], p, cp.root); err != nil {
 			return fmt.Errorf("inclusion of entry %d: %w", i, err)
 		}
 	}
@@ -206,18 +218,18 @@ func run(w io.Writer, addr, caFile, token, oldFile string) error {
 	return nil
 }
 
-// mth computes the RFC 6962 Merkle tree hash of leaves.
-func mth(leaves [][]byte) []byte {
+// mth computes the RFC 6962 Merkle tree hash over leaf hashes.
+func mth(hashes [][]byte) []byte {
 	h := rfc6962.DefaultHasher
-	if len(leaves) == 0 {
+	if len(hashes) == 0 {
 		return h.EmptyRoot()
 	}
-	if len(leaves) == 1 {
-		return h.HashLeaf(leaves[0])
+	if len(hashes) == 1 {
+		return hashes[0]
 	}
 	k := 1
-	for k*2 < len(leaves) {
+	for k*2 < len(hashes) {
 		k *= 2
 	}
-	return h.HashChildren(mth(leaves[:k]), mth(leaves[k:]))
+	return h.HashChildren(mth(hashes[:k]), mth(hashes[k:]))
 }

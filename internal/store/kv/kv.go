@@ -27,7 +27,19 @@ const (
 	OpPut OpType = 1
 	// OpDelete removes Key; deleting an absent key is not an error.
 	OpDelete OpType = 2
+	// OpPruneAudit removes the stored bodies (the encrypted leaf bytes) of
+	// the audit entries below the index in Value (8 bytes, big-endian),
+	// keeping every Merkle node, and records that index as the log's
+	// pruned bound (AuditView.Pruned). Key must be PruneAuditKey. A bound
+	// at or below the current one changes nothing; one beyond the tree's
+	// size refuses the transaction (ErrInvalid) before any op applies.
+	// See docs/audit.md, "Lifecycle".
+	OpPruneAudit OpType = 3
 )
+
+// PruneAuditKey is the Key of every OpPruneAudit: it names the operation,
+// not a stored key.
+const PruneAuditKey = "audit/pruned"
 
 // Op is one change inside a transaction.
 type Op struct {
@@ -126,6 +138,11 @@ type AuditView interface {
 	// GetNode returns the stored hash of node (level, index), or an error
 	// wrapping ErrNotFound.
 	GetNode(level uint, index uint64) ([]byte, error)
-	// Leaves returns up to count stored leaves from start.
+	// Leaves returns up to count stored leaves from start, which must be
+	// at or above Pruned.
 	Leaves(start uint64, count int) ([]StoredLeaf, error)
+	// Pruned returns the pruned bound: the entries below it were archived
+	// and their bodies removed (OpPruneAudit); their Merkle nodes remain.
+	// 0 when nothing was pruned.
+	Pruned() (uint64, error)
 }
