@@ -2,7 +2,10 @@ package store
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -67,5 +70,85 @@ func TestLogBytesBoundsTheLog(t *testing.T) {
 	// The log kept going from where it was compacted.
 	if _, err := s2.Txn(ctx, rec(Txn{Ops: []Op{put("after", "x")}})); err != nil {
 		t.Fatal(err)
+	}
+}
+
+// TestOpenCompactsSparseDatabases: after a burst that the state and the log
+// no longer hold (values deleted, log compacted into a snapshot), Open
+// gives the free space back, and every acknowledged write is still there.
+// A copy a crash left behind is discarded, and the original used.
+func TestOpenCompactsSparseDatabases(t *testing.T) {
+	dir := t.TempDir()
+	cfg := Config{Dir: dir, LogBytes: 4 << 20, TrailingLogs: 2,
+		SnapshotThreshold: 1 << 40, SnapshotInterval: time.Hour}
+	s, err := Open(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s.SetLeafCheck(plainLeafCheck)
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	if err := s.WaitLeader(ctx); err != nil {
+		t.Fatal(err)
+	}
+	big := strings.Repeat("b", 1<<20)
+	const n = 48 // 48 MiB through the log and the state
+	for i := range n {
+		if _, err := s.Txn(ctx, rec(Txn{Ops: []Op{put(fmt.Sprintf("big%02d", i), big)}})); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for i := range n {
+		if _, err := s.Txn(ctx, rec(Txn{Ops: []Op{{Type: OpDelete, Key: fmt.Sprintf("big%02d", i)}}})); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, err := s.Txn(ctx, rec(Txn{Ops: []Op{put("kept", "yes")}})); err != nil {
+		t.Fatal(err)
+	}
+	// Compact the log now (the byte bound may have fired already).
+	if err := s.Snapshot(); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	fsmPath, raftPath := filepath.Join(dir, "fsm.db"), filepath.Join(dir, "raft", "raft.db")
+	size := func(p string) int64 {
+		fi, err := os.Stat(p)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return fi.Size()
+	}
+	fsmBefore, raftBefore := size(fsmPath), size(raftPath)
+	if fsmBefore < 32<<20 || raftBefore < 32<<20 {
+		t.Fatalf("the burst left fsm.db %d and raft.db %d bytes: too small to test", fsmBefore, raftBefore)
+	}
+	// A compaction a crash interrupted left a partial copy.
+	if err := os.WriteFile(fsmPath+".compact", []byte("partial copy"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	s2 := open(t, dir)
+	if got := size(fsmPath); got*2 > fsmBefore {
+		t.Errorf("fsm.db: %d bytes after Open, was %d", got, fsmBefore)
+	}
+	if got := size(raftPath); got*2 > raftBefore {
+		t.Errorf("raft.db: %d bytes after Open, was %d", got, raftBefore)
+	}
+	if _, err := os.Stat(fsmPath + ".compact"); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("the partial copy is still there: %v", err)
+	}
+	if e := mustGet(t, s2, "kept"); string(e.Value) != "yes" {
+		t.Fatalf("kept: %q", e.Value)
+	}
+	if _, err := s2.Get(ctx, "big00"); !errors.Is(err, ErrNotFound) {
+		t.Fatalf("big00 after compaction: %v", err)
+	}
+	if _, err := s2.Txn(ctx, rec(Txn{Ops: []Op{put("after", "x")}})); err != nil {
+		t.Fatal(err)
+	}
+	if e := mustGet(t, s2, "after"); string(e.Value) != "x" {
+		t.Fatalf("after: %q", e.Value)
 	}
 }

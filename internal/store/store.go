@@ -143,6 +143,16 @@ func Open(cfg Config) (*Store, error) {
 		return nil, fmt.Errorf("store: %w", err)
 	}
 	s := &Store{cfg: cfg, log: log, closed: make(chan struct{})}
+	// Give back the space the databases hold free (see compactFile).
+	for _, p := range []string{filepath.Join(cfg.Dir, "fsm.db"), filepath.Join(raftDir, "raft.db")} {
+		done, err := compactFile(p)
+		if err != nil {
+			return nil, fmt.Errorf("store: %w", err)
+		}
+		if done {
+			log.Info("store: database compacted: its free pages were more than half of it", "file", p)
+		}
+	}
 	var err error
 	if s.fsm, err = newFSM(filepath.Join(cfg.Dir, "fsm.db")); err != nil {
 		return nil, fmt.Errorf("store: state machine: %w", err)
