@@ -18,25 +18,12 @@ import (
 // from the compacted log.
 func TestLogBytesBoundsTheLog(t *testing.T) {
 	dir := t.TempDir()
-	cfg := Config{Dir: dir, LogBytes: 64 << 10, TrailingLogs: 8,
-		SnapshotThreshold: 1 << 40, SnapshotInterval: time.Hour}
-	s, err := Open(cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	s.SetLeafCheck(plainLeafCheck)
+	s := openBounded(t, dir, 64<<10, 8)
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	if err := s.WaitLeader(ctx); err != nil {
-		t.Fatal(err)
-	}
 	value := strings.Repeat("v", 4<<10)
 	const n = 64 // 256 KiB of commands: four times the bound
-	for i := range n {
-		if _, err := s.Txn(ctx, rec(Txn{Ops: []Op{put(fmt.Sprintf("k%03d", i), value)}})); err != nil {
-			t.Fatal(err)
-		}
-	}
+	putN(ctx, t, s, "k", n, value)
 	// The snapshot runs in the background: wait (bounded by ctx) until the
 	// log's first index moved past the start.
 	for {
@@ -79,27 +66,13 @@ func TestLogBytesBoundsTheLog(t *testing.T) {
 // A copy a crash left behind is discarded, and the original used.
 func TestOpenCompactsSparseDatabases(t *testing.T) {
 	dir := t.TempDir()
-	cfg := Config{Dir: dir, LogBytes: 4 << 20, TrailingLogs: 2,
-		SnapshotThreshold: 1 << 40, SnapshotInterval: time.Hour}
-	s, err := Open(cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	s.SetLeafCheck(plainLeafCheck)
+	s := openBounded(t, dir, 4<<20, 2)
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
-	if err := s.WaitLeader(ctx); err != nil {
-		t.Fatal(err)
-	}
-	big := strings.Repeat("b", 1<<20)
 	const n = 48 // 48 MiB through the log and the state
+	putN(ctx, t, s, "big", n, strings.Repeat("b", 1<<20))
 	for i := range n {
-		if _, err := s.Txn(ctx, rec(Txn{Ops: []Op{put(fmt.Sprintf("big%02d", i), big)}})); err != nil {
-			t.Fatal(err)
-		}
-	}
-	for i := range n {
-		if _, err := s.Txn(ctx, rec(Txn{Ops: []Op{{Type: OpDelete, Key: fmt.Sprintf("big%02d", i)}}})); err != nil {
+		if _, err := s.Txn(ctx, rec(Txn{Ops: []Op{{Type: OpDelete, Key: fmt.Sprintf("big%03d", i)}}})); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -142,13 +115,30 @@ func TestOpenCompactsSparseDatabases(t *testing.T) {
 	if e := mustGet(t, s2, "kept"); string(e.Value) != "yes" {
 		t.Fatalf("kept: %q", e.Value)
 	}
-	if _, err := s2.Get(ctx, "big00"); !errors.Is(err, ErrNotFound) {
-		t.Fatalf("big00 after compaction: %v", err)
+	if _, err := s2.Get(ctx, "big000"); !errors.Is(err, ErrNotFound) {
+		t.Fatalf("big000 after compaction: %v", err)
 	}
 	if _, err := s2.Txn(ctx, rec(Txn{Ops: []Op{put("after", "x")}})); err != nil {
 		t.Fatal(err)
 	}
 	if e := mustGet(t, s2, "after"); string(e.Value) != "x" {
 		t.Fatalf("after: %q", e.Value)
+	}
+}
+
+// openBounded opens a store whose log only the byte bound compacts
+// (Raft's own threshold never fires), keeping trailing logs.
+func openBounded(t *testing.T, dir string, logBytes, trailing uint64) *Store {
+	return openConfig(t, Config{Dir: dir, LogBytes: logBytes, TrailingLogs: trailing,
+		SnapshotThreshold: 1 << 40, SnapshotInterval: time.Hour})
+}
+
+// putN writes keys prefix000 to prefix<n-1>, each with value.
+func putN(ctx context.Context, t *testing.T, s *Store, prefix string, n int, value string) {
+	t.Helper()
+	for i := range n {
+		if _, err := s.Txn(ctx, rec(Txn{Ops: []Op{put(fmt.Sprintf("%s%03d", prefix, i), value)}})); err != nil {
+			t.Fatal(err)
+		}
 	}
 }
