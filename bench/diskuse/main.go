@@ -67,7 +67,7 @@ func main() {
 func run() error {
 	n := flag.Int("n", 20000, "operations per phase")
 	conc := flag.Int("c", 16, "concurrent clients")
-	opsFlag := flag.String("ops", "write,read,token,enroll", "phases, in order (write, read, token, enroll); read reads the keys write wrote")
+	opsFlag := flag.String("ops", "write,read,token,enroll", "phases, in order (write, read, update, token, enroll); read reads the keys write wrote, update overwrites 100 keys again and again")
 	bin := flag.String("bin", "", "warden binary (default: built from this checkout)")
 	keep := flag.String("keep", "", "use this (new) data dir and keep it, instead of a temporary one")
 	report := flag.String("report", "", "only break down this existing data dir and exit")
@@ -386,6 +386,11 @@ func (l *load) operation(op string) (opFunc, error) {
 			_, err := c.KVPut(ctx, fmt.Sprintf("bench/k%06d", i), map[string]any{"v": value}, nil)
 			return err
 		}, nil
+	case "update":
+		return func(ctx context.Context, c *client.Client, i int) error {
+			_, err := c.KVPut(ctx, fmt.Sprintf("bench/u%03d", i%100), map[string]any{"v": value}, nil)
+			return err
+		}, nil
 	case "read":
 		return func(ctx context.Context, c *client.Client, i int) error {
 			_, err := c.KVGet(ctx, fmt.Sprintf("bench/k%06d", i), 0)
@@ -419,7 +424,7 @@ func (l *load) operation(op string) (opFunc, error) {
 			return nil
 		}, nil
 	}
-	return nil, fmt.Errorf("unknown phase %q (want write, read, token or enroll)", op)
+	return nil, fmt.Errorf("unknown phase %q (want write, read, update, token or enroll)", op)
 }
 
 // ---- the breakdown of a data dir ----
