@@ -118,7 +118,13 @@ func FuzzUnpackLeaf(f *testing.F) {
 	}
 	f.Fuzz(func(t *testing.T, p []byte) {
 		b, err := UnpackLeaf(p)
-		if err == nil && (len(b) > MaxEntrySize || b[0] != '{') {
+		switch {
+		case err != nil:
+		case p[0] != packDeflate:
+			if !bytes.Equal(b, p) {
+				t.Fatal("an unpacked form did not read as it is")
+			}
+		case len(b) > MaxEntrySize || b[0] != '{':
 			t.Fatalf("unpacked to %d bytes starting %q", len(b), b[:1])
 		}
 	})
