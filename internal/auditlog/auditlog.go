@@ -240,15 +240,18 @@ func (s *Service) Hash(value []byte) (string, error) {
 func (s *Service) Leaf(e *audit.Entry) (store.AuditLeaf, []byte, error) { return makeLeaf(s.core, e) }
 
 // makeLeaf makes the stored leaf of an entry: its leaf hash, and its
-// canonical bytes encrypted under audit.LeafAAD of that hash (what the
-// store's leader checks, and what Entries opens with the tree's hash).
+// canonical bytes, packed (audit.PackLeaf) and encrypted under
+// audit.LeafAAD of that hash (what the store's leader checks, and what
+// Entries opens with the tree's hash). Packing compresses before
+// encrypting; docs/audit.md ("Stored leaves") says why the length this
+// reveals to whoever sees the ciphertext is no secret.
 func makeLeaf(enc Encrypter, e *audit.Entry) (store.AuditLeaf, []byte, error) {
 	b, err := e.Canonical()
 	if err != nil {
 		return store.AuditLeaf{}, nil, err
 	}
 	h := audit.LeafHash(b)
-	ct, err := enc.Encrypt(audit.LeafAAD(h), b)
+	ct, err := enc.Encrypt(audit.LeafAAD(h), audit.PackLeaf(b))
 	if err != nil {
 		return store.AuditLeaf{}, nil, err
 	}
@@ -476,6 +479,11 @@ func (s *Service) openLeaf(v store.AuditView, idx uint64, sl store.StoredLeaf) (
 	}
 	if err != nil {
 		return altered("it does not open under its leaf hash")
+	}
+	// Leaves written before packing hold the canonical bytes themselves,
+	// which UnpackLeaf returns as they are.
+	if b, err = audit.UnpackLeaf(b); err != nil {
+		return altered("it does not unpack")
 	}
 	e, err := audit.DecodeEntry(b)
 	if err != nil {

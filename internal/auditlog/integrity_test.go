@@ -149,6 +149,9 @@ func openLog(t testing.TB, dir string) (*store.Store, *auditlog.Service) {
 		if err != nil {
 			return err
 		}
+		if pt, err = audit.UnpackLeaf(pt); err != nil {
+			return err
+		}
 		if !bytes.Equal(audit.LeafHash(pt), l.Hash) {
 			return errors.New("leaf does not hash to its hash")
 		}
@@ -361,5 +364,83 @@ func TestLegacyLeavesOpen(t *testing.T) {
 	_, svc = openLog(t, dir)
 	if err := svc.Scrub(context.Background()); !errors.Is(err, audit.ErrDamaged) || !strings.Contains(err.Error(), "entry 4 was altered") {
 		t.Fatalf("a legacy leaf copied to index 4: %v", err)
+	}
+}
+
+// rewriteLeaf replaces the stored value of leaf idx of a stopped store with
+// edit's result, given the leaf's hash and its decrypted at-rest form, and
+// encrypts it again under the leaf's own additional data.
+func rewriteLeaf(t *testing.T, dir string, idx uint64, edit func(h, pt []byte) []byte) {
+	t.Helper()
+	tc := newTestCore(t, nil)
+	db, err := bolt.Open(filepath.Join(dir, "fsm.db"), 0o600, &bolt.Options{Timeout: time.Second})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	err = db.Update(func(tx *bolt.Tx) error {
+		leaves := tx.Bucket([]byte("audit_leaves"))
+		key := binary.BigEndian.AppendUint64(nil, idx)
+		v := leaves.Get(key)
+		h := tx.Bucket([]byte("audit_nodes")).Get(nodeKey(0, idx))
+		pt, err := tc.Decrypt(audit.LeafAAD(h), v[8:])
+		if err != nil {
+			return err
+		}
+		ct, _ := tc.Encrypt(audit.LeafAAD(h), edit(h, pt))
+		return leaves.Put(key, append(append([]byte(nil), v[:8]...), ct...))
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+}
+
+// TestUnpackedLeavesOpen: leaves stored before packing (issue 11), whose
+// encrypted value is the canonical bytes themselves, still open, pass the
+// scrub and read back as the same entry; a packed form that does not
+// unpack is named altered.
+func TestUnpackedLeavesOpen(t *testing.T) {
+	dir := logDir(t, 6)
+	var want []byte
+	rewriteLeaf(t, dir, 3, func(_, pt []byte) []byte {
+		if pt[0] == '{' {
+			t.Fatal("leaf 3 was stored unpacked")
+		}
+		b, err := audit.UnpackLeaf(pt)
+		if err != nil {
+			t.Fatal(err)
+		}
+		want = b
+		return b
+	})
+	st, svc := openLog(t, dir)
+	if err := svc.Scrub(context.Background()); err != nil {
+		t.Fatalf("scrub of a log with an unpacked leaf: %v", err)
+	}
+	es, err := svc.Entries(2, 3)
+	if err != nil || len(es) != 3 {
+		t.Fatalf("entries: %+v, %v", es, err)
+	}
+	for _, e := range es {
+		if e.Altered != nil || e.Entry.Action != "kv.write" {
+			t.Fatalf("entry %d: %+v", e.Index, e)
+		}
+	}
+	if !bytes.Equal(es[1].Leaf, want) {
+		t.Fatalf("unpacked entry 3 reads back as %q, want %q", es[1].Leaf, want)
+	}
+	// New records are packed, and the log with both forms verifies.
+	if err := svc.Record(context.Background(), &audit.Entry{Action: "kv.read", Outcome: 200, Time: audit.FormatTime(time.Unix(99, 0))}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := svc.Checkpoint(context.Background()); err != nil {
+		t.Fatalf("checkpoint over both forms: %v", err)
+	}
+	st.Close()
+
+	rewriteLeaf(t, dir, 4, func(_, pt []byte) []byte { return append([]byte{pt[0]}, 0xff, 0xff, 0xff) })
+	_, svc = openLog(t, dir)
+	if err := svc.Scrub(context.Background()); !errors.Is(err, audit.ErrDamaged) || !strings.Contains(err.Error(), "entry 4 was altered") {
+		t.Fatalf("a packed leaf that does not unpack: %v", err)
 	}
 }

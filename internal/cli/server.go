@@ -159,6 +159,7 @@ export WARDEN_ADDR='%s' WARDEN_CACERT='%s' WARDEN_TOKEN='%s'
 	f.Uint64Var(&cfg.SnapshotThreshold, "snapshot-threshold", 0, "take a Raft snapshot after this many new log entries (0: 8192)")
 	f.DurationVar(&cfg.SnapshotInterval, "snapshot-interval", 0, "how often to check --snapshot-threshold (0: 2m)")
 	f.Uint64Var(&cfg.TrailingLogs, "trailing-logs", 0, "log entries kept after a snapshot for lagging followers (0: 10240)")
+	f.Uint64Var(&cfg.RaftLogBytes, "raft-log-bytes", 0, "take a Raft snapshot (and compact the log) as soon as the commands since the last one total this many bytes (0: the state database's size, at least 64 MiB)")
 	f.DurationVar(&cfg.ElectionTimeout, "raft-election-timeout", 0, "cluster mode: Raft heartbeat and election timeout (0: 500ms)")
 	f.DurationVar(&cfg.ServerCertTTL, "server-cert-ttl", 0, "cluster mode: lifetime of the server certificates this node issues; each node renews its own at half (0: 24h)")
 	f.StringVar(&logLevel, "log-level", "info", "debug, info, warn or error")

@@ -402,6 +402,9 @@ func leafCheck(decrypt func(aad string, ct []byte) ([]byte, error)) store.LeafCh
 		if err != nil {
 			return fmt.Errorf("value does not open under its hash: %w", err)
 		}
+		if pt, err = audit.UnpackLeaf(pt); err != nil {
+			return fmt.Errorf("value does not unpack: %w", err)
+		}
 		if subtle.ConstantTimeCompare(audit.LeafHash(pt), l.Hash) != 1 {
 			return errors.New("value does not hash to the leaf hash")
 		}

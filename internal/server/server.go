@@ -91,6 +91,9 @@ type Config struct {
 	SnapshotThreshold uint64
 	SnapshotInterval  time.Duration
 	TrailingLogs      uint64
+	// RaftLogBytes bounds the Raft log in bytes (store.Config.LogBytes;
+	// 0: the state database's size, at least 64 MiB).
+	RaftLogBytes uint64
 	// RetryJoin lists API addresses of cluster members this node, while it
 	// has no cluster state, asks again and again to admit it, with the token
 	// in RetryJoinToken (allowed raft.join) and trusting RetryJoinCA (PEM;
@@ -240,6 +243,7 @@ func New(cfg Config) (*Server, error) {
 		SnapshotThreshold: cfg.SnapshotThreshold,
 		SnapshotInterval:  cfg.SnapshotInterval,
 		TrailingLogs:      cfg.TrailingLogs,
+		LogBytes:          cfg.RaftLogBytes,
 		OnRestore:         func() { s.core.AfterRestore(); s.audit.AfterRestore() },
 	}
 	if trans != nil {

@@ -29,6 +29,11 @@ func appendAudit(tx *bolt.Tx, leaves []AuditLeaf, raftIndex uint64) error {
 		return fmt.Errorf("store: audit append: %w", err)
 	}
 	lb := tx.Bucket(bucketAuditLeaves)
+	// Leaves and nodes are only ever appended (at the end of the leaves,
+	// at the end of each level's nodes): pages split full rather than
+	// half full (bbolt's default, for random inserts), which halves the
+	// pages they take.
+	lb.FillPercent = appendFill
 	for i, l := range leaves {
 		v := binary.BigEndian.AppendUint64(make([]byte, 0, 8+len(l.Value)), raftIndex)
 		if err := lb.Put(binary.BigEndian.AppendUint64(nil, st.Size+uint64(i)), append(v, l.Value...)); err != nil {
@@ -36,6 +41,7 @@ func appendAudit(tx *bolt.Tx, leaves []AuditLeaf, raftIndex uint64) error {
 		}
 	}
 	nb := tx.Bucket(bucketAuditNodes)
+	nb.FillPercent = appendFill
 	for _, n := range nodes {
 		if err := nb.Put(nodeKey(n.Level, n.Index), n.Hash); err != nil {
 			return err
@@ -96,6 +102,9 @@ func pruneAudit(tx *bolt.Tx, before uint64) error {
 	}
 	return meta.Put(keyAuditPruned, end)
 }
+// appendFill is the fill of the pages of the append-only audit buckets
+// when they split.
+const appendFill = 0.95
 
 func nodeKey(level uint, index uint64) []byte {
 	return binary.BigEndian.AppendUint64([]byte{byte(level)}, index)

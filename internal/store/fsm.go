@@ -44,6 +44,13 @@ type fsm struct {
 
 	restoredIndex func() uint64 // the Raft index of the snapshot being restored
 	onRestore     func()
+
+	// sinceSnapshot counts the command bytes applied since the last
+	// snapshot began; past minLogBytes every apply signals overBytes
+	// (without blocking), which Store.boundLog reads.
+	sinceSnapshot atomic.Uint64
+	minLogBytes   uint64
+	overBytes     chan struct{}
 }
 
 var _ raft.BatchingFSM = (*fsm)(nil)
@@ -76,7 +83,7 @@ func newFSM(path string) (*fsm, error) {
 	if err != nil {
 		return nil, err
 	}
-	f := &fsm{path: path, db: db, notify: make(chan struct{})}
+	f := &fsm{path: path, db: db, notify: make(chan struct{}), overBytes: make(chan struct{}, 1)}
 	f.applied.Store(readApplied(db))
 	return f, nil
 }
@@ -131,12 +138,14 @@ func (f *fsm) ApplyBatch(logs []*raft.Log) []any {
 	defer f.mu.RUnlock()
 	applied := f.applied.Load()
 	last := applied
+	var size uint64
 	err := f.db.Update(func(tx *bolt.Tx) error {
 		for i, l := range logs {
 			if l.Index <= applied {
 				continue
 			}
 			last = l.Index
+			size += uint64(len(l.Data))
 			if l.Type != raft.LogCommand {
 				continue
 			}
@@ -168,6 +177,12 @@ func (f *fsm) ApplyBatch(logs []*raft.Log) []any {
 	}
 	f.applied.Store(last)
 	f.wake()
+	if f.sinceSnapshot.Add(size) >= f.minLogBytes && f.minLogBytes > 0 {
+		select {
+		case f.overBytes <- struct{}{}:
+		default:
+		}
+	}
 	return out
 }
 
@@ -269,6 +284,9 @@ func (f *fsm) Snapshot() (raft.FSMSnapshot, error) {
 	if err != nil {
 		return nil, err
 	}
+	// Raft calls Snapshot between applies: what this snapshot holds is
+	// what was applied, and the log up to it can go.
+	f.sinceSnapshot.Store(0)
 	return &snapshot{tx: tx}, nil
 }
 

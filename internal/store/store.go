@@ -60,6 +60,13 @@ type Config struct {
 	SnapshotThreshold uint64        // default 8192 logs
 	SnapshotInterval  time.Duration // default 2m
 	TrailingLogs      uint64        // default 10240
+	// LogBytes bounds the Raft log in bytes: as soon as the commands
+	// applied since the last snapshot total this much, the node takes a
+	// snapshot (and Raft compacts its log to TrailingLogs), without
+	// waiting for the next SnapshotInterval check. 0: the size of the
+	// state database, at least MinLogBytes, so the copy a snapshot makes
+	// of the state costs at most as much as the log it removes.
+	LogBytes uint64
 	// ApplyObserver, if set, gets the latency of every Txn's Raft apply.
 	ApplyObserver func(time.Duration)
 
@@ -136,9 +143,23 @@ func Open(cfg Config) (*Store, error) {
 		return nil, fmt.Errorf("store: %w", err)
 	}
 	s := &Store{cfg: cfg, log: log, closed: make(chan struct{})}
+	// Give back the space the databases hold free (see compactFile).
+	for _, p := range []string{filepath.Join(cfg.Dir, "fsm.db"), filepath.Join(raftDir, "raft.db")} {
+		done, err := compactFile(p)
+		if err != nil {
+			return nil, fmt.Errorf("store: %w", err)
+		}
+		if done {
+			log.Info("store: database compacted: its free pages were more than half of it", "file", p)
+		}
+	}
 	var err error
 	if s.fsm, err = newFSM(filepath.Join(cfg.Dir, "fsm.db")); err != nil {
 		return nil, fmt.Errorf("store: state machine: %w", err)
+	}
+	s.fsm.minLogBytes = cfg.LogBytes
+	if s.fsm.minLogBytes == 0 {
+		s.fsm.minLogBytes = MinLogBytes
 	}
 	s.logs, err = raftboltdb.New(raftboltdb.Options{Path: filepath.Join(raftDir, "raft.db"),
 		BoltOptions: boltOptions()})
@@ -167,7 +188,15 @@ func Open(cfg Config) (*Store, error) {
 		s.closeFiles()
 		return nil, fmt.Errorf("store: snapshots: %w", err)
 	}
-	snaps, err := raft.NewFileSnapshotStoreWithLogger(raftDir, 2, hlog)
+	// One snapshot is retained: the state machine's own database is the
+	// durable state (a restart resumes from it, not from a snapshot), so
+	// a snapshot only serves followers that fell behind the log and
+	// operators' saves. Raft removes the older snapshot only after the
+	// newer one is complete and synced (its directory renamed into
+	// place), so a crash leaves one complete snapshot either way; a
+	// snapshot being streamed to a follower when it is removed stays
+	// readable through its open file.
+	snaps, err := raft.NewFileSnapshotStoreWithLogger(raftDir, 1, hlog)
 	if err != nil {
 		s.closeFiles()
 		return nil, fmt.Errorf("store: snapshots: %w", err)
@@ -238,7 +267,41 @@ func Open(cfg Config) (*Store, error) {
 		ps.ServePeers(s)
 	}
 	go s.watchLeadership()
+	go s.boundLog()
 	return s, nil
+}
+
+// MinLogBytes is the least LogBytes (see Config) when it is not set.
+const MinLogBytes = 64 << 20
+
+// boundLog takes a snapshot whenever the commands applied since the last
+// one reach the log's byte bound (Config.LogBytes): Raft's own threshold,
+// in entries, is checked only every SnapshotInterval (2 to 4 minutes), in
+// which a busy node's log, whose commands carry values and audit leaves,
+// grows by hundreds of megabytes, and the log database never gives back
+// the space it once used.
+func (s *Store) boundLog() {
+	for {
+		select {
+		case <-s.closed:
+			return
+		case <-s.fsm.overBytes:
+		}
+		limit := s.cfg.LogBytes
+		if limit == 0 {
+			limit = MinLogBytes
+			if fi, err := os.Stat(s.fsm.path); err == nil && uint64(fi.Size()) > limit {
+				limit = uint64(fi.Size())
+			}
+		}
+		if s.fsm.sinceSnapshot.Load() < limit {
+			continue
+		}
+		err := s.raft.Snapshot().Error()
+		if err != nil && !errors.Is(err, raft.ErrNothingNewToSnapshot) && !errors.Is(err, raft.ErrRaftShutdown) {
+			s.log.Warn("store: snapshot to bound the log failed", "err", err)
+		}
+	}
 }
 
 // watchLeadership marks the node ready for reads once, as leader, it has

@@ -36,7 +36,14 @@ func rec(t Txn) Txn {
 
 func open(t testing.TB, dir string) *Store {
 	t.Helper()
-	s, err := Open(Config{Dir: dir})
+	return openConfig(t, Config{Dir: dir})
+}
+
+// openConfig opens a store with cfg, checking leaves with plainLeafCheck,
+// and waits until it leads; the store is closed when the test ends.
+func openConfig(t testing.TB, cfg Config) *Store {
+	t.Helper()
+	s, err := Open(cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
