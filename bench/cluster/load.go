@@ -1,0 +1,172 @@
+package main
+
+import (
+	"bufio"
+	"context"
+	"crypto/tls"
+	"crypto/x509"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// raftCounters are a node's Raft metrics (see docs/operations.md).
+type raftCounters struct {
+	term, elections, leaderChanges float64
+}
+
+// counters reads the node's Raft metrics from /metrics (the harness starts
+// every node with --metrics-public).
+func (n *node) counters(ctx context.Context) (raftCounters, error) {
+	pem, err := os.ReadFile(filepath.Join(n.dir, "tls", "api-ca.pem"))
+	if err != nil {
+		return raftCounters{}, err
+	}
+	pool := x509.NewCertPool()
+	pool.AppendCertsFromPEM(pem)
+	hc := &http.Client{Timeout: 10 * time.Second, Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: pool}}}
+	defer hc.CloseIdleConnections()
+	req, err := http.NewRequestWithContext(ctx, "GET", "https://"+n.api+"/metrics", nil)
+	if err != nil {
+		return raftCounters{}, err
+	}
+	resp, err := hc.Do(req)
+	if err != nil {
+		return raftCounters{}, err
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return raftCounters{}, fmt.Errorf("%s: /metrics: %s", n.id, resp.Status)
+	}
+	var c raftCounters
+	found := 0
+	sc := bufio.NewScanner(resp.Body)
+	sc.Buffer(make([]byte, 1<<16), 1<<20)
+	for sc.Scan() {
+		name, val, ok := strings.Cut(sc.Text(), " ")
+		if !ok {
+			continue
+		}
+		var dst *float64
+		switch name {
+		case "warden_raft_term":
+			dst = &c.term
+		case "warden_raft_elections_total":
+			dst = &c.elections
+		case "warden_raft_leader_changes_total":
+			dst = &c.leaderChanges
+		default:
+			continue
+		}
+		if *dst, err = strconv.ParseFloat(val, 64); err != nil {
+			return raftCounters{}, fmt.Errorf("%s: %s: %w", n.id, name, err)
+		}
+		found++
+	}
+	if found != 3 {
+		return raftCounters{}, fmt.Errorf("%s: /metrics lacks the Raft metrics", n.id)
+	}
+	return c, sc.Err()
+}
+
+// fullLoad runs wrk with bench/kv-put.lua (32 connections, as in
+// docs/BENCHMARKS.md) against the leader for d, kills nothing, and reports
+// the elections and leader changes every node counted meanwhile, and the
+// leader it polled once a second.
+func fullLoad(ctx context.Context, bin string, nodes []*node, root string, d time.Duration) error {
+	if _, err := exec.LookPath("wrk"); err != nil {
+		return errors.New("-load needs wrk in PATH")
+	}
+	lead := -1
+	for i, n := range nodes {
+		if h, err := n.client("").Health(ctx); err == nil && h.Role == "leader" {
+			lead = i
+		}
+	}
+	if lead < 0 {
+		return errors.New("no leader")
+	}
+	l := nodes[lead]
+	env := append(os.Environ(), "WARDEN_ADDR=https://"+l.api,
+		"WARDEN_CACERT="+filepath.Join(l.dir, "tls", "api-ca.pem"), "WARDEN_TOKEN="+root)
+	pol := exec.CommandContext(ctx, bin, "policy", "write", "bench", "-")
+	pol.Env, pol.Stdin, pol.Stderr = env, strings.NewReader(
+		`permit (principal in Group::"bench", action in [Action::"kv.read", Action::"kv.write", Action::"authz.check"], resource);`+"\n"), os.Stderr
+	if err := pol.Run(); err != nil {
+		return fmt.Errorf("policy write: %w", err)
+	}
+	tc := exec.CommandContext(ctx, bin, "token", "create", "--user", "bench", "--group", "bench", "--ttl", "24h", "--format", "json")
+	tc.Env, tc.Stderr = env, os.Stderr
+	out, err := tc.Output()
+	if err != nil {
+		return fmt.Errorf("token create: %w", err)
+	}
+	var tok struct{ Token string }
+	if err := json.Unmarshal(out, &tok); err != nil || tok.Token == "" {
+		return fmt.Errorf("token create: no token in %q", out)
+	}
+
+	before := make([]raftCounters, len(nodes))
+	for i, n := range nodes {
+		if before[i], err = n.counters(ctx); err != nil {
+			return err
+		}
+	}
+	// The leader, polled once a second while wrk runs.
+	pctx, stopPoll := context.WithCancel(ctx)
+	polled := make(chan []string, 1)
+	go func() {
+		var seen []string
+		tick := time.NewTicker(time.Second)
+		defer tick.Stop()
+		for {
+			select {
+			case <-pctx.Done():
+				polled <- seen
+				return
+			case <-tick.C:
+			}
+			for _, n := range nodes {
+				hctx, cancel := context.WithTimeout(pctx, time.Second)
+				h, err := n.client("").Health(hctx)
+				cancel()
+				if err == nil && h.Role == "leader" && (len(seen) == 0 || seen[len(seen)-1] != n.id) {
+					seen = append(seen, n.id)
+				}
+			}
+		}
+	}()
+	fmt.Fprintf(os.Stderr, "wrk -t2 -c32 -d%s --latency -s bench/kv-put.lua against %s (leader %s)\n", d, l.api, l.id)
+	w := exec.CommandContext(ctx, "wrk", "-t2", "-c32", fmt.Sprintf("-d%ds", int(d.Seconds())), "--latency",
+		"-s", "bench/kv-put.lua", "https://"+l.api)
+	w.Env = append(os.Environ(), "WARDEN_TOKEN="+tok.Token)
+	w.Stdout, w.Stderr = os.Stdout, os.Stderr
+	werr := w.Run()
+	stopPoll()
+	leaders := <-polled
+	if werr != nil {
+		return fmt.Errorf("wrk: %w", werr)
+	}
+	var elections, changes, terms float64
+	for i, n := range nodes {
+		after, err := n.counters(ctx)
+		if err != nil {
+			return err
+		}
+		fmt.Printf("%s: term %v -> %v, elections started %v, leader changes seen %v\n", n.id, before[i].term, after.term,
+			after.elections-before[i].elections, after.leaderChanges-before[i].leaderChanges)
+		elections += after.elections - before[i].elections
+		changes += after.leaderChanges - before[i].leaderChanges
+		terms = max(terms, after.term-before[i].term)
+	}
+	fmt.Printf("full load for %s on %d nodes: %v elections started (all nodes), term raised by %v, %v leader changes seen (all nodes); leader polled each second: %s\n",
+		d, len(nodes), elections, terms, changes, strings.Join(leaders, " -> "))
+	return nil
+}
