@@ -35,6 +35,10 @@ import (
 	"github.com/warden-sec/warden/internal/audit"
 )
 
+// logCacheSize is how many of the newest Raft log entries are kept in
+// memory for replication (raft.LogCache).
+const logCacheSize = 1024
+
 // Config configures a Store.
 type Config struct {
 	Dir    string // required; created 0700
@@ -229,7 +233,15 @@ func Open(cfg Config) (*Store, error) {
 	if s.fwd == nil {
 		s.fwd, _ = s.trans.(Forwarder)
 	}
-	s.raft, err = raft.NewRaft(rc, s.fsm, s.logs, s.logs, snaps, s.trans)
+	// The leader reads back every entry it sends to a follower: keep the
+	// newest in memory rather than reading each in its own bolt
+	// transaction. (Writes go through to the store.)
+	logs, err := raft.NewLogCache(logCacheSize, s.logs)
+	if err != nil {
+		s.closeFiles()
+		return nil, fmt.Errorf("store: raft log cache: %w", err)
+	}
+	s.raft, err = raft.NewRaft(rc, s.fsm, logs, s.logs, snaps, s.trans)
 	if err != nil {
 		s.closeFiles()
 		return nil, fmt.Errorf("store: raft: %w", err)
