@@ -20,6 +20,7 @@ import (
 // raftCounters are a node's Raft metrics (see docs/operations.md).
 type raftCounters struct {
 	term, elections, leaderChanges float64
+	cpu, commit                    float64 // process CPU seconds, commit index
 }
 
 // counters reads the node's Raft metrics from /metrics (the harness starts
@@ -46,7 +47,7 @@ func (n *node) counters(ctx context.Context) (raftCounters, error) {
 		return raftCounters{}, fmt.Errorf("%s: /metrics: %s", n.id, resp.Status)
 	}
 	var c raftCounters
-	found := 0
+	found := 0 // warden_raft_term is newer than the others: a binary may lack it
 	sc := bufio.NewScanner(resp.Body)
 	sc.Buffer(make([]byte, 1<<16), 1<<20)
 	for sc.Scan() {
@@ -62,15 +63,21 @@ func (n *node) counters(ctx context.Context) (raftCounters, error) {
 			dst = &c.elections
 		case "warden_raft_leader_changes_total":
 			dst = &c.leaderChanges
+		case "process_cpu_seconds_total":
+			dst = &c.cpu
+		case "warden_raft_commit_index":
+			dst = &c.commit
 		default:
 			continue
 		}
 		if *dst, err = strconv.ParseFloat(val, 64); err != nil {
 			return raftCounters{}, fmt.Errorf("%s: %s: %w", n.id, name, err)
 		}
-		found++
+		if dst == &c.elections || dst == &c.leaderChanges {
+			found++
+		}
 	}
-	if found != 3 {
+	if found != 2 {
 		return raftCounters{}, fmt.Errorf("%s: /metrics lacks the Raft metrics", n.id)
 	}
 	return c, sc.Err()
@@ -160,8 +167,13 @@ func fullLoad(ctx context.Context, bin string, nodes []*node, root string, d tim
 		if err != nil {
 			return err
 		}
-		fmt.Printf("%s: term %v -> %v, elections started %v, leader changes seen %v\n", n.id, before[i].term, after.term,
-			after.elections-before[i].elections, after.leaderChanges-before[i].leaderChanges)
+		role := "follower"
+		if i == lead {
+			role = "leader"
+		}
+		fmt.Printf("%s (%s): term %v -> %v, elections started %v, leader changes seen %v; CPU %.1f s, %.0f µs per committed Raft entry (%v)\n",
+			n.id, role, before[i].term, after.term, after.elections-before[i].elections, after.leaderChanges-before[i].leaderChanges,
+			after.cpu-before[i].cpu, (after.cpu-before[i].cpu)/(after.commit-before[i].commit)*1e6, after.commit-before[i].commit)
 		elections += after.elections - before[i].elections
 		changes += after.leaderChanges - before[i].leaderChanges
 		terms = max(terms, after.term-before[i].term)
