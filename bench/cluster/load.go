@@ -91,14 +91,9 @@ func fullLoad(ctx context.Context, bin string, nodes []*node, root string, d tim
 	if _, err := exec.LookPath("wrk"); err != nil {
 		return errors.New("-load needs wrk in PATH")
 	}
-	lead := -1
-	for i, n := range nodes {
-		if h, err := n.client("").Health(ctx); err == nil && h.Role == "leader" {
-			lead = i
-		}
-	}
-	if lead < 0 {
-		return errors.New("no leader")
+	lead, err := findLeader(ctx, nodes)
+	if err != nil {
+		return err
 	}
 	l := nodes[lead]
 	env := append(os.Environ(), "WARDEN_ADDR=https://"+l.api,

@@ -198,15 +198,11 @@ func run(nNodes int, serve bool, kills int, load time.Duration, bin string, args
 func failover(ctx context.Context, bin string, nodes []*node, keys []string, root string, kills int) error {
 	var times, elected []time.Duration
 	acked := 0
+	term0 := maxTerm(ctx, nodes)
 	for k := range kills {
-		lead := -1
-		for i, n := range nodes {
-			if h, err := n.client("").Health(ctx); err == nil && h.Role == "leader" {
-				lead = i
-			}
-		}
-		if lead < 0 {
-			return errors.New("no leader")
+		lead, err := findLeader(ctx, nodes)
+		if err != nil {
+			return err
 		}
 		other := nodes[(lead+1)%len(nodes)]
 		wc := other.client(root)
@@ -252,7 +248,7 @@ func failover(ctx context.Context, bin string, nodes []*node, keys []string, roo
 			return err
 		}
 		wctx, cancel := context.WithTimeout(ctx, 30*time.Second)
-		err := nodes[lead].waitUp(wctx)
+		err = nodes[lead].waitUp(wctx)
 		cancel()
 		if err != nil {
 			return err
@@ -268,7 +264,36 @@ func failover(ctx context.Context, bin string, nodes []*node, keys []string, roo
 	fmt.Printf("failover over %d leader kills on %d nodes: %s; %d acknowledged writes, none lost\n",
 		len(times), len(nodes), summary(times), acked)
 	fmt.Printf("  (a survivor reported itself leader: %s)\n", summary(elected))
+	fmt.Printf("  Raft term raised by %v for %d kills (more: split votes or elections nobody needed)\n", maxTerm(ctx, nodes)-term0, kills)
 	return nil
+}
+
+// maxTerm is the highest Raft term the nodes report (0 if none does).
+func maxTerm(ctx context.Context, nodes []*node) float64 {
+	var t float64
+	for _, n := range nodes {
+		if c, err := n.counters(ctx); err == nil {
+			t = max(t, c.term)
+		}
+	}
+	return t
+}
+
+// findLeader polls the nodes' health until one reports itself leader (an
+// election may be under way), for up to 10 s.
+func findLeader(ctx context.Context, nodes []*node) (int, error) {
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		for i, n := range nodes {
+			if h, err := n.client("").Health(ctx); err == nil && h.Role == "leader" {
+				return i, nil
+			}
+		}
+		if time.Now().After(deadline) {
+			return -1, errors.New("no leader for 10 s")
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
 }
 
 // summary is "median M, max X, min N (all: ...)" of ds, which it sorts.
