@@ -583,6 +583,14 @@ func (s *Store) confirm() (uint64, error) {
 		if ci, err = s.leaderReadIndex(); err != nil {
 			return 0, err
 		}
+	case s.raft.State() == raft.Leader:
+		// Just elected, its first entry not yet committed (a few
+		// milliseconds): wait for that rather than fail a read that it can
+		// serve a moment later.
+		if err := s.awaitReady(); err != nil {
+			return 0, err
+		}
+		return s.confirm()
 	case s.fwd != nil && s.raft.State() != raft.Leader:
 		ctx, cancel := context.WithTimeout(context.Background(), s.cfg.ApplyTimeout)
 		resp, err := s.forward(ctx, &PeerRequest{Op: PeerReadIndex})
@@ -629,6 +637,26 @@ func (s *Store) WaitApplied(ctx context.Context, idx uint64) error {
 			return ErrClosed
 		}
 	}
+}
+
+// awaitReady waits, up to ApplyTimeout, until this node, leader, is ready
+// to serve reads, or is no longer leader (then nil too: the caller looks
+// again). ErrNotLeader if neither happens in time.
+func (s *Store) awaitReady() error {
+	deadline := time.NewTimer(s.cfg.ApplyTimeout)
+	defer deadline.Stop()
+	tick := time.NewTicker(2 * time.Millisecond)
+	defer tick.Stop()
+	for !s.ready() && s.raft.State() == raft.Leader {
+		select {
+		case <-s.closed:
+			return ErrClosed
+		case <-deadline.C:
+			return ErrNotLeader
+		case <-tick.C:
+		}
+	}
+	return nil
 }
 
 // leaderReadIndex confirms leadership with a quorum and returns the commit
