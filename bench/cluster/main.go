@@ -268,17 +268,6 @@ func failover(ctx context.Context, bin string, nodes []*node, keys []string, roo
 	return nil
 }
 
-// maxTerm is the highest Raft term the nodes report (0 if none does).
-func maxTerm(ctx context.Context, nodes []*node) float64 {
-	var t float64
-	for _, n := range nodes {
-		if c, err := n.counters(ctx); err == nil {
-			t = max(t, c.term)
-		}
-	}
-	return t
-}
-
 // findLeader polls the nodes' health until one reports itself leader (an
 // election may be under way), for up to 10 s.
 func findLeader(ctx context.Context, nodes []*node) (int, error) {

@@ -266,24 +266,19 @@ func (s *Store) forward(ctx context.Context, req *PeerRequest) (*PeerResponse, e
 // a dead leader asks the new one as soon as it is known. It returns ctx's
 // error or ErrClosed if those end first.
 func (s *Store) awaitLeaderChange(ctx context.Context, addr raft.ServerAddress, d time.Duration) error {
-	t := time.NewTimer(d)
-	defer t.Stop()
-	tick := time.NewTicker(5 * time.Millisecond)
-	defer tick.Stop()
-	for {
+	for end := time.Now().Add(d); time.Now().Before(end); {
+		if now, _ := s.raft.LeaderWithID(); now != addr {
+			return nil
+		}
 		select {
 		case <-ctx.Done():
 			return ctx.Err()
 		case <-s.closed:
 			return ErrClosed
-		case <-t.C:
-			return nil
-		case <-tick.C:
-			if now, _ := s.raft.LeaderWithID(); now != addr {
-				return nil
-			}
+		case <-time.After(5 * time.Millisecond):
 		}
 	}
+	return nil
 }
 
 // ask sends req to the node at addr; this node answers its own requests
