@@ -3,7 +3,9 @@
 //
 //	go run ./bench/cluster -nodes 3 -serve        # prints an export line; Ctrl-C stops
 //	go run ./bench/cluster -nodes 3 -kills 20     # failover time over 20 leader kills
+//	go run ./bench/cluster -nodes 3 -load 10m     # full write load (wrk), no kill: elections counted
 //
+// -server-args passes flags to every node (e.g. "--raft-heartbeat-timeout=500ms").
 // Every node listens on 127.0.0.1 only; data dirs are temporary and removed
 // at exit.
 package main
@@ -28,6 +30,8 @@ import (
 
 type node struct {
 	id, dir, api, cluster string
+	logDir                string
+	args                  []string
 	cmd                   *exec.Cmd
 }
 
@@ -42,8 +46,9 @@ func freePort() string {
 
 func (n *node) start(bin string) error {
 	n.cmd = exec.Command(bin, "server", "--data-dir", n.dir, "--listen", n.api, "--node-id", n.id,
-		"--cluster-listen", n.cluster, "--log-level", "error", "--rate-limit", "-1")
-	log, err := os.OpenFile(filepath.Join(filepath.Dir(n.dir), n.id+".log"), os.O_CREATE|os.O_APPEND|os.O_WRONLY, 0o600)
+		"--cluster-listen", n.cluster, "--log-level", "warn", "--rate-limit", "-1", "--metrics-public")
+	n.cmd.Args = append(n.cmd.Args, n.args...)
+	log, err := os.OpenFile(filepath.Join(n.logDir, n.id+".log"), os.O_CREATE|os.O_APPEND|os.O_WRONLY, 0o600)
 	if err != nil {
 		return err
 	}
@@ -100,20 +105,28 @@ func main() {
 	nNodes := flag.Int("nodes", 3, "cluster size")
 	serve := flag.Bool("serve", false, "start the cluster, print an export line for the leader, run until interrupted")
 	kills := flag.Int("kills", 0, "kill the leader this many times and report failover times")
+	load := flag.Duration("load", 0, "run wrk (full write load, bench/kv-put.lua) against the leader this long, kill nothing, and count elections")
 	bin := flag.String("bin", "", "warden binary (default: built from this checkout)")
+	serverArgs := flag.String("server-args", "", "extra flags for every node, space-separated")
+	logDir := flag.String("logs", "", "keep the nodes' logs (n1.log, ...) in this directory (default: removed with the data dirs)")
 	flag.Parse()
-	if err := run(*nNodes, *serve, *kills, *bin); err != nil {
+	if err := run(*nNodes, *serve, *kills, *load, *bin, strings.Fields(*serverArgs), *logDir); err != nil {
 		fmt.Fprintln(os.Stderr, "cluster:", err)
 		os.Exit(1)
 	}
 }
 
-func run(nNodes int, serve bool, kills int, bin string) error {
+func run(nNodes int, serve bool, kills int, load time.Duration, bin string, args []string, logDir string) error {
 	tmp, err := os.MkdirTemp("", "warden-cluster-")
 	if err != nil {
 		return err
 	}
 	defer os.RemoveAll(tmp)
+	if logDir == "" {
+		logDir = tmp
+	} else if err := os.MkdirAll(logDir, 0o700); err != nil {
+		return err
+	}
 	if bin == "" {
 		bin = filepath.Join(tmp, "warden")
 		b := exec.Command("go", "build", "-o", bin, "./cmd/warden")
@@ -125,7 +138,7 @@ func run(nNodes int, serve bool, kills int, bin string) error {
 	ctx := context.Background()
 	nodes := make([]*node, nNodes)
 	for i := range nodes {
-		nodes[i] = &node{id: fmt.Sprint("n", i+1), dir: filepath.Join(tmp, fmt.Sprint("n", i+1)), api: freePort(), cluster: freePort()}
+		nodes[i] = &node{id: fmt.Sprint("n", i+1), dir: filepath.Join(tmp, fmt.Sprint("n", i+1)), api: freePort(), cluster: freePort(), args: args, logDir: logDir}
 		if err := nodes[i].start(bin); err != nil {
 			return err
 		}
@@ -170,55 +183,72 @@ func run(nNodes int, serve bool, kills int, bin string) error {
 	if kills > 0 {
 		return failover(ctx, bin, nodes, keys, root, kills)
 	}
+	if load > 0 {
+		return fullLoad(ctx, bin, nodes, root, load)
+	}
 	return nil
 }
 
 // failover kills the leader (SIGKILL) again and again. Each time it
 // measures how long after the kill a write through a surviving node is
-// acknowledged, checks every earlier acknowledged write, then restarts and
+// acknowledged (through a client whose connection was open before the
+// kill, as an application's would be) and when a survivor first reports
+// itself leader, checks every earlier acknowledged write, then restarts and
 // unseals the killed node and waits until it is a caught-up voter.
 func failover(ctx context.Context, bin string, nodes []*node, keys []string, root string, kills int) error {
-	var times []time.Duration
+	var times, elected []time.Duration
 	acked := 0
+	term0 := maxTerm(ctx, nodes)
 	for k := range kills {
-		lead := -1
-		for i, n := range nodes {
-			if h, err := n.client("").Health(ctx); err == nil && h.Role == "leader" {
-				lead = i
-			}
-		}
-		if lead < 0 {
-			return errors.New("no leader")
+		lead, err := findLeader(ctx, nodes)
+		if err != nil {
+			return err
 		}
 		other := nodes[(lead+1)%len(nodes)]
-		if _, err := other.client(root).KVPut(ctx, fmt.Sprint("bench/acked-", acked), map[string]any{"v": acked}, nil); err != nil {
+		wc := other.client(root)
+		if _, err := wc.KVPut(ctx, fmt.Sprint("bench/acked-", acked), map[string]any{"v": acked}, nil); err != nil {
 			return fmt.Errorf("write before kill: %w", err)
 		}
 		acked++
+		var survivors []*node
+		for i, n := range nodes {
+			if i != lead {
+				survivors = append(survivors, n)
+			}
+		}
 		t0 := time.Now()
 		nodes[lead].kill()
+		wctx, stopWatch := context.WithTimeout(ctx, 2*time.Minute)
+		newLeader := watchLeader(wctx, survivors, t0)
 		for {
-			if _, err := other.client(root).KVPut(ctx, fmt.Sprint("bench/acked-", acked), map[string]any{"v": acked}, nil); err == nil {
+			if _, err := wc.KVPut(ctx, fmt.Sprint("bench/acked-", acked), map[string]any{"v": acked}, nil); err == nil {
 				break
 			} else if time.Since(t0) > time.Minute {
+				stopWatch()
 				return fmt.Errorf("no write accepted within a minute after the kill: %w", err)
 			}
 		}
 		d := time.Since(t0)
+		nl := <-newLeader // a leader exists now: the next poll sees it
+		stopWatch()
 		acked++
 		times = append(times, d)
-		fmt.Fprintf(os.Stderr, "kill %2d: %s was leader; first write accepted after %s\n", k+1, nodes[lead].id, d.Round(time.Millisecond))
+		elected = append(elected, nl.after)
+		fmt.Fprintf(os.Stderr, "kill %2d: %s was leader; %s reported itself leader after %s; first write accepted after %s\n",
+			k+1, nodes[lead].id, nl.id, nl.after.Round(time.Millisecond), d.Round(time.Millisecond))
 		for i := range acked {
-			s, err := other.client(root).KVGet(ctx, fmt.Sprint("bench/acked-", i), 0)
+			rt := time.Now()
+			s, err := wc.KVGet(ctx, fmt.Sprint("bench/acked-", i), 0)
 			if err != nil || fmt.Sprint(s.Data["v"]) != fmt.Sprint(i) {
-				return fmt.Errorf("acknowledged write %d missing after the kill: %v", i, err)
+				return fmt.Errorf("acknowledged write %d missing after the kill (read through %s at %s, took %s): %v",
+					i, other.id, rt.Format("15:04:05.000"), time.Since(rt).Round(time.Millisecond), err)
 			}
 		}
 		if err := nodes[lead].start(bin); err != nil {
 			return err
 		}
 		wctx, cancel := context.WithTimeout(ctx, 30*time.Second)
-		err := nodes[lead].waitUp(wctx)
+		err = nodes[lead].waitUp(wctx)
 		cancel()
 		if err != nil {
 			return err
@@ -231,13 +261,74 @@ func failover(ctx context.Context, bin string, nodes []*node, keys []string, roo
 			return fmt.Errorf("%s did not catch up: %w", nodes[lead].id, err)
 		}
 	}
-	slices.Sort(times)
+	fmt.Printf("failover over %d leader kills on %d nodes: %s; %d acknowledged writes, none lost\n",
+		len(times), len(nodes), summary(times), acked)
+	fmt.Printf("  (a survivor reported itself leader: %s)\n", summary(elected))
+	fmt.Printf("  Raft term raised by %v for %d kills (more: split votes or elections nobody needed)\n", maxTerm(ctx, nodes)-term0, kills)
+	return nil
+}
+
+// findLeader polls the nodes' health until one reports itself leader (an
+// election may be under way), for up to 10 s.
+func findLeader(ctx context.Context, nodes []*node) (int, error) {
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		for i, n := range nodes {
+			if h, err := n.client("").Health(ctx); err == nil && h.Role == "leader" {
+				return i, nil
+			}
+		}
+		if time.Now().After(deadline) {
+			return -1, errors.New("no leader for 10 s")
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+// summary is "median M, max X, min N (all: ...)" of ds, which it sorts.
+func summary(ds []time.Duration) string {
+	slices.Sort(ds)
 	var parts []string
-	for _, t := range times {
+	for _, t := range ds {
 		parts = append(parts, t.Round(time.Millisecond).String())
 	}
-	fmt.Printf("failover over %d leader kills on %d nodes: median %s, max %s, min %s (all: %s); %d acknowledged writes, none lost\n",
-		len(times), len(nodes), times[len(times)/2].Round(time.Millisecond), times[len(times)-1].Round(time.Millisecond),
-		times[0].Round(time.Millisecond), strings.Join(parts, " "), acked)
-	return nil
+	return fmt.Sprintf("median %s, max %s, min %s (all: %s)", ds[len(ds)/2].Round(time.Millisecond),
+		ds[len(ds)-1].Round(time.Millisecond), ds[0].Round(time.Millisecond), strings.Join(parts, " "))
+}
+
+type elected struct {
+	id    string
+	after time.Duration // since the kill
+}
+
+// watchLeader polls the survivors' health every 5 ms until one reports
+// itself leader, or ctx ends; it sends what it saw (id "none" if nothing).
+func watchLeader(ctx context.Context, survivors []*node, t0 time.Time) <-chan elected {
+	out := make(chan elected, 1)
+	cs := make([]*client.Client, len(survivors))
+	for i, n := range survivors {
+		cs[i] = n.client("")
+	}
+	go func() {
+		tick := time.NewTicker(5 * time.Millisecond)
+		defer tick.Stop()
+		for {
+			for i, c := range cs {
+				hctx, cancel := context.WithTimeout(ctx, time.Second)
+				h, err := c.Health(hctx)
+				cancel()
+				if err == nil && h.Role == "leader" {
+					out <- elected{survivors[i].id, time.Since(t0)}
+					return
+				}
+			}
+			select {
+			case <-ctx.Done():
+				out <- elected{"none", time.Since(t0)}
+				return
+			case <-tick.C:
+			}
+		}
+	}()
+	return out
 }

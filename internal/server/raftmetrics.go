@@ -40,6 +40,8 @@ func registerRaftMetrics(reg prometheus.Registerer, st *store.Store) {
 			}
 		}
 	}()
+	reg.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "warden_raft_term",
+		Help: "This node's current Raft term (each election, won or not, raises it)."}, func() float64 { return float64(st.Raft().CurrentTerm()) }))
 	reg.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "warden_raft_applied_index",
 		Help: "Index of the last log applied to this node's state."}, func() float64 { return float64(st.AppliedIndex()) }))
 	reg.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "warden_raft_commit_index",

@@ -101,13 +101,47 @@ type Config struct {
 	RetryJoin      []string
 	RetryJoinToken string
 	RetryJoinCA    []byte
-	// ElectionTimeout is both Raft's heartbeat and election timeout in
-	// cluster mode (default 500ms), and the leader lease.
-	ElectionTimeout time.Duration
+	// Raft's timeouts in cluster mode (see DefaultHeartbeatTimeout). A
+	// follower that has not heard from the leader for HeartbeatTimeout
+	// starts an election (checked at random intervals between one and two
+	// HeartbeatTimeouts); ElectionTimeout bounds a candidate's round before
+	// it tries again; a leader that has not heard from a majority for
+	// LeaderLeaseTimeout steps down. 0: ElectionTimeout and
+	// LeaderLeaseTimeout are HeartbeatTimeout, and HeartbeatTimeout is
+	// DefaultHeartbeatTimeout, or ElectionTimeout if only that is set (as
+	// before the three were separate). Raft requires LeaderLeaseTimeout <=
+	// HeartbeatTimeout <= ElectionTimeout.
+	HeartbeatTimeout, ElectionTimeout, LeaderLeaseTimeout time.Duration
 	// ServerCertTTL is the lifetime of the server certificates this node
 	// issues (cluster mode; default authority.DefaultServerCertTTL, 24h).
 	// Each node renews its own at half its lifetime.
 	ServerCertTTL time.Duration
+}
+
+// DefaultHeartbeatTimeout is Raft's heartbeat timeout in cluster mode. A
+// dead leader is replaced in about two to three times this (both survivors
+// of a three-node cluster must notice before one of them can win a vote);
+// a follower that hears nothing for this long, because the machine or its
+// disk stalls, starts an election that was not needed.
+const DefaultHeartbeatTimeout = 200 * time.Millisecond
+
+// raftTimeouts returns the heartbeat, election and leader lease timeouts
+// cfg asks for, with the defaults Config documents.
+func raftTimeouts(cfg Config) (hb, election, lease time.Duration) {
+	hb, election, lease = cfg.HeartbeatTimeout, cfg.ElectionTimeout, cfg.LeaderLeaseTimeout
+	if hb <= 0 {
+		hb = DefaultHeartbeatTimeout
+		if election > 0 {
+			hb = election
+		}
+	}
+	if election <= 0 {
+		election = hb
+	}
+	if lease <= 0 {
+		lease = hb
+	}
+	return hb, election, lease
 }
 
 // Server is a running Warden server.
@@ -247,12 +281,8 @@ func New(cfg Config) (*Server, error) {
 		OnRestore:         func() { s.core.AfterRestore(); s.audit.AfterRestore() },
 	}
 	if trans != nil {
-		et := cfg.ElectionTimeout
-		if et <= 0 {
-			et = 500 * time.Millisecond
-		}
 		scfg.NodeID, scfg.Transport = cfg.NodeID, trans
-		scfg.HeartbeatTimeout, scfg.ElectionTimeout, scfg.LeaderLeaseTimeout = et, et, et
+		scfg.HeartbeatTimeout, scfg.ElectionTimeout, scfg.LeaderLeaseTimeout = raftTimeouts(cfg)
 	}
 	s.st, err = store.Open(scfg)
 	if err != nil {

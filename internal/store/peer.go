@@ -222,16 +222,16 @@ func (s *Store) forward(ctx context.Context, req *PeerRequest) (*PeerResponse, e
 	ctx, cancel := context.WithTimeout(ctx, s.cfg.ApplyTimeout)
 	defer cancel()
 	var last error
+	var addr raft.ServerAddress
 	for attempt := 0; ; attempt++ {
 		if attempt > 0 {
-			// Back off a little before asking again: an election may be
-			// under way.
-			select {
-			case <-ctx.Done():
-				return nil, fmt.Errorf("%w: %v (last: %v)", ErrNoLeader, ctx.Err(), last)
-			case <-s.closed:
-				return nil, ErrClosed
-			case <-time.After(min(time.Duration(attempt)*20*time.Millisecond, 200*time.Millisecond)):
+			// Back off a little before asking again (an election may be
+			// under way), but no longer than until another leader is known.
+			if err := s.awaitLeaderChange(ctx, addr, min(time.Duration(attempt)*20*time.Millisecond, 100*time.Millisecond)); err != nil {
+				if errors.Is(err, ErrClosed) {
+					return nil, err
+				}
+				return nil, fmt.Errorf("%w: %v (last: %v)", ErrNoLeader, err, last)
 			}
 		}
 		if err := s.WaitLeader(ctx); err != nil {
@@ -240,7 +240,7 @@ func (s *Store) forward(ctx context.Context, req *PeerRequest) (*PeerResponse, e
 			}
 			return nil, err
 		}
-		addr, _ := s.raft.LeaderWithID()
+		addr, _ = s.raft.LeaderWithID()
 		resp, err := s.ask(ctx, addr, req)
 		if errors.Is(err, ErrPeerRefused) {
 			return nil, err // this node may not ask: nothing was done
@@ -259,6 +259,26 @@ func (s *Store) forward(ctx context.Context, req *PeerRequest) (*PeerResponse, e
 		}
 		return resp, nil
 	}
+}
+
+// awaitLeaderChange waits for d, or until this node knows a leader other
+// than addr (or none), looking every 5 ms: a follower that failed to reach
+// a dead leader asks the new one as soon as it is known. It returns ctx's
+// error or ErrClosed if those end first.
+func (s *Store) awaitLeaderChange(ctx context.Context, addr raft.ServerAddress, d time.Duration) error {
+	for end := time.Now().Add(d); time.Now().Before(end); {
+		if now, _ := s.raft.LeaderWithID(); now != addr {
+			return nil
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-s.closed:
+			return ErrClosed
+		case <-time.After(5 * time.Millisecond):
+		}
+	}
+	return nil
 }
 
 // ask sends req to the node at addr; this node answers its own requests

@@ -35,6 +35,10 @@ import (
 	"github.com/warden-sec/warden/internal/audit"
 )
 
+// logCacheSize is how many of the newest Raft log entries are kept in
+// memory for replication (raft.LogCache).
+const logCacheSize = 1024
+
 // Config configures a Store.
 type Config struct {
 	Dir    string // required; created 0700
@@ -258,7 +262,15 @@ func Open(cfg Config) (*Store, error) {
 	if s.fwd == nil {
 		s.fwd, _ = s.trans.(Forwarder)
 	}
-	s.raft, err = raft.NewRaft(rc, s.fsm, s.logs, s.logs, snaps, s.trans)
+	// The leader reads back every entry it sends to a follower: keep the
+	// newest in memory rather than reading each in its own bolt
+	// transaction. (Writes go through to the store.)
+	logs, err := raft.NewLogCache(logCacheSize, s.logs)
+	if err != nil {
+		s.closeFiles()
+		return nil, fmt.Errorf("store: raft log cache: %w", err)
+	}
+	s.raft, err = raft.NewRaft(rc, s.fsm, logs, s.logs, snaps, s.trans)
 	if err != nil {
 		s.closeFiles()
 		return nil, fmt.Errorf("store: raft: %w", err)
@@ -634,6 +646,14 @@ func (s *Store) confirm() (uint64, error) {
 		if ci, err = s.leaderReadIndex(); err != nil {
 			return 0, err
 		}
+	case s.raft.State() == raft.Leader:
+		// Just elected, its first entry not yet committed (a few
+		// milliseconds): wait for that rather than fail a read that it can
+		// serve a moment later.
+		if err := s.awaitReady(); err != nil {
+			return 0, err
+		}
+		return s.confirm()
 	case s.fwd != nil && s.raft.State() != raft.Leader:
 		ctx, cancel := context.WithTimeout(context.Background(), s.cfg.ApplyTimeout)
 		resp, err := s.forward(ctx, &PeerRequest{Op: PeerReadIndex})
@@ -680,6 +700,26 @@ func (s *Store) WaitApplied(ctx context.Context, idx uint64) error {
 			return ErrClosed
 		}
 	}
+}
+
+// awaitReady waits, up to ApplyTimeout, until this node, leader, is ready
+// to serve reads, or is no longer leader (then nil too: the caller looks
+// again). ErrNotLeader if neither happens in time.
+func (s *Store) awaitReady() error {
+	deadline := time.NewTimer(s.cfg.ApplyTimeout)
+	defer deadline.Stop()
+	tick := time.NewTicker(2 * time.Millisecond)
+	defer tick.Stop()
+	for !s.ready() && s.raft.State() == raft.Leader {
+		select {
+		case <-s.closed:
+			return ErrClosed
+		case <-deadline.C:
+			return ErrNotLeader
+		case <-tick.C:
+		}
+	}
+	return nil
 }
 
 // leaderReadIndex confirms leadership with a quorum and returns the commit

@@ -1,0 +1,4 @@
+package server
+
+// RaftTimeouts exposes raftTimeouts to the external tests.
+var RaftTimeouts = raftTimeouts
