@@ -102,6 +102,7 @@ func pruneAudit(tx *bolt.Tx, before uint64) error {
 	}
 	return meta.Put(keyAuditPruned, end)
 }
+
 // appendFill is the fill of the pages of the append-only audit buckets
 // when they split.
 const appendFill = 0.95

@@ -8,6 +8,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"strconv"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -56,7 +57,7 @@ type fsm struct {
 var _ raft.BatchingFSM = (*fsm)(nil)
 
 func openBolt(path string) (*bolt.DB, error) {
-	db, err := bolt.Open(path, 0o600, &bolt.Options{Timeout: time.Second, FreelistType: bolt.FreelistMapType})
+	db, err := bolt.Open(path, 0o600, boltOptions())
 	if errors.Is(err, berrors.ErrTimeout) {
 		return nil, fmt.Errorf("store: %s is in use by another process", path)
 	}
@@ -361,5 +362,16 @@ func (f *fsm) Restore(rc io.ReadCloser) error {
 }
 
 func boltOptions() *bolt.Options {
-	return &bolt.Options{Timeout: time.Second, FreelistType: bolt.FreelistMapType}
+	return &bolt.Options{Timeout: time.Second, FreelistType: bolt.FreelistMapType, InitialMmapSize: initialMmap}
 }
+
+// initialMmap is the size of the memory map a database is opened with
+// (address space, not memory: pages are read in as used). bbolt remaps to
+// let a database outgrow its map, and a remap waits for every open read
+// transaction and holds up every new one: with a snapshot streaming the
+// state from its read transaction for seconds, every write that grew the
+// state, and every read behind it (the cluster port's peer check included),
+// stalled until the snapshot ended, long enough for followers to stop
+// hearing the leader. A map this large is only outgrown by a state this
+// large. (etcd maps its backend the same way.)
+const initialMmap = 8 << 30 * (strconv.IntSize / 64) // 8 GiB; 0 (grow as needed) on 32-bit
