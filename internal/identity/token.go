@@ -390,37 +390,34 @@ func (s *Service) Create(ctx context.Context, parent *Token, req CreateRequest) 
 	if err != nil {
 		return "", nil, err
 	}
+	// The parent's generation key is written, not read: children of one
+	// parent do not conflict with each other (conditioned on it, only one
+	// child of each Raft batch got through and the rest were retried), yet
+	// a revocation, which reads it before it lists the children and is
+	// conditioned on it, fails and starts over if a child was added after
+	// it looked. The condition on the parent's
+	// record refuses a child of a token revoked meanwhile.
 	genKey := prefixGen + parent.Accessor
-	for attempt := 0; ; attempt++ {
-		gen, err := s.version(ctx, genKey, attempt > 0)
-		if err != nil {
-			return "", nil, err
-		}
-		idx, err := s.st.Txn(ctx, kv.Txn{
-			Conds: []kv.Cond{
-				{Key: prefixToken + parent.Accessor, Version: parent.version},
-				{Key: genKey, Version: gen},
-				{Key: prefixToken + child.Accessor, Version: 0},
-			},
-			Ops: []kv.Op{
-				{Type: kv.OpPut, Key: prefixToken + child.Accessor, Value: rec},
-				{Type: kv.OpPut, Key: prefixChild + parent.Accessor + "/" + child.Accessor, Value: nil},
-				{Type: kv.OpPut, Key: genKey, Value: nil},
-			},
-		})
-		if err == nil {
-			child.version = idx
-			return secret, child, nil
-		}
-		var ce *kv.ConflictError
-		if errors.As(err, &ce) && ce.Key == genKey && attempt < maxRetries {
-			continue
-		}
-		if errors.As(err, &ce) && ce.Key == prefixToken+parent.Accessor {
-			return "", nil, errs.E(errs.Unauthenticated, "the calling token was revoked")
-		}
-		return "", nil, err
+	idx, err := s.st.Txn(ctx, kv.Txn{
+		Conds: []kv.Cond{
+			{Key: prefixToken + parent.Accessor, Version: parent.version},
+			{Key: prefixToken + child.Accessor, Version: 0},
+		},
+		Ops: []kv.Op{
+			{Type: kv.OpPut, Key: prefixToken + child.Accessor, Value: rec},
+			{Type: kv.OpPut, Key: prefixChild + parent.Accessor + "/" + child.Accessor, Value: nil},
+			{Type: kv.OpPut, Key: genKey, Value: nil},
+		},
+	})
+	var ce *kv.ConflictError
+	switch {
+	case err == nil:
+		child.version = idx
+		return secret, child, nil
+	case errors.As(err, &ce) && ce.Key == prefixToken+parent.Accessor:
+		return "", nil, errs.E(errs.Unauthenticated, "the calling token was revoked")
 	}
+	return "", nil, err
 }
 
 // version returns the current version of key (0 if absent); linearizable

@@ -110,3 +110,46 @@ func TestRevokeRacesChildCreation(t *testing.T) {
 		}
 	}
 }
+
+// TestConcurrentChildrenOfOneParent: children created at once under one
+// parent token do not conflict with each other: every creation succeeds
+// the first time, and each is a child the parent's revocation takes along.
+func TestConcurrentChildrenOfOneParent(t *testing.T) {
+	h := start(t, t.TempDir(), nil)
+	_, root := h.initUnseal(1, 1)
+	ctx := context.Background()
+	acc := h.want(h.do("POST", "/v1/auth/token/create", root, map[string]any{"ttl": "1h"}), 200).json(t)["accessor"].(string)
+	parent, err := h.srv.Tokens().LookupAccessor(acc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var mu sync.Mutex
+	var children []identity.Secret
+	var wg sync.WaitGroup
+	for i := 0; i < 16; i++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for j := 0; j < 10; j++ {
+				s, _, err := h.srv.Tokens().Create(h.audited(ctx, "token.create"), parent, identity.CreateRequest{DisplayName: fmt.Sprint(j)})
+				if err != nil {
+					t.Errorf("create a child: %v", err)
+					return
+				}
+				mu.Lock()
+				children = append(children, s)
+				mu.Unlock()
+			}
+		}()
+	}
+	wg.Wait()
+	if t.Failed() {
+		return
+	}
+	h.want(h.do("POST", "/v1/auth/token/revoke", root, map[string]string{"accessor": acc}), 204)
+	for _, c := range children {
+		if _, err := h.srv.Tokens().Authenticate(c.Reveal()); err == nil {
+			t.Fatal("a child outlived its parent's revocation")
+		}
+	}
+}
