@@ -159,7 +159,7 @@ export WARDEN_ADDR='%s' WARDEN_CACERT='%s' WARDEN_TOKEN='%s'
 	f.Uint64Var(&cfg.SnapshotThreshold, "snapshot-threshold", 0, "take a Raft snapshot after this many new log entries (0: 8192)")
 	f.DurationVar(&cfg.SnapshotInterval, "snapshot-interval", 0, "how often to check --snapshot-threshold (0: 2m)")
 	f.Uint64Var(&cfg.TrailingLogs, "trailing-logs", 0, "log entries kept after a snapshot for lagging followers (0: 10240)")
-	f.Uint64Var(&cfg.RaftLogBytes, "raft-log-bytes", 0, "take a Raft snapshot (and compact the log) as soon as the commands since the last one total this many bytes (0: the state database's size, at least 64 MiB)")
+	f.Uint64Var(&cfg.RaftLogBytes, "raft-log-bytes", 0, "take a Raft snapshot (and compact the log) as soon as the commands since the last one total this many bytes (0: 64 MiB)")
 	f.DurationVar(&cfg.HeartbeatTimeout, "raft-heartbeat-timeout", 0, "cluster mode: a follower that has not heard from the leader this long starts an election (0: 200ms, or --raft-election-timeout if set)")
 	f.DurationVar(&cfg.ElectionTimeout, "raft-election-timeout", 0, "cluster mode: how long a candidate waits for votes before trying again (0: the heartbeat timeout)")
 	f.DurationVar(&cfg.LeaderLeaseTimeout, "raft-leader-lease-timeout", 0, "cluster mode: a leader that has not heard from a majority this long steps down (0: the heartbeat timeout; at most that)")

@@ -276,32 +276,22 @@ func (f *fsm) list(prefix string, limit int) ([]Entry, error) {
 	return out, err
 }
 
-// Snapshot returns a snapshot that streams a consistent bolt read
-// transaction; writes continue meanwhile.
+// Snapshot marks the applied index a snapshot is taken at. The state it
+// stands for is the database itself, durable up to that index (every
+// applied batch is synced before the next is applied): the snapshot writes
+// no data, and opening it streams the live database (liveSnapshots).
 func (f *fsm) Snapshot() (raft.FSMSnapshot, error) {
-	f.mu.RLock()
-	defer f.mu.RUnlock()
-	tx, err := f.db.Begin(false)
-	if err != nil {
-		return nil, err
-	}
-	// Raft calls Snapshot between applies: what this snapshot holds is
-	// what was applied, and the log up to it can go.
+	// Raft calls Snapshot between applies: what this snapshot stands for
+	// is what was applied, and the log up to it can go.
 	f.sinceSnapshot.Store(0)
-	return &snapshot{tx: tx}, nil
+	return snapshot{}, nil
 }
 
-type snapshot struct{ tx *bolt.Tx }
+type snapshot struct{}
 
-func (s *snapshot) Persist(sink raft.SnapshotSink) error {
-	if _, err := s.tx.WriteTo(sink); err != nil {
-		sink.Cancel()
-		return err
-	}
-	return sink.Close()
-}
+func (snapshot) Persist(sink raft.SnapshotSink) error { return sink.Close() }
 
-func (s *snapshot) Release() { _ = s.tx.Rollback() }
+func (snapshot) Release() {}
 
 // Restore replaces the state with a snapshot: written to a temp file, synced,
 // renamed over the database, reopened.

@@ -67,9 +67,9 @@ type Config struct {
 	// LogBytes bounds the Raft log in bytes: as soon as the commands
 	// applied since the last snapshot total this much, the node takes a
 	// snapshot (and Raft compacts its log to TrailingLogs), without
-	// waiting for the next SnapshotInterval check. 0: the size of the
-	// state database, at least MinLogBytes, so the copy a snapshot makes
-	// of the state costs at most as much as the log it removes.
+	// waiting for the next SnapshotInterval check. 0: DefaultLogBytes. A
+	// snapshot copies nothing (liveSnapshots), so it is cheap to take
+	// often.
 	LogBytes uint64
 	// ApplyObserver, if set, gets the latency of every Txn's Raft apply.
 	ApplyObserver func(time.Duration)
@@ -87,7 +87,7 @@ type Store struct {
 	logs   *raftboltdb.BoltStore
 	trans  raft.Transport
 	fwd    Forwarder
-	snaps  *raft.FileSnapshotStore
+	snaps  *liveSnapshots
 	log    *slog.Logger
 	closed chan struct{}
 	once   sync.Once
@@ -163,7 +163,7 @@ func Open(cfg Config) (*Store, error) {
 	}
 	s.fsm.minLogBytes = cfg.LogBytes
 	if s.fsm.minLogBytes == 0 {
-		s.fsm.minLogBytes = MinLogBytes
+		s.fsm.minLogBytes = DefaultLogBytes
 	}
 	s.logs, err = raftboltdb.New(raftboltdb.Options{Path: filepath.Join(raftDir, "raft.db"),
 		BoltOptions: boltOptions()})
@@ -192,19 +192,19 @@ func Open(cfg Config) (*Store, error) {
 		s.closeFiles()
 		return nil, fmt.Errorf("store: snapshots: %w", err)
 	}
-	// One snapshot is retained: the state machine's own database is the
-	// durable state (a restart resumes from it, not from a snapshot), so
-	// a snapshot only serves followers that fell behind the log and
-	// operators' saves. Raft removes the older snapshot only after the
-	// newer one is complete and synced (its directory renamed into
-	// place), so a crash leaves one complete snapshot either way; a
-	// snapshot being streamed to a follower when it is removed stays
-	// readable through its open file.
-	snaps, err := raft.NewFileSnapshotStoreWithLogger(raftDir, 1, hlog)
+	// One snapshot is retained. Those this node takes of its own state
+	// hold only their metadata (liveSnapshots): the state machine's
+	// database is the durable state. Raft removes the older snapshot only
+	// after the newer one is complete and synced (its directory renamed
+	// into place), so a crash leaves one complete snapshot either way; a
+	// stored snapshot being streamed to a follower when it is removed
+	// stays readable through its open file.
+	files, err := raft.NewFileSnapshotStoreWithLogger(raftDir, 1, hlog)
 	if err != nil {
 		s.closeFiles()
 		return nil, fmt.Errorf("store: snapshots: %w", err)
 	}
+	snaps := &liveSnapshots{FileSnapshotStore: files, fsm: s.fsm}
 
 	rc := raft.DefaultConfig()
 	rc.LocalID = raft.ServerID(cfg.NodeID)
@@ -283,8 +283,8 @@ func Open(cfg Config) (*Store, error) {
 	return s, nil
 }
 
-// MinLogBytes is the least LogBytes (see Config) when it is not set.
-const MinLogBytes = 64 << 20
+// DefaultLogBytes is Config.LogBytes when it is not set.
+const DefaultLogBytes = 64 << 20
 
 // boundLog takes a snapshot whenever the commands applied since the last
 // one reach the log's byte bound (Config.LogBytes): Raft's own threshold,
@@ -299,14 +299,7 @@ func (s *Store) boundLog() {
 			return
 		case <-s.fsm.overBytes:
 		}
-		limit := s.cfg.LogBytes
-		if limit == 0 {
-			limit = MinLogBytes
-			if fi, err := os.Stat(s.fsm.path); err == nil && uint64(fi.Size()) > limit {
-				limit = uint64(fi.Size())
-			}
-		}
-		if s.fsm.sinceSnapshot.Load() < limit {
+		if s.fsm.sinceSnapshot.Load() < s.fsm.minLogBytes {
 			continue
 		}
 		err := s.raft.Snapshot().Error()

@@ -293,15 +293,26 @@ func TestSnapshotRestore(t *testing.T) {
 	}
 	defer src.close()
 	src.ApplyBatch([]*raft.Log{{Index: 7, Type: raft.LogCommand, Data: encodeTxn(Txn{Ops: []Op{put("x", "1"), put("y", "2")}})}})
+	// A snapshot of its own state writes no data: opening it streams the
+	// live database (liveSnapshots).
 	snap, err := src.Snapshot()
 	if err != nil {
 		t.Fatal(err)
 	}
-	var sink bufSink
-	if err := snap.Persist(&sink); err != nil {
-		t.Fatal(err)
+	var empty bufSink
+	if err := snap.Persist(&empty); err != nil || empty.Len() != 0 {
+		t.Fatalf("a snapshot wrote %d bytes (%v)", empty.Len(), err)
 	}
 	snap.Release()
+	rc, size, err := src.stream()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var sink bufSink
+	if n, err := io.Copy(&sink, rc); err != nil || n != size {
+		t.Fatalf("streamed %d bytes of %d: %v", n, size, err)
+	}
+	rc.Close()
 	dst, err := newFSM(t.TempDir() + "/fsm.db")
 	if err != nil {
 		t.Fatal(err)
