@@ -60,7 +60,7 @@ parts() { # prints part<TAB>bytes (disk blocks allocated to the files of each pa
       else if (p ~ /\/snapshots\//) p = "store/raft/snapshots/"
       else if (p ~ /^tls\//) p = "tls/"
       sum[p] += $2 * 512; total += $2 * 512 }
-    END { for (p in sum) printf "%s\t%d\n", p, sum[p]; printf "total\t%d\n", total }' | sort
+    END { for (p in sum) printf "%s\t%.0f\n", p, sum[p]; printf "total\t%.0f\n", total }' | sort
 }
 
 start=$(date +%s)
