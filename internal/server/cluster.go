@@ -331,6 +331,9 @@ type cluster struct {
 	kick chan struct{} // asks the loop for a reconciliation now
 	stop context.CancelFunc
 	done chan struct{}
+	// waitLogged is when the loop last logged why it could not promote
+	// a node yet, by node ID (only the loop touches it).
+	waitLogged map[string]time.Time
 }
 
 var _ api.Cluster = (*cluster)(nil)
@@ -688,10 +691,18 @@ func (c *cluster) reconcile(ctx context.Context) (pending bool, err error) {
 			// Overtaken by a later configuration: left as it is.
 		case p.Suffrage != raft.Voter && m.Suffrage == authority.Voter:
 			// Not reachable yet is not a failure: it is still joining.
-			if applied, _, serr := st.PeerStatus(ctx, string(p.Address)); serr == nil && applied >= m.Version {
+			// Asked with a short deadline: a peer that does not answer
+			// (one that has not installed its certificate yet, say)
+			// must not hold up this loop, which retries every tick.
+			sctx, cancel := context.WithTimeout(ctx, peerStatusTimeout)
+			applied, _, serr := st.PeerStatus(sctx, string(p.Address))
+			cancel()
+			if serr == nil && applied >= m.Version {
 				err = st.AddVoter(ctx, m.ID, string(p.Address))
+				delete(c.waitLogged, m.ID)
 			} else {
 				pending = true
+				c.logWaiting(m.ID, applied, m.Version, serr)
 			}
 		}
 		if err != nil {
@@ -701,6 +712,26 @@ func (c *cluster) reconcile(ctx context.Context) (pending bool, err error) {
 	}
 	return pending, errors.Join(errsSeen...)
 }
+
+// logWaiting says, at most every 5 seconds per node, why a joining node is
+// not a voter yet.
+func (c *cluster) logWaiting(id string, applied, want uint64, err error) {
+	if c.waitLogged == nil {
+		c.waitLogged = map[string]time.Time{}
+	}
+	if time.Since(c.waitLogged[id]) < 5*time.Second {
+		return
+	}
+	c.waitLogged[id] = time.Now()
+	if err != nil {
+		c.s.log.Info("a joining node is not a voter yet: its status is unknown", "node_id", id, "err", err)
+		return
+	}
+	c.s.log.Info("a joining node is not a voter yet: still catching up", "node_id", id, "applied", applied, "want", want)
+}
+
+// peerStatusTimeout bounds the reconciler's question to a joining node.
+const peerStatusTimeout = 2 * time.Second
 
 // sanHosts are the hosts a server's certificate names: those of its
 // listen addresses (unless unspecified), and localhost.
