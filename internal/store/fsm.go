@@ -47,10 +47,10 @@ type fsm struct {
 	onRestore     func()
 
 	// sinceSnapshot counts the command bytes applied since the last
-	// snapshot began; past minLogBytes every apply signals overBytes
+	// snapshot began; past logBytes every apply signals overBytes
 	// (without blocking), which Store.boundLog reads.
 	sinceSnapshot atomic.Uint64
-	minLogBytes   uint64
+	logBytes      uint64
 	overBytes     chan struct{}
 }
 
@@ -178,7 +178,7 @@ func (f *fsm) ApplyBatch(logs []*raft.Log) []any {
 	}
 	f.applied.Store(last)
 	f.wake()
-	if f.sinceSnapshot.Add(size) >= f.minLogBytes && f.minLogBytes > 0 {
+	if f.sinceSnapshot.Add(size) >= f.logBytes && f.logBytes > 0 {
 		select {
 		case f.overBytes <- struct{}{}:
 		default:

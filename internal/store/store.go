@@ -161,9 +161,9 @@ func Open(cfg Config) (*Store, error) {
 	if s.fsm, err = newFSM(filepath.Join(cfg.Dir, "fsm.db")); err != nil {
 		return nil, fmt.Errorf("store: state machine: %w", err)
 	}
-	s.fsm.minLogBytes = cfg.LogBytes
-	if s.fsm.minLogBytes == 0 {
-		s.fsm.minLogBytes = DefaultLogBytes
+	s.fsm.logBytes = cfg.LogBytes
+	if s.fsm.logBytes == 0 {
+		s.fsm.logBytes = DefaultLogBytes
 	}
 	s.logs, err = raftboltdb.New(raftboltdb.Options{Path: filepath.Join(raftDir, "raft.db"),
 		BoltOptions: boltOptions()})
@@ -299,7 +299,7 @@ func (s *Store) boundLog() {
 			return
 		case <-s.fsm.overBytes:
 		}
-		if s.fsm.sinceSnapshot.Load() < s.fsm.minLogBytes {
+		if s.fsm.sinceSnapshot.Load() < s.fsm.logBytes {
 			continue
 		}
 		err := s.raft.Snapshot().Error()
