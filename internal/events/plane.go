@@ -693,3 +693,111 @@ func (p *Plane) shutdown() {
 		p.ns.WaitForShutdown()
 	}
 }
+
+// Search bounds.
+const (
+	DefaultSearchLimit = 100
+	MaxSearchLimit     = 10_000
+)
+
+// SearchOptions select the events Search returns.
+type SearchOptions struct {
+	Query *Query // nil: every event
+	// Since and Until bound the time the batches were stored (not the
+	// events' @timestamp); Until zero is now.
+	Since, Until time.Time
+	Node         string // only this node's batches ("" all)
+	// Limit is how many events to return (0: DefaultSearchLimit; at most
+	// MaxSearchLimit): the newest that match.
+	Limit int
+}
+
+// SearchResult is what Search found: the newest Limit matching events,
+// newest first, each with its batch's stream sequence in "warden.stream_seq".
+type SearchResult struct {
+	Events []Event `json:"events"`
+	// Matched counts every matching event in the window; Truncated is set
+	// when it is more than Events holds.
+	Matched   int  `json:"matched"`
+	Truncated bool `json:"truncated"`
+	// Scanned counts the batches read.
+	Scanned int `json:"scanned_batches"`
+}
+
+// FieldStreamSeq is added to search results: the stream sequence of the
+// event's batch (what alerts' event_refs name).
+const FieldStreamSeq = "warden.stream_seq"
+
+var errSearchDone = errors.New("search done")
+
+// Search reads the batches stored in [Since, Until] (up to the last one
+// stored when the search starts) and returns the newest matching events.
+// It reads the whole window: ctx bounds its time.
+func (p *Plane) Search(ctx context.Context, o SearchOptions) (SearchResult, error) {
+	var res SearchResult
+	limit := o.Limit
+	if limit <= 0 {
+		limit = DefaultSearchLimit
+	}
+	limit = min(limit, MaxSearchLimit)
+	until := o.Until
+	last, err := p.LastSeq(ctx)
+	if err != nil || last == 0 {
+		return res, err
+	}
+	p.mu.Lock()
+	st := p.stream
+	p.mu.Unlock()
+	var lm *jetstream.RawStreamMsg
+	if o.Node != "" {
+		// The last batch this consumer will see is the node's last.
+		lm, err = st.GetLastMsgForSubject(ctx, Subject(o.Node))
+		if errors.Is(err, jetstream.ErrMsgNotFound) {
+			return res, nil
+		}
+	} else {
+		lm, err = st.GetMsg(ctx, last)
+	}
+	if err != nil {
+		return res, fmt.Errorf("events: search: %w", err)
+	}
+	last = lm.Sequence
+	if lm.Time.Before(o.Since) {
+		return res, nil // nothing stored since
+	}
+	ring := make([]Event, 0, limit)
+	next := 0 // where the next match goes once ring is full
+	err = p.ConsumeWith(ctx, 0, ConsumeOptions{Since: o.Since, Node: o.Node}, func(b Batch) error {
+		if b.StreamSeq > last || (!until.IsZero() && b.Time.After(until)) {
+			return errSearchDone
+		}
+		res.Scanned++
+		for _, ev := range b.Events {
+			if !o.Query.Match(ev) {
+				continue
+			}
+			res.Matched++
+			ev[FieldStreamSeq] = b.StreamSeq
+			if len(ring) < limit {
+				ring = append(ring, ev)
+			} else {
+				ring[next] = ev
+				next = (next + 1) % limit
+			}
+		}
+		if b.StreamSeq == last {
+			return errSearchDone
+		}
+		return nil
+	})
+	if err != nil && !errors.Is(err, errSearchDone) {
+		return res, err
+	}
+	// Newest first: the ring's oldest entry is at next.
+	res.Events = make([]Event, 0, len(ring))
+	for i := len(ring) - 1; i >= 0; i-- {
+		res.Events = append(res.Events, ring[(next+i)%len(ring)])
+	}
+	res.Truncated = res.Matched > len(res.Events)
+	return res, nil
+}
