@@ -43,20 +43,7 @@ func readExample(t *testing.T, name string) string {
 // no token.
 func (h *harness) nodeDo(e enrolled, method, path string, body any) resp {
 	h.t.Helper()
-	var chain [][]byte
-	for rest := []byte(e.chain); ; {
-		var b *pem.Block
-		b, rest = pem.Decode(rest)
-		if b == nil {
-			break
-		}
-		chain = append(chain, b.Bytes)
-	}
-	pemCA, _ := os.ReadFile(h.srv.CAFile())
-	pool := x509.NewCertPool()
-	pool.AppendCertsFromPEM(pemCA)
-	cl := &http.Client{Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: pool, MinVersion: tls.VersionTLS12,
-		Certificates: []tls.Certificate{{Certificate: chain, PrivateKey: e.key}}}}}
+	cl := h.nodeClient(e)
 	defer cl.CloseIdleConnections()
 	var rd io.Reader
 	if body != nil {
@@ -74,6 +61,24 @@ func (h *harness) nodeDo(e enrolled, method, path string, body any) resp {
 	defer res.Body.Close()
 	b, _ := io.ReadAll(res.Body)
 	return resp{status: res.StatusCode, body: b, header: res.Header}
+}
+
+// nodeClient is an HTTP client that presents the node's certificate.
+func (h *harness) nodeClient(e enrolled) *http.Client {
+	var chain [][]byte
+	for rest := []byte(e.chain); ; {
+		var b *pem.Block
+		b, rest = pem.Decode(rest)
+		if b == nil {
+			break
+		}
+		chain = append(chain, b.Bytes)
+	}
+	pemCA, _ := os.ReadFile(h.srv.CAFile())
+	pool := x509.NewCertPool()
+	pool.AppendCertsFromPEM(pemCA)
+	return &http.Client{Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: pool, MinVersion: tls.VersionTLS12,
+		Certificates: []tls.Certificate{{Certificate: chain, PrivateKey: e.key}}}}}
 }
 
 // TestEveryRouteDeniedWithoutPolicy walks every registered route, /metrics
