@@ -384,7 +384,7 @@ func New(cfg Config) (*Server, error) {
 		OnDamaged: func(err error) {
 			s.emitter.Emit(events.ActionAuditVerificationFailed, events.Event{events.FieldMessage: err.Error()})
 		},
-		Journal:       journal, NodeID: s.st.NodeID(), MaxMergeDelay: cfg.AuditMaxMergeDelay})
+		Journal: journal, NodeID: s.st.NodeID(), MaxMergeDelay: cfg.AuditMaxMergeDelay})
 	if err != nil {
 		for _, k := range sinks {
 			k.Close()
