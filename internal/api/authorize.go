@@ -76,8 +76,11 @@ func policyTarget(action string) targetFunc {
 func (s *Server) authorize(req *request, tg target) error {
 	c := req.caller
 	if c.root {
-		s.cfg.ServerEvents.Emit(events.ActionRootToken, events.Event{events.FieldSourceIP: clientKey(req.Request),
-			"warden.action": tg.action, "warden.resource": tg.resource.UID.String()})
+		// At most one event a second per address and action: a script
+		// running as root must not flood the stream.
+		addr := clientKey(req.Request)
+		s.cfg.ServerEvents.EmitThrottled("root_token "+addr+" "+tg.action, events.ActionRootToken,
+			events.Event{events.FieldSourceIP: addr, "warden.action": tg.action, "warden.resource": tg.resource.UID.String()})
 		s.log.Warn("root token used", "action", tg.action, "resource", tg.resource.UID.String(), "request_id", req.id,
 			"source", clientKey(req.Request))
 		return nil
