@@ -165,8 +165,13 @@ func OpenPlane(ctx context.Context, cfg PlaneConfig) (*Plane, error) {
 		if p.ns, err = startEmbedded(cfg, log); err != nil {
 			return nil, err
 		}
-		if p.nc, err = nats.Connect(p.ns.ClientURL(), nats.InProcessServer(p.ns), nats.MaxReconnects(-1),
-			nats.Name("warden "+cfg.ServerName)); err != nil {
+		opts := []nats.Option{nats.InProcessServer(p.ns), nats.MaxReconnects(-1), nats.Name("warden " + cfg.ServerName)}
+		if tc := clientSideTLS(cfg); tc != nil {
+			// A client port with TLS makes the in-process connection a
+			// TLS one too: this server presents its own certificate.
+			opts = append(opts, nats.Secure(tc))
+		}
+		if p.nc, err = nats.Connect(p.ns.ClientURL(), opts...); err != nil {
 			p.ns.Shutdown()
 			return nil, fmt.Errorf("events: connect to the embedded NATS server: %w", err)
 		}
@@ -183,6 +188,19 @@ func OpenPlane(ctx context.Context, cfg PlaneConfig) (*Plane, error) {
 	p.stop = cancel
 	go p.raiseReplicas(bg)
 	return p, nil
+}
+
+// clientSideTLS is the TLS of the in-process connection: the client
+// port's configuration (which presents and verifies like a route's), or
+// nil when the embedded server has no client port.
+func clientSideTLS(cfg PlaneConfig) *tls.Config {
+	switch {
+	case cfg.ClientListen != "" && cfg.ClientTLS != nil:
+		return cfg.ClientTLS
+	case cfg.ClusterListen != "" && cfg.ClusterTLS != nil:
+		return cfg.ClusterTLS
+	}
+	return nil
 }
 
 // natsLogger sends the embedded server's log to slog.
@@ -235,6 +253,13 @@ func startEmbedded(cfg PlaneConfig, log *slog.Logger) (*natsserver.Server, error
 		JetStreamMaxMemory: 256 << 20,
 		MaxPayload:         8 << 20,
 	}
+	if cfg.ClusterListen != "" && cfg.ClientListen == "" {
+		// NATS routes only once its client port listens (a server with
+		// no client port never starts routing): loopback, a random port,
+		// the same mutual TLS as routes.
+		cfg.ClientListen, cfg.ClientTLS = "127.0.0.1:0", cfg.ClusterTLS
+		opts.DontListen = false
+	}
 	if cfg.ClientListen != "" {
 		if cfg.ClientTLS == nil {
 			return nil, errors.New("events: --events-nats-listen needs TLS (cluster mode)")
@@ -270,7 +295,7 @@ func startEmbedded(cfg PlaneConfig, log *slog.Logger) (*natsserver.Server, error
 	ns.SetLoggerV2(natsLogger{log}, false, false, false)
 	go ns.Start()
 	if !ns.ReadyForConnections(30 * time.Second) {
-		ns.Shutdown()
+		go ns.Shutdown() // may wait for a start that hangs
 		return nil, errors.New("events: the embedded NATS server did not start within 30s")
 	}
 	return ns, nil
@@ -301,15 +326,23 @@ func (p *Plane) streamConfig(r int) jetstream.StreamConfig {
 // cluster has fewer servers (JetStream then answers that it lacks
 // resources or peers), down to one; it retries until ctx ends while even
 // one fails because no meta leader is elected yet.
-func (p *Plane) withReplicas(ctx context.Context, make func(r int) error) (int, error) {
+func (p *Plane) withReplicas(ctx context.Context, make func(ctx context.Context, r int) error) (int, error) {
 	for {
 		var err error
 		for r := p.want; r >= 1; r-- {
-			if err = make(r); err == nil {
+			// A request sent before the cluster has a meta leader is
+			// never answered: each attempt has its own short deadline.
+			actx, cancel := context.WithTimeout(ctx, 5*time.Second)
+			err = make(actx, r)
+			cancel()
+			if err == nil {
 				return r, nil
 			}
-			if !insufficient(err) {
+			if ctx.Err() != nil {
 				break
+			}
+			if !insufficient(err) {
+				break // try again from the top after a pause
 			}
 		}
 		select {
@@ -336,7 +369,7 @@ func insufficient(err error) bool {
 }
 
 func (p *Plane) ensureStream(ctx context.Context) error {
-	r, err := p.withReplicas(ctx, func(r int) error {
+	r, err := p.withReplicas(ctx, func(ctx context.Context, r int) error {
 		cfg := p.streamConfig(r)
 		if st, err := p.js.Stream(ctx, StreamName); err == nil {
 			cur := st.CachedInfo().Config
@@ -656,7 +689,7 @@ func (p *Plane) KV(ctx context.Context, bucket string) (jetstream.KeyValue, erro
 	if !errors.Is(err, jetstream.ErrBucketNotFound) {
 		return nil, fmt.Errorf("events: KV bucket %s: %w", bucket, err)
 	}
-	_, err = p.withReplicas(ctx, func(r int) error {
+	_, err = p.withReplicas(ctx, func(ctx context.Context, r int) error {
 		kv, err = p.js.CreateOrUpdateKeyValue(ctx, jetstream.KeyValueConfig{Bucket: bucket, Replicas: r,
 			Storage: jetstream.FileStorage, History: 1})
 		return err

@@ -31,8 +31,12 @@ type clusterNode struct {
 	id, dir     string
 	clusterAddr string
 	certTTL     time.Duration // server certificates' lifetime; 0: the default
-	srv         *server.Server
-	log         *slog.Logger
+	// natsAddr and natsRoutes: the embedded NATS server's route port and
+	// the others' ("": no event cluster, the node's NATS runs alone).
+	natsAddr   string
+	natsRoutes []string
+	srv        *server.Server
+	log        *slog.Logger
 }
 
 // failureLog returns a logger that keeps what the servers of t log and
@@ -73,7 +77,8 @@ func (n *clusterNode) start() {
 		n.log = failureLog(n.t).With("node", n.id)
 	}
 	srv, err := server.New(server.Config{DataDir: n.dir, Listen: "127.0.0.1:0", RateLimit: -1, Logger: n.log,
-		NodeID: n.id, ClusterListen: n.clusterAddr, ElectionTimeout: 300 * time.Millisecond, ServerCertTTL: n.certTTL})
+		NodeID: n.id, ClusterListen: n.clusterAddr, ElectionTimeout: 300 * time.Millisecond, ServerCertTTL: n.certTTL,
+		EventsNATSClusterListen: n.natsAddr, EventsNATSRoutes: n.natsRoutes})
 	if err != nil {
 		n.t.Fatalf("%s: %v", n.id, err)
 	}
