@@ -172,7 +172,7 @@ export WARDEN_ADDR='%s' WARDEN_CACERT='%s' WARDEN_TOKEN='%s'
 	f.DurationVar(&cfg.EventsMaxAge, "events-max-age", 168*time.Hour, "keep events this long in the stream")
 	f.Int64Var(&cfg.EventsMaxBytes, "events-max-bytes", 10<<30, "keep at most this many bytes of events in the stream (the oldest go first)")
 	f.Int64Var(&cfg.EventsMaxBatchBytes, "events-max-batch-bytes", 4<<20, "largest batch of POST /v1/events, compressed and decompressed")
-	f.BoolVar(&cfg.EventsCompression, "events-compression", false, "store the event stream S2-compressed (fixed when the stream is created)")
+	f.BoolVar(&cfg.EventsCompression, "events-compression", true, "store the event stream S2-compressed (fixed when the stream is created; about 6% of ingest throughput, a fraction of the disk)")
 	f.StringVar(&logLevel, "log-level", "info", "debug, info, warn or error")
 	f.StringVar(&logFormat, "log-format", "", "json or text (default: text with --dev, json otherwise)")
 	return cmd

@@ -43,6 +43,19 @@ func gz(t testing.TB, b []byte) []byte {
 	return buf.Bytes()
 }
 
+// postBatchReq is a request of an already gzipped batch.
+func (h *harness) postBatchReq(seq uint64, gzipped []byte) *http.Request {
+	req, err := http.NewRequest("POST", h.srv.Addr()+"/v1/events", bytes.NewReader(gzipped))
+	if err != nil {
+		h.t.Fatal(err)
+	}
+	req.Header.Set("Content-Type", "application/x-ndjson")
+	req.Header.Set("Content-Encoding", "gzip")
+	req.Header.Set("Warden-Batch-Epoch", "00000000000000be")
+	req.Header.Set("Warden-Batch-Seq", strconv.FormatUint(seq, 10))
+	return req
+}
+
 // postBatch posts a batch as the node (gzip unless plain).
 func (h *harness) postBatch(cl *http.Client, epoch string, seq uint64, body []byte, plain bool) resp {
 	h.t.Helper()
