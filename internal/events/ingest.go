@@ -28,6 +28,9 @@ type BatchError struct {
 	Line int
 	Kind error
 	Msg  string
+	// Err is the reader's error, if one ended the batch (a body over the
+	// caller's own limit, a broken connection).
+	Err error
 }
 
 func (e *BatchError) Error() string {
@@ -37,7 +40,12 @@ func (e *BatchError) Error() string {
 	return "batch: " + e.Msg
 }
 
-func (e *BatchError) Unwrap() error { return e.Kind }
+func (e *BatchError) Unwrap() []error {
+	if e.Err != nil {
+		return []error{e.Kind, e.Err}
+	}
+	return []error{e.Kind}
+}
 
 // Stamp is what the server sets on every event of a batch, overwriting
 // what the agent sent: the node's name and SPIFFE ID from its certificate,
@@ -91,7 +99,7 @@ func ReadBatch(body io.Reader, gzipped bool, maxBytes int64, st Stamp) ([][]byte
 			return nil, stats, &BatchError{Line: n, Kind: ErrBatchTooLarge, Msg: fmt.Sprintf("the event is larger than %d bytes", MaxEventBytes)}
 		}
 		if err != nil && err != io.EOF {
-			return nil, stats, &BatchError{Kind: ErrBatchInvalid, Msg: "reading the body: " + err.Error()}
+			return nil, stats, &BatchError{Kind: ErrBatchInvalid, Msg: "reading the body: " + err.Error(), Err: err}
 		}
 		if lr.N <= 0 {
 			return nil, stats, tooLarge(maxBytes)
