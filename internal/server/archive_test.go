@@ -5,8 +5,6 @@ import (
 	"context"
 	"encoding/base64"
 	"fmt"
-	"os"
-	"path/filepath"
 	"strings"
 	"testing"
 
@@ -29,22 +27,7 @@ func TestAuditArchivePruneCluster(t *testing.T) {
 		nodes[i] = &clusterNode{t: t, id: fmt.Sprint("n", i+1), dir: t.TempDir(), clusterAddr: freeAddr(t)}
 		nodes[i].start()
 	}
-	init, err := nodes[0].client("").Init(ctx, client.InitRequest{KeyShares: 1, KeyThreshold: 1})
-	if err != nil {
-		t.Fatal(err)
-	}
-	keys, root := init.UnsealKeys, init.RootToken
-	nodes[0].unseal(ctx, keys)
-	bundle, err := os.ReadFile(filepath.Join(nodes[0].dir, "cluster", "ca.pem"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, n := range nodes[1:] {
-		if err := n.client(root).RaftJoin(ctx, nodes[0].srv.Addr(), bundle); err != nil {
-			t.Fatalf("%s: join: %v", n.id, err)
-		}
-		n.unseal(ctx, keys)
-	}
+	_, root := initJoin(ctx, t, nodes)
 	leader, follower := nodes[0].client(root), nodes[1].client(root)
 	for i := range 8 {
 		if _, err := follower.KVPut(ctx, fmt.Sprint("app/k", i), map[string]any{"v": i}, nil); err != nil {

@@ -3,12 +3,8 @@ package server_test
 import (
 	"bytes"
 	"context"
-	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/rand"
 	"crypto/tls"
 	"crypto/x509"
-	"encoding/pem"
 	"fmt"
 	"io"
 	"log/slog"
@@ -222,23 +218,7 @@ func TestThreeNodeCluster(t *testing.T) {
 
 	// The cluster port accepts only server certificates of this cluster: a
 	// node's SVID from the same CA is refused during the handshake.
-	nt, err := nodes[0].client(root).NodeTokenCreate(ctx, client.NodeTokenRequest{Name: "web-1"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	nkey, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	csrDER, _ := x509.CreateCertificateRequest(rand.Reader, &x509.CertificateRequest{}, nkey)
-	en, err := nodes[1].client("").Enroll(ctx, "web-1", nt.Token, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE REQUEST", Bytes: csrDER}))
-	if err != nil {
-		t.Fatal(err)
-	}
-	svid, err := tls.X509KeyPair([]byte(en.Certificate), func() []byte {
-		der, _ := x509.MarshalPKCS8PrivateKey(nkey)
-		return pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: der})
-	}())
-	if err != nil {
-		t.Fatal(err)
-	}
+	svid := enrollSVID(ctx, t, nodes[0].client(root), nodes[1].client(""), "web-1")
 	roots := x509.NewCertPool()
 	roots.AppendCertsFromPEM(bundle)
 	for _, proto := range []string{"warden-raft", "warden-rpc"} {

@@ -38,22 +38,7 @@ func TestEventsCluster(t *testing.T) {
 		n.natsRoutes = routes
 		n.start()
 	}
-	init, err := nodes[0].client("").Init(ctx, client.InitRequest{KeyShares: 1, KeyThreshold: 1})
-	if err != nil {
-		t.Fatal(err)
-	}
-	keys, root := init.UnsealKeys, init.RootToken
-	nodes[0].unseal(ctx, keys)
-	bundle, err := os.ReadFile(filepath.Join(nodes[0].dir, "cluster", "ca.pem"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, n := range nodes[1:] {
-		if err := n.client(root).RaftJoin(ctx, nodes[0].srv.Addr(), bundle); err != nil {
-			t.Fatalf("%s: join: %v", n.id, err)
-		}
-		n.unseal(ctx, keys)
-	}
+	_, root := initJoin(ctx, t, nodes)
 	planes := make([]*events.Plane, 3)
 	for i, n := range nodes {
 		planes[i] = waitPlane(t, n.srv)
@@ -83,21 +68,7 @@ func TestEventsCluster(t *testing.T) {
 	}
 
 	// A node enrolls and posts through n2.
-	nt, err := nodes[0].client(root).NodeTokenCreate(ctx, client.NodeTokenRequest{Name: "web-1"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	nkey, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	csrDER, _ := x509.CreateCertificateRequest(rand.Reader, &x509.CertificateRequest{}, nkey)
-	en, err := nodes[1].client("").Enroll(ctx, "web-1", nt.Token, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE REQUEST", Bytes: csrDER}))
-	if err != nil {
-		t.Fatal(err)
-	}
-	der, _ := x509.MarshalPKCS8PrivateKey(nkey)
-	svid, err := tls.X509KeyPair([]byte(en.Certificate), pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: der}))
-	if err != nil {
-		t.Fatal(err)
-	}
+	svid := enrollSVID(ctx, t, nodes[0].client(root), nodes[1].client(""), "web-1")
 	post := func(n *clusterNode, seq uint64) resp {
 		roots := x509.NewCertPool()
 		ca, _ := os.ReadFile(n.srv.CAFile())
@@ -143,4 +114,49 @@ func TestEventsCluster(t *testing.T) {
 	if st.(*jetstream.KeyValueBucketStatus).StreamInfo().Config.Replicas < 2 {
 		t.Errorf("KV bucket replicas %d", st.(*jetstream.KeyValueBucketStatus).StreamInfo().Config.Replicas)
 	}
+}
+
+// initJoin initializes nodes[0] (one unseal key), joins the others to it
+// and unseals them all; it returns the unseal keys and the root token.
+func initJoin(ctx context.Context, t *testing.T, nodes []*clusterNode) ([]string, string) {
+	t.Helper()
+	init, err := nodes[0].client("").Init(ctx, client.InitRequest{KeyShares: 1, KeyThreshold: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	keys, root := init.UnsealKeys, init.RootToken
+	nodes[0].unseal(ctx, keys)
+	bundle, err := os.ReadFile(filepath.Join(nodes[0].dir, "cluster", "ca.pem"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, n := range nodes[1:] {
+		if err := n.client(root).RaftJoin(ctx, nodes[0].srv.Addr(), bundle); err != nil {
+			t.Fatalf("%s: join: %v", n.id, err)
+		}
+		n.unseal(ctx, keys)
+	}
+	return keys, root
+}
+
+// enrollSVID makes a join token for name through admin and enrolls it
+// through enroller: the node's certificate and key.
+func enrollSVID(ctx context.Context, t *testing.T, admin, enroller *client.Client, name string) tls.Certificate {
+	t.Helper()
+	nt, err := admin.NodeTokenCreate(ctx, client.NodeTokenRequest{Name: name})
+	if err != nil {
+		t.Fatal(err)
+	}
+	nkey, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	csrDER, _ := x509.CreateCertificateRequest(rand.Reader, &x509.CertificateRequest{}, nkey)
+	en, err := enroller.Enroll(ctx, name, nt.Token, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE REQUEST", Bytes: csrDER}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	der, _ := x509.MarshalPKCS8PrivateKey(nkey)
+	svid, err := tls.X509KeyPair([]byte(en.Certificate), pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: der}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return svid
 }
