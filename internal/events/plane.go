@@ -11,6 +11,7 @@ import (
 	"log/slog"
 	"net"
 	"net/url"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -113,6 +114,7 @@ type Plane struct {
 	mu       sync.Mutex
 	stream   jetstream.Stream
 	replicas int                  // the stream's current replication
+	buckets  []string             // KV buckets this plane opened
 	last     map[string]lastBatch // per node subject: what was stored last
 	closed   bool
 	stop     context.CancelFunc
@@ -438,7 +440,27 @@ func (p *Plane) raiseReplicas(ctx context.Context) {
 			p.log.Info("event stream replication raised", "replicas", have+1)
 			p.mu.Lock()
 			p.replicas = have + 1
+			buckets := append([]string(nil), p.buckets...)
 			p.mu.Unlock()
+			// The KV buckets made meanwhile follow the stream.
+			for _, b := range buckets {
+				kv, err := p.js.KeyValue(ctx, b)
+				if err != nil {
+					continue
+				}
+				st, err := kv.Status(ctx)
+				if err != nil {
+					continue
+				}
+				c := st.(*jetstream.KeyValueBucketStatus).StreamInfo().Config
+				if c.Replicas >= have+1 {
+					continue
+				}
+				if _, err := p.js.UpdateKeyValue(ctx, jetstream.KeyValueConfig{Bucket: b, Replicas: have + 1,
+					Storage: jetstream.FileStorage, History: 1}); err != nil {
+					p.log.Warn("KV bucket: could not raise replication", "bucket", b, "replicas", have+1, "err", err)
+				}
+			}
 		} else if !insufficient(err) && ctx.Err() == nil {
 			p.log.Warn("event stream: could not raise replication", "replicas", have+1, "err", err)
 		}
@@ -682,6 +704,11 @@ func (p *Plane) ConsumeWith(ctx context.Context, from uint64, o ConsumeOptions, 
 // KV returns a replicated JetStream key-value bucket, created if absent
 // (file storage, replicated as the stream is).
 func (p *Plane) KV(ctx context.Context, bucket string) (jetstream.KeyValue, error) {
+	p.mu.Lock()
+	if !slices.Contains(p.buckets, bucket) {
+		p.buckets = append(p.buckets, bucket)
+	}
+	p.mu.Unlock()
 	kv, err := p.js.KeyValue(ctx, bucket)
 	if err == nil {
 		return kv, nil

@@ -111,7 +111,7 @@ func TestEventsCluster(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if st.(*jetstream.KeyValueBucketStatus).StreamInfo().Config.Replicas < 2 {
+	if st.(*jetstream.KeyValueBucketStatus).StreamInfo().Config.Replicas != 3 {
 		t.Errorf("KV bucket replicas %d", st.(*jetstream.KeyValueBucketStatus).StreamInfo().Config.Replicas)
 	}
 }
