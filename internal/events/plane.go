@@ -591,7 +591,17 @@ func (p *Plane) lastOf(ctx context.Context, subj string) (lastBatch, error) {
 	p.mu.Lock()
 	st := p.stream
 	p.mu.Unlock()
-	m, err := st.GetLastMsgForSubject(ctx, subj)
+	var m *jetstream.RawStreamMsg
+	err := retry(ctx, func(ctx context.Context) (err error) {
+		m, err = st.GetLastMsgForSubject(ctx, subj)
+		if errors.Is(err, jetstream.ErrMsgNotFound) {
+			return nil
+		}
+		return err
+	})
+	if m == nil && err == nil {
+		err = jetstream.ErrMsgNotFound
+	}
 	if errors.Is(err, jetstream.ErrMsgNotFound) {
 		return lastBatch{}, nil
 	}
@@ -602,12 +612,39 @@ func (p *Plane) lastOf(ctx context.Context, subj string) (lastBatch, error) {
 	return lastBatch{subjSeq: m.Sequence, epoch: m.Header.Get(HeaderEpoch), seq: seq}, nil
 }
 
+// retry runs f with a short deadline per attempt until it succeeds or
+// ctx ends: a JetStream request sent while the stream or the cluster
+// elects a new leader (a server died) may never be answered.
+func retry(ctx context.Context, f func(context.Context) error) error {
+	for {
+		actx, cancel := context.WithTimeout(ctx, 3*time.Second)
+		err := f(actx)
+		cancel()
+		if err == nil || ctx.Err() != nil {
+			return err
+		}
+		var ae *jetstream.APIError
+		if errors.As(err, &ae) && ae.Code >= 400 && ae.Code < 500 && ae.Code != 408 {
+			return err // a refusal, not an unanswered request
+		}
+		select {
+		case <-ctx.Done():
+			return err
+		case <-time.After(100 * time.Millisecond):
+		}
+	}
+}
+
 // LastSeq returns the stream's last sequence (0 when empty).
 func (p *Plane) LastSeq(ctx context.Context) (uint64, error) {
 	p.mu.Lock()
 	st := p.stream
 	p.mu.Unlock()
-	info, err := st.Info(ctx)
+	var info *jetstream.StreamInfo
+	err := retry(ctx, func(ctx context.Context) (err error) {
+		info, err = st.Info(ctx)
+		return err
+	})
 	if err != nil {
 		return 0, fmt.Errorf("events: stream info: %w", err)
 	}
@@ -667,7 +704,11 @@ func (p *Plane) ConsumeWith(ctx context.Context, from uint64, o ConsumeOptions, 
 	if o.Node != "" {
 		cfg.FilterSubjects = []string{Subject(o.Node)}
 	}
-	cons, err := p.js.OrderedConsumer(ctx, StreamName, cfg)
+	var cons jetstream.Consumer
+	err := retry(ctx, func(ctx context.Context) (err error) {
+		cons, err = p.js.OrderedConsumer(ctx, StreamName, cfg)
+		return err
+	})
 	if err != nil {
 		return fmt.Errorf("events: consumer: %w", err)
 	}
