@@ -3,6 +3,7 @@ package parse
 import (
 	"bytes"
 	"fmt"
+	"io"
 	"math"
 	"strconv"
 	"strings"
@@ -89,7 +90,7 @@ func (p *jsonParser) parse(dec *jsontext.Decoder, line []byte, ev events.Event) 
 	if err := p.object(dec, "", ev); err != nil {
 		return err
 	}
-	if _, err := dec.ReadToken(); err == nil {
+	if _, err := dec.ReadToken(); err != io.EOF {
 		return lineError("json", "more data after the object")
 	}
 	var ts any
@@ -213,14 +214,21 @@ func (p *jsonParser) time(v any) (time.Time, error) {
 		default:
 			return time.Time{}, fmt.Errorf("a %T, not a number of %s", v, unit(p.layout))
 		}
+		limit := 1e11 // seconds: year 5138
 		if p.layout == "unix_ms" {
-			f /= 1000
+			limit *= 1000
 		}
-		if math.IsNaN(f) || math.Abs(f) > 1e11 {
+		if math.IsNaN(f) || math.Abs(f) > limit {
 			return time.Time{}, fmt.Errorf("%v %s is out of range", f, unit(p.layout))
 		}
-		sec, frac := math.Modf(f)
-		return time.Unix(int64(sec), int64(frac*1e9)).UTC(), nil
+		// Whole units exactly, the fraction rounded to the microsecond
+		// (what a float64 holds of it).
+		whole := math.Floor(f)
+		frac := time.Duration(math.Round((f-whole)*1e6)) * time.Microsecond
+		if p.layout == "unix_ms" {
+			return time.UnixMilli(int64(whole)).Add(frac / 1000).UTC(), nil
+		}
+		return time.Unix(int64(whole), 0).Add(frac).UTC(), nil
 	}
 	s, ok := v.(string)
 	if !ok {

@@ -228,7 +228,8 @@ func setAddr(ev events.Event, s string) string {
 	}
 	ip, rest := s[:i], s[i:]
 	setHost(ev, ip)
-	if r, ok := strings.CutPrefix(rest, " port "); ok {
+	if r, ok := strings.CutPrefix(strings.TrimLeft(rest, " "), "port "); ok {
+		r = strings.TrimLeft(r, " ")
 		n, k := leadingDigits(r)
 		if k > 0 {
 			ev[events.FieldSourcePort] = int64(n)
