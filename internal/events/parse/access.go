@@ -209,5 +209,6 @@ func clfTime(s string) (time.Time, error) {
 	if s[21] == '-' {
 		off = -off
 	}
-	return time.Date(y1*100+y2, time.Month(mon), day, hh, mm, ss, 0, time.UTC).Add(-off), nil
+	t := time.Date(y1*100+y2, time.Month(mon), day, hh, mm, ss, 0, time.UTC).Add(-off)
+	return t, checkYear(t)
 }

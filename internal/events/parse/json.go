@@ -47,7 +47,7 @@ func newJSON(opts Options) (*jsonParser, error) {
 		p.layout = time.RFC3339Nano
 	case "unix", "unix_ms":
 	default:
-		if strings.IndexAny(p.layout, "0123456789") < 0 {
+		if !strings.ContainsAny(p.layout, "0123456789") {
 			return nil, fmt.Errorf("parse: json timestamp_layout %q: not a Go time layout (such as %q), \"unix\", \"unix_ms\" or \"rfc3339\"", p.layout, time.RFC3339)
 		}
 	}
@@ -103,6 +103,9 @@ func (p *jsonParser) parse(dec *jsontext.Decoder, line []byte, ev events.Event) 
 	}
 	if ts != nil {
 		t, err := p.time(ts)
+		if err == nil {
+			err = checkYear(t)
+		}
 		if err != nil {
 			return lineError("json", "timestamp field %q: %v", tsName, err)
 		}

@@ -138,6 +138,9 @@ func (p *syslogParser) frame5424(s string, f *frame) error {
 		f.t = p.opts.Now()
 	} else {
 		t, err := time.Parse(time.RFC3339Nano, ts)
+		if err == nil {
+			err = checkYear(t)
+		}
 		if err != nil {
 			return lineError("syslog", "RFC 5424 timestamp %q: not RFC 3339", cut(ts, 40))
 		}
@@ -214,6 +217,9 @@ func (p *syslogParser) frame3164(s string, f *frame) error {
 			i = len(s)
 		}
 		t, err := time.Parse(time.RFC3339Nano, s[:i])
+		if err == nil {
+			err = checkYear(t)
+		}
 		if err != nil {
 			return lineError("syslog", "timestamp %q: neither RFC 3339 nor \"Mmm dd hh:mm:ss\"", cut(s[:i], 40))
 		}
@@ -394,3 +400,14 @@ func cut(s string, n int) string {
 	}
 	return s[:n] + "…"
 }
+
+// checkYear refuses a time whose UTC year is outside 1–9999 (RFC 3339
+// cannot write it).
+func checkYear(t time.Time) error {
+	if y := t.UTC().Year(); y < 1 || y > 9999 {
+		return errYear
+	}
+	return nil
+}
+
+var errYear = lineError("time", "year outside 1–9999 in UTC")
