@@ -254,6 +254,7 @@ func (f *FIM) Run(ctx context.Context, _ []byte, emit source.Emit) error {
 		}
 	}()
 	r.silent = first
+	r.dirty = first // a first baseline is written even when empty
 	if err := r.scan(ctx); err != nil {
 		return err
 	}
@@ -277,6 +278,9 @@ func (f *FIM) Run(ctx context.Context, _ []byte, emit source.Emit) error {
 			if !ok {
 				wev = nil
 				continue
+			}
+			if e.Has(fsnotify.Remove) || e.Has(fsnotify.Rename) {
+				r.unwatch(filepath.Clean(e.Name))
 			}
 			r.schedule(e.Name)
 		case err, ok := <-werr:
@@ -461,11 +465,7 @@ func (r *runner) check(ctx context.Context, p string) error {
 	fi, err := os.Lstat(p)
 	switch {
 	case errors.Is(err, fs.ErrNotExist):
-		for w := range r.watched {
-			if w == p || strings.HasPrefix(w, p+"/") {
-				delete(r.watched, w)
-			}
-		}
+		r.unwatch(p)
 		return r.removed(p)
 	case err != nil:
 		r.f.cfg.Logf("fim: %s: %v", p, err)
@@ -616,6 +616,20 @@ func (r *runner) watch(dir string) {
 		return
 	}
 	r.watched[dir] = true
+}
+
+// unwatch forgets the watches on p and under it: p was removed, or
+// renamed (inotify would go on reporting a moved directory under its old
+// name), so a directory made again there is watched afresh.
+func (r *runner) unwatch(p string) {
+	for w := range r.watched {
+		if w == p || strings.HasPrefix(w, p+"/") {
+			if r.w != nil {
+				_ = r.w.Remove(w) // fails when inotify already dropped it
+			}
+			delete(r.watched, w)
+		}
+	}
 }
 
 // update compares the file at p (fi from Lstat) with the baseline.

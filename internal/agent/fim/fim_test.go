@@ -284,3 +284,43 @@ func TestNewErrors(t *testing.T) {
 		t.Error("Run accepted a corrupt baseline")
 	}
 }
+
+// A first run over an empty tree still writes a baseline, so a file
+// added while the agent is down is reported.
+func TestEmptyFirstBaseline(t *testing.T) {
+	dir, state := t.TempDir(), t.TempDir()
+	cfg := Config{Paths: []string{dir}, StateDir: state, ScanInterval: -1}
+	h := start(t, cfg)
+	h.stop()
+	p := filepath.Join(dir, "later")
+	write(t, p, "hello")
+	h = start(t, cfg)
+	h.want(h.next(), "created", p)
+}
+
+// A renamed directory: its files are deleted under the old name and
+// created under the new one, and the moved tree is watched by its new name.
+func TestRenameDir(t *testing.T) {
+	dir, state := t.TempDir(), t.TempDir()
+	old := filepath.Join(dir, "old")
+	if err := os.Mkdir(old, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	write(t, filepath.Join(old, "f"), "hello")
+	h := start(t, Config{Paths: []string{dir}, StateDir: state, ScanInterval: -1})
+	neu := filepath.Join(dir, "new")
+	if err := os.Rename(old, neu); err != nil {
+		t.Fatal(err)
+	}
+	got := map[string]string{}
+	for i := 0; i < 2; i++ {
+		ev := h.next()
+		got[ev["file.path"].(string)] = ev["event.action"].(string)
+	}
+	if got[filepath.Join(old, "f")] != "deleted" || got[filepath.Join(neu, "f")] != "created" {
+		t.Fatalf("rename: %v", got)
+	}
+	write(t, filepath.Join(neu, "f"), "world")
+	h.want(h.next(), "modified", filepath.Join(neu, "f"), "file.hash.sha256", sumWorld)
+	h.none()
+}
