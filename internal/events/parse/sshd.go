@@ -38,7 +38,7 @@ type sshdParser struct{ sys syslogParser }
 func (p *sshdParser) Parse(line []byte, ev events.Event) error {
 	s := string(line)
 	var f frame
-	if err := p.sys.frame(s, &f); err == nil {
+	if looksFramed(s) && p.sys.frame(s, &f) == nil {
 		if !isSSHD(f.app) {
 			base(ev, "syslog", "syslog", s)
 			f.apply(ev)
@@ -55,6 +55,28 @@ func (p *sshdParser) Parse(line []byte, ev events.Event) error {
 	}
 	ev[events.FieldTimestamp] = events.FormatTime(p.sys.opts.Now())
 	return nil
+}
+
+// looksFramed reports whether s may start with a syslog header (a PRI,
+// an RFC 3339 or "Mmm " timestamp), sparing bare messages the cost of a
+// refused frame.
+func looksFramed(s string) bool {
+	s = strings.TrimLeft(s, " ")
+	if s == "" {
+		return false
+	}
+	if c := s[0]; c == '<' || c >= '0' && c <= '9' {
+		return true
+	}
+	if len(s) < 4 || s[3] != ' ' {
+		return false
+	}
+	for _, m := range months {
+		if s[:3] == m {
+			return true
+		}
+	}
+	return false
 }
 
 // isSSHD reports whether a syslog TAG is sshd's: "sshd", or OpenSSH
