@@ -253,10 +253,17 @@ func (f *FIM) Run(ctx context.Context, _ []byte, emit source.Emit) error {
 			}
 		}
 	}()
+	// An error once ctx ended is the stop itself, not a failure.
+	stopped := func(err error) error {
+		if ctx.Err() != nil {
+			return nil
+		}
+		return err
+	}
 	r.silent = first
 	r.dirty = first // a first baseline is written even when empty
 	if err := r.scan(ctx); err != nil {
-		return err
+		return stopped(err)
 	}
 	r.silent = false
 	var tick <-chan time.Time
@@ -290,12 +297,12 @@ func (f *FIM) Run(ctx context.Context, _ []byte, emit source.Emit) error {
 			}
 			f.cfg.Logf("fim: inotify: %v (a full scan follows)", err)
 			if err := r.scan(ctx); err != nil {
-				return err
+				return stopped(err)
 			}
 		case <-r.timer.C:
 			r.armed = false
 			if err := r.flush(ctx); err != nil {
-				return err
+				return stopped(err)
 			}
 		case <-r.persistTimer.C:
 			r.persistArmed = false
@@ -304,13 +311,13 @@ func (f *FIM) Run(ctx context.Context, _ []byte, emit source.Emit) error {
 			}
 		case <-tick:
 			if err := r.scan(ctx); err != nil {
-				return err
+				return stopped(err)
 			}
 		case done := <-f.scanReq:
 			err := r.scan(ctx)
 			done <- err
 			if err != nil {
-				return err
+				return stopped(err)
 			}
 		}
 	}
