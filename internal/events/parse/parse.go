@@ -16,7 +16,6 @@ package parse
 import (
 	"errors"
 	"fmt"
-	"sort"
 	"strings"
 	"time"
 
@@ -60,11 +59,8 @@ type Parser interface {
 	Parse(line []byte, ev events.Event) error
 }
 
-// Names of the parsers New knows.
-var names = []string{"apache", "json", "nginx", "raw", "sshd", "syslog"}
-
 // Names returns the parser names New accepts, sorted.
-func Names() []string { return append([]string(nil), names...) }
+func Names() []string { return []string{"apache", "json", "nginx", "raw", "sshd", "syslog"} }
 
 // New returns the parser called name. An unknown name is an error naming
 // it and the known ones; bad JSON options are errors naming the option.
@@ -89,9 +85,7 @@ func New(name string, opts Options) (Parser, error) {
 	case "raw":
 		return rawParser{now: opts.Now}, nil
 	}
-	known := Names()
-	sort.Strings(known)
-	return nil, fmt.Errorf("parse: unknown parser %q (known: %s)", name, strings.Join(known, ", "))
+	return nil, fmt.Errorf("parse: unknown parser %q (known: %s)", name, strings.Join(Names(), ", "))
 }
 
 // Raw fills ev as a raw event holding line: event.module and

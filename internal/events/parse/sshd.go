@@ -27,6 +27,7 @@ const (
 	outcomeFailure            = "failure"
 	outcomeUnknown            = "unknown"
 	categoryAuthentication    = "authentication"
+	categoryNetwork           = "network"
 )
 
 // sshdParser parses sshd's messages, framed by syslog (auth.log) or bare
@@ -148,11 +149,14 @@ func sshdMessage(m string, ev events.Event) bool {
 		if i < 0 {
 			return false
 		}
-		auth(ev, ActionSSHMaxAuthAttempts, outcomeFailure)
+		// Follows "maximum authentication attempts exceeded", which is
+		// the failure; this is the disconnect.
+		auth(ev, ActionSSHDisconnect, outcomeUnknown)
 		userAddr(ev, rest[:i])
 		return true
 	case strings.HasPrefix(m, "Did not receive identification string from "):
 		auth(ev, ActionSSHNoIdentification, outcomeFailure)
+		ev[events.FieldCategory] = categoryNetwork // no authentication was tried
 		setAddr(ev, m[len("Did not receive identification string from "):])
 		return true
 	}
@@ -200,14 +204,11 @@ func setUser(ev events.Event, u string) {
 
 // sshDisconnect parses what follows "Connection closed by" and
 // "Disconnected from": "[authenticating |invalid ]user <user> <ip> port
-// <n>" or "<ip> port <n>". A peer that left while authenticating (or as
-// an invalid user) failed; other disconnects have an unknown outcome.
+// <n>" or "<ip> port <n>". A disconnect is not an authentication result:
+// its outcome is unknown (the failures before it have their own events),
+// so counting failures counts attempts, not lines.
 func sshDisconnect(m string, ev events.Event) bool {
-	outcome := outcomeUnknown
-	if strings.HasPrefix(m, "authenticating user ") || strings.HasPrefix(m, "invalid user ") {
-		outcome = outcomeFailure
-	}
-	auth(ev, ActionSSHDisconnect, outcome)
+	auth(ev, ActionSSHDisconnect, outcomeUnknown)
 	userAddr(ev, m)
 	return true
 }

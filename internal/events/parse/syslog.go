@@ -1,6 +1,7 @@
 package parse
 
 import (
+	"fmt"
 	"strings"
 	"time"
 
@@ -104,7 +105,7 @@ func (p *syslogParser) frame(s string, f *frame) error {
 	f.pri = -1
 	rest := s
 	if strings.TrimSpace(s) == "" {
-		return lineError("syslog", "%v", ErrEmpty)
+		return fmt.Errorf("syslog: %w", ErrEmpty)
 	}
 	if rest[0] == '<' {
 		end := strings.IndexByte(rest, '>')
