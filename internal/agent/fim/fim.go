@@ -73,13 +73,15 @@ const (
 // Config configures one FIM source.
 type Config struct {
 	// Name distinguishes this source from other FIM sources ("fim:" +
-	// Name); empty means the paths joined with ",".
+	// Name); empty means Paths, as given, joined with ",".
 	Name string
 	// Paths are files or directories (watched recursively); relative paths
 	// are made absolute.
 	Paths []string
 	// Exclude holds filepath.Match globs, matched against a path and
-	// against its base name; an excluded directory is not descended.
+	// against its base name; an excluded directory is not descended
+	// (an absolute path with no metacharacter excludes itself and what is
+	// under it).
 	Exclude []string
 	// StateDir holds the baseline file (created 0700 if absent).
 	StateDir string
@@ -166,7 +168,7 @@ func New(cfg Config) (*FIM, error) {
 	}
 	n := cfg.Name
 	if n == "" {
-		n = strings.Join(f.roots, ",")
+		n = strings.Join(cfg.Paths, ",") // as configured: the agent config names sources so
 	}
 	f.name = "fim:" + n
 	sum := sha256.Sum256([]byte(f.name))
@@ -174,7 +176,7 @@ func New(cfg Config) (*FIM, error) {
 	return f, nil
 }
 
-// Name is "fim:" and the configured name or paths.
+// Name is "fim:" and the configured name or paths ("fim:/etc,/usr/local/bin").
 func (f *FIM) Name() string { return f.name }
 
 // BaselinePath is the file holding the baseline.
@@ -403,7 +405,22 @@ func (f *FIM) inRoots(p string) bool {
 	return false
 }
 
+// excluded reports whether p, or a directory above it within the roots,
+// matches an exclude glob.
 func (f *FIM) excluded(p string) bool {
+	for q := p; ; {
+		if f.excludedName(q) {
+			return true
+		}
+		up := filepath.Dir(q)
+		if up == q || !f.inRoots(up) {
+			return false
+		}
+		q = up
+	}
+}
+
+func (f *FIM) excludedName(p string) bool {
 	b := filepath.Base(p)
 	for _, g := range f.cfg.Exclude {
 		if ok, _ := filepath.Match(g, p); ok {
@@ -584,7 +601,7 @@ func (r *runner) walk(ctx context.Context, root string, seen map[string]bool, fa
 			}
 			return nil
 		}
-		if p != root && r.f.excluded(p) {
+		if p != root && r.f.excludedName(p) {
 			if d.IsDir() {
 				return filepath.SkipDir
 			}

@@ -378,3 +378,29 @@ func TestDebounce(t *testing.T) {
 		t.Errorf("%d writes made %d events, want them coalesced", writes, n)
 	}
 }
+
+// An excluded directory (an absolute path) leaves out what is under it,
+// seen by the watcher or by a scan.
+func TestExcludeTree(t *testing.T) {
+	dir, state := t.TempDir(), t.TempDir()
+	skip := filepath.Join(dir, "cache")
+	if err := os.MkdirAll(filepath.Join(skip, "deep"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	write(t, filepath.Join(skip, "deep", "a"), "hello")
+	h := start(t, Config{Paths: []string{dir}, StateDir: state, ScanInterval: -1, Exclude: []string{skip}})
+	write(t, filepath.Join(skip, "b"), "hello")
+	write(t, filepath.Join(skip, "deep", "c"), "hello")
+	write(t, filepath.Join(dir, "kept"), "hello")
+	h.created(filepath.Join(dir, "kept"), sumHello)
+	if err := h.f.Scan(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	h.none()
+	if s := h.f.Stats(); s.Files != 1 {
+		t.Errorf("stats %+v, want 1 file", s)
+	}
+	if h.f.Name() != "fim:"+dir {
+		t.Errorf("Name %q", h.f.Name())
+	}
+}

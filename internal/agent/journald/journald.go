@@ -103,14 +103,15 @@ func New(cfg Config) (*Journald, error) {
 	if j.cfg.Logf == nil {
 		j.cfg.Logf = func(string, ...any) {}
 	}
-	j.name = "journald"
+	j.name = "journald:*"
 	if len(cfg.Units) > 0 {
-		j.name += ":" + strings.Join(cfg.Units, ",")
+		j.name = "journald:" + strings.Join(cfg.Units, ",")
 	}
 	return j, nil
 }
 
-// Name is "journald", with the units when restricted to some.
+// Name is "journald:" and the units ("journald:sshd.service,cron.service"),
+// or "journald:*" for the whole journal.
 func (j *Journald) Name() string { return j.name }
 
 // ErrNotAvailable is returned by Run where journalctl cannot be found.

@@ -24,8 +24,9 @@ import (
 
 // Options configure a parser. The zero value is usable.
 type Options struct {
-	// Dataset overrides event.dataset for the json parser (default
-	// "json"); the others have fixed datasets and ignore it.
+	// Dataset, when set, is the event.dataset of every event the parser
+	// makes (the json parser's default is "json"; the others' are fixed:
+	// sshd, nginx.access, apache.access, syslog, raw).
 	Dataset string
 	// Location is the zone of RFC 3164 syslog timestamps, which carry
 	// none. Nil means time.Local.
@@ -71,21 +72,41 @@ func New(name string, opts Options) (Parser, error) {
 	if opts.Now == nil {
 		opts.Now = time.Now
 	}
+	var p Parser
 	switch name {
 	case "syslog":
-		return &syslogParser{opts: opts}, nil
+		p = &syslogParser{opts: opts}
 	case "sshd":
-		return &sshdParser{sys: syslogParser{opts: opts}}, nil
+		p = &sshdParser{sys: syslogParser{opts: opts}}
 	case "nginx":
-		return &accessParser{opts: opts, module: "nginx", dataset: "nginx.access"}, nil
+		p = &accessParser{opts: opts, module: "nginx", dataset: "nginx.access"}
 	case "apache":
-		return &accessParser{opts: opts, module: "apache", dataset: "apache.access"}, nil
+		p = &accessParser{opts: opts, module: "apache", dataset: "apache.access"}
 	case "json":
-		return newJSON(opts)
+		return newJSON(opts) // sets its own dataset
 	case "raw":
-		return rawParser{now: opts.Now}, nil
+		p = rawParser{now: opts.Now}
+	default:
+		return nil, fmt.Errorf("parse: unknown parser %q (known: %s)", name, strings.Join(Names(), ", "))
 	}
-	return nil, fmt.Errorf("parse: unknown parser %q (known: %s)", name, strings.Join(Names(), ", "))
+	if opts.Dataset != "" {
+		p = datasetParser{p, opts.Dataset}
+	}
+	return p, nil
+}
+
+// datasetParser overrides the dataset of the events p makes.
+type datasetParser struct {
+	p       Parser
+	dataset string
+}
+
+func (d datasetParser) Parse(line []byte, ev events.Event) error {
+	if err := d.p.Parse(line, ev); err != nil {
+		return err
+	}
+	ev[events.FieldDataset] = d.dataset
+	return nil
 }
 
 // Raw fills ev as a raw event holding line: event.module and

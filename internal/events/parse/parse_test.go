@@ -93,3 +93,14 @@ func TestRaw(t *testing.T) {
 		{"raw", "anything at all", events.Event{"event.module": "raw", "event.dataset": "raw", "@timestamp": "2026-12-02T12:00:00Z"}},
 	})
 }
+
+func TestDatasetOverride(t *testing.T) {
+	opts := testOptions()
+	opts.Dataset = "bastion"
+	runCases(t, mustNew(t, "sshd", opts), []parseCase{
+		{"sshd", "Invalid user x from 192.0.2.1", events.Event{"event.module": "sshd", "event.dataset": "bastion", "@timestamp": "2026-12-02T12:00:00Z",
+			"event.category": "authentication", "event.action": "ssh_invalid_user", "event.outcome": "failure",
+			"user.name": "x", "source.ip": "192.0.2.1", "system.auth.ssh.invalid_user": true}},
+		{"refused", "nonsense", nil},
+	})
+}
