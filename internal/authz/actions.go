@@ -66,6 +66,15 @@ const (
 	ActionConduitCheck  = "conduit.check"
 	// ActionConduitConnect is what conduit policies permit between nodes.
 	ActionConduitConnect = "conduit.connect"
+
+	// Security events and detection (issue 12).
+	ActionEventsWrite = "events.write"
+	ActionEventsRead  = "events.read"
+	ActionRulesRead   = "rules.read"
+	ActionRulesWrite  = "rules.write"
+	ActionAlertsRead  = "alerts.read"
+	ActionAlertsWrite = "alerts.write"
+	ActionNotifyWrite = "notify.write"
 )
 
 // Entity types of Warden's own schema.
@@ -108,6 +117,7 @@ func Actions() []string {
 		ActionCertList,
 		ActionAuthWhoami,
 		ActionZoneCreate, ActionZoneList, ActionConduitCreate, ActionConduitCheck, ActionConduitConnect,
+		ActionEventsWrite, ActionEventsRead, ActionRulesRead, ActionRulesWrite, ActionAlertsRead, ActionAlertsWrite, ActionNotifyWrite,
 	}
 }
 
@@ -158,7 +168,9 @@ action "token.create", "token.lookup", "token.revoke", "auth.whoami" appliesTo {
 };
 
 action "sys.seal", "sys.rotate", "sys.key-status", "raft.join", "raft.read", "raft.remove",
-       "raft.snapshot.save", "raft.snapshot.restore", "metrics.read" appliesTo {
+       "raft.snapshot.save", "raft.snapshot.restore", "metrics.read",
+       "events.write", "events.read", "rules.read", "rules.write", "alerts.read", "alerts.write",
+       "notify.write" appliesTo {
   principal: [User, Node, Service, Root],
   resource: [System],
 };
