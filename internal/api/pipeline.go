@@ -102,6 +102,7 @@ func (s *Server) serve(rt *route, req *request) int {
 	if rt.maxBody == 0 {
 		_ = http.NewResponseController(w).SetReadDeadline(deadline) // not every writer supports it (tests' recorders)
 	}
+	req.base = req.Context()
 	ctx, cancel := context.WithDeadline(req.Context(), deadline)
 	defer cancel()
 	if q := req.URL.RawQuery; q != "" && (req.Method == "GET" || req.Method == "LIST") {

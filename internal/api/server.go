@@ -28,6 +28,7 @@ import (
 	"github.com/warden-sec/warden/internal/authz"
 	"github.com/warden-sec/warden/internal/core"
 	"github.com/warden-sec/warden/internal/decisionlog"
+	"github.com/warden-sec/warden/internal/detect"
 	"github.com/warden-sec/warden/internal/errs"
 	"github.com/warden-sec/warden/internal/identity"
 	"github.com/warden-sec/warden/internal/policy"
@@ -48,6 +49,11 @@ type Config struct {
 	// operator's CA); fixed at init.
 	CAInit   authority.InitOptions
 	Policies *policy.Service
+	// Rules, Alerts and Notifiers serve detection (nil: its routes answer
+	// 503).
+	Rules     *detect.Rules
+	Alerts    *detect.Alerts
+	Notifiers *detect.Notifiers
 	Logger   *slog.Logger          // nil: discard
 	Metrics  prometheus.Registerer // nil: metrics are not registered
 	Gather   prometheus.Gatherer   // serves /metrics; nil: 404
@@ -134,6 +140,8 @@ type Server struct {
 	entitySets *authz.EntityCache
 	// principals are the entity collections of token callers.
 	principals principalCache
+	// alertStreams counts the alert streams being served.
+	alertStreams atomic.Int64
 }
 
 // Bounds of the decision API's cache of repeated entity sets: the number
@@ -234,6 +242,9 @@ type request struct {
 	entry *audit.Entry
 	// parsed is a body a target function already decoded, for the handler.
 	parsed any
+	// base is the request's context before the pipeline's deadline (for
+	// streams, which outlive it; they end when the client goes).
+	base context.Context
 }
 
 // patternMatches reports whether path matches a route pattern (for 405s).
