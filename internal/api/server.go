@@ -54,9 +54,9 @@ type Config struct {
 	Rules     *detect.Rules
 	Alerts    *detect.Alerts
 	Notifiers *detect.Notifiers
-	Logger   *slog.Logger          // nil: discard
-	Metrics  prometheus.Registerer // nil: metrics are not registered
-	Gather   prometheus.Gatherer   // serves /metrics; nil: 404
+	Logger    *slog.Logger          // nil: discard
+	Metrics   prometheus.Registerer // nil: metrics are not registered
+	Gather    prometheus.Gatherer   // serves /metrics; nil: 404
 	// MetricsPublic serves /metrics without credentials; otherwise it
 	// needs the action metrics.read on System::"warden".
 	MetricsPublic bool
