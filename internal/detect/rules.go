@@ -2,6 +2,7 @@ package detect
 
 import (
 	"context"
+	"errors"
 	"encoding/json"
 	"fmt"
 	"sort"
@@ -169,7 +170,7 @@ func ParseOne(id string, src []byte) (*sigma.Rule, error) {
 	}
 	rs, err := sigma.Parse(id, src)
 	if err != nil {
-		return nil, errs.Wrap(errs.Invalid, err, "rule refused: %s", err.Error())
+		return nil, compileErr(err)
 	}
 	switch {
 	case len(rs) == 0:
@@ -184,8 +185,16 @@ func ParseOne(id string, src []byte) (*sigma.Rule, error) {
 	return rs[0], nil
 }
 
+// compileErr is the 400 of a rule that does not parse or compile: the
+// sigma error names the file (the rule's id), the line and, for what
+// Warden does not support, the feature.
 func compileErr(err error) error {
-	return errs.Wrap(errs.Invalid, err, "rule refused: %s", err.Error())
+	msg := err.Error()
+	var se *sigma.Error
+	if errors.As(err, &se) && se.Feature != "" && !strings.Contains(msg, se.Feature) {
+		msg += " (unsupported feature: " + se.Feature + ")"
+	}
+	return errs.Wrap(errs.Invalid, err, "rule refused: %s", msg)
 }
 
 // Put stores src, the YAML of the rule whose id is id, as its next version,
