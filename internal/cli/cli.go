@@ -166,6 +166,9 @@ func newRootCmd(g *globals) *cobra.Command {
 		newZoneCmd(g),
 		newConduitCmd(g),
 		newAgentCmd(g),
+		newRulesCmd(g),
+		newAlertsCmd(g),
+		newNotifyCmd(g),
 		newVersionCmd(),
 		newServerCmd(),
 	)
