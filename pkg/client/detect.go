@@ -180,7 +180,6 @@ func (c *Client) AlertWatch(ctx context.Context, after uint64, fn func(a Alert, 
 	}
 }
 
-
 func (c *Client) alertStream(ctx context.Context, after *uint64, fn func(Alert, uint64) error) error {
 	path := "/v1/alerts/stream"
 	if *after > 0 {
