@@ -284,7 +284,9 @@ func (n *Notifiers) DeliverOnce(ctx context.Context) (int, error) {
 		n.mu.Lock()
 		a := n.tries[e.Key]
 		n.mu.Unlock()
-		if a != nil && now.Before(a.next) {
+		// Backoff waits are measured on the real clock (the injected one
+		// dates records and decides GiveUp).
+		if a != nil && time.Now().Before(a.next) {
 			continue
 		}
 		rec, ok := recs[ob.Notifier]
@@ -310,7 +312,7 @@ func (n *Notifiers) DeliverOnce(ctx context.Context) (int, error) {
 				if wait > n.cfg.MaxBackoff || wait <= 0 {
 					wait = n.cfg.MaxBackoff
 				}
-				a.next = n.now().Add(wait)
+				a.next = time.Now().Add(wait)
 				n.mu.Lock()
 				n.tries[e.Key] = a
 				n.mu.Unlock()
