@@ -16,11 +16,15 @@ import (
 // The detection routes: rules, placeholders, alerts and notifiers (see
 // docs/detection.md).
 
-func (s *Server) detectReady() error {
-	if s.cfg.Rules == nil || s.cfg.Alerts == nil || s.cfg.Notifiers == nil {
-		return errs.E(errs.Unavailable, "detection is not configured on this server")
+// detectH wraps a detection handler: without the services (a server
+// built without them) it answers 503.
+func (s *Server) detectH(h handlerFunc) handlerFunc {
+	return func(req *request) (int, any, error) {
+		if s.cfg.Rules == nil || s.cfg.Alerts == nil || s.cfg.Notifiers == nil {
+			return 0, nil, errs.E(errs.Unavailable, "detection is not configured on this server")
+		}
+		return h(req)
 	}
-	return nil
 }
 
 type rulePutRequest struct {
@@ -31,9 +35,6 @@ type rulePutRequest struct {
 // application/yaml, text/yaml or application/x-yaml; or no type), or
 // JSON {"yaml": "..."} (Content-Type application/json).
 func (s *Server) rulesPut(req *request) (int, any, error) {
-	if err := s.detectReady(); err != nil {
-		return 0, nil, err
-	}
 	var src []byte
 	ct, _, _ := mime.ParseMediaType(req.Header.Get("Content-Type"))
 	switch ct {
@@ -69,9 +70,6 @@ type rulesListResponse struct {
 }
 
 func (s *Server) rulesList(req *request) (int, any, error) {
-	if err := s.detectReady(); err != nil {
-		return 0, nil, err
-	}
 	rs, v, err := s.cfg.Rules.List(req.Context())
 	if err != nil {
 		return 0, nil, err
@@ -80,9 +78,6 @@ func (s *Server) rulesList(req *request) (int, any, error) {
 }
 
 func (s *Server) rulesGet(req *request) (int, any, error) {
-	if err := s.detectReady(); err != nil {
-		return 0, nil, err
-	}
 	rec, err := s.cfg.Rules.Get(req.Context(), req.PathValue("id"))
 	if err != nil {
 		return 0, nil, err
@@ -91,9 +86,6 @@ func (s *Server) rulesGet(req *request) (int, any, error) {
 }
 
 func (s *Server) rulesDelete(req *request) (int, any, error) {
-	if err := s.detectReady(); err != nil {
-		return 0, nil, err
-	}
 	if err := s.cfg.Rules.Delete(req.Context(), req.PathValue("id")); err != nil {
 		return 0, nil, err
 	}
@@ -106,9 +98,6 @@ type placeholdersBody struct {
 }
 
 func (s *Server) placeholdersGet(req *request) (int, any, error) {
-	if err := s.detectReady(); err != nil {
-		return 0, nil, err
-	}
 	p, v, err := s.cfg.Rules.Placeholders(req.Context())
 	if err != nil {
 		return 0, nil, err
@@ -117,9 +106,6 @@ func (s *Server) placeholdersGet(req *request) (int, any, error) {
 }
 
 func (s *Server) placeholdersPut(req *request) (int, any, error) {
-	if err := s.detectReady(); err != nil {
-		return 0, nil, err
-	}
 	var in struct {
 		Placeholders map[string][]string `json:"placeholders"`
 	}
@@ -157,9 +143,6 @@ func parseSince(v string, now time.Time) (time.Time, error) {
 }
 
 func (s *Server) alertsList(req *request) (int, any, error) {
-	if err := s.detectReady(); err != nil {
-		return 0, nil, err
-	}
 	q := req.URL.Query()
 	for k := range q {
 		switch k {
@@ -188,9 +171,6 @@ func (s *Server) alertsList(req *request) (int, any, error) {
 }
 
 func (s *Server) alertsGet(req *request) (int, any, error) {
-	if err := s.detectReady(); err != nil {
-		return 0, nil, err
-	}
 	al, err := s.cfg.Alerts.Get(req.Context(), req.PathValue("id"))
 	if err != nil {
 		return 0, nil, err
@@ -204,9 +184,6 @@ type alertStatusRequest struct {
 
 func (s *Server) alertsSetStatus(status string) handlerFunc {
 	return func(req *request) (int, any, error) {
-		if err := s.detectReady(); err != nil {
-			return 0, nil, err
-		}
 		var in alertStatusRequest
 		if err := req.decode(&in, true); err != nil {
 			return 0, nil, err
@@ -243,9 +220,6 @@ const (
 // every change after it, from any server. Its audit record is committed
 // when it opens.
 func (s *Server) alertsStream(req *request) (int, any, error) {
-	if err := s.detectReady(); err != nil {
-		return 0, nil, err
-	}
 	after := s.cfg.Alerts.AppliedIndex()
 	from := req.Header.Get("Last-Event-ID")
 	if v := req.URL.Query().Get("after"); v != "" {
@@ -342,9 +316,6 @@ type notifierRequest struct {
 }
 
 func (s *Server) notifyPut(req *request) (int, any, error) {
-	if err := s.detectReady(); err != nil {
-		return 0, nil, err
-	}
 	var in notifierRequest
 	if err := req.decode(&in, false); err != nil {
 		return 0, nil, err
@@ -365,9 +336,6 @@ type notifiersResponse struct {
 }
 
 func (s *Server) notifyList(req *request) (int, any, error) {
-	if err := s.detectReady(); err != nil {
-		return 0, nil, err
-	}
 	ns, err := s.cfg.Notifiers.List(req.Context())
 	if err != nil {
 		return 0, nil, err
@@ -376,9 +344,6 @@ func (s *Server) notifyList(req *request) (int, any, error) {
 }
 
 func (s *Server) notifyDelete(req *request) (int, any, error) {
-	if err := s.detectReady(); err != nil {
-		return 0, nil, err
-	}
 	if err := s.cfg.Notifiers.Delete(req.Context(), req.PathValue("name")); err != nil {
 		return 0, nil, err
 	}

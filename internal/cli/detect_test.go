@@ -20,19 +20,7 @@ import (
 // returns it with the environment of its root token.
 func detectServer(t *testing.T) (*server.Server, env) {
 	t.Helper()
-	srv, err := server.New(server.Config{DataDir: t.TempDir(), Listen: "127.0.0.1:0", RateLimit: -1})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := srv.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { srv.Close() })
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
-	if err := srv.Store().WaitLeader(ctx); err != nil {
-		t.Fatal(err)
-	}
+	srv := startServer(t)
 	e := env{"WARDEN_ADDR": srv.Addr(), "WARDEN_CACERT": srv.CAFile()}
 	in := mustJSON(t, runCLI(t, e, "", "operator", "init", "--key-shares", "1", "--key-threshold", "1", "--format", "json"),
 		"unseal_keys", "root_token")

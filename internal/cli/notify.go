@@ -99,22 +99,8 @@ func newNotifyListCmd(g *globals) *cobra.Command {
 }
 
 func newNotifyDeleteCmd(g *globals) *cobra.Command {
-	return &cobra.Command{
-		Use:   "delete NAME",
-		Short: "Delete a notifier (its queued notifications are dropped)",
-		Args:  args(cobra.ExactArgs(1)),
-		RunE: func(cmd *cobra.Command, a []string) error {
-			c, err := g.client(cmd)
-			if err != nil {
-				return err
-			}
-			if err := c.NotifierDelete(cmd.Context(), a[0]); err != nil {
-				return err
-			}
-			fmt.Fprintf(cmd.OutOrStdout(), "Success! Deleted notifier %s.\n", a[0])
-			return nil
-		},
-	}
+	return newDeleteCmd(g, "delete NAME", "Delete a notifier (its queued notifications are dropped)", "notifier",
+		(*client.Client).NotifierDelete)
 }
 
 // writeJSONLine writes v as one line of JSON.

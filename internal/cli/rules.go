@@ -1,6 +1,7 @@
 package cli
 
 import (
+	"context"
 	"fmt"
 	"io"
 	"io/fs"
@@ -247,19 +248,24 @@ func newRulesShowCmd(g *globals) *cobra.Command {
 }
 
 func newRulesDeleteCmd(g *globals) *cobra.Command {
+	return newDeleteCmd(g, "delete ID", "Delete a stored rule", "rule", (*client.Client).RuleDelete)
+}
+
+// newDeleteCmd is a command that deletes one named thing and says so.
+func newDeleteCmd(g *globals, use, short, what string, del func(*client.Client, context.Context, string) error) *cobra.Command {
 	return &cobra.Command{
-		Use:   "delete ID",
-		Short: "Delete a stored rule",
+		Use:   use,
+		Short: short,
 		Args:  args(cobra.ExactArgs(1)),
 		RunE: func(cmd *cobra.Command, a []string) error {
 			c, err := g.client(cmd)
 			if err != nil {
 				return err
 			}
-			if err := c.RuleDelete(cmd.Context(), a[0]); err != nil {
+			if err := del(c, cmd.Context(), a[0]); err != nil {
 				return err
 			}
-			fmt.Fprintf(cmd.OutOrStdout(), "Success! Deleted rule %s.\n", a[0])
+			fmt.Fprintf(cmd.OutOrStdout(), "Success! Deleted %s %s.\n", what, a[0])
 			return nil
 		},
 	}
