@@ -8,6 +8,7 @@ import (
 	"net"
 	"net/url"
 	"sort"
+	"strings"
 	"sync"
 	"time"
 
@@ -65,6 +66,10 @@ type NotifyConfig struct {
 	MaxBackoff time.Duration // cap of the wait (10m)
 	GiveUp     time.Duration // a notification not delivered this long after the alert's creation is dropped (24h)
 	Logger     *slog.Logger
+	// Outcome, if set, is told of each attempt's outcome: "delivered",
+	// "failed" (to be retried), "abandoned" (GiveUp passed) or "dropped"
+	// (the notifier was deleted). It must not block.
+	Outcome func(outcome string)
 }
 
 // Notifiers stores notification targets and delivers the outbox. Safe for
@@ -103,6 +108,9 @@ func NewNotifiers(st Storage, audit Auditor, node string, now func() time.Time, 
 	}
 	if cfg.GiveUp <= 0 {
 		cfg.GiveUp = 24 * time.Hour
+	}
+	if cfg.Outcome == nil {
+		cfg.Outcome = func(string) {}
 	}
 	log := cfg.Logger
 	if log == nil {
@@ -316,6 +324,7 @@ func (n *Notifiers) DeliverOnce(ctx context.Context) (int, error) {
 				n.mu.Lock()
 				n.tries[e.Key] = a
 				n.mu.Unlock()
+				n.cfg.Outcome("failed")
 				n.log.Warn("notification not delivered; will retry", "notifier", ob.Notifier, "alert", ob.AlertID,
 					"attempt", a.n, "retry_in", wait.String(), "err", serr.Error())
 				continue
@@ -344,6 +353,9 @@ func (n *Notifiers) remove(ctx context.Context, e kv.Entry, action string, ob ou
 		Ops: []kv.Op{{Type: kv.OpDelete, Key: e.Key}}})
 	if errs.Is(err, errs.Conflict) {
 		return nil // removed by another pass (a former leader's)
+	}
+	if err == nil {
+		n.cfg.Outcome(strings.TrimPrefix(action, "notify."))
 	}
 	n.mu.Lock()
 	delete(n.tries, e.Key)

@@ -361,6 +361,9 @@ func TestNotifyWebhookSurvivesRestart(t *testing.T) {
 	if d.header.Get(webhook.HeaderSignature) != webhook.Sign([]byte(secret), tsn, d.body) {
 		t.Fatal("signature does not match the documented scheme")
 	}
+	if m := h.want(h.do("GET", "/metrics", root, nil), 200); !strings.Contains(string(m.body), `warden_notifications_total{outcome="delivered"} 1`) {
+		t.Fatalf("metrics lack the delivery:\n%s", m.body)
+	}
 	h.want(h.do("DELETE", "/v1/notifiers/soc", root, nil), 204)
 	h.want(h.do("DELETE", "/v1/notifiers/soc", root, nil), 404)
 }

@@ -391,8 +391,13 @@ func New(cfg Config) (*Server, error) {
 	s.rules = detect.NewRules(s.core, cfg.Now)
 	s.core.OnSeal(s.rules.Forget)
 	s.alerts = detect.NewAlerts(s.core, alog, s.st.NodeID(), cfg.Now)
+	notifications := prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "warden_notifications_total", Help: "Alert notification attempts by outcome (delivered, failed, abandoned, dropped).",
+	}, []string{"outcome"})
+	reg.MustRegister(notifications)
 	s.notifiers = detect.NewNotifiers(s.core, alog, s.st.NodeID(), cfg.Now, &webhook.Sender{},
-		detect.NotifyConfig{MinBackoff: cfg.NotifyMinBackoff, Logger: log})
+		detect.NotifyConfig{MinBackoff: cfg.NotifyMinBackoff, Logger: log,
+			Outcome: func(o string) { notifications.WithLabelValues(o).Inc() }})
 	s.api = api.New(api.Config{
 		Rules: s.rules, Alerts: s.alerts, Notifiers: s.notifiers,
 		Cluster: clusterAPI,
