@@ -232,12 +232,11 @@ func (s *Server) alertsStream(req *request) (int, any, error) {
 		}
 		after = i
 	}
-	return http.StatusOK, &alertStream{s: s, base: req.base, after: after}, nil
+	return http.StatusOK, &alertStream{s: s, after: after}, nil
 }
 
 type alertStream struct {
 	s     *Server
-	base  context.Context // the request's context before the pipeline's deadline
 	after uint64
 }
 
@@ -250,14 +249,10 @@ func (st *alertStream) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	defer s.alertStreams.Add(-1)
-	ctx, cancel := context.WithTimeout(st.base, alertStreamMax)
+	ctx, cancel := context.WithTimeout(r.Context(), alertStreamMax)
 	defer cancel()
 	rc := http.NewResponseController(w)
-	// The pipeline's read deadline would end the request (net/http cancels
-	// a request whose connection read fails) and the server's write
-	// timeout would cut the stream: a stream has neither.
-	_ = rc.SetReadDeadline(time.Time{})
-	_ = rc.SetWriteDeadline(time.Time{})
+	_ = rc.SetWriteDeadline(time.Time{}) // the server's write timeout would cut the stream
 	h := w.Header()
 	h.Set("Content-Type", "text/event-stream")
 	h.Set("Cache-Control", "no-store")

@@ -67,13 +67,18 @@ const (
 	// ActionConduitConnect is what conduit policies permit between nodes.
 	ActionConduitConnect = "conduit.connect"
 
-	// Security events and detection (issue 12).
+	// ActionEventsWrite is a node sending its own events (POST /v1/events,
+	// on Node::"<the caller>"); the built-in policy of the warden store
+	// grants it to every enrolled node on itself.
 	ActionEventsWrite = "events.write"
-	ActionEventsRead  = "events.read"
-	ActionRulesRead   = "rules.read"
-	ActionRulesWrite  = "rules.write"
-	ActionAlertsRead  = "alerts.read"
+	// ActionEventsRead is searching and following the event stream.
+	ActionEventsRead = "events.read"
+	ActionRulesRead  = "rules.read"
+	ActionRulesWrite = "rules.write"
+	ActionAlertsRead = "alerts.read"
+	// ActionAlertsWrite is acknowledging and closing alerts.
 	ActionAlertsWrite = "alerts.write"
+	// ActionNotifyWrite is creating and deleting notification channels.
 	ActionNotifyWrite = "notify.write"
 )
 
@@ -117,7 +122,8 @@ func Actions() []string {
 		ActionCertList,
 		ActionAuthWhoami,
 		ActionZoneCreate, ActionZoneList, ActionConduitCreate, ActionConduitCheck, ActionConduitConnect,
-		ActionEventsWrite, ActionEventsRead, ActionRulesRead, ActionRulesWrite, ActionAlertsRead, ActionAlertsWrite, ActionNotifyWrite,
+		ActionEventsWrite, ActionEventsRead, ActionRulesRead, ActionRulesWrite, ActionAlertsRead, ActionAlertsWrite,
+		ActionNotifyWrite,
 	}
 }
 
@@ -168,9 +174,7 @@ action "token.create", "token.lookup", "token.revoke", "auth.whoami" appliesTo {
 };
 
 action "sys.seal", "sys.rotate", "sys.key-status", "raft.join", "raft.read", "raft.remove",
-       "raft.snapshot.save", "raft.snapshot.restore", "metrics.read",
-       "events.write", "events.read", "rules.read", "rules.write", "alerts.read", "alerts.write",
-       "notify.write" appliesTo {
+       "raft.snapshot.save", "raft.snapshot.restore", "metrics.read" appliesTo {
   principal: [User, Node, Service, Root],
   resource: [System],
 };
@@ -204,6 +208,16 @@ action "audit.read", "audit.hash", "audit.archive", "audit.prune" appliesTo {
 action "policy.read", "policy.write", "policy.delete", "policy.list" appliesTo {
   principal: [User, Node, Service, Root],
   resource: [Policy],
+};
+
+action "events.write" appliesTo {
+  principal: [User, Node, Service, Root],
+  resource: [Node],
+};
+
+action "events.read", "rules.read", "rules.write", "alerts.read", "alerts.write", "notify.write" appliesTo {
+  principal: [User, Node, Service, Root],
+  resource: [System],
 };
 
 action "authz.store.create", "authz.store.delete", "authz.store.list", "authz.check",
