@@ -12,7 +12,9 @@ import (
 )
 
 // Hit is an alert to create or update. Hits with the same Key are the same
-// alert: a later one has a higher (or equal) Count and a later Last.
+// alert: a later one has a higher (or equal) Count and a later Last. A
+// Hit's map and slices are shared with the Correlator (and Events are the
+// maps given to Observe): the caller must not modify them.
 type Hit struct {
 	// Key is stable: the rule id, the group's values and the window's start.
 	// The same events in the same order give the same Keys.
@@ -88,6 +90,7 @@ type Correlator struct {
 	// scratch, reused between calls
 	fired, work []*crule
 	pos         []int
+	gk          []byte
 }
 
 // corrState is everything MarshalBinary saves.
@@ -341,8 +344,11 @@ func (a *alertSt) add(ev events.Event, t time.Time, ref uint64) {
 		a.Last = t
 	}
 	if h := ev.String(events.FieldHostName); h != "" && len(a.Hosts) < maxHosts && !containsString(a.Hosts, h) {
-		a.Hosts = append(a.Hosts, h)
-		sort.Strings(a.Hosts)
+		// copied on change: hits share the slice
+		hosts := make([]string, 0, len(a.Hosts)+1)
+		hosts = append(append(hosts, a.Hosts...), h)
+		sort.Strings(hosts)
+		a.Hosts = hosts
 	}
 	if len(a.Events) < MaxHitEvents {
 		a.Events = append(a.Events, ev)
@@ -370,16 +376,14 @@ func containsRef(l []uint64, r uint64) bool {
 	return false
 }
 
+// hit returns the alert as a Hit. The Hit shares the alert's group map
+// (never modified) and slices (only appended to, or replaced).
 func (a *alertSt) hit(r *Rule) Hit {
-	g := make(map[string]string, len(a.Group))
-	for k, v := range a.Group {
-		g[k] = v
-	}
 	return Hit{
-		Key: a.Key, Rule: r, Group: g, Count: a.Count, First: a.First, Last: a.Last,
-		Hosts:  append([]string(nil), a.Hosts...),
-		Events: append([]events.Event(nil), a.Events...),
-		Refs:   append([]uint64(nil), a.Refs...),
+		Key: a.Key, Rule: r, Group: a.Group, Count: a.Count, First: a.First, Last: a.Last,
+		Hosts:  a.Hosts[:len(a.Hosts):len(a.Hosts)],
+		Events: a.Events[:len(a.Events):len(a.Events)],
+		Refs:   a.Refs[:len(a.Refs):len(a.Refs)],
 	}
 }
 
@@ -409,20 +413,19 @@ func (c *Correlator) evictDet(m map[string]*alertSt) {
 // holds.
 func (c *Correlator) correlate(cr *crule, ev events.Event, t time.Time, ref uint64, positions []int) (Hit, bool) {
 	co := cr.corr
-	group := make(map[string]string, len(cr.groupBy))
-	var gk strings.Builder
+	gk := c.gk[:0]
 	for _, f := range cr.groupBy {
 		v, ok := ev[f]
 		if !ok || v == nil {
 			return Hit{}, false // an event without a group-by field is not part of any group
 		}
 		s, _ := scalarString(v)
-		group[f] = s
-		gk.WriteString(f)
-		gk.WriteByte('=')
-		gk.WriteString(s)
-		gk.WriteByte(0)
+		gk = append(gk, f...)
+		gk = append(gk, '=')
+		gk = append(gk, s...)
+		gk = append(gk, 0)
 	}
+	c.gk = gk
 	var val string
 	if co.Type == ValueCount {
 		v, ok := ev[cr.field]
@@ -436,14 +439,19 @@ func (c *Correlator) correlate(cr *crule, ev events.Event, t time.Time, ref uint
 		m = map[string]*groupSt{}
 		c.st.Groups[cr.r.ID] = m
 	}
-	g := m[gk.String()]
+	g := m[string(gk)]
 	if g == nil {
 		if len(m) >= c.lim.MaxGroups {
 			c.evictGroup(m, co.Timespan)
 		}
+		group := make(map[string]string, len(cr.groupBy))
+		for _, f := range cr.groupBy {
+			group[f], _ = scalarString(ev[f])
+		}
 		g = &groupSt{Group: group}
-		m[gk.String()] = g
+		m[string(gk)] = g
 	}
+	group := g.Group
 	if t.After(g.Newest) {
 		g.Newest = t
 	}
@@ -455,13 +463,13 @@ func (c *Correlator) correlate(cr *crule, ev events.Event, t time.Time, ref uint
 	copy(g.Times[i+1:], g.Times[i:])
 	g.Times[i] = t
 	if len(g.Times) > c.lim.MaxEventsPerGroup {
-		g.Times = g.Times[1:]
+		g.Times = append(g.Times[:0], g.Times[1:]...)
 		c.st.Stats.EventsCut++
 	}
-	g.Recent = append(g.Recent, sample{T: t, Ev: ev, Ref: ref})
-	if len(g.Recent) > MaxHitEvents {
-		g.Recent = g.Recent[1:]
+	if len(g.Recent) == MaxHitEvents {
+		g.Recent = append(g.Recent[:0], g.Recent[1:]...)
 	}
+	g.Recent = append(g.Recent, sample{T: t, Ev: ev, Ref: ref})
 	holds := false
 	var start time.Time
 	switch co.Type {
@@ -596,7 +604,9 @@ func (g *groupSt) prune(from time.Time) {
 	for i < len(g.Times) && g.Times[i].Before(from) {
 		i++
 	}
-	g.Times = g.Times[i:]
+	if i > 0 {
+		g.Times = append(g.Times[:0], g.Times[i:]...)
+	}
 	for v, t := range g.Values {
 		if t.Before(from) {
 			delete(g.Values, v)
@@ -611,7 +621,9 @@ func (g *groupSt) prune(from time.Time) {
 	for j < len(g.Recent) && g.Recent[j].T.Before(from) {
 		j++
 	}
-	g.Recent = g.Recent[j:]
+	if j > 0 {
+		g.Recent = append(g.Recent[:0], g.Recent[j:]...)
+	}
 }
 
 func (c *Correlator) evictGroup(m map[string]*groupSt, span time.Duration) {

@@ -170,17 +170,6 @@ func (p parser) unsupported(n *yaml.Node, feature string) error {
 	return &Error{File: p.file, Line: line, Feature: feature, Msg: feature + " is not supported"}
 }
 
-// metadataKeys are the top-level keys of the specification that carry no
-// detection semantics; Warden keeps the ones Rule has fields for.
-var metadataKeys = map[string]bool{
-	"title": true, "id": true, "name": true, "related": true, "status": true,
-	"description": true, "references": true, "author": true, "date": true,
-	"modified": true, "tags": true, "fields": true, "falsepositives": true,
-	"level": true, "license": true, "scope": true, "taxonomy": true,
-	"simulation": true, "regression_tests_path": true, "logsource": true,
-	"detection": true, "correlation": true,
-}
-
 var levels = map[string]bool{"informational": true, "low": true, "medium": true, "high": true, "critical": true}
 
 func parseRule(file string, root *yaml.Node) (*Rule, error) {
