@@ -3,7 +3,6 @@ package cli
 import (
 	"fmt"
 	"io"
-	"sort"
 	"strings"
 
 	"github.com/spf13/cobra"
@@ -14,20 +13,6 @@ import (
 func newAlertsCmd(g *globals) *cobra.Command {
 	return newGroupCmd("alerts", "List, inspect, acknowledge, close and follow alerts",
 		newAlertsListCmd(g), newAlertsShowCmd(g), newAlertsStatusCmd(g, "ack"), newAlertsStatusCmd(g, "close"), newAlertsWatchCmd(g))
-}
-
-// groupString renders an alert's group as k=v pairs, sorted.
-func groupString(m map[string]string) string {
-	keys := make([]string, 0, len(m))
-	for k := range m {
-		keys = append(keys, k)
-	}
-	sort.Strings(keys)
-	parts := make([]string, len(keys))
-	for i, k := range keys {
-		parts[i] = k + "=" + m[k]
-	}
-	return strings.Join(parts, ",")
 }
 
 func alertRow(a client.Alert) row {

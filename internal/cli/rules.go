@@ -20,7 +20,7 @@ import (
 func newRulesCmd(g *globals) *cobra.Command {
 	return newGroupCmd("rules", "Manage the cluster's Sigma detection rules",
 		newRulesPutCmd(g), newRulesListCmd(g), newRulesShowCmd(g), newRulesDeleteCmd(g), newRulesPlaceholdersCmd(g),
-		// warden rules test (offline) is added here: newRulesTestCmd(g),
+		newRulesTestCmd(g), // offline (internal/cli/rulestest.go)
 	)
 }
 
