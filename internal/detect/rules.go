@@ -441,6 +441,21 @@ func (r *Rules) Watch(ctx context.Context, interval time.Duration, fn func(versi
 	}
 }
 
+// Changes returns a channel that is signalled (at most one signal
+// pending) whenever the set's version changes, checked every interval
+// (default 1s), until ctx ends: the detection runtime's RulesChanged. The
+// first signal comes once the version is readable.
+func (r *Rules) Changes(ctx context.Context, interval time.Duration) <-chan struct{} {
+	ch := make(chan struct{}, 1)
+	go r.Watch(ctx, interval, func(uint64) {
+		select {
+		case ch <- struct{}{}:
+		default:
+		}
+	})
+	return ch
+}
+
 func mustJSON(v any) []byte {
 	b, err := json.Marshal(v)
 	if err != nil {

@@ -87,6 +87,8 @@ func TestRulesAPI(t *testing.T) {
 		}
 	}
 	nextVersion(0)
+	changed := h.srv.Rules().Changes(ctx, 20*time.Millisecond)
+	<-changed // the first version
 
 	// A correlation naming a rule not stored yet is refused.
 	r := h.want(h.putYAML("/v1/rules/brute", root, ruleBrute), 400)
@@ -108,6 +110,11 @@ func TestRulesAPI(t *testing.T) {
 		t.Fatalf("correlation: %v", rec)
 	}
 	nextVersion(3)
+	select {
+	case <-changed:
+	case <-time.After(10 * time.Second):
+		t.Fatal("Changes did not signal the new rules")
+	}
 
 	bad := []struct {
 		name, id, yaml string
