@@ -158,8 +158,7 @@ func (a *Alerts) merge(old *Alert, id string, h sigma.Hit) (*Alert, bool, error)
 		al.Events = slices.Clone(old.Events)
 		al.EventRefs = slices.Clone(old.EventRefs)
 	} else {
-		al = Alert{ID: id, Status: StatusOpen, Created: now, Group: h.Group,
-			FirstSeen: rfc3339(h.First), LastSeen: rfc3339(h.Last)}
+		al = Alert{ID: id, Status: StatusOpen, Created: now, Group: h.Group}
 		if al.Group == nil {
 			al.Group = map[string]string{}
 		}
@@ -174,7 +173,7 @@ func (a *Alerts) merge(old *Alert, id string, h sigma.Hit) (*Alert, bool, error)
 	if !h.First.IsZero() && (al.FirstSeen == "" || earlier(h.First, al.FirstSeen)) {
 		al.FirstSeen = rfc3339(h.First)
 	}
-	if !h.Last.IsZero() && (al.LastSeen == "" || !earlier(h.Last, al.LastSeen) && rfc3339(h.Last) != al.LastSeen) {
+	if !h.Last.IsZero() && (al.LastSeen == "" || later(h.Last, al.LastSeen)) {
 		al.LastSeen = rfc3339(h.Last)
 	}
 	for _, host := range h.Hosts {
@@ -231,6 +230,13 @@ func (a *Alerts) merge(old *Alert, id string, h sigma.Hit) (*Alert, bool, error)
 func earlier(t time.Time, s string) bool {
 	u, err := time.Parse(time.RFC3339Nano, s)
 	return err != nil || t.Before(u)
+}
+
+// later reports whether t is after the RFC 3339 time s (true when s does
+// not parse).
+func later(t time.Time, s string) bool {
+	u, err := time.Parse(time.RFC3339Nano, s)
+	return err != nil || t.After(u)
 }
 
 // Ack acknowledges alert id with a comment (by names the caller). An
