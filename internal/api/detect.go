@@ -270,6 +270,9 @@ func (st *alertStream) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			return
 		case <-poll.C:
 		}
+		if s.cfg.Core != nil && s.cfg.Core.Sealed() {
+			return // a sealed server serves nothing; the client reconnects elsewhere or later
+		}
 		changes, next, err := s.cfg.Alerts.Changes(ctx, st.after)
 		if err != nil {
 			if ctx.Err() == nil {
