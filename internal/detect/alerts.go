@@ -423,14 +423,17 @@ type Change struct {
 // keys linearizably only when this node applied something since after, so
 // polling it is cheap while nothing happens; any node can serve it.
 func (a *Alerts) Changes(ctx context.Context, after uint64) ([]Change, uint64, error) {
-	if a.st.AppliedIndex() <= after {
+	applied := a.st.AppliedIndex()
+	if applied <= after {
 		return nil, after, nil
 	}
 	keys, err := a.st.ListKeys(ctx, prefixAlert, 0)
 	if err != nil {
 		return nil, after, err
 	}
-	next := after
+	// The list is linearizable, so it holds every change up to at least
+	// applied: the next call need not list again until more is applied.
+	next := max(after, applied)
 	var out []Change
 	for _, k := range keys {
 		if k.Version <= after {
