@@ -286,7 +286,9 @@ func (n *Notifiers) DeliverOnce(ctx context.Context) (int, error) {
 		seen[e.Key] = true
 		var ob outboxEntry
 		if err := json.Unmarshal(e.Value, &ob); err != nil {
-			return remaining, fmt.Errorf("detect: decode outbox entry %s: %w", e.Key, err)
+			// Not ours to fix here; the others are still delivered.
+			n.log.Error("notification outbox: an entry does not decode; skipped", "key", e.Key, "err", err)
+			continue
 		}
 		now := n.now()
 		n.mu.Lock()
