@@ -280,24 +280,66 @@ func eqFoldASCII(s, p string) bool {
 }
 
 // indexFoldASCII is strings.Index ignoring ASCII case; p is lower-case.
+// It looks for candidates with strings.IndexByte (vectorized): on a byte
+// of p that is not a letter when there is one, else on both cases of
+// p's first byte.
 func indexFoldASCII(s, p string) int {
 	n := len(p)
 	if n == 0 {
 		return 0
 	}
-	c0 := p[0]
-	u0 := c0
-	if 'a' <= c0 && c0 <= 'z' {
-		u0 = c0 - ('a' - 'A')
+	k := -1
+	for i := 0; i < n; i++ {
+		if c := p[i]; c < 'a' || c > 'z' {
+			k = i
+			break
+		}
 	}
-	for i := 0; i+n <= len(s); i++ {
-		c := s[i]
-		if c != c0 && c != u0 {
-			continue
+	if k >= 0 {
+		c := p[k]
+		for i := k; i+n-k <= len(s); {
+			j := strings.IndexByte(s[i:len(s)-(n-k)+1], c)
+			if j < 0 {
+				return -1
+			}
+			i += j
+			if eqFoldASCII(s[i-k:i-k+n], p) {
+				return i - k
+			}
+			i++
+		}
+		return -1
+	}
+	lo, up := p[0], p[0]-('a'-'A')
+	nextLo, nextUp := -2, -2 // -2: not searched yet; -1: none left
+	for i := 0; i+n <= len(s); {
+		limit := s[:len(s)-n+1]
+		if nextLo != -1 && nextLo < i {
+			if j := strings.IndexByte(limit[i:], lo); j >= 0 {
+				nextLo = i + j
+			} else {
+				nextLo = -1
+			}
+		}
+		if nextUp != -1 && nextUp < i {
+			if j := strings.IndexByte(limit[i:], up); j >= 0 {
+				nextUp = i + j
+			} else {
+				nextUp = -1
+			}
+		}
+		switch {
+		case nextLo < 0 && nextUp < 0:
+			return -1
+		case nextUp < 0 || nextLo >= 0 && nextLo < nextUp:
+			i = nextLo
+		default:
+			i = nextUp
 		}
 		if eqFoldASCII(s[i:i+n], p) {
 			return i
 		}
+		i++
 	}
 	return -1
 }

@@ -295,3 +295,27 @@ func TestRefused(t *testing.T) {
 		})
 	}
 }
+
+func TestIndexFoldASCII(t *testing.T) {
+	for _, s := range []string{"", "a", "abc", "xxABCxx", "aaaaAAAAb", "a-b/c", "A-B/C d", "nothing here", "abab-ABAB-abab"} {
+		for _, p := range []string{"", "a", "b", "abc", "-b", "b/c", "/c d", "ab-a", "aab", "c d", "zz", "ab"} {
+			want := strings.Index(strings.ToLower(s), p)
+			if got := indexFoldASCII(s, p); got != want {
+				t.Errorf("indexFoldASCII(%q, %q) = %d, want %d", s, p, got, want)
+			}
+		}
+	}
+}
+
+func FuzzIndexFoldASCII(f *testing.F) {
+	f.Add("xxABCxx", "abc")
+	f.Fuzz(func(t *testing.T, s, p string) {
+		if !isASCII(s) || !isASCII(p) {
+			return
+		}
+		p = strings.ToLower(p)
+		if got, want := indexFoldASCII(s, p), strings.Index(strings.ToLower(s), p); got != want {
+			t.Fatalf("indexFoldASCII(%q, %q) = %d, want %d", s, p, got, want)
+		}
+	})
+}
