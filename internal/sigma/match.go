@@ -428,3 +428,56 @@ func (f fieldrefM) matchValue(v any, ev events.Event) bool {
 	}
 	return a == b
 }
+
+// multiContains is a list of case-insensitive ASCII "contains" patterns
+// (an OR) tested in one pass over the value: a bitset of the patterns'
+// first two bytes selects the positions where a pattern may start.
+type multiContains struct {
+	bits   [1024]uint64 // 65536 bits: lower-case byte pairs that start a pattern
+	byPair map[uint16][]string
+	short  []string // one-byte patterns
+}
+
+// minMultiContains is the number of patterns from which a list is tested
+// in one pass rather than one pattern after the other.
+const minMultiContains = 4
+
+func newMultiContains(pats []string) *multiContains {
+	m := &multiContains{byPair: map[uint16][]string{}}
+	for _, p := range pats {
+		if len(p) < 2 {
+			m.short = append(m.short, p)
+			continue
+		}
+		k := uint16(p[0])<<8 | uint16(p[1])
+		m.bits[k>>6] |= 1 << (k & 63)
+		m.byPair[k] = append(m.byPair[k], p)
+	}
+	return m
+}
+
+func (m *multiContains) matchValue(v any, _ events.Event) bool {
+	s, ok := v.(string)
+	if !ok {
+		if s, ok = scalarString(v); !ok {
+			return false
+		}
+	}
+	for _, p := range m.short {
+		if indexFoldASCII(s, p) >= 0 {
+			return true
+		}
+	}
+	for i := 0; i+1 < len(s); i++ {
+		k := uint16(lowerASCII(s[i]))<<8 | uint16(lowerASCII(s[i+1]))
+		if m.bits[k>>6]&(1<<(k&63)) == 0 {
+			continue
+		}
+		for _, p := range m.byPair[k] {
+			if len(s)-i >= len(p) && eqFoldASCII(s[i:i+len(p)], p) {
+				return true
+			}
+		}
+	}
+	return false
+}

@@ -319,3 +319,15 @@ func FuzzIndexFoldASCII(f *testing.F) {
 		}
 	})
 }
+
+func TestMultiContains(t *testing.T) {
+	s := compileOne(t, "  sel:\n    cmd|contains: [a, 'Bc', xyz, '-e /bin/sh', 'WGET ', '*mid*dle*']\n  condition: sel\n", Config{})
+	for _, tc := range []struct {
+		v    string
+		want bool
+	}{{"A", true}, {"zzBCzz", true}, {"nc -E /BIN/SH", true}, {"wget x", true}, {"xy", false}, {"b c", false}, {"wget", false}, {"a middle", true}, {"midle", false}, {"", false}, {"X-E /bin/s", false}} {
+		if got := len(s.Match(ev("cmd", tc.v), nil)) == 1; got != tc.want {
+			t.Errorf("%q: %v, want %v", tc.v, got, tc.want)
+		}
+	}
+}
