@@ -119,7 +119,7 @@ type alertSt struct {
 // groupSt is one correlation group's window.
 type groupSt struct {
 	Group  map[string]string    `json:"group"`
-	Times  []int64              `json:"times,omitempty"`  // event times (Unix ns) in the window from Head on, sorted
+	Times  []int64              `json:"times,omitempty"` // event times (Unix ns) in the window from Head on, sorted
 	Head   int                  `json:"head,omitempty"`
 	Values map[string]time.Time `json:"values,omitempty"` // value_count: value → last time
 	Seen   []time.Time          `json:"seen,omitempty"`   // temporal: last time per referenced rule
