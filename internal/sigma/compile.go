@@ -523,27 +523,25 @@ func (c *compiler) cond(d *detection, x cond) (matcher, error) {
 		}
 		return notM{m}, nil
 	case *condAnd:
-		var out andM
-		for _, y := range x.c {
-			m, err := c.cond(d, y)
-			if err != nil {
-				return nil, err
-			}
-			out = append(out, m)
-		}
-		return out, nil
+		ms, err := c.conds(d, x.c)
+		return andM(ms), err
 	case *condOr:
-		var out orM
-		for _, y := range x.c {
-			m, err := c.cond(d, y)
-			if err != nil {
-				return nil, err
-			}
-			out = append(out, m)
-		}
-		return out, nil
+		ms, err := c.conds(d, x.c)
+		return orM(ms), err
 	}
 	return nil, fmt.Errorf("sigma: unknown condition node %T", x)
+}
+
+func (c *compiler) conds(d *detection, xs []cond) ([]matcher, error) {
+	out := make([]matcher, 0, len(xs))
+	for _, y := range xs {
+		m, err := c.cond(d, y)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, m)
+	}
+	return out, nil
 }
 
 func (c *compiler) selection(s *selection) (matcher, error) {

@@ -401,15 +401,22 @@ func (c *Correlator) evictDet(m map[string]*alertSt) {
 	if len(m) < c.lim.MaxGroups {
 		return
 	}
+	delete(m, oldestKey(m, func(a *alertSt) time.Time { return a.Last }))
+	c.st.Stats.GroupsEvicted++
+}
+
+// oldestKey returns the key of m whose time is the oldest (of equal times,
+// the smallest key, so that eviction is deterministic).
+func oldestKey[V any](m map[string]V, at func(V) time.Time) string {
 	var victim string
 	var oldest time.Time
-	for k, a := range m {
-		if victim == "" || a.Last.Before(oldest) || a.Last.Equal(oldest) && k < victim {
-			victim, oldest = k, a.Last
+	for k, v := range m {
+		t := at(v)
+		if victim == "" || t.Before(oldest) || t.Equal(oldest) && k < victim {
+			victim, oldest = k, t
 		}
 	}
-	delete(m, victim)
-	c.st.Stats.GroupsEvicted++
+	return victim
 }
 
 // correlate updates a correlation group with an event that matched the
@@ -494,14 +501,7 @@ func (c *Correlator) correlate(cr *crule, ev events.Event, t time.Time, ref uint
 			g.Values[val] = t
 		}
 		if len(g.Values) > c.lim.MaxValuesPerGroup {
-			var victim string
-			var oldest time.Time
-			for v, vt := range g.Values {
-				if victim == "" || vt.Before(oldest) || vt.Equal(oldest) && v < victim {
-					victim, oldest = v, vt
-				}
-			}
-			delete(g.Values, victim)
+			delete(g.Values, oldestKey(g.Values, func(t time.Time) time.Time { return t }))
 			c.st.Stats.ValuesCut++
 		}
 		holds = thresholds(co.Condition, int64(len(g.Values)))
@@ -588,20 +588,7 @@ func containsInt(l []int, x int) bool {
 
 func thresholds(ts []Threshold, n int64) bool {
 	for _, t := range ts {
-		var ok bool
-		switch t.Op {
-		case "gt":
-			ok = n > t.Value
-		case "gte":
-			ok = n >= t.Value
-		case "lt":
-			ok = n < t.Value
-		case "lte":
-			ok = n <= t.Value
-		case "eq":
-			ok = n == t.Value
-		}
-		if !ok {
+		if !compare(t.Op, float64(n), float64(t.Value)) {
 			return false
 		}
 	}
@@ -649,14 +636,7 @@ func (c *Correlator) evictGroup(m map[string]*groupSt, span time.Duration) {
 	if len(m) < c.lim.MaxGroups {
 		return
 	}
-	var victim string
-	var oldest time.Time
-	for k, g := range m {
-		if victim == "" || g.Newest.Before(oldest) || g.Newest.Equal(oldest) && k < victim {
-			victim, oldest = k, g.Newest
-		}
-	}
-	delete(m, victim)
+	delete(m, oldestKey(m, func(g *groupSt) time.Time { return g.Newest }))
 	c.st.Stats.GroupsEvicted++
 }
 

@@ -380,18 +380,22 @@ type cmpM struct {
 
 func (c cmpM) matchValue(v any, _ events.Event) bool {
 	f, ok := scalarNumber(v)
-	if !ok {
-		return false
-	}
-	switch c.op {
+	return ok && compare(c.op, f, c.n)
+}
+
+// compare is a op b for op gt, gte, lt, lte or eq.
+func compare(op string, a, b float64) bool {
+	switch op {
 	case "gt":
-		return f > c.n
+		return a > b
 	case "gte":
-		return f >= c.n
+		return a >= b
 	case "lt":
-		return f < c.n
+		return a < b
+	case "lte":
+		return a <= b
 	}
-	return f <= c.n
+	return a == b
 }
 
 // fieldrefM is the fieldref modifier: the value equals (starts with, ends
