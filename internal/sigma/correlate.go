@@ -181,7 +181,7 @@ func PartitionKey(r *Rule, ev events.Event) string {
 	for _, f := range r.Correlation.GroupBy {
 		v, ok := ev[f]
 		if !ok {
-			v = ev[defaultFields.field(f)]
+			v = ev[defaultMapping().field(f)]
 		}
 		s, _ := scalarString(v)
 		b.WriteString("\x00")
@@ -191,8 +191,6 @@ func PartitionKey(r *Rule, ev events.Event) string {
 	}
 	return b.String()
 }
-
-var defaultFields = DefaultMapping()
 
 // Stats returns the counters of what was cut or ignored, and the number
 // of groups held.
