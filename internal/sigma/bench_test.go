@@ -2,9 +2,7 @@ package sigma
 
 import (
 	"fmt"
-	"io/fs"
 	"os"
-	"path/filepath"
 	"sort"
 	"strings"
 	"testing"
@@ -18,23 +16,16 @@ import (
 func sigmaHQRules(tb testing.TB) []*Rule {
 	tb.Helper()
 	var out []*Rule
-	err := filepath.WalkDir("testdata/sigmahq/rules", func(p string, d fs.DirEntry, err error) error {
-		if err != nil || d.IsDir() || !strings.HasSuffix(p, ".yml") {
-			return err
-		}
+	for _, p := range sigmaHQFiles(tb) {
 		data, err := os.ReadFile(p)
 		if err != nil {
-			return err
+			tb.Fatal(err)
 		}
 		rules, err := Parse(p, data)
 		if err != nil {
-			return err
+			tb.Fatal(err)
 		}
 		out = append(out, rules...)
-		return nil
-	})
-	if err != nil {
-		tb.Fatal(err)
 	}
 	sort.Slice(out, func(i, j int) bool { return out[i].ID < out[j].ID })
 	return out

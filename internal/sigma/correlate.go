@@ -119,7 +119,8 @@ type alertSt struct {
 // groupSt is one correlation group's window.
 type groupSt struct {
 	Group  map[string]string    `json:"group"`
-	Times  []time.Time          `json:"times,omitempty"`  // event times in the window, sorted
+	Times  []int64              `json:"times,omitempty"` // event times (Unix ns) in the window from Head on, sorted
+	Head   int                  `json:"head,omitempty"`
 	Values map[string]time.Time `json:"values,omitempty"` // value_count: value → last time
 	Seen   []time.Time          `json:"seen,omitempty"`   // temporal: last time per referenced rule
 	Chain  []time.Time          `json:"chain,omitempty"`  // temporal_ordered: start of the chain reaching step i
@@ -180,7 +181,7 @@ func PartitionKey(r *Rule, ev events.Event) string {
 	for _, f := range r.Correlation.GroupBy {
 		v, ok := ev[f]
 		if !ok {
-			v = ev[defaultFields.field(f)]
+			v = ev[defaultMapping().field(f)]
 		}
 		s, _ := scalarString(v)
 		b.WriteString("\x00")
@@ -190,8 +191,6 @@ func PartitionKey(r *Rule, ev events.Event) string {
 	}
 	return b.String()
 }
-
-var defaultFields = DefaultMapping()
 
 // Stats returns the counters of what was cut or ignored, and the number
 // of groups held.
@@ -216,6 +215,9 @@ func (c *Correlator) Observe(ev events.Event, matched []*Rule, ref uint64) []Hit
 	if t.IsZero() {
 		c.st.Stats.NoTime++
 		t = c.st.MaxSeen
+		if t.IsZero() {
+			t = time.Unix(0, 0).UTC()
+		}
 	}
 	if t.After(c.st.MaxSeen) {
 		c.st.MaxSeen = t
@@ -397,15 +399,22 @@ func (c *Correlator) evictDet(m map[string]*alertSt) {
 	if len(m) < c.lim.MaxGroups {
 		return
 	}
+	delete(m, oldestKey(m, func(a *alertSt) time.Time { return a.Last }))
+	c.st.Stats.GroupsEvicted++
+}
+
+// oldestKey returns the key of m whose time is the oldest (of equal times,
+// the smallest key, so that eviction is deterministic).
+func oldestKey[V any](m map[string]V, at func(V) time.Time) string {
 	var victim string
 	var oldest time.Time
-	for k, a := range m {
-		if victim == "" || a.Last.Before(oldest) || a.Last.Equal(oldest) && k < victim {
-			victim, oldest = k, a.Last
+	for k, v := range m {
+		t := at(v)
+		if victim == "" || t.Before(oldest) || t.Equal(oldest) && k < victim {
+			victim, oldest = k, t
 		}
 	}
-	delete(m, victim)
-	c.st.Stats.GroupsEvicted++
+	return victim
 }
 
 // correlate updates a correlation group with an event that matched the
@@ -458,14 +467,20 @@ func (c *Correlator) correlate(cr *crule, ev events.Event, t time.Time, ref uint
 	from := g.Newest.Add(-co.Timespan)
 	g.prune(from)
 	// the event's time, in order
-	i := sort.Search(len(g.Times), func(i int) bool { return g.Times[i].After(t) })
-	g.Times = append(g.Times, time.Time{})
+	tn := t.UnixNano()
+	i := len(g.Times)
+	for i > g.Head && g.Times[i-1] > tn {
+		i--
+	}
+	g.Times = append(g.Times, 0)
 	copy(g.Times[i+1:], g.Times[i:])
-	g.Times[i] = t
-	if len(g.Times) > c.lim.MaxEventsPerGroup {
-		g.Times = append(g.Times[:0], g.Times[1:]...)
+	g.Times[i] = tn
+	if len(g.Times)-g.Head > c.lim.MaxEventsPerGroup {
+		g.Head++
 		c.st.Stats.EventsCut++
 	}
+	count := int64(len(g.Times) - g.Head)
+	oldest := time.Unix(0, g.Times[g.Head]).UTC()
 	if len(g.Recent) == MaxHitEvents {
 		g.Recent = append(g.Recent[:0], g.Recent[1:]...)
 	}
@@ -474,8 +489,8 @@ func (c *Correlator) correlate(cr *crule, ev events.Event, t time.Time, ref uint
 	var start time.Time
 	switch co.Type {
 	case EventCount:
-		holds = thresholds(co.Condition, int64(len(g.Times)))
-		start = g.Times[0]
+		holds = thresholds(co.Condition, count)
+		start = oldest
 	case ValueCount:
 		if g.Values == nil {
 			g.Values = map[string]time.Time{}
@@ -484,18 +499,11 @@ func (c *Correlator) correlate(cr *crule, ev events.Event, t time.Time, ref uint
 			g.Values[val] = t
 		}
 		if len(g.Values) > c.lim.MaxValuesPerGroup {
-			var victim string
-			var oldest time.Time
-			for v, vt := range g.Values {
-				if victim == "" || vt.Before(oldest) || vt.Equal(oldest) && v < victim {
-					victim, oldest = v, vt
-				}
-			}
-			delete(g.Values, victim)
+			delete(g.Values, oldestKey(g.Values, func(t time.Time) time.Time { return t }))
 			c.st.Stats.ValuesCut++
 		}
 		holds = thresholds(co.Condition, int64(len(g.Values)))
-		start = g.Times[0]
+		start = oldest
 	case Temporal:
 		if g.Seen == nil {
 			g.Seen = make([]time.Time, len(cr.refs))
@@ -549,8 +557,8 @@ func (c *Correlator) correlate(cr *crule, ev events.Event, t time.Time, ref uint
 	a := &alertSt{Group: group, Start: start, First: t, Last: t}
 	a.Key = hitKey(cr.r.ID, group, cr.groupBy, start)
 	var n int64
-	for _, tt := range g.Times {
-		if !tt.Before(start) {
+	for _, tt := range g.Times[g.Head:] {
+		if tt >= start.UnixNano() {
 			n++
 		}
 	}
@@ -578,20 +586,7 @@ func containsInt(l []int, x int) bool {
 
 func thresholds(ts []Threshold, n int64) bool {
 	for _, t := range ts {
-		var ok bool
-		switch t.Op {
-		case "gt":
-			ok = n > t.Value
-		case "gte":
-			ok = n >= t.Value
-		case "lt":
-			ok = n < t.Value
-		case "lte":
-			ok = n <= t.Value
-		case "eq":
-			ok = n == t.Value
-		}
-		if !ok {
+		if !compare(t.Op, float64(n), float64(t.Value)) {
 			return false
 		}
 	}
@@ -600,12 +595,15 @@ func thresholds(ts []Threshold, n int64) bool {
 
 // prune forgets what is older than from.
 func (g *groupSt) prune(from time.Time) {
-	i := 0
-	for i < len(g.Times) && g.Times[i].Before(from) {
-		i++
+	fn := from.UnixNano()
+	for g.Head < len(g.Times) && g.Times[g.Head] < fn {
+		g.Head++
 	}
-	if i > 0 {
-		g.Times = append(g.Times[:0], g.Times[i:]...)
+	if g.Head == len(g.Times) {
+		g.Times, g.Head = g.Times[:0], 0
+	} else if g.Head > 32 && 2*g.Head > len(g.Times) {
+		g.Times = append(g.Times[:0], g.Times[g.Head:]...)
+		g.Head = 0
 	}
 	for v, t := range g.Values {
 		if t.Before(from) {
@@ -636,14 +634,7 @@ func (c *Correlator) evictGroup(m map[string]*groupSt, span time.Duration) {
 	if len(m) < c.lim.MaxGroups {
 		return
 	}
-	var victim string
-	var oldest time.Time
-	for k, g := range m {
-		if victim == "" || g.Newest.Before(oldest) || g.Newest.Equal(oldest) && k < victim {
-			victim, oldest = k, g.Newest
-		}
-	}
-	delete(m, victim)
+	delete(m, oldestKey(m, func(g *groupSt) time.Time { return g.Newest }))
 	c.st.Stats.GroupsEvicted++
 }
 

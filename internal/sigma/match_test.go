@@ -295,3 +295,39 @@ func TestRefused(t *testing.T) {
 		})
 	}
 }
+
+func TestIndexFoldASCII(t *testing.T) {
+	for _, s := range []string{"", "a", "abc", "xxABCxx", "aaaaAAAAb", "a-b/c", "A-B/C d", "nothing here", "abab-ABAB-abab"} {
+		for _, p := range []string{"", "a", "b", "abc", "-b", "b/c", "/c d", "ab-a", "aab", "c d", "zz", "ab"} {
+			want := strings.Index(strings.ToLower(s), p)
+			if got := indexFoldASCII(s, p); got != want {
+				t.Errorf("indexFoldASCII(%q, %q) = %d, want %d", s, p, got, want)
+			}
+		}
+	}
+}
+
+func FuzzIndexFoldASCII(f *testing.F) {
+	f.Add("xxABCxx", "abc")
+	f.Fuzz(func(t *testing.T, s, p string) {
+		if !isASCII(s) || !isASCII(p) {
+			return
+		}
+		p = strings.ToLower(p)
+		if got, want := indexFoldASCII(s, p), strings.Index(strings.ToLower(s), p); got != want {
+			t.Fatalf("indexFoldASCII(%q, %q) = %d, want %d", s, p, got, want)
+		}
+	})
+}
+
+func TestMultiContains(t *testing.T) {
+	s := compileOne(t, "  sel:\n    cmd|contains: [a, 'Bc', xyz, '-e /bin/sh', 'WGET ', '*mid*dle*']\n  condition: sel\n", Config{})
+	for _, tc := range []struct {
+		v    string
+		want bool
+	}{{"A", true}, {"zzBCzz", true}, {"nc -E /BIN/SH", true}, {"wget x", true}, {"xy", false}, {"b c", false}, {"wget", false}, {"a middle", true}, {"midle", false}, {"", false}, {"X-E /bin/s", false}} {
+		if got := len(s.Match(ev("cmd", tc.v), nil)) == 1; got != tc.want {
+			t.Errorf("%q: %v, want %v", tc.v, got, tc.want)
+		}
+	}
+}

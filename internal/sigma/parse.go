@@ -180,6 +180,7 @@ func parseRule(file string, root *yaml.Node) (*Rule, error) {
 	r := &Rule{File: file, Line: root.Line}
 	var det, corr, ls *yaml.Node
 	seen := map[string]bool{}
+	strs := map[string]*string{"title": &r.Title, "id": &r.ID, "name": &r.Name, "status": &r.Status, "description": &r.Description, "author": &r.Author}
 	for i := 0; i+1 < len(root.Content); i += 2 {
 		k, v := root.Content[i], root.Content[i+1]
 		key := k.Value
@@ -188,19 +189,13 @@ func parseRule(file string, root *yaml.Node) (*Rule, error) {
 		}
 		seen[key] = true
 		var err error
+		if dst, ok := strs[key]; ok {
+			if *dst, err = p.str(v, key); err != nil {
+				return nil, err
+			}
+			continue
+		}
 		switch key {
-		case "title":
-			r.Title, err = p.str(v, key)
-		case "id":
-			r.ID, err = p.str(v, key)
-		case "name":
-			r.Name, err = p.str(v, key)
-		case "status":
-			r.Status, err = p.str(v, key)
-		case "description":
-			r.Description, err = p.str(v, key)
-		case "author":
-			r.Author, err = p.str(v, key)
 		case "level":
 			r.Level, err = p.str(v, key)
 			if err == nil && !levels[r.Level] {

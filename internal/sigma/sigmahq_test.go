@@ -15,17 +15,7 @@ import (
 // or is refused with an *Error naming an unsupported feature. At least
 // 95% must compile (the bar).
 func TestSigmaHQ(t *testing.T) {
-	var files []string
-	err := filepath.WalkDir("testdata/sigmahq/rules", func(p string, d fs.DirEntry, err error) error {
-		if err == nil && !d.IsDir() && strings.HasSuffix(p, ".yml") {
-			files = append(files, p)
-		}
-		return err
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	sort.Strings(files)
+	files := sigmaHQFiles(t)
 	if len(files) < 200 {
 		t.Fatalf("only %d rule files under testdata/sigmahq/rules", len(files))
 	}
@@ -75,4 +65,21 @@ func TestSigmaHQ(t *testing.T) {
 	if rate < 0.95 {
 		t.Errorf("compile rate %.1f%% < 95%%", 100*rate)
 	}
+}
+
+// sigmaHQFiles lists the .yml files of the SigmaHQ test data, sorted.
+func sigmaHQFiles(tb testing.TB) []string {
+	tb.Helper()
+	var files []string
+	err := filepath.WalkDir("testdata/sigmahq/rules", func(p string, d fs.DirEntry, err error) error {
+		if err == nil && !d.IsDir() && strings.HasSuffix(p, ".yml") {
+			files = append(files, p)
+		}
+		return err
+	})
+	if err != nil {
+		tb.Fatal(err)
+	}
+	sort.Strings(files)
+	return files
 }
