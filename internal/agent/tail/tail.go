@@ -173,6 +173,7 @@ type file struct {
 	fpLen    int
 	off      int64  // file offset of pending[0]: after the last complete line
 	pending  []byte // bytes read after off, no newline among them
+	scanned  int    // how much of pending is known to hold no newline
 	skip     bool
 	retiring time.Time // when the path was first seen naming another file
 	idleAt   int64     // size when retiring was last extended
@@ -231,7 +232,7 @@ func (fl *file) seek(off int64) error {
 	if _, err := fl.f.Seek(off, io.SeekStart); err != nil {
 		return err
 	}
-	fl.off, fl.pending = off, fl.pending[:0]
+	fl.off, fl.pending, fl.scanned = off, fl.pending[:0], 0
 	return nil
 }
 
@@ -438,12 +439,18 @@ func (t *Tail) read(ctx context.Context, fl *file, rbuf []byte, emit source.Emit
 // lines emits the complete lines in fl.pending.
 func (t *Tail) lines(ctx context.Context, fl *file, emit source.Emit) error {
 	p := fl.pending
+	from := fl.scanned // pending[:scanned] is known to hold no newline
+	fl.scanned = 0
 	for len(p) > 0 {
-		i := bytes.IndexByte(p, '\n')
+		i := bytes.IndexByte(p[from:], '\n')
+		if i >= 0 {
+			i += from
+		}
+		from = 0
 		if fl.skip {
 			if i < 0 {
 				fl.off += int64(len(p))
-				p = p[:0]
+				p = p[len(p):]
 				break
 			}
 			fl.off += int64(i + 1)
@@ -453,6 +460,7 @@ func (t *Tail) lines(ctx context.Context, fl *file, emit source.Emit) error {
 		}
 		if i < 0 {
 			if len(p) <= MaxLineBytes {
+				fl.scanned = len(p)
 				break
 			}
 			fl.off += MaxLineBytes
@@ -476,7 +484,9 @@ func (t *Tail) lines(ctx context.Context, fl *file, emit source.Emit) error {
 			return err
 		}
 	}
-	fl.pending = append(fl.pending[:0], p...)
+	if len(p) != len(fl.pending) {
+		fl.pending = append(fl.pending[:0], p...)
+	}
 	return nil
 }
 
@@ -487,7 +497,7 @@ func (t *Tail) finish(ctx context.Context, fl *file, emit source.Emit) error {
 	}
 	line := fl.pending
 	fl.off += int64(len(line))
-	fl.pending = fl.pending[:0]
+	fl.pending, fl.scanned = fl.pending[:0], 0
 	return t.emit(ctx, fl, line, false, emit)
 }
 

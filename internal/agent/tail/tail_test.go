@@ -286,3 +286,42 @@ func TestWaitsForFile(t *testing.T) {
 	waitFor(t, "3 lines", func() bool { return len(c.messages()) == 3 })
 	equal(t, c.messages(), want(1, 3))
 }
+
+// FuzzLines: whatever the bytes and however they arrive in chunks, the
+// lines emitted are the content split at "\n" (a trailing "\r" removed,
+// lines cut at MaxLineBytes), and the offset ends after the last newline.
+func FuzzLines(f *testing.F) {
+	f.Add([]byte("a\nbb\r\nccc"), uint8(2))
+	f.Add(append(bytes.Repeat([]byte("x"), MaxLineBytes+3), "\ny\n"...), uint8(200))
+	f.Fuzz(func(t *testing.T, data []byte, chunk uint8) {
+		tl, _ := New(Config{Path: "/fuzz.log", Now: func() time.Time { return time.Unix(0, 0) }})
+		var c collector
+		fl := &file{}
+		step := int(chunk) + 1
+		for i := 0; i < len(data); i += step {
+			fl.pending = append(fl.pending, data[i:min(i+step, len(data))]...)
+			if err := tl.lines(context.Background(), fl, c.emit); err != nil {
+				t.Fatal(err)
+			}
+		}
+		var want []string
+		parts := bytes.Split(data, []byte("\n"))
+		for _, p := range parts[:len(parts)-1] {
+			p = bytes.TrimSuffix(p, []byte("\r"))
+			if len(p) > MaxLineBytes {
+				p = bytes.TrimSuffix(p[:MaxLineBytes], []byte("\r"))
+			}
+			want = append(want, string(p))
+		}
+		last := parts[len(parts)-1]
+		if len(last) > MaxLineBytes {
+			want = append(want, string(bytes.TrimSuffix(last[:MaxLineBytes], []byte("\r"))))
+		}
+		if got := c.messages(); strings.Join(got, "\x00") != strings.Join(want, "\x00") || len(got) != len(want) {
+			t.Fatalf("got %d lines, want %d", len(got), len(want))
+		}
+		if nl := bytes.LastIndexByte(data, '\n'); len(last) <= MaxLineBytes && fl.off != int64(nl+1) {
+			t.Fatalf("offset %d, want %d", fl.off, nl+1)
+		}
+	})
+}
