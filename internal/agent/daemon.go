@@ -22,7 +22,6 @@ import (
 	"github.com/warden-sec/warden/internal/agent/ship"
 	"github.com/warden-sec/warden/internal/agent/source"
 	"github.com/warden-sec/warden/internal/agent/tail"
-	"github.com/warden-sec/warden/internal/events"
 )
 
 // DaemonConfig configures Daemon.
@@ -203,7 +202,7 @@ func (d *daemon) startShipper(ctx context.Context, wg *sync.WaitGroup, cfg *conf
 func (d *daemon) build(list []config.Source) (map[string]builtSource, error) {
 	out := map[string]builtSource{}
 	for _, c := range list {
-		src, err := newSource(c, d.log)
+		src, err := newSource(c, d.cfg.DataDir, d.log)
 		if err != nil {
 			return nil, fmt.Errorf("agent: source at line %d (%s): %w", c.Line, c.Name(), err)
 		}
@@ -264,7 +263,7 @@ func sameSource(a, b config.Source) bool {
 //
 // MERGE(parse): journald and fim sources come from internal/agent/journald
 // and internal/agent/fim (helper "parse"); wire them in the two cases below.
-func newSource(c config.Source, log *slog.Logger) (source.Source, error) {
+func newSource(c config.Source, dataDir string, log *slog.Logger) (source.Source, error) {
 	switch {
 	case c.File != nil:
 		return newFileSource(c.File, log)
@@ -274,7 +273,8 @@ func newSource(c config.Source, log *slog.Logger) (source.Source, error) {
 		return nil, errors.New("journald sources are not in this build yet")
 	case c.FIM != nil:
 		// MERGE(parse): return fim.New(fim.Config{Paths: c.FIM.Paths, Exclude: c.FIM.Exclude,
-		// ScanInterval: c.FIM.ScanInterval, DataDir: <agent data dir>, Logger: log})
+		// ScanInterval: c.FIM.ScanInterval, DataDir: dataDir, Logger: log})
+		_ = dataDir
 		return nil, errors.New("fim sources are not in this build yet")
 	}
 	return nil, fmt.Errorf("unknown source type %q", c.Type)
@@ -293,7 +293,9 @@ func newFileSource(f *config.File, log *slog.Logger) (source.Source, error) {
 	if err != nil {
 		return nil, err
 	}
-	return tail.New(tail.Config{Path: f.Path, Parser: p, Raw: rawEvent, Dataset: f.Dataset, Exclude: exclude, Logger: log})
+	// MERGE(parse): Raw: parse.Raw (nil is the tail's stand-in: message,
+	// event.module and event.dataset "raw", error.message).
+	return tail.New(tail.Config{Path: f.Path, Parser: p, Raw: nil, Dataset: f.Dataset, Exclude: exclude, Logger: log})
 }
 
 // newParser returns the named line parser; nil means raw.
@@ -306,16 +308,4 @@ func newParser(name string, j *config.JSONOptions, log *slog.Logger) (tail.Parse
 		log.Warn("this build has no line parsers yet; lines are shipped raw", "parser", name)
 	}
 	return nil, nil
-}
-
-// rawEvent makes the raw event of a line that did not parse.
-//
-// MERGE(parse): replace with parse.Raw.
-func rawEvent(line []byte, err error, ev events.Event) {
-	ev[events.FieldMessage] = string(line)
-	ev[events.FieldModule] = "raw"
-	ev[events.FieldDataset] = "raw"
-	if err != nil {
-		ev[events.FieldError] = err.Error()
-	}
 }
