@@ -101,10 +101,21 @@ func TestDaemonReload(t *testing.T) {
 	waitUntil("b's 2 lines, a stopped", func(m string) bool {
 		return strings.Contains(m, line(b, 2)) && !strings.Contains(m, `warden_agent_source_lines_total{source="file:`+a)
 	})
+	// A changed source restarts where it was: b's lines are not read again.
+	writeCfg("sources:\n  - {type: file, path: " + b + ", dataset: auth}\n")
+	reload <- struct{}{}
+	appendLine := func(s string) {
+		fb, _ := os.OpenFile(b, os.O_WRONLY|os.O_APPEND, 0)
+		fb.WriteString(s)
+		fb.Close()
+	}
+	waitUntil("b restarted", func(m string) bool { return strings.Contains(m, line(b, 0)) })
+	appendLine("b3\n")
+	waitUntil("b3 only", func(m string) bool {
+		return strings.Contains(m, line(b, 1)) && strings.Contains(m, fmt.Sprintf(`warden_agent_source_events_total{source="file:%s"} 3`, b))
+	})
 	writeCfg("sources:\n  - {type: file, path: relative.log}\n")
 	reload <- struct{}{}
-	fb, _ := os.OpenFile(b, os.O_WRONLY|os.O_APPEND, 0)
-	fb.WriteString("b3\n")
-	fb.Close()
-	waitUntil("b still tailed", func(m string) bool { return strings.Contains(m, line(b, 3)) })
+	appendLine("b4\n")
+	waitUntil("b still tailed", func(m string) bool { return strings.Contains(m, line(b, 2)) })
 }

@@ -29,6 +29,7 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -239,11 +240,8 @@ func loadEpoch(path string) (string, error) {
 	b, err := os.ReadFile(path)
 	if err == nil {
 		e := string(bytes.TrimSpace(b))
-		if len(e) != 16 {
-			return "", fmt.Errorf("ship: %s: want 16 hex chars", path)
-		}
-		if _, err := hex.DecodeString(e); err != nil {
-			return "", fmt.Errorf("ship: %s: want 16 hex chars", path)
+		if _, err := hex.DecodeString(e); err != nil || len(e) != 16 || strings.ToLower(e) != e {
+			return "", fmt.Errorf("ship: %s: want 16 lowercase hex chars", path)
 		}
 		return e, nil
 	}
