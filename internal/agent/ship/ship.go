@@ -648,7 +648,9 @@ func (s *Shipper) deliver(ctx context.Context, b spool.Batch) bool {
 			return true
 		case res.err == nil && res.status == 429:
 			s.limited.Add(1)
-			wait := min(res.retryAfter, s.cfg.MaxRetryAfter)
+			// Bounded both ways: a server's "Retry-After: 0" must not make
+			// a busy loop.
+			wait := max(min(res.retryAfter, s.cfg.MaxRetryAfter), 100*time.Millisecond)
 			s.log.Warn("server overloaded; waiting", "server", s.tx.server(), "retry_after", wait)
 			if !sleep(ctx, wait) {
 				return false
