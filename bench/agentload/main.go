@@ -13,11 +13,12 @@
 //
 // Usage:
 //
-//	go run ./bench/agentload -rate 5000 -d 30s
+//	go run ./bench/agentload -rate 5000 -d 30s [-parser sshd]
 package main
 
 import (
 	"bufio"
+	"bytes"
 	"compress/gzip"
 	"context"
 	"crypto/ecdsa"
@@ -38,6 +39,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"runtime"
+	"runtime/pprof"
 	"strings"
 	"sync/atomic"
 	"syscall"
@@ -45,6 +47,7 @@ import (
 
 	"github.com/warden-sec/warden/internal/agent/ship"
 	"github.com/warden-sec/warden/internal/agent/tail"
+	"github.com/warden-sec/warden/internal/events/parse"
 )
 
 func main() {
@@ -57,6 +60,7 @@ func main() {
 // agentArgs is what the parent hands the agent process.
 type agentArgs struct {
 	Server, CACert, Cert, Key, DataDir, Log string
+	Parser, CPUProfile                      string
 	Duration                                time.Duration
 }
 
@@ -69,6 +73,8 @@ type agentReport struct {
 func run() error {
 	rate := flag.Int("rate", 5000, "lines a second appended to the file")
 	dur := flag.Duration("d", 30*time.Second, "how long lines are written (at most 10m)")
+	parser := flag.String("parser", "sshd", "the file source's parser (parse.Names)")
+	cpuProfile := flag.String("cpuprofile", "", "write the agent process's CPU profile to this file")
 	agentMode := flag.String("agent", "", "internal: run as the agent process with these JSON arguments")
 	flag.Parse()
 	if *agentMode != "" {
@@ -86,7 +92,7 @@ func run() error {
 	if err != nil {
 		return err
 	}
-	var received atomic.Int64
+	var received, unparsed atomic.Int64
 	srv := httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		zr, err := gzip.NewReader(r.Body)
 		if err != nil {
@@ -98,6 +104,9 @@ func run() error {
 		n := 0
 		for sc.Scan() {
 			n++
+			if bytes.Contains(sc.Bytes(), []byte(`"error.message"`)) {
+				unparsed.Add(1)
+			}
 		}
 		received.Add(int64(n))
 		fmt.Fprintf(w, `{"events":%d,"duplicate":false,"stream_seq":1}`, n)
@@ -114,7 +123,7 @@ func run() error {
 		return err
 	}
 	args, _ := json.Marshal(agentArgs{Server: srv.URL, CACert: caFile, Cert: certFile, Key: keyFile,
-		DataDir: filepath.Join(dir, "agent"), Log: logPath, Duration: *dur + 5*time.Second})
+		DataDir: filepath.Join(dir, "agent"), Log: logPath, Duration: *dur + 5*time.Second, Parser: *parser, CPUProfile: *cpuProfile})
 	self, err := os.Executable()
 	if err != nil {
 		return err
@@ -165,7 +174,8 @@ func run() error {
 	ru := cmd.ProcessState.SysUsage().(*syscall.Rusage)
 	cpu := time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 	life := wall + 5*time.Second
-	fmt.Printf("lines written %d in %s (%.0f/s); received by the server %d\n", written, wall.Round(time.Millisecond), float64(written)/wall.Seconds(), received.Load())
+	fmt.Printf("parser %s: lines written %d in %s (%.0f/s); received by the server %d (%d did not parse)\n", *parser, written,
+		wall.Round(time.Millisecond), float64(written)/wall.Seconds(), received.Load(), unparsed.Load())
 	fmt.Printf("agent process: CPU %s user+sys over %s = %.1f%% of one core (%.1f µs/line); peak RSS %.1f MiB; Go heap in use %.1f MiB, from the OS %.1f MiB\n",
 		cpu.Round(time.Millisecond), life.Round(time.Second), 100*cpu.Seconds()/life.Seconds(), float64(cpu.Microseconds())/float64(max(written, 1)),
 		float64(ru.Maxrss)/1024, float64(rep.HeapInuse)/(1<<20), float64(rep.Sys)/(1<<20))
@@ -180,7 +190,21 @@ func runAgent(raw string) error {
 	if err := json.Unmarshal([]byte(raw), &a); err != nil {
 		return err
 	}
-	tl, err := tail.New(tail.Config{Path: a.Log})
+	if a.CPUProfile != "" {
+		f, err := os.Create(a.CPUProfile)
+		if err != nil {
+			return err
+		}
+		if err := pprof.StartCPUProfile(f); err != nil {
+			return err
+		}
+		defer pprof.StopCPUProfile()
+	}
+	p, err := parse.New(a.Parser, parse.Options{})
+	if err != nil {
+		return err
+	}
+	tl, err := tail.New(tail.Config{Path: a.Log, Parser: p, Raw: parse.Raw})
 	if err != nil {
 		return err
 	}

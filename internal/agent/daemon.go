@@ -11,6 +11,7 @@ import (
 	"path/filepath"
 	"reflect"
 	"regexp"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -19,9 +20,12 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"github.com/warden-sec/warden/internal/agent/config"
+	"github.com/warden-sec/warden/internal/agent/fim"
+	"github.com/warden-sec/warden/internal/agent/journald"
 	"github.com/warden-sec/warden/internal/agent/ship"
 	"github.com/warden-sec/warden/internal/agent/source"
 	"github.com/warden-sec/warden/internal/agent/tail"
+	"github.com/warden-sec/warden/internal/events/parse"
 )
 
 // DaemonConfig configures Daemon.
@@ -260,24 +264,41 @@ func sameSource(a, b config.Source) bool {
 }
 
 // newSource makes the source a configuration entry describes.
-//
-// MERGE(parse): journald and fim sources come from internal/agent/journald
-// and internal/agent/fim (helper "parse"); wire them in the two cases below.
 func newSource(c config.Source, dataDir string, log *slog.Logger) (source.Source, error) {
+	logf := func(format string, args ...any) { log.Warn(fmt.Sprintf(format, args...), "source", c.Name()) }
 	switch {
 	case c.File != nil:
 		return newFileSource(c.File, log)
 	case c.Journald != nil:
-		// MERGE(parse): return journald.New(journald.Config{Units: c.Journald.Units,
-		// Parsers: <parse.New for each of c.Journald.Parsers>, Logger: log})
-		return nil, errors.New("journald sources are not in this build yet")
+		j, err := journald.New(journald.Config{Units: c.Journald.Units, Parsers: c.Journald.Parsers,
+			Journalctl: c.Journald.Journalctl, Logf: logf})
+		if err != nil {
+			return nil, err
+		}
+		return &unavailable{Source: j, log: log}, nil
 	case c.FIM != nil:
-		// MERGE(parse): return fim.New(fim.Config{Paths: c.FIM.Paths, Exclude: c.FIM.Exclude,
-		// ScanInterval: c.FIM.ScanInterval, DataDir: dataDir, Logger: log})
-		_ = dataDir
-		return nil, errors.New("fim sources are not in this build yet")
+		return fim.New(fim.Config{Name: strings.TrimPrefix(c.Name(), "fim:"), Paths: c.FIM.Paths,
+			Exclude: c.FIM.Exclude, StateDir: filepath.Join(dataDir, "fim"), ScanInterval: c.FIM.ScanInterval, Logf: logf})
 	}
 	return nil, fmt.Errorf("unknown source type %q", c.Type)
+}
+
+// unavailable stops a journald source quietly where the host has no
+// journal: it is logged once and not restarted until the next reload or
+// start (the rest of the agent runs on).
+type unavailable struct {
+	source.Source
+	log *slog.Logger
+}
+
+func (u *unavailable) Run(ctx context.Context, state []byte, emit source.Emit) error {
+	err := u.Source.Run(ctx, state, emit)
+	if errors.Is(err, journald.ErrNotAvailable) {
+		u.log.Warn("source not started", "source", u.Name(), "err", err)
+		<-ctx.Done()
+		return nil
+	}
+	return err
 }
 
 func newFileSource(f *config.File, log *slog.Logger) (source.Source, error) {
@@ -289,23 +310,13 @@ func newFileSource(f *config.File, log *slog.Logger) (source.Source, error) {
 		}
 		exclude = append(exclude, re)
 	}
-	p, err := newParser(f.Parser, f.JSON, log)
+	opts := parse.Options{Dataset: f.Dataset}
+	if j := f.JSON; j != nil {
+		opts.JSON = parse.JSONOptions{Mapping: j.Mapping, TimestampField: j.TimestampField, TimestampLayout: j.TimestampLayout}
+	}
+	p, err := parse.New(f.Parser, opts)
 	if err != nil {
 		return nil, err
 	}
-	// MERGE(parse): Raw: parse.Raw (nil is the tail's stand-in: message,
-	// event.module and event.dataset "raw", error.message).
-	return tail.New(tail.Config{Path: f.Path, Parser: p, Raw: nil, Dataset: f.Dataset, Exclude: exclude, Logger: log})
-}
-
-// newParser returns the named line parser; nil means raw.
-//
-// MERGE(parse): return parse.New(name, parse.Options{JSON mapping, timestamp
-// field and layout from j}); the stand-in below ships every line raw.
-func newParser(name string, j *config.JSONOptions, log *slog.Logger) (tail.Parser, error) {
-	_ = j
-	if name != "raw" {
-		log.Warn("this build has no line parsers yet; lines are shipped raw", "parser", name)
-	}
-	return nil, nil
+	return tail.New(tail.Config{Path: f.Path, Parser: p, Raw: parse.Raw, Exclude: exclude, Logger: log})
 }

@@ -40,7 +40,11 @@ func TestDaemonReload(t *testing.T) {
 	_, dir, _ := initAndEnroll(t, ctx, srv, "1h")
 	logs := t.TempDir()
 	a, b := filepath.Join(logs, "a.log"), filepath.Join(logs, "b.log")
-	os.WriteFile(a, []byte("a1\na2\na3\n"), 0o644)
+	os.WriteFile(a, []byte("Dec  2 10:00:00 web-1 sshd[42]: Failed password for root from 203.0.113.7 port 52211 ssh2\n"+
+		"not an sshd line\n"+
+		"Dec  2 10:00:01 web-1 sshd[42]: Accepted publickey for deploy from 203.0.113.8 port 52212 ssh2: ED25519 SHA256:x\n"), 0o644)
+	watched := t.TempDir()
+	os.WriteFile(filepath.Join(watched, "passwd"), []byte("root:x:0:0\n"), 0o644)
 	os.WriteFile(b, []byte("b1\nb2\n"), 0o644)
 	cfgFile := filepath.Join(t.TempDir(), "agent.yml")
 	writeCfg := func(body string) {
@@ -50,7 +54,7 @@ func TestDaemonReload(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	writeCfg("sources:\n  - {type: file, path: " + a + ", parser: raw}\n")
+	writeCfg("sources:\n  - {type: file, path: " + a + ", parser: sshd}\n  - {type: fim, paths: [" + watched + "]}\n")
 	reload := make(chan struct{})
 	metricsAddr := make(chan string, 1)
 	dctx, stop := context.WithCancel(ctx)
@@ -93,8 +97,10 @@ func TestDaemonReload(t *testing.T) {
 			time.Sleep(20 * time.Millisecond)
 		}
 	}
-	waitUntil("a's 3 lines", func(m string) bool {
-		return strings.Contains(m, line(a, 3)) && strings.Contains(m, "warden_agent_spool_bytes")
+	waitUntil("a's 3 lines, one not sshd; the FIM baseline", func(m string) bool {
+		return strings.Contains(m, line(a, 3)) && strings.Contains(m, "warden_agent_spool_bytes") &&
+			strings.Contains(m, fmt.Sprintf(`warden_agent_source_parse_errors_total{source="file:%s"} 1`, a)) &&
+			strings.Contains(m, fmt.Sprintf(`warden_agent_fim_files{source="fim:%s"} 1`, watched))
 	})
 	writeCfg("sources:\n  - {type: file, path: " + b + "}\n")
 	reload <- struct{}{}

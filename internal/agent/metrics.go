@@ -3,6 +3,7 @@ package agent
 import (
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/warden-sec/warden/internal/agent/fim"
 	"github.com/warden-sec/warden/internal/agent/tail"
 )
 
@@ -35,6 +36,11 @@ var (
 	descSrcExcluded    = desc("source_excluded_lines_total", "Lines skipped by exclude patterns.", "source")
 	descSrcTruncated   = desc("source_truncated_lines_total", "Lines cut at 64 KiB.", "source")
 	descSrcRotations   = desc("source_rotations_total", "Rotations and truncations followed.", "source")
+	descSrcBlank       = desc("source_blank_lines_total", "Empty or all-blank lines skipped.", "source")
+	descFIMFiles       = desc("fim_files", "Files in a FIM source's baseline.", "source")
+	descFIMSkipped     = desc("fim_skipped_files", "Files not tracked because of the baseline's bound (last scan).", "source")
+	descFIMUnhashed    = desc("fim_unhashed_files", "Files too large to hash, tracked by size and mtime.", "source")
+	descFIMScans       = desc("fim_scans_total", "Full scans done by a FIM source.", "source")
 )
 
 // Describe sends the descriptions of every metric.
@@ -42,7 +48,7 @@ func (c *collector) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range []*prometheus.Desc{descEventsSpooled, descEventsSent, descBatchesAcked, descBatchesDup,
 		descBatchesRefused, descEventsRefused, descSendErrors, descRateLimited, descSpoolBytes, descSpoolBatches,
 		descDropped, descRenewFailures, descSrcEvents, descSrcLines, descSrcParseErrors, descSrcExcluded,
-		descSrcTruncated, descSrcRotations} {
+		descSrcTruncated, descSrcRotations, descSrcBlank, descFIMFiles, descFIMSkipped, descFIMUnhashed, descFIMScans} {
 		ch <- d
 	}
 }
@@ -59,9 +65,13 @@ func (c *collector) Collect(ch chan<- prometheus.Metric) {
 	c.d.mu.Lock()
 	s := c.d.shipper
 	stats := map[string]tail.Stats{}
+	fims := map[string]fim.Stats{}
 	for name, b := range c.d.built {
-		if t, ok := b.src.(interface{ Stats() tail.Stats }); ok {
-			stats[name] = t.Stats()
+		switch src := b.src.(type) {
+		case *tail.Tail:
+			stats[name] = src.Stats()
+		case *fim.FIM:
+			fims[name] = src.Stats()
 		}
 	}
 	c.d.mu.Unlock()
@@ -89,5 +99,12 @@ func (c *collector) Collect(ch chan<- prometheus.Metric) {
 		counter(descSrcExcluded, t.Excluded, name)
 		counter(descSrcTruncated, t.Truncated, name)
 		counter(descSrcRotations, t.Rotations, name)
+		counter(descSrcBlank, t.Blank, name)
+	}
+	for name, f := range fims {
+		ch <- prometheus.MustNewConstMetric(descFIMFiles, prometheus.GaugeValue, float64(f.Files), name)
+		ch <- prometheus.MustNewConstMetric(descFIMSkipped, prometheus.GaugeValue, float64(f.Skipped), name)
+		ch <- prometheus.MustNewConstMetric(descFIMUnhashed, prometheus.GaugeValue, float64(f.Unhashed), name)
+		counter(descFIMScans, uint64(f.Scans), name)
 	}
 }

@@ -18,6 +18,8 @@ import (
 	"time"
 
 	"gopkg.in/yaml.v3"
+
+	"github.com/warden-sec/warden/internal/events/parse"
 )
 
 // Config is the agent's configuration file.
@@ -72,14 +74,15 @@ type JSONOptions struct {
 
 // Journald reads the systemd journal.
 type Journald struct {
-	Units   []string          `yaml:"units"`   // empty: every unit
-	Parsers map[string]string `yaml:"parsers"` // unit → parser for its messages
+	Units      []string          `yaml:"units"`      // empty: every unit
+	Parsers    map[string]string `yaml:"parsers"`    // unit → parser for its messages
+	Journalctl string            `yaml:"journalctl"` // the journalctl program; default journalctl from PATH
 }
 
 // FIM is file integrity monitoring.
 type FIM struct {
 	Paths        []string      `yaml:"paths"`         // absolute files or directories
-	Exclude      []string      `yaml:"exclude"`       // absolute paths (and what is under them) left out
+	Exclude      []string      `yaml:"exclude"`       // globs (filepath.Match) matched against the path and its base name
 	ScanInterval time.Duration `yaml:"scan_interval"` // full scan period; default 10m
 }
 
@@ -101,18 +104,18 @@ func (s Source) Name() string {
 	return ""
 }
 
-// Parsers the file and journald sources may name.
-var knownParsers = []string{"sshd", "nginx", "apache", "syslog", "json", "raw"}
-
-// KnownParser reports whether name is a parser the agent has.
+// KnownParser reports whether name is a parser the agent has
+// (parse.Names).
 func KnownParser(name string) bool {
-	for _, p := range knownParsers {
+	for _, p := range parse.Names() {
 		if p == name {
 			return true
 		}
 	}
 	return false
 }
+
+func parserNames() string { return strings.Join(parse.Names(), ", ") }
 
 // Load reads and parses the file at path.
 func Load(path string) (*Config, error) {
@@ -236,7 +239,7 @@ func (s *Source) UnmarshalYAML(n *yaml.Node) error {
 		allowed, target = []string{"path", "parser", "dataset", "json", "exclude"}, s.File
 	case "journald":
 		s.Journald = &Journald{}
-		allowed, target = []string{"units", "parsers"}, s.Journald
+		allowed, target = []string{"units", "parsers", "journalctl"}, s.Journald
 	case "fim":
 		s.FIM = &FIM{}
 		allowed, target = []string{"paths", "exclude", "scan_interval"}, s.FIM
@@ -293,7 +296,7 @@ func (s *Source) check(body *yaml.Node) error {
 			f.Parser = "raw"
 		}
 		if !KnownParser(f.Parser) {
-			return bad("parser", "unknown parser %q (want one of %s)", f.Parser, strings.Join(knownParsers, ", "))
+			return bad("parser", "unknown parser %q (want one of %s)", f.Parser, parserNames())
 		}
 		if f.JSON != nil && f.Parser != "json" {
 			return bad("json", "json options need parser: json")
@@ -315,7 +318,7 @@ func (s *Source) check(body *yaml.Node) error {
 	case s.Journald != nil:
 		for unit, p := range s.Journald.Parsers {
 			if !KnownParser(p) {
-				return bad("parsers", "unit %s: unknown parser %q (want one of %s)", unit, p, strings.Join(knownParsers, ", "))
+				return bad("parsers", "unit %s: unknown parser %q (want one of %s)", unit, p, parserNames())
 			}
 		}
 	case s.FIM != nil:
@@ -329,8 +332,8 @@ func (s *Source) check(body *yaml.Node) error {
 			s.FIM.Paths[i] = filepath.Clean(p)
 		}
 		for _, p := range s.FIM.Exclude {
-			if !filepath.IsAbs(p) {
-				return bad("exclude", "%q is not absolute", p)
+			if _, err := filepath.Match(p, ""); err != nil {
+				return bad("exclude", "%q is not a valid glob", p)
 			}
 		}
 		if s.FIM.ScanInterval < 0 {

@@ -22,8 +22,8 @@ sources:
     parser: json
     dataset: app
     json: {mapping: {src: source.ip}, timestamp_field: time, timestamp_layout: "2006-01-02 15:04:05"}
-  - {type: journald, units: [sshd.service, cron.service], parsers: {sshd.service: sshd}}
-  - {type: fim, paths: [/etc, /usr/local/bin], exclude: [/etc/mtab], scan_interval: 10m}
+  - {type: journald, units: [sshd.service, cron.service], parsers: {sshd.service: sshd}, journalctl: /usr/bin/journalctl}
+  - {type: fim, paths: [/etc, /usr/local/bin], exclude: ["*.swp", /etc/mtab], scan_interval: 10m}
 `
 
 func TestExample(t *testing.T) {
@@ -71,6 +71,7 @@ func TestErrors(t *testing.T) {
 		{"json key", "sources:\n  - type: file\n    path: /x\n    parser: json\n    json: {mappings: {}}\n", "line 5: unknown key \"mappings\" in a json option set"},
 		{"duplicate", "sources:\n  - {type: file, path: /x}\n  - {type: file, path: /x/}\n", "agent.yml:3: source file:/x is already configured at line 2"},
 		{"fim no paths", "sources:\n  - {type: fim}\n", "line 2: paths: at least one path"},
+		{"fim bad glob", "sources:\n  - type: fim\n    paths: [/etc]\n    exclude: ['[']\n", "line 4: exclude: \"[\" is not a valid glob"},
 		{"bad duration", "sources:\n  - {type: fim, paths: [/etc], scan_interval: often}\n", "line 2: cannot unmarshal"},
 		{"batch too big", "batch: {max_bytes: 8MiB}\n", "agent.yml:1: batch: max_bytes"},
 	} {

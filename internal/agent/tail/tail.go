@@ -25,7 +25,8 @@
 //     auth.log-20261202, matched by dev+inode+fingerprint) is finished
 //     first, then the new file is read from 0.
 //
-// Lines: a line ends with "\n" (a trailing "\r" is removed). A partial last
+// Lines: a line ends with "\n" (a trailing "\r" is removed); a blank line
+// (empty or only white space) is counted and skipped. A partial last
 // line is not emitted until its newline arrives, except when its file is
 // finished (rotated away, or truncated), where it is emitted as it is.
 // A line longer than MaxLineBytes is cut: the first MaxLineBytes bytes are
@@ -102,6 +103,7 @@ type Stats struct {
 	Lines       uint64 // lines read (including excluded and unparsed ones)
 	ParseErrors uint64 // lines that became raw events with error.message
 	Excluded    uint64 // lines skipped by Exclude
+	Blank       uint64 // empty or all-blank lines, skipped
 	Truncated   uint64 // lines cut at MaxLineBytes
 	Rotations   uint64 // rotations and truncations followed
 }
@@ -109,8 +111,8 @@ type Stats struct {
 // Tail is a source.Source for one file. Its methods are safe for
 // concurrent use; Run is meant to be called by one goroutine at a time.
 type Tail struct {
-	cfg                                                   Config
-	nLines, nParseErrs, nExcluded, nTruncated, nRotations atomic.Uint64
+	cfg                                                           Config
+	nLines, nParseErrs, nExcluded, nBlank, nTruncated, nRotations atomic.Uint64
 }
 
 var _ source.Source = (*Tail)(nil)
@@ -151,7 +153,7 @@ func (t *Tail) Name() string { return "file:" + t.cfg.Path }
 
 // Stats returns the tail's counters.
 func (t *Tail) Stats() Stats {
-	return Stats{Lines: t.nLines.Load(), ParseErrors: t.nParseErrs.Load(), Excluded: t.nExcluded.Load(),
+	return Stats{Lines: t.nLines.Load(), ParseErrors: t.nParseErrs.Load(), Excluded: t.nExcluded.Load(), Blank: t.nBlank.Load(),
 		Truncated: t.nTruncated.Load(), Rotations: t.nRotations.Load()}
 }
 
@@ -504,6 +506,10 @@ func (t *Tail) finish(ctx context.Context, fl *file, emit source.Emit) error {
 func (t *Tail) emit(ctx context.Context, fl *file, line []byte, cut bool, emit source.Emit) error {
 	t.nLines.Add(1)
 	line = bytes.TrimSuffix(line, []byte("\r"))
+	if len(bytes.TrimSpace(line)) == 0 {
+		t.nBlank.Add(1) // nothing to ship; counted
+		return nil
+	}
 	for _, re := range t.cfg.Exclude {
 		if re.Match(line) {
 			t.nExcluded.Add(1)

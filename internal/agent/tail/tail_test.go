@@ -222,7 +222,7 @@ func TestRestart(t *testing.T) {
 func TestPartialAndLongLines(t *testing.T) {
 	dir := t.TempDir()
 	path := filepath.Join(dir, "x.log")
-	os.WriteFile(path, []byte("first\r\nsec"), 0o644)
+	os.WriteFile(path, []byte("\n  \nfirst\r\nsec"), 0o644)
 	var c collector
 	r := start(t, newTail(t, path, nil), nil, &c)
 	waitFor(t, "first", func() bool { return len(c.messages()) == 1 })
@@ -305,17 +305,18 @@ func FuzzLines(f *testing.F) {
 			}
 		}
 		var want []string
+		keep := func(p []byte) {
+			if p = bytes.TrimSuffix(p, []byte("\r")); len(bytes.TrimSpace(p)) > 0 {
+				want = append(want, string(p))
+			}
+		}
 		parts := bytes.Split(data, []byte("\n"))
 		for _, p := range parts[:len(parts)-1] {
-			p = bytes.TrimSuffix(p, []byte("\r"))
-			if len(p) > MaxLineBytes {
-				p = bytes.TrimSuffix(p[:MaxLineBytes], []byte("\r"))
-			}
-			want = append(want, string(p))
+			keep(p[:min(len(p), MaxLineBytes)])
 		}
 		last := parts[len(parts)-1]
 		if len(last) > MaxLineBytes {
-			want = append(want, string(bytes.TrimSuffix(last[:MaxLineBytes], []byte("\r"))))
+			keep(last[:MaxLineBytes])
 		}
 		if got := c.messages(); strings.Join(got, "\x00") != strings.Join(want, "\x00") || len(got) != len(want) {
 			t.Fatalf("got %d lines, want %d", len(got), len(want))
