@@ -50,7 +50,8 @@ func TestHelperAgent(t *testing.T) {
 
 // TestKill9: the agent process is killed with SIGKILL at arbitrary points
 // (while reading, spooling, sending, writing its checkpoint) while lines
-// are appended and the file rotated, and the server fails now and then;
+// are appended and the file rotated (rename, then copytruncate), and the
+// server fails now and then;
 // every line is stored exactly once, in order.
 func TestKill9(t *testing.T) {
 	if testing.Short() {
@@ -97,8 +98,15 @@ func TestKill9(t *testing.T) {
 	for round := range 6 {
 		add(next, next+299)
 		next += 300
-		if round == 3 {
+		switch round {
+		case 3: // rotation by rename
 			os.Rename(logPath, logPath+".1")
+			add(next, next+99)
+			next += 100
+		case 5: // rotation by copytruncate
+			b, _ := os.ReadFile(logPath)
+			os.WriteFile(logPath+"-20261202", b, 0o644)
+			os.Truncate(logPath, 0)
 			add(next, next+99)
 			next += 100
 		}

@@ -17,13 +17,19 @@
 //     for a grace period (two poll intervals); then the new file is read
 //     from offset 0;
 //   - by copytruncate: when the file is shorter than the offset, or its
-//     first bytes changed, it is read again from 0. (Lines written between
-//     the copy and the truncation are lost: a limit of copytruncate.)
+//     first bytes changed, the copy (same directory, name starting with
+//     the file's, the same first bytes, at least as long as what was read)
+//     is finished from the offset first, so lines not yet read when the
+//     file was copied are not lost; then the file is read again from 0. If
+//     no copy is found it is read again from 0 at once. (Lines written
+//     between the copy and the truncation are lost: a limit of
+//     copytruncate.)
 //   - across a restart: if the file at the path is still the one of the
 //     state, reading resumes at the offset; if it is not, the rotated file
 //     (same directory, name starting with the file's, such as auth.log.1 or
-//     auth.log-20261202, matched by dev+inode+fingerprint) is finished
-//     first, then the new file is read from 0.
+//     auth.log-20261202, matched by dev+inode+fingerprint, or else a
+//     copytruncate copy as above) is finished first, then the new file is
+//     read from 0.
 //
 // Lines: a line ends with "\n" (a trailing "\r" is removed); a blank line
 // (empty or only white space) is counted and skipped. A partial last
@@ -311,7 +317,7 @@ func (t *Tail) Run(ctx context.Context, state []byte, emit source.Emit) error {
 		}
 		checkNow := false
 		if cur != nil {
-			if err := t.truncated(ctx, cur, emit, log); err != nil {
+			if cur, next, err = t.truncated(ctx, cur, next, emit, log); err != nil {
 				return err
 			}
 			if err := t.read(ctx, cur, rbuf, emit); err != nil {
@@ -364,6 +370,11 @@ func (t *Tail) resume(state []byte, log *slog.Logger) (cur, next *file, err erro
 		t.nRotations.Add(1)
 		return old, atPath, t.resumeAt(old, st, log)
 	}
+	if cp := t.findCopy(st); cp != nil {
+		log.Info("the file was truncated while the agent was stopped; finishing its copy first", "copy", cp.f.Name())
+		t.nRotations.Add(1)
+		return cp, atPath, t.resumeAt(cp, st, log)
+	}
 	if atPath != nil {
 		log.Warn("the file read before the restart is gone; reading the new file from the start")
 	}
@@ -415,6 +426,49 @@ func (t *Tail) findRotated(st State) *file {
 		fl.f.Close()
 	}
 	return nil
+}
+
+// findCopy looks for the copy copytruncate made of the file st describes:
+// in the same directory, a name starting with the file's, another inode,
+// at least st.Offset bytes, and the same first st.FPLen bytes. The newest
+// such file is returned, open; nil if none.
+func (t *Tail) findCopy(st State) *file {
+	if st.Offset == 0 || st.FPLen == 0 {
+		return nil
+	}
+	dir, base := filepath.Split(t.cfg.Path)
+	ents, err := os.ReadDir(dir)
+	if err != nil {
+		return nil
+	}
+	var best *file
+	var bestTime time.Time
+	for _, e := range ents {
+		if e.Name() == base || !strings.HasPrefix(e.Name(), base) || !e.Type().IsRegular() {
+			continue
+		}
+		fi, err := e.Info()
+		if err != nil || fi.Size() < st.Offset {
+			continue
+		}
+		if dev, ino := fileID(fi); dev == st.Dev && ino == st.Ino {
+			continue
+		}
+		fl, err := open(filepath.Join(dir, e.Name()))
+		if err != nil {
+			continue
+		}
+		fp, n, err := fingerprint(fl.f, st.FPLen)
+		if err != nil || n != st.FPLen || fp != st.FP || (best != nil && !fi.ModTime().After(bestTime)) {
+			fl.f.Close()
+			continue
+		}
+		if best != nil {
+			best.f.Close()
+		}
+		best, bestTime = fl, fi.ModTime()
+	}
+	return best
 }
 
 // read reads fl to its current end, emitting every complete line.
@@ -544,34 +598,53 @@ func (t *Tail) emit(ctx context.Context, fl *file, line []byte, cut bool, emit s
 }
 
 // truncated checks whether cur was truncated (copytruncate): it is shorter
-// than what was read, or its first bytes changed; if so it is read again
+// than what was read, or its first bytes changed. If so, and the copy
+// logrotate made is found (findCopy), the copy becomes the file being
+// finished from where cur was (so lines written before the copy and not
+// yet read are not lost) and cur, from 0, the next; else cur is read again
 // from 0, after its partial last line is emitted.
-func (t *Tail) truncated(ctx context.Context, cur *file, emit source.Emit, log *slog.Logger) error {
+func (t *Tail) truncated(ctx context.Context, cur, next *file, emit source.Emit, log *slog.Logger) (*file, *file, error) {
 	fi, err := cur.f.Stat()
 	if err != nil {
-		return nil
+		return cur, next, nil
 	}
 	readTo := cur.off + int64(len(cur.pending))
 	if fi.Size() >= readTo {
 		if readTo == 0 {
-			return nil
+			return cur, next, nil
 		}
 		fp, n, err := fingerprint(cur.f, cur.fpLen)
 		if err != nil || n == cur.fpLen && fp == cur.fp {
-			return nil
+			return cur, next, nil
+		}
+	}
+	if next == nil && readTo > 0 {
+		st := State{Dev: cur.dev, Ino: cur.ino, FP: cur.fp, FPLen: cur.fpLen, Offset: readTo}
+		if cp := t.findCopy(st); cp != nil {
+			if _, err := cp.f.Seek(readTo, io.SeekStart); err == nil {
+				log.Info("the file was truncated; finishing its copy first", "copy", cp.f.Name())
+				cp.off, cp.pending, cp.skip, cp.scanned = cur.off, append(cp.pending[:0], cur.pending...), cur.skip, cur.scanned
+				if err := cur.seek(0); err != nil {
+					return cur, next, fmt.Errorf("tail: %w", err)
+				}
+				cur.skip = false
+				cur.fp, cur.fpLen, _ = fingerprint(cur.f, -1)
+				return cp, cur, nil
+			}
+			cp.f.Close()
 		}
 	}
 	log.Info("the file was truncated; reading it from the start")
 	t.nRotations.Add(1)
 	if err := t.finish(ctx, cur, emit); err != nil {
-		return err
+		return cur, next, err
 	}
 	cur.skip = false
 	if err := cur.seek(0); err != nil {
-		return fmt.Errorf("tail: %w", err)
+		return cur, next, fmt.Errorf("tail: %w", err)
 	}
 	cur.fp, cur.fpLen, _ = fingerprint(cur.f, -1)
-	return nil
+	return cur, next, nil
 }
 
 // rotate checks whether the path still names cur, and moves to the next
