@@ -51,8 +51,7 @@ func TestHelperAgent(t *testing.T) {
 // TestKill9: the agent process is killed with SIGKILL at arbitrary points
 // (while reading, spooling, sending, writing its checkpoint) while lines
 // are appended and the file rotated (rename, then copytruncate), and the
-// server fails now and then;
-// every line is stored exactly once, in order.
+// server fails now and then: every line is stored exactly once, in order.
 func TestKill9(t *testing.T) {
 	if testing.Short() {
 		t.Skip("starts agent processes")
