@@ -32,7 +32,7 @@ import (
 type DaemonConfig struct {
 	// Load returns the agent's configuration: the --config file (if any)
 	// with the flags applied over it. Daemon calls it at start and on every
-	// receive from Reload. Servers, CACert and DataDir must be set.
+	// receive from Reload. Servers and DataDir must be set.
 	Load func() (*config.Config, error)
 	// Reload asks for the configuration to be loaded again (SIGHUP).
 	Reload <-chan struct{}
