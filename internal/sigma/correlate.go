@@ -209,7 +209,9 @@ func (c *Correlator) Stats() Stats {
 // Observe feeds one event with the detection rules it matched (from
 // Set.Match) and its reference (the stream sequence of its batch). It
 // returns the hits whose alert must be created or updated, in a
-// deterministic order. Rules not in the Correlator's Set are ignored.
+// deterministic order. Rules not in the Correlator's Set are ignored. The
+// Correlator keeps ev (as a sample of an alert): ev must not be modified
+// afterwards.
 func (c *Correlator) Observe(ev events.Event, matched []*Rule, ref uint64) []Hit {
 	t := ev.Time()
 	if t.IsZero() {
@@ -684,8 +686,10 @@ func (c *Correlator) MarshalBinary() ([]byte, error) {
 	return json.Marshal(&c.st)
 }
 
-// UnmarshalBinary restores state made by MarshalBinary. State of rules no
-// longer in the Set is dropped.
+// UnmarshalBinary restores state made by MarshalBinary, also into a
+// Correlator of a newer Set (rules recompiled after a change): state of
+// rules no longer in the Set, and of correlations whose references
+// changed, is dropped.
 func (c *Correlator) UnmarshalBinary(data []byte) error {
 	var st corrState
 	if err := json.Unmarshal(data, &st); err != nil {
@@ -711,10 +715,10 @@ func (c *Correlator) UnmarshalBinary(data []byte) error {
 			delete(st.Groups, id)
 			continue
 		}
-		for _, g := range m {
+		for k, g := range m {
 			n := len(cr.refs)
-			if g.Seen != nil && len(g.Seen) != n || g.Chain != nil && (len(g.Chain) != n || len(g.StepAt) != n) {
-				return fmt.Errorf("sigma: correlator state: rule %q changed its references", id)
+			if g.Seen != nil && len(g.Seen) != n || g.Chain != nil && (len(g.Chain) != n || len(g.StepAt) != n) || g.Head > len(g.Times) {
+				delete(m, k) // the rule changed its references: its state no longer applies
 			}
 		}
 	}
