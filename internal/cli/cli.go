@@ -165,7 +165,11 @@ func newRootCmd(g *globals) *cobra.Command {
 		newCertCmd(g),
 		newZoneCmd(g),
 		newConduitCmd(g),
+		newEventsCmd(g),
 		newAgentCmd(g),
+		newRulesCmd(g),
+		newAlertsCmd(g),
+		newNotifyCmd(g),
 		newVersionCmd(),
 		newServerCmd(),
 	)
