@@ -89,18 +89,7 @@ func sigmaHQFiles(tb testing.TB) []string {
 // TestSigmaHQRulesFire: SigmaHQ rules, compiled with the default mapping,
 // match the events Warden's parsers make (and not others).
 func TestSigmaHQRulesFire(t *testing.T) {
-	var rules []*Rule
-	for _, f := range sigmaHQFiles(t) {
-		data, err := os.ReadFile(f)
-		if err != nil {
-			t.Fatal(err)
-		}
-		r, err := Parse(f, data)
-		if err != nil {
-			t.Fatal(err)
-		}
-		rules = append(rules, r...)
-	}
+	rules := sigmaHQRules(t)
 	s, err := Compile(rules, Config{})
 	if err != nil {
 		t.Fatal(err)
