@@ -41,7 +41,7 @@ level: medium
 `
 
 func sshLine(sec int, outcome, ip string) string {
-	return fmt.Sprintf(`{"@timestamp":"2026-12-02T10:00:%02dZ","event.dataset":"sshd","event.category":"authentication","event.outcome":%q,"source.ip":%q,"user.name":"root","host.name":"web-1"}`, sec, outcome, ip)
+	return fmt.Sprintf(`{"@timestamp":"2026-12-02T10:00:%02dZ","event.dataset":"sshd","event.category":"authentication","event.action":"ssh_login","event.outcome":%q,"source.ip":%q,"user.name":"root","host.name":"web-1"}`, sec, outcome, ip)
 }
 
 func TestRulesTest(t *testing.T) {

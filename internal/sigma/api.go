@@ -44,35 +44,41 @@ const (
 
 // Correlation is the `correlation:` section of a correlation rule.
 type Correlation struct {
-	Type      string        // EventCount, ValueCount, Temporal or TemporalOrdered
-	Rules     []string      // referenced rules, by id or name
-	GroupBy   []string      // field names as written in the rule
-	Timespan  time.Duration // the window
-	Condition []Threshold   // all must hold; empty for temporal types
-	Field     string        // value_count: the field whose distinct values are counted
-	Generate  bool          // the referenced rules also make their own hits
+	Type      string        `json:"type"`            // EventCount, ValueCount, Temporal or TemporalOrdered
+	Rules     []string      `json:"rules"`           // referenced rules, by id or name
+	GroupBy   []string      `json:"group_by"`        // field names as written in the rule
+	Timespan  time.Duration `json:"timespan"`        // the window (JSON: nanoseconds)
+	Condition []Threshold   `json:"condition"`       // all must hold; empty for temporal types
+	Field     string        `json:"field,omitempty"` // value_count: the field whose distinct values are counted
+	Generate  bool          `json:"generate"`        // the referenced rules also make their own hits
 }
 
 // Threshold is one comparison of a correlation condition: Op is one of
 // "gt", "gte", "lt", "lte", "eq".
 type Threshold struct {
-	Op    string
-	Value int64
+	Op    string `json:"op"`
+	Value int64  `json:"value"`
 }
 
 // Rule is one parsed Sigma rule (detection or correlation). A Rule must
-// not be modified after it is passed to Compile.
+// not be modified after it is passed to Compile. Source is the rule's own
+// YAML document: Parse(File, Source) gives the rule again.
 type Rule struct {
-	ID, Name, Title, Level, Status, Description string
-	Author                                      string
-	Tags                                        []string
-	References                                  []string
-	Falsepositives                              []string
-	Logsource                                   Logsource
-	Correlation                                 *Correlation // nil for detection rules
-	File                                        string       // as passed to Parse
-	Line                                        int          // the line the document starts on
-	Source                                      []byte       // the YAML document of this rule
+	ID             string       `json:"id"`
+	Name           string       `json:"name,omitempty"`
+	Title          string       `json:"title"`
+	Level          string       `json:"level,omitempty"`
+	Status         string       `json:"status,omitempty"`
+	Description    string       `json:"description,omitempty"`
+	Author         string       `json:"author,omitempty"`
+	Tags           []string     `json:"tags,omitempty"`
+	References     []string     `json:"references,omitempty"`
+	Falsepositives []string     `json:"falsepositives,omitempty"`
+	Logsource      Logsource    `json:"logsource"`
+	Correlation    *Correlation `json:"correlation,omitempty"` // nil for detection rules
+	File           string       `json:"file"`                  // as passed to Parse
+	Line           int          `json:"line"`                  // the line the document starts on
+	Source         []byte       `json:"-"`                     // the YAML document of this rule
 
 	detection *detection // nil for correlation rules
 }

@@ -617,22 +617,25 @@ func (c *compiler) field(fs *fieldSpec) (matcher, error) {
 	return fm, nil
 }
 
-// groupContains replaces the case-insensitive ASCII contains patterns of
-// an OR list by one multiContains, if there are enough of them.
+// groupContains replaces the case-insensitive ASCII patterns of an OR list
+// that are unanchored on the left by one multiContains, if there are
+// enough of them.
 func groupContains(vals []valM) []valM {
-	var pats []string
+	var group []*strM
 	var rest []valM
 	for _, v := range vals {
-		if s, ok := v.(*strM); ok && s.kind == kContains && s.ascii && !s.cased && s.pat != "" {
-			pats = append(pats, s.pat)
-			continue
+		if s, ok := v.(*strM); ok {
+			if _, ok := s.groupable(); ok {
+				group = append(group, s)
+				continue
+			}
 		}
 		rest = append(rest, v)
 	}
-	if len(pats) < minMultiContains {
+	if len(group) < minMultiContains {
 		return vals
 	}
-	return append(rest, newMultiContains(pats))
+	return append(rest, newMultiContains(group))
 }
 
 var windashRE = regexp.MustCompile(`\B[-/]\b`)

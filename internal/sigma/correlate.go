@@ -209,7 +209,9 @@ func (c *Correlator) Stats() Stats {
 // Observe feeds one event with the detection rules it matched (from
 // Set.Match) and its reference (the stream sequence of its batch). It
 // returns the hits whose alert must be created or updated, in a
-// deterministic order. Rules not in the Correlator's Set are ignored.
+// deterministic order. Rules not in the Correlator's Set are ignored. The
+// Correlator keeps ev (as a sample of an alert): ev must not be modified
+// afterwards.
 func (c *Correlator) Observe(ev events.Event, matched []*Rule, ref uint64) []Hit {
 	t := ev.Time()
 	if t.IsZero() {
@@ -264,14 +266,11 @@ func (c *Correlator) Observe(ev events.Event, matched []*Rule, ref uint64) []Hit
 			}
 		}
 		c.pos = positions
-		h, ok := c.correlate(cr, ev, t, ref, positions)
-		if !ok {
-			continue
-		}
-		if cr.generate {
+		h, report, holds := c.correlate(cr, ev, t, ref, positions)
+		if report && cr.generate {
 			hits = append(hits, h)
 		}
-		if len(cr.parents) > 0 {
+		if holds && len(cr.parents) > 0 {
 			fired = append(fired, cr)
 			work = addParents(work, cr)
 		}
@@ -418,15 +417,16 @@ func oldestKey[V any](m map[string]V, at func(V) time.Time) string {
 }
 
 // correlate updates a correlation group with an event that matched the
-// referenced rules at positions, and reports a hit when the condition
-// holds.
-func (c *Correlator) correlate(cr *crule, ev events.Event, t time.Time, ref uint64, positions []int) (Hit, bool) {
+// referenced rules at positions. It reports a hit when the condition holds
+// or the event falls in the window of the group's open alert; holds tells
+// whether the condition holds (which feeds chained correlations).
+func (c *Correlator) correlate(cr *crule, ev events.Event, t time.Time, ref uint64, positions []int) (h Hit, report, holds bool) {
 	co := cr.corr
 	gk := c.gk[:0]
 	for _, f := range cr.groupBy {
 		v, ok := ev[f]
 		if !ok || v == nil {
-			return Hit{}, false // an event without a group-by field is not part of any group
+			return Hit{}, false, false // an event without a group-by field is not part of any group
 		}
 		s, _ := scalarString(v)
 		gk = append(gk, f...)
@@ -439,7 +439,7 @@ func (c *Correlator) correlate(cr *crule, ev events.Event, t time.Time, ref uint
 	if co.Type == ValueCount {
 		v, ok := ev[cr.field]
 		if !ok || v == nil {
-			return Hit{}, false
+			return Hit{}, false, false
 		}
 		val, _ = scalarString(v)
 	}
@@ -485,7 +485,7 @@ func (c *Correlator) correlate(cr *crule, ev events.Event, t time.Time, ref uint
 		g.Recent = append(g.Recent[:0], g.Recent[1:]...)
 	}
 	g.Recent = append(g.Recent, sample{T: t, Ev: ev, Ref: ref})
-	holds := false
+	holds = false
 	var start time.Time
 	switch co.Type {
 	case EventCount:
@@ -543,16 +543,14 @@ func (c *Correlator) correlate(cr *crule, ev events.Event, t time.Time, ref uint
 		holds = !last.IsZero() && !last.Before(from) && g.StepAt[n-1].Equal(t) && containsInt(positions, n-1)
 		start = last
 	}
-	if !holds {
-		if g.Alert != nil && t.Before(g.Alert.Start.Add(co.Timespan)) && !t.Before(g.Alert.Start) {
-			// part of an alert already raised: counted, not reported
-			g.Alert.add(ev, t, ref)
-		}
-		return Hit{}, false
-	}
 	if g.Alert != nil && !t.Before(g.Alert.Start) && t.Before(g.Alert.Start.Add(co.Timespan)) {
+		// part of the alert already raised in this window (even if the
+		// condition no longer holds, as the window slid): it is updated
 		g.Alert.add(ev, t, ref)
-		return g.Alert.hit(cr.r), true
+		return g.Alert.hit(cr.r), true, holds
+	}
+	if !holds {
+		return Hit{}, false, false
 	}
 	a := &alertSt{Group: group, Start: start, First: t, Last: t}
 	a.Key = hitKey(cr.r.ID, group, cr.groupBy, start)
@@ -572,7 +570,7 @@ func (c *Correlator) correlate(cr *crule, ev events.Event, t time.Time, ref uint
 	}
 	a.First = start
 	g.Alert = a
-	return a.hit(cr.r), true
+	return a.hit(cr.r), true, true
 }
 
 func containsInt(l []int, x int) bool {
@@ -688,8 +686,10 @@ func (c *Correlator) MarshalBinary() ([]byte, error) {
 	return json.Marshal(&c.st)
 }
 
-// UnmarshalBinary restores state made by MarshalBinary. State of rules no
-// longer in the Set is dropped.
+// UnmarshalBinary restores state made by MarshalBinary, also into a
+// Correlator of a newer Set (rules recompiled after a change): state of
+// rules no longer in the Set, and of correlations whose references
+// changed, is dropped.
 func (c *Correlator) UnmarshalBinary(data []byte) error {
 	var st corrState
 	if err := json.Unmarshal(data, &st); err != nil {
@@ -715,10 +715,10 @@ func (c *Correlator) UnmarshalBinary(data []byte) error {
 			delete(st.Groups, id)
 			continue
 		}
-		for _, g := range m {
+		for k, g := range m {
 			n := len(cr.refs)
-			if g.Seen != nil && len(g.Seen) != n || g.Chain != nil && (len(g.Chain) != n || len(g.StepAt) != n) {
-				return fmt.Errorf("sigma: correlator state: rule %q changed its references", id)
+			if g.Seen != nil && len(g.Seen) != n || g.Chain != nil && (len(g.Chain) != n || len(g.StepAt) != n) || g.Head > len(g.Times) {
+				delete(m, k) // the rule changed its references: its state no longer applies
 			}
 		}
 	}

@@ -436,3 +436,46 @@ func TestDeterministic(t *testing.T) {
 		t.Error(err)
 	}
 }
+
+// TestStateAcrossRuleChange: state restored into a Correlator of a new
+// Set keeps the rules that remain and drops the others.
+func TestStateAcrossRuleChange(t *testing.T) {
+	s := builtinSet(t)
+	c := NewCorrelator(s, nil, Limits{})
+	var m []*Rule
+	for _, e := range repeat(9, time.Second, func(i int, d time.Duration) events.Event { return sshFail(d, "203.0.113.7", "root") }) {
+		m = s.Match(e, m)
+		c.Observe(e, m, 1)
+	}
+	state, err := c.MarshalBinary()
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The new set lacks the password spraying rule.
+	rules, _ := Builtin()
+	var kept []*Rule
+	for _, r := range rules {
+		if r.ID != idSpray {
+			kept = append(kept, r)
+		}
+	}
+	s2, err := Compile(kept, Config{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	c2 := NewCorrelator(s2, nil, Limits{})
+	if err := c2.UnmarshalBinary(state); err != nil {
+		t.Fatal(err)
+	}
+	if _, ok := c2.st.Groups[idSpray]; ok {
+		t.Error("state of a removed rule kept")
+	}
+	e := sshFail(10*time.Second, "203.0.113.7", "root")
+	m = s2.Match(e, m)
+	if keys, count, _ := byRule(c2.Observe(e, m, 2), idBrute); keys != 1 || count != 10 {
+		t.Errorf("brute force after the rule change: %d alerts, count %d", keys, count)
+	}
+	if err := c2.UnmarshalBinary([]byte("not json")); err == nil {
+		t.Error("garbage state accepted")
+	}
+}

@@ -1,6 +1,7 @@
 package sigma
 
 import (
+	"fmt"
 	"math/rand"
 	"testing"
 
@@ -76,6 +77,35 @@ func TestIndexPathSuffix(t *testing.T) {
 	}{{"/usr/bin/curl", 1}, {"/USR/BIN/CURL", 1}, {"/usr/bin/wget", 1}, {"/opt/wget", 0}, {"/bin/nc", 1}, {"/usr/bin/xcurl", 0}, {"curl", 0}, {"/usr/bin/curl/", 0}} {
 		if got := len(s.Match(ev("process.executable", tc.exe), nil)); got != tc.want {
 			t.Errorf("%s: %d matches, want %d", tc.exe, got, tc.want)
+		}
+	}
+}
+
+// TestConcurrentMatch: a Set is used by many goroutines at once (run with
+// -race).
+func TestConcurrentMatch(t *testing.T) {
+	s := builtinSet(t)
+	evs := randomStream(500, 9)
+	want := make([]int, len(evs))
+	for i, e := range evs {
+		want[i] = len(s.Match(e, nil))
+	}
+	done := make(chan error, 4)
+	for g := 0; g < 4; g++ {
+		go func() {
+			var m []*Rule
+			for i, e := range evs {
+				if m = s.Match(e, m); len(m) != want[i] {
+					done <- fmt.Errorf("event %d: %d matches, want %d", i, len(m), want[i])
+					return
+				}
+			}
+			done <- nil
+		}()
+	}
+	for g := 0; g < 4; g++ {
+		if err := <-done; err != nil {
+			t.Error(err)
 		}
 	}
 }

@@ -433,29 +433,56 @@ func (f fieldrefM) matchValue(v any, ev events.Event) bool {
 	return a == b
 }
 
-// multiContains is a list of case-insensitive ASCII "contains" patterns
-// (an OR) tested in one pass over the value: a bitset of the patterns'
-// first two bytes selects the positions where a pattern may start.
+// multiContains is a list of case-insensitive ASCII patterns unanchored on
+// the left ("contains", and globs such as *a*b* or *a*b) tested in one
+// pass over the value: a bitset of the patterns' first two bytes selects
+// the positions where a pattern may start.
 type multiContains struct {
 	bits   [1024]uint64 // 65536 bits: lower-case byte pairs that start a pattern
-	byPair map[uint16][]string
-	short  []string // one-byte patterns
+	byPair map[uint16][]mcEntry
+	short  []string // one-byte contains patterns
+}
+
+// mcEntry is a contains pattern, or the first segment of a glob.
+type mcEntry struct {
+	pat  string
+	glob *strM // nil for contains
 }
 
 // minMultiContains is the number of patterns from which a list is tested
 // in one pass rather than one pattern after the other.
 const minMultiContains = 4
 
-func newMultiContains(pats []string) *multiContains {
-	m := &multiContains{byPair: map[uint16][]string{}}
-	for _, p := range pats {
-		if len(p) < 2 {
-			m.short = append(m.short, p)
+// groupable reports whether a pattern can join a multiContains, and the
+// literal it starts with.
+func (s *strM) groupable() (string, bool) {
+	if !s.ascii || s.cased || s.isNum {
+		return "", false
+	}
+	switch {
+	case s.kind == kContains && s.pat != "":
+		return s.pat, true
+	case s.kind == kGlob && !s.anchorL && len(s.segs[0]) >= 2:
+		return s.segs[0], true
+	}
+	return "", false
+}
+
+func newMultiContains(ms []*strM) *multiContains {
+	m := &multiContains{byPair: map[uint16][]mcEntry{}}
+	for _, x := range ms {
+		first, _ := x.groupable()
+		e := mcEntry{pat: first}
+		if x.kind == kGlob {
+			e.glob = x
+		}
+		if len(first) < 2 {
+			m.short = append(m.short, first)
 			continue
 		}
-		k := uint16(p[0])<<8 | uint16(p[1])
+		k := uint16(first[0])<<8 | uint16(first[1])
 		m.bits[k>>6] |= 1 << (k & 63)
-		m.byPair[k] = append(m.byPair[k], p)
+		m.byPair[k] = append(m.byPair[k], e)
 	}
 	return m
 }
@@ -477,9 +504,13 @@ func (m *multiContains) matchValue(v any, _ events.Event) bool {
 		if m.bits[k>>6]&(1<<(k&63)) == 0 {
 			continue
 		}
-		for _, p := range m.byPair[k] {
-			if len(s)-i >= len(p) && eqFoldASCII(s[i:i+len(p)], p) {
-				return true
+		for _, e := range m.byPair[k] {
+			if len(s)-i >= len(e.pat) && eqFoldASCII(s[i:i+len(e.pat)], e.pat) {
+				// a glob starting here matches if it matches at all from here
+				// (its leftmost start is the best one)
+				if e.glob == nil || e.glob.matchString(s[i:]) {
+					return true
+				}
 			}
 		}
 	}

@@ -331,3 +331,18 @@ func TestMultiContains(t *testing.T) {
 		}
 	}
 }
+
+func TestMultiContainsGlobs(t *testing.T) {
+	s := compileOne(t, "  sel:\n    cmd|endswith: ['ab*yz', 'cd*wx', 'ef*gh', 'ij*k*l', 'm*n']\n  condition: sel\n", Config{})
+	if _, ok := s.index["test"].rest[0].m.(*fieldM).vals[1].(*multiContains); !ok {
+		t.Fatalf("patterns not grouped: %#v", s.index["test"].rest[0].m)
+	}
+	for _, tc := range []struct {
+		v    string
+		want bool
+	}{{"xxAB--YZ", true}, {"ab yz yz", true}, {"abyzq", false}, {"ab then cd then wx", true}, {"xefgh", true}, {"efghx", false}, {"IJ1K2L", true}, {"ij k l x", false}, {"ab ab cd yz", true}, {"m-n", true}, {"m-nx", false}} {
+		if got := len(s.Match(ev("cmd", tc.v), nil)) == 1; got != tc.want {
+			t.Errorf("%q: %v, want %v", tc.v, got, tc.want)
+		}
+	}
+}
