@@ -1,0 +1,278 @@
+package runtime
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"maps"
+	"slices"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/warden-sec/warden/internal/events"
+	"github.com/warden-sec/warden/internal/sigma"
+)
+
+// memSink is the alert store of the tests: idempotent by key, the count
+// is the highest recorded (as detect.Alerts.Record does).
+type memSink struct {
+	mu      sync.Mutex
+	alerts  map[string]sigma.Hit
+	records int
+}
+
+func newMemSink() *memSink { return &memSink{alerts: map[string]sigma.Hit{}} }
+
+func (s *memSink) Record(ctx context.Context, h sigma.Hit) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.records++
+	if old, ok := s.alerts[h.Key]; !ok || h.Count > old.Count {
+		s.alerts[h.Key] = h
+	}
+	return nil
+}
+
+func (s *memSink) snapshot() map[string]sigma.Hit {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return maps.Clone(s.alerts)
+}
+
+// killableSink refuses every record once its server is killed: a dead
+// server records nothing more.
+type killableSink struct {
+	AlertSink
+	dead atomic.Bool
+}
+
+func (s *killableSink) Record(ctx context.Context, h sigma.Hit) error {
+	if s.dead.Load() {
+		return errors.New("server killed")
+	}
+	return s.AlertSink.Record(ctx, h)
+}
+
+// appliedLog records which batches each partition applied, on which node.
+type appliedLog struct {
+	mu    sync.Mutex
+	seen  map[int]map[uint64]int // partition → seq → times applied (all nodes)
+	byNod map[string]map[int]uint64
+}
+
+func newAppliedLog() *appliedLog {
+	return &appliedLog{seen: map[int]map[uint64]int{}, byNod: map[string]map[int]uint64{}}
+}
+
+func (a *appliedLog) hook(node string, then func(p int, seq uint64)) func(int, uint64) {
+	return func(p int, seq uint64) {
+		a.mu.Lock()
+		if a.seen[p] == nil {
+			a.seen[p] = map[uint64]int{}
+		}
+		a.seen[p][seq]++
+		if a.byNod[node] == nil {
+			a.byNod[node] = map[int]uint64{}
+		}
+		a.byNod[node][p] = max(a.byNod[node][p], seq)
+		a.mu.Unlock()
+		if then != nil {
+			then(p, seq)
+		}
+	}
+}
+
+// missing lists, per partition, the batches of 1..last it never applied.
+func (a *appliedLog) missing(partitions int, last uint64) map[int][]uint64 {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	out := map[int][]uint64{}
+	for p := range partitions {
+		for s := uint64(1); s <= last; s++ {
+			if a.seen[p][s] == 0 {
+				out[p] = append(out[p], s)
+			}
+		}
+	}
+	return out
+}
+
+func (a *appliedLog) times(p int, seq uint64) int {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	return a.seen[p][seq]
+}
+
+func (a *appliedLog) allAt(partitions int, last uint64) bool {
+	return len(a.missing(partitions, last)) == 0
+}
+
+var t0 = time.Date(2026, 12, 2, 10, 0, 0, 0, time.UTC)
+
+func sshFailure(ip string, i int) events.Event {
+	return events.Event{
+		events.FieldTimestamp: events.FormatTime(t0.Add(time.Duration(i) * time.Second)),
+		events.FieldModule:    "sshd", events.FieldDataset: "sshd",
+		events.FieldCategory: "authentication", events.FieldAction: "ssh_login",
+		events.FieldOutcome: "failure", events.FieldSourceIP: ip, events.FieldUserName: "root",
+		events.FieldHostName: "web-1",
+		events.FieldMessage:  fmt.Sprintf("Failed password for root from %s port %d ssh2", ip, 40000+i),
+	}
+}
+
+func noise(i int) events.Event {
+	return events.Event{
+		events.FieldTimestamp: events.FormatTime(t0.Add(time.Duration(i) * time.Second)),
+		events.FieldModule:    "nginx", events.FieldDataset: "nginx.access",
+		events.FieldSourceIP: fmt.Sprintf("198.51.100.%d", i%250), events.FieldHostName: "web-2",
+		events.FieldMessage: "GET / HTTP/1.1",
+	}
+}
+
+// engine is what the tests run the runtime with.
+type testEngine struct {
+	compile func(rules []*sigma.Rule, cfg sigma.Config) (matcher, func(owns func(string) bool, lim sigma.Limits) correlator, error)
+	rules   RuleSource
+	key     func(ev events.Event) string // the brute force's partition key
+}
+
+func fakeEngine() testEngine {
+	return testEngine{
+		compile: fakeCompile,
+		rules:   RulesFunc(func(context.Context) ([]*sigma.Rule, uint64, error) { return []*sigma.Rule{fakeRule}, 1, nil }),
+		key:     fakeKey,
+	}
+}
+
+type testServer struct {
+	node   string
+	nats   *natsNode
+	nc     *nats.Conn
+	js     jetstream.JetStream
+	rt     *Runtime
+	sink   *killableSink
+	cancel context.CancelFunc
+	done   chan error
+}
+
+func quietLogger(t testing.TB) *slog.Logger {
+	if testing.Verbose() {
+		return slog.New(slog.NewTextHandler(testWriter{t}, &slog.HandlerOptions{Level: slog.LevelInfo}))
+	}
+	return slog.New(slog.NewTextHandler(io.Discard, nil))
+}
+
+type testWriter struct{ t testing.TB }
+
+func (w testWriter) Write(b []byte) (int, error) { w.t.Log(string(b)); return len(b), nil }
+
+func startServer(t testing.TB, nd *natsNode, eng testEngine, sink AlertSink, log *appliedLog, then func(p int, seq uint64), mod func(*Config)) *testServer {
+	t.Helper()
+	nc, js := connect(t, nd)
+	kv := openKV(t, js)
+	s := &testServer{node: nd.name, nats: nd, nc: nc, js: js, sink: &killableSink{AlertSink: sink}, done: make(chan error, 1)}
+	cfg := Config{
+		Node:               nd.name,
+		Stream:             &jsStream{js: js, stream: testStream},
+		KV:                 kv,
+		Rules:              eng.rules,
+		Alerts:             s.sink,
+		Heartbeat:          200 * time.Millisecond,
+		Lease:              time.Second,
+		CheckpointInterval: 300 * time.Millisecond,
+		Logger:             quietLogger(t).With("test_node", nd.name),
+		compile:            eng.compile,
+		applied:            log.hook(nd.name, then),
+	}
+	if mod != nil {
+		mod(&cfg)
+	}
+	rt, err := New(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s.rt = rt
+	ctx, cancel := context.WithCancel(context.Background())
+	s.cancel = cancel
+	go func() { s.done <- rt.Run(ctx) }()
+	t.Cleanup(func() {
+		cancel()
+		select {
+		case <-s.done:
+		case <-time.After(30 * time.Second):
+			t.Error("runtime did not stop")
+		}
+	})
+	return s
+}
+
+// ownerOf reads which node owns partition p.
+func ownerOf(t testing.TB, kv jetstream.KeyValue, p int) string {
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+	defer cancel()
+	e, err := kv.Get(ctx, ownerKey(p))
+	if err != nil {
+		return ""
+	}
+	var v ownerValue
+	if err := jsonUnmarshal(e.Value(), &v); err != nil {
+		t.Fatal(err)
+	}
+	return v.Node
+}
+
+func TestOneServerBruteForce(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		eng  func(t *testing.T) testEngine
+	}{
+		{"fake", func(*testing.T) testEngine { return fakeEngine() }},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			eng := tc.eng(t)
+			nodes := startNATS(t, 1)
+			_, js := connect(t, nodes[0])
+			setupJetStream(t, js, 1)
+			sink := newMemSink()
+			alog := newAppliedLog()
+			startServer(t, nodes[0], eng, sink, alog, nil, nil)
+
+			const attacker, burst = "203.0.113.7", 30
+			var last uint64
+			for i := range burst / 3 {
+				evs := []events.Event{noise(i), sshFailure(attacker, 3*i), sshFailure(attacker, 3*i+1), sshFailure(attacker, 3*i+2)}
+				// a few failures from others: under the threshold
+				evs = append(evs, sshFailure(fmt.Sprintf("192.0.2.%d", i), i))
+				last = publishRetry(t, js, "web-1", fmt.Sprint("b", i), evs)
+			}
+			waitFor(t, 30*time.Second, "every partition applied every batch", func() bool { return alog.allAt(DefaultPartitions, last) })
+			waitFor(t, 30*time.Second, "the alert has the full count", func() bool {
+				for _, h := range sink.snapshot() {
+					if h.Count == burst {
+						return true
+					}
+				}
+				return false
+			})
+			got := sink.snapshot()
+			if len(got) != 1 {
+				t.Fatalf("alerts: got %d keys %v, want 1", len(got), slices.Collect(maps.Keys(got)))
+			}
+			for k, h := range got {
+				if h.Group["source.ip"] != attacker || h.Count != burst {
+					t.Errorf("alert %s: group %v count %d, want source.ip %s count %d", k, h.Group, h.Count, attacker, burst)
+				}
+			}
+		})
+	}
+}
+
+func jsonUnmarshal(b []byte, v any) error { return json.Unmarshal(b, v) }
