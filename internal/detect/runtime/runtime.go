@@ -631,8 +631,9 @@ func (r *Runtime) rebalance(ctx context.Context, flushed bool) {
 		case o.present && o.Node == r.tok && o.Run == r.run:
 			claim = false // our own write of a partition being acquired
 		case o.present && (o.Node == r.tok || !isLive[o.Node]):
-			// Its owner is dead (or a past life of this server).
-			claim = want[id] == r.tok
+			// Its owner is dead (or a past life of this server). An owner
+			// this server has not heard of yet gets one lease to show up.
+			claim = want[id] == r.tok && now.Sub(o.since) >= r.cfg.Lease
 		case !o.present:
 			// Unowned: ours by the assignment, or unclaimed for long
 			// (views that disagree must not leave it idle).

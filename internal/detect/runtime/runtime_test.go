@@ -276,3 +276,174 @@ func TestOneServerBruteForce(t *testing.T) {
 }
 
 func jsonUnmarshal(b []byte, v any) error { return json.Unmarshal(b, v) }
+
+func readCheckpoint(kv jetstream.KeyValue, p int) (checkpoint, bool) {
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+	defer cancel()
+	var ck checkpoint
+	e, err := kv.Get(ctx, ckptKey(p))
+	if err != nil || jsonUnmarshal(e.Value(), &ck) != nil {
+		return ck, false
+	}
+	return ck, true
+}
+
+// TestFailover is issue 12's "Done when": on a 3-node cluster, killing the
+// server that owns the brute force's partition in the middle of the burst
+// still yields exactly one alert with the full count, and no event is
+// skipped (every partition applied every batch, across owners).
+func TestFailover(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		eng  func(t *testing.T) testEngine
+	}{
+		{"fake", func(*testing.T) testEngine { return fakeEngine() }},
+	} {
+		t.Run(tc.name, func(t *testing.T) { testFailover(t, tc.eng(t)) })
+	}
+}
+
+func testFailover(t *testing.T, eng testEngine) {
+	const (
+		attacker   = "203.0.113.7"
+		perBatch   = 3
+		partitions = DefaultPartitions
+	)
+	bfP := partitionOf(eng.key(sshFailure(attacker, 0)), partitions)
+
+	nodes := startNATS(t, 3)
+	_, js0 := connect(t, nodes[0])
+	setupJetStream(t, js0, 3)
+	sink := newMemSink()
+	alog := newAppliedLog()
+
+	// The victim blocks (as if frozen) on the first batch of phase 2 it
+	// applies to the brute force's partition, so its last checkpoint is
+	// strictly older than what it applied: the survivors must replay.
+	var (
+		victim     atomic.Value // node name
+		blockAfter atomic.Uint64
+		reached    = make(chan uint64, 1)
+		release    = make(chan struct{})
+		once       sync.Once
+	)
+	victim.Store("")
+	blockAfter.Store(1 << 62)
+	servers := make([]*testServer, 3)
+	for i, nd := range nodes {
+		name := nd.name
+		servers[i] = startServer(t, nd, eng, sink, alog, func(p int, seq uint64) {
+			if p == bfP && name == victim.Load().(string) && seq > blockAfter.Load() {
+				once.Do(func() {
+					reached <- seq
+					<-release
+				})
+			}
+		}, func(c *Config) { c.Lease = 2 * time.Second })
+	}
+	t.Cleanup(func() {
+		select {
+		case <-release:
+		default:
+			close(release)
+		}
+	})
+	waitFor(t, 60*time.Second, "partitions spread over the 3 servers", func() bool {
+		sum := 0
+		for _, s := range servers {
+			if s.rt.Owned() < partitions/3 {
+				return false
+			}
+			sum += s.rt.Owned()
+		}
+		return sum == partitions
+	})
+	kv := servers[0].rt.cfg.KV
+	vname := ownerOf(t, kv, bfP)
+	var vic *testServer
+	var survivors []*testServer
+	for _, s := range servers {
+		if s.node == vname {
+			vic = s
+		} else {
+			survivors = append(survivors, s)
+		}
+	}
+	if vic == nil {
+		t.Fatalf("partition %d owned by %q, not a server", bfP, vname)
+	}
+	t.Logf("brute force in partition %d, owned by %s", bfP, vname)
+	pub := survivors[0].js
+
+	total, batch := 0, 0
+	send := func(n int) uint64 {
+		var last uint64
+		for range n {
+			evs := []events.Event{noise(batch)}
+			for range perBatch {
+				evs = append(evs, sshFailure(attacker, total))
+				total++
+			}
+			evs = append(evs, sshFailure(fmt.Sprintf("192.0.2.%d", batch), batch))
+			last = publishRetry(t, pub, "web-1", fmt.Sprint("b", batch), evs)
+			batch++
+		}
+		return last
+	}
+
+	// Phase 1: the owner checkpoints part of the burst.
+	p1 := send(5)
+	waitFor(t, 30*time.Second, "the owner checkpointed phase 1", func() bool {
+		ck, ok := readCheckpoint(kv, bfP)
+		return ok && ck.Seq >= p1
+	})
+	// Phase 2: the owner applies one more batch, then is killed before
+	// its next checkpoint.
+	blockAfter.Store(p1)
+	victim.Store(vname)
+	send(2)
+	var blocked uint64
+	select {
+	case blocked = <-reached:
+	case <-time.After(30 * time.Second):
+		t.Fatal("the owner never applied phase 2")
+	}
+	vic.sink.dead.Store(true)
+	vic.nc.Close()
+	vic.nats.srv.Shutdown()
+	vic.cancel()
+	close(release)
+	if ck, _ := readCheckpoint(kv, bfP); ck.Seq >= blocked {
+		t.Fatalf("checkpoint at %d, want before the killed owner's last batch %d", ck.Seq, blocked)
+	}
+
+	// Phase 3: the burst goes on while the survivors take over.
+	last := send(5)
+	waitFor(t, 60*time.Second, "the survivors own every partition", func() bool {
+		return survivors[0].rt.Owned()+survivors[1].rt.Owned() == partitions
+	})
+	waitFor(t, 60*time.Second, "every partition applied every batch", func() bool { return alog.allAt(partitions, last) })
+	waitFor(t, 30*time.Second, "the alert has the full count", func() bool {
+		for _, h := range sink.snapshot() {
+			if h.Count == int64(total) {
+				return true
+			}
+		}
+		return false
+	})
+	got := sink.snapshot()
+	if len(got) != 1 {
+		t.Fatalf("alerts: got %d keys %v, want 1", len(got), slices.Collect(maps.Keys(got)))
+	}
+	for k, h := range got {
+		if h.Group["source.ip"] != attacker || h.Count != int64(total) {
+			t.Errorf("alert %s: group %v count %d, want source.ip %s count %d", k, h.Group, h.Count, attacker, total)
+		}
+	}
+	if n := alog.times(bfP, blocked); n < 2 {
+		t.Errorf("batch %d applied %d times to partition %d, want a replay after the failover", blocked, n, bfP)
+	}
+	if m := alog.missing(partitions, last); len(m) > 0 {
+		t.Errorf("batches never applied: %v", m)
+	}
+}
