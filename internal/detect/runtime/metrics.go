@@ -20,6 +20,8 @@ type metrics struct {
 	stateErrors  prometheus.Counter
 	rulesLoaded  prometheus.Gauge
 	compileFails prometheus.Counter
+	cut          *prometheus.GaugeVec
+	groups       prometheus.Gauge
 }
 
 func newMetrics(reg prometheus.Registerer) (*metrics, error) {
@@ -45,10 +47,14 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 		stateErrors:  c("state_restore_errors_total", "Checkpointed correlator state that could not be restored (the partition restarts empty)."),
 		rulesLoaded:  g("rules_version", "Version of the rule set in use."),
 		compileFails: c("rules_compile_errors_total", "Rule sets that failed to load or compile (the previous set stays in use)."),
+		cut: prometheus.NewGaugeVec(prometheus.GaugeOpts{Namespace: "warden", Subsystem: "detect", Name: "correlator_cut",
+			Help: "What the correlators of the partitions owned here cut or ignored since each partition began (sigma.Stats; it moves with the partitions): late, groups_evicted, values_cut, events_cut, no_time."},
+			[]string{"kind"}),
+		groups: g("correlator_groups", "Correlation and dedup groups held by the partitions owned here."),
 	}
 	if reg != nil {
 		for _, col := range []prometheus.Collector{m.events, m.matches, m.hits, m.recorded, m.retried, m.owned,
-			m.ckptAge, m.lag, m.checkpoints, m.ckptErrors, m.takeovers, m.lost, m.stateErrors, m.rulesLoaded, m.compileFails} {
+			m.ckptAge, m.lag, m.checkpoints, m.ckptErrors, m.takeovers, m.lost, m.stateErrors, m.rulesLoaded, m.compileFails, m.cut, m.groups} {
 			if err := reg.Register(col); err != nil {
 				return nil, err
 			}

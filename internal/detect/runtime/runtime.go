@@ -129,8 +129,6 @@ type Config struct {
 
 	// applied, in tests, is told each batch a partition applied.
 	applied func(p int, seq uint64)
-	// compile, in tests, replaces sigma.Compile.
-	compile func(rules []*sigma.Rule, cfg sigma.Config) (matcher, func(owns func(string) bool, lim sigma.Limits) correlator, error)
 }
 
 // matcher is what the runtime needs of a *sigma.Set.
@@ -143,6 +141,7 @@ type correlator interface {
 	Observe(ev events.Event, matched []*sigma.Rule, ref uint64) []sigma.Hit
 	MarshalBinary() ([]byte, error)
 	UnmarshalBinary([]byte) error
+	Stats() sigma.Stats
 }
 
 var (
@@ -240,9 +239,6 @@ func New(cfg Config) (*Runtime, error) {
 	}
 	if cfg.Lease <= cfg.Heartbeat {
 		return nil, fmt.Errorf("detect runtime: Lease %v must exceed Heartbeat %v", cfg.Lease, cfg.Heartbeat)
-	}
-	if cfg.compile == nil {
-		cfg.compile = compileSigma
 	}
 	if cfg.Logger == nil {
 		cfg.Logger = slog.Default()
@@ -461,7 +457,7 @@ func (r *Runtime) loadRules(ctx context.Context) bool {
 	if r.rulesOK && ver == r.rulesVer {
 		return true
 	}
-	set, newCorr, err := r.cfg.compile(rules, r.cfg.Sigma)
+	set, newCorr, err := compileSigma(rules, r.cfg.Sigma)
 	if err != nil {
 		// The rules API refuses what does not compile, so this is a
 		// mapping or placeholder change gone wrong: keep the old set.
@@ -721,6 +717,22 @@ func (r *Runtime) updateGauges(ctx context.Context) {
 		pos = min(pos, p.applied)
 	}
 	r.m.ckptAge.Set(time.Since(oldest).Seconds())
+	var st sigma.Stats
+	for _, p := range r.owned {
+		s := p.corr.Stats()
+		st.Late += s.Late
+		st.GroupsEvicted += s.GroupsEvicted
+		st.ValuesCut += s.ValuesCut
+		st.EventsCut += s.EventsCut
+		st.NoTime += s.NoTime
+		st.Groups += s.Groups
+	}
+	r.m.cut.WithLabelValues("late").Set(float64(st.Late))
+	r.m.cut.WithLabelValues("groups_evicted").Set(float64(st.GroupsEvicted))
+	r.m.cut.WithLabelValues("values_cut").Set(float64(st.ValuesCut))
+	r.m.cut.WithLabelValues("events_cut").Set(float64(st.EventsCut))
+	r.m.cut.WithLabelValues("no_time").Set(float64(st.NoTime))
+	r.m.groups.Set(float64(st.Groups))
 	lctx, cancel := context.WithTimeout(ctx, r.cfg.Lease)
 	defer cancel()
 	if last, err := r.cfg.Stream.LastSeq(lctx); err == nil && last >= pos {

@@ -137,18 +137,33 @@ func noise(i int) events.Event {
 	}
 }
 
-// engine is what the tests run the runtime with.
+// testEngine is the rules the tests run the runtime with, and the
+// partition key of the brute force.
 type testEngine struct {
-	compile func(rules []*sigma.Rule, cfg sigma.Config) (matcher, func(owns func(string) bool, lim sigma.Limits) correlator, error)
-	rules   RuleSource
-	key     func(ev events.Event) string // the brute force's partition key
+	rules RuleSource
+	key   func(ev events.Event) string
 }
 
-func fakeEngine() testEngine {
+// builtinEngine is sigma's built-in pack, whose SSH brute-force
+// correlation (event_count >= 10 per source.ip in 1m) the tests trigger.
+func builtinEngine(t testing.TB) testEngine {
+	t.Helper()
+	rules, err := sigma.Builtin()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var bf *sigma.Rule
+	for _, r := range rules {
+		if r.Title == "SSH brute force" {
+			bf = r
+		}
+	}
+	if bf == nil || bf.Correlation == nil {
+		t.Fatal("the built-in pack has no SSH brute force correlation")
+	}
 	return testEngine{
-		compile: fakeCompile,
-		rules:   RulesFunc(func(context.Context) ([]*sigma.Rule, uint64, error) { return []*sigma.Rule{fakeRule}, 1, nil }),
-		key:     fakeKey,
+		rules: RulesFunc(func(context.Context) ([]*sigma.Rule, uint64, error) { return rules, 1, nil }),
+		key:   func(ev events.Event) string { return sigma.PartitionKey(bf, ev) },
 	}
 }
 
@@ -189,7 +204,6 @@ func startServer(t testing.TB, nd *natsNode, eng testEngine, sink AlertSink, log
 		Lease:              time.Second,
 		CheckpointInterval: 300 * time.Millisecond,
 		Logger:             quietLogger(t).With("test_node", nd.name),
-		compile:            eng.compile,
 		applied:            log.hook(nd.name, then),
 	}
 	if mod != nil {
@@ -234,7 +248,7 @@ func TestOneServerBruteForce(t *testing.T) {
 		name string
 		eng  func(t *testing.T) testEngine
 	}{
-		{"fake", func(*testing.T) testEngine { return fakeEngine() }},
+		{"builtin", func(t *testing.T) testEngine { return builtinEngine(t) }},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			eng := tc.eng(t)
@@ -297,7 +311,7 @@ func TestFailover(t *testing.T) {
 		name string
 		eng  func(t *testing.T) testEngine
 	}{
-		{"fake", func(*testing.T) testEngine { return fakeEngine() }},
+		{"builtin", func(t *testing.T) testEngine { return builtinEngine(t) }},
 	} {
 		t.Run(tc.name, func(t *testing.T) { testFailover(t, tc.eng(t)) })
 	}
