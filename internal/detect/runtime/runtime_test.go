@@ -16,6 +16,7 @@ import (
 
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
+	dto "github.com/prometheus/client_model/go"
 
 	"github.com/warden-sec/warden/internal/events"
 	"github.com/warden-sec/warden/internal/sigma"
@@ -460,4 +461,139 @@ func testFailover(t *testing.T, eng testEngine) {
 	if m := alog.missing(partitions, last); len(m) > 0 {
 		t.Errorf("batches never applied: %v", m)
 	}
+}
+
+// failingSink fails every record while failing is set.
+type failingSink struct {
+	AlertSink
+	failing atomic.Bool
+}
+
+func (s *failingSink) Record(ctx context.Context, h sigma.Hit) error {
+	if s.failing.Load() {
+		return errors.New("alert store unavailable")
+	}
+	return s.AlertSink.Record(ctx, h)
+}
+
+func counterValue(t testing.TB, c interface{ Write(*dto.Metric) error }) float64 {
+	var m dto.Metric
+	if err := c.Write(&m); err != nil {
+		t.Fatal(err)
+	}
+	if m.Counter != nil {
+		return m.Counter.GetValue()
+	}
+	return m.Gauge.GetValue()
+}
+
+// TestRecordRetried: a hit that cannot be recorded is retried, never
+// dropped, and no checkpoint advances past the events that made it.
+func TestRecordRetried(t *testing.T) {
+	eng := builtinEngine(t)
+	nodes := startNATS(t, 1)
+	_, js := connect(t, nodes[0])
+	setupJetStream(t, js, 1)
+	mem := newMemSink()
+	sink := &failingSink{AlertSink: mem}
+	alog := newAppliedLog()
+	s := startServer(t, nodes[0], eng, sink, alog, nil, nil)
+	waitFor(t, 30*time.Second, "partitions owned", func() bool { return s.rt.Owned() == DefaultPartitions })
+
+	const attacker = "203.0.113.9"
+	bfP := partitionOf(eng.key(sshFailure(attacker, 0)), DefaultPartitions)
+	// Under the threshold: checkpoints advance.
+	before := publishRetry(t, js, "web-1", "r0", []events.Event{sshFailure(attacker, 0), sshFailure(attacker, 1)})
+	waitFor(t, 30*time.Second, "checkpoint before the hit", func() bool {
+		ck, ok := readCheckpoint(s.rt.cfg.KV, bfP)
+		return ok && ck.Seq >= before
+	})
+	sink.failing.Store(true)
+	var last uint64
+	for i := range 4 {
+		last = publishRetry(t, js, "web-1", fmt.Sprint("r", i+1), []events.Event{
+			sshFailure(attacker, 2+3*i), sshFailure(attacker, 3+3*i), sshFailure(attacker, 4+3*i)})
+	}
+	waitFor(t, 30*time.Second, "records retried", func() bool { return counterValue(t, s.rt.m.retried) >= 3 })
+	if ck, _ := readCheckpoint(s.rt.cfg.KV, bfP); ck.Seq > before+2 {
+		// the hit is made by the batch before+3 (10th failure) at the latest
+		t.Fatalf("checkpoint at %d while the hit of batch %d is not recorded", ck.Seq, before+3)
+	}
+	if n := len(mem.snapshot()); n != 0 {
+		t.Fatalf("%d alerts recorded while the store fails", n)
+	}
+	sink.failing.Store(false)
+	waitFor(t, 30*time.Second, "the alert recorded with the full count", func() bool {
+		for _, h := range mem.snapshot() {
+			if h.Count == 14 {
+				return true
+			}
+		}
+		return false
+	})
+	waitFor(t, 30*time.Second, "checkpoint past the hit", func() bool {
+		ck, ok := readCheckpoint(s.rt.cfg.KV, bfP)
+		return ok && ck.Seq >= last
+	})
+}
+
+// TestRulesReload: a new rule set is swapped in between batches and the
+// correlation state of the rules that remain is kept.
+func TestRulesReload(t *testing.T) {
+	rules, err := sigma.Builtin()
+	if err != nil {
+		t.Fatal(err)
+	}
+	extra, err := sigma.Parse("extra.yml", []byte(`title: Root login attempt
+id: 0b8a4f4e-8d0c-4d8e-9d53-8f1a7a5b6c01
+status: test
+logsource: {product: linux, service: sshd}
+detection:
+  selection: {user.name: root, event.outcome: failure}
+  condition: selection
+level: medium
+`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var ver atomic.Uint64
+	ver.Store(1)
+	src := RulesFunc(func(context.Context) ([]*sigma.Rule, uint64, error) {
+		if ver.Load() == 1 {
+			return rules, 1, nil
+		}
+		return append(slices.Clone(rules), extra...), ver.Load(), nil
+	})
+	eng := builtinEngine(t)
+	eng.rules = src
+	nodes := startNATS(t, 1)
+	_, js := connect(t, nodes[0])
+	setupJetStream(t, js, 1)
+	mem := newMemSink()
+	alog := newAppliedLog()
+	s := startServer(t, nodes[0], eng, mem, alog, nil, nil)
+
+	const attacker = "203.0.113.10"
+	var evs []events.Event
+	for i := range 6 {
+		evs = append(evs, sshFailure(attacker, i))
+	}
+	first := publishRetry(t, js, "web-1", "a", evs)
+	waitFor(t, 30*time.Second, "first half applied", func() bool { return alog.allAt(DefaultPartitions, first) })
+	ver.Store(2)
+	s.rt.Reload()
+	waitFor(t, 30*time.Second, "rules version 2 loaded", func() bool { return counterValue(t, s.rt.m.rulesLoaded) == 2 })
+	evs = evs[:0]
+	for i := range 6 {
+		evs = append(evs, sshFailure(attacker, 6+i))
+	}
+	publishRetry(t, js, "web-1", "b", evs)
+	waitFor(t, 30*time.Second, "brute force across the reload (count 12) and the new rule's alert", func() bool {
+		var bf, root bool
+		for _, h := range mem.snapshot() {
+			bf = bf || h.Rule.Title == "SSH brute force" && h.Count == 12
+			root = root || h.Rule.Title == "Root login attempt"
+		}
+		return bf && root
+	})
 }
