@@ -182,6 +182,9 @@ type Runtime struct {
 	matchBuf []*sigma.Rule
 	active   []*partition
 
+	lastCkpt  time.Time
+	ckptEvery time.Duration
+
 	ownedN atomic.Int64
 }
 
@@ -193,15 +196,9 @@ type partition struct {
 	applied  uint64 // last stream sequence applied
 	ckptSeq  uint64 // applied as of the last checkpoint
 	ckptAt   time.Time
+	slot     string // chunk slot of the last checkpoint ("" inline)
+	purged   bool   // past lives' chunks purged
 	corr     correlator
-}
-
-// checkpoint is the value of ckpt.<p>.
-type checkpoint struct {
-	V     int    `json:"v"`
-	Seq   uint64 `json:"seq"`   // last stream sequence applied
-	Rules uint64 `json:"rules"` // rule set version the state was made with
-	State []byte `json:"state"` // sigma.Correlator.MarshalBinary
 }
 
 var tokenRE = regexp.MustCompile(`^[A-Za-z0-9_-]{1,64}$`)
@@ -513,10 +510,15 @@ func (r *Runtime) control(ctx context.Context) time.Duration {
 			r.drop(p, true)
 		}
 	}
-	if flushed {
+	if flushed && time.Since(r.lastCkpt) >= r.ckptEvery {
+		// Checkpoints take at most about a tenth of the time: a large
+		// state is checkpointed less often than CheckpointInterval.
+		start := time.Now()
 		for _, p := range slices.Clone(r.owned) {
 			r.checkpoint(ctx, p)
 		}
+		r.lastCkpt = time.Now()
+		r.ckptEvery = max(r.cfg.CheckpointInterval, 9*r.lastCkpt.Sub(start))
 	}
 	r.rebalance(ctx, flushed)
 	r.updateGauges(ctx)
@@ -559,14 +561,23 @@ func (r *Runtime) checkpoint(ctx context.Context, p *partition) {
 		r.m.ckptErrors.Inc()
 		return
 	}
-	v, _ := json.Marshal(checkpoint{V: 1, Seq: p.applied, Rules: r.rulesVer, State: st})
 	wctx, cancel := context.WithTimeout(ctx, r.cfg.Lease)
-	rev, err := r.cfg.KV.Update(wctx, ckptKey(p.id), v, p.ckptRev)
-	cancel()
+	defer cancel()
+	ck, err := encodeState(wctx, r.cfg.KV, p.id, r.run, p.slot, st)
+	var rev uint64
+	if err == nil {
+		ck.Seq, ck.Rules = p.applied, r.rulesVer
+		v, _ := json.Marshal(ck)
+		rev, err = r.cfg.KV.Update(wctx, ckptKey(p.id), v, p.ckptRev)
+	}
 	switch {
 	case err == nil:
-		p.ckptRev, p.ckptSeq, p.ckptAt = rev, p.applied, time.Now()
+		p.ckptRev, p.ckptSeq, p.ckptAt, p.slot = rev, p.applied, time.Now(), ck.Slot
 		r.m.checkpoints.Inc()
+		if !p.purged {
+			purgeChunks(wctx, r.cfg.KV, p.id, r.run)
+			p.purged = true
+		}
 	case isCASConflict(err):
 		r.log.Warn("detect: checkpoint fenced off: partition taken by another server", "partition", p.id)
 		r.drop(p, true)
@@ -686,14 +697,22 @@ func (r *Runtime) acquire(ctx context.Context, id int, o ownerSeen) {
 		return
 	}
 	p.corr = r.newCorrelator(id)
-	if len(ck.State) > 0 {
-		if err := p.corr.UnmarshalBinary(ck.State); err != nil {
-			r.log.Error("detect: checkpointed correlation state not restored; the partition's correlations restart empty", "partition", id, "err", err)
-			r.m.stateErrors.Inc()
-			p.corr = r.newCorrelator(id)
-		}
+	st, err := decodeState(wctx, r.cfg.KV, id, ck)
+	if err != nil && !errors.Is(err, errBadChunks) && !errors.Is(err, jetstream.ErrKeyNotFound) {
+		// Transient (the bucket did not answer): try again later.
+		r.log.Warn("detect: cannot read the partition's state; releasing it", "partition", id, "err", err)
+		_ = r.cfg.KV.Delete(wctx, ownerKey(id), jetstream.LastRevision(rev))
+		return
 	}
-	p.applied, p.ckptSeq, p.ckptAt = ck.Seq, ck.Seq, time.Now()
+	if err == nil && len(st) > 0 {
+		err = p.corr.UnmarshalBinary(st)
+	}
+	if err != nil {
+		r.log.Error("detect: checkpointed correlation state not restored; the partition's correlations restart empty", "partition", id, "err", err)
+		r.m.stateErrors.Inc()
+		p.corr = r.newCorrelator(id)
+	}
+	p.applied, p.ckptSeq, p.ckptAt, p.slot = ck.Seq, ck.Seq, time.Now(), ck.Slot
 	r.parts[id] = p
 	r.owned = append(r.owned, p)
 	slices.SortFunc(r.owned, func(a, b *partition) int { return a.id - b.id })
