@@ -94,7 +94,7 @@ func benchEvents(n int, rng *rand.Rand) []events.Event {
 			out[i] = events.Event{events.FieldTimestamp: ts, events.FieldModule: "nginx", events.FieldDataset: "nginx.access",
 				events.FieldSourceIP: ip, "http.request.method": "GET", "url.original": paths[rng.IntN(len(paths))],
 				"http.response.status_code": float64([]int{200, 200, 200, 304, 404, 403}[rng.IntN(6)]),
-				"user_agent.original": "Mozilla/5.0", events.FieldHostName: host, events.FieldMessage: ip + ` - - "GET / HTTP/1.1" 200 512`,
+				"user_agent.original":       "Mozilla/5.0", events.FieldHostName: host, events.FieldMessage: ip + ` - - "GET / HTTP/1.1" 200 512`,
 				events.FieldFilePath: "/var/log/nginx/access.log"}
 		default:
 			out[i] = events.Event{events.FieldTimestamp: ts, events.FieldModule: "syslog", events.FieldDataset: "syslog",

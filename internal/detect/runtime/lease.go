@@ -250,10 +250,6 @@ func (m *membership) heartbeatAge() time.Duration {
 	return m.now().Sub(m.beatOK)
 }
 
-// errLost is a CAS on an owner or checkpoint key that failed: another
-// server changed it, so this one no longer owns the partition.
-var errLost = errors.New("partition lost to another server")
-
 func isCASConflict(err error) bool {
 	return errors.Is(err, jetstream.ErrKeyExists) || errors.Is(err, jetstream.ErrKeyRevisionMismatch)
 }

@@ -22,6 +22,7 @@ type metrics struct {
 	compileFails prometheus.Counter
 	cut          *prometheus.GaugeVec
 	groups       prometheus.Gauge
+	skipped      prometheus.Counter
 }
 
 func newMetrics(reg prometheus.Registerer) (*metrics, error) {
@@ -50,11 +51,12 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 		cut: prometheus.NewGaugeVec(prometheus.GaugeOpts{Namespace: "warden", Subsystem: "detect", Name: "correlator_cut",
 			Help: "What the correlators of the partitions owned here cut or ignored since each partition began (sigma.Stats; it moves with the partitions): late, groups_evicted, values_cut, events_cut, no_time."},
 			[]string{"kind"}),
-		groups: g("correlator_groups", "Correlation and dedup groups held by the partitions owned here."),
+		groups:  g("correlator_groups", "Correlation and dedup groups held by the partitions owned here."),
+		skipped: c("batches_expired_total", "Batches removed from the stream (retention) before a partition applied them: detection never saw them."),
 	}
 	if reg != nil {
 		for _, col := range []prometheus.Collector{m.events, m.matches, m.hits, m.recorded, m.retried, m.owned,
-			m.ckptAge, m.lag, m.checkpoints, m.ckptErrors, m.takeovers, m.lost, m.stateErrors, m.rulesLoaded, m.compileFails, m.cut, m.groups} {
+			m.ckptAge, m.lag, m.checkpoints, m.ckptErrors, m.takeovers, m.lost, m.stateErrors, m.rulesLoaded, m.compileFails, m.cut, m.groups, m.skipped} {
 			if err := reg.Register(col); err != nil {
 				return nil, err
 			}

@@ -414,6 +414,18 @@ func (r *Runtime) apply(b events.Batch) error {
 	if len(active) == 0 {
 		return nil
 	}
+	var gap uint64
+	for _, p := range active {
+		if p.applied+1 < seq {
+			gap = max(gap, seq-p.applied-1)
+		}
+	}
+	if gap > 0 {
+		// Batches gone from the stream (retention) before this partition
+		// applied them: detection never saw them.
+		r.m.skipped.Add(float64(gap))
+		r.log.Warn("detect: batches no longer in the stream were never applied", "batches", gap, "next", seq)
+	}
 	var matches, hits int
 	for _, ev := range b.Events {
 		r.matchBuf = r.set.Match(ev, r.matchBuf[:0])
