@@ -10,6 +10,7 @@ import (
 	"github.com/warden-sec/warden/internal/authority"
 	"github.com/warden-sec/warden/internal/authz"
 	"github.com/warden-sec/warden/internal/errs"
+	"github.com/warden-sec/warden/internal/events"
 	"github.com/warden-sec/warden/internal/identity"
 	"github.com/warden-sec/warden/internal/policy"
 )
@@ -75,6 +76,11 @@ func policyTarget(action string) targetFunc {
 func (s *Server) authorize(req *request, tg target) error {
 	c := req.caller
 	if c.root {
+		// At most one event a second per address and action: a script
+		// running as root must not flood the stream.
+		addr := clientKey(req.Request)
+		s.cfg.ServerEvents.EmitThrottled("root_token "+addr+" "+tg.action, events.ActionRootToken,
+			events.Event{events.FieldSourceIP: addr, "warden.action": tg.action, "warden.resource": tg.resource.UID.String()})
 		s.log.Warn("root token used", "action", tg.action, "resource", tg.resource.UID.String(), "request_id", req.id,
 			"source", clientKey(req.Request))
 		return nil

@@ -16,6 +16,7 @@ import (
 	"github.com/warden-sec/warden/internal/barrier"
 	"github.com/warden-sec/warden/internal/core"
 	"github.com/warden-sec/warden/internal/errs"
+	"github.com/warden-sec/warden/internal/events"
 	"github.com/warden-sec/warden/internal/identity"
 	"github.com/warden-sec/warden/internal/store"
 )
@@ -83,6 +84,7 @@ func (s *Server) serve(rt *route, req *request) int {
 	w.Header().Set("X-Request-Id", req.id)
 	addr := clientKey(req.Request)
 	if s.limiter != nil && !s.limiter.allow(addr) {
+		s.cfg.ServerEvents.EmitThrottled("rate_limited "+addr, events.ActionRateLimited, events.Event{events.FieldSourceIP: addr})
 		w.Header().Set("Retry-After", "1")
 		return writeError(w, http.StatusTooManyRequests, "rate limit exceeded; retry later")
 	}
@@ -103,6 +105,9 @@ func (s *Server) serve(rt *route, req *request) int {
 		_ = http.NewResponseController(w).SetReadDeadline(deadline) // not every writer supports it (tests' recorders)
 	}
 	ctx, cancel := context.WithDeadline(req.Context(), deadline)
+	if rt.streaming {
+		ctx, cancel = context.WithCancel(req.Context())
+	}
 	defer cancel()
 	if q := req.URL.RawQuery; q != "" && (req.Method == "GET" || req.Method == "LIST") {
 		switch req.URL.Query().Get("stale") {
@@ -352,6 +357,9 @@ func (s *Server) authenticate(r *http.Request) (*caller, *identity.Token, error)
 		if r.TLS != nil && len(r.TLS.VerifiedChains) > 0 && s.cfg.Nodes != nil {
 			id, err := s.cfg.Nodes.AuthenticateCert(r.TLS.VerifiedChains[0][0])
 			if err != nil {
+				if strings.Contains(err.Error(), "revoked") {
+					s.serverEvent(r, events.ActionRevokedCertificate, r.TLS.VerifiedChains[0][0])
+				}
 				return nil, nil, err
 			}
 			return nodeCaller(id), nil, nil

@@ -61,6 +61,7 @@ func notAudited() map[string]string {
 		"audit.proof.inclusion":   "hashes only, for verifiers",
 		"audit.proof.consistency": "hashes only, for verifiers",
 		"metrics.read":            "counters, scraped every few seconds",
+		"events.write":            "agents' telemetry, at their rate: the event stream is its record; counted in metrics (warden_events_*)",
 	}
 }
 
@@ -85,6 +86,9 @@ type route struct {
 	h      handlerFunc
 	// maxBody overrides the server's request size limit (0: the limit).
 	maxBody int64
+	// streaming: the response lasts as long as the client stays (no
+	// request deadline; the body limit still applies).
+	streaming bool
 }
 
 // check returns why rt cannot be registered, or nil.
@@ -190,6 +194,14 @@ func (s *Server) routeTable() []route {
 		// every node. Both are changes: their records ride with them.
 		{method: "POST", pattern: "/v1/audit/archive", name: "audit.archive", target: fixed(authz.ActionAuditArchive, authz.TypeAuditLog, "warden"), audit: auditChange, status: ok, h: s.auditArchive},
 		{method: "POST", pattern: "/v1/audit/prune", name: "audit.prune", target: fixed(authz.ActionAuditPrune, authz.TypeAuditLog, "warden"), audit: auditChange, status: ok, h: s.auditPrune},
+
+		// Events: a node posts its own batches; searching and following
+		// the stream are reads, recorded when asked (a tail at its open).
+		{method: "POST", pattern: "/v1/events", name: "events.write", target: eventsWriteTarget, audit: auditNone, status: ok, h: s.eventsWrite,
+			maxBody: s.cfg.EventsMaxBatchBytes},
+		{method: "GET", pattern: "/v1/events", name: "events.search", target: system(authz.ActionEventsRead), audit: auditRead, status: ok, h: s.eventsSearch},
+		{method: "GET", pattern: "/v1/events/tail", name: "events.tail", target: system(authz.ActionEventsRead), audit: auditRead, status: ok, h: s.eventsTail,
+			streaming: true},
 	}
 	if s.cfg.Gather != nil {
 		m := route{method: "GET", pattern: "/metrics", name: "metrics.read", audit: auditNone, status: ok, h: s.metricsRead}

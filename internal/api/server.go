@@ -29,6 +29,7 @@ import (
 	"github.com/warden-sec/warden/internal/core"
 	"github.com/warden-sec/warden/internal/decisionlog"
 	"github.com/warden-sec/warden/internal/errs"
+	"github.com/warden-sec/warden/internal/events"
 	"github.com/warden-sec/warden/internal/identity"
 	"github.com/warden-sec/warden/internal/policy"
 	"github.com/warden-sec/warden/internal/secrets"
@@ -76,6 +77,17 @@ type Config struct {
 	// DecisionLog, if set, is given every decision of the decision API
 	// (see internal/decisionlog); it must not block.
 	DecisionLog DecisionLogger
+
+	// EventsMaxBatchBytes bounds a batch of POST /v1/events, compressed
+	// and decompressed (0: events.DefaultMaxBatchBytes, 4 MiB).
+	EventsMaxBatchBytes int64
+	// EventsInFlight bounds the batches stored at once (0:
+	// DefaultEventsInFlight); beyond it POST /v1/events answers 429.
+	EventsInFlight int
+	// ServerEvents, if set, takes this server's own security events
+	// (revoked certificates presented, root token used, rate limiting);
+	// it never blocks.
+	ServerEvents *events.Emitter
 
 	// testRoutes are appended to the route table (tests of this package).
 	testRoutes []route
@@ -134,6 +146,12 @@ type Server struct {
 	entitySets *authz.EntityCache
 	// principals are the entity collections of token callers.
 	principals principalCache
+
+	// plane is the event plane (nil until it runs); eventSlots bound the
+	// batches stored at once; evm counts them.
+	plane      atomic.Pointer[events.Plane]
+	eventSlots chan struct{}
+	evm        *eventMetrics
 }
 
 // Bounds of the decision API's cache of repeated entity sets: the number
@@ -173,6 +191,12 @@ func New(cfg Config) *Server {
 	if cfg.AuthFailureWindow <= 0 {
 		cfg.AuthFailureWindow = DefaultAuthFailureWindow
 	}
+	if cfg.EventsMaxBatchBytes <= 0 {
+		cfg.EventsMaxBatchBytes = events.DefaultMaxBatchBytes
+	}
+	if cfg.EventsInFlight <= 0 {
+		cfg.EventsInFlight = DefaultEventsInFlight
+	}
 	log := cfg.Logger
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
@@ -185,6 +209,8 @@ func New(cfg Config) *Server {
 		s.limiter = newLimiter(cfg.RateLimit, cfg.RateBurst)
 	}
 	s.metrics = newMetrics(cfg.Metrics, cfg.Core)
+	s.evm = newEventMetrics(cfg.Metrics)
+	s.eventSlots = make(chan struct{}, cfg.EventsInFlight)
 	if cfg.Gather != nil {
 		s.exposition = promhttp.HandlerFor(cfg.Gather, promhttp.HandlerOpts{})
 	}

@@ -93,6 +93,7 @@ type Service struct {
 	// OnSinkFailure, if set, is called with the sink's name on every failed
 	// write (for metrics).
 	onSinkFailure func(name string)
+	onDamaged     func(error)
 	maxSinkLag    uint64
 	sinkRetry     time.Duration
 
@@ -131,6 +132,9 @@ type Options struct {
 	SinkRetry     time.Duration
 	Logger        *slog.Logger
 	OnSinkFailure func(name string)
+	// OnDamaged, if set, is called once when the log's integrity check
+	// first finds damage (it must not block).
+	OnDamaged func(error)
 	// Journal, if set, is where Record writes records (see merge.go and
 	// docs/audit.md, "The journal"); the service merges them into the
 	// replicated log and closes the journal on Close. NodeID names the
@@ -151,7 +155,7 @@ func New(c Core, t Tree, o Options) (*Service, error) {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	s := &Service{core: c, tree: t, sinks: o.Sinks, log: log, onSinkFailure: o.OnSinkFailure,
+	s := &Service{core: c, tree: t, sinks: o.Sinks, log: log, onSinkFailure: o.OnSinkFailure, onDamaged: o.OnDamaged,
 		maxSinkLag: o.MaxSinkLag, sinkRetry: o.SinkRetry, tailCh: make(chan struct{})}
 	s.records.commit = s.appendAudit
 	if s.maxSinkLag == 0 {

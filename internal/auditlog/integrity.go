@@ -37,6 +37,9 @@ func (s *Service) Damaged() error {
 func (s *Service) markDamaged(d *audit.Damage) {
 	if s.damage.CompareAndSwap(nil, d) {
 		s.log.Error("audit log damaged: " + d.Error())
+		if s.onDamaged != nil {
+			s.onDamaged(d)
+		}
 	}
 }
 
@@ -132,7 +135,9 @@ func (s *Service) scrubLocked(ctx context.Context) error {
 		if len(found) < maxReported {
 			s.log.Error("audit log damaged: " + d.Error())
 		}
-		s.damage.CompareAndSwap(nil, d)
+		if s.damage.CompareAndSwap(nil, d) && s.onDamaged != nil {
+			s.onDamaged(d)
+		}
 		found = append(found, d)
 	}
 	if err := s.tree.CheckDatabase(); err != nil {

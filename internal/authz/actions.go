@@ -66,6 +66,20 @@ const (
 	ActionConduitCheck  = "conduit.check"
 	// ActionConduitConnect is what conduit policies permit between nodes.
 	ActionConduitConnect = "conduit.connect"
+
+	// ActionEventsWrite is a node sending its own events (POST /v1/events,
+	// on Node::"<the caller>"); the built-in policy of the warden store
+	// grants it to every enrolled node on itself.
+	ActionEventsWrite = "events.write"
+	// ActionEventsRead is searching and following the event stream.
+	ActionEventsRead = "events.read"
+	ActionRulesRead  = "rules.read"
+	ActionRulesWrite = "rules.write"
+	ActionAlertsRead = "alerts.read"
+	// ActionAlertsWrite is acknowledging and closing alerts.
+	ActionAlertsWrite = "alerts.write"
+	// ActionNotifyWrite is creating and deleting notification channels.
+	ActionNotifyWrite = "notify.write"
 )
 
 // Entity types of Warden's own schema.
@@ -108,6 +122,8 @@ func Actions() []string {
 		ActionCertList,
 		ActionAuthWhoami,
 		ActionZoneCreate, ActionZoneList, ActionConduitCreate, ActionConduitCheck, ActionConduitConnect,
+		ActionEventsWrite, ActionEventsRead, ActionRulesRead, ActionRulesWrite, ActionAlertsRead, ActionAlertsWrite,
+		ActionNotifyWrite,
 	}
 }
 
@@ -192,6 +208,16 @@ action "audit.read", "audit.hash", "audit.archive", "audit.prune" appliesTo {
 action "policy.read", "policy.write", "policy.delete", "policy.list" appliesTo {
   principal: [User, Node, Service, Root],
   resource: [Policy],
+};
+
+action "events.write" appliesTo {
+  principal: [User, Node, Service, Root],
+  resource: [Node],
+};
+
+action "events.read", "rules.read", "rules.write", "alerts.read", "alerts.write", "notify.write" appliesTo {
+  principal: [User, Node, Service, Root],
+  resource: [System],
 };
 
 action "authz.store.create", "authz.store.delete", "authz.store.list", "authz.check",

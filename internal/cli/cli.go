@@ -165,6 +165,7 @@ func newRootCmd(g *globals) *cobra.Command {
 		newCertCmd(g),
 		newZoneCmd(g),
 		newConduitCmd(g),
+		newEventsCmd(g),
 		newAgentCmd(g),
 		newVersionCmd(),
 		newServerCmd(),

@@ -11,7 +11,8 @@
 // nothing, so the previous version stays in force.
 //
 // The store named "warden" governs Warden's own API; it always exists and
-// starts empty, so only the root token can act until policies are written.
+// starts with only the built-in policies (BuiltinPolicies), so only the root
+// token can do anything else until policies are written.
 //
 // policy knows nothing about HTTP or Raft.
 package policy
@@ -32,6 +33,33 @@ import (
 	"github.com/warden-sec/warden/internal/names"
 	"github.com/warden-sec/warden/internal/store/kv"
 )
+
+// builtinPrefix starts the names of the built-in policies of the warden
+// store; no one may write or delete a policy under it there.
+const builtinPrefix = "builtin/"
+
+// BuiltinPolicies returns the policies the warden store always holds, by
+// name (a new map on every call). They are compiled with the store's own
+// policies, so a forbid overrides them as it does any permit:
+//
+//   - builtin/node-events: every enrolled node may send its own events
+//     (events.write on itself), and no one else's.
+func BuiltinPolicies() map[string]string {
+	return map[string]string{
+		builtinPrefix + "node-events": `// Built in: every enrolled node ships its own events, and no one else's.
+permit (principal is Node, action == Action::"events.write", resource is Node)
+when { principal == resource };`,
+	}
+}
+
+// refuseBuiltin refuses a change to a built-in policy's name.
+func refuseBuiltin(storeName, name string) error {
+	if storeName == WardenStore && strings.HasPrefix(name, builtinPrefix) {
+		return errs.E(errs.Invalid, "policy %q: names under %q are the built-in policies of the %q store; they cannot be written or deleted",
+			name, builtinPrefix, WardenStore)
+	}
+	return nil
+}
 
 // Storage is the encrypted view (core.Core implements it).
 type Storage interface {
@@ -253,6 +281,11 @@ func (s *Service) load(ctx context.Context, name string) (map[string]string, str
 		}
 		pols[p.Name] = p.Text
 	}
+	if name == WardenStore {
+		for n, text := range BuiltinPolicies() {
+			pols[n] = text
+		}
+	}
 	schema := ""
 	if e, err := s.st.Get(ctx, prefixSchema+name); err == nil {
 		schema = string(e.Value)
@@ -278,6 +311,9 @@ func (s *Service) WritePolicy(ctx context.Context, storeName, name, text string)
 	}
 	if err := authz.ValidatePolicy(name, text); err != nil {
 		return nil, invalid(err)
+	}
+	if err := refuseBuiltin(storeName, name); err != nil {
+		return nil, err
 	}
 	pols, schema, gen, err := s.load(ctx, storeName)
 	if err != nil {
@@ -312,6 +348,9 @@ func (s *Service) ReadPolicy(ctx context.Context, storeName, name string) (*Poli
 	if err := s.exists(ctx, storeName); err != nil {
 		return nil, err
 	}
+	if text, ok := BuiltinPolicies()[name]; ok && storeName == WardenStore {
+		return &Policy{Store: storeName, Name: name, Text: text, Version: 1}, nil
+	}
 	e, err := s.st.Get(ctx, prefixPolicy+storeName+"/"+name)
 	if errs.Is(err, errs.NotFound) {
 		return nil, errs.E(errs.NotFound, "policy %q not found in store %q", name, storeName)
@@ -340,11 +379,20 @@ func (s *Service) ListPolicies(ctx context.Context, storeName string) ([]string,
 	for _, e := range es {
 		out = append(out, strings.TrimPrefix(e.Key, prefixPolicy+storeName+"/"))
 	}
+	if storeName == WardenStore {
+		for name := range BuiltinPolicies() {
+			out = append(out, name)
+		}
+		sort.Strings(out)
+	}
 	return out, nil
 }
 
 // DeletePolicy removes a policy. errs.NotFound if absent.
 func (s *Service) DeletePolicy(ctx context.Context, storeName, name string) error {
+	if err := refuseBuiltin(storeName, name); err != nil {
+		return err
+	}
 	if _, err := s.ReadPolicy(ctx, storeName, name); err != nil {
 		return err
 	}

@@ -25,6 +25,7 @@ import (
 	"github.com/warden-sec/warden/internal/authority"
 	"github.com/warden-sec/warden/internal/core"
 	"github.com/warden-sec/warden/internal/decisionlog"
+	"github.com/warden-sec/warden/internal/events"
 	"github.com/warden-sec/warden/internal/identity"
 	"github.com/warden-sec/warden/internal/names"
 	"github.com/warden-sec/warden/internal/pki"
@@ -116,6 +117,32 @@ type Config struct {
 	// issues (cluster mode; default authority.DefaultServerCertTTL, 24h).
 	// Each node renews its own at half its lifetime.
 	ServerCertTTL time.Duration
+
+	// The event plane (docs/detection-plane.md). By default an embedded
+	// NATS server with JetStream, reached in-process, with no port open.
+	// In cluster mode EventsNATSClusterListen is its route port (mutual
+	// TLS with the cluster certificates) and EventsNATSRoutes the route
+	// ports of the other servers; EventsNATSListen opens a client port
+	// (same TLS; cluster mode only). EventsNATSURL (with the credentials
+	// file EventsNATSCreds) uses an external NATS cluster instead.
+	EventsNATSListen        string
+	EventsNATSClusterListen string
+	EventsNATSRoutes        []string
+	EventsNATSURL           string
+	EventsNATSCreds         string
+	// Retention of the stream (0: events.DefaultMaxAge, 7 days, and
+	// events.DefaultMaxBytes, 10 GiB; the oldest batches go first).
+	EventsMaxAge   time.Duration
+	EventsMaxBytes int64
+	// EventsMaxBatchBytes bounds one batch (0: 4 MiB).
+	EventsMaxBatchBytes int64
+	// EventsCompression stores the stream with S2 (fixed when the stream
+	// is created).
+	EventsCompression bool
+	// OnEventPlane, if set, is called once (in its own goroutine) with
+	// the event plane when it runs: the detection runtime's hook. See
+	// also Server.EventPlane and EventPlaneReady.
+	OnEventPlane func(*events.Plane)
 }
 
 // DefaultHeartbeatTimeout is Raft's heartbeat timeout in cluster mode. A
@@ -171,6 +198,9 @@ type Server struct {
 	pool   *x509.CertPool // client CAs, while unsealed
 
 	decisions *decisionlog.Logger // nil without Config.DecisionLog
+
+	events  *eventPlane     // the event plane, started at Start (or once certified)
+	emitter *events.Emitter // this server's own events
 }
 
 func (s *Server) clientCAs(ca *authority.Service) (*x509.CertPool, error) {
@@ -228,6 +258,20 @@ func New(cfg Config) (*Server, error) {
 			return nil, fmt.Errorf("server: --cluster-listen %q: give the host:port other nodes reach this one on", cfg.ClusterListen)
 		}
 	}
+
+	for flag, addr := range map[string]string{"--events-nats-listen": cfg.EventsNATSListen,
+		"--events-nats-cluster-listen": cfg.EventsNATSClusterListen} {
+		if err := hostPortOK(flag, addr); err != nil {
+			return nil, err
+		}
+	}
+	if cfg.EventsNATSURL == "" && cfg.EventsNATSCreds != "" {
+		return nil, errors.New("server: --events-nats-creds goes with --events-nats-url")
+	}
+	if cfg.NodeID == "" && (cfg.EventsNATSListen != "" || cfg.EventsNATSClusterListen != "" || len(cfg.EventsNATSRoutes) > 0) {
+		return nil, errors.New("server: --events-nats-listen, --events-nats-cluster-listen and --events-nats-routes need cluster mode (--node-id, --cluster-listen)")
+	}
+	s.events = newEventPlane(s)
 
 	certFile, keyFile := cfg.TLSCert, cfg.TLSKey
 	if (certFile == "") != (keyFile == "") {
@@ -295,6 +339,7 @@ func New(cfg Config) (*Server, error) {
 		s.gate.st.Store(s.st)
 	}
 	s.core = core.New(core.Config{Store: s.st, Now: cfg.Now})
+	s.emitter = events.NewEmitter(s.eventsNode(), s.eventsAgentID(), s.appender, log, s.now)
 	// The CA options matter only to an init still to come: check them at
 	// start then (a bad --import-ca-* fails at once), and not on every
 	// start of an initialized server (the check makes trial CAs).
@@ -336,7 +381,10 @@ func New(cfg Config) (*Server, error) {
 	alog, err := auditlog.New(s.core, s.st, auditlog.Options{Sinks: sinks, Logger: log,
 		SinkCursorDir: filepath.Join(cfg.DataDir, "audit-sinks"),
 		OnSinkFailure: func(name string) { sinkFailures.WithLabelValues(name).Inc() },
-		Journal:       journal, NodeID: s.st.NodeID(), MaxMergeDelay: cfg.AuditMaxMergeDelay})
+		OnDamaged: func(err error) {
+			s.emitter.Emit(events.ActionAuditVerificationFailed, events.Event{events.FieldMessage: err.Error()})
+		},
+		Journal: journal, NodeID: s.st.NodeID(), MaxMergeDelay: cfg.AuditMaxMergeDelay})
 	if err != nil {
 		for _, k := range sinks {
 			k.Close()
@@ -382,8 +430,12 @@ func New(cfg Config) (*Server, error) {
 		Core:    s.core, Tokens: s.tokens, KV: kv, Policies: pol, Audit: alog, CA: ca, Nodes: nodes, CAInit: s.caInit(), Logger: log,
 		Metrics: reg, Gather: reg, MetricsPublic: cfg.MetricsPublic,
 		RateLimit: cfg.RateLimit, MaxRequestBytes: cfg.MaxRequestBytes, RequestTimeout: cfg.RequestTimeout, Now: cfg.Now,
-		DecisionLog: decisionLogger(s.decisions),
+		DecisionLog:         decisionLogger(s.decisions),
+		EventsMaxBatchBytes: cfg.EventsMaxBatchBytes, ServerEvents: s.emitter,
 	})
+	reg.MustRegister(prometheus.NewCounterFunc(prometheus.CounterOpts{
+		Name: "warden_events_server_dropped_total", Help: "This server's own events dropped (queue full, or no event plane yet).",
+	}, func() float64 { return float64(s.emitter.Dropped()) }))
 	// Client certificates are verified against the cluster's trust bundle,
 	// which can be read only while unsealed: each handshake takes the
 	// current pool (cached until the server seals).
@@ -439,6 +491,19 @@ func (s *Server) Start() error {
 		defer close(s.scrubDone)
 		s.audit.Run(ctx, s.cfg.AuditScrubInterval)
 	}()
+	// The event plane starts now alone; in cluster mode once this node
+	// has its cluster certificate, which secures the plane's routes.
+	if s.cn == nil || s.cn.cert() != nil {
+		s.events.kick()
+	} else {
+		prev := s.cn.installed
+		s.cn.installed = func() {
+			if prev != nil {
+				prev()
+			}
+			s.events.kick()
+		}
+	}
 	if s.cluster != nil {
 		s.cluster.start()
 	}
@@ -494,6 +559,8 @@ func (s *Server) Close() error {
 	if s.cluster != nil {
 		s.cluster.close()
 	}
+	s.emitter.Close()
+	s.events.close()
 	s.api.Close()
 	// Merge what the journal holds while the keys are still in memory; what
 	// this misses is merged after the next unseal.
