@@ -2,7 +2,6 @@ package runtime
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
 	"io/fs"
 	"math/rand/v2"
@@ -14,8 +13,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/nats-io/nats.go"
-	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/warden-sec/warden/internal/events"
 	"github.com/warden-sec/warden/internal/sigma"
@@ -116,42 +113,19 @@ func BenchmarkRuntime(b *testing.B) {
 	const perBatch = 100
 	rules := benchRules(b, 100)
 	nodes := startNATS(b, 1)
-	nc, js := connect(b, nodes[0])
-	setupJetStream(b, js, 1)
-
+	plane := openPlane(b, nodes[0], 1)
 	evs := benchEvents(b.N, rand.New(rand.NewPCG(1, 2)))
 	var last uint64
 	ctx := context.Background()
-	var acks []jetstream.PubAckFuture
 	for i := 0; i < len(evs); i += perBatch {
-		var buf []byte
-		for _, ev := range evs[i:min(i+perBatch, len(evs))] {
-			line, _ := json.Marshal(ev)
-			buf = append(append(buf, line...), '\n')
-		}
-		msg := &nats.Msg{Subject: testSubject + "bench", Data: buf, Header: nats.Header{}}
-		msg.Header.Set(hdrNode, "bench")
-		f, err := js.PublishMsgAsync(msg)
-		if err != nil {
-			b.Fatal(err)
-		}
-		acks = append(acks, f)
+		last = appendBatch(b, plane, "bench", uint64(i/perBatch+1), evs[i:min(i+perBatch, len(evs))])
 	}
-	for _, f := range acks {
-		select {
-		case a := <-f.Ok():
-			last = max(last, a.Sequence)
-		case err := <-f.Err():
-			b.Fatal(err)
-		}
-	}
-	_ = nc
 
 	var applied [DefaultPartitions]atomic.Uint64
 	sink := newMemSink()
-	kv := openKV(b, js)
+	kv := openKV(b, plane)
 	rt, err := New(Config{
-		Node: "bench", Stream: &jsStream{js: js, stream: testStream}, KV: kv,
+		Node: "bench", Stream: plane, KV: kv,
 		Rules:  RulesFunc(func(context.Context) ([]*sigma.Rule, uint64, error) { return rules, 1, nil }),
 		Alerts: sink, Logger: quietLogger(b),
 		applied: func(p int, seq uint64) { applied[p].Store(seq) },

@@ -11,9 +11,7 @@ import (
 // chunks, read back intact, and a chunk overwritten is detected.
 func TestStateChunks(t *testing.T) {
 	nodes := startNATS(t, 1)
-	_, js := connect(t, nodes[0])
-	setupJetStream(t, js, 1)
-	kv := openKV(t, js)
+	kv := openKV(t, openPlane(t, nodes[0], 1))
 	ctx := context.Background()
 	rng := rand.New(rand.NewPCG(3, 4))
 	for _, tc := range []struct {

@@ -1,11 +1,8 @@
 package runtime
 
 import (
-	"bufio"
-	"bytes"
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"net"
 	"net/url"
@@ -14,7 +11,6 @@ import (
 	"time"
 
 	"github.com/nats-io/nats-server/v2/server"
-	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/warden-sec/warden/internal/events"
@@ -23,12 +19,7 @@ import (
 // Real NATS for the tests: one embedded server, or a 3-node JetStream
 // cluster whose members route to each other over loopback.
 
-const (
-	testStream  = "EVENTS"
-	testSubject = "warden.events."
-	testBucket  = "detect"
-	hdrNode     = "Warden-Node"
-)
+const testBucket = "detect"
 
 type natsNode struct {
 	name string
@@ -98,51 +89,35 @@ func startNATS(t testing.TB, n int) []*natsNode {
 	return nodes
 }
 
-func connect(t testing.TB, nd *natsNode) (*nats.Conn, jetstream.JetStream) {
+// openPlane opens the event plane on nd, as on an external NATS
+// cluster: the stream the runtime consumes, the bucket it leases and
+// checkpoints in, and Append to store batches. It retries while a cluster
+// elects its leaders.
+func openPlane(t testing.TB, nd *natsNode, replicas int) *events.Plane {
 	t.Helper()
-	nc, err := nats.Connect(nd.srv.ClientURL(), nats.MaxReconnects(-1))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(nc.Close)
-	js, err := jetstream.New(nc)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return nc, js
-}
-
-// setupJetStream makes the event stream and the detection bucket with the
-// given replication, retrying while a cluster elects its meta leader.
-func setupJetStream(t testing.TB, js jetstream.JetStream, replicas int) {
-	t.Helper()
-	waitFor(t, 30*time.Second, "stream and bucket created", func() bool {
-		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		defer cancel()
-		if _, err := js.CreateOrUpdateStream(ctx, jetstream.StreamConfig{
-			Name: testStream, Subjects: []string{testSubject + ">"}, Replicas: replicas,
-		}); err != nil {
-			t.Logf("create stream: %v", err)
-			return false
-		}
-		if _, err := js.CreateOrUpdateKeyValue(ctx, jetstream.KeyValueConfig{
-			Bucket: testBucket, Replicas: replicas, History: 1,
-		}); err != nil {
-			t.Logf("create bucket: %v", err)
-			return false
-		}
-		return true
-	})
-}
-
-func openKV(t testing.TB, js jetstream.JetStream) jetstream.KeyValue {
-	t.Helper()
-	var kv jetstream.KeyValue
-	waitFor(t, 30*time.Second, "bucket opened", func() bool {
-		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	var p *events.Plane
+	waitFor(t, 60*time.Second, "event plane opened on "+nd.name, func() bool {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 		defer cancel()
 		var err error
-		kv, err = js.KeyValue(ctx, testBucket)
+		p, err = events.OpenPlane(ctx, events.PlaneConfig{ServerName: nd.name, URL: nd.srv.ClientURL(), Replicas: replicas})
+		if err != nil {
+			t.Logf("open plane: %v", err)
+		}
+		return err == nil
+	})
+	t.Cleanup(func() { p.Close() })
+	return p
+}
+
+func openKV(t testing.TB, p *events.Plane) jetstream.KeyValue {
+	t.Helper()
+	var kv jetstream.KeyValue
+	waitFor(t, 60*time.Second, "bucket opened", func() bool {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		var err error
+		kv, err = p.KV(ctx, testBucket)
 		return err == nil
 	})
 	return kv
@@ -160,105 +135,32 @@ func waitFor(t testing.TB, d time.Duration, what string, cond func() bool) {
 	}
 }
 
-// jsStream is the Stream the runtime consumes, over a JetStream stream
-// holding one message per batch: JSON lines, the node in a header — the
-// plane's format (design12.md).
-type jsStream struct {
-	js     jetstream.JetStream
-	stream string
-}
+const testEpoch = "0123456789abcdef"
 
-func (s *jsStream) LastSeq(ctx context.Context) (uint64, error) {
-	st, err := s.js.Stream(ctx, s.stream)
-	if err != nil {
-		return 0, err
-	}
-	info, err := st.Info(ctx)
-	if err != nil {
-		return 0, err
-	}
-	return info.State.LastSeq, nil
-}
-
-func (s *jsStream) Consume(ctx context.Context, from uint64, fn func(events.Batch) error) error {
-	cfg := jetstream.OrderedConsumerConfig{DeliverPolicy: jetstream.DeliverAllPolicy}
-	if from > 1 {
-		cfg = jetstream.OrderedConsumerConfig{DeliverPolicy: jetstream.DeliverByStartSequencePolicy, OptStartSeq: from}
-	}
-	cons, err := s.js.OrderedConsumer(ctx, s.stream, cfg)
-	if err != nil {
-		return err
-	}
-	it, err := cons.Messages()
-	if err != nil {
-		return err
-	}
-	defer it.Stop()
-	stop := context.AfterFunc(ctx, it.Stop)
-	defer stop()
-	for {
-		msg, err := it.Next()
-		if err != nil {
-			if ctx.Err() != nil {
-				return ctx.Err()
-			}
-			return err
-		}
-		md, err := msg.Metadata()
-		if err != nil {
-			return err
-		}
-		b := events.Batch{StreamSeq: md.Sequence.Stream, Node: msg.Headers().Get(hdrNode)}
-		sc := bufio.NewScanner(bytes.NewReader(msg.Data()))
-		sc.Buffer(nil, events.MaxEventBytes+1)
-		for sc.Scan() {
-			var ev events.Event
-			if err := json.Unmarshal(sc.Bytes(), &ev); err != nil {
-				return fmt.Errorf("batch %d: %w", b.StreamSeq, err)
-			}
-			b.Events = append(b.Events, ev)
-		}
-		if err := fn(b); err != nil {
-			return err
-		}
-	}
-}
-
-// publish stores one batch and returns its stream sequence.
-func publish(ctx context.Context, js jetstream.JetStream, node, id string, evs []events.Event) (uint64, error) {
-	var buf bytes.Buffer
-	for _, ev := range evs {
-		line, err := json.Marshal(ev)
-		if err != nil {
-			return 0, err
-		}
-		buf.Write(line)
-		buf.WriteByte('\n')
-	}
-	msg := &nats.Msg{Subject: testSubject + node, Data: buf.Bytes(), Header: nats.Header{}}
-	msg.Header.Set(hdrNode, node)
-	msg.Header.Set(jetstream.MsgIDHeader, id) // a retried publish is stored once
-	ack, err := js.PublishMsg(ctx, msg)
-	if err != nil {
-		return 0, err
-	}
-	return ack.Sequence, nil
-}
-
-// publishRetry publishes until stored (a cluster may be electing a
-// stream leader after a kill).
-func publishRetry(t testing.TB, js jetstream.JetStream, node, id string, evs []events.Event) uint64 {
+// appendBatch stores evs as batch seq of agent node (seqs start at 1 and
+// grow), retrying until stored: the plane stores a batch once, so a retry
+// after a lost answer is safe.
+func appendBatch(t testing.TB, p *events.Plane, node string, seq uint64, evs []events.Event) uint64 {
 	t.Helper()
-	var seq uint64
-	waitFor(t, 30*time.Second, "batch stored", func() bool {
-		ctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
-		defer cancel()
-		var err error
-		seq, err = publish(ctx, js, node, id, evs)
-		if err != nil && !errors.Is(err, context.DeadlineExceeded) {
-			t.Logf("publish: %v", err)
+	lines := make([][]byte, len(evs))
+	for i, ev := range evs {
+		b, err := json.Marshal(ev)
+		if err != nil {
+			t.Fatal(err)
 		}
-		return err == nil
+		lines[i] = b
+	}
+	var stored uint64
+	waitFor(t, 60*time.Second, "batch stored", func() bool {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		s, _, err := p.Append(ctx, node, "spiffe://warden.test/node/"+node, testEpoch, seq, lines)
+		if err != nil {
+			t.Logf("append: %v", err)
+			return false
+		}
+		stored = s
+		return true
 	})
-	return seq
+	return stored
 }

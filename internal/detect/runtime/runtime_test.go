@@ -14,7 +14,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 	dto "github.com/prometheus/client_model/go"
 
@@ -171,8 +170,7 @@ func builtinEngine(t testing.TB) testEngine {
 type testServer struct {
 	node   string
 	nats   *natsNode
-	nc     *nats.Conn
-	js     jetstream.JetStream
+	plane  *events.Plane
 	rt     *Runtime
 	sink   *killableSink
 	cancel context.CancelFunc
@@ -190,14 +188,14 @@ type testWriter struct{ t testing.TB }
 
 func (w testWriter) Write(b []byte) (int, error) { w.t.Log(string(b)); return len(b), nil }
 
-func startServer(t testing.TB, nd *natsNode, eng testEngine, sink AlertSink, log *appliedLog, then func(p int, seq uint64), mod func(*Config)) *testServer {
+func startServer(t testing.TB, nd *natsNode, replicas int, eng testEngine, sink AlertSink, log *appliedLog, then func(p int, seq uint64), mod func(*Config)) *testServer {
 	t.Helper()
-	nc, js := connect(t, nd)
-	kv := openKV(t, js)
-	s := &testServer{node: nd.name, nats: nd, nc: nc, js: js, sink: &killableSink{AlertSink: sink}, done: make(chan error, 1)}
+	plane := openPlane(t, nd, replicas)
+	kv := openKV(t, plane)
+	s := &testServer{node: nd.name, nats: nd, plane: plane, sink: &killableSink{AlertSink: sink}, done: make(chan error, 1)}
 	cfg := Config{
 		Node:               nd.name,
-		Stream:             &jsStream{js: js, stream: testStream},
+		Stream:             plane,
 		KV:                 kv,
 		Rules:              eng.rules,
 		Alerts:             s.sink,
@@ -254,11 +252,9 @@ func TestOneServerBruteForce(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			eng := tc.eng(t)
 			nodes := startNATS(t, 1)
-			_, js := connect(t, nodes[0])
-			setupJetStream(t, js, 1)
 			sink := newMemSink()
 			alog := newAppliedLog()
-			startServer(t, nodes[0], eng, sink, alog, nil, nil)
+			s := startServer(t, nodes[0], 1, eng, sink, alog, nil, nil)
 
 			const attacker, burst = "203.0.113.7", 30
 			var last uint64
@@ -266,7 +262,7 @@ func TestOneServerBruteForce(t *testing.T) {
 				evs := []events.Event{noise(i), sshFailure(attacker, 3*i), sshFailure(attacker, 3*i+1), sshFailure(attacker, 3*i+2)}
 				// a few failures from others: under the threshold
 				evs = append(evs, sshFailure(fmt.Sprintf("192.0.2.%d", i), i))
-				last = publishRetry(t, js, "web-1", fmt.Sprint("b", i), evs)
+				last = appendBatch(t, s.plane, "web-1", uint64(i+1), evs)
 			}
 			waitFor(t, 30*time.Second, "every partition applied every batch", func() bool { return alog.allAt(DefaultPartitions, last) })
 			waitFor(t, 30*time.Second, "the alert has the full count", func() bool {
@@ -327,8 +323,6 @@ func testFailover(t *testing.T, eng testEngine) {
 	bfP := partitionOf(eng.key(sshFailure(attacker, 0)), partitions)
 
 	nodes := startNATS(t, 3)
-	_, js0 := connect(t, nodes[0])
-	setupJetStream(t, js0, 3)
 	sink := newMemSink()
 	alog := newAppliedLog()
 
@@ -347,7 +341,7 @@ func testFailover(t *testing.T, eng testEngine) {
 	servers := make([]*testServer, 3)
 	for i, nd := range nodes {
 		name := nd.name
-		servers[i] = startServer(t, nd, eng, sink, alog, func(p int, seq uint64) {
+		servers[i] = startServer(t, nd, 3, eng, sink, alog, func(p int, seq uint64) {
 			if p == bfP && name == victim.Load().(string) && seq > blockAfter.Load() {
 				once.Do(func() {
 					reached <- seq
@@ -388,7 +382,7 @@ func testFailover(t *testing.T, eng testEngine) {
 		t.Fatalf("partition %d owned by %q, not a server", bfP, vname)
 	}
 	t.Logf("brute force in partition %d, owned by %s", bfP, vname)
-	pub := survivors[0].js
+	pub := survivors[0].plane
 
 	total, batch := 0, 0
 	send := func(n int) uint64 {
@@ -400,7 +394,7 @@ func testFailover(t *testing.T, eng testEngine) {
 				total++
 			}
 			evs = append(evs, sshFailure(fmt.Sprintf("192.0.2.%d", batch), batch))
-			last = publishRetry(t, pub, "web-1", fmt.Sprint("b", batch), evs)
+			last = appendBatch(t, pub, "web-1", uint64(batch+1), evs)
 			batch++
 		}
 		return last
@@ -424,7 +418,7 @@ func testFailover(t *testing.T, eng testEngine) {
 		t.Fatal("the owner never applied phase 2")
 	}
 	vic.sink.dead.Store(true)
-	vic.nc.Close()
+	vic.plane.Close() // its connection
 	vic.nats.srv.Shutdown()
 	vic.cancel()
 	close(release)
@@ -492,18 +486,16 @@ func counterValue(t testing.TB, c interface{ Write(*dto.Metric) error }) float64
 func TestRecordRetried(t *testing.T) {
 	eng := builtinEngine(t)
 	nodes := startNATS(t, 1)
-	_, js := connect(t, nodes[0])
-	setupJetStream(t, js, 1)
 	mem := newMemSink()
 	sink := &failingSink{AlertSink: mem}
 	alog := newAppliedLog()
-	s := startServer(t, nodes[0], eng, sink, alog, nil, nil)
+	s := startServer(t, nodes[0], 1, eng, sink, alog, nil, nil)
 	waitFor(t, 30*time.Second, "partitions owned", func() bool { return s.rt.Owned() == DefaultPartitions })
 
 	const attacker = "203.0.113.9"
 	bfP := partitionOf(eng.key(sshFailure(attacker, 0)), DefaultPartitions)
 	// Under the threshold: checkpoints advance.
-	before := publishRetry(t, js, "web-1", "r0", []events.Event{sshFailure(attacker, 0), sshFailure(attacker, 1)})
+	before := appendBatch(t, s.plane, "web-1", 1, []events.Event{sshFailure(attacker, 0), sshFailure(attacker, 1)})
 	waitFor(t, 30*time.Second, "checkpoint before the hit", func() bool {
 		ck, ok := readCheckpoint(s.rt.cfg.KV, bfP)
 		return ok && ck.Seq >= before
@@ -511,7 +503,7 @@ func TestRecordRetried(t *testing.T) {
 	sink.failing.Store(true)
 	var last uint64
 	for i := range 4 {
-		last = publishRetry(t, js, "web-1", fmt.Sprint("r", i+1), []events.Event{
+		last = appendBatch(t, s.plane, "web-1", uint64(i+2), []events.Event{
 			sshFailure(attacker, 2+3*i), sshFailure(attacker, 3+3*i), sshFailure(attacker, 4+3*i)})
 	}
 	waitFor(t, 30*time.Second, "records retried", func() bool { return counterValue(t, s.rt.m.retried) >= 3 })
@@ -567,18 +559,16 @@ level: medium
 	eng := builtinEngine(t)
 	eng.rules = src
 	nodes := startNATS(t, 1)
-	_, js := connect(t, nodes[0])
-	setupJetStream(t, js, 1)
 	mem := newMemSink()
 	alog := newAppliedLog()
-	s := startServer(t, nodes[0], eng, mem, alog, nil, nil)
+	s := startServer(t, nodes[0], 1, eng, mem, alog, nil, nil)
 
 	const attacker = "203.0.113.10"
 	var evs []events.Event
 	for i := range 6 {
 		evs = append(evs, sshFailure(attacker, i))
 	}
-	first := publishRetry(t, js, "web-1", "a", evs)
+	first := appendBatch(t, s.plane, "web-1", 1, evs)
 	waitFor(t, 30*time.Second, "first half applied", func() bool { return alog.allAt(DefaultPartitions, first) })
 	ver.Store(2)
 	s.rt.Reload()
@@ -587,7 +577,7 @@ level: medium
 	for i := range 6 {
 		evs = append(evs, sshFailure(attacker, 6+i))
 	}
-	publishRetry(t, js, "web-1", "b", evs)
+	appendBatch(t, s.plane, "web-1", 2, evs)
 	waitFor(t, 30*time.Second, "brute force across the reload (count 12) and the new rule's alert", func() bool {
 		var bf, root bool
 		for _, h := range mem.snapshot() {
