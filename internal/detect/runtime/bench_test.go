@@ -13,7 +13,6 @@ import (
 	"testing"
 	"time"
 
-
 	"github.com/warden-sec/warden/internal/events"
 	"github.com/warden-sec/warden/internal/sigma"
 )
