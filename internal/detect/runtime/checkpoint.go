@@ -26,6 +26,11 @@ type checkpoint struct {
 	Chunks int    `json:"chunks,omitempty"` // else: the number of chunk keys
 	Slot   string `json:"slot,omitempty"`   // and their slot: "<run>.<0|1>"
 	Sum    []byte `json:"sum,omitempty"`    // SHA-256 of the deflated state in chunks
+	// By is the run (one life of one server) that wrote it: a server
+	// taking the partition over rewrites it with its own, so a writer
+	// whose compare-and-set fails can tell a write of its own whose
+	// answer it lost from a takeover.
+	By string `json:"by,omitempty"`
 }
 
 // chunkSize bounds a checkpoint's inline state and each chunk.

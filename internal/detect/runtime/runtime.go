@@ -68,6 +68,20 @@ type RuleSource interface {
 	All(ctx context.Context) ([]*sigma.Rule, uint64, error)
 }
 
+// A RuleSource may also implement these (*detect.Rules does):
+//
+//   - Set returns the rules with the placeholders of the expand modifier,
+//     read in one view; they then replace Config.Sigma.Placeholders.
+//   - Version returns the rules' version from local state, cheaply; the
+//     runtime then checks it at every step (about every
+//     CheckpointInterval) instead of polling All every RulesPoll.
+type (
+	ruleSetSource interface {
+		Set(ctx context.Context) ([]*sigma.Rule, map[string][]string, uint64, error)
+	}
+	ruleVersioner interface{ Version() uint64 }
+)
+
 // RulesFunc adapts a function to RuleSource.
 type RulesFunc func(ctx context.Context) ([]*sigma.Rule, uint64, error)
 
@@ -316,6 +330,9 @@ func (r *Runtime) Run(ctx context.Context) error {
 			reload = reload || r.cfg.RulesChanged == nil
 		default:
 		}
+		if v, ok := r.cfg.Rules.(ruleVersioner); ok && r.rulesOK && v.Version() != r.rulesVer {
+			reload = true
+		}
 		if reload {
 			reload = !r.loadRules(ctx)
 		}
@@ -455,7 +472,15 @@ func (r *Runtime) apply(b events.Batch) error {
 // loadRules compiles the rules in force and swaps them in, keeping the
 // correlation state (see swapSet). It reports success.
 func (r *Runtime) loadRules(ctx context.Context) bool {
-	rules, ver, err := r.cfg.Rules.All(ctx)
+	scfg := r.cfg.Sigma
+	var rules []*sigma.Rule
+	var ver uint64
+	var err error
+	if ss, ok := r.cfg.Rules.(ruleSetSource); ok {
+		rules, scfg.Placeholders, ver, err = ss.Set(ctx)
+	} else {
+		rules, ver, err = r.cfg.Rules.All(ctx)
+	}
 	if err != nil {
 		if ctx.Err() == nil {
 			r.log.Warn("detect: cannot read the rules", "err", err)
@@ -466,7 +491,7 @@ func (r *Runtime) loadRules(ctx context.Context) bool {
 	if r.rulesOK && ver == r.rulesVer {
 		return true
 	}
-	set, newCorr, err := compileSigma(rules, r.cfg.Sigma)
+	set, newCorr, err := compileSigma(rules, scfg)
 	if err != nil {
 		// The rules API refuses what does not compile, so this is a
 		// mapping or placeholder change gone wrong: keep the old set.
@@ -578,9 +603,17 @@ func (r *Runtime) checkpoint(ctx context.Context, p *partition) {
 	ck, err := encodeState(wctx, r.cfg.KV, p.id, r.run, p.slot, st)
 	var rev uint64
 	if err == nil {
-		ck.Seq, ck.Rules = p.applied, r.rulesVer
+		ck.Seq, ck.Rules, ck.By = p.applied, r.rulesVer, r.run
 		v, _ := json.Marshal(ck)
 		rev, err = r.cfg.KV.Update(wctx, ckptKey(p.id), v, p.ckptRev)
+		if isCASConflict(err) {
+			// Either another server took p over, or an earlier write of
+			// ours was stored though its answer was lost.
+			var cur checkpoint
+			if e, gerr := r.cfg.KV.Get(wctx, ckptKey(p.id)); gerr == nil && json.Unmarshal(e.Value(), &cur) == nil && cur.By == r.run {
+				rev, err = r.cfg.KV.Update(wctx, ckptKey(p.id), v, e.Revision())
+			}
+		}
 	}
 	switch {
 	case err == nil:
@@ -648,7 +681,16 @@ func (r *Runtime) rebalance(ctx context.Context, flushed bool) {
 		var claim bool
 		switch {
 		case o.present && o.Node == r.tok && o.Run == r.run:
-			claim = false // our own write of a partition being acquired
+			// Ours in the bucket but not here: a claim whose answer was
+			// lost, or a release not yet echoed by the watch. Take it up
+			// again if it is ours to have, else release it.
+			if want[id] == r.tok {
+				claim = true
+			} else {
+				dctx, cancel := context.WithTimeout(ctx, r.cfg.Lease)
+				_ = r.cfg.KV.Delete(dctx, ownerKey(id), jetstream.LastRevision(o.rev))
+				cancel()
+			}
 		case o.present && (o.Node == r.tok || !isLive[o.Node]):
 			// Its owner is dead (or a past life of this server). An owner
 			// this server has not heard of yet gets one lease to show up.
@@ -691,7 +733,7 @@ func (r *Runtime) acquire(ctx context.Context, id int, o ownerSeen) {
 	switch {
 	case errors.Is(err, jetstream.ErrKeyNotFound):
 		// A new partition starts at the beginning of the stream.
-		b, _ := json.Marshal(checkpoint{V: 1})
+		b, _ := json.Marshal(checkpoint{V: 1, By: r.run})
 		p.ckptRev, err = r.cfg.KV.Create(wctx, ckptKey(id), b)
 	case err == nil:
 		if jerr := json.Unmarshal(e.Value(), &ck); jerr != nil {
@@ -699,7 +741,10 @@ func (r *Runtime) acquire(ctx context.Context, id int, o ownerSeen) {
 			r.m.stateErrors.Inc()
 			ck = checkpoint{V: 1}
 		}
-		p.ckptRev, err = r.cfg.KV.Update(wctx, ckptKey(id), e.Value(), e.Revision())
+		fenced := ck
+		fenced.By = r.run
+		b, _ := json.Marshal(fenced)
+		p.ckptRev, err = r.cfg.KV.Update(wctx, ckptKey(id), b, e.Revision())
 	}
 	if err != nil {
 		if ctx.Err() == nil {

@@ -529,61 +529,107 @@ func TestRecordRetried(t *testing.T) {
 	})
 }
 
-// TestRulesReload: a new rule set is swapped in between batches and the
-// correlation state of the rules that remain is kept.
+// versionedRules is a rule source like *detect.Rules: the rules with
+// their placeholders in one view, and a cheap local version.
+type versionedRules struct {
+	mu    sync.Mutex
+	rules []*sigma.Rule
+	ph    map[string][]string
+	ver   uint64
+}
+
+func (v *versionedRules) All(ctx context.Context) ([]*sigma.Rule, uint64, error) {
+	rules, _, ver, err := v.Set(ctx)
+	return rules, ver, err
+}
+
+func (v *versionedRules) Set(context.Context) ([]*sigma.Rule, map[string][]string, uint64, error) {
+	v.mu.Lock()
+	defer v.mu.Unlock()
+	return v.rules, v.ph, v.ver, nil
+}
+
+func (v *versionedRules) Version() uint64 {
+	v.mu.Lock()
+	defer v.mu.Unlock()
+	return v.ver
+}
+
+func (v *versionedRules) update(rules []*sigma.Rule, ph map[string][]string) {
+	v.mu.Lock()
+	defer v.mu.Unlock()
+	v.rules, v.ph = rules, ph
+	v.ver++
+}
+
+// TestRulesReload: a new rule set (seen through the source's version, or
+// told by Reload) is swapped in between batches, with the source's
+// placeholders, and the correlation state of the rules that remain is
+// kept.
 func TestRulesReload(t *testing.T) {
 	rules, err := sigma.Builtin()
 	if err != nil {
 		t.Fatal(err)
 	}
-	extra, err := sigma.Parse("extra.yml", []byte(`title: Root login attempt
+	extra, err := sigma.Parse("extra.yml", []byte(`title: Admin login attempt
 id: 0b8a4f4e-8d0c-4d8e-9d53-8f1a7a5b6c01
 status: test
 logsource: {product: linux, service: sshd}
 detection:
-  selection: {user.name: root, event.outcome: failure}
+  selection:
+    user.name|expand: '%admins%'
+    event.outcome: failure
   condition: selection
 level: medium
 `))
 	if err != nil {
 		t.Fatal(err)
 	}
-	var ver atomic.Uint64
-	ver.Store(1)
-	src := RulesFunc(func(context.Context) ([]*sigma.Rule, uint64, error) {
-		if ver.Load() == 1 {
-			return rules, 1, nil
-		}
-		return append(slices.Clone(rules), extra...), ver.Load(), nil
-	})
+	src := &versionedRules{rules: rules, ver: 1}
 	eng := builtinEngine(t)
 	eng.rules = src
 	nodes := startNATS(t, 1)
 	mem := newMemSink()
 	alog := newAppliedLog()
-	s := startServer(t, nodes[0], 1, eng, mem, alog, nil, nil)
+	s := startServer(t, nodes[0], 1, eng, mem, alog, nil, func(c *Config) { c.RulesPoll = time.Hour })
 
 	const attacker = "203.0.113.10"
-	var evs []events.Event
-	for i := range 6 {
-		evs = append(evs, sshFailure(attacker, i))
+	burst := func(from int) []events.Event {
+		var evs []events.Event
+		for i := range 6 {
+			evs = append(evs, sshFailure(attacker, from+i))
+		}
+		return evs
 	}
-	first := appendBatch(t, s.plane, "web-1", 1, evs)
-	waitFor(t, 30*time.Second, "first half applied", func() bool { return alog.allAt(DefaultPartitions, first) })
-	ver.Store(2)
-	s.rt.Reload()
+	first := appendBatch(t, s.plane, "web-1", 1, burst(0))
+	waitFor(t, 30*time.Second, "first part applied", func() bool { return alog.allAt(DefaultPartitions, first) })
+	src.update(append(slices.Clone(rules), extra...), map[string][]string{"admins": {"root", "admin"}})
 	waitFor(t, 30*time.Second, "rules version 2 loaded", func() bool { return counterValue(t, s.rt.m.rulesLoaded) == 2 })
-	evs = evs[:0]
-	for i := range 6 {
-		evs = append(evs, sshFailure(attacker, 6+i))
-	}
-	appendBatch(t, s.plane, "web-1", 2, evs)
+	appendBatch(t, s.plane, "web-1", 2, burst(6))
 	waitFor(t, 30*time.Second, "brute force across the reload (count 12) and the new rule's alert", func() bool {
-		var bf, root bool
+		var bf, admin bool
 		for _, h := range mem.snapshot() {
 			bf = bf || h.Rule.Title == "SSH brute force" && h.Count == 12
-			root = root || h.Rule.Title == "Root login attempt"
+			admin = admin || h.Rule.Title == "Admin login attempt"
 		}
-		return bf && root
+		return bf && admin
 	})
+	// Back to the built-in pack, told by Reload: the extra rule's state
+	// is dropped, the brute force's kept.
+	src.update(rules, nil)
+	s.rt.Reload()
+	waitFor(t, 30*time.Second, "rules version 3 loaded", func() bool { return counterValue(t, s.rt.m.rulesLoaded) == 3 })
+	last := appendBatch(t, s.plane, "web-1", 3, burst(12))
+	waitFor(t, 30*time.Second, "brute force count 18", func() bool {
+		for _, h := range mem.snapshot() {
+			if h.Rule.Title == "SSH brute force" && h.Count == 18 {
+				return true
+			}
+		}
+		return false
+	})
+	waitFor(t, 30*time.Second, "last batch applied", func() bool { return alog.allAt(DefaultPartitions, last) })
+	if n := counterValue(t, s.rt.m.stateErrors); n != 0 {
+		t.Errorf("%v state restore errors, want 0", n)
+	}
 }
