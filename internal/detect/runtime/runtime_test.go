@@ -47,16 +47,17 @@ func (s *memSink) snapshot() map[string]sigma.Hit {
 	return maps.Clone(s.alerts)
 }
 
-// killableSink refuses every record once its server is killed: a dead
-// server records nothing more.
-type killableSink struct {
+// failingSink fails every record while failing is set: an alert store
+// that is down, or (set for good) a server that was killed and records
+// nothing more.
+type failingSink struct {
 	AlertSink
-	dead atomic.Bool
+	failing atomic.Bool
 }
 
-func (s *killableSink) Record(ctx context.Context, h sigma.Hit) error {
-	if s.dead.Load() {
-		return errors.New("server killed")
+func (s *failingSink) Record(ctx context.Context, h sigma.Hit) error {
+	if s.failing.Load() {
+		return errors.New("alert store unavailable")
 	}
 	return s.AlertSink.Record(ctx, h)
 }
@@ -172,7 +173,7 @@ type testServer struct {
 	nats   *natsNode
 	plane  *events.Plane
 	rt     *Runtime
-	sink   *killableSink
+	sink   *failingSink
 	cancel context.CancelFunc
 	done   chan error
 }
@@ -192,7 +193,7 @@ func startServer(t testing.TB, nd *natsNode, replicas int, eng testEngine, sink 
 	t.Helper()
 	plane := openPlane(t, nd, replicas)
 	kv := openKV(t, plane)
-	s := &testServer{node: nd.name, nats: nd, plane: plane, sink: &killableSink{AlertSink: sink}, done: make(chan error, 1)}
+	s := &testServer{node: nd.name, nats: nd, plane: plane, sink: &failingSink{AlertSink: sink}, done: make(chan error, 1)}
 	cfg := Config{
 		Node:               nd.name,
 		Stream:             plane,
@@ -417,7 +418,7 @@ func testFailover(t *testing.T, eng testEngine) {
 	case <-time.After(30 * time.Second):
 		t.Fatal("the owner never applied phase 2")
 	}
-	vic.sink.dead.Store(true)
+	vic.sink.failing.Store(true)
 	vic.plane.Close() // its connection
 	vic.nats.srv.Shutdown()
 	vic.cancel()
@@ -455,19 +456,6 @@ func testFailover(t *testing.T, eng testEngine) {
 	if m := alog.missing(partitions, last); len(m) > 0 {
 		t.Errorf("batches never applied: %v", m)
 	}
-}
-
-// failingSink fails every record while failing is set.
-type failingSink struct {
-	AlertSink
-	failing atomic.Bool
-}
-
-func (s *failingSink) Record(ctx context.Context, h sigma.Hit) error {
-	if s.failing.Load() {
-		return errors.New("alert store unavailable")
-	}
-	return s.AlertSink.Record(ctx, h)
 }
 
 func counterValue(t testing.TB, c interface{ Write(*dto.Metric) error }) float64 {
