@@ -3,6 +3,7 @@ package runtime
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"math/rand/v2"
 	"testing"
 )
@@ -59,4 +60,22 @@ func TestStateChunks(t *testing.T) {
 			}
 		})
 	}
+}
+
+// FuzzCheckpoint: whatever the bucket holds under ckpt.<p>, reading it
+// fails or gives a state, and never panics.
+func FuzzCheckpoint(f *testing.F) {
+	f.Add([]byte(`{"v":1,"seq":5,"rules":2,"state":"` + "80sBAA==" + `","by":"ab"}`))
+	f.Add([]byte(`{"v":1,"seq":0}`))
+	f.Add([]byte(`{"v":1,"state":"AAAA"}`))
+	f.Fuzz(func(t *testing.T, data []byte) {
+		var ck checkpoint
+		if json.Unmarshal(data, &ck) != nil || ck.Chunks != 0 {
+			return // chunks need a bucket: TestStateChunks
+		}
+		st, err := decodeState(context.Background(), nil, 0, ck)
+		if err == nil && len(ck.State) == 0 && st != nil {
+			t.Fatalf("state %q from no state", st)
+		}
+	})
 }

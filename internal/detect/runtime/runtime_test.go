@@ -175,7 +175,7 @@ type testServer struct {
 	rt     *Runtime
 	sink   *failingSink
 	cancel context.CancelFunc
-	done   chan error
+	done   chan struct{} // closed when Run returned
 }
 
 func quietLogger(t testing.TB) *slog.Logger {
@@ -193,7 +193,7 @@ func startServer(t testing.TB, nd *natsNode, replicas int, eng testEngine, sink 
 	t.Helper()
 	plane := openPlane(t, nd, replicas)
 	kv := openKV(t, plane)
-	s := &testServer{node: nd.name, nats: nd, plane: plane, sink: &failingSink{AlertSink: sink}, done: make(chan error, 1)}
+	s := &testServer{node: nd.name, nats: nd, plane: plane, sink: &failingSink{AlertSink: sink}, done: make(chan struct{})}
 	cfg := Config{
 		Node:               nd.name,
 		Stream:             plane,
@@ -216,7 +216,7 @@ func startServer(t testing.TB, nd *natsNode, replicas int, eng testEngine, sink 
 	s.rt = rt
 	ctx, cancel := context.WithCancel(context.Background())
 	s.cancel = cancel
-	go func() { s.done <- rt.Run(ctx) }()
+	go func() { defer close(s.done); _ = rt.Run(ctx) }()
 	t.Cleanup(func() {
 		cancel()
 		select {
@@ -455,6 +455,26 @@ func testFailover(t *testing.T, eng testEngine) {
 	}
 	if m := alog.missing(partitions, last); len(m) > 0 {
 		t.Errorf("batches never applied: %v", m)
+	}
+
+	// A graceful stop hands the partitions over: the last server owns
+	// them all and goes on applying every batch.
+	stay, leave := survivors[0], survivors[1]
+	leave.cancel()
+	select {
+	case <-leave.done:
+	case <-time.After(30 * time.Second):
+		t.Fatal("runtime did not stop")
+	}
+	waitFor(t, 60*time.Second, "the last server owns every partition", func() bool { return stay.rt.Owned() == partitions })
+	last = send(1)
+	waitFor(t, 60*time.Second, "every partition applied the batch after the stop", func() bool { return alog.allAt(partitions, last) })
+	waitFor(t, 30*time.Second, "the alert has the full count", func() bool {
+		h, ok := sink.snapshot()[slices.Collect(maps.Keys(got))[0]]
+		return ok && h.Count == int64(total)
+	})
+	if n := len(sink.snapshot()); n != 1 {
+		t.Errorf("%d alerts after the stop, want 1", n)
 	}
 }
 
