@@ -390,7 +390,9 @@ func (r *Runtime) round(ctx context.Context) (reload bool) {
 	rctx, cancel := context.WithTimeout(ctx, r.cfg.CheckpointInterval)
 	defer cancel()
 	var reloadFlag atomic.Bool
+	watched := make(chan struct{})
 	go func() {
+		defer close(watched)
 		select {
 		case <-rctx.Done():
 		case <-r.mem.changed:
@@ -412,6 +414,7 @@ func (r *Runtime) round(ctx context.Context) (reload bool) {
 		}
 	}
 	cancel()
+	<-watched // a signal it took is in reloadFlag
 	return reloadFlag.Load()
 }
 
