@@ -61,6 +61,7 @@ type bucket struct {
 
 type keyIndex struct {
 	field string
+	base  bool                // keyed by the value's last path element (endswith '/name')
 	vals  map[string][]*crule // lower-cased value → rules
 }
 
@@ -118,7 +119,7 @@ func Compile(rules []*Rule, cfg Config) (*Set, error) {
 			s.warnings = append(s.warnings, fmt.Sprintf("%s:%d: logsource %s is not mapped; the rule applies to dataset %q", r.File, r.Line, lsString(r.Logsource), ds[0]))
 		}
 		cr.datasets = ds
-		field, vals := requiredKey(r.detection, r.detection.cond, cfg.Mapping)
+		field, base, vals := requiredKey(r.detection, r.detection.cond, cfg.Mapping)
 		add := func(b *bucket) {
 			if field == "" {
 				b.rest = append(b.rest, cr)
@@ -126,12 +127,12 @@ func Compile(rules []*Rule, cfg Config) (*Set, error) {
 			}
 			var ki *keyIndex
 			for _, k := range b.keyed {
-				if k.field == field {
+				if k.field == field && k.base == base {
 					ki = k
 				}
 			}
 			if ki == nil {
-				ki = &keyIndex{field: field, vals: map[string][]*crule{}}
+				ki = &keyIndex{field: field, base: base, vals: map[string][]*crule{}}
 				b.keyed = append(b.keyed, ki)
 			}
 			for _, v := range vals {
@@ -321,6 +322,9 @@ func (b *bucket) match(ev events.Event, dst []*Rule) []*Rule {
 func (k *keyIndex) lookup(ev events.Event, v any, buf []byte, dst []*Rule) []*Rule {
 	switch x := v.(type) {
 	case string:
+		if k.base {
+			x = x[strings.LastIndexByte(x, '/')+1:]
+		}
 		for i := 0; i < len(x); i++ {
 			buf = append(buf, lowerASCII(x[i]))
 		}
@@ -353,18 +357,22 @@ func containsRule(l []*Rule, r *Rule) bool {
 }
 
 // requiredKey finds a field the condition requires to equal one of a few
-// values (lower-cased), for the index; "" if there is none.
-func requiredKey(d *detection, c cond, m *Mapping) (string, []string) {
+// values (lower-cased), or (base) whose last path element must be one of
+// them, for the index; "" if there is none.
+func requiredKey(d *detection, c cond, m *Mapping) (field string, base bool, vals []string) {
 	cands := required(d, c, m)
 	best := ""
-	var bestVals []string
-	for f, vals := range cands {
-		if best == "" || len(vals) < len(bestVals) || len(vals) == len(bestVals) && f < best {
-			best, bestVals = f, vals
+	for k, v := range cands {
+		if best == "" || len(v) < len(vals) || len(v) == len(vals) && k < best {
+			best, vals = k, v
 		}
 	}
-	sort.Strings(bestVals)
-	return best, bestVals
+	if best == "" {
+		return "", false, nil
+	}
+	sort.Strings(vals)
+	field, kind, _ := strings.Cut(best, "\x00")
+	return field, kind == "/", vals
 }
 
 const maxIndexValues = 64
@@ -382,8 +390,8 @@ func required(d *detection, c cond, m *Mapping) map[string][]string {
 		for i, mp := range sel.maps {
 			one := map[string][]string{}
 			for _, fs := range mp {
-				if vals, ok := exactValues(fs); ok && fs.field != "" {
-					f := m.field(fs.field)
+				if kind, vals, ok := indexValues(fs); ok && fs.field != "" {
+					f := m.field(fs.field) + "\x00" + kind
 					one[f] = append(one[f], vals...)
 				}
 			}
@@ -436,35 +444,52 @@ func intersect(a, b map[string][]string) map[string][]string {
 	return out
 }
 
-// exactValues returns the lower-cased values of a field search that
-// matches only by equality, or false.
-func exactValues(fs *fieldSpec) ([]string, bool) {
+// indexValues returns the lower-cased values of a field search that
+// matches only by equality (kind "="), or only values whose last path
+// element is one of them (kind "/": endswith '/name'), or false.
+func indexValues(fs *fieldSpec) (kind string, out []string, ok bool) {
+	kind = "="
 	for _, m := range fs.mods {
-		if m != "cased" {
-			return nil, false
+		switch m {
+		case "cased":
+		case "endswith":
+			kind = "/"
+		default:
+			return "", nil, false
 		}
 	}
 	if len(fs.values) > maxIndexValues {
-		return nil, false
+		return "", nil, false
 	}
-	var out []string
 	for _, v := range fs.values {
+		s := v.s
 		switch v.kind {
 		case vNull:
-			return nil, false
+			return "", nil, false
 		case vNumber:
 			f, err := strconv.ParseFloat(v.s, 64)
-			if err != nil || strconv.FormatFloat(f, 'f', -1, 64) != v.s {
-				return nil, false
+			if err != nil || strconv.FormatFloat(f, 'f', -1, 64) != v.s || kind == "/" {
+				return "", nil, false
 			}
 		case vString:
-			if strings.ContainsAny(v.s, `*?\`) || !isASCII(v.s) {
-				return nil, false
+			if strings.ContainsAny(s, `*?\`) || !isASCII(s) {
+				return "", nil, false
+			}
+			if kind == "/" {
+				i := strings.LastIndexByte(s, '/')
+				if i < 0 || i == len(s)-1 {
+					return "", nil, false
+				}
+				s = s[i+1:]
+			}
+		case vBool:
+			if kind == "/" {
+				return "", nil, false
 			}
 		}
-		out = append(out, strings.ToLower(v.s))
+		out = append(out, strings.ToLower(s))
 	}
-	return out, len(out) > 0
+	return kind, out, len(out) > 0
 }
 
 func isASCII(s string) bool {
@@ -498,27 +523,25 @@ func (c *compiler) cond(d *detection, x cond) (matcher, error) {
 		}
 		return notM{m}, nil
 	case *condAnd:
-		var out andM
-		for _, y := range x.c {
-			m, err := c.cond(d, y)
-			if err != nil {
-				return nil, err
-			}
-			out = append(out, m)
-		}
-		return out, nil
+		ms, err := c.conds(d, x.c)
+		return andM(ms), err
 	case *condOr:
-		var out orM
-		for _, y := range x.c {
-			m, err := c.cond(d, y)
-			if err != nil {
-				return nil, err
-			}
-			out = append(out, m)
-		}
-		return out, nil
+		ms, err := c.conds(d, x.c)
+		return orM(ms), err
 	}
 	return nil, fmt.Errorf("sigma: unknown condition node %T", x)
+}
+
+func (c *compiler) conds(d *detection, xs []cond) ([]matcher, error) {
+	out := make([]matcher, 0, len(xs))
+	for _, y := range xs {
+		m, err := c.cond(d, y)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, m)
+	}
+	return out, nil
 }
 
 func (c *compiler) selection(s *selection) (matcher, error) {
@@ -579,6 +602,9 @@ func (c *compiler) field(fs *fieldSpec) (matcher, error) {
 		}
 		fm.vals = append(fm.vals, vm)
 	}
+	if !fm.all && len(fm.vals) >= minMultiContains {
+		fm.vals = groupContains(fm.vals)
+	}
 	switch {
 	case nulls && len(fm.vals) == 0:
 		return nullM{name}, nil
@@ -589,6 +615,24 @@ func (c *compiler) field(fs *fieldSpec) (matcher, error) {
 		return orM{nullM{name}, fm}, nil
 	}
 	return fm, nil
+}
+
+// groupContains replaces the case-insensitive ASCII contains patterns of
+// an OR list by one multiContains, if there are enough of them.
+func groupContains(vals []valM) []valM {
+	var pats []string
+	var rest []valM
+	for _, v := range vals {
+		if s, ok := v.(*strM); ok && s.kind == kContains && s.ascii && !s.cased && s.pat != "" {
+			pats = append(pats, s.pat)
+			continue
+		}
+		rest = append(rest, v)
+	}
+	if len(pats) < minMultiContains {
+		return vals
+	}
+	return append(rest, newMultiContains(pats))
 }
 
 var windashRE = regexp.MustCompile(`\B[-/]\b`)

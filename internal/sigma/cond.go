@@ -213,6 +213,9 @@ func (p *condParser) primary(depth int) (cond, error) {
 
 // lexCondition splits a condition into words, parentheses and pipes.
 func lexCondition(s string) ([]string, error) {
+	if strings.Contains(s, "|") {
+		return nil, &condError{feature: "condition aggregation (|)", msg: "condition aggregation (|) is not supported; use a correlation rule"}
+	}
 	var toks []string
 	i := 0
 	for i < len(s) {

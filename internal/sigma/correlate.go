@@ -12,7 +12,9 @@ import (
 )
 
 // Hit is an alert to create or update. Hits with the same Key are the same
-// alert: a later one has a higher (or equal) Count and a later Last.
+// alert: a later one has a higher (or equal) Count and a later Last. A
+// Hit's map and slices are shared with the Correlator (and Events are the
+// maps given to Observe): the caller must not modify them.
 type Hit struct {
 	// Key is stable: the rule id, the group's values and the window's start.
 	// The same events in the same order give the same Keys.
@@ -88,6 +90,7 @@ type Correlator struct {
 	// scratch, reused between calls
 	fired, work []*crule
 	pos         []int
+	gk          []byte
 }
 
 // corrState is everything MarshalBinary saves.
@@ -116,7 +119,8 @@ type alertSt struct {
 // groupSt is one correlation group's window.
 type groupSt struct {
 	Group  map[string]string    `json:"group"`
-	Times  []time.Time          `json:"times,omitempty"`  // event times in the window, sorted
+	Times  []int64              `json:"times,omitempty"` // event times (Unix ns) in the window from Head on, sorted
+	Head   int                  `json:"head,omitempty"`
 	Values map[string]time.Time `json:"values,omitempty"` // value_count: value → last time
 	Seen   []time.Time          `json:"seen,omitempty"`   // temporal: last time per referenced rule
 	Chain  []time.Time          `json:"chain,omitempty"`  // temporal_ordered: start of the chain reaching step i
@@ -177,7 +181,7 @@ func PartitionKey(r *Rule, ev events.Event) string {
 	for _, f := range r.Correlation.GroupBy {
 		v, ok := ev[f]
 		if !ok {
-			v = ev[defaultFields.field(f)]
+			v = ev[defaultMapping().field(f)]
 		}
 		s, _ := scalarString(v)
 		b.WriteString("\x00")
@@ -187,8 +191,6 @@ func PartitionKey(r *Rule, ev events.Event) string {
 	}
 	return b.String()
 }
-
-var defaultFields = DefaultMapping()
 
 // Stats returns the counters of what was cut or ignored, and the number
 // of groups held.
@@ -213,6 +215,9 @@ func (c *Correlator) Observe(ev events.Event, matched []*Rule, ref uint64) []Hit
 	if t.IsZero() {
 		c.st.Stats.NoTime++
 		t = c.st.MaxSeen
+		if t.IsZero() {
+			t = time.Unix(0, 0).UTC()
+		}
 	}
 	if t.After(c.st.MaxSeen) {
 		c.st.MaxSeen = t
@@ -341,8 +346,11 @@ func (a *alertSt) add(ev events.Event, t time.Time, ref uint64) {
 		a.Last = t
 	}
 	if h := ev.String(events.FieldHostName); h != "" && len(a.Hosts) < maxHosts && !containsString(a.Hosts, h) {
-		a.Hosts = append(a.Hosts, h)
-		sort.Strings(a.Hosts)
+		// copied on change: hits share the slice
+		hosts := make([]string, 0, len(a.Hosts)+1)
+		hosts = append(append(hosts, a.Hosts...), h)
+		sort.Strings(hosts)
+		a.Hosts = hosts
 	}
 	if len(a.Events) < MaxHitEvents {
 		a.Events = append(a.Events, ev)
@@ -370,16 +378,14 @@ func containsRef(l []uint64, r uint64) bool {
 	return false
 }
 
+// hit returns the alert as a Hit. The Hit shares the alert's group map
+// (never modified) and slices (only appended to, or replaced).
 func (a *alertSt) hit(r *Rule) Hit {
-	g := make(map[string]string, len(a.Group))
-	for k, v := range a.Group {
-		g[k] = v
-	}
 	return Hit{
-		Key: a.Key, Rule: r, Group: g, Count: a.Count, First: a.First, Last: a.Last,
-		Hosts:  append([]string(nil), a.Hosts...),
-		Events: append([]events.Event(nil), a.Events...),
-		Refs:   append([]uint64(nil), a.Refs...),
+		Key: a.Key, Rule: r, Group: a.Group, Count: a.Count, First: a.First, Last: a.Last,
+		Hosts:  a.Hosts[:len(a.Hosts):len(a.Hosts)],
+		Events: a.Events[:len(a.Events):len(a.Events)],
+		Refs:   a.Refs[:len(a.Refs):len(a.Refs)],
 	}
 }
 
@@ -393,15 +399,22 @@ func (c *Correlator) evictDet(m map[string]*alertSt) {
 	if len(m) < c.lim.MaxGroups {
 		return
 	}
+	delete(m, oldestKey(m, func(a *alertSt) time.Time { return a.Last }))
+	c.st.Stats.GroupsEvicted++
+}
+
+// oldestKey returns the key of m whose time is the oldest (of equal times,
+// the smallest key, so that eviction is deterministic).
+func oldestKey[V any](m map[string]V, at func(V) time.Time) string {
 	var victim string
 	var oldest time.Time
-	for k, a := range m {
-		if victim == "" || a.Last.Before(oldest) || a.Last.Equal(oldest) && k < victim {
-			victim, oldest = k, a.Last
+	for k, v := range m {
+		t := at(v)
+		if victim == "" || t.Before(oldest) || t.Equal(oldest) && k < victim {
+			victim, oldest = k, t
 		}
 	}
-	delete(m, victim)
-	c.st.Stats.GroupsEvicted++
+	return victim
 }
 
 // correlate updates a correlation group with an event that matched the
@@ -409,20 +422,19 @@ func (c *Correlator) evictDet(m map[string]*alertSt) {
 // holds.
 func (c *Correlator) correlate(cr *crule, ev events.Event, t time.Time, ref uint64, positions []int) (Hit, bool) {
 	co := cr.corr
-	group := make(map[string]string, len(cr.groupBy))
-	var gk strings.Builder
+	gk := c.gk[:0]
 	for _, f := range cr.groupBy {
 		v, ok := ev[f]
 		if !ok || v == nil {
 			return Hit{}, false // an event without a group-by field is not part of any group
 		}
 		s, _ := scalarString(v)
-		group[f] = s
-		gk.WriteString(f)
-		gk.WriteByte('=')
-		gk.WriteString(s)
-		gk.WriteByte(0)
+		gk = append(gk, f...)
+		gk = append(gk, '=')
+		gk = append(gk, s...)
+		gk = append(gk, 0)
 	}
+	c.gk = gk
 	var val string
 	if co.Type == ValueCount {
 		v, ok := ev[cr.field]
@@ -436,38 +448,49 @@ func (c *Correlator) correlate(cr *crule, ev events.Event, t time.Time, ref uint
 		m = map[string]*groupSt{}
 		c.st.Groups[cr.r.ID] = m
 	}
-	g := m[gk.String()]
+	g := m[string(gk)]
 	if g == nil {
 		if len(m) >= c.lim.MaxGroups {
 			c.evictGroup(m, co.Timespan)
 		}
+		group := make(map[string]string, len(cr.groupBy))
+		for _, f := range cr.groupBy {
+			group[f], _ = scalarString(ev[f])
+		}
 		g = &groupSt{Group: group}
-		m[gk.String()] = g
+		m[string(gk)] = g
 	}
+	group := g.Group
 	if t.After(g.Newest) {
 		g.Newest = t
 	}
 	from := g.Newest.Add(-co.Timespan)
 	g.prune(from)
 	// the event's time, in order
-	i := sort.Search(len(g.Times), func(i int) bool { return g.Times[i].After(t) })
-	g.Times = append(g.Times, time.Time{})
+	tn := t.UnixNano()
+	i := len(g.Times)
+	for i > g.Head && g.Times[i-1] > tn {
+		i--
+	}
+	g.Times = append(g.Times, 0)
 	copy(g.Times[i+1:], g.Times[i:])
-	g.Times[i] = t
-	if len(g.Times) > c.lim.MaxEventsPerGroup {
-		g.Times = g.Times[1:]
+	g.Times[i] = tn
+	if len(g.Times)-g.Head > c.lim.MaxEventsPerGroup {
+		g.Head++
 		c.st.Stats.EventsCut++
 	}
-	g.Recent = append(g.Recent, sample{T: t, Ev: ev, Ref: ref})
-	if len(g.Recent) > MaxHitEvents {
-		g.Recent = g.Recent[1:]
+	count := int64(len(g.Times) - g.Head)
+	oldest := time.Unix(0, g.Times[g.Head]).UTC()
+	if len(g.Recent) == MaxHitEvents {
+		g.Recent = append(g.Recent[:0], g.Recent[1:]...)
 	}
+	g.Recent = append(g.Recent, sample{T: t, Ev: ev, Ref: ref})
 	holds := false
 	var start time.Time
 	switch co.Type {
 	case EventCount:
-		holds = thresholds(co.Condition, int64(len(g.Times)))
-		start = g.Times[0]
+		holds = thresholds(co.Condition, count)
+		start = oldest
 	case ValueCount:
 		if g.Values == nil {
 			g.Values = map[string]time.Time{}
@@ -476,18 +499,11 @@ func (c *Correlator) correlate(cr *crule, ev events.Event, t time.Time, ref uint
 			g.Values[val] = t
 		}
 		if len(g.Values) > c.lim.MaxValuesPerGroup {
-			var victim string
-			var oldest time.Time
-			for v, vt := range g.Values {
-				if victim == "" || vt.Before(oldest) || vt.Equal(oldest) && v < victim {
-					victim, oldest = v, vt
-				}
-			}
-			delete(g.Values, victim)
+			delete(g.Values, oldestKey(g.Values, func(t time.Time) time.Time { return t }))
 			c.st.Stats.ValuesCut++
 		}
 		holds = thresholds(co.Condition, int64(len(g.Values)))
-		start = g.Times[0]
+		start = oldest
 	case Temporal:
 		if g.Seen == nil {
 			g.Seen = make([]time.Time, len(cr.refs))
@@ -541,8 +557,8 @@ func (c *Correlator) correlate(cr *crule, ev events.Event, t time.Time, ref uint
 	a := &alertSt{Group: group, Start: start, First: t, Last: t}
 	a.Key = hitKey(cr.r.ID, group, cr.groupBy, start)
 	var n int64
-	for _, tt := range g.Times {
-		if !tt.Before(start) {
+	for _, tt := range g.Times[g.Head:] {
+		if tt >= start.UnixNano() {
 			n++
 		}
 	}
@@ -570,20 +586,7 @@ func containsInt(l []int, x int) bool {
 
 func thresholds(ts []Threshold, n int64) bool {
 	for _, t := range ts {
-		var ok bool
-		switch t.Op {
-		case "gt":
-			ok = n > t.Value
-		case "gte":
-			ok = n >= t.Value
-		case "lt":
-			ok = n < t.Value
-		case "lte":
-			ok = n <= t.Value
-		case "eq":
-			ok = n == t.Value
-		}
-		if !ok {
+		if !compare(t.Op, float64(n), float64(t.Value)) {
 			return false
 		}
 	}
@@ -592,11 +595,16 @@ func thresholds(ts []Threshold, n int64) bool {
 
 // prune forgets what is older than from.
 func (g *groupSt) prune(from time.Time) {
-	i := 0
-	for i < len(g.Times) && g.Times[i].Before(from) {
-		i++
+	fn := from.UnixNano()
+	for g.Head < len(g.Times) && g.Times[g.Head] < fn {
+		g.Head++
 	}
-	g.Times = g.Times[i:]
+	if g.Head == len(g.Times) {
+		g.Times, g.Head = g.Times[:0], 0
+	} else if g.Head > 32 && 2*g.Head > len(g.Times) {
+		g.Times = append(g.Times[:0], g.Times[g.Head:]...)
+		g.Head = 0
+	}
 	for v, t := range g.Values {
 		if t.Before(from) {
 			delete(g.Values, v)
@@ -611,7 +619,9 @@ func (g *groupSt) prune(from time.Time) {
 	for j < len(g.Recent) && g.Recent[j].T.Before(from) {
 		j++
 	}
-	g.Recent = g.Recent[j:]
+	if j > 0 {
+		g.Recent = append(g.Recent[:0], g.Recent[j:]...)
+	}
 }
 
 func (c *Correlator) evictGroup(m map[string]*groupSt, span time.Duration) {
@@ -624,14 +634,7 @@ func (c *Correlator) evictGroup(m map[string]*groupSt, span time.Duration) {
 	if len(m) < c.lim.MaxGroups {
 		return
 	}
-	var victim string
-	var oldest time.Time
-	for k, g := range m {
-		if victim == "" || g.Newest.Before(oldest) || g.Newest.Equal(oldest) && k < victim {
-			victim, oldest = k, g.Newest
-		}
-	}
-	delete(m, victim)
+	delete(m, oldestKey(m, func(g *groupSt) time.Time { return g.Newest }))
 	c.st.Stats.GroupsEvicted++
 }
 

@@ -8,6 +8,7 @@ import (
 	"io"
 	"sort"
 	"strings"
+	"sync"
 
 	"gopkg.in/yaml.v3"
 )
@@ -50,12 +51,17 @@ var defaultMappingYAML []byte
 // DefaultMapping returns Warden's mapping (mapping.yml in this package,
 // reproduced in docs/detection-sigma.md). Each call returns a new copy.
 func DefaultMapping() *Mapping {
+	return (&Mapping{Fields: map[string]string{}}).Merge(defaultMapping())
+}
+
+// defaultMapping is the embedded mapping, parsed once; never modified.
+var defaultMapping = sync.OnceValue(func() *Mapping {
 	m, err := ParseMapping("mapping.yml", defaultMappingYAML)
 	if err != nil {
 		panic("sigma: the embedded mapping does not parse: " + err.Error())
 	}
 	return m
-}
+})
 
 // ParseMapping parses a mapping file (see Mapping). Unknown keys are
 // errors with their line.
@@ -179,6 +185,9 @@ func (m *Mapping) Merge(o *Mapping) *Mapping {
 		if _, ok := replaced[[3]string{l.Product, l.Category, l.Service}]; ok {
 			out.Logsources = append(out.Logsources, l)
 		}
+	}
+	for i := range out.Logsources {
+		out.Logsources[i].Datasets = append([]string(nil), out.Logsources[i].Datasets...)
 	}
 	for k, v := range m.Fields {
 		out.Fields[k] = v

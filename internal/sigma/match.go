@@ -280,24 +280,66 @@ func eqFoldASCII(s, p string) bool {
 }
 
 // indexFoldASCII is strings.Index ignoring ASCII case; p is lower-case.
+// It looks for candidates with strings.IndexByte (vectorized): on a byte
+// of p that is not a letter when there is one, else on both cases of
+// p's first byte.
 func indexFoldASCII(s, p string) int {
 	n := len(p)
 	if n == 0 {
 		return 0
 	}
-	c0 := p[0]
-	u0 := c0
-	if 'a' <= c0 && c0 <= 'z' {
-		u0 = c0 - ('a' - 'A')
+	k := -1
+	for i := 0; i < n; i++ {
+		if c := p[i]; c < 'a' || c > 'z' {
+			k = i
+			break
+		}
 	}
-	for i := 0; i+n <= len(s); i++ {
-		c := s[i]
-		if c != c0 && c != u0 {
-			continue
+	if k >= 0 {
+		c := p[k]
+		for i := k; i+n-k <= len(s); {
+			j := strings.IndexByte(s[i:len(s)-(n-k)+1], c)
+			if j < 0 {
+				return -1
+			}
+			i += j
+			if eqFoldASCII(s[i-k:i-k+n], p) {
+				return i - k
+			}
+			i++
+		}
+		return -1
+	}
+	lo, up := p[0], p[0]-('a'-'A')
+	nextLo, nextUp := -2, -2 // -2: not searched yet; -1: none left
+	for i := 0; i+n <= len(s); {
+		limit := s[:len(s)-n+1]
+		if nextLo != -1 && nextLo < i {
+			if j := strings.IndexByte(limit[i:], lo); j >= 0 {
+				nextLo = i + j
+			} else {
+				nextLo = -1
+			}
+		}
+		if nextUp != -1 && nextUp < i {
+			if j := strings.IndexByte(limit[i:], up); j >= 0 {
+				nextUp = i + j
+			} else {
+				nextUp = -1
+			}
+		}
+		switch {
+		case nextLo < 0 && nextUp < 0:
+			return -1
+		case nextUp < 0 || nextLo >= 0 && nextLo < nextUp:
+			i = nextLo
+		default:
+			i = nextUp
 		}
 		if eqFoldASCII(s[i:i+n], p) {
 			return i
 		}
+		i++
 	}
 	return -1
 }
@@ -338,18 +380,22 @@ type cmpM struct {
 
 func (c cmpM) matchValue(v any, _ events.Event) bool {
 	f, ok := scalarNumber(v)
-	if !ok {
-		return false
-	}
-	switch c.op {
+	return ok && compare(c.op, f, c.n)
+}
+
+// compare is a op b for op gt, gte, lt, lte or eq.
+func compare(op string, a, b float64) bool {
+	switch op {
 	case "gt":
-		return f > c.n
+		return a > b
 	case "gte":
-		return f >= c.n
+		return a >= b
 	case "lt":
-		return f < c.n
+		return a < b
+	case "lte":
+		return a <= b
 	}
-	return f <= c.n
+	return a == b
 }
 
 // fieldrefM is the fieldref modifier: the value equals (starts with, ends
@@ -385,4 +431,57 @@ func (f fieldrefM) matchValue(v any, ev events.Event) bool {
 		return strings.Contains(a, b)
 	}
 	return a == b
+}
+
+// multiContains is a list of case-insensitive ASCII "contains" patterns
+// (an OR) tested in one pass over the value: a bitset of the patterns'
+// first two bytes selects the positions where a pattern may start.
+type multiContains struct {
+	bits   [1024]uint64 // 65536 bits: lower-case byte pairs that start a pattern
+	byPair map[uint16][]string
+	short  []string // one-byte patterns
+}
+
+// minMultiContains is the number of patterns from which a list is tested
+// in one pass rather than one pattern after the other.
+const minMultiContains = 4
+
+func newMultiContains(pats []string) *multiContains {
+	m := &multiContains{byPair: map[uint16][]string{}}
+	for _, p := range pats {
+		if len(p) < 2 {
+			m.short = append(m.short, p)
+			continue
+		}
+		k := uint16(p[0])<<8 | uint16(p[1])
+		m.bits[k>>6] |= 1 << (k & 63)
+		m.byPair[k] = append(m.byPair[k], p)
+	}
+	return m
+}
+
+func (m *multiContains) matchValue(v any, _ events.Event) bool {
+	s, ok := v.(string)
+	if !ok {
+		if s, ok = scalarString(v); !ok {
+			return false
+		}
+	}
+	for _, p := range m.short {
+		if indexFoldASCII(s, p) >= 0 {
+			return true
+		}
+	}
+	for i := 0; i+1 < len(s); i++ {
+		k := uint16(lowerASCII(s[i]))<<8 | uint16(lowerASCII(s[i+1]))
+		if m.bits[k>>6]&(1<<(k&63)) == 0 {
+			continue
+		}
+		for _, p := range m.byPair[k] {
+			if len(s)-i >= len(p) && eqFoldASCII(s[i:i+len(p)], p) {
+				return true
+			}
+		}
+	}
+	return false
 }

@@ -170,17 +170,6 @@ func (p parser) unsupported(n *yaml.Node, feature string) error {
 	return &Error{File: p.file, Line: line, Feature: feature, Msg: feature + " is not supported"}
 }
 
-// metadataKeys are the top-level keys of the specification that carry no
-// detection semantics; Warden keeps the ones Rule has fields for.
-var metadataKeys = map[string]bool{
-	"title": true, "id": true, "name": true, "related": true, "status": true,
-	"description": true, "references": true, "author": true, "date": true,
-	"modified": true, "tags": true, "fields": true, "falsepositives": true,
-	"level": true, "license": true, "scope": true, "taxonomy": true,
-	"simulation": true, "regression_tests_path": true, "logsource": true,
-	"detection": true, "correlation": true,
-}
-
 var levels = map[string]bool{"informational": true, "low": true, "medium": true, "high": true, "critical": true}
 
 func parseRule(file string, root *yaml.Node) (*Rule, error) {
@@ -191,6 +180,7 @@ func parseRule(file string, root *yaml.Node) (*Rule, error) {
 	r := &Rule{File: file, Line: root.Line}
 	var det, corr, ls *yaml.Node
 	seen := map[string]bool{}
+	strs := map[string]*string{"title": &r.Title, "id": &r.ID, "name": &r.Name, "status": &r.Status, "description": &r.Description, "author": &r.Author}
 	for i := 0; i+1 < len(root.Content); i += 2 {
 		k, v := root.Content[i], root.Content[i+1]
 		key := k.Value
@@ -199,19 +189,13 @@ func parseRule(file string, root *yaml.Node) (*Rule, error) {
 		}
 		seen[key] = true
 		var err error
+		if dst, ok := strs[key]; ok {
+			if *dst, err = p.str(v, key); err != nil {
+				return nil, err
+			}
+			continue
+		}
 		switch key {
-		case "title":
-			r.Title, err = p.str(v, key)
-		case "id":
-			r.ID, err = p.str(v, key)
-		case "name":
-			r.Name, err = p.str(v, key)
-		case "status":
-			r.Status, err = p.str(v, key)
-		case "description":
-			r.Description, err = p.str(v, key)
-		case "author":
-			r.Author, err = p.str(v, key)
 		case "level":
 			r.Level, err = p.str(v, key)
 			if err == nil && !levels[r.Level] {
