@@ -26,6 +26,7 @@ import (
 	"log/slog"
 	"regexp"
 	"slices"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -96,6 +97,7 @@ const (
 	DefaultCheckpointInterval = time.Second
 	DefaultRulesPoll          = 10 * time.Second
 	DefaultMaxPendingHits     = 10000
+	DefaultRecordConcurrency  = 8
 )
 
 // Config configures a Runtime. Fields marked required must be set; the
@@ -133,6 +135,9 @@ type Config struct {
 	CheckpointInterval time.Duration
 	// RulesPoll is how often Rules is polled without RulesChanged (10s).
 	RulesPoll time.Duration
+	// RecordConcurrency is how many hits are recorded at once (8): each
+	// is a Raft commit.
+	RecordConcurrency int
 	// MaxPendingHits bounds the distinct alert keys waiting to be
 	// recorded; past it, consumption pauses until they are (10000).
 	MaxPendingHits int
@@ -244,6 +249,9 @@ func New(cfg Config) (*Runtime, error) {
 	def(&cfg.RulesPoll, DefaultRulesPoll)
 	if cfg.Partitions == 0 {
 		cfg.Partitions = DefaultPartitions
+	}
+	if cfg.RecordConcurrency <= 0 {
+		cfg.RecordConcurrency = DefaultRecordConcurrency
 	}
 	if cfg.MaxPendingHits <= 0 {
 		cfg.MaxPendingHits = DefaultMaxPendingHits
@@ -568,23 +576,50 @@ func (r *Runtime) control(ctx context.Context) time.Duration {
 	return 0
 }
 
-// flush records the pending hits; it reports whether none is left.
+// flush records the pending hits, up to RecordConcurrency at a time; it
+// reports whether none is left. After a failure it starts no more.
 func (r *Runtime) flush(ctx context.Context) bool {
-	for k, h := range r.pending {
-		rctx, cancel := context.WithTimeout(ctx, 10*time.Second)
-		err := r.cfg.Alerts.Record(rctx, h)
-		cancel()
-		if err != nil {
-			r.m.retried.Inc()
-			if ctx.Err() == nil {
-				r.log.Warn("detect: recording an alert failed; retrying", "rule", h.Rule.ID, "err", err)
-			}
-			return false
-		}
-		delete(r.pending, k)
-		r.m.recorded.Inc()
+	if len(r.pending) == 0 {
+		return true
 	}
-	return true
+	var (
+		mu     sync.Mutex
+		done   []string
+		failed atomic.Bool
+		wg     sync.WaitGroup
+		sem    = make(chan struct{}, r.cfg.RecordConcurrency)
+	)
+	for k, h := range r.pending {
+		sem <- struct{}{}
+		if failed.Load() || ctx.Err() != nil {
+			<-sem
+			break
+		}
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			defer func() { <-sem }()
+			rctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+			err := r.cfg.Alerts.Record(rctx, h)
+			cancel()
+			if err != nil {
+				r.m.retried.Inc()
+				if !failed.Swap(true) && ctx.Err() == nil {
+					r.log.Warn("detect: recording an alert failed; retrying", "rule", h.Rule.ID, "err", err)
+				}
+				return
+			}
+			mu.Lock()
+			done = append(done, k)
+			mu.Unlock()
+		}()
+	}
+	wg.Wait()
+	for _, k := range done {
+		delete(r.pending, k)
+	}
+	r.m.recorded.Add(float64(len(done)))
+	return len(r.pending) == 0
 }
 
 // checkpoint writes p's checkpoint if it advanced, with CAS on the
