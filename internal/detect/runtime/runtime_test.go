@@ -267,23 +267,7 @@ func TestOneServerBruteForce(t *testing.T) {
 				last = appendBatch(t, s.plane, "web-1", uint64(i+1), evs)
 			}
 			waitFor(t, 30*time.Second, "every partition applied every batch", func() bool { return alog.allAt(DefaultPartitions, last) })
-			waitFor(t, 30*time.Second, "the alert has the full count", func() bool {
-				for _, h := range sink.snapshot() {
-					if h.Count == burst {
-						return true
-					}
-				}
-				return false
-			})
-			got := sink.snapshot()
-			if len(got) != 1 {
-				t.Fatalf("alerts: got %d keys %v, want 1", len(got), slices.Collect(maps.Keys(got)))
-			}
-			for k, h := range got {
-				if h.Group["source.ip"] != attacker || h.Count != burst {
-					t.Errorf("alert %s: group %v count %d, want source.ip %s count %d", k, h.Group, h.Count, attacker, burst)
-				}
-			}
+			expectOneAlert(t, sink, attacker, burst)
 			waitFor(t, 30*time.Second, "metrics: every event, no lag, 16 partitions", func() bool {
 				m := gather(t, reg)
 				return m["warden_detect_events_total"] == 5*burst/3 && m["warden_detect_consumer_lag"] == 0 &&
@@ -315,6 +299,30 @@ func gather(t testing.TB, reg *prometheus.Registry) map[string]float64 {
 		}
 	}
 	return out
+}
+
+// expectOneAlert waits for an alert with count and checks it is the only
+// one, for attacker's address.
+func expectOneAlert(t testing.TB, sink *memSink, attacker string, count int) map[string]sigma.Hit {
+	t.Helper()
+	waitFor(t, 30*time.Second, "the alert has the full count", func() bool {
+		for _, h := range sink.snapshot() {
+			if h.Count == int64(count) {
+				return true
+			}
+		}
+		return false
+	})
+	got := sink.snapshot()
+	if len(got) != 1 {
+		t.Fatalf("alerts: got %d keys %v, want 1", len(got), slices.Collect(maps.Keys(got)))
+	}
+	for k, h := range got {
+		if h.Group["source.ip"] != attacker || h.Count != int64(count) {
+			t.Errorf("alert %s: group %v count %d, want source.ip %s count %d", k, h.Group, h.Count, attacker, count)
+		}
+	}
+	return got
 }
 
 func jsonUnmarshal(b []byte, v any) error { return json.Unmarshal(b, v) }
@@ -463,23 +471,7 @@ func testFailover(t *testing.T, eng testEngine) {
 		return survivors[0].rt.Owned()+survivors[1].rt.Owned() == partitions
 	})
 	waitFor(t, 60*time.Second, "every partition applied every batch", func() bool { return alog.allAt(partitions, last) })
-	waitFor(t, 30*time.Second, "the alert has the full count", func() bool {
-		for _, h := range sink.snapshot() {
-			if h.Count == int64(total) {
-				return true
-			}
-		}
-		return false
-	})
-	got := sink.snapshot()
-	if len(got) != 1 {
-		t.Fatalf("alerts: got %d keys %v, want 1", len(got), slices.Collect(maps.Keys(got)))
-	}
-	for k, h := range got {
-		if h.Group["source.ip"] != attacker || h.Count != int64(total) {
-			t.Errorf("alert %s: group %v count %d, want source.ip %s count %d", k, h.Group, h.Count, attacker, total)
-		}
-	}
+	got := expectOneAlert(t, sink, attacker, total)
 	if n := alog.times(bfP, blocked); n < 2 {
 		t.Errorf("batch %d applied %d times to partition %d, want a replay after the failover", blocked, n, bfP)
 	}
