@@ -65,17 +65,21 @@ func (f AlertFunc) Record(ctx context.Context, h sigma.Hit) error { return f(ctx
 
 // RuleSource gives the rules in force and their version (the version
 // changes whenever the rules do).
+//
+// A RuleSource may also have these methods (*detect.Rules has):
+//
+//	Set(ctx) ([]*sigma.Rule, map[string][]string, uint64, error)
+//	Version() uint64
+//
+// Set returns the rules with the placeholders of the expand modifier,
+// read in one view; they then replace Config.Sigma.Placeholders. Version
+// returns the rules' version from local state, cheaply; the runtime then
+// checks it at every step (about every CheckpointInterval) and reloads
+// when it changed.
 type RuleSource interface {
 	All(ctx context.Context) ([]*sigma.Rule, uint64, error)
 }
 
-// A RuleSource may also implement these (*detect.Rules does):
-//
-//   - Set returns the rules with the placeholders of the expand modifier,
-//     read in one view; they then replace Config.Sigma.Placeholders.
-//   - Version returns the rules' version from local state, cheaply; the
-//     runtime then checks it at every step (about every
-//     CheckpointInterval) instead of polling All every RulesPoll.
 type (
 	ruleSetSource interface {
 		Set(ctx context.Context) ([]*sigma.Rule, map[string][]string, uint64, error)
@@ -103,7 +107,8 @@ const (
 // Config configures a Runtime. Fields marked required must be set; the
 // others have the documented defaults when zero.
 type Config struct {
-	// Node is this server's name (required); unique in the cluster.
+	// Node is this server's name (required); unique in the cluster. A
+	// name that is not 1 to 64 of [A-Za-z0-9_-] is hex-encoded in keys.
 	Node string
 	// Stream is the event stream (required).
 	Stream Stream
@@ -164,6 +169,7 @@ type correlator interface {
 }
 
 var (
+	_ Stream     = (*events.Plane)(nil)
 	_ matcher    = (*sigma.Set)(nil)
 	_ correlator = (*sigma.Correlator)(nil)
 )
