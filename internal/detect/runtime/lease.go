@@ -27,10 +27,13 @@ func ownerKey(p int) string { return ownerPrefix + strconv.Itoa(p) }
 func ckptKey(p int) string  { return ckptPrefix + strconv.Itoa(p) }
 
 // memberValue is what a server heartbeats. Beat only makes each write
-// differ; liveness is judged by the observer's own clock (below).
+// differ; liveness is judged by the observer's own clock (below). Ready
+// says the server's own view is fresh: a server that cannot follow the
+// bucket is alive (its partitions stay its own) but gets none assigned.
 type memberValue struct {
-	Run  string `json:"run"`
-	Beat uint64 `json:"beat"`
+	Run   string `json:"run"`
+	Beat  uint64 `json:"beat"`
+	Ready bool   `json:"ready"`
 }
 
 // ownerValue names the server instance that owns a partition. Run tells
@@ -49,8 +52,9 @@ type ownerSeen struct {
 }
 
 type memberSeen struct {
-	rev uint64
-	at  time.Time // local (monotonic) time the revision was first observed
+	rev   uint64
+	at    time.Time // local (monotonic) time the revision was first observed
+	ready bool
 }
 
 // membership heartbeats this server's member key and watches every
@@ -77,6 +81,8 @@ type membership struct {
 	beatOK   time.Time // last successful heartbeat write
 	liveKey  string    // the live set last reported, to signal changes
 	changed  chan struct{}
+	started  time.Time
+	rewatch  [2]context.CancelFunc // restart the watches (members, owners)
 }
 
 func newMembership(kv jetstream.KeyValue, node, run string, heartbeat, lease time.Duration, now func() time.Time, log *slog.Logger) *membership {
@@ -98,21 +104,44 @@ func (m *membership) signal() {
 // run heartbeats and watches until ctx ends. It returns only ctx's error;
 // failures are logged and retried.
 func (m *membership) runLoop(ctx context.Context) error {
-	go m.watchLoop(ctx, memberPrefix+"*", m.onMember)
-	go m.watchLoop(ctx, ownerPrefix+"*", m.onOwner)
+	m.mu.Lock()
+	m.started = m.now()
+	m.mu.Unlock()
+	go m.watchLoop(ctx, 0, memberPrefix+"*", m.onMember)
+	go m.watchLoop(ctx, 1, ownerPrefix+"*", m.onOwner)
 	t := time.NewTicker(m.heartbeat)
 	defer t.Stop()
 	var beat uint64
 	for {
 		beat++
-		v, _ := json.Marshal(memberValue{Run: m.run, Beat: beat})
+		_, _, fresh := m.view()
+		v, _ := json.Marshal(memberValue{Run: m.run, Beat: beat, Ready: fresh})
 		wctx, cancel := context.WithTimeout(ctx, m.lease)
 		_, err := m.kv.Put(wctx, memberPrefix+m.node, v)
 		cancel()
 		if err == nil {
 			m.mu.Lock()
 			m.beatOK = m.now()
+			// Heartbeats are stored but do not come back: the watch is
+			// stuck (its stream changed leader); open it again.
+			last := m.selfSeen
+			if last.Before(m.started) {
+				last = m.started
+			}
+			stuck := m.now().Sub(last) > m.lease
+			restart := m.rewatch
+			if stuck {
+				m.started = m.now() // once per lease
+			}
 			m.mu.Unlock()
+			if stuck {
+				m.log.Warn("detect: own heartbeats not seen back; reopening the watches")
+				for _, c := range restart {
+					if c != nil {
+						c()
+					}
+				}
+			}
 		} else if ctx.Err() == nil {
 			m.log.Warn("detect: heartbeat failed", "err", err)
 		}
@@ -127,10 +156,15 @@ func (m *membership) runLoop(ctx context.Context) error {
 
 // watchLoop feeds fn every update of keys, re-opening the watch when it
 // ends before ctx does.
-func (m *membership) watchLoop(ctx context.Context, keys string, fn func(jetstream.KeyValueEntry)) {
+func (m *membership) watchLoop(ctx context.Context, slot int, keys string, fn func(jetstream.KeyValueEntry)) {
 	for ctx.Err() == nil {
-		w, err := m.kv.Watch(ctx, keys)
+		wctx, cancel := context.WithCancel(ctx)
+		m.mu.Lock()
+		m.rewatch[slot] = cancel
+		m.mu.Unlock()
+		w, err := m.kv.Watch(wctx, keys)
 		if err != nil {
+			cancel()
 			m.log.Warn("detect: watch failed", "keys", keys, "err", err)
 			select {
 			case <-ctx.Done():
@@ -139,12 +173,16 @@ func (m *membership) watchLoop(ctx context.Context, keys string, fn func(jetstre
 			}
 			continue
 		}
+		go func() {
+			<-wctx.Done()
+			_ = w.Stop()
+		}()
 		for e := range w.Updates() {
 			if e != nil {
 				fn(e)
 			}
 		}
-		_ = w.Stop()
+		cancel()
 	}
 }
 
@@ -156,14 +194,13 @@ func (m *membership) onMember(e jetstream.KeyValueEntry) {
 		delete(m.members, node)
 		return
 	}
-	if node == m.node {
-		var v memberValue
-		if json.Unmarshal(e.Value(), &v) == nil && v.Run == m.run {
-			m.selfSeen = m.now()
-		}
+	var v memberValue
+	_ = json.Unmarshal(e.Value(), &v)
+	if node == m.node && v.Run == m.run {
+		m.selfSeen = m.now()
 	}
 	if s, ok := m.members[node]; !ok || s.rev != e.Revision() {
-		m.members[node] = memberSeen{rev: e.Revision(), at: m.now()}
+		m.members[node] = memberSeen{rev: e.Revision(), at: m.now(), ready: v.Ready}
 	}
 }
 
@@ -200,8 +237,8 @@ func (m *membership) setOwner(p int, v ownerValue, rev uint64, present bool) {
 
 // checkLive signals when the live set changed.
 func (m *membership) checkLive() {
-	live, _ := m.view()
-	k := strings.Join(live, ",")
+	live, ready, _ := m.view()
+	k := strings.Join(live, ",") + "|" + strings.Join(ready, ",")
 	m.mu.Lock()
 	changed := k != m.liveKey
 	m.liveKey = k
@@ -211,26 +248,31 @@ func (m *membership) checkLive() {
 	}
 }
 
-// view returns the live members, sorted, and whether the view is fresh
-// enough to act on. This server is in the set only when fresh.
-func (m *membership) view() (live []string, fresh bool) {
+// view returns the live members and, among them, those ready to be
+// assigned partitions (their last heartbeat said their own view was
+// fresh), both sorted, and whether this server's view is fresh enough to
+// act on. This server is in both sets only when fresh.
+func (m *membership) view() (live, ready []string, fresh bool) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	now := m.now()
 	fresh = !m.selfSeen.IsZero() && now.Sub(m.selfSeen) < m.lease && now.Sub(m.beatOK) < m.lease
 	for node, s := range m.members {
-		if node == m.node {
+		if node == m.node || now.Sub(s.at) >= m.lease {
 			continue
 		}
-		if now.Sub(s.at) < m.lease {
-			live = append(live, node)
+		live = append(live, node)
+		if s.ready {
+			ready = append(ready, node)
 		}
 	}
 	if fresh {
 		live = append(live, m.node)
+		ready = append(ready, m.node)
 	}
 	slices.Sort(live)
-	return live, fresh
+	slices.Sort(ready)
+	return live, ready, fresh
 }
 
 // owner returns what the watch last showed of owner.<p>.

@@ -693,11 +693,11 @@ func (r *Runtime) drop(p *partition, lost bool) {
 // their checkpoint is current) and claims those it gives to this server
 // whose owner is gone.
 func (r *Runtime) rebalance(ctx context.Context, flushed bool) {
-	live, fresh := r.mem.view()
+	live, ready, fresh := r.mem.view()
 	if !fresh {
 		return
 	}
-	want := assign(live, r.cfg.Partitions)
+	want := assign(ready, r.cfg.Partitions)
 	isLive := map[string]bool{}
 	for _, m := range live {
 		isLive[m] = true

@@ -456,6 +456,7 @@ func testFailover(t *testing.T, eng testEngine) {
 	case <-time.After(30 * time.Second):
 		t.Fatal("the owner never applied phase 2")
 	}
+	killed := time.Now()
 	vic.sink.failing.Store(true)
 	vic.plane.Close() // its connection
 	vic.nats.srv.Shutdown()
@@ -467,10 +468,13 @@ func testFailover(t *testing.T, eng testEngine) {
 
 	// Phase 3: the burst goes on while the survivors take over.
 	last := send(5)
+	t.Logf("phase 3 stored %v after the kill", time.Since(killed).Round(time.Millisecond))
 	waitFor(t, 60*time.Second, "the survivors own every partition", func() bool {
 		return survivors[0].rt.Owned()+survivors[1].rt.Owned() == partitions
 	})
+	t.Logf("the survivors own every partition %v after the kill", time.Since(killed).Round(time.Millisecond))
 	waitFor(t, 60*time.Second, "every partition applied every batch", func() bool { return alog.allAt(partitions, last) })
+	t.Logf("every partition applied every batch %v after the kill", time.Since(killed).Round(time.Millisecond))
 	got := expectOneAlert(t, sink, attacker, total)
 	if n := alog.times(bfP, blocked); n < 2 {
 		t.Errorf("batch %d applied %d times to partition %d, want a replay after the failover", blocked, n, bfP)
