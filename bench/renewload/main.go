@@ -23,24 +23,18 @@ package main
 import (
 	"bytes"
 	"context"
-	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/rand"
-	"crypto/tls"
-	"crypto/x509"
 	"encoding/json"
-	"encoding/pem"
 	"errors"
 	"flag"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
-	"net/url"
 	"os"
 	"sort"
 	"sync"
 	"time"
+
+	"github.com/warden-sec/warden/bench/internal/loadnode"
 )
 
 func main() {
@@ -66,32 +60,22 @@ func run() error {
 	case token == "":
 		return errors.New("WARDEN_TOKEN (allowed node.create) is not set")
 	}
-	u, err := url.Parse(*addr)
-	if err != nil || u.Scheme != "https" {
-		return fmt.Errorf("-addr %q: want https://127.0.0.1:PORT", *addr)
-	}
-	if ip := net.ParseIP(u.Hostname()); (ip == nil || !ip.IsLoopback()) && u.Hostname() != "localhost" {
-		return fmt.Errorf("-addr %q: only loopback addresses are load-tested", *addr)
-	}
-	caPEM, err := os.ReadFile(*caFile)
+	target, err := loadnode.NewTarget(*addr, *caFile)
 	if err != nil {
 		return err
 	}
-	pool := x509.NewCertPool()
-	if !pool.AppendCertsFromPEM(caPEM) {
-		return fmt.Errorf("%s: no certificate", *caFile)
-	}
-	base := &tls.Config{RootCAs: pool, MinVersion: tls.VersionTLS12}
-	setup := &http.Client{Timeout: 30 * time.Second, Transport: &http.Transport{TLSClientConfig: base}}
-
 	clients := make([]*http.Client, *conns)
 	bodies := make([][]byte, *conns)
 	for i := range clients {
-		c, body, err := enroll(setup, *addr, token, fmt.Sprintf("%s-%d", *prefix, i), base)
+		n, err := target.Enroll(token, fmt.Sprintf("%s-%d", *prefix, i))
 		if err != nil {
 			return fmt.Errorf("node %d: %w", i, err)
 		}
-		clients[i], bodies[i] = c, body
+		body, err := json.Marshal(map[string]string{"csr": n.CSR})
+		if err != nil {
+			return err
+		}
+		clients[i], bodies[i] = n.Client, body
 	}
 
 	ctx, cancel := context.WithTimeout(context.Background(), *dur)
@@ -158,78 +142,4 @@ func run() error {
 	}
 	fmt.Printf("Requests/sec: %.2f\n", float64(len(all))/elapsed.Seconds())
 	return nil
-}
-
-// enroll creates a join token for a new node, enrolls a fresh P-256 key and
-// returns a client that presents the node's certificate and the body of a
-// renewal request for the same key.
-func enroll(c *http.Client, addr, token, name string, base *tls.Config) (*http.Client, []byte, error) {
-	var tok struct {
-		Token string `json:"token"`
-	}
-	if err := call(c, addr+"/v1/nodes/tokens", token, map[string]string{"name": name, "cert_ttl": "1h"}, &tok); err != nil {
-		return nil, nil, err
-	}
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		return nil, nil, err
-	}
-	der, err := x509.CreateCertificateRequest(rand.Reader, &x509.CertificateRequest{}, key)
-	if err != nil {
-		return nil, nil, err
-	}
-	csr := string(pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE REQUEST", Bytes: der}))
-	var en struct {
-		Certificate string `json:"certificate"`
-	}
-	if err := call(c, addr+"/v1/pki/enroll", "", map[string]string{"token": tok.Token, "csr": csr}, &en); err != nil {
-		return nil, nil, err
-	}
-	var chain [][]byte
-	for rest := []byte(en.Certificate); ; {
-		var blk *pem.Block
-		blk, rest = pem.Decode(rest)
-		if blk == nil {
-			break
-		}
-		chain = append(chain, blk.Bytes)
-	}
-	if len(chain) == 0 {
-		return nil, nil, errors.New("enroll: no certificate in the response")
-	}
-	cfg := base.Clone()
-	cfg.Certificates = []tls.Certificate{{Certificate: chain, PrivateKey: key}}
-	client := &http.Client{Timeout: 10 * time.Second, Transport: &http.Transport{TLSClientConfig: cfg, MaxIdleConnsPerHost: 1}}
-	body, err := json.Marshal(map[string]string{"csr": csr})
-	return client, body, err
-}
-
-// call POSTs in as JSON (with a bearer token if given) and decodes a 200
-// answer into out.
-func call(c *http.Client, u, token string, in, out any) error {
-	b, err := json.Marshal(in)
-	if err != nil {
-		return err
-	}
-	req, err := http.NewRequest("POST", u, bytes.NewReader(b))
-	if err != nil {
-		return err
-	}
-	req.Header.Set("Content-Type", "application/json")
-	if token != "" {
-		req.Header.Set("Authorization", "Bearer "+token)
-	}
-	res, err := c.Do(req)
-	if err != nil {
-		return err
-	}
-	defer res.Body.Close()
-	body, err := io.ReadAll(io.LimitReader(res.Body, 1<<20))
-	if err != nil {
-		return err
-	}
-	if res.StatusCode != http.StatusOK {
-		return fmt.Errorf("POST %s: %s: %s", u, res.Status, bytes.TrimSpace(body))
-	}
-	return json.Unmarshal(body, out)
 }

@@ -20,12 +20,18 @@ import (
 
 // RunConfig configures the renewal loop.
 type RunConfig struct {
-	Server  string // server URL
+	Server string // server URL
+	// Servers, when set, are all the servers: Run starts with Server (or
+	// the first) and moves to the next after each failed attempt.
+	Servers []string
 	CACert  string // CA of the server's TLS certificate
 	DataDir string
 	Logger  *slog.Logger
 	// OnRenew, if set, is called after every successful renewal.
 	OnRenew func(expires time.Time)
+	// OnReenroll, if set, is called instead of OnRenew when the renewal
+	// was a re-enrollment (the certificate had expired).
+	OnReenroll func(expires time.Time)
 	// OnFailure, if set, is called after every failed renewal attempt.
 	OnFailure func(err error)
 	// Now is the clock that decides when to renew and whether the
@@ -56,6 +62,10 @@ func Run(ctx context.Context, cfg RunConfig) error {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
+	next := 0
+	if cfg.Server == "" && len(cfg.Servers) > 0 {
+		cfg.Server = cfg.Servers[0]
+	}
 	for {
 		at, err := renewAt(cfg.DataDir)
 		if err != nil {
@@ -65,16 +75,22 @@ func Run(ctx context.Context, cfg RunConfig) error {
 			return nil
 		}
 		for attempt := 0; ; attempt++ {
-			exp, err := RenewOnce(ctx, cfg)
+			exp, reenrolled, err := renewOnce(ctx, cfg)
 			if err == nil {
-				log.Info("certificate renewed", "expires", exp)
-				if cfg.OnRenew != nil {
+				log.Info("certificate renewed", "expires", exp, "reenrolled", reenrolled)
+				if reenrolled && cfg.OnReenroll != nil {
+					cfg.OnReenroll(exp)
+				} else if cfg.OnRenew != nil {
 					cfg.OnRenew(exp)
 				}
 				break
 			}
 			if cfg.OnFailure != nil {
 				cfg.OnFailure(err)
+			}
+			if len(cfg.Servers) > 1 {
+				next = (next + 1) % len(cfg.Servers)
+				cfg.Server = cfg.Servers[next]
 			}
 			wait := min(time.Second<<min(attempt, 5), MaxBackoff)
 			log.Warn("renewal failed; keeping the current certificate", "err", err, "retry_in", wait)
@@ -136,12 +152,27 @@ func loadLeaf(path string) (*x509.Certificate, error) {
 // signed by the node key (POST /v1/pki/reenroll), which the server honours
 // for the node's current key unless the node was revoked.
 func RenewOnce(ctx context.Context, cfg RunConfig) (time.Time, error) {
+	exp, _, err := renewOnce(ctx, cfg)
+	return exp, err
+}
+
+// renewOnce is RenewOnce, also telling whether it re-enrolled.
+func renewOnce(ctx context.Context, cfg RunConfig) (exp time.Time, reenrolled bool, err error) {
+	if cfg.Server == "" && len(cfg.Servers) > 0 {
+		cfg.Server = cfg.Servers[0]
+	}
+	exp, err = renew(ctx, cfg, &reenrolled)
+	return exp, reenrolled, err
+}
+
+func renew(ctx context.Context, cfg RunConfig, reenrolled *bool) (time.Time, error) {
 	certPath, keyPath := filepath.Join(cfg.DataDir, SVIDFile), filepath.Join(cfg.DataDir, KeyFile)
 	leaf, err := loadLeaf(certPath)
 	if err != nil {
 		return time.Time{}, err
 	}
 	expired := !cfg.now().Before(leaf.NotAfter)
+	*reenrolled = expired
 	cc := client.Config{Address: cfg.Server, CACertFile: cfg.CACert, Timeout: 10 * time.Second}
 	if !expired {
 		cc.ClientCertFile, cc.ClientKeyFile = certPath, keyPath

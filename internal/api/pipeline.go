@@ -101,7 +101,10 @@ func (s *Server) serve(rt *route, req *request) int {
 	// read timeout. Uploads with their own size limit (a snapshot of up to
 	// 4 GiB) keep the server's read timeout.
 	deadline := time.Now().Add(s.cfg.RequestTimeout)
-	if rt.maxBody == 0 {
+	// A stream has no read deadline either: net/http ends a request whose
+	// connection read fails, and a read deadline that passes is such a
+	// failure (its background read of the connection times out).
+	if rt.maxBody == 0 && !rt.streaming {
 		_ = http.NewResponseController(w).SetReadDeadline(deadline) // not every writer supports it (tests' recorders)
 	}
 	ctx, cancel := context.WithDeadline(req.Context(), deadline)

@@ -6,6 +6,7 @@ import (
 	"strings"
 
 	"github.com/warden-sec/warden/internal/authz"
+	"github.com/warden-sec/warden/internal/detect"
 )
 
 // auditClass says what a route records in the audit log. Its zero value is
@@ -195,6 +196,22 @@ func (s *Server) routeTable() []route {
 		{method: "POST", pattern: "/v1/audit/archive", name: "audit.archive", target: fixed(authz.ActionAuditArchive, authz.TypeAuditLog, "warden"), audit: auditChange, status: ok, h: s.auditArchive},
 		{method: "POST", pattern: "/v1/audit/prune", name: "audit.prune", target: fixed(authz.ActionAuditPrune, authz.TypeAuditLog, "warden"), audit: auditChange, status: ok, h: s.auditPrune},
 
+		// Detection (docs/detection.md). Every resource is System::"warden".
+		{method: "PUT", pattern: "/v1/rules/{id}", name: "rules.write", target: system(authz.ActionRulesWrite), audit: auditChange, status: ok, h: s.detectH(s.rulesPut)},
+		{method: "GET", pattern: "/v1/rules", name: "rules.list", target: system(authz.ActionRulesRead), audit: auditRead, status: ok, h: s.detectH(s.rulesList)},
+		{method: "GET", pattern: "/v1/rules/{id}", name: "rules.read", target: system(authz.ActionRulesRead), audit: auditRead, status: ok, h: s.detectH(s.rulesGet)},
+		{method: "DELETE", pattern: "/v1/rules/{id}", name: "rules.delete", target: system(authz.ActionRulesWrite), audit: auditChange, status: noContent, h: s.detectH(s.rulesDelete)},
+		{method: "GET", pattern: "/v1/placeholders", name: "placeholders.read", target: system(authz.ActionRulesRead), audit: auditRead, status: ok, h: s.detectH(s.placeholdersGet)},
+		{method: "PUT", pattern: "/v1/placeholders", name: "placeholders.write", target: system(authz.ActionRulesWrite), audit: auditChange, status: ok, h: s.detectH(s.placeholdersPut)},
+		{method: "GET", pattern: "/v1/alerts", name: "alerts.list", target: system(authz.ActionAlertsRead), audit: auditRead, status: ok, h: s.detectH(s.alertsList)},
+		{method: "GET", pattern: "/v1/alerts/stream", name: "alerts.stream", target: system(authz.ActionAlertsRead), audit: auditRead, status: ok, h: s.detectH(s.alertsStream),
+			streaming: true},
+		{method: "GET", pattern: "/v1/alerts/{id}", name: "alerts.read", target: system(authz.ActionAlertsRead), audit: auditRead, status: ok, h: s.detectH(s.alertsGet)},
+		{method: "POST", pattern: "/v1/alerts/{id}/ack", name: "alerts.ack", target: system(authz.ActionAlertsWrite), audit: auditChange, status: ok, h: s.detectH(s.alertsSetStatus(detect.StatusAcknowledged))},
+		{method: "POST", pattern: "/v1/alerts/{id}/close", name: "alerts.close", target: system(authz.ActionAlertsWrite), audit: auditChange, status: ok, h: s.detectH(s.alertsSetStatus(detect.StatusClosed))},
+		{method: "POST", pattern: "/v1/notifiers", name: "notify.write", target: system(authz.ActionNotifyWrite), audit: auditChange, status: ok, h: s.detectH(s.notifyPut)},
+		{method: "GET", pattern: "/v1/notifiers", name: "notify.list", target: system(authz.ActionNotifyWrite), audit: auditRead, status: ok, h: s.detectH(s.notifyList)},
+		{method: "DELETE", pattern: "/v1/notifiers/{name}", name: "notify.delete", target: system(authz.ActionNotifyWrite), audit: auditChange, status: noContent, h: s.detectH(s.notifyDelete)},
 		// Events: a node posts its own batches; searching and following
 		// the stream are reads, recorded when asked (a tail at its open).
 		{method: "POST", pattern: "/v1/events", name: "events.write", target: eventsWriteTarget, audit: auditNone, status: ok, h: s.eventsWrite,

@@ -28,6 +28,7 @@ import (
 	"github.com/warden-sec/warden/internal/authz"
 	"github.com/warden-sec/warden/internal/core"
 	"github.com/warden-sec/warden/internal/decisionlog"
+	"github.com/warden-sec/warden/internal/detect"
 	"github.com/warden-sec/warden/internal/errs"
 	"github.com/warden-sec/warden/internal/events"
 	"github.com/warden-sec/warden/internal/identity"
@@ -49,9 +50,14 @@ type Config struct {
 	// operator's CA); fixed at init.
 	CAInit   authority.InitOptions
 	Policies *policy.Service
-	Logger   *slog.Logger          // nil: discard
-	Metrics  prometheus.Registerer // nil: metrics are not registered
-	Gather   prometheus.Gatherer   // serves /metrics; nil: 404
+	// Rules, Alerts and Notifiers serve detection (nil: its routes answer
+	// 503).
+	Rules     *detect.Rules
+	Alerts    *detect.Alerts
+	Notifiers *detect.Notifiers
+	Logger    *slog.Logger          // nil: discard
+	Metrics   prometheus.Registerer // nil: metrics are not registered
+	Gather    prometheus.Gatherer   // serves /metrics; nil: 404
 	// MetricsPublic serves /metrics without credentials; otherwise it
 	// needs the action metrics.read on System::"warden".
 	MetricsPublic bool
@@ -146,6 +152,8 @@ type Server struct {
 	entitySets *authz.EntityCache
 	// principals are the entity collections of token callers.
 	principals principalCache
+	// alertStreams counts the alert streams being served.
+	alertStreams atomic.Int64
 
 	// plane is the event plane (nil until it runs); eventSlots bound the
 	// batches stored at once; evm counts them.

@@ -4,41 +4,94 @@ import (
 	"fmt"
 	"log/slog"
 	"os"
+	"os/signal"
 	"path/filepath"
+	"syscall"
 	"time"
 
 	"github.com/spf13/cobra"
 
 	"github.com/warden-sec/warden/internal/agent"
+	"github.com/warden-sec/warden/internal/agent/config"
 	"github.com/warden-sec/warden/pkg/client"
 )
 
 func newAgentCmd(g *globals) *cobra.Command {
-	var server, caCert, token, dir string
+	var servers []string
+	var caCert, token, dir, configFile, spoolMax, metricsListen string
 	var once bool
 	cmd := &cobra.Command{
-		Use:   "agent --server ADDR --ca-cert FILE [--join-token T] --data-dir DIR [--once]",
-		Short: "Enroll this node and keep its certificate fresh",
+		Use:   "agent --server ADDR --ca-cert FILE [--join-token T] --data-dir DIR [--once] [--config FILE]",
+		Short: "Enroll this node, keep its certificate fresh, and ship its security events",
 		Long: `Enroll this node (its key is made here and never leaves it) with a one-time
 join token, then keep renewing the certificate over mutual TLS when 50-60% of
 its lifetime has passed. If the servers are unreachable the current files are
 kept and renewal is retried with backoff. --once enrolls (or renews, if already
-enrolled) and exits.`,
+enrolled) and exits.
+
+With --config FILE (YAML; see docs/detection-ship.md) the agent also tails
+the configured sources and ships their events to the servers (POST
+/v1/events over mutual TLS), spooling them on disk while no server answers.
+The flags override the file's settings. SIGHUP reloads the file: added
+sources start, removed ones stop, changed ones restart; a file that does not
+load is logged and the running configuration kept.`,
 		Args: args(cobra.NoArgs),
 	}
 	f := cmd.Flags()
-	f.StringVar(&server, "server", "", "Warden server URL")
+	f.StringSliceVar(&servers, "server", nil, "Warden server URL (repeat it, or give a comma-separated list, for several)")
 	f.StringVar(&caCert, "ca-cert", "", "CA certificate that signs the server's TLS certificate")
 	f.StringVar(&token, "join-token", "", "one-time join token from `warden node token create`")
-	f.StringVar(&dir, "data-dir", "", "where to write svid.pem, svid-key.pem and bundle.pem")
+	f.StringVar(&dir, "data-dir", "", "where to write svid.pem, svid-key.pem and bundle.pem (and the event spool)")
 	f.BoolVar(&once, "once", false, "enroll or renew once, then exit")
+	f.StringVar(&configFile, "config", "", "agent configuration file (YAML): servers, sources, spool, batches, metrics")
+	f.StringVar(&spoolMax, "spool-max-bytes", "", "bound of the on-disk event spool, such as 1GiB (the default) or 512MiB")
+	f.StringVar(&metricsListen, "metrics-listen", "", "serve Prometheus metrics on ADDR (host:port) at /metrics")
 	cmd.RunE = func(cmd *cobra.Command, _ []string) error {
-		if server == "" || dir == "" {
-			return usagef("--server and --data-dir are required")
+		// load reads the file (if any) and applies the flags over it.
+		load := func() (*config.Config, error) {
+			c := &config.Config{}
+			if configFile != "" {
+				var err error
+				if c, err = config.Load(configFile); err != nil {
+					return nil, err
+				}
+			}
+			if f.Changed("server") {
+				s, err := config.SplitServers(servers)
+				if err != nil {
+					return nil, usagef("--server: %v", err)
+				}
+				c.Servers = s
+			}
+			if f.Changed("ca-cert") {
+				c.CACert = caCert
+			}
+			if f.Changed("data-dir") {
+				c.DataDir = dir
+			}
+			if f.Changed("spool-max-bytes") {
+				n, err := config.ParseBytes(spoolMax)
+				if err != nil {
+					return nil, usagef("--spool-max-bytes: %v", err)
+				}
+				c.SpoolMaxBytes = config.ByteSize(n)
+			}
+			if f.Changed("metrics-listen") {
+				c.MetricsListen = metricsListen
+			}
+			if len(c.Servers) == 0 || c.DataDir == "" {
+				return nil, usagef("--server and --data-dir are required (as flags or in --config)")
+			}
+			return c, nil
 		}
-		run := agent.RunConfig{Server: server, CACert: caCert, DataDir: dir}
+		cfg, err := load()
+		if err != nil {
+			return err
+		}
+		run := agent.RunConfig{Server: cfg.Servers[0], Servers: cfg.Servers, CACert: cfg.CACert, DataDir: cfg.DataDir}
 		out := cmd.OutOrStdout()
-		if _, err := os.Stat(filepath.Join(dir, agent.SVIDFile)); err == nil {
+		var enrolled string
+		if _, err := os.Stat(filepath.Join(cfg.DataDir, agent.SVIDFile)); err == nil {
 			if once {
 				exp, err := agent.RenewOnce(cmd.Context(), run)
 				if err != nil {
@@ -49,25 +102,38 @@ enrolled) and exits.`,
 			}
 		} else {
 			if token == "" {
-				return usagef("--join-token is required to enroll (no %s in %s)", agent.SVIDFile, dir)
+				return usagef("--join-token is required to enroll (no %s in %s)", agent.SVIDFile, cfg.DataDir)
 			}
-			c, err := client.New(client.Config{Address: server, CACertFile: caCert})
+			c, err := client.New(client.Config{Address: cfg.Servers[0], CACertFile: cfg.CACert})
 			if err != nil {
 				return err
 			}
-			res, err := agent.Enroll(cmd.Context(), agent.Config{Client: c, JoinToken: token, DataDir: dir})
+			res, err := agent.Enroll(cmd.Context(), agent.Config{Client: c, JoinToken: token, DataDir: cfg.DataDir})
 			if err != nil {
 				return err
 			}
-			fmt.Fprintf(out, "Enrolled as %s; certificate valid until %s; files in %s\n", res.SPIFFEID, res.ExpiresAt, dir)
+			fmt.Fprintf(out, "Enrolled as %s; certificate valid until %s; files in %s\n", res.SPIFFEID, res.ExpiresAt, cfg.DataDir)
 			if once {
 				return nil
 			}
+			enrolled = res.SPIFFEID
 		}
 		logger := slog.New(slog.NewTextHandler(cmd.ErrOrStderr(), nil))
-		run.Logger = logger
-		logger.Info("keeping the certificate fresh", "data_dir", dir)
-		return agent.Run(cmd.Context(), run)
+		logger.Info("keeping the certificate fresh", "data_dir", cfg.DataDir)
+		hup := make(chan os.Signal, 1)
+		signal.Notify(hup, syscall.SIGHUP)
+		defer func() { signal.Stop(hup); close(hup) }()
+		reload := make(chan struct{}, 1)
+		go func() {
+			for range hup {
+				select {
+				case reload <- struct{}{}:
+				default:
+				}
+			}
+		}()
+		return agent.Daemon(cmd.Context(), agent.DaemonConfig{Load: load, Reload: reload,
+			Enrolled: enrolled != "", EnrolledAs: enrolled, Logger: logger})
 	}
 	return cmd
 }

@@ -167,6 +167,9 @@ func newRootCmd(g *globals) *cobra.Command {
 		newConduitCmd(g),
 		newEventsCmd(g),
 		newAgentCmd(g),
+		newRulesCmd(g),
+		newAlertsCmd(g),
+		newNotifyCmd(g),
 		newVersionCmd(),
 		newServerCmd(),
 	)

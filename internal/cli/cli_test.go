@@ -97,6 +97,14 @@ func checkErr(t *testing.T, r result, code int, contains string) {
 // its address and CA file.
 func realServer(t *testing.T) (addr, ca string) {
 	t.Helper()
+	srv := startServer(t)
+	return srv.Addr(), srv.CAFile()
+}
+
+// startServer starts a real server on a 127.0.0.1:0 port, stopped when the
+// test ends, and waits until it leads its store.
+func startServer(t *testing.T) *server.Server {
+	t.Helper()
 	srv, err := server.New(server.Config{DataDir: t.TempDir(), Listen: "127.0.0.1:0", RateLimit: -1})
 	if err != nil {
 		t.Fatal(err)
@@ -110,7 +118,7 @@ func realServer(t *testing.T) (addr, ca string) {
 	if err := srv.Store().WaitLeader(ctx); err != nil {
 		t.Fatal(err)
 	}
-	return srv.Addr(), srv.CAFile()
+	return srv
 }
 
 // unsealedServer starts a real server, initializes it with one key share,

@@ -367,6 +367,20 @@ func TestActionMapping(t *testing.T) {
 		{"GET", "/v1/nodes/p1", "node.read", `Node::"p1"`},
 		{"GET", "/v1/pki/certs", "cert.list", `Certificate::"*"`},
 		{"GET", "/metrics", "metrics.read", `System::"warden"`},
+		{"PUT", "/v1/rules/n9", "rules.write", `System::"warden"`},
+		{"GET", "/v1/rules", "rules.read", `System::"warden"`},
+		{"GET", "/v1/rules/n9", "rules.read", `System::"warden"`},
+		{"DELETE", "/v1/rules/n9", "rules.write", `System::"warden"`},
+		{"GET", "/v1/placeholders", "rules.read", `System::"warden"`},
+		{"PUT", "/v1/placeholders", "rules.write", `System::"warden"`},
+		{"GET", "/v1/alerts", "alerts.read", `System::"warden"`},
+		{"GET", "/v1/alerts/stream?after=x", "alerts.read", `System::"warden"`}, // a bad index: answered, not streamed
+		{"GET", "/v1/alerts/n9", "alerts.read", `System::"warden"`},
+		{"POST", "/v1/alerts/n9/ack", "alerts.write", `System::"warden"`},
+		{"POST", "/v1/alerts/n9/close", "alerts.write", `System::"warden"`},
+		{"POST", "/v1/notifiers", "notify.write", `System::"warden"`},
+		{"GET", "/v1/notifiers", "notify.write", `System::"warden"`},
+		{"DELETE", "/v1/notifiers/p1", "notify.write", `System::"warden"`},
 		{"GET", "/v1/events", "events.read", `System::"warden"`},
 		{"POST", "/v1/sys/seal", "sys.seal", `System::"warden"`}, // last: it seals
 	}

@@ -25,6 +25,8 @@ import (
 	"github.com/warden-sec/warden/internal/authority"
 	"github.com/warden-sec/warden/internal/core"
 	"github.com/warden-sec/warden/internal/decisionlog"
+	"github.com/warden-sec/warden/internal/detect"
+	"github.com/warden-sec/warden/internal/detect/webhook"
 	"github.com/warden-sec/warden/internal/events"
 	"github.com/warden-sec/warden/internal/identity"
 	"github.com/warden-sec/warden/internal/names"
@@ -113,6 +115,9 @@ type Config struct {
 	// before the three were separate). Raft requires LeaderLeaseTimeout <=
 	// HeartbeatTimeout <= ElectionTimeout.
 	HeartbeatTimeout, ElectionTimeout, LeaderLeaseTimeout time.Duration
+	// NotifyMinBackoff is the wait after a failed notification's first
+	// attempt, doubled after each (0: 1s; see detect.NotifyConfig).
+	NotifyMinBackoff time.Duration
 	// ServerCertTTL is the lifetime of the server certificates this node
 	// issues (cluster mode; default authority.DefaultServerCertTTL, 24h).
 	// Each node renews its own at half its lifetime.
@@ -199,8 +204,13 @@ type Server struct {
 
 	decisions *decisionlog.Logger // nil without Config.DecisionLog
 
-	events  *eventPlane     // the event plane, started at Start (or once certified)
-	emitter *events.Emitter // this server's own events
+	rules      *detect.Rules
+	alerts     *detect.Alerts
+	notifiers  *detect.Notifiers
+	stopNotify context.CancelFunc // ends the notification delivery loop
+	notifyDone chan struct{}
+	events     *eventPlane     // the event plane, started at Start (or once certified)
+	emitter    *events.Emitter // this server's own events
 }
 
 func (s *Server) clientCAs(ca *authority.Service) (*x509.CertPool, error) {
@@ -425,7 +435,18 @@ func New(cfg Config) (*Server, error) {
 		}
 		s.decisions = dl
 	}
+	s.rules = detect.NewRules(s.core, cfg.Now)
+	s.core.OnSeal(s.rules.Forget)
+	s.alerts = detect.NewAlerts(s.core, alog, s.st.NodeID(), cfg.Now)
+	notifications := prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "warden_notifications_total", Help: "Alert notification attempts by outcome (delivered, failed, abandoned, dropped).",
+	}, []string{"outcome"})
+	reg.MustRegister(notifications)
+	s.notifiers = detect.NewNotifiers(s.core, alog, s.st.NodeID(), cfg.Now, &webhook.Sender{},
+		detect.NotifyConfig{MinBackoff: cfg.NotifyMinBackoff, Logger: log,
+			Outcome: func(o string) { notifications.WithLabelValues(o).Inc() }})
 	s.api = api.New(api.Config{
+		Rules: s.rules, Alerts: s.alerts, Notifiers: s.notifiers,
 		Cluster: clusterAPI,
 		Core:    s.core, Tokens: s.tokens, KV: kv, Policies: pol, Audit: alog, CA: ca, Nodes: nodes, CAInit: s.caInit(), Logger: log,
 		Metrics: reg, Gather: reg, MetricsPublic: cfg.MetricsPublic,
@@ -507,6 +528,13 @@ func (s *Server) Start() error {
 	if s.cluster != nil {
 		s.cluster.start()
 	}
+	nctx, ncancel := context.WithCancel(context.Background())
+	s.stopNotify, s.notifyDone = ncancel, make(chan struct{})
+	go func() {
+		defer close(s.notifyDone)
+		// Only the leader delivers notifications, and only while unsealed.
+		s.notifiers.Run(nctx, func() bool { return s.st.IsLeader() && !s.core.Sealed() })
+	}()
 	if len(s.cfg.RetryJoin) > 0 && s.cn != nil && !s.st.HasState() {
 		ctx, cancel := context.WithCancel(context.Background())
 		s.stopJoin = cancel
@@ -535,6 +563,15 @@ func (s *Server) API() *api.Server { return s.api }
 // a request: each change needs its record, see auditlog.Service.Pending).
 func (s *Server) Audit() *auditlog.Service { return s.audit }
 
+// Rules returns the detection rules service (for the detection runtime).
+func (s *Server) Rules() *detect.Rules { return s.rules }
+
+// Alerts returns the alerts service (for the detection runtime).
+func (s *Server) Alerts() *detect.Alerts { return s.alerts }
+
+// Notifiers returns the notifications service.
+func (s *Server) Notifiers() *detect.Notifiers { return s.notifiers }
+
 // Store returns the store.
 func (s *Server) Store() *store.Store { return s.st }
 
@@ -555,6 +592,10 @@ func (s *Server) Close() error {
 	if s.stopScrub != nil {
 		s.stopScrub()
 		<-s.scrubDone
+	}
+	if s.stopNotify != nil {
+		s.stopNotify()
+		<-s.notifyDone
 	}
 	if s.cluster != nil {
 		s.cluster.close()
