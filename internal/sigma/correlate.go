@@ -77,10 +77,13 @@ const gcEvery = 10 * time.Second
 // deterministic, and not safe for concurrent use.
 //
 // Time is each event's @timestamp (an event without one takes the newest
-// time seen). The watermark is the newest time seen minus Config.Lateness;
-// an event older than the watermark is late: it is counted (Stats.Late)
-// and ignored by correlations, while detection rules still report it.
-// State whose window ended before the watermark is dropped.
+// time seen). Each host has its own watermark: the newest time seen from
+// that host (host.name) minus Config.Lateness. An event older than its
+// host's watermark is late: it is counted (Stats.Late) and ignored by
+// correlations, while detection rules still report it. State whose window
+// ended before the watermark of the host that last fed it is dropped. So a
+// host replaying yesterday's log is judged by its own clock, not by the
+// hosts sending today's events.
 type Correlator struct {
 	set  *Set
 	owns func(string) bool
@@ -97,6 +100,7 @@ type Correlator struct {
 type corrState struct {
 	Version int                            `json:"version"`
 	MaxSeen time.Time                      `json:"max_seen"`
+	Hosts   map[string]time.Time           `json:"hosts,omitempty"` // host.name → newest time seen from it
 	NextGC  time.Time                      `json:"next_gc"`
 	Det     map[string]map[string]*alertSt `json:"det"`  // rule id → hit key → alert
 	Groups  map[string]map[string]*groupSt `json:"corr"` // rule id → group key → state
@@ -108,6 +112,7 @@ type alertSt struct {
 	Key    string            `json:"key"`
 	Group  map[string]string `json:"group"`
 	Start  time.Time         `json:"start"` // window start
+	Host   string            `json:"host,omitempty"` // the host of the newest event
 	Count  int64             `json:"count"`
 	First  time.Time         `json:"first"`
 	Last   time.Time         `json:"last"`
@@ -127,6 +132,7 @@ type groupSt struct {
 	StepAt []time.Time          `json:"step_at,omitempty"`
 	Recent []sample             `json:"recent,omitempty"` // the last MaxHitEvents events
 	Newest time.Time            `json:"newest"`
+	Host   string               `json:"host,omitempty"` // the host of the newest event
 	Alert  *alertSt             `json:"alert,omitempty"`
 }
 
@@ -224,12 +230,18 @@ func (c *Correlator) Observe(ev events.Event, matched []*Rule, ref uint64) []Hit
 	if t.After(c.st.MaxSeen) {
 		c.st.MaxSeen = t
 	}
-	watermark := c.st.MaxSeen.Add(-c.set.cfg.Lateness)
+	host := ev.String(events.FieldHostName)
+	if c.st.Hosts == nil {
+		c.st.Hosts = map[string]time.Time{}
+	}
+	if seen, ok := c.st.Hosts[host]; !ok || t.After(seen) {
+		c.st.Hosts[host] = t
+	}
 	if !c.st.MaxSeen.Before(c.st.NextGC) {
-		c.gc(watermark)
+		c.gc()
 		c.st.NextGC = c.st.MaxSeen.Add(gcEvery)
 	}
-	late := t.Before(watermark)
+	late := t.Before(c.watermark(host))
 	var hits []Hit
 	fired := c.fired[:0]
 	work := c.work[:0]
@@ -341,8 +353,9 @@ func (a *alertSt) add(ev events.Event, t time.Time, ref uint64) {
 	if t.Before(a.First) {
 		a.First = t
 	}
-	if t.After(a.Last) {
+	if !t.Before(a.Last) {
 		a.Last = t
+		a.Host = ev.String(events.FieldHostName)
 	}
 	if h := ev.String(events.FieldHostName); h != "" && len(a.Hosts) < maxHosts && !containsString(a.Hosts, h) {
 		// copied on change: hits share the slice
@@ -388,10 +401,15 @@ func (a *alertSt) hit(r *Rule) Hit {
 	}
 }
 
+// watermark returns the watermark of host: the newest time seen from it
+// minus the allowed lateness.
+func (c *Correlator) watermark(host string) time.Time {
+	return c.st.Hosts[host].Add(-c.set.cfg.Lateness)
+}
+
 func (c *Correlator) evictDet(m map[string]*alertSt) {
-	watermark := c.st.MaxSeen.Add(-c.set.cfg.Lateness)
 	for k, a := range m {
-		if a.Start.Add(c.set.cfg.DedupWindow).Before(watermark) {
+		if a.Start.Add(c.set.cfg.DedupWindow).Before(c.watermark(a.Host)) {
 			delete(m, k)
 		}
 	}
@@ -461,8 +479,9 @@ func (c *Correlator) correlate(cr *crule, ev events.Event, t time.Time, ref uint
 		m[string(gk)] = g
 	}
 	group := g.Group
-	if t.After(g.Newest) {
+	if !t.Before(g.Newest) {
 		g.Newest = t
+		g.Host = ev.String(events.FieldHostName)
 	}
 	from := g.Newest.Add(-co.Timespan)
 	g.prune(from)
@@ -623,9 +642,8 @@ func (g *groupSt) prune(from time.Time) {
 }
 
 func (c *Correlator) evictGroup(m map[string]*groupSt, span time.Duration) {
-	watermark := c.st.MaxSeen.Add(-c.set.cfg.Lateness)
 	for k, g := range m {
-		if g.expired(span, watermark) {
+		if g.expired(span, c.watermark(g.Host)) {
 			delete(m, k)
 		}
 	}
@@ -643,11 +661,12 @@ func (g *groupSt) expired(span time.Duration, watermark time.Time) bool {
 	return g.Alert == nil || g.Alert.Start.Add(span).Before(watermark)
 }
 
-// gc drops state whose window ended before the watermark.
-func (c *Correlator) gc(watermark time.Time) {
+// gc drops state whose window ended before the watermark of the host
+// that last fed it.
+func (c *Correlator) gc() {
 	for id, m := range c.st.Det {
 		for k, a := range m {
-			if a.Start.Add(c.set.cfg.DedupWindow).Before(watermark) {
+			if a.Start.Add(c.set.cfg.DedupWindow).Before(c.watermark(a.Host)) {
 				delete(m, k)
 			}
 		}
@@ -661,7 +680,7 @@ func (c *Correlator) gc(watermark time.Time) {
 			span = cr.corr.Timespan
 		}
 		for k, g := range m {
-			if g.expired(span, watermark) {
+			if g.expired(span, c.watermark(g.Host)) {
 				delete(m, k)
 			}
 		}

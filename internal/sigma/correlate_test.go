@@ -250,6 +250,21 @@ func TestLateness(t *testing.T) {
 	if st := c.Stats(); st.Late != 10 {
 		t.Errorf("late = %d, want 10", st.Late)
 	}
+	// Each host has its own watermark: a host replaying an hour-old log
+	// while another sends today's events is judged by its own clock.
+	c = NewCorrelator(s, nil, Limits{})
+	hits = nil
+	for _, e := range repeat(10, time.Second, func(i int, d time.Duration) events.Event { return sshFail(d, ip, "root") }) {
+		e["host.name"] = "node-2" // 10:00, replayed
+		feed(sshOK(time.Hour+time.Duration(len(hits))*time.Second, "192.0.2.50", "alice"))
+		feed(e)
+	}
+	if keys, count, _ := byRule(hits, idBrute); keys != 1 || count != 10 {
+		t.Errorf("replay beside a current host: %d alerts, count %d; want 1, 10", keys, count)
+	}
+	if st := c.Stats(); st.Late != 0 {
+		t.Errorf("replay beside a current host: late = %d, want 0", st.Late)
+	}
 	// Within the allowed lateness (1m), out of order events still count.
 	c = NewCorrelator(s, nil, Limits{})
 	hits = nil
