@@ -148,6 +148,10 @@ type Config struct {
 	// the event plane when it runs: the detection runtime's hook. See
 	// also Server.EventPlane and EventPlaneReady.
 	OnEventPlane func(*events.Plane)
+	// DetectPartitions is how many partitions detection's work is split
+	// into (0: runtime.DefaultPartitions, 16; every server of a cluster
+	// must agree); -1 runs no detection on this server.
+	DetectPartitions int
 }
 
 // DefaultHeartbeatTimeout is Raft's heartbeat timeout in cluster mode. A
@@ -211,6 +215,8 @@ type Server struct {
 	notifyDone chan struct{}
 	events     *eventPlane     // the event plane, started at Start (or once certified)
 	emitter    *events.Emitter // this server's own events
+	detection  *detection      // the detection runtime, started at Start
+	reg        *prometheus.Registry
 }
 
 func (s *Server) clientCAs(ca *authority.Service) (*x509.CertPool, error) {
@@ -317,6 +323,7 @@ func New(cfg Config) (*Server, error) {
 	}
 
 	reg := prometheus.NewRegistry()
+	s.reg = reg
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	applyLatency := prometheus.NewHistogram(prometheus.HistogramOpts{
 		Name: "warden_raft_apply_duration_seconds", Help: "Latency of Raft applies (one transaction).",
@@ -528,6 +535,7 @@ func (s *Server) Start() error {
 	if s.cluster != nil {
 		s.cluster.start()
 	}
+	s.startDetection(s.reg)
 	nctx, ncancel := context.WithCancel(context.Background())
 	s.stopNotify, s.notifyDone = ncancel, make(chan struct{})
 	go func() {
@@ -600,6 +608,7 @@ func (s *Server) Close() error {
 	if s.cluster != nil {
 		s.cluster.close()
 	}
+	s.detection.close()
 	s.emitter.Close()
 	s.events.close()
 	s.api.Close()
