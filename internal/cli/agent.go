@@ -29,7 +29,7 @@ its lifetime has passed. If the servers are unreachable the current files are
 kept and renewal is retried with backoff. --once enrolls (or renews, if already
 enrolled) and exits.
 
-With --config FILE (YAML; see docs/detection-ship.md) the agent also tails
+With --config FILE (YAML; see docs/detection-agent.md) the agent also tails
 the configured sources and ships their events to the servers (POST
 /v1/events over mutual TLS), spooling them on disk while no server answers.
 The flags override the file's settings. SIGHUP reloads the file: added

@@ -7,7 +7,7 @@ import (
 	"strings"
 )
 
-// A Query selects events. The language (docs/detection-plane.md, "Search"):
+// A Query selects events. The language (docs/detection-stream.md, "Search"):
 //
 //	source.ip:203.0.113.7              a field equals a value
 //	user.name:"J Doe"                  quoted values (\" and \\ escape)

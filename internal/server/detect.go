@@ -11,7 +11,7 @@ import (
 )
 
 // DetectBucket is the replicated key-value bucket of the detection
-// runtime: partition leases and checkpoints (docs/detection-runtime.md).
+// runtime: partition leases and checkpoints (docs/detection-partitions.md).
 const DetectBucket = "warden-detect"
 
 // detection runs the detection runtime of this server: once the event

@@ -123,7 +123,7 @@ type Config struct {
 	// Each node renews its own at half its lifetime.
 	ServerCertTTL time.Duration
 
-	// The event plane (docs/detection-plane.md). By default an embedded
+	// The event plane (docs/detection-stream.md). By default an embedded
 	// NATS server with JetStream, reached in-process, with no port open.
 	// In cluster mode EventsNATSClusterListen is its route port (mutual
 	// TLS with the cluster certificates) and EventsNATSRoutes the route

@@ -18,7 +18,7 @@ import (
 // arrays of those).
 type Event map[string]any
 
-// EventSearch is what GET /v1/events asks: a query (docs/detection-plane.md)
+// EventSearch is what GET /v1/events asks: a query (docs/detection-stream.md)
 // over the batches stored between Since and Until (RFC 3339 times or
 // durations back from now such as "1h"; "" for the server's defaults: the
 // last hour, until now), optionally of one host, at most Limit events.

@@ -2,7 +2,7 @@
 // source, seals them into batches with a sequence number, writes each batch
 // to the spool (so it survives a restart), and sends the spooled batches, in
 // order and one at a time, to any of the servers: POST /v1/events, gzip
-// JSON lines, over mutual TLS with the node's SVID (docs/detection-ship.md
+// JSON lines, over mutual TLS with the node's SVID (docs/detection-agent.md
 // and design12.md give the contract).
 //
 // Exactly once: a batch's events and the state of every source after its

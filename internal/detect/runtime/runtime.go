@@ -10,7 +10,7 @@
 // reflects. When a server dies, the survivors take its partitions over
 // from their checkpoints and replay the stream from there, so a
 // correlation that spans the failover is detected once and no event is
-// skipped. See docs/detection-runtime.md.
+// skipped. See docs/detection-partitions.md.
 //
 // The package does not parse, match or correlate (package sigma does),
 // store alerts (AlertSink) or own the stream (Stream).
