@@ -111,7 +111,7 @@ type corrState struct {
 type alertSt struct {
 	Key    string            `json:"key"`
 	Group  map[string]string `json:"group"`
-	Start  time.Time         `json:"start"` // window start
+	Start  time.Time         `json:"start"`          // window start
 	Host   string            `json:"host,omitempty"` // the host of the newest event
 	Count  int64             `json:"count"`
 	First  time.Time         `json:"first"`
