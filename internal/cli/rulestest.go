@@ -6,9 +6,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
-	"io/fs"
 	"os"
-	"path/filepath"
 	"sort"
 	"strings"
 	"text/tabwriter"
@@ -114,34 +112,9 @@ and the alerts that would be raised (refs are event indexes).`,
 // readRuleFiles parses the Sigma rules of files and directories (every
 // .yml and .yaml under a directory, in lexical order).
 func readRuleFiles(paths []string) ([]*sigma.Rule, error) {
-	var files []string
-	for _, p := range paths {
-		st, err := os.Stat(p)
-		if err != nil {
-			return nil, err
-		}
-		if !st.IsDir() {
-			files = append(files, p)
-			continue
-		}
-		var found []string
-		err = filepath.WalkDir(p, func(q string, d fs.DirEntry, err error) error {
-			if err != nil {
-				return err
-			}
-			if !d.IsDir() && (strings.HasSuffix(q, ".yml") || strings.HasSuffix(q, ".yaml")) {
-				found = append(found, q)
-			}
-			return nil
-		})
-		if err != nil {
-			return nil, err
-		}
-		if len(found) == 0 {
-			return nil, fmt.Errorf("%s: no .yml file under it", p)
-		}
-		sort.Strings(found)
-		files = append(files, found...)
+	files, err := ruleFiles(paths)
+	if err != nil {
+		return nil, err
 	}
 	var rules []*sigma.Rule
 	for _, f := range files {

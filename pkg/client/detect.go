@@ -185,30 +185,11 @@ func (c *Client) alertStream(ctx context.Context, after *uint64, fn func(Alert, 
 	if *after > 0 {
 		path += "?after=" + strconv.FormatUint(*after, 10)
 	}
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, c.base+path, nil)
+	resp, err := c.openStream(ctx, path)
 	if err != nil {
-		return fmt.Errorf("warden: GET %s: %w", path, err)
-	}
-	req.Header.Set("Accept", "text/event-stream")
-	token := c.Token()
-	if token != "" {
-		req.Header.Set("Authorization", "Bearer "+token)
-	}
-	hc := *c.http
-	hc.Timeout = 0 // a stream lasts; ctx ends it
-	resp, err := hc.Do(req)
-	if err != nil {
-		var ue *url.Error
-		if errors.As(err, &ue) {
-			err = ue.Err
-		}
-		return fmt.Errorf("warden: GET %s: %w", path, redact(err, token))
+		return err
 	}
 	defer resp.Body.Close()
-	if resp.StatusCode != http.StatusOK {
-		data, _ := io.ReadAll(io.LimitReader(resp.Body, MaxResponseBytes))
-		return apiError(resp.StatusCode, data, token)
-	}
 	sc := bufio.NewScanner(resp.Body)
 	sc.Buffer(make([]byte, 64<<10), MaxResponseBytes)
 	var event, id string
@@ -274,4 +255,34 @@ func (c *Client) NotifierList(ctx context.Context) ([]Notifier, error) {
 func (c *Client) NotifierDelete(ctx context.Context, name string) error {
 	_, err := c.do(ctx, http.MethodDelete, "/v1/notifiers/"+url.PathEscape(name), nil, nil)
 	return err
+}
+
+// openStream GETs path as a stream of server-sent events: without the
+// client's timeout (ctx ends it). A status other than 200 is an *APIError.
+func (c *Client) openStream(ctx context.Context, path string) (*http.Response, error) {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, c.base+path, nil)
+	if err != nil {
+		return nil, fmt.Errorf("warden: GET %s: %w", path, err)
+	}
+	req.Header.Set("Accept", "text/event-stream")
+	token := c.Token()
+	if token != "" {
+		req.Header.Set("Authorization", "Bearer "+token)
+	}
+	hc := *c.http
+	hc.Timeout = 0 // a stream lasts; ctx ends it
+	resp, err := hc.Do(req)
+	if err != nil {
+		var ue *url.Error
+		if errors.As(err, &ue) {
+			err = ue.Err
+		}
+		return nil, fmt.Errorf("warden: GET %s: %w", path, redact(err, token))
+	}
+	if resp.StatusCode != http.StatusOK {
+		defer resp.Body.Close()
+		data, _ := io.ReadAll(io.LimitReader(resp.Body, MaxResponseBytes))
+		return nil, apiError(resp.StatusCode, data, token)
+	}
+	return resp, nil
 }

@@ -7,7 +7,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"net/http"
 	"net/url"
 	"strconv"
@@ -74,29 +73,14 @@ func (c *Client) EventsTail(ctx context.Context, s EventSearch, fn func(Event) e
 	if q := v.Encode(); q != "" {
 		path += "?" + q
 	}
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, c.base+path, nil)
-	if err != nil {
-		return fmt.Errorf("warden: GET %s: %w", path, err)
-	}
-	req.Header.Set("Accept", "text/event-stream")
-	token := c.Token()
-	if token != "" {
-		req.Header.Set("Authorization", "Bearer "+token)
-	}
-	hc := *c.http
-	hc.Timeout = 0 // a tail lasts until ctx ends
-	resp, err := hc.Do(req)
+	resp, err := c.openStream(ctx, path)
 	if err != nil {
 		if ctx.Err() != nil {
 			return nil
 		}
-		return fmt.Errorf("warden: GET %s: %w", path, redact(err, token))
+		return err
 	}
 	defer resp.Body.Close()
-	if resp.StatusCode != http.StatusOK {
-		b, _ := io.ReadAll(io.LimitReader(resp.Body, 64<<10))
-		return apiError(resp.StatusCode, b, token)
-	}
 	// A watchdog: the server writes a heartbeat every 15 s; silence for
 	// far longer means the connection is gone.
 	alive := make(chan struct{}, 1)
