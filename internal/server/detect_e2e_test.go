@@ -190,7 +190,7 @@ func TestDetectEndToEnd(t *testing.T) {
 		t.Fatal(err)
 	}
 	write(5)
-	agent = proc("agent", agentArgs...)
+	proc("agent", agentArgs...) // restarted; the test's cleanup stops it
 
 	// Copytruncate while the agent runs, and the server killed again.
 	write(3)
@@ -207,13 +207,12 @@ func TestDetectEndToEnd(t *testing.T) {
 	}
 	write(4)
 	kill(srv)
-	srv = startServer()
+	startServer() // the last restart: the test's cleanup stops it
 	c = connectProc(ctx, t, addr, dir)
 	c.SetToken(in.RootToken)
 	unseal()
 	write(3)
 	waitStored(len(written))
-	_ = agent
 
 	got := stored()
 	slices.Sort(got)
