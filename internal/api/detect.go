@@ -7,6 +7,7 @@ import (
 	"mime"
 	"net/http"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/warden-sec/warden/internal/detect"
@@ -242,13 +243,11 @@ type alertStream struct {
 
 func (st *alertStream) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	s := st.s
-	if n := s.alertStreams.Add(1); n > MaxAlertStreams {
-		s.alertStreams.Add(-1)
-		w.Header().Set("Retry-After", "5")
-		writeError(w, http.StatusTooManyRequests, fmt.Sprintf("more than %d alert streams on this server; retry later", MaxAlertStreams))
+	release, ok := streamSlot(w, &s.alertStreams, MaxAlertStreams, "alert streams")
+	if !ok {
 		return
 	}
-	defer s.alertStreams.Add(-1)
+	defer release()
 	ctx, cancel := context.WithTimeout(r.Context(), alertStreamMax)
 	defer cancel()
 	rc := http.NewResponseController(w)
@@ -346,4 +345,17 @@ func (s *Server) notifyDelete(req *request) (int, any, error) {
 		return 0, nil, err
 	}
 	return http.StatusNoContent, nil, nil
+}
+
+// streamSlot takes one of max slots counted by n for a long-lived stream,
+// or answers 429 (with Retry-After) when all are taken: what one caller
+// holding a read permission can make a server keep open is bounded.
+func streamSlot(w http.ResponseWriter, n *atomic.Int64, limit int64, what string) (release func(), ok bool) {
+	if n.Add(1) > limit {
+		n.Add(-1)
+		w.Header().Set("Retry-After", "5")
+		writeError(w, http.StatusTooManyRequests, fmt.Sprintf("more than %d %s on this server; retry later", limit, what))
+		return nil, false
+	}
+	return func() { n.Add(-1) }, true
 }

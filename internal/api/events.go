@@ -239,16 +239,26 @@ func (s *Server) eventsTail(req *request) (int, any, error) {
 	if err != nil {
 		return 0, nil, errs.Wrap(errs.Unavailable, err, "the event stream")
 	}
-	return http.StatusOK, tailStream{p: p, from: last + 1, o: o}, nil
+	return http.StatusOK, tailStream{s: s, p: p, from: last + 1, o: o}, nil
 }
 
+// MaxEventTails bounds the event tails one server serves at once; one more
+// is answered 429.
+const MaxEventTails = 64
+
 type tailStream struct {
+	s    *Server
 	p    *events.Plane
 	from uint64
 	o    events.SearchOptions
 }
 
 func (t tailStream) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	release, ok := streamSlot(w, &t.s.eventTails, MaxEventTails, "event tails")
+	if !ok {
+		return
+	}
+	defer release()
 	rc := http.NewResponseController(w)
 	_ = rc.SetWriteDeadline(time.Time{}) // a tail lasts as long as the client stays
 	w.Header().Set("Content-Type", "text/event-stream")

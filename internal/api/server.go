@@ -154,6 +154,8 @@ type Server struct {
 	principals principalCache
 	// alertStreams counts the alert streams being served.
 	alertStreams atomic.Int64
+	// eventTails counts the event tails being served.
+	eventTails atomic.Int64
 
 	// plane is the event plane (nil until it runs); eventSlots bound the
 	// batches stored at once; evm counts them.
