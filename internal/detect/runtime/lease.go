@@ -346,9 +346,9 @@ func rendezvous(member string, p int) uint64 {
 	return h.Sum64()
 }
 
-// partitionOf is the partition of a correlation key: FNV-1a (32 bits) of
-// the key, modulo n.
-func partitionOf(key string, n int) int {
+// PartitionOf is the partition of a correlation key (sigma.PartitionKey)
+// among n: FNV-1a (32 bits) of the key, modulo n.
+func PartitionOf(key string, n int) int {
 	h := fnv.New32a()
 	h.Write([]byte(key))
 	return int(h.Sum32() % uint32(n))

@@ -60,8 +60,8 @@ func TestPartitionOf(t *testing.T) {
 		n    int
 		want int
 	}{{"", 16, 2166136261 % 16}, {"a", 16, 0xe40c292c % 16}, {"a", 1, 0}, {"a", 7, 0xe40c292c % 7}} {
-		if got := partitionOf(tc.key, tc.n); got != tc.want {
-			t.Errorf("partitionOf(%q, %d) = %d, want %d", tc.key, tc.n, got, tc.want)
+		if got := PartitionOf(tc.key, tc.n); got != tc.want {
+			t.Errorf("PartitionOf(%q, %d) = %d, want %d", tc.key, tc.n, got, tc.want)
 		}
 	}
 }

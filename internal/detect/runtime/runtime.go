@@ -536,7 +536,7 @@ func (r *Runtime) loadRules(ctx context.Context) bool {
 
 func (r *Runtime) newCorrelator(p int) correlator {
 	n := r.cfg.Partitions
-	return r.newCorr(func(key string) bool { return partitionOf(key, n) == p }, r.cfg.Limits)
+	return r.newCorr(func(key string) bool { return PartitionOf(key, n) == p }, r.cfg.Limits)
 }
 
 // control runs between rounds: it records pending hits, checkpoints,

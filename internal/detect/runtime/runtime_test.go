@@ -359,7 +359,7 @@ func testFailover(t *testing.T, eng testEngine) {
 		perBatch   = 3
 		partitions = DefaultPartitions
 	)
-	bfP := partitionOf(eng.key(sshFailure(attacker, 0)), partitions)
+	bfP := PartitionOf(eng.key(sshFailure(attacker, 0)), partitions)
 
 	nodes := startNATS(t, 3)
 	sink := newMemSink()
@@ -527,7 +527,7 @@ func TestRecordRetried(t *testing.T) {
 	waitFor(t, 30*time.Second, "partitions owned", func() bool { return s.rt.Owned() == DefaultPartitions })
 
 	const attacker = "203.0.113.9"
-	bfP := partitionOf(eng.key(sshFailure(attacker, 0)), DefaultPartitions)
+	bfP := PartitionOf(eng.key(sshFailure(attacker, 0)), DefaultPartitions)
 	// Under the threshold: checkpoints advance.
 	before := appendBatch(t, s.plane, "web-1", 1, []events.Event{sshFailure(attacker, 0), sshFailure(attacker, 1)})
 	waitFor(t, 30*time.Second, "checkpoint before the hit", func() bool {
