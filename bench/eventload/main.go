@@ -17,7 +17,7 @@
 // Usage:
 //
 //	WARDEN_ADDR=https://127.0.0.1:8200 WARDEN_CACERT=... WARDEN_TOKEN=<root> \
-//	  go run ./bench/eventload -agents 16 -batch 500 -d 20s
+//	  go run ./bench/eventload -agents 16 -batch 500 -d 20s [-rate 20000]
 package main
 
 import (
@@ -55,6 +55,7 @@ func run() error {
 	dur := flag.Duration("d", 20*time.Second, "duration of the timed run (at most 10m)")
 	addr := flag.String("addr", os.Getenv("WARDEN_ADDR"), "server API address (loopback only); default $WARDEN_ADDR")
 	caFile := flag.String("cacert", os.Getenv("WARDEN_CACERT"), "server TLS CA (PEM); default $WARDEN_CACERT")
+	rate := flag.Int("rate", 0, "events per second, all agents together (0: as fast as the server takes them)")
 	prefix := flag.String("prefix", fmt.Sprintf("eventload-%d", time.Now().UnixNano()), "node name prefix")
 	flag.Parse()
 	token := os.Getenv("WARDEN_TOKEN")
@@ -65,6 +66,8 @@ func run() error {
 		return errors.New("-batch must be 1..5000")
 	case *dur <= 0 || *dur > 10*time.Minute:
 		return errors.New("-d must be in (0, 10m]")
+	case *rate < 0:
+		return errors.New("-rate must be 0 or more")
 	case token == "":
 		return errors.New("WARDEN_TOKEN (allowed node.create) is not set")
 	}
@@ -104,7 +107,23 @@ func run() error {
 			defer wg.Done()
 			r := &results[i]
 			epoch := randomEpoch()
+			// At -rate, each agent sends a batch every agents×batch/rate
+			// seconds (open loop: a slow answer does not lower the rate
+			// asked for, it shows as latency).
+			var tick <-chan time.Time
+			if *rate > 0 {
+				t := time.NewTicker(time.Duration(float64(time.Second) * float64(*agents**batch) / float64(*rate)))
+				defer t.Stop()
+				tick = t.C
+			}
 			for seq := uint64(1); ctx.Err() == nil; {
+				if tick != nil {
+					select {
+					case <-tick:
+					case <-ctx.Done():
+						continue
+					}
+				}
 				body := pool[(i+int(seq))%len(pool)]
 				t0 := time.Now()
 				req, _ := http.NewRequestWithContext(ctx, "POST", target.Addr+"/v1/events", bytes.NewReader(body))

@@ -582,6 +582,9 @@ func (p *Plane) Append(ctx context.Context, node, agentID, epoch string, seq uin
 	}
 }
 
+// consumeMaxBytes bounds what a consumer has asked for and not yet read.
+const consumeMaxBytes = 16 << 20
+
 // maxCachedNodes bounds the per-node cache of last batches (it is only a
 // cache: a miss reads the stream).
 const maxCachedNodes = 100_000
@@ -712,7 +715,11 @@ func (p *Plane) ConsumeWith(ctx context.Context, from uint64, o ConsumeOptions, 
 	if err != nil {
 		return fmt.Errorf("events: consumer: %w", err)
 	}
-	it, err := cons.Messages()
+	// Bounded by bytes, not by count: a batch is up to MaxBatchBytes, and
+	// the default 500 messages outstanding would pass the NATS server's
+	// 64 MiB pending limit for a connection, which then closes it (the
+	// ingest's publishes on it fail too).
+	it, err := cons.Messages(jetstream.PullMaxBytes(consumeMaxBytes))
 	if err != nil {
 		return fmt.Errorf("events: consumer: %w", err)
 	}

@@ -6,6 +6,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/warden-sec/warden/internal/detect"
 	"github.com/warden-sec/warden/internal/detect/runtime"
 	"github.com/warden-sec/warden/internal/sigma"
 )
@@ -48,12 +49,9 @@ func (s *Server) startDetection(reg prometheus.Registerer) {
 					Node: s.st.NodeID(), Stream: plane, KV: kv,
 					Rules:        s.rules,
 					RulesChanged: s.rules.Changes(ctx, time.Second),
-					Alerts: runtime.AlertFunc(func(ctx context.Context, h sigma.Hit) error {
-						_, err := s.alerts.Record(ctx, h)
-						return err
-					}),
-					Partitions: s.cfg.DetectPartitions,
-					Logger:     log, Metrics: reg,
+					Alerts:       alertSink{s.alerts},
+					Partitions:   s.cfg.DetectPartitions,
+					Logger:       log, Metrics: reg,
 				})
 				if err != nil {
 					log.Error("detection does not run", "err", err)
@@ -79,3 +77,17 @@ func (d *detection) close() {
 		<-d.done
 	}
 }
+
+// alertSink records the runtime's hits as alerts, many in one commit.
+type alertSink struct{ a *detect.Alerts }
+
+func (k alertSink) Record(ctx context.Context, h sigma.Hit) error {
+	_, err := k.a.Record(ctx, h)
+	return err
+}
+
+func (k alertSink) RecordBatch(ctx context.Context, hits []sigma.Hit) error {
+	return k.a.RecordBatch(ctx, hits)
+}
+
+var _ runtime.BatchSink = alertSink{}

@@ -392,3 +392,74 @@ func BenchmarkAlertsRecord(b *testing.B) {
 		}
 	})
 }
+
+// TestAlertsRecordBatch: many hits in one commit, with one audit record
+// naming every alert it changed; a replay changes nothing; the bound holds.
+func TestAlertsRecordBatch(t *testing.T) {
+	h := start(t, t.TempDir(), nil)
+	_, root := h.initUnseal(1, 1)
+	ctx := context.Background()
+	al := h.srv.Alerts()
+	brute := &sigma.Rule{ID: "ssh-brute", Title: "SSH brute force", Level: "high"}
+	t0 := time.Date(2026, 12, 2, 10, 0, 0, 0, time.UTC)
+	if _, err := al.Record(ctx, testHit(brute, "k1", 10, t0, t0, "web-1")); err != nil {
+		t.Fatal(err)
+	}
+	batch := []sigma.Hit{
+		testHit(brute, "k1", 15, t0, t0.Add(time.Minute), "web-1"),
+		testHit(brute, "k2", 10, t0, t0, "web-2"),
+		testHit(brute, "k3", 12, t0, t0, "web-3"),
+	}
+	if err := al.RecordBatch(ctx, batch); err != nil {
+		t.Fatal(err)
+	}
+	want := map[string]int64{"k1": 15, "k2": 10, "k3": 12}
+	updated := map[string]string{}
+	for k, n := range want {
+		a, err := al.Get(ctx, detect.AlertID(k))
+		if err != nil || a.Count != n {
+			t.Fatalf("alert %s: %+v, %v; want count %d", k, a, err, n)
+		}
+		updated[k] = a.Updated
+	}
+	// A replay of the same hits changes nothing.
+	if err := al.RecordBatch(ctx, batch); err != nil {
+		t.Fatal(err)
+	}
+	for k := range want {
+		if a, _ := al.Get(ctx, detect.AlertID(k)); a.Updated != updated[k] {
+			t.Fatalf("alert %s rewritten by a replay", k)
+		}
+	}
+	// One audit record names the three alerts.
+	h.mergeAudit()
+	var out struct {
+		Entries []struct {
+			Entry map[string]any `json:"entry"`
+		} `json:"entries"`
+	}
+	r := h.want(h.do("GET", "/v1/audit/entries?start=0&count=1000", root, nil), 200)
+	if err := json.Unmarshal(r.body, &out); err != nil {
+		t.Fatal(err)
+	}
+	found := false
+	for _, e := range out.Entries {
+		res, _ := e.Entry["resource"].(string)
+		if e.Entry["action"] == "alert.record" && strings.Count(res, "Alert::") == 3 {
+			found = true
+		}
+	}
+	if !found {
+		t.Fatal("no alert.record audit record names the batch's three alerts")
+	}
+	big := make([]sigma.Hit, detect.MaxRecordBatch+1)
+	for i := range big {
+		big[i] = testHit(brute, fmt.Sprint("b", i), 1, t0, t0, "web-1")
+	}
+	if err := al.RecordBatch(ctx, big); err == nil {
+		t.Fatal("a batch over the bound was taken")
+	}
+	if _, err := al.Get(ctx, detect.AlertID("b0")); err == nil {
+		t.Fatal("a refused batch stored an alert")
+	}
+}

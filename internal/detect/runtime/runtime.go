@@ -57,6 +57,17 @@ type AlertSink interface {
 	Record(ctx context.Context, h sigma.Hit) error
 }
 
+// BatchSink is an AlertSink that also records many hits in one call (one
+// commit); the runtime uses it when the sink has it.
+type BatchSink interface {
+	AlertSink
+	RecordBatch(ctx context.Context, hits []sigma.Hit) error
+}
+
+// recordBatch is how many hits one RecordBatch call takes (at most
+// detect.MaxRecordBatch).
+const recordBatch = 64
+
 // AlertFunc adapts a function to AlertSink.
 type AlertFunc func(ctx context.Context, h sigma.Hit) error
 
@@ -588,6 +599,20 @@ func (r *Runtime) flush(ctx context.Context) bool {
 	if len(r.pending) == 0 {
 		return true
 	}
+	// The pending hits in groups: one group a Record call, or up to
+	// recordBatch hits a RecordBatch call when the sink takes batches.
+	size := 1
+	bs, batched := r.cfg.Alerts.(BatchSink)
+	if batched {
+		size = recordBatch
+	}
+	var groups [][]string
+	for k := range r.pending {
+		if n := len(groups); n == 0 || len(groups[n-1]) == size {
+			groups = append(groups, make([]string, 0, size))
+		}
+		groups[len(groups)-1] = append(groups[len(groups)-1], k)
+	}
 	var (
 		mu     sync.Mutex
 		done   []string
@@ -595,28 +620,37 @@ func (r *Runtime) flush(ctx context.Context) bool {
 		wg     sync.WaitGroup
 		sem    = make(chan struct{}, r.cfg.RecordConcurrency)
 	)
-	for k, h := range r.pending {
+	for _, keys := range groups {
 		sem <- struct{}{}
 		if failed.Load() || ctx.Err() != nil {
 			<-sem
 			break
+		}
+		hits := make([]sigma.Hit, len(keys))
+		for i, k := range keys {
+			hits[i] = r.pending[k]
 		}
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
 			defer func() { <-sem }()
 			rctx, cancel := context.WithTimeout(ctx, 10*time.Second)
-			err := r.cfg.Alerts.Record(rctx, h)
+			var err error
+			if batched {
+				err = bs.RecordBatch(rctx, hits)
+			} else {
+				err = r.cfg.Alerts.Record(rctx, hits[0])
+			}
 			cancel()
 			if err != nil {
-				r.m.retried.Inc()
+				r.m.retried.Add(float64(len(hits)))
 				if !failed.Swap(true) && ctx.Err() == nil {
-					r.log.Warn("detect: recording an alert failed; retrying", "rule", h.Rule.ID, "err", err)
+					r.log.Warn("detect: recording alerts failed; retrying", "hits", len(hits), "rule", hits[0].Rule.ID, "err", err)
 				}
 				return
 			}
 			mu.Lock()
-			done = append(done, k)
+			done = append(done, keys...)
 			mu.Unlock()
 		}()
 	}
