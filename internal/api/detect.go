@@ -210,7 +210,7 @@ const (
 	// alertStreamHeartbeat how often it writes a comment while idle;
 	// alertStreamMax how long one stream lasts (the client reconnects with
 	// Last-Event-ID and misses nothing).
-	alertStreamPoll      = 500 * time.Millisecond
+	alertStreamPoll      = 100 * time.Millisecond
 	alertStreamHeartbeat = 15 * time.Second
 	alertStreamMax       = time.Hour
 )

@@ -216,7 +216,16 @@ type Runtime struct {
 	owned    []*partition // parts, by id
 	pending  map[string]sigma.Hit
 	matchBuf []*sigma.Rule
-	active   []*partition
+	// known holds the keys of hits recorded already (bounded: cleared at
+	// maxKnownKeys). A hit of a key not in it is a new alert: the round
+	// ends at once so that it is recorded now, not at the interval's end.
+	known       map[string]struct{}
+	roundStart  time.Time
+	endRound    context.CancelFunc // ends the current round
+	endingRound bool               // an early end is scheduled
+	early       bool               // the last round ended for a new alert
+	lastControl time.Time          // the last full control (flush of every hit, checkpoints)
+	active      []*partition
 
 	lastCkpt  time.Time
 	ckptEvery time.Duration
@@ -299,6 +308,7 @@ func New(cfg Config) (*Runtime, error) {
 		rldr:    make(chan struct{}, 1),
 		parts:   map[int]*partition{},
 		pending: map[string]sigma.Hit{},
+		known:   map[string]struct{}{},
 	}
 	r.mem = newMembership(cfg.KV, tok, r.run, cfg.Heartbeat, cfg.Lease, time.Now, r.log)
 	return r, nil
@@ -402,7 +412,20 @@ func (r *Runtime) checkPartitions(ctx context.Context) error {
 	}
 }
 
-var errPause = errors.New("pause consumption")
+var (
+	errPause = errors.New("pause consumption")
+	// errNewAlert ends a round after a batch that made a new alert.
+	errNewAlert = errors.New("a new alert to record")
+)
+
+// Early flushes: a round that made a new alert ends after its batch, or
+// once it has run minNewAlertRound if it is younger (so a flood of new
+// alerts does not turn the consumer over for every batch); maxKnownKeys
+// bounds Runtime.known.
+const (
+	minNewAlertRound = 100 * time.Millisecond
+	maxKnownKeys     = 100_000
+)
 
 // round consumes from the lowest owned position for one checkpoint
 // interval, or until membership or the rules change. It reports whether
@@ -414,6 +437,7 @@ func (r *Runtime) round(ctx context.Context) (reload bool) {
 	}
 	rctx, cancel := context.WithTimeout(ctx, r.cfg.CheckpointInterval)
 	defer cancel()
+	r.roundStart, r.endRound, r.endingRound = time.Now(), cancel, false
 	var reloadFlag atomic.Bool
 	watched := make(chan struct{})
 	go func() {
@@ -431,7 +455,7 @@ func (r *Runtime) round(ctx context.Context) (reload bool) {
 		}
 	}()
 	err := r.cfg.Stream.Consume(rctx, from+1, r.apply)
-	if err != nil && rctx.Err() == nil && !errors.Is(err, errPause) {
+	if err != nil && rctx.Err() == nil && !errors.Is(err, errPause) && !errors.Is(err, errNewAlert) {
 		r.log.Warn("detect: consuming the stream failed", "from", from+1, "err", err)
 		select {
 		case <-ctx.Done():
@@ -472,6 +496,7 @@ func (r *Runtime) apply(b events.Batch) error {
 		r.log.Warn("detect: batches no longer in the stream were never applied", "batches", gap, "next", seq)
 	}
 	var matches, hits int
+	newAlert := false
 	for _, ev := range b.Events {
 		r.matchBuf = r.set.Match(ev, r.matchBuf[:0])
 		if len(r.matchBuf) == 0 {
@@ -482,6 +507,9 @@ func (r *Runtime) apply(b events.Batch) error {
 			for _, h := range p.corr.Observe(ev, r.matchBuf, seq) {
 				r.pending[h.Key] = h
 				hits++
+				if _, ok := r.known[h.Key]; !ok {
+					newAlert = true
+				}
 			}
 		}
 	}
@@ -494,6 +522,17 @@ func (r *Runtime) apply(b events.Batch) error {
 	r.m.events.Add(float64(len(b.Events)))
 	r.m.matches.Add(float64(matches))
 	r.m.hits.Add(float64(hits))
+	if newAlert {
+		wait := minNewAlertRound - time.Since(r.roundStart)
+		if wait <= 0 {
+			r.early = true
+			return errNewAlert
+		}
+		if !r.endingRound {
+			r.endingRound, r.early = true, true
+			time.AfterFunc(wait, r.endRound)
+		}
+	}
 	return nil
 }
 
@@ -558,7 +597,18 @@ func (r *Runtime) control(ctx context.Context) time.Duration {
 	if !r.rulesOK {
 		return r.cfg.CheckpointInterval
 	}
-	flushed := r.flush(ctx)
+	if r.early && time.Since(r.lastControl) < r.cfg.CheckpointInterval {
+		// A round ended for a new alert: record the new alerts now; the
+		// updates of known ones, the checkpoints and the rest wait for the
+		// interval's end.
+		r.early = false
+		if !r.flush(ctx, func(k string) bool { _, ok := r.known[k]; return !ok }) {
+			return r.cfg.CheckpointInterval
+		}
+		return 0
+	}
+	r.early, r.lastControl = false, time.Now()
+	flushed := r.flush(ctx, nil)
 
 	// Fencing: a server that cannot renew its membership stops, since
 	// the others will soon take its partitions.
@@ -593,9 +643,11 @@ func (r *Runtime) control(ctx context.Context) time.Duration {
 	return 0
 }
 
-// flush records the pending hits, up to RecordConcurrency at a time; it
-// reports whether none is left. After a failure it starts no more.
-func (r *Runtime) flush(ctx context.Context) bool {
+// flush records the pending hits (those only selects, when it is set),
+// up to RecordConcurrency calls at a time; it reports whether none is
+// left (with only: whether every selected one was recorded). After a
+// failure it starts no more.
+func (r *Runtime) flush(ctx context.Context, only func(key string) bool) bool {
 	if len(r.pending) == 0 {
 		return true
 	}
@@ -608,6 +660,9 @@ func (r *Runtime) flush(ctx context.Context) bool {
 	}
 	var groups [][]string
 	for k := range r.pending {
+		if only != nil && !only(k) {
+			continue
+		}
 		if n := len(groups); n == 0 || len(groups[n-1]) == size {
 			groups = append(groups, make([]string, 0, size))
 		}
@@ -655,10 +710,17 @@ func (r *Runtime) flush(ctx context.Context) bool {
 		}()
 	}
 	wg.Wait()
+	if len(r.known)+len(done) > maxKnownKeys {
+		clear(r.known)
+	}
 	for _, k := range done {
 		delete(r.pending, k)
+		r.known[k] = struct{}{}
 	}
 	r.m.recorded.Add(float64(len(done)))
+	if only != nil {
+		return !failed.Load() && ctx.Err() == nil
+	}
 	return len(r.pending) == 0
 }
 
@@ -900,7 +962,7 @@ func (r *Runtime) updateGauges(ctx context.Context) {
 func (r *Runtime) shutdown() {
 	ctx, cancel := context.WithTimeout(context.Background(), 2*r.cfg.Lease)
 	defer cancel()
-	if len(r.owned) == 0 || !r.flush(ctx) {
+	if len(r.owned) == 0 || !r.flush(ctx, nil) {
 		return
 	}
 	for _, p := range slices.Clone(r.owned) {
