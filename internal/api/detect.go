@@ -123,6 +123,33 @@ func (s *Server) placeholdersPut(req *request) (int, any, error) {
 	return http.StatusOK, placeholdersBody{Placeholders: in.Placeholders, Version: v}, nil
 }
 
+type mappingBody struct {
+	YAML    string `json:"yaml"`
+	Version uint64 `json:"version,omitempty"`
+}
+
+func (s *Server) mappingGet(req *request) (int, any, error) {
+	m, v, err := s.cfg.Rules.Mapping(req.Context())
+	if err != nil {
+		return 0, nil, err
+	}
+	return http.StatusOK, mappingBody{YAML: m, Version: v}, nil
+}
+
+func (s *Server) mappingPut(req *request) (int, any, error) {
+	var in struct {
+		YAML string `json:"yaml"`
+	}
+	if err := req.decode(&in, false); err != nil {
+		return 0, nil, err
+	}
+	v, err := s.cfg.Rules.SetMapping(req.Context(), []byte(in.YAML))
+	if err != nil {
+		return 0, nil, err
+	}
+	return http.StatusOK, mappingBody{YAML: in.YAML, Version: v}, nil
+}
+
 type alertsListResponse struct {
 	Alerts []detect.Alert `json:"alerts"`
 	Next   string         `json:"next"`

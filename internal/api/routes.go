@@ -203,6 +203,8 @@ func (s *Server) routeTable() []route {
 		{method: "DELETE", pattern: "/v1/rules/{id}", name: "rules.delete", target: system(authz.ActionRulesWrite), audit: auditChange, status: noContent, h: s.detectH(s.rulesDelete)},
 		{method: "GET", pattern: "/v1/placeholders", name: "placeholders.read", target: system(authz.ActionRulesRead), audit: auditRead, status: ok, h: s.detectH(s.placeholdersGet)},
 		{method: "PUT", pattern: "/v1/placeholders", name: "placeholders.write", target: system(authz.ActionRulesWrite), audit: auditChange, status: ok, h: s.detectH(s.placeholdersPut)},
+		{method: "GET", pattern: "/v1/mapping", name: "mapping.read", target: system(authz.ActionRulesRead), audit: auditRead, status: ok, h: s.detectH(s.mappingGet)},
+		{method: "PUT", pattern: "/v1/mapping", name: "mapping.write", target: system(authz.ActionRulesWrite), audit: auditChange, status: ok, h: s.detectH(s.mappingPut)},
 		{method: "GET", pattern: "/v1/alerts", name: "alerts.list", target: system(authz.ActionAlertsRead), audit: auditRead, status: ok, h: s.detectH(s.alertsList)},
 		{method: "GET", pattern: "/v1/alerts/stream", name: "alerts.stream", target: system(authz.ActionAlertsRead), audit: auditRead, status: ok, h: s.detectH(s.alertsStream),
 			streaming: true},

@@ -19,7 +19,7 @@ import (
 
 func newRulesCmd(g *globals) *cobra.Command {
 	return newGroupCmd("rules", "Manage the cluster's Sigma detection rules",
-		newRulesPutCmd(g), newRulesListCmd(g), newRulesShowCmd(g), newRulesDeleteCmd(g), newRulesPlaceholdersCmd(g),
+		newRulesPutCmd(g), newRulesListCmd(g), newRulesShowCmd(g), newRulesDeleteCmd(g), newRulesPlaceholdersCmd(g), newRulesMappingCmd(g),
 		newRulesTestCmd(g), // offline (internal/cli/rulestest.go)
 	)
 }
@@ -318,4 +318,45 @@ func newRulesPlaceholdersCmd(g *globals) *cobra.Command {
 		},
 	}
 	return newGroupCmd("placeholders", "Show or set the placeholders of the expand modifier", show, set)
+}
+
+func newRulesMappingCmd(g *globals) *cobra.Command {
+	show := &cobra.Command{
+		Use:   "show",
+		Short: "Show the operators' extension of the Sigma mapping (YAML)",
+		Args:  args(cobra.NoArgs),
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			c, err := g.client(cmd)
+			if err != nil {
+				return err
+			}
+			m, err := c.Mapping(cmd.Context())
+			if err != nil {
+				return err
+			}
+			fmt.Fprint(cmd.OutOrStdout(), m)
+			return nil
+		},
+	}
+	set := &cobra.Command{
+		Use:   "set FILE",
+		Short: "Extend the default Sigma mapping with FILE's (the form of docs/detection-sigma.md, \"The mapping\"); an empty FILE removes the extension",
+		Args:  args(cobra.ExactArgs(1)),
+		RunE: func(cmd *cobra.Command, a []string) error {
+			b, err := readRuleFile(a[0])
+			if err != nil {
+				return err
+			}
+			c, err := g.client(cmd)
+			if err != nil {
+				return err
+			}
+			if err := c.MappingPut(cmd.Context(), string(b)); err != nil {
+				return err
+			}
+			fmt.Fprintln(cmd.OutOrStdout(), "Success! Stored the mapping; the servers compile the rules with it.")
+			return nil
+		},
+	}
+	return newGroupCmd("mapping", "Show or set the operators' extension of the Sigma mapping", show, set)
 }

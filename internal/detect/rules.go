@@ -1,6 +1,7 @@
 package detect
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -44,7 +45,10 @@ type RuleRecord struct {
 type rulesMeta struct {
 	Version      uint64              `json:"version"`
 	Placeholders map[string][]string `json:"placeholders,omitempty"`
-	UpdatedTime  string              `json:"updated_time,omitempty"`
+	// Mapping is the operators' extension of sigma.DefaultMapping (YAML of
+	// the same form), "" for none.
+	Mapping     string `json:"mapping,omitempty"`
+	UpdatedTime string `json:"updated_time,omitempty"`
 }
 
 // Rules stores Sigma rules in the cluster. Every change is validated by
@@ -215,7 +219,7 @@ func (r *Rules) Put(ctx context.Context, id string, src []byte) (RuleRecord, err
 		if err != nil {
 			return RuleRecord{}, err
 		}
-		if _, err := sigma.Compile(all, sigma.Config{Placeholders: s.meta.Placeholders}); err != nil {
+		if _, err := sigma.Compile(all, s.meta.config()); err != nil {
 			return RuleRecord{}, compileErr(err)
 		}
 		now := rfc3339(r.now())
@@ -304,7 +308,7 @@ func (r *Rules) Delete(ctx context.Context, id string) error {
 		if err != nil {
 			return err
 		}
-		if _, err := sigma.Compile(rest, sigma.Config{Placeholders: s.meta.Placeholders}); err != nil {
+		if _, err := sigma.Compile(rest, s.meta.config()); err != nil {
 			return errs.Wrap(errs.Conflict, err, "rule %s cannot be deleted: without it the rules do not compile: %s", id, err.Error())
 		}
 		err = r.commit(ctx, s, []kv.Cond{{Key: prefixRule + id, Version: s.versions[id]}},
@@ -319,25 +323,92 @@ func (r *Rules) Delete(ctx context.Context, id string) error {
 }
 
 // All returns every stored rule, parsed (shared: do not modify them), and
-// the set's version; the runtime compiles them with Placeholders.
+// the set's version; the runtime compiles them with Set's configuration.
 func (r *Rules) All(ctx context.Context) ([]*sigma.Rule, uint64, error) {
 	rs, _, v, err := r.Set(ctx)
 	return rs, v, err
 }
 
 // Set returns every stored rule (shared: do not modify them), the
-// placeholders for the modifier expand, and the set's version, read in one
-// consistent view.
-func (r *Rules) Set(ctx context.Context) ([]*sigma.Rule, map[string][]string, uint64, error) {
+// configuration to compile them with (the placeholders of the modifier
+// expand, the mapping with the operators' extension), and the set's
+// version, read in one consistent view.
+func (r *Rules) Set(ctx context.Context) ([]*sigma.Rule, sigma.Config, uint64, error) {
 	s, err := r.read(ctx)
 	if err != nil {
-		return nil, nil, 0, err
+		return nil, sigma.Config{}, 0, err
 	}
 	rs, err := r.rules(s, nil, "")
 	if err != nil {
-		return nil, nil, 0, err
+		return nil, sigma.Config{}, 0, err
 	}
-	return rs, s.meta.Placeholders, s.meta.Version, nil
+	return rs, s.meta.config(), s.meta.Version, nil
+}
+
+// config is the compile configuration of the set: its placeholders, and
+// the default mapping merged with the operators' extension (checked when
+// it was stored).
+func (m rulesMeta) config() sigma.Config {
+	cfg := sigma.Config{Placeholders: m.Placeholders}
+	if m.Mapping != "" {
+		if ext, err := sigma.ParseMapping("mapping", []byte(m.Mapping)); err == nil {
+			cfg.Mapping = sigma.DefaultMapping().Merge(ext)
+		}
+	}
+	return cfg
+}
+
+// MaxMappingBytes bounds the operators' mapping extension.
+const MaxMappingBytes = 256 << 10
+
+// Mapping returns the operators' extension of the default mapping (YAML;
+// "" for none) and the set's version.
+func (r *Rules) Mapping(ctx context.Context) (string, uint64, error) {
+	s, err := r.read(ctx)
+	if err != nil {
+		return "", 0, err
+	}
+	return s.meta.Mapping, s.meta.Version, nil
+}
+
+// SetMapping replaces the operators' extension of the default mapping
+// (YAML of the form of sigma's mapping.yml; empty removes it), after
+// compiling the stored rules with it, and returns the set's new version.
+// errs.Invalid names the line of a mapping that does not parse.
+func (r *Rules) SetMapping(ctx context.Context, src []byte) (uint64, error) {
+	if len(src) > MaxMappingBytes {
+		return 0, errs.E(errs.Invalid, "mapping: %d bytes, more than %d", len(src), MaxMappingBytes)
+	}
+	if len(bytes.TrimSpace(src)) > 0 {
+		if _, err := sigma.ParseMapping("mapping", src); err != nil {
+			return 0, errs.Wrap(errs.Invalid, err, "mapping refused: %s", err.Error())
+		}
+	} else {
+		src = nil
+	}
+	for attempt := 0; ; attempt++ {
+		s, err := r.read(ctx)
+		if err != nil {
+			return 0, err
+		}
+		all, err := r.rules(s, nil, "")
+		if err != nil {
+			return 0, err
+		}
+		next := s.meta
+		next.Mapping = string(src)
+		if _, err := sigma.Compile(all, next.config()); err != nil {
+			return 0, compileErr(err)
+		}
+		s.meta.Mapping = string(src)
+		err = r.commit(ctx, s, nil)
+		if err == nil {
+			return s.meta.Version + 1, nil
+		}
+		if !errs.Is(err, errs.Conflict) || attempt >= maxRetries {
+			return 0, err
+		}
+	}
 }
 
 // MaxPlaceholderValues bounds the values of all placeholders together.
@@ -378,7 +449,9 @@ func (r *Rules) SetPlaceholders(ctx context.Context, p map[string][]string) (uin
 		if err != nil {
 			return 0, err
 		}
-		if _, err := sigma.Compile(all, sigma.Config{Placeholders: p}); err != nil {
+		next := s.meta
+		next.Placeholders = p
+		if _, err := sigma.Compile(all, next.config()); err != nil {
 			return 0, compileErr(err)
 		}
 		s.meta.Placeholders = p

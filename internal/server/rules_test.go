@@ -11,6 +11,8 @@ import (
 	"time"
 
 	"github.com/warden-sec/warden/internal/detect"
+	"github.com/warden-sec/warden/internal/events"
+	"github.com/warden-sec/warden/internal/sigma"
 )
 
 const ruleFailedLogin = `title: Failed SSH login
@@ -175,4 +177,51 @@ func TestRulesAPI(t *testing.T) {
 		t.Fatalf("placeholders: %s", p.body)
 	}
 	nextVersion(6)
+}
+
+// TestRulesMapping: operators extend the Sigma mapping in the cluster; a
+// mapping that does not parse is refused naming its line; the rules are
+// compiled with the extension (a custom log source and field then match).
+func TestRulesMapping(t *testing.T) {
+	h := start(t, t.TempDir(), nil)
+	_, root := h.initUnseal(1, 1)
+	ctx := context.Background()
+	rule := `title: ACME client from the test range
+id: 5d6c1f2e-0a41-4b7e-9a55-0c1d2e3f4a5b
+logsource: {product: acme, service: app}
+detection:
+  selection:
+    clientip|cidr: 203.0.113.0/24
+  condition: selection
+level: high
+`
+	h.want(h.do("PUT", "/v1/rules/5d6c1f2e-0a41-4b7e-9a55-0c1d2e3f4a5b", root, map[string]string{"yaml": rule}), 200)
+	ev := events.Event{"event.dataset": "json", "source.ip": "203.0.113.9", "host.name": "web-1"}
+	matches := func() int {
+		t.Helper()
+		rules, cfg, _, err := h.srv.Rules().Set(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		set, err := sigma.Compile(rules, cfg)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return len(set.Match(ev, nil))
+	}
+	if n := matches(); n != 0 {
+		t.Fatalf("%d matches before the mapping, want 0", n)
+	}
+	r := h.want(h.do("PUT", "/v1/mapping", root, map[string]string{"yaml": "fields:\n  clientip: [source.ip]\n"}), 400)
+	if msg := r.errorText(t); !strings.Contains(msg, "mapping:2") {
+		t.Fatalf("refusal %q does not name the line", msg)
+	}
+	ext := "logsources:\n  - {product: acme, service: app, datasets: [json]}\nfields:\n  clientip: source.ip\n"
+	h.want(h.do("PUT", "/v1/mapping", root, map[string]string{"yaml": ext}), 200)
+	if got := h.want(h.do("GET", "/v1/mapping", root, nil), 200).json(t)["yaml"]; got != ext {
+		t.Fatalf("GET /v1/mapping: %q", got)
+	}
+	if n := matches(); n != 1 {
+		t.Fatalf("%d matches with the mapping, want 1", n)
+	}
 }

@@ -60,6 +60,23 @@ func (c *Client) RuleDelete(ctx context.Context, id string) error {
 	return err
 }
 
+// Mapping returns the operators' extension of the Sigma mapping (YAML; ""
+// for none).
+func (c *Client) Mapping(ctx context.Context) (string, error) {
+	var out struct {
+		YAML string `json:"yaml"`
+	}
+	_, err := c.do(ctx, http.MethodGet, "/v1/mapping", nil, &out)
+	return out.YAML, err
+}
+
+// MappingPut replaces the operators' extension of the Sigma mapping (""
+// removes it).
+func (c *Client) MappingPut(ctx context.Context, yaml string) error {
+	_, err := c.do(ctx, http.MethodPut, "/v1/mapping", map[string]string{"yaml": yaml}, nil)
+	return err
+}
+
 // Placeholders returns the placeholders of the expand modifier.
 func (c *Client) Placeholders(ctx context.Context) (map[string][]string, error) {
 	var out struct {

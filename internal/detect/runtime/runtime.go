@@ -79,11 +79,13 @@ func (f AlertFunc) Record(ctx context.Context, h sigma.Hit) error { return f(ctx
 //
 // A RuleSource may also have these methods (*detect.Rules has):
 //
-//	Set(ctx) ([]*sigma.Rule, map[string][]string, uint64, error)
+//	Set(ctx) ([]*sigma.Rule, sigma.Config, uint64, error)
 //	Version() uint64
 //
-// Set returns the rules with the placeholders of the expand modifier,
-// read in one view; they then replace Config.Sigma.Placeholders. Version
+// Set returns the rules with the configuration stored with them (the
+// placeholders of the expand modifier, the mapping), read in one view;
+// they then replace Config.Sigma.Placeholders and, when set,
+// Config.Sigma.Mapping. Version
 // returns the rules' version from local state, cheaply; the runtime then
 // checks it at every step (about every CheckpointInterval) and reloads
 // when it changed.
@@ -93,7 +95,7 @@ type RuleSource interface {
 
 type (
 	ruleSetSource interface {
-		Set(ctx context.Context) ([]*sigma.Rule, map[string][]string, uint64, error)
+		Set(ctx context.Context) ([]*sigma.Rule, sigma.Config, uint64, error)
 	}
 	ruleVersioner interface{ Version() uint64 }
 )
@@ -544,7 +546,12 @@ func (r *Runtime) loadRules(ctx context.Context) bool {
 	var ver uint64
 	var err error
 	if ss, ok := r.cfg.Rules.(ruleSetSource); ok {
-		rules, scfg.Placeholders, ver, err = ss.Set(ctx)
+		var set sigma.Config
+		rules, set, ver, err = ss.Set(ctx)
+		scfg.Placeholders = set.Placeholders
+		if set.Mapping != nil {
+			scfg.Mapping = set.Mapping
+		}
 	} else {
 		rules, ver, err = r.cfg.Rules.All(ctx)
 	}

@@ -577,11 +577,13 @@ func (v *versionedRules) All(ctx context.Context) ([]*sigma.Rule, uint64, error)
 	return rules, ver, err
 }
 
-func (v *versionedRules) Set(context.Context) ([]*sigma.Rule, map[string][]string, uint64, error) {
+func (v *versionedRules) Set(context.Context) ([]*sigma.Rule, sigma.Config, uint64, error) {
 	v.mu.Lock()
 	defer v.mu.Unlock()
-	return v.rules, v.ph, v.ver, nil
+	return v.rules, sigma.Config{Placeholders: v.ph}, v.ver, nil
 }
+
+var _ ruleSetSource = (*versionedRules)(nil)
 
 func (v *versionedRules) Version() uint64 {
 	v.mu.Lock()
