@@ -136,7 +136,13 @@ func (s *Server) eventsWrite(req *request) (int, any, error) {
 	}
 	streamSeq, dup, err := p.Append(req.Context(), node, agentID, epoch, seq, lines)
 	if err != nil {
-		s.log.Error("events: could not store a batch", "node", node, "err", err, "request_id", req.id)
+		if req.Context().Err() != nil {
+			// The client went away (or the request's deadline passed):
+			// the batch may or may not be stored; its retry is deduplicated.
+			s.log.Info("events: a batch's request ended before it was stored", "node", node, "err", err, "request_id", req.id)
+		} else {
+			s.log.Error("events: could not store a batch", "node", node, "err", err, "request_id", req.id)
+		}
 		return 0, nil, errs.E(errs.Unavailable, "the event stream did not take the batch; retry")
 	}
 	if dup {
