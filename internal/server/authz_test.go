@@ -373,6 +373,8 @@ func TestActionMapping(t *testing.T) {
 		{"DELETE", "/v1/rules/n9", "rules.write", `System::"warden"`},
 		{"GET", "/v1/placeholders", "rules.read", `System::"warden"`},
 		{"PUT", "/v1/placeholders", "rules.write", `System::"warden"`},
+		{"GET", "/v1/mapping", "rules.read", `System::"warden"`},
+		{"PUT", "/v1/mapping", "rules.write", `System::"warden"`},
 		{"GET", "/v1/alerts", "alerts.read", `System::"warden"`},
 		{"GET", "/v1/alerts/stream?after=x", "alerts.read", `System::"warden"`}, // a bad index: answered, not streamed
 		{"GET", "/v1/alerts/n9", "alerts.read", `System::"warden"`},
