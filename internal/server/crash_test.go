@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"context"
 	"fmt"
-	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -14,18 +13,14 @@ import (
 	"time"
 
 	"github.com/warden-sec/warden/internal/audit"
+	"github.com/warden-sec/warden/internal/testnet"
 	"github.com/warden-sec/warden/pkg/client"
 )
 
-// freeAddr returns a loopback address that was free a moment ago.
-func freeAddr(t *testing.T) string {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	return ln.Addr().String()
-}
+// freeAddr returns a loopback address that was free a moment ago, outside
+// the ephemeral port range, so that a server killed and restarted on it
+// finds it free (see testnet).
+func freeAddr(t *testing.T) string { return testnet.RestartableAddr(t) }
 
 // connectProc returns a client of the server process listening on addr
 // with its data in dir, once it answers.

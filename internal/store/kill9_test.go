@@ -29,6 +29,7 @@ import (
 	"github.com/warden-sec/warden/internal/pki"
 	"github.com/warden-sec/warden/internal/raftnet"
 	"github.com/warden-sec/warden/internal/store"
+	"github.com/warden-sec/warden/internal/testnet"
 )
 
 // The fault suite with real processes: three store nodes, each a child
@@ -55,7 +56,7 @@ type k9Spec struct {
 	ID        string
 	Dir       string // the node's data dir, kept across kills
 	PKI       string // ca.pem, <ID>.pem and <ID>-key.pem
-	Cluster   string // the Raft address to bind: 127.0.0.1:0 at first, then the same one
+	Cluster   string // the Raft address to bind, the same at every restart (outside the ephemeral range: testnet)
 	Bootstrap bool
 	Ready     string   // the file the child writes its k9Addrs to once it serves
 	Accept    []string // the members a joining node accepts Raft traffic from before it has a configuration
@@ -239,7 +240,7 @@ func newK9Cluster(t *testing.T) *k9Cluster {
 		hc: &http.Client{Timeout: 8 * time.Second, Transport: &http.Transport{MaxIdleConnsPerHost: 16}}}
 	for i, id := range ids {
 		c.nodes = append(c.nodes, &k9Node{log: filepath.Join(dir, id+".log"), spec: k9Spec{ID: id,
-			Dir: filepath.Join(dir, id), PKI: dir, Cluster: "127.0.0.1:0", Bootstrap: i == 0,
+			Dir: filepath.Join(dir, id), PKI: dir, Cluster: testnet.RestartableAddr(t), Bootstrap: i == 0,
 			Ready: filepath.Join(dir, id+".ready"), Accept: ids[:i]}})
 	}
 	t.Cleanup(func() {
