@@ -74,7 +74,14 @@ func TestDetectClusterKill(t *testing.T) {
 				t.Logf("%s output:\n%s", p.id, b)
 			}
 		})
-		p.c = connectProc(ctx, t, p.addr, p.dir)
+		connectProc(ctx, t, p.addr, p.dir)
+		// A join waits for the leader to admit the node: longer than
+		// connectProc's 5 s on a loaded machine.
+		c, err := client.New(client.Config{Address: "https://" + p.addr, CACertFile: filepath.Join(p.dir, "tls", "ca.pem"), Timeout: time.Minute})
+		if err != nil {
+			t.Fatal(err)
+		}
+		p.c = c
 	}
 	in, err := ps[0].c.Init(ctx, client.InitRequest{KeyShares: 1, KeyThreshold: 1})
 	if err != nil {
@@ -101,7 +108,7 @@ func TestDetectClusterKill(t *testing.T) {
 	// CA once they have one: clients trust tls/api-ca.pem (both CAs).
 	for _, p := range ps {
 		c, err := client.New(client.Config{Address: "https://" + p.addr, CACertFile: filepath.Join(p.dir, "tls", "api-ca.pem"),
-			Token: in.RootToken, Timeout: 15 * time.Second})
+			Token: in.RootToken, Timeout: 30 * time.Second})
 		if err != nil {
 			t.Fatal(err)
 		}
