@@ -1,6 +1,7 @@
 package cli
 
 import (
+	"context"
 	"fmt"
 	"io"
 	"strings"
@@ -98,27 +99,11 @@ func printAlert(w io.Writer, a client.Alert) error {
 }
 
 func newAlertsShowCmd(g *globals) *cobra.Command {
-	cmd := &cobra.Command{
-		Use:   "show ID",
-		Short: "Show an alert with its events and notes",
-		Args:  args(cobra.ExactArgs(1)),
-	}
-	f := addFormat(cmd)
-	cmd.RunE = func(cmd *cobra.Command, a []string) error {
-		c, err := g.client(cmd)
-		if err != nil {
-			return err
-		}
-		al, err := c.AlertGet(cmd.Context(), a[0])
-		if err != nil {
-			return err
-		}
-		if *f == "json" {
-			return writeJSON(cmd.OutOrStdout(), al)
-		}
-		return printAlert(cmd.OutOrStdout(), al)
-	}
-	return cmd
+	return newReadCmd(g, "show ID", "Show an alert with its events and notes", cobra.ExactArgs(1),
+		func(ctx context.Context, c *client.Client, a []string) (client.Alert, error) {
+			return c.AlertGet(ctx, a[0])
+		},
+		printAlert)
 }
 
 func newAlertsStatusCmd(g *globals, verb string) *cobra.Command {

@@ -1,6 +1,7 @@
 package cli
 
 import (
+	"context"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -191,38 +192,23 @@ func newKVListCmd(g *globals) *cobra.Command {
 }
 
 func newKVMetadataCmd(g *globals) *cobra.Command {
-	cmd := &cobra.Command{
-		Use:   "metadata PATH",
-		Short: "Show a secret's versions and timestamps",
-		Args:  args(cobra.ExactArgs(1)),
-	}
-	f := addFormat(cmd)
-	cmd.RunE = func(cmd *cobra.Command, a []string) error {
-		c, err := g.client(cmd)
-		if err != nil {
-			return err
-		}
-		m, err := c.KVMetadata(cmd.Context(), a[0])
-		if err != nil {
-			return err
-		}
-		w := cmd.OutOrStdout()
-		if *f == "json" {
-			return writeJSON(w, m)
-		}
-		if err := writeTable(w, []row{
-			{"Path", m.Path},
-			{"Current Version", m.CurrentVersion},
-			{"Oldest Version", m.OldestVersion},
-			{"Max Versions", m.MaxVersions},
-			{"Created Time", m.CreatedTime},
-			{"Updated Time", m.UpdatedTime},
-		}); err != nil {
-			return err
-		}
-		return writeVersions(w, m.Versions)
-	}
-	return cmd
+	return newReadCmd(g, "metadata PATH", "Show a secret's versions and timestamps", cobra.ExactArgs(1),
+		func(ctx context.Context, c *client.Client, a []string) (client.KVMetadata, error) {
+			return c.KVMetadata(ctx, a[0])
+		},
+		func(w io.Writer, m client.KVMetadata) error {
+			if err := writeTable(w, []row{
+				{"Path", m.Path},
+				{"Current Version", m.CurrentVersion},
+				{"Oldest Version", m.OldestVersion},
+				{"Max Versions", m.MaxVersions},
+				{"Created Time", m.CreatedTime},
+				{"Updated Time", m.UpdatedTime},
+			}); err != nil {
+				return err
+			}
+			return writeVersions(w, m.Versions)
+		})
 }
 
 func writeVersions(w io.Writer, versions map[string]client.KVVersion) error {

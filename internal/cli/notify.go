@@ -2,6 +2,7 @@ package cli
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -65,37 +66,24 @@ http to a loopback address. See docs/detection.md, "Notifications".`,
 }
 
 func newNotifyListCmd(g *globals) *cobra.Command {
-	cmd := &cobra.Command{
-		Use:   "list",
-		Short: "List the notifiers (never their secrets)",
-		Args:  args(cobra.NoArgs),
+	type list struct {
+		Notifiers []client.Notifier `json:"notifiers"`
 	}
-	f := addFormat(cmd)
-	cmd.RunE = func(cmd *cobra.Command, _ []string) error {
-		c, err := g.client(cmd)
-		if err != nil {
-			return err
-		}
-		ns, err := c.NotifierList(cmd.Context())
-		if err != nil {
-			return err
-		}
-		w := cmd.OutOrStdout()
-		if *f == "json" {
+	return newReadCmd(g, "list", "List the notifiers (never their secrets)", cobra.NoArgs,
+		func(ctx context.Context, c *client.Client, _ []string) (list, error) {
+			ns, err := c.NotifierList(ctx)
 			if ns == nil {
 				ns = []client.Notifier{}
 			}
-			return writeJSON(w, struct {
-				Notifiers []client.Notifier `json:"notifiers"`
-			}{ns})
-		}
-		rows := []row{{"NAME", "TYPE\tMIN LEVEL\tURL"}}
-		for _, n := range ns {
-			rows = append(rows, row{n.Name, fmt.Sprintf("%s\t%s\t%s", n.Type, n.MinLevel, cell(n.URL))})
-		}
-		return writeTableRaw(w, rows)
-	}
-	return cmd
+			return list{ns}, err
+		},
+		func(w io.Writer, l list) error {
+			rows := []row{{"NAME", "TYPE\tMIN LEVEL\tURL"}}
+			for _, n := range l.Notifiers {
+				rows = append(rows, row{n.Name, fmt.Sprintf("%s\t%s\t%s", n.Type, n.MinLevel, cell(n.URL))})
+			}
+			return writeTableRaw(w, rows)
+		})
 }
 
 func newNotifyDeleteCmd(g *globals) *cobra.Command {

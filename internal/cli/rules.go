@@ -182,69 +182,41 @@ feature; the rules put before it stay stored.`,
 }
 
 func newRulesListCmd(g *globals) *cobra.Command {
-	cmd := &cobra.Command{
-		Use:   "list",
-		Short: "List the stored rules",
-		Args:  args(cobra.NoArgs),
+	type list struct {
+		Rules   []client.Rule `json:"rules"`
+		Version uint64        `json:"version"`
 	}
-	f := addFormat(cmd)
-	cmd.RunE = func(cmd *cobra.Command, _ []string) error {
-		c, err := g.client(cmd)
-		if err != nil {
-			return err
-		}
-		rs, v, err := c.RuleList(cmd.Context())
-		if err != nil {
-			return err
-		}
-		w := cmd.OutOrStdout()
-		if *f == "json" {
+	return newReadCmd(g, "list", "List the stored rules", cobra.NoArgs,
+		func(ctx context.Context, c *client.Client, _ []string) (list, error) {
+			rs, v, err := c.RuleList(ctx)
 			if rs == nil {
 				rs = []client.Rule{}
 			}
-			return writeJSON(w, struct {
-				Rules   []client.Rule `json:"rules"`
-				Version uint64        `json:"version"`
-			}{rs, v})
-		}
-		rows := []row{{"ID", "KIND\tLEVEL\tVERSION\tTITLE"}}
-		for _, r := range rs {
-			rows = append(rows, row{r.ID, fmt.Sprintf("%s\t%s\t%d\t%s", r.Kind, r.Level, r.Version, cell(r.Title))})
-		}
-		return writeTableRaw(w, rows)
-	}
-	return cmd
+			return list{rs, v}, err
+		},
+		func(w io.Writer, l list) error {
+			rows := []row{{"ID", "KIND\tLEVEL\tVERSION\tTITLE"}}
+			for _, r := range l.Rules {
+				rows = append(rows, row{r.ID, fmt.Sprintf("%s\t%s\t%d\t%s", r.Kind, r.Level, r.Version, cell(r.Title))})
+			}
+			return writeTableRaw(w, rows)
+		})
 }
 
 func newRulesShowCmd(g *globals) *cobra.Command {
-	cmd := &cobra.Command{
-		Use:   "show ID",
-		Short: "Show a stored rule and its YAML",
-		Args:  args(cobra.ExactArgs(1)),
-	}
-	f := addFormat(cmd)
-	cmd.RunE = func(cmd *cobra.Command, a []string) error {
-		c, err := g.client(cmd)
-		if err != nil {
+	return newReadCmd(g, "show ID", "Show a stored rule and its YAML", cobra.ExactArgs(1),
+		func(ctx context.Context, c *client.Client, a []string) (client.Rule, error) {
+			return c.RuleGet(ctx, a[0])
+		},
+		func(w io.Writer, r client.Rule) error {
+			if err := writeTable(w, []row{{"ID", r.ID}, {"Title", r.Title}, {"Kind", r.Kind}, {"Level", r.Level},
+				{"Status", r.Status}, {"Version", r.Version}, {"Created Time", r.CreatedTime}, {"Updated Time", r.UpdatedTime}}); err != nil {
+				return err
+			}
+			fmt.Fprintln(w)
+			_, err := fmt.Fprint(w, strings.TrimRight(r.YAML, "\n")+"\n")
 			return err
-		}
-		r, err := c.RuleGet(cmd.Context(), a[0])
-		if err != nil {
-			return err
-		}
-		w := cmd.OutOrStdout()
-		if *f == "json" {
-			return writeJSON(w, r)
-		}
-		if err := writeTable(w, []row{{"ID", r.ID}, {"Title", r.Title}, {"Kind", r.Kind}, {"Level", r.Level},
-			{"Status", r.Status}, {"Version", r.Version}, {"Created Time", r.CreatedTime}, {"Updated Time", r.UpdatedTime}}); err != nil {
-			return err
-		}
-		fmt.Fprintln(w)
-		_, err = fmt.Fprint(w, strings.TrimRight(r.YAML, "\n")+"\n")
-		return err
-	}
-	return cmd
+		})
 }
 
 func newRulesDeleteCmd(g *globals) *cobra.Command {
@@ -269,6 +241,29 @@ func newDeleteCmd(g *globals, use, short, what string, del func(*client.Client, 
 			return nil
 		},
 	}
+}
+
+// newReadCmd is a command that reads one value through the client and
+// prints it: as JSON with --format json, else with table.
+func newReadCmd[T any](g *globals, use, short string, nargs cobra.PositionalArgs,
+	get func(ctx context.Context, c *client.Client, args []string) (T, error), table func(io.Writer, T) error) *cobra.Command {
+	cmd := &cobra.Command{Use: use, Short: short, Args: args(nargs)}
+	f := addFormat(cmd)
+	cmd.RunE = func(cmd *cobra.Command, a []string) error {
+		c, err := g.client(cmd)
+		if err != nil {
+			return err
+		}
+		v, err := get(cmd.Context(), c, a)
+		if err != nil {
+			return err
+		}
+		if *f == "json" {
+			return writeJSON(cmd.OutOrStdout(), v)
+		}
+		return table(cmd.OutOrStdout(), v)
+	}
+	return cmd
 }
 
 func newRulesPlaceholdersCmd(g *globals) *cobra.Command {

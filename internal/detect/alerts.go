@@ -106,27 +106,11 @@ func (a *Alerts) Record(ctx context.Context, h sigma.Hit) (Alert, error) {
 	entry := auditlog.SystemEntry(a.now(), a.node, "alert.record", `Alert::"`+id+`"`)
 	ctx, _ = a.audit.Pending(ctx, entry)
 	for attempt := 0; ; attempt++ {
-		old, ver, err := a.get(ctx, id)
-		if err != nil {
-			return Alert{}, err
+		al, cond, ops, err := a.change(ctx, h, false)
+		if err != nil || ops == nil {
+			return derefAlert(al), err
 		}
-		al, changed, err := a.merge(old, id, h)
-		if err != nil {
-			return Alert{}, err
-		}
-		if !changed {
-			return *old, nil
-		}
-		b := mustJSON(al)
-		ops := []kv.Op{{Type: kv.OpPut, Key: prefixAlert + id, Value: b}}
-		if old == nil {
-			out, err := outboxOps(ctx, a.st, al, b, a.now())
-			if err != nil {
-				return Alert{}, err
-			}
-			ops = append(ops, out...)
-		}
-		_, err = a.st.Txn(ctx, kv.Txn{Conds: []kv.Cond{{Key: prefixAlert + id, Version: ver}}, Ops: ops})
+		_, err = a.st.Txn(ctx, kv.Txn{Conds: []kv.Cond{cond}, Ops: ops})
 		if err == nil {
 			return *al, nil
 		}
@@ -134,6 +118,43 @@ func (a *Alerts) Record(ctx context.Context, h sigma.Hit) (Alert, error) {
 			return Alert{}, err
 		}
 	}
+}
+
+// change returns the alert that h makes of the stored one (read from this
+// node's copy when stale is set), with the condition and the operations
+// that store it: the alert itself and, for a new alert, its notifications'
+// outbox entries. When h changes nothing, ops is nil and al the stored
+// alert.
+func (a *Alerts) change(ctx context.Context, h sigma.Hit, stale bool) (al *Alert, cond kv.Cond, ops []kv.Op, err error) {
+	id := AlertID(h.Key)
+	old, ver, err := a.read(ctx, id, stale)
+	if err != nil {
+		return nil, kv.Cond{}, nil, err
+	}
+	al, changed, err := a.merge(old, id, h)
+	if err != nil {
+		return nil, kv.Cond{}, nil, err
+	}
+	if !changed {
+		return old, kv.Cond{}, nil, nil
+	}
+	b := mustJSON(al)
+	ops = []kv.Op{{Type: kv.OpPut, Key: prefixAlert + id, Value: b}}
+	if old == nil {
+		out, err := outboxOps(ctx, a.st, al, b, a.now())
+		if err != nil {
+			return nil, kv.Cond{}, nil, err
+		}
+		ops = append(ops, out...)
+	}
+	return al, kv.Cond{Key: prefixAlert + id, Version: ver}, ops, nil
+}
+
+func derefAlert(al *Alert) Alert {
+	if al == nil {
+		return Alert{}
+	}
+	return *al
 }
 
 // MaxRecordBatch bounds the hits RecordBatch takes at once (its audit
@@ -162,29 +183,16 @@ func (a *Alerts) RecordBatch(ctx context.Context, hits []sigma.Hit) error {
 		var ops []kv.Op
 		var resources []string
 		for _, h := range hits {
-			id := AlertID(h.Key)
-			old, ver, err := a.read(ctx, id, attempt == 0)
+			al, cond, hops, err := a.change(ctx, h, attempt == 0)
 			if err != nil {
 				return err
 			}
-			al, changed, err := a.merge(old, id, h)
-			if err != nil {
-				return err
-			}
-			if !changed {
+			if hops == nil {
 				continue
 			}
-			b := mustJSON(al)
-			conds = append(conds, kv.Cond{Key: prefixAlert + id, Version: ver})
-			ops = append(ops, kv.Op{Type: kv.OpPut, Key: prefixAlert + id, Value: b})
-			if old == nil {
-				out, err := outboxOps(ctx, a.st, al, b, a.now())
-				if err != nil {
-					return err
-				}
-				ops = append(ops, out...)
-			}
-			resources = append(resources, `Alert::"`+id+`"`)
+			conds = append(conds, cond)
+			ops = append(ops, hops...)
+			resources = append(resources, `Alert::"`+al.ID+`"`)
 		}
 		if len(ops) == 0 {
 			return nil
