@@ -80,6 +80,17 @@ const (
 	ActionAlertsWrite = "alerts.write"
 	// ActionNotifyWrite is creating and deleting notification channels.
 	ActionNotifyWrite = "notify.write"
+
+	// Response (docs/response.md). ActionDecisionsRead is reading decisions
+	// and following their stream (the built-in policy of the warden store
+	// grants it to every enrolled node).
+	ActionDecisionsRead    = "decisions.read"
+	ActionDecisionsWrite   = "decisions.write"
+	ActionDecisionsApprove = "decisions.approve"
+	ActionPlaybooksRead    = "playbooks.read"
+	ActionPlaybooksWrite   = "playbooks.write"
+	ActionIncidentsRead    = "incidents.read"
+	ActionIncidentsWrite   = "incidents.write"
 )
 
 // Entity types of Warden's own schema.
@@ -124,6 +135,8 @@ func Actions() []string {
 		ActionZoneCreate, ActionZoneList, ActionConduitCreate, ActionConduitCheck, ActionConduitConnect,
 		ActionEventsWrite, ActionEventsRead, ActionRulesRead, ActionRulesWrite, ActionAlertsRead, ActionAlertsWrite,
 		ActionNotifyWrite,
+		ActionDecisionsRead, ActionDecisionsWrite, ActionDecisionsApprove, ActionPlaybooksRead, ActionPlaybooksWrite,
+		ActionIncidentsRead, ActionIncidentsWrite,
 	}
 }
 
@@ -215,7 +228,9 @@ action "events.write" appliesTo {
   resource: [Node],
 };
 
-action "events.read", "rules.read", "rules.write", "alerts.read", "alerts.write", "notify.write" appliesTo {
+action "events.read", "rules.read", "rules.write", "alerts.read", "alerts.write", "notify.write",
+       "decisions.read", "decisions.write", "decisions.approve", "playbooks.read", "playbooks.write",
+       "incidents.read", "incidents.write" appliesTo {
   principal: [User, Node, Service, Root],
   resource: [System],
 };
