@@ -91,24 +91,39 @@ func (s *DecisionState) Active(now time.Time) []DecisionRecord {
 // is ip or whose target CIDR contains it, and that does not hit the
 // never-block list. IPv4-mapped IPv6 addresses are taken as IPv4.
 func (s *DecisionState) BannedIP(ip netip.Addr, zone string, now time.Time) (DecisionRecord, bool) {
-	if !ip.IsValid() {
-		return DecisionRecord{}, false
-	}
-	ip = ip.Unmap().WithZone("")
-	ix := s.index()
-	for _, id := range ix.ips[ip] {
-		if d := s.Decisions[id]; s.enforced(ix, d, zone, now) {
+	for _, d := range s.MatchIP(ip, zone, now) {
+		if _, allowed := s.AllowHit(d); !d.Simulated && !allowed {
 			return d, true
 		}
 	}
-	for _, c := range ix.cidrs {
-		if c.prefix.Contains(ip) {
-			if d := s.Decisions[c.id]; s.enforced(ix, d, zone, now) {
-				return d, true
-			}
+	return DecisionRecord{}, false
+}
+
+// MatchIP returns every active ban of zone "" or zone that targets ip or
+// a range containing it, simulated ones and those hitting the never-block
+// list included (for logging what is not enforced): bans of the address
+// first, then of ranges, each by id.
+func (s *DecisionState) MatchIP(ip netip.Addr, zone string, now time.Time) []DecisionRecord {
+	if !ip.IsValid() {
+		return nil
+	}
+	ip = ip.Unmap().WithZone("")
+	ix := s.index()
+	var out []DecisionRecord
+	match := func(id string) {
+		if d := s.Decisions[id]; ix.live(d, now) && (d.Zone == "" || d.Zone == zone) {
+			out = append(out, d)
 		}
 	}
-	return DecisionRecord{}, false
+	for _, id := range ix.ips[ip] {
+		match(id)
+	}
+	for _, c := range ix.cidrs {
+		if c.prefix.Contains(ip) {
+			match(c.id)
+		}
+	}
+	return out
 }
 
 // Quarantined returns the quarantine of node to enforce at now: active,
