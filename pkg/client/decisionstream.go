@@ -614,7 +614,9 @@ func newSSEReader(r io.Reader, alive func()) *sseReader {
 	if alive == nil {
 		alive = func() {}
 	}
-	return &sseReader{r: bufio.NewReaderSize(r, 64<<10), alive: alive}
+	// A small buffer (a load test runs thousands of followers in one
+	// process); longer lines are put together in s.line.
+	return &sseReader{r: bufio.NewReaderSize(r, 4<<10), alive: alive}
 }
 
 // readLine returns the next line without its end (LF, CRLF or CR before

@@ -118,15 +118,6 @@ func (ch changes) next(t *testing.T) *DecisionState {
 	}
 }
 
-func decisionJSON(t *testing.T, d DecisionRecord) string {
-	t.Helper()
-	b, err := json.Marshal(d)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return string(b)
-}
-
 func ban(id string, rev uint64, ip string, exp time.Time) DecisionRecord {
 	return DecisionRecord{ID: id, Revision: rev, Type: "ban", Target: DecisionTarget{IP: ip}, ExpiresAt: exp.UTC().Format(time.RFC3339)}
 }
