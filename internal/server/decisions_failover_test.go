@@ -300,16 +300,15 @@ func TestDecisionStreamFailover(t *testing.T) {
 		}
 	}()
 	// Let some writes land, then stop the leader the followers stream
-	// from, let more land on the new leader, then stop writing.
+	// from, let more land once it is gone (on the new leader), then stop
+	// writing.
+	last := 0
 	waitWrites := func(n int) {
 		t.Helper()
 		timeout := time.After(60 * time.Second)
-		for {
+		for last < n {
 			select {
-			case i := <-written:
-				if i >= n {
-					return
-				}
+			case last = <-written:
 			case <-timeout:
 				t.Fatalf("the writer did not reach %d writes", n)
 			}
@@ -317,7 +316,10 @@ func TestDecisionStreamFailover(t *testing.T) {
 	}
 	waitWrites(10)
 	nodes[leader].stop()
-	waitWrites(30)
+	for len(written) > 0 { // what was written before the stop returned
+		last = <-written
+	}
+	waitWrites(last + 20)
 	close(stopW)
 	<-wdone
 
