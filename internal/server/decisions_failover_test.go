@@ -189,12 +189,7 @@ func TestDecisionStreamFailover(t *testing.T) {
 		t.Skip("three servers")
 	}
 	ctx := context.Background()
-	nodes := make([]*clusterNode, 3)
-	for i := range nodes {
-		nodes[i] = &clusterNode{t: t, id: fmt.Sprint("n", i+1), dir: t.TempDir(), clusterAddr: freeAddr(t)}
-		nodes[i].start()
-	}
-	_, root := initJoin(ctx, t, nodes)
+	nodes, root, _ := startCluster(t, 0)
 	var leader int
 	waitFor(t, "a leader", func() bool {
 		for i, n := range nodes {
