@@ -522,3 +522,20 @@ func FuzzDecisionStream(f *testing.F) {
 		}
 	})
 }
+
+// FuzzDecisionCache: a damaged cache file is refused or loaded within the
+// bounds, never a panic.
+func FuzzDecisionCache(f *testing.F) {
+	f.Add([]byte(`{"version":1,"revision":5,"decisions":[{"id":"dec-a","type":"ban","target":{"ip":"203.0.113.7"},"expires_at":"2030-01-01T00:00:00Z"}],"allow":[],"revoked":[{"serial":"0a"}]}`))
+	f.Add([]byte(`{"version":1,"decisions":null}`))
+	f.Fuzz(func(t *testing.T, b []byte) {
+		st, err := decodeDecisionCache(b)
+		if err != nil {
+			return
+		}
+		if st.items() > MaxDecisionItems {
+			t.Fatal("too many items")
+		}
+		st.BannedIP(netip.MustParseAddr("203.0.113.7"), "", time.Unix(1e9, 0))
+	})
+}
