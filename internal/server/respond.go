@@ -110,3 +110,10 @@ func (s *Server) serverAddrs() []respond.ServerAddr {
 	}
 	return out
 }
+
+// Decisions returns the decisions service (for the playbook responder and
+// tests).
+func (s *Server) Decisions() *respond.Decisions { return s.response.decisions }
+
+// DecisionFeed returns this server's decision feed.
+func (s *Server) DecisionFeed() *respond.Feed { return s.response.feed }
