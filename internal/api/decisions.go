@@ -187,9 +187,7 @@ func (st *decisionStream) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	defer release()
 	ctx := r.Context()
-	select {
-	case <-f.Ready():
-	case <-ctx.Done():
+	if f.WaitApplied(ctx, f.AppliedIndex()) != nil {
 		return
 	}
 	sub, err := f.Subscribe(st.since)

@@ -490,6 +490,9 @@ func (d *Decisions) List(ctx context.Context, active bool) ([]Decision, error) {
 		if out[i].CreatedTime != out[j].CreatedTime {
 			return out[i].CreatedTime > out[j].CreatedTime
 		}
+		if out[i].Revision != out[j].Revision {
+			return out[i].Revision > out[j].Revision
+		}
 		return out[i].ID > out[j].ID
 	})
 	return out, nil

@@ -70,6 +70,9 @@ type Feed struct {
 
 	ready     chan struct{}
 	readyOnce sync.Once
+	// polled is closed (and replaced) after every poll that read the
+	// state.
+	polled chan struct{}
 
 	mu      sync.RWMutex
 	applied uint64 // the applied index of the last successful poll
@@ -89,7 +92,7 @@ func NewFeed(st Storage, now func() time.Time, log *slog.Logger) *Feed {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	return &Feed{st: st, now: now, log: log, ready: make(chan struct{}), items: map[string]*feedItem{},
+	return &Feed{st: st, now: now, log: log, ready: make(chan struct{}), polled: make(chan struct{}), items: map[string]*feedItem{},
 		byNode: map[string]map[string]bool{}, byUser: map[string]map[string]bool{}, subs: map[*Subscription]struct{}{}}
 }
 
@@ -201,6 +204,8 @@ func (f *Feed) Poll(ctx context.Context) error {
 	}
 	f.applied, f.rev, f.horizon = applied, out.Revision, max(f.horizon, hz)
 	f.readyOnce.Do(func() { close(f.ready) })
+	close(f.polled)
+	f.polled = make(chan struct{})
 	if len(out.Items) > 0 {
 		for s := range f.subs {
 			select {
@@ -213,6 +218,29 @@ func (f *Feed) Poll(ctx context.Context) error {
 	}
 	return nil
 }
+
+// WaitApplied waits until the feed has read the state as of at least Raft
+// index idx (this server's applied index when a stream opens: a client
+// that wrote a decision and then opens a stream finds it in the first
+// batch), or ctx ends.
+func (f *Feed) WaitApplied(ctx context.Context, idx uint64) error {
+	for {
+		f.mu.RLock()
+		done, polled := f.applied >= idx && f.isReady(), f.polled
+		f.mu.RUnlock()
+		if done {
+			return nil
+		}
+		select {
+		case <-polled:
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}
+}
+
+// AppliedIndex is this server's applied Raft index.
+func (f *Feed) AppliedIndex() uint64 { return f.st.AppliedIndex() }
 
 func (f *Feed) isReady() bool {
 	select {
