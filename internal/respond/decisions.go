@@ -534,44 +534,40 @@ func (d *Decisions) Collect(ctx context.Context) (int, error) {
 	var ops []kv.Op
 	var conds []kv.Cond
 	var top uint64
-	des, err := d.cfg.Storage.List(ctx, prefixDecisions, 0)
-	if err != nil {
-		return 0, err
+	// What is old under each prefix; a value that does not decode is left
+	// for an operator to see (offender records, which nobody reads, go).
+	old := []struct {
+		prefix string
+		old    func(b []byte) bool
+	}{
+		{prefixDecisions, func(b []byte) bool {
+			var d Decision
+			return json.Unmarshal(b, &d) == nil && ((d.Deleted && parseTime(d.DeletedTime).Before(cut)) ||
+				(!d.Deleted && !d.PendingApproval && parseTime(d.ExpiresAt).Before(cut)))
+		}},
+		{prefixAllow, func(b []byte) bool {
+			var a AllowEntry
+			return json.Unmarshal(b, &a) == nil && a.Deleted && parseTime(a.DeletedTime).Before(cut)
+		}},
+		{prefixOffenders, func(b []byte) bool {
+			var o offender
+			return json.Unmarshal(b, &o) != nil || len(o.Bans) == 0 || now.Sub(parseTime(o.Bans[len(o.Bans)-1])) >= d.cfg.EscalationWindow
+		}},
 	}
-	for _, e := range des {
-		dec, err := decodeDecision(e)
+	for _, o := range old {
+		es, err := d.cfg.Storage.List(ctx, o.prefix, 0)
 		if err != nil {
-			continue // left for an operator to see
+			return 0, err
 		}
-		old := (dec.Deleted && parseTime(dec.DeletedTime).Before(cut)) ||
-			(!dec.Deleted && !dec.PendingApproval && parseTime(dec.ExpiresAt).Before(cut))
-		if old {
+		for _, e := range es {
+			if !o.old(e.Value) {
+				continue
+			}
 			ops = append(ops, kv.Op{Type: kv.OpDelete, Key: e.Key})
 			conds = append(conds, kv.Cond{Key: e.Key, Version: e.Version})
-			top = max(top, e.Version)
-		}
-	}
-	aes, err := d.cfg.Storage.List(ctx, prefixAllow, 0)
-	if err != nil {
-		return 0, err
-	}
-	for _, e := range aes {
-		var a AllowEntry
-		if json.Unmarshal(e.Value, &a) == nil && a.Deleted && parseTime(a.DeletedTime).Before(cut) {
-			ops = append(ops, kv.Op{Type: kv.OpDelete, Key: e.Key})
-			conds = append(conds, kv.Cond{Key: e.Key, Version: e.Version})
-			top = max(top, e.Version)
-		}
-	}
-	oes, err := d.cfg.Storage.List(ctx, prefixOffenders, 0)
-	if err != nil {
-		return 0, err
-	}
-	for _, e := range oes {
-		var o offender
-		if json.Unmarshal(e.Value, &o) != nil || len(o.Bans) == 0 || now.Sub(parseTime(o.Bans[len(o.Bans)-1])) >= d.cfg.EscalationWindow {
-			ops = append(ops, kv.Op{Type: kv.OpDelete, Key: e.Key})
-			conds = append(conds, kv.Cond{Key: e.Key, Version: e.Version})
+			if o.prefix != prefixOffenders {
+				top = max(top, e.Version)
+			}
 		}
 	}
 	if len(ops) == 0 {

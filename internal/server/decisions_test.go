@@ -56,6 +56,12 @@ func openDecisionStream(t *testing.T, h *harness, cl *http.Client, token string,
 	if res.StatusCode != 200 || res.Header.Get("Content-Type") != "text/event-stream" {
 		t.Fatalf("stream: %d", res.StatusCode)
 	}
+	return readSSE(ctx, res)
+}
+
+// readSSE sends the server-sent events of res on a channel, closed when
+// the stream ends, until ctx ends.
+func readSSE(ctx context.Context, res *http.Response) <-chan sseEvent {
 	ch := make(chan sseEvent, 64)
 	go func() {
 		defer res.Body.Close()
