@@ -362,6 +362,23 @@ func TestDecisionQuarantine(t *testing.T) {
 		}
 	}
 	h.want(h.do("POST", "/v1/decisions/allow", root, map[string]string{"node": "web-9"}), 400)
+
+	// A node's stream ends when its certificate is revoked.
+	ocl := h.nodeClient(other)
+	defer ocl.CloseIdleConnections()
+	och := openDecisionStream(t, h, ocl, "", 0)
+	untilSync(t, och)
+	h.want(h.do("POST", "/v1/nodes/web-2/revoke", root, nil), 204)
+	for {
+		select {
+		case _, ok := <-och:
+			if !ok {
+				return
+			}
+		case <-time.After(30 * time.Second):
+			t.Fatal("the revoked node's stream goes on")
+		}
+	}
 }
 
 // TestDecisionStream: a stream starts with a reset and the live state,
