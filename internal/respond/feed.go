@@ -155,9 +155,14 @@ func (f *Feed) Poll(ctx context.Context) error {
 	}
 	f.mu.RLock()
 	var changed []string
+	// A version lower than the one the feed holds means the state was
+	// replaced (a snapshot restore): every stream starts again with a
+	// reset.
+	restored := false
 	for k, v := range listed {
-		if it, ok := f.items[k]; !ok || it.Revision < v {
+		if it, ok := f.items[k]; !ok || it.Revision != v {
 			changed = append(changed, k)
+			restored = restored || (ok && v < it.Revision)
 		}
 	}
 	var gone []string
@@ -194,7 +199,7 @@ func (f *Feed) Poll(ctx context.Context) error {
 	out := &Batch{Revision: max(reached, f.rev)}
 	for _, it := range fresh {
 		k := keyOf(it)
-		if old, ok := f.items[k]; ok && old.Revision >= it.Revision {
+		if old, ok := f.items[k]; ok && old.Revision == it.Revision {
 			continue
 		}
 		f.remove(k)
@@ -206,6 +211,14 @@ func (f *Feed) Poll(ctx context.Context) error {
 	f.readyOnce.Do(func() { close(f.ready) })
 	close(f.polled)
 	f.polled = make(chan struct{})
+	if restored {
+		f.horizon = max(f.horizon, out.Revision+1)
+		for s := range f.subs {
+			delete(f.subs, s)
+			close(s.c)
+		}
+		return nil
+	}
 	if len(out.Items) > 0 {
 		for s := range f.subs {
 			select {

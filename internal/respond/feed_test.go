@@ -185,4 +185,25 @@ func TestFeed(t *testing.T) {
 		t.Fatalf("%d batches before the cut, %d subscribers", n, f.Subscribers())
 	}
 	s0.Close() // closing a cut subscription is harmless
+
+	// A restored snapshot (a key's version goes down) cuts every
+	// subscriber off and makes every resumption a reset.
+	s3, err := f.Subscribe(st.AppliedIndex())
+	if err != nil || s3.First.Reset {
+		t.Fatalf("subscribe: %+v %v", s3, err)
+	}
+	rev := st.AppliedIndex()
+	st.mu.Lock()
+	st.index++
+	e := st.m[prefixDecisions+u.ID]
+	e.Version = 1
+	st.m[prefixDecisions+u.ID] = e
+	st.mu.Unlock()
+	poll(t, f)
+	if _, open := <-s3.C; open {
+		t.Fatal("a subscriber outlived a restore")
+	}
+	if s4, err := f.Subscribe(rev); err != nil || !s4.First.Reset {
+		t.Fatalf("resumption after a restore: %+v %v", s4, err)
+	}
 }
