@@ -90,7 +90,7 @@ type Config struct {
 	// node entries of the never-block list.
 	NodeAddresses func(ctx context.Context, name string) ([]string, error)
 	// ServerAddrs returns the servers' own addresses (nil: none known).
-	ServerAddrs func() []ServerAddr
+	ServerAddrs func(ctx context.Context) []ServerAddr
 
 	EscalationWindow time.Duration
 	EscalationFactor float64
@@ -130,7 +130,7 @@ func NewDecisions(cfg Config) *Decisions {
 		cfg.Retention = DefaultRetention
 	}
 	if cfg.ServerAddrs == nil {
-		cfg.ServerAddrs = func() []ServerAddr { return nil }
+		cfg.ServerAddrs = func(context.Context) []ServerAddr { return nil }
 	}
 	return &Decisions{cfg: cfg}
 }
@@ -175,7 +175,9 @@ type offender struct {
 // operations and conditions that store it (with the offender record), or
 // a 400 (errs.Invalid, naming the field) or 409 (errs.Conflict, naming the
 // never-block entry or server it hits). by is the principal. Nothing is
-// written: the caller commits the operations with an audit record.
+// written: the caller commits the operations with an audit record, sets
+// the decision's Revision to the commit's index, and on a conflict (the
+// offender record changed) calls Prepare again, as Add does.
 func (d *Decisions) Prepare(ctx context.Context, in Input, by string, now time.Time) (Decision, []kv.Op, []kv.Cond, error) {
 	dec, err := d.validate(ctx, in, now)
 	if err != nil {
@@ -345,7 +347,7 @@ func (d *Decisions) checkAllowed(ctx context.Context, dec Decision) error {
 	if len(ranges) == 0 && dec.Target.Node == "" {
 		return nil // a user ban blocks no address
 	}
-	for _, sa := range d.cfg.ServerAddrs() {
+	for _, sa := range d.cfg.ServerAddrs(ctx) {
 		for _, r := range ranges {
 			if r.Contains(sa.Addr) {
 				return errs.E(errs.Conflict, "decision refused: %s is the address of server %s", describe(dec, r), sa.Name)

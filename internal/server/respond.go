@@ -61,9 +61,12 @@ func (r *response) close() {
 }
 
 // serverAddrs are the addresses no decision may block: this server's API
-// and cluster listeners and the Raft configuration's members (an
-// unspecified listener stands for every address of the host's interfaces).
-func (s *Server) serverAddrs() []respond.ServerAddr {
+// and cluster listeners, the Raft configuration's members and the
+// cluster's member records (an unspecified listener stands for every
+// address of the host's interfaces). Other servers' API listeners are
+// known by their cluster address only (member records hold no API
+// address): on the same host, the same IP.
+func (s *Server) serverAddrs(ctx context.Context) []respond.ServerAddr {
 	self := s.st.NodeID()
 	var out []respond.ServerAddr
 	add := func(name, hostport string) {
@@ -105,6 +108,13 @@ func (s *Server) serverAddrs() []respond.ServerAddr {
 		if peers, err := s.st.Peers(); err == nil {
 			for _, p := range peers {
 				add(p.ID, p.Address)
+			}
+		}
+		if ms, err := s.nodes.Members(ctx); err == nil {
+			for _, m := range ms {
+				if m.State == authority.MemberActive {
+					add(m.ID, m.Address)
+				}
 			}
 		}
 	}
