@@ -26,6 +26,7 @@ import (
 	"net/netip"
 	"os"
 	"path/filepath"
+	"slices"
 
 	"github.com/warden-sec/warden/internal/fsutil"
 	"github.com/warden-sec/warden/pkg/client"
@@ -118,7 +119,8 @@ func LocalAddresses() []string {
 			continue
 		}
 		a = a.Unmap()
-		if a.IsLoopback() || a.IsLinkLocalUnicast() || a.IsLinkLocalMulticast() || a.IsMulticast() || a.IsUnspecified() {
+		if a.IsLoopback() || a.IsLinkLocalUnicast() || a.IsLinkLocalMulticast() || a.IsMulticast() || a.IsUnspecified() ||
+			slices.Contains(out, a.String()) {
 			continue
 		}
 		out = append(out, a.String())
