@@ -6,6 +6,8 @@ import (
 	"net/netip"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+
 	"github.com/warden-sec/warden/internal/authority"
 	"github.com/warden-sec/warden/internal/respond"
 )
@@ -38,7 +40,11 @@ func (s *Server) newResponse(nodes *authority.Nodes, audit respond.Auditor) *res
 		EscalationWindow: cfg.EscalationWindow, EscalationFactor: cfg.EscalationFactor, EscalationMax: cfg.EscalationMax,
 		MaxPrefix4: cfg.MaxBanPrefix4, MaxPrefix6: cfg.MaxBanPrefix6,
 	})
-	return &response{decisions: d, feed: respond.NewFeed(s.core, cfg.Now, s.log.With("component", "decisions"))}
+	feed := respond.NewFeed(s.core, cfg.Now, s.log.With("component", "decisions"))
+	s.reg.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+		Name: "warden_decision_streams", Help: "Decision streams (agents and services following decisions) this server serves.",
+	}, func() float64 { return float64(feed.Subscribers()) }))
+	return &response{decisions: d, feed: feed}
 }
 
 // start runs the feed, and the collector while this server leads.
