@@ -276,3 +276,9 @@ func appendString(b []byte, s string) []byte {
 	b = append(b, s[start:]...)
 	return append(b, '"')
 }
+
+// AppendJSONString appends s, which must be valid UTF-8, as a JSON string
+// escaped exactly as entries escape theirs (RFC 8785 section 3.2.2.2), so
+// that other documents the log vouches for by hash (an incident's timeline
+// items) share the entry's canonical rules.
+func AppendJSONString(b []byte, s string) []byte { return appendString(b, s) }
