@@ -12,6 +12,7 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/hex"
+	respondpkg "github.com/warden-sec/warden/internal/respond"
 	"log/slog"
 	"net"
 	"net/http"
@@ -94,6 +95,10 @@ type Config struct {
 	// (revoked certificates presented, root token used, rate limiting);
 	// it never blocks.
 	ServerEvents *events.Emitter
+
+	// Incidents serves /v1/incidents (nil: its routes answer 503); its
+	// reports read the audit log (Audit).
+	Incidents *respondpkg.Incidents
 
 	// testRoutes are appended to the route table (tests of this package).
 	testRoutes []route
