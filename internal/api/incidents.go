@@ -138,3 +138,6 @@ func (s *Server) incidentsReport(req *request) (int, any, error) {
 	}
 	return http.StatusOK, derBody{contentType: "application/json", b: b}, nil
 }
+
+// Incidents returns the incidents service the routes serve (nil without).
+func (s *Server) Incidents() *respondpkg.Incidents { return s.cfg.Incidents }

@@ -383,6 +383,13 @@ func TestActionMapping(t *testing.T) {
 		{"POST", "/v1/notifiers", "notify.write", `System::"warden"`},
 		{"GET", "/v1/notifiers", "notify.write", `System::"warden"`},
 		{"DELETE", "/v1/notifiers/p1", "notify.write", `System::"warden"`},
+		{"POST", "/v1/incidents", "incidents.write", `System::"warden"`},
+		{"GET", "/v1/incidents", "incidents.read", `System::"warden"`},
+		{"GET", "/v1/incidents/n9", "incidents.read", `System::"warden"`},
+		{"POST", "/v1/incidents/n9", "incidents.write", `System::"warden"`},
+		{"POST", "/v1/incidents/n9/comments", "incidents.write", `System::"warden"`},
+		{"POST", "/v1/incidents/n9/close", "incidents.write", `System::"warden"`},
+		{"GET", "/v1/incidents/n9/report", "incidents.read", `System::"warden"`},
 		{"GET", "/v1/events", "events.read", `System::"warden"`},
 		{"POST", "/v1/sys/seal", "sys.seal", `System::"warden"`}, // last: it seals
 	}
