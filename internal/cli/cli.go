@@ -170,6 +170,7 @@ func newRootCmd(g *globals) *cobra.Command {
 		newRulesCmd(g),
 		newAlertsCmd(g),
 		newNotifyCmd(g),
+		newIncidentCmd(g),
 		newVersionCmd(),
 		newServerCmd(),
 	)
