@@ -6,7 +6,7 @@ import (
 
 	"github.com/warden-sec/warden/internal/audit"
 	"github.com/warden-sec/warden/internal/errs"
-	"github.com/warden-sec/warden/internal/store"
+	store "github.com/warden-sec/warden/internal/store/kv"
 )
 
 // maxLeavesPerCommand bounds what EntriesAt returns: the leaves one Raft
