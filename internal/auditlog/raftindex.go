@@ -92,13 +92,5 @@ func (s *Service) EntriesAt(ctx context.Context, raftIndex uint64) ([]StoredEntr
 		}
 		return nil
 	})
-	if err != nil {
-		return nil, s.refuseDamaged(err)
-	}
-	for _, e := range out {
-		if e.Altered != nil {
-			s.markDamaged(e.Altered)
-		}
-	}
-	return out, nil
+	return s.opened(out, err)
 }

@@ -22,6 +22,7 @@ import (
 	"github.com/warden-sec/warden/internal/auditlog"
 	"github.com/warden-sec/warden/internal/errs"
 	"github.com/warden-sec/warden/internal/store/kv"
+	"github.com/warden-sec/warden/pkg/client"
 )
 
 // Incident statuses, in the order an incident usually goes through them.
@@ -68,61 +69,23 @@ var (
 	kinds      = []string{KindCreated, KindAlert, KindDecision, KindStatus, KindComment, KindAssign, KindSeverity}
 )
 
-// Incident groups alerts and decisions with a timeline. Every field but
-// ID and Timeline is derived from the timeline (Derive): the timeline is
-// the record, and the header only sums it up, so a report's header is
-// checked against its proven items.
-type Incident struct {
-	ID       string `json:"id"`
-	Title    string `json:"title"`
-	Status   string `json:"status"`
-	Severity string `json:"severity"`
-	Assignee string `json:"assignee"`
-	// Alerts and Decisions are the ids of the alert and decision items,
-	// in timeline order; Hosts and Rules those of the alert items (what
-	// OpenOrAttach groups by).
-	Alerts      []string `json:"alerts"`
-	Decisions   []string `json:"decisions"`
-	Hosts       []string `json:"hosts"`
-	Rules       []string `json:"rules"`
-	CreatedBy   string   `json:"created_by"`
-	CreatedTime string   `json:"created_time"`
-	UpdatedTime string   `json:"updated_time"`
-	// Version is the Raft index of the incident's last change (the check
-	// of a conditional update); 0, and omitted, in a report, which proves
-	// leaf indexes instead.
-	Version  uint64 `json:"version,omitempty"`
-	Timeline []Item `json:"timeline,omitempty"`
-}
+// Incident and Item are the wire types of pkg/client: the API, the store
+// and reports hold the same JSON. Every field of an incident but ID and
+// Timeline is derived from its timeline (Derive): the timeline is the
+// record, and the header only sums it up, so a report's header is checked
+// against its proven items. An item's hash (ItemHash) rides in the audit
+// record of the change that added it; its random Salt keeps that public
+// hash from confirming a guess of its content.
+type (
+	Incident = client.Incident
+	Item     = client.IncidentItem
+)
 
-// Item is an entry of an incident's timeline. Its hash (ItemHash: SHA-256
-// of its canonical JSON without raft_index) rides in the audit record of
-// the change that added it; Salt (random) keeps that public hash from
-// confirming a guess of the item's content.
-type Item struct {
-	Incident string `json:"incident"`
-	Seq      uint64 `json:"seq"`
-	Time     string `json:"time"`
-	Actor    string `json:"actor"`
-	Kind     string `json:"kind"`
-	Ref      string `json:"ref"`
-	Text     string `json:"text"`
-	Host     string `json:"host"`
-	Rule     string `json:"rule"`
-	// Status is the incident's status after the item.
-	Status string `json:"status"`
-	Salt   string `json:"salt"`
-	// RaftIndex is the index of the Raft command that added the item (its
-	// audit record's); 0 (omitted) while the change is pending, and in a
-	// report.
-	RaftIndex uint64 `json:"raft_index,omitempty"`
-}
-
-// Canonical returns the bytes ItemHash hashes: the item's members but
+// CanonicalItem returns the bytes ItemHash hashes: the item's members but
 // raft_index, in ascending order of their names, no white space, strings
 // escaped as audit entries escape theirs (RFC 8785), seq in decimal. For
 // seq below 2^53 this is the item's RFC 8785 (JCS) form.
-func (it Item) Canonical() []byte {
+func CanonicalItem(it Item) []byte {
 	b := make([]byte, 0, 256)
 	str := func(name, v string) {
 		b = append(b, '"')
@@ -150,9 +113,9 @@ func (it Item) Canonical() []byte {
 }
 
 // ItemHash is the hash of an item in an audit record: "sha256:" and the
-// lower-case hex SHA-256 of its Canonical bytes.
+// lower-case hex SHA-256 of its CanonicalItem bytes.
 func ItemHash(it Item) string {
-	h := sha256.Sum256(it.Canonical())
+	h := sha256.Sum256(CanonicalItem(it))
 	return "sha256:" + hex.EncodeToString(h[:])
 }
 
@@ -594,6 +557,47 @@ func (s *Incidents) commit(ctx context.Context, b *builder, ver uint64, rec *aud
 	return *b.inc, nil
 }
 
+// checkAdditions checks the comment and the alert and decision ids of a
+// create or an update.
+func checkAdditions(comment string, alerts, decisions []string) error {
+	if err := checkText("comment", comment, MaxTextLen, false); err != nil {
+		return err
+	}
+	if len(alerts)+len(decisions) > 100 {
+		return errs.E(errs.Invalid, "alerts, decisions: at most 100 together")
+	}
+	for _, a := range alerts {
+		if err := checkRef("alerts", a); err != nil {
+			return err
+		}
+	}
+	for _, d := range decisions {
+		if err := checkRef("decisions", d); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// attach adds an item for each alert and decision not attached yet.
+func (b *builder) attach(alerts, decisions []string) error {
+	for _, a := range alerts {
+		if !slices.Contains(b.inc.Alerts, a) {
+			if err := b.addAlert(a, "", ""); err != nil {
+				return err
+			}
+		}
+	}
+	for _, d := range decisions {
+		if !slices.Contains(b.inc.Decisions, d) {
+			if err := b.add(KindDecision, d, ""); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}
+
 // CreateInput is an incident opened by hand (POST /v1/incidents).
 type CreateInput struct {
 	Title     string   `json:"title"`
@@ -631,21 +635,8 @@ func (s *Incidents) Create(ctx context.Context, in CreateInput, by string, rec *
 	if err := checkText("assignee", in.Assignee, MaxAssigneeLen, true); err != nil {
 		return Incident{}, err
 	}
-	if err := checkText("comment", in.Comment, MaxTextLen, false); err != nil {
+	if err := checkAdditions(in.Comment, in.Alerts, in.Decisions); err != nil {
 		return Incident{}, err
-	}
-	if len(in.Alerts)+len(in.Decisions) > 100 {
-		return Incident{}, errs.E(errs.Invalid, "alerts, decisions: at most 100 together")
-	}
-	for _, a := range in.Alerts {
-		if err := checkRef("alerts", a); err != nil {
-			return Incident{}, err
-		}
-	}
-	for _, d := range in.Decisions {
-		if err := checkRef("decisions", d); err != nil {
-			return Incident{}, err
-		}
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -661,19 +652,8 @@ func (s *Incidents) Create(ctx context.Context, in CreateInput, by string, rec *
 			return Incident{}, err
 		}
 	}
-	for _, a := range in.Alerts {
-		if !slices.Contains(b.inc.Alerts, a) {
-			if err := b.addAlert(a, "", ""); err != nil {
-				return Incident{}, err
-			}
-		}
-	}
-	for _, d := range in.Decisions {
-		if !slices.Contains(b.inc.Decisions, d) {
-			if err := b.add(KindDecision, d, ""); err != nil {
-				return Incident{}, err
-			}
-		}
+	if err := b.attach(in.Alerts, in.Decisions); err != nil {
+		return Incident{}, err
 	}
 	if in.Comment != "" {
 		if err := b.add(KindComment, "", in.Comment); err != nil {
@@ -713,21 +693,8 @@ func (s *Incidents) Update(ctx context.Context, id string, in UpdateInput, by st
 			return Incident{}, err
 		}
 	}
-	if err := checkText("comment", in.Comment, MaxTextLen, false); err != nil {
+	if err := checkAdditions(in.Comment, in.Alerts, in.Decisions); err != nil {
 		return Incident{}, err
-	}
-	if len(in.Alerts)+len(in.Decisions) > 100 {
-		return Incident{}, errs.E(errs.Invalid, "alerts, decisions: at most 100 together")
-	}
-	for _, a := range in.Alerts {
-		if err := checkRef("alerts", a); err != nil {
-			return Incident{}, err
-		}
-	}
-	for _, d := range in.Decisions {
-		if err := checkRef("decisions", d); err != nil {
-			return Incident{}, err
-		}
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -757,19 +724,8 @@ func (s *Incidents) Update(ctx context.Context, id string, in UpdateInput, by st
 			return Incident{}, err
 		}
 	}
-	for _, a := range in.Alerts {
-		if !slices.Contains(b.inc.Alerts, a) {
-			if err := b.addAlert(a, "", ""); err != nil {
-				return Incident{}, err
-			}
-		}
-	}
-	for _, d := range in.Decisions {
-		if !slices.Contains(b.inc.Decisions, d) {
-			if err := b.add(KindDecision, d, ""); err != nil {
-				return Incident{}, err
-			}
-		}
+	if err := b.attach(in.Alerts, in.Decisions); err != nil {
+		return Incident{}, err
 	}
 	if comment != "" {
 		if err := b.add(KindComment, "", comment); err != nil {

@@ -8,25 +8,32 @@ import (
 
 // Incident groups alerts and decisions with a timeline whose items are
 // proven by the audit log (docs/response.md, "Incidents and reports").
-// Every field but ID and Timeline sums up the timeline.
+// Every field but ID and Timeline sums up the timeline. Alerts, Decisions,
+// Hosts and Rules are the ids of the alert and decision items, and the
+// hosts and rules of the alert items, in timeline order.
 type Incident struct {
-	ID          string         `json:"id"`
-	Title       string         `json:"title"`
-	Status      string         `json:"status"` // new, triaged, contained, resolved, closed
-	Severity    string         `json:"severity"`
-	Assignee    string         `json:"assignee"`
-	Alerts      []string       `json:"alerts"`
-	Decisions   []string       `json:"decisions"`
-	Hosts       []string       `json:"hosts"`
-	Rules       []string       `json:"rules"`
-	CreatedBy   string         `json:"created_by"`
-	CreatedTime string         `json:"created_time"`
-	UpdatedTime string         `json:"updated_time"`
-	Version     uint64         `json:"version,omitempty"`
-	Timeline    []IncidentItem `json:"timeline,omitempty"`
+	ID          string   `json:"id"`
+	Title       string   `json:"title"`
+	Status      string   `json:"status"` // new, triaged, contained, resolved, closed
+	Severity    string   `json:"severity"`
+	Assignee    string   `json:"assignee"`
+	Alerts      []string `json:"alerts"`
+	Decisions   []string `json:"decisions"`
+	Hosts       []string `json:"hosts"`
+	Rules       []string `json:"rules"`
+	CreatedBy   string   `json:"created_by"`
+	CreatedTime string   `json:"created_time"`
+	UpdatedTime string   `json:"updated_time"`
+	// Version is the Raft index of the last change (0, and omitted, in a
+	// report, which proves leaf indexes instead).
+	Version  uint64         `json:"version,omitempty"`
+	Timeline []IncidentItem `json:"timeline,omitempty"`
 }
 
-// IncidentItem is one entry of an incident's timeline.
+// IncidentItem is one entry of an incident's timeline. Status is the
+// incident's status after the item; Salt is random; RaftIndex is the index
+// of the Raft command that added it (0, and omitted, while pending and in
+// a report).
 type IncidentItem struct {
 	Incident  string `json:"incident"`
 	Seq       uint64 `json:"seq"`
