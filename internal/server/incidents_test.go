@@ -6,8 +6,10 @@ import (
 	"encoding/json"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/warden-sec/warden/internal/respond"
+	"github.com/warden-sec/warden/pkg/client"
 )
 
 // TestIncidentReportRoundTrip runs an incident through a real server:
@@ -101,4 +103,51 @@ func h2vkey(t *testing.T) string {
 	h := start(t, t.TempDir(), nil)
 	_, root := h.initUnseal(1, 1)
 	return h.want(h.do("GET", "/v1/audit/verifier", root, nil), 200).json(t)["verifier_key"].(string)
+}
+
+// TestIncidentReportFromFollowers: in a three-node cluster, changes made
+// through followers (forwarded to the leader) and by the leader's own
+// service land in one timeline, and a follower writes a report of it
+// that verifies with the cluster's key (it waits until it has applied the
+// items' commands before it looks for their records).
+func TestIncidentReportFromFollowers(t *testing.T) {
+	nodes, root, _ := startCluster(t, time.Hour)
+	ctx := context.Background()
+	c2, c3 := nodes[1].client(root), nodes[2].client(root)
+	inc, err := c2.IncidentCreate(ctx, client.IncidentCreate{Title: "lateral movement", Severity: "critical"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c3.IncidentComment(ctx, inc.ID, "from the third node"); err != nil {
+		t.Fatal(err)
+	}
+	var leader *clusterNode
+	for _, n := range nodes {
+		if n.srv.Store().IsLeader() {
+			leader = n
+		}
+	}
+	if leader == nil {
+		t.Fatal("no leader")
+	}
+	if _, err := leader.srv.Incidents().Record(ctx, respond.Attach{IncidentID: inc.ID, AlertID: "fedcba9876543210fedcba9876543210", Host: "db-1"}); err != nil {
+		t.Fatal(err)
+	}
+	v, err := c2.AuditVerifierKey(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range []*client.Client{c2, c3} {
+		b, err := c.IncidentReport(ctx, inc.ID, "json")
+		if err != nil {
+			t.Fatal(err)
+		}
+		got, err := respond.VerifyReport(b, v.VerifierKey)
+		if err != nil {
+			t.Fatalf("%s: %v", c.Address(), err)
+		}
+		if got.Items != 3 {
+			t.Fatalf("%s: %+v", c.Address(), got)
+		}
+	}
 }
