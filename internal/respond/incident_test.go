@@ -458,6 +458,8 @@ func TestItemCanonical(t *testing.T) {
 
 // FuzzVerifyReport: no input panics the parser and verifier, and
 // whatever verifies is exactly a canonical report (JSON or its Markdown).
+// The seeds are whole reports (20 KB): run it with -fuzzminimizetime 0,
+// or the fuzzer spends its time minimizing each new input.
 func FuzzVerifyReport(f *testing.F) {
 	r, m := buildReport(f)
 	js, _ := r.JSON()
