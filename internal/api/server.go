@@ -103,6 +103,9 @@ type Config struct {
 	Decisions          *wresp.Decisions
 	DecisionFeed       *wresp.Feed
 	MaxDecisionStreams int
+	// Incidents serves /v1/incidents (nil: its routes answer 503); its
+	// reports read the audit log (Audit).
+	Incidents *wresp.Incidents
 
 	// testRoutes are appended to the route table (tests of this package).
 	testRoutes []route

@@ -171,6 +171,7 @@ func newRootCmd(g *globals) *cobra.Command {
 		newAlertsCmd(g),
 		newNotifyCmd(g),
 		newDecisionCmd(g),
+		newIncidentCmd(g),
 		newVersionCmd(),
 		newServerCmd(),
 	)

@@ -17,9 +17,9 @@ import (
 
 // Kinds of the items of the decision stream (the SSE event names).
 const (
-	KindDecision   = "decision"
-	KindAllow      = "allow"
-	KindRevocation = "revocation"
+	FeedDecision   = "decision"
+	FeedAllow      = "allow"
+	FeedRevocation = "revocation"
 )
 
 // Feed bounds.
@@ -52,10 +52,10 @@ type Batch struct {
 // feedItem is the feed's copy of one key.
 type feedItem struct {
 	FeedItem
-	dec *Decision          // KindDecision
+	dec *Decision          // FeedDecision
 	del bool               // a tombstone
 	exp time.Time          // expiry (decisions, revocations)
-	rev *client.Revocation // KindRevocation
+	rev *client.Revocation // FeedRevocation
 }
 
 // Feed follows decisions, the never-block list and certificate
@@ -267,9 +267,9 @@ func (f *Feed) isReady() bool {
 // keyOf is the store key of an item.
 func keyOf(it *feedItem) string {
 	switch it.Kind {
-	case KindDecision:
+	case FeedDecision:
 		return prefixDecisions + it.dec.ID
-	case KindAllow:
+	case FeedAllow:
 		var a AllowEntry
 		_ = json.Unmarshal(it.JSON, &a)
 		return prefixAllow + a.ID
@@ -286,7 +286,7 @@ func decodeItem(e kv.Entry) (*feedItem, error) {
 			return nil, err
 		}
 		b, _ := json.Marshal(d)
-		return &feedItem{FeedItem: FeedItem{Kind: KindDecision, Revision: e.Version, JSON: b}, dec: &d, del: d.Deleted,
+		return &feedItem{FeedItem: FeedItem{Kind: FeedDecision, Revision: e.Version, JSON: b}, dec: &d, del: d.Deleted,
 			exp: parseTime(d.ExpiresAt)}, nil
 	case strings.HasPrefix(e.Key, prefixAllow):
 		a, err := decodeAllow(e)
@@ -297,7 +297,7 @@ func decodeItem(e kv.Entry) (*feedItem, error) {
 			a.ID = strings.TrimPrefix(e.Key, prefixAllow)
 		}
 		b, _ := json.Marshal(a)
-		return &feedItem{FeedItem: FeedItem{Kind: KindAllow, Revision: e.Version, JSON: b}, del: a.Deleted}, nil
+		return &feedItem{FeedItem: FeedItem{Kind: FeedAllow, Revision: e.Version, JSON: b}, del: a.Deleted}, nil
 	default:
 		var r authority.Revocation
 		if err := json.Unmarshal(e.Value, &r); err != nil {
@@ -306,7 +306,7 @@ func decodeItem(e kv.Entry) (*feedItem, error) {
 		cr := client.Revocation{Serial: strings.TrimPrefix(e.Key, prefixRevoked), RevokedAt: rfc3339(r.RevokedAt),
 			ExpiresAt: rfc3339(r.ExpiresAt), Revision: e.Version}
 		b, _ := json.Marshal(cr)
-		return &feedItem{FeedItem: FeedItem{Kind: KindRevocation, Revision: e.Version, JSON: b}, exp: r.ExpiresAt, rev: &cr}, nil
+		return &feedItem{FeedItem: FeedItem{Kind: FeedRevocation, Revision: e.Version, JSON: b}, exp: r.ExpiresAt, rev: &cr}, nil
 	}
 }
 

@@ -474,6 +474,7 @@ func New(cfg Config) (*Server, error) {
 		RateLimit: cfg.RateLimit, MaxRequestBytes: cfg.MaxRequestBytes, RequestTimeout: cfg.RequestTimeout, Now: cfg.Now,
 		DecisionLog:         decisionLogger(s.decisions),
 		EventsMaxBatchBytes: cfg.EventsMaxBatchBytes, ServerEvents: s.emitter,
+		Incidents: s.newIncidents(alog),
 	})
 	reg.MustRegister(prometheus.NewCounterFunc(prometheus.CounterOpts{
 		Name: "warden_events_server_dropped_total", Help: "This server's own events dropped (queue full, or no event plane yet).",
