@@ -383,6 +383,11 @@ func TestActionMapping(t *testing.T) {
 		{"POST", "/v1/notifiers", "notify.write", `System::"warden"`},
 		{"GET", "/v1/notifiers", "notify.write", `System::"warden"`},
 		{"DELETE", "/v1/notifiers/p1", "notify.write", `System::"warden"`},
+		{"POST", "/v1/playbooks", "playbooks.write", `System::"warden"`},
+		{"GET", "/v1/playbooks", "playbooks.read", `System::"warden"`},
+		{"GET", "/v1/playbooks/p1", "playbooks.read", `System::"warden"`},
+		{"DELETE", "/v1/playbooks/p1", "playbooks.write", `System::"warden"`},
+		{"POST", "/v1/decisions/n9/approve", "decisions.approve", `System::"warden"`},
 		{"GET", "/v1/events", "events.read", `System::"warden"`},
 		{"POST", "/v1/sys/seal", "sys.seal", `System::"warden"`}, // last: it seals
 	}

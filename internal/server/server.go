@@ -33,6 +33,7 @@ import (
 	"github.com/warden-sec/warden/internal/pki"
 	"github.com/warden-sec/warden/internal/policy"
 	"github.com/warden-sec/warden/internal/raftnet"
+	"github.com/warden-sec/warden/internal/respond"
 	"github.com/warden-sec/warden/internal/secrets"
 	"github.com/warden-sec/warden/internal/store"
 )
@@ -216,6 +217,7 @@ type Server struct {
 	events     *eventPlane     // the event plane, started at Start (or once certified)
 	emitter    *events.Emitter // this server's own events
 	detection  *detection      // the detection runtime, started at Start
+	playbooks  *playbooks      // the playbooks and their responder (playbooks.go)
 	reg        *prometheus.Registry
 }
 
@@ -454,8 +456,9 @@ func New(cfg Config) (*Server, error) {
 			Outcome: func(o string) { notifications.WithLabelValues(o).Inc() }})
 	s.api = api.New(api.Config{
 		Rules: s.rules, Alerts: s.alerts, Notifiers: s.notifiers,
-		Cluster: clusterAPI,
-		Core:    s.core, Tokens: s.tokens, KV: kv, Policies: pol, Audit: alog, CA: ca, Nodes: nodes, CAInit: s.caInit(), Logger: log,
+		Playbooks: s.newPlaybooks(nodes, alog, &respond.Decisions{}, &respond.Incidents{}),
+		Cluster:   clusterAPI,
+		Core:      s.core, Tokens: s.tokens, KV: kv, Policies: pol, Audit: alog, CA: ca, Nodes: nodes, CAInit: s.caInit(), Logger: log,
 		Metrics: reg, Gather: reg, MetricsPublic: cfg.MetricsPublic,
 		RateLimit: cfg.RateLimit, MaxRequestBytes: cfg.MaxRequestBytes, RequestTimeout: cfg.RequestTimeout, Now: cfg.Now,
 		DecisionLog:         decisionLogger(s.decisions),
@@ -536,6 +539,7 @@ func (s *Server) Start() error {
 		s.cluster.start()
 	}
 	s.startDetection(s.reg)
+	s.playbooks.start(s)
 	nctx, ncancel := context.WithCancel(context.Background())
 	s.stopNotify, s.notifyDone = ncancel, make(chan struct{})
 	go func() {
@@ -609,6 +613,7 @@ func (s *Server) Close() error {
 		s.cluster.close()
 	}
 	s.detection.close()
+	s.playbooks.close()
 	s.emitter.Close()
 	s.events.close()
 	s.api.Close()

@@ -1,0 +1,52 @@
+package server
+
+import (
+	"context"
+
+	"github.com/warden-sec/warden/internal/authority"
+	"github.com/warden-sec/warden/internal/respond"
+)
+
+// playbooks is this server's part of automated response: the playbooks
+// service (the API's) and the responder, which runs them on new alerts
+// while this server leads.
+type playbooks struct {
+	svc       *respond.Playbooks
+	responder *respond.Responder
+	stop      context.CancelFunc
+	done      chan struct{}
+}
+
+// newPlaybooks builds the playbooks service and the responder (started by
+// start) and returns the service for the API.
+func (s *Server) newPlaybooks(nodes *authority.Nodes, audit respond.Auditor, decisions respond.DecisionPreparer,
+	incidents respond.IncidentOpener) *respond.Playbooks {
+	svc := respond.NewPlaybooks(s.core, s.notifiers, s.cfg.Now)
+	s.playbooks = &playbooks{svc: svc, responder: respond.NewResponder(respond.ResponderConfig{
+		Storage: s.core, Audit: audit, Node: s.st.NodeID(), Alerts: s.alerts, Playbooks: svc,
+		Decisions: decisions, Incidents: incidents, Notify: s.notifiers, Nodes: nodes,
+		Now: s.cfg.Now, Logger: s.log,
+	})}
+	return svc
+}
+
+// start runs the responder; it acts only while this server leads and is
+// unsealed.
+func (p *playbooks) start(s *Server) {
+	if p == nil {
+		return
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	p.stop, p.done = cancel, make(chan struct{})
+	go func() {
+		defer close(p.done)
+		p.responder.Run(ctx, func() bool { return s.st.IsLeader() && !s.core.Sealed() })
+	}()
+}
+
+func (p *playbooks) close() {
+	if p != nil && p.stop != nil {
+		p.stop()
+		<-p.done
+	}
+}
