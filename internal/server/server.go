@@ -456,13 +456,14 @@ func New(cfg Config) (*Server, error) {
 			Outcome: func(o string) { notifications.WithLabelValues(o).Inc() }})
 	s.api = api.New(api.Config{
 		Rules: s.rules, Alerts: s.alerts, Notifiers: s.notifiers,
-		Playbooks: s.newPlaybooks(nodes, alog, &respond.Decisions{}, &respond.Incidents{}),
-		Cluster:   clusterAPI,
-		Core:      s.core, Tokens: s.tokens, KV: kv, Policies: pol, Audit: alog, CA: ca, Nodes: nodes, CAInit: s.caInit(), Logger: log,
+		Cluster: clusterAPI,
+		Core:    s.core, Tokens: s.tokens, KV: kv, Policies: pol, Audit: alog, CA: ca, Nodes: nodes, CAInit: s.caInit(), Logger: log,
 		Metrics: reg, Gather: reg, MetricsPublic: cfg.MetricsPublic,
 		RateLimit: cfg.RateLimit, MaxRequestBytes: cfg.MaxRequestBytes, RequestTimeout: cfg.RequestTimeout, Now: cfg.Now,
 		DecisionLog:         decisionLogger(s.decisions),
 		EventsMaxBatchBytes: cfg.EventsMaxBatchBytes, ServerEvents: s.emitter,
+
+		Playbooks: s.newPlaybooks(nodes, alog, &respond.Decisions{}, &respond.Incidents{}),
 	})
 	reg.MustRegister(prometheus.NewCounterFunc(prometheus.CounterOpts{
 		Name: "warden_events_server_dropped_total", Help: "This server's own events dropped (queue full, or no event plane yet).",
