@@ -170,6 +170,7 @@ func newRootCmd(g *globals) *cobra.Command {
 		newRulesCmd(g),
 		newAlertsCmd(g),
 		newNotifyCmd(g),
+		newPlaybookCmd(g),
 		newVersionCmd(),
 		newServerCmd(),
 	)
