@@ -9,6 +9,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/warden-sec/warden/internal/auditlog"
@@ -88,10 +89,12 @@ type ResponderConfig struct {
 }
 
 // Responder runs playbooks on new alerts. Run it on every server: only
-// the leader acts. Safe for use by one goroutine (Run, or Step in tests).
+// the leader acts. Safe for concurrent use: steps run one at a time.
 type Responder struct {
-	cfg   ResponderConfig
-	log   *slog.Logger
+	cfg ResponderConfig
+	log *slog.Logger
+
+	mu    sync.Mutex
 	after uint64 // the alerts' changes up to here were handled
 	ready bool   // after was read from the stored cursor
 }
@@ -122,7 +125,9 @@ func (r *Responder) Run(ctx context.Context, isLeader func() bool) {
 				r.log.Warn("playbooks: a pass failed; retrying", "err", err)
 			}
 		} else {
+			r.mu.Lock()
 			r.ready = false // a new leader term starts from the stored cursor
+			r.mu.Unlock()
 		}
 		select {
 		case <-ctx.Done():
@@ -140,6 +145,8 @@ type cursorRecord struct {
 // their changes, and returns how many runs it committed. An error leaves
 // the alerts from the one that failed on for the next step.
 func (r *Responder) Step(ctx context.Context) (int, error) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
 	if !r.ready {
 		e, err := r.cfg.Storage.Get(ctx, keyCursor)
 		switch {

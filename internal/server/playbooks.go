@@ -50,3 +50,7 @@ func (p *playbooks) close() {
 		<-p.done
 	}
 }
+
+// Responder returns the playbook responder (tests step it to handle the
+// alerts recorded so far, instead of waiting for its loop).
+func (s *Server) Responder() *respond.Responder { return s.playbooks.responder }
