@@ -14,7 +14,7 @@ import (
 // prefixDecision is where decisions are stored (design: respond/decisions/<id>).
 const prefixDecision = "respond/decisions/"
 
-func checkDecisionID(id string) error {
+func validDecisionID(id string) error {
 	hex, ok := strings.CutPrefix(id, "dec-")
 	if !ok || len(hex) != 16 || strings.Trim(hex, "0123456789abcdef") != "" {
 		return errs.E(errs.Invalid, "decision id %q: want dec- and 16 lower-case hex digits", id)
@@ -30,7 +30,7 @@ func checkDecisionID(id string) error {
 // for no such decision (or a deleted one), errs.Conflict for one that is
 // not pending.
 func (s *Playbooks) Approve(ctx context.Context, id, by string) (Decision, error) {
-	if err := checkDecisionID(id); err != nil {
+	if err := validDecisionID(id); err != nil {
 		return Decision{}, err
 	}
 	for attempt := 0; ; attempt++ {
