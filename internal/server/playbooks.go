@@ -12,21 +12,18 @@ import (
 // while this server leads.
 type playbooks struct {
 	svc       *respond.Playbooks
-	responder *respond.Responder
+	nodes     *authority.Nodes
+	audit     respond.Auditor
+	responder *respond.Responder // made at start, once every service exists
 	stop      context.CancelFunc
 	done      chan struct{}
 }
 
-// newPlaybooks builds the playbooks service and the responder (started by
-// start) and returns the service for the API.
-func (s *Server) newPlaybooks(nodes *authority.Nodes, audit respond.Auditor, decisions respond.DecisionPreparer,
-	incidents respond.IncidentOpener) *respond.Playbooks {
+// newPlaybooks builds the playbooks service and returns it for the API;
+// start runs the responder.
+func (s *Server) newPlaybooks(nodes *authority.Nodes, audit respond.Auditor) *respond.Playbooks {
 	svc := respond.NewPlaybooks(s.core, s.notifiers, s.cfg.Now)
-	s.playbooks = &playbooks{svc: svc, responder: respond.NewResponder(respond.ResponderConfig{
-		Storage: s.core, Audit: audit, Node: s.st.NodeID(), Alerts: s.alerts, Playbooks: svc,
-		Decisions: decisions, Incidents: incidents, Notify: s.notifiers, Nodes: nodes,
-		Now: s.cfg.Now, Logger: s.log,
-	})}
+	s.playbooks = &playbooks{svc: svc, nodes: nodes, audit: audit}
 	return svc
 }
 
@@ -36,12 +33,24 @@ func (p *playbooks) start(s *Server) {
 	if p == nil {
 		return
 	}
+	decisions, incidents := s.responseServices()
+	p.responder = respond.NewResponder(respond.ResponderConfig{
+		Storage: s.core, Audit: p.audit, Node: s.st.NodeID(), Alerts: s.alerts, Playbooks: p.svc,
+		Decisions: decisions, Incidents: incidents, Notify: s.notifiers, Nodes: p.nodes,
+		Now: s.cfg.Now, Logger: s.log,
+	})
 	ctx, cancel := context.WithCancel(context.Background())
 	p.stop, p.done = cancel, make(chan struct{})
 	go func() {
 		defer close(p.done)
 		p.responder.Run(ctx, func() bool { return s.st.IsLeader() && !s.core.Sealed() })
 	}()
+}
+
+// responseServices are the decisions and incidents services the
+// responder acts through.
+func (s *Server) responseServices() (respond.DecisionPreparer, respond.IncidentOpener) {
+	return &respond.Decisions{}, &respond.Incidents{}
 }
 
 func (p *playbooks) close() {
@@ -51,6 +60,7 @@ func (p *playbooks) close() {
 	}
 }
 
-// Responder returns the playbook responder (tests step it to handle the
-// alerts recorded so far, instead of waiting for its loop).
+// Responder returns the playbook responder, nil before Start (tests step
+// it to handle the alerts recorded so far, instead of waiting for its
+// loop).
 func (s *Server) Responder() *respond.Responder { return s.playbooks.responder }

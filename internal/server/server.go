@@ -33,7 +33,6 @@ import (
 	"github.com/warden-sec/warden/internal/pki"
 	"github.com/warden-sec/warden/internal/policy"
 	"github.com/warden-sec/warden/internal/raftnet"
-	"github.com/warden-sec/warden/internal/respond"
 	"github.com/warden-sec/warden/internal/secrets"
 	"github.com/warden-sec/warden/internal/store"
 )
@@ -463,7 +462,7 @@ func New(cfg Config) (*Server, error) {
 		DecisionLog:         decisionLogger(s.decisions),
 		EventsMaxBatchBytes: cfg.EventsMaxBatchBytes, ServerEvents: s.emitter,
 
-		Playbooks: s.newPlaybooks(nodes, alog, &respond.Decisions{}, &respond.Incidents{}),
+		Playbooks: s.newPlaybooks(nodes, alog),
 	})
 	reg.MustRegister(prometheus.NewCounterFunc(prometheus.CounterOpts{
 		Name: "warden_events_server_dropped_total", Help: "This server's own events dropped (queue full, or no event plane yet).",
