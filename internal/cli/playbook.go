@@ -4,8 +4,6 @@ import (
 	"context"
 	"fmt"
 	"io"
-	"os"
-	"strings"
 
 	"github.com/spf13/cobra"
 
@@ -16,10 +14,6 @@ func newPlaybookCmd(g *globals) *cobra.Command {
 	return newGroupCmd("playbook", "Manage playbooks: automated response to alerts",
 		newPlaybookPutCmd(g), newPlaybookListCmd(g), newPlaybookShowCmd(g), newPlaybookDeleteCmd(g))
 }
-
-// maxPlaybookFileBytes bounds a playbook file the CLI reads (the server
-// refuses more than 64 KiB).
-const maxPlaybookFileBytes = 1 << 20
 
 func playbookRows(p client.Playbook) []row {
 	return []row{{"Name", p.Name}, {"Description", dash(p.Description)}, {"Mode", p.Mode}, {"Enabled", p.Enabled},
@@ -51,7 +45,7 @@ approval need another principal's "warden decision approve".`,
 		case len(a) == 0:
 			return usagef("give a playbook file, or --builtin")
 		default:
-			src, rerr := readPlaybookFile(cmd, a[0])
+			src, rerr := g.readDoc(a[0])
 			if rerr != nil {
 				return rerr
 			}
@@ -70,26 +64,6 @@ approval need another principal's "warden decision approve".`,
 		return nil
 	})
 	return cmd
-}
-
-func readPlaybookFile(cmd *cobra.Command, name string) ([]byte, error) {
-	var r io.Reader = cmd.InOrStdin()
-	if name != "-" {
-		fh, err := os.Open(name)
-		if err != nil {
-			return nil, err
-		}
-		defer fh.Close()
-		r = fh
-	}
-	b, err := io.ReadAll(io.LimitReader(r, maxPlaybookFileBytes+1))
-	if err != nil {
-		return nil, fmt.Errorf("%s: %w", name, err)
-	}
-	if len(b) > maxPlaybookFileBytes {
-		return nil, fmt.Errorf("%s: more than %d bytes", name, maxPlaybookFileBytes)
-	}
-	return b, nil
 }
 
 func newPlaybookListCmd(g *globals) *cobra.Command {
@@ -118,14 +92,7 @@ func newPlaybookShowCmd(g *globals) *cobra.Command {
 		func(ctx context.Context, c *client.Client, a []string) (client.Playbook, error) {
 			return c.PlaybookGet(ctx, a[0])
 		},
-		func(w io.Writer, p client.Playbook) error {
-			if err := writeTable(w, playbookRows(p)); err != nil {
-				return err
-			}
-			fmt.Fprintln(w)
-			_, err := fmt.Fprint(w, strings.TrimRight(p.YAML, "\n")+"\n")
-			return err
-		})
+		func(w io.Writer, p client.Playbook) error { return writeTableYAML(w, playbookRows(p), p.YAML) })
 }
 
 func newPlaybookDeleteCmd(g *globals) *cobra.Command {

@@ -18,6 +18,7 @@ import (
 	"github.com/warden-sec/warden/internal/detect"
 	"github.com/warden-sec/warden/internal/errs"
 	"github.com/warden-sec/warden/internal/store/kv"
+	"github.com/warden-sec/warden/pkg/client"
 )
 
 // Playbooks: automated response to alerts (docs/response.md "Playbooks").
@@ -483,21 +484,8 @@ var builtinSSH []byte
 func Builtin() []byte { return slices.Clone(builtinSSH) }
 
 // PlaybookRecord is a stored playbook: its YAML as it was put and what
-// Warden read from it. Owner is the principal that put it; the responder
-// acts on its authority, and its pending decisions need the approval of
-// another principal. Version counts the puts of this name.
-type PlaybookRecord struct {
-	Name        string `json:"name"`
-	Description string `json:"description,omitempty"`
-	Mode        string `json:"mode"`
-	Enabled     bool   `json:"enabled"`
-	Owner       string `json:"owner"`
-	Version     uint64 `json:"version"`
-	CreatedTime string `json:"created_time"`
-	UpdatedTime string `json:"updated_time"`
-	// YAML is the playbook's source (omitted from lists).
-	YAML string `json:"yaml,omitempty"`
-}
+// Warden read from it (the wire type of pkg/client).
+type PlaybookRecord = client.Playbook
 
 // SinkLister lists the notifiers a notify action may name
 // (*detect.Notifiers).
