@@ -123,7 +123,7 @@ func (noIncidents) OpenOrAttach(context.Context, Attach) ([]kv.Op, []kv.Cond, In
 type noNodes struct{}
 
 func (noNodes) RevokeOps(context.Context, string) ([]kv.Op, []kv.Cond, error) { return nil, nil, nil }
-func (noNodes) NodeZone(context.Context, string) (string, error)            { return "", nil }
+func (noNodes) NodeZone(context.Context, string) (string, error)              { return "", nil }
 
 // TestResponderCrashes: whether the leader fails before its run commits
 // or after (before it learns that it did), the next step — on it or on a
