@@ -8,8 +8,6 @@ import (
 
 // newDecisionApproveCmd is "warden decision approve ID", registered on the
 // decision command (newDecisionCmd's extra subcommands).
-//
-//lint:ignore U1000 registered on the decision command once it is merged: newDecisionCmd(g, newDecisionApproveCmd)
 func newDecisionApproveCmd(g *globals) *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "approve ID",

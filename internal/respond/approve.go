@@ -2,25 +2,12 @@ package respond
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
-	"strings"
 	"time"
 
 	"github.com/warden-sec/warden/internal/errs"
 	"github.com/warden-sec/warden/internal/store/kv"
 )
-
-// prefixDecision is where decisions are stored (design: respond/decisions/<id>).
-const prefixDecision = "respond/decisions/"
-
-func validDecisionID(id string) error {
-	hex, ok := strings.CutPrefix(id, "dec-")
-	if !ok || len(hex) != 16 || strings.Trim(hex, "0123456789abcdef") != "" {
-		return errs.E(errs.Invalid, "decision id %q: want dec- and 16 lower-case hex digits", id)
-	}
-	return nil
-}
 
 // Approve activates decision id, which a playbook action marked
 // "approval: required" left pending, on behalf of by: it sets approved_by,
@@ -30,20 +17,20 @@ func validDecisionID(id string) error {
 // for no such decision (or a deleted one), errs.Conflict for one that is
 // not pending.
 func (s *Playbooks) Approve(ctx context.Context, id, by string) (Decision, error) {
-	if err := validDecisionID(id); err != nil {
+	if err := checkDecisionID(id); err != nil {
 		return Decision{}, err
 	}
 	for attempt := 0; ; attempt++ {
-		e, err := s.st.Get(ctx, prefixDecision+id)
+		e, err := s.st.Get(ctx, prefixDecisions+id)
 		if errs.Is(err, errs.NotFound) {
 			return Decision{}, errs.E(errs.NotFound, "decision %s not found", id)
 		}
 		if err != nil {
 			return Decision{}, err
 		}
-		var d Decision
-		if err := json.Unmarshal(e.Value, &d); err != nil {
-			return Decision{}, fmt.Errorf("respond: decode decision %s: %w", id, err)
+		d, err := decodeDecision(e)
+		if err != nil {
+			return Decision{}, err
 		}
 		switch {
 		case d.Deleted:
@@ -62,10 +49,10 @@ func (s *Playbooks) Approve(ctx context.Context, id, by string) (Decision, error
 			return Decision{}, fmt.Errorf("respond: decision %s has no valid duration (%q)", id, d.Duration)
 		}
 		d.PendingApproval, d.ApprovedBy = false, by
-		d.ExpiresAt = s.now().UTC().Add(dur).Format(time.RFC3339)
-		d.Revision = 0 // the change's index, set below
-		rev, err := s.st.Txn(ctx, kv.Txn{Conds: []kv.Cond{{Key: prefixDecision + id, Version: e.Version}},
-			Ops: []kv.Op{{Type: kv.OpPut, Key: prefixDecision + id, Value: playbookJSON(d)}}})
+		d.ExpiresAt = rfc3339(s.now().Add(dur))
+		d.Revision = 0 // the change's index, set below (stored decisions carry none: decodeDecision sets it)
+		rev, err := s.st.Txn(ctx, kv.Txn{Conds: []kv.Cond{{Key: prefixDecisions + id, Version: e.Version}},
+			Ops: []kv.Op{{Type: kv.OpPut, Key: prefixDecisions + id, Value: playbookJSON(d)}}})
 		if err == nil {
 			d.Revision = rev
 			return d, nil

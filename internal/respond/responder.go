@@ -288,12 +288,13 @@ func (r *Responder) handle(ctx context.Context, ch detect.Change, pbs []loaded) 
 		return false, nil
 	}
 	for attempt := 0; ; attempt++ {
-		t, err := r.prepare(ctx, ch, match)
+		t, hashes, err := r.prepare(ctx, ch, match)
 		if err != nil || t == nil {
 			return false, err
 		}
 		now := r.cfg.Now()
 		entry := auditlog.SystemEntry(now, r.cfg.Node, "playbook.run", `Alert::"`+al.ID+`"`)
+		entry.Hashes = hashes
 		actx, _ := r.cfg.Audit.Pending(ctx, entry)
 		_, err = r.cfg.Storage.Txn(actx, *t)
 		if err == nil {
@@ -305,15 +306,16 @@ func (r *Responder) handle(ctx context.Context, ch detect.Change, pbs []loaded) 
 	}
 }
 
-// prepare returns the transaction of one alert's run, or nil when the
-// alert was handled already.
-func (r *Responder) prepare(ctx context.Context, ch detect.Change, match []loaded) (*kv.Txn, error) {
+// prepare returns the transaction of one alert's run and the hashes its
+// audit record carries (the incident's new timeline items), or nil when
+// the alert was handled already.
+func (r *Responder) prepare(ctx context.Context, ch detect.Change, match []loaded) (*kv.Txn, map[string]string, error) {
 	al := ch.Alert
 	runKey := prefixRun + al.ID
 	if _, err := r.cfg.Storage.Get(ctx, runKey); err == nil {
-		return nil, nil
+		return nil, nil, nil
 	} else if !errs.Is(err, errs.NotFound) {
-		return nil, err
+		return nil, nil, err
 	}
 	now := r.cfg.Now()
 	t := &kv.Txn{Conds: []kv.Cond{{Key: runKey, Version: 0}}}
@@ -321,10 +323,11 @@ func (r *Responder) prepare(ctx context.Context, ch detect.Change, match []loade
 	banned := map[string]string{} // target → playbook that acted on it for this alert
 	incidentBy := ""              // the playbook that opened or attached the incident
 	var notifies []func(run *Run) error
+	var hashes map[string]string // the incident's new items
 	for _, pb := range match {
 		rate, rateVer, err := r.rate(ctx, pb.rec.Name, now)
 		if err != nil {
-			return nil, err
+			return nil, nil, err
 		}
 		counted := 0
 		rep := RunReport{Name: pb.rec.Name, Mode: pb.p.Mode, Owner: pb.rec.Owner}
@@ -389,7 +392,7 @@ func (r *Responder) prepare(ctx context.Context, ch detect.Change, match []loade
 					break
 				}
 				if err != nil {
-					return nil, err
+					return nil, nil, err
 				}
 				banned[key] = pb.rec.Name
 				t.Ops, t.Conds = append(t.Ops, ops...), append(t.Conds, conds...)
@@ -422,7 +425,7 @@ func (r *Responder) prepare(ctx context.Context, ch detect.Change, match []loade
 					break
 				}
 				if err != nil {
-					return nil, err
+					return nil, nil, err
 				}
 				if ops == nil {
 					ar.Outcome, ar.Note = OutcomeSkipped, "the node is revoked already"
@@ -453,10 +456,11 @@ func (r *Responder) prepare(ctx context.Context, ch detect.Change, match []loade
 					break
 				}
 				if err != nil {
-					return nil, err
+					return nil, nil, err
 				}
 				t.Ops, t.Conds = append(t.Ops, ops...), append(t.Conds, conds...)
-				ar.Target = incidentID(inc)
+				ar.Target = inc.ID
+				hashes = PendingHashes(inc)
 				ar.Outcome = OutcomeDone
 				incidentBy = pb.rec.Name
 				counted++
@@ -472,13 +476,13 @@ func (r *Responder) prepare(ctx context.Context, ch detect.Change, match []loade
 	}
 	for _, n := range notifies {
 		if err := n(&run); err != nil {
-			return nil, err
+			return nil, nil, err
 		}
 	}
 	t.Ops = append(t.Ops,
 		kv.Op{Type: kv.OpPut, Key: runKey, Value: playbookJSON(run)},
 		kv.Op{Type: kv.OpPut, Key: keyCursor, Value: playbookJSON(cursorRecord{After: ch.Index})})
-	return t, nil
+	return t, hashes, nil
 }
 
 func setOutcome(run *Run, playbook string, idx int, outcome, note string) {
@@ -571,18 +575,4 @@ func alertHost(al *detect.Alert) (string, string) {
 		return al.Hosts[0], ""
 	}
 	return "", "the alert spans " + strconv.Itoa(len(al.Hosts)) + " hosts (" + strings.Join(slices.Clone(al.Hosts[:min(3, len(al.Hosts))]), ", ") + "…); it acts on one host only"
-}
-
-// incidentID is the id of an incident (set once incidents are
-// implemented: see incident.go).
-func incidentID(inc Incident) string {
-	b, err := json.Marshal(inc)
-	if err != nil {
-		return ""
-	}
-	var v struct {
-		ID string `json:"id"`
-	}
-	_ = json.Unmarshal(b, &v)
-	return v.ID
 }

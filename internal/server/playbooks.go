@@ -50,7 +50,7 @@ func (p *playbooks) start(s *Server) {
 // responseServices are the decisions and incidents services the
 // responder acts through.
 func (s *Server) responseServices() (respond.DecisionPreparer, respond.IncidentOpener) {
-	return &respond.Decisions{}, &respond.Incidents{}
+	return s.response.decisions, s.Incidents()
 }
 
 func (p *playbooks) close() {
