@@ -3,9 +3,7 @@ package respond
 import (
 	"context"
 	"encoding/json"
-	"sort"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -15,86 +13,29 @@ import (
 	"github.com/warden-sec/warden/internal/store/kv"
 )
 
-// memStore is a Storage in memory: each transaction is one index, which
-// is the version of the keys it writes. fail, if set, is asked before and
-// after each transaction applies: an error before leaves the store as it
-// was (a crash before the commit), an error after is returned although
-// the transaction applied (a crash after the commit, before the caller
-// learnt of it).
-type memStore struct {
-	mu    sync.Mutex
-	index uint64
-	data  map[string]kv.Entry
-	fail  func(applied bool) error
+// failingStore is the in-memory storage (feed_test.go) with failures:
+// fail, if set, is asked before and after each transaction applies. An
+// error before leaves the store as it was (a crash before the commit), an
+// error after is returned although the transaction applied (a crash after
+// the commit, before the caller learnt of it).
+type failingStore struct {
+	*memStorage
+	fail func(applied bool) error
 }
 
-func newMemStore() *memStore { return &memStore{data: map[string]kv.Entry{}} }
-
-func (m *memStore) Get(_ context.Context, key string) (kv.Entry, error) { return m.GetStale(key) }
-
-func (m *memStore) GetStale(key string) (kv.Entry, error) {
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	e, ok := m.data[key]
-	if !ok {
-		return kv.Entry{}, errs.E(errs.NotFound, "%s not found", key)
-	}
-	return e, nil
-}
-
-func (m *memStore) List(_ context.Context, prefix string, _ int) ([]kv.Entry, error) {
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	var out []kv.Entry
-	for k, e := range m.data {
-		if strings.HasPrefix(k, prefix) {
-			out = append(out, e)
-		}
-	}
-	sort.Slice(out, func(i, j int) bool { return out[i].Key < out[j].Key })
-	return out, nil
-}
-
-func (m *memStore) ListKeys(ctx context.Context, prefix string, limit int) ([]kv.Entry, error) {
-	return m.List(ctx, prefix, limit)
-}
-
-func (m *memStore) AppliedIndex() uint64 {
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	return m.index
-}
-
-func (m *memStore) Txn(_ context.Context, t kv.Txn) (uint64, error) {
+func (m *failingStore) Txn(ctx context.Context, t kv.Txn) (uint64, error) {
 	if m.fail != nil {
 		if err := m.fail(false); err != nil {
 			return 0, err
 		}
 	}
-	m.mu.Lock()
-	for _, c := range t.Conds {
-		if m.data[c.Key].Version != c.Version {
-			m.mu.Unlock()
-			return 0, errs.E(errs.Conflict, "%s changed", c.Key)
-		}
-	}
-	m.index++
-	for _, op := range t.Ops {
-		switch op.Type {
-		case kv.OpPut:
-			m.data[op.Key] = kv.Entry{Key: op.Key, Value: op.Value, Version: m.index}
-		case kv.OpDelete:
-			delete(m.data, op.Key)
-		}
-	}
-	idx := m.index
-	m.mu.Unlock()
-	if m.fail != nil {
+	idx, err := m.memStorage.Txn(ctx, t)
+	if err == nil && m.fail != nil {
 		if err := m.fail(true); err != nil {
 			return 0, err
 		}
 	}
-	return idx, nil
+	return idx, err
 }
 
 type noAudit struct{}
@@ -136,7 +77,7 @@ func TestResponderCrashes(t *testing.T) {
 			name = "after the commit"
 		}
 		t.Run(name, func(t *testing.T) {
-			st := newMemStore()
+			st := &failingStore{memStorage: newMem()}
 			now := time.Date(2026, 12, 2, 10, 0, 0, 0, time.UTC)
 			clock := func() time.Time { return now }
 			pbs := NewPlaybooks(st, nil, clock)
