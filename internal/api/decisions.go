@@ -186,7 +186,8 @@ func (st *decisionStream) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	defer release()
-	ctx := r.Context()
+	ctx, cancel := s.streamContext(r.Context())
+	defer cancel()
 	if f.WaitApplied(ctx, f.AppliedIndex()) != nil {
 		return
 	}

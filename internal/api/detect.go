@@ -254,6 +254,8 @@ func (st *alertStream) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	defer release()
 	ctx, cancel := context.WithTimeout(r.Context(), alertStreamMax)
 	defer cancel()
+	ctx, end := s.streamContext(ctx)
+	defer end()
 	rc := http.NewResponseController(w)
 	_ = rc.SetWriteDeadline(time.Time{}) // the server's write timeout would cut the stream
 	h := w.Header()

@@ -272,7 +272,8 @@ func (t tailStream) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	w.WriteHeader(http.StatusOK)
 	_, _ = fmt.Fprint(w, ": tail\n\n")
 	_ = rc.Flush()
-	ctx := r.Context()
+	ctx, cancel := t.s.streamContext(r.Context())
+	defer cancel()
 	out := make(chan []byte, 256)
 	go func() {
 		defer close(out)

@@ -173,6 +173,10 @@ type Server struct {
 	eventTails atomic.Int64
 	// decisionStreams counts the decision streams being served.
 	decisionStreams atomic.Int64
+	// streams is cancelled by EndStreams: every long-lived stream ends
+	// with it (a server shutting down does not wait for its followers).
+	streams    context.Context
+	endStreams context.CancelFunc
 
 	// plane is the event plane (nil until it runs); eventSlots bound the
 	// batches stored at once; evm counts them.
@@ -241,6 +245,7 @@ func New(cfg Config) *Server {
 	s.metrics = newMetrics(cfg.Metrics, cfg.Core)
 	s.evm = newEventMetrics(cfg.Metrics)
 	s.eventSlots = make(chan struct{}, cfg.EventsInFlight)
+	s.streams, s.endStreams = context.WithCancel(context.Background())
 	if cfg.Gather != nil {
 		s.exposition = promhttp.HandlerFor(cfg.Gather, promhttp.HandlerOpts{})
 	}
@@ -344,4 +349,18 @@ func clientKey(r *http.Request) string {
 		return r.RemoteAddr
 	}
 	return host
+}
+
+// EndStreams ends every long-lived stream (alert, event and decision
+// streams) now and refuses none of the requests to come: a server that
+// shuts down calls it (http.Server.RegisterOnShutdown), since streams are
+// never idle and would hold the shutdown to its deadline while their
+// clients should already be reconnecting elsewhere.
+func (s *Server) EndStreams() { s.endStreams() }
+
+// streamContext is parent, ended also by EndStreams.
+func (s *Server) streamContext(parent context.Context) (context.Context, context.CancelFunc) {
+	ctx, cancel := context.WithCancel(parent)
+	stop := context.AfterFunc(s.streams, cancel)
+	return ctx, func() { stop(); cancel() }
 }

@@ -511,6 +511,9 @@ func New(cfg Config) (*Server, error) {
 		// failures, panics outside the API's recovery, broken connections.
 		ErrorLog: slog.NewLogLogger(log.Handler(), slog.LevelError),
 	}
+	// Streams are never idle: Shutdown would wait for them until its
+	// deadline while their clients should be reconnecting elsewhere.
+	s.http.RegisterOnShutdown(s.api.EndStreams)
 	return s, nil
 }
 
