@@ -15,7 +15,9 @@ func seg(first, last string, t time.Duration) Segment {
 	return Segment{First: netip.MustParseAddr(first), Last: netip.MustParseAddr(last), Timeout: t}
 }
 
-func el(p string, t time.Duration) Element { return Element{Prefix: netip.MustParsePrefix(p), Timeout: t} }
+func el(p string, t time.Duration) Element {
+	return Element{Prefix: netip.MustParsePrefix(p), Timeout: t}
+}
 
 func TestSegments(t *testing.T) {
 	h := time.Hour
