@@ -10,6 +10,7 @@ package netnstest
 
 import (
 	"bufio"
+	"context"
 	"fmt"
 	"net"
 	"os"
@@ -119,10 +120,11 @@ func (n *NS) Command(name string, args ...string) *exec.Cmd {
 	return exec.Command("ip", append([]string{"netns", "exec", n.Name, name}, args...)...)
 }
 
-// Link joins a and b with a veth pair: aAddr and bAddr are the addresses
-// (with prefix length, IPv4 or IPv6; several separated by commas) given to
-// each end. The ends are named vNAME-of-the-other-side's label, short
-// enough for the kernel's 15 bytes.
+// Link joins a and b with a veth pair, made inside a and moved to b: aIf
+// and bIf name its ends (at most 15 bytes; names are per namespace), aAddr
+// and bAddr are the addresses (with prefix length, IPv4 or IPv6; several
+// separated by commas) given to each end. IPv6 addresses skip duplicate
+// address detection, so that they can be used at once.
 func Link(t testing.TB, a *NS, aIf, aAddr string, b *NS, bIf, bAddr string) {
 	t.Helper()
 	a.IP(t, "link", "add", aIf, "type", "veth", "peer", "name", bIf, "netns", b.Name)
@@ -174,6 +176,14 @@ func (n *NS) Listen(t testing.TB, network, addr string) net.Listener {
 func (n *NS) Dial(network, addr string, timeout time.Duration) (net.Conn, error) {
 	var c net.Conn
 	err := n.Do(func() (err error) { c, err = net.DialTimeout(network, addr, timeout); return err })
+	return c, err
+}
+
+// DialContext connects from inside the namespace: an http.Transport's
+// DialContext for a client of a server listening there.
+func (n *NS) DialContext(ctx context.Context, network, addr string) (net.Conn, error) {
+	var c net.Conn
+	err := n.Do(func() (err error) { c, err = (&net.Dialer{}).DialContext(ctx, network, addr); return err })
 	return c, err
 }
 
