@@ -333,3 +333,33 @@ func TestEnforcerMany(t *testing.T) {
 		t.Errorf("ruleset after Cleanup:\n%s", out)
 	}
 }
+
+// TestSetupForeignTable: a table inet warden that is not the enforcer's
+// (its set has another type) makes Setup fail, saying how to remove it;
+// Cleanup does, and Setup then works.
+func TestSetupForeignTable(t *testing.T) {
+	netnstest.Require(t, "nft")
+	ns := netnstest.New(t, "foreign")
+	cmd := ns.Command("nft", "-f", "-")
+	cmd.Stdin = strings.NewReader("table inet warden {\n\tset ban4 {\n\t\ttype ipv6_addr\n\t}\n}\n")
+	if out, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("nft -f: %v: %s", err, out)
+	}
+	e, err := nft.Open(nft.Config{NetNS: ns.FD()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer e.Close()
+	if err := e.Setup(); err == nil || !strings.Contains(err.Error(), "warden agent --cleanup") {
+		t.Fatalf("Setup over a foreign table: %v", err)
+	}
+	if err := e.Cleanup(); err != nil {
+		t.Fatal(err)
+	}
+	if err := e.Setup(); err != nil {
+		t.Fatal(err)
+	}
+	if err := e.Reconcile([]nft.Element{el("198.18.0.1/32", time.Minute)}); err != nil {
+		t.Fatal(err)
+	}
+}
