@@ -12,6 +12,7 @@ import (
 	"bufio"
 	"context"
 	"fmt"
+	"io"
 	"net"
 	"os"
 	"os/exec"
@@ -194,4 +195,59 @@ func run(t testing.TB, name string, args ...string) string {
 		t.Fatalf("%s %s: %v: %s", name, strings.Join(args, " "), err, out)
 	}
 	return string(out)
+}
+
+// ServeOK answers "ok" to every connection on addr (host:port) inside n,
+// until the test ends; it returns the address listened on.
+func (n *NS) ServeOK(t testing.TB, addr string) string {
+	t.Helper()
+	ln := n.Listen(t, "tcp", addr)
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			c.Write([]byte("ok"))
+			c.Close()
+		}
+	}()
+	return ln.Addr().String()
+}
+
+// ProbeTimeout bounds Served's connection attempt: a dropped SYN shows
+// as a timeout, and the test's links answer far sooner.
+const ProbeTimeout = 300 * time.Millisecond
+
+// Served reports whether a new TCP connection from n to addr (a ServeOK
+// listener) is answered "ok".
+func (n *NS) Served(addr string) bool {
+	c, err := n.Dial("tcp", addr, ProbeTimeout)
+	if err != nil {
+		return false
+	}
+	defer c.Close()
+	c.SetDeadline(time.Now().Add(2 * time.Second))
+	b, err := io.ReadAll(c)
+	return err == nil && string(b) == "ok"
+}
+
+// Ruleset is `nft list ruleset` inside n.
+func (n *NS) Ruleset(t testing.TB) string {
+	t.Helper()
+	out, err := n.Exec("nft", "list", "ruleset")
+	if err != nil {
+		t.Fatalf("nft list ruleset: %v: %s", err, out)
+	}
+	return out
+}
+
+// NFT loads a ruleset file (nft -f) inside n.
+func (n *NS) NFT(t testing.TB, rules string) {
+	t.Helper()
+	cmd := n.Command("nft", "-f", "-")
+	cmd.Stdin = strings.NewReader(rules)
+	if out, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("nft -f: %v: %s", err, out)
+	}
 }

@@ -2,7 +2,6 @@ package nft_test
 
 import (
 	"fmt"
-	"io"
 	"net/netip"
 	"strings"
 	"testing"
@@ -40,42 +39,10 @@ func newTopology(t *testing.T) *topology {
 	if out, err := tp.router.Exec("sysctl", "-qw", "net.ipv4.ip_forward=1"); err != nil {
 		t.Fatalf("sysctl: %v: %s", err, out)
 	}
-	tp.local = serve(t, tp.router, "10.213.1.1:0")
-	tp.local6 = serve(t, tp.router, "[fd00:213:1::1]:0")
-	tp.remote = serve(t, tp.svc, "10.213.3.2:0")
+	tp.local = tp.router.ServeOK(t, "10.213.1.1:0")
+	tp.local6 = tp.router.ServeOK(t, "[fd00:213:1::1]:0")
+	tp.remote = tp.svc.ServeOK(t, "10.213.3.2:0")
 	return tp
-}
-
-// serve answers "ok" to every connection on addr inside ns; it returns
-// the address. A router listener on 10.213.1.1 is reachable from both
-// clients (the router routes between its own addresses).
-func serve(t *testing.T, ns *netnstest.NS, addr string) string {
-	ln := ns.Listen(t, "tcp", addr)
-	go func() {
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			c.Write([]byte("ok"))
-			c.Close()
-		}
-	}()
-	return ln.Addr().String()
-}
-
-// served reports whether a new connection from ns to addr is answered.
-// A dropped SYN shows as a timeout; the short one only bounds the test
-// (a refused connection would be answered at once on these links).
-func served(ns *netnstest.NS, addr string) bool {
-	c, err := ns.Dial("tcp", addr, 400*time.Millisecond)
-	if err != nil {
-		return false
-	}
-	defer c.Close()
-	c.SetDeadline(time.Now().Add(2 * time.Second))
-	b, err := io.ReadAll(c)
-	return err == nil && string(b) == "ok"
 }
 
 // expect checks each client's reach of each address.
@@ -83,20 +50,11 @@ func (tp *topology) expect(t *testing.T, step string, want map[*netnstest.NS]map
 	t.Helper()
 	for ns, addrs := range want {
 		for addr, ok := range addrs {
-			if got := served(ns, addr); got != ok {
+			if got := ns.Served(addr); got != ok {
 				t.Errorf("%s: from %s to %s: served %v, want %v", step, ns.Name, addr, got, ok)
 			}
 		}
 	}
-}
-
-func ruleset(t *testing.T, ns *netnstest.NS) string {
-	t.Helper()
-	out, err := ns.Exec("nft", "list", "ruleset")
-	if err != nil {
-		t.Fatalf("nft list ruleset: %v: %s", err, out)
-	}
-	return out
 }
 
 func el(p string, d time.Duration) nft.Element {
@@ -111,8 +69,7 @@ func el(p string, d time.Duration) nft.Element {
 func TestEnforcer(t *testing.T) {
 	tp := newTopology(t)
 	// Something else's rules that must survive untouched.
-	cmd := tp.router.Command("nft", "-f", "-")
-	cmd.Stdin = strings.NewReader(`table inet other {
+	tp.router.NFT(t, `table inet other {
 	set keep {
 		type ipv4_addr
 		elements = { 192.0.2.1 }
@@ -128,10 +85,7 @@ table ip legacy {
 	}
 }
 `)
-	if out, err := cmd.CombinedOutput(); err != nil {
-		t.Fatalf("nft -f: %v: %s", err, out)
-	}
-	before := ruleset(t, tp.router)
+	before := tp.router.Ruleset(t)
 	all := func(ok1, ok2 bool) map[*netnstest.NS]map[string]bool {
 		return map[*netnstest.NS]map[string]bool{
 			tp.c1: {tp.local: ok1, tp.remote: ok1},
@@ -247,7 +201,7 @@ table ip legacy {
 	}
 	tp.expect(t, "short ban", all(false, true))
 	start := time.Now()
-	for !served(tp.c1, tp.remote) {
+	for !tp.c1.Served(tp.remote) {
 		if time.Since(start) > 30*time.Second {
 			t.Fatal("the kernel did not lift the ban within 30s of its 1.5s timeout")
 		}
@@ -260,7 +214,7 @@ table ip legacy {
 			t.Fatal(err)
 		}
 	}
-	if after := ruleset(t, tp.router); after != before {
+	if after := tp.router.Ruleset(t); after != before {
 		t.Errorf("the ruleset after Cleanup differs from before Setup:\nbefore:\n%s\nafter:\n%s", before, after)
 	}
 	tp.expect(t, "after cleanup", all(true, true))
@@ -329,7 +283,7 @@ func TestEnforcerMany(t *testing.T) {
 	if err := e.Cleanup(); err != nil {
 		t.Fatal(err)
 	}
-	if out, _ := ns.Exec("nft", "list", "ruleset"); strings.TrimSpace(out) != "" {
+	if out := ns.Ruleset(t); strings.TrimSpace(out) != "" {
 		t.Errorf("ruleset after Cleanup:\n%s", out)
 	}
 }
@@ -340,11 +294,7 @@ func TestEnforcerMany(t *testing.T) {
 func TestSetupForeignTable(t *testing.T) {
 	netnstest.Require(t, "nft")
 	ns := netnstest.New(t, "foreign")
-	cmd := ns.Command("nft", "-f", "-")
-	cmd.Stdin = strings.NewReader("table inet warden {\n\tset ban4 {\n\t\ttype ipv6_addr\n\t}\n}\n")
-	if out, err := cmd.CombinedOutput(); err != nil {
-		t.Fatalf("nft -f: %v: %s", err, out)
-	}
+	ns.NFT(t, "table inet warden {\n\tset ban4 {\n\t\ttype ipv6_addr\n\t}\n}\n")
 	e, err := nft.Open(nft.Config{NetNS: ns.FD()})
 	if err != nil {
 		t.Fatal(err)
