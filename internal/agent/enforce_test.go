@@ -1,9 +1,14 @@
 package agent
 
 import (
+	"context"
+	"errors"
+	"io"
+	"log/slog"
 	"net/netip"
 	"reflect"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -125,4 +130,87 @@ func FuzzPlanEnforcement(f *testing.F) {
 			}
 		}
 	})
+}
+
+// fakeFirewall records what it is asked to hold; its first fail calls of
+// Reconcile fail.
+type fakeFirewall struct {
+	fail  int
+	calls chan []nft.Element
+}
+
+func (f *fakeFirewall) Setup() error { return nil }
+
+func (f *fakeFirewall) Reconcile(want []nft.Element) error {
+	f.calls <- want
+	if f.fail > 0 {
+		f.fail--
+		return errors.New("netlink: operation not permitted")
+	}
+	return nil
+}
+
+// TestEnforcementLoop: each state from the stream is applied; a failed
+// Reconcile is retried without a new state; refusals are counted once
+// however often the state is applied again.
+func TestEnforcementLoop(t *testing.T) {
+	fw := &fakeFirewall{fail: 1, calls: make(chan []nft.Element, 16)}
+	var logs strings.Builder
+	e := newEnforcement(fw, enforceScope{Node: "web-1"}, slog.New(slog.NewTextHandler(&syncWriter{w: &logs}, nil)))
+	e.now = func() time.Time { return planNow }
+	e.retry = time.Millisecond
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { e.run(ctx); close(done) }()
+	defer func() { cancel(); <-done }()
+	next := func() []nft.Element {
+		t.Helper()
+		select {
+		case got := <-fw.calls:
+			return got
+		case <-time.After(30 * time.Second):
+			t.Fatal("no Reconcile within 30s")
+			return nil
+		}
+	}
+	office := client.AllowEntry{ID: "allow-1", CIDR: "192.0.2.0/24"}
+	st := &client.DecisionState{Revision: 7, Allow: map[string]client.AllowEntry{office.ID: office}, Decisions: map[string]client.DecisionRecord{
+		"dec-1": ban("dec-1", client.DecisionTarget{IP: "203.0.113.7"}, time.Hour),
+		"dec-2": ban("dec-2", client.DecisionTarget{IP: "192.0.2.7"}, time.Hour),
+	}}
+	e.onChange(st)
+	want := []nft.Element{{Prefix: netip.MustParsePrefix("203.0.113.7/32"), Timeout: time.Hour}}
+	for i := range 2 { // the failure, then the retry
+		if got := next(); !reflect.DeepEqual(got, want) {
+			t.Fatalf("Reconcile %d: %v, want %v", i, got, want)
+		}
+	}
+	e.onChange(st) // the same again: the refusal is not counted twice
+	next()
+	if e.failures.Load() != 1 || e.refusals.Load() != 1 {
+		t.Errorf("failures %d, refusals %d; want 1 and 1", e.failures.Load(), e.refusals.Load())
+	}
+	e.onChange(&client.DecisionState{Revision: 8})
+	if got := next(); len(got) != 0 {
+		t.Errorf("after the decisions went: %v", got)
+	}
+	cancel()
+	<-done
+	if n := e.reconcile.Load(); n != 3 {
+		t.Errorf("%d successful reconciliations, want 3", n)
+	}
+	if out := logs.String(); strings.Count(out, "decision refused") != 1 || !strings.Contains(out, "allow-1") {
+		t.Errorf("logs:\n%s", out)
+	}
+}
+
+type syncWriter struct {
+	mu sync.Mutex
+	w  io.Writer
+}
+
+func (s *syncWriter) Write(b []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.w.Write(b)
 }

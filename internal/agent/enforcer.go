@@ -73,6 +73,7 @@ type enforcement struct {
 	fw    Firewall
 	scope enforceScope
 	now   func() time.Time
+	retry time.Duration // after a failed Reconcile
 
 	latest atomic.Pointer[client.DecisionState]
 	kick   chan struct{}
@@ -88,7 +89,7 @@ type enforcement struct {
 }
 
 func newEnforcement(fw Firewall, scope enforceScope, log *slog.Logger) *enforcement {
-	return &enforcement{log: log, fw: fw, scope: scope, now: time.Now, kick: make(chan struct{}, 1), logged: map[string]string{}}
+	return &enforcement{log: log, fw: fw, scope: scope, now: time.Now, retry: enforceRetry, kick: make(chan struct{}, 1), logged: map[string]string{}}
 }
 
 // onChange is the follower's OnChange.
@@ -118,8 +119,8 @@ func (e *enforcement) run(ctx context.Context) {
 		}
 		if err := e.apply(st); err != nil {
 			e.failures.Add(1)
-			e.log.Error("decisions not applied to the firewall; retrying", "err", err, "retry_in", enforceRetry)
-			retry.Reset(enforceRetry)
+			e.log.Error("decisions not applied to the firewall; retrying", "err", err, "retry_in", e.retry)
+			retry.Reset(e.retry)
 			continue
 		}
 		retry.Stop()
