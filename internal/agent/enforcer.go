@@ -31,6 +31,10 @@ const DecisionCacheFile = "decisions.json"
 // (a new state from the stream tries at once).
 const enforceRetry = 5 * time.Second
 
+// enforceResync is how often the agent applies the last state again
+// without a change on the stream.
+const enforceResync = time.Minute
+
 // Firewall is what the agent enforces decisions with: nft.Enforcer in
 // production.
 type Firewall interface {
@@ -84,6 +88,8 @@ type enforcement struct {
 	failures  atomic.Uint64 // failed Reconciles
 	reconcile atomic.Uint64 // successful Reconciles
 
+	lastApplied string // what the last "decisions enforced" said (run's goroutine only)
+
 	mu     sync.Mutex
 	logged map[string]string // decision id → what was logged about it (refused, simulated)
 }
@@ -101,23 +107,38 @@ func (e *enforcement) onChange(st *client.DecisionState) {
 	}
 }
 
-// run applies each new state until ctx ends.
+// run applies each new state until ctx ends. It also applies the last
+// one again every resync, which repairs the sets if something else
+// changed them. After a failure it sets the firewall up again before the
+// next attempt (the table may have been deleted under it: nft flush
+// ruleset).
 func (e *enforcement) run(ctx context.Context) {
 	retry := time.NewTimer(time.Hour)
 	retry.Stop()
 	defer retry.Stop()
+	resync := time.NewTicker(enforceResync)
+	defer resync.Stop()
+	failed := false
 	for {
 		select {
 		case <-ctx.Done():
 			return
 		case <-e.kick:
 		case <-retry.C:
+		case <-resync.C:
 		}
 		st := e.latest.Load()
 		if st == nil {
 			continue
 		}
-		if err := e.apply(st); err != nil {
+		var err error
+		if failed {
+			err = e.fw.Setup()
+		}
+		if err == nil {
+			err = e.apply(st)
+		}
+		if failed = err != nil; failed {
 			e.failures.Add(1)
 			e.log.Error("decisions not applied to the firewall; retrying", "err", err, "retry_in", e.retry)
 			retry.Reset(e.retry)
@@ -137,7 +158,13 @@ func (e *enforcement) apply(st *client.DecisionState) error {
 	e.reconcile.Add(1)
 	e.applied.Store(int64(len(p.Enforced)))
 	e.elements.Store(int64(len(p.Elements)))
-	e.log.Info("decisions enforced", "revision", st.Revision, "applied", len(p.Enforced), "elements", len(p.Elements),
+	level := slog.LevelInfo
+	if summary := fmt.Sprint(st.Revision, p.Enforced, len(p.Elements)); summary == e.lastApplied {
+		level = slog.LevelDebug // a resync with nothing new
+	} else {
+		e.lastApplied = summary
+	}
+	e.log.Log(context.Background(), level, "decisions enforced", "revision", st.Revision, "applied", len(p.Enforced), "elements", len(p.Elements),
 		"simulated", len(p.Simulated), "refused", len(p.Refused), "not_for_this_node", p.Skipped)
 	return nil
 }
