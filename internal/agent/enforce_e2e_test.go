@@ -28,7 +28,8 @@ import (
 // `warden decision add ban --ip 10.213.1.2` makes c1's new connections to
 // the service fail (the time it took is logged, not asserted) while c2 is
 // still served; when the ban expires, and when a second ban is deleted,
-// c1 is served again; a ban of an address on the never-block list is
+// c1 is served again; a table deleted under the agent is set up again; a
+// ban of an address on the never-block list is
 // refused with 409; `warden agent --cleanup` leaves the host's ruleset as
 // it was before the agent started.
 func TestEnforceEndToEnd(t *testing.T) {
@@ -145,6 +146,20 @@ func TestEnforceEndToEnd(t *testing.T) {
 	if !served(c2) {
 		t.Error("c2 is not served")
 	}
+
+	// The table deleted under the agent (nft flush ruleset, say): the next
+	// decision's reconciliation fails, and the agent sets the table up
+	// again and applies it.
+	if out, err := host.Exec("nft", "delete", "table", "inet", "warden"); err != nil {
+		t.Fatalf("nft delete table: %v: %s", err, out)
+	}
+	d, at = banned("1h")
+	took = waitUntil("c1 dropped after the table was deleted and a ban added", at, 60*time.Second, func() bool { return !served(c1) })
+	t.Logf("with the table deleted under the agent, a new ban dropped c1 after %v (the agent retries every 5s)", took.Round(time.Millisecond))
+	if out, err := cli("decision", "delete", d.ID); err != nil {
+		t.Fatalf("decision delete: %v: %s", err, out)
+	}
+	waitUntil("c1 served after the third ban was deleted", time.Now(), 30*time.Second, func() bool { return served(c1) })
 
 	// The never-block list: a ban of c2, on it, is refused with 409.
 	var entry client.AllowEntry
