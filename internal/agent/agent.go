@@ -22,8 +22,11 @@ import (
 	"encoding/pem"
 	"errors"
 	"fmt"
+	"net"
+	"net/netip"
 	"os"
 	"path/filepath"
+	"slices"
 
 	"github.com/warden-sec/warden/internal/fsutil"
 	"github.com/warden-sec/warden/pkg/client"
@@ -66,7 +69,8 @@ func Enroll(ctx context.Context, cfg Config) (Result, error) {
 	if err != nil {
 		return Result{}, err
 	}
-	en, err := cfg.Client.Enroll(ctx, "", cfg.JoinToken, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE REQUEST", Bytes: csrDER}))
+	en, err := cfg.Client.Enroll(ctx, "", cfg.JoinToken, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE REQUEST", Bytes: csrDER}),
+		LocalAddresses()...)
 	if err != nil {
 		return Result{}, fmt.Errorf("agent: enroll: %w", err)
 	}
@@ -89,4 +93,40 @@ func Enroll(ctx context.Context, cfg Config) (Result, error) {
 	}
 	clear(keyPEM)
 	return Result{SPIFFEID: en.SPIFFEID, ExpiresAt: en.ExpiresAt}, nil
+}
+
+// maxAddresses is how many addresses a node reports (the server's bound).
+const maxAddresses = 32
+
+// LocalAddresses returns the addresses of this host's interfaces that
+// other hosts may see traffic from: neither loopback, link-local,
+// multicast nor unspecified; at most 32. The node reports them at
+// enrollment and renewal, so that while it is quarantined other agents
+// drop its traffic. Nil when the interfaces cannot be read.
+func LocalAddresses() []string {
+	ifas, err := net.InterfaceAddrs()
+	if err != nil {
+		return nil
+	}
+	var out []string
+	for _, ia := range ifas {
+		pn, ok := ia.(*net.IPNet)
+		if !ok {
+			continue
+		}
+		a, ok := netip.AddrFromSlice(pn.IP)
+		if !ok {
+			continue
+		}
+		a = a.Unmap()
+		if a.IsLoopback() || a.IsLinkLocalUnicast() || a.IsLinkLocalMulticast() || a.IsMulticast() || a.IsUnspecified() ||
+			slices.Contains(out, a.String()) {
+			continue
+		}
+		out = append(out, a.String())
+		if len(out) == maxAddresses {
+			break
+		}
+	}
+	return out
 }

@@ -175,5 +175,13 @@ func initAndEnroll(t *testing.T, ctx context.Context, srv *server.Server, certTT
 	if _, err := Enroll(ctx, Config{Client: c, JoinToken: tok.Token, DataDir: dir}); err != nil {
 		t.Fatal(err)
 	}
+	// The node reported its addresses (quarantines drop them).
+	n, err := c.NodeRead(ctx, "edge-1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got, want := strings.Join(n.Addresses, ","), strings.Join(LocalAddresses(), ","); got != want {
+		t.Fatalf("reported addresses %q, want %q", got, want)
+	}
 	return c, dir, in.UnsealKeys[0]
 }

@@ -215,7 +215,7 @@ func renew(ctx context.Context, cfg RunConfig, reenrolled *bool) (time.Time, err
 		if err != nil {
 			return time.Time{}, fmt.Errorf("agent: re-enroll (the certificate expired at %s): %w", leaf.NotAfter.UTC().Format(time.RFC3339), err)
 		}
-	} else if en, err = c.Renew(ctx, csrPEM); err != nil {
+	} else if en, err = c.Renew(ctx, csrPEM, LocalAddresses()...); err != nil {
 		return time.Time{}, err
 	}
 	if err := fsutil.WriteFileAtomic(certPath, []byte(en.Certificate), 0o644); err != nil {

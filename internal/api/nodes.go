@@ -17,6 +17,7 @@ import (
 	"github.com/warden-sec/warden/internal/authz"
 	"github.com/warden-sec/warden/internal/errs"
 	"github.com/warden-sec/warden/internal/pki"
+	wresp "github.com/warden-sec/warden/internal/respond"
 )
 
 type nodeTokenRequest struct {
@@ -95,6 +96,8 @@ type enrollRequest struct {
 	Name  string `json:"name"`
 	Token string `json:"token"`
 	CSR   string `json:"csr"` // PEM
+	// Addresses are the node's IP addresses (at most 32), optional.
+	Addresses []string `json:"addresses"`
 }
 
 type enrollResponse struct {
@@ -116,7 +119,11 @@ func (s *Server) enroll(req *request) (int, any, error) {
 		req.entry.AuthMethod, req.entry.Principal = "join-token", `Node::"`+in.Name+`"`
 		req.entry.Resource = `Node::"` + in.Name + `"`
 	}
-	e, err := s.cfg.Nodes.Enroll(req.Context(), in.Name, in.Token, []byte(in.CSR))
+	addrs, err := wresp.CheckNodeAddresses("addresses", in.Addresses)
+	if err != nil {
+		return 0, nil, err
+	}
+	e, err := s.cfg.Nodes.Enroll(req.Context(), in.Name, in.Token, []byte(in.CSR), addrs...)
 	if err != nil {
 		return 0, nil, err
 	}
@@ -163,7 +170,8 @@ func (s *Server) pkiOCSP(req *request) (int, any, error) {
 }
 
 type renewRequest struct {
-	CSR string `json:"csr"`
+	CSR       string   `json:"csr"`
+	Addresses []string `json:"addresses"` // optional, as at enrollment
 }
 
 // renew issues a new certificate to the node that calls with its current
@@ -180,11 +188,18 @@ func (s *Server) renew(req *request) (int, any, error) {
 	if req.entry != nil {
 		req.entry.AuthMethod, req.entry.Principal, req.entry.Resource = "mtls", `Node::"`+id.Name+`"`, `Node::"`+id.Name+`"`
 	}
+	if err := s.quarantined(id.Name); err != nil {
+		return 0, nil, err
+	}
 	var in renewRequest
 	if err := req.decode(&in, false); err != nil {
 		return 0, nil, err
 	}
-	e, err := s.cfg.Nodes.Renew(req.Context(), id, []byte(in.CSR))
+	addrs, err := wresp.CheckNodeAddresses("addresses", in.Addresses)
+	if err != nil {
+		return 0, nil, err
+	}
+	e, err := s.cfg.Nodes.Renew(req.Context(), id, []byte(in.CSR), addrs...)
 	if err != nil {
 		return 0, nil, err
 	}
@@ -230,6 +245,9 @@ func (s *Server) reenroll(req *request) (int, any, error) {
 	}
 	if req.entry != nil {
 		req.entry.Principal, req.entry.Resource = `Node::"`+id.Name+`"`, `Node::"`+id.Name+`"`
+	}
+	if err := s.quarantined(id.Name); err != nil {
+		return 0, nil, err
 	}
 	e, err := s.cfg.Nodes.Reenroll(req.Context(), id, leaf, csr)
 	if err != nil {

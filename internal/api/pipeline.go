@@ -165,6 +165,9 @@ func (s *Server) serve(rt *route, req *request) int {
 		return s.failAudited(req, err)
 	}
 	entry.Action, entry.Resource = tg.action, tg.resource.UID.String()
+	if err := s.respondGate(rt, c); err != nil {
+		return s.failAudited(req, err)
+	}
 	if err := s.authorize(req, tg); err != nil {
 		return s.failAudited(req, err)
 	}

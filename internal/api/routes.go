@@ -221,6 +221,28 @@ func (s *Server) routeTable() []route {
 		{method: "GET", pattern: "/v1/events", name: "events.search", target: system(authz.ActionEventsRead), audit: auditRead, status: ok, h: s.eventsSearch},
 		{method: "GET", pattern: "/v1/events/tail", name: "events.tail", target: system(authz.ActionEventsRead), audit: auditRead, status: ok, h: s.eventsTail,
 			streaming: true},
+
+		// Response: decisions, the never-block list and the decision stream
+		// (docs/response.md). Every resource is System::"warden".
+		{method: "POST", pattern: "/v1/decisions", name: "decisions.create", target: system(authz.ActionDecisionsWrite), audit: auditChange, status: ok, h: s.decisionsH(s.decisionAdd)},
+		{method: "GET", pattern: "/v1/decisions", name: "decisions.list", target: system(authz.ActionDecisionsRead), audit: auditRead, status: ok, h: s.decisionsH(s.decisionList)},
+		{method: "GET", pattern: "/v1/decisions/stream", name: "decisions.stream", target: system(authz.ActionDecisionsRead), audit: auditRead, status: ok, h: s.decisionsH(s.decisionsStream),
+			streaming: true},
+		{method: "POST", pattern: "/v1/decisions/allow", name: "decisions.allow.create", target: system(authz.ActionDecisionsWrite), audit: auditChange, status: ok, h: s.decisionsH(s.allowAdd)},
+		{method: "GET", pattern: "/v1/decisions/allow", name: "decisions.allow.list", target: system(authz.ActionDecisionsRead), audit: auditRead, status: ok, h: s.decisionsH(s.allowList)},
+		{method: "DELETE", pattern: "/v1/decisions/allow/{id}", name: "decisions.allow.delete", target: system(authz.ActionDecisionsWrite), audit: auditChange, status: noContent, h: s.decisionsH(s.allowDelete)},
+		{method: "GET", pattern: "/v1/decisions/{id}", name: "decisions.read", target: system(authz.ActionDecisionsRead), audit: auditRead, status: ok, h: s.decisionsH(s.decisionGet)},
+		{method: "DELETE", pattern: "/v1/decisions/{id}", name: "decisions.delete", target: system(authz.ActionDecisionsWrite), audit: auditChange, status: noContent, h: s.decisionsH(s.decisionDelete)},
+		// Incidents (H4): a change's record carries its timeline items'
+		// hashes; the report is an audit read. Updates are POST on the
+		// incident (the route table's methods: GET, POST, PUT, DELETE, LIST).
+		{method: "POST", pattern: "/v1/incidents", name: "incidents.create", target: system(authz.ActionIncidentsWrite), audit: auditChange, status: ok, h: s.incidentsH(s.incidentsCreate)},
+		{method: "GET", pattern: "/v1/incidents", name: "incidents.list", target: system(authz.ActionIncidentsRead), audit: auditRead, status: ok, h: s.incidentsH(s.incidentsList)},
+		{method: "GET", pattern: "/v1/incidents/{id}", name: "incidents.read", target: system(authz.ActionIncidentsRead), audit: auditRead, status: ok, h: s.incidentsH(s.incidentsGet)},
+		{method: "POST", pattern: "/v1/incidents/{id}", name: "incidents.update", target: system(authz.ActionIncidentsWrite), audit: auditChange, status: ok, h: s.incidentsH(s.incidentsUpdate)},
+		{method: "POST", pattern: "/v1/incidents/{id}/comments", name: "incidents.comment", target: system(authz.ActionIncidentsWrite), audit: auditChange, status: ok, h: s.incidentsH(s.incidentsComment)},
+		{method: "POST", pattern: "/v1/incidents/{id}/close", name: "incidents.close", target: system(authz.ActionIncidentsWrite), audit: auditChange, status: ok, h: s.incidentsH(s.incidentsClose)},
+		{method: "GET", pattern: "/v1/incidents/{id}/report", name: "incidents.report", target: system(authz.ActionIncidentsRead), audit: auditRead, status: ok, h: s.incidentsH(s.incidentsReport)},
 	}
 	if s.cfg.Gather != nil {
 		m := route{method: "GET", pattern: "/metrics", name: "metrics.read", audit: auditNone, status: ok, h: s.metricsRead}

@@ -33,6 +33,7 @@ import (
 	"github.com/warden-sec/warden/internal/events"
 	"github.com/warden-sec/warden/internal/identity"
 	"github.com/warden-sec/warden/internal/policy"
+	wresp "github.com/warden-sec/warden/internal/respond"
 	"github.com/warden-sec/warden/internal/secrets"
 )
 
@@ -95,6 +96,17 @@ type Config struct {
 	// it never blocks.
 	ServerEvents *events.Emitter
 
+	// Decisions and DecisionFeed serve decisions, the never-block list and
+	// the decision stream (nil: those routes answer 503, and no request is
+	// refused for a quarantine or a ban). MaxDecisionStreams bounds the
+	// streams served at once (0: DefaultMaxDecisionStreams).
+	Decisions          *wresp.Decisions
+	DecisionFeed       *wresp.Feed
+	MaxDecisionStreams int
+	// Incidents serves /v1/incidents (nil: its routes answer 503); its
+	// reports read the audit log (Audit).
+	Incidents *wresp.Incidents
+
 	// testRoutes are appended to the route table (tests of this package).
 	testRoutes []route
 }
@@ -156,6 +168,8 @@ type Server struct {
 	alertStreams atomic.Int64
 	// eventTails counts the event tails being served.
 	eventTails atomic.Int64
+	// decisionStreams counts the decision streams being served.
+	decisionStreams atomic.Int64
 
 	// plane is the event plane (nil until it runs); eventSlots bound the
 	// batches stored at once; evm counts them.
@@ -203,6 +217,9 @@ func New(cfg Config) *Server {
 	}
 	if cfg.EventsMaxBatchBytes <= 0 {
 		cfg.EventsMaxBatchBytes = events.DefaultMaxBatchBytes
+	}
+	if cfg.MaxDecisionStreams <= 0 {
+		cfg.MaxDecisionStreams = DefaultMaxDecisionStreams
 	}
 	if cfg.EventsInFlight <= 0 {
 		cfg.EventsInFlight = DefaultEventsInFlight

@@ -48,7 +48,9 @@
 //     exponent.
 //   - "hashes" is an object whose member names match [a-z0-9_.-]{1,64} and
 //     appear in ascending byte order; each value is "hmac-sha256:" followed
-//     by 64 lower-case hex digits ([Hasher.Sum]).
+//     by 64 lower-case hex digits ([Hasher.Sum]), or "sha256:" followed by
+//     64 lower-case hex digits (the plain SHA-256 of a document the log
+//     vouches for without holding it, such as an incident's timeline item).
 //   - "time" is RFC 3339 in UTC with a "Z", seconds and up to nine digits of
 //     fraction with trailing zeros removed ([FormatTime], Go's
 //     time.RFC3339Nano), for example "2026-11-22T12:00:00.000000005Z".

@@ -42,8 +42,11 @@ type Entry struct {
 	// Error is the error shown to the caller when the request failed;
 	// omitted from the encoding when empty.
 	Error string `json:"error,omitempty"`
-	// Hashes maps a name (for example "data") to "hmac-sha256:<hex>";
-	// omitted from the encoding when empty.
+	// Hashes maps a name (for example "data") to "hmac-sha256:<hex>"
+	// (an HMAC under the audit key, [Hasher.Sum]) or "sha256:<hex>" (a
+	// plain SHA-256 of a public document, such as an incident's timeline
+	// item, that anyone holding the document can check); omitted from the
+	// encoding when empty.
 	Hashes map[string]string `json:"hashes,omitempty"`
 	// Outcome is the HTTP status of the request, 100 to 599.
 	Outcome int `json:"outcome"`
@@ -77,7 +80,10 @@ var (
 	ErrNonCanonical = errors.New("audit: non-canonical entry encoding")
 )
 
-const hmacPrefix = "hmac-sha256:"
+const (
+	hmacPrefix   = "hmac-sha256:"
+	sha256Prefix = "sha256:"
+)
 
 // Canonical returns the entry's leaf bytes, or an error wrapping
 // ErrInvalidEntry if the entry breaks a rule of the encoding.
@@ -198,8 +204,8 @@ func (e Entry) validate() error {
 		if !validHashName(k) {
 			return bad("hashes", "name %q does not match [a-z0-9_.-]{1,64}", k)
 		}
-		if !validHMAC(v) {
-			return bad("hashes", "%s is not %s<64 lower-case hex digits>", k, hmacPrefix)
+		if !validHash(v) {
+			return bad("hashes", "%s is not %s or %s followed by 64 lower-case hex digits", k, hmacPrefix, sha256Prefix)
 		}
 	}
 	return nil
@@ -218,8 +224,13 @@ func validHashName(k string) bool {
 	return true
 }
 
-func validHMAC(v string) bool {
+// validHash reports whether v is one of the two hash forms: an HMAC under
+// the audit key or a plain SHA-256, each as 64 lower-case hex digits.
+func validHash(v string) bool {
 	hex, ok := strings.CutPrefix(v, hmacPrefix)
+	if !ok {
+		hex, ok = strings.CutPrefix(v, sha256Prefix)
+	}
 	if !ok || len(hex) != 64 {
 		return false
 	}
@@ -265,3 +276,9 @@ func appendString(b []byte, s string) []byte {
 	b = append(b, s[start:]...)
 	return append(b, '"')
 }
+
+// AppendJSONString appends s, which must be valid UTF-8, as a JSON string
+// escaped exactly as entries escape theirs (RFC 8785 section 3.2.2.2), so
+// that other documents the log vouches for by hash (an incident's timeline
+// items) share the entry's canonical rules.
+func AppendJSONString(b []byte, s string) []byte { return appendString(b, s) }

@@ -14,6 +14,9 @@ import (
 
 const testHMAC = "hmac-sha256:8629d712da366318588317f3f98c728c71d4819f843d95db8803c019c561c1e7"
 
+// testSHA256 is SHA-256("abc") (FIPS 180-2 appendix B.1) in the plain form.
+const testSHA256 = "sha256:ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"
+
 // TestEntryVectors freezes the canonical bytes of a few entries: a change
 // to them breaks every log written before it, so it must be deliberate.
 // Reference: the "Entry encoding" rules of the package documentation.
@@ -31,6 +34,14 @@ func TestEntryVectors(t *testing.T) {
 			Hashes: map[string]string{"token": testHMAC, "data": testHMAC},
 		},
 		want: `{"action":"kv.write","auth_method":"token","hashes":{"data":"` + testHMAC + `","token":"` + testHMAC + `"},"outcome":200,"principal":"User::\"alice\"","raft_index":12,"request_id":"r-1","resource":"Secret::\"app/db\"","source_addr":"127.0.0.1","time":"2026-11-22T12:00:00.000000005Z"}`,
+	}, {
+		name: "plain sha256 beside hmac",
+		entry: Entry{
+			Action: "incidents.write", AuthMethod: "token", Outcome: 200, Principal: `Root::"root"`, RaftIndex: 40,
+			Resource: `System::"warden"`, Time: "2026-12-02T18:00:00Z",
+			Hashes: map[string]string{"incident-item": testSHA256, "data": testHMAC},
+		},
+		want: `{"action":"incidents.write","auth_method":"token","hashes":{"data":"` + testHMAC + `","incident-item":"` + testSHA256 + `"},"outcome":200,"principal":"Root::\"root\"","raft_index":40,"request_id":"","resource":"System::\"warden\"","source_addr":"","time":"2026-12-02T18:00:00Z"}`,
 	}, {
 		name: "accessor and count",
 		entry: Entry{Accessor: "acc-1", Action: "auth.failed", AuthMethod: "token", Count: 37, Outcome: 401,
@@ -149,6 +160,10 @@ func TestEntryInvalid(t *testing.T) {
 		{"hash value is a secret", func(e *Entry) { e.Hashes = map[string]string{"data": "hunter2"} }},
 		{"hash value upper-case hex", func(e *Entry) { e.Hashes = map[string]string{"data": strings.ToUpper(testHMAC)} }},
 		{"hash value short", func(e *Entry) { e.Hashes = map[string]string{"data": testHMAC[:70]} }},
+		{"sha256 value short", func(e *Entry) { e.Hashes = map[string]string{"data": testSHA256[:70]} }},
+		{"sha256 value upper-case hex", func(e *Entry) { e.Hashes = map[string]string{"data": strings.ToUpper(testSHA256)} }},
+		{"sha256 prefix upper-case", func(e *Entry) { e.Hashes = map[string]string{"data": "SHA256:" + testSHA256[7:]} }},
+		{"unknown hash prefix", func(e *Entry) { e.Hashes = map[string]string{"data": "sha512:" + testSHA256[7:]} }},
 		{"too large", func(e *Entry) { e.Error = strings.Repeat("x", MaxEntrySize) }},
 	}
 	if _, err := ok.Canonical(); err != nil {
@@ -229,6 +244,7 @@ func TestDecodeEntryStrict(t *testing.T) {
 // encoding of what it returns.
 func FuzzDecodeEntry(f *testing.F) {
 	f.Add([]byte(`{"action":"a","auth_method":"token","outcome":200,"principal":"p","raft_index":0,"request_id":"r","resource":"x","source_addr":"s","time":"2026-11-22T12:00:00Z"}`))
+	f.Add([]byte(`{"action":"x","auth_method":"","hashes":{"incident-item":"` + testSHA256 + `"},"outcome":200,"principal":"","raft_index":3,"request_id":"","resource":"","source_addr":"","time":"2026-11-22T12:00:00Z"}`))
 	f.Add([]byte(`{"action":"a\"\\\u0000","auth_method":"","error":"e","hashes":{"data":"` + testHMAC + `"},"outcome":599,"principal":"","raft_index":18446744073709551615,"request_id":"","resource":"` + "\u2028" + `","source_addr":"","time":"2026-11-22T12:00:00.123Z"}`))
 	f.Add([]byte(`{"action":"a", "outcome":200}`))
 	f.Add([]byte(`{"accessor":"acc","action":"a","auth_method":"token","count":12,"outcome":401,"principal":"","raft_index":0,"request_id":"","resource":"","source_addr":"s","time":"2026-11-22T12:00:00Z"}`))

@@ -441,6 +441,12 @@ func (s *Service) entries(start uint64, count int) ([]StoredEntry, error) {
 		}
 		return nil
 	})
+	return s.opened(out, err)
+}
+
+// opened ends a read of entries: a damage error refuses it (and marks
+// the log damaged), and so does every entry found altered.
+func (s *Service) opened(out []StoredEntry, err error) ([]StoredEntry, error) {
 	if err != nil {
 		return nil, s.refuseDamaged(err)
 	}

@@ -84,13 +84,14 @@ type NodeInfo struct {
 	Serial      string    `json:"serial,omitempty"`       // the latest certificate's, hex
 	NotAfter    time.Time `json:"not_after,omitzero"`     // the latest certificate's expiry
 	TokenExpiry time.Time `json:"token_expires,omitzero"` // pending nodes: when the join token expires
+	Addresses   []string  `json:"addresses,omitempty"`    // reported by the node at enrollment and renewal
 	CreatedTime time.Time `json:"created_time"`
 	UpdatedTime time.Time `json:"updated_time"`
 }
 
 func (n *Nodes) info(nd *Node) (NodeInfo, error) {
 	in := NodeInfo{Name: nd.Name, Zone: nd.Zone, SPIFFEID: nd.SPIFFEID, State: nd.State, CertTTL: nd.CertTTL,
-		CreatedTime: nd.CreatedTime, UpdatedTime: nd.UpdatedTime}
+		Addresses: nd.Addresses, CreatedTime: nd.CreatedTime, UpdatedTime: nd.UpdatedTime}
 	if nd.State == NodePending {
 		in.TokenExpiry = nd.TokenExpires
 	}
@@ -356,5 +357,5 @@ func (n *Nodes) Reenroll(ctx context.Context, id *CertIdentity, leaf *x509.Certi
 	if !bytes.Equal(leaf.RawSubjectPublicKeyInfo, csr.RawSubjectPublicKeyInfo) {
 		return nil, errs.E(errs.Unauthenticated, "re-enrollment refused: the CSR's key is not the certificate's")
 	}
-	return n.issue(ctx, id, csr, func(nd *Node) error { return n.reenrollable(nd, &CertIdentity{Name: id.Name}, leaf) })
+	return n.issue(ctx, id, csr, func(nd *Node) error { return n.reenrollable(nd, &CertIdentity{Name: id.Name}, leaf) }, nil)
 }

@@ -54,8 +54,11 @@ type Node struct {
 	TokenHash    []byte    `json:"token_hash,omitempty"` // SHA-256 of the join token; cleared once used
 	TokenExpires time.Time `json:"token_expires,omitzero"`
 	Serials      []string  `json:"serials,omitempty"` // hex serials of certificates issued to it
-	CreatedTime  time.Time `json:"created_time"`
-	UpdatedTime  time.Time `json:"updated_time"`
+	// Addresses are the IP addresses the node reported at its last
+	// enrollment or renewal (validated by the API).
+	Addresses   []string  `json:"addresses,omitempty"`
+	CreatedTime time.Time `json:"created_time"`
+	UpdatedTime time.Time `json:"updated_time"`
 }
 
 // Revocation is a revoked certificate.
@@ -203,7 +206,8 @@ var errJoin = errs.E(errs.Unauthenticated, "join token: unknown, used, expired o
 // once: the record's version is a precondition of the transaction that
 // clears it, so two concurrent uses cannot both succeed. The node's private
 // key never reaches the server: only the CSR's public key is used.
-func (n *Nodes) Enroll(ctx context.Context, name, token string, csrPEM []byte) (*Enrollment, error) {
+// addrs are the addresses the node reports (validated by the caller).
+func (n *Nodes) Enroll(ctx context.Context, name, token string, csrPEM []byte, addrs ...string) (*Enrollment, error) {
 	if !strings.HasPrefix(token, joinPrefix) || len(token) > 128 {
 		return nil, errJoin
 	}
@@ -245,6 +249,9 @@ func (n *Nodes) Enroll(ctx context.Context, name, token string, csrPEM []byte) (
 	serial := hex.EncodeToString(cert.SerialNumber.Bytes())
 	nd.State, nd.TokenHash, nd.TokenExpires, nd.UpdatedTime = NodeActive, nil, time.Time{}, now
 	nd.Serials = append(nd.Serials, serial)
+	if len(addrs) > 0 {
+		nd.Addresses = addrs
+	}
 	b, _ := json.Marshal(nd)
 	_, err = n.st.Txn(ctx, kv.Txn{Conds: []kv.Cond{{Key: prefixNode + name, Version: ver}},
 		Ops: []kv.Op{{Type: kv.OpPut, Key: prefixNode + name, Value: b}, {Type: kv.OpDelete, Key: joinKey},
@@ -449,19 +456,20 @@ func (s *Service) ClientCAs() (*x509.CertPool, error) {
 }
 
 // Renew issues a new certificate to an authenticated, active node for the
-// key in its CSR.
-func (n *Nodes) Renew(ctx context.Context, id *CertIdentity, csrPEM []byte) (*Enrollment, error) {
+// key in its CSR. addrs, if any, replace the addresses the node reported
+// (validated by the caller).
+func (n *Nodes) Renew(ctx context.Context, id *CertIdentity, csrPEM []byte, addrs ...string) (*Enrollment, error) {
 	csr, err := pki.ParseCSR(csrPEM)
 	if err != nil {
 		return nil, errs.Wrap(errs.Invalid, err, "csr: %s", strings.TrimPrefix(err.Error(), "pki: "))
 	}
-	return n.issue(ctx, id, csr, nil)
+	return n.issue(ctx, id, csr, nil, addrs)
 }
 
 // issue issues a certificate for csr's key to the active node id names,
 // once check (if any) accepts the node's record, and records it with the
 // node in one transaction conditioned on the record's version.
-func (n *Nodes) issue(ctx context.Context, id *CertIdentity, csr *x509.CertificateRequest, check func(*Node) error) (*Enrollment, error) {
+func (n *Nodes) issue(ctx context.Context, id *CertIdentity, csr *x509.CertificateRequest, check func(*Node) error, addrs []string) (*Enrollment, error) {
 	for attempt := 0; ; attempt++ {
 		nd, ver, err := n.get(ctx, id.Name)
 		if err != nil {
@@ -495,6 +503,9 @@ func (n *Nodes) issue(ctx context.Context, id *CertIdentity, csr *x509.Certifica
 			nd.Serials = nd.Serials[len(nd.Serials)-maxSerials:]
 		}
 		nd.UpdatedTime = now
+		if len(addrs) > 0 {
+			nd.Addresses = addrs
+		}
 		b, _ := json.Marshal(nd)
 		ops = append(ops, kv.Op{Type: kv.OpPut, Key: prefixNode + id.Name, Value: b})
 		_, err = n.st.Txn(ctx, kv.Txn{Conds: []kv.Cond{{Key: prefixNode + id.Name, Version: ver}}, Ops: ops})

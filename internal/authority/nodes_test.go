@@ -6,6 +6,7 @@ import (
 	"crypto/elliptic"
 	"crypto/rand"
 	"crypto/x509"
+	"encoding/hex"
 	"encoding/pem"
 	"errors"
 	"slices"
@@ -160,7 +161,7 @@ func TestOCSPFailsClosed(t *testing.T) {
 	}
 	// A corrupt revocation record is not "good" either.
 	st.failPrefix = ""
-	st.m[prefixRevoked+leaf.SerialNumber.Text(16)] = kv.Entry{Value: []byte("{"), Version: 1}
+	st.m[prefixRevoked+hex.EncodeToString(leaf.SerialNumber.Bytes())] = kv.Entry{Value: []byte("{"), Version: 1}
 	der, err := n.OCSP(req)
 	var re ocsp.ResponseError
 	if _, perr := ocsp.ParseResponse(der, issuer); err == nil || !errors.As(perr, &re) || re.Status != ocsp.InternalError {

@@ -170,6 +170,8 @@ func newRootCmd(g *globals) *cobra.Command {
 		newRulesCmd(g),
 		newAlertsCmd(g),
 		newNotifyCmd(g),
+		newDecisionCmd(g),
+		newIncidentCmd(g),
 		newVersionCmd(),
 		newServerCmd(),
 	)

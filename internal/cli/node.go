@@ -59,6 +59,7 @@ func newNodeShowCmd(g *globals) *cobra.Command {
 		if n.TokenExpires != "" {
 			rows = append(rows, row{"Join Token Expires", n.TokenExpires})
 		}
+		rows = append(rows, row{"Addresses", dash(strings.Join(n.Addresses, ", "))})
 		rows = append(rows, row{"Created", n.CreatedTime}, row{"Updated", n.UpdatedTime})
 		return output(cmd.OutOrStdout(), f, n, rows)
 	})

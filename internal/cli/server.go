@@ -14,6 +14,8 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/warden-sec/warden/internal/api"
+	"github.com/warden-sec/warden/internal/respond"
 	"github.com/warden-sec/warden/internal/server"
 )
 
@@ -25,6 +27,7 @@ func newServerCmd() *cobra.Command {
 		logFormat string
 
 		retryJoinToken, retryJoinCA string
+		maxBanPrefix                string
 		importCA                    [3]string // cert, key, chain files
 	)
 	cmd := &cobra.Command{
@@ -44,6 +47,9 @@ single unseal key, unseals, and prints the root token: for trying Warden out onl
 				return err
 			}
 			cfg.Logger = logger
+			if cfg.MaxBanPrefix4, cfg.MaxBanPrefix6, err = respond.ParseMaxPrefix(maxBanPrefix); err != nil {
+				return err
+			}
 			if dev {
 				if cfg.DataDir != "" {
 					return errors.New("--dev uses a temporary data dir; do not give --data-dir")
@@ -173,6 +179,11 @@ export WARDEN_ADDR='%s' WARDEN_CACERT='%s' WARDEN_TOKEN='%s'
 	f.Int64Var(&cfg.EventsMaxBytes, "events-max-bytes", 10<<30, "keep at most this many bytes of events in the stream (the oldest go first)")
 	f.Int64Var(&cfg.EventsMaxBatchBytes, "events-max-batch-bytes", 4<<20, "largest batch of POST /v1/events, compressed and decompressed")
 	f.BoolVar(&cfg.EventsCompression, "events-compression", true, "store the event stream S2-compressed (fixed when the stream is created; about 6% of ingest throughput, a fraction of the disk)")
+	f.DurationVar(&cfg.EscalationWindow, "escalation-window", respond.DefaultEscalationWindow, "a ban of a value banned before within this window lasts longer (repeat offenders)")
+	f.Float64Var(&cfg.EscalationFactor, "escalation-factor", respond.DefaultEscalationFactor, "a repeat offender's ban lasts this many times longer for each earlier ban within --escalation-window")
+	f.DurationVar(&cfg.EscalationMax, "escalation-max", respond.DefaultEscalationMax, "the longest an escalated ban lasts")
+	f.StringVar(&maxBanPrefix, "max-ban-prefix", "16,48", "the widest ranges a ban may take: IPv4,IPv6 prefix lengths")
+	f.IntVar(&cfg.MaxDecisionStreams, "max-decision-streams", api.DefaultMaxDecisionStreams, "decision streams (agents and services following decisions) this server serves at once")
 	f.StringVar(&logLevel, "log-level", "info", "debug, info, warn or error")
 	f.StringVar(&logFormat, "log-format", "", "json or text (default: text with --dev, json otherwise)")
 	return cmd

@@ -44,11 +44,15 @@ const builtinPrefix = "builtin/"
 //
 //   - builtin/node-events: every enrolled node may send its own events
 //     (events.write on itself), and no one else's.
+//   - builtin/node-decisions: every enrolled node may read the decisions
+//     (decisions.read on System::"warden") to enforce them.
 func BuiltinPolicies() map[string]string {
 	return map[string]string{
 		builtinPrefix + "node-events": `// Built in: every enrolled node ships its own events, and no one else's.
 permit (principal is Node, action == Action::"events.write", resource is Node)
 when { principal == resource };`,
+		builtinPrefix + "node-decisions": `// Built in: every enrolled node follows the decisions it enforces.
+permit (principal is Node, action == Action::"decisions.read", resource == System::"warden");`,
 	}
 }
 

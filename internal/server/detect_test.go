@@ -1,7 +1,6 @@
 package server_test
 
 import (
-	"bufio"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -202,34 +201,7 @@ func openStream(t *testing.T, h *harness, token string) <-chan sseEvent {
 		b, _ := io.ReadAll(res.Body)
 		t.Fatalf("stream: %d %s", res.StatusCode, b)
 	}
-	ch := make(chan sseEvent, 16)
-	go func() {
-		defer res.Body.Close()
-		sc := bufio.NewScanner(res.Body)
-		sc.Buffer(nil, 1<<20)
-		var ev sseEvent
-		for sc.Scan() {
-			l := sc.Text()
-			switch {
-			case l == "":
-				if ev.event != "" {
-					select {
-					case ch <- ev:
-					case <-ctx.Done():
-						return
-					}
-				}
-				ev = sseEvent{}
-			case strings.HasPrefix(l, "event: "):
-				ev.event = l[len("event: "):]
-			case strings.HasPrefix(l, "id: "):
-				ev.id = l[len("id: "):]
-			case strings.HasPrefix(l, "data: "):
-				ev.data = l[len("data: "):]
-			}
-		}
-	}()
-	return ch
+	return readSSE(ctx, res)
 }
 
 // TestAlertStream: a stream opened before an alert is created receives it,

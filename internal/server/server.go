@@ -152,6 +152,17 @@ type Config struct {
 	// into (0: runtime.DefaultPartitions, 16; every server of a cluster
 	// must agree); -1 runs no detection on this server.
 	DetectPartitions int
+
+	// Decisions (docs/response.md): repeat offenders' bans last
+	// EscalationFactor times longer for each earlier ban within
+	// EscalationWindow, up to EscalationMax; a ban's range is at most
+	// MaxBanPrefix4 / MaxBanPrefix6 bits wide; MaxDecisionStreams bounds the
+	// decision streams served at once. 0: the defaults of respond and api.
+	EscalationWindow             time.Duration
+	EscalationFactor             float64
+	EscalationMax                time.Duration
+	MaxBanPrefix4, MaxBanPrefix6 int
+	MaxDecisionStreams           int
 }
 
 // DefaultHeartbeatTimeout is Raft's heartbeat timeout in cluster mode. A
@@ -216,6 +227,7 @@ type Server struct {
 	events     *eventPlane     // the event plane, started at Start (or once certified)
 	emitter    *events.Emitter // this server's own events
 	detection  *detection      // the detection runtime, started at Start
+	response   *response       // decisions, their feed and collector
 	reg        *prometheus.Registry
 }
 
@@ -452,14 +464,17 @@ func New(cfg Config) (*Server, error) {
 	s.notifiers = detect.NewNotifiers(s.core, alog, s.st.NodeID(), cfg.Now, &webhook.Sender{},
 		detect.NotifyConfig{MinBackoff: cfg.NotifyMinBackoff, Logger: log,
 			Outcome: func(o string) { notifications.WithLabelValues(o).Inc() }})
+	s.response = s.newResponse(nodes, alog)
 	s.api = api.New(api.Config{
 		Rules: s.rules, Alerts: s.alerts, Notifiers: s.notifiers,
+		Decisions: s.response.decisions, DecisionFeed: s.response.feed, MaxDecisionStreams: cfg.MaxDecisionStreams,
 		Cluster: clusterAPI,
 		Core:    s.core, Tokens: s.tokens, KV: kv, Policies: pol, Audit: alog, CA: ca, Nodes: nodes, CAInit: s.caInit(), Logger: log,
 		Metrics: reg, Gather: reg, MetricsPublic: cfg.MetricsPublic,
 		RateLimit: cfg.RateLimit, MaxRequestBytes: cfg.MaxRequestBytes, RequestTimeout: cfg.RequestTimeout, Now: cfg.Now,
 		DecisionLog:         decisionLogger(s.decisions),
 		EventsMaxBatchBytes: cfg.EventsMaxBatchBytes, ServerEvents: s.emitter,
+		Incidents: s.newIncidents(alog),
 	})
 	reg.MustRegister(prometheus.NewCounterFunc(prometheus.CounterOpts{
 		Name: "warden_events_server_dropped_total", Help: "This server's own events dropped (queue full, or no event plane yet).",
@@ -536,6 +551,7 @@ func (s *Server) Start() error {
 		s.cluster.start()
 	}
 	s.startDetection(s.reg)
+	s.response.start(s)
 	nctx, ncancel := context.WithCancel(context.Background())
 	s.stopNotify, s.notifyDone = ncancel, make(chan struct{})
 	go func() {
@@ -609,6 +625,7 @@ func (s *Server) Close() error {
 		s.cluster.close()
 	}
 	s.detection.close()
+	s.response.close()
 	s.emitter.Close()
 	s.events.close()
 	s.api.Close()

@@ -28,8 +28,9 @@ type DecisionRecord struct {
 	Addresses       []string `json:"addresses,omitempty"`
 	PendingApproval bool     `json:"pending_approval,omitempty"`
 	ApprovedBy      string   `json:"approved_by,omitempty"`
-	// Deleted marks a removal in the stream.
-	Deleted bool `json:"deleted,omitempty"`
+	// Deleted marks a removal in the stream; DeletedTime is when.
+	Deleted     bool   `json:"deleted,omitempty"`
+	DeletedTime string `json:"deleted_time,omitempty"`
 }
 
 // DecisionTarget names what a decision applies to: exactly one field is
@@ -51,6 +52,7 @@ type AllowEntry struct {
 	CreatedBy   string `json:"created_by"`
 	CreatedTime string `json:"created_time"`
 	Deleted     bool   `json:"deleted,omitempty"`
+	DeletedTime string `json:"deleted_time,omitempty"`
 }
 
 // Revocation is a revoked certificate, as the decision stream carries it.

@@ -59,18 +59,29 @@ type Enrollment struct {
 }
 
 // Enroll exchanges a one-time join token and a PEM CSR for a certificate.
-// The name may be empty: the token names the node.
-func (c *Client) Enroll(ctx context.Context, name, joinToken string, csrPEM []byte) (Enrollment, error) {
+// The name may be empty: the token names the node. addrs are the node's
+// IP addresses (at most 32; optional), shown by node show and dropped by
+// other agents while the node is quarantined.
+func (c *Client) Enroll(ctx context.Context, name, joinToken string, csrPEM []byte, addrs ...string) (Enrollment, error) {
 	var out Enrollment
-	_, err := c.do(ctx, http.MethodPost, "/v1/pki/enroll", map[string]string{"name": name, "token": joinToken, "csr": string(csrPEM)}, &out)
+	_, err := c.do(ctx, http.MethodPost, "/v1/pki/enroll", struct {
+		Name      string   `json:"name"`
+		Token     string   `json:"token"`
+		CSR       string   `json:"csr"`
+		Addresses []string `json:"addresses,omitempty"`
+	}{name, joinToken, string(csrPEM), addrs}, &out)
 	return out, err
 }
 
 // Renew asks for a new certificate for the CSR's key; the Client must
 // present the node's current certificate (ClientCertFile/ClientKeyFile).
-func (c *Client) Renew(ctx context.Context, csrPEM []byte) (Enrollment, error) {
+// addrs, if any, replace the addresses the node reported.
+func (c *Client) Renew(ctx context.Context, csrPEM []byte, addrs ...string) (Enrollment, error) {
 	var out Enrollment
-	_, err := c.do(ctx, http.MethodPost, "/v1/pki/renew", map[string]string{"csr": string(csrPEM)}, &out)
+	_, err := c.do(ctx, http.MethodPost, "/v1/pki/renew", struct {
+		CSR       string   `json:"csr"`
+		Addresses []string `json:"addresses,omitempty"`
+	}{string(csrPEM), addrs}, &out)
 	return out, err
 }
 
@@ -94,8 +105,11 @@ type Node struct {
 	Serial       string `json:"serial,omitempty"`        // the latest certificate's, hex
 	NotAfter     string `json:"not_after,omitempty"`     // the latest certificate's expiry
 	TokenExpires string `json:"token_expires,omitempty"` // pending nodes: the join token's expiry
-	CreatedTime  string `json:"created_time"`
-	UpdatedTime  string `json:"updated_time"`
+	// Addresses are the IP addresses the node reported at enrollment and
+	// renewal.
+	Addresses   []string `json:"addresses,omitempty"`
+	CreatedTime string   `json:"created_time"`
+	UpdatedTime string   `json:"updated_time"`
 }
 
 // NodeList lists every node.
