@@ -4,9 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"mime"
 	"net/http"
-	"strings"
 	"sync/atomic"
 	"time"
 
@@ -28,34 +26,13 @@ func (s *Server) detectH(h handlerFunc) handlerFunc {
 	}
 }
 
-type rulePutRequest struct {
-	YAML string `json:"yaml"`
-}
-
 // rulesPut takes the rule's YAML as the body (Content-Type
 // application/yaml, text/yaml or application/x-yaml; or no type), or
 // JSON {"yaml": "..."} (Content-Type application/json).
 func (s *Server) rulesPut(req *request) (int, any, error) {
-	var src []byte
-	ct, _, _ := mime.ParseMediaType(req.Header.Get("Content-Type"))
-	switch ct {
-	case "application/json":
-		var in rulePutRequest
-		if err := req.decode(&in, false); err != nil {
-			return 0, nil, err
-		}
-		src = []byte(in.YAML)
-	case "", "application/yaml", "application/x-yaml", "text/yaml", "text/x-yaml", "text/plain":
-		b, err := req.readBody()
-		if err != nil {
-			return 0, nil, err
-		}
-		src = b
-	default:
-		return 0, nil, errs.E(errs.Invalid, "Content-Type %q: send the rule as application/yaml, or as application/json {\"yaml\": \"...\"}", ct)
-	}
-	if len(strings.TrimSpace(string(src))) == 0 {
-		return 0, nil, errs.E(errs.Invalid, "body: the rule's YAML is required")
+	src, err := req.yamlBody("rule")
+	if err != nil {
+		return 0, nil, err
 	}
 	rec, err := s.cfg.Rules.Put(req.Context(), req.PathValue("id"), src)
 	if err != nil {

@@ -243,6 +243,13 @@ func (s *Server) routeTable() []route {
 		{method: "POST", pattern: "/v1/incidents/{id}/comments", name: "incidents.comment", target: system(authz.ActionIncidentsWrite), audit: auditChange, status: ok, h: s.incidentsH(s.incidentsComment)},
 		{method: "POST", pattern: "/v1/incidents/{id}/close", name: "incidents.close", target: system(authz.ActionIncidentsWrite), audit: auditChange, status: ok, h: s.incidentsH(s.incidentsClose)},
 		{method: "GET", pattern: "/v1/incidents/{id}/report", name: "incidents.report", target: system(authz.ActionIncidentsRead), audit: auditRead, status: ok, h: s.incidentsH(s.incidentsReport)},
+		// Playbooks and the approval of the decisions they leave pending
+		// (docs/response.md "Playbooks"). Every resource is System::"warden".
+		{method: "POST", pattern: "/v1/playbooks", name: "playbooks.write", target: system(authz.ActionPlaybooksWrite), audit: auditChange, status: ok, h: s.playbooksH(s.playbooksPut)},
+		{method: "GET", pattern: "/v1/playbooks", name: "playbooks.list", target: system(authz.ActionPlaybooksRead), audit: auditRead, status: ok, h: s.playbooksH(s.playbooksList)},
+		{method: "GET", pattern: "/v1/playbooks/{name}", name: "playbooks.read", target: system(authz.ActionPlaybooksRead), audit: auditRead, status: ok, h: s.playbooksH(s.playbooksGet)},
+		{method: "DELETE", pattern: "/v1/playbooks/{name}", name: "playbooks.delete", target: system(authz.ActionPlaybooksWrite), audit: auditChange, status: noContent, h: s.playbooksH(s.playbooksDelete)},
+		{method: "POST", pattern: "/v1/decisions/{id}/approve", name: "decisions.approve", target: system(authz.ActionDecisionsApprove), audit: auditChange, status: ok, h: s.playbooksH(s.decisionsApprove)},
 	}
 	if s.cfg.Gather != nil {
 		m := route{method: "GET", pattern: "/metrics", name: "metrics.read", audit: auditNone, status: ok, h: s.metricsRead}

@@ -56,6 +56,9 @@ type Config struct {
 	Rules     *detect.Rules
 	Alerts    *detect.Alerts
 	Notifiers *detect.Notifiers
+	// Playbooks serves playbooks and the approval of pending decisions
+	// (nil: their routes answer 503).
+	Playbooks *wresp.Playbooks
 	Logger    *slog.Logger          // nil: discard
 	Metrics   prometheus.Registerer // nil: metrics are not registered
 	Gather    prometheus.Gatherer   // serves /metrics; nil: 404

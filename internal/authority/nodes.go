@@ -280,37 +280,49 @@ func (n *Nodes) issuer() (*pki.CA, error) { return n.ca.issuer() }
 // Revoke marks the node revoked and all its certificates' serials revoked,
 // in one transaction.
 func (n *Nodes) Revoke(ctx context.Context, name string) error {
-	name, err := names.Canonical(name)
-	if err != nil {
-		return errs.Wrap(errs.Invalid, err, "%s", err.Error())
-	}
 	for attempt := 0; ; attempt++ {
-		nd, ver, err := n.get(ctx, name)
-		if err != nil {
+		ops, conds, err := n.RevokeOps(ctx, name)
+		if err != nil || ops == nil {
 			return err
 		}
-		if nd == nil {
-			return errs.E(errs.NotFound, "node %q not found", name)
-		}
-		if nd.State == NodeRevoked {
-			return nil
-		}
-		now := n.now().UTC()
-		ttl, _ := time.ParseDuration(nd.CertTTL)
-		ops := []kv.Op{{Type: kv.OpPut, Key: keyCRLGen}}
-		for _, s := range nd.Serials {
-			rb, _ := json.Marshal(Revocation{Serial: s, RevokedAt: now, ExpiresAt: now.Add(ttl)})
-			ops = append(ops, kv.Op{Type: kv.OpPut, Key: prefixRevoked + s, Value: rb})
-		}
-		nd.State, nd.TokenHash, nd.UpdatedTime = NodeRevoked, nil, now
-		b, _ := json.Marshal(nd)
-		ops = append(ops, kv.Op{Type: kv.OpPut, Key: prefixNode + name, Value: b})
-		_, err = n.st.Txn(ctx, kv.Txn{Conds: []kv.Cond{{Key: prefixNode + name, Version: ver}}, Ops: ops})
+		_, err = n.st.Txn(ctx, kv.Txn{Conds: conds, Ops: ops})
 		if errs.Is(err, errs.Conflict) && attempt < maxRetries {
 			continue
 		}
 		return err
 	}
+}
+
+// RevokeOps returns the operations and conditions that revoke the node
+// and its certificates, for a caller that commits them with its own
+// changes (the playbook responder); nil ops when it is revoked already.
+// errs.NotFound if there is no such node.
+func (n *Nodes) RevokeOps(ctx context.Context, name string) ([]kv.Op, []kv.Cond, error) {
+	name, err := names.Canonical(name)
+	if err != nil {
+		return nil, nil, errs.Wrap(errs.Invalid, err, "%s", err.Error())
+	}
+	nd, ver, err := n.get(ctx, name)
+	if err != nil {
+		return nil, nil, err
+	}
+	if nd == nil {
+		return nil, nil, errs.E(errs.NotFound, "node %q not found", name)
+	}
+	if nd.State == NodeRevoked {
+		return nil, nil, nil
+	}
+	now := n.now().UTC()
+	ttl, _ := time.ParseDuration(nd.CertTTL)
+	ops := []kv.Op{{Type: kv.OpPut, Key: keyCRLGen}}
+	for _, s := range nd.Serials {
+		rb, _ := json.Marshal(Revocation{Serial: s, RevokedAt: now, ExpiresAt: now.Add(ttl)})
+		ops = append(ops, kv.Op{Type: kv.OpPut, Key: prefixRevoked + s, Value: rb})
+	}
+	nd.State, nd.TokenHash, nd.UpdatedTime = NodeRevoked, nil, now
+	b, _ := json.Marshal(nd)
+	ops = append(ops, kv.Op{Type: kv.OpPut, Key: prefixNode + name, Value: b})
+	return ops, []kv.Cond{{Key: prefixNode + name, Version: ver}}, nil
 }
 
 // CRL returns the DER CRL of unexpired revoked certificates, signed by the

@@ -170,8 +170,9 @@ func newRootCmd(g *globals) *cobra.Command {
 		newRulesCmd(g),
 		newAlertsCmd(g),
 		newNotifyCmd(g),
-		newDecisionCmd(g),
+		newDecisionCmd(g, newDecisionApproveCmd),
 		newIncidentCmd(g),
+		newPlaybookCmd(g),
 		newVersionCmd(),
 		newServerCmd(),
 	)

@@ -209,14 +209,20 @@ func newRulesShowCmd(g *globals) *cobra.Command {
 			return c.RuleGet(ctx, a[0])
 		},
 		func(w io.Writer, r client.Rule) error {
-			if err := writeTable(w, []row{{"ID", r.ID}, {"Title", r.Title}, {"Kind", r.Kind}, {"Level", r.Level},
-				{"Status", r.Status}, {"Version", r.Version}, {"Created Time", r.CreatedTime}, {"Updated Time", r.UpdatedTime}}); err != nil {
-				return err
-			}
-			fmt.Fprintln(w)
-			_, err := fmt.Fprint(w, strings.TrimRight(r.YAML, "\n")+"\n")
-			return err
+			return writeTableYAML(w, []row{{"ID", r.ID}, {"Title", r.Title}, {"Kind", r.Kind}, {"Level", r.Level},
+				{"Status", r.Status}, {"Version", r.Version}, {"Created Time", r.CreatedTime}, {"Updated Time", r.UpdatedTime}}, r.YAML)
 		})
+}
+
+// writeTableYAML writes rows, then after a blank line the YAML source of
+// what they describe (rules show, playbook show).
+func writeTableYAML(w io.Writer, rows []row, src string) error {
+	if err := writeTable(w, rows); err != nil {
+		return err
+	}
+	fmt.Fprintln(w)
+	_, err := fmt.Fprint(w, strings.TrimRight(src, "\n")+"\n")
+	return err
 }
 
 func newRulesDeleteCmd(g *globals) *cobra.Command {

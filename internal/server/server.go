@@ -228,6 +228,7 @@ type Server struct {
 	emitter    *events.Emitter // this server's own events
 	detection  *detection      // the detection runtime, started at Start
 	response   *response       // decisions, their feed and collector
+	playbooks  *playbooks      // the playbooks and their responder (playbooks.go)
 	reg        *prometheus.Registry
 }
 
@@ -475,6 +476,7 @@ func New(cfg Config) (*Server, error) {
 		DecisionLog:         decisionLogger(s.decisions),
 		EventsMaxBatchBytes: cfg.EventsMaxBatchBytes, ServerEvents: s.emitter,
 		Incidents: s.newIncidents(alog),
+		Playbooks: s.newPlaybooks(nodes, alog),
 	})
 	reg.MustRegister(prometheus.NewCounterFunc(prometheus.CounterOpts{
 		Name: "warden_events_server_dropped_total", Help: "This server's own events dropped (queue full, or no event plane yet).",
@@ -552,6 +554,7 @@ func (s *Server) Start() error {
 	}
 	s.startDetection(s.reg)
 	s.response.start(s)
+	s.playbooks.start(s)
 	nctx, ncancel := context.WithCancel(context.Background())
 	s.stopNotify, s.notifyDone = ncancel, make(chan struct{})
 	go func() {
@@ -626,6 +629,7 @@ func (s *Server) Close() error {
 	}
 	s.detection.close()
 	s.response.close()
+	s.playbooks.close()
 	s.emitter.Close()
 	s.events.close()
 	s.api.Close()

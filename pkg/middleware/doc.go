@@ -17,7 +17,11 @@
 // a certificate outside the trust domain, or with a revoked serial is 401;
 // before any policy set has been loaded every request is 503; a request that
 // no policy permits, or that a policy forbids, or whose evaluation errs, is
-// 403. Nothing here ever allows a request because something failed.
+// 403. With [Config.Decisions] (a follower of the cluster's decision
+// stream), a request from a banned source address or a quarantined node is
+// 403 and one with a serial revoked per the stream 401, decided from the
+// follower's last state (docs/response.md, "Enforcement in services").
+// Nothing here ever allows a request because something failed.
 //
 // What it does not do: it does not terminate TLS or verify certificate
 // chains itself (the http.Server's TLS configuration must verify client

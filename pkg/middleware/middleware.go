@@ -67,7 +67,28 @@ type Config struct {
 	Logger *slog.Logger
 	// Now is the clock. Default time.Now.
 	Now func() time.Time
+	// Decisions, if not nil, is where the decisions come from: a
+	// *client.Follower of the cluster's decision stream (see
+	// client.NewFollower; the caller creates and runs it, typically with
+	// the service's own credentials towards every server and a cache file
+	// of its own, and may share it between Authorizers). Requests are then also refused, from its last state, without
+	// a round trip (docs/response.md, "Enforcement in services"): 403
+	// when the source address (RemoteAddr) is banned for the service's
+	// zone or everywhere, or when the peer node is quarantined; 401 when
+	// the peer's certificate serial is revoked per the stream, as for a
+	// serial on the CRL. Simulated decisions and decisions that hit the
+	// never-block list are logged, never enforced. Nil: no decisions.
+	Decisions DecisionSource
 }
+
+// DecisionSource gives the decision state in force. *client.Follower is
+// one. State must be safe for concurrent use, cheap (it is called on every
+// request), and return a state nobody modifies; nil refuses nothing.
+type DecisionSource interface {
+	State() *client.DecisionState
+}
+
+var _ DecisionSource = (*client.Follower)(nil)
 
 // Target is the question a request asks: may the principal do Action (the
 // id of Action::"<Action>") on Resource, given Context?
@@ -168,6 +189,10 @@ var (
 	ErrRevoked = errors.New("middleware: the client certificate is revoked")
 	// ErrUnknownNode: the cluster knows no live node of that name (never enrolled, or revoked).
 	ErrUnknownNode = errors.New("middleware: no live node of that name")
+	// ErrBanned: the request's source address is banned (Config.Decisions).
+	ErrBanned = errors.New("middleware: the source address is banned")
+	// ErrQuarantined: the peer node is quarantined (Config.Decisions).
+	ErrQuarantined = errors.New("middleware: the peer node is quarantined")
 )
 
 // Authorizer decides requests with a cached copy of a policy store. It is
@@ -227,6 +252,9 @@ func New(cfg Config) (*Authorizer, error) {
 	if cfg.Now == nil {
 		cfg.Now = time.Now
 	}
+	if f, ok := cfg.Decisions.(*client.Follower); ok && f == nil {
+		cfg.Decisions = nil // a nil *Follower in the interface: no decisions
+	}
 	a := &Authorizer{cfg: cfg, log: cfg.Logger.With("component", "warden-middleware", "store", cfg.Store), zones: map[string]string{}}
 	if cfg.CacheFile != "" {
 		if err := a.loadCache(); err != nil {
@@ -252,7 +280,9 @@ func (a *Authorizer) Loaded() (time.Time, bool) {
 // answered with a JSON error {"errors": ["..."]}: 401 for a missing,
 // foreign, revoked or unknown identity; 503 before any policy set was
 // loaded, or when a new peer's zone cannot be looked up; 400 when Map
-// fails; 403 when the policies do not permit the request.
+// fails; 403 when the policies do not permit the request, and (with
+// Config.Decisions) when the source address is banned, checked first,
+// before the certificate, or the peer node is quarantined.
 func (a *Authorizer) Handler(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		p, status, err := a.authorize(r)
@@ -267,6 +297,15 @@ func (a *Authorizer) Handler(next http.Handler) http.Handler {
 // authorize decides r; on deny it returns the status and the message for
 // the caller.
 func (a *Authorizer) authorize(r *http.Request) (Principal, int, error) {
+	var decisions *client.DecisionState
+	if a.cfg.Decisions != nil {
+		decisions = a.cfg.Decisions.State()
+	}
+	if decisions != nil {
+		if status, err := a.banned(decisions, r); err != nil {
+			return Principal{}, status, err
+		}
+	}
 	if r.TLS == nil || len(r.TLS.VerifiedChains) == 0 || len(r.TLS.VerifiedChains[0]) == 0 {
 		return Principal{}, http.StatusUnauthorized, ErrNoCertificate
 	}
@@ -279,6 +318,11 @@ func (a *Authorizer) authorize(r *http.Request) (Principal, int, error) {
 	if rv := a.rev.Load(); rv.revoked(leaf) {
 		a.log.Info("peer refused: revoked certificate", "principal", p.String(), "serial", leaf.SerialNumber.Text(16), "remote", r.RemoteAddr)
 		return Principal{}, http.StatusUnauthorized, ErrRevoked
+	}
+	if decisions != nil {
+		if status, err := a.refusedPeer(decisions, p, leaf, r); err != nil {
+			return Principal{}, status, err
+		}
 	}
 	pol := a.pol.Load()
 	if pol == nil {
