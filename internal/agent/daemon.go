@@ -45,12 +45,19 @@ type DaemonConfig struct {
 	// MetricsReady, if set, receives the metrics listener's address once
 	// it listens.
 	MetricsReady func(addr string)
+	// Firewall, if set, enforces the decisions instead of the one the
+	// configuration's Enforce names (tests: an enforcer in a network
+	// namespace of their own).
+	Firewall Firewall
 }
 
 // Daemon runs the agent until ctx ends: the certificate renewal loop, the
 // shipper with the configured sources (when any source is configured, or
-// a spool is left to drain), and the metrics listener when one is
-// configured. On Reload it applies the new sources: added ones start,
+// a spool is left to drain), the metrics listener when one is
+// configured, and the enforcement of decisions (docs/response.md,
+// "Enforcement on hosts"): the table inet warden is set up at start, kept
+// equal to the decision stream, and left in place at exit (the bans hold
+// while the agent restarts; `warden agent --cleanup` removes it). On Reload it applies the new sources: added ones start,
 // removed ones stop, changed ones restart (from their position when their
 // name, which holds the path, is the same). A file that does not load, or
 // a source that cannot be built, is logged and the running configuration
@@ -107,6 +114,24 @@ func Daemon(ctx context.Context, dc DaemonConfig) error {
 			dc.MetricsReady(ln.Addr().String())
 		}
 	}
+	fw := dc.Firewall
+	if fw == nil {
+		e, err := openFirewall(cfg.Enforce, log)
+		if err != nil {
+			return err
+		}
+		if e != nil {
+			defer e.Close()
+			fw = e
+		}
+	}
+	enf, err := startEnforcement(ctx, &wg, fw, cfg, log)
+	if err != nil {
+		return err
+	}
+	d.mu.Lock()
+	d.enf = enf
+	d.mu.Unlock()
 	if dc.Enrolled {
 		d.observe(ship.Observation{Action: "enrolled", Outcome: "success", Message: "the node enrolled as " + dc.EnrolledAs})
 	}
@@ -156,6 +181,7 @@ type daemon struct {
 	mu            sync.Mutex
 	shipper       *ship.Shipper
 	built         map[string]builtSource // running sources by name
+	enf           *enforcement           // nil: decisions not enforced
 	renewFailures atomic.Uint64
 }
 
@@ -252,8 +278,9 @@ func (d *daemon) apply(ctx context.Context, wg *sync.WaitGroup, next *config.Con
 		d.log.Info("source started", "source", name)
 	}
 	if !reflect.DeepEqual(next.Servers, d.cfg.Servers) || next.DataDir != d.cfg.DataDir || next.CACert != d.cfg.CACert ||
-		next.SpoolMaxBytes != d.cfg.SpoolMaxBytes || next.Batch != d.cfg.Batch || next.MetricsListen != d.cfg.MetricsListen {
-		d.log.Warn("server, CA, data dir, spool, batch and metrics settings take effect at the next start")
+		next.SpoolMaxBytes != d.cfg.SpoolMaxBytes || next.Batch != d.cfg.Batch || next.MetricsListen != d.cfg.MetricsListen ||
+		next.Enforce != d.cfg.Enforce || next.Zone != d.cfg.Zone {
+		d.log.Warn("server, CA, data dir, spool, batch, metrics, enforce and zone settings take effect at the next start")
 	}
 	return nil
 }

@@ -49,7 +49,7 @@ func TestDaemonReload(t *testing.T) {
 	cfgFile := filepath.Join(t.TempDir(), "agent.yml")
 	writeCfg := func(body string) {
 		t.Helper()
-		head := fmt.Sprintf("server: %s\nca_cert: %s\ndata_dir: %s\nmetrics_listen: 127.0.0.1:0\n", srv.Addr(), srv.CAFile(), dir)
+		head := fmt.Sprintf("server: %s\nca_cert: %s\ndata_dir: %s\nmetrics_listen: 127.0.0.1:0\nenforce: none\n", srv.Addr(), srv.CAFile(), dir)
 		if err := os.WriteFile(cfgFile, []byte(head+body), 0o600); err != nil {
 			t.Fatal(err)
 		}

@@ -41,6 +41,11 @@ var (
 	descFIMSkipped     = desc("fim_skipped_files", "Files not tracked because of the baseline's bound (last scan).", "source")
 	descFIMUnhashed    = desc("fim_unhashed_files", "Files too large to hash, tracked by size and mtime.", "source")
 	descFIMScans       = desc("fim_scans_total", "Full scans done by a FIM source.", "source")
+	descEnfApplied     = desc("decisions_enforced", "Decisions applied to the firewall at the last reconciliation.")
+	descEnfElements    = desc("firewall_elements", "Elements (addresses and ranges) wanted in the ban sets at the last reconciliation.")
+	descEnfRefused     = desc("decisions_refused_total", "Decisions not applied because they hit the never-block list or a server's address, or do not parse.")
+	descEnfFailures    = desc("firewall_errors_total", "Reconciliations of the ban sets that failed (retried).")
+	descEnfReconciles  = desc("firewall_reconciliations_total", "Reconciliations of the ban sets with the decisions.")
 )
 
 // Describe sends the descriptions of every metric.
@@ -48,7 +53,8 @@ func (c *collector) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range []*prometheus.Desc{descEventsSpooled, descEventsSent, descBatchesAcked, descBatchesDup,
 		descBatchesRefused, descEventsRefused, descSendErrors, descRateLimited, descSpoolBytes, descSpoolBatches,
 		descDropped, descRenewFailures, descSrcEvents, descSrcLines, descSrcParseErrors, descSrcExcluded,
-		descSrcTruncated, descSrcRotations, descSrcBlank, descFIMFiles, descFIMSkipped, descFIMUnhashed, descFIMScans} {
+		descSrcTruncated, descSrcRotations, descSrcBlank, descFIMFiles, descFIMSkipped, descFIMUnhashed, descFIMScans,
+		descEnfApplied, descEnfElements, descEnfRefused, descEnfFailures, descEnfReconciles} {
 		ch <- d
 	}
 }
@@ -63,7 +69,7 @@ func (c *collector) Collect(ch chan<- prometheus.Metric) {
 	}
 	counter(descRenewFailures, c.d.renewFailures.Load())
 	c.d.mu.Lock()
-	s := c.d.shipper
+	s, enf := c.d.shipper, c.d.enf
 	stats := map[string]tail.Stats{}
 	fims := map[string]fim.Stats{}
 	for name, b := range c.d.built {
@@ -75,6 +81,13 @@ func (c *collector) Collect(ch chan<- prometheus.Metric) {
 		}
 	}
 	c.d.mu.Unlock()
+	if enf != nil {
+		gauge(descEnfApplied, float64(enf.applied.Load()))
+		gauge(descEnfElements, float64(enf.elements.Load()))
+		counter(descEnfRefused, enf.refusals.Load())
+		counter(descEnfFailures, enf.failures.Load())
+		counter(descEnfReconciles, enf.reconcile.Load())
+	}
 	if s == nil {
 		return
 	}

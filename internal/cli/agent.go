@@ -13,15 +13,16 @@ import (
 
 	"github.com/warden-sec/warden/internal/agent"
 	"github.com/warden-sec/warden/internal/agent/config"
+	"github.com/warden-sec/warden/internal/agent/nft"
 	"github.com/warden-sec/warden/pkg/client"
 )
 
 func newAgentCmd(g *globals) *cobra.Command {
 	var servers []string
-	var caCert, token, dir, configFile, spoolMax, metricsListen string
-	var once bool
+	var caCert, token, dir, configFile, spoolMax, metricsListen, enforce, zone string
+	var once, cleanup bool
 	cmd := &cobra.Command{
-		Use:   "agent --server ADDR --ca-cert FILE [--join-token T] --data-dir DIR [--once] [--config FILE]",
+		Use:   "agent --server ADDR --ca-cert FILE [--join-token T] --data-dir DIR [--once] [--config FILE] [--enforce nftables|none] | agent --cleanup",
 		Short: "Enroll this node, keep its certificate fresh, and ship its security events",
 		Long: `Enroll this node (its key is made here and never leaves it) with a one-time
 join token, then keep renewing the certificate over mutual TLS when 50-60% of
@@ -34,7 +35,14 @@ the configured sources and ships their events to the servers (POST
 /v1/events over mutual TLS), spooling them on disk while no server answers.
 The flags override the file's settings. SIGHUP reloads the file: added
 sources start, removed ones stop, changed ones restart; a file that does not
-load is logged and the running configuration kept.`,
+load is logged and the running configuration kept.
+
+The agent follows the servers' decisions (bans, quarantines) and enforces
+them in the kernel's firewall: a table inet warden of nftables, made through
+netlink, whose sets hold the banned addresses until each decision expires
+(see docs/response.md). --enforce nftables|none chooses; by default nftables
+where the agent can use netlink (CAP_NET_ADMIN), else none with a warning.
+The table stays when the agent stops; --cleanup removes it and exits.`,
 		Args: args(cobra.NoArgs),
 	}
 	f := cmd.Flags()
@@ -46,7 +54,22 @@ load is logged and the running configuration kept.`,
 	f.StringVar(&configFile, "config", "", "agent configuration file (YAML): servers, sources, spool, batches, metrics")
 	f.StringVar(&spoolMax, "spool-max-bytes", "", "bound of the on-disk event spool, such as 1GiB (the default) or 512MiB")
 	f.StringVar(&metricsListen, "metrics-listen", "", "serve Prometheus metrics on ADDR (host:port) at /metrics")
+	f.StringVar(&enforce, "enforce", "", "enforce decisions with nftables or none (default: nftables where netlink can be used, else none with a warning)")
+	f.StringVar(&zone, "zone", "", "the node's zone: decisions limited to other zones are not enforced here")
+	f.BoolVar(&cleanup, "cleanup", false, "remove the firewall table inet warden (and nothing else) and exit")
 	cmd.RunE = func(cmd *cobra.Command, _ []string) error {
+		if cleanup {
+			e, err := nft.Open(nft.Config{})
+			if err != nil {
+				return err
+			}
+			defer e.Close()
+			if err := e.Cleanup(); err != nil {
+				return err
+			}
+			fmt.Fprintf(cmd.OutOrStdout(), "Removed table inet %s; the rest of the ruleset is untouched\n", nft.Table)
+			return nil
+		}
 		// load reads the file (if any) and applies the flags over it.
 		load := func() (*config.Config, error) {
 			c := &config.Config{}
@@ -78,6 +101,15 @@ load is logged and the running configuration kept.`,
 			}
 			if f.Changed("metrics-listen") {
 				c.MetricsListen = metricsListen
+			}
+			if f.Changed("enforce") {
+				if err := config.CheckEnforce(enforce); err != nil || enforce == "" {
+					return nil, usagef("--enforce: want nftables or none, got %q", enforce)
+				}
+				c.Enforce = enforce
+			}
+			if f.Changed("zone") {
+				c.Zone = zone
 			}
 			if len(c.Servers) == 0 || c.DataDir == "" {
 				return nil, usagef("--server and --data-dir are required (as flags or in --config)")

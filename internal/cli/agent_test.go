@@ -23,6 +23,7 @@ func TestAgentConfigAndFlags(t *testing.T) {
 		{"bad file", []string{"agent", "--config", bad}, 1, "bad.yml: line 3: path: want an absolute file path"},
 		{"missing file", []string{"agent", "--config", dir + "/none.yml"}, 1, "none.yml"},
 		{"bad size", []string{"agent", "--config", good, "--spool-max-bytes", "lots"}, 2, "--spool-max-bytes: want a size"},
+		{"bad enforce", []string{"agent", "--config", good, "--enforce", "iptables"}, 2, `--enforce: want nftables or none, got "iptables"`},
 		{"plain http", []string{"agent", "--server", "http://127.0.0.1:1,https://127.0.0.1:2", "--data-dir", dir}, 2, `"http://127.0.0.1:1" is not an https`},
 	} {
 		t.Run(tc.name, func(t *testing.T) {

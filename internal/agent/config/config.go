@@ -33,7 +33,14 @@ type Config struct {
 	SpoolMaxBytes ByteSize `yaml:"spool_max_bytes"` // default 1GiB
 	Batch         Batch    `yaml:"batch"`
 	MetricsListen string   `yaml:"metrics_listen"` // host:port of the Prometheus /metrics listener; "" none
-	Sources       []Source `yaml:"sources"`
+	// Enforce is how decisions are enforced on the host: "nftables" (the
+	// kernel's firewall, through netlink) or "none". Empty: nftables where
+	// netlink can be used, else none with a warning.
+	Enforce string `yaml:"enforce"`
+	// Zone is the node's zone: decisions limited to another zone are not
+	// enforced here. Empty: only decisions for every zone.
+	Zone    string   `yaml:"zone"`
+	Sources []Source `yaml:"sources"`
 
 	file  string
 	lines map[string]int // top-level key → line
@@ -184,6 +191,9 @@ func (c *Config) validate() error {
 	if c.Batch.MaxBytes > 4<<20 {
 		return c.errorf("batch", "max_bytes %d is over the servers' 4MiB batch limit", c.Batch.MaxBytes)
 	}
+	if err := CheckEnforce(c.Enforce); err != nil {
+		return c.errorf("enforce", "%v", err)
+	}
 	seen := map[string]int{}
 	for _, s := range c.Sources {
 		name := s.Name()
@@ -193,6 +203,21 @@ func (c *Config) validate() error {
 		seen[name] = s.Line
 	}
 	return nil
+}
+
+// Enforcement modes (Config.Enforce).
+const (
+	EnforceNFTables = "nftables"
+	EnforceNone     = "none"
+)
+
+// CheckEnforce checks an enforcement mode: "", nftables or none.
+func CheckEnforce(mode string) error {
+	switch mode {
+	case "", EnforceNFTables, EnforceNone:
+		return nil
+	}
+	return fmt.Errorf("unknown mode %q (want %s or %s)", mode, EnforceNFTables, EnforceNone)
 }
 
 // SplitServers splits comma-separated lists, drops empty entries and

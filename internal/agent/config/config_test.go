@@ -14,6 +14,8 @@ data_dir: /var/lib/warden
 spool_max_bytes: 512MiB
 batch: {max_events: 500, max_bytes: 2MiB, interval: 2s}
 metrics_listen: 127.0.0.1:9108
+enforce: nftables
+zone: dmz
 sources:
   - {type: file, path: /var/log/auth.log, parser: sshd}
   - {type: file, path: /var/log/nginx/access.log, parser: nginx, exclude: ['GET /healthz']}
@@ -50,7 +52,10 @@ func TestExample(t *testing.T) {
 	if c.Sources[4].FIM.ScanInterval != 10*time.Minute || c.Sources[3].Journald.Parsers["sshd.service"] != "sshd" {
 		t.Fatalf("sources %+v %+v", c.Sources[4].FIM, c.Sources[3].Journald)
 	}
-	if c.Sources[1].Line != 11 {
+	if c.Enforce != "nftables" || c.Zone != "dmz" {
+		t.Fatalf("enforce %q zone %q", c.Enforce, c.Zone)
+	}
+	if c.Sources[1].Line != 13 {
 		t.Fatalf("line %d", c.Sources[1].Line)
 	}
 }
@@ -73,6 +78,7 @@ func TestErrors(t *testing.T) {
 		{"fim no paths", "sources:\n  - {type: fim}\n", "line 2: paths: at least one path"},
 		{"fim bad glob", "sources:\n  - type: fim\n    paths: [/etc]\n    exclude: ['[']\n", "line 4: exclude: \"[\" is not a valid glob"},
 		{"bad duration", "sources:\n  - {type: fim, paths: [/etc], scan_interval: often}\n", "line 2: cannot unmarshal"},
+		{"bad enforce", "servers: [https://a:1]\nenforce: iptables\n", "agent.yml:2: enforce: unknown mode \"iptables\" (want nftables or none)"},
 		{"batch too big", "batch: {max_bytes: 8MiB}\n", "agent.yml:1: batch: max_bytes"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
