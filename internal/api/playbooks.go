@@ -5,6 +5,7 @@ import (
 	"net/http"
 	"strings"
 
+	"github.com/warden-sec/warden/internal/authz"
 	"github.com/warden-sec/warden/internal/errs"
 	wresp "github.com/warden-sec/warden/internal/respond"
 )
@@ -84,6 +85,9 @@ func (s *Server) playbooksPut(req *request) (int, any, error) {
 	default:
 		return 0, nil, errs.E(errs.Invalid, "builtin %q: want true or false", q.Get("builtin"))
 	}
+	if err := s.mayRun(req, src); err != nil {
+		return 0, nil, err
+	}
 	rec, err := s.cfg.Playbooks.Put(req.Context(), src, req.caller.String())
 	if err != nil {
 		return 0, nil, err
@@ -131,4 +135,37 @@ func (s *Server) decisionsApprove(req *request) (int, any, error) {
 		return 0, nil, err
 	}
 	return http.StatusOK, d, nil
+}
+
+// playbookNeeds is what each kind of playbook action does on its owner's
+// authority: the action a policy must permit the owner, and on what.
+var playbookNeeds = map[string]target{
+	wresp.ActionBan:        {action: authz.ActionDecisionsWrite, resource: entity(authz.TypeSystem, "warden", nil)},
+	wresp.ActionQuarantine: {action: authz.ActionDecisionsWrite, resource: entity(authz.TypeSystem, "warden", nil)},
+	// Any node: a policy that permits revoking only some nodes does not
+	// let its holder automate revocations of whichever host alerts.
+	wresp.ActionRevoke:   {action: authz.ActionNodeRevoke, resource: entity(authz.TypeNode, "*", nil)},
+	wresp.ActionNotify:   {action: authz.ActionNotifyWrite, resource: entity(authz.TypeSystem, "warden", nil)},
+	wresp.ActionIncident: {action: authz.ActionIncidentsWrite, resource: entity(authz.TypeSystem, "warden", nil)},
+}
+
+// mayRun refuses a playbook whose actions its author could not take by
+// hand: playbooks.write alone must not become a way to ban, quarantine or
+// revoke. A playbook that does not parse passes here; Put names its error.
+func (s *Server) mayRun(req *request, src []byte) error {
+	pb, err := wresp.Parse(src, func(string) bool { return true })
+	if err != nil {
+		return nil
+	}
+	for i, a := range pb.Actions {
+		need, ok := playbookNeeds[a.Kind]
+		if !ok {
+			return errs.E(errs.Internal, "playbook actions[%d]: no authorization declared for %q", i, a.Kind)
+		}
+		if err := s.authorize(req, need); err != nil {
+			return errs.Wrap(errs.Denied, err, "playbook line %d, actions[%d] (%s): %v (a playbook's owner must be allowed its actions by hand)",
+				a.Line, i, a.Kind, err)
+		}
+	}
+	return nil
 }

@@ -224,3 +224,28 @@ func TestPlaybookModesApprovalLimits(t *testing.T) {
 		t.Fatalf("second approval: %s", r.body)
 	}
 }
+
+// TestPlaybookOwnerAuthority: playbooks.write alone does not let its
+// holder automate what it may not do by hand; each action kind needs its
+// own permission, named in the 403, and nothing is stored.
+func TestPlaybookOwnerAuthority(t *testing.T) {
+	h := start(t, t.TempDir(), nil)
+	_, root := h.initUnseal(1, 1)
+	h.want(h.writePolicy(root, "warden", "bob-playbooks",
+		`permit (principal == User::"bob", action in [Action::"playbooks.write", Action::"playbooks.read", Action::"incidents.write"], resource);`), 200)
+	bob := h.token(root, "bob")
+	ban := map[string]string{"yaml": "name: b\non: {rules: [r]}\nactions:\n  - incident: {open: true}\n  - ban: {duration: 1h}\n"}
+	r := h.want(h.do("POST", "/v1/playbooks", bob, ban), 403)
+	if body := string(r.body); !strings.Contains(body, "line 5") || !strings.Contains(body, "decisions.write") {
+		t.Fatalf("a ban by an owner without decisions.write: %s", r.body)
+	}
+	h.want(h.do("GET", "/v1/playbooks/b", root, nil), 404)
+	r = h.want(h.do("POST", "/v1/playbooks", bob, map[string]string{"yaml": "name: v\non: {rules: [r]}\nactions:\n  - revoke: {}\n"}), 403)
+	if !strings.Contains(string(r.body), "node.revoke") {
+		t.Fatalf("a revoke by an owner without node.revoke: %s", r.body)
+	}
+	// What bob may do by hand, his playbook may do.
+	h.want(h.do("POST", "/v1/playbooks", bob, map[string]string{"yaml": "name: i\non: {rules: [r]}\nactions:\n  - incident: {open: true}\n"}), 200)
+	h.want(h.writePolicy(root, "warden", "bob-decisions", `permit (principal == User::"bob", action == Action::"decisions.write", resource);`), 200)
+	h.want(h.do("POST", "/v1/playbooks", bob, ban), 200)
+}
