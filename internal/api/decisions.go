@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"net/http"
 	"strconv"
+	"sync/atomic"
 	"time"
 
 	"github.com/warden-sec/warden/internal/errs"
@@ -166,7 +167,10 @@ func (s *Server) decisionsStream(req *request) (int, any, error) {
 		}
 		since = n
 	}
-	st := &decisionStream{s: s, since: since}
+	st := &decisionStream{s: s, since: since, caller: req.caller.String()}
+	if req.tok != nil {
+		st.accessor = req.tok.Accessor
+	}
 	if req.TLS != nil && len(req.TLS.VerifiedChains) > 0 && req.caller != nil && req.caller.method == "mtls" {
 		st.serial = hex.EncodeToString(req.TLS.VerifiedChains[0][0].SerialNumber.Bytes())
 	}
@@ -174,9 +178,45 @@ func (s *Server) decisionsStream(req *request) (int, any, error) {
 }
 
 type decisionStream struct {
-	s      *Server
-	since  uint64
-	serial string // the caller's certificate, "" for a token
+	s        *Server
+	since    uint64
+	caller   string // the principal, for the per-caller bound
+	serial   string // the caller's certificate, "" for a token
+	accessor string // the caller's token, "" for a certificate
+}
+
+// MaxDecisionStreamsPerCaller bounds the decision streams one principal
+// holds open on one server: an agent or a service needs one, and no caller
+// may take the server's slots from the rest of the fleet.
+const MaxDecisionStreamsPerCaller = 16
+
+// callerSlot takes one of caller's stream slots, or answers 429.
+func (s *Server) callerSlot(w http.ResponseWriter, caller string) (release func(), ok bool) {
+	v, _ := s.streamsByCaller.LoadOrStore(caller, new(atomic.Int64))
+	n := v.(*atomic.Int64)
+	if n.Add(1) > MaxDecisionStreamsPerCaller {
+		n.Add(-1)
+		w.Header().Set("Retry-After", "5")
+		writeError(w, http.StatusTooManyRequests, fmt.Sprintf("%s holds %d decision streams on this server already", caller, MaxDecisionStreamsPerCaller))
+		return nil, false
+	}
+	// The counter stays in the map when it falls to 0: one small entry
+	// per principal that ever streamed, bounded by the identities issued.
+	return func() { n.Add(-1) }, true
+}
+
+// callerGone reports whether a stream's caller lost its credentials:
+// a revoked certificate, or a token revoked or expired.
+func (st *decisionStream) callerGone() bool {
+	s := st.s
+	if st.serial != "" && s.cfg.DecisionFeed.RevokedSerial(st.serial) {
+		return true
+	}
+	if st.accessor != "" && s.cfg.Tokens != nil {
+		t, err := s.cfg.Tokens.LookupAccessor(st.accessor)
+		return err != nil || t.Expired(s.now())
+	}
+	return false
 }
 
 func (st *decisionStream) ServeHTTP(w http.ResponseWriter, r *http.Request) {
@@ -186,6 +226,11 @@ func (st *decisionStream) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	defer release()
+	mine, ok := s.callerSlot(w, st.caller)
+	if !ok {
+		return
+	}
+	defer mine()
 	ctx, cancel := s.streamContext(r.Context())
 	defer cancel()
 	if f.WaitApplied(ctx, f.AppliedIndex()) != nil {
@@ -223,7 +268,7 @@ func (st *decisionStream) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			}
 			last = time.Now()
 		case <-check.C:
-			if (s.cfg.Core != nil && s.cfg.Core.Sealed()) || (st.serial != "" && f.RevokedSerial(st.serial)) {
+			if (s.cfg.Core != nil && s.cfg.Core.Sealed()) || st.callerGone() {
 				return
 			}
 			if time.Since(last) >= decisionHeartbeat {

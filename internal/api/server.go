@@ -16,6 +16,7 @@ import (
 	"net"
 	"net/http"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -171,8 +172,10 @@ type Server struct {
 	alertStreams atomic.Int64
 	// eventTails counts the event tails being served.
 	eventTails atomic.Int64
-	// decisionStreams counts the decision streams being served.
+	// decisionStreams counts the decision streams being served, and
+	// streamsByCaller each principal's (*atomic.Int64 by principal).
 	decisionStreams atomic.Int64
+	streamsByCaller sync.Map
 	// streams is cancelled by EndStreams: every long-lived stream ends
 	// with it (a server shutting down does not wait for its followers).
 	streams    context.Context

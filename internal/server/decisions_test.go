@@ -13,6 +13,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/warden-sec/warden/internal/api"
 	"github.com/warden-sec/warden/internal/pki"
 	"github.com/warden-sec/warden/internal/server"
 	"github.com/warden-sec/warden/pkg/client"
@@ -453,4 +454,42 @@ func TestDecisionStream(t *testing.T) {
 		t.Fatalf("reset after collection: %v", ids)
 	}
 	h.want(h.do("GET", "/v1/decisions/stream?since=x", root, nil), 400)
+}
+
+// TestDecisionStreamCallerBounds: one principal holds at most
+// MaxDecisionStreamsPerCaller streams on a server (the next is 429 while
+// another caller is still served), and a token's stream ends when the
+// token is revoked.
+func TestDecisionStreamCallerBounds(t *testing.T) {
+	h := start(t, t.TempDir(), nil)
+	_, root := h.initUnseal(1, 1)
+	h.want(h.writePolicy(root, "warden", "readers", `permit (principal, action == Action::"decisions.read", resource);`), 200)
+	alice, bob := h.token(root, "alice"), h.token(root, "bob")
+	for range api.MaxDecisionStreamsPerCaller {
+		untilSync(t, openDecisionStream(t, h, h.http, alice, 0))
+	}
+	r := h.want(h.do("GET", "/v1/decisions/stream", alice, nil), 429)
+	if !strings.Contains(string(r.body), `User::\"alice\"`) {
+		t.Fatalf("the stream past the caller's bound: %s", r.body)
+	}
+	ch := openDecisionStream(t, h, h.http, bob, 0)
+	untilSync(t, ch)
+
+	var look struct {
+		Accessor string `json:"accessor"`
+	}
+	if err := json.Unmarshal(h.want(h.do("POST", "/v1/auth/token/lookup", root, map[string]string{"token": bob}), 200).body, &look); err != nil {
+		t.Fatal(err)
+	}
+	h.want(h.do("POST", "/v1/auth/token/revoke", root, map[string]string{"accessor": look.Accessor}), 204)
+	for {
+		select {
+		case _, ok := <-ch:
+			if !ok {
+				return
+			}
+		case <-time.After(30 * time.Second):
+			t.Fatal("the revoked token's stream goes on")
+		}
+	}
 }
