@@ -3,7 +3,6 @@ package agent_test
 import (
 	"bufio"
 	"context"
-	"encoding/json"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -33,58 +32,17 @@ import (
 // refused with 409; `warden agent --cleanup` leaves the host's ruleset as
 // it was before the agent started.
 func TestEnforceEndToEnd(t *testing.T) {
-	netnstest.Require(t, "nft")
-	bin := filepath.Join(t.TempDir(), "warden")
-	if out, err := exec.Command("go", "build", "-o", bin, "../../cmd/warden").CombinedOutput(); err != nil {
-		t.Fatalf("build: %v\n%s", err, out)
-	}
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	defer cancel()
-
-	host, svc, c1, c2 := netnstest.New(t, "host"), netnstest.New(t, "svc"), netnstest.New(t, "c1"), netnstest.New(t, "c2")
-	netnstest.Link(t, host, "to-c1", "10.213.1.1/24", c1, "eth0", "10.213.1.2/24")
-	netnstest.Link(t, host, "to-c2", "10.213.2.1/24", c2, "eth0", "10.213.2.2/24")
-	netnstest.Link(t, host, "to-svc", "10.213.3.1/24", svc, "eth0", "10.213.3.2/24")
-	c1.IP(t, "route", "add", "default", "via", "10.213.1.1")
-	c2.IP(t, "route", "add", "default", "via", "10.213.2.1")
-	svc.IP(t, "route", "add", "default", "via", "10.213.3.1")
-	if out, err := host.Exec("sysctl", "-qw", "net.ipv4.ip_forward=1"); err != nil {
-		t.Fatalf("sysctl: %v: %s", err, out)
-	}
-	service := svc.ServeOK(t, "10.213.3.2:0")
-	served := func(ns *netnstest.NS) bool { return ns.Served(service) }
-	if !served(c1) || !served(c2) {
-		t.Fatal("the clients do not reach the service before anything is enforced")
-	}
+	r := newRouted(t, ctx)
+	host, c1, c2, bin, addr, caFile := r.host, r.c1, r.c2, r.bin, r.addr, r.caFile
+	cli, cliJSON := r.cli, r.cliJSON
+	served := func(ns *netnstest.NS) bool { return ns.Served(r.service) }
 	// Rules of something else on the host, which the agent must leave
 	// alone.
 	host.NFT(t, "table inet other {\n\tchain input {\n\t\ttype filter hook input priority 0; policy accept;\n\t\ttcp dport 9 counter accept\n\t}\n}\n")
 	before := host.Ruleset(t)
-
-	// The server, on the host's loopback (its bootstrap certificate names
-	// 127.0.0.1); the test reaches it from inside the namespace.
 	agentDir := t.TempDir()
-	const addr = "127.0.0.1:8200" // the namespace is the test's own
-	srv := startProc(t, host, bin, "server", "server", "--dev", "--listen", addr, "--rate-limit", "-1")
-	root := waitFor(t, ctx, srv, "Root Token: ")
-	caFile, _, _ := strings.Cut(waitFor(t, ctx, srv, "WARDEN_CACERT='"), "'")
-	// cli runs the warden CLI inside the host namespace, as root.
-	cli := func(args ...string) (string, error) {
-		cmd := host.Command(bin, args...)
-		cmd.Env = append(os.Environ(), "WARDEN_ADDR=https://"+addr, "WARDEN_CACERT="+caFile, "WARDEN_TOKEN="+root)
-		out, err := cmd.CombinedOutput()
-		return string(out), err
-	}
-	cliJSON := func(v any, args ...string) {
-		t.Helper()
-		out, err := cli(append(args, "--format", "json")...)
-		if err != nil {
-			t.Fatalf("warden %s: %v: %s", strings.Join(args, " "), err, out)
-		}
-		if err := json.Unmarshal([]byte(out), v); err != nil {
-			t.Fatalf("warden %s printed %q: %v", strings.Join(args, " "), out, err)
-		}
-	}
 
 	var tok client.NodeToken
 	cliJSON(&tok, "node", "token", "create", "--name", "gw-1")

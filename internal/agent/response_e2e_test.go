@@ -4,14 +4,12 @@ import (
 	"context"
 	"crypto/tls"
 	"crypto/x509"
-	"encoding/json"
 	"fmt"
 	"io"
 	"log"
 	"net"
 	"net/http"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -41,41 +39,18 @@ import (
 // incident holds the alert and the decision; its report verifies offline
 // with `warden incident verify` and fails once any one byte of it changes.
 func TestResponseEndToEnd(t *testing.T) {
-	netnstest.Require(t, "nft")
-	bin := filepath.Join(t.TempDir(), "warden")
-	if out, err := exec.Command("go", "build", "-o", bin, "../../cmd/warden").CombinedOutput(); err != nil {
-		t.Fatalf("build: %v\n%s", err, out)
-	}
 	ctx, cancel := context.WithTimeout(context.Background(), 4*time.Minute)
 	defer cancel()
-
-	host, svc, m, c1, c2 := netnstest.New(t, "host"), netnstest.New(t, "svc"), netnstest.New(t, "m"), netnstest.New(t, "c1"), netnstest.New(t, "c2")
-	netnstest.Link(t, host, "to-c1", "10.213.1.1/24", c1, "eth0", "10.213.1.2/24")
-	netnstest.Link(t, host, "to-c2", "10.213.2.1/24", c2, "eth0", "10.213.2.2/24")
-	netnstest.Link(t, host, "to-svc", "10.213.3.1/24", svc, "eth0", "10.213.3.2/24")
+	r := newRouted(t, ctx)
+	host, c1, c2, service, bin, addr, root, caFile := r.host, r.c1, r.c2, r.service, r.bin, r.addr, r.root, r.caFile
+	cli := r.cli
+	// m: a service reached from c1 and c2 over their own links, not
+	// through the host.
+	m := netnstest.New(t, "m")
 	netnstest.Link(t, m, "from-c1", "10.213.5.1/24", c1, "to-m", "10.213.5.2/24")
 	netnstest.Link(t, m, "from-c2", "10.213.6.1/24", c2, "to-m", "10.213.6.2/24")
-	c1.IP(t, "route", "add", "default", "via", "10.213.1.1")
-	c2.IP(t, "route", "add", "default", "via", "10.213.2.1")
-	svc.IP(t, "route", "add", "default", "via", "10.213.3.1")
 	m.IP(t, "route", "add", "10.213.1.2/32", "via", "10.213.5.2")
 	m.IP(t, "route", "add", "10.213.2.2/32", "via", "10.213.6.2")
-	if out, err := host.Exec("sysctl", "-qw", "net.ipv4.ip_forward=1"); err != nil {
-		t.Fatalf("sysctl: %v: %s", err, out)
-	}
-	service := svc.ServeOK(t, "10.213.3.2:0")
-
-	// The server and the CLI, in the host namespace.
-	const addr = "127.0.0.1:8200"
-	srv := startProc(t, host, bin, "server", "server", "--dev", "--listen", addr, "--rate-limit", "-1")
-	root := waitFor(t, ctx, srv, "Root Token: ")
-	caFile, _, _ := strings.Cut(waitFor(t, ctx, srv, "WARDEN_CACERT='"), "'")
-	cli := func(args ...string) (string, error) {
-		cmd := host.Command(bin, args...)
-		cmd.Env = append(os.Environ(), "WARDEN_ADDR=https://"+addr, "WARDEN_CACERT="+caFile, "WARDEN_TOKEN="+root)
-		out, err := cmd.CombinedOutput()
-		return string(out), err
-	}
 	caPEM, err := os.ReadFile(caFile)
 	if err != nil {
 		t.Fatal(err)
@@ -141,10 +116,7 @@ func TestResponseEndToEnd(t *testing.T) {
 		t.Fatal(err)
 	}
 	var tok client.NodeToken
-	out, err := cli("node", "token", "create", "--name", "gw-1", "--format", "json")
-	if err != nil || json.Unmarshal([]byte(out), &tok) != nil {
-		t.Fatalf("node token create: %v: %s", err, out)
-	}
+	r.cliJSON(&tok, "node", "token", "create", "--name", "gw-1")
 	ag := startProc(t, host, bin, "agent", "agent", "--server", "https://"+addr, "--ca-cert", caFile,
 		"--data-dir", agentDir, "--join-token", tok.Token, "--config", cfg, "--enforce", "nftables")
 	waitFor(t, ctx, ag, "decisions enforced")
@@ -352,11 +324,11 @@ func TestResponseEndToEnd(t *testing.T) {
 	if i < 0 {
 		i = len(b) / 2
 	}
-	b[i] ^= 0x01 // one byte of the attacker's address: 10.213.1.2 becomes 00.213.1.2
+	b[i] ^= 0x01 // one byte, where the attacker's address first appears
 	if err := os.WriteFile(report, b, 0o644); err != nil {
 		t.Fatal(err)
 	}
-	out, err = verify()
+	out, err := verify()
 	if err == nil {
 		t.Fatalf("incident verify accepted the report with byte %d changed: %s", i, out)
 	}
