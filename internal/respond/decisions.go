@@ -183,7 +183,7 @@ func (d *Decisions) Prepare(ctx context.Context, in Input, by string, now time.T
 	if err != nil {
 		return Decision{}, nil, nil, err
 	}
-	if err := d.checkAllowed(ctx, dec); err != nil {
+	if err := d.checkAllowed(ctx, &dec); err != nil {
 		return Decision{}, nil, nil, err
 	}
 	dec.ID, dec.CreatedBy, dec.CreatedTime = newID("dec-"), by, rfc3339(now)
@@ -333,70 +333,82 @@ func (d *Decisions) validate(ctx context.Context, in Input, now time.Time) (Deci
 	return dec, nil
 }
 
-// checkAllowed refuses (errs.Conflict) a decision that would block a
-// server or something on the never-block list, naming what it hits.
-func (d *Decisions) checkAllowed(ctx context.Context, dec Decision) error {
-	var ranges []netip.Prefix
-	if p, ok := targetPrefix(dec.Target); ok {
-		ranges = append(ranges, p)
-	}
-	for _, a := range parseAddrs(dec.Addresses) {
-		ranges = append(ranges, netip.PrefixFrom(a, a.BitLen()))
-	}
-	what := dec.Target.IP + dec.Target.CIDR + dec.Target.Node + dec.Target.User
-	if len(ranges) == 0 && dec.Target.Node == "" {
+// checkAllowed refuses (errs.Conflict) a ban that would block a server or
+// something on the never-block list, naming what it hits, and a
+// quarantine of a node on the list. A quarantined node's reported
+// addresses that hit a server or the list are withheld (moved to
+// WithheldAddresses) rather than refusing the quarantine: the addresses
+// are the node's own claim, and a node must not make itself impossible to
+// quarantine by claiming a server's address.
+func (d *Decisions) checkAllowed(ctx context.Context, dec *Decision) error {
+	if dec.Target.User != "" {
 		return nil // a user ban blocks no address
-	}
-	for _, sa := range d.cfg.ServerAddrs(ctx) {
-		for _, r := range ranges {
-			if r.Contains(sa.Addr) {
-				return errs.E(errs.Conflict, "decision refused: %s is the address of server %s", describe(dec, r), sa.Name)
-			}
-		}
 	}
 	entries, err := d.listAllow(ctx)
 	if err != nil {
 		return err
 	}
+	type guard struct {
+		p    netip.Prefix
+		what string // "the address of server n1", "never-block entry allow-… (10.0.0.0/8, "office")"
+	}
+	var guards []guard
+	for _, sa := range d.cfg.ServerAddrs(ctx) {
+		guards = append(guards, guard{netip.PrefixFrom(sa.Addr, sa.Addr.BitLen()), "the address of server " + sa.Name})
+	}
 	for _, e := range entries {
-		if e.Node != "" {
-			if e.Node == dec.Target.Node {
-				return errs.E(errs.Conflict, "decision refused: node %s is never-block entry %s (node %s, %q)", what, e.ID, e.Node, e.Reason)
-			}
-			if len(ranges) == 0 || d.cfg.NodeAddresses == nil {
-				continue
-			}
-			addrs, err := d.cfg.NodeAddresses(ctx, e.Node)
-			if errs.Is(err, errs.NotFound) {
-				continue
-			}
-			if err != nil {
-				return err
-			}
-			for _, a := range parseAddrs(addrs) {
-				for _, r := range ranges {
-					if r.Contains(a) {
-						return errs.E(errs.Conflict, "decision refused: %s covers %s, an address of never-block entry %s (node %s, %q)",
-							describe(dec, r), a, e.ID, e.Node, e.Reason)
-					}
-				}
+		if e.Node == "" {
+			if p, err := netip.ParsePrefix(e.CIDR); err == nil {
+				guards = append(guards, guard{p, fmt.Sprintf("never-block entry %s (%s, %q)", e.ID, e.CIDR, e.Reason)})
 			}
 			continue
 		}
-		p, err := netip.ParsePrefix(e.CIDR)
+		if e.Node == dec.Target.Node {
+			return errs.E(errs.Conflict, "decision refused: node %s is never-block entry %s (node %s, %q)", dec.Target.Node, e.ID, e.Node, e.Reason)
+		}
+		if d.cfg.NodeAddresses == nil {
+			continue
+		}
+		addrs, err := d.cfg.NodeAddresses(ctx, e.Node)
+		if errs.Is(err, errs.NotFound) {
+			continue
+		}
 		if err != nil {
-			continue
+			return err
 		}
-		for _, r := range ranges {
-			if r.Overlaps(p) {
-				return errs.E(errs.Conflict, "decision refused: %s overlaps never-block entry %s (%s, %q)", describe(dec, r), e.ID, e.CIDR, e.Reason)
+		for _, a := range parseAddrs(addrs) {
+			guards = append(guards, guard{netip.PrefixFrom(a, a.BitLen()),
+				fmt.Sprintf("%s, an address of never-block entry %s (node %s, %q)", a, e.ID, e.Node, e.Reason)})
+		}
+	}
+	hit := func(r netip.Prefix) (string, bool) {
+		for _, g := range guards {
+			if r.Overlaps(g.p) {
+				return g.what, true
 			}
 		}
+		return "", false
+	}
+	if r, ok := targetPrefix(dec.Target); ok {
+		if what, ok := hit(r); ok {
+			return errs.E(errs.Conflict, "decision refused: %s hits %s", describe(*dec, r), what)
+		}
+	}
+	kept := dec.Addresses[:0:0]
+	for _, a := range parseAddrs(dec.Addresses) {
+		if _, ok := hit(netip.PrefixFrom(a, a.BitLen())); ok {
+			dec.WithheldAddresses = append(dec.WithheldAddresses, a.String())
+			continue
+		}
+		kept = append(kept, a.String())
+	}
+	if dec.Target.Node != "" {
+		dec.Addresses = kept
 	}
 	return nil
 }
 
-// describe names the range r of dec in a refusal.
+// describe names the range r of dec's target in a refusal.
 func describe(dec Decision, r netip.Prefix) string {
 	switch {
 	case dec.Target.IP != "":
@@ -404,7 +416,7 @@ func describe(dec Decision, r netip.Prefix) string {
 	case dec.Target.CIDR != "":
 		return dec.Target.CIDR
 	}
-	return "node " + dec.Target.Node + " (address " + r.Addr().String() + ")"
+	return r.String()
 }
 
 // Add validates in, stores the decision with the audit record ctx carries

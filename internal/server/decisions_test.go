@@ -8,6 +8,7 @@ import (
 	"crypto/rand"
 	"encoding/json"
 	"net/http"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
@@ -187,7 +188,7 @@ func TestDecisionsAPI(t *testing.T) {
 	// The server's own address.
 	msg := h.want(h.do("POST", "/v1/decisions", root, map[string]any{"type": "ban",
 		"target": map[string]string{"ip": "127.0.0.1"}, "duration": "1h"}), 409).errorText(t)
-	if !strings.Contains(msg, "is the address of server") {
+	if !strings.Contains(msg, "127.0.0.1 hits the address of server") {
 		t.Fatalf("server address: %q", msg)
 	}
 	// The never-block list: a range overlapping an entry is refused,
@@ -491,5 +492,21 @@ func TestDecisionStreamCallerBounds(t *testing.T) {
 		case <-time.After(30 * time.Second):
 			t.Fatal("the revoked token's stream goes on")
 		}
+	}
+}
+
+// TestQuarantineWithholdsProtectedAddresses: the addresses in a quarantine
+// are the node's own claim. A node that claims a server's address or one on
+// the never-block list is still quarantined; those addresses are withheld
+// (never dropped by agents) and named in the decision.
+func TestQuarantineWithholdsProtectedAddresses(t *testing.T) {
+	h := start(t, t.TempDir(), nil)
+	_, root := h.initUnseal(1, 1)
+	h.enrollWith(root, "web-3", []string{"127.0.0.1", "198.18.0.5", "203.0.113.50"})
+	h.want(h.do("POST", "/v1/decisions/allow", root, map[string]string{"cidr": "198.18.0.0/24", "reason": "office"}), 200)
+	q := decodeDecision(t, h.want(h.do("POST", "/v1/decisions", root, map[string]any{"type": "quarantine",
+		"target": map[string]string{"node": "web-3"}, "duration": "1h", "reason": "compromised"}), 200).body)
+	if !slices.Equal(q.Addresses, []string{"203.0.113.50"}) || !slices.Equal(q.WithheldAddresses, []string{"127.0.0.1", "198.18.0.5"}) {
+		t.Fatalf("quarantine of a node claiming protected addresses: addresses %v, withheld %v", q.Addresses, q.WithheldAddresses)
 	}
 }

@@ -25,9 +25,12 @@ type DecisionRecord struct {
 	// escalation window.
 	Escalation int `json:"escalation,omitempty"`
 	// Addresses are a quarantined node's reported addresses.
-	Addresses       []string `json:"addresses,omitempty"`
-	PendingApproval bool     `json:"pending_approval,omitempty"`
-	ApprovedBy      string   `json:"approved_by,omitempty"`
+	Addresses []string `json:"addresses,omitempty"`
+	// WithheldAddresses are a quarantined node's reported addresses that
+	// are a server's or on the never-block list: never dropped.
+	WithheldAddresses []string `json:"withheld_addresses,omitempty"`
+	PendingApproval   bool     `json:"pending_approval,omitempty"`
+	ApprovedBy        string   `json:"approved_by,omitempty"`
 	// Deleted marks a removal in the stream; DeletedTime is when.
 	Deleted     bool   `json:"deleted,omitempty"`
 	DeletedTime string `json:"deleted_time,omitempty"`
