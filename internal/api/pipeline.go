@@ -107,7 +107,11 @@ func (s *Server) serve(rt *route, req *request) int {
 	if rt.maxBody == 0 && !rt.streaming {
 		_ = http.NewResponseController(w).SetReadDeadline(deadline) // not every writer supports it (tests' recorders)
 	}
-	ctx, cancel := context.WithDeadline(req.Context(), deadline)
+	handlerDeadline := deadline
+	if rt.timeout > 0 {
+		handlerDeadline = time.Now().Add(rt.timeout) // the body's deadline stays the server's
+	}
+	ctx, cancel := context.WithDeadline(req.Context(), handlerDeadline)
 	if rt.streaming {
 		ctx, cancel = context.WithCancel(req.Context())
 	}

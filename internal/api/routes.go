@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"net/http"
 	"strings"
+	"time"
 
 	"github.com/warden-sec/warden/internal/authz"
 	"github.com/warden-sec/warden/internal/detect"
@@ -38,6 +39,9 @@ func (c auditClass) String() string {
 	}
 	return "undeclared"
 }
+
+// JoinTimeout bounds POST /v1/sys/raft/join (see route.timeout).
+const JoinTimeout = 55 * time.Second // under the client's default 60 s, so the caller reads why
 
 // notAudited lists the routes whose successes are not recorded, each with
 // the reason. Registering an auditNone route that is not here fails, so
@@ -90,6 +94,10 @@ type route struct {
 	// streaming: the response lasts as long as the client stays (no
 	// request deadline; the body limit still applies).
 	streaming bool
+	// timeout, when not 0, replaces the server's request timeout for the
+	// handler (the body must still arrive within the server's): for a
+	// handler that waits on the cluster by design.
+	timeout time.Duration
 }
 
 // check returns why rt cannot be registered, or nil.
@@ -150,7 +158,10 @@ func (s *Server) routeTable() []route {
 		{method: "POST", pattern: "/v1/sys/seal", name: "sys.seal", target: system(authz.ActionSysSeal), audit: auditChange, status: noContent, h: s.seal},
 		{method: "POST", pattern: "/v1/sys/rotate", name: "sys.rotate", target: system(authz.ActionSysRotate), audit: auditChange, status: ok, h: s.rotate},
 		{method: "GET", pattern: "/v1/sys/key-status", name: "sys.key-status", target: system(authz.ActionSysKeyStatus), audit: auditRead, status: ok, h: s.keyStatus},
-		{method: "POST", pattern: "/v1/sys/raft/join", name: "raft.join-cluster", public: true, audit: auditNone, status: ok, h: s.raftJoin},
+		// A join waits for the leader to admit, replicate to and promote
+		// this node: on a loaded cluster longer than a request's 10 s.
+		{method: "POST", pattern: "/v1/sys/raft/join", name: "raft.join-cluster", public: true, audit: auditNone, status: ok, h: s.raftJoin,
+			timeout: JoinTimeout},
 		{method: "POST", pattern: "/v1/sys/raft/peers", name: "raft.join", target: system(authz.ActionRaftJoin), audit: auditChange, status: ok, h: s.raftAdmit},
 		{method: "GET", pattern: "/v1/sys/raft/peers", name: "raft.read", target: system(authz.ActionRaftRead), audit: auditRead, status: ok, h: s.raftPeers},
 		{method: "DELETE", pattern: "/v1/sys/raft/peers/{id}", name: "raft.remove", target: system(authz.ActionRaftRemove), audit: auditChange, status: noContent, h: s.raftRemove},

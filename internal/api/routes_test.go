@@ -280,3 +280,40 @@ func TestAuditFailedTellsTheTruth(t *testing.T) {
 		})
 	}
 }
+
+// TestRouteTimeout: a route that declares its own timeout gives its handler
+// that deadline instead of the server's request timeout (the join waits
+// for the leader to promote the node, longer than a request on a loaded
+// cluster).
+func TestRouteTimeout(t *testing.T) {
+	deadlines := make(chan time.Duration, 2)
+	h := func(req *request) (int, any, error) {
+		d, ok := req.Context().Deadline()
+		if !ok {
+			return 0, nil, errors.New("no deadline")
+		}
+		deadlines <- time.Until(d)
+		return http.StatusOK, map[string]string{}, nil
+	}
+	s := New(Config{RateLimit: -1, RequestTimeout: time.Second,
+		testRoutes: []route{
+			{method: "GET", pattern: "/v1/test/long", name: "sys.health", public: true, audit: auditNone, status: 200, h: h, timeout: time.Hour},
+			{method: "GET", pattern: "/v1/test/short", name: "sys.health", public: true, audit: auditNone, status: 200, h: h},
+		}})
+	defer s.Close()
+	for _, path := range []string{"/v1/test/long", "/v1/test/short"} {
+		w := httptest.NewRecorder()
+		s.ServeHTTP(w, httptest.NewRequest("GET", path, nil))
+		if w.Code != 200 {
+			t.Fatalf("%s: %d %s", path, w.Code, w.Body)
+		}
+	}
+	if long, short := <-deadlines, <-deadlines; long <= 30*time.Minute || short > time.Second {
+		t.Fatalf("handler deadlines: %v with a route timeout of 1h, %v with the server's 1s", long, short)
+	}
+	for _, rt := range s.routes {
+		if rt.name == "raft.join-cluster" && rt.timeout != JoinTimeout {
+			t.Fatalf("the join route's timeout is %v, want %v", rt.timeout, JoinTimeout)
+		}
+	}
+}
