@@ -2,8 +2,12 @@ package agent_test
 
 import (
 	"context"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
 	"crypto/tls"
 	"crypto/x509"
+	"encoding/pem"
 	"fmt"
 	"io"
 	"log"
@@ -35,7 +39,9 @@ import (
 // built-in playbook bans the source and opens an incident. The agent's
 // nftables then drop c1's new connections to svc while c2 is served, and
 // the service in m, which c1 reaches without crossing the host, refuses c1
-// with 403 from its pkg/middleware follower while it serves c2. The
+// with 403 from its pkg/middleware follower while it serves c2. A node
+// that reported c2's address is quarantined: the host drops c2 until the
+// quarantine is lifted. The
 // incident holds the alert and the decision; its report verifies offline
 // with `warden incident verify` and fails once any one byte of it changes.
 func TestResponseEndToEnd(t *testing.T) {
@@ -280,6 +286,41 @@ func TestResponseEndToEnd(t *testing.T) {
 	}
 	if st, err := other(); err != nil || st != http.StatusOK {
 		t.Errorf("c2 → the service after c1's ban: %d %v, want 200", st, err)
+	}
+
+	// A quarantine: node c2-node reports c2's address; quarantined, the
+	// host's agent drops c2's traffic, and lifting it lets c2 through.
+	qtok, err := admin.NodeTokenCreate(ctx, client.NodeTokenRequest{Name: "c2-node"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	qkey, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	csr, err := x509.CreateCertificateRequest(rand.Reader, &x509.CertificateRequest{}, qkey)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := clientOf("", nil).Enroll(ctx, "", qtok.Token, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE REQUEST", Bytes: csr}), "10.213.2.2"); err != nil {
+		t.Fatal(err)
+	}
+	q, err := admin.DecisionAdd(ctx, client.DecisionInput{Type: "quarantine", Target: client.DecisionTarget{Node: "c2-node"}, Duration: "1h", Reason: "e2e"})
+	if err != nil || !slices.Equal(q.Addresses, []string{"10.213.2.2"}) {
+		t.Fatalf("quarantine of c2-node: %+v %v", q, err)
+	}
+	for c2.Served(service) {
+		if ctx.Err() != nil {
+			t.Fatal("c2 still reaches svc after its node's quarantine")
+		}
+	}
+	if err := admin.DecisionDelete(ctx, q.ID); err != nil {
+		t.Fatal(err)
+	}
+	for !c2.Served(service) {
+		if ctx.Err() != nil {
+			t.Fatal("c2 does not reach svc after the quarantine was lifted")
+		}
 	}
 
 	// The incident holds the alert and the decision.
