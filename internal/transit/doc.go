@@ -29,7 +29,8 @@
 //   - aes256-gcm96 and chacha20-poly1305: the payload is a 12-byte random
 //     nonce, then the AEAD ciphertext and its 16-byte tag. The additional
 //     data is "warden-transit/v1", 0x00, the key name, 0x00, N in decimal, so
-//     a ciphertext of another key or version fails. With derived keys the
+//     a ciphertext of another key or version fails. Nonces are random, as
+//     in Vault: keep well under 2^32 encryptions per version (rotate). With derived keys the
 //     AEAD key is HKDF-SHA-256 (RFC 5869) of the version's key with no salt
 //     and the request's context as info, as Vault derives keys.
 //   - ed25519: Ed25519 (RFC 8032, pure, not prehashed) of the input.
@@ -39,6 +40,9 @@
 //     length, as Vault's default "auto" does. "pkcs1v15" selects RSASSA-
 //     PKCS1-v1_5.
 //   - hmac: HMAC-SHA-256 (RFC 2104) of the input under the version's key.
+//
+// [Key.Export] returns material in the encodings of Vault's export
+// endpoint, only for a key created exportable (public keys always).
 //
 // # Errors
 //

@@ -10,6 +10,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"math"
 	"strconv"
 	"time"
 
@@ -304,6 +305,9 @@ func (k *Key) LatestCreated() time.Time { return k.Versions[len(k.Versions)-1].C
 // Rotate adds a version, created at now with material from rand, and makes
 // it the latest. It returns the new version's number.
 func (k *Key) Rotate(now time.Time, rand io.Reader) (int, error) {
+	if k.Latest >= math.MaxInt32 {
+		return 0, invalid("latest_version: the key has reached the last version")
+	}
 	m, err := generate(k.Type, rand)
 	if err != nil {
 		return 0, err

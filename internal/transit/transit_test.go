@@ -840,3 +840,17 @@ func TestClone(t *testing.T) {
 		t.Fatal("Clone shares state with the original")
 	}
 }
+
+func TestRotateStopsAtTheLastVersion(t *testing.T) {
+	k := newKey(t, "k", AES256GCM96, Options{})
+	k.Latest, k.Versions[0].Number, k.MinDecryptionVersion = 1<<31-1, 1<<31-1, 1<<31-1
+	_, err := k.Rotate(t0, seeded(1))
+	wantInvalid(t, err, "latest_version")
+	ct, err := k.Encrypt([]byte("x"), nil, 0, seeded(1))
+	if err != nil || !strings.HasPrefix(ct, "wdn:v2147483647:") {
+		t.Fatalf("Encrypt = %q, %v", ct, err)
+	}
+	if _, _, err := k.Decrypt(ct, nil); err != nil {
+		t.Fatal(err)
+	}
+}
