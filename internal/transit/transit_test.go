@@ -854,3 +854,68 @@ func TestRotateStopsAtTheLastVersion(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+// TestSignatureTampering flips every byte of signatures and HMACs: they
+// never verify.
+func TestSignatureTampering(t *testing.T) {
+	for _, typ := range []Type{Ed25519, ECDSAP256, RSA3072, HMAC} {
+		t.Run(string(typ), func(t *testing.T) {
+			k := newKey(t, "k", typ, Options{})
+			msg := []byte("pay 10 to alice")
+			var s string
+			var err error
+			verify := func(s string) (bool, error) { return k.Verify(msg, s, SignOptions{}) }
+			if typ == HMAC {
+				s, err = k.HMAC(msg, 0)
+				verify = func(s string) (bool, error) { return k.VerifyHMAC(msg, s) }
+			} else {
+				s, err = k.Sign(msg, SignOptions{}, seeded(8))
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			p, _ := Parse("signature", s)
+			for i := range p.Payload {
+				b := bytes.Clone(p.Payload)
+				b[i] ^= 0x80
+				if ok, _ := verify(formatVersioned(p.Version, b)); ok {
+					t.Fatalf("byte %d flipped: verified", i)
+				}
+			}
+			for n := range len(p.Payload) {
+				if ok, _ := verify(formatVersioned(p.Version, p.Payload[:n])); ok {
+					t.Fatalf("truncated to %d bytes: verified", n)
+				}
+			}
+		})
+	}
+}
+
+// TestConcurrentUse runs read-only operations on one key from several
+// goroutines, for the race detector.
+func TestConcurrentUse(t *testing.T) {
+	enc := newKey(t, "enc", AES256GCM96, Options{})
+	sig := newKey(t, "sig", ECDSAP256, Options{})
+	var wg sync.WaitGroup
+	for g := range 8 {
+		wg.Go(func() {
+			r := seeded(byte(g))
+			for range 50 {
+				ct, err := enc.Encrypt([]byte("x"), nil, 0, r)
+				if err == nil {
+					_, _, err = enc.Decrypt(ct, nil)
+				}
+				if err != nil {
+					t.Error(err)
+					return
+				}
+				s, err := sig.Sign([]byte("x"), SignOptions{}, r)
+				if ok, verr := sig.Verify([]byte("x"), s, SignOptions{}); err != nil || verr != nil || !ok {
+					t.Error("sign/verify failed", err, verr)
+					return
+				}
+			}
+		})
+	}
+	wg.Wait()
+}
