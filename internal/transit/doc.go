@@ -39,7 +39,9 @@
 //     as long as the hash (32 bytes); verification accepts any PSS salt
 //     length, as Vault's default "auto" does. "pkcs1v15" selects RSASSA-
 //     PKCS1-v1_5.
-//   - hmac: HMAC-SHA-256 (RFC 2104) of the input under the version's key.
+//   - HMACs: HMAC-SHA-256 (RFC 2104) of the input under the version's key
+//     for an hmac key; as in Vault, keys of every other type compute HMACs
+//     too, each version with an HMAC key of its own.
 //
 // [Key.Export] returns material in the encodings of Vault's export
 // endpoint, only for a key created exportable (public keys always).

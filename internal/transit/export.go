@@ -18,7 +18,7 @@ type ExportKind string
 const (
 	ExportEncryptionKey ExportKind = "encryption-key" // aes256-gcm96, chacha20-poly1305: base64 of the 32-byte key
 	ExportSigningKey    ExportKind = "signing-key"    // ed25519: base64 of the 64-byte private key; ecdsa-p256, rsa-3072: PEM
-	ExportHMACKey       ExportKind = "hmac-key"       // hmac: base64 of the key
+	ExportHMACKey       ExportKind = "hmac-key"       // every type: base64 of the HMAC key
 	ExportPublicKey     ExportKind = "public-key"     // ed25519: base64 of the 32-byte key; ecdsa-p256, rsa-3072: PEM "PUBLIC KEY" (PKIX)
 )
 
@@ -38,9 +38,6 @@ func (k *Key) Export(kind ExportKind, n int) (map[string]string, error) {
 			return nil, err
 		}
 	case ExportHMACKey:
-		if err := k.needs("have an HMAC key", k.Type == HMAC); err != nil {
-			return nil, err
-		}
 	default:
 		return nil, invalid("type: unknown export type %q", kind)
 	}
@@ -68,7 +65,10 @@ func (k *Key) Export(kind ExportKind, n int) (map[string]string, error) {
 }
 
 func (k *Key) exportOne(kind ExportKind, v *Version) (string, error) {
-	if kind == ExportEncryptionKey || kind == ExportHMACKey {
+	switch {
+	case kind == ExportHMACKey && k.Type != HMAC:
+		return base64.StdEncoding.EncodeToString(v.HMACKey), nil
+	case kind == ExportEncryptionKey || kind == ExportHMACKey:
 		return base64.StdEncoding.EncodeToString(v.Material), nil
 	}
 	s, err := k.signer(v)

@@ -4,7 +4,9 @@ import (
 	"bytes"
 	"crypto/ecdsa"
 	"crypto/ed25519"
+	"crypto/hmac"
 	"crypto/rsa"
+	"crypto/sha256"
 	"crypto/x509"
 	"encoding/base64"
 	"encoding/pem"
@@ -65,13 +67,24 @@ func TestExport(t *testing.T) {
 					t.Fatalf("public keys: %v, %v", pubs, err)
 				}
 			}
+			// Every type has an HMAC key, and it is the one HMAC uses.
+			macs, err := k.Export(ExportHMACKey, 2)
+			if err != nil {
+				t.Fatal(err)
+			}
+			hk, _ := base64.StdEncoding.DecodeString(macs["2"])
+			h := hmac.New(sha256.New, hk)
+			h.Write([]byte("m"))
+			if got, _ := k.HMAC([]byte("m"), 2); got != formatVersioned(2, h.Sum(nil)) {
+				t.Fatal("the exported HMAC key is not the one HMAC uses")
+			}
 			_, err = k.Export(kind, 3)
 			wantInvalid(t, err, "version")
 			_, err = k.Export("private-key", 0)
 			wantInvalid(t, err, "type")
-			wrong := ExportHMACKey
-			if typ == HMAC {
-				wrong = ExportEncryptionKey
+			wrong := ExportEncryptionKey
+			if typ.encrypts() || typ == HMAC {
+				wrong = ExportSigningKey
 			}
 			_, err = k.Export(wrong, 0)
 			wantInvalid(t, err, "type")

@@ -90,6 +90,10 @@ type Version struct {
 	Number   int       `json:"number"`
 	Created  time.Time `json:"created"`
 	Material Material  `json:"material"`
+	// HMACKey is the 32-byte HMAC-SHA-256 key of a version of a key of
+	// any type but hmac (whose Material is its HMAC key): as in Vault,
+	// every key computes HMACs, with a key of their own.
+	HMACKey Material `json:"hmac_key,omitempty"`
 }
 
 // String prints the version without its material.
@@ -204,14 +208,14 @@ func New(name string, typ Type, opts Options, now time.Time, rand io.Reader) (*K
 	if err := checkDurations(opts.AutoRotatePeriod, opts.AutoRetireAfter); err != nil {
 		return nil, err
 	}
-	m, err := generate(typ, rand)
+	v, err := newVersion(typ, 1, now, rand)
 	if err != nil {
 		return nil, err
 	}
 	return &Key{
 		Name:                 name,
 		Type:                 typ,
-		Versions:             []Version{{Number: 1, Created: now.UTC(), Material: m}},
+		Versions:             []Version{v},
 		Latest:               1,
 		MinDecryptionVersion: 1,
 		DeletionAllowed:      opts.DeletionAllowed,
@@ -220,6 +224,22 @@ func New(name string, typ Type, opts Options, now time.Time, rand io.Reader) (*K
 		AutoRetireAfter:      opts.AutoRetireAfter,
 		Derived:              opts.Derived,
 	}, nil
+}
+
+// newVersion makes version n of a key of type t: its material and, unless
+// t is hmac, its HMAC key.
+func newVersion(t Type, n int, now time.Time, rand io.Reader) (Version, error) {
+	m, err := generate(t, rand)
+	if err != nil {
+		return Version{}, err
+	}
+	v := Version{Number: n, Created: now.UTC(), Material: m}
+	if t != HMAC {
+		if v.HMACKey, err = generate(HMAC, rand); err != nil {
+			return Version{}, err
+		}
+	}
+	return v, nil
 }
 
 // generate makes new material of type t.
@@ -285,6 +305,7 @@ func (k *Key) Clone() *Key {
 	c.Versions = make([]Version, len(k.Versions))
 	for i, v := range k.Versions {
 		v.Material = bytes.Clone(v.Material)
+		v.HMACKey = bytes.Clone(v.HMACKey)
 		c.Versions[i] = v
 	}
 	return &c
@@ -308,12 +329,12 @@ func (k *Key) Rotate(now time.Time, rand io.Reader) (int, error) {
 	if k.Latest >= math.MaxInt32 {
 		return 0, invalid("latest_version: the key has reached the last version")
 	}
-	m, err := generate(k.Type, rand)
+	v, err := newVersion(k.Type, k.Latest+1, now, rand)
 	if err != nil {
 		return 0, err
 	}
 	k.Latest++
-	k.Versions = append(k.Versions, Version{Number: k.Latest, Created: now.UTC(), Material: m})
+	k.Versions = append(k.Versions, v)
 	return k.Latest, nil
 }
 
@@ -467,6 +488,12 @@ func (k *Key) check() error {
 		}
 		if err := checkMaterial(k.Type, v.Material); err != nil {
 			return fmt.Errorf("versions: material of version %d: %w", v.Number, err)
+		}
+		if k.Type == HMAC && v.HMACKey != nil {
+			return fmt.Errorf("versions: version %d of an hmac key has a separate hmac_key", v.Number)
+		}
+		if k.Type != HMAC && len(v.HMACKey) != 32 {
+			return fmt.Errorf("versions: hmac_key of version %d: want 32 bytes, have %d", v.Number, len(v.HMACKey))
 		}
 	}
 	if k.Latest != k.Versions[len(k.Versions)-1].Number {

@@ -413,17 +413,19 @@ func (k *Key) Verify(input []byte, signature string, opts SignOptions) (bool, er
 }
 
 func (k *Key) mac(v *Version, input []byte) []byte {
-	h := hmac.New(sha256.New, v.Material)
+	key := v.HMACKey
+	if k.Type == HMAC {
+		key = v.Material
+	}
+	h := hmac.New(sha256.New, key)
 	h.Write(input)
 	return h.Sum(nil)
 }
 
 // HMAC returns "wdn:v<N>:<base64 HMAC-SHA-256 of input>" under version
-// (0: the latest) of an hmac key.
+// (0: the latest): the key of an hmac key, or, as in Vault, the version's
+// own HMAC key for any other type.
 func (k *Key) HMAC(input []byte, version int) (string, error) {
-	if err := k.needs("compute HMACs", k.Type == HMAC); err != nil {
-		return "", err
-	}
 	v, err := k.encryptionVersion(version)
 	if err != nil {
 		return "", err
@@ -435,9 +437,6 @@ func (k *Key) HMAC(input []byte, version int) (string, error) {
 // A malformed value or a version below min_decryption_version is an error
 // naming "hmac".
 func (k *Key) VerifyHMAC(input []byte, mac string) (bool, error) {
-	if err := k.needs("compute HMACs", k.Type == HMAC); err != nil {
-		return false, err
-	}
 	p, err := Parse("hmac", mac)
 	if err != nil {
 		return false, err

@@ -115,7 +115,8 @@ func TestRoundTripEveryType(t *testing.T) {
 							t.Fatalf("Verify(other message) = %v, %v", ok, err)
 						}
 					}
-				case typ == HMAC:
+				}
+				{ // every type computes HMACs
 					mac, err := k.HMAC(msg, ver)
 					if err != nil || !strings.HasPrefix(mac, prefix) {
 						t.Fatalf("HMAC = %q, %v", mac, err)
@@ -162,13 +163,11 @@ func TestOperationsTheTypeDoesNotDo(t *testing.T) {
 	mac := newKey(t, "mac", HMAC, Options{})
 	ct, _ := aes.Encrypt([]byte("x"), nil, 0, seeded(1))
 	for name, err := range map[string]error{
-		"encrypt with ed25519":        func() error { _, err := ed.Encrypt([]byte("x"), nil, 0, seeded(1)); return err }(),
-		"decrypt with hmac":           func() error { _, _, err := mac.Decrypt(ct, nil); return err }(),
-		"sign with aes":               func() error { _, err := aes.Sign([]byte("x"), SignOptions{}, seeded(1)); return err }(),
-		"hmac with ed25519":           func() error { _, err := ed.HMAC([]byte("x"), 0); return err }(),
-		"datakey with ed25519":        func() error { _, _, err := ed.DataKey(0, nil, seeded(1)); return err }(),
-		"public key of an aes key":    func() error { _, err := aes.PublicKey(0); return err }(),
-		"verify hmac with an aes key": func() error { _, err := aes.VerifyHMAC(nil, "wdn:v1:AA=="); return err }(),
+		"encrypt with ed25519":     func() error { _, err := ed.Encrypt([]byte("x"), nil, 0, seeded(1)); return err }(),
+		"decrypt with hmac":        func() error { _, _, err := mac.Decrypt(ct, nil); return err }(),
+		"sign with aes":            func() error { _, err := aes.Sign([]byte("x"), SignOptions{}, seeded(1)); return err }(),
+		"datakey with ed25519":     func() error { _, _, err := ed.DataKey(0, nil, seeded(1)); return err }(),
+		"public key of an aes key": func() error { _, err := aes.PublicKey(0); return err }(),
 	} {
 		t.Run(name, func(t *testing.T) { wantInvalid(t, err, "type") })
 	}
@@ -782,7 +781,12 @@ func TestMaterialNeverPrinted(t *testing.T) {
 			fmt.Sprintf("%v %+v %#v %d %x", k.Versions, k.Versions[0], k.Versions[0], k.Versions, k.Versions[0]),
 			logged.String(),
 		}
-		forms := []string{fmt.Sprintf("%x", []byte(m)), fmt.Sprintf("%X", []byte(m)), base64.StdEncoding.EncodeToString(m), string(m), fmt.Sprint([]byte(m))}
+		var forms []string
+		for _, m := range [][]byte{m, k.Versions[0].HMACKey} {
+			if len(m) > 0 {
+				forms = append(forms, fmt.Sprintf("%x", m), fmt.Sprintf("%X", m), base64.StdEncoding.EncodeToString(m), string(m), fmt.Sprint(m))
+			}
+		}
 		for _, out := range outs {
 			for _, f := range forms {
 				if strings.Contains(out, f) {
@@ -807,6 +811,7 @@ func TestUnmarshalStrict(t *testing.T) {
 		"unknown field":         bytes.Replace(good, []byte(`{"name"`), []byte(`{"extra":1,"name"`), 1),
 		"trailing data":         append(bytes.Clone(good), []byte(`{}`)...),
 		"short material":        edit(func(c *Key) { c.Versions[0].Material = c.Versions[0].Material[:16] }),
+		"no hmac key":           edit(func(c *Key) { c.Versions[1].HMACKey = nil }),
 		"gap in versions":       edit(func(c *Key) { c.Versions[1].Number = 3; c.Latest = 3 }),
 		"latest wrong":          edit(func(c *Key) { c.Latest = 3 }),
 		"no versions":           edit(func(c *Key) { c.Versions = nil }),
