@@ -16,9 +16,10 @@
 // changed; read-only operations (Encrypt, Decrypt, Sign, ...) may run
 // concurrently with each other.
 //
-// Key material never appears in a String, GoString, log value or error: the
-// [Material] type prints "[redacted]". It does appear in the JSON form,
-// which exists only to be encrypted and stored.
+// Key material never appears in a String, GoString, log value, error or
+// json.Marshal of a Key: the [Material] type shows "[redacted]". Only
+// [Key.Marshal] writes it, in the stored form that exists to be encrypted
+// by the barrier and stored; [Unmarshal] reads that form back.
 //
 // # Formats
 //

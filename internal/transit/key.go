@@ -7,6 +7,7 @@ import (
 	"crypto/rsa"
 	"crypto/x509"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -59,9 +60,9 @@ const (
 
 // Material is a key version's secret: 32 bytes for aes256-gcm96,
 // chacha20-poly1305 and hmac; the 32-byte seed for ed25519; the 32-byte
-// big-endian scalar for ecdsa-p256; PKCS #1 DER for rsa-3072. It prints as
-// "[redacted]" in every fmt verb and in slog; only its JSON form (base64)
-// carries the bytes.
+// big-endian scalar for ecdsa-p256; PKCS #1 DER for rsa-3072. It shows as
+// "[redacted]" in every fmt verb, in slog and in json.Marshal; only the
+// stored form of [Key.Marshal] carries the bytes.
 type Material []byte
 
 const redacted = "[redacted]"
@@ -77,6 +78,21 @@ func (Material) Format(f fmt.State, _ rune) { io.WriteString(f, redacted) }
 
 // LogValue keeps slog from printing the bytes.
 func (Material) LogValue() slog.Value { return slog.StringValue(redacted) }
+
+// MarshalJSON writes "[redacted]", so a Key or Version marshalled for a
+// log line or a response shows no material; [Key.Marshal] writes the
+// stored form.
+func (m Material) MarshalJSON() ([]byte, error) {
+	if m == nil {
+		return []byte("null"), nil
+	}
+	return []byte(`"` + redacted + `"`), nil
+}
+
+// UnmarshalJSON refuses: material is read only by [Unmarshal].
+func (*Material) UnmarshalJSON([]byte) error {
+	return errors.New("transit: key material is read only by transit.Unmarshal")
+}
 
 // Format prints String for every verb.
 func (v Version) Format(f fmt.State, _ rune) { io.WriteString(f, v.String()) }
@@ -443,21 +459,53 @@ func (k *Key) AutoRetire(now time.Time) bool {
 	return true
 }
 
-// Marshal returns the key's JSON form, material included: encrypt it
-// before storing it anywhere.
-func (k *Key) Marshal() ([]byte, error) { return json.Marshal(k) }
+// plainKey is Key without its methods, for its stored form.
+type plainKey Key
+
+// storedVersion is a Version in the stored form, material included.
+type storedVersion struct {
+	Number   int       `json:"number"`
+	Created  time.Time `json:"created"`
+	Material []byte    `json:"material"`
+	HMACKey  []byte    `json:"hmac_key,omitempty"`
+}
+
+// stored is the stored form of a Key: its Versions shadow the Key's, whose
+// Material would marshal as "[redacted]".
+type stored struct {
+	plainKey
+	Versions []storedVersion `json:"versions"`
+}
+
+// Marshal returns the key's stored form, JSON with the material in base64:
+// encrypt it before storing it anywhere. (json.Marshal of a Key, or of a
+// Version, shows "[redacted]" in place of material: that is its log and
+// display form, and it cannot be read back.)
+func (k *Key) Marshal() ([]byte, error) {
+	s := stored{plainKey: plainKey(*k), Versions: make([]storedVersion, len(k.Versions))}
+	s.plainKey.Versions = nil
+	for i, v := range k.Versions {
+		s.Versions[i] = storedVersion{Number: v.Number, Created: v.Created, Material: v.Material, HMACKey: v.HMACKey}
+	}
+	return json.Marshal(s)
+}
 
 // Unmarshal parses what Marshal returned, strictly (unknown fields are
 // errors), and checks every invariant of a Key.
 func Unmarshal(data []byte) (*Key, error) {
 	d := json.NewDecoder(bytes.NewReader(data))
 	d.DisallowUnknownFields()
-	var k Key
-	if err := d.Decode(&k); err != nil {
+	var s stored
+	if err := d.Decode(&s); err != nil {
 		return nil, fmt.Errorf("transit: decoding a key: %w", err)
 	}
 	if d.More() {
 		return nil, fmt.Errorf("transit: decoding a key: data after the key")
+	}
+	k := Key(s.plainKey)
+	k.Versions = make([]Version, len(s.Versions))
+	for i, v := range s.Versions {
+		k.Versions[i] = Version{Number: v.Number, Created: v.Created, Material: v.Material, HMACKey: v.HMACKey}
 	}
 	if err := k.check(); err != nil {
 		return nil, fmt.Errorf("transit: decoding key %q: %w", k.Name, err)

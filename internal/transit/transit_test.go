@@ -8,6 +8,7 @@ import (
 	"crypto/rsa"
 	"crypto/sha256"
 	"encoding/base64"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -772,6 +773,16 @@ func TestMaterialNeverPrinted(t *testing.T) {
 		lg := slog.New(slog.NewJSONHandler(&logged, nil))
 		lg.Info("key", "key", k, "version", k.Versions[0], "material", m)
 		lg.Info("key", "value", *k)
+		lg.Info("versions", "versions", k.Versions, "version", k.Versions[0])
+		asJSON, err := json.Marshal(k)
+		if err != nil || !strings.Contains(string(asJSON), `"material":"[redacted]"`) {
+			t.Fatalf("json.Marshal(key) = %s, %v", asJSON, err)
+		}
+		logged.Write(asJSON)
+		var back Key
+		if err := json.Unmarshal(asJSON, &back); err == nil {
+			t.Fatal("json.Unmarshal read a key's display form back")
+		}
 		tl := slog.New(slog.NewTextHandler(&logged, nil))
 		tl.Info("key", "key", k, "value", *k, "version", k.Versions[0], "versions", k.Versions, "material", m)
 		outs := []string{
