@@ -74,3 +74,46 @@ func FuzzDecrypt(f *testing.F) {
 		}
 	})
 }
+
+// FuzzUnmarshal: the stored form's parser never panics, and what it
+// accepts is a usable key that survives Marshal and Unmarshal unchanged.
+func FuzzUnmarshal(f *testing.F) {
+	for _, typ := range []Type{AES256GCM96, HMAC, Ed25519, ECDSAP256} {
+		k, err := New("fuzz", typ, Options{}, t0, seeded(1))
+		if err != nil {
+			f.Fatal(err)
+		}
+		if _, err := k.Rotate(t0, seeded(2)); err != nil {
+			f.Fatal(err)
+		}
+		b, _ := k.Marshal()
+		f.Add(b)
+	}
+	f.Add([]byte(`{"name":"k","versions":[]}`))
+	f.Fuzz(func(t *testing.T, b []byte) {
+		k, err := Unmarshal(b)
+		if err != nil {
+			return
+		}
+		again, err := k.Marshal()
+		if err != nil {
+			t.Fatal(err)
+		}
+		k2, err := Unmarshal(again)
+		if err != nil {
+			t.Fatalf("Unmarshal(Marshal(accepted key)): %v", err)
+		}
+		if third, _ := k2.Marshal(); !bytes.Equal(third, again) {
+			t.Fatal("the stored form is not stable")
+		}
+		if k.Type.encrypts() && !k.Derived {
+			ct, err := k.Encrypt([]byte("x"), nil, 0, seeded(3))
+			if err != nil {
+				t.Fatalf("an accepted key does not encrypt: %v", err)
+			}
+			if _, _, err := k.Decrypt(ct, nil); err != nil {
+				t.Fatalf("an accepted key does not decrypt: %v", err)
+			}
+		}
+	})
+}
