@@ -2,16 +2,12 @@ package agent
 
 import (
 	"context"
-	"crypto/tls"
-	"crypto/x509"
 	"errors"
 	"fmt"
 	"log/slog"
 	"net"
-	"net/http"
 	"net/netip"
 	"net/url"
-	"os"
 	"path/filepath"
 	"sync"
 	"sync/atomic"
@@ -291,39 +287,12 @@ func serverAddrs(ctx context.Context, servers []string, log *slog.Logger) []neti
 // node's certificate, read from the data dir at every handshake (renewal
 // replaces it).
 func nodeClients(cfg *config.Config) ([]*client.Client, error) {
-	tlsCfg := &tls.Config{MinVersion: tls.VersionTLS12}
-	if cfg.CACert != "" {
-		pem, err := os.ReadFile(cfg.CACert)
-		if err != nil {
-			return nil, fmt.Errorf("agent: CA certificate: %w", err)
-		}
-		pool := x509.NewCertPool()
-		if !pool.AppendCertsFromPEM(pem) {
-			return nil, fmt.Errorf("agent: CA certificate %s: no PEM certificate found", cfg.CACert)
-		}
-		tlsCfg.RootCAs = pool
-	}
-	certFile, keyFile := filepath.Join(cfg.DataDir, SVIDFile), filepath.Join(cfg.DataDir, KeyFile)
-	tlsCfg.GetClientCertificate = func(*tls.CertificateRequestInfo) (*tls.Certificate, error) {
-		pair, err := tls.LoadX509KeyPair(certFile, keyFile)
-		if err != nil {
-			return nil, fmt.Errorf("agent: the node's certificate: %w", err)
-		}
-		return &pair, nil
-	}
 	var out []*client.Client
 	for _, s := range cfg.Servers {
-		tr := &http.Transport{
-			DialContext:         (&net.Dialer{Timeout: 10 * time.Second, KeepAlive: 30 * time.Second}).DialContext,
-			TLSClientConfig:     tlsCfg,
-			ForceAttemptHTTP2:   true,
-			MaxIdleConns:        2,
-			IdleConnTimeout:     90 * time.Second,
-			TLSHandshakeTimeout: 10 * time.Second,
-		}
-		c, err := client.New(client.Config{Address: s, HTTPClient: &http.Client{Transport: tr}, Timeout: 30 * time.Second})
+		c, err := client.New(client.Config{Address: s, CACertFile: cfg.CACert, Timeout: 30 * time.Second,
+			ClientCertFile: filepath.Join(cfg.DataDir, SVIDFile), ClientKeyFile: filepath.Join(cfg.DataDir, KeyFile)})
 		if err != nil {
-			return nil, err
+			return nil, fmt.Errorf("agent: %w", err)
 		}
 		out = append(out, c)
 	}

@@ -62,7 +62,8 @@ type Config struct {
 	// CACertPEM is like CACertFile but in memory; both may be given.
 	CACertPEM []byte
 	// ClientCertFile and ClientKeyFile are a PEM certificate and key for
-	// mutual TLS; give both or neither.
+	// mutual TLS; give both or neither. They are read again when they
+	// change (a renewal replaces them), as KeyPair does.
 	ClientCertFile, ClientKeyFile string
 	// Timeout bounds each request. Zero: DefaultTimeout (or, with
 	// HTTPClient, that client's own Timeout); negative: no limit beyond the
@@ -165,11 +166,13 @@ func New(cfg Config) (*Client, error) {
 	}
 	switch {
 	case cfg.ClientCertFile != "" && cfg.ClientKeyFile != "":
-		pair, err := tls.LoadX509KeyPair(cfg.ClientCertFile, cfg.ClientKeyFile)
-		if err != nil {
+		// Read again at a handshake after the files change: an agent's
+		// renewal replaces them while its clients live on.
+		kp := &KeyPair{CertFile: cfg.ClientCertFile, KeyFile: cfg.ClientKeyFile}
+		if _, err := kp.Certificate(); err != nil {
 			return nil, fmt.Errorf("warden: client certificate: %w", err)
 		}
-		tlsCfg.Certificates = []tls.Certificate{pair}
+		tlsCfg.GetClientCertificate = kp.GetClientCertificate
 	case cfg.ClientCertFile != "" || cfg.ClientKeyFile != "":
 		return nil, errors.New("warden: client certificate and client key must be given together")
 	}

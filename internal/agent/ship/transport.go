@@ -19,6 +19,7 @@ import (
 	"time"
 
 	"github.com/warden-sec/warden/internal/agent/spool"
+	"github.com/warden-sec/warden/pkg/client"
 )
 
 // The POST /v1/events contract (design12.md).
@@ -68,7 +69,7 @@ func newTransport(cfg Config) (*transport, error) {
 		tlsCfg.RootCAs = pool
 	}
 	t := &transport{servers: servers}
-	t.cert = &certReloader{certFile: cfg.CertFile, keyFile: cfg.KeyFile, log: cfg.Logger}
+	t.cert = &certReloader{kp: client.KeyPair{CertFile: cfg.CertFile, KeyFile: cfg.KeyFile}}
 	if _, err := t.cert.get(); err != nil {
 		return nil, err
 	}
@@ -163,54 +164,29 @@ func (t *transport) post(ctx context.Context, epoch string, b spool.Batch, dropp
 	return res
 }
 
-// certReloader serves the node's certificate, re-reading the files when
-// their size or modification time changes (renewal rewrites them). A pair
-// that does not load (caught between the two writes) keeps the last good
-// one until the next check.
+// certReloader serves the node's certificate through a client.KeyPair
+// (read again when renewal rewrites the files; a pair caught between the
+// two writes keeps the last good one) and calls onChange when the pair in
+// use changed, so connections made with the old one are not reused.
 type certReloader struct {
-	certFile, keyFile string
-	log               interface{ Warn(string, ...any) }
-	onChange          func()
+	kp       client.KeyPair
+	onChange func()
 
-	mu    sync.Mutex
-	stamp string
-	cert  *tls.Certificate
-}
-
-func fileStamp(paths ...string) string {
-	var b strings.Builder
-	for _, p := range paths {
-		fi, err := os.Stat(p)
-		if err != nil {
-			return ""
-		}
-		fmt.Fprintf(&b, "%d/%d;", fi.Size(), fi.ModTime().UnixNano())
-	}
-	return b.String()
+	mu   sync.Mutex
+	last *tls.Certificate
 }
 
 func (c *certReloader) get() (*tls.Certificate, error) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	stamp := fileStamp(c.certFile, c.keyFile)
-	if c.cert != nil && (stamp == c.stamp || stamp == "") {
-		return c.cert, nil
-	}
-	pair, err := tls.LoadX509KeyPair(c.certFile, c.keyFile)
+	cert, err := c.kp.Certificate()
 	if err != nil {
-		if c.cert != nil {
-			if c.log != nil {
-				c.log.Warn("the node certificate files do not load; keeping the previous pair", "err", err)
-			}
-			return c.cert, nil
-		}
 		return nil, fmt.Errorf("ship: node certificate: %w", err)
 	}
-	changed := c.cert != nil
-	c.cert, c.stamp = &pair, stamp
+	c.mu.Lock()
+	changed := c.last != nil && c.last != cert
+	c.last = cert
+	c.mu.Unlock()
 	if changed && c.onChange != nil {
-		// Connections made with the old certificate are not reused.
 		go c.onChange()
 	}
-	return c.cert, nil
+	return cert, nil
 }
