@@ -14,6 +14,7 @@ import (
 	"path/filepath"
 	"time"
 
+	"github.com/warden-sec/warden/internal/agent/ship"
 	"github.com/warden-sec/warden/internal/fsutil"
 	"github.com/warden-sec/warden/pkg/client"
 )
@@ -71,7 +72,7 @@ func Run(ctx context.Context, cfg RunConfig) error {
 		if err != nil {
 			return err
 		}
-		if !sleep(ctx, at.Sub(cfg.now())) {
+		if !ship.Sleep(ctx, at.Sub(cfg.now())) {
 			return nil
 		}
 		for attempt := 0; ; attempt++ {
@@ -94,24 +95,10 @@ func Run(ctx context.Context, cfg RunConfig) error {
 			}
 			wait := min(time.Second<<min(attempt, 5), MaxBackoff)
 			log.Warn("renewal failed; keeping the current certificate", "err", err, "retry_in", wait)
-			if !sleep(ctx, wait) {
+			if !ship.Sleep(ctx, wait) {
 				return nil
 			}
 		}
-	}
-}
-
-func sleep(ctx context.Context, d time.Duration) bool {
-	if d <= 0 {
-		return ctx.Err() == nil
-	}
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-ctx.Done():
-		return false
-	case <-t.C:
-		return true
 	}
 }
 

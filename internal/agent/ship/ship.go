@@ -299,7 +299,7 @@ func (s *Shipper) Start(src source.Source) error {
 			}
 			wait := backoff(attempt, time.Second, s.cfg.MaxBackoff)
 			s.log.Error("source failed; restarting it", "source", name, "err", err, "retry_in", wait)
-			if !sleep(ctx, wait) {
+			if !Sleep(ctx, wait) {
 				return
 			}
 		}
@@ -479,7 +479,7 @@ func (s *Shipper) batcher(ctx context.Context) {
 			// A spool that cannot be written (disk full): hold the batch
 			// and the sources (backpressure) and try again.
 			s.log.Error("cannot write the spool; retrying", "err", err)
-			if !sleep(ctx, time.Second) {
+			if !Sleep(ctx, time.Second) {
 				return err
 			}
 		}
@@ -587,7 +587,7 @@ func (s *Shipper) sender(ctx context.Context) {
 				return
 			}
 			s.log.Error("cannot read the spool", "err", err)
-			if !sleep(ctx, time.Second) {
+			if !Sleep(ctx, time.Second) {
 				return
 			}
 			continue
@@ -604,7 +604,7 @@ func (s *Shipper) sender(ctx context.Context) {
 			// Acknowledged before a crash cut the spool's own record of it.
 			if err := s.spool.Ack(b.Seq, 0); err != nil {
 				s.log.Error("spool", "err", err)
-				sleep(ctx, time.Second)
+				Sleep(ctx, time.Second)
 			}
 			continue
 		}
@@ -652,7 +652,7 @@ func (s *Shipper) deliver(ctx context.Context, b spool.Batch) bool {
 			// a busy loop.
 			wait := max(min(res.retryAfter, s.cfg.MaxRetryAfter), 100*time.Millisecond)
 			s.log.Warn("server overloaded; waiting", "server", s.tx.server(), "retry_after", wait)
-			if !sleep(ctx, wait) {
+			if !Sleep(ctx, wait) {
 				return false
 			}
 		default:
@@ -661,7 +661,7 @@ func (s *Shipper) deliver(ctx context.Context, b spool.Batch) bool {
 			attempt++
 			s.log.Warn("sending a batch failed; trying the next server", "server", s.tx.server(), "status", res.status, "err", res.err, "retry_in", wait)
 			s.tx.next()
-			if !sleep(ctx, wait) {
+			if !Sleep(ctx, wait) {
 				return false
 			}
 		}
@@ -680,7 +680,7 @@ func (s *Shipper) commit(ctx context.Context, b spool.Batch, reported uint64) {
 			return
 		}
 		s.log.Error("cannot record an acknowledged batch; retrying", "err", err)
-		if !sleep(ctx, time.Second) {
+		if !Sleep(ctx, time.Second) {
 			return
 		}
 	}
@@ -716,7 +716,9 @@ func backoff(attempt int, base, capAt time.Duration) time.Duration {
 	return d/2 + time.Duration(frac*float64(d/2))
 }
 
-func sleep(ctx context.Context, d time.Duration) bool {
+// Sleep waits d, or less if ctx ends first; it reports whether ctx is
+// still live. The agent's loops (shipping, renewal) wait with it.
+func Sleep(ctx context.Context, d time.Duration) bool {
 	if d <= 0 {
 		return ctx.Err() == nil
 	}
