@@ -386,6 +386,13 @@ func (r *Rules) SetMapping(ctx context.Context, src []byte) (uint64, error) {
 	} else {
 		src = nil
 	}
+	return r.setMeta(ctx, func(m *rulesMeta) { m.Mapping = string(src) })
+}
+
+// setMeta changes the set's metadata with change, after compiling the
+// stored rules with the changed metadata, and returns the set's new
+// version; a conflicting write is retried from a fresh read.
+func (r *Rules) setMeta(ctx context.Context, change func(*rulesMeta)) (uint64, error) {
 	for attempt := 0; ; attempt++ {
 		s, err := r.read(ctx)
 		if err != nil {
@@ -396,11 +403,11 @@ func (r *Rules) SetMapping(ctx context.Context, src []byte) (uint64, error) {
 			return 0, err
 		}
 		next := s.meta
-		next.Mapping = string(src)
+		change(&next)
 		if _, err := sigma.Compile(all, next.config()); err != nil {
 			return 0, compileErr(err)
 		}
-		s.meta.Mapping = string(src)
+		change(&s.meta)
 		err = r.commit(ctx, s, nil)
 		if err == nil {
 			return s.meta.Version + 1, nil
@@ -440,29 +447,7 @@ func (r *Rules) SetPlaceholders(ctx context.Context, p map[string][]string) (uin
 	if n > MaxPlaceholderValues {
 		return 0, errs.E(errs.Invalid, "placeholders: %d values, more than %d", n, MaxPlaceholderValues)
 	}
-	for attempt := 0; ; attempt++ {
-		s, err := r.read(ctx)
-		if err != nil {
-			return 0, err
-		}
-		all, err := r.rules(s, nil, "")
-		if err != nil {
-			return 0, err
-		}
-		next := s.meta
-		next.Placeholders = p
-		if _, err := sigma.Compile(all, next.config()); err != nil {
-			return 0, compileErr(err)
-		}
-		s.meta.Placeholders = p
-		err = r.commit(ctx, s, nil)
-		if err == nil {
-			return s.meta.Version + 1, nil
-		}
-		if !errs.Is(err, errs.Conflict) || attempt >= maxRetries {
-			return 0, err
-		}
-	}
+	return r.setMeta(ctx, func(m *rulesMeta) { m.Placeholders = p })
 }
 
 // Version returns the set's version from this node's local state (0 when
