@@ -360,8 +360,10 @@ func (s *Server) authenticate(r *http.Request) (*caller, *identity.Token, error)
 			return nil, nil, errs.E(errs.Unauthenticated, "Authorization header: expected \"Bearer <token>\"")
 		}
 		tok = strings.TrimSpace(rest)
-	} else {
-		tok = r.Header.Get("X-Warden-Token")
+	} else if tok = r.Header.Get("X-Warden-Token"); tok == "" {
+		// Vault's clients send their token here: a program written for
+		// Vault's API changes its address and token, not its headers.
+		tok = r.Header.Get("X-Vault-Token")
 	}
 	if tok == "" {
 		if r.TLS != nil && len(r.TLS.VerifiedChains) > 0 && s.cfg.Nodes != nil {

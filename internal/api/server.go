@@ -36,6 +36,7 @@ import (
 	"github.com/warden-sec/warden/internal/policy"
 	wresp "github.com/warden-sec/warden/internal/respond"
 	"github.com/warden-sec/warden/internal/secrets"
+	"github.com/warden-sec/warden/internal/transit/engine"
 )
 
 // Config wires the API to the services.
@@ -52,6 +53,8 @@ type Config struct {
 	// operator's CA); fixed at init.
 	CAInit   authority.InitOptions
 	Policies *policy.Service
+	// Transit serves /v1/transit (nil: its routes answer 503).
+	Transit *engine.Engine
 	// Rules, Alerts and Notifiers serve detection (nil: its routes answer
 	// 503).
 	Rules     *detect.Rules

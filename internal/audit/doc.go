@@ -32,19 +32,19 @@
 //
 //   - One JSON object, with no white space outside strings. Members appear
 //     in this order, which is ascending byte order of their names: accessor,
-//     action, auth_method, count, error, hashes, outcome, principal,
-//     raft_index, request_id, resource, source_addr, time.
-//   - "accessor" and "error" are omitted when empty, "count" when 0 and
-//     "hashes" when it has no members; every other member is always
-//     present, even when empty or zero.
+//     action, auth_method, count, error, hashes, key_version, outcome,
+//     principal, raft_index, request_id, resource, source_addr, time.
+//   - "accessor" and "error" are omitted when empty, "count" and
+//     "key_version" when 0 and "hashes" when it has no members; every other
+//     member is always present, even when empty or zero.
 //   - Strings must be valid UTF-8 (anything else is an error, never silently
 //     replaced). They are escaped as RFC 8785 section 3.2.2.2 says: `"` and
 //     `\` as \" and \\; U+0008, U+0009, U+000A, U+000C, U+000D as \b, \t,
 //     \n, \f, \r; every other character below U+0020 as \u00xx with
 //     lower-case hex digits; every other character as itself (including
 //     "/", "<", ">", "&", U+007F, U+2028 and U+2029).
-//   - "outcome" (an HTTP status, 100 to 599), "raft_index" and "count"
-//     (unsigned 64-bit) are decimal integers with no sign, leading zero, fraction or
+//   - "outcome" (an HTTP status, 100 to 599), "raft_index", "count" and
+//     "key_version" (unsigned 64-bit) are decimal integers with no sign, leading zero, fraction or
 //     exponent.
 //   - "hashes" is an object whose member names match [a-z0-9_.-]{1,64} and
 //     appear in ascending byte order; each value is "hmac-sha256:" followed
@@ -57,7 +57,7 @@
 //   - "action" is not empty.
 //   - The whole encoding is at most [MaxEntrySize] bytes.
 //
-// For entries whose raft_index and count are below 2^53 these bytes are also the
+// For entries whose raft_index, count and key_version are below 2^53 these bytes are also the
 // RFC 8785 (JSON Canonicalization Scheme) form of the object, so a third
 // party can re-derive them with any JCS implementation.
 //

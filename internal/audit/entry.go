@@ -48,6 +48,10 @@ type Entry struct {
 	// item, that anyone holding the document can check); omitted from the
 	// encoding when empty.
 	Hashes map[string]string `json:"hashes,omitempty"`
+	// KeyVersion is the version of the transit key an operation used
+	// (the newest one when a batch used several); omitted from the
+	// encoding when 0.
+	KeyVersion uint64 `json:"key_version,omitempty"`
 	// Outcome is the HTTP status of the request, 100 to 599.
 	Outcome int `json:"outcome"`
 	// Principal is the authenticated caller, empty when authentication
@@ -121,6 +125,10 @@ func (e Entry) Canonical() ([]byte, error) {
 			b = appendString(b, e.Hashes[k])
 		}
 		b = append(b, '}')
+	}
+	if e.KeyVersion != 0 {
+		b = append(b, `,"key_version":`...)
+		b = strconv.AppendUint(b, e.KeyVersion, 10)
 	}
 	b = append(b, `,"outcome":`...)
 	b = strconv.AppendInt(b, int64(e.Outcome), 10)

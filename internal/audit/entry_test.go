@@ -48,6 +48,12 @@ func TestEntryVectors(t *testing.T) {
 			Resource: "authenticate", SourceAddr: "192.0.2.7", Time: "2026-01-02T03:04:05Z"},
 		want: `{"accessor":"acc-1","action":"auth.failed","auth_method":"token","count":37,"outcome":401,"principal":"","raft_index":0,"request_id":"","resource":"authenticate","source_addr":"192.0.2.7","time":"2026-01-02T03:04:05Z"}`,
 	}, {
+		name: "transit operation with key version",
+		entry: Entry{Action: "transit.encrypt", AuthMethod: "token", Outcome: 200, Principal: `Service::"app"`,
+			Resource: `Key::"orders"`, Time: "2026-12-02T23:00:00Z", KeyVersion: 3,
+			Hashes: map[string]string{"plaintext": testHMAC}},
+		want: `{"action":"transit.encrypt","auth_method":"token","hashes":{"plaintext":"` + testHMAC + `"},"key_version":3,"outcome":200,"principal":"Service::\"app\"","raft_index":0,"request_id":"","resource":"Key::\"orders\"","source_addr":"","time":"2026-12-02T23:00:00Z"}`,
+	}, {
 		name:  "minimal deny",
 		entry: Entry{Action: "kv.read", Outcome: 403, Error: "permission denied", Hashes: map[string]string{}, Time: "2026-01-02T03:04:05Z"},
 		want:  `{"action":"kv.read","auth_method":"","error":"permission denied","outcome":403,"principal":"","raft_index":0,"request_id":"","resource":"","source_addr":"","time":"2026-01-02T03:04:05Z"}`,
@@ -116,7 +122,7 @@ func TestEntryRoundTripRandom(t *testing.T) {
 	}
 	for i := range 2000 {
 		e := Entry{Accessor: str(), Action: "a" + str(), AuthMethod: str(), Count: r.Uint64() >> r.IntN(65), Error: str(), Outcome: 100 + r.IntN(500),
-			Principal: str(), RaftIndex: r.Uint64() >> r.IntN(64), RequestID: str(), Resource: str(),
+			Principal: str(), RaftIndex: r.Uint64() >> r.IntN(64), KeyVersion: r.Uint64() >> r.IntN(65), RequestID: str(), Resource: str(),
 			SourceAddr: str(), Time: FormatTime(time.Unix(r.Int64N(1<<35), r.Int64N(1e9)))}
 		if r.IntN(2) == 0 {
 			e.Hashes = map[string]string{"data": testHMAC, "k_" + fmt.Sprint(r.IntN(9)): testHMAC}

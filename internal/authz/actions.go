@@ -91,6 +91,23 @@ const (
 	ActionPlaybooksWrite   = "playbooks.write"
 	ActionIncidentsRead    = "incidents.read"
 	ActionIncidentsWrite   = "incidents.write"
+
+	// Transit (docs/transit.md): operations and key management on
+	// Key::"<name>". Listing keys is transit.key.read on Key::"*"; trimming
+	// is transit.key.config.
+	ActionTransitEncrypt   = "transit.encrypt"
+	ActionTransitDecrypt   = "transit.decrypt"
+	ActionTransitRewrap    = "transit.rewrap"
+	ActionTransitSign      = "transit.sign"
+	ActionTransitVerify    = "transit.verify"
+	ActionTransitHMAC      = "transit.hmac"
+	ActionTransitDataKey   = "transit.datakey"
+	ActionTransitKeyCreate = "transit.key.create"
+	ActionTransitKeyRead   = "transit.key.read"
+	ActionTransitKeyRotate = "transit.key.rotate"
+	ActionTransitKeyConfig = "transit.key.config"
+	ActionTransitKeyDelete = "transit.key.delete"
+	ActionTransitKeyExport = "transit.key.export"
 )
 
 // Entity types of Warden's own schema.
@@ -114,6 +131,7 @@ const (
 	TypeAuditLog    types.EntityType = "AuditLog"    // the cluster's audit log
 	TypeZone        types.EntityType = "Zone"        // an IEC 62443 zone
 	TypeCertificate types.EntityType = "Certificate" // certificates the cluster issued
+	TypeKey         types.EntityType = "Key"         // a transit key; attribute name
 )
 
 // Actions returns the names of Warden's actions, in the order of the
@@ -137,6 +155,10 @@ func Actions() []string {
 		ActionNotifyWrite,
 		ActionDecisionsRead, ActionDecisionsWrite, ActionDecisionsApprove, ActionPlaybooksRead, ActionPlaybooksWrite,
 		ActionIncidentsRead, ActionIncidentsWrite,
+		ActionTransitEncrypt, ActionTransitDecrypt, ActionTransitRewrap, ActionTransitSign, ActionTransitVerify,
+		ActionTransitHMAC, ActionTransitDataKey,
+		ActionTransitKeyCreate, ActionTransitKeyRead, ActionTransitKeyRotate, ActionTransitKeyConfig,
+		ActionTransitKeyDelete, ActionTransitKeyExport,
 	}
 }
 
@@ -175,6 +197,9 @@ entity Policy;
 entity PolicyStore;
 entity AuditLog;
 entity Certificate;
+entity Key {
+  name: String,
+};
 
 action "kv.read", "kv.write", "kv.delete", "kv.list", "kv.metadata" appliesTo {
   principal: [User, Node, Service, Root],
@@ -233,6 +258,13 @@ action "events.read", "rules.read", "rules.write", "alerts.read", "alerts.write"
        "incidents.read", "incidents.write" appliesTo {
   principal: [User, Node, Service, Root],
   resource: [System],
+};
+
+action "transit.encrypt", "transit.decrypt", "transit.rewrap", "transit.sign", "transit.verify",
+       "transit.hmac", "transit.datakey", "transit.key.create", "transit.key.read", "transit.key.rotate",
+       "transit.key.config", "transit.key.delete", "transit.key.export" appliesTo {
+  principal: [User, Node, Service, Root],
+  resource: [Key],
 };
 
 action "authz.store.create", "authz.store.delete", "authz.store.list", "authz.check",
