@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/spf13/cobra"
+	"github.com/spf13/pflag"
 
 	"github.com/warden-sec/warden/pkg/client"
 )
@@ -161,25 +162,14 @@ func newTransitKeyConfigCmd(g *globals) *cobra.Command {
 	cmd = newTransitKeyCmd(g, "config NAME [--min-decryption-version N] [--min-encryption-version N] [--deletion-allowed[=false]] [--exportable=false] [--auto-rotate D] [--auto-retire D]",
 		"Change a key's configuration (only the flags given)",
 		func(c *client.Client, ctx context.Context, name string) (client.TransitKey, error) {
-			var cfg client.TransitConfig
 			fl := cmd.Flags()
-			if fl.Changed("min-decryption-version") {
-				cfg.MinDecryptionVersion = &minDec
-			}
-			if fl.Changed("min-encryption-version") {
-				cfg.MinEncryptionVersion = &minEnc
-			}
-			if fl.Changed("deletion-allowed") {
-				cfg.DeletionAllowed = &deletion
-			}
-			if fl.Changed("exportable") {
-				cfg.Exportable = &export
-			}
-			if fl.Changed("auto-rotate") {
-				cfg.AutoRotate = &rotate
-			}
-			if fl.Changed("auto-retire") {
-				cfg.AutoRetire = &retire
+			cfg := client.TransitConfig{
+				MinDecryptionVersion: ifChanged(fl, "min-decryption-version", &minDec),
+				MinEncryptionVersion: ifChanged(fl, "min-encryption-version", &minEnc),
+				DeletionAllowed:      ifChanged(fl, "deletion-allowed", &deletion),
+				Exportable:           ifChanged(fl, "exportable", &export),
+				AutoRotate:           ifChanged(fl, "auto-rotate", &rotate),
+				AutoRetire:           ifChanged(fl, "auto-retire", &retire),
 			}
 			if cfg.Empty() {
 				return client.TransitKey{}, usagef("nothing to change: give at least one of --min-decryption-version, " +
@@ -195,6 +185,15 @@ func newTransitKeyConfigCmd(g *globals) *cobra.Command {
 	fl.DurationVar(&rotate, "auto-rotate", 0, "rotate by itself this often (at least 1h; 0: never)")
 	fl.DurationVar(&retire, "auto-retire", 0, "retire versions this long after a newer one became current (0: never)")
 	return cmd
+}
+
+// ifChanged returns v when the flag name was given, else nil: the fields of
+// a change that are sent only when set.
+func ifChanged[T any](fl *pflag.FlagSet, name string, v *T) *T {
+	if fl.Changed(name) {
+		return v
+	}
+	return nil
 }
 
 func newTransitKeyTrimCmd(g *globals) *cobra.Command {
@@ -274,6 +273,11 @@ func contextBytes(s *string) []byte {
 	return []byte(*s)
 }
 
+// reader is read bound to g, for runTransitValue.
+func (in *transitInput) reader(g *globals) func([]string) ([]byte, error) {
+	return func(rest []string) ([]byte, error) { return in.read(g, rest) }
+}
+
 // ciphertextArg returns the CIPHERTEXT argument, read from stdin (and
 // trimmed) for "-".
 func ciphertextArg(g *globals, a string) (string, error) {
@@ -297,6 +301,25 @@ func printValue(w io.Writer, f *format, value string, v any) error {
 	return err
 }
 
+// runTransitValue returns the RunE of an operation on key NAME (the first
+// argument) that prints one value: read takes the other arguments and
+// returns the operation's input; op does it and returns the value and the
+// data object (for --format json).
+func runTransitValue[T any](g *globals, f *format, read func(rest []string) (T, error),
+	op func(ctx context.Context, c *client.Client, name string, in T) (value string, data any, err error)) func(*cobra.Command, []string) error {
+	return g.withClient(func(cmd *cobra.Command, c *client.Client, a []string) error {
+		in, err := read(a[1:])
+		if err != nil {
+			return err
+		}
+		value, data, err := op(cmd.Context(), c, a[0], in)
+		if err != nil {
+			return err
+		}
+		return printValue(cmd.OutOrStdout(), f, value, data)
+	})
+}
+
 func newTransitEncryptCmd(g *globals) *cobra.Command {
 	in := &transitInput{flag: "plaintext-file", required: true}
 	cmd := &cobra.Command{
@@ -310,16 +333,9 @@ ciphertext, wdn:v<version>:<base64>.`,
 	f := addFormat(cmd)
 	ctxt := addContext(cmd)
 	in.add(cmd, "the file to encrypt")
-	cmd.RunE = g.withClient(func(cmd *cobra.Command, c *client.Client, a []string) error {
-		pt, err := in.read(g, a[1:])
-		if err != nil {
-			return err
-		}
-		ct, v, err := c.TransitEncrypt(cmd.Context(), a[0], pt, contextBytes(ctxt))
-		if err != nil {
-			return err
-		}
-		return printValue(cmd.OutOrStdout(), f, ct, client.TransitCiphertext{Ciphertext: ct, KeyVersion: v})
+	cmd.RunE = runTransitValue(g, f, in.reader(g), func(ctx context.Context, c *client.Client, name string, pt []byte) (string, any, error) {
+		ct, v, err := c.TransitEncrypt(ctx, name, pt, contextBytes(ctxt))
+		return ct, client.TransitCiphertext{Ciphertext: ct, KeyVersion: v}, err
 	})
 	return cmd
 }
@@ -361,16 +377,10 @@ func newTransitRewrapCmd(g *globals) *cobra.Command {
 	}
 	f := addFormat(cmd)
 	ctxt := addContext(cmd)
-	cmd.RunE = g.withClient(func(cmd *cobra.Command, c *client.Client, a []string) error {
-		ct, err := ciphertextArg(g, a[1])
-		if err != nil {
-			return err
-		}
-		nct, v, err := c.TransitRewrap(cmd.Context(), a[0], ct, contextBytes(ctxt))
-		if err != nil {
-			return err
-		}
-		return printValue(cmd.OutOrStdout(), f, nct, client.TransitCiphertext{Ciphertext: nct, KeyVersion: v})
+	read := func(rest []string) (string, error) { return ciphertextArg(g, rest[0]) }
+	cmd.RunE = runTransitValue(g, f, read, func(ctx context.Context, c *client.Client, name string, ct string) (string, any, error) {
+		nct, v, err := c.TransitRewrap(ctx, name, ct, contextBytes(ctxt))
+		return nct, client.TransitCiphertext{Ciphertext: nct, KeyVersion: v}, err
 	})
 	return cmd
 }
@@ -423,19 +433,15 @@ func newTransitSignCmd(g *globals) *cobra.Command {
 	f := addFormat(cmd)
 	in.add(cmd, "the file to sign (default: stdin)")
 	cmd.Flags().StringVar(&algorithm, "algorithm", "", "rsa-3072 keys: pss (the default) or pkcs1v15")
-	cmd.RunE = g.withClient(func(cmd *cobra.Command, c *client.Client, a []string) error {
+	read := func(rest []string) ([]byte, error) {
 		if err := signatureAlgorithm(algorithm); err != nil {
-			return err
+			return nil, err
 		}
-		input, err := in.read(g, a[1:])
-		if err != nil {
-			return err
-		}
-		sig, v, err := c.TransitSign(cmd.Context(), a[0], input, client.TransitSignOptions{Algorithm: algorithm})
-		if err != nil {
-			return err
-		}
-		return printValue(cmd.OutOrStdout(), f, sig, client.TransitSignature{Signature: sig, KeyVersion: v})
+		return in.read(g, rest)
+	}
+	cmd.RunE = runTransitValue(g, f, read, func(ctx context.Context, c *client.Client, name string, input []byte) (string, any, error) {
+		sig, v, err := c.TransitSign(ctx, name, input, client.TransitSignOptions{Algorithm: algorithm})
+		return sig, client.TransitSignature{Signature: sig, KeyVersion: v}, err
 	})
 	return cmd
 }
@@ -500,16 +506,9 @@ func newTransitHMACCmd(g *globals) *cobra.Command {
 	}
 	f := addFormat(cmd)
 	in.add(cmd, "the file to HMAC (default: stdin)")
-	cmd.RunE = g.withClient(func(cmd *cobra.Command, c *client.Client, a []string) error {
-		input, err := in.read(g, a[1:])
-		if err != nil {
-			return err
-		}
-		h, v, err := c.TransitHMAC(cmd.Context(), a[0], input)
-		if err != nil {
-			return err
-		}
-		return printValue(cmd.OutOrStdout(), f, h, client.TransitHMACResult{HMAC: h, KeyVersion: v})
+	cmd.RunE = runTransitValue(g, f, in.reader(g), func(ctx context.Context, c *client.Client, name string, input []byte) (string, any, error) {
+		h, v, err := c.TransitHMAC(ctx, name, input)
+		return h, client.TransitHMACResult{HMAC: h, KeyVersion: v}, err
 	})
 	return cmd
 }
