@@ -406,3 +406,76 @@ func (c *Client) TransitExport(ctx context.Context, name, kind string, version i
 	}
 	return transitDo[TransitExported](ctx, c, http.MethodGet, p, nil)
 }
+
+// TransitBatchResult is one item's answer in a batch, in the order of the
+// items: the fields of its operation, or Error (the item's message naming
+// the field; "cannot decrypt" for any decryption failure).
+type TransitBatchResult struct {
+	Ciphertext string `json:"ciphertext,omitempty"`
+	Plaintext  []byte `json:"plaintext,omitempty"` // base64 on the wire; secret
+	KeyVersion int    `json:"key_version,omitempty"`
+	Error      string `json:"error,omitempty"`
+}
+
+// TransitEncryptItem is one plaintext of TransitEncryptBatch.
+type TransitEncryptItem struct {
+	Plaintext []byte
+	Context   []byte // derived keys only
+}
+
+// TransitDecryptItem is one ciphertext of TransitDecryptBatch.
+type TransitDecryptItem struct {
+	Ciphertext string
+	Context    []byte // derived keys only
+}
+
+// MaxTransitBatch is the most items one batch may hold.
+const MaxTransitBatch = 1000
+
+// TransitEncryptBatch encrypts up to MaxTransitBatch plaintexts in one
+// request. Items fail on their own (their Error is set) without failing the
+// call; the call fails only when the server refused the whole batch.
+func (c *Client) TransitEncryptBatch(ctx context.Context, name string, items []TransitEncryptItem) ([]TransitBatchResult, error) {
+	in := make([]map[string]any, len(items))
+	for i, it := range items {
+		in[i] = withContext(map[string]any{"plaintext": base64.StdEncoding.EncodeToString(it.Plaintext)}, it.Context)
+	}
+	return c.transitBatch(ctx, "encrypt/"+url.PathEscape(name), in)
+}
+
+// TransitDecryptBatch decrypts up to MaxTransitBatch ciphertexts in one
+// request, as TransitEncryptBatch encrypts.
+func (c *Client) TransitDecryptBatch(ctx context.Context, name string, items []TransitDecryptItem) ([]TransitBatchResult, error) {
+	in := make([]map[string]any, len(items))
+	for i, it := range items {
+		in[i] = withContext(map[string]any{"ciphertext": it.Ciphertext}, it.Context)
+	}
+	return c.transitBatch(ctx, "decrypt/"+url.PathEscape(name), in)
+}
+
+// transitBatch sends batch_input. The server answers 400 with the data
+// envelope when some item failed; a 400 without batch_results (the batch
+// itself refused) is an *APIError.
+func (c *Client) transitBatch(ctx context.Context, path string, items []map[string]any) ([]TransitBatchResult, error) {
+	if len(items) == 0 {
+		return []TransitBatchResult{}, nil
+	}
+	var out struct {
+		Data struct {
+			BatchResults []TransitBatchResult `json:"batch_results"`
+		} `json:"data"`
+		Errors []string `json:"errors"`
+	}
+	status, err := c.do(ctx, http.MethodPost, "/v1/transit/"+path, map[string]any{"batch_input": items}, &out, http.StatusBadRequest)
+	if err != nil {
+		return nil, err
+	}
+	if status == http.StatusBadRequest && out.Data.BatchResults == nil {
+		b, _ := json.Marshal(map[string][]string{"errors": out.Errors})
+		return nil, apiError(status, b, c.Token())
+	}
+	if len(out.Data.BatchResults) != len(items) {
+		return nil, fmt.Errorf("warden: POST /v1/transit/%s: %d batch results for %d items", path, len(out.Data.BatchResults), len(items))
+	}
+	return out.Data.BatchResults, nil
+}

@@ -195,3 +195,40 @@ func TestTransitErrors(t *testing.T) {
 		t.Fatalf("list on 403: %v", err)
 	}
 }
+
+// TestTransitBatch checks that a batch's per-item failures (400 with the
+// data envelope, as Vault answers) are results, and a refused batch an
+// APIError.
+func TestTransitBatch(t *testing.T) {
+	var status int
+	var answer string
+	var sent map[string]any
+	_, c := tlsServer(t, func(w http.ResponseWriter, r *http.Request) {
+		json.NewDecoder(r.Body).Decode(&sent)
+		w.WriteHeader(status)
+		io.WriteString(w, answer)
+	})
+	ctx := context.Background()
+	status, answer = 400, `{"data":{"batch_results":[{"ciphertext":"wdn:v1:QQ==","key_version":1},{"error":"context: the key is derived; give a context"}]}}`
+	res, err := c.TransitEncryptBatch(ctx, "k", []TransitEncryptItem{{Plaintext: []byte("a"), Context: []byte("c")}, {Plaintext: []byte("b")}})
+	if err != nil || len(res) != 2 || res[0].Ciphertext != "wdn:v1:QQ==" || res[1].Error == "" {
+		t.Fatalf("batch: %+v %v", res, err)
+	}
+	want := map[string]any{"batch_input": []any{map[string]any{"plaintext": "YQ==", "context": "Yw=="}, map[string]any{"plaintext": "Yg=="}}}
+	if !reflect.DeepEqual(sent, want) {
+		t.Fatalf("sent %v", sent)
+	}
+	status, answer = 200, `{"data":{"batch_results":[{"plaintext":"YQ=="}]}}`
+	if res, err := c.TransitDecryptBatch(ctx, "k", []TransitDecryptItem{{Ciphertext: "wdn:v1:QQ=="}}); err != nil || string(res[0].Plaintext) != "a" {
+		t.Fatalf("decrypt batch: %+v %v", res, err)
+	}
+	status, answer = 400, `{"errors":["batch_input: more than 1000 items"]}`
+	if _, err := c.TransitDecryptBatch(ctx, "k", []TransitDecryptItem{{Ciphertext: "x"}}); !IsStatus(err, 400) ||
+		err.Error() != "warden: 400 Bad Request: batch_input: more than 1000 items" {
+		t.Fatalf("refused batch: %v", err)
+	}
+	status, answer = 200, `{"data":{"batch_results":[]}}`
+	if _, err := c.TransitDecryptBatch(ctx, "k", []TransitDecryptItem{{Ciphertext: "x"}}); err == nil {
+		t.Fatal("a short batch_results accepted")
+	}
+}
