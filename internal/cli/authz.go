@@ -40,6 +40,9 @@ func (g *globals) readLimited(name string, limit int) ([]byte, error) {
 		return nil, err
 	}
 	if len(b) > limit {
+		if name == "-" {
+			name = "stdin"
+		}
 		return nil, fmt.Errorf("%s: larger than %d bytes", name, limit)
 	}
 	return b, nil

@@ -247,13 +247,12 @@ func (in *transitInput) read(g *globals, rest []string) ([]byte, error) {
 	case !dash && in.file == "" && in.required:
 		return nil, usagef("give --%s FILE, or - to read stdin", in.flag)
 	}
-	name, from := in.file, "--"+in.flag
 	if in.file == "" {
-		name, from = "-", "stdin"
+		return g.readLimited("-", maxTransitInput)
 	}
-	b, err := g.readLimited(name, maxTransitInput)
+	b, err := g.readLimited(in.file, maxTransitInput)
 	if err != nil {
-		return nil, fmt.Errorf("%s: %w", from, err)
+		return nil, fmt.Errorf("--%s: %w", in.flag, err)
 	}
 	return b, nil
 }
@@ -285,10 +284,7 @@ func ciphertextArg(g *globals, a string) (string, error) {
 		return a, nil
 	}
 	b, err := g.readLimited("-", maxTransitInput*2)
-	if err != nil {
-		return "", fmt.Errorf("stdin: %w", err)
-	}
-	return strings.TrimSpace(string(b)), nil
+	return strings.TrimSpace(string(b)), err
 }
 
 // printValue prints a one-value answer: the value alone on a line, or with

@@ -182,3 +182,12 @@ func TestTransitInputAndOutput(t *testing.T) {
 		t.Fatalf("key show output %q", r.stdout)
 	}
 }
+
+// TestTransitInputLimit checks that an input over the limit is refused
+// before anything is sent, naming where it came from.
+func TestTransitInputLimit(t *testing.T) {
+	big := strings.Repeat("x", maxTransitInput+1)
+	checkErr(t, runCLI(t, env{}, big, "transit", "encrypt", "k", "-"), ExitError, "stdin: larger than 12517376 bytes")
+	checkErr(t, runCLI(t, env{}, "", "transit", "sign", "k", "--input-file", tempFile(t, "big", big)), ExitError,
+		"big: larger than 12517376 bytes")
+}
