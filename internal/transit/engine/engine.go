@@ -30,6 +30,7 @@ import (
 	"github.com/warden-sec/warden/internal/audit"
 	"github.com/warden-sec/warden/internal/auditlog"
 	"github.com/warden-sec/warden/internal/errs"
+	"github.com/warden-sec/warden/internal/periodic"
 	"github.com/warden-sec/warden/internal/store/kv"
 	"github.com/warden-sec/warden/internal/transit"
 )
@@ -197,6 +198,7 @@ func (e *Engine) Create(ctx context.Context, name string, typ transit.Type, opts
 		return nil, false, err
 	}
 	var k *transit.Key
+	var b []byte
 	for attempt := 0; ; attempt++ {
 		ent, err := e.read(ctx, name)
 		if err == nil {
@@ -211,21 +213,14 @@ func (e *Engine) Create(ctx context.Context, name string, typ transit.Type, opts
 			if k, err = transit.New(name, typ, opts, e.cfg.Now(), e.cfg.Rand); err != nil {
 				return nil, false, err
 			}
+			if b, err = k.Marshal(); err != nil {
+				return nil, false, err
+			}
 		}
-		b, err := k.Marshal()
-		if err != nil {
-			return nil, false, err
-		}
-		idx, err := e.cfg.Storage.Txn(ctx, kv.Txn{
-			Conds: []kv.Cond{{Key: storageKey(name), Version: 0}},
-			Ops:   []kv.Op{{Type: kv.OpPut, Key: storageKey(name), Value: b}},
-		})
-		if err == nil {
-			e.remember(name, idx, k)
+		// Lost to a create: the next read returns that key.
+		if err := e.put(ctx, name, 0, k, b); err == nil {
 			return k, true, nil
-		}
-		// Created meanwhile: the next read returns that key.
-		if !errs.Is(err, errs.Conflict) || attempt >= maxRetries {
+		} else if !lostRace(err, attempt) {
 			return nil, false, err
 		}
 	}
@@ -284,7 +279,7 @@ func (e *Engine) Delete(ctx context.Context, name string) error {
 			e.mu.Unlock()
 			return nil
 		}
-		if !errs.Is(err, errs.Conflict) || attempt >= maxRetries {
+		if !lostRace(err, attempt) {
 			return err
 		}
 	}
@@ -328,18 +323,31 @@ func (e *Engine) change(ctx context.Context, name string, f func(*transit.Key) e
 			}
 			tctx, _ = e.cfg.Audit.Pending(ctx, record(k))
 		}
-		idx, err := e.cfg.Storage.Txn(tctx, kv.Txn{
-			Conds: []kv.Cond{{Key: storageKey(name), Version: ent.Version}},
-			Ops:   []kv.Op{{Type: kv.OpPut, Key: storageKey(name), Value: b}},
-		})
-		if err == nil {
-			e.remember(name, idx, k)
+		if err := e.put(tctx, name, ent.Version, k, b); err == nil {
 			return k, true, nil
-		}
-		if !errs.Is(err, errs.Conflict) || attempt >= maxRetries {
+		} else if !lostRace(err, attempt) {
 			return nil, false, err
 		}
 	}
+}
+
+// put stores k, whose stored form is b, as key name, if the record is at
+// store version v (0: absent), and caches it at its new version.
+func (e *Engine) put(ctx context.Context, name string, v uint64, k *transit.Key, b []byte) error {
+	idx, err := e.cfg.Storage.Txn(ctx, kv.Txn{
+		Conds: []kv.Cond{{Key: storageKey(name), Version: v}},
+		Ops:   []kv.Op{{Type: kv.OpPut, Key: storageKey(name), Value: b}},
+	})
+	if err == nil {
+		e.remember(name, idx, k)
+	}
+	return err
+}
+
+// lostRace reports whether a change that failed with err on attempt (0 the
+// first) lost a race and may be tried again.
+func lostRace(err error, attempt int) bool {
+	return errs.Is(err, errs.Conflict) && attempt < maxRetries
 }
 
 // Schedule actions, the actions of the schedule's audit records.
@@ -362,6 +370,32 @@ func (e *Engine) Tick(ctx context.Context) (rotated, retired int, err error) {
 	if err != nil {
 		return 0, 0, err
 	}
+	// The schedule's changes, in order. due is a first look at the shared
+	// key; apply decides again on the private copy of the key as it is at
+	// the change (another change may have come between), and changes it or
+	// leaves it (then nothing commits).
+	jobs := []struct {
+		action  string
+		count   *int
+		due     func(*transit.Key) bool
+		apply   func(*transit.Key) error
+		version func(*transit.Key) int // the record's KeyVersion
+	}{
+		{ActionScheduledRotate, &rotated,
+			func(k *transit.Key) bool { return k.AutoRotateDue(now) },
+			func(k *transit.Key) error {
+				if !k.AutoRotateDue(now) {
+					return nil
+				}
+				_, err := k.Rotate(now, e.cfg.Rand)
+				return err
+			},
+			func(k *transit.Key) int { return k.Latest }},
+		{ActionScheduledRetire, &retired,
+			func(k *transit.Key) bool { return k.AutoRetireAfter > 0 },
+			func(k *transit.Key) error { k.AutoRetire(now); return nil },
+			func(k *transit.Key) int { return k.MinDecryptionVersion }},
+	}
 	var errList []error
 	for _, name := range names {
 		if ctx.Err() != nil {
@@ -375,31 +409,16 @@ func (e *Engine) Tick(ctx context.Context) (rotated, retired int, err error) {
 			errList = append(errList, err)
 			continue
 		}
-		if k.AutoRotateDue(now) {
-			_, ok, err := e.change(ctx, name, func(k *transit.Key) error {
-				if !k.AutoRotateDue(now) { // rotated meanwhile
-					return nil
-				}
-				_, err := k.Rotate(now, e.cfg.Rand)
-				return err
-			}, e.systemRecord(now, ActionScheduledRotate, func(k *transit.Key) int { return k.Latest }))
+		for _, j := range jobs {
+			if !j.due(k) {
+				continue
+			}
+			_, changed, err := e.change(ctx, name, j.apply, e.systemRecord(now, j.action, j.version))
 			if err != nil && !errs.Is(err, errs.NotFound) {
-				errList = append(errList, fmt.Errorf("transit: rotating key %s: %w", name, err))
+				errList = append(errList, fmt.Errorf("transit: %s of key %s: %w", j.action, name, err))
 			}
-			if ok {
-				rotated++
-			}
-		}
-		if k.AutoRetireAfter > 0 {
-			_, ok, err := e.change(ctx, name, func(k *transit.Key) error {
-				k.AutoRetire(now)
-				return nil
-			}, e.systemRecord(now, ActionScheduledRetire, func(k *transit.Key) int { return k.MinDecryptionVersion }))
-			if err != nil && !errs.Is(err, errs.NotFound) {
-				errList = append(errList, fmt.Errorf("transit: retiring versions of key %s: %w", name, err))
-			}
-			if ok {
-				retired++
+			if changed {
+				*j.count++
 			}
 		}
 	}
@@ -420,19 +439,12 @@ func (e *Engine) systemRecord(now time.Time, action string, version func(*transi
 // RunSchedule calls Tick every interval while leader() holds, until ctx
 // ends. Errors go to logf (the next tick tries again); logf may be nil.
 func (e *Engine) RunSchedule(ctx context.Context, interval time.Duration, leader func() bool, logf func(msg string, args ...any)) {
-	t := time.NewTicker(interval)
-	defer t.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case <-t.C:
-		}
-		if !leader() {
-			continue
-		}
-		if _, _, err := e.Tick(ctx); err != nil && ctx.Err() == nil && logf != nil {
+	periodic.WhileLeader(ctx, interval, leader, func(ctx context.Context) error {
+		_, _, err := e.Tick(ctx)
+		return err
+	}, func(err error) {
+		if logf != nil {
 			logf("transit: scheduled rotation and retirement failed; retrying later", "err", err)
 		}
-	}
+	})
 }

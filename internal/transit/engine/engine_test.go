@@ -107,6 +107,14 @@ func (v *env) auditSize(t testing.TB) uint64 {
 	return size
 }
 
+// create creates key name through e, with its record.
+func (v *env) create(t testing.TB, e *engine.Engine, name string, typ transit.Type, opts transit.Options) {
+	t.Helper()
+	if _, _, err := e.Create(v.rec("transit.key.create", name), name, typ, opts); err != nil {
+		t.Fatal(err)
+	}
+}
+
 func ptr[T any](x T) *T { return &x }
 
 func TestKeyRoundTrips(t *testing.T) {
@@ -121,9 +129,7 @@ func TestKeyRoundTrips(t *testing.T) {
 	if err != nil || !created || k.Type != transit.AES256GCM96 || k.Latest != 1 {
 		t.Fatalf("Create b: %v created=%v %v", k, created, err)
 	}
-	if _, _, err := e.Create(v.rec("transit.key.create", "a"), "a", transit.Ed25519, transit.Options{}); err != nil {
-		t.Fatal(err)
-	}
+	v.create(t, e, "a", transit.Ed25519, transit.Options{})
 	// Created again, with other options: the key as it is.
 	before := v.stored(t, "b")
 	again, created, err := e.Create(v.rec("transit.key.create", "b"), "b", transit.ChaCha20Poly1305, transit.Options{Exportable: true})
@@ -233,9 +239,7 @@ func TestNotFoundAndBadNames(t *testing.T) {
 func TestRefusedChangesLeaveTheStoredKey(t *testing.T) {
 	v := newEnv(t)
 	e := v.engine()
-	if _, _, err := e.Create(v.rec("transit.key.create", "k"), "k", "", transit.Options{}); err != nil {
-		t.Fatal(err)
-	}
+	v.create(t, e, "k", "", transit.Options{})
 	for range 2 {
 		if _, err := e.Rotate(v.rec("transit.key.rotate", "k"), "k"); err != nil {
 			t.Fatal(err)
@@ -301,18 +305,14 @@ func TestRefusedChangesLeaveTheStoredKey(t *testing.T) {
 func TestExportableIsNeverReenabled(t *testing.T) {
 	v := newEnv(t)
 	e := v.engine()
-	if _, _, err := e.Create(v.rec("transit.key.create", "x"), "x", transit.Ed25519, transit.Options{Exportable: true}); err != nil {
-		t.Fatal(err)
-	}
+	v.create(t, e, "x", transit.Ed25519, transit.Options{Exportable: true})
 	k, err := e.Configure(v.rec("transit.key.config", "x"), "x", transit.Config{Exportable: ptr(false)})
 	if err != nil || k.Exportable {
 		t.Fatalf("turning exportable off: %v %v", k, err)
 	}
 	for _, name := range []string{"x", "fresh"} {
 		if name == "fresh" {
-			if _, _, err := e.Create(v.rec("transit.key.create", name), name, "", transit.Options{}); err != nil {
-				t.Fatal(err)
-			}
+			v.create(t, e, name, "", transit.Options{})
 		}
 		_, err := e.Configure(v.rec("transit.key.config", name), name, transit.Config{Exportable: ptr(true)})
 		if !errs.Is(err, errs.Invalid) || !strings.HasPrefix(err.Error(), "exportable: ") {
@@ -329,9 +329,7 @@ func TestExportableIsNeverReenabled(t *testing.T) {
 func TestConcurrentRotationsAllLand(t *testing.T) {
 	v := newEnv(t)
 	e := v.engine()
-	if _, _, err := e.Create(v.rec("transit.key.create", "k"), "k", "", transit.Options{}); err != nil {
-		t.Fatal(err)
-	}
+	v.create(t, e, "k", "", transit.Options{})
 	// Each rotation commits once, so one loses at most n-1 races: within
 	// the engine's 16 retries.
 	const n = 12
@@ -365,9 +363,7 @@ func TestCache(t *testing.T) {
 	v := newEnv(t)
 	e1, e2 := v.engine(), v.engine()
 	ctx := context.Background()
-	if _, _, err := e1.Create(v.rec("transit.key.create", "k"), "k", "", transit.Options{}); err != nil {
-		t.Fatal(err)
-	}
+	v.create(t, e1, "k", "", transit.Options{})
 	a, err := e1.Key(ctx, "k")
 	if err != nil {
 		t.Fatal(err)
@@ -409,15 +405,9 @@ func TestTickRotatesAndRetires(t *testing.T) {
 	v := newEnv(t)
 	e := v.engine()
 	ctx := context.Background()
-	if _, _, err := e.Create(v.rec("transit.key.create", "r"), "r", "", transit.Options{AutoRotatePeriod: time.Hour}); err != nil {
-		t.Fatal(err)
-	}
-	if _, _, err := e.Create(v.rec("transit.key.create", "x"), "x", "", transit.Options{AutoRetireAfter: 30 * time.Minute}); err != nil {
-		t.Fatal(err)
-	}
-	if _, _, err := e.Create(v.rec("transit.key.create", "plain"), "plain", "", transit.Options{}); err != nil {
-		t.Fatal(err)
-	}
+	v.create(t, e, "r", "", transit.Options{AutoRotatePeriod: time.Hour})
+	v.create(t, e, "x", "", transit.Options{AutoRetireAfter: 30 * time.Minute})
+	v.create(t, e, "plain", "", transit.Options{})
 	if rotated, retired, err := e.Tick(ctx); err != nil || rotated != 0 || retired != 0 {
 		t.Fatalf("Tick with nothing due: %d %d %v", rotated, retired, err)
 	}
@@ -478,9 +468,7 @@ func TestTickRotatesAndRetires(t *testing.T) {
 func TestRunSchedule(t *testing.T) {
 	v := newEnv(t)
 	e := v.engine()
-	if _, _, err := e.Create(v.rec("transit.key.create", "r"), "r", "", transit.Options{AutoRotatePeriod: time.Hour}); err != nil {
-		t.Fatal(err)
-	}
+	v.create(t, e, "r", "", transit.Options{AutoRotatePeriod: time.Hour})
 	v.clock.set(t0.Add(time.Hour))
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
@@ -506,9 +494,7 @@ func TestRunSchedule(t *testing.T) {
 func TestErrorsCarryNoMaterial(t *testing.T) {
 	v := newEnv(t)
 	e := v.engine()
-	if _, _, err := e.Create(v.rec("transit.key.create", "k"), "k", "", transit.Options{}); err != nil {
-		t.Fatal(err)
-	}
+	v.create(t, e, "k", "", transit.Options{})
 	good := v.stored(t, "k").Value
 	var rec struct {
 		Versions []struct {
@@ -545,9 +531,7 @@ func TestErrorsCarryNoMaterial(t *testing.T) {
 func BenchmarkKey(b *testing.B) {
 	v := newEnv(b)
 	e := v.engine()
-	if _, _, err := e.Create(v.rec("transit.key.create", "k"), "k", "", transit.Options{}); err != nil {
-		b.Fatal(err)
-	}
+	v.create(b, e, "k", "", transit.Options{})
 	ctx := context.Background()
 	b.ReportAllocs()
 	for b.Loop() {
@@ -561,9 +545,7 @@ func BenchmarkKey(b *testing.B) {
 func BenchmarkEncrypt(b *testing.B) {
 	v := newEnv(b)
 	e := v.engine()
-	if _, _, err := e.Create(v.rec("transit.key.create", "k"), "k", "", transit.Options{}); err != nil {
-		b.Fatal(err)
-	}
+	v.create(b, e, "k", "", transit.Options{})
 	ctx := context.Background()
 	pt := make([]byte, 1024)
 	b.SetBytes(int64(len(pt)))
