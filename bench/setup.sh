@@ -8,7 +8,7 @@
 # warden binary to use it instead of `go run ./cmd/warden` (run from the repo root).
 set -euo pipefail
 w() { if [ -n "${WARDEN_BIN:-}" ]; then "$WARDEN_BIN" "$@"; else go run ./cmd/warden "$@"; fi; }
-printf '%s\n' 'permit (principal in Group::"bench", action in [Action::"kv.read", Action::"kv.write", Action::"authz.check"], resource);' |
+printf '%s\n' 'permit (principal in Group::"bench", action in [Action::"kv.read", Action::"kv.write", Action::"authz.check", Action::"transit.encrypt", Action::"transit.sign"], resource);' |
   w policy write bench - >/dev/null
 bash "$(dirname "$0")/authz-seed.sh" >/dev/null
 w token create --user bench --group bench --ttl 2h --format json | python3 -c 'import json,sys; print(json.load(sys.stdin)["token"])'

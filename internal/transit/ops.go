@@ -237,7 +237,8 @@ func (k *Key) Rewrap(ciphertext string, context []byte, version int, rand io.Rea
 	return k.Encrypt(pt, context, version, rand)
 }
 
-// DataKey makes a random data key of bits (0: 256; 256 or 512) from rand
+// DataKey makes a random data key of bits (0: 256; 128, 256 or 512, as in
+// Vault) from rand
 // and returns it with its ciphertext under the latest version. The service
 // drops the plaintext for datakey/wrapped.
 func (k *Key) DataKey(bits int, context []byte, rand io.Reader) (plaintext []byte, ciphertext string, err error) {
@@ -247,9 +248,9 @@ func (k *Key) DataKey(bits int, context []byte, rand io.Reader) (plaintext []byt
 	switch bits {
 	case 0:
 		bits = 256
-	case 256, 512:
+	case 128, 256, 512:
 	default:
-		return nil, "", invalid("bits: must be 256 or 512")
+		return nil, "", invalid("bits: must be 128, 256 or 512")
 	}
 	if err := k.checkContext(context); err != nil {
 		return nil, "", err

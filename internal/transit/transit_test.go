@@ -361,7 +361,7 @@ func TestDataKey(t *testing.T) {
 	for _, tc := range []struct {
 		bits, want int
 		err        bool
-	}{{0, 32, false}, {256, 32, false}, {512, 64, false}, {128, 0, true}, {1024, 0, true}, {-1, 0, true}} {
+	}{{0, 32, false}, {256, 32, false}, {512, 64, false}, {128, 16, false}, {64, 0, true}, {1024, 0, true}, {-1, 0, true}} {
 		t.Run(fmt.Sprint(tc.bits), func(t *testing.T) {
 			pt, ct, err := k.DataKey(tc.bits, nil, seeded(6))
 			if tc.err {
