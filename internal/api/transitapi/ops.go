@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"encoding/base64"
 	"encoding/json"
-	"io"
 	"net/http"
 
 	"github.com/warden-sec/warden/internal/api/handler"
@@ -298,27 +297,15 @@ func (h *Handlers) DataKey(wrapped bool) handler.Func {
 				return 0, nil, err
 			}
 		}
-		bits := in.Bits.N
-		switch bits {
-		case 0:
-			bits = 256
-		case 128, 256, 512:
-		default:
-			return 0, nil, invalid("bits: must be 128, 256 or 512")
-		}
 		c, err := contextOf(in.Context)
 		if err != nil {
 			return 0, nil, err
 		}
-		pt := make([]byte, bits/8)
-		defer clear(pt)
-		if _, err := io.ReadFull(h.e.Rand(), pt); err != nil {
-			return 0, nil, errs.Wrap(errs.Internal, err, "transit: making a data key")
-		}
-		ct, err := k.Encrypt(pt, c, 0, h.e.Rand())
+		pt, ct, err := k.DataKey(in.Bits.N, c, h.e.Rand())
 		if err != nil {
 			return 0, nil, err
 		}
+		defer clear(pt)
 		setVersion(r, k.Latest)
 		out := result{"ciphertext": ct, "key_version": k.Latest}
 		if !wrapped {
