@@ -3,6 +3,7 @@ package server_test
 import (
 	"encoding/base64"
 	"fmt"
+	"net/http"
 	"strings"
 	"testing"
 
@@ -420,4 +421,19 @@ func TestTransitAudit(t *testing.T) {
 			t.Fatalf("a record holds the plaintext (%v)", err)
 		}
 	}
+}
+
+// BenchmarkTransitEncryptHandler is POST /v1/transit/encrypt of 1 KiB by
+// a token a policy permits, in process (the whole pipeline, the audit
+// record committed before each answer; no TLS or sockets), for profiles
+// of the encrypt path.
+func BenchmarkTransitEncryptHandler(b *testing.B) {
+	h := start(b, b.TempDir(), nil)
+	_, root := h.initUnseal(1, 1)
+	h.want(h.writePolicy(root, "warden", "bench",
+		`permit (principal in Group::"bench", action == Action::"transit.encrypt", resource is Key);`), 200)
+	tok := h.token(root, "bench", "bench")
+	h.transit(root, "keys/bench", nil, 200)
+	body := `{"plaintext":"` + base64.StdEncoding.EncodeToString(make([]byte, 1024)) + `"}`
+	serveInProcess(b, h, func(int64) *http.Request { return checkRequest(tok, "/v1/transit/encrypt/bench", body) })
 }
