@@ -184,6 +184,7 @@ export WARDEN_ADDR='%s' WARDEN_CACERT='%s' WARDEN_TOKEN='%s'
 	f.DurationVar(&cfg.EscalationMax, "escalation-max", respond.DefaultEscalationMax, "the longest an escalated ban lasts")
 	f.StringVar(&maxBanPrefix, "max-ban-prefix", "16,48", "the widest ranges a ban may take: IPv4,IPv6 prefix lengths")
 	f.IntVar(&cfg.MaxDecisionStreams, "max-decision-streams", api.DefaultMaxDecisionStreams, "decision streams (agents and services following decisions) this server serves at once")
+	f.DurationVar(&cfg.TransitScheduleInterval, "transit-schedule-interval", time.Minute, "how often the leader rotates and retires the transit keys that are due (auto_rotate_period, auto_retire_after)")
 	f.StringVar(&logLevel, "log-level", "info", "debug, info, warn or error")
 	f.StringVar(&logFormat, "log-format", "", "json or text (default: text with --dev, json otherwise)")
 	return cmd

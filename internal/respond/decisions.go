@@ -16,6 +16,7 @@ import (
 	"github.com/warden-sec/warden/internal/auditlog"
 	"github.com/warden-sec/warden/internal/errs"
 	"github.com/warden-sec/warden/internal/names"
+	"github.com/warden-sec/warden/internal/periodic"
 	"github.com/warden-sec/warden/internal/store/kv"
 	"github.com/warden-sec/warden/pkg/client"
 )
@@ -623,19 +624,12 @@ func (d *Decisions) Collect(ctx context.Context) (int, error) {
 // RunCollector calls Collect every interval while leader() holds, until
 // ctx ends. Errors are logged by logf (they are retried next time).
 func (d *Decisions) RunCollector(ctx context.Context, interval time.Duration, leader func() bool, logf func(msg string, args ...any)) {
-	t := time.NewTicker(interval)
-	defer t.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case <-t.C:
-		}
-		if !leader() {
-			continue
-		}
-		if _, err := d.Collect(ctx); err != nil && ctx.Err() == nil && logf != nil {
+	periodic.WhileLeader(ctx, interval, leader, func(ctx context.Context) error {
+		_, err := d.Collect(ctx)
+		return err
+	}, func(err error) {
+		if logf != nil {
 			logf("decisions: collecting old tombstones failed; retrying later", "err", err)
 		}
-	}
+	})
 }

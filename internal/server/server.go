@@ -163,6 +163,10 @@ type Config struct {
 	EscalationMax                time.Duration
 	MaxBanPrefix4, MaxBanPrefix6 int
 	MaxDecisionStreams           int
+
+	// TransitScheduleInterval is how often the leader rotates and retires
+	// the transit keys that are due (0: one minute).
+	TransitScheduleInterval time.Duration
 }
 
 // DefaultHeartbeatTimeout is Raft's heartbeat timeout in cluster mode. A
@@ -229,6 +233,7 @@ type Server struct {
 	detection  *detection      // the detection runtime, started at Start
 	response   *response       // decisions, their feed and collector
 	playbooks  *playbooks      // the playbooks and their responder (playbooks.go)
+	transit    *transitKeys    // the transit engine and its schedule (transit.go)
 	reg        *prometheus.Registry
 }
 
@@ -466,6 +471,7 @@ func New(cfg Config) (*Server, error) {
 		detect.NotifyConfig{MinBackoff: cfg.NotifyMinBackoff, Logger: log,
 			Outcome: func(o string) { notifications.WithLabelValues(o).Inc() }})
 	s.response = s.newResponse(nodes, alog)
+	s.transit = s.newTransit(alog)
 	s.api = api.New(api.Config{
 		Rules: s.rules, Alerts: s.alerts, Notifiers: s.notifiers,
 		Decisions: s.response.decisions, DecisionFeed: s.response.feed, MaxDecisionStreams: cfg.MaxDecisionStreams,
@@ -477,6 +483,7 @@ func New(cfg Config) (*Server, error) {
 		EventsMaxBatchBytes: cfg.EventsMaxBatchBytes, ServerEvents: s.emitter,
 		Incidents: s.newIncidents(alog),
 		Playbooks: s.newPlaybooks(nodes, alog),
+		Transit:   s.transit.eng,
 	})
 	reg.MustRegister(prometheus.NewCounterFunc(prometheus.CounterOpts{
 		Name: "warden_events_server_dropped_total", Help: "This server's own events dropped (queue full, or no event plane yet).",
@@ -558,6 +565,7 @@ func (s *Server) Start() error {
 	s.startDetection(s.reg)
 	s.response.start(s)
 	s.playbooks.start(s)
+	s.transit.start(s)
 	nctx, ncancel := context.WithCancel(context.Background())
 	s.stopNotify, s.notifyDone = ncancel, make(chan struct{})
 	go func() {
@@ -633,6 +641,7 @@ func (s *Server) Close() error {
 	s.detection.close()
 	s.response.close()
 	s.playbooks.close()
+	s.transit.close()
 	s.emitter.Close()
 	s.events.close()
 	s.api.Close()
