@@ -96,16 +96,9 @@ type createRequest struct {
 // CreateKey is POST /v1/transit/keys/{name}. A key that exists is
 // answered unchanged, as Vault does.
 func (h *Handlers) CreateKey(r handler.Request) (int, any, error) {
-	eng, err := h.engine()
-	if err != nil {
-		return 0, nil, err
-	}
-	name, err := keyName(r)
-	if err != nil {
-		return 0, nil, err
-	}
 	var in createRequest
-	if err := r.Decode(&in); err != nil {
+	eng, name, err := h.named(r, &in)
+	if err != nil {
 		return 0, nil, err
 	}
 	if in.AllowPlaintextBackup.B {
@@ -152,11 +145,7 @@ func (h *Handlers) ListKeys(r handler.Request) (int, any, error) {
 // DeleteKey is DELETE /v1/transit/keys/{name}: only a key whose
 // deletion_allowed is set.
 func (h *Handlers) DeleteKey(r handler.Request) (int, any, error) {
-	eng, err := h.engine()
-	if err != nil {
-		return 0, nil, err
-	}
-	name, err := keyName(r)
+	eng, name, err := h.named(r, nil)
 	if err != nil {
 		return 0, nil, err
 	}
@@ -193,16 +182,9 @@ type configRequest struct {
 
 // ConfigKey is POST /v1/transit/keys/{name}/config.
 func (h *Handlers) ConfigKey(r handler.Request) (int, any, error) {
-	eng, err := h.engine()
-	if err != nil {
-		return 0, nil, err
-	}
-	name, err := keyName(r)
-	if err != nil {
-		return 0, nil, err
-	}
 	var in configRequest
-	if err := r.Decode(&in); err != nil {
+	eng, name, err := h.named(r, &in)
+	if err != nil {
 		return 0, nil, err
 	}
 	if in.AllowPlaintextBackup.B {
@@ -236,16 +218,9 @@ type trimRequest struct {
 
 // TrimKey is POST /v1/transit/keys/{name}/trim.
 func (h *Handlers) TrimKey(r handler.Request) (int, any, error) {
-	eng, err := h.engine()
-	if err != nil {
-		return 0, nil, err
-	}
-	name, err := keyName(r)
-	if err != nil {
-		return 0, nil, err
-	}
 	var in trimRequest
-	if err := r.Decode(&in); err != nil {
+	eng, name, err := h.named(r, &in)
+	if err != nil {
 		return 0, nil, err
 	}
 	if !in.MinAvailableVersion.Set {

@@ -144,14 +144,24 @@ func contextOf(s string) ([]byte, error) { return decodeBase64("context", s) }
 
 func b64(b []byte) string { return base64.StdEncoding.EncodeToString(b) }
 
+// aeadOptions are the Vault fields of the encryption operations that
+// Warden does not implement: accepted only empty.
+type aeadOptions struct {
+	Nonce          string `json:"nonce"`
+	AssociatedData string `json:"associated_data"`
+}
+
+func (o aeadOptions) check() error {
+	return first(unsupported("nonce", o.Nonce != "", "none"), unsupported("associated_data", o.AssociatedData != "", "none"))
+}
+
 // encryptItem is an encrypt input. type is accepted and ignored, as Vault
 // does (the key's type decides).
 type encryptItem struct {
-	Plaintext            string `json:"plaintext"`
-	Context              string `json:"context"`
-	KeyVersion           Int    `json:"key_version"`
-	Nonce                string `json:"nonce"`
-	AssociatedData       string `json:"associated_data"`
+	Plaintext  string `json:"plaintext"`
+	Context    string `json:"context"`
+	KeyVersion Int    `json:"key_version"`
+	aeadOptions
 	ConvergentEncryption Bool   `json:"convergent_encryption"`
 	Type                 string `json:"type"`
 	Reference            string `json:"reference"`
@@ -171,9 +181,14 @@ func versionOf(k *transit.Key, n Int) int {
 	return n.N
 }
 
+// encrypted is the answer of an encryption with key_version n.
+func encrypted(k *transit.Key, ct string, n Int) (result, int, error) {
+	v := versionOf(k, n)
+	return result{"ciphertext": ct, "key_version": v}, v, nil
+}
+
 func (h *Handlers) encrypt(k *transit.Key, in encryptItem) (result, int, error) {
-	if err := first(unsupported("nonce", in.Nonce != "", "none"), unsupported("associated_data", in.AssociatedData != "", "none"),
-		unsupported("convergent_encryption", in.ConvergentEncryption.B, "false")); err != nil {
+	if err := first(in.check(), unsupported("convergent_encryption", in.ConvergentEncryption.B, "false")); err != nil {
 		return nil, 0, err
 	}
 	pt, err := decodeBase64("plaintext", in.Plaintext)
@@ -188,19 +203,18 @@ func (h *Handlers) encrypt(k *transit.Key, in encryptItem) (result, int, error) 
 	if err != nil {
 		return nil, 0, err
 	}
-	v := versionOf(k, in.KeyVersion)
-	return result{"ciphertext": ct, "key_version": v}, v, nil
+	return encrypted(k, ct, in.KeyVersion)
 }
 
 // Encrypt is POST /v1/transit/encrypt/{name}.
 func (h *Handlers) Encrypt(r handler.Request) (int, any, error) { return run(h, r, h.encrypt) }
 
+// decryptItem is a decrypt input, and the ciphertext of a rewrap.
 type decryptItem struct {
-	Ciphertext     string `json:"ciphertext"`
-	Context        string `json:"context"`
-	Nonce          string `json:"nonce"`
-	AssociatedData string `json:"associated_data"`
-	Reference      string `json:"reference"`
+	Ciphertext string `json:"ciphertext"`
+	Context    string `json:"context"`
+	aeadOptions
+	Reference string `json:"reference"`
 }
 
 func (it decryptItem) ref() string { return it.Reference }
@@ -209,14 +223,19 @@ func (it decryptItem) sensitive(f func(string, string)) {
 	f("context", it.Context)
 }
 
+// context checks the item and returns its decoded context.
+func (it decryptItem) context() ([]byte, error) {
+	if err := it.check(); err != nil {
+		return nil, err
+	}
+	if it.Ciphertext == "" {
+		return nil, invalid("ciphertext: required")
+	}
+	return contextOf(it.Context)
+}
+
 func (h *Handlers) decrypt(k *transit.Key, in decryptItem) (result, int, error) {
-	if err := first(unsupported("nonce", in.Nonce != "", "none"), unsupported("associated_data", in.AssociatedData != "", "none")); err != nil {
-		return nil, 0, err
-	}
-	if in.Ciphertext == "" {
-		return nil, 0, invalid("ciphertext: required")
-	}
-	c, err := contextOf(in.Context)
+	c, err := in.context()
 	if err != nil {
 		return nil, 0, err
 	}
@@ -233,28 +252,12 @@ func (h *Handlers) decrypt(k *transit.Key, in decryptItem) (result, int, error) 
 func (h *Handlers) Decrypt(r handler.Request) (int, any, error) { return run(h, r, h.decrypt) }
 
 type rewrapItem struct {
-	Ciphertext     string `json:"ciphertext"`
-	Context        string `json:"context"`
-	KeyVersion     Int    `json:"key_version"`
-	Nonce          string `json:"nonce"`
-	AssociatedData string `json:"associated_data"`
-	Reference      string `json:"reference"`
-}
-
-func (it rewrapItem) ref() string { return it.Reference }
-func (it rewrapItem) sensitive(f func(string, string)) {
-	f("ciphertext", it.Ciphertext)
-	f("context", it.Context)
+	decryptItem
+	KeyVersion Int `json:"key_version"`
 }
 
 func (h *Handlers) rewrap(k *transit.Key, in rewrapItem) (result, int, error) {
-	if err := first(unsupported("nonce", in.Nonce != "", "none"), unsupported("associated_data", in.AssociatedData != "", "none")); err != nil {
-		return nil, 0, err
-	}
-	if in.Ciphertext == "" {
-		return nil, 0, invalid("ciphertext: required")
-	}
-	c, err := contextOf(in.Context)
+	c, err := in.context()
 	if err != nil {
 		return nil, 0, err
 	}
@@ -262,18 +265,16 @@ func (h *Handlers) rewrap(k *transit.Key, in rewrapItem) (result, int, error) {
 	if err != nil {
 		return nil, 0, err
 	}
-	v := versionOf(k, in.KeyVersion)
-	return result{"ciphertext": ct, "key_version": v}, v, nil
+	return encrypted(k, ct, in.KeyVersion)
 }
 
 // Rewrap is POST /v1/transit/rewrap/{name}.
 func (h *Handlers) Rewrap(r handler.Request) (int, any, error) { return run(h, r, h.rewrap) }
 
 type dataKeyRequest struct {
-	Context        string `json:"context"`
-	Bits           Int    `json:"bits"`
-	Nonce          string `json:"nonce"`
-	AssociatedData string `json:"associated_data"`
+	Context string `json:"context"`
+	Bits    Int    `json:"bits"`
+	aeadOptions
 }
 
 // DataKey is POST /v1/transit/datakey/plaintext/{name} (wrapped false) and
@@ -289,7 +290,7 @@ func (h *Handlers) DataKey(wrapped bool) handler.Func {
 		if err := r.Decode(&in); err != nil {
 			return 0, nil, err
 		}
-		if err := first(unsupported("nonce", in.Nonce != "", "none"), unsupported("associated_data", in.AssociatedData != "", "none")); err != nil {
+		if err := in.check(); err != nil {
 			return 0, nil, err
 		}
 		if in.Context != "" {

@@ -55,13 +55,28 @@ func keyName(r handler.Request) (string, error) {
 	return name, transit.ValidName(name)
 }
 
-// load returns the key the route names.
-func (h *Handlers) load(r handler.Request) (*engine.Engine, *transit.Key, error) {
+// named returns the engine and the route's key name, and decodes the body
+// into in (nil: the body is not read).
+func (h *Handlers) named(r handler.Request, in any) (*engine.Engine, string, error) {
 	eng, err := h.engine()
 	if err != nil {
-		return nil, nil, err
+		return nil, "", err
 	}
 	name, err := keyName(r)
+	if err != nil {
+		return nil, "", err
+	}
+	if in != nil {
+		if err := r.Decode(in); err != nil {
+			return nil, "", err
+		}
+	}
+	return eng, name, nil
+}
+
+// load returns the key the route names.
+func (h *Handlers) load(r handler.Request) (*engine.Engine, *transit.Key, error) {
+	eng, name, err := h.named(r, nil)
 	if err != nil {
 		return nil, nil, err
 	}

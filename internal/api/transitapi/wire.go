@@ -19,17 +19,19 @@ const MaxBatch = 1000
 
 func invalid(format string, args ...any) error { return errs.E(errs.Invalid, format, args...) }
 
-// unquote returns the text of a JSON string, or b itself for any other
-// value (a number, true, false).
-func unquote(b []byte) (string, bool, error) {
+// scalar returns the text of a JSON scalar: a string's content, or the
+// value itself (a number, true, false). unset is true for null and "".
+func scalar(b []byte) (text string, quoted, unset bool, err error) {
+	if string(b) == "null" {
+		return "", false, true, nil
+	}
 	if len(b) == 0 || b[0] != '"' {
-		return string(b), false, nil
+		return string(b), false, false, nil
 	}
-	var s string
-	if err := json.Unmarshal(b, &s); err != nil {
-		return "", true, invalid("not a valid JSON string")
+	if err := json.Unmarshal(b, &text); err != nil {
+		return "", true, false, invalid("not a valid JSON string")
 	}
-	return s, true, nil
+	return text, true, text == "", nil
 }
 
 // Int is an optional integer that arrives as a JSON number or a decimal
@@ -41,17 +43,10 @@ type Int struct {
 
 // UnmarshalJSON decodes a JSON number or decimal string; null leaves it unset.
 func (i *Int) UnmarshalJSON(b []byte) error {
-	if string(b) == "null" {
+	s, _, unset, err := scalar(b)
+	if err != nil || unset {
 		*i = Int{}
-		return nil
-	}
-	s, quoted, err := unquote(b)
-	if err != nil {
 		return err
-	}
-	if quoted && s == "" {
-		*i = Int{}
-		return nil
 	}
 	n, err := strconv.ParseInt(s, 10, 32)
 	if err != nil {
@@ -70,17 +65,10 @@ type Bool struct {
 
 // UnmarshalJSON decodes true, false, "true" or "false"; null leaves it unset.
 func (v *Bool) UnmarshalJSON(b []byte) error {
-	if string(b) == "null" {
+	s, _, unset, err := scalar(b)
+	if err != nil || unset {
 		*v = Bool{}
-		return nil
-	}
-	s, quoted, err := unquote(b)
-	if err != nil {
 		return err
-	}
-	if quoted && s == "" {
-		*v = Bool{}
-		return nil
 	}
 	switch s {
 	case "true":
@@ -106,17 +94,10 @@ const maxSeconds = int64(1<<63-1) / int64(time.Second)
 
 // UnmarshalJSON decodes a duration; null leaves it unset.
 func (d *Duration) UnmarshalJSON(b []byte) error {
-	if string(b) == "null" {
+	s, quoted, unset, err := scalar(b)
+	if err != nil || unset {
 		*d = Duration{}
-		return nil
-	}
-	s, quoted, err := unquote(b)
-	if err != nil {
 		return err
-	}
-	if quoted && s == "" {
-		*d = Duration{}
-		return nil
 	}
 	if n, err := strconv.ParseInt(s, 10, 64); err == nil {
 		if n < 0 || n > maxSeconds {
