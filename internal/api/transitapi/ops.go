@@ -47,10 +47,11 @@ func run[T item](h *Handlers, r handler.Request, do op[T]) (int, any, error) {
 	if err := r.Decode(&in); err != nil {
 		return 0, nil, err
 	}
+	partial, err := in.partialCode()
+	if err != nil {
+		return 0, nil, err
+	}
 	if !in.batched() {
-		if in.PartialFailureResponseCode.Set {
-			return 0, nil, invalid("partial_failure_response_code: only with batch_input")
-		}
 		if err := hashItem(r, in.Item); err != nil {
 			return 0, nil, err
 		}
@@ -64,10 +65,6 @@ func run[T item](h *Handlers, r handler.Request, do op[T]) (int, any, error) {
 	var zero T
 	if in.Item != zero {
 		return 0, nil, invalid("batch_input: give every field in the items, none beside batch_input")
-	}
-	partial, err := in.partialCode()
-	if err != nil {
-		return 0, nil, err
 	}
 	items, err := DecodeBatch[T](in.BatchInput)
 	if err != nil {
