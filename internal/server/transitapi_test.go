@@ -171,7 +171,7 @@ func TestTransitBadInput(t *testing.T) {
 		{"bits", "datakey/plaintext/a", map[string]any{"bits": 384}, "bits: must be 128, 256 or 512"},
 		{"hash_algorithm", "hmac/a", map[string]any{"input": enc64("x"), "algorithm": "sha2-512"}, "algorithm: not supported"},
 		{"partial code", "encrypt/a", map[string]any{"batch_input": []any{map[string]any{"plaintext": enc64("x")}}, "partial_failure_response_code": 500}, "partial_failure_response_code: "},
-		{"fields beside batch_input", "encrypt/a", map[string]any{"plaintext": enc64("x"), "batch_input": []any{map[string]any{"plaintext": enc64("x")}}}, "batch_input: "},
+		{"data beside batch_input", "encrypt/a", map[string]any{"plaintext": enc64("x"), "batch_input": []any{map[string]any{"plaintext": enc64("x")}}}, "plaintext: give it in each item"},
 		{"bad key name", "encrypt/.hidden", map[string]any{"plaintext": enc64("x")}, "name: "},
 		{"unknown type", "keys/c", map[string]any{"type": "aes128-gcm96"}, "type: "},
 		{"auto_rotate_period too short", "keys/c", map[string]any{"auto_rotate_period": "1m"}, "auto_rotate_period: "},
@@ -297,6 +297,19 @@ func TestTransitBatch(t *testing.T) {
 	rs = results(t, h.transit(root, "hmac/b", map[string]any{"batch_input": []any{map[string]any{"input": enc64("a")}, map[string]any{"input": enc64("b")}}}, 200))
 	if len(rs) != 2 || rs[0]["hmac"] == rs[1]["hmac"] {
 		t.Fatalf("hmac batch: %v", rs)
+	}
+	// Options beside batch_input apply to the items that leave them
+	// unset, as in Vault (key_version of a batch sign or hmac).
+	h.transit(root, "keys/b/rotate", nil, 200)
+	rs = results(t, h.transit(root, "hmac/b", map[string]any{"key_version": 1, "algorithm": "sha2-256",
+		"batch_input": []any{map[string]any{"input": enc64("a")}, map[string]any{"input": enc64("a"), "key_version": "2"}}}, 200))
+	if rs[0]["key_version"] != float64(1) || !strings.HasPrefix(rs[0]["hmac"].(string), "wdn:v1:") || rs[1]["key_version"] != float64(2) {
+		t.Fatalf("hmac batch with a top-level key_version: %v", rs)
+	}
+	rs = results(t, h.transit(root, "encrypt/b", map[string]any{"nonce": enc64("123456789012"),
+		"batch_input": []any{map[string]any{"plaintext": enc64("a")}}}, 400))
+	if !strings.HasPrefix(rs[0]["error"].(string), "nonce: ") {
+		t.Fatalf("nonce beside batch_input: %v", rs)
 	}
 	// Over 1,000 items: refused before any work.
 	many := make([]any, 1001)

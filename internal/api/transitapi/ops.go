@@ -13,16 +13,21 @@ import (
 
 // item is one operation's input: a request's own fields, or one element
 // of its batch_input.
-type item interface {
+type item[T any] interface {
 	comparable
 	// ref is Vault's "reference", echoed in the item's result.
 	ref() string
-	// sensitive lists the fields whose HMACs the audit record carries.
+	// sensitive lists the data fields, whose HMACs the audit record
+	// carries; in a batch they are given in each item only.
 	sensitive(f func(name, value string))
+	// inherit returns the batch item with the options it leaves unset
+	// (key_version, algorithms) taken from top, the request's own fields
+	// beside batch_input, as Vault applies them to every item.
+	inherit(top T) T
 }
 
 // request is an operation's body: the item's fields, or batch_input.
-type request[T item] struct {
+type request[T item[T]] struct {
 	Item T `json:",embed"`
 	batchFields
 }
@@ -33,12 +38,12 @@ type result = map[string]any
 // op runs one item against the key: its result and the key version it
 // used, or an error naming the field (errs.Invalid), which a batch reports
 // in the item's result. Any other error fails the whole request.
-type op[T item] func(k *transit.Key, in T) (result, int, error)
+type op[T item[T]] func(k *transit.Key, in T) (result, int, error)
 
 // run is an operation route: it decodes the request, hashes its inputs
 // into the audit record, runs op on the one item or on each of the batch,
 // and answers as Vault does.
-func run[T item](h *Handlers, r handler.Request, do op[T]) (int, any, error) {
+func run[T item[T]](h *Handlers, r handler.Request, do op[T]) (int, any, error) {
 	_, k, err := h.load(r)
 	if err != nil {
 		return 0, nil, err
@@ -62,9 +67,17 @@ func run[T item](h *Handlers, r handler.Request, do op[T]) (int, any, error) {
 		setVersion(r, v)
 		return ok, envelope{Data: out}, nil
 	}
-	var zero T
-	if in.Item != zero {
-		return 0, nil, invalid("batch_input: give every field in the items, none beside batch_input")
+	var beside error
+	in.Item.sensitive(func(name, value string) {
+		if value != "" && beside == nil {
+			beside = invalid("%s: give it in each item of batch_input, not beside it", name)
+		}
+	})
+	if in.Item.ref() != "" {
+		beside = invalid("reference: give it in each item of batch_input, not beside it")
+	}
+	if beside != nil {
+		return 0, nil, beside
 	}
 	items, err := DecodeBatch[T](in.BatchInput)
 	if err != nil {
@@ -80,7 +93,7 @@ func run[T item](h *Handlers, r handler.Request, do op[T]) (int, any, error) {
 	results := make([]result, len(items))
 	failed := 0
 	for i, it := range items {
-		out, v, err := do(k, it)
+		out, v, err := do(k, it.inherit(in.Item))
 		if err != nil {
 			if errs.CodeOf(err) != errs.Invalid {
 				return 0, nil, err
@@ -108,7 +121,7 @@ func run[T item](h *Handlers, r handler.Request, do op[T]) (int, any, error) {
 
 // hashItem puts the HMACs of an item's sensitive fields that are set into
 // the audit record.
-func hashItem[T item](r handler.Request, it T) error {
+func hashItem[T item[T]](r handler.Request, it T) error {
 	var err error
 	it.sensitive(func(name, value string) {
 		if err == nil && value != "" {
@@ -148,6 +161,10 @@ type aeadOptions struct {
 	AssociatedData string `json:"associated_data"`
 }
 
+func (o aeadOptions) or(top aeadOptions) aeadOptions {
+	return aeadOptions{Nonce: or(o.Nonce, top.Nonce), AssociatedData: or(o.AssociatedData, top.AssociatedData)}
+}
+
 func (o aeadOptions) check() error {
 	return first(unsupported("nonce", o.Nonce != "", "none"), unsupported("associated_data", o.AssociatedData != "", "none"))
 }
@@ -168,6 +185,13 @@ func (it encryptItem) ref() string { return it.Reference }
 func (it encryptItem) sensitive(f func(string, string)) {
 	f("plaintext", it.Plaintext)
 	f("context", it.Context)
+}
+
+func (it encryptItem) inherit(top encryptItem) encryptItem {
+	it.KeyVersion = it.KeyVersion.or(top.KeyVersion)
+	it.aeadOptions = it.aeadOptions.or(top.aeadOptions)
+	it.ConvergentEncryption = it.ConvergentEncryption.or(top.ConvergentEncryption)
+	return it
 }
 
 // versionOf is the version an operation with key_version n uses.
@@ -220,6 +244,11 @@ func (it decryptItem) sensitive(f func(string, string)) {
 	f("context", it.Context)
 }
 
+func (it decryptItem) inherit(top decryptItem) decryptItem {
+	it.aeadOptions = it.aeadOptions.or(top.aeadOptions)
+	return it
+}
+
 // context checks the item and returns its decoded context.
 func (it decryptItem) context() ([]byte, error) {
 	if err := it.check(); err != nil {
@@ -251,6 +280,12 @@ func (h *Handlers) Decrypt(r handler.Request) (int, any, error) { return run(h, 
 type rewrapItem struct {
 	decryptItem
 	KeyVersion Int `json:"key_version"`
+}
+
+func (it rewrapItem) inherit(top rewrapItem) rewrapItem {
+	it.decryptItem = it.decryptItem.inherit(top.decryptItem)
+	it.KeyVersion = it.KeyVersion.or(top.KeyVersion)
+	return it
 }
 
 func (h *Handlers) rewrap(k *transit.Key, in rewrapItem) (result, int, error) {
@@ -325,6 +360,15 @@ type signatureOptions struct {
 	Context             string `json:"context"`
 }
 
+// or fills the options o leaves unset from top; the context is data, never
+// inherited.
+func (o signatureOptions) or(top signatureOptions) signatureOptions {
+	return signatureOptions{SignatureAlgorithm: or(o.SignatureAlgorithm, top.SignatureAlgorithm),
+		HashAlgorithm: or(o.HashAlgorithm, top.HashAlgorithm), Prehashed: o.Prehashed.or(top.Prehashed),
+		MarshalingAlgorithm: or(o.MarshalingAlgorithm, top.MarshalingAlgorithm), SaltLength: or(o.SaltLength, top.SaltLength),
+		Context: o.Context}
+}
+
 func (o signatureOptions) check(k *transit.Key) (transit.SignOptions, error) {
 	err := first(
 		unsupported("hash_algorithm", o.HashAlgorithm != "" && o.HashAlgorithm != "sha2-256", `"sha2-256"`),
@@ -355,6 +399,12 @@ func (it signItem) ref() string { return it.Reference }
 func (it signItem) sensitive(f func(string, string)) {
 	f("input", it.Input)
 	f("context", it.Context)
+}
+
+func (it signItem) inherit(top signItem) signItem {
+	it.KeyVersion = it.KeyVersion.or(top.KeyVersion)
+	it.signatureOptions = it.signatureOptions.or(top.signatureOptions)
+	return it
 }
 
 func (h *Handlers) sign(k *transit.Key, in signItem) (result, int, error) {
@@ -393,6 +443,12 @@ func (it verifyItem) sensitive(f func(string, string)) {
 	f("signature", it.Signature)
 	f("hmac", it.HMAC)
 	f("context", it.Context)
+}
+
+func (it verifyItem) inherit(top verifyItem) verifyItem {
+	it.Algorithm = or(it.Algorithm, top.Algorithm)
+	it.signatureOptions = it.signatureOptions.or(top.signatureOptions)
+	return it
 }
 
 func (h *Handlers) verify(k *transit.Key, in verifyItem) (result, int, error) {
@@ -453,6 +509,12 @@ type hmacItem struct {
 
 func (it hmacItem) ref() string                      { return it.Reference }
 func (it hmacItem) sensitive(f func(string, string)) { f("input", it.Input) }
+
+func (it hmacItem) inherit(top hmacItem) hmacItem {
+	it.KeyVersion = it.KeyVersion.or(top.KeyVersion)
+	it.Algorithm = or(it.Algorithm, top.Algorithm)
+	return it
+}
 
 func (h *Handlers) hmac(k *transit.Key, in hmacItem) (result, int, error) {
 	if err := unsupported("algorithm", in.Algorithm != "" && in.Algorithm != "sha2-256", `"sha2-256"`); err != nil {

@@ -56,6 +56,14 @@ func (i *Int) UnmarshalJSON(b []byte) error {
 	return nil
 }
 
+// or is i, or top when i is unset.
+func (i Int) or(top Int) Int {
+	if i.Set {
+		return i
+	}
+	return top
+}
+
 // Bool is an optional boolean that arrives as JSON true or false, or as
 // the string "true" or "false".
 type Bool struct {
@@ -79,6 +87,22 @@ func (v *Bool) UnmarshalJSON(b []byte) error {
 		return invalid("must be true or false")
 	}
 	return nil
+}
+
+// or is v, or top when v is unset.
+func (v Bool) or(top Bool) Bool {
+	if v.Set {
+		return v
+	}
+	return top
+}
+
+// or is s, or top when s is empty.
+func or(s, top string) string {
+	if s != "" {
+		return s
+	}
+	return top
 }
 
 // Duration is an optional duration that arrives as a Go duration string

@@ -11,7 +11,7 @@ import (
 )
 
 // decodeRequest decodes a body as the pipeline's Request.Decode does.
-func decodeRequest[T item](body string) (request[T], error) {
+func decodeRequest[T item[T]](body string) (request[T], error) {
 	var in request[T]
 	err := handler.DecodeJSON([]byte(body), &in, true)
 	return in, err
