@@ -14,7 +14,6 @@ import (
 // item is one operation's input: a request's own fields, or one element
 // of its batch_input.
 type item[T any] interface {
-	comparable
 	// ref is Vault's "reference", echoed in the item's result.
 	ref() string
 	// sensitive lists the data fields, whose HMACs the audit record
@@ -132,16 +131,20 @@ func hashItem[T item[T]](r handler.Request, it T) error {
 }
 
 // unsupported refuses a Vault field Warden does not implement when it is
-// set to anything but its default.
+// set to anything but its default (allowed, "" when only unset is).
 func unsupported(field string, set bool, allowed string) error {
-	if set {
-		return invalid("%s: not supported (%s only)", field, allowed)
+	switch {
+	case !set:
+		return nil
+	case allowed == "":
+		return invalid("%s: not supported", field)
 	}
-	return nil
+	return invalid("%s: not supported (%s only)", field, allowed)
 }
 
-func first(errs ...error) error {
-	for _, err := range errs {
+// first is the first error that is not nil.
+func first(es ...error) error {
+	for _, err := range es {
 		if err != nil {
 			return err
 		}
@@ -166,7 +169,7 @@ func (o aeadOptions) or(top aeadOptions) aeadOptions {
 }
 
 func (o aeadOptions) check() error {
-	return first(unsupported("nonce", o.Nonce != "", "none"), unsupported("associated_data", o.AssociatedData != "", "none"))
+	return first(unsupported("nonce", o.Nonce != "", ""), unsupported("associated_data", o.AssociatedData != "", ""))
 }
 
 // encryptItem is an encrypt input. type is accepted and ignored, as Vault
@@ -464,13 +467,13 @@ func (h *Handlers) verify(k *transit.Key, in verifyItem) (result, int, error) {
 	if in.HMAC != "" {
 		field, value = "hmac", in.HMAC
 		if err := first(unsupported("algorithm", in.Algorithm != "" && in.Algorithm != "sha2-256", `"sha2-256"`),
-			unsupported("signature_algorithm", in.SignatureAlgorithm != "", "none, with hmac"),
+			unsupported("signature_algorithm", in.SignatureAlgorithm != "", ""),
 			in.signatureOptions.contextOnly()); err != nil {
 			return nil, 0, err
 		}
 		valid, err = k.VerifyHMAC(input, in.HMAC)
 	} else {
-		if err := unsupported("algorithm", in.Algorithm != "", "none, with signature"); err != nil {
+		if err := unsupported("algorithm", in.Algorithm != "", ""); err != nil {
 			return nil, 0, err
 		}
 		opts, err2 := in.check(k)
