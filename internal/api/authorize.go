@@ -46,6 +46,19 @@ func secret(action string) targetFunc {
 	}
 }
 
+// keyTarget targets the transit key Key::"<name>" with attribute name; a
+// route without {name} (the list) targets Key::"*".
+func keyTarget(action string) targetFunc {
+	all := target{action: action, resource: entity(authz.TypeKey, "*", nil)}
+	return func(r *request) (target, error) {
+		name := r.PathValue("name")
+		if name == "" {
+			return all, nil
+		}
+		return target{action: action, resource: entity(authz.TypeKey, name, types.RecordMap{"name": types.String(name)})}, nil
+	}
+}
+
 // kvMetadataTarget: GET metadata is kv.metadata, or kv.list with ?list=true.
 func kvMetadataTarget(r *request) (target, error) {
 	if listRequested(r) {

@@ -10,6 +10,7 @@ import (
 	jsonv2 "github.com/go-json-experiment/json"
 	"github.com/go-json-experiment/json/jsontext"
 
+	"github.com/warden-sec/warden/internal/api/handler"
 	"github.com/warden-sec/warden/internal/errs"
 )
 
@@ -43,7 +44,7 @@ func TestDecodeJSON(t *testing.T) {
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
 			var b body
-			err := DecodeJSON([]byte(tc.in), &b, tc.allowEmpty)
+			err := handler.DecodeJSON([]byte(tc.in), &b, tc.allowEmpty)
 			if tc.msg == "" {
 				if err != nil {
 					t.Fatalf("unexpected error %v", err)
@@ -61,11 +62,11 @@ func TestDecodeJSON(t *testing.T) {
 // see 1 shares where another sees 5.
 func TestDecodeJSONInitVector(t *testing.T) {
 	var in initRequest
-	err := DecodeJSON([]byte(`{"key_shares":1,"KEY_SHARES":5}`), &in, false)
+	err := handler.DecodeJSON([]byte(`{"key_shares":1,"KEY_SHARES":5}`), &in, false)
 	if err == nil || errs.CodeOf(err) != errs.Invalid || !strings.Contains(err.Error(), "KEY_SHARES") {
 		t.Fatalf("decoded %+v, %v; want a 400 naming KEY_SHARES", in, err)
 	}
-	err = DecodeJSON([]byte(`{"key_shares":1,"key_shares":5}`), &in, false)
+	err = handler.DecodeJSON([]byte(`{"key_shares":1,"key_shares":5}`), &in, false)
 	if err == nil || !strings.Contains(err.Error(), "key_shares: duplicate") {
 		t.Fatalf("duplicate: %v", err)
 	}
@@ -83,7 +84,7 @@ func FuzzDecodeJSON(f *testing.F) {
 	f.Fuzz(func(t *testing.T, in []byte) {
 		targets := []any{new(kvPutRequest), new(unsealRequest), new(initRequest), new(tokenCreateRequest), new(tokenRef)}
 		for _, v := range targets {
-			err := DecodeJSON(in, v, false)
+			err := handler.DecodeJSON(in, v, false)
 			if err != nil {
 				if errs.CodeOf(err) != errs.Invalid {
 					t.Fatalf("decode %T: non-400 error %v", v, err)

@@ -143,13 +143,5 @@ func (s *Server) hashInto(req *request, name string, value json.RawMessage) erro
 	if err := json.Compact(&buf, value); err != nil {
 		return errs.E(errs.Invalid, "%s: %s", name, err.Error())
 	}
-	h, err := s.cfg.Audit.Hash(buf.Bytes())
-	if err != nil {
-		return err
-	}
-	if req.entry.Hashes == nil {
-		req.entry.Hashes = map[string]string{}
-	}
-	req.entry.Hashes[name] = h
-	return nil
+	return req.Hash(name, buf.Bytes())
 }

@@ -13,6 +13,7 @@ import (
 	"github.com/cedar-policy/cedar-go/types"
 	"golang.org/x/crypto/ocsp"
 
+	"github.com/warden-sec/warden/internal/api/handler"
 	"github.com/warden-sec/warden/internal/authority"
 	"github.com/warden-sec/warden/internal/authz"
 	"github.com/warden-sec/warden/internal/errs"
@@ -216,7 +217,7 @@ type reenrollRequest struct {
 // its certificate and CSR.
 func parseReenroll(body []byte) (*x509.Certificate, *x509.CertificateRequest, error) {
 	var in reenrollRequest
-	if err := DecodeJSON(body, &in, false); err != nil {
+	if err := handler.DecodeJSON(body, &in, false); err != nil {
 		return nil, nil, err
 	}
 	return authority.ParseReenrollment([]byte(in.Certificate), []byte(in.CSR))

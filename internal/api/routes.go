@@ -6,6 +6,8 @@ import (
 	"strings"
 	"time"
 
+	"github.com/warden-sec/warden/internal/api/handler"
+	"github.com/warden-sec/warden/internal/api/transitapi"
 	"github.com/warden-sec/warden/internal/authz"
 	"github.com/warden-sec/warden/internal/detect"
 )
@@ -262,6 +264,7 @@ func (s *Server) routeTable() []route {
 		{method: "DELETE", pattern: "/v1/playbooks/{name}", name: "playbooks.delete", target: system(authz.ActionPlaybooksWrite), audit: auditChange, status: noContent, h: s.playbooksH(s.playbooksDelete)},
 		{method: "POST", pattern: "/v1/decisions/{id}/approve", name: "decisions.approve", target: system(authz.ActionDecisionsApprove), audit: auditChange, status: ok, h: s.playbooksH(s.decisionsApprove)},
 	}
+	rs = append(rs, s.transitRoutes()...)
 	if s.cfg.Gather != nil {
 		m := route{method: "GET", pattern: "/metrics", name: "metrics.read", audit: auditNone, status: ok, h: s.metricsRead}
 		if s.cfg.MetricsPublic {
@@ -272,6 +275,51 @@ func (s *Server) routeTable() []route {
 		rs = append(rs, m)
 	}
 	return append(rs, s.cfg.testRoutes...)
+}
+
+// MaxTransitBody bounds the body of a transit operation (a batch of up to
+// 1,000 items, or one large plaintext).
+const MaxTransitBody = 16 << 20
+
+// transitRoutes are Vault's transit API under /v1/transit
+// (internal/api/transitapi). Every POST is also a PUT, which is what
+// Vault's client sends. Key management changes ride with their record;
+// every operation, export included, is a read whose record commits before
+// the answer.
+func (s *Server) transitRoutes() []route {
+	const ok, noContent = http.StatusOK, http.StatusNoContent
+	t := transitapi.New(s.cfg.Transit)
+	write := func(pattern, name, action string, class auditClass, h handler.Func, maxBody int64) []route {
+		rt := route{method: "POST", pattern: pattern, name: name, target: keyTarget(action), audit: class, status: ok, h: handle(h), maxBody: maxBody}
+		put := rt
+		put.method = "PUT"
+		return []route{rt, put}
+	}
+	op := func(verb, action string, h handler.Func) []route {
+		return write("/v1/transit/"+verb+"/{name}", action, action, auditRead, h, MaxTransitBody)
+	}
+	keys := "/v1/transit/keys/{name}"
+	rs := []route{
+		{method: "GET", pattern: keys, name: "transit.key.read", target: keyTarget(authz.ActionTransitKeyRead), audit: auditRead, status: ok, h: handle(t.ReadKey)},
+		{method: "GET", pattern: "/v1/transit/keys", name: "transit.key.list", target: keyTarget(authz.ActionTransitKeyRead), audit: auditRead, status: ok, h: handle(t.ListKeys)},
+		{method: "LIST", pattern: "/v1/transit/keys", name: "transit.key.list", target: keyTarget(authz.ActionTransitKeyRead), audit: auditRead, status: ok, h: handle(t.ListKeys)},
+		{method: "DELETE", pattern: keys, name: "transit.key.delete", target: keyTarget(authz.ActionTransitKeyDelete), audit: auditChange, status: noContent, h: handle(t.DeleteKey)},
+		{method: "GET", pattern: "/v1/transit/export/{type}/{name}", name: "transit.key.export", target: keyTarget(authz.ActionTransitKeyExport), audit: auditRead, status: ok, h: handle(t.Export)},
+		{method: "GET", pattern: "/v1/transit/export/{type}/{name}/{version}", name: "transit.key.export", target: keyTarget(authz.ActionTransitKeyExport), audit: auditRead, status: ok, h: handle(t.Export)},
+	}
+	rs = append(rs, write(keys, "transit.key.create", authz.ActionTransitKeyCreate, auditChange, t.CreateKey, 0)...)
+	rs = append(rs, write(keys+"/rotate", "transit.key.rotate", authz.ActionTransitKeyRotate, auditChange, t.RotateKey, 0)...)
+	rs = append(rs, write(keys+"/config", "transit.key.config", authz.ActionTransitKeyConfig, auditChange, t.ConfigKey, 0)...)
+	rs = append(rs, write(keys+"/trim", "transit.key.trim", authz.ActionTransitKeyConfig, auditChange, t.TrimKey, 0)...)
+	rs = append(rs, op("encrypt", authz.ActionTransitEncrypt, t.Encrypt)...)
+	rs = append(rs, op("decrypt", authz.ActionTransitDecrypt, t.Decrypt)...)
+	rs = append(rs, op("rewrap", authz.ActionTransitRewrap, t.Rewrap)...)
+	rs = append(rs, op("datakey/plaintext", authz.ActionTransitDataKey, t.DataKey(false))...)
+	rs = append(rs, op("datakey/wrapped", authz.ActionTransitDataKey, t.DataKey(true))...)
+	rs = append(rs, op("sign", authz.ActionTransitSign, t.Sign)...)
+	rs = append(rs, op("verify", authz.ActionTransitVerify, t.Verify)...)
+	rs = append(rs, op("hmac", authz.ActionTransitHMAC, t.HMAC)...)
+	return rs
 }
 
 // register adds every route of the table to the mux. A route that does not

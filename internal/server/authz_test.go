@@ -114,7 +114,8 @@ func TestEveryRouteDeniedWithoutPolicy(t *testing.T) {
 	guarded := 0
 	for ci, c := range callers {
 		for _, rt := range h.srv.API().Routes() {
-			path := strings.NewReplacer("{path...}", "app/db", "{store}", "shop", "{name}", "web-1", "{id}", "n9", "{req...}", "AAAA").Replace(rt.Pattern)
+			path := strings.NewReplacer("{path...}", "app/db", "{store}", "shop", "{name}", "web-1", "{id}", "n9", "{req...}", "AAAA",
+				"{type}", "encryption-key", "{version}", "1").Replace(rt.Pattern)
 			if !rt.Auth {
 				want, ok := public[rt.Name]
 				if !ok {
@@ -415,6 +416,36 @@ func TestActionMapping(t *testing.T) {
 		{"DELETE", "/v1/decisions/allow/n9", "decisions.write", `System::"warden"`},
 		{"GET", "/v1/decisions/n9", "decisions.read", `System::"warden"`},
 		{"DELETE", "/v1/decisions/n9", "decisions.write", `System::"warden"`},
+		{"GET", "/v1/transit/keys/p1", "transit.key.read", `Key::"p1"`},
+		{"GET", "/v1/transit/keys?list=true", "transit.key.read", `Key::"*"`},
+		{"LIST", "/v1/transit/keys", "transit.key.read", `Key::"*"`},
+		{"POST", "/v1/transit/keys/p1", "transit.key.create", `Key::"p1"`},
+		{"POST", "/v1/transit/keys/p1/rotate", "transit.key.rotate", `Key::"p1"`},
+		{"POST", "/v1/transit/keys/p1/config", "transit.key.config", `Key::"p1"`},
+		{"POST", "/v1/transit/keys/p1/trim", "transit.key.config", `Key::"p1"`},
+		{"PUT", "/v1/transit/keys/p1", "transit.key.create", `Key::"p1"`},
+		{"PUT", "/v1/transit/keys/p1/rotate", "transit.key.rotate", `Key::"p1"`},
+		{"PUT", "/v1/transit/keys/p1/config", "transit.key.config", `Key::"p1"`},
+		{"PUT", "/v1/transit/keys/p1/trim", "transit.key.config", `Key::"p1"`},
+		{"DELETE", "/v1/transit/keys/p1", "transit.key.delete", `Key::"p1"`},
+		{"GET", "/v1/transit/export/encryption-key/p1", "transit.key.export", `Key::"p1"`},
+		{"GET", "/v1/transit/export/encryption-key/p1/1", "transit.key.export", `Key::"p1"`},
+		{"POST", "/v1/transit/encrypt/p1", "transit.encrypt", `Key::"p1"`},
+		{"POST", "/v1/transit/decrypt/p1", "transit.decrypt", `Key::"p1"`},
+		{"POST", "/v1/transit/rewrap/p1", "transit.rewrap", `Key::"p1"`},
+		{"POST", "/v1/transit/datakey/plaintext/p1", "transit.datakey", `Key::"p1"`},
+		{"POST", "/v1/transit/datakey/wrapped/p1", "transit.datakey", `Key::"p1"`},
+		{"POST", "/v1/transit/sign/p1", "transit.sign", `Key::"p1"`},
+		{"POST", "/v1/transit/verify/p1", "transit.verify", `Key::"p1"`},
+		{"POST", "/v1/transit/hmac/p1", "transit.hmac", `Key::"p1"`},
+		{"PUT", "/v1/transit/encrypt/p1", "transit.encrypt", `Key::"p1"`},
+		{"PUT", "/v1/transit/decrypt/p1", "transit.decrypt", `Key::"p1"`},
+		{"PUT", "/v1/transit/rewrap/p1", "transit.rewrap", `Key::"p1"`},
+		{"PUT", "/v1/transit/datakey/plaintext/p1", "transit.datakey", `Key::"p1"`},
+		{"PUT", "/v1/transit/datakey/wrapped/p1", "transit.datakey", `Key::"p1"`},
+		{"PUT", "/v1/transit/sign/p1", "transit.sign", `Key::"p1"`},
+		{"PUT", "/v1/transit/verify/p1", "transit.verify", `Key::"p1"`},
+		{"PUT", "/v1/transit/hmac/p1", "transit.hmac", `Key::"p1"`},
 		{"POST", "/v1/sys/seal", "sys.seal", `System::"warden"`}, // last: it seals
 	}
 	covered := map[string]bool{}
@@ -447,11 +478,9 @@ func TestActionMapping(t *testing.T) {
 		if !rt.Auth {
 			continue
 		}
-		path := strings.NewReplacer("{path...}", "app/db", "{store}", "shop", "{name}", "p1", "{id}", "n9").Replace(rt.Pattern)
-		if !rt.Auth {
-			continue
-		}
-		if rt.Method == "LIST" {
+		path := strings.NewReplacer("{path...}", "app/db", "{store}", "shop", "{name}", "p1", "{id}", "n9",
+			"{type}", "encryption-key", "{version}", "1").Replace(rt.Pattern)
+		if rt.Method == "LIST" && strings.Contains(rt.Pattern, "{path...}") {
 			path = "/v1/kv/metadata/app"
 		}
 		if !covered[rt.Method+" "+path] {
