@@ -31,6 +31,10 @@ func TestTransitAgainstRealServer(t *testing.T) {
 		t.Helper()
 		r := runCLI(t, e, stdin, append([]string{"transit"}, args...)...)
 		checkErr(t, r, code, contains)
+		// Neither the plaintext nor the token is ever in an error.
+		if strings.Contains(r.stderr, "line one") || strings.Contains(r.stderr, e["WARDEN_TOKEN"]) {
+			t.Fatalf("secret in error output: %q", r.stderr)
+		}
 		return r
 	}
 	jsonOf := func(stdin string, args ...string) map[string]any {
