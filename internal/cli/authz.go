@@ -18,6 +18,12 @@ const maxDocBytes = 4 << 20
 
 // readDoc reads FILE, or standard input for "-".
 func (g *globals) readDoc(name string) ([]byte, error) {
+	return g.readLimited(name, maxDocBytes)
+}
+
+// readLimited reads file name, or stdin for "-", refusing more than limit
+// bytes.
+func (g *globals) readLimited(name string, limit int) ([]byte, error) {
 	var r io.Reader
 	if name == "-" {
 		r = g.stdin
@@ -29,12 +35,15 @@ func (g *globals) readDoc(name string) ([]byte, error) {
 		defer f.Close()
 		r = f
 	}
-	b, err := io.ReadAll(io.LimitReader(r, maxDocBytes+1))
+	b, err := io.ReadAll(io.LimitReader(r, int64(limit)+1))
 	if err != nil {
 		return nil, err
 	}
-	if len(b) > maxDocBytes {
-		return nil, fmt.Errorf("%s: larger than %d bytes", name, maxDocBytes)
+	if len(b) > limit {
+		if name == "-" {
+			name = "stdin"
+		}
+		return nil, fmt.Errorf("%s: larger than %d bytes", name, limit)
 	}
 	return b, nil
 }

@@ -173,6 +173,7 @@ func newRootCmd(g *globals) *cobra.Command {
 		newDecisionCmd(g, newDecisionApproveCmd),
 		newIncidentCmd(g),
 		newPlaybookCmd(g),
+		newTransitCmd(g),
 		newVersionCmd(),
 		newServerCmd(),
 	)
