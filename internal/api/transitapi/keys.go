@@ -7,6 +7,7 @@ import (
 
 	"github.com/warden-sec/warden/internal/api/handler"
 	"github.com/warden-sec/warden/internal/transit"
+	"github.com/warden-sec/warden/internal/transit/engine"
 )
 
 // keyView is a key as Vault's GET transit/keys/NAME shows it, without
@@ -111,8 +112,7 @@ func (h *Handlers) CreateKey(r handler.Request) (int, any, error) {
 	if err != nil {
 		return 0, nil, err
 	}
-	setVersion(r, 1)
-	k, _, err := eng.Create(r.Context(), name, typ, transit.Options{Derived: in.Derived.B, Exportable: in.Exportable.B,
+	k, _, err := eng.Create(engine.WithRecord(r.Context(), r.Entry()), name, typ, transit.Options{Derived: in.Derived.B, Exportable: in.Exportable.B,
 		DeletionAllowed: in.DeletionAllowed.B, AutoRotatePeriod: in.AutoRotatePeriod.D, AutoRetireAfter: in.AutoRetireAfter.D})
 	return viewed(k, err)
 }
@@ -164,10 +164,8 @@ func (h *Handlers) RotateKey(r handler.Request) (int, any, error) {
 	if err := r.Decode(&struct{}{}); err != nil {
 		return 0, nil, err
 	}
-	// The record commits with the rotation: it names the version the
-	// rotation makes (a concurrent rotation may make it the next).
-	setVersion(r, k.Latest+1)
-	return viewed(eng.Rotate(r.Context(), k.Name))
+	// The record commits with the rotation and names the version it made.
+	return viewed(eng.Rotate(engine.WithRecord(r.Context(), r.Entry()), k.Name))
 }
 
 type configRequest struct {
@@ -209,7 +207,7 @@ func (h *Handlers) ConfigKey(r handler.Request) (int, any, error) {
 	if in.AutoRetireAfter.Set {
 		c.AutoRetireAfter = &in.AutoRetireAfter.D
 	}
-	return viewed(eng.Configure(r.Context(), name, c))
+	return viewed(eng.Configure(engine.WithRecord(r.Context(), r.Entry()), name, c))
 }
 
 type trimRequest struct {
@@ -226,7 +224,7 @@ func (h *Handlers) TrimKey(r handler.Request) (int, any, error) {
 	if !in.MinAvailableVersion.Set {
 		return 0, nil, invalid("min_available_version: required")
 	}
-	return viewed(eng.Trim(r.Context(), name, in.MinAvailableVersion.N))
+	return viewed(eng.Trim(engine.WithRecord(r.Context(), r.Entry()), name, in.MinAvailableVersion.N))
 }
 
 // Export is GET /v1/transit/export/{type}/{name}[/{version}]: only a key

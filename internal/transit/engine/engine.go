@@ -331,9 +331,28 @@ func (e *Engine) change(ctx context.Context, name string, f func(*transit.Key) e
 	}
 }
 
+type recordKey struct{}
+
+// WithRecord returns ctx carrying e, the audit record of the change the
+// caller is about to make (the API's, which commits with the change): the
+// engine sets its KeyVersion to the latest version of the key it commits,
+// before the commit, so the record names the version the change made even
+// when a concurrent change made it retry.
+func WithRecord(ctx context.Context, e *audit.Entry) context.Context {
+	return context.WithValue(ctx, recordKey{}, e)
+}
+
+// noteVersion puts k's latest version into the record ctx carries, if any.
+func noteVersion(ctx context.Context, k *transit.Key) {
+	if e, _ := ctx.Value(recordKey{}).(*audit.Entry); e != nil {
+		e.KeyVersion = uint64(k.Latest)
+	}
+}
+
 // put stores k, whose stored form is b, as key name, if the record is at
 // store version v (0: absent), and caches it at its new version.
 func (e *Engine) put(ctx context.Context, name string, v uint64, k *transit.Key, b []byte) error {
+	noteVersion(ctx, k)
 	idx, err := e.cfg.Storage.Txn(ctx, kv.Txn{
 		Conds: []kv.Cond{{Key: storageKey(name), Version: v}},
 		Ops:   []kv.Op{{Type: kv.OpPut, Key: storageKey(name), Value: b}},

@@ -325,7 +325,8 @@ func TestExportableIsNeverReenabled(t *testing.T) {
 }
 
 // TestConcurrentRotationsAllLand: rotations racing from many goroutines,
-// each retried after a lost race, all commit: none is lost or doubled.
+// each retried after a lost race, all commit: none is lost or doubled, and
+// each one's record (WithRecord) names the version that rotation made.
 func TestConcurrentRotationsAllLand(t *testing.T) {
 	v := newEnv(t)
 	e := v.engine()
@@ -336,8 +337,11 @@ func TestConcurrentRotationsAllLand(t *testing.T) {
 	errc := make(chan error, n)
 	var start sync.WaitGroup
 	start.Add(1)
-	for range n {
-		ctx := v.rec("transit.key.rotate", "k")
+	entries := make([]*audit.Entry, n)
+	for i := range n {
+		entries[i] = auditlog.SystemEntry(v.clock.Now(), "test-node", "transit.key.rotate", `Key::"k"`)
+		ctx, _ := v.srv.Audit().Pending(context.Background(), entries[i])
+		ctx = engine.WithRecord(ctx, entries[i])
 		go func() {
 			start.Wait()
 			_, err := e.Rotate(ctx, "k")
@@ -354,6 +358,13 @@ func TestConcurrentRotationsAllLand(t *testing.T) {
 	k, err := v.engine().Key(context.Background(), "k")
 	if err != nil || k.Latest != 1+n || len(k.Versions) != 1+n {
 		t.Fatalf("after %d concurrent rotations: %v %v", n, k, err)
+	}
+	seen := map[uint64]bool{}
+	for _, e := range entries {
+		if e.KeyVersion < 2 || e.KeyVersion > 1+n || seen[e.KeyVersion] {
+			t.Fatalf("rotation records name versions %v, then %d", seen, e.KeyVersion)
+		}
+		seen[e.KeyVersion] = true
 	}
 }
 
