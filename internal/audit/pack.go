@@ -46,6 +46,21 @@ var packers = sync.Pool{New: func() any {
 	return w
 }}
 
+// unpacker is a DEFLATE reader with its 32 KiB window and a buffer, reused:
+// every record a store commits is unpacked to check its hash, and a new
+// reader per record was most of that check's time and garbage.
+type unpacker struct {
+	src bytes.Reader
+	r   io.ReadCloser
+	dst bytes.Buffer
+}
+
+var unpackers = sync.Pool{New: func() any {
+	u := new(unpacker)
+	u.r = flate.NewReaderDict(&u.src, []byte(packDict))
+	return u
+}}
+
 // PackLeaf returns the at-rest form of leaf bytes b: packed if that is
 // shorter, else b itself. b must be canonical entry bytes (they start
 // with '{').
@@ -75,9 +90,15 @@ func UnpackLeaf(p []byte) ([]byte, error) {
 	if p[0] != packDeflate {
 		return p, nil
 	}
-	r := flate.NewReaderDict(bytes.NewReader(p[1:]), []byte(packDict))
-	defer r.Close()
-	b, err := io.ReadAll(io.LimitReader(r, MaxEntrySize+1))
+	u := unpackers.Get().(*unpacker)
+	defer unpackers.Put(u)
+	u.src.Reset(p[1:])
+	if err := u.r.(flate.Resetter).Reset(&u.src, []byte(packDict)); err != nil {
+		return nil, fmt.Errorf("%w: %v", errUnpack, err)
+	}
+	u.dst.Reset()
+	_, err := u.dst.ReadFrom(io.LimitReader(u.r, MaxEntrySize+1))
+	b := bytes.Clone(u.dst.Bytes())
 	if err != nil {
 		return nil, fmt.Errorf("%w: %v", errUnpack, err)
 	}

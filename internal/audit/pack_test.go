@@ -137,3 +137,17 @@ func BenchmarkPackLeaf(b *testing.B) {
 		PackLeaf(leaf)
 	}
 }
+
+// BenchmarkUnpackLeaf is the store's check of every record it commits.
+func BenchmarkUnpackLeaf(b *testing.B) {
+	p := PackLeaf([]byte(packVectors[1].leaf))
+	if p[0] != packDeflate {
+		b.Fatal("vector not packed")
+	}
+	b.ReportAllocs()
+	for b.Loop() {
+		if _, err := UnpackLeaf(p); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
