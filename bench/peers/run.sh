@@ -334,7 +334,7 @@ bao_() { timeout 60 "$BAO" "$@" >>"$RUN_DIR/setup.log" 2>&1; }
 # transit_keys warden|openbao: the keys "bench" (aes256-gcm96), "bench-ed25519" and
 # "bench-ecdsa" (ecdsa-p256), created through the same Vault-shaped API with the root token
 transit_keys() {
-  local tok=$BAO_TOKEN ca=${BAO_CACERT:-} kt code
+  local tok=${BAO_TOKEN:-} ca=${BAO_CACERT:-} kt code
   [ "$1" = warden ] && tok=$ROOT_TOKEN ca=$WARDEN_CACERT
   for kt in bench:aes256-gcm96 bench-ed25519:ed25519 bench-ecdsa:ecdsa-p256; do
     code=$(curl -s -o "$RUN_DIR/key-${kt%%:*}.json" -w '%{http_code}' --max-time 60 --cacert "$ca" \

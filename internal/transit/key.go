@@ -2,6 +2,7 @@ package transit
 
 import (
 	"bytes"
+	"crypto"
 	"crypto/ecdsa"
 	"crypto/elliptic"
 	"crypto/rsa"
@@ -13,6 +14,7 @@ import (
 	"log/slog"
 	"math"
 	"strconv"
+	"sync"
 	"time"
 
 	"github.com/warden-sec/warden/internal/errs"
@@ -137,6 +139,18 @@ type Key struct {
 	AutoRotatePeriod     time.Duration `json:"auto_rotate_period"` // 0: off
 	AutoRetireAfter      time.Duration `json:"auto_retire_after"`  // 0: off
 	Derived              bool          `json:"derived"`
+
+	// signers caches each version's parsed private key (nil: no cache).
+	signers *signerCache
+}
+
+// signerCache holds the private keys Sign parsed, by version: making an
+// Ed25519 or ECDSA key from its stored scalar (a scalar multiplication)
+// or checking an RSA key costs more than the signature itself. A
+// version's material never changes, so an entry is never stale.
+type signerCache struct {
+	mu sync.Mutex
+	m  map[int]crypto.Signer
 }
 
 // String describes the key without material. It and Format, GoString and
@@ -239,6 +253,7 @@ func New(name string, typ Type, opts Options, now time.Time, rand io.Reader) (*K
 		AutoRotatePeriod:     opts.AutoRotatePeriod,
 		AutoRetireAfter:      opts.AutoRetireAfter,
 		Derived:              opts.Derived,
+		signers:              new(signerCache),
 	}, nil
 }
 
@@ -318,6 +333,7 @@ func checkMaterial(t Type, m Material) error {
 // still in use.
 func (k *Key) Clone() *Key {
 	c := *k
+	c.signers = new(signerCache)
 	c.Versions = make([]Version, len(k.Versions))
 	for i, v := range k.Versions {
 		v.Material = bytes.Clone(v.Material)
@@ -503,6 +519,7 @@ func Unmarshal(data []byte) (*Key, error) {
 		return nil, fmt.Errorf("transit: decoding a key: data after the key")
 	}
 	k := Key(s.plainKey)
+	k.signers = new(signerCache)
 	k.Versions = make([]Version, len(s.Versions))
 	for i, v := range s.Versions {
 		k.Versions[i] = Version{Number: v.Number, Created: v.Created, Material: v.Material, HMACKey: v.HMACKey}

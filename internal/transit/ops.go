@@ -296,8 +296,34 @@ func (k *Key) rsaScheme(a SignatureAlgorithm) (SignatureAlgorithm, error) {
 	return "", invalid("signature_algorithm: a %s key has only one signature algorithm", k.Type)
 }
 
-// signer returns the private key of version v.
+// signer returns the private key of version v, parsed once per version
+// when the key has a cache.
 func (k *Key) signer(v *Version) (crypto.Signer, error) {
+	c := k.signers
+	if c == nil {
+		return k.parseSigner(v)
+	}
+	c.mu.Lock()
+	s, ok := c.m[v.Number]
+	c.mu.Unlock()
+	if ok {
+		return s, nil
+	}
+	s, err := k.parseSigner(v)
+	if err != nil {
+		return nil, err
+	}
+	c.mu.Lock()
+	if c.m == nil {
+		c.m = make(map[int]crypto.Signer)
+	}
+	c.m[v.Number] = s
+	c.mu.Unlock()
+	return s, nil
+}
+
+// parseSigner makes the private key of version v from its material.
+func (k *Key) parseSigner(v *Version) (crypto.Signer, error) {
 	switch k.Type {
 	case Ed25519:
 		return ed25519.NewKeyFromSeed(v.Material), nil
