@@ -542,6 +542,20 @@ func (s *Service) Check(ctx context.Context, storeName string, req authz.CheckRe
 	return ps.Authorize(req.Request, es.With(req.Entities)), nil
 }
 
+// Approvals returns the approval rules of a store that apply to a request
+// (see [authz.PolicySet.Approvals]), with the store's entities overridden
+// by the request's.
+func (s *Service) Approvals(ctx context.Context, storeName string, req authz.CheckRequest) ([]authz.ApprovalRule, error) {
+	if err := ValidateStoreName(storeName); err != nil {
+		return nil, err
+	}
+	ps, es, err := s.Compiled(ctx, storeName)
+	if err != nil {
+		return nil, err
+	}
+	return ps.Approvals(req.Request, es.With(req.Entities)), nil
+}
+
 // Forget drops the cached policy sets and entities (called on seal), so a
 // sealed server holds no decrypted policy.
 func (s *Service) Forget() {
