@@ -24,10 +24,10 @@ import (
 // Errors of AddCheckpoint, each mapped to the status the C2SP tlog-witness
 // protocol gives it by Handler.
 var (
-	ErrMalformed    = errors.New("witness: malformed request")         // 400
+	ErrMalformed    = errors.New("witness: malformed request")            // 400
 	ErrBadSignature = errors.New("witness: checkpoint signature invalid") // 403
-	ErrUnknownLog   = errors.New("witness: unknown log origin")         // 404
-	ErrBadProof     = errors.New("witness: consistency proof invalid")  // 422
+	ErrUnknownLog   = errors.New("witness: unknown log origin")           // 404
+	ErrBadProof     = errors.New("witness: consistency proof invalid")    // 422
 )
 
 // ConflictError is the answer when the submitter's old size is not the
@@ -44,7 +44,9 @@ type ForkError struct {
 	Reason   string
 }
 
-func (e *ForkError) Error() string { return "witness: checkpoint is not consistent with the one cosigned before: " + e.Reason }
+func (e *ForkError) Error() string {
+	return "witness: checkpoint is not consistent with the one cosigned before: " + e.Reason
+}
 
 // Config configures Open.
 type Config struct {
