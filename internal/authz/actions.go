@@ -23,6 +23,9 @@ const (
 	ActionSysSeal      = "sys.seal"
 	ActionSysRotate    = "sys.rotate"
 	ActionSysKeyStatus = "sys.key-status"
+	// ActionSysDualControl is turning dual control on or off
+	// (docs/dual-control.md).
+	ActionSysDualControl = "sys.dual-control"
 
 	ActionRaftJoin            = "raft.join"
 	ActionRaftRead            = "raft.read"
@@ -50,6 +53,9 @@ const (
 	ActionAuditHash    = "audit.hash"
 	ActionAuditArchive = "audit.archive"
 	ActionAuditPrune   = "audit.prune"
+	// ActionAuditWitnessWrite is adding and removing the external witnesses
+	// that cosign the audit log's checkpoints.
+	ActionAuditWitnessWrite = "audit.witness.write"
 
 	ActionNodeCreate = "node.create"
 	ActionNodeRevoke = "node.revoke"
@@ -108,6 +114,14 @@ const (
 	ActionTransitKeyConfig = "transit.key.config"
 	ActionTransitKeyDelete = "transit.key.delete"
 	ActionTransitKeyExport = "transit.key.export"
+
+	// Dual control (docs/dual-control.md): requests held until approved,
+	// all on System::"warden". ActionRequestsApprove is approving and
+	// denying a request; ActionRequestsRun is running an approved request
+	// and cancelling one's own.
+	ActionRequestsRead    = "requests.read"
+	ActionRequestsApprove = "requests.approve"
+	ActionRequestsRun     = "requests.run"
 )
 
 // Entity types of Warden's own schema.
@@ -140,13 +154,13 @@ func Actions() []string {
 	return []string{
 		ActionKVRead, ActionKVWrite, ActionKVDelete, ActionKVList, ActionKVMetadata,
 		ActionTokenCreate, ActionTokenLookup, ActionTokenRevoke,
-		ActionSysSeal, ActionSysRotate, ActionSysKeyStatus,
+		ActionSysSeal, ActionSysRotate, ActionSysKeyStatus, ActionSysDualControl,
 		ActionRaftJoin, ActionRaftRead, ActionRaftRemove, ActionRaftSnapshotSave, ActionRaftSnapshotRestore,
 		ActionMetricsRead,
 		ActionPolicyRead, ActionPolicyWrite, ActionPolicyDelete, ActionPolicyList,
 		ActionAuthzStoreCreate, ActionAuthzStoreDelete, ActionAuthzStoreList,
 		ActionAuthzCheck, ActionAuthzEntitiesWrite, ActionAuthzSchemaWrite,
-		ActionAuditRead, ActionAuditHash, ActionAuditArchive, ActionAuditPrune,
+		ActionAuditRead, ActionAuditHash, ActionAuditArchive, ActionAuditPrune, ActionAuditWitnessWrite,
 		ActionNodeCreate, ActionNodeRevoke, ActionNodeList, ActionNodeRead,
 		ActionCertList,
 		ActionAuthWhoami,
@@ -159,6 +173,7 @@ func Actions() []string {
 		ActionTransitHMAC, ActionTransitDataKey,
 		ActionTransitKeyCreate, ActionTransitKeyRead, ActionTransitKeyRotate, ActionTransitKeyConfig,
 		ActionTransitKeyDelete, ActionTransitKeyExport,
+		ActionRequestsRead, ActionRequestsApprove, ActionRequestsRun,
 	}
 }
 
@@ -211,8 +226,9 @@ action "token.create", "token.lookup", "token.revoke", "auth.whoami" appliesTo {
   resource: [Token],
 };
 
-action "sys.seal", "sys.rotate", "sys.key-status", "raft.join", "raft.read", "raft.remove",
-       "raft.snapshot.save", "raft.snapshot.restore", "metrics.read" appliesTo {
+action "sys.seal", "sys.rotate", "sys.key-status", "sys.dual-control", "raft.join", "raft.read", "raft.remove",
+       "raft.snapshot.save", "raft.snapshot.restore", "metrics.read",
+       "requests.read", "requests.approve", "requests.run" appliesTo {
   principal: [User, Node, Service, Root],
   resource: [System],
 };
@@ -238,7 +254,7 @@ action "cert.list" appliesTo {
   resource: [Certificate],
 };
 
-action "audit.read", "audit.hash", "audit.archive", "audit.prune" appliesTo {
+action "audit.read", "audit.hash", "audit.archive", "audit.prune", "audit.witness.write" appliesTo {
   principal: [User, Node, Service, Root],
   resource: [AuditLog],
 };
