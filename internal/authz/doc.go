@@ -27,6 +27,13 @@
 // construction and cannot be forged by a policy author to impersonate another
 // document in audit records.
 //
+// Approval rules (dual control): a permit policy annotated
+// @approvals("M") and @approvers("Group::\"g\"") is also an approval rule;
+// [PolicySet.Approvals] answers which rules bind a request (the principal
+// scope set aside), so that the API can hold the request until M members of
+// g approve it. Authorize ignores the annotations. Compile refuses malformed
+// ones (see approval.go).
+//
 // A store may have a Cedar schema (human-readable or JSON format). Policies
 // are then validated against it on write with cedar-go's validator
 // (x/exp/schema/validate, experimental in cedar-go v1.9.0, used in strict

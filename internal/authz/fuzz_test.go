@@ -2,6 +2,7 @@ package authz
 
 import (
 	"errors"
+	"slices"
 	"strings"
 	"testing"
 )
@@ -23,6 +24,13 @@ func FuzzParsePolicy(f *testing.F) {
 		"permit(principal, action, resource) /* x",
 		`permit(principal == ?principal, action, resource);`,
 		"permit(principal, action, resource) when { ((((((((((true)))))))))) };",
+		`@approvals("2") @approvers("Group::\"security\"") permit(principal in Group::"admins", action == Action::"kv.read", resource);`,
+		"@approvers(\"Group::\\\"s\\\"\")\n@approvals(\"16\")\npermit(principal, action in [Action::\"kv.read\"], resource is Secret) when { context.n > 1 };",
+		`@approvals("0") @approvers("Group::\"s\"") permit(principal, action, resource);`,
+		`@approvals("2") @approvers("User::\"s\"") permit(principal, action, resource);`,
+		`@approvals("2") forbid(principal, action, resource);`,
+		`@approvers("Group::\"s\"") permit(principal, action, resource);`,
+		"permit(principal, action, resource);\n@approvals(\"1\") @approvers(\"Group::\\\"g\\\"\") permit(principal == User::\"a\", action, resource) unless { principal.x };",
 	}
 	for _, s := range seeds {
 		f.Add("p.cedar", s)
@@ -55,6 +63,32 @@ func FuzzParsePolicy(f *testing.F) {
 		u := ps.authorizeUnindexed(req, Entities{})
 		if d.Allow != u.Allow || len(d.Reasons) != len(u.Reasons) || len(d.Errors) != len(u.Errors) {
 			t.Fatalf("indexed %+v != unindexed %+v", d, u)
+		}
+		// Approval rules: one for each statement annotated @approvals,
+		// each well formed, and Approvals answers as each rule's widened
+		// policy evaluated alone.
+		annotated := 0
+		for _, c := range ps.policies {
+			if _, ok := c.policy.Annotations()[AnnotationApprovals]; ok {
+				annotated++
+			}
+		}
+		if len(ps.approvals.rules) != annotated {
+			t.Fatalf("%d approval rules, %d statements annotated @approvals", len(ps.approvals.rules), annotated)
+		}
+		ids := ps.IDs()
+		for _, principal := range []string{`Root::"root"`, `User::"a"`} {
+			req.Principal = mustUID(t, principal)
+			got := ps.Approvals(req, Entities{})
+			for _, r := range got {
+				if !slices.Contains(ids, r.Policy) || r.Approvals < 1 || r.Approvals > MaxApprovals ||
+					r.Approvers.Type != TypeGroup || r.Approvers.ID == "" {
+					t.Fatalf("bad rule %+v", r)
+				}
+			}
+			if want := approvalsReference(ps, req, Entities{}); !slices.Equal(got, want) {
+				t.Fatalf("Approvals %+v, rules evaluated alone %+v", got, want)
+			}
 		}
 	})
 }

@@ -85,7 +85,12 @@ func (w *randomWorld) entities(t testing.TB) string {
 }
 
 func (w *randomWorld) policy() string {
-	var principal, action, resource string
+	effect, principal, action, resource, cond := w.policyParts()
+	return fmt.Sprintf("%s(%s, %s, %s) %s;", effect, principal, action, resource, cond)
+}
+
+// policyParts returns a random policy statement in parts.
+func (w *randomWorld) policyParts() (effect, principal, action, resource, cond string) {
 	switch w.r.IntN(7) {
 	case 0, 1:
 		principal = "principal"
@@ -128,7 +133,7 @@ func (w *randomWorld) policy() string {
 	case 5:
 		resource = "resource is Secret in " + w.folder()
 	}
-	cond := w.pick(
+	cond = w.pick(
 		"", "", "",
 		`when { context.n > 5 }`,               // errors when context has no n
 		`unless { resource.path like "p1/*" }`, // errors when the resource has no path
@@ -137,7 +142,7 @@ func (w *randomWorld) policy() string {
 		`when { context has flag && context.flag }`,
 		`when { principal.admin }`, // errors for groups, unknown users, users without admin
 	)
-	return fmt.Sprintf("%s(%s, %s, %s) %s;", w.pick("permit", "permit", "forbid"), principal, action, resource, cond)
+	return w.pick("permit", "permit", "forbid"), principal, action, resource, cond
 }
 
 func (w *randomWorld) request(t testing.TB) Request {

@@ -65,7 +65,8 @@ func validName(name string) string {
 }
 
 // parseDocument parses one policy document into its statements, in source
-// order, each with its Position filename set to name.
+// order, each with its Position filename set to name, and checks their
+// approval annotations (see approval.go).
 func parseDocument(name, text string) ([]*cedar.Policy, error) {
 	if msg := validName(name); msg != "" {
 		return nil, &PolicyError{Name: safeName(name), Message: msg}
@@ -99,7 +100,21 @@ func parseDocument(name, text string) ([]*cedar.Policy, error) {
 	if err != nil {
 		return nil, parseErrorAt(name, text, toks, err)
 	}
+	for k, p := range list {
+		if pe := checkApprovalAnnotations(name, statementID(name, k, len(list)), p, toks); pe != nil {
+			return nil, pe
+		}
+	}
 	return list, nil
+}
+
+// statementID is the policy id of statement k of n in document name (see
+// the package documentation).
+func statementID(name string, k, n int) string {
+	if n > 1 {
+		return name + "#" + strconv.Itoa(k)
+	}
+	return name
 }
 
 // safeName makes an unacceptable name printable in an error message.

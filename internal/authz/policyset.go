@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"iter"
 	"slices"
-	"strconv"
 	"sync"
 
 	"github.com/cedar-policy/cedar-go"
@@ -51,9 +50,10 @@ type Decision struct {
 // immutable and safe for concurrent use by any number of goroutines. A nil
 // *PolicySet denies every request.
 type PolicySet struct {
-	policies []compiled // ordered by document name, then statement
-	idx      index
-	pool     sync.Pool // of *scratch
+	policies  []compiled // ordered by document name, then statement
+	idx       index
+	pool      sync.Pool   // of *scratch
+	approvals approvalSet // the approval rules; Authorize never reads it
 }
 
 // compiled is one policy statement.
@@ -65,7 +65,8 @@ type compiled struct {
 
 // Compile parses every policy document in policies (document name →
 // Cedar text), checks each against schema if schema is not empty (see
-// [ValidateSchema] for the formats), and builds the index. Document names
+// [ValidateSchema] for the formats) and checks its approval annotations
+// (see [PolicySet.Approvals]), and builds the index and the approval rules. Document names
 // must be valid (see [ValidatePolicy]). On error nothing is built; the error
 // wraps ErrInvalid and is a *SchemaError, or one or more *PolicyError
 // (joined with errors.Join, at most 20, in name order; use errors.As to get
@@ -88,6 +89,7 @@ func Compile(policies map[string]string, schema string) (*PolicySet, error) {
 
 	var errs []error
 	var out []compiled
+	var rules []approvalRule
 	for _, name := range names {
 		stmts, err := parseDocument(name, policies[name])
 		if err != nil {
@@ -101,11 +103,11 @@ func Compile(policies map[string]string, schema string) (*PolicySet, error) {
 					continue
 				}
 			}
-			id := name
-			if len(stmts) > 1 {
-				id = name + "#" + strconv.Itoa(k)
-			}
+			id := statementID(name, k, len(stmts))
 			out = append(out, newCompiled(id, p))
+			if r, ok := newApprovalRule(id, p); ok {
+				rules = append(rules, r)
+			}
 		}
 	}
 	if len(errs) > 0 {
@@ -117,7 +119,7 @@ func Compile(policies map[string]string, schema string) (*PolicySet, error) {
 		}
 		return nil, errors.Join(errs...)
 	}
-	ps := &PolicySet{policies: out}
+	ps := &PolicySet{policies: out, approvals: buildApprovals(rules)}
 	ps.idx = buildIndex(out)
 	ps.pool.New = func() any { return newScratch(ps) }
 	return ps, nil
