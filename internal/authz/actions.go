@@ -186,9 +186,10 @@ func ActionUID(name string) types.EntityUID {
 // authorization: the store that decides what callers of the Warden API may
 // do. Every principal type may be named in any action; Users belong to
 // Groups; a Secret carries its KV path, so that policies can say
-// resource.path like "team-1/*". Contexts are empty for now: a policy on
-// Warden's own store that reads context does not validate until the API
-// defines what it puts there.
+// resource.path like "team-1/*", and a Policy its store and name (so that
+// the default rule of dual control can name the warden store's policies).
+// Contexts are empty for now: a policy on Warden's own store that reads
+// context does not validate until the API defines what it puts there.
 const WardenSchema = `// Warden's own authorization schema.
 
 // Principals.
@@ -208,7 +209,10 @@ entity Secret {
 };
 entity Token;
 entity System;
-entity Policy;
+entity Policy {
+  store: String,
+  name: String,
+};
 entity PolicyStore;
 entity AuditLog;
 entity Certificate;
