@@ -282,8 +282,8 @@ func refusals(t *testing.T, f *refusalFixture) []refusal {
 	badProof := log.proof(5, 8)
 	badProof[0] = bytes.Clone(badProof[0])
 	badProof[0][0] ^= 1
-	forked := log.fork(3).grow(5)   // size 8, the first 3 leaves only in common
-	sameSize := log.fork(4).grow(1) // size 5, another root
+	forked := log.fork(3).grow(5)                                          // size 8, the first 3 leaves only in common
+	sameSize := log.fork(4).grow(1)                                        // size 5, another root
 	zeroBad, err := audit.Sign(fresh.skey, 0, bytes.Repeat([]byte{1}, 32)) // size 0, not the empty root
 	if err != nil {
 		t.Fatal(err)
