@@ -6,17 +6,14 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
-	"log/slog"
 	"maps"
 	"net"
-	"net/http"
 	"os"
 	"os/signal"
 	"path/filepath"
 	"slices"
 	"strings"
 	"syscall"
-	"time"
 
 	"github.com/spf13/cobra"
 
@@ -101,17 +98,21 @@ SIGTERM stops it after the requests in flight. See docs/witness.md.`,
 				ln = tls.NewListener(ln, tlsCfg)
 				scheme = "https"
 			}
-			srv := &http.Server{
-				Handler:           w.Handler(),
-				ReadHeaderTimeout: 10 * time.Second,
-				ReadTimeout:       30 * time.Second,
-				WriteTimeout:      30 * time.Second,
-				IdleTimeout:       2 * time.Minute,
-				MaxHeaderBytes:    16 << 10,
-				ErrorLog:          slog.NewLogLogger(logger.Handler(), slog.LevelWarn),
-			}
+			ctx, cancel := context.WithCancel(cmd.Context())
+			defer cancel()
+			sig := make(chan os.Signal, 1)
+			signal.Notify(sig, os.Interrupt, syscall.SIGTERM)
+			defer signal.Stop(sig)
+			go func() {
+				select {
+				case s := <-sig:
+					logger.Info("witness: shutting down", "signal", s.String())
+					cancel()
+				case <-ctx.Done():
+				}
+			}()
 			served := make(chan error, 1)
-			go func() { served <- srv.Serve(ln) }()
+			go func() { served <- w.Serve(ctx, ln) }()
 
 			if created {
 				fmt.Fprintf(out, "Created the witness key %s\n", filepath.Join(dataDir, witnessKeyFile))
@@ -122,23 +123,8 @@ SIGTERM stops it after the requests in flight. See docs/witness.md.`,
 				fmt.Fprintf(out, "Log: %s\n", origin)
 			}
 			fmt.Fprintf(out, "Listening on %s://%s\n", scheme, ln.Addr())
-
-			sig := make(chan os.Signal, 1)
-			signal.Notify(sig, os.Interrupt, syscall.SIGTERM)
-			defer signal.Stop(sig)
-			select {
-			case s := <-sig:
-				logger.Info("witness: shutting down", "signal", s.String())
-			case <-cmd.Context().Done():
-				logger.Info("witness: shutting down")
-			case err := <-served:
-				return fmt.Errorf("serve: %w", err)
-			}
-			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-			defer cancel()
-			if err := srv.Shutdown(ctx); err != nil {
-				srv.Close()
-				return fmt.Errorf("shutdown: %w", err)
+			if err := <-served; err != nil {
+				return err
 			}
 			return w.Close()
 		},
