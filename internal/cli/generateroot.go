@@ -263,8 +263,9 @@ func newGenRootUpdateCmd(g *globals) *cobra.Command {
 		Use:   "update --nonce N [--fingerprint F]",
 		Short: "Give one unseal key to the attempt (the key is read from stdin, never from the command line)",
 		Long: `Give one unseal key to the attempt whose nonce the requester gave you. The
-key is read as one line from stdin. Before it is sent, the attempt's requester
-key fingerprint is shown (on stderr); with --fingerprint it must be that one.`,
+key is read as one line from stdin. On a terminal, the attempt's requester key
+fingerprint is shown before the key is asked for; with --fingerprint the
+attempt's must be that one, or the key is not sent.`,
 		Args: args(cobra.NoArgs),
 	}
 	f := addFormat(cmd)
@@ -281,14 +282,13 @@ key fingerprint is shown (on stderr); with --fingerprint it must be that one.`,
 		if !st.Started {
 			return errors.New("no root generation attempt on this server node (an attempt lives only on the node that started it)")
 		}
-		ew := cmd.ErrOrStderr()
-		fmt.Fprintf(ew, "Attempt on %s: requester key %s, %d of %d unseal keys given, expires %s\n",
-			c.Address(), st.PublicKeyFingerprint, st.Progress, st.Required, st.ExpiresAt)
 		if fingerprint != "" && fingerprint != st.PublicKeyFingerprint {
 			return fmt.Errorf("the attempt's requester key is %s, not %s: not sending the key", st.PublicKeyFingerprint, fingerprint)
 		}
 		if isTerminal(g.stdin) {
-			fmt.Fprint(ew, "Unseal key (input is visible): ")
+			// Shown before the key is typed, to compare with the requester's.
+			fmt.Fprintf(cmd.ErrOrStderr(), "Attempt on %s: requester key %s, %d of %d unseal keys given, expires %s\n"+
+				"Unseal key (input is visible): ", c.Address(), st.PublicKeyFingerprint, st.Progress, st.Required, st.ExpiresAt)
 		}
 		key, err := readLine(g.stdin)
 		if err != nil {
