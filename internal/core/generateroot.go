@@ -270,8 +270,11 @@ func (c *Core) GenerateRootStatus() (RootGenStatus, error) {
 	if err != nil {
 		return RootGenStatus{}, err
 	}
-	if sc == nil || c.Sealed() {
+	if sc == nil {
 		return RootGenStatus{}, nil
+	}
+	if c.Sealed() {
+		return RootGenStatus{Required: sc.Threshold}, nil
 	}
 	g.mu.Lock()
 	defer g.mu.Unlock()
