@@ -49,7 +49,7 @@ const JoinTimeout = 55 * time.Second // under the client's default 60 s, so the 
 // the reason. Registering an auditNone route that is not here fails, so
 // leaving a route unaudited is a reviewed decision, never a default.
 func notAudited() map[string]string {
-	return map[string]string{
+	m := map[string]string{
 		"sys.health":              "public status, polled by load balancers",
 		"sys.seal-status":         "public status",
 		"sys.init":                "runs before the audit log exists",
@@ -70,6 +70,8 @@ func notAudited() map[string]string {
 		"metrics.read":            "counters, scraped every few seconds",
 		"events.write":            "agents' telemetry, at their rate: the event stream is its record; counted in metrics (warden_events_*)",
 	}
+	m["sys.generate-root.status"] = "public progress of this node's root generation attempt (never its nonce, a share or the token in clear)"
+	return m
 }
 
 // route is one entry of the route table. Every field but maxBody is
@@ -135,6 +137,13 @@ func (s *Server) routeTable() []route {
 		{method: "GET", pattern: "/v1/sys/seal-status", name: "sys.seal-status", public: true, audit: auditNone, status: ok, h: s.sealStatus},
 		{method: "POST", pattern: "/v1/sys/init", name: "sys.init", public: true, audit: auditNone, status: ok, h: s.initialize},
 		{method: "POST", pattern: "/v1/sys/unseal", name: "sys.unseal", public: true, audit: auditNone, status: ok, h: s.unseal},
+		// Root token generation (docs/governance.md): a quorum of unseal
+		// keys authorizes it, not a token, so it is public like unseal;
+		// every step that changes the attempt is recorded (generateroot.go).
+		{method: "POST", pattern: "/v1/sys/generate-root/attempt", name: "sys.generate-root.init", public: true, audit: auditChange, status: ok, h: s.generateRootInit},
+		{method: "GET", pattern: "/v1/sys/generate-root/attempt", name: "sys.generate-root.status", public: true, audit: auditNone, status: ok, h: s.generateRootStatus},
+		{method: "DELETE", pattern: "/v1/sys/generate-root/attempt", name: "sys.generate-root.cancel", public: true, audit: auditChange, status: noContent, h: s.generateRootCancel},
+		{method: "POST", pattern: "/v1/sys/generate-root/update", name: "sys.generate-root.update", public: true, audit: auditChange, status: ok, h: s.generateRootUpdate},
 		{method: "GET", pattern: "/v1/pki/ca", name: "pki.ca", public: true, audit: auditNone, status: ok, h: s.pkiCA},
 		{method: "GET", pattern: "/v1/pki/crl", name: "pki.crl", public: true, audit: auditNone, status: ok, h: s.pkiCRL},
 		{method: "POST", pattern: "/v1/pki/ocsp", name: "pki.ocsp", public: true, audit: auditNone, status: ok, h: s.pkiOCSP},

@@ -15,7 +15,8 @@ import (
 
 func newOperatorCmd(g *globals) *cobra.Command {
 	return newGroupCmd("operator", "Initialize, unseal, seal and rotate the server",
-		newInitCmd(g), newUnsealCmd(g), newSealCmd(g), newRotateCmd(g), newKeyStatusCmd(g), newRaftCmd(g))
+		newInitCmd(g), newUnsealCmd(g), newSealCmd(g), newRotateCmd(g), newKeyStatusCmd(g), newRaftCmd(g),
+		newGenerateRootCmd(g))
 }
 
 func newInitCmd(g *globals) *cobra.Command {

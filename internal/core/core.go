@@ -112,6 +112,8 @@ type Core struct {
 	hasRoot  bool
 	sealCfg  *SealConfig // cached once initialized (immutable after init)
 	onSeal   []func()    // called after every seal, to drop cached secrets
+
+	gen rootGen // root token generation (generateroot.go); its own lock
 }
 
 // OnSeal registers f to run (under the seal lock) every time the barrier is
