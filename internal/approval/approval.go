@@ -92,7 +92,7 @@ const (
 	// MaxRules bounds the rules a request records.
 	MaxRules = 16
 	// MaxTarget bounds the request's path and query, together, in bytes.
-	MaxTarget = 8 << 10
+	MaxTarget  = 8 << 10
 	maxRetries = 16
 )
 
@@ -307,7 +307,7 @@ func (s *Service) SetEnabled(ctx context.Context, on bool) error {
 // NewRequest is a request to store.
 type NewRequest struct {
 	// ID is the new request's id (NewID); "" makes one.
-	ID string
+	ID                                    string
 	Requester, Accessor, Action, Resource string
 	Method, Path, Query                   string
 	// BodySHA256 is the SHA-256 of the body (32 bytes); Body is the body
