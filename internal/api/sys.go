@@ -102,9 +102,9 @@ func (s *Server) initialize(req *request) (int, any, error) {
 var systemResource = types.NewEntityUID(authz.TypeSystem, "warden").String()
 
 // Initialize runs init: the seal, the keyring, the token key, the root
-// token and entry, the dual-control setting (on with dualControl) and the
-// warden store's policy of approval rules (policy.DualControlDefaults),
-// the record of the init, committed together. It returns the unseal keys
+// token and entry, the dual-control setting and, with dualControl, dual
+// control on and the warden store's default approval rule (the policy
+// policy.DualControlName, policy.DualControlDefaults), the record of the init, committed together. It returns the unseal keys
 // and the root token. The server stays sealed.
 func Initialize(ctx context.Context, c *core.Core, tokens *identity.Service, alog *auditlog.Service, entry *audit.Entry,
 	shares, threshold int, ca authority.InitOptions, dualControl bool) ([]string, identity.Secret, error) {
@@ -128,9 +128,12 @@ func Initialize(ctx context.Context, c *core.Core, tokens *identity.Service, alo
 		if err != nil {
 			return nil, store.AuditLeaf{}, err
 		}
-		pops, err := policy.BootstrapPolicy(enc, policy.DualControlPolicy, policy.DualControlDefaults(), created)
-		if err != nil {
-			return nil, store.AuditLeaf{}, err
+		var pops []store.Op
+		if dualControl {
+			pops, err = policy.BootstrapPolicy(enc, policy.DualControlName, policy.DualControlDefaults(), created)
+			if err != nil {
+				return nil, store.AuditLeaf{}, err
+			}
 		}
 		leaf, err := alog.InitLeaf(enc, entry)
 		return slices.Concat(ops, aops, cops, dops, pops), leaf, err

@@ -13,10 +13,6 @@ type Encrypter interface {
 	Encrypt(aad string, plaintext []byte) ([]byte, error)
 }
 
-// DualControlPolicy is the name of the policy of approval rules that init
-// writes into the warden store (DualControlDefaults).
-const DualControlPolicy = "dual-control"
-
 // BootstrapPolicy returns the operations, encrypted with enc, that store
 // policy name of the warden store at init, before anything else is in it:
 // the policy record (version 1) and the store's generation. The text is

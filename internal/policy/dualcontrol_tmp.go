@@ -1,5 +1,13 @@
 package policy
 
+// DualControlName is the name of the policy of approval rules that init
+// writes into the warden store with dual control.
+//
+// TEMPORARY (issue 15): with DualControlDefaults below, a stand-in until
+// the full default rule lands (helper h1authz); delete this file when it
+// does.
+const DualControlName = "dual-control"
+
 // DualControlDefaults returns the Cedar text of the policy named
 // dual-control that init writes into the warden store.
 //
