@@ -535,6 +535,13 @@ func (s *Server) requestRun(req *request) (int, any, error) {
 			id, r.BodySize, HeaderApprovedRequest, id)
 	}
 	body, err := s.cfg.Approvals.Body(req.Context(), id)
+	if errs.Is(err, errs.NotFound) {
+		// Finished since (a concurrent run): say what it has become.
+		if _, err := s.cfg.Approvals.Check(req.Context(), id, approval.Claim{Principal: req.caller.String(), Action: r.Action,
+			Resource: r.Resource, Method: r.Method, Path: r.Path, Query: r.Query}); err != nil {
+			return 0, nil, err
+		}
+	}
 	if err != nil {
 		return 0, nil, err
 	}

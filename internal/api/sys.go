@@ -104,7 +104,8 @@ var systemResource = types.NewEntityUID(authz.TypeSystem, "warden").String()
 // Initialize runs init: the seal, the keyring, the token key, the root
 // token and entry, the dual-control setting and, with dualControl, dual
 // control on and the warden store's default approval rule (the policy
-// policy.DualControlName, policy.DualControlDefaults), the record of the init, committed together. It returns the unseal keys
+// policy.DualControlName) with the roles of dual control
+// (policy.DualControlRolesName), the record of the init, committed together. It returns the unseal keys
 // and the root token. The server stays sealed.
 func Initialize(ctx context.Context, c *core.Core, tokens *identity.Service, alog *auditlog.Service, entry *audit.Entry,
 	shares, threshold int, ca authority.InitOptions, dualControl bool) ([]string, identity.Secret, error) {
@@ -130,7 +131,8 @@ func Initialize(ctx context.Context, c *core.Core, tokens *identity.Service, alo
 		}
 		var pops []store.Op
 		if dualControl {
-			pops, err = policy.BootstrapPolicy(enc, policy.DualControlName, policy.DualControlDefaults(), created)
+			pops, err = policy.BootstrapPolicies(enc, map[string]string{policy.DualControlName: policy.DualControlDefaults(),
+				policy.DualControlRolesName: policy.DualControlRoles()}, created)
 			if err != nil {
 				return nil, store.AuditLeaf{}, err
 			}
