@@ -14,7 +14,9 @@ import (
 	"time"
 
 	"github.com/warden-sec/warden/internal/audit"
+	"github.com/warden-sec/warden/internal/events"
 	"github.com/warden-sec/warden/internal/server"
+	"github.com/warden-sec/warden/internal/sigma"
 )
 
 // doHeader is do with one more request header.
@@ -364,4 +366,56 @@ func TestDualControlRun(t *testing.T) {
 func defaultRule(t *testing.T, h *harness, root string) string {
 	t.Helper()
 	return h.want(h.do("GET", "/v1/authz/stores/warden/policies/dual-control", root, nil), 200).json(t)["policy"].(string)
+}
+
+// TestBreakGlass: a member of the break-glass group runs what needs
+// approval at once; its record says "break glass", and the server emits a
+// break_glass event that the built-in critical rule matches. Others, the
+// root token among them (it is in no group), are still held.
+func TestBreakGlass(t *testing.T) {
+	h := start(t, t.TempDir(), func(c *server.Config) { c.DualControl = true; c.BreakGlassGroup = "emergency" })
+	_, root := h.initUnseal(1, 1)
+	p := waitPlane(t, h.srv)
+	erin := h.token(root, "erin", "admins", "emergency")
+	dave := h.token(root, "dave", "admins")
+	held(t, h.do("POST", "/v1/sys/rotate", root, nil), 2)
+	held(t, h.do("POST", "/v1/sys/rotate", dave, nil), 2)
+	from := auditSize(t, h)
+	term := h.want(h.do("POST", "/v1/sys/rotate", erin, nil), 200).json(t)["term"]
+	if term != float64(2) {
+		t.Fatalf("break glass rotated to term %v", term)
+	}
+	wantRecords(t, h.entriesSince(from), []record{{action: "sys.rotate", principal: `User::"erin"`, resource: `System::"warden"`,
+		outcome: 200, note: `break glass: User::"erin" in Group::"emergency" acted without the approvals of dual-control`}})
+
+	rules, err := sigma.Builtin()
+	if err != nil {
+		t.Fatal(err)
+	}
+	set, err := sigma.Compile(rules, sigma.Config{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(20 * time.Second)
+	for {
+		for _, b := range storedBatches(t, p) {
+			for _, ev := range b.Events {
+				if ev.String("event.action") != events.ActionBreakGlass {
+					continue
+				}
+				if ev.String("user.name") != "erin" || ev.String("warden.action") != "sys.rotate" || ev.String("event.dataset") != "warden.server" {
+					t.Fatalf("break glass event %v", ev)
+				}
+				m := set.Match(ev, nil)
+				if len(m) != 1 || m[0].Title != "Warden break glass used" || m[0].Level != "critical" {
+					t.Fatalf("the break glass event matches %v, want the critical built-in rule", m)
+				}
+				return
+			}
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("no break_glass server event")
+		}
+		time.Sleep(50 * time.Millisecond) // polling an observable condition
+	}
 }
