@@ -28,13 +28,13 @@ import (
 	"regexp"
 	"slices"
 	"sort"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
 	"unicode/utf8"
 
 	"github.com/warden-sec/warden/internal/audit"
-	"github.com/warden-sec/warden/internal/auditlog"
 	"github.com/warden-sec/warden/internal/errs"
 	"github.com/warden-sec/warden/internal/store/kv"
 )
@@ -882,7 +882,7 @@ func (s *Service) Collect(ctx context.Context) error {
 		return err
 	}
 	now := s.cfg.Now()
-	node := `Server::"` + s.cfg.Node + `"`
+	node := "Server::" + strconv.Quote(s.cfg.Node)
 	for _, e := range es {
 		r, err := decode(e)
 		if err != nil {
@@ -890,7 +890,7 @@ func (s *Service) Collect(ctx context.Context) error {
 		}
 		switch {
 		case r.expired(now):
-			entry := auditlog.SystemEntry(now, s.cfg.Node, "requests.expire", ResourceOf(r.ID))
+			entry := s.systemEntry(now, "requests.expire", ResourceOf(r.ID))
 			actx, _ := s.cfg.Audit.Pending(ctx, entry)
 			_, err := s.update(actx, r.ID, func(cur *Request, now time.Time) (bool, error) {
 				if !cur.expired(now) {
@@ -903,7 +903,7 @@ func (s *Service) Collect(ctx context.Context) error {
 				return err
 			}
 		case !r.Open() && r.FinishedAt != "" && now.Sub(parseTime(r.FinishedAt)) > s.cfg.Retention:
-			entry := auditlog.SystemEntry(now, s.cfg.Node, "requests.delete", ResourceOf(r.ID))
+			entry := s.systemEntry(now, "requests.delete", ResourceOf(r.ID))
 			actx, _ := s.cfg.Audit.Pending(ctx, entry)
 			_, err := s.cfg.Storage.Txn(actx, kv.Txn{Conds: []kv.Cond{{Key: e.Key, Version: r.version}},
 				Ops: []kv.Op{{Type: kv.OpDelete, Key: e.Key}, {Type: kv.OpDelete, Key: prefixBody + r.ID}}})
@@ -913,6 +913,13 @@ func (s *Service) Collect(ctx context.Context) error {
 		}
 	}
 	return nil
+}
+
+// systemEntry is the record of a change this server makes on its own (as
+// auditlog.SystemEntry makes it).
+func (s *Service) systemEntry(now time.Time, action, resource string) *audit.Entry {
+	return &audit.Entry{Time: audit.FormatTime(now), Action: action, AuthMethod: "system",
+		Principal: "Server::" + strconv.Quote(s.cfg.Node), Resource: resource, Outcome: 200}
 }
 
 // errNothing ends an update that has nothing to change.
