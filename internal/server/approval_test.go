@@ -419,3 +419,64 @@ func TestBreakGlass(t *testing.T) {
 		time.Sleep(50 * time.Millisecond) // polling an observable condition
 	}
 }
+
+// TestDualControlBounds: what callers can make the server store. Nothing
+// for an unauthenticated, revoked or unauthorized caller (authentication
+// and authorization come first); at most 64 open requests per principal;
+// a body over 1 MiB is only hashed, and such a request runs only when it is
+// sent again.
+func TestDualControlBounds(t *testing.T) {
+	h := start(t, t.TempDir(), func(c *server.Config) { c.DualControl = true })
+	_, root := h.initUnseal(1, 1)
+	alice := h.token(root, "alice", "security")
+	bob := h.token(root, "bob", "security")
+	dave := h.token(root, "dave", "admins")
+	revoked := h.token(root, "rob", "admins")
+	nobody := h.token(root, "nobody")
+	acc := h.want(h.do("POST", "/v1/auth/token/lookup", root, map[string]string{"token": revoked}), 200).json(t)["accessor"].(string)
+	h.want(h.do("POST", "/v1/auth/token/revoke", root, map[string]string{"accessor": acc}), 204)
+	count := func() int {
+		t.Helper()
+		return len(h.want(h.do("GET", "/v1/requests", root, nil), 200).json(t)["requests"].([]any))
+	}
+	h.want(h.do("POST", "/v1/sys/rotate", "", nil), 401)
+	h.want(h.do("POST", "/v1/sys/rotate", "wdn_not-a-token", nil), 401)
+	h.want(h.do("POST", "/v1/sys/rotate", revoked, nil), 401)
+	h.want(h.do("POST", "/v1/sys/rotate", nobody, nil), 403)
+	if n := count(); n != 0 {
+		t.Fatalf("%d requests stored for callers that may not ask", n)
+	}
+
+	var first string
+	for i := range 64 {
+		id := held(t, h.do("POST", "/v1/sys/rotate", dave, nil), 2)
+		if i == 0 {
+			first = id
+		}
+	}
+	h.wantError(h.do("POST", "/v1/sys/rotate", dave, nil), 409, "64 open requests, the most allowed")
+	held(t, h.do("POST", "/v1/sys/rotate", root, nil), 2) // the bound is per principal
+	h.want(h.do("POST", "/v1/requests/"+first+"/cancel", dave, nil), 200)
+	held(t, h.do("POST", "/v1/sys/rotate", dave, nil), 2)
+	h.wantError(h.do("POST", "/v1/sys/rotate", dave, nil), 409, "64 open requests")
+
+	big := bytes.Repeat([]byte("snapshot "), (1<<20)/9+1000) // over 1 MiB
+	id := held(t, h.do("POST", "/v1/sys/raft/snapshot", root, big), 2)
+	r := h.want(h.do("GET", "/v1/requests/"+id, alice, nil), 200).json(t)
+	if r["body_stored"] != false || r["body_size"] != float64(len(big)) {
+		t.Fatalf("a body over 1 MiB: %v", r)
+	}
+	for _, tok := range []string{alice, bob} {
+		h.want(h.do("POST", "/v1/requests/"+id+"/approve", tok, nil), 200)
+	}
+	h.wantError(h.do("POST", "/v1/requests/"+id+"/run", root, nil), 409, "too large to store; send the request again with the header")
+	// Sent again, it is checked in full and reaches the handler (which
+	// refuses what is not a snapshot), once.
+	h.wantError(h.doHeader("POST", "/v1/sys/raft/snapshot", root, big, "X-Warden-Approved-Request", id), 400, "not a Warden snapshot")
+	h.wantError(h.doHeader("POST", "/v1/sys/raft/snapshot", root, big, "X-Warden-Approved-Request", id), 409, "already run")
+	out := h.want(h.do("GET", "/v1/requests/"+id, alice, nil), 200).json(t)
+	if out["status"] != "run" || out["outcome"].(map[string]any)["status"] != float64(400) ||
+		!strings.Contains(out["outcome"].(map[string]any)["error"].(string), "not a Warden snapshot") {
+		t.Fatalf("a run that failed: %v", out)
+	}
+}
