@@ -287,6 +287,9 @@ func New(cfg Config) (*Server, error) {
 	if len(cfg.RetryJoin) > 0 && (cfg.NodeID == "" || cfg.RetryJoinToken == "") {
 		return nil, errors.New("server: --retry-join needs cluster mode (--node-id, --cluster-listen) and a join token (--retry-join-token-file)")
 	}
+	if cfg.RequestTTL < 0 {
+		return nil, fmt.Errorf("server: --request-ttl %s: must be positive", cfg.RequestTTL)
+	}
 	if (cfg.NodeID == "") != (cfg.ClusterListen == "") {
 		return nil, errors.New("server: --node-id and --cluster-listen go together")
 	}
