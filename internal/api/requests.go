@@ -317,15 +317,15 @@ func (s *Server) finishRun(req *request, id string, status int) {
 }
 
 // readHeld reads the whole body and returns its SHA-256, its size and the
-// body itself when it is at most approval.MaxStoredBody bytes (nil when
-// larger). The body stays readable for the handler: in memory, or, when
+// body itself when it is at most approval.MaxStoredBody bytes (never nil
+// then, even empty; nil when larger). The body stays readable for the handler: in memory, or, when
 // spool is set and it is larger, from an unlinked 0600 temporary file in
 // the store's snapshot directory; without spool a larger body is only
 // hashed.
 func (req *request) readHeld(spool bool) (sum []byte, size int64, body []byte, err error) {
 	if req.bodyRead {
 		s := sha256.Sum256(req.body)
-		return s[:], int64(len(req.body)), req.body, nil
+		return s[:], int64(len(req.body)), append([]byte{}, req.body...), nil
 	}
 	h := sha256.New()
 	var buf bytes.Buffer
@@ -334,7 +334,7 @@ func (req *request) readHeld(spool bool) (sum []byte, size int64, body []byte, e
 		return nil, 0, nil, req.bodyError(err)
 	}
 	if n <= approval.MaxStoredBody {
-		req.body, req.bodyRead = bytes.Clone(buf.Bytes()), true
+		req.body, req.bodyRead = append([]byte{}, buf.Bytes()...), true // never nil: a body, maybe empty
 		req.Body = io.NopCloser(bytes.NewReader(req.body))
 		return h.Sum(nil), n, req.body, nil
 	}
