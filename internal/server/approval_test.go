@@ -480,3 +480,25 @@ func TestDualControlBounds(t *testing.T) {
 		t.Fatalf("a run that failed: %v", out)
 	}
 }
+
+// TestDualControlDev: --dev --dual-control initializes with dual control on;
+// without --dual-control it is off, and the held routes run at once.
+func TestDualControlDev(t *testing.T) {
+	for _, on := range []bool{true, false} {
+		t.Run(fmt.Sprint(on), func(t *testing.T) {
+			h := start(t, t.TempDir(), func(c *server.Config) { c.DualControl = on })
+			_, root, err := h.srv.DevInit(context.Background())
+			if err != nil {
+				t.Fatal(err)
+			}
+			r := h.do("POST", "/v1/sys/rotate", root.Reveal(), nil)
+			if on {
+				held(t, r, 2)
+				return
+			}
+			h.want(r, 200)
+			h.want(h.do("GET", "/v1/authz/stores/warden/policies/dual-control", root.Reveal(), nil), 404)
+			h.want(h.do("GET", "/v1/requests", root.Reveal(), nil), 200)
+		})
+	}
+}
