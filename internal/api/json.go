@@ -16,15 +16,21 @@ import (
 
 var bufPool = sync.Pool{New: func() any { return new(bytes.Buffer) }}
 
-// readBody reads the (size-limited) request body.
+// readBody reads the (size-limited) request body. The body is read once:
+// a later call (the handler, after a target function or dual control
+// read it) returns the same bytes.
 func (req *request) readBody() ([]byte, error) {
+	if req.bodyRead {
+		return req.body, nil
+	}
 	buf := bufPool.Get().(*bytes.Buffer)
 	buf.Reset()
 	defer bufPool.Put(buf)
 	if _, err := buf.ReadFrom(req.Body); err != nil {
 		return nil, req.bodyError(err)
 	}
-	return bytes.Clone(buf.Bytes()), nil
+	req.body, req.bodyRead = bytes.Clone(buf.Bytes()), true
+	return req.body, nil
 }
 
 // decode reads and strictly decodes the request body into v.

@@ -53,7 +53,7 @@ func (s *Server) wrap(rt *route) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		start := time.Now()
 		sw := &statusWriter{ResponseWriter: w}
-		req := &request{Request: r, w: sw, s: s, id: s.newID()}
+		req := &request{Request: r, w: sw, s: s, id: s.requestID(r)}
 		status := http.StatusInternalServerError
 		defer func() { obs(status, time.Since(start)) }()
 		defer func() {
@@ -174,6 +174,9 @@ func (s *Server) serve(rt *route, req *request) int {
 	}
 	if err := s.authorize(req, tg); err != nil {
 		return s.failAudited(req, err)
+	}
+	if s.cfg.Approvals != nil {
+		return s.serveDualControl(rt, req, tg, entry) // requests.go
 	}
 	return s.serveAudited(rt, req, entry)
 }
@@ -347,6 +350,7 @@ func (s *Server) fail(req *request, err error) int {
 	if status == http.StatusServiceUnavailable || status == http.StatusTooManyRequests {
 		req.w.Header().Set("Retry-After", "1")
 	}
+	req.held.errMsg = msg
 	return writeError(req.w, status, msg)
 }
 

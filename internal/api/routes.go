@@ -274,6 +274,7 @@ func (s *Server) routeTable() []route {
 		{method: "POST", pattern: "/v1/decisions/{id}/approve", name: "decisions.approve", target: system(authz.ActionDecisionsApprove), audit: auditChange, status: ok, h: s.playbooksH(s.decisionsApprove)},
 	}
 	rs = append(rs, s.transitRoutes()...)
+	rs = append(rs, s.requestRoutes()...)
 	if s.cfg.Gather != nil {
 		m := route{method: "GET", pattern: "/metrics", name: "metrics.read", audit: auditNone, status: ok, h: s.metricsRead}
 		if s.cfg.MetricsPublic {

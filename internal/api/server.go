@@ -23,6 +23,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
+	"github.com/warden-sec/warden/internal/approval"
 	"github.com/warden-sec/warden/internal/audit"
 	"github.com/warden-sec/warden/internal/auditlog"
 	"github.com/warden-sec/warden/internal/authority"
@@ -113,6 +114,16 @@ type Config struct {
 	// Incidents serves /v1/incidents (nil: its routes answer 503); its
 	// reports read the audit log (Audit).
 	Incidents *wresp.Incidents
+
+	// Approvals keeps the requests of dual control and its setting
+	// (docs/governance.md; nil: no request is held, and /v1/requests and
+	// /v1/sys/dual-control answer 503). BreakGlassGroup names the group
+	// whose members run what needs approval without it, raising a
+	// critical alert ("": none). DualControlAtInit: an init this server
+	// serves turns dual control on.
+	Approvals         *approval.Service
+	BreakGlassGroup   string
+	DualControlAtInit bool
 
 	// testRoutes are appended to the route table (tests of this package).
 	testRoutes []route
@@ -301,6 +312,11 @@ type request struct {
 	entry *audit.Entry
 	// parsed is a body a target function already decoded, for the handler.
 	parsed any
+	// body is the body once read (bodyRead), by readBody or dual control.
+	body     []byte
+	bodyRead bool
+	// held is the dual-control state of the request (requests.go).
+	held held
 }
 
 // patternMatches reports whether path matches a route pattern (for 405s).

@@ -3,10 +3,12 @@ package api
 import (
 	"context"
 	"net/http"
+	"slices"
 	"time"
 
 	"github.com/cedar-policy/cedar-go/types"
 
+	"github.com/warden-sec/warden/internal/approval"
 	"github.com/warden-sec/warden/internal/audit"
 	"github.com/warden-sec/warden/internal/auditlog"
 	"github.com/warden-sec/warden/internal/authority"
@@ -14,6 +16,7 @@ import (
 	"github.com/warden-sec/warden/internal/core"
 	"github.com/warden-sec/warden/internal/errs"
 	"github.com/warden-sec/warden/internal/identity"
+	"github.com/warden-sec/warden/internal/policy"
 	"github.com/warden-sec/warden/internal/store"
 	"github.com/warden-sec/warden/internal/version"
 )
@@ -62,6 +65,8 @@ func (s *Server) sealStatus(req *request) (int, any, error) {
 type initRequest struct {
 	KeyShares    int `json:"key_shares"`
 	KeyThreshold int `json:"key_threshold"`
+	// DualControl turns dual control on (docs/governance.md).
+	DualControl bool `json:"dual_control"`
 }
 
 type initResponse struct {
@@ -85,7 +90,8 @@ func (s *Server) initialize(req *request) (int, any, error) {
 	// Nobody is authenticated before init: the record names the request.
 	entry := &audit.Entry{Time: audit.FormatTime(s.now()), Action: "sys.init", AuthMethod: "none",
 		SourceAddr: clientKey(req.Request), RequestID: req.id, Resource: systemResource, Outcome: http.StatusOK}
-	keys, root, err := Initialize(req.Context(), s.cfg.Core, s.cfg.Tokens, s.cfg.Audit, entry, in.KeyShares, in.KeyThreshold, s.cfg.CAInit)
+	keys, root, err := Initialize(req.Context(), s.cfg.Core, s.cfg.Tokens, s.cfg.Audit, entry, in.KeyShares, in.KeyThreshold, s.cfg.CAInit,
+		in.DualControl || s.cfg.DualControlAtInit)
 	if err != nil {
 		return 0, nil, err
 	}
@@ -96,11 +102,15 @@ func (s *Server) initialize(req *request) (int, any, error) {
 var systemResource = types.NewEntityUID(authz.TypeSystem, "warden").String()
 
 // Initialize runs init: the seal, the keyring, the token key, the root
-// token and entry, the record of the init, committed together. It returns
-// the unseal keys and the root token. The server stays sealed.
+// token and entry, the dual-control setting and, with dualControl, dual
+// control on and the warden store's default approval rule (the policy
+// policy.DualControlName) with the roles of dual control
+// (policy.DualControlRolesName), the record of the init, committed together. It returns the unseal keys
+// and the root token. The server stays sealed.
 func Initialize(ctx context.Context, c *core.Core, tokens *identity.Service, alog *auditlog.Service, entry *audit.Entry,
-	shares, threshold int, ca authority.InitOptions) ([]string, identity.Secret, error) {
+	shares, threshold int, ca authority.InitOptions, dualControl bool) ([]string, identity.Secret, error) {
 	var root identity.Secret
+	created, _ := time.Parse(time.RFC3339Nano, entry.Time) // the init's own time
 	res, err := c.Init(ctx, shares, threshold, func(enc core.Encrypter, clusterID string) ([]store.Op, store.AuditLeaf, error) {
 		ops, sec, err := tokens.Bootstrap(enc)
 		if err != nil {
@@ -115,8 +125,20 @@ func Initialize(ctx context.Context, c *core.Core, tokens *identity.Service, alo
 		if err != nil {
 			return nil, store.AuditLeaf{}, err
 		}
+		dops, err := approval.Bootstrap(enc, dualControl)
+		if err != nil {
+			return nil, store.AuditLeaf{}, err
+		}
+		var pops []store.Op
+		if dualControl {
+			pops, err = policy.BootstrapPolicies(enc, map[string]string{policy.DualControlName: policy.DualControlDefaults(),
+				policy.DualControlRolesName: policy.DualControlRoles()}, created)
+			if err != nil {
+				return nil, store.AuditLeaf{}, err
+			}
+		}
 		leaf, err := alog.InitLeaf(enc, entry)
-		return append(append(ops, aops...), cops...), leaf, err
+		return slices.Concat(ops, aops, cops, dops, pops), leaf, err
 	})
 	if err != nil {
 		return nil, "", err

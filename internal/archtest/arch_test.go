@@ -80,6 +80,7 @@ func TestDependencyRules(t *testing.T) {
 		{"internal/identity", []string{"net/http"}, "services have no HTTP"},
 		{"internal/secrets", []string{"net/http"}, "services have no HTTP"},
 		{"internal/policy", []string{"net/http"}, "services have no HTTP"},
+		{"internal/approval", []string{"net/http"}, "services have no HTTP"},
 		{"pkg/middleware", []string{"github.com/hashicorp/raft", "go.etcd.io/bbolt", module + "internal/store", module + "internal/barrier",
 			module + "internal/api", module + "internal/server", module + "internal/core"}, "the services' middleware is a client: it decides with the pure engine, never with server internals"},
 	}

@@ -13,7 +13,7 @@ import (
 var services = []string{
 	"internal/identity", "internal/secrets", "internal/policy", "internal/authority", "internal/auditlog",
 	"internal/authz", "internal/audit", "internal/pki", "internal/names", "internal/store/kv",
-	"internal/transit", "internal/transit/engine", "internal/periodic",
+	"internal/transit", "internal/transit/engine", "internal/periodic", "internal/approval",
 }
 
 // TestServicesDoNotDependOnRaft: no service reaches Raft, its bolt log store

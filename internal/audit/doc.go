@@ -32,9 +32,10 @@
 //
 //   - One JSON object, with no white space outside strings. Members appear
 //     in this order, which is ascending byte order of their names: accessor,
-//     action, auth_method, count, error, hashes, key_version, outcome,
-//     principal, raft_index, request_id, resource, source_addr, time.
-//   - "accessor" and "error" are omitted when empty, "count" and
+//     action, auth_method, count, error, hashes, key_version, note,
+//     outcome, principal, raft_index, request_id, resource, source_addr,
+//     time.
+//   - "accessor", "error" and "note" are omitted when empty, "count" and
 //     "key_version" when 0 and "hashes" when it has no members; every other
 //     member is always present, even when empty or zero.
 //   - Strings must be valid UTF-8 (anything else is an error, never silently

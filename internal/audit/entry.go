@@ -52,6 +52,12 @@ type Entry struct {
 	// (the newest one when a batch used several); omitted from the
 	// encoding when 0.
 	KeyVersion uint64 `json:"key_version,omitempty"`
+	// Note says what else a reader must know about the request, in a few
+	// words: that it was held for approval ("approval requested: request
+	// ID"), ran as an approved request ("approved request ID"), or ran
+	// without approval by break glass ("break glass: ..."); omitted from
+	// the encoding when empty.
+	Note string `json:"note,omitempty"`
 	// Outcome is the HTTP status of the request, 100 to 599.
 	Outcome int `json:"outcome"`
 	// Principal is the authenticated caller, empty when authentication
@@ -130,6 +136,10 @@ func (e Entry) Canonical() ([]byte, error) {
 		b = append(b, `,"key_version":`...)
 		b = strconv.AppendUint(b, e.KeyVersion, 10)
 	}
+	if e.Note != "" {
+		b = append(b, `,"note":`...)
+		b = appendString(b, e.Note)
+	}
 	b = append(b, `,"outcome":`...)
 	b = strconv.AppendInt(b, int64(e.Outcome), 10)
 	b = append(b, `,"principal":`...)
@@ -188,7 +198,7 @@ func (e Entry) validate() error {
 	}
 	for _, f := range []struct{ name, v string }{
 		{"accessor", e.Accessor}, {"action", e.Action}, {"auth_method", e.AuthMethod}, {"error", e.Error},
-		{"principal", e.Principal}, {"request_id", e.RequestID}, {"resource", e.Resource},
+		{"note", e.Note}, {"principal", e.Principal}, {"request_id", e.RequestID}, {"resource", e.Resource},
 		{"source_addr", e.SourceAddr}, {"time", e.Time},
 	} {
 		if !utf8.ValidString(f.v) {

@@ -54,6 +54,13 @@ func TestEntryVectors(t *testing.T) {
 			Hashes: map[string]string{"plaintext": testHMAC}},
 		want: `{"action":"transit.encrypt","auth_method":"token","hashes":{"plaintext":"` + testHMAC + `"},"key_version":3,"outcome":200,"principal":"Service::\"app\"","raft_index":0,"request_id":"","resource":"Key::\"orders\"","source_addr":"","time":"2026-12-02T23:00:00Z"}`,
 	}, {
+		name: "held for approval, with a note",
+		entry: Entry{Accessor: "acc-2", Action: "raft.snapshot.restore", AuthMethod: "token", Outcome: 202,
+			Note: "approval requested: request req-0a1b", Principal: `Root::"root"`, RequestID: "r-9",
+			Resource: `System::"warden"`, SourceAddr: "127.0.0.1", Time: "2026-03-04T05:06:07Z",
+			Hashes: map[string]string{"body": testHMAC}},
+		want: `{"accessor":"acc-2","action":"raft.snapshot.restore","auth_method":"token","hashes":{"body":"` + testHMAC + `"},"note":"approval requested: request req-0a1b","outcome":202,"principal":"Root::\"root\"","raft_index":0,"request_id":"r-9","resource":"System::\"warden\"","source_addr":"127.0.0.1","time":"2026-03-04T05:06:07Z"}`,
+	}, {
 		name:  "minimal deny",
 		entry: Entry{Action: "kv.read", Outcome: 403, Error: "permission denied", Hashes: map[string]string{}, Time: "2026-01-02T03:04:05Z"},
 		want:  `{"action":"kv.read","auth_method":"","error":"permission denied","outcome":403,"principal":"","raft_index":0,"request_id":"","resource":"","source_addr":"","time":"2026-01-02T03:04:05Z"}`,
@@ -123,7 +130,7 @@ func TestEntryRoundTripRandom(t *testing.T) {
 	for i := range 2000 {
 		e := Entry{Accessor: str(), Action: "a" + str(), AuthMethod: str(), Count: r.Uint64() >> r.IntN(65), Error: str(), Outcome: 100 + r.IntN(500),
 			Principal: str(), RaftIndex: r.Uint64() >> r.IntN(64), KeyVersion: r.Uint64() >> r.IntN(65), RequestID: str(), Resource: str(),
-			SourceAddr: str(), Time: FormatTime(time.Unix(r.Int64N(1<<35), r.Int64N(1e9)))}
+			Note: str(), SourceAddr: str(), Time: FormatTime(time.Unix(r.Int64N(1<<35), r.Int64N(1e9)))}
 		if r.IntN(2) == 0 {
 			e.Hashes = map[string]string{"data": testHMAC, "k_" + fmt.Sprint(r.IntN(9)): testHMAC}
 		}

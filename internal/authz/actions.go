@@ -24,7 +24,7 @@ const (
 	ActionSysRotate    = "sys.rotate"
 	ActionSysKeyStatus = "sys.key-status"
 	// ActionSysDualControl is turning dual control on or off
-	// (docs/dual-control.md).
+	// (docs/governance.md).
 	ActionSysDualControl = "sys.dual-control"
 
 	ActionRaftJoin            = "raft.join"
@@ -115,7 +115,7 @@ const (
 	ActionTransitKeyDelete = "transit.key.delete"
 	ActionTransitKeyExport = "transit.key.export"
 
-	// Dual control (docs/dual-control.md): requests held until approved,
+	// Dual control (docs/governance.md): requests held until approved,
 	// all on System::"warden". ActionRequestsApprove is approving and
 	// denying a request; ActionRequestsRun is running an approved request
 	// and cancelling one's own.

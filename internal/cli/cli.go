@@ -53,6 +53,12 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 	if err == nil {
 		return ExitOK
 	}
+	var held *client.ApprovalRequiredError
+	if errors.As(err, &held) {
+		// Held for approval (dual control): not a failure; nothing ran yet.
+		fmt.Fprintln(stdout, held.Error())
+		return ExitOK
+	}
 	msg := oneLine(err.Error()) + hint(err)
 	for _, secret := range []string{g.token, getenv(client.EnvToken)} {
 		if secret != "" {
@@ -108,6 +114,9 @@ type globals struct {
 	getenv func(string) string
 
 	address, token, caCert, clientCert, clientKey string
+	// approved is --approved-request: the approved request the command's
+	// requests run as (dual control).
+	approved string
 }
 
 // client builds an API client from the global flags, falling back to the
@@ -153,6 +162,12 @@ func newRootCmd(g *globals) *cobra.Command {
 	pf.StringVar(&g.caCert, "ca-cert", "", "PEM file of the CA to trust instead of the system roots (env "+client.EnvCACert+")")
 	pf.StringVar(&g.clientCert, "client-cert", "", "PEM client certificate for mutual TLS (env "+client.EnvClientCert+")")
 	pf.StringVar(&g.clientKey, "client-key", "", "PEM client key for mutual TLS (env "+client.EnvClientKey+")")
+	pf.StringVar(&g.approved, "approved-request", "", "run the command's request as this approved request (dual control: the same request, sent again by its requester)")
+	root.PersistentPreRun = func(cmd *cobra.Command, _ []string) {
+		if g.approved != "" {
+			cmd.SetContext(client.WithApprovedRequest(cmd.Context(), g.approved))
+		}
+	}
 	root.AddCommand(
 		newStatusCmd(g),
 		newOperatorCmd(g),
@@ -174,6 +189,7 @@ func newRootCmd(g *globals) *cobra.Command {
 		newIncidentCmd(g),
 		newPlaybookCmd(g),
 		newTransitCmd(g),
+		newRequestCmd(g),
 		newVersionCmd(),
 		newServerCmd(),
 		newWitnessCmd(),

@@ -16,7 +16,7 @@ import (
 func newOperatorCmd(g *globals) *cobra.Command {
 	return newGroupCmd("operator", "Initialize, unseal, seal and rotate the server",
 		newInitCmd(g), newUnsealCmd(g), newSealCmd(g), newRotateCmd(g), newKeyStatusCmd(g), newRaftCmd(g),
-		newGenerateRootCmd(g))
+		newGenerateRootCmd(g), newDualControlCmd(g))
 }
 
 func newInitCmd(g *globals) *cobra.Command {
@@ -29,6 +29,7 @@ func newInitCmd(g *globals) *cobra.Command {
 	f := addFormat(cmd)
 	cmd.Flags().IntVar(&req.KeyShares, "key-shares", 0, "number of unseal key shares to create (1-255)")
 	cmd.Flags().IntVar(&req.KeyThreshold, "key-threshold", 0, "number of shares needed to unseal")
+	cmd.Flags().BoolVar(&req.DualControl, "dual-control", false, "turn dual control on and write the default approval rule (docs/governance.md)")
 	cmd.RunE = func(cmd *cobra.Command, _ []string) error {
 		for _, name := range []string{"key-shares", "key-threshold"} {
 			if !cmd.Flags().Changed(name) {
@@ -59,6 +60,10 @@ func newInitCmd(g *globals) *cobra.Command {
 			"safe places: they are shown only once, and %d of them are needed after every\n"+
 			"restart to unseal the server. The server is still sealed.\n",
 			req.KeyShares, req.KeyThreshold, req.KeyThreshold)
+		if req.DualControl {
+			fmt.Fprintf(w, "\nDual control is on: the operations of the policy dual-control need two approvals\n"+
+				"from members of the group security, the root token's included.\n")
+		}
 		return nil
 	}
 	return cmd

@@ -21,6 +21,9 @@ const (
 	ActionRootToken               = "root_token"
 	ActionRateLimited             = "rate_limited"
 	ActionAuditVerificationFailed = "audit_verification_failed"
+	// ActionBreakGlass: a member of the break-glass group ran an operation
+	// that needs approval without it (docs/governance.md).
+	ActionBreakGlass = "break_glass"
 )
 
 // Appender stores a batch (a *Plane).

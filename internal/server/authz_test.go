@@ -449,6 +449,13 @@ func TestActionMapping(t *testing.T) {
 		{"PUT", "/v1/transit/sign/p1", "transit.sign", `Key::"p1"`},
 		{"PUT", "/v1/transit/verify/p1", "transit.verify", `Key::"p1"`},
 		{"PUT", "/v1/transit/hmac/p1", "transit.hmac", `Key::"p1"`},
+		{"GET", "/v1/requests", "requests.read", `System::"warden"`},
+		{"GET", "/v1/requests/n9", "requests.read", `System::"warden"`},
+		{"POST", "/v1/requests/n9/approve", "requests.approve", `System::"warden"`},
+		{"POST", "/v1/requests/n9/deny", "requests.approve", `System::"warden"`},
+		{"POST", "/v1/requests/n9/cancel", "requests.run", `System::"warden"`},
+		{"POST", "/v1/requests/n9/run", "requests.run", `System::"warden"`},
+		{"PUT", "/v1/sys/dual-control", "sys.dual-control", `System::"warden"`},
 		{"POST", "/v1/sys/seal", "sys.seal", `System::"warden"`}, // last: it seals
 	}
 	covered := map[string]bool{}

@@ -167,6 +167,15 @@ type Config struct {
 	// TransitScheduleInterval is how often the leader rotates and retires
 	// the transit keys that are due (0: one minute).
 	TransitScheduleInterval time.Duration
+
+	// Dual control (docs/governance.md). DualControl turns it on in the
+	// initialization this server does (dev, or an init it serves);
+	// RequestTTL is how long a request waits for approvals and its run
+	// (0: 24h); members of BreakGlassGroup act without approvals, raising
+	// a critical alert.
+	DualControl     bool
+	RequestTTL      time.Duration
+	BreakGlassGroup string
 }
 
 // DefaultHeartbeatTimeout is Raft's heartbeat timeout in cluster mode. A
@@ -234,6 +243,7 @@ type Server struct {
 	response   *response       // decisions, their feed and collector
 	playbooks  *playbooks      // the playbooks and their responder (playbooks.go)
 	transit    *transitKeys    // the transit engine and its schedule (transit.go)
+	approvals  *approvals      // dual control's requests (approvals.go)
 	reg        *prometheus.Registry
 }
 
@@ -276,6 +286,9 @@ func New(cfg Config) (*Server, error) {
 	}
 	if len(cfg.RetryJoin) > 0 && (cfg.NodeID == "" || cfg.RetryJoinToken == "") {
 		return nil, errors.New("server: --retry-join needs cluster mode (--node-id, --cluster-listen) and a join token (--retry-join-token-file)")
+	}
+	if cfg.RequestTTL < 0 {
+		return nil, fmt.Errorf("server: --request-ttl %s: must be positive", cfg.RequestTTL)
 	}
 	if (cfg.NodeID == "") != (cfg.ClusterListen == "") {
 		return nil, errors.New("server: --node-id and --cluster-listen go together")
@@ -472,6 +485,7 @@ func New(cfg Config) (*Server, error) {
 			Outcome: func(o string) { notifications.WithLabelValues(o).Inc() }})
 	s.response = s.newResponse(nodes, alog)
 	s.transit = s.newTransit(alog)
+	s.approvals = s.newApprovals(alog)
 	s.api = api.New(api.Config{
 		Rules: s.rules, Alerts: s.alerts, Notifiers: s.notifiers,
 		Decisions: s.response.decisions, DecisionFeed: s.response.feed, MaxDecisionStreams: cfg.MaxDecisionStreams,
@@ -484,6 +498,7 @@ func New(cfg Config) (*Server, error) {
 		Incidents: s.newIncidents(alog),
 		Playbooks: s.newPlaybooks(nodes, alog),
 		Transit:   s.transit.eng,
+		Approvals: s.approvals.svc, BreakGlassGroup: cfg.BreakGlassGroup, DualControlAtInit: cfg.DualControl,
 	})
 	reg.MustRegister(prometheus.NewCounterFunc(prometheus.CounterOpts{
 		Name: "warden_events_server_dropped_total", Help: "This server's own events dropped (queue full, or no event plane yet).",
@@ -566,6 +581,7 @@ func (s *Server) Start() error {
 	s.response.start(s)
 	s.playbooks.start(s)
 	s.transit.start(s)
+	s.approvals.start(s)
 	nctx, ncancel := context.WithCancel(context.Background())
 	s.stopNotify, s.notifyDone = ncancel, make(chan struct{})
 	go func() {
@@ -642,6 +658,7 @@ func (s *Server) Close() error {
 	s.response.close()
 	s.playbooks.close()
 	s.transit.close()
+	s.approvals.close()
 	s.emitter.Close()
 	s.events.close()
 	s.api.Close()
@@ -663,7 +680,7 @@ func (s *Server) DevInit(ctx context.Context) (string, identity.Secret, error) {
 		return "", "", err
 	}
 	entry := auditlog.SystemEntry(s.now(), s.st.NodeID(), "sys.init", `System::"warden"`)
-	keys, root, err := api.Initialize(ctx, s.core, s.tokens, s.audit, entry, 1, 1, s.caInit())
+	keys, root, err := api.Initialize(ctx, s.core, s.tokens, s.audit, entry, 1, 1, s.caInit(), s.cfg.DualControl)
 	if err != nil {
 		return "", "", err
 	}

@@ -36,6 +36,8 @@ type Health struct {
 type InitRequest struct {
 	KeyShares    int `json:"key_shares"`
 	KeyThreshold int `json:"key_threshold"`
+	// DualControl turns dual control on (docs/governance.md).
+	DualControl bool `json:"dual_control,omitempty"`
 }
 
 // InitResponse holds the unseal keys (standard base64) and the root token.

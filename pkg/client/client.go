@@ -5,7 +5,9 @@
 // A Client talks HTTPS only (TLS 1.2 minimum) and refuses plain http
 // addresses. It never follows redirects, never retries, and never puts the
 // token it holds into an error message. Every non-2xx response becomes an
-// *APIError carrying the status and the server's error messages.
+// *APIError carrying the status and the server's error messages; a 202 (a
+// request held for approval under dual control) becomes an
+// *ApprovalRequiredError.
 package client
 
 import (
@@ -294,6 +296,10 @@ func (c *Client) do(ctx context.Context, method, path string, in, out any, also 
 	if len(data) > MaxResponseBytes {
 		return resp.StatusCode, fmt.Errorf("warden: %s %s: response larger than %d bytes", method, path, MaxResponseBytes)
 	}
+	if resp.StatusCode == http.StatusAccepted {
+		// Held for approval (dual control): nothing was done yet.
+		return resp.StatusCode, heldError(method, path, data)
+	}
 	ok := resp.StatusCode >= 200 && resp.StatusCode < 300
 	for _, code := range also {
 		ok = ok || resp.StatusCode == code
@@ -330,6 +336,9 @@ func (c *Client) send(ctx context.Context, method, path string, body io.Reader, 
 	token := c.Token()
 	if token != "" {
 		req.Header.Set("Authorization", "Bearer "+token)
+	}
+	if id := approvedRequest(ctx); id != "" {
+		req.Header.Set(HeaderApprovedRequest, id)
 	}
 	for attempt := 1; ; attempt++ {
 		resp, err := c.http.Do(req)

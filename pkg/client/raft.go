@@ -87,11 +87,14 @@ func (c *Client) stream(ctx context.Context, method, path string, body io.Reader
 	if err != nil {
 		return nil, err
 	}
-	if resp.StatusCode >= 200 && resp.StatusCode < 300 {
+	if resp.StatusCode >= 200 && resp.StatusCode < 300 && resp.StatusCode != http.StatusAccepted {
 		return resp, nil
 	}
 	defer resp.Body.Close()
 	data, _ := io.ReadAll(io.LimitReader(resp.Body, MaxResponseBytes))
+	if resp.StatusCode == http.StatusAccepted {
+		return nil, heldError(method, path, data)
+	}
 	return nil, apiError(resp.StatusCode, data, token)
 }
 
