@@ -113,6 +113,10 @@ type Config struct {
 	// Incidents serves /v1/incidents (nil: its routes answer 503); its
 	// reports read the audit log (Audit).
 	Incidents *wresp.Incidents
+	// Witnesses gets checkpoints cosigned and keeps the external
+	// witnesses (nil: checkpoints are served without cosignatures and the
+	// witness routes answer 503).
+	Witnesses Witnesses
 
 	// testRoutes are appended to the route table (tests of this package).
 	testRoutes []route

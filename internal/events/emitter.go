@@ -21,6 +21,10 @@ const (
 	ActionRootToken               = "root_token"
 	ActionRateLimited             = "rate_limited"
 	ActionAuditVerificationFailed = "audit_verification_failed"
+	// ActionAuditFork: this server's witness refused a checkpoint that is
+	// not an extension of the one it cosigned (the log forked or was
+	// rewritten); both checkpoints ride in the event.
+	ActionAuditFork = "audit_fork"
 )
 
 // Appender stores a batch (a *Plane).
