@@ -192,6 +192,7 @@ func (c *Cosigner) Cosigned(ctx context.Context, want int) (*Result, error) {
 	}
 	ctx, cancel := context.WithTimeout(ctx, c.cfg.MaxWait)
 	defer cancel()
+	var behind *Result // a round short because a witness is ahead of it
 	for {
 		cp, err := c.cfg.Log.Checkpoint(ctx)
 		if err != nil {
@@ -201,6 +202,10 @@ func (c *Cosigner) Cosigned(ctx context.Context, want int) (*Result, error) {
 		size, ok := noteSize(cp)
 		if !ok {
 			return nil, errors.New("cosign: the log's checkpoint has no size line")
+		}
+		if behind != nil && size <= behind.Size {
+			// Signing again gave nothing newer: this node is behind.
+			return behind, &QuorumError{Want: want, Result: behind}
 		}
 		r, wait, err := c.roundFor(ctx, cp, body, size, want)
 		if err != nil {
@@ -219,11 +224,12 @@ func (c *Cosigner) Cosigned(ctx context.Context, want int) (*Result, error) {
 			}
 		}
 		res, again := c.await(ctx, r, want)
-		if again {
-			continue // a witness had seen a newer checkpoint: sign again
-		}
 		if want == All {
 			want = len(r.ids)
+		}
+		if again {
+			behind = res
+			continue // a witness had seen a newer checkpoint: sign again
 		}
 		if len(res.Cosigners) < want {
 			return res, &QuorumError{Want: want, Result: res}
@@ -241,6 +247,9 @@ func (c *Cosigner) roundFor(ctx context.Context, cp []byte, body string, size ui
 	defer c.mu.Unlock()
 	r := c.cur
 	if r != nil && (r.body == body || r.size > size) {
+		if want > len(r.ids) {
+			return nil, nil, errs.E(errs.Invalid, "witnesses: %d asked for, but %d witnesses are configured", want, len(r.ids))
+		}
 		select {
 		case <-r.done:
 			stale := c.cfg.Now().Sub(r.ended) >= c.cfg.RetryAfter

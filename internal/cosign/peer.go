@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"net/http"
 	"strings"
 
@@ -19,6 +20,8 @@ type Guard struct {
 	W *witness.Witness
 	// OnFork must not block for long: it runs on the submitter's request.
 	OnFork func(from string, fe *witness.ForkError)
+	// Log, if set, gets PeerHandler's internal errors.
+	Log *slog.Logger
 }
 
 // AddCheckpoint submits a checkpoint of this node's own log to its own
@@ -39,23 +42,23 @@ func (g *Guard) add(ctx context.Context, from string, oldSize uint64, proof [][]
 // PeerHandler serves POST <prefix>/add-checkpoint of c2sp.org/tlog-witness
 // with g, for the cluster port: node returns the member that sent the
 // request (authenticated by the transport, which serves members only).
-// Statuses are the protocol's: 200 with the cosignature lines; 409 with
-// the witness's size (text/x.tlog.size) when the old size is not its
-// latest, or when a checkpoint of that size with another root was
-// cosigned; 400 malformed, 403 bad log signature, 404 unknown log, 422 a
-// consistency proof that does not verify.
+// Statuses are those of witness.Handler: 200 with the cosignature lines;
+// 409 with the witness's size (text/x.tlog.size) when the old size is not
+// its latest; 400 malformed, 403 bad log signature, 404 unknown log, 422
+// a checkpoint not consistent with the one cosigned (a fork, as Handler
+// answers it).
 func PeerHandler(g *Guard, node func(*http.Request) string) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if r.Method != http.MethodPost || !strings.HasSuffix(r.URL.Path, "/add-checkpoint") {
 			http.NotFound(w, r)
 			return
 		}
-		body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, MaxRequestBytes))
+		body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, int64(witness.MaxRequestSize)))
 		if err != nil {
-			http.Error(w, "request body too large or unreadable", http.StatusBadRequest)
+			http.Error(w, "request body too large or unreadable", http.StatusRequestEntityTooLarge)
 			return
 		}
-		old, proof, cp, err := ParseAddCheckpoint(body)
+		old, proof, cp, err := witness.ParseAddCheckpoint(body)
 		if err != nil {
 			http.Error(w, err.Error(), http.StatusBadRequest)
 			return
@@ -69,6 +72,9 @@ func PeerHandler(g *Guard, node func(*http.Request) string) http.Handler {
 				fmt.Fprintf(w, "%d\n", size)
 				return
 			}
+			if status == http.StatusInternalServerError && g.Log != nil {
+				g.Log.Error("audit witness: add-checkpoint failed", "from", node(r), "err", err)
+			}
 			http.Error(w, publicError(err), status)
 			return
 		}
@@ -81,26 +87,16 @@ func PeerHandler(g *Guard, node func(*http.Request) string) http.Handler {
 // for 409 the size to answer with.
 func Status(err error) (status int, size uint64) {
 	var ce *witness.ConflictError
-	var fe *witness.ForkError
 	switch {
 	case errors.As(err, &ce):
 		return http.StatusConflict, ce.Size
-	case errors.As(err, &fe):
-		// A checkpoint of the size cosigned but another root is a 409
-		// with that size; one whose proof fails is a 422.
-		cs, ok1 := noteSize(fe.Cosigned)
-		os, ok2 := noteSize(fe.Offered)
-		if ok1 && ok2 && cs == os {
-			return http.StatusConflict, cs
-		}
-		return http.StatusUnprocessableEntity, 0
 	case errors.Is(err, witness.ErrMalformed):
 		return http.StatusBadRequest, 0
 	case errors.Is(err, witness.ErrBadSignature):
 		return http.StatusForbidden, 0
 	case errors.Is(err, witness.ErrUnknownLog):
 		return http.StatusNotFound, 0
-	case errors.Is(err, witness.ErrBadProof):
+	case errors.Is(err, witness.ErrBadProof): // a *ForkError too
 		return http.StatusUnprocessableEntity, 0
 	}
 	return http.StatusInternalServerError, 0
@@ -114,4 +110,3 @@ func publicError(err error) string {
 	}
 	return err.Error()
 }
-

@@ -165,7 +165,8 @@ func (w *witnessNode) ensure(ctx context.Context) error {
 			w.mu.Unlock()
 			return fmt.Errorf("witness: %w", err)
 		}
-		w.guard = &cosign.Guard{W: wt, OnFork: w.onFork}
+		wt.SetLogger(s.log)
+		w.guard = &cosign.Guard{W: wt, OnFork: w.onFork, Log: s.log}
 		if s.trans != nil {
 			s.trans.ServeWitness(cosign.PeerHandler(w.guard, raftnet.PeerNode))
 		}
@@ -315,10 +316,18 @@ func (w *witnessNode) start() {
 	}()
 }
 
+// close stops the loop and releases the witness's state directory.
 func (w *witnessNode) close() {
 	if w.stop != nil {
 		w.stop()
 		<-w.done
+	}
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if w.guard != nil {
+		if err := w.guard.W.Close(); err != nil {
+			w.s.log.Warn("audit witness: close", "err", err)
+		}
 	}
 }
 
