@@ -353,7 +353,8 @@ func consistent(ctx context.Context, c Client, prev *audit.Checkpoint, prevNote 
 		return fmt.Errorf("consistency proof from size %d to %d: %w", prev.Size, cp.Size, err)
 	}
 	if err := audit.VerifyConsistency(prev.Size, cp.Size, prev.Root, cp.Root, p); err != nil {
-		return fork("the checkpoint of size %d is not consistent with the one of size %d verified before: %v", cp.Size, prev.Size, err)
+		return fork("the checkpoint of size %d is not consistent with the one of size %d verified before: %s", cp.Size, prev.Size,
+			strings.Join(strings.Fields(err.Error()), " "))
 	}
 	return nil
 }

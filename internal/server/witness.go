@@ -219,7 +219,8 @@ func (w *witnessNode) onFork(from string, fe *witness.ForkError) {
 	if from == "" {
 		from = s.st.NodeID() + " (this node)"
 	}
-	msg := fmt.Sprintf("the audit witness of %s refused a checkpoint of the cluster's log submitted by %s: %s", s.st.NodeID(), from, fe.Reason)
+	msg := fmt.Sprintf("the audit witness of %s refused a checkpoint of the cluster's log submitted by %s: %s", s.st.NodeID(), from,
+		strings.Join(strings.Fields(fe.Reason), " "))
 	s.log.Error("audit log fork: "+msg, "submitted_by", from, "cosigned", string(fe.Cosigned), "offered", string(fe.Offered))
 	s.emitter.EmitThrottled("audit_fork|"+from, events.ActionAuditFork, events.Event{
 		events.FieldMessage:          msg,
