@@ -451,6 +451,10 @@ func (c *Cosigner) submit(ctx context.Context, t Target, r *round) ([]byte, erro
 		case errors.As(err, &ce) && ce.Size == old:
 			return nil, &sameSizeError{size: old}
 		case errors.As(err, &ce) && attempt < 2:
+			if ce.Size < old {
+				c.cfg.Logger.Warn("audit witness reports a size below the one it cosigned before: its state was lost or rolled back",
+					"witness", t.ID, "size", ce.Size, "cosigned_before", old)
+			}
 			old = ce.Size
 			c.mu.Lock()
 			c.sizes[t.VerifierKey] = old
