@@ -24,6 +24,9 @@ type Witnesses interface {
 	// AddExternal and RemoveExternal commit with the request's record.
 	AddExternal(ctx context.Context, w cosign.ExternalWitness) (*cosign.ExternalWitness, error)
 	RemoveExternal(ctx context.Context, name string) error
+	// Unsealed runs after this node was unsealed: its witness starts and
+	// is registered (a failure is retried in the background).
+	Unsealed(ctx context.Context) error
 }
 
 // actionAuditWitnessWrite adds and removes external witnesses

@@ -210,6 +210,10 @@ func Check(ctx context.Context, c Client, o Options) (*Report, error) {
 	}
 	listed, err := c.AuditWitnesses(ctx)
 	if err != nil {
+		// A server that cannot sign says why there first.
+		if _, cerr := c.AuditCheckpoint(ctx); cerr != nil {
+			return nil, cerr
+		}
 		return nil, fmt.Errorf("witnesses: %w", err)
 	}
 	firstUse := o.State == nil || len(o.State.Witnesses) == 0

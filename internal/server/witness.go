@@ -369,6 +369,10 @@ func (w *witnessNode) run(ctx context.Context) {
 	}
 }
 
+// Unsealed implements api.Witnesses: the witness is opened (its key made
+// the first time) and registered before the unseal is answered.
+func (w *witnessNode) Unsealed(ctx context.Context) error { return w.ensure(ctx) }
+
 // Cosigned implements api.Witnesses: the current checkpoint with want
 // cosignatures (see cosign.Cosigner.Cosigned).
 func (w *witnessNode) Cosigned(ctx context.Context, want int) (*cosign.Result, error) {
