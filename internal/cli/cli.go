@@ -176,6 +176,7 @@ func newRootCmd(g *globals) *cobra.Command {
 		newTransitCmd(g),
 		newVersionCmd(),
 		newServerCmd(),
+		newWitnessCmd(),
 	)
 	return root
 }

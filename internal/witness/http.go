@@ -12,9 +12,11 @@ import (
 	"io"
 	"log/slog"
 	"mime"
+	"net"
 	"net/http"
 	"strconv"
 	"strings"
+	"time"
 
 	fnote "github.com/transparency-dev/formats/note"
 )
@@ -217,6 +219,40 @@ func (w *Witness) serveCheckpoint(rw http.ResponseWriter, r *http.Request) {
 	}
 	textError(rw, http.StatusNotFound, "no checkpoint cosigned for that origin hash")
 }
+
+// Serve serves Handler on ln until ctx is done, then shuts down: it stops
+// accepting connections and waits for the requests in flight, at most
+// ShutdownTimeout, before closing the rest. It returns nil after a
+// shutdown, or the error that stopped serving. ln may be a TLS listener.
+// Serve does not Close the witness.
+func (w *Witness) Serve(ctx context.Context, ln net.Listener) error {
+	srv := &http.Server{
+		Handler:           w.Handler(),
+		ReadHeaderTimeout: 10 * time.Second,
+		ReadTimeout:       30 * time.Second,
+		WriteTimeout:      30 * time.Second,
+		IdleTimeout:       2 * time.Minute,
+		MaxHeaderBytes:    16 << 10,
+		ErrorLog:          slog.NewLogLogger(w.log().Handler(), slog.LevelWarn),
+	}
+	served := make(chan error, 1)
+	go func() { served <- srv.Serve(ln) }()
+	select {
+	case err := <-served:
+		return fmt.Errorf("witness: serve: %w", err)
+	case <-ctx.Done():
+	}
+	sctx, cancel := context.WithTimeout(context.Background(), ShutdownTimeout)
+	defer cancel()
+	if err := srv.Shutdown(sctx); err != nil {
+		srv.Close()
+		return fmt.Errorf("witness: shutdown: %w", err)
+	}
+	return nil
+}
+
+// ShutdownTimeout bounds how long Serve waits for requests in flight.
+const ShutdownTimeout = 10 * time.Second
 
 // Client submits checkpoints to a witness over the tlog-witness protocol.
 type Client struct {

@@ -8,6 +8,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"io"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -233,5 +234,30 @@ func TestClientChecksTheAnswer(t *testing.T) {
 	}
 	if _, err := (&Client{URL: "http://127.0.0.1:1", VerifierKey: "bad"}).AddCheckpoint(context.Background(), 0, nil, cp); err == nil || !strings.Contains(err.Error(), "verifier key") {
 		t.Fatalf("a bad verifier key: %v", err)
+	}
+}
+
+// TestServe: Serve answers the protocol on a listener and returns nil once
+// its context is done, after which nothing listens.
+func TestServe(t *testing.T) {
+	log := newTestLog(t, "example.com/log").grow(3)
+	w, _, wvkey, _ := newTestWitness(t, "w1", log)
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- w.Serve(ctx, ln) }()
+	c := &Client{URL: "http://" + ln.Addr().String(), VerifierKey: wvkey}
+	if _, err := c.AddCheckpoint(context.Background(), 0, nil, log.checkpoint()); err != nil {
+		t.Fatal(err)
+	}
+	cancel()
+	if err := <-done; err != nil {
+		t.Fatalf("Serve: %v", err)
+	}
+	if _, err := c.AddCheckpoint(context.Background(), 3, nil, log.checkpoint()); err == nil {
+		t.Fatal("answered after Serve returned")
 	}
 }

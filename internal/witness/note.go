@@ -13,6 +13,9 @@ import (
 	"strings"
 	"unicode"
 	"unicode/utf8"
+
+	fnote "github.com/transparency-dev/formats/note"
+	"golang.org/x/mod/sumdb/note"
 )
 
 // MaxCheckpointSize bounds a signed checkpoint (body and signatures) that
@@ -244,3 +247,20 @@ func sigLines(msg []byte) [][]byte {
 	}
 	return sigs
 }
+
+// newLogVerifier returns the note verifier of a log key: a key type
+// golang.org/x/mod/sumdb/note or github.com/transparency-dev/formats/note
+// knows (Ed25519, ECDSA, RFC 6962 STH), but not a cosignature key (types
+// 0x04 and 0x06): a witness's key must never count as a log's.
+func newLogVerifier(vkey string) (note.Verifier, error) {
+	parts := strings.SplitN(vkey, "+", 3)
+	if len(parts) == 3 {
+		if k, err := base64.StdEncoding.DecodeString(parts[2]); err == nil && len(k) > 0 && (k[0] == algCosignatureV1 || k[0] == algMLDSA44) {
+			return nil, errors.New("a cosignature (witness) key, not a log key")
+		}
+	}
+	return fnote.NewVerifier(vkey)
+}
+
+// algMLDSA44 is the signed-note type of ML-DSA-44 cosignature keys.
+const algMLDSA44 = 0x06

@@ -38,7 +38,7 @@ func VerifyCosigned(checkpoint []byte, logVKey string, witnessVKeys []string, qu
 	if quorum < 0 {
 		return nil, fmt.Errorf("witness: quorum %d: want 0 or more", quorum)
 	}
-	logV, err := fnote.NewVerifier(logVKey)
+	logV, err := newLogVerifier(logVKey)
 	if err != nil {
 		return nil, fmt.Errorf("witness: log verifier key %q: %w", logVKey, err)
 	}

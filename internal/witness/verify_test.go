@@ -77,6 +77,7 @@ func TestVerifyCosigned(t *testing.T) {
 		{name: "negative quorum", note: all, keys: vkeys, quorum: -1, msg: "quorum -1"},
 		{name: "bad witness key", note: all, keys: []string{"w1+00000000+AAAA"}, msg: "witness verifier key"},
 		{name: "bad log key", note: all, logKey: "x", keys: vkeys, msg: "log verifier key"},
+		{name: "a witness key as the log key", note: all, logKey: vkeys[0], keys: vkeys[1:], msg: "not a log key"},
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			logKey := c.logKey

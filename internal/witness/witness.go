@@ -36,7 +36,6 @@ import (
 	"syscall"
 	"time"
 
-	fnote "github.com/transparency-dev/formats/note"
 	mproof "github.com/transparency-dev/merkle/proof"
 	"github.com/transparency-dev/merkle/rfc6962"
 	"golang.org/x/mod/sumdb/note"
@@ -240,13 +239,13 @@ func (w *Witness) statePath(origin string) string {
 //
 // vkey is a note verifier key of a type golang.org/x/mod/sumdb/note or
 // github.com/transparency-dev/formats/note knows (Ed25519, ECDSA, RFC 6962
-// STH). AddLog for a known origin replaces its key and keeps its state.
+// STH); a cosignature key (a witness's) is refused. AddLog for a known origin replaces its key and keeps its state.
 // The origin's state file, if any, is read (see Open).
 func (w *Witness) AddLog(origin, vkey string) error {
 	if err := checkOrigin(origin); err != nil {
 		return err
 	}
-	v, err := fnote.NewVerifier(vkey)
+	v, err := newLogVerifier(vkey)
 	if err != nil {
 		return fmt.Errorf("witness: log %q: verifier key %q: %w", origin, vkey, err)
 	}

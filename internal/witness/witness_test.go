@@ -606,6 +606,9 @@ func TestAddLog(t *testing.T) {
 	if err := w.AddLog(log.origin, "not a key"); err == nil {
 		t.Fatal("AddLog with a bad key succeeded")
 	}
+	if err := w.AddLog(log.origin, w.VerifierKey()); err == nil || !strings.Contains(err.Error(), "not a log key") {
+		t.Fatalf("AddLog with a witness key: %v", err)
+	}
 	if err := w.AddLog(log.origin, log.vkey); err != nil {
 		t.Fatal(err)
 	}
