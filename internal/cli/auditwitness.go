@@ -108,6 +108,6 @@ func newAuditWitnessListCmd(g *globals) *cobra.Command {
 }
 
 func newAuditWitnessRemoveCmd(g *globals) *cobra.Command {
-	return newDeleteCmd(g, "remove NAME", "Remove an external witness (server witnesses leave with their node: warden raft remove)", "external witness",
+	return newDeleteCmd(g, "remove NAME", "Remove an external witness (server witnesses leave with their node: warden operator raft remove-peer)", "external witness",
 		(*client.Client).AuditWitnessRemove)
 }

@@ -352,6 +352,20 @@ func TestAuditWitnessFork(t *testing.T) {
 	if _, err := witness.VerifyCosigned(cp, v.VerifierKey, wkeys, 3); err != nil {
 		t.Fatal(err)
 	}
+
+	// Removing n3 removes its witness from the configuration, in the
+	// same transaction.
+	f.stop()
+	if err := admin.RaftRemovePeer(ctx, "n3"); err != nil {
+		t.Fatal(err)
+	}
+	l, err := admin.AuditWitnesses(ctx)
+	if err != nil || len(l.Servers) != 2 || slices.ContainsFunc(l.Servers, func(s client.AuditServerWitness) bool { return s.Node == "n3" }) {
+		t.Fatalf("witnesses after removing n3: %+v %v", l, err)
+	}
+	if _, err := admin.AuditCheckpointCosigned(ctx, 2); err != nil {
+		t.Fatalf("checkpoint after removing n3: %v", err)
+	}
 }
 
 func mustState(t *testing.T, dir string) *auditcheck.State {
