@@ -49,6 +49,9 @@ type DaemonConfig struct {
 	// configuration's Enforce names (tests: an enforcer in a network
 	// namespace of their own).
 	Firewall Firewall
+	// AuditVerifyInterval is how often the audit log's checkpoint is
+	// verified (CheckAudit); 0: never.
+	AuditVerifyInterval time.Duration
 }
 
 // Daemon runs the agent until ctx ends: the certificate renewal loop, the
@@ -132,6 +135,10 @@ func Daemon(ctx context.Context, dc DaemonConfig) error {
 	d.mu.Lock()
 	d.enf = enf
 	d.mu.Unlock()
+	if dc.AuditVerifyInterval > 0 {
+		wg.Add(1)
+		go d.verifyAudit(ctx, &wg, cfg, dc.AuditVerifyInterval)
+	}
 	if dc.Enrolled {
 		d.observe(ship.Observation{Action: "enrolled", Outcome: "success", Message: "the node enrolled as " + dc.EnrolledAs})
 	}

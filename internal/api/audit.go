@@ -32,14 +32,6 @@ func (s *Server) auditVerifier(req *request) (int, any, error) {
 // rawText marks a handler result written as text/plain.
 type rawText []byte
 
-func (s *Server) auditCheckpoint(req *request) (int, any, error) {
-	cp, err := s.cfg.Audit.Checkpoint(req.Context())
-	if err != nil {
-		return 0, nil, err
-	}
-	return http.StatusOK, rawText(cp), nil
-}
-
 // entryView is one entry; a damaged one has Altered set, an Error naming
 // it ("entry N was altered: ...") and no leaf or entry.
 type entryView struct {

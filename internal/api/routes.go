@@ -67,6 +67,7 @@ func notAudited() map[string]string {
 		"audit.checkpoint":        "the signed root, which witnesses poll; recording each poll would grow the log it proves",
 		"audit.proof.inclusion":   "hashes only, for verifiers",
 		"audit.proof.consistency": "hashes only, for verifiers",
+		"audit.witness.list":      "the witnesses' public keys and status, which verifiers (agents, every few minutes) read with the checkpoint",
 		"metrics.read":            "counters, scraped every few seconds",
 		"events.write":            "agents' telemetry, at their rate: the event stream is its record; counted in metrics (warden_events_*)",
 	}
@@ -217,6 +218,12 @@ func (s *Server) routeTable() []route {
 		// every node. Both are changes: their records ride with them.
 		{method: "POST", pattern: "/v1/audit/archive", name: "audit.archive", target: fixed(authz.ActionAuditArchive, authz.TypeAuditLog, "warden"), audit: auditChange, status: ok, h: s.auditArchive},
 		{method: "POST", pattern: "/v1/audit/prune", name: "audit.prune", target: fixed(authz.ActionAuditPrune, authz.TypeAuditLog, "warden"), audit: auditChange, status: ok, h: s.auditPrune},
+		// Witnesses (docs/governance.md "Witnesses"): the list is
+		// verification material, like the checkpoint; adding and removing
+		// an external witness are changes.
+		{method: "GET", pattern: "/v1/audit/witnesses", name: "audit.witness.list", target: auditLog, audit: auditNone, status: ok, h: s.auditWitnessList},
+		{method: "POST", pattern: "/v1/audit/witnesses", name: "audit.witness.add", target: auditWitnessWrite, audit: auditChange, status: ok, h: s.auditWitnessAdd},
+		{method: "DELETE", pattern: "/v1/audit/witnesses/{name}", name: "audit.witness.remove", target: auditWitnessWrite, audit: auditChange, status: noContent, h: s.auditWitnessRemove},
 
 		// Detection (docs/detection.md). Every resource is System::"warden".
 		{method: "PUT", pattern: "/v1/rules/{id}", name: "rules.write", target: system(authz.ActionRulesWrite), audit: auditChange, status: ok, h: s.detectH(s.rulesPut)},

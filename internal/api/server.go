@@ -114,6 +114,10 @@ type Config struct {
 	// Incidents serves /v1/incidents (nil: its routes answer 503); its
 	// reports read the audit log (Audit).
 	Incidents *wresp.Incidents
+	// Witnesses gets checkpoints cosigned and keeps the external
+	// witnesses (nil: checkpoints are served without cosignatures and the
+	// witness routes answer 503).
+	Witnesses Witnesses
 
 	// Approvals keeps the requests of dual control and its setting
 	// (docs/governance.md; nil: no request is held, and /v1/requests and

@@ -175,6 +175,11 @@ func (s *Server) unseal(req *request) (int, any, error) {
 				s.log.Error("unsealed, but this node's cluster certificate could not be issued", "err", err)
 			}
 		}
+		if s.cfg.Witnesses != nil {
+			if err := s.cfg.Witnesses.Unsealed(req.Context()); err != nil {
+				s.log.Warn("unsealed, but this node's audit witness is not running yet; retrying in the background", "err", err)
+			}
+		}
 	}
 	return http.StatusOK, st, nil
 }

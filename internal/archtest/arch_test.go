@@ -81,6 +81,10 @@ func TestDependencyRules(t *testing.T) {
 		{"internal/secrets", []string{"net/http"}, "services have no HTTP"},
 		{"internal/policy", []string{"net/http"}, "services have no HTTP"},
 		{"internal/approval", []string{"net/http"}, "services have no HTTP"},
+		{"internal/cosign", []string{"github.com/hashicorp/raft", "go.etcd.io/bbolt", module + "internal/store", module + "internal/core"},
+			"cosigning reaches storage through the narrow Storage interface (core implements it), never Raft or the store"},
+		{"internal/auditcheck", []string{"github.com/hashicorp/raft", "go.etcd.io/bbolt", module + "internal/store", module + "internal/core",
+			module + "internal/server"}, "a verifier trusts only what verifies with its pinned keys: it is a client, never server internals"},
 		{"pkg/middleware", []string{"github.com/hashicorp/raft", "go.etcd.io/bbolt", module + "internal/store", module + "internal/barrier",
 			module + "internal/api", module + "internal/server", module + "internal/core"}, "the services' middleware is a client: it decides with the pure engine, never with server internals"},
 	}

@@ -217,9 +217,10 @@ func (n *Nodes) RecordServerCert(ctx context.Context, id, addr string, sc *Serve
 
 // RemoveServer marks member id removed and revokes every unexpired
 // certificate it was issued, in one transaction with the request's audit
-// record. A node the configuration holds without a record (from before
+// record and extra (what else goes with the member, such as its witness
+// entry). A node the configuration holds without a record (from before
 // records were kept) gets a removed record.
-func (n *Nodes) RemoveServer(ctx context.Context, id string) (*Member, error) {
+func (n *Nodes) RemoveServer(ctx context.Context, id string, extra ...store.Op) (*Member, error) {
 	var revs []store.Op
 	m, err := n.writeMember(ctx, id, func(m *Member, fresh bool) error {
 		if fresh {
@@ -233,7 +234,7 @@ func (n *Nodes) RemoveServer(ctx context.Context, id string) (*Member, error) {
 		}
 		m.State, m.Certs = MemberRemoved, nil
 		return nil
-	}, nil, func() []store.Op { return revs })
+	}, nil, func() []store.Op { return append(revs, extra...) })
 	return m, err
 }
 

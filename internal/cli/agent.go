@@ -21,6 +21,7 @@ func newAgentCmd(g *globals) *cobra.Command {
 	var servers []string
 	var caCert, token, dir, configFile, spoolMax, metricsListen, enforce, zone string
 	var once, cleanup bool
+	var auditInterval time.Duration
 	cmd := &cobra.Command{
 		Use:   "agent --server ADDR --ca-cert FILE [--join-token T] --data-dir DIR [--once] [--config FILE] [--enforce nftables|none] | agent --cleanup",
 		Short: "Enroll this node, keep its certificate fresh, and ship its security events",
@@ -42,7 +43,15 @@ them in the kernel's firewall: a table inet warden of nftables, made through
 netlink, whose sets hold the banned addresses until each decision expires
 (see docs/response.md). --enforce nftables|none chooses; by default nftables
 where the agent can use netlink (CAP_NET_ADMIN), else none with a warning.
-The table stays when the agent stops; --cleanup removes it and exits.`,
+The table stays when the agent stops; --cleanup removes it and exits.
+
+Every --audit-verify-interval (default 5m; 0: never) the agent verifies the
+audit log as ` + "`warden audit verify`" + ` does for its checkpoint: cosigned by a
+majority of the server witnesses, and consistent with the checkpoint it verified
+last (kept with the trusted keys in <data-dir>/audit-verify.json). A fork is
+logged and shipped as an audit_fork event, which the built-in rule "Warden audit
+log fork seen by an agent" makes a critical alert. Nodes need audit.read on
+AuditLog::"warden" for this (see docs/governance.md, "Witnesses").`,
 		Args: args(cobra.NoArgs),
 	}
 	f := cmd.Flags()
@@ -57,7 +66,12 @@ The table stays when the agent stops; --cleanup removes it and exits.`,
 	f.StringVar(&enforce, "enforce", "", "enforce decisions with nftables or none (default: nftables where netlink can be used, else none with a warning)")
 	f.StringVar(&zone, "zone", "", "the node's zone: decisions limited to other zones are not enforced here")
 	f.BoolVar(&cleanup, "cleanup", false, "remove the firewall table inet warden (and nothing else) and exit")
+	f.DurationVar(&auditInterval, "audit-verify-interval", agent.DefaultAuditVerifyInterval,
+		"how often to verify the audit log's checkpoint: witness cosignatures and consistency with the last one (0: never)")
 	cmd.RunE = func(cmd *cobra.Command, _ []string) error {
+		if auditInterval < 0 {
+			return usagef("--audit-verify-interval: must be 0 (never) or positive, got %s", auditInterval)
+		}
 		if cleanup {
 			e, err := nft.Open(nft.Config{})
 			if err != nil {
@@ -165,7 +179,7 @@ The table stays when the agent stops; --cleanup removes it and exits.`,
 			}
 		}()
 		return agent.Daemon(cmd.Context(), agent.DaemonConfig{Load: load, Reload: reload,
-			Enrolled: enrolled != "", EnrolledAs: enrolled, Logger: logger})
+			Enrolled: enrolled != "", EnrolledAs: enrolled, Logger: logger, AuditVerifyInterval: auditInterval})
 	}
 	return cmd
 }

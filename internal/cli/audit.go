@@ -9,6 +9,7 @@ import (
 	"io"
 	"math/rand/v2"
 	"os"
+	"path/filepath"
 	"slices"
 	"strings"
 	"time"
@@ -16,12 +17,14 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/warden-sec/warden/internal/audit"
+	"github.com/warden-sec/warden/internal/auditcheck"
 	"github.com/warden-sec/warden/pkg/client"
 )
 
 func newAuditCmd(g *globals) *cobra.Command {
 	return newGroupCmd("audit", "Verify, follow, search, archive and prune the audit log",
-		newAuditVerifyCmd(g), newAuditTailCmd(g), newAuditSearchCmd(g), newAuditArchiveCmd(g), newAuditPruneCmd(g))
+		newAuditVerifyCmd(g), newAuditTailCmd(g), newAuditSearchCmd(g), newAuditArchiveCmd(g), newAuditPruneCmd(g),
+		newAuditWitnessCmd(g))
 }
 
 // fetchedLog is what fetchLeaves read: each entry's leaf bytes (nil for
@@ -114,14 +117,28 @@ func firstAltered(ctx context.Context, c *client.Client, cp audit.Checkpoint, ha
 }
 
 func newAuditVerifyCmd(g *globals) *cobra.Command {
-	var oldFile, saveFile, verifierKey string
+	var oldFile, saveFile, verifierKey, stateFile string
 	var full bool
-	var archives []string
+	var archives, witnessKeys []string
+	var quorum int
 	cmd := &cobra.Command{
-		Use:   "verify [--full] [--checkpoint FILE] [--save FILE] | verify --archive FILE [--archive FILE...] [--verifier-key KEY]",
-		Short: "Verify the signed checkpoint, the root over every entry, inclusion proofs, and consistency with an older checkpoint; or, offline, archive files",
-		Args:  args(cobra.NoArgs),
+		Use:   "verify [--full] [--witness-quorum K] [--state FILE] [--checkpoint FILE] [--save FILE] | verify --archive FILE [--archive FILE...] [--verifier-key KEY]",
+		Short: "Verify the signed checkpoint and its witness cosignatures, the root over every entry, inclusion proofs, and consistency with the checkpoint verified before; or, offline, archive files",
+		Long: `Verify the server's audit log: its signed checkpoint, cosigned by a quorum of
+the witnesses this client trusts (--witness-quorum, default a majority of the
+server witnesses); consistency with the checkpoint verified last time (kept in
+the state file with the trusted keys: --state, default
+~/.warden/audit/<origin>.json); the root over every entry; and inclusion proofs.
+On first use the log's key and the witness keys the server lists are pinned
+(trust on first use: compare them with each node's <data-dir>/witness/witness.pub),
+or give keys with --witness-key. A checkpoint that is not an extension of the one
+verified before (a fork or a rewrite) is reported with both checkpoints and a
+non-zero exit. See docs/governance.md, "Witnesses".`,
+		Args: args(cobra.NoArgs),
 	}
+	cmd.Flags().StringVar(&stateFile, "state", "", "the state file: the checkpoint verified last and the trusted keys (default ~/.warden/audit/<origin>.json)")
+	cmd.Flags().IntVar(&quorum, "witness-quorum", 0, "how many trusted witnesses must have cosigned the checkpoint (0: a majority of the server witnesses)")
+	cmd.Flags().StringArrayVar(&witnessKeys, "witness-key", nil, "a witness verifier key to trust (repeat; added to the state file)")
 	cmd.Flags().StringArrayVar(&archives, "archive", nil, "verify this archive file offline, without a server (repeat: they must also chain)")
 	cmd.Flags().StringVar(&verifierKey, "verifier-key", "", "with --archive: the note verifier key to trust (GET /v1/audit/verifier); default: the archive's own, printed")
 	cmd.Flags().StringVar(&oldFile, "checkpoint", "", "an older checkpoint saved earlier: prove the log only grew since")
@@ -146,13 +163,31 @@ func newAuditVerifyCmd(g *globals) *cobra.Command {
 			}
 			old = &o
 		}
-		note, err := c.AuditCheckpoint(ctx)
+		statePath := stateFile
+		if statePath == "" {
+			if home := g.getenv("HOME"); home != "" {
+				statePath = filepath.Join(home, ".warden", "audit", auditcheck.StateFileName(v.Origin))
+			}
+		}
+		var state *auditcheck.State
+		if statePath != "" {
+			if state, err = auditcheck.LoadState(statePath); err != nil {
+				return fmt.Errorf("--state: %w", err)
+			}
+		}
+		rep, err := auditcheck.Check(ctx, c, auditcheck.Options{State: state, Quorum: quorum, Keys: witnessKeys})
+		var fork *auditcheck.ForkError
+		if errors.As(err, &fork) {
+			fmt.Fprint(out, fork.Evidence())
+			return err
+		}
 		if err != nil {
 			if !full {
 				return err
 			}
 			return verifyWithoutCheckpoint(ctx, c, out, old, oldFile, err)
 		}
+		note := rep.Checkpoint
 		cp, err := audit.Open(note, v.VerifierKey)
 		if err != nil {
 			return fmt.Errorf("checkpoint: %w", err)
@@ -216,6 +251,12 @@ func newAuditVerifyCmd(g *globals) *cobra.Command {
 			}
 			fmt.Fprintf(out, "Consistent with %s (size %d): the log was only appended to\n", oldFile, old.Size)
 		}
+		printWitnesses(out, cmd.ErrOrStderr(), rep, state == nil, statePath)
+		if statePath != "" {
+			if err := rep.State.Save(statePath); err != nil {
+				return fmt.Errorf("--state: %w", err)
+			}
+		}
 		if saveFile != "" {
 			if err := os.WriteFile(saveFile, note, 0o644); err != nil {
 				return err
@@ -233,9 +274,44 @@ func newAuditVerifyCmd(g *globals) *cobra.Command {
 		if verifierKey != "" {
 			return usagef("--verifier-key: only with --archive")
 		}
+		if quorum < 0 {
+			return usagef("--witness-quorum: must be 0 (a majority) or more, got %d", quorum)
+		}
 		return online(cmd, a)
 	}
 	return cmd
+}
+
+// printWitnesses says what the witness check found: the keys pinned on
+// first use, the cosigners against the quorum, the consistency with the
+// checkpoint verified before, and the witnesses not trusted.
+func printWitnesses(out, errw io.Writer, rep *auditcheck.Report, firstUse bool, statePath string) {
+	if len(rep.Pinned) > 0 {
+		how := "given with --witness-key"
+		if firstUse {
+			how = "as the server lists them (trust on first use: compare with each node's <data-dir>/witness/witness.pub)"
+		}
+		fmt.Fprintf(out, "Pinned %d witness keys, %s:\n", len(rep.Pinned), how)
+		for _, k := range rep.Pinned {
+			fmt.Fprintf(out, "  %s\n", k)
+		}
+	}
+	switch {
+	case rep.Quorum == 0:
+		fmt.Fprintf(out, "Witnesses: none required (%d trusted)\n", rep.Trusted)
+	default:
+		fmt.Fprintf(out, "Witnesses: %d of %d trusted witnesses cosigned (quorum %d): %s\n", len(rep.Cosigners), rep.Trusted, rep.Quorum,
+			strings.Join(rep.Cosigners, ", "))
+	}
+	if len(rep.Untrusted) > 0 {
+		fmt.Fprintf(out, "Not trusted (keys not pinned; add with --witness-key): %s\n", strings.Join(rep.Untrusted, ", "))
+	}
+	if rep.Previous != nil {
+		fmt.Fprintf(out, "Consistent with the checkpoint verified before (size %d): no fork, no rewrite\n", rep.Previous.Size)
+	}
+	if statePath == "" {
+		fmt.Fprintln(errw, "Note: no state file (HOME is not set; use --state FILE): the keys were taken from the server for this run only, and no earlier checkpoint was checked")
+	}
 }
 
 // verifyWithoutCheckpoint is verify --full on a server that refuses to sign

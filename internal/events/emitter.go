@@ -24,6 +24,10 @@ const (
 	// ActionBreakGlass: a member of the break-glass group ran an operation
 	// that needs approval without it (docs/governance.md).
 	ActionBreakGlass = "break_glass"
+	// ActionAuditFork: this server's witness refused a checkpoint that is
+	// not an extension of the one it cosigned (the log forked or was
+	// rewritten); both checkpoints ride in the event.
+	ActionAuditFork = "audit_fork"
 )
 
 // Appender stores a batch (a *Plane).

@@ -20,6 +20,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -63,6 +64,34 @@ type NetTransport struct {
 	stream *tlsStream
 	client *http.Client
 	srv    *http.Server
+	// witness serves WitnessPath for members (nil: 503).
+	witness atomic.Pointer[http.Handler]
+}
+
+// WitnessPath is where the cluster port serves the C2SP tlog-witness API
+// of the node's witness (POST WitnessPath+"/add-checkpoint"), to members
+// of the cluster only.
+const WitnessPath = "/v1/witness"
+
+// ServeWitness makes the cluster port answer requests under WitnessPath
+// with h, once the peer is identified (Gate) and found a member of the
+// configuration (store.CheckPeer with store.PeerWitness). h finds the
+// peer's node ID with PeerNode. Until it is called such requests answer
+// 503.
+func (t *NetTransport) ServeWitness(h http.Handler) { t.witness.Store(&h) }
+
+// PeerClient is the HTTP client that reaches other nodes' cluster ports
+// (URLs https://<cluster address>/...), over the same mutual TLS as Raft,
+// for the node-to-node APIs next to the peer RPCs (the witnesses).
+func (t *NetTransport) PeerClient() *http.Client { return t.client }
+
+type peerNodeKey struct{}
+
+// PeerNode returns the node ID of the member that sent a request served
+// by a ServeWitness handler ("" for any other request).
+func PeerNode(r *http.Request) string {
+	n, _ := r.Context().Value(peerNodeKey{}).(string)
+	return n
 }
 
 // TLSTransport carries Raft traffic between nodes over mutual TLS, and
@@ -142,7 +171,7 @@ func TLSTransport(bind string, serverTLS, clientTLS *tls.Config, gate Gate, logg
 func (t *NetTransport) ServePeers(s *store.Store) {
 	t.stream.st.Store(s)
 	t.srv = &http.Server{
-		Handler:           peerHandler(s, t.stream.gate),
+		Handler:           peerHandler(s, t.stream.gate, t.witnessHandler),
 		ReadHeaderTimeout: 10 * time.Second,
 		IdleTimeout:       2 * time.Minute,
 		ErrorLog:          nil,
@@ -201,9 +230,18 @@ func (t *NetTransport) Forward(ctx context.Context, addr raft.ServerAddress, req
 
 type connStateKey struct{}
 
-func peerHandler(s *store.Store, gate Gate) http.Handler {
+// witnessHandler returns the handler ServeWitness set, or nil.
+func (t *NetTransport) witnessHandler() http.Handler {
+	if h := t.witness.Load(); h != nil {
+		return *h
+	}
+	return nil
+}
+
+func peerHandler(s *store.Store, gate Gate, witness func() http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if r.Method != "POST" || r.URL.Path != "/v1/peer" {
+		isWitness := strings.HasPrefix(r.URL.Path, WitnessPath+"/")
+		if !isWitness && (r.Method != "POST" || r.URL.Path != "/v1/peer") {
 			http.NotFound(w, r)
 			return
 		}
@@ -217,6 +255,21 @@ func peerHandler(s *store.Store, gate Gate) http.Handler {
 		from, err := gate.Identify(cs)
 		if err != nil {
 			http.Error(w, "peer refused", http.StatusForbidden)
+			return
+		}
+		if isWitness {
+			// The witness serves members only: the same question as for
+			// every other peer request, asked on every request.
+			if err := s.CheckPeer(from, store.PeerWitness); err != nil {
+				http.Error(w, "peer refused: not a member", http.StatusForbidden)
+				return
+			}
+			h := witness()
+			if h == nil {
+				http.Error(w, "this node's witness is not running yet", http.StatusServiceUnavailable)
+				return
+			}
+			h.ServeHTTP(w, r.WithContext(context.WithValue(r.Context(), peerNodeKey{}, from)))
 			return
 		}
 		var req store.PeerRequest

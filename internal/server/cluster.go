@@ -25,6 +25,7 @@ import (
 	"github.com/warden-sec/warden/internal/api"
 	"github.com/warden-sec/warden/internal/auditlog"
 	"github.com/warden-sec/warden/internal/authority"
+	"github.com/warden-sec/warden/internal/cosign"
 	"github.com/warden-sec/warden/internal/errs"
 	"github.com/warden-sec/warden/internal/fsutil"
 	"github.com/warden-sec/warden/internal/pki"
@@ -361,7 +362,9 @@ func (c *cluster) RemovePeer(ctx context.Context, id string) error {
 	if m == nil && !c.inConfig(id) {
 		return errs.E(errs.NotFound, "no member with id %q", id)
 	}
-	if _, err := c.s.nodes.RemoveServer(ctx, id); err != nil {
+	// The node's witness goes with it: its entry is deleted in the same
+	// transaction.
+	if _, err := c.s.nodes.RemoveServer(ctx, id, cosign.ServerDelete(id)); err != nil {
 		return err
 	}
 	c.poke()

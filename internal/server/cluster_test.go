@@ -33,6 +33,8 @@ type clusterNode struct {
 	natsRoutes []string
 	srv        *server.Server
 	log        *slog.Logger
+	// witnessInterval is server.Config.WitnessInterval (0: the default).
+	witnessInterval time.Duration
 }
 
 // failureLog returns a logger that keeps what the servers of t log and
@@ -74,7 +76,7 @@ func (n *clusterNode) start() {
 	}
 	srv, err := server.New(server.Config{DataDir: n.dir, Listen: "127.0.0.1:0", RateLimit: -1, Logger: n.log,
 		NodeID: n.id, ClusterListen: n.clusterAddr, ElectionTimeout: 300 * time.Millisecond, ServerCertTTL: n.certTTL,
-		EventsNATSClusterListen: n.natsAddr, EventsNATSRoutes: n.natsRoutes})
+		EventsNATSClusterListen: n.natsAddr, EventsNATSRoutes: n.natsRoutes, WitnessInterval: n.witnessInterval})
 	if err != nil {
 		n.t.Fatalf("%s: %v", n.id, err)
 	}

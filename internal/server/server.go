@@ -176,6 +176,10 @@ type Config struct {
 	DualControl     bool
 	RequestTTL      time.Duration
 	BreakGlassGroup string
+	// WitnessInterval is how often the leader has the audit log's latest
+	// checkpoint cosigned by every witness, when the log grew (0:
+	// DefaultWitnessInterval; < 0: only when a checkpoint is asked for).
+	WitnessInterval time.Duration
 }
 
 // DefaultHeartbeatTimeout is Raft's heartbeat timeout in cluster mode. A
@@ -219,9 +223,11 @@ type Server struct {
 	done    chan error
 	nodes   *authority.Nodes
 	now     func() time.Time
-	cn      *clusterNode // cluster mode only
-	cluster *cluster     // cluster mode only
-	gate    *peerGate    // cluster mode only
+	cn      *clusterNode          // cluster mode only
+	cluster *cluster              // cluster mode only
+	gate    *peerGate             // cluster mode only
+	trans   *raftnet.NetTransport // cluster mode only
+	wit     *witnessNode          // this node's witness and the cosigning of its checkpoints
 
 	stopJoin  context.CancelFunc // ends --retry-join attempts
 	stopScrub context.CancelFunc // ends the audit log's background checks
@@ -386,6 +392,7 @@ func New(cfg Config) (*Server, error) {
 	if s.gate != nil {
 		s.gate.st.Store(s.st)
 	}
+	s.trans = trans
 	s.core = core.New(core.Config{Store: s.st, Now: cfg.Now})
 	s.emitter = events.NewEmitter(s.eventsNode(), s.eventsAgentID(), s.appender, log, s.now)
 	// The CA options matter only to an init still to come: check them at
@@ -483,6 +490,7 @@ func New(cfg Config) (*Server, error) {
 	s.notifiers = detect.NewNotifiers(s.core, alog, s.st.NodeID(), cfg.Now, &webhook.Sender{},
 		detect.NotifyConfig{MinBackoff: cfg.NotifyMinBackoff, Logger: log,
 			Outcome: func(o string) { notifications.WithLabelValues(o).Inc() }})
+	s.wit = newWitnessNode(s, cfg.WitnessInterval)
 	s.response = s.newResponse(nodes, alog)
 	s.transit = s.newTransit(alog)
 	s.approvals = s.newApprovals(alog)
@@ -499,6 +507,7 @@ func New(cfg Config) (*Server, error) {
 		Playbooks: s.newPlaybooks(nodes, alog),
 		Transit:   s.transit.eng,
 		Approvals: s.approvals.svc, BreakGlassGroup: cfg.BreakGlassGroup, DualControlAtInit: cfg.DualControl,
+		Witnesses: s.wit,
 	})
 	reg.MustRegister(prometheus.NewCounterFunc(prometheus.CounterOpts{
 		Name: "warden_events_server_dropped_total", Help: "This server's own events dropped (queue full, or no event plane yet).",
@@ -582,6 +591,7 @@ func (s *Server) Start() error {
 	s.playbooks.start(s)
 	s.transit.start(s)
 	s.approvals.start(s)
+	s.wit.start()
 	nctx, ncancel := context.WithCancel(context.Background())
 	s.stopNotify, s.notifyDone = ncancel, make(chan struct{})
 	go func() {
@@ -659,6 +669,7 @@ func (s *Server) Close() error {
 	s.playbooks.close()
 	s.transit.close()
 	s.approvals.close()
+	s.wit.close()
 	s.emitter.Close()
 	s.events.close()
 	s.api.Close()

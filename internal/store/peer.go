@@ -38,6 +38,10 @@ const (
 	// PeerRaft is not a request: it names Raft's own traffic for
 	// CheckPeer.
 	PeerRaft = "raft"
+	// PeerWitness is not a store request either: it names the requests
+	// to a node's witness on the cluster port (raftnet.WitnessPath), which
+	// members may make, for CheckPeer.
+	PeerWitness = "witness"
 )
 
 // PeerRequest is one request between nodes.

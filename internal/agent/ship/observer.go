@@ -11,11 +11,14 @@ import (
 
 // Observation is one of the agent's own security observations.
 type Observation struct {
-	Action  string // enrolled, renewal_failed, reenrolled, spool_dropped
+	Action  string // enrolled, renewal_failed, reenrolled, spool_dropped, audit_fork
 	Outcome string // success, failure
 	Message string // one line, no secret
 	Error   string // error.message, when something failed
 	Dropped uint64 // spool_dropped: how many events ("warden.dropped")
+	// Checkpoints: audit_fork: the checkpoint verified before and the one
+	// served now ("warden.checkpoint.verified", "warden.checkpoint.served").
+	Checkpoints [2]string
 }
 
 // ObserverName is the observer's source name.
@@ -63,6 +66,9 @@ func (o *Observer) Record(ob Observation) {
 	}
 	if ob.Dropped > 0 {
 		ev[FieldDropped] = int64(ob.Dropped)
+	}
+	if ob.Checkpoints[0] != "" || ob.Checkpoints[1] != "" {
+		ev["warden.checkpoint.verified"], ev["warden.checkpoint.served"] = ob.Checkpoints[0], ob.Checkpoints[1]
 	}
 	select {
 	case o.ch <- ev:
