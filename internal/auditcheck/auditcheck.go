@@ -230,14 +230,8 @@ func Check(ctx context.Context, c Client, o Options) (*Report, error) {
 			rep.Untrusted = append(rep.Untrusted, kind+" "+name)
 		}
 	}
-	for _, s := range listed.Servers {
-		if s.Member {
-			consider(KindServer, s.Node, s.VerifierKey)
-		}
-	}
-	for _, e := range listed.External {
-		consider(KindExternal, e.Name, e.VerifierKey)
-	}
+	// Keys given on the command line are pinned first, so that a listed
+	// witness they name is trusted, not reported as untrusted.
 	for _, k := range o.Keys {
 		if _, err := cosign.CheckVerifierKey(k); err != nil {
 			return nil, fmt.Errorf("witness key %q: %w", k, err)
@@ -246,6 +240,14 @@ func Check(ctx context.Context, c Client, o Options) (*Report, error) {
 			st.Witnesses = append(st.Witnesses, PinnedWitness{VerifierKey: k, Kind: KindGiven})
 			rep.Pinned = append(rep.Pinned, k)
 		}
+	}
+	for _, s := range listed.Servers {
+		if s.Member {
+			consider(KindServer, s.Node, s.VerifierKey)
+		}
+	}
+	for _, e := range listed.External {
+		consider(KindExternal, e.Name, e.VerifierKey)
 	}
 	var keys []string
 	servers := 0
