@@ -252,8 +252,15 @@ func (c *Cosigner) roundFor(ctx context.Context, cp []byte, body string, size ui
 		}
 		select {
 		case <-r.done:
+			need := want
+			if need == All {
+				need = len(r.ids)
+			}
+			// A round that got every cosignature asked for is an answer
+			// however old; one short of them is asked again once
+			// RetryAfter has passed since it ended.
 			stale := c.cfg.Now().Sub(r.ended) >= c.cfg.RetryAfter
-			if want != 0 && (want == All || len(r.cos) < want) && stale && r.body == body {
+			if need != 0 && len(r.cos) < need && stale && r.body == body {
 				break // short of cosignatures, and long enough ago: ask again
 			}
 			return r, nil, nil
