@@ -98,7 +98,10 @@ func (n *clusterNode) stop() {
 // names for clients (bootstrap CA plus, once known, the cluster's bundle).
 func (n *clusterNode) client(token string) *client.Client {
 	n.t.Helper()
-	c, err := client.New(client.Config{Address: n.srv.Addr(), CACertFile: n.srv.CAFile(), Token: token, Timeout: 15 * time.Second})
+	// The client's default timeout (60 s), as the CLI has it: a join waits
+	// for the promotion to voter for up to api.JoinTimeout (55 s), which
+	// under -race with every package's tests running takes more than 15 s.
+	c, err := client.New(client.Config{Address: n.srv.Addr(), CACertFile: n.srv.CAFile(), Token: token, Timeout: 60 * time.Second})
 	if err != nil {
 		n.t.Fatal(err)
 	}
