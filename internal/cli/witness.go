@@ -3,9 +3,7 @@ package cli
 import (
 	"context"
 	"crypto/tls"
-	"errors"
 	"fmt"
-	"io/fs"
 	"maps"
 	"net"
 	"os"
@@ -17,7 +15,6 @@ import (
 
 	"github.com/spf13/cobra"
 
-	"github.com/warden-sec/warden/internal/fsutil"
 	"github.com/warden-sec/warden/internal/witness"
 )
 
@@ -142,8 +139,9 @@ SIGTERM stops it after the requests in flight. See docs/witness.md.`,
 }
 
 // witnessKey reads the witness's signer key from dir, or makes it (named
-// name, or "<hostname>/witness") if there is none. It refuses a key file
-// that others may read, and a --name other than the key's.
+// name, or "<hostname>/witness") if there is none (witness.LoadKey). It
+// refuses a key file that others may read, and a --name other than the
+// key's.
 func witnessKey(dir, name string) (skey string, created bool, err error) {
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return "", false, fmt.Errorf("--data-dir: %w", err)
@@ -151,40 +149,27 @@ func witnessKey(dir, name string) (skey string, created bool, err error) {
 	if err := os.Chmod(dir, 0o700); err != nil {
 		return "", false, fmt.Errorf("--data-dir: %w", err)
 	}
-	path := filepath.Join(dir, witnessKeyFile)
-	b, err := os.ReadFile(path)
-	switch {
-	case err == nil:
-		fi, err := os.Stat(path)
-		if err != nil {
-			return "", false, err
+	if name != "" {
+		if err := witness.CheckKeyName(name); err != nil {
+			return "", false, fmt.Errorf("--name: %w", err)
 		}
-		if fi.Mode().Perm()&0o077 != 0 {
-			return "", false, fmt.Errorf("%s: mode %v: the key must be readable by its owner only (chmod 600)", path, fi.Mode().Perm())
-		}
-		skey = strings.TrimSpace(string(b))
-		// "PRIVATE+KEY+<name>+...": the name is the third field.
-		if parts := strings.SplitN(skey, "+", 4); len(parts) == 4 && name != "" && parts[2] != name {
-			return "", false, fmt.Errorf("--name %q: the witness key in %s is named %q (a witness's name is fixed when its key is made)", name, path, parts[2])
-		}
-		return skey, false, nil
-	case errors.Is(err, fs.ErrNotExist):
-	default:
-		return "", false, err
 	}
-	if name == "" {
+	keyName := name
+	if keyName == "" {
 		host, err := os.Hostname()
 		if err != nil {
 			return "", false, fmt.Errorf("--name not given and no hostname: %w", err)
 		}
-		name = host + "/witness"
+		keyName = host + "/witness"
 	}
-	skey, _, err = witness.GenerateKey(name)
+	path := filepath.Join(dir, witnessKeyFile)
+	skey, vkey, created, err := witness.LoadKey(path, keyName)
 	if err != nil {
-		return "", false, fmt.Errorf("--name: %w", err)
+		return "", false, err
 	}
-	if err := fsutil.WriteFileNew(path, []byte(skey+"\n"), 0o600); err != nil {
-		return "", false, fmt.Errorf("write the witness key: %w", err)
+	if name != "" && witness.KeyName(vkey) != name {
+		return "", false, fmt.Errorf("--name %q: the witness key in %s is named %q (a witness's name is fixed when its key is made)",
+			name, path, witness.KeyName(vkey))
 	}
-	return skey, true, nil
+	return skey, created, nil
 }

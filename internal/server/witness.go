@@ -5,7 +5,6 @@ import (
 	"crypto/sha256"
 	"crypto/tls"
 	"encoding/hex"
-	"errors"
 	"fmt"
 	"net/http"
 	"os"
@@ -99,8 +98,9 @@ func (l *barrierLog) ConsistencyProof(old, new uint64) ([][]byte, error) {
 
 func (l *barrierLog) Verifier() (string, string, error) { return l.s.audit.Verifier() }
 
-// loadKey reads the witness key pair, or makes it (the first time this
-// node is unsealed). w.mu is held.
+// loadKey reads the witness key, or makes it (the first time this node is
+// unsealed), and keeps its verifier key in witness.pub for operators to
+// pin. w.mu is held.
 func (w *witnessNode) loadKey() error {
 	if w.skey != "" {
 		return nil
@@ -108,41 +108,22 @@ func (w *witnessNode) loadKey() error {
 	if err := os.MkdirAll(w.dir, 0o700); err != nil {
 		return err
 	}
-	keyFile, pubFile := filepath.Join(w.dir, witnessKeyFile), filepath.Join(w.dir, witnessPubFile)
-	sk, err := os.ReadFile(keyFile)
-	if errors.Is(err, os.ErrNotExist) {
-		skey, vkey, err := witness.GenerateKey(witnessKeyPrefix + w.s.st.NodeID())
-		if err != nil {
-			return fmt.Errorf("witness key: %w", err)
-		}
-		// The public half first: a crash between the two leaves a
-		// verifier key without its key, which is made again.
+	skey, vkey, created, err := witness.LoadKey(filepath.Join(w.dir, witnessKeyFile), witnessKeyPrefix+w.s.st.NodeID())
+	if err != nil {
+		return fmt.Errorf("witness key: %w", err)
+	}
+	// The public half is derived from the key: written after it, and
+	// again if a crash between the two lost it.
+	pubFile := filepath.Join(w.dir, witnessPubFile)
+	if pk, err := os.ReadFile(pubFile); err != nil || strings.TrimSpace(string(pk)) != vkey {
 		if err := fsutil.WriteFileAtomic(pubFile, []byte(vkey+"\n"), 0o644); err != nil {
 			return err
 		}
-		if err := fsutil.WriteFileAtomic(keyFile, []byte(skey+"\n"), 0o600); err != nil {
-			return err
-		}
-		w.skey, w.vkey = skey, vkey
+	}
+	w.skey, w.vkey = skey, vkey
+	if created {
 		w.s.log.Info("made this node's audit witness key", "verifier_key", vkey, "file", pubFile)
-		return nil
 	}
-	if err != nil {
-		return err
-	}
-	if fi, err := os.Stat(keyFile); err == nil && fi.Mode().Perm()&0o077 != 0 {
-		return fmt.Errorf("witness key %s: mode %#o, want 0600", keyFile, fi.Mode().Perm())
-	}
-	pk, err := os.ReadFile(pubFile)
-	if err != nil {
-		return fmt.Errorf("witness key: %w (its verifier key is missing)", err)
-	}
-	vkey := strings.TrimSpace(string(pk))
-	if _, err := cosign.CheckVerifierKey(vkey); err != nil {
-		return fmt.Errorf("witness key: %s: %w", pubFile, err)
-	}
-	w.skey, w.vkey = strings.TrimSpace(string(sk)), vkey
-	clear(sk)
 	return nil
 }
 
