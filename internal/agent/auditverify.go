@@ -12,6 +12,7 @@ import (
 	"github.com/warden-sec/warden/internal/agent/config"
 	"github.com/warden-sec/warden/internal/agent/ship"
 	"github.com/warden-sec/warden/internal/auditcheck"
+	"github.com/warden-sec/warden/internal/events"
 	"github.com/warden-sec/warden/pkg/client"
 )
 
@@ -23,11 +24,6 @@ const DefaultAuditVerifyInterval = 5 * time.Minute
 // keeps between checks (auditcheck.State): the checkpoint it verified last
 // and the keys it trusts, pinned at its first check.
 const AuditStateFile = "audit-verify.json"
-
-// ActionAuditFork is the agent's observation of a fork of the audit log;
-// the built-in rule "Warden audit log fork seen by an agent" makes it a
-// critical alert.
-const ActionAuditFork = "audit_fork"
 
 // AuditCheckConfig configures CheckAudit.
 type AuditCheckConfig struct {
@@ -73,7 +69,7 @@ func CheckAudit(ctx context.Context, cfg AuditCheckConfig) error {
 		case errors.As(err, &fork):
 			log.Error("audit log fork: "+fork.Reason, "server", s, "verified", string(fork.Verified), "served", string(fork.Served))
 			if cfg.Observe != nil {
-				cfg.Observe(ship.Observation{Action: ActionAuditFork, Outcome: "failure",
+				cfg.Observe(ship.Observation{Action: events.ActionAuditFork, Outcome: "failure",
 					Message:     fmt.Sprintf("the audit log served by %s forked or was rewritten: %s", s, fork.Reason),
 					Checkpoints: [2]string{string(fork.Verified), string(fork.Served)}})
 			}

@@ -235,9 +235,6 @@ func New(cfg Config) *Service {
 	return &Service{cfg: cfg}
 }
 
-// TTL is how long a new request lives.
-func (s *Service) TTL() time.Duration { return s.cfg.TTL }
-
 // timeFormat is RFC 3339 UTC with a fixed nine-digit fraction, so that
 // times sort as text.
 const timeFormat = "2006-01-02T15:04:05.000000000Z07:00"

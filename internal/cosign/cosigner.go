@@ -20,7 +20,6 @@ import (
 type Log interface {
 	Checkpoint(ctx context.Context) ([]byte, error)
 	ConsistencyProof(old, new uint64) ([][]byte, error)
-	Verifier() (origin, vkey string, err error)
 }
 
 // Submitter is a witness's add-checkpoint operation: *witness.Client over

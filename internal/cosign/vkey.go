@@ -8,8 +8,8 @@ import (
 	"errors"
 	"fmt"
 	"strings"
-	"unicode"
-	"unicode/utf8"
+
+	"github.com/warden-sec/warden/internal/witness"
 )
 
 // Signature algorithms of note verifier keys (c2sp.org/signed-note): an
@@ -41,7 +41,7 @@ func CheckVerifierKey(vkey string) (name string, err error) {
 	if !ok1 || !ok2 {
 		return bad(`want "<name>+<hash>+<key>"`)
 	}
-	if err := checkKeyName(name); err != nil {
+	if err := witness.CheckKeyName(name); err != nil {
 		return bad("%v", err)
 	}
 	if len(hash) != 8 || strings.ToLower(hash) != hash {
@@ -63,15 +63,4 @@ func CheckVerifierKey(vkey string) (name string, err error) {
 		return bad("the key hash does not match the name and key")
 	}
 	return name, nil
-}
-
-// checkKeyName checks a note key name: non-empty valid UTF-8 without
-// spaces, control characters or "+".
-func checkKeyName(name string) error {
-	if name == "" || !utf8.ValidString(name) || strings.ContainsFunc(name, func(r rune) bool {
-		return r == '+' || unicode.IsSpace(r) || unicode.IsControl(r)
-	}) {
-		return fmt.Errorf("the key name %q is empty or has spaces, control characters or \"+\"", name)
-	}
-	return nil
 }

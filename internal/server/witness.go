@@ -96,8 +96,6 @@ func (l *barrierLog) ConsistencyProof(old, new uint64) ([][]byte, error) {
 	return l.s.audit.ConsistencyProof(old, new)
 }
 
-func (l *barrierLog) Verifier() (string, string, error) { return l.s.audit.Verifier() }
-
 // loadKey reads the witness key, or makes it (the first time this node is
 // unsealed), and keeps its verifier key in witness.pub for operators to
 // pin. w.mu is held.
@@ -187,16 +185,7 @@ func keyID(vkey string) string {
 
 // member reports whether node id is in this node's Raft configuration.
 func (w *witnessNode) member(id string) bool {
-	ps, err := w.s.st.Peers()
-	if err != nil {
-		return false
-	}
-	for _, p := range ps {
-		if p.ID == id {
-			return true
-		}
-	}
-	return false
+	return w.s.st.CheckPeer(id, store.PeerWitness) == nil
 }
 
 // onFork reports, on this node (the witness that refused), a checkpoint

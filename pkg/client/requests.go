@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"net/http"
 	"net/url"
-	"time"
 )
 
 // Dual control (docs/governance.md): operations held for approval.
@@ -109,12 +108,6 @@ type Request struct {
 	FinishedAt string          `json:"finished_at,omitempty"`
 	FinishedBy string          `json:"finished_by,omitempty"`
 	Outcome    *RequestOutcome `json:"outcome,omitempty"`
-}
-
-// Expires parses ExpiresAt.
-func (r Request) Expires() time.Time {
-	t, _ := time.Parse(time.RFC3339Nano, r.ExpiresAt)
-	return t
 }
 
 // Requests lists the requests, newest first; pending keeps the open ones.
