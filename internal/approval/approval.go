@@ -35,6 +35,7 @@ import (
 	"unicode/utf8"
 
 	"github.com/warden-sec/warden/internal/audit"
+	"github.com/warden-sec/warden/internal/auditlog"
 	"github.com/warden-sec/warden/internal/errs"
 	"github.com/warden-sec/warden/internal/store/kv"
 )
@@ -887,7 +888,7 @@ func (s *Service) Collect(ctx context.Context) error {
 		}
 		switch {
 		case r.expired(now):
-			entry := s.systemEntry(now, "requests.expire", ResourceOf(r.ID))
+			entry := auditlog.SystemEntry(now, s.cfg.Node, "requests.expire", ResourceOf(r.ID))
 			actx, _ := s.cfg.Audit.Pending(ctx, entry)
 			_, err := s.update(actx, r.ID, func(cur *Request, now time.Time) (bool, error) {
 				if !cur.expired(now) {
@@ -900,7 +901,7 @@ func (s *Service) Collect(ctx context.Context) error {
 				return err
 			}
 		case !r.Open() && r.FinishedAt != "" && now.Sub(parseTime(r.FinishedAt)) > s.cfg.Retention:
-			entry := s.systemEntry(now, "requests.delete", ResourceOf(r.ID))
+			entry := auditlog.SystemEntry(now, s.cfg.Node, "requests.delete", ResourceOf(r.ID))
 			actx, _ := s.cfg.Audit.Pending(ctx, entry)
 			_, err := s.cfg.Storage.Txn(actx, kv.Txn{Conds: []kv.Cond{{Key: e.Key, Version: r.version}},
 				Ops: []kv.Op{{Type: kv.OpDelete, Key: e.Key}, {Type: kv.OpDelete, Key: prefixBody + r.ID}}})
@@ -910,13 +911,6 @@ func (s *Service) Collect(ctx context.Context) error {
 		}
 	}
 	return nil
-}
-
-// systemEntry is the record of a change this server makes on its own (as
-// auditlog.SystemEntry makes it).
-func (s *Service) systemEntry(now time.Time, action, resource string) *audit.Entry {
-	return &audit.Entry{Time: audit.FormatTime(now), Action: action, AuthMethod: "system",
-		Principal: "Server::" + strconv.Quote(s.cfg.Node), Resource: resource, Outcome: 200}
 }
 
 // errNothing ends an update that has nothing to change.
