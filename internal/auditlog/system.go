@@ -2,7 +2,6 @@ package auditlog
 
 import (
 	"context"
-	"net/http"
 	"strconv"
 	"time"
 
@@ -15,7 +14,7 @@ import (
 // names the server node, the auth method is "system".
 func SystemEntry(now time.Time, node, action, resource string) *audit.Entry {
 	return &audit.Entry{Time: audit.FormatTime(now), Action: action, AuthMethod: "system",
-		Principal: "Server::" + strconv.Quote(node), Resource: resource, Outcome: http.StatusOK}
+		Principal: "Server::" + strconv.Quote(node), Resource: resource, Outcome: 200} // HTTP 200: a change that committed
 }
 
 // Pending returns ctx carrying e as the pending record of the change about
