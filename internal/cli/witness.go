@@ -95,7 +95,10 @@ SIGTERM stops it after the requests in flight. See docs/witness.md.`,
 				ln = tls.NewListener(ln, tlsCfg)
 				scheme = "https"
 			}
-			ctx, cancel := context.WithCancel(cmd.Context())
+			// SIGINT also cancels the command's context (Main's
+			// NotifyContext): either way is a stop, logged before the
+			// server is told to stop, so the line is out before exit.
+			ctx, cancel := context.WithCancel(context.WithoutCancel(cmd.Context()))
 			defer cancel()
 			sig := make(chan os.Signal, 1)
 			signal.Notify(sig, os.Interrupt, syscall.SIGTERM)
@@ -104,9 +107,12 @@ SIGTERM stops it after the requests in flight. See docs/witness.md.`,
 				select {
 				case s := <-sig:
 					logger.Info("witness: shutting down", "signal", s.String())
-					cancel()
+				case <-cmd.Context().Done():
+					logger.Info("witness: shutting down", "signal", "interrupt")
 				case <-ctx.Done():
+					return
 				}
+				cancel()
 			}()
 			served := make(chan error, 1)
 			go func() { served <- w.Serve(ctx, ln) }()
