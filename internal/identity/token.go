@@ -24,6 +24,7 @@ import (
 	"io"
 	"log/slog"
 	mrand "math/rand/v2"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -47,6 +48,10 @@ const (
 	prefixToken  = "identity/token/"       // + accessor → record
 	prefixChild  = "identity/token-child/" // + parent accessor + "/" + child accessor → empty
 	prefixGen    = "identity/token-gen/"   // + accessor → empty; touched when a child is added
+	// prefixUserTok indexes the tokens of each user: + user + "/" +
+	// accessor → empty. Written with every token that names a user, so
+	// that disabling the user revokes them all.
+	prefixUserTok = "identity/user-token/"
 	tokenPrefix  = "wdn_"
 	tokenRawLen  = 32
 	tokenTextLen = len(tokenPrefix) + 43 // base64url of 32 bytes, unpadded
@@ -82,8 +87,40 @@ type Token struct {
 	CreatedTime    time.Time `json:"created_time"`
 	ExpireTime     time.Time `json:"expire_time"` // zero: never
 	Hash           []byte    `json:"hash"`        // HMAC of the token; never leaves the server
+	// Auth says how the token's holder logged in (nil: a token made by
+	// token create, whose method is "token").
+	Auth *AuthInfo `json:"auth,omitempty"`
+	// Idle, for a login session, is how long it lives unused: every use
+	// past a few minutes moves ExpireTime to now+Idle, never beyond
+	// MaxExpireTime. 0: the token is not a session.
+	Idle          time.Duration `json:"idle,omitempty"`
+	MaxExpireTime time.Time     `json:"max_expire_time,omitempty"`
+	// Scope restricts what the token may do; ScopeMFAEnroll: only enroll
+	// a second factor for its own user.
+	Scope string `json:"scope,omitempty"`
 
 	version uint64 // store version of the record
+}
+
+// ScopeMFAEnroll is the scope of a session whose user must enroll a second
+// factor before anything else (docs/people.md).
+const ScopeMFAEnroll = "mfa-enroll"
+
+// AuthInfo is how a session was opened: what policies see as context.auth.
+type AuthInfo struct {
+	Method    string    `json:"method"`     // password, oidc, token or mtls
+	MFA       bool      `json:"mfa"`        // a second factor was verified
+	MFAMethod string    `json:"mfa_method"` // totp, webauthn or ""
+	Time      time.Time `json:"time"`       // when the login happened
+}
+
+// AuthOf is the AuthInfo of t: its own, or that of a token made by token
+// create (method "token", no second factor, at its creation).
+func (t *Token) AuthOf() AuthInfo {
+	if t.Auth != nil {
+		return *t.Auth
+	}
+	return AuthInfo{Method: "token", Time: t.CreatedTime}
 }
 
 // PrincipalUser is the id of the token's User principal: its user name, or
@@ -117,6 +154,8 @@ type Service struct {
 	st   Storage
 	now  func() time.Time
 	rand io.Reader
+
+	touching sync.Map // accessor → struct{}: a Touch under way
 
 	mu    sync.RWMutex
 	key   []byte                  // HMAC key, loaded lazily after unseal
@@ -407,6 +446,7 @@ func (s *Service) Create(ctx context.Context, parent *Token, req CreateRequest) 
 			{Type: kv.OpPut, Key: prefixToken + child.Accessor, Value: rec},
 			{Type: kv.OpPut, Key: prefixChild + parent.Accessor + "/" + child.Accessor, Value: nil},
 			{Type: kv.OpPut, Key: genKey, Value: nil},
+			{Type: kv.OpPut, Key: userTokKey(child.User, child.Accessor), Value: nil},
 		},
 	})
 	var ce *kv.ConflictError
@@ -418,6 +458,215 @@ func (s *Service) Create(ctx context.Context, parent *Token, req CreateRequest) 
 		return "", nil, errs.E(errs.Unauthenticated, "the calling token was revoked")
 	}
 	return "", nil, err
+}
+
+// userTokKey is the index entry of a token of user ("" for a token without
+// one: it indexes nothing a user revocation reads).
+func userTokKey(user, accessor string) string {
+	if user == "" {
+		return prefixUserTok + "\x00/" + accessor // outside every user's prefix (names have no NUL)
+	}
+	return prefixUserTok + user + "/" + accessor
+}
+
+// SessionRequest describes a login session: a token that no other token
+// parents, named for a user, that expires when unused for Idle and at the
+// latest after TTL.
+type SessionRequest struct {
+	User        string
+	Groups      []string
+	Auth        AuthInfo
+	TTL         time.Duration // 0: DefaultSessionTTL
+	Idle        time.Duration // 0: DefaultSessionIdle
+	Scope       string        // "" or ScopeMFAEnroll
+	DisplayName string
+}
+
+// Defaults of login sessions (docs/people.md).
+const (
+	DefaultSessionTTL  = 8 * time.Hour
+	DefaultSessionIdle = time.Hour
+	// touchEvery is how often, at most, a session's use moves its expiry:
+	// a session costs one write per this period of use, not one per
+	// request.
+	touchEvery = 5 * time.Minute
+)
+
+// CreateSession makes a login session for req.User, committed in one
+// transaction with conds and ops (the caller's: the user record it was
+// checked against, a consumed code). It returns the token in clear.
+func (s *Service) CreateSession(ctx context.Context, req SessionRequest, conds []kv.Cond, ops []kv.Op) (Secret, *Token, error) {
+	if err := validName("user", req.User); err != nil {
+		return "", nil, err
+	}
+	if len(req.Groups) > MaxGroups {
+		return "", nil, errs.E(errs.Invalid, "group: at most %d groups", MaxGroups)
+	}
+	for _, g := range req.Groups {
+		if err := validName("group", g); err != nil {
+			return "", nil, err
+		}
+	}
+	if req.Scope != "" && req.Scope != ScopeMFAEnroll {
+		return "", nil, errs.E(errs.Invalid, "scope: unknown scope %q", req.Scope)
+	}
+	ttl, idle := req.TTL, req.Idle
+	if ttl <= 0 {
+		ttl = DefaultSessionTTL
+	}
+	if idle <= 0 {
+		idle = DefaultSessionIdle
+	}
+	idle = min(idle, ttl)
+	now := s.now().UTC()
+	key, err := s.hmacKey()
+	if err != nil {
+		return "", nil, err
+	}
+	secret, raw, err := s.newSecret()
+	if err != nil {
+		return "", nil, err
+	}
+	sum := mac(key, raw)
+	clear(raw)
+	auth := req.Auth
+	auth.Time = auth.Time.UTC()
+	tok := &Token{Accessor: accessorOf(sum), DisplayName: req.DisplayName, Policies: []string{},
+		User: req.User, Groups: req.Groups, CreatedTime: now, ExpireTime: now.Add(idle), Hash: sum,
+		Auth: &auth, Idle: idle, MaxExpireTime: now.Add(ttl), Scope: req.Scope}
+	rec, err := json.Marshal(tok)
+	if err != nil {
+		return "", nil, err
+	}
+	txn := kv.Txn{
+		Conds: append(slices.Clip(conds), kv.Cond{Key: prefixToken + tok.Accessor, Version: 0}),
+		Ops: append(slices.Clip(ops),
+			kv.Op{Type: kv.OpPut, Key: prefixToken + tok.Accessor, Value: rec},
+			kv.Op{Type: kv.OpPut, Key: userTokKey(tok.User, tok.Accessor), Value: nil}),
+	}
+	idx, err := s.st.Txn(ctx, txn)
+	if err != nil {
+		return "", nil, err
+	}
+	tok.version = idx
+	return secret, tok, nil
+}
+
+// Renew moves a session's expiry to now+Idle (never past its maximum),
+// conditioned on the record being unchanged. A token that is not a
+// session cannot be renewed.
+func (s *Service) Renew(ctx context.Context, t *Token) (*Token, error) {
+	if t.Idle <= 0 {
+		return nil, errs.E(errs.Invalid, "token: only login sessions are renewable; create a new token instead")
+	}
+	now := s.now().UTC()
+	if t.Expired(now) {
+		return nil, errs.E(errs.Unauthenticated, "token expired at %s", t.ExpireTime.UTC().Format(time.RFC3339))
+	}
+	n := *t
+	n.ExpireTime = now.Add(t.Idle)
+	if n.ExpireTime.After(t.MaxExpireTime) {
+		n.ExpireTime = t.MaxExpireTime
+	}
+	rec, err := json.Marshal(&n)
+	if err != nil {
+		return nil, err
+	}
+	idx, err := s.st.Txn(ctx, kv.Txn{
+		Conds: []kv.Cond{{Key: prefixToken + t.Accessor, Version: t.version}},
+		Ops:   []kv.Op{{Type: kv.OpPut, Key: prefixToken + t.Accessor, Value: rec}},
+	})
+	if err != nil {
+		if errs.Is(err, errs.Conflict) {
+			return nil, errs.E(errs.Conflict, "token: renewed or revoked concurrently; retry")
+		}
+		return nil, err
+	}
+	n.version = idx
+	return &n, nil
+}
+
+// NeedsTouch reports whether a use of session t at now should move its
+// expiry (at most once every few minutes of use).
+func (t *Token) NeedsTouch(now time.Time) bool {
+	if t.Idle <= 0 || !t.ExpireTime.Before(t.MaxExpireTime) {
+		return false
+	}
+	return t.ExpireTime.Sub(now) < t.Idle-touchEvery
+}
+
+// Touch renews session t in the background, once at a time per token, so
+// that a session in use does not reach its idle timeout. Failures are
+// dropped: the next use tries again.
+func (s *Service) Touch(t *Token) {
+	if _, busy := s.touching.LoadOrStore(t.Accessor, struct{}{}); busy {
+		return
+	}
+	go func() {
+		defer s.touching.Delete(t.Accessor)
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		_, _ = s.Renew(ctx, t)
+	}()
+}
+
+// RevokeUserOps returns the conditions and deletions that revoke every
+// token of user, with their descendants, for the caller to commit with its
+// own change (disabling or deleting the user).
+func (s *Service) RevokeUserOps(ctx context.Context, user string) ([]kv.Cond, []kv.Op, error) {
+	if user == "" {
+		return nil, nil, errs.E(errs.Invalid, "user: required")
+	}
+	idx, err := s.st.ListKeys(ctx, prefixUserTok+user+"/", 0)
+	if err != nil {
+		return nil, nil, err
+	}
+	var conds []kv.Cond
+	var ops []kv.Op
+	seen := map[string]bool{}
+	for _, e := range idx {
+		acc := strings.TrimPrefix(e.Key, prefixUserTok+user+"/")
+		if seen[acc] {
+			continue // revoked with an ancestor
+		}
+		v, err := s.version(ctx, prefixToken+acc, true)
+		if err != nil {
+			return nil, nil, err
+		}
+		if v == 0 {
+			ops = append(ops, kv.Op{Type: kv.OpDelete, Key: e.Key}) // revoked already: only the entry is left
+			continue
+		}
+		txn, err := s.revokeTxn(ctx, acc)
+		if err != nil {
+			return nil, nil, err
+		}
+		for _, op := range txn.Ops {
+			if op.Type == kv.OpDelete && strings.HasPrefix(op.Key, prefixToken) {
+				seen[strings.TrimPrefix(op.Key, prefixToken)] = true
+			}
+		}
+		conds = append(conds, txn.Conds...)
+		ops = append(ops, txn.Ops...)
+		if len(ops) > kv.MaxTxnOps-16 {
+			return nil, nil, errs.E(errs.Invalid, "user: too many tokens to revoke in one step (%d)", len(seen))
+		}
+	}
+	// A token listed before its ancestor was revoked twice over: keep one
+	// of each condition and deletion.
+	return uniqueBy(conds, func(c kv.Cond) string { return c.Key }), uniqueBy(ops, func(o kv.Op) string { return o.Key }), nil
+}
+
+func uniqueBy[T any](xs []T, key func(T) string) []T {
+	seen := make(map[string]bool, len(xs))
+	out := xs[:0]
+	for _, x := range xs {
+		if k := key(x); !seen[k] {
+			seen[k] = true
+			out = append(out, x)
+		}
+	}
+	return out
 }
 
 // version returns the current version of key (0 if absent); linearizable
@@ -536,6 +785,9 @@ func (s *Service) revokeTxn(ctx context.Context, accessor string) (kv.Txn, error
 		txn.Ops = append(txn.Ops,
 			kv.Op{Type: kv.OpDelete, Key: prefixToken + acc},
 			kv.Op{Type: kv.OpDelete, Key: prefixGen + acc})
+		if t, err := s.record(acc); err == nil {
+			txn.Ops = append(txn.Ops, kv.Op{Type: kv.OpDelete, Key: userTokKey(t.User, acc)})
+		}
 		kids, err := s.st.ListKeys(ctx, prefixChild+acc+"/", 0)
 		if err != nil {
 			return txn, err
