@@ -44,17 +44,17 @@ type Storage interface {
 }
 
 const (
-	keyHMAC      = "identity/token-hmac-key"
-	prefixToken  = "identity/token/"       // + accessor → record
-	prefixChild  = "identity/token-child/" // + parent accessor + "/" + child accessor → empty
-	prefixGen    = "identity/token-gen/"   // + accessor → empty; touched when a child is added
+	keyHMAC     = "identity/token-hmac-key"
+	prefixToken = "identity/token/"       // + accessor → record
+	prefixChild = "identity/token-child/" // + parent accessor + "/" + child accessor → empty
+	prefixGen   = "identity/token-gen/"   // + accessor → empty; touched when a child is added
 	// prefixUserTok indexes the tokens of each user: + user + "/" +
 	// accessor → empty. Written with every token that names a user, so
 	// that disabling the user revokes them all.
 	prefixUserTok = "identity/user-token/"
-	tokenPrefix  = "wdn_"
-	tokenRawLen  = 32
-	tokenTextLen = len(tokenPrefix) + 43 // base64url of 32 bytes, unpadded
+	tokenPrefix   = "wdn_"
+	tokenRawLen   = 32
+	tokenTextLen  = len(tokenPrefix) + 43 // base64url of 32 bytes, unpadded
 
 	// DefaultTTL is the TTL of a token created without one.
 	DefaultTTL = 768 * time.Hour
