@@ -480,6 +480,10 @@ type SessionRequest struct {
 	Idle        time.Duration // 0: DefaultSessionIdle
 	Scope       string        // "" or ScopeMFAEnroll
 	DisplayName string
+	// BeforeCommit, if set, sees the new token just before it commits
+	// (the API puts its accessor into the login's audit record, which
+	// commits with it).
+	BeforeCommit func(*Token)
 }
 
 // Defaults of login sessions (docs/people.md).
@@ -537,6 +541,9 @@ func (s *Service) CreateSession(ctx context.Context, req SessionRequest, conds [
 	rec, err := json.Marshal(tok)
 	if err != nil {
 		return "", nil, err
+	}
+	if req.BeforeCommit != nil {
+		req.BeforeCommit(tok)
 	}
 	txn := kv.Txn{
 		Conds: append(slices.Clip(conds), kv.Cond{Key: prefixToken + tok.Accessor, Version: 0}),
