@@ -122,6 +122,20 @@ const (
 	ActionRequestsRead    = "requests.read"
 	ActionRequestsApprove = "requests.approve"
 	ActionRequestsRun     = "requests.run"
+
+	// People (docs/people.md), on User::"<name>" (User::"*" to list and
+	// create). ActionUsersSelf is what a user does to their own account
+	// (password, second factors); the built-in policy grants it on
+	// oneself. ActionUsersMFAReset removes a user's second factors.
+	ActionUsersRead     = "users.read"
+	ActionUsersWrite    = "users.write"
+	ActionUsersMFAReset = "users.mfa.reset"
+	ActionUsersSelf     = "users.self"
+	// ActionAuthConfigRead and ActionAuthConfigWrite are reading and
+	// changing the login methods' settings (OpenID Connect), on
+	// System::"warden".
+	ActionAuthConfigRead  = "auth.config.read"
+	ActionAuthConfigWrite = "auth.config.write"
 )
 
 // Entity types of Warden's own schema.
@@ -174,6 +188,8 @@ func Actions() []string {
 		ActionTransitKeyCreate, ActionTransitKeyRead, ActionTransitKeyRotate, ActionTransitKeyConfig,
 		ActionTransitKeyDelete, ActionTransitKeyExport,
 		ActionRequestsRead, ActionRequestsApprove, ActionRequestsRun,
+		ActionUsersRead, ActionUsersWrite, ActionUsersMFAReset, ActionUsersSelf,
+		ActionAuthConfigRead, ActionAuthConfigWrite,
 	}
 }
 
@@ -188,9 +204,24 @@ func ActionUID(name string) types.EntityUID {
 // Groups; a Secret carries its KV path, so that policies can say
 // resource.path like "team-1/*", and a Policy its store and name (so that
 // the default rule of dual control can name the warden store's policies).
-// Contexts are empty for now: a policy on Warden's own store that reads
-// context does not validate until the API defines what it puts there.
+// Every action but conduit.connect sees the API's request context,
+// RequestContext: the caller's address, whether it came with a client
+// certificate, the time, and how the caller logged in (context.auth, so a
+// policy can say `when { context.auth.mfa }`).
 const WardenSchema = `// Warden's own authorization schema.
+
+// The context of every request to the Warden API.
+type RequestContext = {
+  source_ip: String,
+  mtls: Bool,
+  time: Long,
+  auth: {
+    method: String,
+    mfa: Bool,
+    mfa_method: String,
+    time: Long,
+  },
+};
 
 // Principals.
 entity Group;
@@ -223,11 +254,13 @@ entity Key {
 action "kv.read", "kv.write", "kv.delete", "kv.list", "kv.metadata" appliesTo {
   principal: [User, Node, Service, Root],
   resource: [Secret],
+  context: RequestContext,
 };
 
 action "token.create", "token.lookup", "token.revoke", "auth.whoami" appliesTo {
   principal: [User, Node, Service, Root],
   resource: [Token],
+  context: RequestContext,
 };
 
 action "sys.seal", "sys.rotate", "sys.key-status", "sys.dual-control", "raft.join", "raft.read", "raft.remove",
@@ -235,11 +268,13 @@ action "sys.seal", "sys.rotate", "sys.key-status", "sys.dual-control", "raft.joi
        "requests.read", "requests.approve", "requests.run" appliesTo {
   principal: [User, Node, Service, Root],
   resource: [System],
+  context: RequestContext,
 };
 
 action "zone.create", "zone.list", "conduit.create", "conduit.check" appliesTo {
   principal: [User, Node, Service, Root],
   resource: [Zone],
+  context: RequestContext,
 };
 
 action "conduit.connect" appliesTo {
@@ -251,26 +286,31 @@ action "conduit.connect" appliesTo {
 action "node.create", "node.revoke", "node.list", "node.read" appliesTo {
   principal: [User, Node, Service, Root],
   resource: [Node],
+  context: RequestContext,
 };
 
 action "cert.list" appliesTo {
   principal: [User, Node, Service, Root],
   resource: [Certificate],
+  context: RequestContext,
 };
 
 action "audit.read", "audit.hash", "audit.archive", "audit.prune", "audit.witness.write" appliesTo {
   principal: [User, Node, Service, Root],
   resource: [AuditLog],
+  context: RequestContext,
 };
 
 action "policy.read", "policy.write", "policy.delete", "policy.list" appliesTo {
   principal: [User, Node, Service, Root],
   resource: [Policy],
+  context: RequestContext,
 };
 
 action "events.write" appliesTo {
   principal: [User, Node, Service, Root],
   resource: [Node],
+  context: RequestContext,
 };
 
 action "events.read", "rules.read", "rules.write", "alerts.read", "alerts.write", "notify.write",
@@ -278,6 +318,7 @@ action "events.read", "rules.read", "rules.write", "alerts.read", "alerts.write"
        "incidents.read", "incidents.write" appliesTo {
   principal: [User, Node, Service, Root],
   resource: [System],
+  context: RequestContext,
 };
 
 action "transit.encrypt", "transit.decrypt", "transit.rewrap", "transit.sign", "transit.verify",
@@ -285,12 +326,26 @@ action "transit.encrypt", "transit.decrypt", "transit.rewrap", "transit.sign", "
        "transit.key.config", "transit.key.delete", "transit.key.export" appliesTo {
   principal: [User, Node, Service, Root],
   resource: [Key],
+  context: RequestContext,
+};
+
+action "users.read", "users.write", "users.mfa.reset", "users.self" appliesTo {
+  principal: [User, Node, Service, Root],
+  resource: [User],
+  context: RequestContext,
+};
+
+action "auth.config.read", "auth.config.write" appliesTo {
+  principal: [User, Node, Service, Root],
+  resource: [System],
+  context: RequestContext,
 };
 
 action "authz.store.create", "authz.store.delete", "authz.store.list", "authz.check",
        "authz.entities.write", "authz.schema.write" appliesTo {
   principal: [User, Node, Service, Root],
   resource: [PolicyStore],
+  context: RequestContext,
 };
 `
 

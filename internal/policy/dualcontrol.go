@@ -14,7 +14,8 @@ const DualControlName = "dual-control"
 // keys — rotating the barrier key, turning dual control off, restoring a
 // snapshot, removing a peer, exporting or deleting a transit key, and
 // changing the policies, schema or entities of the warden store or deleting
-// a store — need two approvals from members of Group::"security" other than
+// a store, removing a user's second factors, changing the single sign-on
+// provider (whoever controls it can log in as anyone) — need two approvals from members of Group::"security" other than
 // the requester, whoever asks, the root token included (authz: the principal
 // scope is set aside for approvals). It also permits them to members of
 // Group::"admins", as any permit does. Changes to policy stores other than
@@ -44,13 +45,16 @@ permit (
     Action::"policy.delete",
     Action::"authz.schema.write",
     Action::"authz.entities.write",
-    Action::"authz.store.delete"
+    Action::"authz.store.delete",
+    Action::"users.mfa.reset",
+    Action::"auth.config.write"
   ],
   resource
 )
 when {
   resource is System ||
   resource is Key ||
+  resource is User ||
   resource == PolicyStore::"warden" ||
   (resource is Policy && resource.store == "warden")
 };

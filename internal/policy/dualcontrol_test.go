@@ -134,13 +134,14 @@ func TestDualControlDefaultsActions(t *testing.T) {
 		authz.ActionSysRotate, authz.ActionSysDualControl, authz.ActionRaftSnapshotRestore, authz.ActionRaftRemove,
 		authz.ActionTransitKeyExport, authz.ActionTransitKeyDelete,
 		authz.ActionPolicyWrite, authz.ActionPolicyDelete, authz.ActionAuthzSchemaWrite,
-		authz.ActionAuthzEntitiesWrite, authz.ActionAuthzStoreDelete,
+		authz.ActionAuthzEntitiesWrite, authz.ActionAuthzStoreDelete, authz.ActionUsersMFAReset, authz.ActionAuthConfigWrite,
 	}
 	resources := []types.Entity{
 		systemResource(), keyResource("k"), storeResource("warden"), policyResource("warden", "p"),
 		{UID: types.NewEntityUID(authz.TypeSecret, "s")}, {UID: types.NewEntityUID(authz.TypeToken, "*")},
 		{UID: types.NewEntityUID(authz.TypeAuditLog, "warden")}, {UID: types.NewEntityUID(authz.TypeNode, "n")},
 		{UID: types.NewEntityUID(authz.TypeZone, "*")}, {UID: types.NewEntityUID(authz.TypeCertificate, "*")},
+		{UID: types.NewEntityUID(authz.TypeUser, "alice")},
 	}
 	var got []string
 	for _, a := range authz.Actions() {
