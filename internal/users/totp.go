@@ -113,15 +113,6 @@ func ValidateTOTP(secretB32, code string, now time.Time, lastStep int64) (step i
 	return found, match == 1
 }
 
-// newTOTPSecret returns a fresh 160-bit secret in base32.
-func newTOTPSecret(rnd io.Reader) (string, error) {
-	b := make([]byte, totpSecret)
-	if _, err := io.ReadFull(rnd, b); err != nil {
-		return "", fmt.Errorf("users: TOTP secret: %w", err)
-	}
-	return b32.EncodeToString(b), nil
-}
-
 // Recovery codes: recoveryCodes codes of 80 random bits each, shown once as
 // 16 base32 characters in groups of four (ABCD-EFGH-IJKL-MNOP), stored as
 // the hex SHA-256 of the normalized code (upper case, no dashes). 80 bits
