@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/base64"
 	"errors"
+	"math"
 	"math/rand/v2"
 	"runtime"
 	"strings"
@@ -321,9 +322,27 @@ func TestTimeStep(t *testing.T) {
 	for _, c := range []struct {
 		unix int64
 		step int64
-	}{{0, 0}, {29, 0}, {30, 1}, {59, 1}, {1111111109, 37037036}, {-1, -1}, {-30, -1}, {-31, -2}} {
+	}{{0, 0}, {29, 0}, {30, 1}, {59, 1}, {1111111109, 37037036}, {-1, -1}, {-30, -1}, {-31, -2}, {math.MinInt64, math.MinInt64/30 - 1}} {
 		if got := totpStep(time.Unix(c.unix, 0)); got != c.step {
 			t.Errorf("step of %d = %d, want %d", c.unix, got, c.step)
 		}
+	}
+}
+
+// BenchmarkHashPassword measures one Argon2id hash with the default
+// parameters (what a login costs) and with the tests' small ones.
+func BenchmarkHashPassword(b *testing.B) {
+	for _, c := range []struct {
+		name string
+		p    Argon2Params
+	}{{"default", DefaultParams}, {"small", small}} {
+		b.Run(c.name, func(b *testing.B) {
+			b.ReportAllocs()
+			for b.Loop() {
+				if _, err := HashPassword([]byte("correct horse battery staple"), c.p, nil); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
 	}
 }

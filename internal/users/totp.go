@@ -73,10 +73,11 @@ func TOTPCode(secret []byte, step int64, digits int, alg otp.Algorithm) string {
 // epoch; floor for times before it).
 func totpStep(t time.Time) int64 {
 	s := t.Unix()
-	if s < 0 {
-		return (s - totpPeriod + 1) / totpPeriod
+	q := s / totpPeriod
+	if s%totpPeriod < 0 {
+		q--
 	}
-	return s / totpPeriod
+	return q
 }
 
 // ValidateTOTP checks a 6-digit code against the base32 secret (as stored

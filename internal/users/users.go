@@ -191,7 +191,7 @@ type Config struct {
 	Storage  Storage
 	Sessions Sessions
 	Now      func() time.Time // nil: time.Now
-	Rand     io.Reader        // nil: crypto/rand
+	Rand     io.Reader        // nil: crypto/rand; must be safe for concurrent use
 	// Params are the Argon2id parameters of new hashes; the zero value is
 	// DefaultParams (m=64 MiB, t=3, p=2, 16-byte salt, 32-byte key). A
 	// hash made with others is replaced at the user's next Login.
