@@ -173,12 +173,7 @@ func (s *Service) Login(ctx context.Context, req LoginRequest) (*LoginResult, er
 	if !ok {
 		return nil, s.failed(a)
 	}
-	newHash := ""
-	if rehash {
-		if newHash, err = HashPassword([]byte(req.Password), s.params, s.rand); err != nil {
-			return nil, err
-		}
-	}
+	newHash := "" // the password hashed with the current parameters, once the login is sure to proceed
 	verified := u.PasswordHash
 	for try := 0; ; try++ {
 		next := u.clone()
@@ -196,14 +191,19 @@ func (s *Service) Login(ctx context.Context, req LoginRequest) (*LoginResult, er
 		case s.mfaRequired(u):
 			scope = identity.ScopeMFAEnroll
 		}
-		if newHash != "" && next.PasswordHash == verified {
+		if rehash {
+			if newHash == "" {
+				if newHash, err = HashPassword([]byte(req.Password), s.params, s.rand); err != nil {
+					return nil, err
+				}
+			}
 			next.PasswordHash = newHash
 		}
 		res, err := s.openSession(ctx, next, u.version, auth, scope, "password login")
 		if errs.Is(err, errs.Conflict) && try < maxRetries {
 			// The record changed since it was read (another login, an
 			// administrator): check again against the new one.
-			cur, rehash, err := s.recheck(ctx, a, u, req.Password)
+			cur, curRehash, err := s.recheck(ctx, a, u, req.Password)
 			if err != nil {
 				return nil, err
 			}
@@ -211,14 +211,7 @@ func (s *Service) Login(ctx context.Context, req LoginRequest) (*LoginResult, er
 				return nil, s.failed(a)
 			}
 			if cur.PasswordHash != verified {
-				verified = cur.PasswordHash
-				if !rehash {
-					newHash = ""
-				} else if newHash == "" {
-					if newHash, err = HashPassword([]byte(req.Password), s.params, s.rand); err != nil {
-						return nil, err
-					}
-				}
+				verified, rehash = cur.PasswordHash, curRehash
 			}
 			u = cur
 			continue

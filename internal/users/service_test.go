@@ -973,3 +973,64 @@ func waitAlert(t testing.TB, alerts <-chan string, want string) {
 		}
 	}
 }
+
+// TestConcurrentLogins: logins of one user racing with each other all
+// succeed (each writes the record, so all but one start over against the
+// new record), including when the first ones rehash the password and the
+// others must check it against the new hash.
+func TestConcurrentLogins(t *testing.T) {
+	v := newEnv(t, nil)
+	v.create(t, "alice", nil, pw)
+	newer := users.Argon2Params{Memory: 2048, Time: 1, Threads: 1, SaltLen: 16, KeyLen: 32}
+	v2 := v.service(func(c *users.Config) { c.Params = newer })
+	for round := range 4 {
+		start := make(chan struct{})
+		var wg sync.WaitGroup
+		results := make([]error, 4)
+		for i := range results {
+			ctx := v.rec("auth.login")
+			wg.Go(func() {
+				<-start
+				_, results[i] = v2.Login(ctx, users.LoginRequest{User: "alice", Password: pw})
+			})
+		}
+		close(start)
+		wg.Wait()
+		for i, err := range results {
+			if err != nil {
+				t.Fatalf("round %d, login %d: %v", round, i, err)
+			}
+		}
+	}
+	m, _ := v.stored(t, "users/user/alice")
+	if h := m["password_hash"].(string); !strings.HasPrefix(h, "$argon2id$v=19$m=2048,t=1,p=1$") {
+		t.Fatalf("hash %s", h)
+	}
+}
+
+// TestNoRehashWithoutFactor: a right password with a wrong code writes
+// nothing, not even the rehash.
+func TestNoRehashWithoutFactor(t *testing.T) {
+	v := newEnv(t, nil)
+	v.create(t, "alice", nil, pw)
+	secret, _ := v.enrollTOTP(t, "alice")
+	_, before := v.stored(t, "users/user/alice")
+	newer := users.Argon2Params{Memory: 2048, Time: 1, Threads: 1, SaltLen: 16, KeyLen: 32}
+	v2 := v.service(func(c *users.Config) { c.Params = newer })
+	v.clock.add(30 * time.Second)
+	_, err := v2.Login(v.rec("auth.login"), users.LoginRequest{User: "alice", Password: pw, TOTP: wrongCode(t, secret, v.clock.Now())})
+	invalidLogin(t, err)
+	if res, err := v2.Login(v.rec("auth.login"), users.LoginRequest{User: "alice", Password: pw}); err != nil || !res.MFARequired {
+		t.Fatalf("%+v %v", res, err)
+	}
+	if _, after := v.stored(t, "users/user/alice"); after != before {
+		t.Fatal("a login without its factor wrote the record")
+	}
+	_, err = v2.Login(v.rec("auth.login"), users.LoginRequest{User: "alice", Password: pw, TOTP: totpCode(t, secret, v.clock.Now())})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if m, _ := v.stored(t, "users/user/alice"); !strings.HasPrefix(m["password_hash"].(string), "$argon2id$v=19$m=2048,") {
+		t.Fatal("not rehashed")
+	}
+}
