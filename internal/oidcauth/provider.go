@@ -350,7 +350,7 @@ func (p *Provider) openState(text, kind string) (*sealedState, error) {
 func tokenEndpointError(err error, refused string) error {
 	var re *oauth2.RetrieveError
 	if !errors.As(err, &re) {
-		return errs.Wrap(errs.Unavailable, err, "oidc: the provider's token endpoint cannot be reached")
+		return errs.Wrap(errs.Unavailable, err, "oidc: the provider's token endpoint failed or cannot be reached")
 	}
 	status := 0
 	if re.Response != nil {
@@ -455,10 +455,10 @@ func verifyError(err error) error {
 		reason = "issued for another client"
 	case strings.Contains(msg, "not before"):
 		reason = "not yet valid"
-	case strings.Contains(msg, "signature"), strings.Contains(msg, "signing algorithm"), strings.Contains(msg, "not signed"):
-		reason = "bad signature"
 	case strings.Contains(msg, "malformed"):
-		reason = "malformed"
+		reason = "malformed" // also an algorithm the provider does not list, "none" included
+	case strings.Contains(msg, "signature"), strings.Contains(msg, "not signed"):
+		reason = "bad signature"
 	}
 	return errs.Wrap(errs.Unauthenticated, err, "oidc: ID token refused: %s", reason)
 }
