@@ -45,6 +45,7 @@ type SlowDownError struct {
 	Interval int
 }
 
+// Error says the login is pending and gives the new interval.
 func (e *SlowDownError) Error() string {
 	return fmt.Sprintf("%s; slow down: poll every %d s", ErrAuthorizationPending.Error(), e.Interval)
 }

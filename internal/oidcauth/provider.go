@@ -192,6 +192,7 @@ type limitTransport struct {
 	max  int64
 }
 
+// RoundTrip wraps the response body in a limitedBody.
 func (t limitTransport) RoundTrip(r *http.Request) (*http.Response, error) {
 	resp, err := t.base.RoundTrip(r)
 	if err != nil {
@@ -206,6 +207,7 @@ type limitedBody struct {
 	left int64
 }
 
+// Read fails with errTooLarge once more than the limit has been read.
 func (b *limitedBody) Read(p []byte) (int, error) {
 	if b.left < 0 {
 		return 0, errTooLarge
@@ -221,6 +223,7 @@ func (b *limitedBody) Read(p []byte) (int, error) {
 	return n, err
 }
 
+// Close closes the underlying body.
 func (b *limitedBody) Close() error { return b.rc.Close() }
 
 var errTooLarge = errors.New("oidcauth: provider response larger than 1 MiB")
