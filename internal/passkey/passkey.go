@@ -3,8 +3,8 @@
 //
 // The ceremonies are stateless across servers: Begin returns the options for
 // the browser and a state string that carries the go-webauthn SessionData (the
-// challenge and what it was issued for), the account name, the ceremony kind,
-// and issue and expiry times, signed with HMAC-SHA256 under Config.StateKey.
+// challenge and what it was issued for), the account name, the ceremony kind
+// and an expiry time, signed with HMAC-SHA256 under Config.StateKey.
 // Any server holding the key can finish a ceremony another one began. The
 // state is signed, not encrypted: it holds nothing the browser does not see in
 // the options.
@@ -12,11 +12,12 @@
 // Stateless state cannot be consumed, so replay is stopped by the credential
 // the caller stores after each login: FinishLogin refuses a sign counter that
 // does not increase (when either counter is non-zero), and it records in the
-// updated credential the issue time of the state it accepted, refusing later
-// any state of that credential issued no later (which covers authenticators
-// whose counter is always zero). Both need the caller to store the updated
-// credential conditioned on the version it read the account at, so two
-// concurrent finishes of one assertion cannot both succeed.
+// updated credential the challenges of the states it accepted until they
+// expire, refusing a state whose challenge is among them (which covers
+// authenticators whose counter is always zero, as many passkeys' is). Both
+// need the caller to store the updated credential conditioned on the version
+// it read the account at, so two concurrent finishes of one assertion cannot
+// both succeed.
 //
 // The package keeps no storage and does no logging; it does not support
 // discoverable (user-name-less) logins nor verify attestation beyond what
@@ -56,8 +57,12 @@ const (
 	kindLogin    = "login"
 	// macContext separates this MAC from any other use of the state key.
 	macContext = "warden passkey state v1\x00"
-	// lastStateField is the member FinishLogin adds to the credential JSON.
-	lastStateField = "wardenLastState"
+	// usedField is the member FinishLogin adds to the credential JSON: the
+	// challenges it accepted that may not have expired yet.
+	usedField = "wardenUsed"
+	// maxUsed bounds that list: at most this many logins with one passkey
+	// per ceremony timeout (more are refused, never forgotten early).
+	maxUsed = 64
 )
 
 // Messages of the errors of the Finish methods. They say nothing an attacker
@@ -150,12 +155,14 @@ type Account struct {
 	Credentials []json.RawMessage
 }
 
+var errTooLarge = fmt.Errorf("response larger than %d bytes", MaxResponseSize)
+
 // user is an Account as go-webauthn sees it.
 type user struct {
 	name  string
 	id    []byte
 	creds []webauthn.Credential
-	last  []int64 // per credential: issue time of the last state accepted (unix ns)
+	used  [][]usedState // per credential: challenges accepted, see usedField
 }
 
 func (u *user) WebAuthnID() []byte                         { return u.id }
@@ -189,13 +196,13 @@ func account(a Account) (*user, error) {
 			return nil, fmt.Errorf("passkey: stored credential %d of %q: no id or public key", i, a.Name)
 		}
 		var extra struct {
-			Last int64 `json:"wardenLastState"`
+			Used []usedState `json:"wardenUsed"`
 		}
 		if err := json.Unmarshal(raw, &extra); err != nil {
 			return nil, fmt.Errorf("passkey: stored credential %d of %q: %w", i, a.Name, err)
 		}
 		u.creds = append(u.creds, c)
-		u.last = append(u.last, extra.Last)
+		u.used = append(u.used, extra.Used)
 	}
 	return u, nil
 }
@@ -249,7 +256,7 @@ func (p *Passkeys) FinishRegistration(a Account, state string, response []byte) 
 		return nil, nil, errs.Wrap(errs.Invalid, err, errRegisterRefused)
 	}
 	if len(response) > MaxResponseSize {
-		return nil, nil, errs.E(errs.Invalid, "%s: larger than %d bytes", errMalformed, MaxResponseSize)
+		return nil, nil, errs.Wrap(errs.Invalid, errTooLarge, errMalformed)
 	}
 	parsed, err := protocol.ParseCredentialCreationResponseBytes(response)
 	if err != nil {
@@ -291,7 +298,7 @@ func (p *Passkeys) BeginLogin(a Account) (options json.RawMessage, state string,
 
 // FinishLogin verifies the browser's response to the options of BeginLogin
 // and returns the id of the passkey used and its updated JSON (sign counter,
-// flags, and the replay watermark described in the package documentation),
+// flags, and the challenges used, as the package documentation describes),
 // which the caller must store in place of the old one, conditioned on the
 // account being unchanged since it was read. Errors: errs.Invalid for a
 // malformed response; errs.Unauthenticated for an expired, tampered or
@@ -329,7 +336,7 @@ func (p *Passkeys) VerifyLogin(a Account, state string, response []byte) (*Asser
 		return nil, errs.Wrap(errs.Unauthenticated, err, errLoginRefused)
 	}
 	if len(response) > MaxResponseSize {
-		return nil, errs.E(errs.Invalid, "%s: larger than %d bytes", errMalformed, MaxResponseSize)
+		return nil, errs.Wrap(errs.Invalid, errTooLarge, errMalformed)
 	}
 	parsed, err := protocol.ParseCredentialRequestResponseBytes(response)
 	if err != nil {
@@ -349,12 +356,12 @@ func (p *Passkeys) VerifyLogin(a Account, state string, response []byte) (*Asser
 	if (old != 0 || got != 0) && got <= old {
 		return nil, errs.Wrap(errs.Unauthenticated, fmt.Errorf("sign counter %d not above stored %d", got, old), errLoginRefused)
 	}
-	// The same state, or an older one, already used with this passkey.
-	if st.Issued <= u.last[i] {
-		return nil, errs.Wrap(errs.Unauthenticated, errors.New("state not newer than the last one accepted for this passkey"), errLoginRefused)
+	used, err := p.markUsed(u.used[i], st)
+	if err != nil {
+		return nil, errs.Wrap(errs.Unauthenticated, err, errLoginRefused)
 	}
 	c.Authenticator.SignCount = got
-	out, err := withLastState(c, st.Issued)
+	out, err := withUsed(c, used)
 	if err != nil {
 		return nil, err
 	}
@@ -366,10 +373,37 @@ func (p *Passkeys) VerifyLogin(a Account, state string, response []byte) (*Asser
 	}, nil
 }
 
-// withLastState encodes c with the replay watermark added as one more member.
+// usedState is a challenge FinishLogin accepted, until its state expires.
+type usedState struct {
+	Challenge string `json:"c"` // SessionData.Challenge, base64url; no secret once answered
+	Expires   int64  `json:"e"` // the state's expiry, unix nanoseconds
+}
+
+// markUsed refuses st if its challenge was accepted before, and returns the
+// list to store: used without the entries that can no longer match a live
+// state, plus st. An entry is kept one timeout past its expiry, so that a
+// server whose clock is behind by less than that still sees it.
+func (p *Passkeys) markUsed(used []usedState, st *ceremony) ([]usedState, error) {
+	now := p.now().UnixNano()
+	keep := make([]usedState, 0, len(used)+1)
+	for _, e := range used {
+		if e.Challenge == st.Session.Challenge {
+			return nil, errors.New("state already used with this passkey")
+		}
+		if now < e.Expires+int64(p.timeout) {
+			keep = append(keep, e)
+		}
+	}
+	if len(keep) >= maxUsed {
+		return nil, fmt.Errorf("more than %d logins with this passkey within the timeout", maxUsed)
+	}
+	return append(keep, usedState{Challenge: st.Session.Challenge, Expires: st.Expires}), nil
+}
+
+// withUsed encodes c with the used challenges added as one more member.
 // webauthn.Credential ignores unknown members when decoding, so the result is
 // still webauthn.Credential JSON to any other reader.
-func withLastState(c *webauthn.Credential, issued int64) (json.RawMessage, error) {
+func withUsed(c *webauthn.Credential, used []usedState) (json.RawMessage, error) {
 	b, err := json.Marshal(c)
 	if err != nil {
 		return nil, fmt.Errorf("passkey: encode credential: %w", err)
@@ -378,7 +412,9 @@ func withLastState(c *webauthn.Credential, issued int64) (json.RawMessage, error
 	if err := json.Unmarshal(b, &m); err != nil {
 		return nil, fmt.Errorf("passkey: encode credential: %w", err)
 	}
-	m[lastStateField] = json.RawMessage(fmt.Sprint(issued))
+	if m[usedField], err = json.Marshal(used); err != nil {
+		return nil, fmt.Errorf("passkey: encode credential: %w", err)
+	}
 	b, err = json.Marshal(m)
 	if err != nil {
 		return nil, fmt.Errorf("passkey: encode credential: %w", err)

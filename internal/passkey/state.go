@@ -19,7 +19,6 @@ type ceremony struct {
 	V       int                  `json:"v"`       // stateVersion
 	Kind    string               `json:"kind"`    // kindRegister or kindLogin
 	Account string               `json:"account"` // Account.Name
-	Issued  int64                `json:"iat"`     // unix nanoseconds
 	Expires int64                `json:"exp"`     // unix nanoseconds
 	Session webauthn.SessionData `json:"session"`
 }
@@ -34,9 +33,8 @@ func (p *Passkeys) begin(kind, account string, options any, session *webauthn.Se
 	if err != nil {
 		return nil, "", fmt.Errorf("passkey: encode options: %w", err)
 	}
-	now := p.now()
 	st, err := p.seal(ceremony{V: stateVersion, Kind: kind, Account: account,
-		Issued: now.UnixNano(), Expires: now.Add(p.timeout).UnixNano(), Session: *session})
+		Expires: p.now().Add(p.timeout).UnixNano(), Session: *session})
 	if err != nil {
 		return nil, "", err
 	}
@@ -86,6 +84,9 @@ func (p *Passkeys) open(state, kind, account string) (*ceremony, error) {
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(&c); err != nil {
 		return nil, fmt.Errorf("state body: %w", err)
+	}
+	if _, err := dec.Token(); err != io.EOF {
+		return nil, errors.New("state body: trailing data")
 	}
 	switch {
 	case c.V != stateVersion:
