@@ -360,7 +360,7 @@ func TestLoginRefusals(t *testing.T) {
 			return state, mutate(t, resp, "signature", func(b []byte) []byte { b[len(b)-1] ^= 1; return b })
 		}},
 		{"signed by another key", errs.Unauthenticated, func(t *testing.T, c *clock, p *passkey.Passkeys, acct *passkey.Account, a *authenticator) (string, []byte) {
-			a.key = newAuthenticator(t, 1).key
+			a.key = newAuthenticator(t, 4).key
 			return assertion(t, p, *acct, a)
 		}},
 		{"authenticator data altered", errs.Unauthenticated, func(t *testing.T, c *clock, p *passkey.Passkeys, acct *passkey.Account, a *authenticator) (string, []byte) {
@@ -568,7 +568,7 @@ func TestRegistrationRefusals(t *testing.T) {
 	}
 }
 
-func begin(t *testing.T, p *passkey.Passkeys, acct *passkey.Account, a *authenticator) (string, []byte) {
+func begin(t testing.TB, p *passkey.Passkeys, acct *passkey.Account, a *authenticator) (string, []byte) {
 	t.Helper()
 	opts, state, err := p.BeginRegistration(*acct)
 	if err != nil {
@@ -713,4 +713,47 @@ func mutate(t testing.TB, cred []byte, field string, f func([]byte) []byte) []by
 	r[field] = b64.EncodeToString(f(b))
 	out, _ := json.Marshal(m)
 	return out
+}
+
+// One Passkeys serves concurrent ceremonies (run with -race).
+func TestConcurrentUse(t *testing.T) {
+	c := newClock()
+	p := newPasskeys(t, c)
+	done := make(chan error)
+	for i := range 4 {
+		go func() {
+			acct := passkey.Account{Name: "user" + string(rune('a'+i))}
+			a := newAuthenticator(t, byte(10+i))
+			opts, state, err := p.BeginRegistration(acct)
+			if err != nil {
+				done <- err
+				return
+			}
+			_, cred, err := p.FinishRegistration(acct, state, a.create(t, opts))
+			if err != nil {
+				done <- err
+				return
+			}
+			acct.Credentials = []json.RawMessage{cred}
+			for range 5 {
+				opts, state, err := p.BeginLogin(acct)
+				if err != nil {
+					done <- err
+					return
+				}
+				_, updated, err := p.FinishLogin(acct, state, a.get(t, opts))
+				if err != nil {
+					done <- err
+					return
+				}
+				acct.Credentials = []json.RawMessage{updated}
+			}
+			done <- nil
+		}()
+	}
+	for range 4 {
+		if err := <-done; err != nil {
+			t.Error(err)
+		}
+	}
 }
