@@ -77,6 +77,8 @@ const (
 	errDuplicate       = "passkey: this passkey is already registered"
 )
 
+var errTooLarge = fmt.Errorf("response larger than %d bytes", MaxResponseSize)
+
 // Config configures Passkeys. It must not be modified after New.
 type Config struct {
 	RPID          string   // relying party ID, a registrable domain such as "warden.example.com"
@@ -151,11 +153,11 @@ type Account struct {
 	// SHA-256(Name)[:16]. It must not change once a passkey is registered.
 	ID []byte
 	// Credentials are the account's registered passkeys, each the
-	// credential JSON returned by FinishRegistration or FinishLogin.
+	// credential JSON returned by FinishRegistration or FinishLogin. One
+	// that does not decode, or has no id or key, makes every method fail
+	// with an internal error (no errs code): storage is corrupt.
 	Credentials []json.RawMessage
 }
-
-var errTooLarge = fmt.Errorf("response larger than %d bytes", MaxResponseSize)
 
 // user is an Account as go-webauthn sees it.
 type user struct {
