@@ -566,6 +566,23 @@ func (s *Service) Renew(ctx context.Context, t *Token) (*Token, error) {
 	if t.Idle <= 0 {
 		return nil, errs.E(errs.Invalid, "token: only login sessions are renewable; create a new token instead")
 	}
+	for attempt := 0; ; attempt++ {
+		n, err := s.renew(ctx, t)
+		if !errs.Is(err, errs.Conflict) || attempt == 3 {
+			return n, err
+		}
+		// A background touch renewed it first: renew what is stored now
+		// (gone, if it was revoked meanwhile).
+		if t, err = s.LookupAccessor(t.Accessor); err != nil {
+			if errs.Is(err, errs.NotFound) {
+				return nil, errBadToken
+			}
+			return nil, err
+		}
+	}
+}
+
+func (s *Service) renew(ctx context.Context, t *Token) (*Token, error) {
 	now := s.now().UTC()
 	if t.Expired(now) {
 		return nil, errs.E(errs.Unauthenticated, "token expired at %s", t.ExpireTime.UTC().Format(time.RFC3339))
