@@ -11,6 +11,7 @@ import (
 
 	"github.com/warden-sec/warden/internal/errs"
 	"github.com/warden-sec/warden/internal/identity"
+	"github.com/warden-sec/warden/internal/names"
 	"github.com/warden-sec/warden/internal/store/kv"
 )
 
@@ -80,13 +81,19 @@ func rateLimited(until, now time.Time) error {
 // attempt is a login past the backoff check.
 type attempt struct {
 	name, addr string // backoff keys
+	valid      bool   // name is a canonical name, which a user may have
 	now        time.Time
 }
 
 // begin canonicalizes the user name and applies the backoff.
 func (s *Service) begin(user, source string) (attempt, error) {
 	a := attempt{name: userKey(user), addr: addrKey(source), now: s.now()}
-	if until := s.bo.check(a.name, a.addr, s.unlockTime(a.name), a.now); !until.IsZero() {
+	a.valid = names.IsCanonical(a.name)
+	var unlock time.Time
+	if a.valid {
+		unlock = s.unlockTime(a.name)
+	}
+	if until := s.bo.check(a.name, a.addr, unlock, a.now); !until.IsZero() {
 		return a, rateLimited(until, a.now)
 	}
 	return a, nil
@@ -128,9 +135,10 @@ func (s *Service) checkPassword(ctx context.Context, a attempt, password string)
 	if err != nil {
 		return nil, false, false, err
 	}
-	u, err = s.read(ctx, a.name)
-	if err != nil {
-		return nil, false, false, err
+	if a.valid { // else no user has the name (but the work is the same)
+		if u, err = s.read(ctx, a.name); err != nil {
+			return nil, false, false, err
+		}
 	}
 	usable := u != nil && !u.Disabled && u.PasswordHash != "" && len(password) <= MaxPasswordBytes
 	hash := dummy

@@ -53,8 +53,8 @@ func median(ds []time.Duration) time.Duration {
 }
 
 // TestLoginTimingHidesExistence: a failed login takes as long for a user
-// name that does not exist, a disabled user or a user without a password
-// as for an existing user with a wrong password, because all run the same
+// name that does not exist (or cannot), a disabled user or a user without
+// a password as for an existing user with a wrong password, because all run the same
 // Argon2 work (against a dummy hash with the current parameters).
 //
 // The attempts of every kind are interleaved in a shuffled order, so that
@@ -93,6 +93,7 @@ func TestLoginTimingHidesExistence(t *testing.T) {
 		{"unknown user", users.LoginRequest{User: "ghost", Password: "wrong password!!"}},
 		{"disabled, right password", users.LoginRequest{User: "dora", Password: pw}},
 		{"no password", users.LoginRequest{User: "nopass", Password: "wrong password!!"}},
+		{"not a user name", users.LoginRequest{User: "Not A Name!", Password: "wrong password!!"}},
 	}
 	const n = 200
 	order := make([]int, 0, n*len(kinds))
