@@ -194,7 +194,9 @@ type Config struct {
 	Rand     io.Reader        // nil: crypto/rand; must be safe for concurrent use
 	// Params are the Argon2id parameters of new hashes; the zero value is
 	// DefaultParams (m=64 MiB, t=3, p=2, 16-byte salt, 32-byte key). A
-	// hash made with others is replaced at the user's next Login.
+	// hash made with others is replaced at the user's next successful
+	// Login (not at a passkey login, which has the password only in
+	// CheckLogin, which writes nothing).
 	Params Argon2Params
 	// RequireMFAGroups: members must present a second factor at login.
 	// A member with none enrolled gets a session of scope
