@@ -212,6 +212,7 @@ func newRootCmd(g *globals) *cobra.Command {
 		newVersionCmd(),
 		newServerCmd(),
 		newWitnessCmd(),
+		newUserCmd(g),
 		newLoginCmd(g),
 		newLogoutCmd(g),
 	)
