@@ -215,6 +215,7 @@ func newRootCmd(g *globals) *cobra.Command {
 		newUserCmd(g),
 		newLoginCmd(g),
 		newLogoutCmd(g),
+		newAuthCmd(g),
 	)
 	return root
 }
