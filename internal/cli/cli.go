@@ -120,8 +120,16 @@ type globals struct {
 }
 
 // client builds an API client from the global flags, falling back to the
-// WARDEN_* environment variables for flags not given.
+// WARDEN_* environment variables for flags not given. The token is --token,
+// else WARDEN_TOKEN, else the one "warden login" saved in ~/.warden/token
+// (refused if others may read that file).
 func (g *globals) client(cmd *cobra.Command) (*client.Client, error) {
+	return g.newClient(cmd, true)
+}
+
+// newClient is client; withToken false looks no token up and sends none
+// (the login commands, which open a session rather than present one).
+func (g *globals) newClient(cmd *cobra.Command, withToken bool) (*client.Client, error) {
 	f := cmd.Flags()
 	pick := func(flag, val, env string) string {
 		if f.Changed(flag) {
@@ -138,6 +146,17 @@ func (g *globals) client(cmd *cobra.Command) (*client.Client, error) {
 	}
 	if cfg.Address == "" {
 		cfg.Address = client.DefaultAddress
+	}
+	if !withToken {
+		cfg.Token = ""
+		return client.New(cfg)
+	}
+	if cfg.Token == "" && !f.Changed("token") {
+		t, err := g.savedToken()
+		if err != nil {
+			return nil, err
+		}
+		cfg.Token = t
 	}
 	g.token = cfg.Token // remembered so that Main can scrub it from errors
 	return client.New(cfg)
@@ -193,6 +212,10 @@ func newRootCmd(g *globals) *cobra.Command {
 		newVersionCmd(),
 		newServerCmd(),
 		newWitnessCmd(),
+		newUserCmd(g),
+		newLoginCmd(g),
+		newLogoutCmd(g),
+		newAuthCmd(g),
 	)
 	return root
 }
