@@ -4,6 +4,7 @@ import (
 	"encoding/binary"
 	"strings"
 	"sync"
+	"time"
 
 	"github.com/cedar-policy/cedar-go/types"
 
@@ -98,6 +99,10 @@ func (s *Server) authorize(req *request, tg target) error {
 			"source", clientKey(req.Request))
 		return nil
 	}
+	if t := req.tok; t != nil && t.Scope == identity.ScopeMFAEnroll &&
+		(tg.action != authz.ActionUsersSelf || tg.resource.UID != types.NewEntityUID(authz.TypeUser, types.String(t.User))) {
+		return errs.E(errs.Denied, "permission denied: this session may only enroll a second factor for %s (a group of the user requires one); enroll one, then log in again", t.User)
+	}
 	principal := c.uid
 	// A node acting on its own record is both principal and resource: one
 	// entity, the caller's (its attributes come from its certificate).
@@ -148,6 +153,7 @@ type caller struct {
 	root   bool
 	method string // "token" or "mtls"
 	attrs  map[string]string
+	auth   types.Record // context.auth
 }
 
 func (c *caller) String() string { return c.uid.String() }
@@ -155,10 +161,11 @@ func (c *caller) String() string { return c.uid.String() }
 // tokenCaller is the caller of a token.
 func (s *Server) tokenCaller(t *identity.Token) *caller {
 	if t.Root {
-		return &caller{uid: types.NewEntityUID(authz.TypeRoot, "root"), root: true, method: "token"}
+		return &caller{uid: types.NewEntityUID(authz.TypeRoot, "root"), root: true, method: "token", auth: authRecord(t.AuthOf())}
 	}
-	uid, es, err := s.principals.get(t)
-	return &caller{uid: uid, es: es, esErr: err, method: "token", attrs: map[string]string{"user": t.PrincipalUser()}}
+	uid, es, auth, err := s.principals.get(t)
+	return &caller{uid: uid, es: es, esErr: err, method: "token", attrs: map[string]string{"user": t.PrincipalUser()},
+		auth: auth}
 }
 
 // principalCache keeps the entity collections of token principals (a
@@ -172,40 +179,43 @@ type principalCache struct {
 }
 
 type cachedPrincipal struct {
-	uid types.EntityUID
-	es  authz.Entities
+	uid  types.EntityUID
+	es   authz.Entities
+	auth types.Record // context.auth
 }
 
 // maxCachedPrincipals bounds the principals a server remembers.
 const maxCachedPrincipals = 4096
 
-func (c *principalCache) get(t *identity.Token) (types.EntityUID, authz.Entities, error) {
+func (c *principalCache) get(t *identity.Token) (types.EntityUID, authz.Entities, types.Record, error) {
 	key := principalKey(t)
 	c.mu.Lock()
 	p, ok := c.m[key]
 	c.mu.Unlock()
 	if ok {
-		return p.uid, p.es, nil
+		return p.uid, p.es, p.auth, nil
 	}
 	uid, ents := principalOf(t)
+	auth := authRecord(t.AuthOf())
 	es, err := authz.NewEntities(ents...)
 	if err != nil {
-		return uid, authz.Entities{}, err
+		return uid, authz.Entities{}, auth, err
 	}
 	c.mu.Lock()
 	if c.m == nil || len(c.m) >= maxCachedPrincipals {
 		c.m = make(map[string]cachedPrincipal)
 	}
-	c.m[key] = cachedPrincipal{uid: uid, es: es}
+	c.m[key] = cachedPrincipal{uid: uid, es: es, auth: auth}
 	c.mu.Unlock()
-	return uid, es, nil
+	return uid, es, auth, nil
 }
 
-// principalKey names a token's user and groups unambiguously (each length
-// prefixed, whatever bytes the names hold).
+// principalKey names a token's user, groups and login unambiguously (each
+// length prefixed, whatever bytes the names hold).
 func principalKey(t *identity.Token) string {
 	user := t.PrincipalUser()
-	n := len(user) + 2*binary.MaxVarintLen64
+	a := t.AuthOf()
+	n := len(user) + 2*binary.MaxVarintLen64 + len(a.Method) + len(a.MFAMethod) + 4*binary.MaxVarintLen64 + 1
 	for _, g := range t.Groups {
 		n += len(g) + binary.MaxVarintLen64
 	}
@@ -217,6 +227,16 @@ func principalKey(t *identity.Token) string {
 		b = binary.AppendUvarint(b, uint64(len(g)))
 		b = append(b, g...)
 	}
+	b = binary.AppendUvarint(b, uint64(len(a.Method)))
+	b = append(b, a.Method...)
+	b = binary.AppendUvarint(b, uint64(len(a.MFAMethod)))
+	b = append(b, a.MFAMethod...)
+	b = binary.AppendVarint(b, a.Time.Unix())
+	if a.MFA {
+		b = append(b, 1)
+	} else {
+		b = append(b, 0)
+	}
 	return string(b)
 }
 
@@ -225,8 +245,12 @@ func nodeCaller(id *authority.CertIdentity) *caller {
 	ent := authz.NodeEntity(id.Name, id.Zone, types.RecordMap{"spiffe_id": types.String(id.SPIFFEID)})
 	es, err := authz.NewEntities(authz.WithZones(ent)...)
 	return &caller{uid: ent.UID, es: es, esErr: err, method: "mtls",
-		attrs: map[string]string{"name": id.Name, "zone": id.Zone, "spiffe_id": id.SPIFFEID}}
+		attrs: map[string]string{"name": id.Name, "zone": id.Zone, "spiffe_id": id.SPIFFEID}, auth: mtlsAuth}
 }
+
+// mtlsAuth is context.auth of a node certificate: mutual TLS, no second
+// factor, no login time.
+var mtlsAuth = authRecord(identity.AuthInfo{Method: "mtls", Time: time.Unix(0, 0)})
 
 // principalOf returns the token's principal and its entities (user and groups).
 func principalOf(t *identity.Token) (types.EntityUID, []types.Entity) {
@@ -242,11 +266,23 @@ func principalOf(t *identity.Token) (types.EntityUID, []types.Entity) {
 	return uid, ents
 }
 
-// requestContext is the context every Warden API decision sees.
+// requestContext is the context every Warden API decision sees
+// (authz.WardenSchema's RequestContext).
 func (s *Server) requestContext(req *request) types.Record {
 	return types.NewRecord(types.RecordMap{
 		"source_ip": types.String(clientKey(req.Request)),
 		"mtls":      types.Boolean(req.TLS != nil && len(req.TLS.PeerCertificates) > 0),
 		"time":      types.Long(s.now().Unix()),
+		"auth":      req.caller.auth,
+	})
+}
+
+// authRecord is context.auth: how the caller logged in.
+func authRecord(a identity.AuthInfo) types.Record {
+	return types.NewRecord(types.RecordMap{
+		"method":     types.String(a.Method),
+		"mfa":        types.Boolean(a.MFA),
+		"mfa_method": types.String(a.MFAMethod),
+		"time":       types.Long(a.Time.Unix()),
 	})
 }

@@ -386,5 +386,8 @@ func (s *Server) authenticate(r *http.Request) (*caller, *identity.Token, error)
 	if err != nil {
 		return nil, nil, err
 	}
+	if t.NeedsTouch(s.now()) {
+		s.cfg.Tokens.Touch(t) // a session in use does not reach its idle timeout
+	}
 	return s.tokenCaller(t), t, nil
 }

@@ -20,12 +20,16 @@ func TestPrincipalCache(t *testing.T) {
 		{User: "a", Groups: []string{"b", "c"}},
 		{User: "a", Groups: []string{"b\x00c"}},
 		{User: "a"},
+		{User: "a", Auth: &identity.AuthInfo{Method: "password", MFA: true, MFAMethod: "totp"}},
 	}
 	for round := range 2 { // the second round is served from the cache
 		for i, tok := range tokens {
-			uid, es, err := c.get(tok)
+			uid, es, auth, err := c.get(tok)
 			if err != nil {
 				t.Fatal(err)
+			}
+			if mfa, _ := auth.Get("mfa"); mfa != types.Boolean(tok.AuthOf().MFA) {
+				t.Errorf("round %d, token %d: context.auth.mfa %v (the cache mixed up two logins)", round, i, mfa)
 			}
 			if uid != types.NewEntityUID(authz.TypeUser, types.String(tok.User)) {
 				t.Errorf("round %d, token %d: principal %v", round, i, uid)
@@ -48,7 +52,7 @@ func TestPrincipalCache(t *testing.T) {
 	if len(c.m) != len(tokens) {
 		t.Errorf("%d cached principals, want %d", len(c.m), len(tokens))
 	}
-	if _, _, err := c.get(&identity.Token{User: "d", Groups: []string{"g", "g"}}); err == nil {
+	if _, _, _, err := c.get(&identity.Token{User: "d", Groups: []string{"g", "g"}}); err == nil {
 		t.Errorf("a token naming a group twice built a collection")
 	}
 }

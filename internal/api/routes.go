@@ -10,6 +10,7 @@ import (
 	"github.com/warden-sec/warden/internal/api/transitapi"
 	"github.com/warden-sec/warden/internal/authz"
 	"github.com/warden-sec/warden/internal/detect"
+	"github.com/warden-sec/warden/internal/users"
 )
 
 // auditClass says what a route records in the audit log. Its zero value is
@@ -71,6 +72,8 @@ func notAudited() map[string]string {
 		"metrics.read":            "counters, scraped every few seconds",
 		"events.write":            "agents' telemetry, at their rate: the event stream is its record; counted in metrics (warden_events_*)",
 	}
+	m["auth.oidc.auth-url"] = "seals a state for the browser's round trip to the provider; stores nothing, and the callback that uses it is recorded"
+	m["auth.oidc.device"] = "asks the provider for a device code; stores nothing, and the poll that opens the session is recorded"
 	m["sys.generate-root.status"] = "public progress of this node's root generation attempt (never its nonce, a share or the token in clear)"
 	return m
 }
@@ -185,6 +188,48 @@ func (s *Server) routeTable() []route {
 		{method: "POST", pattern: "/v1/auth/token/lookup", name: "token.lookup", target: fixed(authz.ActionTokenLookup, authz.TypeToken, "*"), audit: auditRead, status: ok, h: s.tokenLookup},
 		{method: "GET", pattern: "/v1/auth/whoami", name: "auth.whoami", target: fixed(authz.ActionAuthWhoami, authz.TypeToken, "self"), audit: auditNone, status: ok, h: s.whoami},
 		{method: "POST", pattern: "/v1/auth/token/revoke", name: "token.revoke", target: fixed(authz.ActionTokenRevoke, authz.TypeToken, "*"), audit: auditChange, status: noContent, h: s.tokenRevoke},
+		{method: "POST", pattern: "/v1/auth/token/renew-self", name: "token.renew-self", target: selfUser, audit: auditChange, status: ok, h: s.renewSelf},
+		{method: "POST", pattern: "/v1/auth/logout", name: "auth.logout", target: selfUser, audit: auditChange, status: noContent, h: s.logout},
+
+		// People (docs/people.md). Logins are public: their handlers check
+		// the password, the second factor, the passkey or the provider's
+		// word; a success commits its record with the session, failures
+		// are counted against the address and the user name.
+		{method: "POST", pattern: "/v1/auth/login", name: "auth.login", public: true, audit: auditChange, status: ok, h: s.login},
+		{method: "POST", pattern: "/v1/auth/webauthn/login/begin", name: "auth.webauthn.begin", public: true, audit: auditChange, status: ok, h: s.passkeyLoginBegin},
+		{method: "POST", pattern: "/v1/auth/webauthn/login/finish", name: "auth.webauthn.finish", public: true, audit: auditChange, status: ok, h: s.passkeyLoginFinish},
+		{method: "POST", pattern: "/v1/auth/oidc/auth_url", name: "auth.oidc.auth-url", public: true, audit: auditNone, status: ok, h: s.oidcAuthURL},
+		{method: "POST", pattern: "/v1/auth/oidc/callback", name: "auth.oidc.callback", public: true, audit: auditChange, status: ok, h: s.oidcCallback},
+		{method: "POST", pattern: "/v1/auth/oidc/device", name: "auth.oidc.device", public: true, audit: auditNone, status: ok, h: s.oidcDeviceStart},
+		{method: "POST", pattern: "/v1/auth/oidc/device/poll", name: "auth.oidc.device-poll", public: true, audit: auditChange, status: ok, h: s.oidcDevicePoll,
+			timeout: devicePollWait + 5*time.Second},
+		{method: "GET", pattern: "/v1/auth/oidc/config", name: "auth.config.read", target: system(authz.ActionAuthConfigRead), audit: auditRead, status: ok, h: s.oidcConfigRead},
+		{method: "PUT", pattern: "/v1/auth/oidc/config", name: "auth.config.write", target: system(authz.ActionAuthConfigWrite), audit: auditChange, status: noContent, h: s.oidcConfigWrite},
+
+		{method: "GET", pattern: "/v1/users", name: "users.list", target: userTarget(authz.ActionUsersRead), audit: auditRead, status: ok, h: s.userList},
+		{method: "POST", pattern: "/v1/users", name: "users.create", target: userTarget(authz.ActionUsersWrite), audit: auditChange, status: ok, h: s.userCreate},
+		{method: "GET", pattern: "/v1/users/{name}", name: "users.read", target: userTarget(authz.ActionUsersRead), audit: auditRead, status: ok, h: s.userRead},
+		{method: "PATCH", pattern: "/v1/users/{name}", name: "users.update", target: userTarget(authz.ActionUsersWrite), audit: auditChange, status: ok, h: s.userUpdate},
+		{method: "DELETE", pattern: "/v1/users/{name}", name: "users.delete", target: userTarget(authz.ActionUsersWrite), audit: auditChange, status: noContent,
+			h: s.userAction(func(svc *users.Service, req *request, name string) error { return svc.Delete(req.Context(), name) })},
+		{method: "POST", pattern: "/v1/users/{name}/disable", name: "users.disable", target: userTarget(authz.ActionUsersWrite), audit: auditChange, status: noContent,
+			h: s.userAction(func(svc *users.Service, req *request, name string) error {
+				return svc.SetDisabled(req.Context(), name, true)
+			})},
+		{method: "POST", pattern: "/v1/users/{name}/enable", name: "users.enable", target: userTarget(authz.ActionUsersWrite), audit: auditChange, status: noContent,
+			h: s.userAction(func(svc *users.Service, req *request, name string) error {
+				return svc.SetDisabled(req.Context(), name, false)
+			})},
+		{method: "POST", pattern: "/v1/users/{name}/unlock", name: "users.unlock", target: userTarget(authz.ActionUsersWrite), audit: auditChange, status: noContent,
+			h: s.userAction(func(svc *users.Service, req *request, name string) error { return svc.Unlock(req.Context(), name) })},
+		{method: "POST", pattern: "/v1/users/{name}/mfa/reset", name: "users.mfa.reset", target: userTarget(authz.ActionUsersMFAReset), audit: auditChange, status: noContent,
+			h: s.userAction(func(svc *users.Service, req *request, name string) error { return svc.ResetMFA(req.Context(), name) })},
+		{method: "POST", pattern: "/v1/users/{name}/password", name: "users.password", target: passwordTarget, audit: auditChange, status: noContent, h: s.userPassword},
+		{method: "POST", pattern: "/v1/users/{name}/mfa/totp", name: "users.mfa.totp.enroll", target: userTarget(authz.ActionUsersSelf), audit: auditChange, status: ok, h: s.totpEnroll},
+		{method: "POST", pattern: "/v1/users/{name}/mfa/totp/confirm", name: "users.mfa.totp.confirm", target: userTarget(authz.ActionUsersSelf), audit: auditChange, status: ok, h: s.totpConfirm},
+		{method: "POST", pattern: "/v1/users/{name}/mfa/recovery-codes", name: "users.mfa.recovery-codes", target: userTarget(authz.ActionUsersSelf), audit: auditChange, status: ok, h: s.recoveryCodes},
+		{method: "POST", pattern: "/v1/users/{name}/mfa/webauthn/begin", name: "users.mfa.webauthn.begin", target: userTarget(authz.ActionUsersSelf), audit: auditChange, status: ok, h: s.passkeyRegisterBegin},
+		{method: "POST", pattern: "/v1/users/{name}/mfa/webauthn/finish", name: "users.mfa.webauthn.finish", target: userTarget(authz.ActionUsersSelf), audit: auditChange, status: noContent, h: s.passkeyRegisterFinish},
 
 		{method: "GET", pattern: "/v1/kv/data/{path...}", name: "kv.read", target: secret(authz.ActionKVRead), audit: auditRead, status: ok, h: s.kvGet},
 		{method: "PUT", pattern: "/v1/kv/data/{path...}", name: "kv.write", target: secret(authz.ActionKVWrite), audit: auditChange, status: ok, h: s.kvPut},

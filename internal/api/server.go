@@ -38,6 +38,7 @@ import (
 	wresp "github.com/warden-sec/warden/internal/respond"
 	"github.com/warden-sec/warden/internal/secrets"
 	"github.com/warden-sec/warden/internal/transit/engine"
+	"github.com/warden-sec/warden/internal/users"
 )
 
 // Config wires the API to the services.
@@ -129,6 +130,13 @@ type Config struct {
 	BreakGlassGroup   string
 	DualControlAtInit bool
 
+	// Users keeps user accounts and their logins (docs/people.md; nil:
+	// /v1/users and the password logins answer 503). WebAuthnRPID and
+	// WebAuthnOrigins are the passkeys' relying party ("": no passkeys).
+	Users           *users.Service
+	WebAuthnRPID    string
+	WebAuthnOrigins []string
+
 	// testRoutes are appended to the route table (tests of this package).
 	testRoutes []route
 }
@@ -186,6 +194,8 @@ type Server struct {
 	entitySets *authz.EntityCache
 	// principals are the entity collections of token callers.
 	principals principalCache
+	// auth keeps what the login flows derive from stored settings.
+	auth *authMethods
 	// alertStreams counts the alert streams being served.
 	alertStreams atomic.Int64
 	// eventTails counts the event tails being served.
@@ -258,7 +268,7 @@ func New(cfg Config) *Server {
 	}
 	var b [6]byte
 	_, _ = rand.Read(b[:])
-	s := &Server{cfg: cfg, log: log, mux: http.NewServeMux(), now: cfg.Now, idBase: hex.EncodeToString(b[:]),
+	s := &Server{cfg: cfg, log: log, auth: new(authMethods), mux: http.NewServeMux(), now: cfg.Now, idBase: hex.EncodeToString(b[:]),
 		entitySets: authz.NewEntityCache(entityCacheSets, entityCacheBytes)}
 	if cfg.RateLimit > 0 {
 		s.limiter = newLimiter(cfg.RateLimit, cfg.RateBurst)

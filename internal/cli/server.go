@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net"
 	"os"
 	"os/signal"
 	"strings"
@@ -89,6 +90,16 @@ single unseal key, unseals, and prints the root token: for trying Warden out onl
 			}
 			if dev && cfg.NodeID != "" {
 				return errors.New("--dev runs a standalone node; do not give --node-id")
+			}
+			if dev && cfg.WebAuthnRPID == "" {
+				// Passkeys work on the dev server's own address, as
+				// https://localhost:<port> (a relying party is a name, not an IP).
+				if _, port, err := net.SplitHostPort(cfg.Listen); err == nil && port != "0" {
+					cfg.WebAuthnRPID, cfg.WebAuthnOrigins = "localhost", []string{"https://localhost:" + port}
+				}
+			}
+			if cfg.WebAuthnRPID != "" && len(cfg.WebAuthnOrigins) == 0 {
+				return errors.New("--webauthn-rp-id needs --webauthn-origin (the console's https:// origin)")
 			}
 			srv, err := server.New(cfg)
 			if err != nil {
@@ -187,6 +198,11 @@ export WARDEN_ADDR='%s' WARDEN_CACERT='%s' WARDEN_TOKEN='%s'
 	f.BoolVar(&cfg.DualControl, "dual-control", false, "dual control: the initialization this server does (--dev, or an init it serves) turns it on and writes the default approval rule (docs/governance.md)")
 	f.DurationVar(&cfg.RequestTTL, "request-ttl", 24*time.Hour, "dual control: how long a request waits for its approvals and its run")
 	f.StringVar(&cfg.BreakGlassGroup, "break-glass-group", "", "dual control: members of this group act without approvals, each time raising a critical alert")
+	f.StringSliceVar(&cfg.RequireMFAGroups, "require-mfa-group", nil, "people: members of this group must log in with a second factor (repeatable; give every server the same)")
+	f.DurationVar(&cfg.SessionTTL, "session-ttl", 8*time.Hour, "people: the longest a login session lives")
+	f.DurationVar(&cfg.SessionIdle, "session-idle", time.Hour, "people: a login session unused this long ends")
+	f.StringVar(&cfg.WebAuthnRPID, "webauthn-rp-id", "", "people: the passkeys' relying party ID, the console's host name (--dev: localhost)")
+	f.StringSliceVar(&cfg.WebAuthnOrigins, "webauthn-origin", nil, "people: the console's origin(s) passkeys are used from, https://host[:port] (repeatable; --dev: https://localhost:<port>)")
 	f.DurationVar(&cfg.TransitScheduleInterval, "transit-schedule-interval", time.Minute, "how often the leader rotates and retires the transit keys that are due (auto_rotate_period, auto_retire_after)")
 	f.StringVar(&logLevel, "log-level", "info", "debug, info, warn or error")
 	f.StringVar(&logFormat, "log-format", "", "json or text (default: text with --dev, json otherwise)")

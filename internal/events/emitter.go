@@ -28,6 +28,10 @@ const (
 	// not an extension of the one it cosigned (the log forked or was
 	// rewritten); both checkpoints ride in the event.
 	ActionAuditFork = "audit_fork"
+	// ActionLoginFailures: logins for one user name, or from one address,
+	// kept failing (docs/people.md); user.name, source.ip and
+	// warden.failures say which and how often.
+	ActionLoginFailures = "login_failures"
 )
 
 // Appender stores a batch (a *Plane).

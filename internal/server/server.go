@@ -176,6 +176,15 @@ type Config struct {
 	DualControl     bool
 	RequestTTL      time.Duration
 	BreakGlassGroup string
+	// People (docs/people.md). Members of RequireMFAGroups must log in
+	// with a second factor; SessionTTL and SessionIdle bound login
+	// sessions (0: 8h and 1h); WebAuthnRPID and WebAuthnOrigins make the
+	// passkeys' relying party ("": no passkeys).
+	RequireMFAGroups []string
+	SessionTTL       time.Duration
+	SessionIdle      time.Duration
+	WebAuthnRPID     string
+	WebAuthnOrigins  []string
 	// WitnessInterval is how often the leader has the audit log's latest
 	// checkpoint cosigned by every witness, when the log grew (0:
 	// DefaultWitnessInterval; < 0: only when a checkpoint is asked for).
@@ -508,6 +517,7 @@ func New(cfg Config) (*Server, error) {
 		Transit:   s.transit.eng,
 		Approvals: s.approvals.svc, BreakGlassGroup: cfg.BreakGlassGroup, DualControlAtInit: cfg.DualControl,
 		Witnesses: s.wit,
+		Users:     s.newUsers(), WebAuthnRPID: cfg.WebAuthnRPID, WebAuthnOrigins: cfg.WebAuthnOrigins,
 	})
 	reg.MustRegister(prometheus.NewCounterFunc(prometheus.CounterOpts{
 		Name: "warden_events_server_dropped_total", Help: "This server's own events dropped (queue full, or no event plane yet).",

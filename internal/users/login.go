@@ -50,10 +50,11 @@ const (
 	methodPassword = "password"
 	mfaTOTP        = "totp"
 	mfaWebAuthn    = "webauthn"
-	// mfaRecovery is the MFAMethod of a login with a recovery code: a
-	// second factor, but a weaker one than the two it stands in for, and
-	// policies may want to tell.
-	mfaRecovery = "recovery_code"
+	// mfaRecovery is the MFAMethod of a login with a recovery code: it
+	// stands in for the code of the authenticator (the values of
+	// context.auth.mfa_method are totp, webauthn or ""); the login's audit
+	// record says a recovery code was used.
+	mfaRecovery = mfaTOTP
 )
 
 type beforeCommitKey struct{}

@@ -1,0 +1,547 @@
+package api
+
+import (
+	"context"
+	"crypto/hkdf"
+	"crypto/rand"
+	"crypto/sha256"
+	"encoding/base64"
+	"encoding/json"
+	"errors"
+	"net/http"
+	"sync"
+	"time"
+
+	"github.com/warden-sec/warden/internal/api/handler"
+	"github.com/warden-sec/warden/internal/errs"
+	"github.com/warden-sec/warden/internal/identity"
+	"github.com/warden-sec/warden/internal/oidcauth"
+	"github.com/warden-sec/warden/internal/passkey"
+	"github.com/warden-sec/warden/internal/store/kv"
+	"github.com/warden-sec/warden/internal/users"
+)
+
+// Logins (docs/people.md): public routes that trade a password and a
+// second factor, a passkey assertion, or an OpenID Connect authorization
+// for a login session. Failures are counted against the caller's address
+// (and, by the users service, against the user name) like every failed
+// authentication; a success commits its record with the session.
+
+const (
+	keyStateKey   = "auth/state-key"   // 32 random bytes: the key of the login flows' state
+	keyOIDCConfig = "auth/oidc/config" // oidcauth.Config
+)
+
+// authMethods keeps what the login flows derive from stored settings: the
+// state key, the passkey ceremonies and the OpenID provider (rebuilt when
+// its configuration changes).
+type authMethods struct {
+	mu       sync.Mutex
+	key      []byte
+	passkeys *passkey.Passkeys
+	oidc     *oidcauth.Provider
+	oidcVer  uint64
+}
+
+// stateKey returns the key of the login flows' state (every server signs
+// and opens the same states), creating it on first use.
+func (s *Server) stateKey(ctx context.Context) ([]byte, error) {
+	a := s.auth
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if a.key != nil {
+		return a.key, nil
+	}
+	st := s.cfg.Core
+	e, err := st.GetStale(keyStateKey)
+	if errs.Is(err, errs.NotFound) {
+		key := make([]byte, 32)
+		if _, err := rand.Read(key); err != nil {
+			return nil, err
+		}
+		_, err = st.Txn(ctx, kv.Txn{Conds: []kv.Cond{{Key: keyStateKey, Version: 0}},
+			Ops: []kv.Op{{Type: kv.OpPut, Key: keyStateKey, Value: key}}})
+		if err != nil && !errs.Is(err, errs.Conflict) {
+			return nil, err
+		}
+		e, err = st.Get(ctx, keyStateKey) // ours, or the one another server made first
+	}
+	if err != nil {
+		return nil, err
+	}
+	if len(e.Value) != 32 {
+		return nil, errs.E(errs.Internal, "auth state key: %d bytes stored, want 32", len(e.Value))
+	}
+	a.key = e.Value
+	return a.key, nil
+}
+
+// subKey derives the key of one flow from the state key.
+func subKey(key []byte, label string) ([]byte, error) {
+	return hkdf.Key(sha256.New, key, nil, "warden auth state: "+label, 32)
+}
+
+// passkeysFor returns the WebAuthn ceremonies, or why there are none.
+func (s *Server) passkeysFor(ctx context.Context) (*passkey.Passkeys, error) {
+	if s.cfg.WebAuthnRPID == "" {
+		return nil, errs.E(errs.Unavailable, "passkeys are not configured: start the servers with --webauthn-rp-id and --webauthn-origin")
+	}
+	key, err := s.stateKey(ctx)
+	if err != nil {
+		return nil, err
+	}
+	a := s.auth
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if a.passkeys != nil {
+		return a.passkeys, nil
+	}
+	k, err := subKey(key, "passkey")
+	if err != nil {
+		return nil, err
+	}
+	p, err := passkey.New(passkey.Config{RPID: s.cfg.WebAuthnRPID, RPDisplayName: "Warden", Origins: s.cfg.WebAuthnOrigins,
+		StateKey: k, Now: s.now})
+	if err != nil {
+		return nil, err
+	}
+	a.passkeys = p
+	return p, nil
+}
+
+// oidcProvider returns the OpenID provider of the stored configuration.
+func (s *Server) oidcProvider(ctx context.Context) (*oidcauth.Provider, error) {
+	e, err := s.cfg.Core.GetStale(keyOIDCConfig)
+	if errs.Is(err, errs.NotFound) {
+		return nil, errs.E(errs.Unavailable, "OpenID Connect is not configured: see warden auth oidc config")
+	}
+	if err != nil {
+		return nil, err
+	}
+	a := s.auth
+	a.mu.Lock()
+	p, ver := a.oidc, a.oidcVer
+	a.mu.Unlock()
+	if p != nil && ver == e.Version {
+		return p, nil
+	}
+	var c oidcauth.Config
+	if err := json.Unmarshal(e.Value, &c); err != nil {
+		return nil, errs.Wrap(errs.Internal, err, "decode the OpenID Connect configuration")
+	}
+	key, err := s.stateKey(ctx)
+	if err != nil {
+		return nil, err
+	}
+	k, err := subKey(key, "oidc")
+	if err != nil {
+		return nil, err
+	}
+	p, err = oidcauth.NewProvider(ctx, c, k, s.now)
+	if err != nil {
+		return nil, err
+	}
+	a.mu.Lock()
+	a.oidc, a.oidcVer = p, e.Version
+	a.mu.Unlock()
+	return p, nil
+}
+
+// loginResponse is a new session.
+type loginResponse struct {
+	Token         string            `json:"token,omitempty"`
+	Accessor      string            `json:"accessor,omitempty"`
+	User          string            `json:"user,omitempty"`
+	Groups        []string          `json:"groups,omitempty"`
+	ExpireTime    string            `json:"expire_time,omitempty"`
+	MaxExpireTime string            `json:"max_expire_time,omitempty"`
+	Auth          *authView         `json:"auth,omitempty"`
+	Scope         string            `json:"scope,omitempty"`
+	MFARequired   bool              `json:"mfa_required,omitempty"`
+	Methods       []string          `json:"methods,omitempty"`
+	Hints         map[string]string `json:"hints,omitempty"`
+}
+
+// authView is context.auth as the API shows it.
+type authView struct {
+	Method    string `json:"method"`
+	MFA       bool   `json:"mfa"`
+	MFAMethod string `json:"mfa_method"`
+	Time      string `json:"time"`
+}
+
+func viewAuth(a identity.AuthInfo) *authView {
+	return &authView{Method: a.Method, MFA: a.MFA, MFAMethod: a.MFAMethod, Time: a.Time.UTC().Format(time.RFC3339)}
+}
+
+func sessionView(secret identity.Secret, t *identity.Token) loginResponse {
+	r := loginResponse{Token: secret.Reveal(), Accessor: t.Accessor, User: t.User, Groups: t.Groups,
+		ExpireTime: rfc3339(t.ExpireTime), MaxExpireTime: rfc3339(t.MaxExpireTime), Auth: viewAuth(t.AuthOf()), Scope: t.Scope}
+	if r.Groups == nil {
+		r.Groups = []string{}
+	}
+	return r
+}
+
+// loginEntry fills a login's audit record before its session commits.
+func loginEntry(req *request, method, user string) func(*identity.Token) {
+	if req.entry != nil {
+		req.entry.AuthMethod, req.entry.Principal, req.entry.Resource = method, `User::"`+user+`"`, `User::"`+user+`"`
+	}
+	return func(t *identity.Token) {
+		if req.entry != nil {
+			req.entry.Accessor = t.Accessor
+		}
+	}
+}
+
+type loginRequest struct {
+	User     string `json:"user"`
+	Password string `json:"password"`
+	TOTP     string `json:"totp"`
+}
+
+// parseLogin decodes a login request strictly.
+func parseLogin(body []byte) (loginRequest, error) {
+	var in loginRequest
+	if err := handler.DecodeJSON(body, &in, false); err != nil {
+		return in, err
+	}
+	switch {
+	case in.User == "":
+		return in, errs.E(errs.Invalid, "user: required")
+	case len(in.User) > 253:
+		return in, errs.E(errs.Invalid, "user: longer than 253 characters")
+	case in.Password == "":
+		return in, errs.E(errs.Invalid, "password: required")
+	case len(in.Password) > users.MaxPasswordBytes:
+		return in, errs.E(errs.Invalid, "password: longer than %d bytes", users.MaxPasswordBytes)
+	case len(in.TOTP) > 64:
+		return in, errs.E(errs.Invalid, "totp: longer than 64 characters")
+	}
+	return in, nil
+}
+
+func (s *Server) login(req *request) (int, any, error) {
+	svc, err := s.usersService()
+	if err != nil {
+		return 0, nil, err
+	}
+	body, err := req.readBody()
+	if err != nil {
+		return 0, nil, err
+	}
+	in, err := parseLogin(body)
+	if err != nil {
+		return 0, nil, err
+	}
+	ctx := users.WithBeforeCommit(req.Context(), loginEntry(req, "password", in.User))
+	res, err := svc.Login(ctx, users.LoginRequest{User: in.User, Password: in.Password, TOTP: in.TOTP,
+		Source: clientKey(req.Request)})
+	if err != nil {
+		return 0, nil, err
+	}
+	if res.MFARequired {
+		if req.entry != nil {
+			req.entry.Note = "password verified; a second factor is required"
+		}
+		return http.StatusOK, loginResponse{MFARequired: true, Methods: res.Methods}, nil
+	}
+	return http.StatusOK, sessionView(res.Secret, res.Token), nil
+}
+
+type passkeyLoginBeginRequest struct {
+	User     string `json:"user"`
+	Password string `json:"password"`
+}
+
+// passkeyLoginBegin checks the password, then hands out the challenge of
+// the user's passkeys: an assertion is the second factor.
+func (s *Server) passkeyLoginBegin(req *request) (int, any, error) {
+	svc, err := s.usersService()
+	if err != nil {
+		return 0, nil, err
+	}
+	pk, err := s.passkeysFor(req.Context())
+	if err != nil {
+		return 0, nil, err
+	}
+	var in passkeyLoginBeginRequest
+	if err := req.decode(&in, false); err != nil {
+		return 0, nil, err
+	}
+	if in.User == "" || in.Password == "" || len(in.Password) > users.MaxPasswordBytes {
+		return 0, nil, errs.E(errs.Invalid, "user and password: required")
+	}
+	loginEntry(req, "password", in.User)
+	u, err := svc.CheckLogin(req.Context(), in.User, in.Password, clientKey(req.Request))
+	if err != nil {
+		return 0, nil, err
+	}
+	if len(u.Passkeys) == 0 {
+		return 0, nil, errs.E(errs.Invalid, "user has no passkey registered")
+	}
+	opts, state, err := pk.BeginLogin(account(u))
+	if err != nil {
+		return 0, nil, err
+	}
+	if req.entry != nil {
+		req.entry.Note = "password verified; passkey challenge issued"
+	}
+	return http.StatusOK, passkeyBeginResponse{Options: opts, State: state}, nil
+}
+
+type passkeyLoginFinishRequest struct {
+	User       string          `json:"user"`
+	State      string          `json:"state"`
+	Credential json.RawMessage `json:"credential"`
+}
+
+func (s *Server) passkeyLoginFinish(req *request) (int, any, error) {
+	svc, err := s.usersService()
+	if err != nil {
+		return 0, nil, err
+	}
+	pk, err := s.passkeysFor(req.Context())
+	if err != nil {
+		return 0, nil, err
+	}
+	var in passkeyLoginFinishRequest
+	if err := req.decode(&in, false); err != nil {
+		return 0, nil, err
+	}
+	if in.User == "" || in.State == "" || len(in.Credential) == 0 {
+		return 0, nil, errs.E(errs.Invalid, "user, state and credential: required")
+	}
+	done := loginEntry(req, "password", in.User)
+	u, err := svc.Get(req.Context(), in.User)
+	if err != nil {
+		return 0, nil, users.ErrInvalidLogin
+	}
+	id, updated, err := pk.FinishLogin(account(u), in.State, in.Credential)
+	if err != nil {
+		return 0, nil, err
+	}
+	secret, tok, err := svc.FinishPasskeyLogin(users.WithBeforeCommit(req.Context(), done), u,
+		base64.RawURLEncoding.EncodeToString(id), updated)
+	if err != nil {
+		return 0, nil, err
+	}
+	return http.StatusOK, sessionView(secret, tok), nil
+}
+
+type oidcAuthURLRequest struct {
+	RedirectURI string `json:"redirect_uri"`
+	ClientNonce string `json:"client_nonce"`
+}
+
+type oidcAuthURLResponse struct {
+	AuthURL string `json:"auth_url"`
+	State   string `json:"state"`
+}
+
+// oidcAuthURL starts the authorization-code flow: the URL to send the
+// browser to, and the sealed state the callback must bring back. Nothing
+// is stored.
+func (s *Server) oidcAuthURL(req *request) (int, any, error) {
+	var in oidcAuthURLRequest
+	if err := req.decode(&in, false); err != nil {
+		return 0, nil, err
+	}
+	p, err := s.oidcProvider(req.Context())
+	if err != nil {
+		return 0, nil, err
+	}
+	u, state, err := p.AuthURL(in.RedirectURI, in.ClientNonce)
+	if err != nil {
+		return 0, nil, err
+	}
+	return http.StatusOK, oidcAuthURLResponse{AuthURL: u, State: state}, nil
+}
+
+type oidcCallbackRequest struct {
+	State       string `json:"state"`
+	Code        string `json:"code"`
+	ClientNonce string `json:"client_nonce"`
+}
+
+func (s *Server) oidcCallback(req *request) (int, any, error) {
+	var in oidcCallbackRequest
+	if err := req.decode(&in, false); err != nil {
+		return 0, nil, err
+	}
+	if req.entry != nil {
+		req.entry.AuthMethod = "oidc"
+	}
+	p, err := s.oidcProvider(req.Context())
+	if err != nil {
+		return 0, nil, err
+	}
+	id, err := p.Exchange(req.Context(), in.State, in.Code, in.ClientNonce)
+	if err != nil {
+		return 0, nil, err
+	}
+	return s.oidcSession(req, id)
+}
+
+// oidcSession opens the session of an identity the provider vouched for.
+func (s *Server) oidcSession(req *request, id oidcauth.Identity) (int, any, error) {
+	svc, err := s.usersService()
+	if err != nil {
+		return 0, nil, err
+	}
+	done := loginEntry(req, "oidc", id.User)
+	secret, tok, err := svc.ExternalLogin(users.WithBeforeCommit(req.Context(), done), users.ExternalLogin{User: id.User, Groups: id.Groups,
+		Auth: identity.AuthInfo{Method: "oidc", MFA: id.MFA, MFAMethod: id.MFAMethod, Time: s.now()}})
+	if err != nil {
+		return 0, nil, err
+	}
+	return http.StatusOK, sessionView(secret, tok), nil
+}
+
+// oidcDeviceStart starts the device flow for a machine without a browser.
+func (s *Server) oidcDeviceStart(req *request) (int, any, error) {
+	if err := req.decode(&struct{}{}, true); err != nil {
+		return 0, nil, err
+	}
+	p, err := s.oidcProvider(req.Context())
+	if err != nil {
+		return 0, nil, err
+	}
+	d, err := p.DeviceStart(req.Context())
+	if err != nil {
+		return 0, nil, err
+	}
+	return http.StatusOK, d, nil
+}
+
+type oidcDevicePollRequest struct {
+	State string `json:"state"`
+}
+
+// devicePollWait bounds how long one poll waits for the user's approval
+// before answering "pending" (the route's timeout is a little longer).
+const devicePollWait = 25 * time.Second
+
+// oidcDevicePoll waits (up to devicePollWait, asking the provider at its
+// interval) for the user to approve, then opens the session. While the
+// user has not, it answers 412 authorization_pending.
+func (s *Server) oidcDevicePoll(req *request) (int, any, error) {
+	var in oidcDevicePollRequest
+	if err := req.decode(&in, false); err != nil {
+		return 0, nil, err
+	}
+	if req.entry != nil {
+		req.entry.AuthMethod = "oidc"
+	}
+	p, err := s.oidcProvider(req.Context())
+	if err != nil {
+		return 0, nil, err
+	}
+	ctx, cancel := context.WithTimeout(req.Context(), devicePollWait)
+	defer cancel()
+	interval := 5 * time.Second
+	for {
+		id, err := p.DevicePoll(ctx, in.State)
+		if err == nil {
+			return s.oidcSession(req, id)
+		}
+		if !errors.Is(err, oidcauth.ErrAuthorizationPending) {
+			return 0, nil, err
+		}
+		var slow *oidcauth.SlowDownError
+		if errors.As(err, &slow) && slow.Interval > 0 {
+			interval = time.Duration(slow.Interval) * time.Second
+		}
+		t := time.NewTimer(interval)
+		select {
+		case <-t.C:
+		case <-ctx.Done():
+			t.Stop()
+			return 0, nil, errs.E(errs.Precondition, "authorization_pending: the user has not approved the device yet; poll again")
+		}
+	}
+}
+
+// oidcConfigView is the stored configuration without its secret.
+type oidcConfigView struct {
+	oidcauth.Config
+	ClientSecretSet bool `json:"client_secret_set"`
+}
+
+func (s *Server) oidcConfigRead(req *request) (int, any, error) {
+	e, err := s.cfg.Core.Get(req.Context(), keyOIDCConfig)
+	if errs.Is(err, errs.NotFound) {
+		return 0, nil, errs.E(errs.NotFound, "OpenID Connect is not configured")
+	}
+	if err != nil {
+		return 0, nil, err
+	}
+	var c oidcauth.Config
+	if err := json.Unmarshal(e.Value, &c); err != nil {
+		return 0, nil, errs.Wrap(errs.Internal, err, "decode the OpenID Connect configuration")
+	}
+	v := oidcConfigView{Config: c, ClientSecretSet: c.ClientSecret != ""}
+	v.ClientSecret = ""
+	return http.StatusOK, v, nil
+}
+
+// oidcConfigWrite checks a configuration and that its issuer answers
+// discovery before storing it.
+func (s *Server) oidcConfigWrite(req *request) (int, any, error) {
+	var c oidcauth.Config
+	if err := req.decode(&c, false); err != nil {
+		return 0, nil, err
+	}
+	if err := c.Validate(); err != nil {
+		return 0, nil, err
+	}
+	key, err := s.stateKey(req.Context())
+	if err != nil {
+		return 0, nil, err
+	}
+	k, err := subKey(key, "oidc")
+	if err != nil {
+		return 0, nil, err
+	}
+	if _, err := oidcauth.NewProvider(req.Context(), c, k, s.now); err != nil {
+		return 0, nil, err
+	}
+	b, err := json.Marshal(&c)
+	if err != nil {
+		return 0, nil, err
+	}
+	if _, err := s.cfg.Core.Txn(req.Context(), kv.Txn{Ops: []kv.Op{{Type: kv.OpPut, Key: keyOIDCConfig, Value: b}}}); err != nil {
+		return 0, nil, err
+	}
+	return http.StatusNoContent, nil, nil
+}
+
+// logout revokes the caller's own token (and its children).
+func (s *Server) logout(req *request) (int, any, error) {
+	if err := req.decode(&struct{}{}, true); err != nil {
+		return 0, nil, err
+	}
+	if req.tok == nil || req.tok.Root {
+		return 0, nil, errs.E(errs.Invalid, "logout: only a login session or token can be revoked this way")
+	}
+	if err := s.cfg.Tokens.Revoke(req.Context(), req.tok.Accessor); err != nil {
+		return 0, nil, err
+	}
+	return http.StatusNoContent, nil, nil
+}
+
+// renewSelf extends the caller's session by its idle timeout.
+func (s *Server) renewSelf(req *request) (int, any, error) {
+	if err := req.decode(&struct{}{}, true); err != nil {
+		return 0, nil, err
+	}
+	if req.tok == nil {
+		return 0, nil, errs.E(errs.Invalid, "renew: only login sessions are renewable")
+	}
+	t, err := s.cfg.Tokens.Renew(req.Context(), req.tok)
+	if err != nil {
+		return 0, nil, err
+	}
+	return http.StatusOK, s.tokenView(t, ""), nil
+}

@@ -1,0 +1,339 @@
+package api
+
+import (
+	"crypto/sha256"
+	"encoding/json"
+	"net/http"
+	"strconv"
+
+	"github.com/cedar-policy/cedar-go/types"
+
+	"github.com/warden-sec/warden/internal/authz"
+	"github.com/warden-sec/warden/internal/errs"
+	"github.com/warden-sec/warden/internal/passkey"
+	"github.com/warden-sec/warden/internal/users"
+)
+
+// People (docs/people.md): user accounts, their passwords and second
+// factors. Administrators act with users.read, users.write and
+// users.mfa.reset on User::"<name>" (User::"*" to list and create); a user
+// acts on their own account with users.self, which the built-in policy
+// builtin/user-self grants on oneself.
+
+// userTarget targets User::"<name>" (User::"*" for a route without {name}).
+func userTarget(action string) targetFunc {
+	all := target{action: action, resource: entity(authz.TypeUser, "*", nil)}
+	return func(r *request) (target, error) {
+		name := r.PathValue("name")
+		if name == "" {
+			return all, nil
+		}
+		return target{action: action, resource: entity(authz.TypeUser, name, types.RecordMap{"name": types.String(name)})}, nil
+	}
+}
+
+// selfUser targets the caller's own User with users.self: what the
+// built-in policy lets every user's token do to itself (renew, log out).
+func selfUser(r *request) (target, error) {
+	name := "mtls:" + r.caller.String() // a certificate is no User: no policy names it
+	if r.tok != nil {
+		name = r.tok.PrincipalUser()
+	}
+	return target{action: authz.ActionUsersSelf, resource: entity(authz.TypeUser, name, types.RecordMap{"name": types.String(name)})}, nil
+}
+
+// ownAccount reports whether the caller is the user the path names.
+func ownAccount(r *request) bool {
+	return r.tok != nil && !r.tok.Root && r.tok.User != "" && r.tok.User == r.PathValue("name")
+}
+
+// passwordTarget: changing one's own password is users.self (and needs
+// the current password); anyone else's is users.write.
+func passwordTarget(r *request) (target, error) {
+	if ownAccount(r) {
+		return userTarget(authz.ActionUsersSelf)(r)
+	}
+	return userTarget(authz.ActionUsersWrite)(r)
+}
+
+func (s *Server) usersService() (*users.Service, error) {
+	if s.cfg.Users == nil {
+		return nil, errs.E(errs.Unavailable, "user accounts are not served by this server")
+	}
+	return s.cfg.Users, nil
+}
+
+type userCreateRequest struct {
+	Name     string   `json:"name"`
+	Groups   []string `json:"groups"`
+	Password string   `json:"password"`
+}
+
+func (s *Server) userCreate(req *request) (int, any, error) {
+	svc, err := s.usersService()
+	if err != nil {
+		return 0, nil, err
+	}
+	var in userCreateRequest
+	if err := req.decode(&in, false); err != nil {
+		return 0, nil, err
+	}
+	var pw []byte
+	if in.Password != "" {
+		pw = []byte(in.Password)
+	}
+	if req.entry != nil {
+		req.entry.Resource = `User::"` + in.Name + `"`
+	}
+	u, err := svc.Create(req.Context(), in.Name, in.Groups, pw)
+	if err != nil {
+		return 0, nil, err
+	}
+	return http.StatusOK, u.View(), nil
+}
+
+type userListResponse struct {
+	Users []users.UserView `json:"users"`
+	Next  string           `json:"next,omitempty"`
+}
+
+func (s *Server) userList(req *request) (int, any, error) {
+	svc, err := s.usersService()
+	if err != nil {
+		return 0, nil, err
+	}
+	q := req.URL.Query()
+	limit := 100
+	if v := q.Get("limit"); v != "" {
+		n, err := strconv.Atoi(v)
+		if err != nil || n < 1 || n > 1000 {
+			return 0, nil, errs.E(errs.Invalid, "limit: must be a number from 1 to 1000")
+		}
+		limit = n
+	}
+	us, next, err := svc.List(req.Context(), q.Get("after"), limit)
+	if err != nil {
+		return 0, nil, err
+	}
+	out := userListResponse{Users: make([]users.UserView, len(us)), Next: next}
+	for i, u := range us {
+		out.Users[i] = u.View()
+	}
+	return http.StatusOK, out, nil
+}
+
+func (s *Server) userRead(req *request) (int, any, error) {
+	svc, err := s.usersService()
+	if err != nil {
+		return 0, nil, err
+	}
+	u, err := svc.Get(req.Context(), req.PathValue("name"))
+	if err != nil {
+		return 0, nil, err
+	}
+	return http.StatusOK, u.View(), nil
+}
+
+type userUpdateRequest struct {
+	Groups *[]string `json:"groups"`
+}
+
+func (s *Server) userUpdate(req *request) (int, any, error) {
+	svc, err := s.usersService()
+	if err != nil {
+		return 0, nil, err
+	}
+	var in userUpdateRequest
+	if err := req.decode(&in, false); err != nil {
+		return 0, nil, err
+	}
+	if in.Groups == nil {
+		return 0, nil, errs.E(errs.Invalid, "groups: required (the user's new groups; [] for none)")
+	}
+	u, err := svc.Update(req.Context(), req.PathValue("name"), *in.Groups)
+	if err != nil {
+		return 0, nil, err
+	}
+	return http.StatusOK, u.View(), nil
+}
+
+// userAction is a handler that changes one user without a body.
+func (s *Server) userAction(do func(svc *users.Service, req *request, name string) error) handlerFunc {
+	return func(req *request) (int, any, error) {
+		svc, err := s.usersService()
+		if err != nil {
+			return 0, nil, err
+		}
+		if err := req.decode(&struct{}{}, true); err != nil {
+			return 0, nil, err
+		}
+		if err := do(svc, req, req.PathValue("name")); err != nil {
+			return 0, nil, err
+		}
+		return http.StatusNoContent, nil, nil
+	}
+}
+
+type passwordRequest struct {
+	Password        string `json:"password"`
+	CurrentPassword string `json:"current_password"`
+}
+
+// userPassword sets a user's password. A user changing their own must
+// give the current one: a stolen session alone cannot take the account.
+func (s *Server) userPassword(req *request) (int, any, error) {
+	svc, err := s.usersService()
+	if err != nil {
+		return 0, nil, err
+	}
+	var in passwordRequest
+	if err := req.decode(&in, false); err != nil {
+		return 0, nil, err
+	}
+	name := req.PathValue("name")
+	if ownAccount(req) {
+		if in.CurrentPassword == "" {
+			return 0, nil, errs.E(errs.Invalid, "current_password: required to change one's own password")
+		}
+		if _, err := svc.CheckLogin(req.Context(), name, in.CurrentPassword, clientKey(req.Request)); err != nil {
+			return 0, nil, errs.E(errs.Invalid, "current_password: does not match")
+		}
+	}
+	if err := svc.SetPassword(req.Context(), name, []byte(in.Password)); err != nil {
+		return 0, nil, err
+	}
+	return http.StatusNoContent, nil, nil
+}
+
+type totpEnrollResponse struct {
+	URI    string `json:"uri"`
+	Secret string `json:"secret"`
+}
+
+func (s *Server) totpEnroll(req *request) (int, any, error) {
+	svc, err := s.usersService()
+	if err != nil {
+		return 0, nil, err
+	}
+	if err := req.decode(&struct{}{}, true); err != nil {
+		return 0, nil, err
+	}
+	uri, secret, err := svc.EnrollTOTP(req.Context(), req.PathValue("name"))
+	if err != nil {
+		return 0, nil, err
+	}
+	return http.StatusOK, totpEnrollResponse{URI: uri, Secret: secret}, nil
+}
+
+type codeRequest struct {
+	Code string `json:"code"`
+}
+
+type recoveryCodesResponse struct {
+	RecoveryCodes []string `json:"recovery_codes"`
+}
+
+func (s *Server) totpConfirm(req *request) (int, any, error) {
+	svc, err := s.usersService()
+	if err != nil {
+		return 0, nil, err
+	}
+	var in codeRequest
+	if err := req.decode(&in, false); err != nil {
+		return 0, nil, err
+	}
+	codes, err := svc.ConfirmTOTP(req.Context(), req.PathValue("name"), in.Code)
+	if err != nil {
+		return 0, nil, err
+	}
+	return http.StatusOK, recoveryCodesResponse{RecoveryCodes: codes}, nil
+}
+
+func (s *Server) recoveryCodes(req *request) (int, any, error) {
+	svc, err := s.usersService()
+	if err != nil {
+		return 0, nil, err
+	}
+	if err := req.decode(&struct{}{}, true); err != nil {
+		return 0, nil, err
+	}
+	codes, err := svc.NewRecoveryCodes(req.Context(), req.PathValue("name"))
+	if err != nil {
+		return 0, nil, err
+	}
+	return http.StatusOK, recoveryCodesResponse{RecoveryCodes: codes}, nil
+}
+
+// account is the WebAuthn account of a user.
+func account(u *users.User) passkey.Account {
+	h := sha256.Sum256([]byte("warden-user:" + u.Name))
+	a := passkey.Account{Name: u.Name, ID: h[:16]}
+	for _, p := range u.Passkeys {
+		a.Credentials = append(a.Credentials, p.Credential)
+	}
+	return a
+}
+
+type passkeyBeginResponse struct {
+	Options any    `json:"options"`
+	State   string `json:"state"`
+}
+
+func (s *Server) passkeyRegisterBegin(req *request) (int, any, error) {
+	svc, err := s.usersService()
+	if err != nil {
+		return 0, nil, err
+	}
+	pk, err := s.passkeysFor(req.Context())
+	if err != nil {
+		return 0, nil, err
+	}
+	if err := req.decode(&struct{}{}, true); err != nil {
+		return 0, nil, err
+	}
+	u, err := svc.Get(req.Context(), req.PathValue("name"))
+	if err != nil {
+		return 0, nil, err
+	}
+	opts, state, err := pk.BeginRegistration(account(u))
+	if err != nil {
+		return 0, nil, err
+	}
+	return http.StatusOK, passkeyBeginResponse{Options: opts, State: state}, nil
+}
+
+type passkeyFinishRequest struct {
+	Name       string          `json:"name"`
+	State      string          `json:"state"`
+	Credential json.RawMessage `json:"credential"`
+}
+
+func (s *Server) passkeyRegisterFinish(req *request) (int, any, error) {
+	svc, err := s.usersService()
+	if err != nil {
+		return 0, nil, err
+	}
+	pk, err := s.passkeysFor(req.Context())
+	if err != nil {
+		return 0, nil, err
+	}
+	var in passkeyFinishRequest
+	if err := req.decode(&in, false); err != nil {
+		return 0, nil, err
+	}
+	if len(in.Credential) == 0 {
+		return 0, nil, errs.E(errs.Invalid, "credential: required (the authenticator's response)")
+	}
+	u, err := svc.Get(req.Context(), req.PathValue("name"))
+	if err != nil {
+		return 0, nil, err
+	}
+	id, cred, err := pk.FinishRegistration(account(u), in.State, in.Credential)
+	if err != nil {
+		return 0, nil, err
+	}
+	if err := svc.AddPasskey(req.Context(), u.Name, in.Name, id, cred); err != nil {
+		return 0, nil, err
+	}
+	return http.StatusNoContent, nil, nil
+}

@@ -1,0 +1,226 @@
+package server_test
+
+import (
+	"bytes"
+	"encoding/base32"
+	"encoding/json"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/pquerna/otp"
+
+	"github.com/warden-sec/warden/internal/server"
+	"github.com/warden-sec/warden/internal/users"
+)
+
+const alicePassword = "plum-orbit-cellar-42"
+
+// totpNow is the code of a base32 TOTP secret at the harness's time.
+func (h *harness) totpNow(secret string) string {
+	h.t.Helper()
+	key, err := base32.StdEncoding.WithPadding(base32.NoPadding).DecodeString(strings.ToUpper(secret))
+	if err != nil {
+		h.t.Fatal(err)
+	}
+	return users.TOTPCode(key, h.clk.Now().Unix()/30, 6, otp.AlgorithmSHA1)
+}
+
+func (h *harness) login(user, password, code string) resp {
+	h.t.Helper()
+	return h.do("POST", "/v1/auth/login", "", map[string]string{"user": user, "password": password, "totp": code})
+}
+
+// session logs in and returns the session's token, failing on anything
+// but a new session.
+func (h *harness) session(user, password, code string) (string, map[string]any) {
+	h.t.Helper()
+	m := h.want(h.login(user, password, code), 200).json(h.t)
+	tok, _ := m["token"].(string)
+	if tok == "" {
+		h.t.Fatalf("no session: %v", m)
+	}
+	return tok, m
+}
+
+// TestPeople walks the life of a user account through the API: password
+// rules, a login and its context.auth, a policy that needs a second
+// factor, TOTP enrollment, login with a code (once), recovery codes,
+// disabling (which revokes the sessions), and what the audit log keeps.
+func TestPeople(t *testing.T) {
+	h := start(t, t.TempDir(), nil)
+	_, root := h.initUnseal(1, 1)
+
+	// Password rules: too short, common, containing the name.
+	for _, pw := range []string{"short-pw", "qwertyuiopasdfghjkl", "alice-the-great-1"} {
+		r := h.do("POST", "/v1/users", root, map[string]any{"name": "alice", "groups": []string{"admins"}, "password": pw})
+		if r.status != 400 || !strings.Contains(r.errorText(t), "password") || strings.Contains(string(r.body), pw) {
+			t.Fatalf("password %q: %d %s", pw, r.status, r.body)
+		}
+	}
+	view := h.want(h.do("POST", "/v1/users", root, map[string]any{"name": "Alice", "groups": []string{"admins"}, "password": alicePassword}), 200).json(t)
+	if view["name"] != "alice" || view["has_password"] != true || bytes.Contains(h.do("GET", "/v1/users/alice", root, nil).body, []byte("argon2")) {
+		t.Fatalf("created %v", view)
+	}
+	h.want(h.do("POST", "/v1/users", root, map[string]any{"name": "alice", "password": alicePassword + "x"}), 409)
+
+	// One answer for an unknown user and a wrong password.
+	h.wantError(h.login("alice", "wrong-password-123", ""), 401, "invalid user name, password or code")
+	h.wantError(h.login("mallory", "wrong-password-123", ""), 401, "invalid user name, password or code")
+
+	// A password session: context.auth says password, no second factor.
+	tok, m := h.session("alice", alicePassword, "")
+	if a := m["auth"].(map[string]any); a["method"] != "password" || a["mfa"] != false {
+		t.Fatalf("auth %v", m["auth"])
+	}
+	h.want(h.do("PUT", "/v1/kv/data/prod/db", root, map[string]any{"data": map[string]string{"pw": "s3cret"}}), 200)
+	h.want(h.writePolicy(root, "warden", "admins-mfa",
+		`permit (principal in Group::"admins", action == Action::"kv.read", resource) when { context.auth.mfa };`), 200)
+	h.wantError(h.do("GET", "/v1/kv/data/prod/db", tok, nil), 403, "kv.read")
+
+	// Enroll TOTP with the session (users.self, built in), confirm it.
+	enr := h.want(h.do("POST", "/v1/users/alice/mfa/totp", tok, nil), 200).json(t)
+	secret := enr["secret"].(string)
+	if !strings.HasPrefix(enr["uri"].(string), "otpauth://totp/") {
+		t.Fatalf("uri %v", enr["uri"])
+	}
+	h.wantError(h.do("POST", "/v1/users/alice/mfa/totp/confirm", tok, map[string]string{"code": "000000"}), 400, "code")
+	conf := h.want(h.do("POST", "/v1/users/alice/mfa/totp/confirm", tok, map[string]string{"code": h.totpNow(secret)}), 200).json(t)
+	recovery := conf["recovery_codes"].([]any)
+	if len(recovery) != 10 {
+		t.Fatalf("%d recovery codes", len(recovery))
+	}
+	// Another user's factor is not alice's to enroll.
+	h.want(h.do("POST", "/v1/users", root, map[string]any{"name": "bob", "password": "violet-ladder-stream-9"}), 200)
+	h.want(h.do("POST", "/v1/users/bob/mfa/totp", tok, nil), 403)
+
+	// Now the password alone asks for the factor, and gives no token.
+	if m := h.want(h.login("alice", alicePassword, ""), 200).json(t); m["mfa_required"] != true || m["token"] != nil {
+		t.Fatalf("without a code: %v", m)
+	}
+	// The code of the confirmation's step was used: the next step's works.
+	h.wantError(h.login("alice", alicePassword, h.totpNow(secret)), 401, "invalid user name, password or code")
+	h.clk.Add(30 * time.Second)
+	code := h.totpNow(secret)
+	mfaTok, m := h.session("alice", alicePassword, code)
+	if a := m["auth"].(map[string]any); a["method"] != "password" || a["mfa"] != true || a["mfa_method"] != "totp" {
+		t.Fatalf("auth %v", m["auth"])
+	}
+	h.wantError(h.login("alice", alicePassword, code), 401, "invalid user name, password or code") // replay
+	if r := h.want(h.do("GET", "/v1/kv/data/prod/db", mfaTok, nil), 200); !bytes.Contains(r.body, []byte("s3cret")) {
+		t.Fatalf("read %s", r.body)
+	}
+
+	// A recovery code works once.
+	rc := recovery[3].(string)
+	h.session("alice", alicePassword, rc)
+	h.wantError(h.login("alice", alicePassword, rc), 401, "invalid user name, password or code")
+
+	// Disabling revokes every session at once; enabling lets her log in.
+	h.want(h.do("POST", "/v1/users/alice/disable", root, nil), 204)
+	h.want(h.do("GET", "/v1/kv/data/prod/db", mfaTok, nil), 401)
+	h.want(h.do("POST", "/v1/users/alice/mfa/totp", tok, nil), 401)
+	h.wantError(h.login("alice", alicePassword, h.totpNow(secret)), 401, "invalid user name, password or code")
+	h.want(h.do("POST", "/v1/users/alice/enable", root, nil), 204)
+	h.clk.Add(30 * time.Second)
+	h.session("alice", alicePassword, h.totpNow(secret))
+
+	// The audit log names the logins and never holds a secret.
+	es := h.entriesSince(0)
+	logins := 0
+	for _, e := range es {
+		b, _ := json.Marshal(e)
+		for _, s := range []string{alicePassword, secret, rc, code} {
+			if bytes.Contains(b, []byte(s)) {
+				t.Fatalf("audit record holds a secret: %s", b)
+			}
+		}
+		if e.Action == "auth.login" && e.Outcome == 200 && e.Principal == `User::"alice"` && e.Accessor != "" {
+			logins++
+		}
+	}
+	if logins < 4 {
+		t.Fatalf("%d login records", logins)
+	}
+}
+
+// TestLoginBackoffAndUnlock: repeated failures for a user make even the
+// right password wait (429), the same for a user that does not exist;
+// unlock ends the wait.
+func TestLoginBackoffAndUnlock(t *testing.T) {
+	h := start(t, t.TempDir(), nil)
+	_, root := h.initUnseal(1, 1)
+	h.want(h.do("POST", "/v1/users", root, map[string]any{"name": "alice", "password": alicePassword}), 200)
+	for _, user := range []string{"alice", "nobody"} {
+		for range 5 {
+			h.want(h.login(user, "wrong-password-123", ""), 401)
+		}
+		r := h.login(user, alicePassword, "")
+		if r.status != 429 || r.header.Get("Retry-After") == "" {
+			t.Fatalf("%s after 5 failures: %d %s", user, r.status, r.body)
+		}
+	}
+	h.want(h.do("POST", "/v1/users/alice/unlock", root, nil), 204)
+	h.session("alice", alicePassword, "")
+}
+
+// TestRequireMFAGroup: a member of a --require-mfa-group without a factor
+// gets a session that may only enroll one.
+func TestRequireMFAGroup(t *testing.T) {
+	h := start(t, t.TempDir(), func(c *server.Config) { c.RequireMFAGroups = []string{"admins"} })
+	_, root := h.initUnseal(1, 1)
+	h.want(h.do("POST", "/v1/users", root, map[string]any{"name": "alice", "groups": []string{"admins"}, "password": alicePassword}), 200)
+	h.want(h.writePolicy(root, "warden", "admins", `permit (principal in Group::"admins", action, resource);`), 200)
+	tok, m := h.session("alice", alicePassword, "")
+	if m["scope"] != "mfa-enroll" {
+		t.Fatalf("session %v", m)
+	}
+	h.wantError(h.do("GET", "/v1/users", tok, nil), 403, "only enroll a second factor")
+	enr := h.want(h.do("POST", "/v1/users/alice/mfa/totp", tok, nil), 200).json(t)
+	h.want(h.do("POST", "/v1/users/alice/mfa/totp/confirm", tok, map[string]string{"code": h.totpNow(enr["secret"].(string))}), 200)
+	h.clk.Add(30 * time.Second)
+	full, m := h.session("alice", alicePassword, h.totpNow(enr["secret"].(string)))
+	if m["scope"] != nil && m["scope"] != "" {
+		t.Fatalf("session %v", m)
+	}
+	h.want(h.do("GET", "/v1/users", full, nil), 200)
+}
+
+// TestSessionRenewAndLogout: a session ends when unused for its idle
+// timeout, renew-self moves that, never past the session's maximum, and
+// logout revokes it.
+func TestSessionRenewAndLogout(t *testing.T) {
+	h := start(t, t.TempDir(), func(c *server.Config) { c.SessionIdle = 10 * time.Minute; c.SessionTTL = 30 * time.Minute })
+	_, root := h.initUnseal(1, 1)
+	h.want(h.do("POST", "/v1/users", root, map[string]any{"name": "alice", "password": alicePassword}), 200)
+	tok, m := h.session("alice", alicePassword, "")
+	exp, _ := time.Parse(time.RFC3339Nano, m["expire_time"].(string))
+	if d := exp.Sub(h.clk.Now()); d > 10*time.Minute || d < 9*time.Minute {
+		t.Fatalf("expires in %s", d)
+	}
+	for i := range 3 {
+		h.clk.Add(9 * time.Minute)
+		r := h.want(h.do("POST", "/v1/auth/token/renew-self", tok, nil), 200).json(t)
+		exp, _ = time.Parse(time.RFC3339Nano, r["expire_time"].(string))
+		if i == 2 {
+			// 27 minutes in: the maximum (30) caps the renewal.
+			maxExp, _ := time.Parse(time.RFC3339Nano, m["max_expire_time"].(string))
+			if !exp.Equal(maxExp) {
+				t.Fatalf("renewed to %s past the maximum %s", exp, maxExp)
+			}
+		}
+	}
+	h.clk.Add(4 * time.Minute)
+	h.want(h.do("POST", "/v1/auth/token/renew-self", tok, nil), 401)
+
+	// Idle: unused past the timeout, the session is gone.
+	tok2, _ := h.session("alice", alicePassword, "")
+	h.clk.Add(11 * time.Minute)
+	h.want(h.do("POST", "/v1/auth/token/renew-self", tok2, nil), 401)
+
+	tok3, _ := h.session("alice", alicePassword, "")
+	h.want(h.do("POST", "/v1/auth/logout", tok3, nil), 204)
+	h.want(h.do("POST", "/v1/auth/token/renew-self", tok3, nil), 401)
+	// The root token has no session to end.
+	h.want(h.do("POST", "/v1/auth/logout", root, nil), 400)
+}
