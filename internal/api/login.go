@@ -235,6 +235,10 @@ func (s *Server) login(req *request) (int, any, error) {
 	if err != nil {
 		return 0, nil, err
 	}
+	if req.entry != nil && in.TOTP != "" && len(in.TOTP) != 6 {
+		// Recorded only if the login succeeds, with its session.
+		req.entry.Note = "second factor: a recovery code"
+	}
 	ctx := users.WithBeforeCommit(req.Context(), loginEntry(req, "password", in.User))
 	res, err := svc.Login(ctx, users.LoginRequest{User: in.User, Password: in.Password, TOTP: in.TOTP,
 		Source: clientKey(req.Request)})

@@ -100,7 +100,7 @@ func TestAgainstRealServer(t *testing.T) {
 	}
 	cli(0, "policy", "write", "ops", write("ops.cedar", `permit (principal in Group::"ops", action == Action::"kv.read", resource);`))
 	// The warden store lists its built-in policies too.
-	if l := decode(cli(0, "policy", "list", "--format", "json")); len(l["policies"].([]any)) != 3 {
+	if l := decode(cli(0, "policy", "list", "--format", "json")); len(l["policies"].([]any)) != 4 {
 		t.Fatalf("policy list: %v", l)
 	}
 	opsTok := decode(cli(0, "token", "create", "--user", "olga", "--group", "ops", "--format", "json"))
