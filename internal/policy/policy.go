@@ -54,9 +54,11 @@ when { principal == resource };`,
 		builtinPrefix + "node-decisions": `// Built in: every enrolled node follows the decisions it enforces.
 permit (principal is Node, action == Action::"decisions.read", resource == System::"warden");`,
 		builtinPrefix + "user-self": `// Built in: every user manages their own account (password, second
-// factors) and session (renew, log out), and no one else's.
+// factors) and session (renew, log out, look up, who am I), and no one
+// else's.
 permit (principal is User, action == Action::"users.self", resource is User)
-when { principal == resource };`,
+when { principal == resource };
+permit (principal is User, action in [Action::"token.lookup", Action::"auth.whoami"], resource == Token::"self");`,
 	}
 }
 

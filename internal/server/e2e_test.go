@@ -436,8 +436,10 @@ func TestTokens(t *testing.T) {
 	if !strings.HasPrefix(tok, "wdn_") || len(tok) != 47 || c["display_name"] != "ci" || c["parent_accessor"] != self["accessor"] {
 		t.Fatalf("create: %v", c)
 	}
-	// Deny by default: a non-root token may do nothing yet.
-	h.want(h.do("GET", "/v1/auth/token/lookup-self", tok, nil), 403)
+	// Deny by default: a non-root token may do nothing yet but look at
+	// itself (builtin/user-self).
+	h.want(h.do("GET", "/v1/auth/token/lookup-self", tok, nil), 200)
+	h.want(h.do("GET", "/v1/auth/whoami", tok, nil), 200)
 	h.want(h.do("POST", "/v1/auth/token/create", tok, nil), 403)
 
 	l := h.want(h.do("POST", "/v1/auth/token/lookup", root, map[string]string{"token": tok}), 200).json(t)
