@@ -19,16 +19,10 @@ const GeneratedRootName = "generated-root"
 // (core.GenerateRootUpdate) is its only caller: a quorum of unseal keys
 // authorizes it, not a token.
 func (s *Service) CreateRoot(ctx context.Context, named func(*Token)) (Secret, *Token, error) {
-	key, err := s.hmacKey()
+	secret, sum, err := s.mint()
 	if err != nil {
 		return "", nil, err
 	}
-	secret, raw, err := s.newSecret()
-	if err != nil {
-		return "", nil, err
-	}
-	sum := mac(key, raw)
-	clear(raw)
 	tok := &Token{Accessor: accessorOf(sum), DisplayName: GeneratedRootName, Policies: []string{"root"},
 		Root: true, CreatedTime: s.now().UTC(), Hash: sum}
 	rec, err := json.Marshal(tok)

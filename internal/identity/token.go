@@ -233,6 +233,21 @@ func (s *Service) newSecret() (Secret, []byte, error) {
 	return Secret(tokenPrefix + base64.RawURLEncoding.EncodeToString(raw)), []byte(tokenPrefix + base64.RawURLEncoding.EncodeToString(raw)), nil
 }
 
+// mint makes a new token: its text, and its HMAC under the token key.
+func (s *Service) mint() (Secret, []byte, error) {
+	key, err := s.hmacKey()
+	if err != nil {
+		return "", nil, err
+	}
+	secret, raw, err := s.newSecret()
+	if err != nil {
+		return "", nil, err
+	}
+	sum := mac(key, raw)
+	clear(raw)
+	return secret, sum, nil
+}
+
 func mac(key, token []byte) []byte {
 	m := hmac.New(sha256.New, key)
 	m.Write(token)
@@ -413,16 +428,10 @@ func (s *Service) Create(ctx context.Context, parent *Token, req CreateRequest) 
 	if !expire.After(now) {
 		return "", nil, errs.E(errs.Invalid, "ttl: the parent token expires too soon to create a child")
 	}
-	key, err := s.hmacKey()
+	secret, sum, err := s.mint()
 	if err != nil {
 		return "", nil, err
 	}
-	secret, raw, err := s.newSecret()
-	if err != nil {
-		return "", nil, err
-	}
-	sum := mac(key, raw)
-	clear(raw)
 	child := &Token{Accessor: accessorOf(sum), DisplayName: req.DisplayName, Policies: []string{},
 		ParentAccessor: parent.Accessor, User: user, Groups: groups, CreatedTime: now, ExpireTime: expire, Hash: sum}
 	rec, err := json.Marshal(child)
@@ -523,16 +532,10 @@ func (s *Service) CreateSession(ctx context.Context, req SessionRequest, conds [
 	}
 	idle = min(idle, ttl)
 	now := s.now().UTC()
-	key, err := s.hmacKey()
+	secret, sum, err := s.mint()
 	if err != nil {
 		return "", nil, err
 	}
-	secret, raw, err := s.newSecret()
-	if err != nil {
-		return "", nil, err
-	}
-	sum := mac(key, raw)
-	clear(raw)
 	auth := req.Auth
 	auth.Time = auth.Time.UTC()
 	tok := &Token{Accessor: accessorOf(sum), DisplayName: req.DisplayName, Policies: []string{},
