@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/warden-sec/warden/internal/api/handler"
+	"github.com/warden-sec/warden/internal/auditlog"
 	"github.com/warden-sec/warden/internal/errs"
 	"github.com/warden-sec/warden/internal/identity"
 	"github.com/warden-sec/warden/internal/oidcauth"
@@ -59,7 +60,12 @@ func (s *Server) stateKey(ctx context.Context) ([]byte, error) {
 		if _, err := rand.Read(key); err != nil {
 			return nil, err
 		}
-		_, err = st.Txn(ctx, kv.Txn{Conds: []kv.Cond{{Key: keyStateKey, Version: 0}},
+		// The server's own change, with a record of its own: the
+		// request's pending record (if it has one) stays for the
+		// request's change, and a route that records nothing (auth_url)
+		// can make the key too.
+		kctx, _ := s.cfg.Audit.Pending(ctx, auditlog.SystemEntry(s.now(), st.Store().NodeID(), "auth.state-key.create", `System::"warden"`))
+		_, err = st.Txn(kctx, kv.Txn{Conds: []kv.Cond{{Key: keyStateKey, Version: 0}},
 			Ops: []kv.Op{{Type: kv.OpPut, Key: keyStateKey, Value: key}}})
 		if err != nil && !errs.Is(err, errs.Conflict) {
 			return nil, err

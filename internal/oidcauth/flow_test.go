@@ -61,7 +61,7 @@ func TestCodeFlow(t *testing.T) {
 		// The email comes from userinfo: the example provider leaves
 		// profile and email claims out of ID tokens issued with an access
 		// token. The groups come in the ID token.
-		want := Identity{User: "alice@example.com", Groups: []string{"ops", "dev"}, Subject: "alice", Issuer: e.issuer}
+		want := Identity{User: "alice@example.com", Groups: []string{"ops", "dev"}, Subject: "alice", Issuer: e.Issuer}
 		if id.User != want.User || !slices.Equal(id.Groups, want.Groups) || id.MFA || id.MFAMethod != "" || id.Subject != want.Subject || id.Issuer != want.Issuer {
 			t.Fatalf("got %+v, want %+v", id, want)
 		}
@@ -69,7 +69,7 @@ func TestCodeFlow(t *testing.T) {
 		// The code is spent.
 		_, err = p.Exchange(t.Context(), gotState, code, testClientNonce)
 		wantErr(t, err, errs.Unauthenticated, "oidc: the provider refused the code (invalid_grant)")
-		noSecrets(t, err, code, opClientSecret)
+		noSecrets(t, err, code, e.ClientSecret)
 	})
 
 	t.Run("mfa", func(t *testing.T) {
@@ -266,8 +266,7 @@ func TestCodeFlowRefusals(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		get(t, e.browser(t), withParam(t, authURL, "prompt", "none"))
-		q := e.callback(t)
+		q := e.redirect(t, withParam(t, authURL, "prompt", "none"))
 		if !strings.Contains(q, "error=login_required") {
 			t.Fatalf("callback %q", q)
 		}
@@ -279,7 +278,7 @@ func TestCodeFlowRefusals(t *testing.T) {
 		// The provider's own ID token, issued to another client: log in
 		// as that client would, then hand its ID token to Warden's
 		// verification.
-		other := oauth2.Config{ClientID: opOtherID, ClientSecret: opOtherSecret, RedirectURL: e.redirectURI,
+		other := oauth2.Config{ClientID: e.OtherClientID, ClientSecret: e.OtherClientSecret, RedirectURL: e.redirectURI,
 			Endpoint: p.oauth.Endpoint, Scopes: []string{"openid"}}
 		verifier := oauth2.GenerateVerifier()
 		const nonce = "nonce-of-the-other-client"
@@ -288,7 +287,7 @@ func TestCodeFlowRefusals(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		tok, err := other.Exchange(oidc.ClientContext(t.Context(), e.srv.Client()), code, oauth2.VerifierOption(verifier))
+		tok, err := other.Exchange(oidc.ClientContext(t.Context(), e.HTTPClient()), code, oauth2.VerifierOption(verifier))
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -307,11 +306,11 @@ func TestCodeFlowRefusals(t *testing.T) {
 func TestWrongIssuer(t *testing.T) {
 	e := startOP(t)
 	c := e.config()
-	c.Issuer = e.issuer + "/" // same server, but not the issuer it names
+	c.Issuer = e.Issuer + "/" // same server, but not the issuer it names
 	_, err := NewProvider(t.Context(), c, testStateKey, nil)
 	wantErr(t, err, errs.Invalid, "issuer: the provider's discovery document names another issuer")
 
-	c.Issuer = e.issuer + "/tenant"
+	c.Issuer = e.Issuer + "/tenant"
 	_, err = NewProvider(t.Context(), c, testStateKey, nil)
 	wantErr(t, err, errs.Unavailable, "issuer: discovery failed")
 
@@ -336,7 +335,7 @@ func TestDeviceFlow(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if da.UserCode == "" || !strings.HasPrefix(da.VerificationURI, e.issuer+"/device") ||
+	if da.UserCode == "" || !strings.HasPrefix(da.VerificationURI, e.Issuer+"/device") ||
 		!strings.Contains(da.VerificationURIComplete, "user_code=") || da.Interval != 5 || da.ExpiresIn < 290 || da.ExpiresIn > 300 {
 		t.Fatalf("device auth %+v", da)
 	}
@@ -370,7 +369,7 @@ func TestDeviceFlow(t *testing.T) {
 		}
 		<-tick.C
 	}
-	if id.User != "alice@example.com" || !slices.Equal(id.Groups, []string{"ops", "dev"}) || id.Subject != "alice" || id.Issuer != e.issuer || id.MFA {
+	if id.User != "alice@example.com" || !slices.Equal(id.Groups, []string{"ops", "dev"}) || id.Subject != "alice" || id.Issuer != e.Issuer || id.MFA {
 		t.Fatalf("got %+v", id)
 	}
 
