@@ -86,7 +86,7 @@ func FuzzFinishRegistration(f *testing.F) {
 			t.Fatal("a registration for alice also accepted for bob")
 		}
 		c := decode(t, cred)
-		if len(id) == 0 || !bytes.Equal(c.ID, id) || bytes.Equal(id, a.id) || len(c.PublicKey) == 0 {
+		if len(id) == 0 || !bytes.Equal(c.ID, id) || bytes.Equal(id, a.CredentialID) || len(c.PublicKey) == 0 {
 			t.Fatalf("accepted: id %x, credential %s", id, cred)
 		}
 	})

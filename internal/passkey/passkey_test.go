@@ -13,6 +13,7 @@ import (
 
 	"github.com/warden-sec/warden/internal/errs"
 	"github.com/warden-sec/warden/internal/passkey"
+	"github.com/warden-sec/warden/internal/passkey/passkeytest"
 )
 
 const (
@@ -40,31 +41,31 @@ func newPasskeys(t testing.TB, c *clock) *passkey.Passkeys {
 func newClock() *clock { return &clock{t: time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC)} }
 
 // register registers a with acct and adds the credential to it.
-func register(t testing.TB, p *passkey.Passkeys, acct *passkey.Account, a *authenticator) json.RawMessage {
+func register(t testing.TB, p *passkey.Passkeys, acct *passkey.Account, a *passkeytest.Authenticator) json.RawMessage {
 	t.Helper()
 	opts, state, err := p.BeginRegistration(*acct)
 	if err != nil {
 		t.Fatalf("BeginRegistration: %v", err)
 	}
-	id, cred, err := p.FinishRegistration(*acct, state, a.create(t, opts))
+	id, cred, err := p.FinishRegistration(*acct, state, create(t, a, opts))
 	if err != nil {
 		t.Fatalf("FinishRegistration: %v (%v)", err, cause(err))
 	}
-	if !bytes.Equal(id, a.id) {
-		t.Fatalf("FinishRegistration id = %x, want %x", id, a.id)
+	if !bytes.Equal(id, a.CredentialID) {
+		t.Fatalf("FinishRegistration id = %x, want %x", id, a.CredentialID)
 	}
 	acct.Credentials = append(acct.Credentials, cred)
 	return cred
 }
 
 // assertion begins a login for acct and has a answer it.
-func assertion(t testing.TB, p *passkey.Passkeys, acct passkey.Account, a *authenticator) (state string, resp []byte) {
+func assertion(t testing.TB, p *passkey.Passkeys, acct passkey.Account, a *passkeytest.Authenticator) (state string, resp []byte) {
 	t.Helper()
 	opts, state, err := p.BeginLogin(acct)
 	if err != nil {
 		t.Fatalf("BeginLogin: %v", err)
 	}
-	return state, a.get(t, opts)
+	return state, get(t, a, opts)
 }
 
 // store replaces the credential with id in acct, as the caller does after a login.
@@ -146,7 +147,7 @@ func TestRegisterAndLogin(t *testing.T) {
 	}
 
 	cred := decode(t, register(t, p, &acct, a))
-	if !bytes.Equal(cred.ID, a.id) || cred.Authenticator.SignCount != 0 || !cred.Flags.UserVerified {
+	if !bytes.Equal(cred.ID, a.CredentialID) || cred.Authenticator.SignCount != 0 || !cred.Flags.UserVerified {
 		t.Fatalf("registered credential: %+v", cred)
 	}
 
@@ -158,15 +159,15 @@ func TestRegisterAndLogin(t *testing.T) {
 		}
 		o := parseOptions(t, opts)
 		if o.PublicKey.RPID != rpID || o.PublicKey.UserVerification != "preferred" ||
-			len(o.PublicKey.AllowCredentials) != 1 || o.PublicKey.AllowCredentials[0].ID != b64.EncodeToString(a.id) {
+			len(o.PublicKey.AllowCredentials) != 1 || o.PublicKey.AllowCredentials[0].ID != b64.EncodeToString(a.CredentialID) {
 			t.Fatalf("request options: %s", opts)
 		}
 		c.t = c.t.Add(4 * time.Minute) // still within the 5 minutes
-		r, err := p.VerifyLogin(acct, state, a.get(t, opts))
+		r, err := p.VerifyLogin(acct, state, get(t, a, opts))
 		if err != nil {
 			t.Fatalf("login %d: %v (%v)", want, err, cause(err))
 		}
-		if !bytes.Equal(r.ID, a.id) || !r.UserVerified || r.SignCount != want {
+		if !bytes.Equal(r.ID, a.CredentialID) || !r.UserVerified || r.SignCount != want {
 			t.Fatalf("login %d: id %x uv %v count %d", want, r.ID, r.UserVerified, r.SignCount)
 		}
 		if got := decode(t, r.Credential); got.Authenticator.SignCount != want || got.Authenticator.CloneWarning {
@@ -183,7 +184,7 @@ func TestLoginWithoutUserVerification(t *testing.T) {
 	acct := passkey.Account{Name: "alice"}
 	a := newAuthenticator(t, 1)
 	register(t, p, &acct, a)
-	a.flags = flagUP
+	a.Flags = passkeytest.FlagUP
 	state, resp := assertion(t, p, acct, a)
 	r, err := p.VerifyLogin(acct, state, resp)
 	if err != nil {
@@ -196,7 +197,7 @@ func TestLoginWithoutUserVerification(t *testing.T) {
 	state, resp = assertion(t, p, acct, a)
 	store(t, &acct, r.ID, r.Credential)
 	id, updated, err := p.FinishLogin(acct, state, resp)
-	if err != nil || !bytes.Equal(id, a.id) || decode(t, updated).Authenticator.SignCount != 2 {
+	if err != nil || !bytes.Equal(id, a.CredentialID) || decode(t, updated).Authenticator.SignCount != 2 {
 		t.Fatalf("FinishLogin: %x %v", id, err)
 	}
 }
@@ -214,7 +215,7 @@ func TestReplayRefused(t *testing.T) {
 			p := newPasskeys(t, c)
 			acct := passkey.Account{Name: "alice"}
 			a := newAuthenticator(t, 1)
-			a.step = tc.step
+			a.Step = tc.step
 			register(t, p, &acct, a)
 
 			earlier, earlierResp := assertion(t, p, acct, a) // begun first, finished last
@@ -257,7 +258,7 @@ func TestUsedChallengesBounded(t *testing.T) {
 	p := newPasskeys(t, c)
 	acct := passkey.Account{Name: "alice"}
 	a := newAuthenticator(t, 1)
-	a.step = 0
+	a.Step = 0
 	register(t, p, &acct, a)
 	login := func() error {
 		state, resp := assertion(t, p, acct, a)
@@ -304,7 +305,7 @@ func TestCounterNotIncreasingRefused(t *testing.T) {
 	a := newAuthenticator(t, 1)
 	register(t, p, &acct, a)
 
-	a.step = 5
+	a.Step = 5
 	state, resp := assertion(t, p, acct, a) // counter 5
 	id, updated, err := p.FinishLogin(acct, state, resp)
 	if err != nil {
@@ -321,12 +322,12 @@ func TestCounterNotIncreasingRefused(t *testing.T) {
 		{"equal", 4, 1},        // 5 = 5
 		{"back to zero", 0, 0}, // 0 after 5
 	} {
-		a.counter, a.step = tc.counter, tc.step
+		a.Counter, a.Step = tc.counter, tc.step
 		state, resp := assertion(t, p, acct, a)
 		_, _, err := p.FinishLogin(acct, state, resp)
 		refused(t, err, errs.Unauthenticated, tc.name+" counter")
 	}
-	a.counter, a.step = 5, 1
+	a.Counter, a.Step = 5, 1
 	state, resp = assertion(t, p, acct, a)
 	if _, _, err := p.FinishLogin(acct, state, resp); err != nil {
 		t.Fatalf("counter 6 after 5: %v (%v)", err, cause(err))
@@ -337,48 +338,52 @@ func TestLoginRefusals(t *testing.T) {
 	for _, tc := range []struct {
 		name   string
 		code   errs.Code
-		attack func(t *testing.T, c *clock, p *passkey.Passkeys, acct *passkey.Account, a *authenticator) (state string, resp []byte)
+		attack func(t *testing.T, c *clock, p *passkey.Passkeys, acct *passkey.Account, a *passkeytest.Authenticator) (state string, resp []byte)
 	}{
-		{"wrong origin", errs.Unauthenticated, func(t *testing.T, c *clock, p *passkey.Passkeys, acct *passkey.Account, a *authenticator) (string, []byte) {
-			a.origin = "https://warden.example.com.evil.example"
+		{"wrong origin", errs.Unauthenticated, func(t *testing.T, c *clock, p *passkey.Passkeys, acct *passkey.Account, a *passkeytest.Authenticator) (string, []byte) {
+			a.Origin = "https://warden.example.com.evil.example"
 			return assertion(t, p, *acct, a)
 		}},
-		{"http origin", errs.Unauthenticated, func(t *testing.T, c *clock, p *passkey.Passkeys, acct *passkey.Account, a *authenticator) (string, []byte) {
-			a.origin = "http://warden.example.com"
+		{"http origin", errs.Unauthenticated, func(t *testing.T, c *clock, p *passkey.Passkeys, acct *passkey.Account, a *passkeytest.Authenticator) (string, []byte) {
+			a.Origin = "http://warden.example.com"
 			return assertion(t, p, *acct, a)
 		}},
-		{"wrong RP ID hash", errs.Unauthenticated, func(t *testing.T, c *clock, p *passkey.Passkeys, acct *passkey.Account, a *authenticator) (string, []byte) {
-			a.rpID = "evil.example"
+		{"wrong RP ID hash", errs.Unauthenticated, func(t *testing.T, c *clock, p *passkey.Passkeys, acct *passkey.Account, a *passkeytest.Authenticator) (string, []byte) {
+			a.RPID = "evil.example"
 			return assertion(t, p, *acct, a)
 		}},
-		{"no user presence", errs.Unauthenticated, func(t *testing.T, c *clock, p *passkey.Passkeys, acct *passkey.Account, a *authenticator) (string, []byte) {
-			a.flags = flagUV
+		{"no user presence", errs.Unauthenticated, func(t *testing.T, c *clock, p *passkey.Passkeys, acct *passkey.Account, a *passkeytest.Authenticator) (string, []byte) {
+			a.Flags = passkeytest.FlagUV
 			return assertion(t, p, *acct, a)
 		}},
-		{"bad signature", errs.Unauthenticated, func(t *testing.T, c *clock, p *passkey.Passkeys, acct *passkey.Account, a *authenticator) (string, []byte) {
+		{"bad signature", errs.Unauthenticated, func(t *testing.T, c *clock, p *passkey.Passkeys, acct *passkey.Account, a *passkeytest.Authenticator) (string, []byte) {
 			state, resp := assertion(t, p, *acct, a)
 			return state, mutate(t, resp, "signature", func(b []byte) []byte { b[len(b)-1] ^= 1; return b })
 		}},
-		{"signed by another key", errs.Unauthenticated, func(t *testing.T, c *clock, p *passkey.Passkeys, acct *passkey.Account, a *authenticator) (string, []byte) {
-			a.key = newAuthenticator(t, 4).key
+		{"well-formed signature of other data", errs.Unauthenticated, func(t *testing.T, c *clock, p *passkey.Passkeys, acct *passkey.Account, a *passkeytest.Authenticator) (string, []byte) {
+			a.BadSignature = true
 			return assertion(t, p, *acct, a)
 		}},
-		{"authenticator data altered", errs.Unauthenticated, func(t *testing.T, c *clock, p *passkey.Passkeys, acct *passkey.Account, a *authenticator) (string, []byte) {
+		{"signed by another key", errs.Unauthenticated, func(t *testing.T, c *clock, p *passkey.Passkeys, acct *passkey.Account, a *passkeytest.Authenticator) (string, []byte) {
+			a.Key = newAuthenticator(t, 4).Key
+			return assertion(t, p, *acct, a)
+		}},
+		{"authenticator data altered", errs.Unauthenticated, func(t *testing.T, c *clock, p *passkey.Passkeys, acct *passkey.Account, a *passkeytest.Authenticator) (string, []byte) {
 			state, resp := assertion(t, p, *acct, a)
 			return state, mutate(t, resp, "authenticatorData", func(b []byte) []byte { b[36] += 100; return b }) // counter
 		}},
-		{"client data altered", errs.Unauthenticated, func(t *testing.T, c *clock, p *passkey.Passkeys, acct *passkey.Account, a *authenticator) (string, []byte) {
+		{"client data altered", errs.Unauthenticated, func(t *testing.T, c *clock, p *passkey.Passkeys, acct *passkey.Account, a *passkeytest.Authenticator) (string, []byte) {
 			state, resp := assertion(t, p, *acct, a)
 			return state, mutate(t, resp, "clientDataJSON", func(b []byte) []byte {
 				return append(b[:len(b)-1], `,"extra":1}`...) // still valid JSON, not what was signed
 			})
 		}},
-		{"challenge of another state", errs.Unauthenticated, func(t *testing.T, c *clock, p *passkey.Passkeys, acct *passkey.Account, a *authenticator) (string, []byte) {
+		{"challenge of another state", errs.Unauthenticated, func(t *testing.T, c *clock, p *passkey.Passkeys, acct *passkey.Account, a *passkeytest.Authenticator) (string, []byte) {
 			state, _ := assertion(t, p, *acct, a)
 			_, resp := assertion(t, p, *acct, a)
 			return state, resp
 		}},
-		{"registration state", errs.Unauthenticated, func(t *testing.T, c *clock, p *passkey.Passkeys, acct *passkey.Account, a *authenticator) (string, []byte) {
+		{"registration state", errs.Unauthenticated, func(t *testing.T, c *clock, p *passkey.Passkeys, acct *passkey.Account, a *passkeytest.Authenticator) (string, []byte) {
 			_, state, err := p.BeginRegistration(*acct)
 			if err != nil {
 				t.Fatal(err)
@@ -386,44 +391,44 @@ func TestLoginRefusals(t *testing.T) {
 			_, resp := assertion(t, p, *acct, a)
 			return state, resp
 		}},
-		{"expired state", errs.Unauthenticated, func(t *testing.T, c *clock, p *passkey.Passkeys, acct *passkey.Account, a *authenticator) (string, []byte) {
+		{"expired state", errs.Unauthenticated, func(t *testing.T, c *clock, p *passkey.Passkeys, acct *passkey.Account, a *passkeytest.Authenticator) (string, []byte) {
 			state, resp := assertion(t, p, *acct, a)
 			c.t = c.t.Add(passkey.DefaultTimeout)
 			return state, resp
 		}},
-		{"state of another account", errs.Unauthenticated, func(t *testing.T, c *clock, p *passkey.Passkeys, acct *passkey.Account, a *authenticator) (string, []byte) {
+		{"state of another account", errs.Unauthenticated, func(t *testing.T, c *clock, p *passkey.Passkeys, acct *passkey.Account, a *passkeytest.Authenticator) (string, []byte) {
 			// A state begun for bob, answered by alice's passkey over its
 			// challenge, does not finish alice's login.
 			bob := passkey.Account{Name: "bob"}
 			register(t, p, &bob, newAuthenticator(t, 2))
 			return assertion(t, p, bob, a)
 		}},
-		{"passkey of another account", errs.Unauthenticated, func(t *testing.T, c *clock, p *passkey.Passkeys, acct *passkey.Account, a *authenticator) (string, []byte) {
+		{"passkey of another account", errs.Unauthenticated, func(t *testing.T, c *clock, p *passkey.Passkeys, acct *passkey.Account, a *passkeytest.Authenticator) (string, []byte) {
 			bob := passkey.Account{Name: "bob"}
 			b := newAuthenticator(t, 2)
 			register(t, p, &bob, b)
-			b.user = a.user
+			b.UserHandle = a.UserHandle
 			return assertion(t, p, *acct, b) // alice's state, bob's passkey
 		}},
-		{"passkey removed after begin", errs.Unauthenticated, func(t *testing.T, c *clock, p *passkey.Passkeys, acct *passkey.Account, a *authenticator) (string, []byte) {
+		{"passkey removed after begin", errs.Unauthenticated, func(t *testing.T, c *clock, p *passkey.Passkeys, acct *passkey.Account, a *passkeytest.Authenticator) (string, []byte) {
 			state, resp := assertion(t, p, *acct, a)
 			acct.Credentials = acct.Credentials[1:]
 			return state, resp
 		}},
-		{"account's user handle changed after begin", errs.Unauthenticated, func(t *testing.T, c *clock, p *passkey.Passkeys, acct *passkey.Account, a *authenticator) (string, []byte) {
+		{"account's user handle changed after begin", errs.Unauthenticated, func(t *testing.T, c *clock, p *passkey.Passkeys, acct *passkey.Account, a *passkeytest.Authenticator) (string, []byte) {
 			state, resp := assertion(t, p, *acct, a)
 			acct.ID = []byte("another handle")
 			return state, resp
 		}},
-		{"other user handle", errs.Unauthenticated, func(t *testing.T, c *clock, p *passkey.Passkeys, acct *passkey.Account, a *authenticator) (string, []byte) {
-			a.user = []byte("someone else")
+		{"other user handle", errs.Unauthenticated, func(t *testing.T, c *clock, p *passkey.Passkeys, acct *passkey.Account, a *passkeytest.Authenticator) (string, []byte) {
+			a.UserHandle = []byte("someone else")
 			return assertion(t, p, *acct, a)
 		}},
-		{"malformed response", errs.Invalid, func(t *testing.T, c *clock, p *passkey.Passkeys, acct *passkey.Account, a *authenticator) (string, []byte) {
+		{"malformed response", errs.Invalid, func(t *testing.T, c *clock, p *passkey.Passkeys, acct *passkey.Account, a *passkeytest.Authenticator) (string, []byte) {
 			state, resp := assertion(t, p, *acct, a)
 			return state, resp[:len(resp)/2]
 		}},
-		{"oversized response", errs.Invalid, func(t *testing.T, c *clock, p *passkey.Passkeys, acct *passkey.Account, a *authenticator) (string, []byte) {
+		{"oversized response", errs.Invalid, func(t *testing.T, c *clock, p *passkey.Passkeys, acct *passkey.Account, a *passkeytest.Authenticator) (string, []byte) {
 			state, _ := assertion(t, p, *acct, a)
 			return state, bytes.Repeat([]byte(" "), passkey.MaxResponseSize+1)
 		}},
@@ -506,40 +511,40 @@ func TestStateRefusals(t *testing.T) {
 func TestRegistrationRefusals(t *testing.T) {
 	for _, tc := range []struct {
 		name   string
-		attack func(t *testing.T, c *clock, p *passkey.Passkeys, acct *passkey.Account, a *authenticator) (state string, resp []byte)
+		attack func(t *testing.T, c *clock, p *passkey.Passkeys, acct *passkey.Account, a *passkeytest.Authenticator) (state string, resp []byte)
 	}{
-		{"wrong origin", func(t *testing.T, c *clock, p *passkey.Passkeys, acct *passkey.Account, a *authenticator) (string, []byte) {
-			a.origin = "https://evil.example"
+		{"wrong origin", func(t *testing.T, c *clock, p *passkey.Passkeys, acct *passkey.Account, a *passkeytest.Authenticator) (string, []byte) {
+			a.Origin = "https://evil.example"
 			return begin(t, p, acct, a)
 		}},
-		{"wrong RP ID hash", func(t *testing.T, c *clock, p *passkey.Passkeys, acct *passkey.Account, a *authenticator) (string, []byte) {
-			a.rpID = "example.com"
+		{"wrong RP ID hash", func(t *testing.T, c *clock, p *passkey.Passkeys, acct *passkey.Account, a *passkeytest.Authenticator) (string, []byte) {
+			a.RPID = "example.com"
 			return begin(t, p, acct, a)
 		}},
-		{"no user presence", func(t *testing.T, c *clock, p *passkey.Passkeys, acct *passkey.Account, a *authenticator) (string, []byte) {
-			a.flags = flagUV
+		{"no user presence", func(t *testing.T, c *clock, p *passkey.Passkeys, acct *passkey.Account, a *passkeytest.Authenticator) (string, []byte) {
+			a.Flags = passkeytest.FlagUV
 			return begin(t, p, acct, a)
 		}},
-		{"unknown attestation format", func(t *testing.T, c *clock, p *passkey.Passkeys, acct *passkey.Account, a *authenticator) (string, []byte) {
+		{"unknown attestation format", func(t *testing.T, c *clock, p *passkey.Passkeys, acct *passkey.Account, a *passkeytest.Authenticator) (string, []byte) {
 			state, resp := begin(t, p, acct, a)
 			return state, mutate(t, resp, "attestationObject", func(b []byte) []byte {
 				return bytes.Replace(b, []byte("none"), []byte("nonf"), 1)
 			})
 		}},
-		{"expired state", func(t *testing.T, c *clock, p *passkey.Passkeys, acct *passkey.Account, a *authenticator) (string, []byte) {
+		{"expired state", func(t *testing.T, c *clock, p *passkey.Passkeys, acct *passkey.Account, a *passkeytest.Authenticator) (string, []byte) {
 			state, resp := begin(t, p, acct, a)
 			c.t = c.t.Add(passkey.DefaultTimeout)
 			return state, resp
 		}},
-		{"tampered state", func(t *testing.T, c *clock, p *passkey.Passkeys, acct *passkey.Account, a *authenticator) (string, []byte) {
+		{"tampered state", func(t *testing.T, c *clock, p *passkey.Passkeys, acct *passkey.Account, a *passkeytest.Authenticator) (string, []byte) {
 			state, resp := begin(t, p, acct, a)
 			return "A" + state[1:], resp
 		}},
-		{"state of another account", func(t *testing.T, c *clock, p *passkey.Passkeys, acct *passkey.Account, a *authenticator) (string, []byte) {
+		{"state of another account", func(t *testing.T, c *clock, p *passkey.Passkeys, acct *passkey.Account, a *passkeytest.Authenticator) (string, []byte) {
 			state, resp := begin(t, p, &passkey.Account{Name: "bob"}, a)
 			return state, resp
 		}},
-		{"login state", func(t *testing.T, c *clock, p *passkey.Passkeys, acct *passkey.Account, a *authenticator) (string, []byte) {
+		{"login state", func(t *testing.T, c *clock, p *passkey.Passkeys, acct *passkey.Account, a *passkeytest.Authenticator) (string, []byte) {
 			register(t, p, acct, newAuthenticator(t, 9))
 			_, state, err := p.BeginLogin(*acct)
 			if err != nil {
@@ -548,11 +553,11 @@ func TestRegistrationRefusals(t *testing.T) {
 			_, resp := begin(t, p, acct, a)
 			return state, resp
 		}},
-		{"already registered", func(t *testing.T, c *clock, p *passkey.Passkeys, acct *passkey.Account, a *authenticator) (string, []byte) {
+		{"already registered", func(t *testing.T, c *clock, p *passkey.Passkeys, acct *passkey.Account, a *passkeytest.Authenticator) (string, []byte) {
 			register(t, p, acct, a)
 			return begin(t, p, acct, a)
 		}},
-		{"malformed", func(t *testing.T, c *clock, p *passkey.Passkeys, acct *passkey.Account, a *authenticator) (string, []byte) {
+		{"malformed", func(t *testing.T, c *clock, p *passkey.Passkeys, acct *passkey.Account, a *passkeytest.Authenticator) (string, []byte) {
 			state, _ := begin(t, p, acct, a)
 			return state, []byte(`{"id":"AA","rawId":"AA","type":"public-key","response":{}}`)
 		}},
@@ -568,13 +573,13 @@ func TestRegistrationRefusals(t *testing.T) {
 	}
 }
 
-func begin(t testing.TB, p *passkey.Passkeys, acct *passkey.Account, a *authenticator) (string, []byte) {
+func begin(t testing.TB, p *passkey.Passkeys, acct *passkey.Account, a *passkeytest.Authenticator) (string, []byte) {
 	t.Helper()
 	opts, state, err := p.BeginRegistration(*acct)
 	if err != nil {
 		t.Fatal(err)
 	}
-	return state, a.create(t, opts)
+	return state, create(t, a, opts)
 }
 
 // Registration excludes the account's passkeys, so the authenticator can
@@ -594,7 +599,7 @@ func TestRegistrationExcludesRegistered(t *testing.T) {
 	for _, c := range o.PublicKey.ExcludeCredentials {
 		got = append(got, c.ID)
 	}
-	want := []string{b64.EncodeToString(a.id), b64.EncodeToString(b.id)}
+	want := []string{b64.EncodeToString(a.CredentialID), b64.EncodeToString(b.CredentialID)}
 	if strings.Join(got, ",") != strings.Join(want, ",") {
 		t.Fatalf("excludeCredentials = %v, want %v", got, want)
 	}
@@ -668,7 +673,7 @@ func TestNewConfig(t *testing.T) {
 		t.Errorf("options timeout = %d ms, want 60000", o.PublicKey.Timeout)
 	}
 	c.t = c.t.Add(time.Minute)
-	_, _, err = p.FinishLogin(acct, state, a.get(t, opts))
+	_, _, err = p.FinishLogin(acct, state, get(t, a, opts))
 	refused(t, err, errs.Unauthenticated, "state past a 1 min timeout")
 }
 
@@ -723,13 +728,19 @@ func TestConcurrentUse(t *testing.T) {
 	for i := range 4 {
 		go func() {
 			acct := passkey.Account{Name: "user" + string(rune('a'+i))}
-			a := newAuthenticator(t, byte(10+i))
+			// No t.Fatal off the test's goroutine: errors go to done.
+			a := passkeytest.NewSeeded(rpID, origin, []byte{byte(10 + i)})
 			opts, state, err := p.BeginRegistration(acct)
 			if err != nil {
 				done <- err
 				return
 			}
-			_, cred, err := p.FinishRegistration(acct, state, a.create(t, opts))
+			resp, err := a.Register(opts)
+			if err != nil {
+				done <- err
+				return
+			}
+			_, cred, err := p.FinishRegistration(acct, state, resp)
 			if err != nil {
 				done <- err
 				return
@@ -741,7 +752,12 @@ func TestConcurrentUse(t *testing.T) {
 					done <- err
 					return
 				}
-				_, updated, err := p.FinishLogin(acct, state, a.get(t, opts))
+				resp, err := a.Assert(opts)
+				if err != nil {
+					done <- err
+					return
+				}
+				_, updated, err := p.FinishLogin(acct, state, resp)
 				if err != nil {
 					done <- err
 					return

@@ -1,6 +1,7 @@
 package users
 
 import (
+	"bytes"
 	"context"
 	"encoding/base64"
 	"encoding/json"
@@ -332,13 +333,22 @@ func (s *Service) CheckLogin(ctx context.Context, user, password, source string)
 // verified assertion of the passkey with ID passkeyID (base64url, as in
 // Passkey.ID): it stores updated as the passkey's credential (its new
 // signature counter and flags) and the time as its LastUsed, in one
-// transaction with the session. The user record is read again: the login
-// fails with ErrInvalidLogin if the user was disabled or deleted, changed
-// password, or lost the passkey meanwhile.
+// transaction with the session. u must be the record whose credential the
+// assertion was verified against. The user record is read again: the
+// login fails with ErrInvalidLogin if the user was disabled or deleted,
+// changed password, or lost the passkey meanwhile, or if the passkey's
+// stored credential is no longer the one verified against (another login
+// with the passkey committed since: of two finishes of one assertion, only
+// one opens a session).
 func (s *Service) FinishPasskeyLogin(ctx context.Context, u *User, passkeyID string, updated json.RawMessage) (identity.Secret, *identity.Token, error) {
 	if len(updated) > maxCredentialBytes || !json.Valid(updated) {
 		return "", nil, errs.E(errs.Invalid, "credential: not a JSON credential of at most %d bytes", maxCredentialBytes)
 	}
+	j := slices.IndexFunc(u.Passkeys, func(p Passkey) bool { return p.ID == passkeyID })
+	if j < 0 {
+		return "", nil, ErrInvalidLogin
+	}
+	verified := u.Passkeys[j].Credential
 	now := s.now()
 	for try := 0; ; try++ {
 		cur, err := s.read(ctx, u.Name)
@@ -350,7 +360,10 @@ func (s *Service) FinishPasskeyLogin(ctx context.Context, u *User, passkeyID str
 		}
 		next := cur.clone()
 		i := slices.IndexFunc(next.Passkeys, func(p Passkey) bool { return p.ID == passkeyID })
-		if i < 0 {
+		if i < 0 || !bytes.Equal(next.Passkeys[i].Credential, verified) {
+			// Its counter and used challenges moved since the assertion
+			// was checked against them: a replay of it may be among
+			// the logins that moved them.
 			return "", nil, ErrInvalidLogin
 		}
 		next.Passkeys[i].Credential = slices.Clone(updated)
