@@ -6,6 +6,7 @@ import (
 	"crypto/rand"
 	"crypto/sha256"
 	"encoding/base64"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"net/http"
@@ -31,6 +32,7 @@ import (
 const (
 	keyStateKey   = "auth/state-key"   // 32 random bytes: the key of the login flows' state
 	keyOIDCConfig = "auth/oidc/config" // oidcauth.Config
+	keyDeviceUsed = "auth/oidc/device-used/" // + hex SHA-256 of a device state that opened a session
 )
 
 // authMethods keeps what the login flows derive from stored settings: the
@@ -391,18 +393,19 @@ func (s *Server) oidcCallback(req *request) (int, any, error) {
 	if err != nil {
 		return 0, nil, err
 	}
-	return s.oidcSession(req, id)
+	return s.oidcSession(req, id, "")
 }
 
-// oidcSession opens the session of an identity the provider vouched for.
-func (s *Server) oidcSession(req *request, id oidcauth.Identity) (int, any, error) {
+// oidcSession opens the session of an identity the provider vouched for;
+// once, when not "", is a key that must be absent and is written with it.
+func (s *Server) oidcSession(req *request, id oidcauth.Identity, once string) (int, any, error) {
 	svc, err := s.usersService()
 	if err != nil {
 		return 0, nil, err
 	}
 	done := loginEntry(req, "oidc", id.User)
 	secret, tok, err := svc.ExternalLogin(users.WithBeforeCommit(req.Context(), done), users.ExternalLogin{User: id.User, Groups: id.Groups,
-		Auth: identity.AuthInfo{Method: "oidc", MFA: id.MFA, MFAMethod: id.MFAMethod, Time: s.now()}})
+		Auth: identity.AuthInfo{Method: "oidc", MFA: id.MFA, MFAMethod: id.MFAMethod, Time: s.now()}, Once: once})
 	if err != nil {
 		return 0, nil, err
 	}
@@ -454,7 +457,10 @@ func (s *Server) oidcDevicePoll(req *request) (int, any, error) {
 	for {
 		id, err := p.DevicePoll(ctx, in.State)
 		if err == nil {
-			return s.oidcSession(req, id)
+			// A device state opens one session: its mark commits with it
+			// (the provider may accept a used device code until it expires).
+			sum := sha256.Sum256([]byte(in.State))
+			return s.oidcSession(req, id, keyDeviceUsed+hex.EncodeToString(sum[:]))
 		}
 		if !errors.Is(err, oidcauth.ErrAuthorizationPending) {
 			return 0, nil, err

@@ -215,9 +215,9 @@ func TestOIDCLogin(t *testing.T) {
 		t.Fatal(err)
 	}
 	session(poll(da.State), "auth.oidc.device-poll", "bob", []string{}, false, "")
-	// (Polling the same state again is not checked: Warden stores nothing
-	// of a device login, and the example provider keeps honouring a
-	// device code that has had its tokens until the code expires.)
+	// The same state again: the provider still honours the device code
+	// (until it expires), but a device state opens one session.
+	h.wantError(poll(da.State), 401, "invalid user name, password or code")
 
 	// carol approves while the poll is under way (the server, if it asks
 	// the provider before she is done, waits and asks again at the

@@ -3,6 +3,7 @@ package users
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"slices"
 
 	"github.com/warden-sec/warden/internal/errs"
@@ -17,6 +18,10 @@ type ExternalLogin struct {
 	User   string
 	Groups []string
 	Auth   identity.AuthInfo
+	// Once, when not "", is a storage key that must be absent: it is
+	// written with the session, so what it names (a device login's state)
+	// opens one session only.
+	Once string
 }
 
 // ExternalLogin opens the session of a login the provider verified. A
@@ -53,10 +58,19 @@ func (s *Service) ExternalLogin(ctx context.Context, in ExternalLogin) (identity
 			cond.Version = local.version
 			ops = []kv.Op{{Type: kv.OpPut, Key: prefixUser + in.User, Value: rec}}
 		}
+		conds := []kv.Cond{cond}
+		if in.Once != "" {
+			conds = append(conds, kv.Cond{Key: in.Once})
+			ops = append(ops, kv.Op{Type: kv.OpPut, Key: in.Once, Value: []byte{}})
+		}
 		secret, tok, err := s.sess.CreateSession(ctx, identity.SessionRequest{
 			User: in.User, Groups: slices.Clone(in.Groups), Auth: in.Auth, TTL: s.ttl, Idle: s.idle,
 			DisplayName: in.Auth.Method + " login", BeforeCommit: beforeCommit(ctx),
-		}, []kv.Cond{cond}, ops)
+		}, conds, ops)
+		var ce *kv.ConflictError
+		if errors.As(err, &ce) && in.Once != "" && ce.Key == in.Once {
+			return "", nil, ErrInvalidLogin // used already
+		}
 		if errs.Is(err, errs.Conflict) && try < maxRetries {
 			continue
 		}
