@@ -30,8 +30,8 @@ import (
 // authentication; a success commits its record with the session.
 
 const (
-	keyStateKey   = "auth/state-key"   // 32 random bytes: the key of the login flows' state
-	keyOIDCConfig = "auth/oidc/config" // oidcauth.Config
+	keyStateKey   = "auth/state-key"         // 32 random bytes: the key of the login flows' state
+	keyOIDCConfig = "auth/oidc/config"       // oidcauth.Config
 	keyDeviceUsed = "auth/oidc/device-used/" // + hex SHA-256 of a device state that opened a session
 )
 
