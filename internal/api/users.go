@@ -63,21 +63,57 @@ func (s *Server) usersService() (*users.Service, error) {
 	return s.cfg.Users, nil
 }
 
+// none is the request body of a route that takes none.
+type none struct{}
+
+// userCall makes a handler on the users service: it decodes the body into
+// a new In (none: the body must be empty), then answers what fn returns,
+// 200 with a body or 204 for nil.
+func userCall[In any](s *Server, fn func(svc *users.Service, req *request, in *In) (any, error)) handlerFunc {
+	return func(req *request) (int, any, error) {
+		svc, err := s.usersService()
+		if err != nil {
+			return 0, nil, err
+		}
+		in := new(In)
+		_, empty := any(in).(*none)
+		if err := req.decode(in, empty); err != nil {
+			return 0, nil, err
+		}
+		out, err := fn(svc, req, in)
+		if err != nil {
+			return 0, nil, err
+		}
+		if out == nil {
+			return http.StatusNoContent, nil, nil
+		}
+		return http.StatusOK, out, nil
+	}
+}
+
+// userAction makes a handler that changes the user the path names and
+// takes no body.
+func (s *Server) userAction(do func(svc *users.Service, req *request, name string) error) handlerFunc {
+	return userCall(s, func(svc *users.Service, req *request, _ *none) (any, error) {
+		return nil, do(svc, req, req.PathValue("name"))
+	})
+}
+
+// viewOf answers a user's view, or the error.
+func viewOf(u *users.User, err error) (any, error) {
+	if err != nil {
+		return nil, err
+	}
+	return u.View(), nil
+}
+
 type userCreateRequest struct {
 	Name     string   `json:"name"`
 	Groups   []string `json:"groups"`
 	Password string   `json:"password"`
 }
 
-func (s *Server) userCreate(req *request) (int, any, error) {
-	svc, err := s.usersService()
-	if err != nil {
-		return 0, nil, err
-	}
-	var in userCreateRequest
-	if err := req.decode(&in, false); err != nil {
-		return 0, nil, err
-	}
+func userCreate(svc *users.Service, req *request, in *userCreateRequest) (any, error) {
 	var pw []byte
 	if in.Password != "" {
 		pw = []byte(in.Password)
@@ -85,11 +121,7 @@ func (s *Server) userCreate(req *request) (int, any, error) {
 	if req.entry != nil {
 		req.entry.Resource = `User::"` + in.Name + `"`
 	}
-	u, err := svc.Create(req.Context(), in.Name, in.Groups, pw)
-	if err != nil {
-		return 0, nil, err
-	}
-	return http.StatusOK, u.View(), nil
+	return viewOf(svc.Create(req.Context(), in.Name, in.Groups, pw))
 }
 
 type userListResponse struct {
@@ -97,81 +129,40 @@ type userListResponse struct {
 	Next  string           `json:"next,omitempty"`
 }
 
-func (s *Server) userList(req *request) (int, any, error) {
-	svc, err := s.usersService()
-	if err != nil {
-		return 0, nil, err
-	}
+func userList(svc *users.Service, req *request, _ *none) (any, error) {
 	q := req.URL.Query()
 	limit := 100
 	if v := q.Get("limit"); v != "" {
 		n, err := strconv.Atoi(v)
 		if err != nil || n < 1 || n > 1000 {
-			return 0, nil, errs.E(errs.Invalid, "limit: must be a number from 1 to 1000")
+			return nil, errs.E(errs.Invalid, "limit: must be a number from 1 to 1000")
 		}
 		limit = n
 	}
 	us, next, err := svc.List(req.Context(), q.Get("after"), limit)
 	if err != nil {
-		return 0, nil, err
+		return nil, err
 	}
 	out := userListResponse{Users: make([]users.UserView, len(us)), Next: next}
 	for i, u := range us {
 		out.Users[i] = u.View()
 	}
-	return http.StatusOK, out, nil
+	return out, nil
 }
 
-func (s *Server) userRead(req *request) (int, any, error) {
-	svc, err := s.usersService()
-	if err != nil {
-		return 0, nil, err
-	}
-	u, err := svc.Get(req.Context(), req.PathValue("name"))
-	if err != nil {
-		return 0, nil, err
-	}
-	return http.StatusOK, u.View(), nil
+func userRead(svc *users.Service, req *request, _ *none) (any, error) {
+	return viewOf(svc.Get(req.Context(), req.PathValue("name")))
 }
 
 type userUpdateRequest struct {
 	Groups *[]string `json:"groups"`
 }
 
-func (s *Server) userUpdate(req *request) (int, any, error) {
-	svc, err := s.usersService()
-	if err != nil {
-		return 0, nil, err
-	}
-	var in userUpdateRequest
-	if err := req.decode(&in, false); err != nil {
-		return 0, nil, err
-	}
+func userUpdate(svc *users.Service, req *request, in *userUpdateRequest) (any, error) {
 	if in.Groups == nil {
-		return 0, nil, errs.E(errs.Invalid, "groups: required (the user's new groups; [] for none)")
+		return nil, errs.E(errs.Invalid, "groups: required (the user's new groups; [] for none)")
 	}
-	u, err := svc.Update(req.Context(), req.PathValue("name"), *in.Groups)
-	if err != nil {
-		return 0, nil, err
-	}
-	return http.StatusOK, u.View(), nil
-}
-
-// userAction is a handler that changes one user without a body.
-func (s *Server) userAction(do func(svc *users.Service, req *request, name string) error) handlerFunc {
-	return func(req *request) (int, any, error) {
-		svc, err := s.usersService()
-		if err != nil {
-			return 0, nil, err
-		}
-		if err := req.decode(&struct{}{}, true); err != nil {
-			return 0, nil, err
-		}
-		if err := do(svc, req, req.PathValue("name")); err != nil {
-			return 0, nil, err
-		}
-		return http.StatusNoContent, nil, nil
-	}
+	return viewOf(svc.Update(req.Context(), req.PathValue("name"), *in.Groups))
 }
 
 type passwordRequest struct {
@@ -181,28 +172,17 @@ type passwordRequest struct {
 
 // userPassword sets a user's password. A user changing their own must
 // give the current one: a stolen session alone cannot take the account.
-func (s *Server) userPassword(req *request) (int, any, error) {
-	svc, err := s.usersService()
-	if err != nil {
-		return 0, nil, err
-	}
-	var in passwordRequest
-	if err := req.decode(&in, false); err != nil {
-		return 0, nil, err
-	}
+func userPassword(svc *users.Service, req *request, in *passwordRequest) (any, error) {
 	name := req.PathValue("name")
 	if ownAccount(req) {
 		if in.CurrentPassword == "" {
-			return 0, nil, errs.E(errs.Invalid, "current_password: required to change one's own password")
+			return nil, errs.E(errs.Invalid, "current_password: required to change one's own password")
 		}
 		if _, err := svc.CheckLogin(req.Context(), name, in.CurrentPassword, clientKey(req.Request)); err != nil {
-			return 0, nil, errs.E(errs.Invalid, "current_password: does not match")
+			return nil, errs.E(errs.Invalid, "current_password: does not match")
 		}
 	}
-	if err := svc.SetPassword(req.Context(), name, []byte(in.Password)); err != nil {
-		return 0, nil, err
-	}
-	return http.StatusNoContent, nil, nil
+	return nil, svc.SetPassword(req.Context(), name, []byte(in.Password))
 }
 
 type totpEnrollResponse struct {
@@ -210,19 +190,12 @@ type totpEnrollResponse struct {
 	Secret string `json:"secret"`
 }
 
-func (s *Server) totpEnroll(req *request) (int, any, error) {
-	svc, err := s.usersService()
-	if err != nil {
-		return 0, nil, err
-	}
-	if err := req.decode(&struct{}{}, true); err != nil {
-		return 0, nil, err
-	}
+func totpEnroll(svc *users.Service, req *request, _ *none) (any, error) {
 	uri, secret, err := svc.EnrollTOTP(req.Context(), req.PathValue("name"))
 	if err != nil {
-		return 0, nil, err
+		return nil, err
 	}
-	return http.StatusOK, totpEnrollResponse{URI: uri, Secret: secret}, nil
+	return totpEnrollResponse{URI: uri, Secret: secret}, nil
 }
 
 type codeRequest struct {
@@ -233,35 +206,20 @@ type recoveryCodesResponse struct {
 	RecoveryCodes []string `json:"recovery_codes"`
 }
 
-func (s *Server) totpConfirm(req *request) (int, any, error) {
-	svc, err := s.usersService()
+// recoveryCodes answers new recovery codes, or the error.
+func recoveryCodes(codes []string, err error) (any, error) {
 	if err != nil {
-		return 0, nil, err
+		return nil, err
 	}
-	var in codeRequest
-	if err := req.decode(&in, false); err != nil {
-		return 0, nil, err
-	}
-	codes, err := svc.ConfirmTOTP(req.Context(), req.PathValue("name"), in.Code)
-	if err != nil {
-		return 0, nil, err
-	}
-	return http.StatusOK, recoveryCodesResponse{RecoveryCodes: codes}, nil
+	return recoveryCodesResponse{RecoveryCodes: codes}, nil
 }
 
-func (s *Server) recoveryCodes(req *request) (int, any, error) {
-	svc, err := s.usersService()
-	if err != nil {
-		return 0, nil, err
-	}
-	if err := req.decode(&struct{}{}, true); err != nil {
-		return 0, nil, err
-	}
-	codes, err := svc.NewRecoveryCodes(req.Context(), req.PathValue("name"))
-	if err != nil {
-		return 0, nil, err
-	}
-	return http.StatusOK, recoveryCodesResponse{RecoveryCodes: codes}, nil
+func totpConfirm(svc *users.Service, req *request, in *codeRequest) (any, error) {
+	return recoveryCodes(svc.ConfirmTOTP(req.Context(), req.PathValue("name"), in.Code))
+}
+
+func newRecoveryCodes(svc *users.Service, req *request, _ *none) (any, error) {
+	return recoveryCodes(svc.NewRecoveryCodes(req.Context(), req.PathValue("name")))
 }
 
 // account is the WebAuthn account of a user.
@@ -279,27 +237,20 @@ type passkeyBeginResponse struct {
 	State   string `json:"state"`
 }
 
-func (s *Server) passkeyRegisterBegin(req *request) (int, any, error) {
-	svc, err := s.usersService()
-	if err != nil {
-		return 0, nil, err
-	}
+func (s *Server) passkeyRegisterBegin(svc *users.Service, req *request, _ *none) (any, error) {
 	pk, err := s.passkeysFor(req.Context())
 	if err != nil {
-		return 0, nil, err
-	}
-	if err := req.decode(&struct{}{}, true); err != nil {
-		return 0, nil, err
+		return nil, err
 	}
 	u, err := svc.Get(req.Context(), req.PathValue("name"))
 	if err != nil {
-		return 0, nil, err
+		return nil, err
 	}
 	opts, state, err := pk.BeginRegistration(account(u))
 	if err != nil {
-		return 0, nil, err
+		return nil, err
 	}
-	return http.StatusOK, passkeyBeginResponse{Options: opts, State: state}, nil
+	return passkeyBeginResponse{Options: opts, State: state}, nil
 }
 
 type passkeyFinishRequest struct {
@@ -308,32 +259,21 @@ type passkeyFinishRequest struct {
 	Credential json.RawMessage `json:"credential"`
 }
 
-func (s *Server) passkeyRegisterFinish(req *request) (int, any, error) {
-	svc, err := s.usersService()
-	if err != nil {
-		return 0, nil, err
-	}
+func (s *Server) passkeyRegisterFinish(svc *users.Service, req *request, in *passkeyFinishRequest) (any, error) {
 	pk, err := s.passkeysFor(req.Context())
 	if err != nil {
-		return 0, nil, err
-	}
-	var in passkeyFinishRequest
-	if err := req.decode(&in, false); err != nil {
-		return 0, nil, err
+		return nil, err
 	}
 	if len(in.Credential) == 0 {
-		return 0, nil, errs.E(errs.Invalid, "credential: required (the authenticator's response)")
+		return nil, errs.E(errs.Invalid, "credential: required (the authenticator's response)")
 	}
 	u, err := svc.Get(req.Context(), req.PathValue("name"))
 	if err != nil {
-		return 0, nil, err
+		return nil, err
 	}
 	id, cred, err := pk.FinishRegistration(account(u), in.State, in.Credential)
 	if err != nil {
-		return 0, nil, err
+		return nil, err
 	}
-	if err := svc.AddPasskey(req.Context(), u.Name, in.Name, id, cred); err != nil {
-		return 0, nil, err
-	}
-	return http.StatusNoContent, nil, nil
+	return nil, svc.AddPasskey(req.Context(), u.Name, in.Name, id, cred)
 }
