@@ -188,14 +188,18 @@ func (g *globals) prompter(cmd *cobra.Command) *prompter {
 	return p
 }
 
-// line reads the next line of stdin, without its line ending.
+// errNoInput is the error of prompter.line at the end of stdin.
+var errNoInput = errors.New("no input on stdin")
+
+// line reads the next line of stdin, without its line ending; errNoInput
+// when there is none.
 func (p *prompter) line() (string, error) {
 	b, err := p.lines.ReadSlice('\n')
 	switch {
 	case errors.Is(err, bufio.ErrBufferFull):
 		return "", fmt.Errorf("input line longer than %d bytes", maxKeyLine)
 	case errors.Is(err, io.EOF) && len(b) == 0:
-		return "", errors.New("no input on stdin")
+		return "", errNoInput
 	case err != nil && !errors.Is(err, io.EOF):
 		return "", fmt.Errorf("read stdin: %w", err)
 	}
