@@ -11,6 +11,7 @@ import (
 	"io"
 	"io/fs"
 	"log"
+	"math"
 	"net"
 	"net/http"
 	"net/url"
@@ -321,7 +322,7 @@ The token is printed only with --print-token.`,
 			res, err = o.codeLogin(ctx, c, stderr)
 		}
 		if err != nil {
-			return err
+			return loginError(err, o)
 		}
 		if res.Token == "" {
 			return errors.New("the server's login answer holds no token")
@@ -352,6 +353,34 @@ The token is printed only with --print-token.`,
 	}
 	return cmd
 }
+
+// loginError says when to try again for a login the server refused
+// under its backoff after failed logins (a 429, which the client does not
+// wait out); other errors are returned as they are.
+func loginError(err error, o loginOptions) error {
+	var rl *client.RateLimitError
+	if !errors.As(err, &rl) {
+		return err
+	}
+	wait := "later"
+	if rl.RetryAfter > 0 {
+		wait = fmt.Sprintf("in %d s", int64(math.Ceil(rl.RetryAfter.Seconds())))
+	}
+	msg := "too many failed logins; retry " + wait
+	if o.method == "password" && o.user != "" {
+		msg += " (or an administrator can end the wait: warden user unlock " + o.user + ")"
+	}
+	return &wrapped{msg: msg, err: err}
+}
+
+// wrapped is an error with a message of its own that unwraps to err.
+type wrapped struct {
+	msg string
+	err error
+}
+
+func (w *wrapped) Error() string { return w.msg }
+func (w *wrapped) Unwrap() error { return w.err }
 
 // check validates the flag combination; the OIDC-only flags imply
 // --method oidc when --method is not given.
@@ -618,6 +647,14 @@ func deviceLogin(ctx context.Context, c *client.Client, w io.Writer) (client.Log
 		if pctx.Err() != nil {
 			return none, fmt.Errorf("the code expired after %d s before the login was approved; run warden login --device again", da.ExpiresIn)
 		}
+		var rl *client.RateLimitError
+		if errors.As(err, &rl) {
+			// Rate limited: wait as asked (at least the interval),
+			// within the code's lifetime, then poll again (a poll past
+			// that reports the expiry or the cancel).
+			sleepCtx(pctx, max(rl.RetryAfter, interval, time.Second))
+			continue
+		}
 		if !errors.Is(err, client.ErrAuthorizationPending) {
 			return none, err
 		}
@@ -625,13 +662,18 @@ func deviceLogin(ctx context.Context, c *client.Client, w io.Writer) (client.Log
 		// once; only an answer faster than the provider's interval (a
 		// server that does not wait) is spaced out, not to poll in a loop.
 		if rest := interval - time.Since(start); rest > 0 {
-			t := time.NewTimer(rest)
-			select {
-			case <-pctx.Done():
-				t.Stop()
-			case <-t.C:
-			}
+			sleepCtx(pctx, rest)
 		}
+	}
+}
+
+// sleepCtx waits d, or until ctx is done.
+func sleepCtx(ctx context.Context, d time.Duration) {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+	case <-t.C:
 	}
 }
 
