@@ -80,7 +80,20 @@ func (g *globals) savedToken() (string, error) {
 		return "", nil
 	}
 	t, _, err := readTokenFile(path)
+	if t != "" {
+		g.savedFrom = path
+	}
 	return t, err
+}
+
+// sessionHint returns advice for an error of a command that sent the token
+// saved by "warden login": a 401 means that session is over (expired,
+// logged out, or revoked when its user was disabled).
+func (g *globals) sessionHint(err error) string {
+	if g.savedFrom == "" || !client.IsStatus(err, http.StatusUnauthorized) {
+		return ""
+	}
+	return " (the session saved in " + g.savedFrom + " has expired or was revoked: run warden login)"
 }
 
 // readTokenFile returns the trimmed token in the file at path, and whether

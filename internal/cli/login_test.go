@@ -660,3 +660,23 @@ func TestLoginOIDCDeviceRateLimited(t *testing.T) {
 	}
 	checkSaved(t, e, "wdn_newSessionToken")
 }
+
+// TestTokenFileSessionOver: a 401 to a command that sent the saved session
+// says that session is over and to log in again; with the token from
+// WARDEN_TOKEN, or another error, the message is the server's alone.
+func TestTokenFileSessionOver(t *testing.T) {
+	_, e := newStandIn(t, map[string]route{
+		"GET /v1/users/alice": answer(401, `{"errors":["invalid token: unknown, revoked or malformed"]}`),
+		"GET /v1/users/bob":   answer(404, `{"errors":["no such user"]}`),
+	})
+	p := saveToken(t, e, "wdn_saved\n", 0o600)
+	checkErr(t, runCLI(t, e, "", "user", "show", "alice"), ExitError,
+		"401 Unauthorized: invalid token: unknown, revoked or malformed (the session saved in "+p+" has expired or was revoked: run warden login)")
+	if r := runCLI(t, e, "", "user", "show", "bob"); strings.Contains(r.stderr, "warden login") {
+		t.Fatalf("a 404 with a hint: %q", r.stderr)
+	}
+	e["WARDEN_TOKEN"] = "wdn_env"
+	if r := runCLI(t, e, "", "user", "show", "alice"); r.code != ExitError || strings.Contains(r.stderr, "saved") {
+		t.Fatalf("WARDEN_TOKEN: %+v", r)
+	}
+}
