@@ -801,3 +801,28 @@ func newLogoutCmd(g *globals) *cobra.Command {
 		},
 	}
 }
+
+func newTokenRenewCmd(g *globals) *cobra.Command {
+	cmd := &cobra.Command{
+		Use:   "renew",
+		Short: "Renew the current login session (its idle timeout starts again, within its maximum lifetime)",
+		Long: `Renew the current login session: it now ends after the server's idle timeout
+(--session-idle) from now, but never past its maximum lifetime (--session-ttl
+from the login). Prints the new expiry. Only login sessions are renewable; a
+token from "token create" is not.`,
+		Args: args(cobra.NoArgs),
+	}
+	f := addFormat(cmd)
+	cmd.RunE = g.withClient(func(cmd *cobra.Command, c *client.Client, _ []string) error {
+		t, err := c.RenewSelf(cmd.Context())
+		if err != nil {
+			return err
+		}
+		if *f == "json" {
+			return writeJSON(cmd.OutOrStdout(), t)
+		}
+		fmt.Fprintf(cmd.OutOrStdout(), "Success! Renewed the session of %s.\n\n", t.User)
+		return writeTable(cmd.OutOrStdout(), []row{{"Expire Time", t.ExpireTime}, {"TTL", t.TTL}, {"Accessor", t.Accessor}})
+	})
+	return cmd
+}

@@ -680,3 +680,24 @@ func TestTokenFileSessionOver(t *testing.T) {
 		t.Fatalf("WARDEN_TOKEN: %+v", r)
 	}
 }
+
+// TestLoginTokenRenew: token renew renews the current session and prints
+// its new expiry (or the token view as JSON).
+func TestLoginTokenRenew(t *testing.T) {
+	const renewed = `{"accessor":"acc","display_name":"password login","policies":[],"parent_accessor":"","created_time":"2026-01-01T00:00:00Z",
+"expire_time":"2026-01-01T01:30:00Z","ttl":"1h0m0s","root":false,"user":"alice","groups":["ops"],"principal":"User::\"alice\""}`
+	s, e := newStandIn(t, map[string]route{"POST /v1/auth/token/renew-self": answer(200, renewed)})
+	saveToken(t, e, "wdn_saved\n", 0o600)
+	r := runCLI(t, e, "", "token", "renew")
+	if r.code != 0 || !strings.Contains(r.stdout, "Renewed the session of alice") || !strings.Contains(r.stdout, "2026-01-01T01:30:00Z") ||
+		!strings.Contains(r.stdout, "1h0m0s") {
+		t.Fatalf("%+v", r)
+	}
+	if calls := s.requests(); len(calls) != 1 || calls[0].auth != "Bearer wdn_saved" || calls[0].body != nil {
+		t.Fatalf("requests %+v", calls)
+	}
+	if m := mustJSON(t, runCLI(t, e, "", "token", "renew", "--format", "json"), "accessor", "display_name", "policies", "parent_accessor",
+		"created_time", "expire_time", "ttl", "root", "user", "groups", "principal"); m["expire_time"] != "2026-01-01T01:30:00Z" {
+		t.Fatalf("json: %v", m)
+	}
+}
