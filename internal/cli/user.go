@@ -123,9 +123,10 @@ func newUserListCmd(g *globals) *cobra.Command {
 		}
 		w := cmd.OutOrStdout()
 		if *f == "json" {
+			// The API's shape: "next" only when there is a next page.
 			return writeJSON(w, struct {
 				Users []client.UserView `json:"users"`
-				Next  string            `json:"next"`
+				Next  string            `json:"next,omitempty"`
 			}{us, next})
 		}
 		rows := []row{{"NAME", "GROUPS\tPASSWORD\tMFA\tDISABLED\tLOCKED"}}

@@ -22,16 +22,17 @@ type UserView struct {
 	CreatedTime       string        `json:"created_time"` // RFC 3339
 	UpdatedTime       string        `json:"updated_time"` // RFC 3339
 	// Locked reports the answering node's login backoff for the user;
-	// LockedUntil is when it ends (RFC 3339), "" when not locked.
+	// LockedUntil is when it ends (RFC 3339), "" (and left out of the
+	// JSON, as the API does) when not locked.
 	Locked      bool   `json:"locked"`
-	LockedUntil string `json:"locked_until"`
+	LockedUntil string `json:"locked_until,omitempty"`
 }
 
 // PasskeyView names one registered passkey of a user.
 type PasskeyView struct {
 	Name     string `json:"name"`
-	Created  string `json:"created"`   // RFC 3339
-	LastUsed string `json:"last_used"` // RFC 3339; "" if never used
+	Created  string `json:"created"`             // RFC 3339
+	LastUsed string `json:"last_used,omitempty"` // RFC 3339; "" (and left out of the JSON) if never used
 }
 
 // UserCreateRequest is the body of POST /v1/users. An empty Password
