@@ -348,10 +348,26 @@ func (s *Server) fail(req *request, err error) int {
 		msg = "internal error; the server log has details under request id " + req.id
 	}
 	if status == http.StatusServiceUnavailable || status == http.StatusTooManyRequests {
-		req.w.Header().Set("Retry-After", "1")
+		req.w.Header().Set("Retry-After", strconv.Itoa(retryAfterOf(msg)))
 	}
 	req.held.errMsg = msg
 	return writeError(req.w, status, msg)
+}
+
+// retryAfterOf is the Retry-After, in seconds, of an error answered with
+// 429 or 503: the N of a message that says "retry in N s" (the login
+// backoff's), else 1.
+func retryAfterOf(msg string) int {
+	_, rest, ok := strings.Cut(msg, "retry in ")
+	if !ok {
+		return 1
+	}
+	digits, _, ok := strings.Cut(rest, " s")
+	n, err := strconv.Atoi(digits)
+	if !ok || err != nil || n < 1 {
+		return 1
+	}
+	return n
 }
 
 // authenticate identifies the caller: a bearer token, or else a client

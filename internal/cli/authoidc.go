@@ -5,6 +5,7 @@ import (
 	"encoding/pem"
 	"fmt"
 	"io"
+	"net/http"
 	"net/url"
 	"os"
 	"strings"
@@ -118,6 +119,9 @@ func newOIDCShowCmd(g *globals) *cobra.Command {
 	return newShowCmd(g, "show", "Show the OpenID Connect login configuration (without the client secret)",
 		func(cmd *cobra.Command, c *client.Client) (any, []row, error) {
 			cfg, err := c.OIDCConfigRead(cmd.Context())
+			if client.IsStatus(err, http.StatusNotFound) {
+				return nil, nil, &wrapped{msg: err.Error() + " (warden auth oidc config sets it up)", err: err}
+			}
 			if err != nil {
 				return nil, nil, err
 			}

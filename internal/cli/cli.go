@@ -59,7 +59,7 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 		fmt.Fprintln(stdout, held.Error())
 		return ExitOK
 	}
-	msg := oneLine(err.Error()) + hint(err)
+	msg := oneLine(err.Error()) + hint(err) + g.sessionHint(err)
 	for _, secret := range []string{g.token, getenv(client.EnvToken)} {
 		if secret != "" {
 			msg = strings.ReplaceAll(msg, secret, "[redacted]")
@@ -117,6 +117,8 @@ type globals struct {
 	// approved is --approved-request: the approved request the command's
 	// requests run as (dual control).
 	approved string
+	// savedFrom is the token file the token was read from, if it was.
+	savedFrom string
 }
 
 // client builds an API client from the global flags, falling back to the

@@ -11,6 +11,7 @@ import (
 	"io"
 	"io/fs"
 	"log"
+	"math"
 	"net"
 	"net/http"
 	"net/url"
@@ -79,7 +80,20 @@ func (g *globals) savedToken() (string, error) {
 		return "", nil
 	}
 	t, _, err := readTokenFile(path)
+	if t != "" {
+		g.savedFrom = path
+	}
 	return t, err
+}
+
+// sessionHint returns advice for an error of a command that sent the token
+// saved by "warden login": a 401 means that session is over (expired,
+// logged out, or revoked when its user was disabled).
+func (g *globals) sessionHint(err error) string {
+	if g.savedFrom == "" || !client.IsStatus(err, http.StatusUnauthorized) {
+		return ""
+	}
+	return " (the session saved in " + g.savedFrom + " has expired or was revoked: run warden login)"
 }
 
 // readTokenFile returns the trimmed token in the file at path, and whether
@@ -188,14 +202,18 @@ func (g *globals) prompter(cmd *cobra.Command) *prompter {
 	return p
 }
 
-// line reads the next line of stdin, without its line ending.
+// errNoInput is the error of prompter.line at the end of stdin.
+var errNoInput = errors.New("no input on stdin")
+
+// line reads the next line of stdin, without its line ending; errNoInput
+// when there is none.
 func (p *prompter) line() (string, error) {
 	b, err := p.lines.ReadSlice('\n')
 	switch {
 	case errors.Is(err, bufio.ErrBufferFull):
 		return "", fmt.Errorf("input line longer than %d bytes", maxKeyLine)
 	case errors.Is(err, io.EOF) && len(b) == 0:
-		return "", errors.New("no input on stdin")
+		return "", errNoInput
 	case err != nil && !errors.Is(err, io.EOF):
 		return "", fmt.Errorf("read stdin: %w", err)
 	}
@@ -317,7 +335,7 @@ The token is printed only with --print-token.`,
 			res, err = o.codeLogin(ctx, c, stderr)
 		}
 		if err != nil {
-			return err
+			return loginError(err, o)
 		}
 		if res.Token == "" {
 			return errors.New("the server's login answer holds no token")
@@ -348,6 +366,34 @@ The token is printed only with --print-token.`,
 	}
 	return cmd
 }
+
+// loginError says when to try again for a login the server refused
+// under its backoff after failed logins (a 429, which the client does not
+// wait out); other errors are returned as they are.
+func loginError(err error, o loginOptions) error {
+	var rl *client.RateLimitError
+	if !errors.As(err, &rl) {
+		return err
+	}
+	wait := "later"
+	if rl.RetryAfter > 0 {
+		wait = fmt.Sprintf("in %d s", int64(math.Ceil(rl.RetryAfter.Seconds())))
+	}
+	msg := "too many failed logins; retry " + wait
+	if o.method == "password" && o.user != "" {
+		msg += " (or an administrator can end the wait: warden user unlock " + o.user + ")"
+	}
+	return &wrapped{msg: msg, err: err}
+}
+
+// wrapped is an error with a message of its own that unwraps to err.
+type wrapped struct {
+	msg string
+	err error
+}
+
+func (w *wrapped) Error() string { return w.msg }
+func (w *wrapped) Unwrap() error { return w.err }
 
 // check validates the flag combination; the OIDC-only flags imply
 // --method oidc when --method is not given.
@@ -614,6 +660,14 @@ func deviceLogin(ctx context.Context, c *client.Client, w io.Writer) (client.Log
 		if pctx.Err() != nil {
 			return none, fmt.Errorf("the code expired after %d s before the login was approved; run warden login --device again", da.ExpiresIn)
 		}
+		var rl *client.RateLimitError
+		if errors.As(err, &rl) {
+			// Rate limited: wait as asked (at least the interval),
+			// within the code's lifetime, then poll again (a poll past
+			// that reports the expiry or the cancel).
+			sleepCtx(pctx, max(rl.RetryAfter, interval, time.Second))
+			continue
+		}
 		if !errors.Is(err, client.ErrAuthorizationPending) {
 			return none, err
 		}
@@ -621,13 +675,18 @@ func deviceLogin(ctx context.Context, c *client.Client, w io.Writer) (client.Log
 		// once; only an answer faster than the provider's interval (a
 		// server that does not wait) is spaced out, not to poll in a loop.
 		if rest := interval - time.Since(start); rest > 0 {
-			t := time.NewTimer(rest)
-			select {
-			case <-pctx.Done():
-				t.Stop()
-			case <-t.C:
-			}
+			sleepCtx(pctx, rest)
 		}
+	}
+}
+
+// sleepCtx waits d, or until ctx is done.
+func sleepCtx(ctx context.Context, d time.Duration) {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+	case <-t.C:
 	}
 }
 
@@ -741,4 +800,29 @@ func newLogoutCmd(g *globals) *cobra.Command {
 			return nil
 		},
 	}
+}
+
+func newTokenRenewCmd(g *globals) *cobra.Command {
+	cmd := &cobra.Command{
+		Use:   "renew",
+		Short: "Renew the current login session (its idle timeout starts again, within its maximum lifetime)",
+		Long: `Renew the current login session: it now ends after the server's idle timeout
+(--session-idle) from now, but never past its maximum lifetime (--session-ttl
+from the login). Prints the new expiry. Only login sessions are renewable; a
+token from "token create" is not.`,
+		Args: args(cobra.NoArgs),
+	}
+	f := addFormat(cmd)
+	cmd.RunE = g.withClient(func(cmd *cobra.Command, c *client.Client, _ []string) error {
+		t, err := c.RenewSelf(cmd.Context())
+		if err != nil {
+			return err
+		}
+		if *f == "json" {
+			return writeJSON(cmd.OutOrStdout(), t)
+		}
+		fmt.Fprintf(cmd.OutOrStdout(), "Success! Renewed the session of %s.\n\n", t.User)
+		return writeTable(cmd.OutOrStdout(), []row{{"Expire Time", t.ExpireTime}, {"TTL", t.TTL}, {"Accessor", t.Accessor}})
+	})
+	return cmd
 }

@@ -14,6 +14,7 @@ import (
 	"reflect"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 )
 
@@ -599,4 +600,104 @@ func TestLoginLogout(t *testing.T) {
 		t.Fatalf("%+v", r)
 	}
 	checkErr(t, runCLI(t, e, "", "logout"), 1, "not logged in")
+}
+
+// rateLimitServer answers 429 with Retry-After retryAfter to the first
+// refusals requests, then with ok; it counts the requests.
+func rateLimitServer(t *testing.T, refusals int, retryAfter, ok string) (*atomic.Int32, env) {
+	t.Helper()
+	var n atomic.Int32
+	srv := httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		io.Copy(io.Discard, r.Body)
+		if int(n.Add(1)) <= refusals {
+			w.Header().Set("Retry-After", retryAfter)
+			w.WriteHeader(http.StatusTooManyRequests)
+			io.WriteString(w, `{"errors":["too many failed logins; retry in `+retryAfter+` s"]}`)
+			return
+		}
+		io.WriteString(w, ok)
+	}))
+	srv.Config.ErrorLog = log.New(io.Discard, "", 0)
+	srv.StartTLS()
+	t.Cleanup(srv.Close)
+	return &n, env{"WARDEN_ADDR": srv.URL, "WARDEN_CACERT": caFile(t, srv), "HOME": t.TempDir()}
+}
+
+// TestLoginRateLimited: a password login refused under the server's
+// backoff fails at once (one request, not retried) and says when to try
+// again, from Retry-After, and how an administrator ends the wait.
+func TestLoginRateLimited(t *testing.T) {
+	n, e := rateLimitServer(t, 100, "42", loginJSON)
+	checkErr(t, runCLI(t, e, "correct horse\n", "login", "--user", "alice", "--password-stdin"), ExitError,
+		"too many failed logins; retry in 42 s (or an administrator can end the wait: warden user unlock alice)")
+	if n.Load() != 1 {
+		t.Fatalf("%d requests, want 1", n.Load())
+	}
+	if _, err := os.Stat(filepath.Join(e["HOME"], ".warden")); !os.IsNotExist(err) {
+		t.Fatalf("a token directory after a refused login: %v", err)
+	}
+}
+
+// TestLoginOIDCDeviceRateLimited: a device poll refused with 429 is polled
+// again after the wait (at least a second), within the code's lifetime.
+func TestLoginOIDCDeviceRateLimited(t *testing.T) {
+	const start = `{"user_code":"ABCD-EFGH","verification_uri":"https://idp.example/device","expires_in":600,"interval":0,"state":"dev-st"}`
+	var polls atomic.Int32
+	_, e := newStandIn(t, map[string]route{
+		"POST /v1/auth/oidc/device": answer(200, start),
+		"POST /v1/auth/oidc/device/poll": func(apiCall) (int, string) {
+			if polls.Add(1) == 1 {
+				return 429, `{"errors":["too many failed authentications from this address; retry in 1 s"]}`
+			}
+			return 200, loginJSON
+		},
+	})
+	if r := runCLI(t, e, "", "login", "--device"); r.code != 0 {
+		t.Fatalf("exit %d: %s", r.code, r.stderr)
+	}
+	if polls.Load() != 2 {
+		t.Fatalf("%d polls, want 2", polls.Load())
+	}
+	checkSaved(t, e, "wdn_newSessionToken")
+}
+
+// TestTokenFileSessionOver: a 401 to a command that sent the saved session
+// says that session is over and to log in again; with the token from
+// WARDEN_TOKEN, or another error, the message is the server's alone.
+func TestTokenFileSessionOver(t *testing.T) {
+	_, e := newStandIn(t, map[string]route{
+		"GET /v1/users/alice": answer(401, `{"errors":["invalid token: unknown, revoked or malformed"]}`),
+		"GET /v1/users/bob":   answer(404, `{"errors":["no such user"]}`),
+	})
+	p := saveToken(t, e, "wdn_saved\n", 0o600)
+	checkErr(t, runCLI(t, e, "", "user", "show", "alice"), ExitError,
+		"401 Unauthorized: invalid token: unknown, revoked or malformed (the session saved in "+p+" has expired or was revoked: run warden login)")
+	if r := runCLI(t, e, "", "user", "show", "bob"); strings.Contains(r.stderr, "warden login") {
+		t.Fatalf("a 404 with a hint: %q", r.stderr)
+	}
+	e["WARDEN_TOKEN"] = "wdn_env"
+	if r := runCLI(t, e, "", "user", "show", "alice"); r.code != ExitError || strings.Contains(r.stderr, "saved") {
+		t.Fatalf("WARDEN_TOKEN: %+v", r)
+	}
+}
+
+// TestLoginTokenRenew: token renew renews the current session and prints
+// its new expiry (or the token view as JSON).
+func TestLoginTokenRenew(t *testing.T) {
+	const renewed = `{"accessor":"acc","display_name":"password login","policies":[],"parent_accessor":"","created_time":"2026-01-01T00:00:00Z",
+"expire_time":"2026-01-01T01:30:00Z","ttl":"1h0m0s","root":false,"user":"alice","groups":["ops"],"principal":"User::\"alice\""}`
+	s, e := newStandIn(t, map[string]route{"POST /v1/auth/token/renew-self": answer(200, renewed)})
+	saveToken(t, e, "wdn_saved\n", 0o600)
+	r := runCLI(t, e, "", "token", "renew")
+	if r.code != 0 || !strings.Contains(r.stdout, "Renewed the session of alice") || !strings.Contains(r.stdout, "2026-01-01T01:30:00Z") ||
+		!strings.Contains(r.stdout, "1h0m0s") {
+		t.Fatalf("%+v", r)
+	}
+	if calls := s.requests(); len(calls) != 1 || calls[0].auth != "Bearer wdn_saved" || calls[0].body != nil {
+		t.Fatalf("requests %+v", calls)
+	}
+	if m := mustJSON(t, runCLI(t, e, "", "token", "renew", "--format", "json"), "accessor", "display_name", "policies", "parent_accessor",
+		"created_time", "expire_time", "ttl", "root", "user", "groups", "principal"); m["expire_time"] != "2026-01-01T01:30:00Z" {
+		t.Fatalf("json: %v", m)
+	}
 }

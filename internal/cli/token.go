@@ -10,8 +10,8 @@ import (
 )
 
 func newTokenCmd(g *globals) *cobra.Command {
-	return newGroupCmd("token", "Create, look up and revoke tokens",
-		newTokenCreateCmd(g), newTokenLookupCmd(g), newTokenRevokeCmd(g))
+	return newGroupCmd("token", "Create, look up, renew and revoke tokens",
+		newTokenCreateCmd(g), newTokenLookupCmd(g), newTokenRenewCmd(g), newTokenRevokeCmd(g))
 }
 
 func tokenRows(t client.Token) []row {

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net/http"
 	"strings"
 
 	"github.com/skip2/go-qrcode"
@@ -122,9 +123,10 @@ func newUserListCmd(g *globals) *cobra.Command {
 		}
 		w := cmd.OutOrStdout()
 		if *f == "json" {
+			// The API's shape: "next" only when there is a next page.
 			return writeJSON(w, struct {
 				Users []client.UserView `json:"users"`
-				Next  string            `json:"next"`
+				Next  string            `json:"next,omitempty"`
 			}{us, next})
 		}
 		rows := []row{{"NAME", "GROUPS\tPASSWORD\tMFA\tDISABLED\tLOCKED"}}
@@ -219,9 +221,19 @@ func newUserActionCmd(g *globals, verb, short, done string, call func(*client.Cl
 	}
 }
 
-// ownUser returns the user the Client's token belongs to.
+// ownUser returns the user the Client's token belongs to. It asks
+// lookup-self (token.lookup on Token::"self"), which no policy grants a
+// user by default, so on a 403 it asks renew-self instead: the built-in
+// policy lets every user renew their own session (users.self), a session
+// limited to enrolling a second factor too, and the answer names the user.
+// Renewing only moves the session's idle deadline, as any use does.
 func ownUser(ctx context.Context, c *client.Client) (string, error) {
 	t, err := c.TokenLookupSelf(ctx)
+	if client.IsStatus(err, http.StatusForbidden) {
+		if rt, rerr := c.RenewSelf(ctx); rerr == nil {
+			t, err = rt, nil
+		}
+	}
 	if err != nil {
 		return "", fmt.Errorf("find your user name: %w", err)
 	}
@@ -292,56 +304,75 @@ func newTOTPEnrollCmd(g *globals) *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "totp [--code C]",
 		Short: "Enroll an authenticator app (TOTP) as your second factor",
-		Long: `Enroll an authenticator app as the second factor of your own user: prints the
-otpauth:// URI, a QR code of it and the base32 secret for the app, then takes
-the first code the app shows (--code, asked for at a terminal, or the next
-line of stdin) to confirm, and prints ten recovery codes, shown only once.
-With --format json the enrollment and then the recovery codes are printed as
-two JSON objects.`,
+		Long: `Enroll an authenticator app as the second factor of your own user. Without
+--code: start an enrollment (a new secret; one started before is replaced)
+and print the otpauth:// URI, a QR code of it and the base32 secret for the
+app; then take the first code the app shows, asked for at a terminal or the
+next line of stdin. With no code there (stdin at its end), the enrollment
+stays pending: add it to the app, then confirm it with
+"warden user mfa enroll totp --code C", which starts nothing new.
+Confirming prints ten recovery codes, shown only once. With --format json
+the enrollment and the recovery codes are printed as JSON objects.`,
 		Args: args(cobra.NoArgs),
 	}
 	f := addFormat(cmd)
-	cmd.Flags().StringVar(&code, "code", "", "the app's first code (asked for when not given)")
+	cmd.Flags().StringVar(&code, "code", "", "confirm the pending enrollment with the app's first code")
 	cmd.RunE = g.withClient(func(cmd *cobra.Command, c *client.Client, _ []string) error {
 		ctx, w := cmd.Context(), cmd.OutOrStdout()
+		if cmd.Flags().Changed("code") && strings.TrimSpace(code) == "" {
+			return usagef("--code: empty")
+		}
 		me, err := ownUser(ctx, c)
 		if err != nil {
 			return err
 		}
-		en, err := c.TOTPEnroll(ctx, me)
-		if err != nil {
-			return err
-		}
-		if *f == "json" {
-			if err := writeJSON(w, en); err != nil {
-				return err
-			}
-		} else {
-			qr, err := qrText(en.URI)
+		if code == "" {
+			en, err := c.TOTPEnroll(ctx, me)
 			if err != nil {
 				return err
 			}
-			fmt.Fprintf(w, "Add this account to your authenticator app: scan the QR code, or enter the URI or the secret.\n\n%s\n", qr)
-			if err := writeTable(w, []row{{"URI", en.URI}, {"Secret", en.Secret}}); err != nil {
+			if err := printTOTPEnrollment(w, f, en); err != nil {
 				return err
 			}
-			fmt.Fprintln(w)
-		}
-		if code == "" {
-			if code, err = g.prompter(cmd).prompt("Code from the app: "); err != nil {
-				return fmt.Errorf("the first code (--code, or a line on stdin): %w", err)
+			p := g.prompter(cmd)
+			code, err = p.prompt("Code from the app: ")
+			if errors.Is(err, errNoInput) && !p.tty {
+				fmt.Fprintln(cmd.ErrOrStderr(), "Add the account to your authenticator app, then confirm it with the code the app shows: "+
+					"warden user mfa enroll totp --code CODE")
+				return nil
+			}
+			if err != nil {
+				return fmt.Errorf("the first code from the app: %w", err)
+			}
+			if strings.TrimSpace(code) == "" {
+				return usagef("the first code from the app: empty (confirm with warden user mfa enroll totp --code CODE)")
 			}
 		}
-		if code = strings.TrimSpace(code); code == "" {
-			return usagef("the first code from the app: empty")
-		}
-		codes, err := c.TOTPConfirm(ctx, me, code)
+		codes, err := c.TOTPConfirm(ctx, me, strings.TrimSpace(code))
 		if err != nil {
-			return fmt.Errorf("confirm the app (run the command again to start over): %w", err)
+			return fmt.Errorf("confirm the app's code: %w", err)
 		}
 		return printRecoveryCodes(w, f, codes, "")
 	})
 	return cmd
+}
+
+// printTOTPEnrollment shows a new TOTP secret: the URI, its QR code and the
+// secret (or the enrollment as JSON).
+func printTOTPEnrollment(w io.Writer, f *format, en client.TOTPEnrollment) error {
+	if *f == "json" {
+		return writeJSON(w, en)
+	}
+	qr, err := qrText(en.URI)
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(w, "Add this account to your authenticator app: scan the QR code, or enter the URI or the secret.\n\n%s\n", qr)
+	if err := writeTable(w, []row{{"URI", en.URI}, {"Secret", en.Secret}}); err != nil {
+		return err
+	}
+	_, err = fmt.Fprintln(w)
+	return err
 }
 
 // printRecoveryCodes prints new recovery codes, once, with a warning to

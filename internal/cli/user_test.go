@@ -58,7 +58,7 @@ func TestUserCommands(t *testing.T) {
 		{"create --no-password", "", []string{"user", "create", "alice", "--no-password", "--format", "json"},
 			[]string{"POST /v1/users"}, `{"name":"alice","groups":[]}`, nil,
 			[]string{"name", "groups", "disabled", "has_password", "mfa", "recovery_codes_left", "passkeys", "created_time",
-				"updated_time", "locked", "locked_until"}, ""},
+				"updated_time", "locked"}, ""},
 		{"list", "", []string{"user", "list", "--after", "a", "--limit", "1"}, []string{"GET /v1/users?after=a&limit=1"}, "",
 			[]string{"NAME", "alice", "ops,dev", "totp", "more: --after alice"}, nil, ""},
 		{"list json", "", []string{"user", "list", "--format", "json"}, []string{"GET /v1/users"}, "", nil, []string{"users", "next"}, ""},
@@ -152,16 +152,31 @@ func TestUserUsageErrors(t *testing.T) {
 }
 
 // TestUserMFAEnrollTOTP: enrollment for the token's own user prints the
-// URI, a QR code and the secret, confirms with the first code (from --code
-// or a stdin line), and prints the ten recovery codes once.
+// URI, a QR code and the secret and confirms with the first code from a
+// stdin line; with no line it leaves the enrollment pending and says how
+// to confirm it: --code, which confirms without starting anew. Confirming
+// prints the ten recovery codes once.
 func TestUserMFAEnrollTOTP(t *testing.T) {
+	const uri = "otpauth://totp/Warden:alice?secret=JBSWY3DPEHPK3PXP&issuer=Warden"
+	qr, _ := qrText(uri)
+	enrollment := []string{qr, uri, "Secret", "JBSWY3DPEHPK3PXP"}
+	recovery := []string{"rc-01\n", "rc-10\n", "not shown again"}
 	for _, tc := range []struct {
-		name  string
-		stdin string
-		argv  []string
+		name       string
+		stdin      string
+		argv       []string
+		paths      []string // after lookup-self
+		stdout     []string
+		notStdout  string
+		stderr     string
+		confirmArg map[string]any
 	}{
-		{"code on stdin", " 123456 \n", nil},
-		{"--code", "", []string{"--code", "123456"}},
+		{"code on stdin", " 123456 \n", nil, []string{"/v1/users/alice/mfa/totp", "/v1/users/alice/mfa/totp/confirm"},
+			append(enrollment, recovery...), "", "", map[string]any{"code": "123456"}},
+		{"no code", "", nil, []string{"/v1/users/alice/mfa/totp"},
+			enrollment, "rc-01", "warden user mfa enroll totp --code CODE", nil},
+		{"--code", "", []string{"--code", " 123456"}, []string{"/v1/users/alice/mfa/totp/confirm"},
+			recovery, "otpauth://", "", map[string]any{"code": "123456"}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			s, e := userServer(t)
@@ -170,16 +185,26 @@ func TestUserMFAEnrollTOTP(t *testing.T) {
 				t.Fatalf("exit %d: %s", r.code, r.stderr)
 			}
 			calls := s.requests()
-			if len(calls) != 3 || calls[1].path != "/v1/users/alice/mfa/totp" || calls[2].path != "/v1/users/alice/mfa/totp/confirm" ||
-				!reflect.DeepEqual(calls[2].body, map[string]any{"code": "123456"}) {
+			var paths []string
+			for _, c := range calls[1:] {
+				paths = append(paths, c.path)
+			}
+			if calls[0].path != "/v1/auth/token/lookup-self" || !reflect.DeepEqual(paths, tc.paths) {
 				t.Fatalf("requests %+v", calls)
 			}
-			qr, _ := qrText("otpauth://totp/Warden:alice?secret=JBSWY3DPEHPK3PXP&issuer=Warden")
-			for _, want := range []string{qr, "otpauth://totp/Warden:alice?secret=JBSWY3DPEHPK3PXP", "Secret", "JBSWY3DPEHPK3PXP",
-				"rc-01\n", "rc-10\n", "not shown again"} {
+			if tc.confirmArg != nil && !reflect.DeepEqual(calls[len(calls)-1].body, tc.confirmArg) {
+				t.Fatalf("confirm body %v", calls[len(calls)-1].body)
+			}
+			for _, want := range tc.stdout {
 				if !strings.Contains(r.stdout, want) {
 					t.Errorf("stdout lacks %q:\n%s", want, r.stdout)
 				}
+			}
+			if tc.notStdout != "" && strings.Contains(r.stdout, tc.notStdout) {
+				t.Errorf("stdout holds %q:\n%s", tc.notStdout, r.stdout)
+			}
+			if !strings.Contains(r.stderr, tc.stderr) {
+				t.Errorf("stderr lacks %q: %q", tc.stderr, r.stderr)
 			}
 		})
 	}
@@ -193,11 +218,64 @@ func TestUserMFAEnrollTOTP(t *testing.T) {
 		mustJSON(t, result{stdout: docs[0]}, "uri", "secret")
 		mustJSON(t, result{stdout: docs[1]}, "recovery_codes")
 	})
+	t.Run("empty code", func(t *testing.T) {
+		s, e := userServer(t)
+		checkErr(t, runCLI(t, e, "", "user", "mfa", "enroll", "totp", "--code", " "), ExitUsage, "--code: empty")
+		if n := len(s.requests()); n != 0 {
+			t.Fatalf("%d requests", n)
+		}
+	})
+	t.Run("a wrong code", func(t *testing.T) {
+		_, e := newStandIn(t, map[string]route{
+			"GET /v1/auth/token/lookup-self":        answer(200, lookupSelfJSON),
+			"POST /v1/users/alice/mfa/totp/confirm": answer(400, `{"errors":["code: wrong or expired; enter the current code of the new entry"]}`),
+		})
+		e["WARDEN_TOKEN"] = "wdn_alice"
+		checkErr(t, runCLI(t, e, "", "user", "mfa", "enroll", "totp", "--code", "000000"), 1, "confirm the app's code: warden: 400 Bad Request: code: wrong")
+	})
 	t.Run("a token without a user", func(t *testing.T) {
 		_, e := newStandIn(t, map[string]route{"GET /v1/auth/token/lookup-self": answer(200, `{"accessor":"a","root":true,"user":""}`)})
 		e["WARDEN_TOKEN"] = "wdn_root"
 		checkErr(t, runCLI(t, e, "", "user", "mfa", "enroll", "totp"), 1, "this token belongs to no user")
 	})
+}
+
+// TestUserOwnNameByRenewSelf: a session that may not look itself up (no
+// policy grants token.lookup to users; a session limited to enrolling a
+// factor may do nothing else) finds its user name by renewing itself,
+// which every user may do; when that fails too, the lookup's error is
+// reported.
+func TestUserOwnNameByRenewSelf(t *testing.T) {
+	s, e := newStandIn(t, map[string]route{
+		"GET /v1/auth/token/lookup-self":          answer(403, `{"errors":["permission denied"]}`),
+		"POST /v1/auth/token/renew-self":          answer(200, lookupSelfJSON),
+		"POST /v1/users/alice/mfa/totp":           answer(200, `{"uri":"otpauth://totp/Warden:alice?secret=JBSWY3DPEHPK3PXP&issuer=Warden","secret":"JBSWY3DPEHPK3PXP"}`),
+		"POST /v1/users/alice/password":           answer(204, ""),
+		"POST /v1/users/alice/mfa/recovery-codes": answer(200, `{"recovery_codes":["new-01"]}`),
+	})
+	e["WARDEN_TOKEN"] = "wdn_alice"
+	if r := runCLI(t, e, "", "user", "mfa", "enroll", "totp"); r.code != 0 {
+		t.Fatalf("enroll: %+v", r)
+	}
+	if r := runCLI(t, e, "old secret pw\nnew secret pw\n", "user", "passwd", "--password-stdin"); r.code != 0 {
+		t.Fatalf("passwd: %+v", r)
+	}
+	var got []string
+	for _, c := range s.requests() {
+		got = append(got, c.method+" "+c.path)
+	}
+	want := []string{"GET /v1/auth/token/lookup-self", "POST /v1/auth/token/renew-self", "POST /v1/users/alice/mfa/totp",
+		"GET /v1/auth/token/lookup-self", "POST /v1/auth/token/renew-self", "POST /v1/users/alice/password"}
+	if !reflect.DeepEqual(got, want) {
+		t.Fatalf("requests %v, want %v", got, want)
+	}
+
+	_, e = newStandIn(t, map[string]route{
+		"GET /v1/auth/token/lookup-self": answer(403, `{"errors":["permission denied"]}`),
+		"POST /v1/auth/token/renew-self": answer(400, `{"errors":["renew: only login sessions are renewable"]}`),
+	})
+	e["WARDEN_TOKEN"] = "wdn_ci"
+	checkErr(t, runCLI(t, e, "", "user", "mfa", "recovery-codes"), 1, "find your user name: warden: 403 Forbidden: permission denied")
 }
 
 // TestUserQRText: the QR code is drawn as a square of the bitmap's size

@@ -3,11 +3,14 @@
 // CLI is built on it.
 //
 // A Client talks HTTPS only (TLS 1.2 minimum) and refuses plain http
-// addresses. It never follows redirects, never retries, and never puts the
-// token it holds into an error message. Every non-2xx response becomes an
-// *APIError carrying the status and the server's error messages; a 202 (a
-// request held for approval under dual control) becomes an
-// *ApprovalRequiredError.
+// addresses. It never follows redirects and never puts the token it holds
+// into an error message. It retries only a 429 (the server refused before
+// doing anything), after the server's Retry-After, at most
+// MaxRateLimitRetries times; the login calls do not retry at all. Every
+// non-2xx response becomes an *APIError carrying the status and the
+// server's error messages (for a 429, a *RateLimitError wrapping one, with
+// the server's Retry-After); a 202 (a request held for approval under dual
+// control) becomes an *ApprovalRequiredError.
 package client
 
 import (
@@ -111,6 +114,10 @@ type Client struct {
 
 	mu    sync.RWMutex
 	token string
+
+	// noRetry: a 429 is returned at once, not waited out (the logins:
+	// under the server's backoff the wait is the answer).
+	noRetry bool
 }
 
 // ErrInsecureAddress is returned by New for an address that is not https.
@@ -239,6 +246,21 @@ func (e *APIError) Error() string {
 	return oneLine(s)
 }
 
+// RateLimitError is a 429 answer (Too Many Requests) that the Client
+// returns: one a login got during the server's backoff after failed
+// logins (the login calls do not retry), or the last of
+// MaxRateLimitRetries retries of another call. It unwraps to its
+// *APIError, so IsStatus(err, 429) holds.
+type RateLimitError struct {
+	*APIError
+	// RetryAfter is the server's Retry-After: how long to wait before
+	// trying again; 0 when the answer had none.
+	RetryAfter time.Duration
+}
+
+// Unwrap returns the *APIError.
+func (e *RateLimitError) Unwrap() error { return e.APIError }
+
 // IsStatus reports whether err is (or wraps) an *APIError with the given status.
 func IsStatus(err error, code int) bool {
 	var ae *APIError
@@ -305,7 +327,11 @@ func (c *Client) do(ctx context.Context, method, path string, in, out any, also 
 		ok = ok || resp.StatusCode == code
 	}
 	if !ok {
-		return resp.StatusCode, apiError(resp.StatusCode, data, token)
+		ae := apiError(resp.StatusCode, data, token)
+		if resp.StatusCode == http.StatusTooManyRequests {
+			return resp.StatusCode, &RateLimitError{APIError: ae, RetryAfter: parseRetryAfter(resp.Header.Get("Retry-After"), time.Now())}
+		}
+		return resp.StatusCode, ae
 	}
 	if out == nil || resp.StatusCode == http.StatusNoContent {
 		return resp.StatusCode, nil
@@ -351,7 +377,7 @@ func (c *Client) send(ctx context.Context, method, path string, body io.Reader, 
 			return nil, token, fmt.Errorf("warden: %s %s: %w", method, path, redact(err, token))
 		}
 		wait, ok := retryAfter(resp, attempt)
-		if !ok || (body != nil && req.GetBody == nil) {
+		if !ok || c.noRetry || (body != nil && req.GetBody == nil) {
 			return resp, token, nil
 		}
 		// 429: the server refused before doing anything (rate limit), so
@@ -388,6 +414,26 @@ func retryAfter(resp *http.Response, attempt int) (time.Duration, bool) {
 		wait = time.Duration(min(s, 10)) * time.Second
 	}
 	return wait, true
+}
+
+// parseRetryAfter reads a Retry-After header (RFC 9110 10.2.3): seconds,
+// or an HTTP date, taken relative to now. It returns 0 for none, a
+// malformed one, or a date already past.
+func parseRetryAfter(v string, now time.Time) time.Duration {
+	v = strings.TrimSpace(v)
+	if v == "" {
+		return 0
+	}
+	if s, err := strconv.ParseInt(v, 10, 64); err == nil {
+		if s <= 0 {
+			return 0
+		}
+		return time.Duration(min(s, int64(24*time.Hour/time.Second))) * time.Second
+	}
+	if t, err := http.ParseTime(v); err == nil && t.After(now) {
+		return min(t.Sub(now), 24*time.Hour)
+	}
+	return 0
 }
 
 // apiError decodes an error response body ({"errors": [...]}), with the

@@ -22,16 +22,17 @@ type UserView struct {
 	CreatedTime       string        `json:"created_time"` // RFC 3339
 	UpdatedTime       string        `json:"updated_time"` // RFC 3339
 	// Locked reports the answering node's login backoff for the user;
-	// LockedUntil is when it ends (RFC 3339), "" when not locked.
+	// LockedUntil is when it ends (RFC 3339), "" (and left out of the
+	// JSON, as the API does) when not locked.
 	Locked      bool   `json:"locked"`
-	LockedUntil string `json:"locked_until"`
+	LockedUntil string `json:"locked_until,omitempty"`
 }
 
 // PasskeyView names one registered passkey of a user.
 type PasskeyView struct {
 	Name     string `json:"name"`
-	Created  string `json:"created"`   // RFC 3339
-	LastUsed string `json:"last_used"` // RFC 3339; "" if never used
+	Created  string `json:"created"`             // RFC 3339
+	LastUsed string `json:"last_used,omitempty"` // RFC 3339; "" (and left out of the JSON) if never used
 }
 
 // UserCreateRequest is the body of POST /v1/users. An empty Password
@@ -260,8 +261,9 @@ func (c *Client) RecoveryCodes(ctx context.Context, name string) ([]string, erro
 // req.TOTP). No token is needed and the Client's token, if any, is not
 // sent. The answer either holds a token, or has MFARequired set: send the
 // request again with a code. Wrong credentials are a 401 APIError (the
-// same for every wrong thing); a backoff after failures is a 429 that
-// the Client waits out and retries (see MaxRateLimitRetries).
+// same for every wrong thing). During the server's backoff after failed
+// logins the answer is a *RateLimitError, returned at once (not retried):
+// its RetryAfter says when to try again.
 func (c *Client) Login(ctx context.Context, req LoginRequest) (LoginResponse, error) {
 	// A second factor may also be asked for with a 401 whose body says
 	// mfa_required, so 401 bodies are decoded too.
@@ -269,7 +271,7 @@ func (c *Client) Login(ctx context.Context, req LoginRequest) (LoginResponse, er
 		LoginResponse
 		Errors []string `json:"errors"`
 	}
-	status, err := c.anonymous().do(ctx, http.MethodPost, "/v1/auth/login", req, &out, http.StatusUnauthorized)
+	status, err := c.login().do(ctx, http.MethodPost, "/v1/auth/login", req, &out, http.StatusUnauthorized)
 	if err != nil {
 		return LoginResponse{}, err
 	}
@@ -287,6 +289,15 @@ func (c *Client) Login(ctx context.Context, req LoginRequest) (LoginResponse, er
 // open a session and must not present another one.
 func (c *Client) anonymous() *Client {
 	return &Client{base: c.base, http: c.http}
+}
+
+// login is anonymous for a call that logs in: a 429 is the server's
+// backoff after failed logins, returned at once as a *RateLimitError
+// rather than waited out in silence.
+func (c *Client) login() *Client {
+	a := c.anonymous()
+	a.noRetry = true
+	return a
 }
 
 // OIDCAuthURL starts an OpenID Connect authorization code login: it
@@ -307,10 +318,11 @@ func (c *Client) OIDCAuthURL(ctx context.Context, redirectURI, clientNonce strin
 
 // OIDCCallback finishes an authorization code login with the state and
 // code of the provider's redirect and the caller's client nonce, and
-// returns the new session. No token is needed.
+// returns the new session. No token is needed. A 429 is returned at once
+// as a *RateLimitError, as for Login.
 func (c *Client) OIDCCallback(ctx context.Context, state, code, clientNonce string) (LoginResponse, error) {
 	var out LoginResponse
-	_, err := c.anonymous().do(ctx, http.MethodPost, "/v1/auth/oidc/callback", struct {
+	_, err := c.login().do(ctx, http.MethodPost, "/v1/auth/oidc/callback", struct {
 		State       string `json:"state"`
 		Code        string `json:"code"`
 		ClientNonce string `json:"client_nonce"`
@@ -329,10 +341,11 @@ func (c *Client) OIDCDeviceStart(ctx context.Context) (DeviceAuth, error) {
 // OIDCDevicePoll asks once whether the device login of state is done. It
 // returns the new session, or ErrAuthorizationPending while the user has
 // not yet approved it (the server waits up to about 25 s before saying
-// so: poll again at once). Any other error is final. No token is needed.
+// so: poll again at once). Any other error is final; a 429 is returned at
+// once as a *RateLimitError, as for Login. No token is needed.
 func (c *Client) OIDCDevicePoll(ctx context.Context, state string) (LoginResponse, error) {
 	var out LoginResponse
-	_, err := c.anonymous().do(ctx, http.MethodPost, "/v1/auth/oidc/device/poll", struct {
+	_, err := c.login().do(ctx, http.MethodPost, "/v1/auth/oidc/device/poll", struct {
 		State string `json:"state"`
 	}{state}, &out)
 	var ae *APIError

@@ -8,7 +8,9 @@ import (
 	"net/http"
 	"reflect"
 	"strings"
+	"sync/atomic"
 	"testing"
+	"time"
 )
 
 // seen is one request as the stand-in server received it.
@@ -228,5 +230,91 @@ func TestLoginNeedsNoToken(t *testing.T) {
 	}
 	if !strings.HasPrefix(got.uri, "/v1/auth/oidc/callback") {
 		t.Fatal(got.uri)
+	}
+}
+
+// TestLoginRateLimitedNotRetried: a 429 to a login call (the server's
+// backoff after failed logins) is returned at once, as a *RateLimitError
+// carrying Retry-After, while another call to the same server still waits
+// out a 429 and retries. Retry-After 0 keeps the retried call fast; the
+// login calls are refused with "7" and must not wait for it.
+func TestLoginRateLimitedNotRetried(t *testing.T) {
+	var calls atomic.Int32
+	var refuse atomic.Int32 // 429s still to answer
+	var retryAfter atomic.Value
+	_, c := tlsServer(t, func(w http.ResponseWriter, r *http.Request) {
+		calls.Add(1)
+		if refuse.Add(-1) >= 0 {
+			w.Header().Set("Retry-After", retryAfter.Load().(string))
+			w.WriteHeader(http.StatusTooManyRequests)
+			io.WriteString(w, `{"errors":["too many failed logins; retry in 7 s"]}`)
+			return
+		}
+		io.WriteString(w, loginJSON)
+	})
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	for _, tc := range []struct {
+		name string
+		call func() error
+	}{
+		{"Login", func() error { _, err := c.Login(ctx, LoginRequest{User: "alice", Password: "pw"}); return err }},
+		{"OIDCCallback", func() error { _, err := c.OIDCCallback(ctx, "s", "c", "n"); return err }},
+		{"OIDCDevicePoll", func() error { _, err := c.OIDCDevicePoll(ctx, "s"); return err }},
+	} {
+		calls.Store(0)
+		refuse.Store(1)
+		retryAfter.Store("7")
+		err := tc.call()
+		var rl *RateLimitError
+		if !errors.As(err, &rl) || rl.RetryAfter != 7*time.Second || !IsStatus(err, http.StatusTooManyRequests) {
+			t.Fatalf("%s: err %v, want a *RateLimitError with RetryAfter 7s", tc.name, err)
+		}
+		if err.Error() != "warden: 429 Too Many Requests: too many failed logins; retry in 7 s" {
+			t.Fatalf("%s: %q", tc.name, err.Error())
+		}
+		if n := calls.Load(); n != 1 {
+			t.Fatalf("%s: %d requests, want 1 (no retry)", tc.name, n)
+		}
+	}
+
+	// Every other call keeps waiting out a 429 and retrying.
+	calls.Store(0)
+	refuse.Store(2)
+	retryAfter.Store("0")
+	if _, err := c.UserRead(ctx, "alice"); err != nil {
+		t.Fatalf("read after two 429s: %v", err)
+	}
+	if n := calls.Load(); n != 3 {
+		t.Fatalf("UserRead: %d requests, want 3", n)
+	}
+	// And its last 429 carries Retry-After too.
+	calls.Store(0)
+	refuse.Store(MaxRateLimitRetries + 1)
+	var rl *RateLimitError
+	if _, err := c.UserRead(ctx, "alice"); !errors.As(err, &rl) || rl.RetryAfter != 0 || calls.Load() != MaxRateLimitRetries+1 {
+		t.Fatalf("UserRead refused every time: %v after %d requests", err, calls.Load())
+	}
+}
+
+// TestParseRetryAfter: seconds or an HTTP date; anything else, a past date
+// or a negative number is no wait; very long waits are capped at a day.
+func TestParseRetryAfter(t *testing.T) {
+	now := time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)
+	for in, want := range map[string]time.Duration{
+		"":                              0,
+		"0":                             0,
+		"12":                            12 * time.Second,
+		" 3 ":                           3 * time.Second,
+		"-1":                            0,
+		"1.5":                           0,
+		"soon":                          0,
+		"999999999999":                  24 * time.Hour,
+		"Fri, 02 Jan 2026 03:04:35 GMT": 30 * time.Second,
+		"Fri, 02 Jan 2026 03:04:00 GMT": 0,
+	} {
+		if got := parseRetryAfter(in, now); got != want {
+			t.Errorf("parseRetryAfter(%q) = %v, want %v", in, got, want)
+		}
 	}
 }
