@@ -99,8 +99,10 @@ func (s *Server) authorize(req *request, tg target) error {
 			"source", clientKey(req.Request))
 		return nil
 	}
-	if t := req.tok; t != nil && t.Scope == identity.ScopeMFAEnroll &&
-		(tg.action != authz.ActionUsersSelf || tg.resource.UID != types.NewEntityUID(authz.TypeUser, types.String(t.User))) {
+	if t := req.tok; t != nil && t.Scope != "" && !inScope(t, tg) {
+		if t.Scope != identity.ScopeMFAEnroll {
+			return errs.E(errs.Denied, "permission denied: this token's scope %q is unknown to this server", t.Scope)
+		}
 		return errs.E(errs.Denied, "permission denied: this session may only enroll a second factor for %s (a group of the user requires one); enroll one, then log in again", t.User)
 	}
 	principal := c.uid
@@ -143,6 +145,25 @@ func (s *Server) authorize(req *request, tg target) error {
 		msg += " (a policy failed to evaluate; see the server log)"
 	}
 	return errs.E(errs.Denied, "%s", msg)
+}
+
+// selfToken is the resource of looking up one's own token.
+var selfToken = types.NewEntityUID(authz.TypeToken, "self")
+
+// inScope reports whether a scoped token may ask for tg: a session that
+// must enroll a second factor acts only on its own user (users.self) and
+// looks only at itself. An unknown scope permits nothing (fail closed).
+func inScope(t *identity.Token, tg target) bool {
+	if t.Scope != identity.ScopeMFAEnroll {
+		return false
+	}
+	switch tg.action {
+	case authz.ActionUsersSelf:
+		return tg.resource.UID == types.NewEntityUID(authz.TypeUser, types.String(t.User))
+	case authz.ActionTokenLookup, authz.ActionAuthWhoami:
+		return tg.resource.UID == selfToken
+	}
+	return false
 }
 
 // caller is who an authenticated request comes from.

@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"net/http"
 	"strings"
 
 	"github.com/skip2/go-qrcode"
@@ -221,19 +220,11 @@ func newUserActionCmd(g *globals, verb, short, done string, call func(*client.Cl
 	}
 }
 
-// ownUser returns the user the Client's token belongs to. It asks
-// lookup-self (token.lookup on Token::"self"), which no policy grants a
-// user by default, so on a 403 it asks renew-self instead: the built-in
-// policy lets every user renew their own session (users.self), a session
-// limited to enrolling a second factor too, and the answer names the user.
-// Renewing only moves the session's idle deadline, as any use does.
+// ownUser returns the user the Client's token belongs to, from lookup-self
+// (which builtin/user-self grants every user on their own token, a
+// session limited to enrolling a second factor included).
 func ownUser(ctx context.Context, c *client.Client) (string, error) {
 	t, err := c.TokenLookupSelf(ctx)
-	if client.IsStatus(err, http.StatusForbidden) {
-		if rt, rerr := c.RenewSelf(ctx); rerr == nil {
-			t, err = rt, nil
-		}
-	}
 	if err != nil {
 		return "", fmt.Errorf("find your user name: %w", err)
 	}

@@ -240,47 +240,6 @@ func TestUserMFAEnrollTOTP(t *testing.T) {
 	})
 }
 
-// TestUserOwnNameByRenewSelf: a session that may not look itself up (no
-// policy grants token.lookup to users; a session limited to enrolling a
-// factor may do nothing else) finds its user name by renewing itself,
-// which every user may do; when that fails too, the lookup's error is
-// reported.
-func TestUserOwnNameByRenewSelf(t *testing.T) {
-	s, e := newStandIn(t, map[string]route{
-		"GET /v1/auth/token/lookup-self":          answer(403, `{"errors":["permission denied"]}`),
-		"POST /v1/auth/token/renew-self":          answer(200, lookupSelfJSON),
-		"POST /v1/users/alice/mfa/totp":           answer(200, `{"uri":"otpauth://totp/Warden:alice?secret=JBSWY3DPEHPK3PXP&issuer=Warden","secret":"JBSWY3DPEHPK3PXP"}`),
-		"POST /v1/users/alice/password":           answer(204, ""),
-		"POST /v1/users/alice/mfa/recovery-codes": answer(200, `{"recovery_codes":["new-01"]}`),
-	})
-	e["WARDEN_TOKEN"] = "wdn_alice"
-	if r := runCLI(t, e, "", "user", "mfa", "enroll", "totp"); r.code != 0 {
-		t.Fatalf("enroll: %+v", r)
-	}
-	if r := runCLI(t, e, "old secret pw\nnew secret pw\n", "user", "passwd", "--password-stdin"); r.code != 0 {
-		t.Fatalf("passwd: %+v", r)
-	}
-	var got []string
-	for _, c := range s.requests() {
-		got = append(got, c.method+" "+c.path)
-	}
-	want := []string{"GET /v1/auth/token/lookup-self", "POST /v1/auth/token/renew-self", "POST /v1/users/alice/mfa/totp",
-		"GET /v1/auth/token/lookup-self", "POST /v1/auth/token/renew-self", "POST /v1/users/alice/password"}
-	if !reflect.DeepEqual(got, want) {
-		t.Fatalf("requests %v, want %v", got, want)
-	}
-
-	_, e = newStandIn(t, map[string]route{
-		"GET /v1/auth/token/lookup-self": answer(403, `{"errors":["permission denied"]}`),
-		"POST /v1/auth/token/renew-self": answer(400, `{"errors":["renew: only login sessions are renewable"]}`),
-	})
-	e["WARDEN_TOKEN"] = "wdn_ci"
-	checkErr(t, runCLI(t, e, "", "user", "mfa", "recovery-codes"), 1, "find your user name: warden: 403 Forbidden: permission denied")
-}
-
-// TestUserQRText: the QR code is drawn as a square of the bitmap's size
-// (modules across, two module rows a line), the 4-module quiet zone
-// included, and reads back to the bitmap.
 func TestUserQRText(t *testing.T) {
 	for _, text := range []string{"otpauth://totp/Warden:alice?secret=JBSWY3DPEHPK3PXP&issuer=Warden", strings.Repeat("x", 300)} {
 		q, err := qrcode.New(text, qrcode.Medium)
