@@ -48,10 +48,13 @@ const (
 	prefixToken = "identity/token/"       // + accessor → record
 	prefixChild = "identity/token-child/" // + parent accessor + "/" + child accessor → empty
 	prefixGen   = "identity/token-gen/"   // + accessor → empty; touched when a child is added
-	// prefixUserTok indexes the tokens of each user: + user + "/" +
-	// accessor → empty. Written with every token that names a user, so
-	// that disabling the user revokes them all.
-	prefixUserTok = "identity/user-token/"
+	// prefixUserGen + user → a mark rewritten each time the user's tokens
+	// are cut off (disabled, deleted, a factor or password changed). Every
+	// token that names a user keeps the mark's version at its creation and
+	// is valid only while the mark is unchanged, so one write revokes them
+	// all, however many there are, the children and the tokens others
+	// made for the user included.
+	prefixUserGen = "identity/user-gen/"
 	tokenPrefix   = "wdn_"
 	tokenRawLen   = 32
 	tokenTextLen  = len(tokenPrefix) + 43 // base64url of 32 bytes, unpadded
@@ -98,6 +101,9 @@ type Token struct {
 	// Scope restricts what the token may do; ScopeMFAEnroll: only enroll
 	// a second factor for its own user.
 	Scope string `json:"scope,omitempty"`
+	// UserGen is the version of the user's cut-off mark when the token was
+	// made (0: none yet); the token is valid only while it is current.
+	UserGen uint64 `json:"user_gen,omitempty"`
 
 	version uint64 // store version of the record
 }
@@ -318,6 +324,16 @@ func (s *Service) Authenticate(tok string) (*Token, error) {
 	if t.Expired(s.now()) {
 		return nil, errs.E(errs.Unauthenticated, "token expired at %s", t.ExpireTime.UTC().Format(time.RFC3339))
 	}
+	if t.User != "" && !t.Root {
+		// A local read: on the leader it has every acknowledged cut-off.
+		gen, err := s.version(context.Background(), prefixUserGen+t.User, false)
+		if err != nil {
+			return nil, err
+		}
+		if gen != t.UserGen {
+			return nil, errBadToken // the user's tokens were cut off
+		}
+	}
 	return t, nil
 }
 
@@ -428,12 +444,17 @@ func (s *Service) Create(ctx context.Context, parent *Token, req CreateRequest) 
 	if !expire.After(now) {
 		return "", nil, errs.E(errs.Invalid, "ttl: the parent token expires too soon to create a child")
 	}
+	gen, genCond, err := s.userGen(ctx, user)
+	if err != nil {
+		return "", nil, err
+	}
 	secret, sum, err := s.mint()
 	if err != nil {
 		return "", nil, err
 	}
 	child := &Token{Accessor: accessorOf(sum), DisplayName: req.DisplayName, Policies: []string{},
-		ParentAccessor: parent.Accessor, User: user, Groups: groups, CreatedTime: now, ExpireTime: expire, Hash: sum}
+		ParentAccessor: parent.Accessor, User: user, Groups: groups, CreatedTime: now, ExpireTime: expire, Hash: sum,
+		UserGen: gen}
 	rec, err := json.Marshal(child)
 	if err != nil {
 		return "", nil, err
@@ -447,15 +468,14 @@ func (s *Service) Create(ctx context.Context, parent *Token, req CreateRequest) 
 	// record refuses a child of a token revoked meanwhile.
 	genKey := prefixGen + parent.Accessor
 	idx, err := s.st.Txn(ctx, kv.Txn{
-		Conds: []kv.Cond{
+		Conds: append([]kv.Cond{
 			{Key: prefixToken + parent.Accessor, Version: parent.version},
 			{Key: prefixToken + child.Accessor, Version: 0},
-		},
+		}, genCond...),
 		Ops: []kv.Op{
 			{Type: kv.OpPut, Key: prefixToken + child.Accessor, Value: rec},
 			{Type: kv.OpPut, Key: prefixChild + parent.Accessor + "/" + child.Accessor, Value: nil},
 			{Type: kv.OpPut, Key: genKey, Value: nil},
-			{Type: kv.OpPut, Key: userTokKey(child.User, child.Accessor), Value: nil},
 		},
 	})
 	var ce *kv.ConflictError
@@ -465,17 +485,40 @@ func (s *Service) Create(ctx context.Context, parent *Token, req CreateRequest) 
 		return secret, child, nil
 	case errors.As(err, &ce) && ce.Key == prefixToken+parent.Accessor:
 		return "", nil, errs.E(errs.Unauthenticated, "the calling token was revoked")
+	case errors.As(err, &ce) && ce.Key == prefixUserGen+user:
+		return "", nil, errs.E(errs.Conflict, "the tokens of user %s were cut off meanwhile; retry", user)
 	}
 	return "", nil, err
 }
 
-// userTokKey is the index entry of a token of user ("" for a token without
-// one: it indexes nothing a user revocation reads).
-func userTokKey(user, accessor string) string {
+// userGen returns the current version of user's cut-off mark, and the
+// condition that keeps it so until the token that records it commits
+// (none for a token without a user). It reads linearizably: a token must
+// not be made against a mark already replaced.
+func (s *Service) userGen(ctx context.Context, user string) (uint64, []kv.Cond, error) {
 	if user == "" {
-		return prefixUserTok + "\x00/" + accessor // outside every user's prefix (names have no NUL)
+		return 0, nil, nil
 	}
-	return prefixUserTok + user + "/" + accessor
+	v, err := s.version(ctx, prefixUserGen+user, true)
+	if err != nil {
+		return 0, nil, err
+	}
+	return v, []kv.Cond{{Key: prefixUserGen + user, Version: v}}, nil
+}
+
+// CutUserOps returns the condition and the write that cut off every token
+// of user at once (those that exist, their children, and any made
+// concurrently, which then fail), for the caller to commit with its own
+// change (disabling the user, a new password, a new second factor).
+func (s *Service) CutUserOps(ctx context.Context, user string) (kv.Cond, kv.Op, error) {
+	if err := validName("user", user); err != nil {
+		return kv.Cond{}, kv.Op{}, err
+	}
+	v, err := s.version(ctx, prefixUserGen+user, true)
+	if err != nil {
+		return kv.Cond{}, kv.Op{}, err
+	}
+	return kv.Cond{Key: prefixUserGen + user, Version: v}, kv.Op{Type: kv.OpPut, Key: prefixUserGen + user, Value: []byte("cut")}, nil
 }
 
 // SessionRequest describes a login session: a token that no other token
@@ -532,6 +575,10 @@ func (s *Service) CreateSession(ctx context.Context, req SessionRequest, conds [
 	}
 	idle = min(idle, ttl)
 	now := s.now().UTC()
+	gen, genCond, err := s.userGen(ctx, req.User)
+	if err != nil {
+		return "", nil, err
+	}
 	secret, sum, err := s.mint()
 	if err != nil {
 		return "", nil, err
@@ -540,7 +587,7 @@ func (s *Service) CreateSession(ctx context.Context, req SessionRequest, conds [
 	auth.Time = auth.Time.UTC()
 	tok := &Token{Accessor: accessorOf(sum), DisplayName: req.DisplayName, Policies: []string{},
 		User: req.User, Groups: req.Groups, CreatedTime: now, ExpireTime: now.Add(idle), Hash: sum,
-		Auth: &auth, Idle: idle, MaxExpireTime: now.Add(ttl), Scope: req.Scope}
+		Auth: &auth, Idle: idle, MaxExpireTime: now.Add(ttl), Scope: req.Scope, UserGen: gen}
 	rec, err := json.Marshal(tok)
 	if err != nil {
 		return "", nil, err
@@ -549,10 +596,8 @@ func (s *Service) CreateSession(ctx context.Context, req SessionRequest, conds [
 		req.BeforeCommit(tok)
 	}
 	txn := kv.Txn{
-		Conds: append(slices.Clip(conds), kv.Cond{Key: prefixToken + tok.Accessor, Version: 0}),
-		Ops: append(slices.Clip(ops),
-			kv.Op{Type: kv.OpPut, Key: prefixToken + tok.Accessor, Value: rec},
-			kv.Op{Type: kv.OpPut, Key: userTokKey(tok.User, tok.Accessor), Value: nil}),
+		Conds: append(append(slices.Clip(conds), genCond...), kv.Cond{Key: prefixToken + tok.Accessor, Version: 0}),
+		Ops:   append(slices.Clip(ops), kv.Op{Type: kv.OpPut, Key: prefixToken + tok.Accessor, Value: rec}),
 	}
 	idx, err := s.st.Txn(ctx, txn)
 	if err != nil {
@@ -635,65 +680,6 @@ func (s *Service) Touch(t *Token) {
 		defer cancel()
 		_, _ = s.Renew(ctx, t)
 	}()
-}
-
-// RevokeUserOps returns the conditions and deletions that revoke every
-// token of user, with their descendants, for the caller to commit with its
-// own change (disabling or deleting the user).
-func (s *Service) RevokeUserOps(ctx context.Context, user string) ([]kv.Cond, []kv.Op, error) {
-	if user == "" {
-		return nil, nil, errs.E(errs.Invalid, "user: required")
-	}
-	idx, err := s.st.ListKeys(ctx, prefixUserTok+user+"/", 0)
-	if err != nil {
-		return nil, nil, err
-	}
-	var conds []kv.Cond
-	var ops []kv.Op
-	seen := map[string]bool{}
-	for _, e := range idx {
-		acc := strings.TrimPrefix(e.Key, prefixUserTok+user+"/")
-		if seen[acc] {
-			continue // revoked with an ancestor
-		}
-		v, err := s.version(ctx, prefixToken+acc, true)
-		if err != nil {
-			return nil, nil, err
-		}
-		if v == 0 {
-			ops = append(ops, kv.Op{Type: kv.OpDelete, Key: e.Key}) // revoked already: only the entry is left
-			continue
-		}
-		txn, err := s.revokeTxn(ctx, acc)
-		if err != nil {
-			return nil, nil, err
-		}
-		for _, op := range txn.Ops {
-			if op.Type == kv.OpDelete && strings.HasPrefix(op.Key, prefixToken) {
-				seen[strings.TrimPrefix(op.Key, prefixToken)] = true
-			}
-		}
-		conds = append(conds, txn.Conds...)
-		ops = append(ops, txn.Ops...)
-		if len(ops) > kv.MaxTxnOps-16 {
-			return nil, nil, errs.E(errs.Invalid, "user: too many tokens to revoke in one step (%d)", len(seen))
-		}
-	}
-	// A token listed before its ancestor was revoked twice over: keep one
-	// of each condition and deletion.
-	return uniqueBy(conds, func(c kv.Cond) string { return c.Key }), uniqueBy(ops, func(o kv.Op) string { return o.Key }), nil
-}
-
-func uniqueBy[T any](xs []T, key func(T) string) []T {
-	seen := make(map[string]bool, len(xs))
-	out := xs[:0]
-	for _, x := range xs {
-		if k := key(x); !seen[k] {
-			seen[k] = true
-			out = append(out, x)
-		}
-	}
-	return out
 }
 
 // version returns the current version of key (0 if absent); linearizable
@@ -812,9 +798,6 @@ func (s *Service) revokeTxn(ctx context.Context, accessor string) (kv.Txn, error
 		txn.Ops = append(txn.Ops,
 			kv.Op{Type: kv.OpDelete, Key: prefixToken + acc},
 			kv.Op{Type: kv.OpDelete, Key: prefixGen + acc})
-		if t, err := s.record(acc); err == nil {
-			txn.Ops = append(txn.Ops, kv.Op{Type: kv.OpDelete, Key: userTokKey(t.User, acc)})
-		}
 		kids, err := s.st.ListKeys(ctx, prefixChild+acc+"/", 0)
 		if err != nil {
 			return txn, err

@@ -112,6 +112,21 @@ func TestPasskeyLogin(t *testing.T) {
 	// No passkey yet: nothing to challenge.
 	h.want(h.passkeyBegin("alice", alicePassword), 400)
 
+	// Bob's account is not hers to add a passkey to (users.self is on
+	// oneself only), neither step.
+	h.want(h.do("POST", "/v1/users/bob/mfa/webauthn/begin", tok, nil), 403)
+	c0 := h.ceremony(h.do("POST", "/v1/users/alice/mfa/webauthn/begin", tok, nil))
+	stray := passkeytest.New(passkeyRPID, passkeyOrigin)
+	cred0, err := stray.Register(c0.Options)
+	if err != nil {
+		t.Fatal(err)
+	}
+	h.want(h.do("POST", "/v1/users/bob/mfa/webauthn/finish", tok,
+		map[string]any{"name": "mine", "state": c0.State, "credential": json.RawMessage(cred0)}), 403)
+	if v := h.want(h.do("GET", "/v1/users/bob", root, nil), 200).json(t); v["passkeys"] != nil && len(v["passkeys"].([]any)) != 0 {
+		t.Fatalf("bob has passkeys: %v", v)
+	}
+
 	// Register a passkey with her session.
 	key := passkeytest.New(passkeyRPID, passkeyOrigin)
 	h.registerPasskey(tok, "alice", "laptop", key)
@@ -124,20 +139,8 @@ func TestPasskeyLogin(t *testing.T) {
 		t.Fatal("the user view shows the stored credential")
 	}
 
-	// Bob's account is not hers to add a passkey to (users.self is on
-	// oneself only), neither step.
-	h.want(h.do("POST", "/v1/users/bob/mfa/webauthn/begin", tok, nil), 403)
-	c := h.ceremony(h.do("POST", "/v1/users/alice/mfa/webauthn/begin", tok, nil))
-	stray := passkeytest.New(passkeyRPID, passkeyOrigin)
-	cred, err := stray.Register(c.Options)
-	if err != nil {
-		t.Fatal(err)
-	}
-	h.want(h.do("POST", "/v1/users/bob/mfa/webauthn/finish", tok,
-		map[string]any{"name": "mine", "state": c.State, "credential": json.RawMessage(cred)}), 403)
-	if v := h.want(h.do("GET", "/v1/users/bob", root, nil), 200).json(t); v["passkeys"] != nil && len(v["passkeys"].([]any)) != 0 {
-		t.Fatalf("bob has passkeys: %v", v)
-	}
+	// A new factor ends the sessions opened before it.
+	h.want(h.do("GET", "/v1/auth/whoami", tok, nil), 401)
 
 	// Now the password alone asks for the factor, naming webauthn.
 	m = h.want(h.login("alice", alicePassword, ""), 200).json(t)
@@ -147,7 +150,7 @@ func TestPasskeyLogin(t *testing.T) {
 
 	// The passkey login: the password, then the assertion.
 	var signatures []string // of every assertion posted
-	c = h.ceremony(h.passkeyBegin("alice", alicePassword))
+	c := h.ceremony(h.passkeyBegin("alice", alicePassword))
 	o, err := passkeytest.ParseOptions(c.Options)
 	if err != nil {
 		t.Fatal(err)
@@ -156,7 +159,7 @@ func TestPasskeyLogin(t *testing.T) {
 		o.PublicKey.AllowCredentials[0].ID != base64.RawURLEncoding.EncodeToString(key.CredentialID) {
 		t.Fatalf("request options: %s", c.Options)
 	}
-	cred, err = key.Assert(c.Options)
+	cred, err := key.Assert(c.Options)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -90,9 +90,9 @@ func TestPeople(t *testing.T) {
 	if len(recovery) != 10 {
 		t.Fatalf("%d recovery codes", len(recovery))
 	}
-	// Another user's factor is not alice's to enroll.
+	// A new factor ends the sessions opened before it.
+	h.want(h.do("GET", "/v1/auth/whoami", tok, nil), 401)
 	h.want(h.do("POST", "/v1/users", root, map[string]any{"name": "bob", "password": "violet-ladder-stream-9"}), 200)
-	h.want(h.do("POST", "/v1/users/bob/mfa/totp", tok, nil), 403)
 
 	// Now the password alone asks for the factor, and gives no token.
 	if m := h.want(h.login("alice", alicePassword, ""), 200).json(t); m["mfa_required"] != true || m["token"] != nil {
@@ -107,6 +107,8 @@ func TestPeople(t *testing.T) {
 		t.Fatalf("auth %v", m["auth"])
 	}
 	h.wantError(h.login("alice", alicePassword, code), 401, "invalid user name, password or code") // replay
+	// Another user's factor is not alice's to enroll.
+	h.want(h.do("POST", "/v1/users/bob/mfa/totp", mfaTok, nil), 403)
 	if r := h.want(h.do("GET", "/v1/kv/data/prod/db", mfaTok, nil), 200); !bytes.Contains(r.body, []byte("s3cret")) {
 		t.Fatalf("read %s", r.body)
 	}
@@ -116,9 +118,13 @@ func TestPeople(t *testing.T) {
 	h.session("alice", alicePassword, rc)
 	h.wantError(h.login("alice", alicePassword, rc), 401, "invalid user name, password or code")
 
-	// Disabling revokes every session at once; enabling lets her log in.
+	// Disabling revokes every token of alice at once: her sessions, and
+	// the token root made for her.
+	made := h.token(root, "alice", "admins")
+	h.want(h.do("GET", "/v1/auth/whoami", made, nil), 200)
 	h.want(h.do("POST", "/v1/users/alice/disable", root, nil), 204)
 	h.want(h.do("GET", "/v1/kv/data/prod/db", mfaTok, nil), 401)
+	h.want(h.do("GET", "/v1/auth/whoami", made, nil), 401)
 	h.want(h.do("POST", "/v1/users/alice/mfa/totp", tok, nil), 401)
 	h.wantError(h.login("alice", alicePassword, h.totpNow(secret)), 401, "invalid user name, password or code")
 	h.want(h.do("POST", "/v1/users/alice/enable", root, nil), 204)

@@ -50,7 +50,7 @@ func (s *Service) ConfirmTOTP(ctx context.Context, name, code string) (recovery 
 	if err != nil {
 		return nil, err
 	}
-	_, err = s.update(ctx, name, func(u *User, now time.Time) error {
+	_, err = s.updateCut(ctx, name, func(u *User, now time.Time) error {
 		p := u.PendingTOTP
 		if p == nil {
 			return errs.E(errs.Invalid, "totp: nothing to confirm; enroll first")
@@ -124,7 +124,7 @@ func (s *Service) AddPasskey(ctx context.Context, name, passkeyName string, id [
 		return errs.E(errs.Invalid, "credential: not a JSON credential of at most %d bytes", maxCredentialBytes)
 	}
 	pid := passkeyID(id)
-	_, err := s.update(ctx, name, func(u *User, now time.Time) error {
+	_, err := s.updateCut(ctx, name, func(u *User, now time.Time) error {
 		for _, p := range u.Passkeys {
 			if p.Name == passkeyName {
 				return errs.E(errs.Conflict, "passkey %q exists already", passkeyName)
@@ -146,7 +146,7 @@ func (s *Service) AddPasskey(ctx context.Context, name, passkeyName string, id [
 // there is none. Removing the last factor leaves the recovery codes, which
 // log in only while a factor is enrolled.
 func (s *Service) RemovePasskey(ctx context.Context, name, passkeyName string) error {
-	_, err := s.update(ctx, name, func(u *User, _ time.Time) error {
+	_, err := s.updateCut(ctx, name, func(u *User, _ time.Time) error {
 		i := slices.IndexFunc(u.Passkeys, func(p Passkey) bool { return p.Name == passkeyName })
 		if i < 0 {
 			return errs.E(errs.NotFound, "passkey %q not found", passkeyName)

@@ -49,11 +49,11 @@ type Storage interface {
 // *identity.Service). CreateSession commits the session in one transaction
 // with conds and ops, the login's own (the user record it checked, the
 // changes the login makes to it); a failed condition is errs.Conflict.
-// RevokeUserOps returns what revokes every token of user, with their
-// descendants, for the caller to commit with its own change.
+// CutUserOps returns what cuts off every token of user at once (one write,
+// however many tokens), for the caller to commit with its own change.
 type Sessions interface {
 	CreateSession(ctx context.Context, req identity.SessionRequest, conds []kv.Cond, ops []kv.Op) (identity.Secret, *identity.Token, error)
-	RevokeUserOps(ctx context.Context, user string) ([]kv.Cond, []kv.Op, error)
+	CutUserOps(ctx context.Context, user string) (kv.Cond, kv.Op, error)
 }
 
 var _ Sessions = (*identity.Service)(nil)
@@ -445,6 +445,17 @@ func (s *Service) List(ctx context.Context, after string, limit int) ([]*User, s
 // errors it returns are returned as they are. errs.NotFound if there is no
 // such user.
 func (s *Service) update(ctx context.Context, name string, change func(u *User, now time.Time) error) (*User, error) {
+	return s.updateRecord(ctx, name, change, false)
+}
+
+// updateCut is update that also cuts off every token of the user, in the
+// same transaction: what changes who the user is or how they prove it
+// (groups, password, second factors) ends the sessions opened before.
+func (s *Service) updateCut(ctx context.Context, name string, change func(u *User, now time.Time) error) (*User, error) {
+	return s.updateRecord(ctx, name, change, true)
+}
+
+func (s *Service) updateRecord(ctx context.Context, name string, change func(u *User, now time.Time) error, cut bool) (*User, error) {
 	name, err := canonical("name", name)
 	if err != nil {
 		return nil, err
@@ -467,10 +478,18 @@ func (s *Service) update(ctx context.Context, name string, change func(u *User, 
 		if err != nil {
 			return nil, err
 		}
-		idx, err := s.st.Txn(ctx, kv.Txn{
+		txn := kv.Txn{
 			Conds: []kv.Cond{{Key: prefixUser + name, Version: cur.version}},
 			Ops:   []kv.Op{{Type: kv.OpPut, Key: prefixUser + name, Value: rec}},
-		})
+		}
+		if cut {
+			c, op, err := s.sess.CutUserOps(ctx, name)
+			if err != nil {
+				return nil, err
+			}
+			txn.Conds, txn.Ops = append(txn.Conds, c), append(txn.Ops, op)
+		}
+		idx, err := s.st.Txn(ctx, txn)
 		if errs.Is(err, errs.Conflict) && attempt < maxRetries {
 			continue
 		}
@@ -490,7 +509,7 @@ func (s *Service) Update(ctx context.Context, name string, groups []string) (*Us
 	if err != nil {
 		return nil, err
 	}
-	return s.update(ctx, name, func(u *User, _ time.Time) error {
+	return s.updateCut(ctx, name, func(u *User, _ time.Time) error {
 		u.Groups = groups
 		return nil
 	})
@@ -511,7 +530,7 @@ func (s *Service) SetPassword(ctx context.Context, name string, password []byte)
 	if err != nil {
 		return err
 	}
-	_, err = s.update(ctx, name, func(u *User, _ time.Time) error {
+	_, err = s.updateCut(ctx, name, func(u *User, _ time.Time) error {
 		u.PasswordHash = hash
 		return nil
 	})
@@ -570,7 +589,7 @@ func (s *Service) revoking(ctx context.Context, name string, change func(u *User
 		if u == nil {
 			return notFound(name)
 		}
-		conds, revoke, err := s.sess.RevokeUserOps(ctx, name)
+		cut, cutOp, err := s.sess.CutUserOps(ctx, name)
 		if err != nil {
 			return err
 		}
@@ -579,8 +598,8 @@ func (s *Service) revoking(ctx context.Context, name string, change func(u *User
 			return err
 		}
 		_, err = s.st.Txn(ctx, kv.Txn{
-			Conds: append([]kv.Cond{{Key: prefixUser + name, Version: u.version}}, conds...),
-			Ops:   append(ops, revoke...),
+			Conds: []kv.Cond{{Key: prefixUser + name, Version: u.version}, cut},
+			Ops:   append(ops, cutOp),
 		})
 		if errs.Is(err, errs.Conflict) && attempt < maxRetries {
 			continue
@@ -640,7 +659,7 @@ func (s *Service) unlockTime(name string) time.Time {
 // ResetMFA drops every second factor of the user: TOTP (confirmed and
 // pending), passkeys and recovery codes. The user's sessions stay.
 func (s *Service) ResetMFA(ctx context.Context, name string) error {
-	_, err := s.update(ctx, name, func(u *User, _ time.Time) error {
+	_, err := s.updateCut(ctx, name, func(u *User, _ time.Time) error {
 		u.TOTP, u.PendingTOTP, u.RecoveryCodes, u.Passkeys = nil, nil, nil, nil
 		return nil
 	})
