@@ -60,11 +60,63 @@ type backoff struct {
 	mu    sync.Mutex
 	users *table
 	addrs *table
+	// inflight counts the attempts of each name and address being checked
+	// now: their failures are not counted yet, so a wave of attempts sent
+	// at once must not all pass the check that counted none of them.
+	inflightUsers, inflightAddrs map[string]int
 }
 
 func newBackoff(c BackoffConfig) *backoff {
 	c = c.withDefaults()
-	return &backoff{cfg: c, users: newTable(c.MaxKeys), addrs: newTable(c.MaxKeys)}
+	return &backoff{cfg: c, users: newTable(c.MaxKeys), addrs: newTable(c.MaxKeys),
+		inflightUsers: make(map[string]int), inflightAddrs: make(map[string]int)}
+}
+
+// room reports whether one more attempt of a key with failures e may run
+// beside the inflight ones: all of them failing must not take it past
+// threshold, and once past it (its wait over) attempts run one at a time.
+func room(e *entry, inflight, threshold int) bool {
+	n := 0
+	if e != nil {
+		n = e.n
+	}
+	return inflight < max(1, threshold-n)
+}
+
+// reserve is check that also takes a place among the attempts in flight
+// when the attempt may run: release gives it back (once its failure, if
+// any, is counted). A wave beyond what the threshold allows waits a
+// second.
+func (b *backoff) reserve(user, addr string, unlock, now time.Time) (time.Time, func()) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	t, ue, ae := b.wait(user, addr, unlock, now)
+	if !t.IsZero() {
+		return t, nil
+	}
+	if !room(ue, b.inflightUsers[user], b.cfg.UserFailures) || (addr != "" && !room(ae, b.inflightAddrs[addr], b.cfg.AddrFailures)) {
+		return now.Add(time.Second), nil
+	}
+	b.inflightUsers[user]++
+	if addr != "" {
+		b.inflightAddrs[addr]++
+	}
+	return time.Time{}, func() {
+		b.mu.Lock()
+		defer b.mu.Unlock()
+		dec(b.inflightUsers, user)
+		if addr != "" {
+			dec(b.inflightAddrs, addr)
+		}
+	}
+}
+
+func dec(m map[string]int, k string) {
+	if m[k] <= 1 {
+		delete(m, k)
+	} else {
+		m[k]--
+	}
 }
 
 // entry is the failures of one key since its window opened.
@@ -163,16 +215,25 @@ func (b *backoff) applyUnlock(key string, u, now time.Time) *entry {
 func (b *backoff) check(user, addr string, unlock, now time.Time) time.Time {
 	b.mu.Lock()
 	defer b.mu.Unlock()
-	t := b.until(b.applyUnlock(user, unlock, now), b.cfg.UserFailures)
+	t, _, _ := b.wait(user, addr, unlock, now)
+	return t
+}
+
+// wait is check with b.mu held; it also returns the entries it read.
+func (b *backoff) wait(user, addr string, unlock, now time.Time) (time.Time, *entry, *entry) {
+	ue := b.applyUnlock(user, unlock, now)
+	t := b.until(ue, b.cfg.UserFailures)
+	var ae *entry
 	if addr != "" {
-		if ta := b.until(b.addrs.get(addr, now, b.cfg.Forget), b.cfg.AddrFailures); ta.After(t) {
+		ae = b.addrs.get(addr, now, b.cfg.Forget)
+		if ta := b.until(ae, b.cfg.AddrFailures); ta.After(t) {
 			t = ta
 		}
 	}
 	if !t.After(now) {
-		return time.Time{}
+		return time.Time{}, ue, ae
 	}
-	return t
+	return t, ue, ae
 }
 
 // lockedUntil returns until when the user's own failures hold its logins

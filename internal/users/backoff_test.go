@@ -194,3 +194,50 @@ func TestBackoffKeys(t *testing.T) {
 		}
 	}
 }
+
+// TestBackoffWave: attempts sent at once for one name are not all checked
+// before any failure is counted: beside the ones in flight, only as many
+// as could still fail before the threshold pass, and past it one at a
+// time; releasing gives the place back.
+func TestBackoffWave(t *testing.T) {
+	b := newBackoff(BackoffConfig{})
+	at := time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)
+	var releases []func()
+	for i := range 8 {
+		u, release := b.reserve("alice", "", time.Time{}, at)
+		if i < 5 && (!u.IsZero() || release == nil) {
+			t.Fatalf("attempt %d refused: %v", i, u)
+		}
+		if i >= 5 {
+			if u.IsZero() || release != nil {
+				t.Fatalf("attempt %d of a wave past the threshold passed", i)
+			}
+			continue
+		}
+		releases = append(releases, release)
+	}
+	// The five fail: now the name waits, whatever is in flight.
+	for _, r := range releases {
+		b.fail("alice", "", at)
+		r()
+	}
+	if u, _ := b.reserve("alice", "", time.Time{}, at); !u.Equal(at.Add(time.Second)) {
+		t.Fatalf("after 5 failures: wait until %v", u)
+	}
+	// Its wait over, one attempt at a time.
+	later := at.Add(2 * time.Second)
+	u, release := b.reserve("alice", "", time.Time{}, later)
+	if !u.IsZero() || release == nil {
+		t.Fatalf("after the wait: %v", u)
+	}
+	if u, r := b.reserve("alice", "", time.Time{}, later); u.IsZero() || r != nil {
+		t.Fatal("a second attempt ran beside the first past the threshold")
+	}
+	release()
+	if u, r := b.reserve("alice", "", time.Time{}, later); !u.IsZero() || r == nil {
+		t.Fatal("the place was not given back")
+	}
+	if len(b.inflightUsers) != 1 {
+		t.Fatalf("in flight: %v", b.inflightUsers)
+	}
+}

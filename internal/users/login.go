@@ -85,9 +85,13 @@ type attempt struct {
 	name, addr string // backoff keys
 	valid      bool   // name is a canonical name, which a user may have
 	now        time.Time
+	release    func() // gives back its place among the attempts in flight
 }
 
-// begin canonicalizes the user name and applies the backoff.
+// begin canonicalizes the user name and applies the backoff, taking a
+// place among the name's and the address's attempts in flight: the
+// caller must call a.release once the attempt's failure, if any, is
+// counted.
 func (s *Service) begin(user, source string) (attempt, error) {
 	a := attempt{name: userKey(user), addr: addrKey(source), now: s.now()}
 	a.valid = names.IsCanonical(a.name)
@@ -95,9 +99,11 @@ func (s *Service) begin(user, source string) (attempt, error) {
 	if a.valid {
 		unlock = s.unlockTime(a.name)
 	}
-	if until := s.bo.check(a.name, a.addr, unlock, a.now); !until.IsZero() {
+	until, release := s.bo.reserve(a.name, a.addr, unlock, a.now)
+	if !until.IsZero() {
 		return a, rateLimited(until, a.now)
 	}
+	a.release = release
 	return a, nil
 }
 
@@ -147,6 +153,15 @@ func (s *Service) checkPassword(ctx context.Context, a attempt, password string)
 	if usable {
 		hash = u.PasswordHash
 	}
+	// At most one Argon2 check per CPU at once: each takes its memory
+	// (64 MiB by default) and a core for a tenth of a second, and whoever
+	// may ask for a login must not make the server run out of either.
+	select {
+	case s.argon <- struct{}{}:
+		defer func() { <-s.argon }()
+	case <-ctx.Done():
+		return nil, false, false, errs.E(errs.Unavailable, "the server is busy checking other logins; retry")
+	}
 	ok, rehash, err = verifyPassword(hash, []byte(password), s.params)
 	if err != nil {
 		// A stored hash that does not parse (no work was done): spend
@@ -176,6 +191,7 @@ func (s *Service) Login(ctx context.Context, req LoginRequest) (*LoginResult, er
 	if err != nil {
 		return nil, err
 	}
+	defer a.release()
 	u, ok, rehash, err := s.checkPassword(ctx, a, req.Password)
 	if err != nil {
 		return nil, err
@@ -319,6 +335,7 @@ func (s *Service) CheckLogin(ctx context.Context, user, password, source string)
 	if err != nil {
 		return nil, err
 	}
+	defer a.release()
 	u, ok, _, err := s.checkPassword(ctx, a, password)
 	if err != nil {
 		return nil, err

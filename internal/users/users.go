@@ -25,6 +25,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"runtime"
 	"slices"
 	"sync"
 	"time"
@@ -229,6 +230,7 @@ type Service struct {
 	bo        *backoff
 	onFail    func(user, addr string, failures int)
 	alerts    chan struct{} // semaphore of running OnLoginFailures calls
+	argon     chan struct{} // semaphore of running Argon2 checks, one per CPU
 	dummy     func() (string, error)
 }
 
@@ -240,7 +242,8 @@ func New(cfg Config) *Service {
 		panic("users: New needs Storage and Sessions")
 	}
 	s := &Service{st: cfg.Storage, sess: cfg.Sessions, now: cfg.Now, rand: cfg.Rand, params: cfg.Params.orDefault(),
-		ttl: cfg.SessionTTL, idle: cfg.IdleTimeout, onFail: cfg.OnLoginFailures, alerts: make(chan struct{}, 16)}
+		ttl: cfg.SessionTTL, idle: cfg.IdleTimeout, onFail: cfg.OnLoginFailures, alerts: make(chan struct{}, 16),
+		argon: make(chan struct{}, runtime.GOMAXPROCS(0))}
 	if s.now == nil {
 		s.now = time.Now
 	}
