@@ -403,7 +403,14 @@ func (s *Server) authenticate(r *http.Request) (*caller, *identity.Token, error)
 		return nil, nil, err
 	}
 	if t.NeedsTouch(s.now()) {
-		s.cfg.Tokens.Touch(t) // a session in use does not reach its idle timeout
+		// A session in use does not reach its idle timeout: the server
+		// renews it, with a record of its own.
+		s.cfg.Tokens.Touch(t, func(ctx context.Context) context.Context {
+			e := auditlog.SystemEntry(s.now(), s.cfg.Core.Store().NodeID(), "token.touch", `Token::"`+t.Accessor+`"`)
+			e.Accessor = t.Accessor
+			ctx, _ = s.cfg.Audit.Pending(ctx, e)
+			return ctx
+		})
 	}
 	return s.tokenCaller(t), t, nil
 }

@@ -484,6 +484,11 @@ func (s *Service) Create(ctx context.Context, parent *Token, req CreateRequest) 
 		child.version = idx
 		return secret, child, nil
 	case errors.As(err, &ce) && ce.Key == prefixToken+parent.Accessor:
+		// Revoked, or only renewed meanwhile (a session in use is renewed
+		// in the background): then make the child of what is stored now.
+		if cur, lerr := s.LookupAccessor(parent.Accessor); lerr == nil && cur.version != parent.version && !cur.Expired(s.now()) {
+			return s.Create(ctx, cur, req)
+		}
 		return "", nil, errs.E(errs.Unauthenticated, "the calling token was revoked")
 	case errors.As(err, &ce) && ce.Key == prefixUserGen+user:
 		return "", nil, errs.E(errs.Conflict, "the tokens of user %s were cut off meanwhile; retry", user)
@@ -664,13 +669,14 @@ func (t *Token) NeedsTouch(now time.Time) bool {
 	if t.Idle <= 0 || !t.ExpireTime.Before(t.MaxExpireTime) {
 		return false
 	}
-	return t.ExpireTime.Sub(now) < t.Idle-touchEvery
+	return t.ExpireTime.Sub(now) < t.Idle-min(touchEvery, t.Idle/2)
 }
 
 // Touch renews session t in the background, once at a time per token, so
-// that a session in use does not reach its idle timeout. Failures are
-// dropped: the next use tries again.
-func (s *Service) Touch(t *Token) {
+// that a session in use does not reach its idle timeout. record gives the
+// renewal's context its audit record (every change commits with one).
+// Failures are dropped: the next use tries again.
+func (s *Service) Touch(t *Token, record func(context.Context) context.Context) {
 	if _, busy := s.touching.LoadOrStore(t.Accessor, struct{}{}); busy {
 		return
 	}
@@ -678,7 +684,7 @@ func (s *Service) Touch(t *Token) {
 		defer s.touching.Delete(t.Accessor)
 		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 		defer cancel()
-		_, _ = s.Renew(ctx, t)
+		_, _ = s.Renew(record(ctx), t)
 	}()
 }
 

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/base32"
 	"encoding/json"
+	"runtime"
 	"strings"
 	"testing"
 	"time"
@@ -229,4 +230,41 @@ func TestSessionRenewAndLogout(t *testing.T) {
 	h.want(h.do("POST", "/v1/auth/token/renew-self", tok3, nil), 401)
 	// The root token has no session to end.
 	h.want(h.do("POST", "/v1/auth/logout", root, nil), 400)
+}
+
+// TestSessionTouch: a session in use is renewed by the server in the
+// background (with a record of its own), so it outlives its first idle
+// deadline; and a child token made meanwhile is made of the renewed record.
+func TestSessionTouch(t *testing.T) {
+	h := start(t, t.TempDir(), func(c *server.Config) { c.SessionIdle = 10 * time.Minute })
+	_, root := h.initUnseal(1, 1)
+	h.want(h.do("POST", "/v1/users", root, map[string]any{"name": "alice", "password": alicePassword}), 200)
+	h.want(h.writePolicy(root, "warden", "tokens", `permit (principal == User::"alice", action == Action::"token.create", resource);`), 200)
+	tok, m := h.session("alice", alicePassword, "")
+	first := m["expire_time"].(string)
+	h.clk.Add(6 * time.Minute) // 4 minutes left: the next use renews
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		self := h.want(h.do("GET", "/v1/auth/token/lookup-self", tok, nil), 200).json(t)
+		if self["expire_time"] != first {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("the session was not renewed by its use")
+		}
+		// The renewal is asynchronous: ask again (each ask is a use too).
+		runtime.Gosched()
+	}
+	h.want(h.do("POST", "/v1/auth/token/create", tok, map[string]any{"ttl": "1m"}), 200)
+	h.clk.Add(8 * time.Minute) // past the first deadline, within the renewed one
+	h.want(h.do("GET", "/v1/auth/whoami", tok, nil), 200)
+	found := false
+	for _, e := range h.entriesSince(0) {
+		if e.Action == "token.touch" && e.AuthMethod == "system" && e.Accessor != "" {
+			found = true
+		}
+	}
+	if !found {
+		t.Fatal("no record of the renewal")
+	}
 }
