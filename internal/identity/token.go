@@ -39,6 +39,9 @@ import (
 type Storage interface {
 	Get(ctx context.Context, key string) (kv.Entry, error)
 	GetStale(key string) (kv.Entry, error)
+	// AppliedIndex only grows, and while it is unchanged what GetStale
+	// read is still current.
+	AppliedIndex() uint64
 	ListKeys(ctx context.Context, prefix string, limit int) ([]kv.Entry, error)
 	Txn(ctx context.Context, t kv.Txn) (uint64, error)
 }
@@ -166,6 +169,7 @@ type Service struct {
 	mu    sync.RWMutex
 	key   []byte                  // HMAC key, loaded lazily after unseal
 	cache map[string]cachedRecord // accessor → decoded record at a version
+	gens  map[string]genRead      // user → version of their cut-off mark
 }
 
 type cachedRecord struct {
@@ -181,7 +185,7 @@ func New(st Storage, now func() time.Time, rnd io.Reader) *Service {
 	if rnd == nil {
 		rnd = rand.Reader
 	}
-	return &Service{st: st, now: now, rand: rnd, cache: make(map[string]cachedRecord)}
+	return &Service{st: st, now: now, rand: rnd, cache: make(map[string]cachedRecord), gens: make(map[string]genRead)}
 }
 
 // Forget drops the HMAC key and cached records (called when Warden seals).
@@ -190,6 +194,7 @@ func (s *Service) Forget() {
 	clear(s.key)
 	s.key = nil
 	s.cache = make(map[string]cachedRecord)
+	s.gens = make(map[string]genRead)
 	s.mu.Unlock()
 }
 
@@ -325,8 +330,7 @@ func (s *Service) Authenticate(tok string) (*Token, error) {
 		return nil, errs.E(errs.Unauthenticated, "token expired at %s", t.ExpireTime.UTC().Format(time.RFC3339))
 	}
 	if t.User != "" && !t.Root {
-		// A local read: on the leader it has every acknowledged cut-off.
-		gen, err := s.version(context.Background(), prefixUserGen+t.User, false)
+		gen, err := s.currentGen(t.User)
 		if err != nil {
 			return nil, err
 		}
@@ -335,6 +339,34 @@ func (s *Service) Authenticate(tok string) (*Token, error) {
 		}
 	}
 	return t, nil
+}
+
+// genRead is the version of a user's cut-off mark as read at an applied
+// index.
+type genRead struct{ applied, version uint64 }
+
+// currentGen returns the version of user's cut-off mark from local state
+// (on the leader it has every acknowledged cut-off), read again only when
+// the state has changed since.
+func (s *Service) currentGen(user string) (uint64, error) {
+	applied := s.st.AppliedIndex()
+	s.mu.RLock()
+	g, ok := s.gens[user]
+	s.mu.RUnlock()
+	if ok && g.applied == applied {
+		return g.version, nil
+	}
+	v, err := s.version(context.Background(), prefixUserGen+user, false)
+	if err != nil {
+		return 0, err
+	}
+	s.mu.Lock()
+	if len(s.gens) > 100_000 {
+		s.gens = make(map[string]genRead)
+	}
+	s.gens[user] = genRead{applied: applied, version: v}
+	s.mu.Unlock()
+	return v, nil
 }
 
 // record reads and decodes a token record from local state, via the cache.
