@@ -191,10 +191,14 @@ func sessionView(secret identity.Secret, t *identity.Token) loginResponse {
 	return r
 }
 
-// loginEntry fills a login's audit record before its session commits.
+// loginEntry fills a login's audit record before its session commits. It
+// names the user as userUID does: the canonical name a password or passkey
+// login opens the session of (whatever spelling the request used), or an
+// OpenID Connect user's name as the provider's claim gave it.
 func loginEntry(req *request, method, user string) func(*identity.Token) {
 	if req.entry != nil {
-		req.entry.AuthMethod, req.entry.Principal, req.entry.Resource = method, `User::"`+user+`"`, `User::"`+user+`"`
+		uid := userUID(user)
+		req.entry.AuthMethod, req.entry.Principal, req.entry.Resource = method, uid, uid
 	}
 	return func(t *identity.Token) {
 		if req.entry != nil {

@@ -3,6 +3,7 @@ package api
 import (
 	"crypto/sha256"
 	"encoding/json"
+	"errors"
 	"net/http"
 	"strconv"
 
@@ -10,6 +11,7 @@ import (
 
 	"github.com/warden-sec/warden/internal/authz"
 	"github.com/warden-sec/warden/internal/errs"
+	"github.com/warden-sec/warden/internal/names"
 	"github.com/warden-sec/warden/internal/passkey"
 	"github.com/warden-sec/warden/internal/users"
 )
@@ -24,12 +26,49 @@ import (
 func userTarget(action string) targetFunc {
 	all := target{action: action, resource: entity(authz.TypeUser, "*", nil)}
 	return func(r *request) (target, error) {
-		name := r.PathValue("name")
-		if name == "" {
+		if r.PathValue("name") == "" {
 			return all, nil
+		}
+		name, err := pathUser(r)
+		if err != nil {
+			return target{}, err
 		}
 		return target{action: action, resource: entity(authz.TypeUser, name, types.RecordMap{"name": types.String(name)})}, nil
 	}
+}
+
+// pathUser returns the {name} of the path, which must be a canonical user
+// name. The users service would act on the canonical form of any other
+// spelling (BOB is bob), so a policy about User::"bob" must see
+// User::"bob": a name that is not canonical, or has no canonical form, is
+// refused before authorization (errs.Invalid naming the field), never
+// authorized under a resource the change does not touch.
+func pathUser(r *request) (string, error) {
+	name := r.PathValue("name")
+	c, err := names.Canonical(name)
+	if err != nil {
+		var ne *names.NameError
+		if errors.As(err, &ne) {
+			return "", errs.E(errs.Invalid, "name: %s", ne.Reason)
+		}
+		return "", errs.E(errs.Invalid, "name: %v", err)
+	}
+	if c != name {
+		return "", errs.E(errs.Invalid, "name: %q is not a canonical user name; use %q", name, c)
+	}
+	return name, nil
+}
+
+// userUID is how an audit record names the user a request names: by the
+// canonical form of the name, which is the user it acts on (Alice is
+// User::"alice"); a name that has none (an OpenID Connect user such as an
+// email address, or a name the users service refuses) as given, in Cedar's
+// quoting, which escapes what could be mistaken for the end of the name.
+func userUID(name string) string {
+	if c, err := names.Canonical(name); err == nil {
+		name = c
+	}
+	return types.NewEntityUID(authz.TypeUser, types.String(name)).String()
 }
 
 // selfUser targets the caller's own User with users.self: what the
@@ -119,7 +158,7 @@ func userCreate(svc *users.Service, req *request, in *userCreateRequest) (any, e
 		pw = []byte(in.Password)
 	}
 	if req.entry != nil {
-		req.entry.Resource = `User::"` + in.Name + `"`
+		req.entry.Resource = userUID(in.Name)
 	}
 	return viewOf(svc.Create(req.Context(), in.Name, in.Groups, pw))
 }

@@ -224,3 +224,52 @@ func TestSessionRenewAndLogout(t *testing.T) {
 	// The root token has no session to end.
 	h.want(h.do("POST", "/v1/auth/logout", root, nil), 400)
 }
+
+// TestUserNamesCanonical: a user route's {name} is the canonical name the
+// users service acts on, or the request is refused before authorization:
+// BOB would otherwise escape a forbid on User::"bob" while changing bob.
+// The audit records of logins and creations name the canonical user.
+func TestUserNamesCanonical(t *testing.T) {
+	h := start(t, t.TempDir(), nil)
+	_, root := h.initUnseal(1, 1)
+	h.want(h.do("POST", "/v1/users", root, map[string]any{"name": "Bob", "groups": []string{"dev"}, "password": alicePassword}), 200)
+	h.want(h.writePolicy(root, "warden", "admins", `permit (principal in Group::"admins", action, resource);`), 200)
+	h.want(h.writePolicy(root, "warden", "not-bob", `forbid (principal, action == Action::"users.write", resource == User::"bob");`), 200)
+	carol := h.token(root, "carol", "admins")
+	from := auditSize(t, h)
+
+	h.wantError(h.do("PATCH", "/v1/users/bob", carol, map[string]any{"groups": []string{"security"}}), 403, "not-bob")
+	for path, msg := range map[string]string{
+		"/v1/users/BOB":      `name: "BOB" is not a canonical user name; use "bob"`,
+		"/v1/users/Bob":      `use "bob"`,
+		"/v1/users/b%C3%B6b": "name: character",
+		"/v1/users/bob..x":   "name: label 2 is empty",
+	} {
+		h.wantError(h.do("PATCH", path, carol, map[string]any{"groups": []string{"security"}}), 400, msg)
+	}
+	for _, p := range []string{"/v1/users/BOB/disable", "/v1/users/BOB/unlock", "/v1/users/BOB/mfa/reset"} {
+		h.wantError(h.do("POST", p, carol, nil), 400, `use "bob"`)
+	}
+	h.wantError(h.do("DELETE", "/v1/users/BOB", carol, nil), 400, `use "bob"`)
+	h.wantError(h.do("POST", "/v1/users/BOB/password", carol, map[string]string{"password": "another-long-password-7"}), 400, `use "bob"`)
+	h.wantError(h.do("GET", "/v1/users/BOB", carol, nil), 400, `use "bob"`)
+	v := h.want(h.do("GET", "/v1/users/bob", root, nil), 200).json(t)
+	if g := v["groups"].([]any); len(g) != 1 || g[0] != "dev" || v["disabled"] != false {
+		t.Fatalf("bob after the refusals: %v", v)
+	}
+
+	// A login names the user it opens a session of, whatever the spelling.
+	_, m := h.session("BOB", alicePassword, "")
+	if m["user"] != "bob" {
+		t.Fatalf("session %v", m)
+	}
+	wantRecords(t, h.entriesSince(from), []record{
+		{action: "users.write", principal: `User::"carol"`, resource: `User::"bob"`, outcome: 403, err: "not-bob"},
+		{action: "auth.login", principal: `User::"bob"`, resource: `User::"bob"`, outcome: 200},
+	})
+	for _, e := range h.entriesSince(0) {
+		if strings.Contains(e.Principal+e.Resource, "Bob") || strings.Contains(e.Principal+e.Resource, "BOB") {
+			t.Fatalf("a record names the user as given, not canonically: %+v", e)
+		}
+	}
+}
