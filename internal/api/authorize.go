@@ -106,18 +106,12 @@ func (s *Server) authorize(req *request, tg target) error {
 		return errs.E(errs.Denied, "permission denied: this session may only enroll a second factor for %s (a group of the user requires one); enroll one, then log in again", t.User)
 	}
 	principal := c.uid
-	// A node acting on its own record is both principal and resource: one
-	// entity, the caller's (its attributes come from its certificate).
 	if c.esErr != nil {
 		return errs.Wrap(errs.Internal, c.esErr, "authorization entities")
 	}
-	es := c.es
-	if _, own := es.Get(tg.resource.UID); !own {
-		res, err := authz.NewEntities(tg.resource)
-		if err != nil {
-			return errs.Wrap(errs.Internal, err, "authorization entities")
-		}
-		es = es.With(res) // laid over, not copied: the caller's collection may be shared
+	es, err := withResource(c.es, tg.resource)
+	if err != nil {
+		return errs.Wrap(errs.Internal, err, "authorization entities")
 	}
 	d, err := s.cfg.Policies.Check(req.Context(), policy.WardenStore, authz.CheckRequest{
 		Request: authz.Request{Principal: principal, Action: authz.ActionUID(tg.action), Resource: tg.resource.UID,
@@ -145,6 +139,39 @@ func (s *Server) authorize(req *request, tg target) error {
 		msg += " (a policy failed to evaluate; see the server log)"
 	}
 	return errs.E(errs.Denied, "%s", msg)
+}
+
+// withResource lays a target's resource over the caller's entities (not
+// copied: the caller's collection may be shared). A caller acting on
+// itself (a node on its own record, a user on their own account) is both
+// principal and resource: one entity, the caller's, whose parents and
+// attributes win (a node's come from its certificate), with the
+// attributes of the target that it lacks added (a users.write's groups,
+// which the approval rules must see whoever the user is).
+func withResource(es authz.Entities, res types.Entity) (authz.Entities, error) {
+	if own, ok := es.Get(res.UID); ok {
+		var attrs types.RecordMap // nil while the caller's entity has every attribute
+		for k, v := range res.Attributes.All() {
+			if _, ok := own.Attributes.Get(k); ok {
+				continue
+			}
+			if attrs == nil {
+				if attrs = own.Attributes.Map(); attrs == nil {
+					attrs = types.RecordMap{}
+				}
+			}
+			attrs[k] = v
+		}
+		if attrs == nil {
+			return es, nil
+		}
+		res = types.Entity{UID: own.UID, Parents: own.Parents, Attributes: types.NewRecord(attrs), Tags: own.Tags}
+	}
+	re, err := authz.NewEntities(res)
+	if err != nil {
+		return authz.Entities{}, err
+	}
+	return es.With(re), nil
 }
 
 // selfToken is the resource of looking up one's own token.

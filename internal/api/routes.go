@@ -207,24 +207,24 @@ func (s *Server) routeTable() []route {
 		{method: "PUT", pattern: "/v1/auth/oidc/config", name: "auth.config.write", target: system(authz.ActionAuthConfigWrite), audit: auditChange, status: noContent, h: s.oidcConfigWrite},
 
 		{method: "GET", pattern: "/v1/users", name: "users.list", target: userTarget(authz.ActionUsersRead), audit: auditRead, status: ok, h: userCall(s, userList)},
-		{method: "POST", pattern: "/v1/users", name: "users.create", target: userTarget(authz.ActionUsersWrite), audit: auditChange, status: ok, h: userCall(s, userCreate)},
+		{method: "POST", pattern: "/v1/users", name: "users.create", target: s.userWriteTarget(createRequested), audit: auditChange, status: ok, h: userCall(s, userCreate)},
 		{method: "GET", pattern: "/v1/users/{name}", name: "users.read", target: userTarget(authz.ActionUsersRead), audit: auditRead, status: ok, h: userCall(s, userRead)},
-		{method: "PATCH", pattern: "/v1/users/{name}", name: "users.update", target: userTarget(authz.ActionUsersWrite), audit: auditChange, status: ok, h: userCall(s, userUpdate)},
-		{method: "DELETE", pattern: "/v1/users/{name}", name: "users.delete", target: userTarget(authz.ActionUsersWrite), audit: auditChange, status: noContent,
+		{method: "PATCH", pattern: "/v1/users/{name}", name: "users.update", target: s.userWriteTarget(updateRequested), audit: auditChange, status: ok, h: userCall(s, userUpdate)},
+		{method: "DELETE", pattern: "/v1/users/{name}", name: "users.delete", target: s.userWriteTarget(nil), audit: auditChange, status: noContent,
 			h: s.userAction(func(svc *users.Service, req *request, name string) error { return svc.Delete(req.Context(), name) })},
-		{method: "POST", pattern: "/v1/users/{name}/disable", name: "users.disable", target: userTarget(authz.ActionUsersWrite), audit: auditChange, status: noContent,
+		{method: "POST", pattern: "/v1/users/{name}/disable", name: "users.disable", target: s.userWriteTarget(nil), audit: auditChange, status: noContent,
 			h: s.userAction(func(svc *users.Service, req *request, name string) error {
 				return svc.SetDisabled(req.Context(), name, true)
 			})},
-		{method: "POST", pattern: "/v1/users/{name}/enable", name: "users.enable", target: userTarget(authz.ActionUsersWrite), audit: auditChange, status: noContent,
+		{method: "POST", pattern: "/v1/users/{name}/enable", name: "users.enable", target: s.userWriteTarget(nil), audit: auditChange, status: noContent,
 			h: s.userAction(func(svc *users.Service, req *request, name string) error {
 				return svc.SetDisabled(req.Context(), name, false)
 			})},
-		{method: "POST", pattern: "/v1/users/{name}/unlock", name: "users.unlock", target: userTarget(authz.ActionUsersWrite), audit: auditChange, status: noContent,
+		{method: "POST", pattern: "/v1/users/{name}/unlock", name: "users.unlock", target: s.userWriteTarget(nil), audit: auditChange, status: noContent,
 			h: s.userAction(func(svc *users.Service, req *request, name string) error { return svc.Unlock(req.Context(), name) })},
 		{method: "POST", pattern: "/v1/users/{name}/mfa/reset", name: "users.mfa.reset", target: userTarget(authz.ActionUsersMFAReset), audit: auditChange, status: noContent,
 			h: s.userAction(func(svc *users.Service, req *request, name string) error { return svc.ResetMFA(req.Context(), name) })},
-		{method: "POST", pattern: "/v1/users/{name}/password", name: "users.password", target: passwordTarget, audit: auditChange, status: noContent, h: userCall(s, userPassword)},
+		{method: "POST", pattern: "/v1/users/{name}/password", name: "users.password", target: s.passwordTarget, audit: auditChange, status: noContent, h: userCall(s, userPassword)},
 		{method: "POST", pattern: "/v1/users/{name}/mfa/totp", name: "users.mfa.totp.enroll", target: userTarget(authz.ActionUsersSelf), audit: auditChange, status: ok, h: userCall(s, totpEnroll)},
 		{method: "POST", pattern: "/v1/users/{name}/mfa/totp/confirm", name: "users.mfa.totp.confirm", target: userTarget(authz.ActionUsersSelf), audit: auditChange, status: ok, h: userCall(s, totpConfirm)},
 		{method: "POST", pattern: "/v1/users/{name}/mfa/recovery-codes", name: "users.mfa.recovery-codes", target: userTarget(authz.ActionUsersSelf), audit: auditChange, status: ok, h: userCall(s, newRecoveryCodes)},

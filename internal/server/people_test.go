@@ -273,3 +273,68 @@ func TestUserNamesCanonical(t *testing.T) {
 		}
 	}
 }
+
+// TestDualControlUsers: with dual control on, a users.write that makes,
+// changes or removes a member of Group::"security" (the approvers of the
+// default rule) is held for two approvals, whoever the user and however
+// the change is made: a create or update into security, an update out of
+// it, a delete, disable, enable, unlock or password reset of a member, an
+// administrator adding herself. The same changes of other users run at
+// once. Without it, an administrator with users.write made approvers, logged
+// in as them, and approved her own requests.
+func TestDualControlUsers(t *testing.T) {
+	h := start(t, t.TempDir(), func(c *server.Config) { c.DualControl = true })
+	_, root := h.initUnseal(1, 1)
+	alice := h.token(root, "alice", "security")
+	bob := h.token(root, "bob", "security")
+	carol := h.token(root, "carol", "admins")
+	run := func(id string) resp {
+		t.Helper()
+		for _, tok := range []string{alice, bob} {
+			h.want(h.do("POST", "/v1/requests/"+id+"/approve", tok, nil), 200)
+		}
+		return h.do("POST", "/v1/requests/"+id+"/run", carol, nil)
+	}
+	// Administrators may do anything, as dual control lets them.
+	h.want(run(held(t, h.writePolicy(carol, "warden", "admins", `permit (principal in Group::"admins", action, resource);`), 2)), 200)
+
+	// A new user in security is held, and runs once approved; in dev, not.
+	const pw = "violet-ladder-stream-9"
+	create := func(name string, groups ...string) resp {
+		return h.do("POST", "/v1/users", carol, map[string]any{"name": name, "groups": groups, "password": pw})
+	}
+	id := held(t, create("mallory", "security"), 2)
+	h.want(h.do("GET", "/v1/users/mallory", root, nil), 404)
+	h.want(run(id), 200)
+	h.want(create("dave", "dev"), 200)
+	held(t, create("Eve", "Dev", "Security"), 2) // as the service will store them
+	held(t, create("eve", "security"), 2)
+
+	// Changes of a member of security, or into it, are held; of others not.
+	for _, r := range []struct{ method, path string }{
+		{"DELETE", "/v1/users/mallory"},
+		{"POST", "/v1/users/mallory/disable"},
+		{"POST", "/v1/users/mallory/enable"},
+		{"POST", "/v1/users/mallory/unlock"},
+	} {
+		held(t, h.do(r.method, r.path, carol, nil), 2)
+	}
+	held(t, h.do("POST", "/v1/users/mallory/password", carol, map[string]string{"password": "another-long-password-7"}), 2)
+	held(t, h.do("PATCH", "/v1/users/mallory", carol, map[string]any{"groups": []string{"dev"}}), 2) // out of security
+	held(t, h.do("PATCH", "/v1/users/dave", carol, map[string]any{"groups": []string{"dev", "security"}}), 2)
+	h.want(h.do("PATCH", "/v1/users/dave", carol, map[string]any{"groups": []string{"dev", "ops"}}), 200)
+	h.want(h.do("POST", "/v1/users/dave/password", carol, map[string]string{"password": "another-long-password-7"}), 204)
+	h.want(h.do("POST", "/v1/users/dave/disable", carol, nil), 204)
+	h.want(h.do("DELETE", "/v1/users/dave", carol, nil), 204)
+	// An administrator with an account of her own, adding herself.
+	h.want(create("carol", "admins"), 200)
+	held(t, h.do("PATCH", "/v1/users/carol", carol, map[string]any{"groups": []string{"admins", "security"}}), 2)
+	if v := h.want(h.do("GET", "/v1/users/carol", root, nil), 200).json(t); len(v["groups"].([]any)) != 1 {
+		t.Fatalf("carol changed her groups without approval: %v", v)
+	}
+	// mallory is in security, unchanged by the held requests.
+	v := h.want(h.do("GET", "/v1/users/mallory", root, nil), 200).json(t)
+	if g := v["groups"].([]any); len(g) != 1 || g[0] != "security" || v["disabled"] != false {
+		t.Fatalf("mallory %v", v)
+	}
+}
