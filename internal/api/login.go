@@ -330,13 +330,25 @@ func (s *Server) passkeyLoginFinish(req *request) (int, any, error) {
 		return 0, nil, errs.E(errs.Invalid, "user, state and credential: required")
 	}
 	done := loginEntry(req, "password", in.User)
+	// Every failure before the session opens answers as a failed password
+	// login does: whether the user exists must not show in the answer (an
+	// unknown user, a state that is not theirs, an expired ceremony, a
+	// malformed or refused assertion all read the same).
 	u, err := svc.Get(req.Context(), in.User)
 	if err != nil {
+		if code := errs.CodeOf(err); code == errs.Unavailable || code == errs.Internal {
+			return 0, nil, err // before anything about the user is known
+		}
 		return 0, nil, users.ErrInvalidLogin
 	}
 	id, updated, err := pk.FinishLogin(account(u), in.State, in.Credential)
 	if err != nil {
-		return 0, nil, err
+		if errs.CodeOf(err) == errs.Internal {
+			s.log.Error("passkey login: the assertion could not be checked", "request_id", req.id, "err", err)
+		} else {
+			s.log.Info("passkey login refused", "request_id", req.id, "err", err)
+		}
+		return 0, nil, users.ErrInvalidLogin
 	}
 	secret, tok, err := svc.FinishPasskeyLogin(users.WithBeforeCommit(req.Context(), done), u,
 		base64.RawURLEncoding.EncodeToString(id), updated)

@@ -185,7 +185,7 @@ func TestPasskeyLogin(t *testing.T) {
 	h.wantError(h.passkeyBegin("alice", "wrong-password-123"), 401, "invalid user name, password or code")
 	h.wantError(h.passkeyBegin("mallory", alicePassword), 401, "invalid user name, password or code")
 	// The finish that opened the session, posted again.
-	h.wantError(h.do("POST", "/v1/auth/webauthn/login/finish", "", good), 401, "passkey: assertion refused")
+	h.wantError(h.do("POST", "/v1/auth/webauthn/login/finish", "", good), 401, "invalid user name, password or code")
 
 	// Bob's passkey and a ceremony begun for him.
 	bobKey := passkeytest.New(passkeyRPID, passkeyOrigin)
@@ -206,47 +206,47 @@ func TestPasskeyLogin(t *testing.T) {
 			defer func() { key.Origin = passkeyOrigin }()
 			cred, err := key.Assert(c.Options)
 			return "alice", c.State, cred, err
-		}, "passkey: assertion refused"},
+		}, "invalid user name, password or code"},
 		{"wrong RP ID", func(t *testing.T, c ceremony) (string, string, []byte, error) {
 			key.RPID = "evil.example"
 			defer func() { key.RPID = passkeyRPID }()
 			cred, err := key.Assert(c.Options)
 			return "alice", c.State, cred, err
-		}, "passkey: assertion refused"},
+		}, "invalid user name, password or code"},
 		{"bad signature", func(t *testing.T, c ceremony) (string, string, []byte, error) {
 			key.BadSignature = true
 			defer func() { key.BadSignature = false }()
 			cred, err := key.Assert(c.Options)
 			return "alice", c.State, cred, err
-		}, "passkey: assertion refused"},
+		}, "invalid user name, password or code"},
 		{"counter not increasing", func(t *testing.T, c ceremony) (string, string, []byte, error) {
 			// Stored: 1 (the login above). A clone of the key at 0 signs 1.
 			clone := *key
 			clone.Counter = 0
 			cred, err := clone.Assert(c.Options)
 			return "alice", c.State, cred, err
-		}, "passkey: assertion refused"},
+		}, "invalid user name, password or code"},
 		{"unregistered authenticator", func(t *testing.T, c ceremony) (string, string, []byte, error) {
 			cred, err := unregistered.Assert(c.Options)
 			return "alice", c.State, cred, err
-		}, "passkey: assertion refused"},
+		}, "invalid user name, password or code"},
 		{"another user's state", func(t *testing.T, c ceremony) (string, string, []byte, error) {
 			cred, err := key.Assert(bobC.Options) // alice's passkey over bob's challenge
 			return "alice", bobC.State, cred, err
-		}, "passkey: assertion refused"},
+		}, "invalid user name, password or code"},
 		{"another user's passkey", func(t *testing.T, c ceremony) (string, string, []byte, error) {
 			cred, err := bobKey.Assert(c.Options) // bob's passkey over alice's challenge
 			return "alice", c.State, cred, err
-		}, "passkey: assertion refused"},
+		}, "invalid user name, password or code"},
 		{"her assertion for bob", func(t *testing.T, c ceremony) (string, string, []byte, error) {
 			cred, err := key.Assert(bobC.Options)
 			return "bob", bobC.State, cred, err
-		}, "passkey: assertion refused"},
+		}, "invalid user name, password or code"},
 		{"expired ceremony", func(t *testing.T, c ceremony) (string, string, []byte, error) {
 			cred, err := key.Assert(c.Options)
 			h.clk.Add(passkey.DefaultTimeout)
 			return "alice", c.State, cred, err
-		}, "passkey: login ceremony expired"},
+		}, "invalid user name, password or code"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			c := h.ceremony(h.passkeyBegin("alice", alicePassword))
@@ -261,6 +261,36 @@ func TestPasskeyLogin(t *testing.T) {
 				t.Fatalf("a refusal holds a token: %s", r.body)
 			}
 		})
+	}
+
+	// Whether a user exists does not show in a finish's answer: an unknown
+	// user's, an existing user's with a state begun for another, with a
+	// state that is no state, or with an assertion that does not parse,
+	// all answer the same.
+	c = h.ceremony(h.passkeyBegin("alice", alicePassword))
+	cred, err = key.Assert(c.Options)
+	if err != nil {
+		t.Fatal(err)
+	}
+	signatures = append(signatures, signatureOf(t, cred))
+	var first resp
+	for i, body := range [][]byte{
+		finishBody(t, "mallory", c.State, cred),
+		finishBody(t, "bob", c.State, cred),
+		finishBody(t, "mallory", "bm90LWEtc3RhdGU", cred),
+		finishBody(t, "bob", "bm90LWEtc3RhdGU", cred),
+		finishBody(t, "mallory", bobC.State, []byte(`{"id":"x"}`)),
+		finishBody(t, "bob", bobC.State, []byte(`{"id":"x"}`)),
+		finishBody(t, "Bob", bobC.State, []byte(`{}`)),
+		finishBody(t, "no such user!", bobC.State, []byte(`{}`)),
+	} {
+		r := h.do("POST", "/v1/auth/webauthn/login/finish", "", body)
+		if i == 0 {
+			first = h.want(r, 401)
+			h.wantError(first, 401, "invalid user name, password or code")
+		} else if r.status != first.status || !bytes.Equal(r.body, first.body) {
+			t.Fatalf("finish %d answered %d %s; an unknown user's %d %s", i, r.status, r.body, first.status, first.body)
+		}
 	}
 
 	// After all that, the passkey still logs her in.
