@@ -10,6 +10,7 @@ import (
 	"encoding/json"
 	"errors"
 	"net/http"
+	"strconv"
 	"sync"
 	"time"
 
@@ -420,12 +421,27 @@ func (s *Server) oidcSession(req *request, id oidcauth.Identity, once string) (i
 		return 0, nil, err
 	}
 	done := loginEntry(req, "oidc", id.User)
+	if req.entry != nil {
+		req.entry.Note = oidcNote(id)
+	}
 	secret, tok, err := svc.ExternalLogin(users.WithBeforeCommit(req.Context(), done), users.ExternalLogin{User: id.User, Groups: id.Groups,
 		Auth: identity.AuthInfo{Method: "oidc", MFA: id.MFA, MFAMethod: id.MFAMethod, Time: s.now()}, Once: once})
 	if err != nil {
 		return 0, nil, err
 	}
 	return http.StatusOK, sessionView(secret, tok), nil
+}
+
+// oidcNote is what the audit record of an OpenID Connect login says of
+// the provider's identity, for forensics: the issuer and the subject (the
+// provider's stable id of the user, which the user claim may not be), each
+// quoted in ASCII; the subject cut at 255 bytes (OpenID Connect's bound).
+func oidcNote(id oidcauth.Identity) string {
+	sub := id.Subject
+	if len(sub) > 255 {
+		sub = sub[:255]
+	}
+	return "oidc iss=" + strconv.QuoteToASCII(id.Issuer) + " sub=" + strconv.QuoteToASCII(sub)
 }
 
 // oidcDeviceStart starts the device flow for a machine without a browser.

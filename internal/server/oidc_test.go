@@ -8,6 +8,7 @@ import (
 	"io"
 	"net/http"
 	"slices"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -283,7 +284,9 @@ func TestOIDCLogin(t *testing.T) {
 		found := false
 		for _, e := range es {
 			if e.Accessor == s.accessor && e.Action == s.action {
-				if found || e.Principal != `User::"`+s.user+`"` || e.AuthMethod != "oidc" || e.Outcome != 200 {
+				// The provider's issuer and subject (its user name here).
+				note := "oidc iss=" + strconv.Quote(op.Issuer) + ` sub="` + s.user + `"`
+				if found || e.Principal != `User::"`+s.user+`"` || e.AuthMethod != "oidc" || e.Outcome != 200 || e.Note != note {
 					t.Fatalf("session of %s: audit record %+v", s.user, e)
 				}
 				found = true
