@@ -327,7 +327,36 @@ type totpEnrollResponse struct {
 	Secret string `json:"secret"`
 }
 
+// errReauthenticate refuses a change of second factors to a session
+// opened without one, when the user has one.
+var errReauthenticate = errs.E(errs.Denied, "re-authenticate with your second factor: this session was opened without one")
+
+// factorChange returns the user the path names if the caller may change
+// their second factors (users.self routes: enroll TOTP, confirm it, new
+// recovery codes, register a passkey). Once a user has a factor, only a
+// caller whose context.auth.mfa is true may: a session opened with the
+// password alone (stolen, or left open), a token made from a session
+// (token create: context.auth.method token), a single sign-on login
+// without the provider's second factor, the root token and node
+// certificates are refused, so that the password alone never replaces or
+// adds a factor. The first enrollment (no factor yet) is open to any
+// session the policies let act on the account, mfa-enroll sessions
+// included.
+func factorChange(svc *users.Service, req *request) (*users.User, error) {
+	u, err := svc.Get(req.Context(), req.PathValue("name"))
+	if err != nil {
+		return nil, err
+	}
+	if u.HasMFA() && (req.tok == nil || !req.tok.AuthOf().MFA) {
+		return nil, errReauthenticate
+	}
+	return u, nil
+}
+
 func totpEnroll(svc *users.Service, req *request, _ *none) (any, error) {
+	if _, err := factorChange(svc, req); err != nil {
+		return nil, err
+	}
 	uri, secret, err := svc.EnrollTOTP(req.Context(), req.PathValue("name"))
 	if err != nil {
 		return nil, err
@@ -352,10 +381,16 @@ func recoveryCodes(codes []string, err error) (any, error) {
 }
 
 func totpConfirm(svc *users.Service, req *request, in *codeRequest) (any, error) {
+	if _, err := factorChange(svc, req); err != nil {
+		return nil, err
+	}
 	return recoveryCodes(svc.ConfirmTOTP(req.Context(), req.PathValue("name"), in.Code))
 }
 
 func newRecoveryCodes(svc *users.Service, req *request, _ *none) (any, error) {
+	if _, err := factorChange(svc, req); err != nil {
+		return nil, err
+	}
 	return recoveryCodes(svc.NewRecoveryCodes(req.Context(), req.PathValue("name")))
 }
 
@@ -375,11 +410,11 @@ type passkeyBeginResponse struct {
 }
 
 func (s *Server) passkeyRegisterBegin(svc *users.Service, req *request, _ *none) (any, error) {
-	pk, err := s.passkeysFor(req.Context())
+	u, err := factorChange(svc, req)
 	if err != nil {
 		return nil, err
 	}
-	u, err := svc.Get(req.Context(), req.PathValue("name"))
+	pk, err := s.passkeysFor(req.Context())
 	if err != nil {
 		return nil, err
 	}
@@ -397,16 +432,16 @@ type passkeyFinishRequest struct {
 }
 
 func (s *Server) passkeyRegisterFinish(svc *users.Service, req *request, in *passkeyFinishRequest) (any, error) {
+	u, err := factorChange(svc, req)
+	if err != nil {
+		return nil, err
+	}
 	pk, err := s.passkeysFor(req.Context())
 	if err != nil {
 		return nil, err
 	}
 	if len(in.Credential) == 0 {
 		return nil, errs.E(errs.Invalid, "credential: required (the authenticator's response)")
-	}
-	u, err := svc.Get(req.Context(), req.PathValue("name"))
-	if err != nil {
-		return nil, err
 	}
 	id, cred, err := pk.FinishRegistration(account(u), in.State, in.Credential)
 	if err != nil {

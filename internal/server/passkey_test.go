@@ -112,6 +112,21 @@ func TestPasskeyLogin(t *testing.T) {
 	// No passkey yet: nothing to challenge.
 	h.want(h.passkeyBegin("alice", alicePassword), 400)
 
+	// Bob's account is not hers to add a passkey to (users.self is on
+	// oneself only), neither step.
+	h.want(h.do("POST", "/v1/users/bob/mfa/webauthn/begin", tok, nil), 403)
+	c := h.ceremony(h.do("POST", "/v1/users/alice/mfa/webauthn/begin", tok, nil))
+	stray := passkeytest.New(passkeyRPID, passkeyOrigin)
+	strayCred, err := stray.Register(c.Options)
+	if err != nil {
+		t.Fatal(err)
+	}
+	h.want(h.do("POST", "/v1/users/bob/mfa/webauthn/finish", tok,
+		map[string]any{"name": "mine", "state": c.State, "credential": json.RawMessage(strayCred)}), 403)
+	if v := h.want(h.do("GET", "/v1/users/bob", root, nil), 200).json(t); v["passkeys"] != nil && len(v["passkeys"].([]any)) != 0 {
+		t.Fatalf("bob has passkeys: %v", v)
+	}
+
 	// Register a passkey with her session.
 	key := passkeytest.New(passkeyRPID, passkeyOrigin)
 	h.registerPasskey(tok, "alice", "laptop", key)
@@ -124,20 +139,9 @@ func TestPasskeyLogin(t *testing.T) {
 		t.Fatal("the user view shows the stored credential")
 	}
 
-	// Bob's account is not hers to add a passkey to (users.self is on
-	// oneself only), neither step.
-	h.want(h.do("POST", "/v1/users/bob/mfa/webauthn/begin", tok, nil), 403)
-	c := h.ceremony(h.do("POST", "/v1/users/alice/mfa/webauthn/begin", tok, nil))
-	stray := passkeytest.New(passkeyRPID, passkeyOrigin)
-	cred, err := stray.Register(c.Options)
-	if err != nil {
-		t.Fatal(err)
-	}
-	h.want(h.do("POST", "/v1/users/bob/mfa/webauthn/finish", tok,
-		map[string]any{"name": "mine", "state": c.State, "credential": json.RawMessage(cred)}), 403)
-	if v := h.want(h.do("GET", "/v1/users/bob", root, nil), 200).json(t); v["passkeys"] != nil && len(v["passkeys"].([]any)) != 0 {
-		t.Fatalf("bob has passkeys: %v", v)
-	}
+	// With a factor, a session opened without one changes no factor.
+	h.wantError(h.do("POST", "/v1/users/alice/mfa/webauthn/begin", tok, nil), 403,
+		"re-authenticate with your second factor: this session was opened without one")
 
 	// Now the password alone asks for the factor, naming webauthn.
 	m = h.want(h.login("alice", alicePassword, ""), 200).json(t)
@@ -156,7 +160,7 @@ func TestPasskeyLogin(t *testing.T) {
 		o.PublicKey.AllowCredentials[0].ID != base64.RawURLEncoding.EncodeToString(key.CredentialID) {
 		t.Fatalf("request options: %s", c.Options)
 	}
-	cred, err = key.Assert(c.Options)
+	cred, err := key.Assert(c.Options)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -174,6 +178,8 @@ func TestPasskeyLogin(t *testing.T) {
 	if r := h.want(h.do("GET", "/v1/kv/data/prod/db", pkTok, nil), 200); !bytes.Contains(r.body, []byte("s3cret")) {
 		t.Fatalf("read with the passkey session: %s", r.body)
 	}
+	// A session opened with the passkey may add another.
+	h.ceremony(h.do("POST", "/v1/users/alice/mfa/webauthn/begin", pkTok, nil))
 	if v := h.want(h.do("GET", "/v1/users/alice", root, nil), 200).json(t); v["passkeys"].([]any)[0].(map[string]any)["last_used"] == nil {
 		t.Fatalf("passkey's last use not recorded: %v", v)
 	}

@@ -338,3 +338,49 @@ func TestDualControlUsers(t *testing.T) {
 		t.Fatalf("mallory %v", v)
 	}
 }
+
+// TestFactorChangesNeedFactor: once a user has a second factor, the routes
+// that change factors refuse a session opened without one (a stolen
+// password must not replace the factor), and anything else whose
+// context.auth.mfa is false; the first enrollment needs none.
+func TestFactorChangesNeedFactor(t *testing.T) {
+	h := start(t, t.TempDir(), nil)
+	_, root := h.initUnseal(1, 1)
+	h.want(h.do("POST", "/v1/users", root, map[string]any{"name": "alice", "password": alicePassword}), 200)
+	h.want(h.writePolicy(root, "warden", "tokens", `permit (principal == User::"alice", action == Action::"token.create", resource);`), 200)
+	tok, _ := h.session("alice", alicePassword, "")
+
+	// The first enrollment, with the password session.
+	enr := h.want(h.do("POST", "/v1/users/alice/mfa/totp", tok, nil), 200).json(t)
+	secret := enr["secret"].(string)
+	h.want(h.do("POST", "/v1/users/alice/mfa/totp/confirm", tok, map[string]string{"code": h.totpNow(secret)}), 200)
+
+	// Now the password session changes no factor.
+	const msg = "re-authenticate with your second factor: this session was opened without one"
+	refused := func(tok string) {
+		t.Helper()
+		h.wantError(h.do("POST", "/v1/users/alice/mfa/totp", tok, nil), 403, msg)
+		h.wantError(h.do("POST", "/v1/users/alice/mfa/totp/confirm", tok, map[string]string{"code": h.totpNow(secret)}), 403, msg)
+		h.wantError(h.do("POST", "/v1/users/alice/mfa/recovery-codes", tok, nil), 403, msg)
+		h.wantError(h.do("POST", "/v1/users/alice/mfa/webauthn/begin", tok, nil), 403, msg)
+		h.wantError(h.do("POST", "/v1/users/alice/mfa/webauthn/finish", tok,
+			map[string]any{"name": "mine", "state": "x", "credential": map[string]string{"id": "x"}}), 403, msg)
+	}
+	refused(tok)
+	// A session opened with the factor does; a token made from it is a
+	// new credential (context.auth.method token) and does not.
+	h.clk.Add(30 * time.Second)
+	mfaTok, _ := h.session("alice", alicePassword, h.totpNow(secret))
+	if n := len(h.want(h.do("POST", "/v1/users/alice/mfa/recovery-codes", mfaTok, nil), 200).json(t)["recovery_codes"].([]any)); n != 10 {
+		t.Fatalf("%d recovery codes", n)
+	}
+	h.want(h.do("POST", "/v1/users/alice/mfa/totp", mfaTok, nil), 200)
+	child := h.want(h.do("POST", "/v1/auth/token/create", mfaTok, map[string]any{"ttl": "10m"}), 200).json(t)["token"].(string)
+	refused(child)
+	// Nor does the root token (it resets factors with users.mfa.reset).
+	h.wantError(h.do("POST", "/v1/users/alice/mfa/recovery-codes", root, nil), 403, msg)
+	v := h.want(h.do("GET", "/v1/users/alice", root, nil), 200).json(t)
+	if v["recovery_codes_left"] != float64(10) {
+		t.Fatalf("alice after the refusals: %v", v)
+	}
+}
