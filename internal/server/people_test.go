@@ -384,3 +384,18 @@ func TestFactorChangesNeedFactor(t *testing.T) {
 		t.Fatalf("alice after the refusals: %v", v)
 	}
 }
+
+// TestRequireMFAGroupNotCanonical: a group of RequireMFAGroups that is not
+// a canonical name is an error of New naming the flag, not a panic.
+func TestRequireMFAGroupNotCanonical(t *testing.T) {
+	for g, want := range map[string]string{"Admins": `use "admins"`, "ad min": "character"} {
+		srv, err := server.New(server.Config{DataDir: t.TempDir(), Listen: "127.0.0.1:0", RequireMFAGroups: []string{g}})
+		if err == nil {
+			srv.Close()
+			t.Fatalf("%q: New accepted it", g)
+		}
+		if !strings.Contains(err.Error(), "--require-mfa-group") || !strings.Contains(err.Error(), want) {
+			t.Errorf("%q: %v", g, err)
+		}
+	}
+}

@@ -305,6 +305,14 @@ func New(cfg Config) (*Server, error) {
 	if cfg.RequestTTL < 0 {
 		return nil, fmt.Errorf("server: --request-ttl %s: must be positive", cfg.RequestTTL)
 	}
+	for _, g := range cfg.RequireMFAGroups {
+		if c, err := names.Canonical(g); err != nil || c != g {
+			if err == nil {
+				err = fmt.Errorf("use %q", c)
+			}
+			return nil, fmt.Errorf("server: --require-mfa-group %q: not a canonical group name: %w", g, err)
+		}
+	}
 	if (cfg.NodeID == "") != (cfg.ClusterListen == "") {
 		return nil, errors.New("server: --node-id and --cluster-listen go together")
 	}
