@@ -45,6 +45,11 @@ type authMethods struct {
 	passkeys *passkey.Passkeys
 	oidc     *oidcauth.Provider
 	oidcVer  uint64
+
+	// polls are the device logins (SHA-256 of their state) a poll is
+	// waiting for: one at a time each.
+	pollsMu sync.Mutex
+	polls   map[[sha256.Size]byte]struct{}
 }
 
 // stateKey returns the key of the login flows' state (every server signs
@@ -445,9 +450,18 @@ func oidcNote(id oidcauth.Identity) string {
 }
 
 // oidcDeviceStart starts the device flow for a machine without a browser.
+// Anyone may, and each start makes the server ask the provider for a code:
+// a start takes one from the address's failure budget (as a failed login
+// does, without being counted as one), so an address starts at most as
+// many as it may fail logins, and none while its budget is spent.
 func (s *Server) oidcDeviceStart(req *request) (int, any, error) {
 	if err := req.decode(&struct{}{}, true); err != nil {
 		return 0, nil, err
+	}
+	if ok, wait := s.fails.spend(clientKey(req.Request), s.now()); !ok {
+		s.metrics.authThrottled.Inc()
+		return 0, nil, errs.WithRetryAfter(errs.E(errs.RateLimited,
+			"too many device logins started or failed authentications from this address; retry in %d s", wait), time.Duration(wait)*time.Second)
 	}
 	p, err := s.oidcProvider(req.Context())
 	if err != nil {
@@ -464,13 +478,20 @@ type oidcDevicePollRequest struct {
 	State string `json:"state"`
 }
 
-// devicePollWait bounds how long one poll waits for the user's approval
-// before answering "pending" (the route's timeout is a little longer).
-const devicePollWait = 25 * time.Second
+// DefaultDevicePollWait bounds how long one poll waits for the user's
+// approval before answering "pending" (the route's timeout is a little
+// longer).
+const DefaultDevicePollWait = 25 * time.Second
 
-// oidcDevicePoll waits (up to devicePollWait, asking the provider at its
-// interval) for the user to approve, then opens the session. While the
-// user has not, it answers 412 authorization_pending.
+// oidcDevicePoll waits (up to Config.DevicePollWait, asking the provider
+// at its interval) for the user to approve, then opens the session. While
+// the user has not, it answers 412 authorization_pending, which is no
+// failed authentication (errNotAFailure: the address's failure budget is
+// not spent by a client that polls as it should; the rate limiter bounds
+// it as every request). One poll of a device login waits at a time: a
+// second, while one waits, is refused (429, and that is counted as a
+// failure), so one device code cannot make the server ask the provider
+// more than once an interval however many requests carry it.
 func (s *Server) oidcDevicePoll(req *request) (int, any, error) {
 	var in oidcDevicePollRequest
 	if err := req.decode(&in, false); err != nil {
@@ -483,7 +504,26 @@ func (s *Server) oidcDevicePoll(req *request) (int, any, error) {
 	if err != nil {
 		return 0, nil, err
 	}
-	ctx, cancel := context.WithTimeout(req.Context(), devicePollWait)
+	sum := sha256.Sum256([]byte(in.State))
+	a := s.auth
+	a.pollsMu.Lock()
+	if _, waiting := a.polls[sum]; waiting {
+		a.pollsMu.Unlock()
+		wait := max(1, int(s.cfg.DevicePollWait/time.Second))
+		return 0, nil, errs.WithRetryAfter(errs.E(errs.RateLimited,
+			"a poll of this device login is waiting already; poll again when it has answered"), time.Duration(wait)*time.Second)
+	}
+	if a.polls == nil {
+		a.polls = make(map[[sha256.Size]byte]struct{})
+	}
+	a.polls[sum] = struct{}{}
+	a.pollsMu.Unlock()
+	defer func() {
+		a.pollsMu.Lock()
+		delete(a.polls, sum)
+		a.pollsMu.Unlock()
+	}()
+	ctx, cancel := context.WithTimeout(req.Context(), s.cfg.DevicePollWait)
 	defer cancel()
 	interval := 5 * time.Second
 	for {
@@ -491,7 +531,6 @@ func (s *Server) oidcDevicePoll(req *request) (int, any, error) {
 		if err == nil {
 			// A device state opens one session: its mark commits with it
 			// (the provider may accept a used device code until it expires).
-			sum := sha256.Sum256([]byte(in.State))
 			return s.oidcSession(req, id, keyDeviceUsed+hex.EncodeToString(sum[:]))
 		}
 		if !errors.Is(err, oidcauth.ErrAuthorizationPending) {
@@ -506,7 +545,7 @@ func (s *Server) oidcDevicePoll(req *request) (int, any, error) {
 		case <-t.C:
 		case <-ctx.Done():
 			t.Stop()
-			return 0, nil, errs.E(errs.Precondition, "authorization_pending: the user has not approved the device yet; poll again")
+			return 0, nil, errs.Wrap(errs.Precondition, errNotAFailure, "authorization_pending: the user has not approved the device yet; poll again")
 		}
 	}
 }

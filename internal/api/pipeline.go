@@ -206,8 +206,11 @@ func (s *Server) serveAudited(rt *route, req *request, entry *audit.Entry) int {
 		err = rt.checkStatus(status)
 	}
 	if err != nil {
-		if rt.public {
+		if rt.public && !errors.Is(err, errNotAFailure) {
 			return s.failUnauthenticated(req, rt.name, err)
+		}
+		if rt.public {
+			return s.fail(req, err)
 		}
 		return s.failAudited(req, err)
 	}
@@ -265,6 +268,12 @@ func failureContext(ctx context.Context) (context.Context, context.CancelFunc) {
 	}
 	return context.WithTimeout(context.WithoutCancel(ctx), failureGrace)
 }
+
+// errNotAFailure marks the error of a public route's answer that is no
+// failed authentication (a device login's poll while the user has not
+// approved yet): it is answered, and neither counted nor takes from the
+// address's failure budget.
+var errNotAFailure = errors.New("not a failed authentication")
 
 // failUnauthenticated answers a request that failed before its caller was
 // authenticated. Nothing is committed for it: the failure is counted (by

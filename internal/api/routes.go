@@ -202,7 +202,7 @@ func (s *Server) routeTable() []route {
 		{method: "POST", pattern: "/v1/auth/oidc/callback", name: "auth.oidc.callback", public: true, audit: auditChange, status: ok, h: s.oidcCallback},
 		{method: "POST", pattern: "/v1/auth/oidc/device", name: "auth.oidc.device", public: true, audit: auditNone, status: ok, h: s.oidcDeviceStart},
 		{method: "POST", pattern: "/v1/auth/oidc/device/poll", name: "auth.oidc.device-poll", public: true, audit: auditChange, status: ok, h: s.oidcDevicePoll,
-			timeout: devicePollWait + 5*time.Second},
+			timeout: s.cfg.DevicePollWait + 5*time.Second},
 		{method: "GET", pattern: "/v1/auth/oidc/config", name: "auth.config.read", target: system(authz.ActionAuthConfigRead), audit: auditRead, status: ok, h: s.oidcConfigRead},
 		{method: "PUT", pattern: "/v1/auth/oidc/config", name: "auth.config.write", target: system(authz.ActionAuthConfigWrite), audit: auditChange, status: noContent, h: s.oidcConfigWrite},
 

@@ -185,6 +185,9 @@ type Config struct {
 	SessionIdle      time.Duration
 	WebAuthnRPID     string
 	WebAuthnOrigins  []string
+	// OIDCDevicePollWait is how long one poll of a device login waits for
+	// the user's approval before answering pending (0: 25s).
+	OIDCDevicePollWait time.Duration
 	// WitnessInterval is how often the leader has the audit log's latest
 	// checkpoint cosigned by every witness, when the log grew (0:
 	// DefaultWitnessInterval; < 0: only when a checkpoint is asked for).
@@ -526,6 +529,7 @@ func New(cfg Config) (*Server, error) {
 		Approvals: s.approvals.svc, BreakGlassGroup: cfg.BreakGlassGroup, DualControlAtInit: cfg.DualControl,
 		Witnesses: s.wit,
 		Users:     s.newUsers(), WebAuthnRPID: cfg.WebAuthnRPID, WebAuthnOrigins: cfg.WebAuthnOrigins,
+		DevicePollWait: cfg.OIDCDevicePollWait,
 	})
 	reg.MustRegister(prometheus.NewCounterFunc(prometheus.CounterOpts{
 		Name: "warden_events_server_dropped_total", Help: "This server's own events dropped (queue full, or no event plane yet).",
