@@ -123,6 +123,23 @@ func (f *authFailures) add(addr, reason string, status int, now time.Time) (thro
 	return throttled, wait
 }
 
+// spend takes one token from addr's budget for a request that is no
+// failure but makes the server work on an unauthenticated caller's word
+// (an OpenID Connect device start makes it call the provider): such
+// requests are bounded per address like failures, and an address out of
+// budget makes none. It reports whether the budget had a token, and else
+// the seconds until it has one. Nothing is counted or recorded as a
+// failure.
+func (f *authFailures) spend(addr string, now time.Time) (ok bool, wait int) {
+	f.mu.Lock()
+	b := f.budget(addr)
+	f.mu.Unlock()
+	if b.AllowN(now, 1) {
+		return true, 0
+	}
+	return false, retryAfter(b.TokensAt(now), f.rate)
+}
+
 // retryAfter is the whole seconds until a bucket holding tok tokens and
 // filling at r per second holds one.
 func retryAfter(tok float64, r rate.Limit) int {

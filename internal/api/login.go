@@ -10,6 +10,7 @@ import (
 	"encoding/json"
 	"errors"
 	"net/http"
+	"strconv"
 	"sync"
 	"time"
 
@@ -44,6 +45,11 @@ type authMethods struct {
 	passkeys *passkey.Passkeys
 	oidc     *oidcauth.Provider
 	oidcVer  uint64
+
+	// polls are the device logins (SHA-256 of their state) a poll is
+	// waiting for: one at a time each.
+	pollsMu sync.Mutex
+	polls   map[[sha256.Size]byte]struct{}
 }
 
 // stateKey returns the key of the login flows' state (every server signs
@@ -191,10 +197,14 @@ func sessionView(secret identity.Secret, t *identity.Token) loginResponse {
 	return r
 }
 
-// loginEntry fills a login's audit record before its session commits.
+// loginEntry fills a login's audit record before its session commits. It
+// names the user as userUID does: the canonical name a password or passkey
+// login opens the session of (whatever spelling the request used), or an
+// OpenID Connect user's name as the provider's claim gave it.
 func loginEntry(req *request, method, user string) func(*identity.Token) {
 	if req.entry != nil {
-		req.entry.AuthMethod, req.entry.Principal, req.entry.Resource = method, `User::"`+user+`"`, `User::"`+user+`"`
+		uid := userUID(user)
+		req.entry.AuthMethod, req.entry.Principal, req.entry.Resource = method, uid, uid
 	}
 	return func(t *identity.Token) {
 		if req.entry != nil {
@@ -326,13 +336,25 @@ func (s *Server) passkeyLoginFinish(req *request) (int, any, error) {
 		return 0, nil, errs.E(errs.Invalid, "user, state and credential: required")
 	}
 	done := loginEntry(req, "password", in.User)
+	// Every failure before the session opens answers as a failed password
+	// login does: whether the user exists must not show in the answer (an
+	// unknown user, a state that is not theirs, an expired ceremony, a
+	// malformed or refused assertion all read the same).
 	u, err := svc.Get(req.Context(), in.User)
 	if err != nil {
+		if code := errs.CodeOf(err); code == errs.Unavailable || code == errs.Internal {
+			return 0, nil, err // before anything about the user is known
+		}
 		return 0, nil, users.ErrInvalidLogin
 	}
 	id, updated, err := pk.FinishLogin(account(u), in.State, in.Credential)
 	if err != nil {
-		return 0, nil, err
+		if errs.CodeOf(err) == errs.Internal {
+			s.log.Error("passkey login: the assertion could not be checked", "request_id", req.id, "err", err)
+		} else {
+			s.log.Info("passkey login refused", "request_id", req.id, "err", err)
+		}
+		return 0, nil, users.ErrInvalidLogin
 	}
 	secret, tok, err := svc.FinishPasskeyLogin(users.WithBeforeCommit(req.Context(), done), u,
 		base64.RawURLEncoding.EncodeToString(id), updated)
@@ -404,6 +426,9 @@ func (s *Server) oidcSession(req *request, id oidcauth.Identity, once string) (i
 		return 0, nil, err
 	}
 	done := loginEntry(req, "oidc", id.User)
+	if req.entry != nil {
+		req.entry.Note = oidcNote(id)
+	}
 	secret, tok, err := svc.ExternalLogin(users.WithBeforeCommit(req.Context(), done), users.ExternalLogin{User: id.User, Groups: id.Groups,
 		Auth: identity.AuthInfo{Method: "oidc", MFA: id.MFA, MFAMethod: id.MFAMethod, Time: s.now()}, Once: once})
 	if err != nil {
@@ -412,10 +437,31 @@ func (s *Server) oidcSession(req *request, id oidcauth.Identity, once string) (i
 	return http.StatusOK, sessionView(secret, tok), nil
 }
 
+// oidcNote is what the audit record of an OpenID Connect login says of
+// the provider's identity, for forensics: the issuer and the subject (the
+// provider's stable id of the user, which the user claim may not be), each
+// quoted in ASCII; the subject cut at 255 bytes (OpenID Connect's bound).
+func oidcNote(id oidcauth.Identity) string {
+	sub := id.Subject
+	if len(sub) > 255 {
+		sub = sub[:255]
+	}
+	return "oidc iss=" + strconv.QuoteToASCII(id.Issuer) + " sub=" + strconv.QuoteToASCII(sub)
+}
+
 // oidcDeviceStart starts the device flow for a machine without a browser.
+// Anyone may, and each start makes the server ask the provider for a code:
+// a start takes one from the address's failure budget (as a failed login
+// does, without being counted as one), so an address starts at most as
+// many as it may fail logins, and none while its budget is spent.
 func (s *Server) oidcDeviceStart(req *request) (int, any, error) {
 	if err := req.decode(&struct{}{}, true); err != nil {
 		return 0, nil, err
+	}
+	if ok, wait := s.fails.spend(clientKey(req.Request), s.now()); !ok {
+		s.metrics.authThrottled.Inc()
+		return 0, nil, errs.WithRetryAfter(errs.E(errs.RateLimited,
+			"too many device logins started or failed authentications from this address; retry in %d s", wait), time.Duration(wait)*time.Second)
 	}
 	p, err := s.oidcProvider(req.Context())
 	if err != nil {
@@ -432,13 +478,20 @@ type oidcDevicePollRequest struct {
 	State string `json:"state"`
 }
 
-// devicePollWait bounds how long one poll waits for the user's approval
-// before answering "pending" (the route's timeout is a little longer).
-const devicePollWait = 25 * time.Second
+// DefaultDevicePollWait bounds how long one poll waits for the user's
+// approval before answering "pending" (the route's timeout is a little
+// longer).
+const DefaultDevicePollWait = 25 * time.Second
 
-// oidcDevicePoll waits (up to devicePollWait, asking the provider at its
-// interval) for the user to approve, then opens the session. While the
-// user has not, it answers 412 authorization_pending.
+// oidcDevicePoll waits (up to Config.DevicePollWait, asking the provider
+// at its interval) for the user to approve, then opens the session. While
+// the user has not, it answers 412 authorization_pending, which is no
+// failed authentication (errNotAFailure: the address's failure budget is
+// not spent by a client that polls as it should; the rate limiter bounds
+// it as every request). One poll of a device login waits at a time: a
+// second, while one waits, is refused (429, and that is counted as a
+// failure), so one device code cannot make the server ask the provider
+// more than once an interval however many requests carry it.
 func (s *Server) oidcDevicePoll(req *request) (int, any, error) {
 	var in oidcDevicePollRequest
 	if err := req.decode(&in, false); err != nil {
@@ -451,7 +504,26 @@ func (s *Server) oidcDevicePoll(req *request) (int, any, error) {
 	if err != nil {
 		return 0, nil, err
 	}
-	ctx, cancel := context.WithTimeout(req.Context(), devicePollWait)
+	sum := sha256.Sum256([]byte(in.State))
+	a := s.auth
+	a.pollsMu.Lock()
+	if _, waiting := a.polls[sum]; waiting {
+		a.pollsMu.Unlock()
+		wait := max(1, int(s.cfg.DevicePollWait/time.Second))
+		return 0, nil, errs.WithRetryAfter(errs.E(errs.RateLimited,
+			"a poll of this device login is waiting already; poll again when it has answered"), time.Duration(wait)*time.Second)
+	}
+	if a.polls == nil {
+		a.polls = make(map[[sha256.Size]byte]struct{})
+	}
+	a.polls[sum] = struct{}{}
+	a.pollsMu.Unlock()
+	defer func() {
+		a.pollsMu.Lock()
+		delete(a.polls, sum)
+		a.pollsMu.Unlock()
+	}()
+	ctx, cancel := context.WithTimeout(req.Context(), s.cfg.DevicePollWait)
 	defer cancel()
 	interval := 5 * time.Second
 	for {
@@ -459,7 +531,6 @@ func (s *Server) oidcDevicePoll(req *request) (int, any, error) {
 		if err == nil {
 			// A device state opens one session: its mark commits with it
 			// (the provider may accept a used device code until it expires).
-			sum := sha256.Sum256([]byte(in.State))
 			return s.oidcSession(req, id, keyDeviceUsed+hex.EncodeToString(sum[:]))
 		}
 		if !errors.Is(err, oidcauth.ErrAuthorizationPending) {
@@ -474,7 +545,7 @@ func (s *Server) oidcDevicePoll(req *request) (int, any, error) {
 		case <-t.C:
 		case <-ctx.Done():
 			t.Stop()
-			return 0, nil, errs.E(errs.Precondition, "authorization_pending: the user has not approved the device yet; poll again")
+			return 0, nil, errs.Wrap(errs.Precondition, errNotAFailure, "authorization_pending: the user has not approved the device yet; poll again")
 		}
 	}
 }

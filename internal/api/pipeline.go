@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"math"
 	"net/http"
 	"os"
 	"runtime/debug"
@@ -205,8 +206,11 @@ func (s *Server) serveAudited(rt *route, req *request, entry *audit.Entry) int {
 		err = rt.checkStatus(status)
 	}
 	if err != nil {
-		if rt.public {
+		if rt.public && !errors.Is(err, errNotAFailure) {
 			return s.failUnauthenticated(req, rt.name, err)
+		}
+		if rt.public {
+			return s.fail(req, err)
 		}
 		return s.failAudited(req, err)
 	}
@@ -264,6 +268,12 @@ func failureContext(ctx context.Context) (context.Context, context.CancelFunc) {
 	}
 	return context.WithTimeout(context.WithoutCancel(ctx), failureGrace)
 }
+
+// errNotAFailure marks the error of a public route's answer that is no
+// failed authentication (a device login's poll while the user has not
+// approved yet): it is answered, and neither counted nor takes from the
+// address's failure budget.
+var errNotAFailure = errors.New("not a failed authentication")
 
 // failUnauthenticated answers a request that failed before its caller was
 // authenticated. Nothing is committed for it: the failure is counted (by
@@ -348,15 +358,26 @@ func (s *Server) fail(req *request, err error) int {
 		msg = "internal error; the server log has details under request id " + req.id
 	}
 	if status == http.StatusServiceUnavailable || status == http.StatusTooManyRequests {
-		req.w.Header().Set("Retry-After", strconv.Itoa(retryAfterOf(msg)))
+		req.w.Header().Set("Retry-After", strconv.Itoa(retryAfterSeconds(err, msg)))
 	}
 	req.held.errMsg = msg
 	return writeError(req.w, status, msg)
 }
 
-// retryAfterOf is the Retry-After, in seconds, of an error answered with
-// 429 or 503: the N of a message that says "retry in N s" (the login
-// backoff's), else 1.
+// retryAfterSeconds is the Retry-After, in seconds, of an error answered
+// with 429 or 503: the wait it carries (errs.WithRetryAfter), rounded up,
+// else what its message says (retryAfterOf).
+func retryAfterSeconds(err error, msg string) int {
+	if d := errs.RetryAfter(err); d > 0 {
+		return int(min((d+time.Second-1)/time.Second, math.MaxInt32))
+	}
+	return retryAfterOf(msg)
+}
+
+// retryAfterOf is the Retry-After of a message: the N of "retry in N s",
+// else 1. A fallback for errors that do not carry their wait: the users
+// service's login backoff says it only in its message until it returns
+// errs.WithRetryAfter; then this can go.
 func retryAfterOf(msg string) int {
 	_, rest, ok := strings.Cut(msg, "retry in ")
 	if !ok {

@@ -143,12 +143,9 @@ func (s *Server) approvalRules(req *request, tg target) ([]authz.ApprovalRule, e
 		}
 		es = c.es
 	}
-	if _, own := es.Get(tg.resource.UID); !own {
-		res, err := authz.NewEntities(tg.resource)
-		if err != nil {
-			return nil, err
-		}
-		es = es.With(res)
+	es, err := withResource(es, tg.resource)
+	if err != nil {
+		return nil, err
 	}
 	return s.cfg.Policies.Approvals(req.Context(), policy.WardenStore, authz.CheckRequest{
 		Request: authz.Request{Principal: c.uid, Action: authz.ActionUID(tg.action), Resource: tg.resource.UID,

@@ -136,6 +136,10 @@ type Config struct {
 	Users           *users.Service
 	WebAuthnRPID    string
 	WebAuthnOrigins []string
+	// DevicePollWait is how long one poll of an OpenID Connect device
+	// login waits for the user's approval before answering pending (0:
+	// DefaultDevicePollWait).
+	DevicePollWait time.Duration
 
 	// testRoutes are appended to the route table (tests of this package).
 	testRoutes []route
@@ -255,6 +259,9 @@ func New(cfg Config) *Server {
 	}
 	if cfg.EventsMaxBatchBytes <= 0 {
 		cfg.EventsMaxBatchBytes = events.DefaultMaxBatchBytes
+	}
+	if cfg.DevicePollWait <= 0 {
+		cfg.DevicePollWait = DefaultDevicePollWait
 	}
 	if cfg.MaxDecisionStreams <= 0 {
 		cfg.MaxDecisionStreams = DefaultMaxDecisionStreams

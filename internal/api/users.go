@@ -3,6 +3,7 @@ package api
 import (
 	"crypto/sha256"
 	"encoding/json"
+	"errors"
 	"net/http"
 	"strconv"
 
@@ -10,6 +11,7 @@ import (
 
 	"github.com/warden-sec/warden/internal/authz"
 	"github.com/warden-sec/warden/internal/errs"
+	"github.com/warden-sec/warden/internal/names"
 	"github.com/warden-sec/warden/internal/passkey"
 	"github.com/warden-sec/warden/internal/users"
 )
@@ -24,12 +26,49 @@ import (
 func userTarget(action string) targetFunc {
 	all := target{action: action, resource: entity(authz.TypeUser, "*", nil)}
 	return func(r *request) (target, error) {
-		name := r.PathValue("name")
-		if name == "" {
+		if r.PathValue("name") == "" {
 			return all, nil
+		}
+		name, err := pathUser(r)
+		if err != nil {
+			return target{}, err
 		}
 		return target{action: action, resource: entity(authz.TypeUser, name, types.RecordMap{"name": types.String(name)})}, nil
 	}
+}
+
+// pathUser returns the {name} of the path, which must be a canonical user
+// name. The users service would act on the canonical form of any other
+// spelling (BOB is bob), so a policy about User::"bob" must see
+// User::"bob": a name that is not canonical, or has no canonical form, is
+// refused before authorization (errs.Invalid naming the field), never
+// authorized under a resource the change does not touch.
+func pathUser(r *request) (string, error) {
+	name := r.PathValue("name")
+	c, err := names.Canonical(name)
+	if err != nil {
+		var ne *names.NameError
+		if errors.As(err, &ne) {
+			return "", errs.E(errs.Invalid, "name: %s", ne.Reason)
+		}
+		return "", errs.E(errs.Invalid, "name: %v", err)
+	}
+	if c != name {
+		return "", errs.E(errs.Invalid, "name: %q is not a canonical user name; use %q", name, c)
+	}
+	return name, nil
+}
+
+// userUID is how an audit record names the user a request names: by the
+// canonical form of the name, which is the user it acts on (Alice is
+// User::"alice"); a name that has none (an OpenID Connect user such as an
+// email address, or a name the users service refuses) as given, in Cedar's
+// quoting, which escapes what could be mistaken for the end of the name.
+func userUID(name string) string {
+	if c, err := names.Canonical(name); err == nil {
+		name = c
+	}
+	return types.NewEntityUID(authz.TypeUser, types.String(name)).String()
 }
 
 // selfUser targets the caller's own User with users.self: what the
@@ -49,11 +88,109 @@ func ownAccount(r *request) bool {
 
 // passwordTarget: changing one's own password is users.self (and needs
 // the current password); anyone else's is users.write.
-func passwordTarget(r *request) (target, error) {
+func (s *Server) passwordTarget(r *request) (target, error) {
 	if ownAccount(r) {
 		return userTarget(authz.ActionUsersSelf)(r)
 	}
-	return userTarget(authz.ActionUsersWrite)(r)
+	return s.userWriteTarget(nil)(r)
+}
+
+// userWriteTarget targets users.write on User::"<name>" with attributes
+// name and groups: the groups the user is in now (read through the users
+// service; none for a user that does not exist) and, for a route whose
+// requested returns them, the groups the change asks for. The default
+// dual-control rule holds a users.write whose groups hold "security": a
+// change that makes, changes or removes an approver.
+func (s *Server) userWriteTarget(requested func(*request) (name string, groups []string, err error)) targetFunc {
+	return func(r *request) (target, error) {
+		var (
+			name   string
+			groups []string
+			err    error
+		)
+		if requested != nil {
+			if name, groups, err = requested(r); err != nil {
+				return target{}, err
+			}
+		}
+		id := "*" // a create is on User::"*", its name an attribute
+		if r.PathValue("name") != "" {
+			if name, err = pathUser(r); err != nil {
+				return target{}, err
+			}
+			id = name
+		}
+		if name != "" && s.cfg.Users != nil {
+			u, err := s.cfg.Users.Get(r.Context(), name)
+			switch {
+			case err == nil:
+				groups = append(groups, u.Groups...)
+			case !errs.Is(err, errs.NotFound):
+				return target{}, err
+			}
+		}
+		set := make([]types.Value, len(groups))
+		for i, g := range groups {
+			set[i] = types.String(g)
+		}
+		attrs := types.RecordMap{"groups": types.NewSet(set...)}
+		if name != "" {
+			attrs["name"] = types.String(name)
+		}
+		return target{action: authz.ActionUsersWrite, resource: entity(authz.TypeUser, id, attrs)}, nil
+	}
+}
+
+// canonicalGroups returns the canonical forms of a request's groups (the
+// users service stores those: Security is security), or errs.Invalid
+// naming the field.
+func canonicalGroups(groups []string) ([]string, error) {
+	out := make([]string, len(groups))
+	for i, g := range groups {
+		c, err := names.Canonical(g)
+		if err != nil {
+			var ne *names.NameError
+			if errors.As(err, &ne) {
+				return nil, errs.E(errs.Invalid, "groups: %s", ne.Reason)
+			}
+			return nil, errs.E(errs.Invalid, "groups: %v", err)
+		}
+		out[i] = c
+	}
+	return out, nil
+}
+
+// createRequested is what a create asks for: the new user's canonical
+// name ("" when it has none: the handler refuses it) and groups. The body
+// is decoded again by the handler, from the bytes read here.
+func createRequested(r *request) (string, []string, error) {
+	in := new(userCreateRequest)
+	if err := r.decode(in, true); err != nil {
+		return "", nil, err
+	}
+	groups, err := canonicalGroups(in.Groups)
+	if err != nil {
+		return "", nil, err
+	}
+	name, err := names.Canonical(in.Name)
+	if err != nil {
+		name = ""
+	}
+	return name, groups, nil
+}
+
+// updateRequested is the groups an update asks for (none when the body
+// has none: the handler refuses it).
+func updateRequested(r *request) (string, []string, error) {
+	in := new(userUpdateRequest)
+	if err := r.decode(in, true); err != nil {
+		return "", nil, err
+	}
+	if in.Groups == nil {
+		return "", nil, nil
+	}
+	groups, err := canonicalGroups(*in.Groups)
+	return "", groups, err
 }
 
 func (s *Server) usersService() (*users.Service, error) {
@@ -119,7 +256,7 @@ func userCreate(svc *users.Service, req *request, in *userCreateRequest) (any, e
 		pw = []byte(in.Password)
 	}
 	if req.entry != nil {
-		req.entry.Resource = `User::"` + in.Name + `"`
+		req.entry.Resource = userUID(in.Name)
 	}
 	return viewOf(svc.Create(req.Context(), in.Name, in.Groups, pw))
 }
@@ -190,7 +327,36 @@ type totpEnrollResponse struct {
 	Secret string `json:"secret"`
 }
 
+// errReauthenticate refuses a change of second factors to a session
+// opened without one, when the user has one.
+var errReauthenticate = errs.E(errs.Denied, "re-authenticate with your second factor: this session was opened without one")
+
+// factorChange returns the user the path names if the caller may change
+// their second factors (users.self routes: enroll TOTP, confirm it, new
+// recovery codes, register a passkey). Once a user has a factor, only a
+// caller whose context.auth.mfa is true may: a session opened with the
+// password alone (stolen, or left open), a token made from a session
+// (token create: context.auth.method token), a single sign-on login
+// without the provider's second factor, the root token and node
+// certificates are refused, so that the password alone never replaces or
+// adds a factor. The first enrollment (no factor yet) is open to any
+// session the policies let act on the account, mfa-enroll sessions
+// included.
+func factorChange(svc *users.Service, req *request) (*users.User, error) {
+	u, err := svc.Get(req.Context(), req.PathValue("name"))
+	if err != nil {
+		return nil, err
+	}
+	if u.HasMFA() && (req.tok == nil || !req.tok.AuthOf().MFA) {
+		return nil, errReauthenticate
+	}
+	return u, nil
+}
+
 func totpEnroll(svc *users.Service, req *request, _ *none) (any, error) {
+	if _, err := factorChange(svc, req); err != nil {
+		return nil, err
+	}
 	uri, secret, err := svc.EnrollTOTP(req.Context(), req.PathValue("name"))
 	if err != nil {
 		return nil, err
@@ -215,10 +381,16 @@ func recoveryCodes(codes []string, err error) (any, error) {
 }
 
 func totpConfirm(svc *users.Service, req *request, in *codeRequest) (any, error) {
+	if _, err := factorChange(svc, req); err != nil {
+		return nil, err
+	}
 	return recoveryCodes(svc.ConfirmTOTP(req.Context(), req.PathValue("name"), in.Code))
 }
 
 func newRecoveryCodes(svc *users.Service, req *request, _ *none) (any, error) {
+	if _, err := factorChange(svc, req); err != nil {
+		return nil, err
+	}
 	return recoveryCodes(svc.NewRecoveryCodes(req.Context(), req.PathValue("name")))
 }
 
@@ -238,11 +410,11 @@ type passkeyBeginResponse struct {
 }
 
 func (s *Server) passkeyRegisterBegin(svc *users.Service, req *request, _ *none) (any, error) {
-	pk, err := s.passkeysFor(req.Context())
+	u, err := factorChange(svc, req)
 	if err != nil {
 		return nil, err
 	}
-	u, err := svc.Get(req.Context(), req.PathValue("name"))
+	pk, err := s.passkeysFor(req.Context())
 	if err != nil {
 		return nil, err
 	}
@@ -260,16 +432,16 @@ type passkeyFinishRequest struct {
 }
 
 func (s *Server) passkeyRegisterFinish(svc *users.Service, req *request, in *passkeyFinishRequest) (any, error) {
+	u, err := factorChange(svc, req)
+	if err != nil {
+		return nil, err
+	}
 	pk, err := s.passkeysFor(req.Context())
 	if err != nil {
 		return nil, err
 	}
 	if len(in.Credential) == 0 {
 		return nil, errs.E(errs.Invalid, "credential: required (the authenticator's response)")
-	}
-	u, err := svc.Get(req.Context(), req.PathValue("name"))
-	if err != nil {
-		return nil, err
 	}
 	id, cred, err := pk.FinishRegistration(account(u), in.State, in.Credential)
 	if err != nil {

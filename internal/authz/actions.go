@@ -203,7 +203,9 @@ func ActionUID(name string) types.EntityUID {
 // do. Every principal type may be named in any action; Users belong to
 // Groups; a Secret carries its KV path, so that policies can say
 // resource.path like "team-1/*", and a Policy its store and name (so that
-// the default rule of dual control can name the warden store's policies).
+// the default rule of dual control can name the warden store's policies);
+// a User may carry its name and, as the resource of users.write, its
+// groups (both optional: a policy tests them with has).
 // Every action but conduit.connect sees the API's request context,
 // RequestContext: the caller's address, whether it came with a client
 // certificate, the time, and how the caller logged in (context.auth, so a
@@ -225,7 +227,14 @@ type RequestContext = {
 
 // Principals.
 entity Group;
-entity User in [Group];
+// A User's name is set on principals and on the resource of a route that
+// names one user; groups on the resource of users.write: the groups the
+// user is in, or will be in after the change (create, update), so that a
+// rule can hold changes that touch a group (Group::"security").
+entity User in [Group] {
+  name?: String,
+  groups?: Set<String>,
+};
 entity Zone;
 entity Node in [Zone] {
   name: String,

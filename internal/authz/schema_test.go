@@ -28,12 +28,17 @@ func TestWardenSchema(t *testing.T) {
 		"ok": `permit(principal is User in Group::"ops", action in [Action::"kv.read", Action::"kv.list"], resource is Secret)
 			when { resource.path like "team-1/*" };`,
 		"root": `permit(principal is Root, action, resource);`,
+		// A User's attributes are optional: tested with has.
+		"users": `permit(principal, action == Action::"users.write", resource is User)
+			when { resource has groups && resource.groups.contains("security") && resource has name && resource.name != "root" };`,
+		"principal-name": `permit(principal is User, action == Action::"kv.read", resource is Secret)
+			when { principal has name && resource.path like "home/*" };`,
 	}
 	ps, err := Compile(docs, WardenSchema)
 	if err != nil {
 		t.Fatalf("Compile: %v", err)
 	}
-	if !slices.Equal(ps.IDs(), []string{"ok", "root"}) {
+	if !slices.Equal(ps.IDs(), []string{"ok", "principal-name", "root", "users"}) {
 		t.Errorf("IDs = %q", ps.IDs())
 	}
 }
@@ -51,6 +56,7 @@ func TestSchemaValidation(t *testing.T) {
 		{"wrong resource type", `permit(principal, action == Action::"kv.read", resource is Token);`, 1, 1, "unable to find an applicable action"},
 		{"unknown entity type", `permit(principal == Usr::"bob", action, resource);`, 1, 1, "unrecognized entity type"},
 		{"context not declared", `permit(principal, action == Action::"kv.read", resource) when { context.amount < 100 };`, 1, 1, "attribute `amount` in context"},
+		{"optional attribute unguarded", `permit(principal, action == Action::"users.write", resource) when { resource.groups.contains("security") };`, 1, 1, "groups"},
 		{"second statement", "permit(principal, action, resource);\nforbid(principal, action, resource) when { principal.path == \"\" };", 2, 1, "attribute `path`"},
 	}
 	for _, tc := range tests {

@@ -9,6 +9,7 @@ import (
 	"net"
 	"os"
 	"os/signal"
+	"slices"
 	"strings"
 	"syscall"
 	"time"
@@ -16,6 +17,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/warden-sec/warden/internal/api"
+	"github.com/warden-sec/warden/internal/names"
 	"github.com/warden-sec/warden/internal/respond"
 	"github.com/warden-sec/warden/internal/server"
 )
@@ -49,6 +51,9 @@ single unseal key, unseals, and prints the root token: for trying Warden out onl
 			}
 			cfg.Logger = logger
 			if cfg.MaxBanPrefix4, cfg.MaxBanPrefix6, err = respond.ParseMaxPrefix(maxBanPrefix); err != nil {
+				return err
+			}
+			if cfg.RequireMFAGroups, err = canonicalGroupFlag("--require-mfa-group", cfg.RequireMFAGroups); err != nil {
 				return err
 			}
 			if dev {
@@ -207,6 +212,27 @@ export WARDEN_ADDR='%s' WARDEN_CACERT='%s' WARDEN_TOKEN='%s'
 	f.StringVar(&logLevel, "log-level", "info", "debug, info, warn or error")
 	f.StringVar(&logFormat, "log-format", "", "json or text (default: text with --dev, json otherwise)")
 	return cmd
+}
+
+// canonicalGroupFlag returns the canonical forms of a flag's group names,
+// as the users service stores groups (Admins is admins), or an error
+// naming the flag and what is wrong with the name.
+func canonicalGroupFlag(flag string, groups []string) ([]string, error) {
+	out := make([]string, 0, len(groups))
+	for _, g := range groups {
+		c, err := names.Canonical(g)
+		if err != nil {
+			var ne *names.NameError
+			if errors.As(err, &ne) {
+				return nil, fmt.Errorf("%s %q: not a group name: %s", flag, g, ne.Reason)
+			}
+			return nil, fmt.Errorf("%s %q: not a group name: %w", flag, g, err)
+		}
+		if !slices.Contains(out, c) {
+			out = append(out, c)
+		}
+	}
+	return out, nil
 }
 
 func newLogger(w io.Writer, level, format string, dev bool) (*slog.Logger, error) {

@@ -10,6 +10,7 @@ package errs
 import (
 	"errors"
 	"fmt"
+	"time"
 )
 
 // Code classifies an error for the caller.
@@ -67,3 +68,33 @@ func CodeOf(err error) Code {
 
 // Is reports whether err carries code.
 func Is(err error, code Code) bool { return err != nil && CodeOf(err) == code }
+
+// retryAfter is an error that says how long to wait before trying again.
+type retryAfter struct {
+	err   error
+	after time.Duration
+}
+
+func (e *retryAfter) Error() string { return e.err.Error() }
+func (e *retryAfter) Unwrap() error { return e.err }
+
+// WithRetryAfter returns err carrying how long the caller should wait
+// before trying again, d (the API answers it as Retry-After, in whole
+// seconds rounded up). err's code, message and causes are unchanged: CodeOf,
+// Is and errors.Is see through it. nil stays nil; d <= 0 adds nothing.
+func WithRetryAfter(err error, d time.Duration) error {
+	if err == nil || d <= 0 {
+		return err
+	}
+	return &retryAfter{err: err, after: d}
+}
+
+// RetryAfter returns the wait the first error in err's chain made by
+// WithRetryAfter carries, or 0 if there is none.
+func RetryAfter(err error) time.Duration {
+	var r *retryAfter
+	if errors.As(err, &r) {
+		return r.after
+	}
+	return 0
+}

@@ -34,6 +34,7 @@ type Identity struct {
 
 // mapClaims turns verified claims into an Identity (without Subject and
 // Issuer, which the caller takes from the verified token). c is normalized.
+// A user claim "email" needs "email_verified" true, as allowed_domains does.
 // Errors are errs.Unauthenticated and name the claim, never its value.
 func mapClaims(c *Config, claims map[string]any) (Identity, error) {
 	var id Identity
@@ -46,6 +47,12 @@ func mapClaims(c *Config, claims map[string]any) (Identity, error) {
 		return id, errs.E(errs.Unauthenticated, "oidc: claim %q: not a valid user name (1 to 128 of a-z 0-9 - _ . @)", c.UserClaim)
 	}
 	id.User = user
+	// An email address as the user name must be one the provider verified:
+	// a provider may let anyone set an address, and the address is who
+	// the session is (a local user, a policy's User::"<address>").
+	if c.UserClaim == "email" && !isTrue(claims["email_verified"]) {
+		return Identity{}, errs.E(errs.Unauthenticated, "oidc: the user claim is \"email\" and the provider has not verified the address (email_verified)")
+	}
 
 	if len(c.AllowedDomains) > 0 {
 		email, _ := claims["email"].(string)

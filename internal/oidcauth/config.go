@@ -52,7 +52,8 @@ type Config struct {
 	// GroupsClaim).
 	Scopes []string `json:"scopes"`
 	// UserClaim is the claim whose value, lowercased, is the Warden user
-	// name; empty means DefaultUserClaim.
+	// name; empty means DefaultUserClaim. With "email" the provider must
+	// also say "email_verified": true.
 	UserClaim string `json:"user_claim"`
 	// GroupsClaim is the claim listing the user's groups (a string or an
 	// array of strings); empty means the login carries no groups.

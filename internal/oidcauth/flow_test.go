@@ -90,6 +90,22 @@ func TestCodeFlow(t *testing.T) {
 		}
 	})
 
+	t.Run("email not verified", func(t *testing.T) {
+		// The user claim is email (the default) and bob's address is not
+		// verified: no login, though no domain is required. (Both claims
+		// come from userinfo at this provider.)
+		authURL, state, err := p.AuthURL(e.redirectURI, testClientNonce)
+		if err != nil {
+			t.Fatal(err)
+		}
+		_, code, err := ParseCallback(e.login(t, authURL, "bob", "bob-password"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		_, err = p.Exchange(t.Context(), state, code, testClientNonce)
+		wantErr(t, err, errs.Unauthenticated, "email_verified")
+	})
+
 	t.Run("user claim and allowed domains", func(t *testing.T) {
 		c := e.config()
 		c.UserClaim = "preferred_username"

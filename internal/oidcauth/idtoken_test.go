@@ -130,7 +130,7 @@ func (f *fakeIdP) sign(t *testing.T, claims map[string]any, key *ecdsa.PrivateKe
 func (f *fakeIdP) claims(now time.Time, nonce string) map[string]any {
 	return map[string]any{
 		"iss": f.issuer, "aud": "warden", "sub": "u1", "nonce": nonce,
-		"iat": now.Unix(), "exp": now.Add(time.Hour).Unix(), "email": "u1@example.com",
+		"iat": now.Unix(), "exp": now.Add(time.Hour).Unix(), "email": "u1@example.com", "email_verified": true,
 	}
 }
 
@@ -320,7 +320,7 @@ func TestExchangeFake(t *testing.T) {
 			code     errs.Code
 			err      string
 		}{
-			{"completes", `{"sub":"u1","email":"U1@example.com","groups":["g"],"amr":["mfa"]}`, 0, "", ""},
+			{"completes", `{"sub":"u1","email":"U1@example.com","email_verified":true,"groups":["g"],"amr":["mfa"]}`, 0, "", ""},
 			{"another subject", `{"sub":"u2","email":"u2@example.com"}`, 0, errs.Unauthenticated, "userinfo refused: for another subject"},
 			{"oversized", `{"sub":"u1","email":"`, 2 << 20, errs.Unavailable, "userinfo endpoint failed"},
 		} {
@@ -328,6 +328,7 @@ func TestExchangeFake(t *testing.T) {
 				state, q := codeLogin(t, p)
 				claims := f.claims(time.Now(), q.Get("nonce"))
 				delete(claims, "email")
+				delete(claims, "email_verified")
 				tok := f.sign(t, claims, nil)
 				var auth string
 				f.set(func() {

@@ -476,7 +476,7 @@ func (p *Provider) completeClaims(ctx context.Context, subject, accessToken stri
 	if p.cfg.GroupsClaim != "" {
 		need = append(need, p.cfg.GroupsClaim)
 	}
-	if len(p.cfg.AllowedDomains) > 0 {
+	if len(p.cfg.AllowedDomains) > 0 || p.cfg.UserClaim == "email" {
 		need = append(need, "email", "email_verified")
 	}
 	missing := slices.ContainsFunc(need, func(k string) bool { _, ok := claims[k]; return !ok })

@@ -15,12 +15,17 @@ const DualControlName = "dual-control"
 // snapshot, removing a peer, exporting or deleting a transit key, and
 // changing the policies, schema or entities of the warden store or deleting
 // a store, removing a user's second factors, changing the single sign-on
-// provider (whoever controls it can log in as anyone) — need two approvals from members of Group::"security" other than
-// the requester, whoever asks, the root token included (authz: the principal
-// scope is set aside for approvals). It also permits them to members of
-// Group::"admins", as any permit does. Changes to policy stores other than
-// warden are not bound; a Policy resource whose store attribute is missing
-// makes the condition fail to evaluate, which binds (fail closed).
+// provider (whoever controls it can log in as anyone), and any users.write
+// (create, update, delete, disable, enable, unlock, another's password) of a
+// user who is or would be in Group::"security" (whoever may make approvers
+// could approve alone) — need two approvals from members of
+// Group::"security" other than the requester, whoever asks, the root token
+// included (authz: the principal scope is set aside for approvals). It also
+// permits them to members of Group::"admins", as any permit does. Changes
+// to policy stores other than warden are not bound; a Policy resource whose
+// store attribute is missing makes the condition fail to evaluate, which
+// binds (fail closed). A users.write is bound only when its User resource
+// has the attribute groups (the API sets it on every one).
 func DualControlDefaults() string {
 	return dualControlDefaults
 }
@@ -29,7 +34,9 @@ const dualControlDefaults = `// dual-control: the operations that could take con
 // its keys need two approvals from members of Group::"security" (never the
 // requester) before they run, whoever asks, the root token included.
 // Members of Group::"admins" may ask for them. Policy stores other than
-// "warden" are not bound.
+// "warden" are not bound. A change of a user (users.write) is bound when
+// the user is, or would be after it, in Group::"security": whoever could
+// make approvers freely could approve their own requests.
 @approvals("2")
 @approvers("Group::\"security\"")
 permit (
@@ -46,16 +53,20 @@ permit (
     Action::"authz.schema.write",
     Action::"authz.entities.write",
     Action::"authz.store.delete",
+    Action::"users.write",
     Action::"users.mfa.reset",
     Action::"auth.config.write"
   ],
   resource
 )
 when {
-  resource is System ||
-  resource is Key ||
-  resource is User ||
-  resource == PolicyStore::"warden" ||
-  (resource is Policy && resource.store == "warden")
+  if action == Action::"users.write" then
+    resource has groups && resource.groups.contains("security")
+  else
+    resource is System ||
+    resource is Key ||
+    resource is User ||
+    resource == PolicyStore::"warden" ||
+    (resource is Policy && resource.store == "warden")
 };
 `

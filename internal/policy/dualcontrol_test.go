@@ -47,6 +47,17 @@ func policyResource(store, name string) types.Entity {
 
 var root = types.NewEntityUID(authz.TypeRoot, "root")
 
+// userResource is a User as the API's users.write targets make it: its
+// name and the groups it is or will be in.
+func userResource(id string, groups ...string) types.Entity {
+	gs := make([]types.Value, len(groups))
+	for i, g := range groups {
+		gs[i] = types.String(g)
+	}
+	return types.Entity{UID: types.NewEntityUID(authz.TypeUser, types.String(id)),
+		Attributes: types.NewRecord(types.RecordMap{"name": types.String(id), "groups": types.NewSet(gs...)})}
+}
+
 // approvals asks ps as the API asks the warden store: the resource entity
 // laid over the caller's entities.
 func approvals(t *testing.T, ps *authz.PolicySet, principal types.EntityUID, callerEnts authz.Entities, action string, res types.Entity) []authz.ApprovalRule {
@@ -110,6 +121,17 @@ func TestDualControlDefaults(t *testing.T) {
 		{"encrypt", root, authz.ActionTransitEncrypt, keyResource("payments"), false},
 		{"create a store", root, authz.ActionAuthzStoreCreate, storeResource("*"), false},
 		{"approve a request", admin, authz.ActionRequestsApprove, systemResource(), false},
+		{"reset a user's factors", admin, authz.ActionUsersMFAReset, userResource("bob"), true},
+		{"reset factors, no attributes", root, authz.ActionUsersMFAReset, types.Entity{UID: types.NewEntityUID(authz.TypeUser, "bob")}, true},
+		{"single sign-on", root, authz.ActionAuthConfigWrite, systemResource(), true},
+		// users.write: bound when the user is or will be in security.
+		{"write a security user", admin, authz.ActionUsersWrite, userResource("bob", "dev", "security"), true},
+		{"create into security", root, authz.ActionUsersWrite, userResource("*", "security"), true},
+		{"write a dev user", admin, authz.ActionUsersWrite, userResource("bob", "dev"), false},
+		{"write a user in no group", root, authz.ActionUsersWrite, userResource("bob"), false},
+		{"write without groups", root, authz.ActionUsersWrite, types.Entity{UID: types.NewEntityUID(authz.TypeUser, "bob")}, false},
+		{"read a security user", admin, authz.ActionUsersRead, userResource("bob", "security"), false},
+		{"oneself, in security", admin, authz.ActionUsersSelf, userResource("alice", "security"), false},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -135,13 +157,14 @@ func TestDualControlDefaultsActions(t *testing.T) {
 		authz.ActionTransitKeyExport, authz.ActionTransitKeyDelete,
 		authz.ActionPolicyWrite, authz.ActionPolicyDelete, authz.ActionAuthzSchemaWrite,
 		authz.ActionAuthzEntitiesWrite, authz.ActionAuthzStoreDelete, authz.ActionUsersMFAReset, authz.ActionAuthConfigWrite,
+		authz.ActionUsersWrite,
 	}
 	resources := []types.Entity{
 		systemResource(), keyResource("k"), storeResource("warden"), policyResource("warden", "p"),
 		{UID: types.NewEntityUID(authz.TypeSecret, "s")}, {UID: types.NewEntityUID(authz.TypeToken, "*")},
 		{UID: types.NewEntityUID(authz.TypeAuditLog, "warden")}, {UID: types.NewEntityUID(authz.TypeNode, "n")},
 		{UID: types.NewEntityUID(authz.TypeZone, "*")}, {UID: types.NewEntityUID(authz.TypeCertificate, "*")},
-		{UID: types.NewEntityUID(authz.TypeUser, "alice")},
+		{UID: types.NewEntityUID(authz.TypeUser, "alice")}, userResource("alice", "security"), userResource("bob", "dev"),
 	}
 	var got []string
 	for _, a := range authz.Actions() {

@@ -8,11 +8,14 @@ import (
 	"io"
 	"net/http"
 	"slices"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/warden-sec/warden/internal/api"
 	"github.com/warden-sec/warden/internal/oidcauth/oidctest"
+	"github.com/warden-sec/warden/internal/server"
 )
 
 // oidcRedirectURI is the CLI's loopback redirect URI. Nothing listens on
@@ -283,7 +286,9 @@ func TestOIDCLogin(t *testing.T) {
 		found := false
 		for _, e := range es {
 			if e.Accessor == s.accessor && e.Action == s.action {
-				if found || e.Principal != `User::"`+s.user+`"` || e.AuthMethod != "oidc" || e.Outcome != 200 {
+				// The provider's issuer and subject (its user name here).
+				note := "oidc iss=" + strconv.Quote(op.Issuer) + ` sub="` + s.user + `"`
+				if found || e.Principal != `User::"`+s.user+`"` || e.AuthMethod != "oidc" || e.Outcome != 200 || e.Note != note {
 					t.Fatalf("session of %s: audit record %+v", s.user, e)
 				}
 				found = true
@@ -293,4 +298,86 @@ func TestOIDCLogin(t *testing.T) {
 			t.Fatalf("no %s audit record of the session of %s (accessor %s)", s.action, s.user, s.accessor)
 		}
 	}
+}
+
+// TestOIDCDeviceBounds: a device login's start, which makes the server ask
+// the provider for a code, takes one from the caller address's failure
+// budget (shared with failed logins), so an address starts a bounded
+// number; a poll answered 412 authorization_pending is no failure, however
+// many a patient client sends; and one device login has one poll waiting
+// at a time.
+func TestOIDCDeviceBounds(t *testing.T) {
+	op := oidctest.Start(t, oidcRedirectURI)
+	h := start(t, t.TempDir(), func(c *server.Config) { c.OIDCDevicePollWait = 300 * time.Millisecond })
+	_, root := h.initUnseal(1, 1)
+	h.want(h.do("PUT", "/v1/auth/oidc/config", root, map[string]any{
+		"issuer": op.Issuer, "client_id": op.ClientID, "client_secret": op.ClientSecret,
+		"redirect_uris": []string{"http://127.0.0.1/oidc/callback"}, "user_claim": "preferred_username", "ca_pem": op.CAPEM,
+	}), 204)
+	deviceStart := func() resp { return h.do("POST", "/v1/auth/oidc/device", "", map[string]any{}) }
+	poll := func(state string) resp {
+		return h.do("POST", "/v1/auth/oidc/device/poll", "", map[string]string{"state": state})
+	}
+	state, _ := h.want(deviceStart(), 200).json(t)["state"].(string)
+
+	// More pending polls than the failure budget holds (the server's clock
+	// stands still, so it does not refill): each is 412, none is 429.
+	for i := range api.DefaultAuthFailureBurst + 2 {
+		if r := poll(state); r.status != 412 || !strings.Contains(r.errorText(t), "authorization_pending") {
+			t.Fatalf("poll %d: %d %s", i, r.status, r.body)
+		}
+	}
+	m := string(h.want(h.do("GET", "/metrics", root, nil), 200).body)
+	if strings.Contains(m, `warden_http_auth_failures_total{reason="auth.oidc.device-poll"}`) {
+		t.Fatalf("pending polls counted as failures:\n%s", grepLines(m, "warden_http_auth"))
+	}
+
+	// Two polls of one device login at once: one waits, the other is refused.
+	for try := 0; ; try++ {
+		codes := make(chan int, 2)
+		for range 2 {
+			go func() {
+				r, err := postJSON(h.http, h.srv.Addr()+"/v1/auth/oidc/device/poll", 30*time.Second, map[string]string{"state": state})
+				if err != nil {
+					codes <- 0
+					return
+				}
+				codes <- r.status
+			}()
+		}
+		a, b := <-codes, <-codes
+		if a > b {
+			a, b = b, a
+		}
+		if a == 412 && b == 429 {
+			break
+		}
+		if a != 412 || b != 412 || try == 10 {
+			t.Fatalf("two polls at once answered %d and %d", a, b)
+		}
+		// They did not overlap: again.
+	}
+
+	// Starts spend the budget (less the refused poll); then 429 with
+	// Retry-After, and a login from the address is throttled too.
+	started := 1
+	for {
+		r := deviceStart()
+		if r.status == 429 {
+			if r.header.Get("Retry-After") != "1" || !strings.Contains(r.errorText(t), "too many device logins started") {
+				t.Fatalf("throttled start: %v %s", r.header, r.body)
+			}
+			break
+		}
+		h.want(r, 200)
+		if started++; started > api.DefaultAuthFailureBurst {
+			t.Fatalf("%d device logins started from one address with no time passing", started)
+		}
+	}
+	if started < api.DefaultAuthFailureBurst-2 {
+		t.Fatalf("only %d device logins started before the throttle", started)
+	}
+	h.want(h.login("nobody", "wrong-password-123", ""), 429)
+	h.clk.Add(time.Second) // 5 a second
+	h.want(deviceStart(), 200)
 }

@@ -115,14 +115,14 @@ func TestPasskeyLogin(t *testing.T) {
 	// Bob's account is not hers to add a passkey to (users.self is on
 	// oneself only), neither step.
 	h.want(h.do("POST", "/v1/users/bob/mfa/webauthn/begin", tok, nil), 403)
-	c0 := h.ceremony(h.do("POST", "/v1/users/alice/mfa/webauthn/begin", tok, nil))
+	c := h.ceremony(h.do("POST", "/v1/users/alice/mfa/webauthn/begin", tok, nil))
 	stray := passkeytest.New(passkeyRPID, passkeyOrigin)
-	cred0, err := stray.Register(c0.Options)
+	strayCred, err := stray.Register(c.Options)
 	if err != nil {
 		t.Fatal(err)
 	}
 	h.want(h.do("POST", "/v1/users/bob/mfa/webauthn/finish", tok,
-		map[string]any{"name": "mine", "state": c0.State, "credential": json.RawMessage(cred0)}), 403)
+		map[string]any{"name": "mine", "state": c.State, "credential": json.RawMessage(strayCred)}), 403)
 	if v := h.want(h.do("GET", "/v1/users/bob", root, nil), 200).json(t); v["passkeys"] != nil && len(v["passkeys"].([]any)) != 0 {
 		t.Fatalf("bob has passkeys: %v", v)
 	}
@@ -139,8 +139,12 @@ func TestPasskeyLogin(t *testing.T) {
 		t.Fatal("the user view shows the stored credential")
 	}
 
-	// A new factor ends the sessions opened before it.
+	// A new factor ends the sessions opened before it; with a factor, a
+	// token without one (made for her since) changes no factor.
 	h.want(h.do("GET", "/v1/auth/whoami", tok, nil), 401)
+	tok = h.token(root, "alice", "staff")
+	h.wantError(h.do("POST", "/v1/users/alice/mfa/webauthn/begin", tok, nil), 403,
+		"re-authenticate with your second factor: this session was opened without one")
 
 	// Now the password alone asks for the factor, naming webauthn.
 	m = h.want(h.login("alice", alicePassword, ""), 200).json(t)
@@ -150,7 +154,7 @@ func TestPasskeyLogin(t *testing.T) {
 
 	// The passkey login: the password, then the assertion.
 	var signatures []string // of every assertion posted
-	c := h.ceremony(h.passkeyBegin("alice", alicePassword))
+	c = h.ceremony(h.passkeyBegin("alice", alicePassword))
 	o, err := passkeytest.ParseOptions(c.Options)
 	if err != nil {
 		t.Fatal(err)
@@ -177,6 +181,8 @@ func TestPasskeyLogin(t *testing.T) {
 	if r := h.want(h.do("GET", "/v1/kv/data/prod/db", pkTok, nil), 200); !bytes.Contains(r.body, []byte("s3cret")) {
 		t.Fatalf("read with the passkey session: %s", r.body)
 	}
+	// A session opened with the passkey may add another.
+	h.ceremony(h.do("POST", "/v1/users/alice/mfa/webauthn/begin", pkTok, nil))
 	if v := h.want(h.do("GET", "/v1/users/alice", root, nil), 200).json(t); v["passkeys"].([]any)[0].(map[string]any)["last_used"] == nil {
 		t.Fatalf("passkey's last use not recorded: %v", v)
 	}
@@ -188,7 +194,7 @@ func TestPasskeyLogin(t *testing.T) {
 	h.wantError(h.passkeyBegin("alice", "wrong-password-123"), 401, "invalid user name, password or code")
 	h.wantError(h.passkeyBegin("mallory", alicePassword), 401, "invalid user name, password or code")
 	// The finish that opened the session, posted again.
-	h.wantError(h.do("POST", "/v1/auth/webauthn/login/finish", "", good), 401, "passkey: assertion refused")
+	h.wantError(h.do("POST", "/v1/auth/webauthn/login/finish", "", good), 401, "invalid user name, password or code")
 
 	// Bob's passkey and a ceremony begun for him.
 	bobKey := passkeytest.New(passkeyRPID, passkeyOrigin)
@@ -209,47 +215,47 @@ func TestPasskeyLogin(t *testing.T) {
 			defer func() { key.Origin = passkeyOrigin }()
 			cred, err := key.Assert(c.Options)
 			return "alice", c.State, cred, err
-		}, "passkey: assertion refused"},
+		}, "invalid user name, password or code"},
 		{"wrong RP ID", func(t *testing.T, c ceremony) (string, string, []byte, error) {
 			key.RPID = "evil.example"
 			defer func() { key.RPID = passkeyRPID }()
 			cred, err := key.Assert(c.Options)
 			return "alice", c.State, cred, err
-		}, "passkey: assertion refused"},
+		}, "invalid user name, password or code"},
 		{"bad signature", func(t *testing.T, c ceremony) (string, string, []byte, error) {
 			key.BadSignature = true
 			defer func() { key.BadSignature = false }()
 			cred, err := key.Assert(c.Options)
 			return "alice", c.State, cred, err
-		}, "passkey: assertion refused"},
+		}, "invalid user name, password or code"},
 		{"counter not increasing", func(t *testing.T, c ceremony) (string, string, []byte, error) {
 			// Stored: 1 (the login above). A clone of the key at 0 signs 1.
 			clone := *key
 			clone.Counter = 0
 			cred, err := clone.Assert(c.Options)
 			return "alice", c.State, cred, err
-		}, "passkey: assertion refused"},
+		}, "invalid user name, password or code"},
 		{"unregistered authenticator", func(t *testing.T, c ceremony) (string, string, []byte, error) {
 			cred, err := unregistered.Assert(c.Options)
 			return "alice", c.State, cred, err
-		}, "passkey: assertion refused"},
+		}, "invalid user name, password or code"},
 		{"another user's state", func(t *testing.T, c ceremony) (string, string, []byte, error) {
 			cred, err := key.Assert(bobC.Options) // alice's passkey over bob's challenge
 			return "alice", bobC.State, cred, err
-		}, "passkey: assertion refused"},
+		}, "invalid user name, password or code"},
 		{"another user's passkey", func(t *testing.T, c ceremony) (string, string, []byte, error) {
 			cred, err := bobKey.Assert(c.Options) // bob's passkey over alice's challenge
 			return "alice", c.State, cred, err
-		}, "passkey: assertion refused"},
+		}, "invalid user name, password or code"},
 		{"her assertion for bob", func(t *testing.T, c ceremony) (string, string, []byte, error) {
 			cred, err := key.Assert(bobC.Options)
 			return "bob", bobC.State, cred, err
-		}, "passkey: assertion refused"},
+		}, "invalid user name, password or code"},
 		{"expired ceremony", func(t *testing.T, c ceremony) (string, string, []byte, error) {
 			cred, err := key.Assert(c.Options)
 			h.clk.Add(passkey.DefaultTimeout)
 			return "alice", c.State, cred, err
-		}, "passkey: login ceremony expired"},
+		}, "invalid user name, password or code"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			c := h.ceremony(h.passkeyBegin("alice", alicePassword))
@@ -264,6 +270,36 @@ func TestPasskeyLogin(t *testing.T) {
 				t.Fatalf("a refusal holds a token: %s", r.body)
 			}
 		})
+	}
+
+	// Whether a user exists does not show in a finish's answer: an unknown
+	// user's, an existing user's with a state begun for another, with a
+	// state that is no state, or with an assertion that does not parse,
+	// all answer the same.
+	c = h.ceremony(h.passkeyBegin("alice", alicePassword))
+	cred, err = key.Assert(c.Options)
+	if err != nil {
+		t.Fatal(err)
+	}
+	signatures = append(signatures, signatureOf(t, cred))
+	var first resp
+	for i, body := range [][]byte{
+		finishBody(t, "mallory", c.State, cred),
+		finishBody(t, "bob", c.State, cred),
+		finishBody(t, "mallory", "bm90LWEtc3RhdGU", cred),
+		finishBody(t, "bob", "bm90LWEtc3RhdGU", cred),
+		finishBody(t, "mallory", bobC.State, []byte(`{"id":"x"}`)),
+		finishBody(t, "bob", bobC.State, []byte(`{"id":"x"}`)),
+		finishBody(t, "Bob", bobC.State, []byte(`{}`)),
+		finishBody(t, "no such user!", bobC.State, []byte(`{}`)),
+	} {
+		r := h.do("POST", "/v1/auth/webauthn/login/finish", "", body)
+		if i == 0 {
+			first = h.want(r, 401)
+			h.wantError(first, 401, "invalid user name, password or code")
+		} else if r.status != first.status || !bytes.Equal(r.body, first.body) {
+			t.Fatalf("finish %d answered %d %s; an unknown user's %d %s", i, r.status, r.body, first.status, first.body)
+		}
 	}
 
 	// After all that, the passkey still logs her in.

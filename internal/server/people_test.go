@@ -268,3 +268,181 @@ func TestSessionTouch(t *testing.T) {
 		t.Fatal("no record of the renewal")
 	}
 }
+
+// TestUserNamesCanonical: a user route's {name} is the canonical name the
+// users service acts on, or the request is refused before authorization:
+// BOB would otherwise escape a forbid on User::"bob" while changing bob.
+// The audit records of logins and creations name the canonical user.
+func TestUserNamesCanonical(t *testing.T) {
+	h := start(t, t.TempDir(), nil)
+	_, root := h.initUnseal(1, 1)
+	h.want(h.do("POST", "/v1/users", root, map[string]any{"name": "Bob", "groups": []string{"dev"}, "password": alicePassword}), 200)
+	h.want(h.writePolicy(root, "warden", "admins", `permit (principal in Group::"admins", action, resource);`), 200)
+	h.want(h.writePolicy(root, "warden", "not-bob", `forbid (principal, action == Action::"users.write", resource == User::"bob");`), 200)
+	carol := h.token(root, "carol", "admins")
+	from := auditSize(t, h)
+
+	h.wantError(h.do("PATCH", "/v1/users/bob", carol, map[string]any{"groups": []string{"security"}}), 403, "not-bob")
+	for path, msg := range map[string]string{
+		"/v1/users/BOB":      `name: "BOB" is not a canonical user name; use "bob"`,
+		"/v1/users/Bob":      `use "bob"`,
+		"/v1/users/b%C3%B6b": "name: character",
+		"/v1/users/bob..x":   "name: label 2 is empty",
+	} {
+		h.wantError(h.do("PATCH", path, carol, map[string]any{"groups": []string{"security"}}), 400, msg)
+	}
+	for _, p := range []string{"/v1/users/BOB/disable", "/v1/users/BOB/unlock", "/v1/users/BOB/mfa/reset"} {
+		h.wantError(h.do("POST", p, carol, nil), 400, `use "bob"`)
+	}
+	h.wantError(h.do("DELETE", "/v1/users/BOB", carol, nil), 400, `use "bob"`)
+	h.wantError(h.do("POST", "/v1/users/BOB/password", carol, map[string]string{"password": "another-long-password-7"}), 400, `use "bob"`)
+	h.wantError(h.do("GET", "/v1/users/BOB", carol, nil), 400, `use "bob"`)
+	v := h.want(h.do("GET", "/v1/users/bob", root, nil), 200).json(t)
+	if g := v["groups"].([]any); len(g) != 1 || g[0] != "dev" || v["disabled"] != false {
+		t.Fatalf("bob after the refusals: %v", v)
+	}
+
+	// A login names the user it opens a session of, whatever the spelling.
+	_, m := h.session("BOB", alicePassword, "")
+	if m["user"] != "bob" {
+		t.Fatalf("session %v", m)
+	}
+	wantRecords(t, h.entriesSince(from), []record{
+		{action: "users.write", principal: `User::"carol"`, resource: `User::"bob"`, outcome: 403, err: "not-bob"},
+		{action: "auth.login", principal: `User::"bob"`, resource: `User::"bob"`, outcome: 200},
+	})
+	for _, e := range h.entriesSince(0) {
+		if strings.Contains(e.Principal+e.Resource, "Bob") || strings.Contains(e.Principal+e.Resource, "BOB") {
+			t.Fatalf("a record names the user as given, not canonically: %+v", e)
+		}
+	}
+}
+
+// TestDualControlUsers: with dual control on, a users.write that makes,
+// changes or removes a member of Group::"security" (the approvers of the
+// default rule) is held for two approvals, whoever the user and however
+// the change is made: a create or update into security, an update out of
+// it, a delete, disable, enable, unlock or password reset of a member, an
+// administrator adding herself. The same changes of other users run at
+// once. Without it, an administrator with users.write made approvers, logged
+// in as them, and approved her own requests.
+func TestDualControlUsers(t *testing.T) {
+	h := start(t, t.TempDir(), func(c *server.Config) { c.DualControl = true })
+	_, root := h.initUnseal(1, 1)
+	alice := h.token(root, "alice", "security")
+	bob := h.token(root, "bob", "security")
+	carol := h.token(root, "carol", "admins")
+	run := func(id string) resp {
+		t.Helper()
+		for _, tok := range []string{alice, bob} {
+			h.want(h.do("POST", "/v1/requests/"+id+"/approve", tok, nil), 200)
+		}
+		return h.do("POST", "/v1/requests/"+id+"/run", carol, nil)
+	}
+	// Administrators may do anything, as dual control lets them.
+	h.want(run(held(t, h.writePolicy(carol, "warden", "admins", `permit (principal in Group::"admins", action, resource);`), 2)), 200)
+
+	// A new user in security is held, and runs once approved; in dev, not.
+	const pw = "violet-ladder-stream-9"
+	create := func(name string, groups ...string) resp {
+		return h.do("POST", "/v1/users", carol, map[string]any{"name": name, "groups": groups, "password": pw})
+	}
+	id := held(t, create("mallory", "security"), 2)
+	h.want(h.do("GET", "/v1/users/mallory", root, nil), 404)
+	h.want(run(id), 200)
+	h.want(create("dave", "dev"), 200)
+	held(t, create("Eve", "Dev", "Security"), 2) // as the service will store them
+	held(t, create("eve", "security"), 2)
+
+	// Changes of a member of security, or into it, are held; of others not.
+	for _, r := range []struct{ method, path string }{
+		{"DELETE", "/v1/users/mallory"},
+		{"POST", "/v1/users/mallory/disable"},
+		{"POST", "/v1/users/mallory/enable"},
+		{"POST", "/v1/users/mallory/unlock"},
+	} {
+		held(t, h.do(r.method, r.path, carol, nil), 2)
+	}
+	held(t, h.do("POST", "/v1/users/mallory/password", carol, map[string]string{"password": "another-long-password-7"}), 2)
+	held(t, h.do("PATCH", "/v1/users/mallory", carol, map[string]any{"groups": []string{"dev"}}), 2) // out of security
+	held(t, h.do("PATCH", "/v1/users/dave", carol, map[string]any{"groups": []string{"dev", "security"}}), 2)
+	h.want(h.do("PATCH", "/v1/users/dave", carol, map[string]any{"groups": []string{"dev", "ops"}}), 200)
+	h.want(h.do("POST", "/v1/users/dave/password", carol, map[string]string{"password": "another-long-password-7"}), 204)
+	h.want(h.do("POST", "/v1/users/dave/disable", carol, nil), 204)
+	h.want(h.do("DELETE", "/v1/users/dave", carol, nil), 204)
+	// An administrator with an account of her own, adding herself.
+	h.want(create("carol", "admins"), 200)
+	held(t, h.do("PATCH", "/v1/users/carol", carol, map[string]any{"groups": []string{"admins", "security"}}), 2)
+	if v := h.want(h.do("GET", "/v1/users/carol", root, nil), 200).json(t); len(v["groups"].([]any)) != 1 {
+		t.Fatalf("carol changed her groups without approval: %v", v)
+	}
+	// mallory is in security, unchanged by the held requests.
+	v := h.want(h.do("GET", "/v1/users/mallory", root, nil), 200).json(t)
+	if g := v["groups"].([]any); len(g) != 1 || g[0] != "security" || v["disabled"] != false {
+		t.Fatalf("mallory %v", v)
+	}
+}
+
+// TestFactorChangesNeedFactor: once a user has a second factor, the routes
+// that change factors refuse a session opened without one (a stolen
+// password must not replace the factor), and anything else whose
+// context.auth.mfa is false; the first enrollment needs none.
+func TestFactorChangesNeedFactor(t *testing.T) {
+	h := start(t, t.TempDir(), nil)
+	_, root := h.initUnseal(1, 1)
+	h.want(h.do("POST", "/v1/users", root, map[string]any{"name": "alice", "password": alicePassword}), 200)
+	h.want(h.writePolicy(root, "warden", "tokens", `permit (principal == User::"alice", action == Action::"token.create", resource);`), 200)
+	tok, _ := h.session("alice", alicePassword, "")
+
+	// The first enrollment, with the password session.
+	enr := h.want(h.do("POST", "/v1/users/alice/mfa/totp", tok, nil), 200).json(t)
+	secret := enr["secret"].(string)
+	h.want(h.do("POST", "/v1/users/alice/mfa/totp/confirm", tok, map[string]string{"code": h.totpNow(secret)}), 200)
+
+	// The password session ended with the new factor; a token made for
+	// alice since, without a second factor, changes no factor.
+	h.want(h.do("GET", "/v1/auth/whoami", tok, nil), 401)
+	tok = h.token(root, "alice")
+	const msg = "re-authenticate with your second factor: this session was opened without one"
+	refused := func(tok string) {
+		t.Helper()
+		h.wantError(h.do("POST", "/v1/users/alice/mfa/totp", tok, nil), 403, msg)
+		h.wantError(h.do("POST", "/v1/users/alice/mfa/totp/confirm", tok, map[string]string{"code": h.totpNow(secret)}), 403, msg)
+		h.wantError(h.do("POST", "/v1/users/alice/mfa/recovery-codes", tok, nil), 403, msg)
+		h.wantError(h.do("POST", "/v1/users/alice/mfa/webauthn/begin", tok, nil), 403, msg)
+		h.wantError(h.do("POST", "/v1/users/alice/mfa/webauthn/finish", tok,
+			map[string]any{"name": "mine", "state": "x", "credential": map[string]string{"id": "x"}}), 403, msg)
+	}
+	refused(tok)
+	// A session opened with the factor does; a token made from it is a
+	// new credential (context.auth.method token) and does not.
+	h.clk.Add(30 * time.Second)
+	mfaTok, _ := h.session("alice", alicePassword, h.totpNow(secret))
+	if n := len(h.want(h.do("POST", "/v1/users/alice/mfa/recovery-codes", mfaTok, nil), 200).json(t)["recovery_codes"].([]any)); n != 10 {
+		t.Fatalf("%d recovery codes", n)
+	}
+	h.want(h.do("POST", "/v1/users/alice/mfa/totp", mfaTok, nil), 200)
+	child := h.want(h.do("POST", "/v1/auth/token/create", mfaTok, map[string]any{"ttl": "10m"}), 200).json(t)["token"].(string)
+	refused(child)
+	// Nor does the root token (it resets factors with users.mfa.reset).
+	h.wantError(h.do("POST", "/v1/users/alice/mfa/recovery-codes", root, nil), 403, msg)
+	v := h.want(h.do("GET", "/v1/users/alice", root, nil), 200).json(t)
+	if v["recovery_codes_left"] != float64(10) {
+		t.Fatalf("alice after the refusals: %v", v)
+	}
+}
+
+// TestRequireMFAGroupNotCanonical: a group of RequireMFAGroups that is not
+// a canonical name is an error of New naming the flag, not a panic.
+func TestRequireMFAGroupNotCanonical(t *testing.T) {
+	for g, want := range map[string]string{"Admins": `use "admins"`, "ad min": "character"} {
+		srv, err := server.New(server.Config{DataDir: t.TempDir(), Listen: "127.0.0.1:0", RequireMFAGroups: []string{g}})
+		if err == nil {
+			srv.Close()
+			t.Fatalf("%q: New accepted it", g)
+		}
+		if !strings.Contains(err.Error(), "--require-mfa-group") || !strings.Contains(err.Error(), want) {
+			t.Errorf("%q: %v", g, err)
+		}
+	}
+}

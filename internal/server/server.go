@@ -185,6 +185,9 @@ type Config struct {
 	SessionIdle      time.Duration
 	WebAuthnRPID     string
 	WebAuthnOrigins  []string
+	// OIDCDevicePollWait is how long one poll of a device login waits for
+	// the user's approval before answering pending (0: 25s).
+	OIDCDevicePollWait time.Duration
 	// WitnessInterval is how often the leader has the audit log's latest
 	// checkpoint cosigned by every witness, when the log grew (0:
 	// DefaultWitnessInterval; < 0: only when a checkpoint is asked for).
@@ -304,6 +307,14 @@ func New(cfg Config) (*Server, error) {
 	}
 	if cfg.RequestTTL < 0 {
 		return nil, fmt.Errorf("server: --request-ttl %s: must be positive", cfg.RequestTTL)
+	}
+	for _, g := range cfg.RequireMFAGroups {
+		if c, err := names.Canonical(g); err != nil || c != g {
+			if err == nil {
+				err = fmt.Errorf("use %q", c)
+			}
+			return nil, fmt.Errorf("server: --require-mfa-group %q: not a canonical group name: %w", g, err)
+		}
 	}
 	if (cfg.NodeID == "") != (cfg.ClusterListen == "") {
 		return nil, errors.New("server: --node-id and --cluster-listen go together")
@@ -518,6 +529,7 @@ func New(cfg Config) (*Server, error) {
 		Approvals: s.approvals.svc, BreakGlassGroup: cfg.BreakGlassGroup, DualControlAtInit: cfg.DualControl,
 		Witnesses: s.wit,
 		Users:     s.newUsers(), WebAuthnRPID: cfg.WebAuthnRPID, WebAuthnOrigins: cfg.WebAuthnOrigins,
+		DevicePollWait: cfg.OIDCDevicePollWait,
 	})
 	reg.MustRegister(prometheus.NewCounterFunc(prometheus.CounterOpts{
 		Name: "warden_events_server_dropped_total", Help: "This server's own events dropped (queue full, or no event plane yet).",

@@ -110,17 +110,18 @@ func TestBrowser(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := p.ApproveDevice(da.VerificationURI, da.UserCode, "bob", "not-his-password"); err == nil {
+	if err := p.ApproveDevice(da.VerificationURI, da.UserCode, "carol", "not-her-password"); err == nil {
 		t.Fatal("device login with a wrong password succeeded")
 	}
-	if err := p.ApproveDevice(da.VerificationURI, "WRONG-CODE", "bob", "bob-password"); err == nil {
+	if err := p.ApproveDevice(da.VerificationURI, "WRONG-CODE", "carol", "carol-password"); err == nil {
 		t.Fatal("device login with an unknown code succeeded")
 	}
-	// The plain verification URI: the user types the code.
-	if err := p.ApproveDevice(da.VerificationURI, da.UserCode, "bob", "bob-password"); err != nil {
+	// The plain verification URI: the user types the code. (carol: the
+	// client's user claim is email, and bob's address is not verified.)
+	if err := p.ApproveDevice(da.VerificationURI, da.UserCode, "carol", "carol-password"); err != nil {
 		t.Fatal(err)
 	}
-	if id, err := c.DevicePoll(t.Context(), da.State); err != nil || id.Subject != "bob" {
+	if id, err := c.DevicePoll(t.Context(), da.State); err != nil || id.Subject != "carol" {
 		t.Fatalf("device poll: %+v, %v", id, err)
 	}
 }
