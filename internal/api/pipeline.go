@@ -358,7 +358,7 @@ func (s *Server) fail(req *request, err error) int {
 		msg = "internal error; the server log has details under request id " + req.id
 	}
 	if status == http.StatusServiceUnavailable || status == http.StatusTooManyRequests {
-		req.w.Header().Set("Retry-After", strconv.Itoa(retryAfterSeconds(err, msg)))
+		req.w.Header().Set("Retry-After", strconv.Itoa(retryAfterSeconds(err)))
 	}
 	req.held.errMsg = msg
 	return writeError(req.w, status, msg)
@@ -366,29 +366,12 @@ func (s *Server) fail(req *request, err error) int {
 
 // retryAfterSeconds is the Retry-After, in seconds, of an error answered
 // with 429 or 503: the wait it carries (errs.WithRetryAfter), rounded up,
-// else what its message says (retryAfterOf).
-func retryAfterSeconds(err error, msg string) int {
+// else 1.
+func retryAfterSeconds(err error) int {
 	if d := errs.RetryAfter(err); d > 0 {
 		return int(min((d+time.Second-1)/time.Second, math.MaxInt32))
 	}
-	return retryAfterOf(msg)
-}
-
-// retryAfterOf is the Retry-After of a message: the N of "retry in N s",
-// else 1. A fallback for errors that do not carry their wait: the users
-// service's login backoff says it only in its message until it returns
-// errs.WithRetryAfter; then this can go.
-func retryAfterOf(msg string) int {
-	_, rest, ok := strings.Cut(msg, "retry in ")
-	if !ok {
-		return 1
-	}
-	digits, _, ok := strings.Cut(rest, " s")
-	n, err := strconv.Atoi(digits)
-	if !ok || err != nil || n < 1 {
-		return 1
-	}
-	return n
+	return 1
 }
 
 // authenticate identifies the caller: a bearer token, or else a client

@@ -8,28 +8,9 @@ import (
 	"github.com/warden-sec/warden/internal/errs"
 )
 
-// TestRetryAfterOf: a 429 or 503 says Retry-After N when its message says
-// "retry in N s" (the login backoff's), else 1.
-func TestRetryAfterOf(t *testing.T) {
-	for msg, want := range map[string]int{
-		"too many failed logins; retry in 2 s":   2,
-		"too many failed logins; retry in 900 s": 900,
-		"rate limit exceeded; retry later":       1,
-		"retry in 0 s":                           1,
-		"retry in -3 s":                          1,
-		"retry in 5s":                            1,
-		"retry in x s":                           1,
-		"sealed":                                 1,
-	} {
-		if got := retryAfterOf(msg); got != want {
-			t.Errorf("retryAfterOf(%q) = %d, want %d", msg, got, want)
-		}
-	}
-}
-
 // TestRetryAfterCarried: the Retry-After of a failure is the wait its error
 // carries (errs.WithRetryAfter), in whole seconds rounded up, whatever the
-// message says; an error that carries none falls back to the message.
+// message says; an error that carries none says 1.
 func TestRetryAfterCarried(t *testing.T) {
 	s := New(Config{})
 	defer s.Close()
@@ -41,7 +22,7 @@ func TestRetryAfterCarried(t *testing.T) {
 		{errs.WithRetryAfter(errs.E(errs.RateLimited, "too many failed logins"), 1500*time.Millisecond), "2"},
 		{errs.WithRetryAfter(errs.E(errs.RateLimited, "slow down; retry in 9 s"), 4*time.Second), "4"}, // the wait wins
 		{errs.WithRetryAfter(errs.E(errs.Unavailable, "no leader"), 3*time.Second), "3"},
-		{errs.E(errs.RateLimited, "too many failed logins; retry in 5 s"), "5"}, // the fallback
+		{errs.E(errs.RateLimited, "too many failed logins; retry in 5 s"), "1"}, // a message is no wait
 		{errs.E(errs.RateLimited, "rate limit exceeded"), "1"},
 	} {
 		rec := httptest.NewRecorder()

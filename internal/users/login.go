@@ -76,8 +76,8 @@ func beforeCommit(ctx context.Context) func(*identity.Token) {
 // rateLimited is the answer while the backoff holds a login back, the same
 // for every user name, existing or not.
 func rateLimited(until, now time.Time) error {
-	secs := int64(math.Ceil(until.Sub(now).Seconds()))
-	return errs.E(errs.RateLimited, "too many failed logins; retry in %d s", max(secs, 1))
+	secs := max(int64(math.Ceil(until.Sub(now).Seconds())), 1)
+	return errs.WithRetryAfter(errs.E(errs.RateLimited, "too many failed logins; retry in %d s", secs), time.Duration(secs)*time.Second)
 }
 
 // attempt is a login past the backoff check.
