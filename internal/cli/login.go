@@ -202,10 +202,10 @@ func (g *globals) prompter(cmd *cobra.Command) *prompter {
 	return p
 }
 
-// errNoInput is the error of prompter.line at the end of stdin.
-var errNoInput = errors.New("no input on stdin")
+// ErrNoInput is the error of prompter.line at the end of stdin.
+var ErrNoInput = errors.New("no input on stdin")
 
-// line reads the next line of stdin, without its line ending; errNoInput
+// line reads the next line of stdin, without its line ending; ErrNoInput
 // when there is none.
 func (p *prompter) line() (string, error) {
 	b, err := p.lines.ReadSlice('\n')
@@ -213,7 +213,7 @@ func (p *prompter) line() (string, error) {
 	case errors.Is(err, bufio.ErrBufferFull):
 		return "", fmt.Errorf("input line longer than %d bytes", maxKeyLine)
 	case errors.Is(err, io.EOF) && len(b) == 0:
-		return "", errNoInput
+		return "", ErrNoInput
 	case err != nil && !errors.Is(err, io.EOF):
 		return "", fmt.Errorf("read stdin: %w", err)
 	}

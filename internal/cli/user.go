@@ -327,7 +327,7 @@ the enrollment and the recovery codes are printed as JSON objects.`,
 			}
 			p := g.prompter(cmd)
 			code, err = p.prompt("Code from the app: ")
-			if errors.Is(err, errNoInput) && !p.tty {
+			if errors.Is(err, ErrNoInput) && !p.tty {
 				fmt.Fprintln(cmd.ErrOrStderr(), "Add the account to your authenticator app, then confirm it with the code the app shows: "+
 					"warden user mfa enroll totp --code CODE")
 				return nil
