@@ -330,7 +330,7 @@ func (s *Service) Authenticate(tok string) (*Token, error) {
 		return nil, errs.E(errs.Unauthenticated, "token expired at %s", t.ExpireTime.UTC().Format(time.RFC3339))
 	}
 	if t.User != "" && !t.Root {
-		gen, err := s.currentGen(t.User)
+		gen, err := s.currentGen(t.User, t.UserGen)
 		if err != nil {
 			return nil, err
 		}
@@ -347,18 +347,30 @@ type genRead struct{ applied, version uint64 }
 
 // currentGen returns the version of user's cut-off mark from local state
 // (on the leader it has every acknowledged cut-off), read again only when
-// the state has changed since.
-func (s *Service) currentGen(user string) (uint64, error) {
+// the state has changed since; linearizably when the local one is older
+// than want, the version a token recorded (this node is behind).
+func (s *Service) currentGen(user string, want uint64) (uint64, error) {
 	applied := s.st.AppliedIndex()
 	s.mu.RLock()
 	g, ok := s.gens[user]
 	s.mu.RUnlock()
-	if ok && g.applied == applied {
+	if ok && g.applied == applied && g.version >= want {
 		return g.version, nil
 	}
 	v, err := s.version(context.Background(), prefixUserGen+user, false)
 	if err != nil {
 		return 0, err
+	}
+	if v < want {
+		// Older than the token's own: this node has not caught up with
+		// the leader yet (a mark only grows). Look again once it has.
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		v, err = s.version(ctx, prefixUserGen+user, true)
+		cancel()
+		if err != nil {
+			return 0, err
+		}
+		applied = s.st.AppliedIndex()
 	}
 	s.mu.Lock()
 	if len(s.gens) > 100_000 {
