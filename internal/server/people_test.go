@@ -11,7 +11,9 @@ import (
 
 	"github.com/pquerna/otp"
 
+	"github.com/warden-sec/warden/internal/events"
 	"github.com/warden-sec/warden/internal/server"
+	"github.com/warden-sec/warden/internal/sigma"
 	"github.com/warden-sec/warden/internal/users"
 )
 
@@ -444,5 +446,48 @@ func TestRequireMFAGroupNotCanonical(t *testing.T) {
 		if !strings.Contains(err.Error(), "--require-mfa-group") || !strings.Contains(err.Error(), want) {
 			t.Errorf("%q: %v", g, err)
 		}
+	}
+}
+
+// TestLoginFailuresAlert: repeated failed logins for one user name become a
+// login_failures server event in the stream, which the built-in rule
+// warden_login_failures matches at level high.
+func TestLoginFailuresAlert(t *testing.T) {
+	h := start(t, t.TempDir(), nil)
+	_, root := h.initUnseal(1, 1)
+	p := waitPlane(t, h.srv)
+	h.want(h.do("POST", "/v1/users", root, map[string]any{"name": "alice", "password": alicePassword}), 200)
+	for range 5 {
+		h.want(h.login("alice", "wrong-password-123", ""), 401)
+	}
+	rules, err := sigma.Builtin()
+	if err != nil {
+		t.Fatal(err)
+	}
+	set, err := sigma.Compile(rules, sigma.Config{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(20 * time.Second)
+	for {
+		for _, b := range storedBatches(t, p) {
+			for _, ev := range b.Events {
+				if ev.String("event.action") != events.ActionLoginFailures || ev.String("user.name") != "alice" {
+					continue
+				}
+				if ev.String("warden.failures") != "5" || ev.String("event.dataset") != "warden.server" {
+					t.Fatalf("login failures event %v", ev)
+				}
+				m := set.Match(ev, nil)
+				if len(m) != 1 || m[0].Title != "Repeated failed logins to Warden" || m[0].Level != "high" {
+					t.Fatalf("the event matches %v, want the high built-in rule", m)
+				}
+				return
+			}
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("no login_failures server event")
+		}
+		time.Sleep(50 * time.Millisecond) // polling an observable condition
 	}
 }
