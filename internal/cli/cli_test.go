@@ -105,7 +105,17 @@ func realServer(t *testing.T) (addr, ca string) {
 // test ends, and waits until it leads its store.
 func startServer(t *testing.T) *server.Server {
 	t.Helper()
-	srv, err := server.New(server.Config{DataDir: t.TempDir(), Listen: "127.0.0.1:0", RateLimit: -1})
+	return startServerWith(t, nil)
+}
+
+// startServerWith is startServer with the config changed by mod first.
+func startServerWith(t *testing.T, mod func(*server.Config)) *server.Server {
+	t.Helper()
+	cfg := server.Config{DataDir: t.TempDir(), Listen: "127.0.0.1:0", RateLimit: -1}
+	if mod != nil {
+		mod(&cfg)
+	}
+	srv, err := server.New(cfg)
 	if err != nil {
 		t.Fatal(err)
 	}

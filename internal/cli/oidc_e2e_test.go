@@ -16,7 +16,6 @@ import (
 	"time"
 
 	"github.com/warden-sec/warden/internal/oidcauth/oidctest"
-	"github.com/warden-sec/warden/internal/server"
 )
 
 // TestOIDCLoginE2E runs `warden auth oidc config` and `warden login
@@ -35,19 +34,9 @@ func TestOIDCLoginE2E(t *testing.T) {
 	redirect := "http://localhost:" + strconv.Itoa(port) + "/oidc/callback"
 	op := oidctest.Start(t, redirect)
 
-	srv, err := server.New(server.Config{DataDir: t.TempDir(), Listen: "127.0.0.1:0", RateLimit: -1})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := srv.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { srv.Close() })
+	srv := startServer(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
-	if err := srv.Store().WaitLeader(ctx); err != nil {
-		t.Fatal(err)
-	}
 	// One run of the CLI; tee, if not nil, sees its stdout and stderr as
 	// they are written.
 	cli := func(e env, stdin io.Reader, tee io.Writer, argv ...string) result {

@@ -61,20 +61,9 @@ var userViewKeys = []string{"name", "groups", "disabled", "has_password", "mfa",
 // passwords and unlocked, and logs out.
 func TestPeopleE2E(t *testing.T) {
 	clk := &testClock{t: time.Now().UTC()}
-	srv, err := server.New(server.Config{DataDir: t.TempDir(), Listen: "127.0.0.1:0", RateLimit: -1, Now: clk.Now,
-		RequireMFAGroups: []string{"admins"}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := srv.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { srv.Close() })
+	srv := startServerWith(t, func(c *server.Config) { c.Now, c.RequireMFAGroups = clk.Now, []string{"admins"} })
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
-	if err := srv.Store().WaitLeader(ctx); err != nil {
-		t.Fatal(err)
-	}
 
 	// One run of the CLI, bounded by the test's deadline.
 	cli := func(e env, stdin string, argv ...string) result {

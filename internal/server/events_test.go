@@ -16,6 +16,7 @@ import (
 
 	"github.com/warden-sec/warden/internal/events"
 	"github.com/warden-sec/warden/internal/server"
+	"github.com/warden-sec/warden/internal/sigma"
 )
 
 // waitPlane waits for the server's event plane.
@@ -91,6 +92,40 @@ func sshLines(n int, host string) []byte {
 }
 
 // storedBatches returns every batch in the stream.
+// waitServerEvent polls the stored events (up to 20 s) for one of this
+// server's own events with action for user, and returns it.
+func waitServerEvent(t testing.TB, p *events.Plane, action, user string) events.Event {
+	t.Helper()
+	deadline := time.Now().Add(20 * time.Second)
+	for {
+		for _, b := range storedBatches(t, p) {
+			for _, ev := range b.Events {
+				if ev.String("event.action") == action && ev.String("user.name") == user {
+					return ev
+				}
+			}
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("no %s server event for %s", action, user)
+		}
+		time.Sleep(50 * time.Millisecond) // polling an observable condition
+	}
+}
+
+// builtinMatches returns the built-in Sigma rules ev matches.
+func builtinMatches(t testing.TB, ev events.Event) []*sigma.Rule {
+	t.Helper()
+	rules, err := sigma.Builtin()
+	if err != nil {
+		t.Fatal(err)
+	}
+	set, err := sigma.Compile(rules, sigma.Config{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return set.Match(ev, nil)
+}
+
 func storedBatches(t testing.TB, p *events.Plane) []events.Batch {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)

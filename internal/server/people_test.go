@@ -13,7 +13,6 @@ import (
 
 	"github.com/warden-sec/warden/internal/events"
 	"github.com/warden-sec/warden/internal/server"
-	"github.com/warden-sec/warden/internal/sigma"
 	"github.com/warden-sec/warden/internal/users"
 )
 
@@ -460,34 +459,12 @@ func TestLoginFailuresAlert(t *testing.T) {
 	for range 5 {
 		h.want(h.login("alice", "wrong-password-123", ""), 401)
 	}
-	rules, err := sigma.Builtin()
-	if err != nil {
-		t.Fatal(err)
+	ev := waitServerEvent(t, p, events.ActionLoginFailures, "alice")
+	if ev.String("warden.failures") != "5" || ev.String("event.dataset") != "warden.server" {
+		t.Fatalf("login failures event %v", ev)
 	}
-	set, err := sigma.Compile(rules, sigma.Config{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	deadline := time.Now().Add(20 * time.Second)
-	for {
-		for _, b := range storedBatches(t, p) {
-			for _, ev := range b.Events {
-				if ev.String("event.action") != events.ActionLoginFailures || ev.String("user.name") != "alice" {
-					continue
-				}
-				if ev.String("warden.failures") != "5" || ev.String("event.dataset") != "warden.server" {
-					t.Fatalf("login failures event %v", ev)
-				}
-				m := set.Match(ev, nil)
-				if len(m) != 1 || m[0].Title != "Repeated failed logins to Warden" || m[0].Level != "high" {
-					t.Fatalf("the event matches %v, want the high built-in rule", m)
-				}
-				return
-			}
-		}
-		if time.Now().After(deadline) {
-			t.Fatal("no login_failures server event")
-		}
-		time.Sleep(50 * time.Millisecond) // polling an observable condition
+	m := builtinMatches(t, ev)
+	if len(m) != 1 || m[0].Title != "Repeated failed logins to Warden" || m[0].Level != "high" {
+		t.Fatalf("the event matches %v, want the high built-in rule", m)
 	}
 }
