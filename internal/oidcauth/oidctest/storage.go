@@ -2,6 +2,7 @@ package oidctest
 
 import (
 	"context"
+	"sync"
 
 	"github.com/zitadel/oidc/v3/example/server/storage"
 	zoidc "github.com/zitadel/oidc/v3/pkg/oidc"
@@ -23,6 +24,47 @@ type opStorage struct {
 	*storage.Storage
 	groups map[string][]string // by subject
 	amr    map[string][]string // by subject
+
+	// dev orders the device states: the example storage hands the
+	// provider its own *DeviceAuthorizationState, which the provider reads
+	// without the storage's lock while an approval writes it (a data race
+	// under -race). Here the provider gets a copy, taken under dev, and
+	// approvals write under dev too.
+	dev sync.Mutex
+}
+
+func (s *opStorage) GetDeviceAuthorizatonState(ctx context.Context, clientID, deviceCode string) (*op.DeviceAuthorizationState, error) {
+	s.dev.Lock()
+	defer s.dev.Unlock()
+	st, err := s.Storage.GetDeviceAuthorizatonState(ctx, clientID, deviceCode)
+	if err != nil {
+		return nil, err
+	}
+	c := *st
+	return &c, nil
+}
+
+func (s *opStorage) GetDeviceAuthorizationByUserCode(ctx context.Context, userCode string) (*op.DeviceAuthorizationState, error) {
+	s.dev.Lock()
+	defer s.dev.Unlock()
+	st, err := s.Storage.GetDeviceAuthorizationByUserCode(ctx, userCode)
+	if err != nil {
+		return nil, err
+	}
+	c := *st
+	return &c, nil
+}
+
+func (s *opStorage) CompleteDeviceAuthorization(ctx context.Context, userCode, subject string) error {
+	s.dev.Lock()
+	defer s.dev.Unlock()
+	return s.Storage.CompleteDeviceAuthorization(ctx, userCode, subject)
+}
+
+func (s *opStorage) DenyDeviceAuthorization(ctx context.Context, userCode string) error {
+	s.dev.Lock()
+	defer s.dev.Unlock()
+	return s.Storage.DenyDeviceAuthorization(ctx, userCode)
 }
 
 func (s *opStorage) GetClientByClientID(ctx context.Context, id string) (op.Client, error) {
