@@ -230,6 +230,7 @@ func (s *Server) routeTable() []route {
 		{method: "POST", pattern: "/v1/users/{name}/mfa/recovery-codes", name: "users.mfa.recovery-codes", target: userTarget(authz.ActionUsersSelf), audit: auditChange, status: ok, h: userCall(s, newRecoveryCodes)},
 		{method: "POST", pattern: "/v1/users/{name}/mfa/webauthn/begin", name: "users.mfa.webauthn.begin", target: userTarget(authz.ActionUsersSelf), audit: auditChange, status: ok, h: userCall(s, s.passkeyRegisterBegin)},
 		{method: "POST", pattern: "/v1/users/{name}/mfa/webauthn/finish", name: "users.mfa.webauthn.finish", target: userTarget(authz.ActionUsersSelf), audit: auditChange, status: noContent, h: userCall(s, s.passkeyRegisterFinish)},
+		{method: "DELETE", pattern: "/v1/users/{name}/mfa/webauthn/{passkey}", name: "users.mfa.webauthn.remove", target: userTarget(authz.ActionUsersSelf), audit: auditChange, status: noContent, h: userCall(s, passkeyRemove)},
 
 		{method: "GET", pattern: "/v1/kv/data/{path...}", name: "kv.read", target: secret(authz.ActionKVRead), audit: auditRead, status: ok, h: s.kvGet},
 		{method: "PUT", pattern: "/v1/kv/data/{path...}", name: "kv.write", target: secret(authz.ActionKVWrite), audit: auditChange, status: ok, h: s.kvPut},

@@ -449,3 +449,13 @@ func (s *Server) passkeyRegisterFinish(svc *users.Service, req *request, in *pas
 	}
 	return nil, svc.AddPasskey(req.Context(), u.Name, in.Name, id, cred)
 }
+
+// passkeyRemove removes one of the user's passkeys by its name (a lost
+// one); like every factor change, with a session opened with a factor.
+func passkeyRemove(svc *users.Service, req *request, _ *none) (any, error) {
+	u, err := factorChange(svc, req)
+	if err != nil {
+		return nil, err
+	}
+	return nil, svc.RemovePasskey(req.Context(), u.Name, req.PathValue("passkey"))
+}

@@ -122,7 +122,7 @@ func TestEveryRouteDeniedWithoutPolicy(t *testing.T) {
 	for ci, c := range callers {
 		for _, rt := range h.srv.API().Routes() {
 			path := strings.NewReplacer("{path...}", "app/db", "{store}", "shop", "{name}", "web-1", "{id}", "n9", "{req...}", "AAAA",
-				"{type}", "encryption-key", "{version}", "1").Replace(rt.Pattern)
+				"{type}", "encryption-key", "{version}", "1", "{passkey}", "laptop").Replace(rt.Pattern)
 			if !rt.Auth {
 				want, ok := public[rt.Name]
 				if !ok {
@@ -480,6 +480,7 @@ func TestActionMapping(t *testing.T) {
 		{"POST", "/v1/users/p1/mfa/recovery-codes", "users.self", `User::"p1"`},
 		{"POST", "/v1/users/p1/mfa/webauthn/begin", "users.self", `User::"p1"`},
 		{"POST", "/v1/users/p1/mfa/webauthn/finish", "users.self", `User::"p1"`},
+		{"DELETE", "/v1/users/p1/mfa/webauthn/laptop", "users.self", `User::"p1"`},
 		{"GET", "/v1/auth/oidc/config", "auth.config.read", `System::"warden"`},
 		{"PUT", "/v1/auth/oidc/config", "auth.config.write", `System::"warden"`},
 		{"POST", "/v1/sys/seal", "sys.seal", `System::"warden"`}, // last: it seals
@@ -519,7 +520,7 @@ func TestActionMapping(t *testing.T) {
 			continue
 		}
 		path := strings.NewReplacer("{path...}", "app/db", "{store}", "shop", "{name}", "p1", "{id}", "n9",
-			"{type}", "encryption-key", "{version}", "1").Replace(rt.Pattern)
+			"{type}", "encryption-key", "{version}", "1", "{passkey}", "laptop").Replace(rt.Pattern)
 		if rt.Method == "LIST" && strings.Contains(rt.Pattern, "{path...}") {
 			path = "/v1/kv/metadata/app"
 		}

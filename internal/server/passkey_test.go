@@ -408,3 +408,39 @@ func TestPasskeyConcurrentReplay(t *testing.T) {
 		}
 	}
 }
+
+// TestPasskeyRemove: a user removes a lost passkey by its name, with a
+// session opened with a factor (a token without one is refused), and the
+// passkey no longer logs in.
+func TestPasskeyRemove(t *testing.T) {
+	h := start(t, t.TempDir(), func(c *server.Config) {
+		c.WebAuthnRPID, c.WebAuthnOrigins = passkeyRPID, []string{passkeyOrigin}
+	})
+	_, root := h.initUnseal(1, 1)
+	h.want(h.do("POST", "/v1/users", root, map[string]any{"name": "alice", "password": alicePassword}), 200)
+	tok, _ := h.session("alice", alicePassword, "")
+	laptop, phone := passkeytest.New(passkeyRPID, passkeyOrigin), passkeytest.New(passkeyRPID, passkeyOrigin)
+	h.registerPasskey(tok, "alice", "laptop", laptop)
+	login := func(key *passkeytest.Authenticator) resp {
+		c := h.ceremony(h.passkeyBegin("alice", alicePassword))
+		cred, err := key.Assert(c.Options)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return h.do("POST", "/v1/auth/webauthn/login/finish", "", finishBody(t, "alice", c.State, cred))
+	}
+	mfa := h.want(login(laptop), 200).json(t)["token"].(string)
+	h.registerPasskey(mfa, "alice", "phone", phone) // ends the laptop session
+	mfa = h.want(login(phone), 200).json(t)["token"].(string)
+
+	plain := h.token(root, "alice")
+	h.wantError(h.do("DELETE", "/v1/users/alice/mfa/webauthn/laptop", plain, nil), 403, "re-authenticate with your second factor")
+	h.want(h.do("DELETE", "/v1/users/alice/mfa/webauthn/nothing", mfa, nil), 404)
+	h.want(h.do("DELETE", "/v1/users/alice/mfa/webauthn/laptop", mfa, nil), 204)
+	v := h.want(h.do("GET", "/v1/users/alice", root, nil), 200).json(t)
+	if pks := v["passkeys"].([]any); len(pks) != 1 || pks[0].(map[string]any)["name"] != "phone" {
+		t.Fatalf("passkeys after the removal: %v", v["passkeys"])
+	}
+	h.want(login(laptop), 401)
+	h.want(login(phone), 200)
+}
