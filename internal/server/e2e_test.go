@@ -139,6 +139,12 @@ func (r resp) errorText(t testing.TB) string {
 
 func (h *harness) do(method, path, token string, body any) resp {
 	h.t.Helper()
+	return h.doWith(method, path, token, body, nil)
+}
+
+// doWith is do with more request headers.
+func (h *harness) doWith(method, path, token string, body any, header http.Header) resp {
+	h.t.Helper()
 	var rd io.Reader
 	switch b := body.(type) {
 	case nil:
@@ -162,6 +168,9 @@ func (h *harness) do(method, path, token string, body any) resp {
 	}
 	if rd != nil {
 		req.Header.Set("Content-Type", "application/json")
+	}
+	for k, vs := range header {
+		req.Header[http.CanonicalHeaderKey(k)] = vs
 	}
 	res, err := h.http.Do(req)
 	if err != nil {
