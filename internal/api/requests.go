@@ -516,8 +516,9 @@ func (s *Server) requestRun(req *request) (int, any, error) {
 	// What the replay checks again, refused here before it starts: the
 	// caller is the requester, and the request approved, not expired,
 	// nor finished.
-	if _, err := s.cfg.Approvals.Check(req.Context(), id, approval.Claim{Principal: req.caller.String(), Action: r.Action,
-		Resource: r.Resource, Method: r.Method, Path: r.Path, Query: r.Query}); err != nil {
+	claim := approval.Claim{Principal: req.caller.String(), Action: r.Action,
+		Resource: r.Resource, Method: r.Method, Path: r.Path, Query: r.Query}
+	if _, err := s.cfg.Approvals.Check(req.Context(), id, claim); err != nil {
 		return 0, nil, err
 	}
 	if !r.BodyStored {
@@ -527,8 +528,7 @@ func (s *Server) requestRun(req *request) (int, any, error) {
 	body, err := s.cfg.Approvals.Body(req.Context(), id)
 	if errs.Is(err, errs.NotFound) {
 		// Finished since (a concurrent run): say what it has become.
-		if _, err := s.cfg.Approvals.Check(req.Context(), id, approval.Claim{Principal: req.caller.String(), Action: r.Action,
-			Resource: r.Resource, Method: r.Method, Path: r.Path, Query: r.Query}); err != nil {
+		if _, err := s.cfg.Approvals.Check(req.Context(), id, claim); err != nil {
 			return 0, nil, err
 		}
 	}
