@@ -143,6 +143,21 @@ func (s *Server) oidcProvider(ctx context.Context) (*oidcauth.Provider, error) {
 	if err := json.Unmarshal(e.Value, &c); err != nil {
 		return nil, errs.Wrap(errs.Internal, err, "decode the OpenID Connect configuration")
 	}
+	p, err = s.newOIDCProvider(ctx, c)
+	if err != nil {
+		return nil, err
+	}
+	a.mu.Lock()
+	if e.Version >= a.oidcVer {
+		a.oidc, a.oidcVer = p, e.Version
+	}
+	a.mu.Unlock()
+	return p, nil
+}
+
+// newOIDCProvider builds the provider of c (discovery included) with the
+// flows' state key.
+func (s *Server) newOIDCProvider(ctx context.Context, c oidcauth.Config) (*oidcauth.Provider, error) {
 	key, err := s.stateKey(ctx)
 	if err != nil {
 		return nil, err
@@ -151,14 +166,7 @@ func (s *Server) oidcProvider(ctx context.Context) (*oidcauth.Provider, error) {
 	if err != nil {
 		return nil, err
 	}
-	p, err = oidcauth.NewProvider(ctx, c, k, s.now)
-	if err != nil {
-		return nil, err
-	}
-	a.mu.Lock()
-	a.oidc, a.oidcVer = p, e.Version
-	a.mu.Unlock()
-	return p, nil
+	return oidcauth.NewProvider(ctx, c, k, s.now)
 }
 
 // loginResponse is a new session.
@@ -583,24 +591,25 @@ func (s *Server) oidcConfigWrite(req *request) (int, any, error) {
 	if err := c.Validate(); err != nil {
 		return 0, nil, err
 	}
-	key, err := s.stateKey(req.Context())
+	p, err := s.newOIDCProvider(req.Context(), c)
 	if err != nil {
-		return 0, nil, err
-	}
-	k, err := subKey(key, "oidc")
-	if err != nil {
-		return 0, nil, err
-	}
-	if _, err := oidcauth.NewProvider(req.Context(), c, k, s.now); err != nil {
 		return 0, nil, err
 	}
 	b, err := json.Marshal(&c)
 	if err != nil {
 		return 0, nil, err
 	}
-	if _, err := s.cfg.Core.Txn(req.Context(), kv.Txn{Ops: []kv.Op{{Type: kv.OpPut, Key: keyOIDCConfig, Value: b}}}); err != nil {
+	idx, err := s.cfg.Core.Txn(req.Context(), kv.Txn{Ops: []kv.Op{{Type: kv.OpPut, Key: keyOIDCConfig, Value: b}}})
+	if err != nil {
 		return 0, nil, err
 	}
+	// The provider just built is the stored configuration's (its version
+	// is the index of the write): this server need not discover it again.
+	s.auth.mu.Lock()
+	if idx > s.auth.oidcVer {
+		s.auth.oidc, s.auth.oidcVer = p, idx
+	}
+	s.auth.mu.Unlock()
 	return http.StatusNoContent, nil, nil
 }
 
