@@ -6,7 +6,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"log/slog"
 	"slices"
 	"strings"
 	"sync"
@@ -20,6 +19,7 @@ import (
 	"github.com/warden-sec/warden/internal/errs"
 	"github.com/warden-sec/warden/internal/identity"
 	"github.com/warden-sec/warden/internal/server"
+	"github.com/warden-sec/warden/internal/server/servertest"
 	"github.com/warden-sec/warden/internal/users"
 )
 
@@ -51,17 +51,7 @@ type env struct {
 
 func newEnv(t testing.TB, mod func(*users.Config)) *env {
 	t.Helper()
-	srv, err := server.New(server.Config{DataDir: t.TempDir(), Listen: "127.0.0.1:0", RateLimit: -1,
-		Logger: slog.New(slog.DiscardHandler)})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { srv.Close() })
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
-	if _, _, err := srv.DevInit(ctx); err != nil {
-		t.Fatal(err)
-	}
+	srv := servertest.Dev(t)
 	v := &env{srv: srv, core: srv.Core(), clock: &clock{t: t0}}
 	v.ids = identity.New(v.core, v.clock.Now, nil)
 	v.svc = v.service(mod)

@@ -5,7 +5,6 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"log/slog"
 	"strings"
 	"sync"
 	"testing"
@@ -15,6 +14,7 @@ import (
 	"github.com/warden-sec/warden/internal/auditlog"
 	"github.com/warden-sec/warden/internal/errs"
 	"github.com/warden-sec/warden/internal/server"
+	"github.com/warden-sec/warden/internal/server/servertest"
 	"github.com/warden-sec/warden/internal/store/kv"
 	"github.com/warden-sec/warden/internal/transit"
 	"github.com/warden-sec/warden/internal/transit/engine"
@@ -41,17 +41,7 @@ type env struct {
 
 func newEnv(t testing.TB) *env {
 	t.Helper()
-	srv, err := server.New(server.Config{DataDir: t.TempDir(), Listen: "127.0.0.1:0", RateLimit: -1,
-		Logger: slog.New(slog.DiscardHandler)})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { srv.Close() })
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
-	if _, _, err := srv.DevInit(ctx); err != nil {
-		t.Fatal(err)
-	}
+	srv := servertest.Dev(t)
 	return &env{srv: srv, clock: &clock{t: t0}}
 }
 

@@ -1,0 +1,31 @@
+// Package servertest starts real Warden servers for the tests of other
+// packages. Only tests import it.
+package servertest
+
+import (
+	"context"
+	"log/slog"
+	"testing"
+	"time"
+
+	"github.com/warden-sec/warden/internal/server"
+)
+
+// Dev returns a server on a temporary data dir, initialized and unsealed
+// like `warden server --dev` (server.DevInit), without its listener
+// started, closed when the test ends. Its log is discarded.
+func Dev(t testing.TB) *server.Server {
+	t.Helper()
+	srv, err := server.New(server.Config{DataDir: t.TempDir(), Listen: "127.0.0.1:0", RateLimit: -1,
+		Logger: slog.New(slog.DiscardHandler)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { srv.Close() })
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	if _, _, err := srv.DevInit(ctx); err != nil {
+		t.Fatal(err)
+	}
+	return srv
+}
