@@ -11,6 +11,7 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/warden-sec/warden/internal/auditlog"
@@ -53,6 +54,10 @@ type witnessNode struct {
 	skey  string        // the signer key: in memory and in the 0600 key file only
 	vkey  string        // its verifier key
 	guard *cosign.Guard // nil until the witness is open
+	// checked is when ensure last found the witness open and registered
+	// (Unix nanoseconds); the checkpoint and list routes, which witnesses
+	// and agents poll, check again at most every recheckEvery.
+	checked atomic.Int64
 
 	extMu sync.Mutex
 	ext   map[string]*http.Client // by external witness (name, URL, CA)
@@ -164,6 +169,9 @@ func (w *witnessNode) ensure(ctx context.Context) error {
 
 	id := s.st.NodeID()
 	reg, err := w.cfg.Registered(id)
+	if err == nil && reg == vkey {
+		w.checked.Store(s.now().UnixNano())
+	}
 	if err != nil || reg == vkey || !w.member(id) {
 		return err
 	}
@@ -174,7 +182,20 @@ func (w *witnessNode) ensure(ctx context.Context) error {
 		return fmt.Errorf("register this node's witness: %w", err)
 	}
 	s.log.Info("registered this node's audit witness in the cluster configuration", "node_id", id, "verifier_key", vkey)
+	w.checked.Store(s.now().UnixNano())
 	return nil
+}
+
+// recheckEvery is how often the polled routes check the witness's
+// registration again (a storage read), at most.
+const recheckEvery = 10 * time.Second
+
+// ensureRecent is ensure, skipped when it succeeded within recheckEvery.
+func (w *witnessNode) ensureRecent(ctx context.Context) error {
+	if at := w.checked.Load(); at != 0 && w.s.now().Sub(time.Unix(0, at)) < recheckEvery {
+		return nil
+	}
+	return w.ensure(ctx)
 }
 
 // keyID is a short name of a verifier key for request IDs.
@@ -354,7 +375,7 @@ func (w *witnessNode) Unsealed(ctx context.Context) error { return w.ensure(ctx)
 // Cosigned implements api.Witnesses: the current checkpoint with want
 // cosignatures (see cosign.Cosigner.Cosigned).
 func (w *witnessNode) Cosigned(ctx context.Context, want int) (*cosign.Result, error) {
-	if err := w.ensure(ctx); err != nil && !errs.Is(err, errs.Unavailable) {
+	if err := w.ensureRecent(ctx); err != nil && !errs.Is(err, errs.Unavailable) {
 		w.s.log.Warn("audit witness: not running", "err", err)
 	}
 	if want == 0 {
@@ -365,7 +386,7 @@ func (w *witnessNode) Cosigned(ctx context.Context, want int) (*cosign.Result, e
 
 // List implements api.Witnesses.
 func (w *witnessNode) List(ctx context.Context) (*cosign.Listing, error) {
-	if err := w.ensure(ctx); err != nil && !errs.Is(err, errs.Unavailable) {
+	if err := w.ensureRecent(ctx); err != nil && !errs.Is(err, errs.Unavailable) {
 		w.s.log.Warn("audit witness: not running", "err", err)
 	}
 	members := map[string]bool{}
