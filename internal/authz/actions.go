@@ -136,6 +136,20 @@ const (
 	// System::"warden".
 	ActionAuthConfigRead  = "auth.config.read"
 	ActionAuthConfigWrite = "auth.config.write"
+
+	// Compliance (docs/compliance.md). A node reports its own inventory
+	// and assessment results (ActionInventoryWrite on itself) and fetches
+	// the check policies it runs (ActionAssessmentRead on itself); the
+	// built-in policy builtin/node-compliance grants both. Reading a
+	// node's inventory and results is ActionInventoryRead on the node.
+	// Reports, status, check policies and attestations are on
+	// System::"warden".
+	ActionInventoryRead    = "inventory.read"
+	ActionInventoryWrite   = "inventory.write"
+	ActionAssessmentRead   = "compliance.assessment.read"
+	ActionComplianceRead   = "compliance.read"
+	ActionComplianceWrite  = "compliance.write"
+	ActionComplianceAttest = "compliance.attest"
 )
 
 // Entity types of Warden's own schema.
@@ -190,6 +204,8 @@ func Actions() []string {
 		ActionRequestsRead, ActionRequestsApprove, ActionRequestsRun,
 		ActionUsersRead, ActionUsersWrite, ActionUsersMFAReset, ActionUsersSelf,
 		ActionAuthConfigRead, ActionAuthConfigWrite,
+		ActionInventoryRead, ActionInventoryWrite, ActionAssessmentRead,
+		ActionComplianceRead, ActionComplianceWrite, ActionComplianceAttest,
 	}
 }
 
@@ -341,6 +357,18 @@ action "transit.encrypt", "transit.decrypt", "transit.rewrap", "transit.sign", "
 action "users.read", "users.write", "users.mfa.reset", "users.self" appliesTo {
   principal: [User, Node, Service, Root],
   resource: [User],
+  context: RequestContext,
+};
+
+action "inventory.read", "inventory.write", "compliance.assessment.read" appliesTo {
+  principal: [User, Node, Service, Root],
+  resource: [Node],
+  context: RequestContext,
+};
+
+action "compliance.read", "compliance.write", "compliance.attest" appliesTo {
+  principal: [User, Node, Service, Root],
+  resource: [System],
   context: RequestContext,
 };
 

@@ -18,8 +18,8 @@ func TestWardenSchema(t *testing.T) {
 			t.Errorf("%s: %v", a, err)
 		}
 	}
-	if n := len(Actions()); n != 80 {
-		t.Errorf("%d actions, want 80", n)
+	if n := len(Actions()); n != 86 {
+		t.Errorf("%d actions, want 86", n)
 	}
 	if got := ActionUID(ActionKVRead).String(); got != `Action::"kv.read"` {
 		t.Errorf("ActionUID = %s", got)

@@ -46,6 +46,9 @@ const builtinPrefix = "builtin/"
 //     (events.write on itself), and no one else's.
 //   - builtin/node-decisions: every enrolled node may read the decisions
 //     (decisions.read on System::"warden") to enforce them.
+//   - builtin/node-compliance: every enrolled node may report its own
+//     inventory and assessment results (inventory.write) and fetch its
+//     check policies (compliance.assessment.read), on itself only.
 func BuiltinPolicies() map[string]string {
 	return map[string]string{
 		builtinPrefix + "node-events": `// Built in: every enrolled node ships its own events, and no one else's.
@@ -53,6 +56,11 @@ permit (principal is Node, action == Action::"events.write", resource is Node)
 when { principal == resource };`,
 		builtinPrefix + "node-decisions": `// Built in: every enrolled node follows the decisions it enforces.
 permit (principal is Node, action == Action::"decisions.read", resource == System::"warden");`,
+		builtinPrefix + "node-compliance": `// Built in: every enrolled node reports its own inventory and
+// assessment results, and fetches the check policies it runs; no one
+// else's.
+permit (principal is Node, action in [Action::"inventory.write", Action::"compliance.assessment.read"], resource is Node)
+when { principal == resource };`,
 		builtinPrefix + "user-self": `// Built in: every user manages their own account (password, second
 // factors) and session (renew, log out, look up, who am I), and no one
 // else's.
