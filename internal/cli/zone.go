@@ -53,6 +53,7 @@ func newConduitCmd(g *globals) *cobra.Command {
 	create.Flags().StringVar(&cd.To, "to", "", "destination zone")
 	create.Flags().IntVar(&cd.Port, "port", 0, "destination port")
 	create.Flags().StringVar(&cd.Protocol, "protocol", "tcp", "tcp or udp")
+	create.Flags().BoolVar(&cd.MTLS, "mtls", false, "the flow must be mutually authenticated with node certificates (pkg/middleware); counted by compliance (SR 3.1, SR 4.1)")
 	create.RunE = g.withClient(func(cmd *cobra.Command, c *client.Client, _ []string) error {
 		if cd.From == "" || cd.To == "" || cd.Port == 0 {
 			return usagef("--from, --to and --port are required")
@@ -61,7 +62,7 @@ func newConduitCmd(g *globals) *cobra.Command {
 		if err != nil {
 			return err
 		}
-		return output(cmd.OutOrStdout(), cf, out, []row{{"Conduit", fmt.Sprintf("%s -> %s %s/%d", out.From, out.To, out.Protocol, out.Port)}, {"Policy", out.Policy}})
+		return output(cmd.OutOrStdout(), cf, out, []row{{"Conduit", fmt.Sprintf("%s -> %s %s/%d", out.From, out.To, out.Protocol, out.Port)}, {"Mutual TLS", out.MTLS}, {"Policy", out.Policy}})
 	})
 	var req client.ConduitCheckRequest
 	check := &cobra.Command{Use: "check --from-node A --to-node B --port P [--protocol tcp]", Short: "May node A connect to node B on a port? (exit 0 for allow and deny)", Args: args(cobra.NoArgs)}

@@ -18,6 +18,8 @@ type Conduit struct {
 	To       string `json:"to"`
 	Port     int    `json:"port"`
 	Protocol string `json:"protocol,omitempty"`
+	// MTLS: the flow must be mutually authenticated with node certificates.
+	MTLS bool `json:"mtls,omitempty"`
 	// Policy is the generated policy's name in the warden store (answers only).
 	Policy string `json:"policy,omitempty"`
 }
@@ -58,7 +60,7 @@ func (c *Client) ZoneList(ctx context.Context) ([]Zone, error) {
 // ConduitCreate creates a conduit (a generated policy in the warden store).
 func (c *Client) ConduitCreate(ctx context.Context, cd Conduit) (Conduit, error) {
 	var out Conduit
-	_, err := c.do(ctx, http.MethodPost, "/v1/conduits", Conduit{From: cd.From, To: cd.To, Port: cd.Port, Protocol: cd.Protocol}, &out)
+	_, err := c.do(ctx, http.MethodPost, "/v1/conduits", Conduit{From: cd.From, To: cd.To, Port: cd.Port, Protocol: cd.Protocol, MTLS: cd.MTLS}, &out)
 	return out, err
 }
 
