@@ -50,9 +50,9 @@ type Inventory struct {
 	// PendingKnown says the package manager could tell which updates are
 	// pending (dpkg with readable apt lists); Pending is meaningful only
 	// when it is true.
-	PendingKnown bool      `json:"pending_known"`
-	Pending      []Update  `json:"pending_updates,omitempty"`
-	Listening    []Socket  `json:"listening"`
+	PendingKnown bool     `json:"pending_known"`
+	Pending      []Update `json:"pending_updates,omitempty"`
+	Listening    []Socket `json:"listening"`
 }
 
 // OS is what <root>/etc/os-release says.

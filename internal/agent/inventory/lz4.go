@@ -16,6 +16,7 @@ type lz4Reader struct {
 	r       io.Reader
 	window  []byte // decoded history: up to 64 KiB before out
 	out     []byte // decoded and not yet returned
+	buf     []byte // the compressed block being read
 	inFrame bool
 	flags   byte
 	maxBlk  int
@@ -119,7 +120,10 @@ func (z *lz4Reader) next() error {
 	if int(size) > z.maxBlk {
 		return errLZ4
 	}
-	block := make([]byte, size)
+	if cap(z.buf) < int(size) {
+		z.buf = make([]byte, size)
+	}
+	block := z.buf[:size]
 	if _, err := io.ReadFull(z.r, block); err != nil {
 		return errLZ4
 	}
