@@ -73,22 +73,21 @@ func process(t *testing.T, root string, pid int, comm string, links ...string) {
 	}
 }
 
-var (
-	day0 = time.Date(2024, 1, 10, 12, 0, 0, 0, time.UTC)
-)
+// day0() is the fixtures' reference time.
+func day0() time.Time { return time.Date(2024, 1, 10, 12, 0, 0, 0, time.UTC) }
 
 func debianRoot(t *testing.T) string {
 	t.Helper()
 	root := fixture(t, "debian")
 	info := filepath.Join(root, "var/lib/dpkg/info")
-	touch(t, filepath.Join(info, "openssh-server.list"), day0)
-	touch(t, filepath.Join(info, "libc6:amd64.list"), day0.Add(-48*time.Hour))
-	touch(t, filepath.Join(info, "held-pkg.list"), day0.Add(time.Hour))
+	touch(t, filepath.Join(info, "openssh-server.list"), day0())
+	touch(t, filepath.Join(info, "libc6:amd64.list"), day0().Add(-48*time.Hour))
+	touch(t, filepath.Join(info, "held-pkg.list"), day0().Add(time.Hour))
 	// tzdata has no list file: its install time is unknown.
 	lists := filepath.Join(root, "var/lib/apt/lists")
-	touch(t, filepath.Join(lists, "deb_dists_bookworm_main_binary-amd64_Packages"), day0.Add(24*time.Hour))
-	touch(t, filepath.Join(lists, "security_dists_bookworm-security_main_binary-amd64_Packages.lz4"), day0.Add(72*time.Hour))
-	touch(t, filepath.Join(lists, "deb_dists_bookworm-updates_main_binary-amd64_Packages.gz"), day0.Add(96*time.Hour))
+	touch(t, filepath.Join(lists, "deb_dists_bookworm_main_binary-amd64_Packages"), day0().Add(24*time.Hour))
+	touch(t, filepath.Join(lists, "security_dists_bookworm-security_main_binary-amd64_Packages.lz4"), day0().Add(72*time.Hour))
+	touch(t, filepath.Join(lists, "deb_dists_bookworm-updates_main_binary-amd64_Packages.gz"), day0().Add(96*time.Hour))
 	process(t, root, 100, "sshd", "socket:[1001]", "socket:[1004]", "/dev/null")
 	process(t, root, 200, "sshd", "socket:[1001]")
 	process(t, root, 300, "dhclient", "socket:[1006]")
@@ -98,7 +97,7 @@ func debianRoot(t *testing.T) string {
 
 func TestCollectDebianFixture(t *testing.T) {
 	root := debianRoot(t)
-	now := day0.Add(10 * 24 * time.Hour)
+	now := day0().Add(10 * 24 * time.Hour)
 	inv, err := Collect(context.Background(), Options{Root: root, AgentVersion: "1.2.3", Now: func() time.Time { return now }})
 	if err != nil {
 		t.Fatal(err)
@@ -113,19 +112,19 @@ func TestCollectDebianFixture(t *testing.T) {
 		Addresses:      []string{}, // not the live host: no interfaces
 		PackageManager: "dpkg",
 		Packages: []Package{
-			{Name: "held-pkg", Version: "2.0~rc1-1", Arch: "all", InstalledAt: day0.Add(time.Hour)},
-			{Name: "libc6", Version: "2.36-9+deb12u4", Arch: "amd64", InstalledAt: day0.Add(-48 * time.Hour)},
-			{Name: "openssh-server", Version: "1:9.2p1-2+deb12u2", Arch: "amd64", InstalledAt: day0},
+			{Name: "held-pkg", Version: "2.0~rc1-1", Arch: "all", InstalledAt: day0().Add(time.Hour)},
+			{Name: "libc6", Version: "2.36-9+deb12u4", Arch: "amd64", InstalledAt: day0().Add(-48 * time.Hour)},
+			{Name: "openssh-server", Version: "1:9.2p1-2+deb12u2", Arch: "amd64", InstalledAt: day0()},
 			{Name: "tzdata", Version: "2024a-0+deb12u1", Arch: "all"},
 		},
 		PendingKnown: true,
 		Pending: []Update{
 			// Only the updates list (gzip) has a newer held-pkg.
-			{Name: "held-pkg", Installed: "2.0~rc1-1", Available: "2.0-1", Since: day0.Add(96 * time.Hour)},
+			{Name: "held-pkg", Installed: "2.0~rc1-1", Available: "2.0-1", Since: day0().Add(96 * time.Hour)},
 			// Both lists offer newer versions: the best is the security
 			// one, Since is the earlier list (the main one).
-			{Name: "openssh-server", Installed: "1:9.2p1-2+deb12u2", Available: "1:9.2p1-2+deb12u5", Since: day0.Add(24 * time.Hour)},
-			{Name: "tzdata", Installed: "2024a-0+deb12u1", Available: "2025b-0+deb12u1", Since: day0.Add(72 * time.Hour)},
+			{Name: "openssh-server", Installed: "1:9.2p1-2+deb12u2", Available: "1:9.2p1-2+deb12u5", Since: day0().Add(24 * time.Hour)},
+			{Name: "tzdata", Installed: "2024a-0+deb12u1", Available: "2025b-0+deb12u1", Since: day0().Add(72 * time.Hour)},
 			// libc6: the newer version is for i386 only, not installed.
 		},
 		Listening: []Socket{
@@ -161,7 +160,7 @@ func TestCollectWithoutAptLists(t *testing.T) {
 	if inv.PendingKnown || len(inv.Pending) != 0 {
 		t.Errorf("pending known %v %v without lists", inv.PendingKnown, inv.Pending)
 	}
-	now := day0.Add(10 * 24 * time.Hour)
+	now := day0().Add(10 * 24 * time.Hour)
 	if days, basis := PatchAge(inv, now); days != 12 || basis != BasisInstalled {
 		t.Errorf("PatchAge = %d %s, want 12 days since libc6 was installed", days, basis)
 	}
@@ -189,7 +188,7 @@ func TestCollectAlpineFixture(t *testing.T) {
 	if len(inv.Listening) != 0 || inv.Kernel != "" {
 		t.Errorf("no /proc in the fixture, yet listening %v kernel %q", inv.Listening, inv.Kernel)
 	}
-	if days, basis := PatchAge(inv, day0); days != 0 || basis != BasisUnknown {
+	if days, basis := PatchAge(inv, day0()); days != 0 || basis != BasisUnknown {
 		t.Errorf("PatchAge = %d %s, want unknown (apk records no install time)", days, basis)
 	}
 }
@@ -273,11 +272,11 @@ func BenchmarkCollect(b *testing.B) {
 
 func TestFingerprint(t *testing.T) {
 	root := debianRoot(t)
-	a, err := Collect(context.Background(), Options{Root: root, Now: func() time.Time { return day0 }})
+	a, err := Collect(context.Background(), Options{Root: root, Now: func() time.Time { return day0() }})
 	if err != nil {
 		t.Fatal(err)
 	}
-	b, err := Collect(context.Background(), Options{Root: root, Now: func() time.Time { return day0.Add(time.Hour) }})
+	b, err := Collect(context.Background(), Options{Root: root, Now: func() time.Time { return day0().Add(time.Hour) }})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -291,7 +290,7 @@ func TestFingerprint(t *testing.T) {
 }
 
 func TestPatchAge(t *testing.T) {
-	now := day0.Add(30 * 24 * time.Hour)
+	now := day0().Add(30 * 24 * time.Hour)
 	for _, tc := range []struct {
 		name  string
 		inv   *Inventory
@@ -301,12 +300,12 @@ func TestPatchAge(t *testing.T) {
 		{"nil", nil, 0, BasisUnknown},
 		{"nothing known", &Inventory{Packages: []Package{{Name: "a"}}}, 0, BasisUnknown},
 		{"pending: oldest since", &Inventory{PendingKnown: true, Pending: []Update{
-			{Name: "a", Since: day0.Add(20 * 24 * time.Hour)}, {Name: "b", Since: day0}, {Name: "c"},
-		}, Packages: []Package{{Name: "a", InstalledAt: day0.Add(-100 * 24 * time.Hour)}}}, 30, BasisPending},
-		{"pending known, none pending", &Inventory{PendingKnown: true, Packages: []Package{{Name: "a", InstalledAt: day0}}}, 0, BasisPending},
+			{Name: "a", Since: day0().Add(20 * 24 * time.Hour)}, {Name: "b", Since: day0()}, {Name: "c"},
+		}, Packages: []Package{{Name: "a", InstalledAt: day0().Add(-100 * 24 * time.Hour)}}}, 30, BasisPending},
+		{"pending known, none pending", &Inventory{PendingKnown: true, Packages: []Package{{Name: "a", InstalledAt: day0()}}}, 0, BasisPending},
 		{"pending without since falls back", &Inventory{PendingKnown: true, Pending: []Update{{Name: "a"}},
-			Packages: []Package{{Name: "a", InstalledAt: day0.Add(10 * 24 * time.Hour)}, {Name: "b", InstalledAt: day0.Add(-12 * time.Hour)}}}, 30, BasisInstalled},
-		{"installed: oldest", &Inventory{Packages: []Package{{Name: "a", InstalledAt: day0.Add(29 * 24 * time.Hour)}, {Name: "b"}}}, 1, BasisInstalled},
+			Packages: []Package{{Name: "a", InstalledAt: day0().Add(10 * 24 * time.Hour)}, {Name: "b", InstalledAt: day0().Add(-12 * time.Hour)}}}, 30, BasisInstalled},
+		{"installed: oldest", &Inventory{Packages: []Package{{Name: "a", InstalledAt: day0().Add(29 * 24 * time.Hour)}, {Name: "b"}}}, 1, BasisInstalled},
 		{"future is zero", &Inventory{Packages: []Package{{Name: "a", InstalledAt: now.Add(time.Hour)}}}, 0, BasisInstalled},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
@@ -367,7 +366,7 @@ func TestDiff(t *testing.T) {
 func TestValidate(t *testing.T) {
 	good := func() *Inventory {
 		return &Inventory{
-			CollectedAt: day0, Hostname: "web-1", Arch: "amd64", PackageManager: "dpkg",
+			CollectedAt: day0(), Hostname: "web-1", Arch: "amd64", PackageManager: "dpkg",
 			Addresses: []string{"10.0.0.1", "fd00::1"},
 			Packages:  []Package{{Name: "a", Version: "1"}, {Name: "b", Version: "2"}},
 			Pending:   []Update{{Name: "a", Installed: "1", Available: "2"}},
