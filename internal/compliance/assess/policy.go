@@ -485,6 +485,8 @@ func (p *parser) rule(kind string, k, v *yaml.Node, field string, depth int) (*r
 	switch {
 	case (kind == kindFileContains || kind == kindFileNotContains) && r.path == "" && len(r.include) == 0:
 		return nil, p.errf(v, field+".path", "missing (want path, include or both)")
+	case r.first && r.path == "":
+		return nil, p.errf(v, field+".path", "first_match needs path: the main file whose Include lines are followed")
 	case r.first && r.last:
 		return nil, p.errf(seen["last_match"], field+".last_match", "first_match and last_match exclude each other")
 	case kind == kindFileMode && !r.hasMax && r.owners == nil && r.groups == nil:
