@@ -59,6 +59,7 @@ func (h *hostFS) resolve(p string, follow bool) (string, error) {
 	todo := split(p)
 	var done []string
 	links := 0
+	var lastLink, lastTarget string // the link being followed, for errors
 	for len(todo) > 0 {
 		e := todo[0]
 		todo = todo[1:]
@@ -67,7 +68,10 @@ func (h *hostFS) resolve(p string, follow bool) (string, error) {
 			continue
 		case "..":
 			if len(done) == 0 {
-				return "", &escapeError{link: p, target: ".."}
+				if lastLink == "" {
+					return "", fmt.Errorf("%s: climbs above the root", p)
+				}
+				return "", &escapeError{link: lastLink, target: lastTarget}
 			}
 			done = done[:len(done)-1]
 			continue
@@ -96,6 +100,7 @@ func (h *hostFS) resolve(p string, follow bool) (string, error) {
 		if err != nil {
 			return "", hostErr("/"+cand, err)
 		}
+		lastLink, lastTarget = "/"+cand, target
 		if strings.HasPrefix(target, "/") {
 			done = done[:0]
 		} else {

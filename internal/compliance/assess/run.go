@@ -184,7 +184,8 @@ func (ev *evaluator) eval(ctx context.Context, r *rule) outcome {
 	return outcome{StatusError, "unknown rule " + r.kind, ""}
 }
 
-// anyOf passes when one member passes. Otherwise it is an error if a
+// anyOf passes when one member passes. Otherwise (with the evidence of
+// the first such member that has some) it is an error if a
 // member could not be evaluated (it might have passed), a failure if a
 // member failed, and not applicable if every member was.
 func (ev *evaluator) anyOf(ctx context.Context, r *rule) outcome {
@@ -196,11 +197,11 @@ func (ev *evaluator) anyOf(ctx context.Context, r *rule) outcome {
 		case StatusPass:
 			return o
 		case StatusError:
-			if firstErr == nil {
+			if firstErr == nil || (firstErr.evidence == "" && o.evidence != "") {
 				firstErr = &o
 			}
 		case StatusFail:
-			if firstFail == nil {
+			if firstFail == nil || (firstFail.evidence == "" && o.evidence != "") {
 				firstFail = &o
 			}
 		}
