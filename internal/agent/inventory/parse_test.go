@@ -1,0 +1,227 @@
+package inventory
+
+import (
+	"bytes"
+	"io"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+// Orderings from deb-version(7) and Debian policy 5.6.12: each version
+// sorts strictly before the next.
+func TestCompareVersionsOrder(t *testing.T) {
+	ordered := []string{
+		"~~", "~~a", "~", "0", "0.1~rc1", "0.1", "0.1-1", "0.1a", "0.1+b1", "0.1.1",
+		"1.0~beta", "1.0-0~1", "1.0", "1.0-1", "1.0-1+b1", "1.0-2", "1.0a", "1.0+dfsg",
+		"1.2", "1.10", "2:0.1", "10:0",
+	}
+	for i := range ordered {
+		for j := range ordered {
+			want := sign(i - j)
+			if got := CompareVersions(ordered[i], ordered[j]); got != want {
+				t.Errorf("CompareVersions(%q, %q) = %d, want %d", ordered[i], ordered[j], got, want)
+			}
+		}
+	}
+}
+
+func TestCompareVersionsEqual(t *testing.T) {
+	for _, p := range [][2]string{
+		{"1.0", "1.00"}, {"0:1.0", "1.0"}, {"1.0-0", "1.0-00"}, {"01:2", "1:2"},
+		{"1.0-", "1.0"}, // an empty revision
+	} {
+		if c := CompareVersions(p[0], p[1]); c != 0 {
+			t.Errorf("CompareVersions(%q, %q) = %d, want 0", p[0], p[1], c)
+		}
+	}
+	// An epoch that is not digits is part of the upstream version.
+	if c := CompareVersions("a:1", "1"); c <= 0 {
+		t.Errorf("CompareVersions(a:1, 1) = %d", c)
+	}
+}
+
+// TestCompareVersionsDpkg checks the order against dpkg itself, which this
+// Debian machine has.
+func TestCompareVersionsDpkg(t *testing.T) {
+	dpkg, err := exec.LookPath("dpkg")
+	if err != nil {
+		t.Fatalf("dpkg not found on this Debian machine: %v", err)
+	}
+	vs := []string{"1:9.2p1-2+deb12u2", "1:9.2p1-2+deb12u10", "9.2p1", "2.36-9+deb12u4", "2.36-9+deb12u4~1",
+		"20230311+deb12u1", "20250419~deb12u2", "1.6-2.1+deb12u1", "1.6-2.1+deb12u3", "0.16.1-2", "0.16.1-2+b1"}
+	for _, a := range vs {
+		for _, b := range vs {
+			want := 0
+			for _, c := range []struct {
+				op  string
+				res int
+			}{{"lt", -1}, {"gt", 1}} {
+				if exec.Command(dpkg, "--compare-versions", a, c.op, b).Run() == nil {
+					want = c.res
+				}
+			}
+			if got := CompareVersions(a, b); got != want {
+				t.Errorf("CompareVersions(%q, %q) = %d, dpkg says %d", a, b, got, want)
+			}
+		}
+	}
+}
+
+func FuzzCompareVersions(f *testing.F) {
+	f.Add("1.0", "1.0~rc1", "1:0.9")
+	f.Add("2.36-9+deb12u4", "2.36-9", "2.36-10")
+	f.Add("~", "", "0")
+	f.Add("1.0-", "1.0", "a:1")
+	f.Fuzz(func(t *testing.T, a, b, c string) {
+		ab, ba := CompareVersions(a, b), CompareVersions(b, a)
+		if ab != -ba {
+			t.Fatalf("antisymmetry: cmp(%q,%q)=%d, cmp(%q,%q)=%d", a, b, ab, b, a, ba)
+		}
+		if CompareVersions(a, a) != 0 {
+			t.Fatalf("reflexivity: %q", a)
+		}
+		bc, ac := CompareVersions(b, c), CompareVersions(a, c)
+		if ab <= 0 && bc <= 0 && ac > 0 {
+			t.Fatalf("transitivity: %q <= %q <= %q but cmp(a,c)=%d", a, b, c, ac)
+		}
+		if ab == 0 && bc == 0 && ac != 0 {
+			t.Fatalf("equality not transitive: %q %q %q", a, b, c)
+		}
+	})
+}
+
+func FuzzDpkgStatus(f *testing.F) {
+	seed, err := os.ReadFile("testdata/debian/var/lib/dpkg/status")
+	if err != nil {
+		f.Fatal(err)
+	}
+	f.Add(seed)
+	f.Add([]byte("Package: a\nStatus: install ok installed\n\n\n"))
+	f.Add([]byte(":\n"))
+	f.Fuzz(func(t *testing.T, data []byte) {
+		pkgs, err := parseDpkgStatus(bytes.NewReader(data))
+		if err != nil {
+			return
+		}
+		for _, p := range pkgs {
+			if p.Name == "" || strings.ContainsAny(p.Name, "\n") {
+				t.Fatalf("package %+v", p)
+			}
+		}
+		// Lists use the same scanner with skipping; skipping nothing
+		// must see the same paragraphs.
+		var n int
+		if err := scanDeb(bytes.NewReader(data), func(string) bool { return false }, func(debFields) { n++ }); err != nil {
+			t.Fatalf("skip scan failed where the plain one did not: %v", err)
+		}
+	})
+}
+
+func FuzzApkInstalled(f *testing.F) {
+	seed, err := os.ReadFile("testdata/alpine/lib/apk/db/installed")
+	if err != nil {
+		f.Fatal(err)
+	}
+	f.Add(seed)
+	f.Add([]byte("P:x\n\nP:\nV:1\n"))
+	f.Fuzz(func(t *testing.T, data []byte) {
+		pkgs, err := parseApkInstalled(bytes.NewReader(data))
+		if err != nil {
+			return
+		}
+		for _, p := range pkgs {
+			if p.Name == "" {
+				t.Fatalf("package without a name: %+v", p)
+			}
+		}
+	})
+}
+
+func FuzzProcNet(f *testing.F) {
+	for _, n := range []string{"tcp", "tcp6", "udp", "udp6"} {
+		seed, err := os.ReadFile(filepath.Join("testdata/debian/proc/net", n))
+		if err != nil {
+			f.Fatal(err)
+		}
+		f.Add(seed, strings.HasPrefix(n, "udp"))
+	}
+	f.Fuzz(func(t *testing.T, data []byte, udp bool) {
+		socks, err := parseProcNet(bytes.NewReader(data), udp)
+		if err != nil {
+			return
+		}
+		for _, s := range socks {
+			if !s.Addr.IsValid() || s.Port < 0 || s.Port > 65535 {
+				t.Fatalf("socket %+v", s)
+			}
+		}
+	})
+}
+
+func TestParseProcNetErrors(t *testing.T) {
+	head := "  sl  local_address rem_address   st\n"
+	for _, body := range []string{
+		"0: 00000000:0016 00000000:0000 0A 0 0 0 0 0 notanumber\n",
+		"0: 0000000G:0016 00000000:0000 0A 0 0 0 0 0 1\n",
+		"0: 000000:0016 00000000:0000 0A 0 0 0 0 0 1\n",
+		"0: 00000000:16 00000000:0000 0A 0 0 0 0 0 1\n",
+		"0: 00000000:0016 00000000:0000 ZZ 0 0 0 0 0 1\n",
+		"0: 00000000:0016\n",
+	} {
+		if _, err := parseProcNet(strings.NewReader(head+body), false); err == nil || !strings.Contains(err.Error(), "line 2") {
+			t.Errorf("%q: err %v, want one naming line 2", body, err)
+		}
+	}
+}
+
+// TestLZ4 decodes what the lz4 command (on this machine) compressed, in
+// the block sizes and flags apt and others use.
+func TestLZ4(t *testing.T) {
+	lz4, err := exec.LookPath("lz4")
+	if err != nil {
+		t.Fatalf("lz4 not found: %v", err)
+	}
+	var plain bytes.Buffer
+	for i := 0; plain.Len() < 600<<10; i++ {
+		plain.WriteString("Package: p")
+		plain.WriteString(strings.Repeat("x", i%37))
+		plain.WriteString("\nVersion: 1.0\nArchitecture: amd64\n\n")
+	}
+	for _, args := range [][]string{{"-B4"}, {"-B4", "-BD"}, {"-B5", "--content-size", "-BX"}, {"-B7", "--no-frame-crc"}, {"-1"}, {"-9"}} {
+		t.Run(strings.Join(args, " "), func(t *testing.T) {
+			cmd := exec.Command(lz4, append(append([]string{"-q", "-c"}, args...), "-")...)
+			cmd.Stdin = bytes.NewReader(plain.Bytes())
+			compressed, err := cmd.Output()
+			if err != nil {
+				t.Fatal(err)
+			}
+			got, err := io.ReadAll(newLZ4Reader(bytes.NewReader(append(compressed, compressed...))))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !bytes.Equal(got, append(plain.Bytes(), plain.Bytes()...)) {
+				t.Fatalf("decoded %d bytes, want %d", len(got), 2*plain.Len())
+			}
+		})
+	}
+	if _, err := io.ReadAll(newLZ4Reader(strings.NewReader("not lz4 at all"))); err == nil {
+		t.Error("garbage decoded without an error")
+	}
+}
+
+func FuzzLZ4(f *testing.F) {
+	seed, err := os.ReadFile("testdata/debian/var/lib/apt/lists/security_dists_bookworm-security_main_binary-amd64_Packages.lz4")
+	if err != nil {
+		f.Fatal(err)
+	}
+	f.Add(seed)
+	f.Fuzz(func(t *testing.T, data []byte) {
+		n, _ := io.Copy(io.Discard, io.LimitReader(newLZ4Reader(bytes.NewReader(data)), 64<<20))
+		if n >= 64<<20 {
+			t.Fatalf("%d input bytes decoded to more than 64 MiB", len(data))
+		}
+	})
+}
