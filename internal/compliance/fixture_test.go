@@ -136,7 +136,7 @@ func seededState(t testing.TB) *State {
 			Sinks: []string{"syslog"}, Size: log.size},
 		Nodes: []Node{
 			{Name: "web-1", Zone: "dmz", State: "active", CertNotAfter: now.Add(40 * time.Minute), CertTTL: time.Hour,
-				Inventory: inv(3, "pending_updates", "tcp 0.0.0.0:443 nginx", "tcp 127.0.0.1:8080 app"),
+				Inventory:  inv(3, "pending_updates", "tcp 0.0.0.0:443 nginx", "tcp 127.0.0.1:8080 app"),
 				Assessment: []AssessmentResult{sshOK, timeSync}, AssessedAt: now.Add(-time.Hour), LastEventAt: now.Add(-time.Minute), Enforcing: true},
 			{Name: "web-2", Zone: "dmz", State: "active", CertNotAfter: now.Add(20 * time.Minute), CertTTL: time.Hour,
 				Inventory:  inv(45, "installed_versions", "tcp 0.0.0.0:443 nginx", "tcp 0.0.0.0:22 sshd"),
