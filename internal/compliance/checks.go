@@ -413,7 +413,7 @@ func checkDefs() map[string]CheckDef {
 			}},
 		{ID: "listening-ports", Severity: "medium",
 			Tests: "Every port a node listens on beyond loopback is the port of a conduit into its zone.",
-			run: listeningPorts},
+			run:   listeningPorts},
 		{ID: "audit-verified", Severity: "critical",
 			Tests: fmt.Sprintf("The audit log was fully verified against its signed checkpoints within %d days and no damage was found.", days(MaxScrubAge)),
 			run: func(s *scope) outcome {
