@@ -74,6 +74,7 @@ func notAudited() map[string]string {
 	}
 	m["auth.oidc.auth-url"] = "seals a state for the browser's round trip to the provider; stores nothing, and the callback that uses it is recorded"
 	m["auth.oidc.device"] = "asks the provider for a device code; stores nothing, and the poll that opens the session is recorded"
+	m["compliance.assessment"] = "the check policies the servers sign for agents, fetched by every agent at each assessment (hourly); no secrets; the policy writes are recorded"
 	m["sys.generate-root.status"] = "public progress of this node's root generation attempt (never its nonce, a share or the token in clear)"
 	return m
 }
@@ -327,6 +328,7 @@ func (s *Server) routeTable() []route {
 		{method: "POST", pattern: "/v1/decisions/{id}/approve", name: "decisions.approve", target: system(authz.ActionDecisionsApprove), audit: auditChange, status: ok, h: s.playbooksH(s.decisionsApprove)},
 	}
 	rs = append(rs, s.transitRoutes()...)
+	rs = append(rs, s.complianceRoutes()...)
 	rs = append(rs, s.requestRoutes()...)
 	if s.cfg.Gather != nil {
 		m := route{method: "GET", pattern: "/metrics", name: "metrics.read", audit: auditNone, status: ok, h: s.metricsRead}

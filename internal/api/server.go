@@ -28,6 +28,7 @@ import (
 	"github.com/warden-sec/warden/internal/auditlog"
 	"github.com/warden-sec/warden/internal/authority"
 	"github.com/warden-sec/warden/internal/authz"
+	"github.com/warden-sec/warden/internal/compliance/records"
 	"github.com/warden-sec/warden/internal/core"
 	"github.com/warden-sec/warden/internal/decisionlog"
 	"github.com/warden-sec/warden/internal/detect"
@@ -104,6 +105,10 @@ type Config struct {
 	// (revoked certificates presented, root token used, rate limiting);
 	// it never blocks.
 	ServerEvents *events.Emitter
+	// Records and Compliance serve compliance (docs/compliance.md; nil:
+	// its routes answer 503).
+	Records    *records.Service
+	Compliance ComplianceSource
 
 	// Decisions and DecisionFeed serve decisions, the never-block list and
 	// the decision stream (nil: those routes answer 503, and no request is
@@ -204,6 +209,9 @@ type Server struct {
 	alertStreams atomic.Int64
 	// eventTails counts the event tails being served.
 	eventTails atomic.Int64
+	// nodeLimit admits one inventory (and one result set per policy) per
+	// node per NodeReportInterval.
+	nodeLimit nodeLimiter
 	// decisionStreams counts the decision streams being served, and
 	// streamsByCaller each principal's (*atomic.Int64 by principal).
 	decisionStreams atomic.Int64

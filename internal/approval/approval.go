@@ -65,7 +65,7 @@ type Encrypter interface {
 
 // Keys. Everything of dual control lives under "approval/".
 const (
-	keyConfig     = "approval/config"
+	keyConfig     = ConfigKey
 	prefixRequest = "approval/requests/" // + id → Request
 	prefixBody    = "approval/bodies/"   // + id → the body, while the request is open
 	prefixOpen    = "approval/open/"     // + hex SHA-256 of the requester → openIndex
@@ -262,6 +262,10 @@ func Bootstrap(enc Encrypter, enabled bool) ([]kv.Op, error) {
 	}
 	return []kv.Op{{Type: kv.OpPut, Key: keyConfig, Value: ct}}, nil
 }
+
+// ConfigKey is the storage key of the dual-control setting (compliance
+// cites the record of its last change).
+const ConfigKey = "approval/config"
 
 // Enabled reports whether dual control is on, from this node's local
 // state (as authorization reads policies): on the leader it reflects

@@ -113,6 +113,7 @@ type Service struct {
 	merge *merger // nil: records commit through Raft before Record returns
 
 	damage    atomic.Pointer[audit.Damage] // the first damage found; nil: none
+	lastScrub atomic.Pointer[time.Time]    // the end of the last complete, clean scrub
 	scrubMu   sync.Mutex                   // serializes scrub passes
 	checked   atomic.Bool                  // a full pass, leaves included, completed
 	dbChecked atomic.Bool                  // the database passed its page check once

@@ -208,8 +208,19 @@ func (s *Service) scrubLocked(ctx context.Context) error {
 	}
 	if leavesChecked {
 		s.checked.Store(true)
+		now := time.Now()
+		s.lastScrub.Store(&now)
 	}
 	return nil
+}
+
+// LastScrub is when a scrub last checked the whole stored log and found
+// no damage (zero: not since this process started).
+func (s *Service) LastScrub() time.Time {
+	if t := s.lastScrub.Load(); t != nil {
+		return *t
+	}
+	return time.Time{}
 }
 
 // scrubLeaves checks every level-0 node of the tree st against its leaf. A

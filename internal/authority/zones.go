@@ -103,6 +103,9 @@ func (n *Nodes) CreateZone(ctx context.Context, name string, level int) (*Zone, 
 	return z, err
 }
 
+// ZoneKey is the storage key of zone name's record.
+func ZoneKey(name string) string { return prefixZone + name }
+
 // Zones lists the zones.
 func (n *Nodes) Zones(ctx context.Context) ([]Zone, error) {
 	es, err := n.st.List(ctx, prefixZone, 0)

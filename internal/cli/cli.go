@@ -208,6 +208,7 @@ func newRootCmd(g *globals) *cobra.Command {
 		newNotifyCmd(g),
 		newDecisionCmd(g, newDecisionApproveCmd),
 		newIncidentCmd(g),
+		newComplianceCmd(g),
 		newPlaybookCmd(g),
 		newTransitCmd(g),
 		newRequestCmd(g),

@@ -11,7 +11,7 @@ import (
 
 func newNodeCmd(g *globals) *cobra.Command {
 	token := newGroupCmd("token", "Join tokens for enrolling nodes", newNodeTokenCreateCmd(g))
-	return newGroupCmd("node", "Enroll, list, show and revoke nodes", token, newNodeListCmd(g), newNodeShowCmd(g), newNodeRevokeCmd(g))
+	return newGroupCmd("node", "Enroll, list, show and revoke nodes", token, newNodeListCmd(g), newNodeShowCmd(g), newNodeRevokeCmd(g), newNodeInventoryCmd(g))
 }
 
 func newNodeListCmd(g *globals) *cobra.Command {

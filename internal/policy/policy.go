@@ -361,6 +361,11 @@ func (s *Service) WritePolicy(ctx context.Context, storeName, name, text string)
 	return p, nil
 }
 
+// Key is the storage key of policy name in store storeName: its version
+// is the Raft index of the policy's last write (compliance cites that
+// write's audit record).
+func Key(storeName, name string) string { return prefixPolicy + storeName + "/" + name }
+
 // ReadPolicy returns a policy. errs.NotFound if absent.
 func (s *Service) ReadPolicy(ctx context.Context, storeName, name string) (*Policy, error) {
 	if err := s.exists(ctx, storeName); err != nil {

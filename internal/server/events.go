@@ -32,6 +32,16 @@ func newEventPlane(s *Server) *eventPlane {
 }
 
 // kick starts the plane (once).
+// started reports whether the event plane is serving.
+func (e *eventPlane) started() bool {
+	select {
+	case <-e.ready:
+		return e.p != nil
+	default:
+		return false
+	}
+}
+
 func (e *eventPlane) kick() {
 	e.once.Do(func() { go e.run() })
 }

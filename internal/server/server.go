@@ -23,6 +23,7 @@ import (
 	"github.com/warden-sec/warden/internal/api"
 	"github.com/warden-sec/warden/internal/auditlog"
 	"github.com/warden-sec/warden/internal/authority"
+	"github.com/warden-sec/warden/internal/compliance/records"
 	"github.com/warden-sec/warden/internal/core"
 	"github.com/warden-sec/warden/internal/decisionlog"
 	"github.com/warden-sec/warden/internal/detect"
@@ -35,6 +36,7 @@ import (
 	"github.com/warden-sec/warden/internal/raftnet"
 	"github.com/warden-sec/warden/internal/secrets"
 	"github.com/warden-sec/warden/internal/store"
+	"github.com/warden-sec/warden/internal/users"
 )
 
 // Config configures a server.
@@ -192,6 +194,10 @@ type Config struct {
 	// checkpoint cosigned by every witness, when the log grew (0:
 	// DefaultWitnessInterval; < 0: only when a checkpoint is asked for).
 	WitnessInterval time.Duration
+	// ComplianceInterval is how often the leader evaluates the compliance
+	// controls and raises compliance_regression events (docs/compliance.md;
+	// 0: DefaultComplianceInterval; < 0: never).
+	ComplianceInterval time.Duration
 }
 
 // DefaultHeartbeatTimeout is Raft's heartbeat timeout in cluster mode. A
@@ -222,24 +228,31 @@ func raftTimeouts(cfg Config) (hb, election, lease time.Duration) {
 
 // Server is a running Warden server.
 type Server struct {
-	cfg     Config
-	log     *slog.Logger
-	st      *store.Store
-	core    *core.Core
-	tokens  *identity.Service
-	audit   *auditlog.Service
-	api     *api.Server
-	http    *http.Server
-	ln      net.Listener
-	caFile  string
-	done    chan error
-	nodes   *authority.Nodes
-	now     func() time.Time
-	cn      *clusterNode          // cluster mode only
-	cluster *cluster              // cluster mode only
-	gate    *peerGate             // cluster mode only
-	trans   *raftnet.NetTransport // cluster mode only
-	wit     *witnessNode          // this node's witness and the cosigning of its checkpoints
+	cfg    Config
+	log    *slog.Logger
+	st     *store.Store
+	core   *core.Core
+	tokens *identity.Service
+	audit  *auditlog.Service
+	api    *api.Server
+	http   *http.Server
+	ln     net.Listener
+	caFile string
+	done   chan error
+	nodes  *authority.Nodes
+	// docSigner signs compliance documents on a standalone server
+	// (DocumentSigner).
+	docSigner docSigner
+	ca        *authority.Service
+	policies  *policy.Service
+	users     *users.Service
+	records   *records.Service // compliance records (compliance.go)
+	now       func() time.Time
+	cn        *clusterNode          // cluster mode only
+	cluster   *cluster              // cluster mode only
+	gate      *peerGate             // cluster mode only
+	trans     *raftnet.NetTransport // cluster mode only
+	wit       *witnessNode          // this node's witness and the cosigning of its checkpoints
 
 	stopJoin  context.CancelFunc // ends --retry-join attempts
 	stopScrub context.CancelFunc // ends the audit log's background checks
@@ -254,15 +267,18 @@ type Server struct {
 	alerts     *detect.Alerts
 	notifiers  *detect.Notifiers
 	stopNotify context.CancelFunc // ends the notification delivery loop
-	notifyDone chan struct{}
-	events     *eventPlane     // the event plane, started at Start (or once certified)
-	emitter    *events.Emitter // this server's own events
-	detection  *detection      // the detection runtime, started at Start
-	response   *response       // decisions, their feed and collector
-	playbooks  *playbooks      // the playbooks and their responder (playbooks.go)
-	transit    *transitKeys    // the transit engine and its schedule (transit.go)
-	approvals  *approvals      // dual control's requests (approvals.go)
-	reg        *prometheus.Registry
+	// stopCompliance ends the compliance evaluation loop.
+	stopCompliance context.CancelFunc
+	complianceDone chan struct{}
+	notifyDone     chan struct{}
+	events         *eventPlane     // the event plane, started at Start (or once certified)
+	emitter        *events.Emitter // this server's own events
+	detection      *detection      // the detection runtime, started at Start
+	response       *response       // decisions, their feed and collector
+	playbooks      *playbooks      // the playbooks and their responder (playbooks.go)
+	transit        *transitKeys    // the transit engine and its schedule (transit.go)
+	approvals      *approvals      // dual control's requests (approvals.go)
+	reg            *prometheus.Registry
 }
 
 func (s *Server) clientCAs(ca *authority.Service) (*x509.CertPool, error) {
@@ -481,6 +497,7 @@ func New(cfg Config) (*Server, error) {
 		return 0
 	}))
 	ca := authority.New(s.core)
+	s.ca = ca
 	s.core.OnSeal(ca.Forget)
 	nodes := authority.NewNodes(s.core, ca, cfg.Now)
 	s.nodes = nodes
@@ -514,6 +531,9 @@ func New(cfg Config) (*Server, error) {
 	s.response = s.newResponse(nodes, alog)
 	s.transit = s.newTransit(alog)
 	s.approvals = s.newApprovals(alog)
+	s.users = s.newUsers()
+	s.policies = pol
+	s.records = records.New(s.core, cfg.Now)
 	s.api = api.New(api.Config{
 		Rules: s.rules, Alerts: s.alerts, Notifiers: s.notifiers,
 		Decisions: s.response.decisions, DecisionFeed: s.response.feed, MaxDecisionStreams: cfg.MaxDecisionStreams,
@@ -528,7 +548,8 @@ func New(cfg Config) (*Server, error) {
 		Transit:   s.transit.eng,
 		Approvals: s.approvals.svc, BreakGlassGroup: cfg.BreakGlassGroup, DualControlAtInit: cfg.DualControl,
 		Witnesses: s.wit,
-		Users:     s.newUsers(), WebAuthnRPID: cfg.WebAuthnRPID, WebAuthnOrigins: cfg.WebAuthnOrigins,
+		Records:   s.records, Compliance: complianceState{s},
+		Users: s.users, WebAuthnRPID: cfg.WebAuthnRPID, WebAuthnOrigins: cfg.WebAuthnOrigins,
 		DevicePollWait: cfg.OIDCDevicePollWait,
 	})
 	reg.MustRegister(prometheus.NewCounterFunc(prometheus.CounterOpts{
@@ -614,6 +635,17 @@ func (s *Server) Start() error {
 	s.transit.start(s)
 	s.approvals.start(s)
 	s.wit.start()
+	if iv := s.cfg.ComplianceInterval; iv >= 0 {
+		if iv == 0 {
+			iv = DefaultComplianceInterval
+		}
+		cctx, ccancel := context.WithCancel(context.Background())
+		s.stopCompliance, s.complianceDone = ccancel, make(chan struct{})
+		go func() {
+			defer close(s.complianceDone)
+			s.runCompliance(cctx, iv)
+		}()
+	}
 	nctx, ncancel := context.WithCancel(context.Background())
 	s.stopNotify, s.notifyDone = ncancel, make(chan struct{})
 	go func() {
@@ -682,6 +714,10 @@ func (s *Server) Close() error {
 	if s.stopNotify != nil {
 		s.stopNotify()
 		<-s.notifyDone
+	}
+	if s.stopCompliance != nil {
+		s.stopCompliance()
+		<-s.complianceDone
 	}
 	if s.cluster != nil {
 		s.cluster.close()

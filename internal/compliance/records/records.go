@@ -372,6 +372,10 @@ func (s *Service) Attest(ctx context.Context, a Attestation) (*Attestation, erro
 	return &a, nil
 }
 
+// AttestationKey is the storage key of a; its version is the Raft index
+// of the attestation's record.
+func AttestationKey(a Attestation) string { return prefixAttest + a.Control + "/" + a.ID }
+
 // Attestations returns the attestations, of every control when control is
 // empty.
 func (s *Service) Attestations(ctx context.Context, control string) ([]Attestation, error) {

@@ -1,0 +1,495 @@
+package server
+
+import (
+	"context"
+	"encoding/json"
+	"crypto"
+	"crypto/x509"
+	"maps"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/warden-sec/warden/internal/api"
+	"github.com/warden-sec/warden/internal/approval"
+	"github.com/warden-sec/warden/internal/audit"
+	"github.com/warden-sec/warden/internal/auditlog"
+	"github.com/warden-sec/warden/internal/authority"
+	"github.com/warden-sec/warden/internal/compliance"
+	"github.com/warden-sec/warden/internal/compliance/records"
+	"github.com/warden-sec/warden/internal/cosign"
+	"github.com/warden-sec/warden/internal/detect"
+	"github.com/warden-sec/warden/internal/events"
+	"github.com/warden-sec/warden/internal/identity"
+	"github.com/warden-sec/warden/internal/policy"
+	"github.com/warden-sec/warden/internal/respond"
+	"github.com/warden-sec/warden/internal/users"
+)
+
+// complianceState assembles compliance.State from the live services
+// (docs/compliance.md, "Where the evidence comes from"). It implements
+// api.ComplianceSource.
+type complianceState struct {
+	s *Server
+}
+
+var _ api.ComplianceSource = complianceState{}
+
+// DefaultComplianceInterval is how often the leader evaluates the
+// controls (--compliance-interval).
+const DefaultComplianceInterval = time.Hour
+
+// maxStateAlerts bounds the open alerts one evaluation reads.
+const maxStateAlerts = 10_000
+
+// DocumentSigner is the server's (Server.DocumentSigner).
+func (c complianceState) DocumentSigner() (crypto.Signer, []*x509.Certificate, error) {
+	return c.s.DocumentSigner()
+}
+
+// State reads the live state; with evidence, the audit records of the
+// attestations, zones and conduits come with inclusion proofs against the
+// checkpoint it read.
+func (c complianceState) State(ctx context.Context, evidence bool) (*compliance.State, error) {
+	s := c.s
+	now := s.now().UTC()
+	st := &compliance.State{GeneratedAt: now}
+	if td, err := s.ca.TrustDomain(); err == nil {
+		st.TrustDomain = td
+	}
+
+	// The audit log and its checkpoint, with the witnesses' cosignatures.
+	alog := s.audit
+	note, cosigners, err := c.checkpoint(ctx)
+	if err != nil {
+		return nil, err
+	}
+	_, vkey, err := alog.Verifier()
+	if err != nil {
+		return nil, err
+	}
+	cp, err := audit.Open(note, vkey)
+	if err != nil {
+		return nil, err
+	}
+	own := cosign.ServerID(s.st.NodeID())
+	independent := 0
+	for _, id := range cosigners {
+		if id != own {
+			independent++
+		}
+	}
+	st.Checkpoint = compliance.Checkpoint{Size: cp.Size, Root: cp.Root, Note: string(note), Witnesses: independent, LogKey: vkey}
+	st.Audit = compliance.AuditStatus{Verified: alog.Damaged() == nil, Cosigned: independent, Size: cp.Size}
+	if d := alog.Damaged(); d != nil {
+		st.Audit.Damage = d.Error()
+	}
+	st.Audit.ScrubbedAt = alog.LastScrub()
+	if l, err := s.wit.List(ctx); err == nil {
+		for _, w := range l.Servers {
+			if w.Member && cosign.ServerID(w.Node) != own {
+				st.Audit.Witnesses++
+			}
+		}
+		st.Audit.Witnesses += len(l.External)
+	}
+	if s.cfg.AuditFile != "" {
+		st.Audit.Sinks = append(st.Audit.Sinks, "file")
+	}
+	if s.cfg.AuditStdout {
+		st.Audit.Sinks = append(st.Audit.Sinks, "stdout")
+	}
+
+	// Nodes, with what their agents reported.
+	nodes, err := s.nodes.List(ctx)
+	if err != nil {
+		return nil, err
+	}
+	sums, err := s.records.Summaries(ctx)
+	if err != nil {
+		return nil, err
+	}
+	results, err := s.records.AllResults(ctx)
+	if err != nil {
+		return nil, err
+	}
+	byNode := map[string][]records.Results{}
+	for _, r := range results {
+		byNode[r.Node] = append(byNode[r.Node], r)
+	}
+	for _, n := range nodes {
+		if n.State == authority.NodePending {
+			continue
+		}
+		cn := compliance.Node{Name: n.Name, Zone: n.Zone, State: n.State, CertNotAfter: n.NotAfter}
+		if d, err := time.ParseDuration(n.CertTTL); err == nil {
+			cn.CertTTL = d
+		}
+		if q, ok := s.response.feed.Quarantined(n.Name); ok && q.ID != "" {
+			cn.State = "quarantined"
+		}
+		if sum, ok := sums[n.Name]; ok {
+			cn.Inventory = &compliance.InventorySummary{OS: sum.OS, Kernel: sum.Kernel, AgentVersion: sum.AgentVersion, Packages: sum.Packages,
+				PatchAgeDays: sum.PatchAgeDays, PatchBasis: sum.PatchBasis, Pending: sum.Pending, Listening: sum.Listening, CollectedAt: sum.CollectedAt}
+		}
+		for _, r := range byNode[n.Name] {
+			var rs []compliance.AssessmentResult
+			if err := json.Unmarshal(r.Results, &rs); err != nil {
+				return nil, err
+			}
+			cn.Assessment = append(cn.Assessment, rs...)
+			if r.RanAt.After(cn.AssessedAt) {
+				cn.AssessedAt = r.RanAt
+			}
+		}
+		st.Nodes = append(st.Nodes, cn)
+	}
+
+	// Zones and conduits.
+	zones, err := s.nodes.Zones(ctx)
+	if err != nil {
+		return nil, err
+	}
+	for _, z := range zones {
+		st.Zones = append(st.Zones, compliance.Zone{Name: z.Name, Level: z.Level})
+	}
+	pols, err := s.policies.ListPolicies(ctx, policy.WardenStore)
+	if err != nil {
+		return nil, err
+	}
+	type cited struct {
+		key   string // storage key whose version is the Raft index of its last write
+		about string
+	}
+	var cites []cited
+	for _, name := range pols {
+		if !strings.HasPrefix(name, "conduit.") {
+			continue
+		}
+		p, err := s.policies.ReadPolicy(ctx, policy.WardenStore, name)
+		if err != nil {
+			return nil, err
+		}
+		cd, ok := authority.ParseConduitPolicy(name, p.Text)
+		if !ok {
+			continue
+		}
+		c := compliance.Conduit{From: cd.From, To: cd.To, Port: cd.Port, Protocol: cd.Protocol, MTLS: cd.MTLS}
+		st.Conduits = append(st.Conduits, c)
+		cites = append(cites, cited{policy.Key(policy.WardenStore, name), "conduit:" + compliance.ConduitRef(c)})
+	}
+	for _, z := range zones {
+		cites = append(cites, cited{authority.ZoneKey(z.Name), "zone:" + z.Name})
+	}
+
+	// Open alerts.
+	for _, status := range []string{detect.StatusOpen, detect.StatusAcknowledged} {
+		f := detect.Filter{Status: status, Limit: detect.MaxListLimit}
+		for len(st.Alerts) < maxStateAlerts {
+			as, next, err := s.alerts.List(ctx, f)
+			if err != nil {
+				return nil, err
+			}
+			for _, a := range as {
+				st.Alerts = append(st.Alerts, compliance.Alert{ID: a.ID, Level: a.Level, RuleID: a.RuleID, Hosts: a.Hosts})
+			}
+			if next == "" {
+				break
+			}
+			f.Cursor = next
+		}
+	}
+
+	// People.
+	pp, err := c.people(ctx, zones)
+	if err != nil {
+		return nil, err
+	}
+	st.People = pp
+
+	// Governance.
+	dual, err := s.approvals.svc.Enabled()
+	if err != nil {
+		return nil, err
+	}
+	st.Governance = compliance.Governance{DualControl: dual, BreakGlass: s.cfg.BreakGlassGroup != "", DefaultDeny: true}
+	if dual {
+		cites = append(cites, cited{approval.ConfigKey, "governance:dual_control"})
+	}
+	roles := map[string]bool{}
+	for _, name := range pols {
+		if strings.HasPrefix(name, "builtin/") {
+			continue
+		}
+		st.Governance.Policies++
+		if p, err := s.policies.ReadPolicy(ctx, policy.WardenStore, name); err == nil {
+			for _, g := range groupsNamed(p.Text) {
+				roles[g] = true
+			}
+		}
+	}
+	st.Governance.Roles = len(roles)
+
+	// PKI: the root's key is destroyed at init (docs/security.md).
+	st.PKI = compliance.PKI{NodeCertTTL: authority.DefaultCertTTL, CRL: true, OCSP: true, RevokedOnRemove: s.cn != nil}
+	st.PKI.ServerCertTTL = s.cfg.ServerCertTTL
+	if st.PKI.ServerCertTTL == 0 {
+		st.PKI.ServerCertTTL = authority.DefaultServerCertTTL
+	}
+
+	// Keys and the barrier.
+	if eng := s.transit.eng; eng != nil {
+		names, err := eng.List(ctx)
+		if err != nil {
+			return nil, err
+		}
+		for _, name := range names {
+			k, err := eng.Key(ctx, name)
+			if err != nil {
+				return nil, err
+			}
+			ck := compliance.Key{Name: k.Name, Type: string(k.Type), Latest: k.Latest, AutoRotate: k.AutoRotatePeriod}
+			for _, v := range k.Versions {
+				if v.Number == k.Latest {
+					ck.RotatedAt = v.Created
+				}
+			}
+			st.Keys = append(st.Keys, ck)
+		}
+	}
+	if ks, err := s.core.KeyStatus(); err == nil {
+		st.Secrets = compliance.SecretsStatus{Encrypted: true, Keyring: int(ks.Term), RotatedAt: ks.InstallTime}
+	}
+
+	// Decisions, events, response, cluster.
+	if ds, err := s.response.decisions.List(ctx, true); err == nil {
+		st.Decisions.Active = len(ds)
+	}
+	st.Events = compliance.EventsStatus{Stream: s.events.started(), Retention: s.cfg.EventsMaxAge}
+	if st.Events.Retention == 0 {
+		st.Events.Retention = events.DefaultMaxAge
+	}
+	if rs, _, err := s.rules.List(ctx); err == nil {
+		st.Events.Rules = len(rs)
+	}
+	if pbs, err := s.playbooks.svc.List(ctx); s.playbooks != nil && err == nil {
+		st.Response.Playbooks = len(pbs)
+	}
+	if inc, err := s.Incidents().List(ctx, respond.Filter{Status: "open"}); err == nil {
+		st.Response.OpenIncidents = len(inc)
+	}
+	if peers, err := s.st.Peers(); err == nil {
+		for _, p := range peers {
+			if p.Voter {
+				st.Cluster.Voters++
+			}
+		}
+	}
+	st.Cluster.RateLimits = s.cfg.RateLimit >= 0
+
+	// Attestations, each with the Raft index of its record.
+	as, err := s.records.Attestations(ctx, "")
+	if err != nil {
+		return nil, err
+	}
+	var attIdx []int
+	for _, a := range as {
+		st.Attestations = append(st.Attestations, compliance.Attestation{Control: a.Control, Owner: a.Owner, Text: a.Text, SHA256: a.SHA256,
+			Created: a.Created, Expires: a.Expires})
+		attIdx = append(attIdx, len(cites))
+		cites = append(cites, cited{records.AttestationKey(a), ""})
+	}
+
+	if !evidence {
+		return st, nil
+	}
+	// Evidence: the record of the last write of each cited key, proved
+	// against the checkpoint.
+	proved := map[uint64]int{} // leaf index → position in st.Evidence
+	for i, ct := range cites {
+		e, err := s.core.Get(ctx, ct.key)
+		if err != nil {
+			continue // gone since it was listed
+		}
+		entries, err := alog.EntriesAt(ctx, e.Version)
+		if err != nil || len(entries) == 0 {
+			continue // archived or pruned: not provable here
+		}
+		se := entries[0]
+		if se.Altered != nil || se.Index >= cp.Size {
+			continue
+		}
+		pos, ok := proved[se.Index]
+		if !ok {
+			proof, err := alog.InclusionProof(se.Index, cp.Size)
+			if err != nil {
+				return nil, err
+			}
+			pos = len(st.Evidence)
+			proved[se.Index] = pos
+			st.Evidence = append(st.Evidence, compliance.AuditRecord{Index: se.Index, Entry: se.Leaf, Proof: proof})
+		}
+		if ct.about != "" {
+			st.Evidence[pos].About = append(st.Evidence[pos].About, ct.about)
+		}
+		if j := slices.Index(attIdx, i); j >= 0 {
+			st.Attestations[j].AuditIndex = se.Index
+		}
+	}
+	return st, nil
+}
+
+// checkpoint returns the current checkpoint with the cosignatures
+// collected so far, and who cosigned it.
+func (c complianceState) checkpoint(ctx context.Context) ([]byte, []string, error) {
+	if c.s.wit != nil {
+		if res, err := c.s.wit.Cosigned(ctx, 0); err == nil && res != nil {
+			return res.Checkpoint, res.Cosigners, nil
+		}
+	}
+	note, err := c.s.audit.Checkpoint(ctx)
+	return note, nil, err
+}
+
+// people is the state of users: counts, second factors, and per zone
+// whether the policies let a person without a second factor act on the
+// zone's nodes (api.Server.ProbeMFA).
+func (c complianceState) people(ctx context.Context, zones []authority.Zone) (compliance.People, error) {
+	s := c.s
+	pp := compliance.People{RequireMFAGroups: s.cfg.RequireMFAGroups, PasswordHash: "argon2id",
+		MinPasswordLength: users.MinPasswordRunes, Lockout: true, SessionIdle: s.cfg.SessionIdle, ZoneMFA: map[string]compliance.MFAProbe{}}
+	if pp.SessionIdle == 0 {
+		pp.SessionIdle = identity.DefaultSessionIdle
+	}
+	var probe []api.ProbeUser
+	after := ""
+	for {
+		us, next, err := s.users.List(ctx, after, 1000)
+		if err != nil {
+			return pp, err
+		}
+		for _, u := range us {
+			pp.Users++
+			if u.TOTP != nil || len(u.Passkeys) > 0 {
+				pp.WithMFA++
+			}
+			if !u.Disabled && len(probe) < api.MFAProbeLimit {
+				probe = append(probe, api.ProbeUser{Name: u.Name, Groups: u.Groups})
+			}
+		}
+		if next == "" {
+			break
+		}
+		after = next
+	}
+	if cfg, err := s.api.OIDCConfigured(ctx); err == nil {
+		pp.OIDC = cfg
+	}
+	for _, z := range zones {
+		allowed, asked, err := s.api.ProbeMFA(ctx, z.Name, probe)
+		if err != nil {
+			return pp, err
+		}
+		p := compliance.MFAProbe{Required: len(allowed) == 0}
+		if len(allowed) > 0 {
+			p.Examples = allowed
+		} else if asked > 0 {
+			p.Examples = []string{"asked about " + strconv.Itoa(asked) + " users: none may act on the zone's nodes without a second factor"}
+		}
+		pp.ZoneMFA[z.Name] = p
+	}
+	return pp, nil
+}
+
+// groupsNamed returns the groups a policy text names (Group::"…").
+func groupsNamed(text string) []string {
+	var out []string
+	for rest := text; ; {
+		i := strings.Index(rest, `Group::"`)
+		if i < 0 {
+			return out
+		}
+		rest = rest[i+len(`Group::"`):]
+		j := strings.IndexByte(rest, '"')
+		if j < 0 {
+			return out
+		}
+		out = append(out, rest[:j])
+		rest = rest[j:]
+	}
+}
+
+// runCompliance evaluates both frameworks every interval on the leader
+// and raises a compliance_regression event for each control (and each
+// zone's 62443 requirement) that passed at the last evaluation and fails
+// now; the statuses are stored, with a system audit record, so the next
+// leader compares with the same ones.
+func (s *Server) runCompliance(ctx context.Context, interval time.Duration) {
+	t := time.NewTicker(interval)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		if !s.st.IsLeader() || s.core.Sealed() {
+			continue
+		}
+		if err := s.evaluateCompliance(ctx); err != nil && ctx.Err() == nil {
+			s.log.Warn("compliance evaluation failed", "err", err)
+		}
+	}
+}
+
+// evaluateCompliance runs one evaluation (runCompliance).
+func (s *Server) evaluateCompliance(ctx context.Context) error {
+	st, err := complianceState{s}.State(ctx, false)
+	if err != nil {
+		return err
+	}
+	for _, fw := range compliance.Frameworks() {
+		r, err := compliance.Evaluate(st, fw, "")
+		if err != nil {
+			return err
+		}
+		cur := map[string]string{}
+		for _, c := range r.Controls {
+			cur[c.ID] = c.Status
+		}
+		for _, z := range r.Zones {
+			for _, g := range z.BelowTarget {
+				cur["zone "+z.Name+" "+g.Requirement] = compliance.StatusFail
+			}
+		}
+		prev, version, err := s.records.ControlStates(ctx, string(fw))
+		if err != nil {
+			return err
+		}
+		for k, status := range cur {
+			if status == compliance.StatusFail && prev.Statuses[k] == compliance.StatusPass {
+				ev := events.Event{"warden.framework": string(fw), "warden.control": k, events.FieldMessage: "control " + k + " of " + string(fw) + " passed at the last evaluation and fails now"}
+				if zone, req, ok := strings.Cut(strings.TrimPrefix(k, "zone "), " "); ok && strings.HasPrefix(k, "zone ") {
+					ev["warden.zone"], ev["warden.control"] = zone, req
+				}
+				s.emitter.Emit(api.ActionComplianceRegression, ev)
+			}
+		}
+		// Zone gaps that closed count as passing now.
+		for k, was := range prev.Statuses {
+			if _, ok := cur[k]; !ok && strings.HasPrefix(k, "zone ") && was == compliance.StatusFail {
+				cur[k] = compliance.StatusPass
+			}
+		}
+		if maps.Equal(prev.Statuses, cur) {
+			continue
+		}
+		wctx, _ := s.audit.Pending(ctx, auditlog.SystemEntry(s.now(), s.st.NodeID(), "compliance.evaluate", `System::"warden"`))
+		if err := s.records.PutControlStates(wctx, records.ControlStates{Framework: string(fw), Time: st.GeneratedAt, Statuses: cur}, version); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
