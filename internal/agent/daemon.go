@@ -52,6 +52,13 @@ type DaemonConfig struct {
 	// AuditVerifyInterval is how often the audit log's checkpoint is
 	// verified (CheckAudit); 0: never.
 	AuditVerifyInterval time.Duration
+	// InventoryInterval is how often the node's inventory is sent when it
+	// did not change (it is also sent at start, and within
+	// InventoryCheckInterval of a change); 0: never.
+	InventoryInterval time.Duration
+	// AssessmentInterval is how often the signed assessment policies are
+	// fetched, run and their results sent; 0: never.
+	AssessmentInterval time.Duration
 }
 
 // Daemon runs the agent until ctx ends: the certificate renewal loop, the
@@ -139,6 +146,7 @@ func Daemon(ctx context.Context, dc DaemonConfig) error {
 		wg.Add(1)
 		go d.verifyAudit(ctx, &wg, cfg, dc.AuditVerifyInterval)
 	}
+	startCompliance(ctx, &wg, dc, cfg, log)
 	if dc.Enrolled {
 		d.observe(ship.Observation{Action: "enrolled", Outcome: "success", Message: "the node enrolled as " + dc.EnrolledAs})
 	}

@@ -21,7 +21,7 @@ func newAgentCmd(g *globals) *cobra.Command {
 	var servers []string
 	var caCert, token, dir, configFile, spoolMax, metricsListen, enforce, zone string
 	var once, cleanup bool
-	var auditInterval time.Duration
+	var auditInterval, inventoryInterval, assessmentInterval time.Duration
 	cmd := &cobra.Command{
 		Use:   "agent --server ADDR --ca-cert FILE [--join-token T] --data-dir DIR [--once] [--config FILE] [--enforce nftables|none] | agent --cleanup",
 		Short: "Enroll this node, keep its certificate fresh, and ship its security events",
@@ -51,7 +51,18 @@ majority of the server witnesses, and consistent with the checkpoint it verified
 last (kept with the trusted keys in <data-dir>/audit-verify.json). A fork is
 logged and shipped as an audit_fork event, which the built-in rule "Warden audit
 log fork seen by an agent" makes a critical alert. Nodes need audit.read on
-AuditLog::"warden" for this (see docs/governance.md, "Witnesses").`,
+AuditLog::"warden" for this (see docs/governance.md, "Witnesses").
+
+The agent reports the node's inventory (POST /v1/inventory): at start, every
+--inventory-interval (default 6h), and within 5 minutes of a change (it
+collects again every 5 minutes and compares fingerprints); a 429 from the
+servers is waited out as its Retry-After says. Every --assessment-interval
+(default 1h) it fetches the assessment policies, verifies the cluster's
+signature on them against --ca-cert, refuses a set issued before the one it
+runs, caches the verified set in <data-dir>/assessment-bundle.json (0600),
+runs its checks and sends the results; while no server answers it runs the
+cached set and keeps the latest results per policy to send later (see
+docs/compliance.md).`,
 		Args: args(cobra.NoArgs),
 	}
 	f := cmd.Flags()
@@ -68,9 +79,19 @@ AuditLog::"warden" for this (see docs/governance.md, "Witnesses").`,
 	f.BoolVar(&cleanup, "cleanup", false, "remove the firewall table inet warden (and nothing else) and exit")
 	f.DurationVar(&auditInterval, "audit-verify-interval", agent.DefaultAuditVerifyInterval,
 		"how often to verify the audit log's checkpoint: witness cosignatures and consistency with the last one (0: never)")
+	f.DurationVar(&inventoryInterval, "inventory-interval", agent.DefaultInventoryInterval,
+		"how often to send this node's inventory (OS, kernel, packages, pending updates, listening sockets, addresses) when it did not change; it is also sent at start and within 5m of a change (0: never)")
+	f.DurationVar(&assessmentInterval, "assessment-interval", agent.DefaultAssessmentInterval,
+		"how often to fetch the cluster-signed assessment policies, run their checks on this host and send the results; the last verified policies are cached and run while no server answers (0: never)")
 	cmd.RunE = func(cmd *cobra.Command, _ []string) error {
 		if auditInterval < 0 {
 			return usagef("--audit-verify-interval: must be 0 (never) or positive, got %s", auditInterval)
+		}
+		if inventoryInterval < 0 {
+			return usagef("--inventory-interval: must be 0 (never) or positive, got %s", inventoryInterval)
+		}
+		if assessmentInterval < 0 {
+			return usagef("--assessment-interval: must be 0 (never) or positive, got %s", assessmentInterval)
 		}
 		if cleanup {
 			e, err := nft.Open(nft.Config{})
@@ -179,7 +200,8 @@ AuditLog::"warden" for this (see docs/governance.md, "Witnesses").`,
 			}
 		}()
 		return agent.Daemon(cmd.Context(), agent.DaemonConfig{Load: load, Reload: reload,
-			Enrolled: enrolled != "", EnrolledAs: enrolled, Logger: logger, AuditVerifyInterval: auditInterval})
+			Enrolled: enrolled != "", EnrolledAs: enrolled, Logger: logger, AuditVerifyInterval: auditInterval,
+			InventoryInterval: inventoryInterval, AssessmentInterval: assessmentInterval})
 	}
 	return cmd
 }

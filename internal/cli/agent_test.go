@@ -24,6 +24,9 @@ func TestAgentConfigAndFlags(t *testing.T) {
 		{"missing file", []string{"agent", "--config", dir + "/none.yml"}, 1, "none.yml"},
 		{"bad size", []string{"agent", "--config", good, "--spool-max-bytes", "lots"}, 2, "--spool-max-bytes: want a size"},
 		{"bad enforce", []string{"agent", "--config", good, "--enforce", "iptables"}, 2, `--enforce: want nftables or none, got "iptables"`},
+		{"negative inventory interval", []string{"agent", "--config", good, "--inventory-interval", "-1h"}, 2, "--inventory-interval: must be 0 (never) or positive"},
+		{"negative assessment interval", []string{"agent", "--config", good, "--assessment-interval", "-1m"}, 2, "--assessment-interval: must be 0 (never) or positive"},
+		{"bad interval", []string{"agent", "--config", good, "--inventory-interval", "often"}, 2, "often"},
 		{"plain http", []string{"agent", "--server", "http://127.0.0.1:1,https://127.0.0.1:2", "--data-dir", dir}, 2, `"http://127.0.0.1:1" is not an https`},
 	} {
 		t.Run(tc.name, func(t *testing.T) {

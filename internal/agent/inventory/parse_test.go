@@ -225,3 +225,12 @@ func FuzzLZ4(f *testing.F) {
 		}
 	})
 }
+
+func TestParseRPM(t *testing.T) {
+	out := "bash\t5.1.8-9.el9\tx86_64\t1700000000\ngpg-pubkey\t8483c65d-5ccc5b19\t(none)\t1700000100\nopenssl\t1:3.0.7-27.el9\tx86_64\t0\nbroken line\n"
+	got := parseRPM([]byte(out))
+	if len(got) != 3 || got[0].Name != "bash" || got[0].InstalledAt.Unix() != 1700000000 ||
+		got[1].Arch != "" || got[2].Version != "1:3.0.7-27.el9" || !got[2].InstalledAt.IsZero() {
+		t.Errorf("parseRPM = %+v", got)
+	}
+}
