@@ -151,10 +151,15 @@ func TestEveryRouteDeniedWithoutPolicy(t *testing.T) {
 			before, size := h.srv.Store().Status().AppliedIndex, st.Size
 			r := c.do(rt.Method, path)
 			want := 403
-			if rt.Name == "events.write" && c.name == "node certificate" {
-				// The built-in policy builtin/node-events lets every node
-				// send its own events: the empty batch is refused (400).
+			if (rt.Name == "events.write" || rt.Name == "inventory.write" || rt.Name == "compliance.results") && c.name == "node certificate" {
+				// The built-in policies builtin/node-events and
+				// builtin/node-compliance let every node send its own
+				// events, inventory and results: the empty body is refused
+				// (400).
 				want = 400
+			}
+			if rt.Name == "compliance.assessment" && c.name == "node certificate" {
+				want = 200 // its check policies (builtin/node-compliance)
 			}
 			if c.name == "node certificate" && rt.Method == "GET" && strings.HasPrefix(rt.Name, "decisions.") {
 				// builtin/node-decisions lets every node read the decisions
@@ -483,6 +488,16 @@ func TestActionMapping(t *testing.T) {
 		{"DELETE", "/v1/users/p1/mfa/webauthn/laptop", "users.self", `User::"p1"`},
 		{"GET", "/v1/auth/oidc/config", "auth.config.read", `System::"warden"`},
 		{"PUT", "/v1/auth/oidc/config", "auth.config.write", `System::"warden"`},
+		{"GET", "/v1/nodes/p1/inventory", "inventory.read", `Node::"p1"`},
+		{"GET", "/v1/nodes/p1/inventory/history", "inventory.read", `Node::"p1"`},
+		{"GET", "/v1/nodes/p1/assessment", "inventory.read", `Node::"p1"`},
+		{"GET", "/v1/compliance/policies", "compliance.read", `System::"warden"`},
+		{"PUT", "/v1/compliance/policies/p1", "compliance.write", `System::"warden"`},
+		{"DELETE", "/v1/compliance/policies/p1", "compliance.write", `System::"warden"`},
+		{"POST", "/v1/compliance/attestations", "compliance.attest", `System::"warden"`},
+		{"GET", "/v1/compliance/attestations", "compliance.read", `System::"warden"`},
+		{"GET", "/v1/compliance/status?framework=iso27001", "compliance.read", `System::"warden"`},
+		{"POST", "/v1/compliance/reports", "compliance.read", `System::"warden"`},
 		{"POST", "/v1/sys/seal", "sys.seal", `System::"warden"`}, // last: it seals
 	}
 	covered := map[string]bool{}
@@ -510,6 +525,10 @@ func TestActionMapping(t *testing.T) {
 	// POST /v1/events is a node's, on itself (TestEventsIngest); a tail
 	// answers for as long as the client stays (TestEventsTail).
 	covered["POST /v1/events"], covered["GET /v1/events/tail"] = true, true
+	// A node reports its own inventory and results and fetches its check
+	// policies, on itself (builtin/node-compliance; TestComplianceFromNodes,
+	// and a token is refused there).
+	covered["POST /v1/inventory"], covered["POST /v1/compliance/results"], covered["GET /v1/compliance/assessment"] = true, true, true
 	// Renewing and ending one's own session are users.self on oneself,
 	// which builtin/user-self permits (TestSessionRenewAndLogout).
 	covered["POST /v1/auth/token/renew-self"], covered["POST /v1/auth/logout"] = true, true
