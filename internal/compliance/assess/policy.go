@@ -6,6 +6,7 @@ import (
 	"io/fs"
 	"path"
 	"regexp"
+	"regexp/syntax"
 	"strconv"
 	"strings"
 
@@ -19,6 +20,7 @@ const (
 	maxText        = 4096 // description
 	maxTitle       = 256
 	maxPattern     = 2048
+	maxPatternSize = 5000 // patternSize
 	maxPathLen     = 1024
 	maxList        = 64 // include globs, argv, names, paths, controls, any_of members
 	maxDepth       = 4  // nesting of any_of / all_of
@@ -250,7 +252,7 @@ func (p *parser) check(n *yaml.Node, field string) (Check, error) {
 			c.Controls, err = p.list(v, f)
 			for i, s := range c.Controls {
 				if !validControl.MatchString(s) {
-					return p.errf(v.Content[i], f, "%q: want \"iso27001:<clause>.<n>\" (Annex A, e.g. iso27001:8.5) or \"iec62443-3-3:SR <fr>.<n>[ RE <n>]\"", s)
+					return p.errf(item(v, i), f, "%q: want \"iso27001:<clause>.<n>\" (Annex A, e.g. iso27001:8.5) or \"iec62443-3-3:SR <fr>.<n>[ RE <n>]\"", s)
 				}
 			}
 		case "applies":
@@ -352,15 +354,15 @@ func (p *parser) rule(kind string, k, v *yaml.Node, field string, depth int) (*r
 			var globs []string
 			if globs, err = p.list(vv, f); err == nil {
 				for i, g := range globs {
-					if err = p.checkPath(vv.Content[i], f, g); err != nil {
+					if err = p.checkPath(item(vv, i), f, g); err != nil {
 						return err
 					}
 					dir, base := path.Split(g)
 					if strings.ContainsAny(dir, `*?[\`) {
-						return p.errf(vv.Content[i], f, "%q: wildcards only in the last element", g)
+						return p.errf(item(vv, i), f, "%q: wildcards only in the last element", g)
 					}
 					if _, merr := path.Match(base, ""); merr != nil {
-						return p.errf(vv.Content[i], f, "%q: not a valid glob", g)
+						return p.errf(item(vv, i), f, "%q: not a valid glob", g)
 					}
 				}
 				r.include = globs
@@ -377,6 +379,8 @@ func (p *parser) rule(kind string, k, v *yaml.Node, field string, depth int) (*r
 					var cerr error
 					if r.re, cerr = regexp.Compile(s); cerr != nil {
 						err = p.errf(vv, f, "%v", cerr)
+					} else if n := patternSize(s); n > maxPatternSize {
+						err = p.errf(vv, f, "too complex (about %d steps per byte matched, at most %d): use fewer or smaller counted repetitions", n, maxPatternSize)
 					}
 				}
 			}
@@ -413,7 +417,7 @@ func (p *parser) rule(kind string, k, v *yaml.Node, field string, depth int) (*r
 			if names, err = p.list(vv, f); err == nil {
 				for i, s := range names {
 					if !validUser.MatchString(s) {
-						return p.errf(vv.Content[min(i, len(vv.Content)-1)], f, "%q: want a user or group name or a numeric id", s)
+						return p.errf(item(vv, i), f, "%q: want a user or group name or a numeric id", s)
 					}
 				}
 				if key == "owner" {
@@ -433,7 +437,7 @@ func (p *parser) rule(kind string, k, v *yaml.Node, field string, depth int) (*r
 			if r.names, err = p.list(vv, f); err == nil {
 				for i, s := range r.names {
 					if !validUnit.MatchString(s) || s == "." || s == ".." {
-						return p.errf(vv.Content[min(i, len(vv.Content)-1)], f, "%q: want a systemd unit name", s)
+						return p.errf(item(vv, i), f, "%q: want a systemd unit name", s)
 					}
 				}
 			}
@@ -452,7 +456,7 @@ func (p *parser) rule(kind string, k, v *yaml.Node, field string, depth int) (*r
 			var ps []string
 			if ps, err = p.list(vv, f); err == nil {
 				for i, s := range ps {
-					if err = p.checkPath(vv.Content[min(i, len(vv.Content)-1)], f, s); err != nil {
+					if err = p.checkPath(item(vv, i), f, s); err != nil {
 						return err
 					}
 				}
@@ -632,4 +636,37 @@ func (p *parser) checkPath(n *yaml.Node, field, s string) error {
 		return p.errf(n, field, "%q: not clean (want %q)", s, path.Clean(s))
 	}
 	return nil
+}
+
+// item returns the node of the i-th value of a list that list read: the
+// sequence's element, or the node itself for a single string.
+func item(n *yaml.Node, i int) *yaml.Node {
+	if n.Kind == yaml.SequenceNode && i < len(n.Content) {
+		return n.Content[i]
+	}
+	return n
+}
+
+// patternSize estimates the size of a pattern's compiled program, which
+// bounds the work per byte of input: counted repetitions multiply it
+// ("(a{100}){100}" is ten thousand states), and a policy must not be able
+// to make an agent spin on every file it reads.
+func patternSize(s string) int {
+	re, err := syntax.Parse(s, syntax.Perl)
+	if err != nil {
+		return 0 // regexp.Compile reported it
+	}
+	var size func(re *syntax.Regexp) int
+	size = func(re *syntax.Regexp) int {
+		n := 1 + len(re.Rune)
+		for _, sub := range re.Sub {
+			n += size(sub)
+		}
+		if re.Op == syntax.OpRepeat {
+			k := max(re.Max, re.Min, 1)
+			n = min(n*k, 1<<30)
+		}
+		return n
+	}
+	return size(re)
 }
