@@ -40,6 +40,10 @@ var _ api.ComplianceSource = complianceState{}
 // controls (--compliance-interval).
 const DefaultComplianceInterval = time.Hour
 
+// WitnessRecent is how recently a witness must have cosigned the log for
+// compliance to count it (docs/compliance.md).
+const WitnessRecent = time.Hour
+
 // maxStateAlerts bounds the open alerts one evaluation reads.
 const maxStateAlerts = 10_000
 
@@ -73,26 +77,41 @@ func (c complianceState) State(ctx context.Context, evidence bool) (*compliance.
 	if err != nil {
 		return nil, err
 	}
+	// Witnessed: how many witnesses other than this server's own
+	// cosigned a checkpoint of this log within WitnessRecent (the one in
+	// the report may be newer than their last cosignature: every request
+	// grows the log).
 	own := cosign.ServerID(s.st.NodeID())
-	independent := 0
+	lines := 0
 	for _, id := range cosigners {
 		if id != own {
-			independent++
+			lines++
 		}
 	}
-	st.Checkpoint = compliance.Checkpoint{Size: cp.Size, Root: cp.Root, Note: string(note), Witnesses: independent, LogKey: vkey}
-	st.Audit = compliance.AuditStatus{Verified: alog.Damaged() == nil, Cosigned: independent, Size: cp.Size}
+	st.Checkpoint = compliance.Checkpoint{Size: cp.Size, Root: cp.Root, Note: string(note), Witnesses: lines, LogKey: vkey}
+	st.Audit = compliance.AuditStatus{Verified: alog.Damaged() == nil, Size: cp.Size}
 	if d := alog.Damaged(); d != nil {
 		st.Audit.Damage = d.Error()
 	}
 	st.Audit.ScrubbedAt = alog.LastScrub()
+	recent := func(ws *cosign.WitnessStatus) bool {
+		return ws != nil && !ws.Cosigned.IsZero() && now.Sub(ws.Cosigned) <= WitnessRecent
+	}
 	if l, err := s.wit.List(ctx); err == nil {
 		for _, w := range l.Servers {
 			if w.Member && cosign.ServerID(w.Node) != own {
 				st.Audit.Witnesses++
+				if recent(w.Status) {
+					st.Audit.Cosigned++
+				}
 			}
 		}
-		st.Audit.Witnesses += len(l.External)
+		for _, w := range l.External {
+			st.Audit.Witnesses++
+			if recent(w.Status) {
+				st.Audit.Cosigned++
+			}
+		}
 	}
 	if s.cfg.AuditFile != "" {
 		st.Audit.Sinks = append(st.Audit.Sinks, "file")
