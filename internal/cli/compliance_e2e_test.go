@@ -39,7 +39,9 @@ func startInProcessWitness(t *testing.T, origin, logKey string) (url, vkey, caFi
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
-	go func() { done <- w.Serve(ctx, tls.NewListener(ln, &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12})) }()
+	go func() {
+		done <- w.Serve(ctx, tls.NewListener(ln, &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12}))
+	}()
 	t.Cleanup(func() {
 		cancel()
 		if err := <-done; err != nil {

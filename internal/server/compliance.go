@@ -2,9 +2,9 @@ package server
 
 import (
 	"context"
-	"encoding/json"
 	"crypto"
 	"crypto/x509"
+	"encoding/json"
 	"maps"
 	"slices"
 	"strconv"
@@ -511,4 +511,3 @@ func (s *Server) evaluateCompliance(ctx context.Context) error {
 	}
 	return nil
 }
-
