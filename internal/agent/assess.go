@@ -295,6 +295,11 @@ func (a *assessRunner) run(ctx context.Context, ticks <-chan time.Time) {
 }
 
 // caRoots reads the agent's trust bundle (the CA file it enrolled with).
+// caRoots reads the cluster's trust bundle (BundleFile in the data dir,
+// written at enrollment and refreshed at each renewal): the servers sign
+// the check policies with certificates of the cluster's CA, which is not
+// the CA of the API's TLS certificate (--ca-cert) on a server with a
+// bootstrap or operator certificate.
 func caRoots(caFile string) func() (*x509.CertPool, error) {
 	return func() (*x509.CertPool, error) {
 		pemData, err := os.ReadFile(caFile)

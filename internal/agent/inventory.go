@@ -141,7 +141,7 @@ func startCompliance(ctx context.Context, wg *sync.WaitGroup, dc DaemonConfig, c
 		}()
 	}
 	if dc.AssessmentInterval > 0 {
-		a := &assessRunner{servers: cfg.Servers, dataDir: cfg.DataDir, roots: caRoots(cfg.CACert), newClient: newClient,
+		a := &assessRunner{servers: cfg.Servers, dataDir: cfg.DataDir, roots: caRoots(filepath.Join(cfg.DataDir, BundleFile)), newClient: newClient,
 			assessor: newAssessor(), now: time.Now, log: log}
 		t := time.NewTicker(dc.AssessmentInterval)
 		wg.Add(1)

@@ -58,7 +58,7 @@ The agent reports the node's inventory (POST /v1/inventory): at start, every
 collects again every 5 minutes and compares fingerprints); a 429 from the
 servers is waited out as its Retry-After says. Every --assessment-interval
 (default 1h) it fetches the assessment policies, verifies the cluster's
-signature on them against --ca-cert, refuses a set issued before the one it
+signature on them against the cluster trust bundle (<data-dir>/bundle.pem), refuses a set issued before the one it
 runs, caches the verified set in <data-dir>/assessment-bundle.json (0600),
 runs its checks and sends the results; while no server answers it runs the
 cached set and keeps the latest results per policy to send later (see
