@@ -83,7 +83,9 @@ func TestVerifyRefuses(t *testing.T) {
 			return signedReport(t, ca, func(r *Report) { r.Evidence[1].Proof[0][0] ^= 1 })
 		}, ca, "evidence: record 2: audit: log does not verify"},
 		{"entry altered", func() []byte {
-			return signedReport(t, ca, func(r *Report) { r.Evidence[0].Entry = bytes.Replace(r.Evidence[0].Entry, []byte("alice"), []byte("mallory"), 1) })
+			return signedReport(t, ca, func(r *Report) {
+				r.Evidence[0].Entry = bytes.Replace(r.Evidence[0].Entry, []byte("alice"), []byte("mallory"), 1)
+			})
 		}, ca, "evidence: record 1:"},
 		{"index moved", func() []byte {
 			return signedReport(t, ca, func(r *Report) { r.Evidence[len(r.Evidence)-1].Index = 7 })
