@@ -68,6 +68,8 @@ func TestCatalogCovers(t *testing.T) {
 
 func TestEvaluateErrors(t *testing.T) {
 	st := seededState(t)
+	noProof := seededState(t)
+	noProof.Evidence = noProof.Evidence[:2]
 	for _, c := range []struct {
 		name string
 		st   *State
@@ -79,6 +81,7 @@ func TestEvaluateErrors(t *testing.T) {
 		{"no time", &State{}, ISO27001, "", "generated_at"},
 		{"framework", st, "nist", "", `framework "nist"`},
 		{"zone", st, IEC62443, "nowhere", `zone "nowhere"`},
+		{"attestation without its record", noProof, ISO27001, "", "the attestation of 5.24 cites audit record 3, which State.Evidence lacks"},
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			if _, err := Evaluate(c.st, c.fw, c.zone); err == nil || !strings.Contains(err.Error(), c.want) {
