@@ -162,6 +162,9 @@ func Evaluate(st *State, fw Framework, zone string) (*Report, error) {
 	r.Risk = risk(st, sc)
 	r.PatchAge = patchAge(sc.nodes)
 	r.Evidence = citedEvidence(st, r)
+	if err := checkCitations(r); err != nil {
+		return nil, err
+	}
 	return r, nil
 }
 
@@ -337,9 +340,24 @@ func patchAge(nodes []Node) []Bucket {
 	return bs
 }
 
+// checkCitations refuses a report citing an audit record that State.Evidence
+// lacks (only an attestation can: other citations come from the records):
+// such a report would not verify.
+func checkCitations(r *Report) error {
+	have := map[uint64]bool{}
+	for _, e := range r.Evidence {
+		have[e.Index] = true
+	}
+	for _, c := range r.Controls {
+		if a := c.Attestation; a != nil && !have[a.AuditIndex] {
+			return fmt.Errorf("compliance: the attestation of %s cites audit record %d, which State.Evidence lacks", c.ID, a.AuditIndex)
+		}
+	}
+	return nil
+}
+
 // citedEvidence returns the records of st.Evidence that the report
-// cites, by index. A cited index missing from st.Evidence is left out:
-// VerifyDocument then refuses the report, naming it.
+// cites, by index.
 func citedEvidence(st *State, r *Report) []AuditRecord {
 	cited := citedIndexes(r)
 	out := []AuditRecord{}

@@ -180,8 +180,8 @@ func familyChart(fams []familyView) chart {
 	}
 	ly := 10 + len(fams)*rowH + 12
 	for i, st := range order {
-		c.Bars = append(c.Bars, bar{X: left + i*90, Y: ly - 9, W: 10, H: 10, Class: "s-" + st, Tip: st})
-		c.Labels = append(c.Labels, label{X: left + i*90 + 14, Y: ly, Text: st, Anchor: "start"})
+		c.Bars = append(c.Bars, bar{X: 20 + i*130, Y: ly - 9, W: 10, H: 10, Class: "s-" + st, Tip: st})
+		c.Labels = append(c.Labels, label{X: 20 + i*130 + 14, Y: ly, Text: st, Anchor: "start"})
 	}
 	return c
 }
@@ -203,7 +203,7 @@ func levelChart(zones []ZoneLevel) chart {
 			if sl < z.SLT {
 				cls = "s-fail"
 			}
-			h := sl * unit
+			h := max(sl*unit, 2) // a stub shows SL-A 0
 			c.Bars = append(c.Bars, bar{X: gx + fr*(barW+4), Y: base - h, W: barW, H: h, Class: cls,
 				Tip: fmt.Sprintf("%s FR %d: SL-A %d, SL-T %d", z.Name, fr+1, sl, z.SLT)})
 		}
