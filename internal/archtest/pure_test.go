@@ -39,6 +39,7 @@ func TestPureCores(t *testing.T) {
 	}{
 		{"internal/audit", nil},
 		{"internal/transit", []string{module + "internal/errs"}},
+		{"internal/compliance", []string{module + "internal/audit", module + "internal/compliance/signed"}},
 	} {
 		t.Run(c.pkg, func(t *testing.T) {
 			dir := filepath.Join("..", "..", c.pkg)

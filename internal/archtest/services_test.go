@@ -14,6 +14,7 @@ var services = []string{
 	"internal/identity", "internal/secrets", "internal/policy", "internal/authority", "internal/auditlog",
 	"internal/authz", "internal/audit", "internal/pki", "internal/names", "internal/store/kv",
 	"internal/transit", "internal/transit/engine", "internal/periodic", "internal/approval",
+	"internal/compliance", "internal/compliance/signed", "internal/compliance/records", "internal/compliance/assess",
 }
 
 // TestServicesDoNotDependOnRaft: no service reaches Raft, its bolt log store
