@@ -146,7 +146,7 @@ func Daemon(ctx context.Context, dc DaemonConfig) error {
 		wg.Add(1)
 		go d.verifyAudit(ctx, &wg, cfg, dc.AuditVerifyInterval)
 	}
-	startCompliance(ctx, &wg, dc, cfg, log)
+	startCompliance(ctx, &wg, dc, cfg, log, enf != nil)
 	if dc.Enrolled {
 		d.observe(ship.Observation{Action: "enrolled", Outcome: "success", Message: "the node enrolled as " + dc.EnrolledAs})
 	}

@@ -125,12 +125,20 @@ func nodeClient(caCert, dataDir string) func(server string) (*client.Client, err
 
 // startCompliance starts the inventory and assessment loops that dc asks
 // for (each runs until ctx ends; its errors are logged, never fatal).
-func startCompliance(ctx context.Context, wg *sync.WaitGroup, dc DaemonConfig, cfg *config.Config, log *slog.Logger) {
+func startCompliance(ctx context.Context, wg *sync.WaitGroup, dc DaemonConfig, cfg *config.Config, log *slog.Logger, enforcing bool) {
+	enforcement := "none"
+	if enforcing {
+		enforcement = "nftables"
+	}
 	newClient := nodeClient(cfg.CACert, cfg.DataDir)
 	if dc.InventoryInterval > 0 {
 		r := &inventoryReporter{servers: cfg.Servers, interval: dc.InventoryInterval, newClient: newClient, now: time.Now, log: log,
 			collect: func(ctx context.Context) (*inventory.Inventory, error) {
-				return inventory.Collect(ctx, inventory.Options{Root: "/", AgentVersion: version.Get().Version})
+				inv, err := inventory.Collect(ctx, inventory.Options{Root: "/", AgentVersion: version.Get().Version})
+				if inv != nil {
+					inv.Enforcement = enforcement
+				}
+				return inv, err
 			}}
 		t := time.NewTicker(min(InventoryCheckInterval, dc.InventoryInterval))
 		wg.Add(1)

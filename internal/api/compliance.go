@@ -166,7 +166,7 @@ func (s *Server) inventoryWrite(req *request) (int, any, error) {
 	}
 	days, basis := inventory.PatchAge(&inv, s.now())
 	sum := records.Summary{OS: inv.OS.PrettyName, Kernel: inv.Kernel, AgentVersion: inv.AgentVersion, Packages: len(inv.Packages),
-		Pending: len(inv.Pending), PatchAgeDays: days, PatchBasis: basis, CollectedAt: inv.CollectedAt}
+		Pending: len(inv.Pending), PatchAgeDays: days, PatchBasis: basis, CollectedAt: inv.CollectedAt, Enforcement: inv.Enforcement}
 	if sum.OS == "" {
 		sum.OS = strings.TrimSpace(inv.OS.Name + " " + inv.OS.Version)
 	}

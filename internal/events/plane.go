@@ -615,6 +615,26 @@ func (p *Plane) lastOf(ctx context.Context, subj string) (lastBatch, error) {
 	return lastBatch{subjSeq: m.Sequence, epoch: m.Header.Get(HeaderEpoch), seq: seq}, nil
 }
 
+// LastBatchTime returns when the stream stored node's last batch (zero
+// when it holds none).
+func (p *Plane) LastBatchTime(ctx context.Context, node string) (time.Time, error) {
+	p.mu.Lock()
+	st := p.stream
+	p.mu.Unlock()
+	var m *jetstream.RawStreamMsg
+	err := retry(ctx, func(ctx context.Context) (err error) {
+		m, err = st.GetLastMsgForSubject(ctx, Subject(node))
+		if errors.Is(err, jetstream.ErrMsgNotFound) {
+			m, err = nil, nil
+		}
+		return err
+	})
+	if err != nil || m == nil {
+		return time.Time{}, err
+	}
+	return m.Time, nil
+}
+
 // retry runs f with a short deadline per attempt until it succeeds or
 // ctx ends: a JetStream request sent while the stream or the cluster
 // elects a new leader (a server died) may never be answered.

@@ -9,6 +9,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/warden-sec/warden/internal/api"
@@ -151,6 +152,7 @@ func (c complianceState) State(ctx context.Context, evidence bool) (*compliance.
 		if sum, ok := sums[n.Name]; ok {
 			cn.Inventory = &compliance.InventorySummary{OS: sum.OS, Kernel: sum.Kernel, AgentVersion: sum.AgentVersion, Packages: sum.Packages,
 				PatchAgeDays: sum.PatchAgeDays, PatchBasis: sum.PatchBasis, Pending: sum.Pending, Listening: sum.Listening, CollectedAt: sum.CollectedAt}
+			cn.Enforcing = sum.Enforcement == "nftables"
 		}
 		for _, r := range byNode[n.Name] {
 			var rs []compliance.AssessmentResult
@@ -164,6 +166,7 @@ func (c complianceState) State(ctx context.Context, evidence bool) (*compliance.
 		}
 		st.Nodes = append(st.Nodes, cn)
 	}
+	c.lastEvents(ctx, st.Nodes)
 
 	// Zones and conduits.
 	zones, err := s.nodes.Zones(ctx)
@@ -357,6 +360,29 @@ func (c complianceState) State(ctx context.Context, evidence bool) (*compliance.
 		}
 	}
 	return st, nil
+}
+
+// lastEvents sets each node's LastEventAt from the event stream (at most
+// 16 lookups at a time; none without an event plane).
+func (c complianceState) lastEvents(ctx context.Context, nodes []compliance.Node) {
+	if !c.s.events.started() {
+		return
+	}
+	p := c.s.events.p
+	sem := make(chan struct{}, 16)
+	var wg sync.WaitGroup
+	for i := range nodes {
+		sem <- struct{}{}
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			defer func() { <-sem }()
+			if t, err := p.LastBatchTime(ctx, nodes[i].Name); err == nil {
+				nodes[i].LastEventAt = t
+			}
+		}()
+	}
+	wg.Wait()
 }
 
 // checkpoint returns the current checkpoint with the cosignatures

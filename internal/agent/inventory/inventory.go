@@ -53,6 +53,9 @@ type Inventory struct {
 	PendingKnown bool     `json:"pending_known"`
 	Pending      []Update `json:"pending_updates,omitempty"`
 	Listening    []Socket `json:"listening"`
+	// Enforcement is how the agent enforces the cluster's decisions on
+	// this host: "nftables", or "none" (set by the agent, not collected).
+	Enforcement string `json:"enforcement,omitempty"`
 }
 
 // OS is what <root>/etc/os-release says.
@@ -480,6 +483,11 @@ func Validate(inv *Inventory) error {
 	}
 	if inv.CollectedAt.IsZero() {
 		return bad("collected_at", "missing")
+	}
+	switch inv.Enforcement {
+	case "", "nftables", "none":
+	default:
+		return bad("enforcement", "%q: want nftables or none", inv.Enforcement)
 	}
 	for _, f := range []struct{ name, v string }{
 		{"hostname", inv.Hostname}, {"os.id", inv.OS.ID}, {"os.name", inv.OS.Name},

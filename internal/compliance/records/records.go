@@ -84,6 +84,7 @@ type Summary struct {
 	PatchAgeDays int       `json:"patch_age_days"`
 	PatchBasis   string    `json:"patch_basis"`
 	Listening    []string  `json:"listening"`
+	Enforcement  string    `json:"enforcement,omitempty"`
 	CollectedAt  time.Time `json:"collected_at"`
 	Received     time.Time `json:"received_time"`
 }
