@@ -1,5 +1,5 @@
 // Package assess runs configuration checks on a host: it parses check
-// policies (a small YAML format, see FORMAT.md), and evaluates them
+// policies (a small YAML format, see docs/compliance.md), and evaluates them
 // against a file-system root, returning one Result per check.
 //
 // Every file it reads is <Root>/<path>. Symbolic links are resolved as a
