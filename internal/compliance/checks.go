@@ -102,6 +102,11 @@ type scope struct {
 	conduits []Conduit // the conduits into the scope, sorted
 	zones    []Zone    // the zones of the scope, by name
 	control  string    // the qualified ID of the control being evaluated
+	// mapped are the controls some assessment result of the scope names.
+	mapped map[string]bool
+	// about maps "<kind>:<ref>" to the audit records of st.Evidence about
+	// it.
+	about map[string][]uint64
 }
 
 func newScope(st *State, fw Framework, zone string) *scope {
@@ -112,6 +117,25 @@ func newScope(st *State, fw Framework, zone string) *scope {
 		}
 	}
 	slices.SortFunc(s.nodes, func(a, b Node) int { return strings.Compare(a.Name, b.Name) })
+	s.mapped = map[string]bool{}
+	for i := range s.nodes {
+		// Sorted once per scope, not per control (the scope's copy; the
+		// State is never modified).
+		rs := slices.Clone(s.nodes[i].Assessment)
+		slices.SortFunc(rs, func(a, b AssessmentResult) int { return strings.Compare(a.Check, b.Check) })
+		s.nodes[i].Assessment = rs
+		for _, r := range rs {
+			for _, c := range r.Controls {
+				s.mapped[c] = true
+			}
+		}
+	}
+	s.about = map[string][]uint64{}
+	for _, rec := range st.Evidence {
+		for _, a := range rec.About {
+			s.about[a] = append(s.about[a], rec.Index)
+		}
+	}
 	for _, c := range st.Conduits {
 		if zone == "" || c.To == zone {
 			s.conduits = append(s.conduits, c)
@@ -641,20 +665,52 @@ func everyNode(s *scope, ok func(Node) (bool, string), yes, noPrefix string) out
 	if len(s.nodes) == 0 {
 		return notApplicable("no node")
 	}
-	var e []Evidence
+	var e evidenceList
 	var bad []string
+	nbad := 0
 	for _, n := range s.nodes {
 		good, d := ok(n)
 		if !good {
-			bad = append(bad, n.Name)
+			if nbad++; len(bad) < MaxListed {
+				bad = append(bad, n.Name)
+			}
 		}
-		e = append(e, ev("node", n.Name, d))
+		e.add(func() Evidence { return ev("node", n.Name, d) })
 	}
-	if len(bad) > 0 {
-		return fail(noPrefix+strings.Join(bad, ", "), e...)
+	if nbad > 0 {
+		if nbad > len(bad) {
+			bad = append(bad, fmt.Sprintf("and %d more", nbad-len(bad)))
+		}
+		return fail(noPrefix+strings.Join(bad, ", "), e.list()...)
 	}
-	return pass(yes, e...)
+	return pass(yes, e.list()...)
 }
+
+// evidenceList keeps the first MaxCheckEvidence items of a check's
+// evidence and counts the rest, without building them.
+type evidenceList struct {
+	items []Evidence
+	more  int
+}
+
+func (l *evidenceList) add(item func() Evidence) {
+	if len(l.items) < MaxCheckEvidence {
+		l.items = append(l.items, item())
+	} else {
+		l.more++
+	}
+}
+
+func (l *evidenceList) list() []Evidence {
+	if l.more == 0 {
+		return l.items
+	}
+	return append(l.items, moreEvidence(l.more))
+}
+
+// MaxListed bounds the names a check's message lists; it says how many
+// more there are.
+const MaxListed = 20
 
 func sortedAlerts(as []Alert) []Alert {
 	as = slices.Clone(as)
@@ -665,37 +721,43 @@ func sortedAlerts(as []Alert) []Alert {
 // hostAssessment evaluates the assessment results that list the control.
 // A result "error" is a failure.
 func hostAssessment(s *scope) outcome {
-	var e []Evidence
+	var e evidenceList
 	var failed []string
-	passed := 0
+	nfailed, passed, seen := 0, 0, 0
 	for _, n := range s.nodes {
-		rs := slices.Clone(n.Assessment)
-		slices.SortFunc(rs, func(a, b AssessmentResult) int { return strings.Compare(a.Check, b.Check) })
-		for _, r := range rs {
+		for _, r := range n.Assessment {
 			if !slices.Contains(r.Controls, s.control) {
 				continue
 			}
-			d := r.Status
-			if r.Message != "" {
-				d += ": " + r.Message
-			}
-			e = append(e, ev("assessment", n.Name+"/"+r.Check, d))
+			seen++
+			e.add(func() Evidence {
+				d := r.Status
+				if r.Message != "" {
+					d += ": " + r.Message
+				}
+				return ev("assessment", n.Name+"/"+r.Check, d)
+			})
 			switch r.Status {
 			case StatusPass:
 				passed++
 			case StatusNotApplicable:
 			default:
-				failed = append(failed, n.Name+"/"+r.Check)
+				if nfailed++; len(failed) < MaxListed {
+					failed = append(failed, n.Name+"/"+r.Check)
+				}
 			}
 		}
 	}
+	if nfailed > len(failed) {
+		failed = append(failed, fmt.Sprintf("and %d more", nfailed-len(failed)))
+	}
 	switch {
-	case len(failed) > 0:
-		return fail("failing or erroring checks: "+strings.Join(failed, ", "), e...)
+	case nfailed > 0:
+		return fail("failing or erroring checks: "+strings.Join(failed, ", "), e.list()...)
 	case passed > 0:
-		return pass(fmt.Sprintf("%d results pass", passed), e...)
-	case len(e) > 0:
-		return notApplicable("no mapped check applies to these nodes", e...)
+		return pass(fmt.Sprintf("%d results pass", passed), e.list()...)
+	case seen > 0:
+		return notApplicable("no mapped check applies to these nodes", e.list()...)
 	}
 	if len(s.nodes) == 0 {
 		return notApplicable("no node")

@@ -184,7 +184,7 @@ func evaluateControls(st *State, fw Framework, zone string, catalog []Control) [
 		failed, applicable := false, false
 		for _, d := range checks {
 			o := d.run(sc)
-			e := withAudit(st, o.evidence)
+			e := withAudit(sc, capEvidence(o.evidence))
 			if e == nil {
 				e = []Evidence{}
 			}
@@ -221,16 +221,7 @@ func evaluateControls(st *State, fw Framework, zone string, catalog []Control) [
 
 // mapped reports whether an assessment result of the scope's nodes lists
 // the scope's control.
-func mapped(sc *scope) bool {
-	for _, n := range sc.nodes {
-		for _, r := range n.Assessment {
-			if slices.Contains(r.Controls, sc.control) {
-				return true
-			}
-		}
-	}
-	return false
-}
+func mapped(sc *scope) bool { return sc.mapped[sc.control] }
 
 // attestation returns the unexpired attestation of control for zone
 // (one without a zone applies to every zone), the latest expiring first.
@@ -251,18 +242,38 @@ func attestation(st *State, control, zone string) *Attestation {
 	return best
 }
 
+// MaxCheckEvidence bounds the evidence items of one check in a report
+// (a check over 10,000 nodes cites the first ones in name order and says
+// how many more there were); the message counts them all.
+const MaxCheckEvidence = 100
+
+// capEvidence keeps the first MaxCheckEvidence items and one that counts
+// the rest.
+func capEvidence(evidence []Evidence) []Evidence {
+	n := len(evidence)
+	if n <= MaxCheckEvidence || (n == MaxCheckEvidence+1 && evidence[n-1].Kind == "more") {
+		return evidence
+	}
+	return append(slices.Clip(evidence[:MaxCheckEvidence]), moreEvidence(n-MaxCheckEvidence))
+}
+
+// moreEvidence is the item that counts the evidence left out.
+func moreEvidence(n int) Evidence {
+	return Evidence{Kind: "more", Ref: strconv.Itoa(n), Detail: fmt.Sprintf("%d more items of the same kinds, not listed", n)}
+}
+
 // withAudit adds to evidence the audit records (of st.Evidence) about
 // each item, as items of kind "audit".
-func withAudit(st *State, evidence []Evidence) []Evidence {
+func withAudit(sc *scope, evidence []Evidence) []Evidence {
+	if len(sc.about) == 0 {
+		return evidence
+	}
 	var out []Evidence
 	for _, e := range evidence {
 		out = append(out, e)
 		key := e.Kind + ":" + e.Ref
-		for _, rec := range st.Evidence {
-			if slices.Contains(rec.About, key) {
-				idx := rec.Index
-				out = append(out, Evidence{Kind: "audit", Ref: strconv.FormatUint(idx, 10), Detail: "record about " + key, AuditIndex: &idx})
-			}
+		for _, idx := range sc.about[key] {
+			out = append(out, Evidence{Kind: "audit", Ref: strconv.FormatUint(idx, 10), Detail: "record about " + key, AuditIndex: &idx})
 		}
 	}
 	return out
