@@ -196,15 +196,7 @@ offline with "warden compliance verify FILE --ca CA.pem".`,
 		if err != nil {
 			return err
 		}
-		if out == "" {
-			_, err = cmd.OutOrStdout().Write(b)
-			return err
-		}
-		if err := os.WriteFile(out, b, 0o644); err != nil {
-			return err
-		}
-		fmt.Fprintf(cmd.ErrOrStderr(), "Wrote the signed %s report to %s.\n", fw, out)
-		return nil
+		return writeDocument(cmd, out, b, "the signed "+fw+" report")
 	}
 	return cmd
 }
@@ -450,5 +442,19 @@ func writeReportTable(w io.Writer, r *compliance.Report) error {
 		add("node", r.Risk.Nodes)
 		return writeTableRaw(w, rs)
 	}
+	return nil
+}
+
+// writeDocument writes a document (a report) to standard output, or to
+// file (0644, it holds nothing secret) saying so on standard error.
+func writeDocument(cmd *cobra.Command, file string, b []byte, what string) error {
+	if file == "" {
+		_, err := cmd.OutOrStdout().Write(b)
+		return err
+	}
+	if err := os.WriteFile(file, b, 0o644); err != nil {
+		return err
+	}
+	fmt.Fprintf(cmd.ErrOrStderr(), "Wrote %s to %s.\n", what, file)
 	return nil
 }

@@ -216,15 +216,7 @@ check the report offline with "warden incident verify FILE --verifier-key KEY".`
 		if err != nil {
 			return err
 		}
-		if out == "" {
-			_, err = cmd.OutOrStdout().Write(b)
-			return err
-		}
-		if err := os.WriteFile(out, b, 0o644); err != nil {
-			return err
-		}
-		fmt.Fprintf(cmd.ErrOrStderr(), "Wrote the report of incident %s to %s.\n", a[0], out)
-		return nil
+		return writeDocument(cmd, out, b, "the report of incident "+a[0])
 	}
 	return cmd
 }

@@ -2,9 +2,6 @@ package server_test
 
 import (
 	"context"
-	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/rand"
 	"crypto/sha256"
 	"crypto/x509"
 	"encoding/hex"
@@ -19,7 +16,6 @@ import (
 	"github.com/warden-sec/warden/internal/compliance"
 	"github.com/warden-sec/warden/internal/compliance/assess"
 	"github.com/warden-sec/warden/internal/compliance/signed"
-	"github.com/warden-sec/warden/internal/pki"
 )
 
 // caPool is the cluster CA the server serves (GET /v1/pki/ca).
@@ -31,20 +27,6 @@ func (h *harness) caPool() *x509.CertPool {
 		h.t.Fatalf("no certificate in the CA bundle: %q", r.body)
 	}
 	return pool
-}
-
-// enrollZone enrolls node name in zone.
-func (h *harness) enrollZone(root, name, zone string) enrolled {
-	h.t.Helper()
-	tok := h.want(h.do("POST", "/v1/nodes/tokens", root, map[string]any{"name": name, "zone": zone}), 200).json(h.t)["token"]
-	key, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	en := h.want(h.do("POST", "/v1/pki/enroll", "", map[string]any{"token": tok, "csr": csrFor(h.t, key)}), 200).json(h.t)
-	chain := en["certificate"].(string)
-	leaf, err := pki.ParseLeaf([]byte(chain))
-	if err != nil {
-		h.t.Fatal(err)
-	}
-	return enrolled{name: name, key: key, chain: chain, leaf: leaf}
 }
 
 // TestComplianceFromNodes: a node reports its real inventory (this host's

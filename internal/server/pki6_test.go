@@ -46,7 +46,21 @@ func csrFor(t testing.TB, key crypto.Signer) string {
 
 func (h *harness) enroll(root, name, certTTL string) enrolled {
 	h.t.Helper()
-	tok := h.want(h.do("POST", "/v1/nodes/tokens", root, map[string]any{"name": name, "cert_ttl": certTTL}), 200).json(h.t)["token"]
+	return h.enrollToken(root, map[string]any{"name": name, "cert_ttl": certTTL})
+}
+
+// enrollZone enrolls node name in zone.
+func (h *harness) enrollZone(root, name, zone string) enrolled {
+	h.t.Helper()
+	return h.enrollToken(root, map[string]any{"name": name, "zone": zone})
+}
+
+// enrollToken makes a join token with the body's settings and enrolls
+// with it.
+func (h *harness) enrollToken(root string, body map[string]any) enrolled {
+	h.t.Helper()
+	name := body["name"].(string)
+	tok := h.want(h.do("POST", "/v1/nodes/tokens", root, body), 200).json(h.t)["token"]
 	key, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	en := h.want(h.do("POST", "/v1/pki/enroll", "", map[string]any{"token": tok, "csr": csrFor(h.t, key)}), 200).json(h.t)
 	chain := en["certificate"].(string)
