@@ -293,6 +293,15 @@ func unquoteShell(v string) string {
 func (inv *Inventory) Fingerprint() string {
 	c := *inv
 	c.CollectedAt = time.Time{}
+	// Loopback listeners come and go (test servers, language servers,
+	// debuggers on ephemeral ports) and are reachable from the host only:
+	// they are reported, but a change of them alone is not a change.
+	c.Listening = nil
+	for _, l := range inv.Listening {
+		if ip := net.ParseIP(l.Address); ip == nil || !ip.IsLoopback() {
+			c.Listening = append(c.Listening, l)
+		}
+	}
 	b, err := json.Marshal(&c)
 	if err != nil { // cannot happen: plain data
 		panic(err)

@@ -283,6 +283,18 @@ func TestFingerprint(t *testing.T) {
 	if a.Fingerprint() != b.Fingerprint() || len(a.Fingerprint()) != 64 {
 		t.Errorf("fingerprints differ for an unchanged host: %s %s", a.Fingerprint(), b.Fingerprint())
 	}
+	// A loopback listener that comes or goes is not a change; one on
+	// another address is.
+	b.Listening = append(b.Listening, Socket{Proto: "tcp", Address: "127.0.0.1", Port: 43055, Process: "test"},
+		Socket{Proto: "tcp6", Address: "::1", Port: 43056})
+	if a.Fingerprint() != b.Fingerprint() {
+		t.Error("a loopback listener changed the fingerprint")
+	}
+	b.Listening = append(b.Listening, Socket{Proto: "tcp", Address: "0.0.0.0", Port: 8080})
+	if a.Fingerprint() == b.Fingerprint() {
+		t.Error("fingerprint unchanged after a listener on every address")
+	}
+	b.Listening = a.Listening
 	b.Kernel = "6.1.0-19-amd64"
 	if a.Fingerprint() == b.Fingerprint() {
 		t.Error("fingerprint unchanged after the kernel changed")
