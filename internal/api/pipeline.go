@@ -102,15 +102,19 @@ func (s *Server) serve(rt *route, req *request) int {
 	// read timeout. Uploads with their own size limit (a snapshot of up to
 	// 4 GiB) keep the server's read timeout.
 	deadline := time.Now().Add(s.cfg.RequestTimeout)
-	// A stream has no read deadline either: net/http ends a request whose
-	// connection read fails, and a read deadline that passes is such a
-	// failure (its background read of the connection times out).
-	if rt.maxBody == 0 && !rt.streaming {
-		_ = http.NewResponseController(w).SetReadDeadline(deadline) // not every writer supports it (tests' recorders)
-	}
 	handlerDeadline := deadline
 	if rt.timeout > 0 {
-		handlerDeadline = time.Now().Add(rt.timeout) // the body's deadline stays the server's
+		handlerDeadline = time.Now().Add(rt.timeout)
+	}
+	// A stream has no read deadline either: net/http ends a request whose
+	// connection read fails, and a read deadline that passes is such a
+	// failure (its background read of the connection times out). For the
+	// same reason a route with a longer timeout of its own keeps reading
+	// until that timeout: a connection read deadline that passes while its
+	// handler still runs fails the connection under the response (seen as
+	// "tls: bad record MAC" by a joining node's client).
+	if rt.maxBody == 0 && !rt.streaming {
+		_ = http.NewResponseController(w).SetReadDeadline(handlerDeadline) // not every writer supports it (tests' recorders)
 	}
 	ctx, cancel := context.WithDeadline(req.Context(), handlerDeadline)
 	if rt.streaming {
