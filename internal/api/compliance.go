@@ -33,10 +33,10 @@ import (
 // ComplianceSource is what the compliance routes need of the server: the
 // live state to evaluate, and the key that signs documents.
 type ComplianceSource interface {
-	// State assembles the live state; with evidence, the audit records
-	// the checks cite come with inclusion proofs against the current
-	// signed checkpoint.
-	State(ctx context.Context, evidence bool) (*compliance.State, error)
+	// State assembles the live state, with the audit records the checks
+	// cite and their inclusion proofs against the current signed
+	// checkpoint.
+	State(ctx context.Context) (*compliance.State, error)
 	// DocumentSigner is this server's signing key and chain.
 	DocumentSigner() (crypto.Signer, []*x509.Certificate, error)
 }
@@ -351,7 +351,7 @@ func (s *Server) emitAssessmentChanges(node, policy string, prev *records.Result
 			continue
 		}
 		s.cfg.ServerEvents.Emit(ActionAssessmentChanged, events.Event{
-			"host.name": node, "warden.policy": policy, "warden.check": r.Check, "warden.severity": r.Severity,
+			"warden.node": node, "warden.policy": policy, "warden.check": r.Check, "warden.severity": r.Severity,
 			"warden.status": r.Status, "warden.previous_status": was, events.FieldMessage: r.Message,
 		})
 	}
@@ -528,14 +528,14 @@ func reportQuery(framework, zone string) (compliance.Framework, error) {
 }
 
 // complianceStatus is GET /v1/compliance/status?framework=F[&zone=Z]: the
-// evaluation of the live state, unsigned and without proofs.
+// evaluation of the live state, unsigned.
 func (s *Server) complianceStatus(req *request) (int, any, error) {
 	q := req.URL.Query()
 	fw, err := reportQuery(q.Get("framework"), q.Get("zone"))
 	if err != nil {
 		return 0, nil, err
 	}
-	st, err := s.cfg.Compliance.State(req.Context(), false)
+	st, err := s.cfg.Compliance.State(req.Context())
 	if err != nil {
 		return 0, nil, err
 	}
@@ -570,7 +570,7 @@ func (s *Server) complianceReport(req *request) (int, any, error) {
 	if in.Format != "json" && in.Format != "html" {
 		return 0, nil, errs.E(errs.Invalid, "format: %q: want json or html", in.Format)
 	}
-	st, err := s.cfg.Compliance.State(req.Context(), true)
+	st, err := s.cfg.Compliance.State(req.Context())
 	if err != nil {
 		return 0, nil, err
 	}

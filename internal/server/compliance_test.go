@@ -16,6 +16,8 @@ import (
 	"github.com/warden-sec/warden/internal/compliance"
 	"github.com/warden-sec/warden/internal/compliance/assess"
 	"github.com/warden-sec/warden/internal/compliance/signed"
+	"github.com/warden-sec/warden/internal/events"
+	"github.com/warden-sec/warden/internal/server"
 )
 
 // caPool is the cluster CA the server serves (GET /v1/pki/ca).
@@ -270,5 +272,75 @@ func TestComplianceReportSigned(t *testing.T) {
 		if r := h.do("POST", "/v1/compliance/reports", root, body); r.status != 400 {
 			t.Errorf("%s: %d %s", body, r.status, r.body)
 		}
+	}
+}
+
+// waitAnyServerEvent waits for a server event with action whose field
+// key is value.
+func waitAnyServerEvent(t *testing.T, p *events.Plane, action, key, value string) events.Event {
+	t.Helper()
+	deadline := time.Now().Add(20 * time.Second)
+	for {
+		for _, b := range storedBatches(t, p) {
+			for _, ev := range b.Events {
+				if ev.String("event.action") == action && ev.String(key) == value {
+					return ev
+				}
+			}
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("no %s server event with %s %s", action, key, value)
+		}
+		time.Sleep(100 * time.Millisecond) // polling the stream, bounded by the deadline
+	}
+}
+
+// TestComplianceRegressionAlerts: a control that passed at the last
+// evaluation and fails now is a compliance_regression server event, which
+// the built-in rule warden_compliance_regression matches at level high;
+// a host check that went from pass to fail is an assessment_changed event
+// matched by warden_assessment_regression.
+func TestComplianceRegressionAlerts(t *testing.T) {
+	h := start(t, t.TempDir(), nil)
+	_, root := h.initUnseal(1, 1)
+	p := waitPlane(t, h.srv)
+	ctx := context.Background()
+
+	// ISO 27001 5.15 passes while an explicit policy grants access.
+	h.want(h.writePolicy(root, "warden", "ops", `permit (principal in Group::"ops", action == Action::"node.read", resource);`), 200)
+	if err := server.EvaluateCompliance(h.srv, ctx); err != nil {
+		t.Fatal(err)
+	}
+	h.want(h.do("DELETE", "/v1/authz/stores/warden/policies/ops", root, nil), 204)
+	if err := server.EvaluateCompliance(h.srv, ctx); err != nil {
+		t.Fatal(err)
+	}
+	ev := waitAnyServerEvent(t, p, api.ActionComplianceRegression, "warden.control", "5.15")
+	if ev.String("warden.framework") != "iso27001" {
+		t.Fatalf("regression event %v", ev)
+	}
+	if m := builtinMatches(t, ev); len(m) != 1 || m[0].Name != "warden_compliance_regression" || m[0].Level != "high" {
+		t.Fatalf("the event matches %v", m)
+	}
+
+	// A host check that regresses.
+	n := h.enrollZone(root, "gw-1", "")
+	pass := assess.Result{Check: "time-sync", Title: "t", Severity: "medium", Controls: []string{"iso27001:8.17"}, Status: assess.StatusPass}
+	post := func(r assess.Result) {
+		t.Helper()
+		body := map[string]any{"policy": "linux-baseline", "ran_at": h.clk.Now().UTC().Format(time.RFC3339), "results": []assess.Result{r}}
+		h.want(h.nodeDo(n, "POST", "/v1/compliance/results", body), 200)
+		h.clk.Add(api.NodeReportInterval)
+	}
+	post(pass)
+	failed := pass
+	failed.Status, failed.Message = assess.StatusFail, "no time service enabled"
+	post(failed)
+	ev = waitAnyServerEvent(t, p, api.ActionAssessmentChanged, "warden.check", "time-sync")
+	if ev.String("warden.node") != "gw-1" || ev.String("warden.previous_status") != "pass" || ev.String("warden.status") != "fail" {
+		t.Fatalf("assessment event %v", ev)
+	}
+	if m := builtinMatches(t, ev); len(m) != 1 || m[0].Name != "warden_assessment_regression" {
+		t.Fatalf("the event matches %v", m)
 	}
 }
