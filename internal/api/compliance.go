@@ -105,8 +105,15 @@ type nodeLimiter struct {
 func (l *nodeLimiter) allow(key string, now time.Time, every time.Duration) (bool, time.Duration) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	if l.last == nil || len(l.last) > 200_000 {
+	if l.last == nil {
 		l.last = map[string]time.Time{}
+	}
+	if len(l.last) > 100_000 { // forget only what has waited long enough
+		for k, t := range l.last {
+			if now.Sub(t) >= every {
+				delete(l.last, k)
+			}
+		}
 	}
 	if t, ok := l.last[key]; ok && now.Sub(t) < every {
 		return false, every - now.Sub(t)
@@ -118,6 +125,10 @@ func (l *nodeLimiter) allow(key string, now time.Time, every time.Duration) (boo
 // NodeReportInterval is how often one node may send its inventory, and
 // its results for one policy.
 const NodeReportInterval = time.Minute
+
+// MaxClockSkew is how far ahead of this server's clock a node's report
+// may be dated.
+const MaxClockSkew = 10 * time.Minute
 
 func (s *Server) nodeRate(kind, node string) error {
 	ok, wait := s.nodeLimit.allow(kind+"/"+node, s.now(), NodeReportInterval)
@@ -301,17 +312,46 @@ func (s *Server) resultsWrite(req *request) (int, any, error) {
 	if err := req.decode(&in, false); err != nil {
 		return 0, nil, err
 	}
-	if p, err := names.Canonical(in.Policy); err != nil || p != in.Policy {
-		return 0, nil, errs.E(errs.Invalid, "policy: %q is not a canonical name", in.Policy)
-	}
 	if in.RanAt.IsZero() {
 		return 0, nil, errs.E(errs.Invalid, "ran_at: required (RFC 3339)")
+	}
+	if in.RanAt.After(s.now().Add(MaxClockSkew)) {
+		return 0, nil, errs.E(errs.Invalid, "ran_at: %s is in the future (this server's clock says %s)", in.RanAt.UTC().Format(time.RFC3339), s.now().UTC().Format(time.RFC3339))
 	}
 	if err := assess.ValidateResults(in.Results); err != nil {
 		return 0, nil, errs.E(errs.Invalid, "%v", err)
 	}
+	// Only results of a policy the servers send, for its checks: title,
+	// severity and controls come from the policy, not from the node, so a
+	// node can neither invent a policy nor map a check to other controls.
+	ps, _, err := s.checkPolicies(req.Context())
+	if err != nil {
+		return 0, nil, err
+	}
+	i := slices.IndexFunc(ps, func(p BundlePolicy) bool { return p.Name == in.Policy })
+	if i < 0 {
+		return 0, nil, errs.E(errs.Invalid, "policy: %q is not a check policy the servers send", in.Policy)
+	}
 	if err := s.nodeRate("results of "+in.Policy, node); err != nil {
 		return 0, nil, err
+	}
+	pol, err := assess.Parse(ps[i].Name, []byte(ps[i].YAML))
+	if err != nil {
+		return 0, nil, err
+	}
+	checks := make(map[string]*assess.Check, len(pol.Checks))
+	for j := range pol.Checks {
+		checks[pol.Checks[j].ID] = &pol.Checks[j]
+	}
+	seen := make(map[string]bool, len(in.Results))
+	for j := range in.Results {
+		r := &in.Results[j]
+		c, ok := checks[r.Check]
+		if !ok || seen[r.Check] {
+			return 0, nil, errs.E(errs.Invalid, "results[%d].check: %q is not a check of policy %s, or is repeated", j, r.Check, in.Policy)
+		}
+		seen[r.Check] = true
+		r.Title, r.Severity, r.Controls = c.Title, c.Severity, c.Controls
 	}
 	lines := make([]string, 0, len(in.Results))
 	for _, r := range in.Results {

@@ -6,7 +6,9 @@ import (
 	"crypto/x509"
 	"encoding/hex"
 	"encoding/json"
+	"fmt"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -106,7 +108,23 @@ func TestComplianceFromNodes(t *testing.T) {
 		t.Fatal(err)
 	}
 	results := assess.Run(context.Background(), p, assess.Env{Root: fixture})
-	body := map[string]any{"policy": p.Name, "ran_at": h.clk.Now().UTC().Format(time.RFC3339), "results": results}
+	// Results of a policy the servers do not send, of a check the policy
+	// does not have, or dated in the future: refused, naming why.
+	ranAt := h.clk.Now().UTC().Format(time.RFC3339)
+	for want, body := range map[string]map[string]any{
+		"is not a check policy": {"policy": "made-up", "ran_at": ranAt, "results": results},
+		"results[0].check":      {"policy": p.Name, "ran_at": ranAt, "results": []assess.Result{{Check: "made-up", Title: "x", Severity: "low", Status: "pass"}}},
+		"ran_at":                {"policy": p.Name, "ran_at": h.clk.Now().Add(time.Hour).UTC().Format(time.RFC3339), "results": results},
+	} {
+		if r := h.nodeDo(n, "POST", "/v1/compliance/results", body); r.status != 400 || !strings.Contains(string(r.body), want) {
+			t.Errorf("results refused for %q: %d %s", want, r.status, r.body)
+		}
+	}
+	h.clk.Add(api.NodeReportInterval) // a refused report still used the node's minute
+	// A node cannot map a check to other controls: the policy's stand.
+	claimed := slices.Clone(results)
+	claimed[0].Controls = []string{"iso27001:5.15"}
+	body := map[string]any{"policy": p.Name, "ran_at": ranAt, "results": claimed}
 	if r := h.want(h.nodeDo(n, "POST", "/v1/compliance/results", body), 200).json(t); r["stored"] != true {
 		t.Fatalf("results: %v", r)
 	}
@@ -114,6 +132,10 @@ func TestComplianceFromNodes(t *testing.T) {
 	rs := as["results"].([]any)
 	if len(rs) != 1 || len(rs[0].(map[string]any)["results"].([]any)) != len(results) {
 		t.Fatalf("assessment read back: %v", as)
+	}
+	first := rs[0].(map[string]any)["results"].([]any)[0].(map[string]any)
+	if fmt.Sprint(first["controls"]) != fmt.Sprint(results[0].Controls) {
+		t.Fatalf("stored controls %v, want the policy's %v", first["controls"], results[0].Controls)
 	}
 	failed := 0
 	for _, r := range results {
