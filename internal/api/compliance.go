@@ -7,6 +7,7 @@ import (
 	"crypto/x509"
 	"encoding/hex"
 	"encoding/json"
+	"net"
 	"net/http"
 	"slices"
 	"strconv"
@@ -87,6 +88,7 @@ func (s *Server) complianceRoutes() []route {
 		{method: "PUT", pattern: "/v1/compliance/policies/{name}", name: "compliance.policies.write", target: system(authz.ActionComplianceWrite), audit: auditChange, status: ok, h: h(s.checkPolicyPut)},
 		{method: "DELETE", pattern: "/v1/compliance/policies/{name}", name: "compliance.policies.delete", target: system(authz.ActionComplianceWrite), audit: auditChange, status: noContent, h: h(s.checkPolicyDelete)},
 		{method: "POST", pattern: "/v1/compliance/attestations", name: "compliance.attest", target: system(authz.ActionComplianceAttest), audit: auditChange, status: ok, h: h(s.attest)},
+		{method: "DELETE", pattern: "/v1/compliance/attestations/{id}", name: "compliance.attest.withdraw", target: system(authz.ActionComplianceAttest), audit: auditChange, status: noContent, h: h(s.attestWithdraw)},
 		{method: "GET", pattern: "/v1/compliance/attestations", name: "compliance.attestations.list", target: system(authz.ActionComplianceRead), audit: auditRead, status: ok, h: h(s.attestationsList)},
 		{method: "GET", pattern: "/v1/compliance/status", name: "compliance.status", target: system(authz.ActionComplianceRead), audit: auditRead, status: ok, h: h(s.complianceStatus)},
 		{method: "POST", pattern: "/v1/compliance/reports", name: "compliance.report", target: system(authz.ActionComplianceRead), audit: auditChange, status: ok, h: h(s.complianceReport),
@@ -181,10 +183,21 @@ func (s *Server) inventoryWrite(req *request) (int, any, error) {
 	if sum.OS == "" {
 		sum.OS = strings.TrimSpace(inv.OS.Name + " " + inv.OS.Version)
 	}
+	// What compliance compares with the conduits: sockets reachable from
+	// the network (loopback left out), each once.
+	listed := map[string]bool{}
 	for _, l := range inv.Listening {
-		sum.Listening = append(sum.Listening, l.Proto+" "+l.Address+":"+strconv.Itoa(l.Port)+" "+l.Process)
-		if len(sum.Listening) == 64 {
-			break
+		if ip := net.ParseIP(l.Address); ip != nil && ip.IsLoopback() {
+			continue
+		}
+		addr := l.Address
+		if strings.Contains(addr, ":") {
+			addr = "[" + addr + "]"
+		}
+		item := l.Proto + " " + addr + ":" + strconv.Itoa(l.Port) + " " + l.Process
+		if !listed[item] {
+			listed[item] = true
+			sum.Listening = append(sum.Listening, item)
 		}
 	}
 	stored, err := s.cfg.Records.PutInventory(ctx, node, fp, raw, sum, change)
@@ -249,6 +262,12 @@ type SignedBundle struct {
 	Signature *signed.Signature `json:"signature"`
 }
 
+// What a bundle of check policies may hold: agents refuse more.
+const (
+	MaxBundlePolicies = 64
+	MaxBundleBytes    = 4 << 20
+)
+
 // BuiltinPolicyName is the check policy the servers send unless one of
 // the same name is stored.
 const BuiltinPolicyName = "linux-baseline"
@@ -278,7 +297,23 @@ func (s *Server) assessmentBundle(req *request) (int, any, error) {
 	if err != nil {
 		return 0, nil, err
 	}
-	payload, err := json.Marshal(BundlePayload{Policies: ps, IssuedAt: s.now().UTC()})
+	// The same policies signed less than a minute ago are sent again as
+	// they were: every agent polls this, and a signature costs more than
+	// the read.
+	h := sha256.New()
+	for _, p := range ps {
+		h.Write([]byte(p.Name + "\x00" + p.YAML + "\x00"))
+	}
+	var sum [32]byte
+	h.Sum(sum[:0])
+	now := s.now()
+	s.bundleMu.Lock()
+	cached := s.bundle
+	s.bundleMu.Unlock()
+	if cached != nil && cached.sum == sum && now.Sub(cached.at) >= 0 && now.Sub(cached.at) < time.Minute {
+		return http.StatusOK, cached.out, nil
+	}
+	payload, err := json.Marshal(BundlePayload{Policies: ps, IssuedAt: now.UTC()})
 	if err != nil {
 		return 0, nil, err
 	}
@@ -286,11 +321,22 @@ func (s *Server) assessmentBundle(req *request) (int, any, error) {
 	if err != nil {
 		return 0, nil, errs.Wrap(errs.Unavailable, err, "cannot sign the check policies now")
 	}
-	sig, err := signed.Sign(key, chain, payload, s.now())
+	sig, err := signed.Sign(key, chain, payload, now)
 	if err != nil {
 		return 0, nil, err
 	}
-	return http.StatusOK, SignedBundle{Payload: payload, Signature: sig}, nil
+	out := SignedBundle{Payload: payload, Signature: sig}
+	s.bundleMu.Lock()
+	s.bundle = &signedBundle{sum: sum, at: now, out: out}
+	s.bundleMu.Unlock()
+	return http.StatusOK, out, nil
+}
+
+// signedBundle is the last bundle this server signed.
+type signedBundle struct {
+	sum [32]byte
+	at  time.Time
+	out SignedBundle
 }
 
 type resultsRequest struct {
@@ -456,6 +502,24 @@ func (s *Server) checkPolicyPut(req *request) (int, any, error) {
 	if p.Name != name {
 		return 0, nil, errs.E(errs.Invalid, "policy: the document names %q, the path %q", p.Name, name)
 	}
+	// What every agent accepts in one bundle (MaxBundlePolicies policies,
+	// MaxBundleBytes of YAML): a write past it would make every agent
+	// refuse the servers' policies.
+	stored, err := s.cfg.Records.Policies(req.Context())
+	if err != nil {
+		return 0, nil, err
+	}
+	total, count := len(src)+len(assess.Builtin()), 2
+	for _, o := range stored {
+		if o.Name != name {
+			total += len(o.YAML)
+			count++
+		}
+	}
+	if count > MaxBundlePolicies || total > MaxBundleBytes {
+		return 0, nil, errs.E(errs.Invalid, "policy: with it the servers would send %d policies, %d bytes: at most %d policies and %d bytes (what agents accept)",
+			count, total, MaxBundlePolicies, MaxBundleBytes)
+	}
 	rec, err := s.cfg.Records.PutPolicy(req.Context(), name, string(src), cas)
 	if err != nil {
 		return 0, nil, err
@@ -541,6 +605,18 @@ func parseExpiry(v string, now time.Time) (time.Time, error) {
 	return t.UTC(), nil
 }
 
+// attestWithdraw is DELETE /v1/compliance/attestations/{id}.
+func (s *Server) attestWithdraw(req *request) (int, any, error) {
+	id := req.PathValue("id")
+	if len(id) != 16 || strings.Trim(id, "0123456789abcdef") != "" {
+		return 0, nil, errs.E(errs.Invalid, "id: %q is not an attestation id (16 hex digits)", id)
+	}
+	if err := s.cfg.Records.WithdrawAttestation(req.Context(), id); err != nil {
+		return 0, nil, err
+	}
+	return http.StatusNoContent, nil, nil
+}
+
 type attestationsResponse struct {
 	Attestations []records.Attestation `json:"attestations"`
 }
@@ -567,6 +643,33 @@ func reportQuery(framework, zone string) (compliance.Framework, error) {
 	return fw, nil
 }
 
+// MaxEvaluations bounds the evaluations (status and reports) a server
+// runs at once; more wait their turn until their deadline.
+const MaxEvaluations = 2
+
+// evaluate reads the live state and evaluates fw over it, for zone ("":
+// the whole cluster), at most MaxEvaluations at once.
+func (s *Server) evaluate(ctx context.Context, fw compliance.Framework, zone string) (*compliance.Report, error) {
+	select {
+	case s.evaluations <- struct{}{}:
+		defer func() { <-s.evaluations }()
+	case <-ctx.Done():
+		return nil, errs.E(errs.Unavailable, "too many compliance evaluations at once on this server; try again")
+	}
+	st, err := s.cfg.Compliance.State(ctx)
+	if err != nil {
+		return nil, err
+	}
+	if zone != "" && !slices.ContainsFunc(st.Zones, func(z compliance.Zone) bool { return z.Name == zone }) {
+		return nil, errs.E(errs.NotFound, "zone %q does not exist", zone)
+	}
+	r, err := compliance.Evaluate(st, fw, zone)
+	if err != nil {
+		return nil, errs.Wrap(errs.Internal, err, "compliance evaluation")
+	}
+	return r, nil
+}
+
 // complianceStatus is GET /v1/compliance/status?framework=F[&zone=Z]: the
 // evaluation of the live state, unsigned.
 func (s *Server) complianceStatus(req *request) (int, any, error) {
@@ -575,13 +678,9 @@ func (s *Server) complianceStatus(req *request) (int, any, error) {
 	if err != nil {
 		return 0, nil, err
 	}
-	st, err := s.cfg.Compliance.State(req.Context())
+	r, err := s.evaluate(req.Context(), fw, q.Get("zone"))
 	if err != nil {
 		return 0, nil, err
-	}
-	r, err := compliance.Evaluate(st, fw, q.Get("zone"))
-	if err != nil {
-		return 0, nil, errs.E(errs.Invalid, "%v", err)
 	}
 	return http.StatusOK, r, nil
 }
@@ -610,13 +709,9 @@ func (s *Server) complianceReport(req *request) (int, any, error) {
 	if in.Format != "json" && in.Format != "html" {
 		return 0, nil, errs.E(errs.Invalid, "format: %q: want json or html", in.Format)
 	}
-	st, err := s.cfg.Compliance.State(req.Context())
+	r, err := s.evaluate(req.Context(), fw, in.Zone)
 	if err != nil {
 		return 0, nil, err
-	}
-	r, err := compliance.Evaluate(st, fw, in.Zone)
-	if err != nil {
-		return 0, nil, errs.E(errs.Invalid, "%v", err)
 	}
 	key, chain, err := s.cfg.Compliance.DocumentSigner()
 	if err != nil {

@@ -212,6 +212,12 @@ type Server struct {
 	// nodeLimit admits one inventory (and one result set per policy) per
 	// node per NodeReportInterval.
 	nodeLimit nodeLimiter
+	// evaluations holds a token per compliance evaluation running
+	// (MaxEvaluations).
+	evaluations chan struct{}
+	// bundle is the last signed bundle of check policies.
+	bundleMu sync.Mutex
+	bundle   *signedBundle
 	// decisionStreams counts the decision streams being served, and
 	// streamsByCaller each principal's (*atomic.Int64 by principal).
 	decisionStreams atomic.Int64
@@ -283,7 +289,7 @@ func New(cfg Config) *Server {
 	}
 	var b [6]byte
 	_, _ = rand.Read(b[:])
-	s := &Server{cfg: cfg, log: log, auth: new(authMethods), mux: http.NewServeMux(), now: cfg.Now, idBase: hex.EncodeToString(b[:]),
+	s := &Server{cfg: cfg, log: log, auth: new(authMethods), evaluations: make(chan struct{}, MaxEvaluations), mux: http.NewServeMux(), now: cfg.Now, idBase: hex.EncodeToString(b[:]),
 		entitySets: authz.NewEntityCache(entityCacheSets, entityCacheBytes)}
 	if cfg.RateLimit > 0 {
 		s.limiter = newLimiter(cfg.RateLimit, cfg.RateBurst)

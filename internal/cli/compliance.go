@@ -24,7 +24,7 @@ func newComplianceCmd(g *globals) *cobra.Command {
 		newCheckPolicyListCmd(g), newCheckPolicyShowCmd(g), newCheckPolicyWriteCmd(g), newCheckPolicyDeleteCmd(g))
 	return newGroupCmd("compliance", "Compliance reports (ISO/IEC 27001, IEC 62443-3-3) from live state, attestations, check policies",
 		newComplianceStatusCmd(g), newComplianceReportCmd(g), newComplianceVerifyCmd(g),
-		newComplianceAttestCmd(g), newComplianceAttestationsCmd(g), policy)
+		newComplianceAttestCmd(g), newComplianceAttestationsCmd(g), newComplianceWithdrawCmd(g), policy)
 }
 
 // frameworkFlag checks --framework.
@@ -311,6 +311,19 @@ func newComplianceAttestationsCmd(g *globals) *cobra.Command {
 				at.Created.Format("2006-01-02"), at.Expires.Format("2006-01-02")}, "\t")})
 		}
 		return writeTableRaw(cmd.OutOrStdout(), rows)
+	})
+	return cmd
+}
+
+func newComplianceWithdrawCmd(g *globals) *cobra.Command {
+	cmd := &cobra.Command{Use: "withdraw ID", Short: "Withdraw an attestation (its control waits for another; the records stay in the audit log)",
+		Args: args(cobra.ExactArgs(1))}
+	cmd.RunE = g.withClient(func(cmd *cobra.Command, c *client.Client, a []string) error {
+		if err := c.WithdrawAttestation(cmd.Context(), a[0]); err != nil {
+			return err
+		}
+		fmt.Fprintf(cmd.OutOrStdout(), "Withdrew attestation %s.\n", a[0])
+		return nil
 	})
 	return cmd
 }

@@ -135,6 +135,14 @@ func (c complianceState) State(ctx context.Context) (*compliance.State, error) {
 	if err != nil {
 		return nil, err
 	}
+	current := map[string]bool{api.BuiltinPolicyName: true}
+	stored, err := s.records.Policies(ctx)
+	if err != nil {
+		return nil, err
+	}
+	for _, p := range stored {
+		current[p.Name] = true
+	}
 	byNode := map[string][]records.Results{}
 	for _, r := range results {
 		byNode[r.Node] = append(byNode[r.Node], r)
@@ -156,13 +164,17 @@ func (c complianceState) State(ctx context.Context) (*compliance.State, error) {
 			cn.Enforcing = sum.Enforcement == "nftables"
 		}
 		for _, r := range byNode[n.Name] {
+			if !current[r.Policy] {
+				continue // a policy deleted since: its results no longer count
+			}
 			var rs []compliance.AssessmentResult
 			if err := json.Unmarshal(r.Results, &rs); err != nil {
 				return nil, err
 			}
 			cn.Assessment = append(cn.Assessment, rs...)
-			if r.RanAt.After(cn.AssessedAt) {
-				cn.AssessedAt = r.RanAt
+			// When the servers received them, not the node's own date.
+			if r.Received.After(cn.AssessedAt) {
+				cn.AssessedAt = r.Received
 			}
 		}
 		st.Nodes = append(st.Nodes, cn)
@@ -327,6 +339,7 @@ func (c complianceState) State(ctx context.Context) (*compliance.State, error) {
 	// Evidence: the record of the last write of each cited key, proved
 	// against the checkpoint.
 	proved := map[uint64]int{} // leaf index → position in st.Evidence
+	provable := make([]bool, len(st.Attestations))
 	for i, ct := range cites {
 		e, err := s.core.Get(ctx, ct.key)
 		if err != nil {
@@ -355,8 +368,19 @@ func (c complianceState) State(ctx context.Context) (*compliance.State, error) {
 		}
 		if j := slices.Index(attIdx, i); j >= 0 {
 			st.Attestations[j].AuditIndex = se.Index
+			provable[j] = true
 		}
 	}
+	// An attestation whose record cannot be proved against this checkpoint
+	// (archived, pruned, not yet covered) is left out: its control reads
+	// as waiting for an attestation rather than failing the evaluation.
+	kept := st.Attestations[:0]
+	for j, a := range st.Attestations {
+		if provable[j] {
+			kept = append(kept, a)
+		}
+	}
+	st.Attestations = kept
 	return st, nil
 }
 

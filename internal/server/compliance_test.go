@@ -236,6 +236,21 @@ func TestCheckPoliciesAndAttestations(t *testing.T) {
 			t.Fatalf("%s: %s after its attestation", manual, c.Status)
 		}
 	}
+	// Withdrawn, the control waits for an attestation again.
+	h.want(h.do("DELETE", "/v1/compliance/attestations/"+a["id"].(string), root, nil), 204)
+	h.want(h.do("DELETE", "/v1/compliance/attestations/"+a["id"].(string), root, nil), 404)
+	var after compliance.Report
+	if err := json.Unmarshal(h.want(h.do("GET", "/v1/compliance/status?framework=iso27001", root, nil), 200).body, &after); err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range after.Controls {
+		if compliance.Qualified(compliance.ISO27001, c.ID) == manual && c.Status != "manual" {
+			t.Fatalf("%s: %s after its attestation was withdrawn", manual, c.Status)
+		}
+	}
+	// An unknown zone is 404, a bad framework 400.
+	h.want(h.do("GET", "/v1/compliance/status?framework=iso27001&zone=nowhere", root, nil), 404)
+	h.want(h.do("GET", "/v1/compliance/status?framework=pci", root, nil), 400)
 }
 
 // TestComplianceReportSigned: a report is signed by the server, verifies

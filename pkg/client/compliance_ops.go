@@ -112,6 +112,12 @@ func (c *Client) Attest(ctx context.Context, control, text, expires string) (Att
 	return out, err
 }
 
+// WithdrawAttestation deletes attestation id.
+func (c *Client) WithdrawAttestation(ctx context.Context, id string) error {
+	_, err := c.do(ctx, http.MethodDelete, "/v1/compliance/attestations/"+url.PathEscape(id), nil, nil)
+	return err
+}
+
 // Attestations lists attestations (of one control when control is set).
 func (c *Client) Attestations(ctx context.Context, control string) ([]Attestation, error) {
 	var out struct {

@@ -377,6 +377,22 @@ func (s *Service) Attest(ctx context.Context, a Attestation) (*Attestation, erro
 // of the attestation's record.
 func AttestationKey(a Attestation) string { return prefixAttest + a.Control + "/" + a.ID }
 
+// WithdrawAttestation deletes attestation id: its control no longer
+// rests on it (its audit records stay).
+func (s *Service) WithdrawAttestation(ctx context.Context, id string) error {
+	es, err := s.st.ListKeys(ctx, prefixAttest, 0)
+	if err != nil {
+		return err
+	}
+	for _, e := range es {
+		if strings.HasSuffix(e.Key, "/"+id) {
+			_, err := s.st.Txn(ctx, kv.Txn{Conds: []kv.Cond{{Key: e.Key, Version: e.Version}}, Ops: []kv.Op{{Type: kv.OpDelete, Key: e.Key}}})
+			return err
+		}
+	}
+	return errs.E(errs.NotFound, "no attestation %s", id)
+}
+
 // Attestations returns the attestations, of every control when control is
 // empty.
 func (s *Service) Attestations(ctx context.Context, control string) ([]Attestation, error) {
