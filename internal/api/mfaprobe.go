@@ -17,7 +17,8 @@ type ProbeUser struct {
 	Groups []string
 }
 
-// MFAProbeLimit bounds the users one probe asks about.
+// MFAProbeLimit bounds the users one probe asks about (stand-ins for
+// groups come on top).
 const MFAProbeLimit = 1000
 
 // zoneActions are the actions on a zone's nodes that the probe asks
@@ -26,8 +27,8 @@ func zoneActions() []string {
 	return []string{authz.ActionNodeRead, authz.ActionNodeRevoke, authz.ActionNodeList, authz.ActionInventoryRead}
 }
 
-// ProbeMFA asks the warden store's policies, for each of users (at most
-// MFAProbeLimit), whether a session without a second factor
+// ProbeMFA asks the warden store's policies, for each of users (the
+// caller bounds them: MFAProbeLimit users and a stand-in per group), whether a session without a second factor
 // (context.auth.mfa false, logged in by password) may act on a node of
 // zone. It returns the user/action pairs that may, as "user: action" (at
 // most 10), and how many users it asked about. None means the policies
@@ -40,10 +41,7 @@ func (s *Server) ProbeMFA(ctx context.Context, zone string, users []ProbeUser) (
 		"mfa_method": types.String(""), "time": types.Long(s.now().Unix())})
 	reqCtx := types.NewRecord(types.RecordMap{"source_ip": types.String("127.0.0.1"), "mtls": types.False,
 		"time": types.Long(s.now().Unix()), "auth": auth})
-	for i, u := range users {
-		if i == MFAProbeLimit {
-			break
-		}
+	for _, u := range users {
 		asked++
 		uid := types.NewEntityUID(authz.TypeUser, types.String(u.Name))
 		ents := []types.Entity{node}

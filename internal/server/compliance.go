@@ -236,12 +236,6 @@ func (c complianceState) State(ctx context.Context) (*compliance.State, error) {
 		}
 	}
 
-	// People.
-	pp, err := c.people(ctx, zones)
-	if err != nil {
-		return nil, err
-	}
-	st.People = pp
 
 	// Governance.
 	dual, err := s.approvals.svc.Enabled()
@@ -265,6 +259,14 @@ func (c complianceState) State(ctx context.Context) (*compliance.State, error) {
 		}
 	}
 	st.Governance.Roles = len(roles)
+
+	// People, with the groups the policies name.
+	groups := slices.Sorted(maps.Keys(roles))
+	pp, err := c.people(ctx, zones, groups)
+	if err != nil {
+		return nil, err
+	}
+	st.People = pp
 
 	// PKI: the root's key is destroyed at init (docs/security.md).
 	st.PKI = compliance.PKI{NodeCertTTL: authority.DefaultCertTTL, CRL: true, OCSP: true, RevokedOnRemove: s.cn != nil}
@@ -384,6 +386,9 @@ func (c complianceState) State(ctx context.Context) (*compliance.State, error) {
 	return st, nil
 }
 
+// LastEventsTimeout bounds the event-stream lookups of one evaluation.
+const LastEventsTimeout = 5 * time.Second
+
 // lastEvents sets each node's LastEventAt from the event stream (at most
 // 16 lookups at a time; none without an event plane).
 func (c complianceState) lastEvents(ctx context.Context, nodes []compliance.Node) {
@@ -391,6 +396,11 @@ func (c complianceState) lastEvents(ctx context.Context, nodes []compliance.Node
 		return
 	}
 	p := c.s.events.p
+	// Bounded in time as a whole: a stream that does not answer (a
+	// JetStream election) leaves the remaining nodes without a time,
+	// which the checks read as not reporting.
+	ctx, cancel := context.WithTimeout(ctx, LastEventsTimeout)
+	defer cancel()
 	sem := make(chan struct{}, 16)
 	var wg sync.WaitGroup
 	for i := range nodes {
@@ -422,14 +432,24 @@ func (c complianceState) checkpoint(ctx context.Context) ([]byte, []string, erro
 // people is the state of users: counts, second factors, and per zone
 // whether the policies let a person without a second factor act on the
 // zone's nodes (api.Server.ProbeMFA).
-func (c complianceState) people(ctx context.Context, zones []authority.Zone) (compliance.People, error) {
+func (c complianceState) people(ctx context.Context, zones []authority.Zone, policyGroups []string) (compliance.People, error) {
 	s := c.s
 	pp := compliance.People{RequireMFAGroups: s.cfg.RequireMFAGroups, PasswordHash: "argon2id",
 		MinPasswordLength: users.MinPasswordRunes, Lockout: true, SessionIdle: s.cfg.SessionIdle, ZoneMFA: map[string]compliance.MFAProbe{}}
 	if pp.SessionIdle == 0 {
 		pp.SessionIdle = identity.DefaultSessionIdle
 	}
+	// Who is asked: every enabled user not in a group that requires a
+	// second factor at login (their sessions always have one), then one
+	// stand-in per group the policies name and one in no group, so that
+	// a policy granting a group (or everyone) is seen even before anyone
+	// is in it. Users past MFAProbeLimit are not asked: the zone then
+	// counts as not requiring MFA (fail closed).
+	requires := func(groups []string) bool {
+		return slices.ContainsFunc(groups, func(g string) bool { return slices.Contains(s.cfg.RequireMFAGroups, g) })
+	}
 	var probe []api.ProbeUser
+	truncated := false
 	after := ""
 	for {
 		us, next, err := s.users.List(ctx, after, 1000)
@@ -441,14 +461,25 @@ func (c complianceState) people(ctx context.Context, zones []authority.Zone) (co
 			if u.TOTP != nil || len(u.Passkeys) > 0 {
 				pp.WithMFA++
 			}
-			if !u.Disabled && len(probe) < api.MFAProbeLimit {
+			if u.Disabled || requires(u.Groups) {
+				continue
+			}
+			if len(probe) < api.MFAProbeLimit {
 				probe = append(probe, api.ProbeUser{Name: u.Name, Groups: u.Groups})
+			} else {
+				truncated = true
 			}
 		}
 		if next == "" {
 			break
 		}
 		after = next
+	}
+	probe = append(probe, api.ProbeUser{Name: "compliance-probe (in no group)"})
+	for _, g := range policyGroups {
+		if !requires([]string{g}) {
+			probe = append(probe, api.ProbeUser{Name: "compliance-probe (in group " + g + ")", Groups: []string{g}})
+		}
 	}
 	if cfg, err := s.api.OIDCConfigured(ctx); err == nil {
 		pp.OIDC = cfg
@@ -458,11 +489,14 @@ func (c complianceState) people(ctx context.Context, zones []authority.Zone) (co
 		if err != nil {
 			return pp, err
 		}
-		p := compliance.MFAProbe{Required: len(allowed) == 0}
-		if len(allowed) > 0 {
+		p := compliance.MFAProbe{Required: len(allowed) == 0 && !truncated}
+		switch {
+		case len(allowed) > 0:
 			p.Examples = allowed
-		} else if asked > 0 {
-			p.Examples = []string{"asked about " + strconv.Itoa(asked) + " users: none may act on the zone's nodes without a second factor"}
+		case truncated:
+			p.Examples = []string{"more than " + strconv.Itoa(api.MFAProbeLimit) + " users: not all were asked, so a second factor is not shown to be required"}
+		default:
+			p.Examples = []string{"asked about " + strconv.Itoa(asked) + " users and group stand-ins: none may act on the zone's nodes without a second factor"}
 		}
 		pp.ZoneMFA[z.Name] = p
 	}
@@ -525,9 +559,17 @@ func (s *Server) evaluateCompliance(ctx context.Context) error {
 		for _, c := range r.Controls {
 			cur[c.ID] = c.Status
 		}
-		for _, z := range r.Zones {
-			for _, g := range z.BelowTarget {
-				cur["zone "+z.Name+" "+g.Requirement] = compliance.StatusFail
+		if fw == compliance.IEC62443 {
+			// Every requirement of every zone, passing or not, so that a
+			// zone's requirement that regresses is seen the first time.
+			for _, z := range st.Zones {
+				rz, err := compliance.Evaluate(st, fw, z.Name)
+				if err != nil {
+					return err
+				}
+				for _, c := range rz.Controls {
+					cur["zone "+z.Name+" "+c.ID] = c.Status
+				}
 			}
 		}
 		prev, version, err := s.records.ControlStates(ctx, string(fw))
@@ -541,12 +583,6 @@ func (s *Server) evaluateCompliance(ctx context.Context) error {
 					ev["warden.zone"], ev["warden.control"] = zone, req
 				}
 				s.emitter.Emit(api.ActionComplianceRegression, ev)
-			}
-		}
-		// Zone gaps that closed count as passing now.
-		for k, was := range prev.Statuses {
-			if _, ok := cur[k]; !ok && strings.HasPrefix(k, "zone ") && was == compliance.StatusFail {
-				cur[k] = compliance.StatusPass
 			}
 		}
 		if maps.Equal(prev.Statuses, cur) {
