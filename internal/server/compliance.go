@@ -236,7 +236,6 @@ func (c complianceState) State(ctx context.Context) (*compliance.State, error) {
 		}
 	}
 
-
 	// Governance.
 	dual, err := s.approvals.svc.Enabled()
 	if err != nil {
