@@ -19,6 +19,7 @@ import (
 	"os"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -449,6 +450,141 @@ func TestAssessTamperedCacheRefused(t *testing.T) {
 	a.step(context.Background())
 	if a.cached != nil || len(fa.ran()) != 0 {
 		t.Fatalf("a tampered cache ran: %q", fa.ran())
+	}
+}
+
+// TestAssessBundleExpiredSignerRefused: a fetched bundle is verified at
+// the agent's clock, not at its SignedAt: one signed by a server
+// certificate that expired 5 minutes ago is refused although SignedAt
+// (6 minutes ago, within MaxBundleSkew) was inside the certificate's life.
+func TestAssessBundleExpiredSignerRefused(t *testing.T) {
+	ca := newComplianceCA(t, "example.org")
+	cs := newComplianceServer(t, ca)
+	// Valid until 5 minutes before now.
+	oldKey, oldChain := issue(t, ca.inter, "spiffe://example.org/server/s2", ca.now.Add(-65*time.Minute), time.Hour)
+	b := signBundle(t, oldKey, oldChain, ca.now.Add(-6*time.Minute), policy("linux-baseline", "evil\n"))
+	roots, err := caRoots(ca.caFile)()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := verifyBundle(b, roots); err != nil {
+		t.Fatalf("at its SignedAt the bundle verifies, or this test proves nothing: %v", err)
+	}
+
+	cs.setBundle(b)
+	fa := &fakeAssessor{}
+	a := newRunner(t, ca, fa, &fakeClock{t: ca.now}, cs.URL)
+	a.step(context.Background())
+	if got := fa.ran(); len(got) != 0 {
+		t.Fatalf("a bundle signed by an expired certificate ran: %q", got)
+	}
+	if _, err := os.Stat(filepath.Join(ca.dataDir, AssessmentBundleFile)); !os.IsNotExist(err) {
+		t.Errorf("a refused bundle was cached: %v", err)
+	}
+	if err := a.adopt(b); err == nil || !strings.Contains(err.Error(), "expired") {
+		t.Errorf("adopt: %v, want the certificate expired", err)
+	}
+}
+
+// TestAssessBundleClockSkewRefused: a fetched bundle signed more than
+// MaxBundleSkew from the agent's clock, or issued more than that ahead of
+// it, is refused, saying which time and by how much; the cached bundle
+// keeps running, and a later genuine bundle is still adopted (one dated in
+// the future would have made the agent refuse it as older).
+func TestAssessBundleClockSkewRefused(t *testing.T) {
+	ca := newComplianceCA(t, "example.org")
+	cs := newComplianceServer(t, ca)
+	now := ca.now
+	cs.setBundle(signBundle(t, ca.serverKey, ca.serverChain, now, policy("linux-baseline", "genuine\n")))
+	fa := &fakeAssessor{}
+	clock := &fakeClock{t: now}
+	a := newRunner(t, ca, fa, clock, cs.URL)
+	a.step(context.Background())
+	cached, err := os.ReadFile(filepath.Join(ca.dataDir, AssessmentBundleFile))
+	if err != nil {
+		t.Fatal(err)
+	}
+
+	evil := policy("linux-baseline", "evil\n")
+	for _, tc := range []struct {
+		name               string
+		signedAt, issuedAt time.Time
+		want               string
+	}{
+		{"signed an hour ahead", now.Add(time.Hour), now, "signed_at " + now.Add(time.Hour).Format(time.RFC3339) + " is 1h0m0s ahead of the agent's clock"},
+		{"signed an hour behind", now.Add(-time.Hour), now, "signed_at " + now.Add(-time.Hour).Format(time.RFC3339) + " is 1h0m0s behind the agent's clock"},
+		{"issued an hour ahead", now, now.Add(time.Hour), "issued_at " + now.Add(time.Hour).Format(time.RFC3339) + " is 1h0m0s ahead of the agent's clock"},
+		{"both an hour ahead", now.Add(time.Hour), now.Add(time.Hour), "1h0m0s ahead of the agent's clock"},
+		{"signed just over the bound", now.Add(MaxBundleSkew + time.Second), now, "10m1s ahead"},
+		{"issued just over the bound", now, now.Add(MaxBundleSkew + time.Second), "issued_at"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			b := signBundleAt(t, ca.serverKey, ca.serverChain, tc.signedAt, tc.issuedAt, evil)
+			cs.setBundle(b)
+			a.step(context.Background())
+			if got := fa.ran(); got[len(got)-1] != "linux-baseline: genuine\n" {
+				t.Fatalf("ran %q, want the cached bundle", got)
+			}
+			if again, _ := os.ReadFile(filepath.Join(ca.dataDir, AssessmentBundleFile)); !bytes.Equal(again, cached) {
+				t.Fatal("the refused bundle replaced the cached one")
+			}
+			if err := a.adopt(b); err == nil || !strings.Contains(err.Error(), tc.want) {
+				t.Fatalf("adopt: %v, want %q", err, tc.want)
+			}
+		})
+	}
+
+	// At the bound, either way for signed_at, is accepted.
+	roots, err := caRoots(ca.caFile)()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, at := range [][2]time.Time{{now.Add(MaxBundleSkew), now.Add(MaxBundleSkew)}, {now.Add(-MaxBundleSkew), now.Add(-time.Hour)}} {
+		if _, err := verifyFetchedBundle(signBundleAt(t, ca.serverKey, ca.serverChain, at[0], at[1], evil), roots, now); err != nil {
+			t.Errorf("signed at %s, issued at %s: %v", at[0], at[1], err)
+		}
+	}
+
+	// Later, a genuine bundle is adopted.
+	clock.add(5 * time.Minute)
+	cs.setBundle(signBundle(t, ca.serverKey, ca.serverChain, clock.now(), policy("linux-baseline", "genuine 2\n")))
+	a.step(context.Background())
+	if got := fa.ran(); got[len(got)-1] != "linux-baseline: genuine 2\n" {
+		t.Fatalf("ran %q, want the later genuine bundle", got)
+	}
+}
+
+// TestAssessCachedBundleExpiredSignerLoads: the cached bundle is verified
+// at its SignedAt when loaded: a bundle fetched while its server's
+// certificate was valid still runs offline after the certificate expired,
+// though fetched now it would be refused.
+func TestAssessCachedBundleExpiredSignerLoads(t *testing.T) {
+	ca := newComplianceCA(t, "example.org")
+	cs := newComplianceServer(t, ca)
+	// Valid from 3 hours before now until 2 hours before now.
+	oldKey, oldChain := issue(t, ca.inter, "spiffe://example.org/server/s2", ca.now.Add(-3*time.Hour), time.Hour)
+	then := ca.now.Add(-150 * time.Minute)
+	b := signBundle(t, oldKey, oldChain, then, policy("linux-baseline", "p\n"))
+	cs.setBundle(b)
+	fa := &fakeAssessor{}
+	a := newRunner(t, ca, fa, &fakeClock{t: then}, cs.URL)
+	a.step(context.Background())
+	if got := fa.ran(); len(got) != 1 {
+		t.Fatalf("fetched while the certificate was valid: ran %q", got)
+	}
+
+	clock := &fakeClock{t: ca.now}
+	r := newRunner(t, ca, fa, clock, deadAddress(t))
+	r.loadCached()
+	if r.cached == nil {
+		t.Fatal("the cached bundle did not load")
+	}
+	r.step(context.Background())
+	if got := fa.ran(); len(got) != 2 || got[1] != "linux-baseline: p\n" {
+		t.Fatalf("offline after the certificate expired: ran %q", got)
+	}
+	if err := r.adopt(b); err == nil || !strings.Contains(err.Error(), "expired") {
+		t.Errorf("the same bundle fetched now: %v, want refused", err)
 	}
 }
 
