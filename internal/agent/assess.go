@@ -27,6 +27,15 @@ const DefaultAssessmentInterval = time.Hour
 // verified again when loaded, and run while no server answers.
 const AssessmentBundleFile = "assessment-bundle.json"
 
+// MaxBundleSkew bounds how far a fetched bundle's times may be from the
+// agent's clock: its signature's SignedAt either way, its payload's
+// issued_at ahead. A server signs the bundle when it serves it, so a
+// bundle dated further from the agent's clock is replayed, or signed by
+// a server whose clock is wrong, or forged with the key of a certificate
+// that expired: adopted, a bundle dated in the future would make the
+// agent refuse every genuine one as older until that date.
+const MaxBundleSkew = 10 * time.Minute
+
 // Bounds of a bundle's content.
 const (
 	maxAssessPolicies = 64
@@ -63,17 +72,60 @@ type bundle struct {
 // errOlderBundle refuses a bundle issued before the one the agent runs.
 var errOlderBundle = errors.New("the bundle was issued before the one this agent runs")
 
-// verifyBundle checks a bundle's signature against roots (a server's
+// verifyBundle checks the signature of a bundle loaded from the cache,
+// with the chain at its SignedAt: the server's certificate may have
+// expired since the bundle was fetched, when verifyFetchedBundle checked
+// it against the clock. Then it decodes the payload strictly.
+func verifyBundle(sa *client.SignedAssessment, roots *x509.CertPool) (*bundle, error) {
+	return decodeBundle(sa, func(payload []byte, sig *signed.Signature) error {
+		_, err := signed.Verify(payload, sig, roots, signed.ServerSigner)
+		return err
+	})
+}
+
+// verifyFetchedBundle checks the signature of a bundle a server just sent
+// with the chain at now, the agent's clock, and refuses it when its
+// SignedAt or issued_at is off that clock by more than MaxBundleSkew.
+func verifyFetchedBundle(sa *client.SignedAssessment, roots *x509.CertPool, now time.Time) (*bundle, error) {
+	b, err := decodeBundle(sa, func(payload []byte, sig *signed.Signature) error {
+		if _, err := signed.VerifyAt(payload, sig, roots, signed.ServerSigner, now); err != nil {
+			return err
+		}
+		if d := sig.SignedAt.Sub(now); d > MaxBundleSkew || d < -MaxBundleSkew {
+			return fmt.Errorf("signed_at %s is %s the agent's clock (%s); at most %s either way",
+				sig.SignedAt.UTC().Format(time.RFC3339), offset(d), now.UTC().Format(time.RFC3339), MaxBundleSkew)
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	if d := b.policies.IssuedAt.Sub(now); d > MaxBundleSkew {
+		return nil, fmt.Errorf("assessment bundle: issued_at %s is %s the agent's clock (%s); at most %s ahead",
+			b.policies.IssuedAt.UTC().Format(time.RFC3339), offset(d), now.UTC().Format(time.RFC3339), MaxBundleSkew)
+	}
+	return b, nil
+}
+
+// offset says how far ahead of (d > 0) or behind a clock a time is.
+func offset(d time.Duration) string {
+	if d < 0 {
+		return d.Abs().Round(time.Second).String() + " behind"
+	}
+	return d.Round(time.Second).String() + " ahead of"
+}
+
+// decodeBundle checks a bundle's signature with verify (a server's
 // cluster certificate, chained to the CA the agent enrolled with) and
 // then decodes its payload strictly.
-func verifyBundle(sa *client.SignedAssessment, roots *x509.CertPool) (*bundle, error) {
+func decodeBundle(sa *client.SignedAssessment, verify func(payload []byte, sig *signed.Signature) error) (*bundle, error) {
 	if sa == nil || sa.Signature == nil || len(sa.Payload) == 0 {
 		return nil, errors.New("assessment bundle: no payload or no signature")
 	}
 	if len(sa.Payload) > maxBundleBytes {
 		return nil, fmt.Errorf("assessment bundle: %d bytes; at most %d", len(sa.Payload), maxBundleBytes)
 	}
-	if _, err := signed.Verify(sa.Payload, sa.Signature, roots, signed.ServerSigner); err != nil {
+	if err := verify(sa.Payload, sa.Signature); err != nil {
 		return nil, fmt.Errorf("assessment bundle: %w", err)
 	}
 	dec := json.NewDecoder(bytes.NewReader(sa.Payload))
@@ -122,7 +174,9 @@ type assessRunner struct {
 }
 
 // loadCached reads the cached bundle from the data dir and verifies it
-// again (a file changed behind the agent's back is not run).
+// again (a file changed behind the agent's back is not run), with the
+// chain at the bundle's SignedAt: it was checked against the clock when
+// it was fetched, and the server's certificate may have expired since.
 func (a *assessRunner) loadCached() {
 	data, err := os.ReadFile(filepath.Join(a.dataDir, AssessmentBundleFile))
 	if errors.Is(err, os.ErrNotExist) {
@@ -183,13 +237,14 @@ func (a *assessRunner) fetch(ctx context.Context) bool {
 	return false
 }
 
-// adopt verifies sa and makes it the bundle the agent runs, cached 0600.
+// adopt verifies sa, just fetched, at the agent's clock and makes it the
+// bundle the agent runs, cached 0600.
 func (a *assessRunner) adopt(sa *client.SignedAssessment) error {
 	roots, err := a.roots()
 	if err != nil {
 		return err
 	}
-	b, err := verifyBundle(sa, roots)
+	b, err := verifyFetchedBundle(sa, roots, a.now())
 	if err != nil {
 		return err
 	}

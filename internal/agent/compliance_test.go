@@ -19,6 +19,7 @@ import (
 	"os"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -32,6 +33,7 @@ import (
 // complianceCA is a cluster CA with a server certificate (which signs
 // bundles and serves TLS) and a node certificate in a data dir.
 type complianceCA struct {
+	now         time.Time // when the fixture was made: the certificates are valid for a day from it, the CAs from a day before
 	root, inter *pki.CA
 	caFile      string
 	dataDir     string
@@ -41,7 +43,9 @@ type complianceCA struct {
 	nodeChain   []*x509.Certificate
 }
 
-func issue(t *testing.T, ca *pki.CA, id string, ips ...net.IP) (crypto.Signer, []*x509.Certificate) {
+// issue makes a key and a certificate for id, valid from now (less
+// pki.Backdate) for ttl.
+func issue(t *testing.T, ca *pki.CA, id string, now time.Time, ttl time.Duration, ips ...net.IP) (crypto.Signer, []*x509.Certificate) {
 	t.Helper()
 	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	if err != nil {
@@ -55,7 +59,7 @@ func issue(t *testing.T, ca *pki.CA, id string, ips ...net.IP) (crypto.Signer, [
 	if err != nil {
 		t.Fatal(err)
 	}
-	c, err := ca.Issue(pki.IssueRequest{CSR: csr, SPIFFEID: id, IPs: ips, TTL: time.Hour})
+	c, err := ca.Issue(pki.IssueRequest{CSR: csr, SPIFFEID: id, IPs: ips, TTL: ttl, Now: now})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -64,21 +68,24 @@ func issue(t *testing.T, ca *pki.CA, id string, ips ...net.IP) (crypto.Signer, [
 
 func newComplianceCA(t *testing.T, td string) *complianceCA {
 	t.Helper()
-	root, err := pki.NewRootCA(pki.CAOptions{CommonName: "root", TrustDomain: td})
+	// The TLS certificates are checked at the real clock; the fixture's
+	// clocks start from it.
+	now := time.Now().UTC().Truncate(time.Second)
+	root, err := pki.NewRootCA(pki.CAOptions{CommonName: "root", TrustDomain: td, Now: now.Add(-24 * time.Hour)})
 	if err != nil {
 		t.Fatal(err)
 	}
-	inter, err := pki.NewIntermediateCA(root, pki.CAOptions{CommonName: "inter", TrustDomain: td})
+	inter, err := pki.NewIntermediateCA(root, pki.CAOptions{CommonName: "inter", TrustDomain: td, Now: now.Add(-24 * time.Hour)})
 	if err != nil {
 		t.Fatal(err)
 	}
-	f := &complianceCA{root: root, inter: inter, dataDir: t.TempDir()}
+	f := &complianceCA{now: now, root: root, inter: inter, dataDir: t.TempDir()}
 	f.caFile = filepath.Join(t.TempDir(), "ca.pem")
 	if err := os.WriteFile(f.caFile, pki.Bundle(root.Cert), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	f.serverKey, f.serverChain = issue(t, inter, "spiffe://"+td+"/server/s1", net.ParseIP("127.0.0.1"))
-	f.nodeKey, f.nodeChain = issue(t, inter, "spiffe://"+td+"/node/web-1")
+	f.serverKey, f.serverChain = issue(t, inter, "spiffe://"+td+"/server/s1", now, 24*time.Hour, net.ParseIP("127.0.0.1"))
+	f.nodeKey, f.nodeChain = issue(t, inter, "spiffe://"+td+"/node/web-1", now, 24*time.Hour)
 	keyDER, err := x509.MarshalPKCS8PrivateKey(f.nodeKey)
 	if err != nil {
 		t.Fatal(err)
@@ -92,14 +99,22 @@ func newComplianceCA(t *testing.T, td string) *complianceCA {
 	return f
 }
 
-// bundle signs policies issued at issuedAt with key and chain.
-func signBundle(t *testing.T, key crypto.Signer, chain []*x509.Certificate, issuedAt time.Time, policies ...client.AssessmentPolicy) *client.SignedAssessment {
+// signBundle signs policies with key and chain as a server does, issued
+// and signed at the same time at.
+func signBundle(t *testing.T, key crypto.Signer, chain []*x509.Certificate, at time.Time, policies ...client.AssessmentPolicy) *client.SignedAssessment {
+	t.Helper()
+	return signBundleAt(t, key, chain, at, at, policies...)
+}
+
+// signBundleAt signs policies issued at issuedAt with key and chain, the
+// signature made at signedAt.
+func signBundleAt(t *testing.T, key crypto.Signer, chain []*x509.Certificate, signedAt, issuedAt time.Time, policies ...client.AssessmentPolicy) *client.SignedAssessment {
 	t.Helper()
 	payload, err := json.Marshal(client.AssessmentPolicies{Policies: policies, IssuedAt: issuedAt})
 	if err != nil {
 		t.Fatal(err)
 	}
-	sig, err := signed.Sign(key, chain, payload, time.Now())
+	sig, err := signed.Sign(key, chain, payload, signedAt)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -269,10 +284,10 @@ func policy(name, yaml string) client.AssessmentPolicy {
 func TestAssessBundleVerifiedCachedAndRun(t *testing.T) {
 	ca := newComplianceCA(t, "example.org")
 	cs := newComplianceServer(t, ca)
-	issued := time.Date(2026, 3, 1, 10, 0, 0, 0, time.UTC)
+	issued := ca.now
 	cs.setBundle(signBundle(t, ca.serverKey, ca.serverChain, issued, policy("linux-baseline", "policy: linux-baseline\n"), policy("extra", "policy: extra\n")))
 	fa := &fakeAssessor{}
-	clock := &fakeClock{t: issued.Add(time.Hour)}
+	clock := &fakeClock{t: issued.Add(time.Minute)}
 	a := newRunner(t, ca, fa, clock, cs.URL)
 	a.loadCached()
 	a.step(context.Background())
@@ -307,7 +322,7 @@ func TestAssessBadSignatureRefused(t *testing.T) {
 	ca := newComplianceCA(t, "example.org")
 	other := newComplianceCA(t, "example.org")
 	cs := newComplianceServer(t, ca)
-	issued := time.Date(2026, 3, 1, 10, 0, 0, 0, time.UTC)
+	issued := ca.now
 	tampered := signBundle(t, ca.serverKey, ca.serverChain, issued, policy("linux-baseline", "policy: linux-baseline\n"))
 	tampered.Payload = bytes.Replace(tampered.Payload, []byte("linux-baseline\\n"), []byte("evil\\n"), 1)
 	for name, b := range map[string]*client.SignedAssessment{
@@ -339,17 +354,20 @@ func TestAssessBadSignatureRefused(t *testing.T) {
 func TestAssessOlderBundleRefused(t *testing.T) {
 	ca := newComplianceCA(t, "example.org")
 	cs := newComplianceServer(t, ca)
-	issued := time.Date(2026, 3, 1, 10, 0, 0, 0, time.UTC)
+	issued := ca.now
 	cs.setBundle(signBundle(t, ca.serverKey, ca.serverChain, issued, policy("linux-baseline", "new\n")))
 	fa := &fakeAssessor{}
-	a := newRunner(t, ca, fa, &fakeClock{t: issued}, cs.URL)
+	clock := &fakeClock{t: issued}
+	a := newRunner(t, ca, fa, clock, cs.URL)
 	a.step(context.Background())
 	cached, err := os.ReadFile(filepath.Join(ca.dataDir, AssessmentBundleFile))
 	if err != nil {
 		t.Fatal(err)
 	}
 
-	cs.setBundle(signBundle(t, ca.serverKey, ca.serverChain, issued.Add(-time.Hour), policy("linux-baseline", "old\n")))
+	// Within MaxBundleSkew of the agent's clock (a server whose clock is
+	// behind), but older than the bundle the agent runs.
+	cs.setBundle(signBundle(t, ca.serverKey, ca.serverChain, issued.Add(-5*time.Minute), policy("linux-baseline", "old\n")))
 	a.step(context.Background())
 	if got := fa.ran(); len(got) != 2 || got[1] != "linux-baseline: new\n" {
 		t.Fatalf("ran %q, want the newer bundle twice", got)
@@ -358,14 +376,15 @@ func TestAssessOlderBundleRefused(t *testing.T) {
 		t.Error("the older bundle replaced the cached one")
 	}
 	// A restarted agent remembers what it ran: the cache.
-	b := newRunner(t, ca, fa, &fakeClock{t: issued}, cs.URL)
+	b := newRunner(t, ca, fa, clock, cs.URL)
 	b.loadCached()
 	b.step(context.Background())
 	if got := fa.ran(); len(got) != 3 || got[2] != "linux-baseline: new\n" {
 		t.Fatalf("after a restart ran %q", got)
 	}
 	// A newer one is adopted.
-	cs.setBundle(signBundle(t, ca.serverKey, ca.serverChain, issued.Add(time.Hour), policy("linux-baseline", "newer\n")))
+	clock.add(time.Hour)
+	cs.setBundle(signBundle(t, ca.serverKey, ca.serverChain, clock.now(), policy("linux-baseline", "newer\n")))
 	b.step(context.Background())
 	if got := fa.ran(); got[len(got)-1] != "linux-baseline: newer\n" {
 		t.Fatalf("ran %q, want the newer bundle", got)
@@ -378,7 +397,7 @@ func TestAssessOlderBundleRefused(t *testing.T) {
 func TestAssessUnreachableRunsCached(t *testing.T) {
 	ca := newComplianceCA(t, "example.org")
 	cs := newComplianceServer(t, ca)
-	issued := time.Date(2026, 3, 1, 10, 0, 0, 0, time.UTC)
+	issued := ca.now
 	cs.setBundle(signBundle(t, ca.serverKey, ca.serverChain, issued, policy("linux-baseline", "p\n")))
 	fa := &fakeAssessor{}
 	clock := &fakeClock{t: issued}
@@ -406,6 +425,8 @@ func TestAssessUnreachableRunsCached(t *testing.T) {
 	}
 	b.servers = []string{dead, cs.URL}
 	clock.add(time.Hour)
+	// The server signs the bundle when it serves it.
+	cs.setBundle(signBundle(t, ca.serverKey, ca.serverChain, clock.now(), policy("linux-baseline", "p\n")))
 	b.step(context.Background())
 	rs := cs.gotResults()
 	if len(rs) != 2 || rs[1].Results[0].Message != "run 5" || len(b.pending) != 0 {
@@ -417,18 +438,153 @@ func TestAssessUnreachableRunsCached(t *testing.T) {
 // verify and is not run.
 func TestAssessTamperedCacheRefused(t *testing.T) {
 	ca := newComplianceCA(t, "example.org")
-	b := signBundle(t, ca.serverKey, ca.serverChain, time.Now(), policy("linux-baseline", "p\n"))
+	b := signBundle(t, ca.serverKey, ca.serverChain, ca.now, policy("linux-baseline", "p\n"))
 	b.Payload = bytes.Replace(b.Payload, []byte(`p\n`), []byte(`q\n`), 1)
 	raw, _ := json.Marshal(b)
 	if err := os.WriteFile(filepath.Join(ca.dataDir, AssessmentBundleFile), raw, 0o600); err != nil {
 		t.Fatal(err)
 	}
 	fa := &fakeAssessor{}
-	a := newRunner(t, ca, fa, &fakeClock{t: time.Now()}, deadAddress(t))
+	a := newRunner(t, ca, fa, &fakeClock{t: ca.now}, deadAddress(t))
 	a.loadCached()
 	a.step(context.Background())
 	if a.cached != nil || len(fa.ran()) != 0 {
 		t.Fatalf("a tampered cache ran: %q", fa.ran())
+	}
+}
+
+// TestAssessBundleExpiredSignerRefused: a fetched bundle is verified at
+// the agent's clock, not at its SignedAt: one signed by a server
+// certificate that expired 5 minutes ago is refused although SignedAt
+// (6 minutes ago, within MaxBundleSkew) was inside the certificate's life.
+func TestAssessBundleExpiredSignerRefused(t *testing.T) {
+	ca := newComplianceCA(t, "example.org")
+	cs := newComplianceServer(t, ca)
+	// Valid until 5 minutes before now.
+	oldKey, oldChain := issue(t, ca.inter, "spiffe://example.org/server/s2", ca.now.Add(-65*time.Minute), time.Hour)
+	b := signBundle(t, oldKey, oldChain, ca.now.Add(-6*time.Minute), policy("linux-baseline", "evil\n"))
+	roots, err := caRoots(ca.caFile)()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := verifyBundle(b, roots); err != nil {
+		t.Fatalf("at its SignedAt the bundle verifies, or this test proves nothing: %v", err)
+	}
+
+	cs.setBundle(b)
+	fa := &fakeAssessor{}
+	a := newRunner(t, ca, fa, &fakeClock{t: ca.now}, cs.URL)
+	a.step(context.Background())
+	if got := fa.ran(); len(got) != 0 {
+		t.Fatalf("a bundle signed by an expired certificate ran: %q", got)
+	}
+	if _, err := os.Stat(filepath.Join(ca.dataDir, AssessmentBundleFile)); !os.IsNotExist(err) {
+		t.Errorf("a refused bundle was cached: %v", err)
+	}
+	if err := a.adopt(b); err == nil || !strings.Contains(err.Error(), "expired") {
+		t.Errorf("adopt: %v, want the certificate expired", err)
+	}
+}
+
+// TestAssessBundleClockSkewRefused: a fetched bundle signed more than
+// MaxBundleSkew from the agent's clock, or issued more than that ahead of
+// it, is refused, saying which time and by how much; the cached bundle
+// keeps running, and a later genuine bundle is still adopted (one dated in
+// the future would have made the agent refuse it as older).
+func TestAssessBundleClockSkewRefused(t *testing.T) {
+	ca := newComplianceCA(t, "example.org")
+	cs := newComplianceServer(t, ca)
+	now := ca.now
+	cs.setBundle(signBundle(t, ca.serverKey, ca.serverChain, now, policy("linux-baseline", "genuine\n")))
+	fa := &fakeAssessor{}
+	clock := &fakeClock{t: now}
+	a := newRunner(t, ca, fa, clock, cs.URL)
+	a.step(context.Background())
+	cached, err := os.ReadFile(filepath.Join(ca.dataDir, AssessmentBundleFile))
+	if err != nil {
+		t.Fatal(err)
+	}
+
+	evil := policy("linux-baseline", "evil\n")
+	for _, tc := range []struct {
+		name               string
+		signedAt, issuedAt time.Time
+		want               string
+	}{
+		{"signed an hour ahead", now.Add(time.Hour), now, "signed_at " + now.Add(time.Hour).Format(time.RFC3339) + " is 1h0m0s ahead of the agent's clock"},
+		{"signed an hour behind", now.Add(-time.Hour), now, "signed_at " + now.Add(-time.Hour).Format(time.RFC3339) + " is 1h0m0s behind the agent's clock"},
+		{"issued an hour ahead", now, now.Add(time.Hour), "issued_at " + now.Add(time.Hour).Format(time.RFC3339) + " is 1h0m0s ahead of the agent's clock"},
+		{"both an hour ahead", now.Add(time.Hour), now.Add(time.Hour), "1h0m0s ahead of the agent's clock"},
+		{"signed just over the bound", now.Add(MaxBundleSkew + time.Second), now, "10m1s ahead"},
+		{"issued just over the bound", now, now.Add(MaxBundleSkew + time.Second), "issued_at"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			b := signBundleAt(t, ca.serverKey, ca.serverChain, tc.signedAt, tc.issuedAt, evil)
+			cs.setBundle(b)
+			a.step(context.Background())
+			if got := fa.ran(); got[len(got)-1] != "linux-baseline: genuine\n" {
+				t.Fatalf("ran %q, want the cached bundle", got)
+			}
+			if again, _ := os.ReadFile(filepath.Join(ca.dataDir, AssessmentBundleFile)); !bytes.Equal(again, cached) {
+				t.Fatal("the refused bundle replaced the cached one")
+			}
+			if err := a.adopt(b); err == nil || !strings.Contains(err.Error(), tc.want) {
+				t.Fatalf("adopt: %v, want %q", err, tc.want)
+			}
+		})
+	}
+
+	// At the bound, either way for signed_at, is accepted.
+	roots, err := caRoots(ca.caFile)()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, at := range [][2]time.Time{{now.Add(MaxBundleSkew), now.Add(MaxBundleSkew)}, {now.Add(-MaxBundleSkew), now.Add(-time.Hour)}} {
+		if _, err := verifyFetchedBundle(signBundleAt(t, ca.serverKey, ca.serverChain, at[0], at[1], evil), roots, now); err != nil {
+			t.Errorf("signed at %s, issued at %s: %v", at[0], at[1], err)
+		}
+	}
+
+	// Later, a genuine bundle is adopted.
+	clock.add(5 * time.Minute)
+	cs.setBundle(signBundle(t, ca.serverKey, ca.serverChain, clock.now(), policy("linux-baseline", "genuine 2\n")))
+	a.step(context.Background())
+	if got := fa.ran(); got[len(got)-1] != "linux-baseline: genuine 2\n" {
+		t.Fatalf("ran %q, want the later genuine bundle", got)
+	}
+}
+
+// TestAssessCachedBundleExpiredSignerLoads: the cached bundle is verified
+// at its SignedAt when loaded: a bundle fetched while its server's
+// certificate was valid still runs offline after the certificate expired,
+// though fetched now it would be refused.
+func TestAssessCachedBundleExpiredSignerLoads(t *testing.T) {
+	ca := newComplianceCA(t, "example.org")
+	cs := newComplianceServer(t, ca)
+	// Valid from 3 hours before now until 2 hours before now.
+	oldKey, oldChain := issue(t, ca.inter, "spiffe://example.org/server/s2", ca.now.Add(-3*time.Hour), time.Hour)
+	then := ca.now.Add(-150 * time.Minute)
+	b := signBundle(t, oldKey, oldChain, then, policy("linux-baseline", "p\n"))
+	cs.setBundle(b)
+	fa := &fakeAssessor{}
+	a := newRunner(t, ca, fa, &fakeClock{t: then}, cs.URL)
+	a.step(context.Background())
+	if got := fa.ran(); len(got) != 1 {
+		t.Fatalf("fetched while the certificate was valid: ran %q", got)
+	}
+
+	clock := &fakeClock{t: ca.now}
+	r := newRunner(t, ca, fa, clock, deadAddress(t))
+	r.loadCached()
+	if r.cached == nil {
+		t.Fatal("the cached bundle did not load")
+	}
+	r.step(context.Background())
+	if got := fa.ran(); len(got) != 2 || got[1] != "linux-baseline: p\n" {
+		t.Fatalf("offline after the certificate expired: ran %q", got)
+	}
+	if err := r.adopt(b); err == nil || !strings.Contains(err.Error(), "expired") {
+		t.Errorf("the same bundle fetched now: %v, want refused", err)
 	}
 }
 
@@ -439,7 +595,7 @@ func TestVerifyBundlePayload(t *testing.T) {
 		t.Fatal(err)
 	}
 	sign := func(payload string) *client.SignedAssessment {
-		sig, err := signed.Sign(ca.serverKey, ca.serverChain, []byte(payload), time.Now())
+		sig, err := signed.Sign(ca.serverKey, ca.serverChain, []byte(payload), ca.now)
 		if err != nil {
 			t.Fatal(err)
 		}

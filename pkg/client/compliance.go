@@ -40,7 +40,10 @@ func (c *Client) noRetries() *Client {
 // AssessmentPolicies exactly as a server signed it (base64 in JSON), and
 // Signature is signed.Sign's over those bytes by a server's cluster
 // certificate. Nothing in Payload may be trusted before
-// signed.Verify(Payload, Signature, roots, signed.ServerSigner) succeeded.
+// signed.VerifyAt(Payload, Signature, roots, signed.ServerSigner, now)
+// succeeded, and the agent checks its times against its clock
+// (internal/agent, MaxBundleSkew); a copy kept since is verified with
+// signed.Verify, at Signature.SignedAt.
 type SignedAssessment struct {
 	Payload   []byte            `json:"payload"`
 	Signature *signed.Signature `json:"signature"`

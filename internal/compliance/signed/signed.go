@@ -112,15 +112,35 @@ func ServerSigner(leaf *x509.Certificate) error {
 	return errors.New("signed: the signer is not a server of the cluster (no spiffe://…/server/ identity)")
 }
 
-// Verify checks sig over payload: the chain leads to one of roots (checked
-// at sig.SignedAt), role accepts the signer, and the signature is the
-// signer's. It returns the signer's certificate.
+// Verify checks sig over payload as VerifyAt does, with the chain checked
+// at sig.SignedAt: for documents verified offline (reports), whose
+// signer's certificate may have expired since. SignedAt is the signer's
+// word, not covered by the signature: a document received live from its
+// signer is verified with VerifyAt at the receiver's clock instead.
 func Verify(payload []byte, sig *Signature, roots *x509.CertPool, role Role) (*x509.Certificate, error) {
+	if sig == nil {
+		return nil, errors.New("signed: no signature")
+	}
+	if sig.SignedAt.IsZero() {
+		return nil, errors.New("signed: signed_at: missing")
+	}
+	return VerifyAt(payload, sig, roots, role, sig.SignedAt)
+}
+
+// VerifyAt checks sig over payload: the chain leads to one of roots,
+// every certificate valid at at, role accepts the signer, and the
+// signature is the signer's. It returns the signer's certificate.
+// sig.SignedAt must be set but is not otherwise checked: comparing it
+// with at is the caller's rule.
+func VerifyAt(payload []byte, sig *Signature, roots *x509.CertPool, role Role, at time.Time) (*x509.Certificate, error) {
 	if sig == nil {
 		return nil, errors.New("signed: no signature")
 	}
 	if roots == nil || role == nil {
 		return nil, errors.New("signed: roots and a role are required")
+	}
+	if at.IsZero() {
+		return nil, errors.New("signed: no time to verify the chain at")
 	}
 	if len(sig.Chain) == 0 || len(sig.Chain) > maxChain {
 		return nil, fmt.Errorf("signed: chain: want 1 to %d certificates, got %d", maxChain, len(sig.Chain))
@@ -140,7 +160,7 @@ func Verify(payload []byte, sig *Signature, roots *x509.CertPool, role Role) (*x
 		}
 		inter.AddCert(c)
 	}
-	if _, err := leaf.Verify(x509.VerifyOptions{Roots: roots, Intermediates: inter, CurrentTime: sig.SignedAt,
+	if _, err := leaf.Verify(x509.VerifyOptions{Roots: roots, Intermediates: inter, CurrentTime: at,
 		KeyUsages: []x509.ExtKeyUsage{x509.ExtKeyUsageAny}}); err != nil {
 		return nil, fmt.Errorf("signed: the signer's certificate does not chain to the CA: %w", err)
 	}

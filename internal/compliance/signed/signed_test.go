@@ -22,11 +22,14 @@ type fixture struct {
 
 func newFixture(t *testing.T) *fixture {
 	t.Helper()
-	root, err := pki.NewRootCA(pki.CAOptions{CommonName: "root", TrustDomain: "example.org"})
+	// The CAs start a day back, so that leaves issued in the past are not
+	// clamped to the CAs' start.
+	caNow := time.Now().Add(-24 * time.Hour)
+	root, err := pki.NewRootCA(pki.CAOptions{CommonName: "root", TrustDomain: "example.org", Now: caNow})
 	if err != nil {
 		t.Fatal(err)
 	}
-	inter, err := pki.NewIntermediateCA(root, pki.CAOptions{CommonName: "inter", TrustDomain: "example.org"})
+	inter, err := pki.NewIntermediateCA(root, pki.CAOptions{CommonName: "inter", TrustDomain: "example.org", Now: caNow})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -148,6 +151,51 @@ func TestVerifyRefuses(t *testing.T) {
 	}
 	if _, err := Verify(payload, nil, f.roots, ServerSigner); err == nil {
 		t.Error("nil signature accepted")
+	}
+}
+
+// TestVerifyAt: VerifyAt checks the chain at the time it is given, not at
+// SignedAt (which the signer chooses): a certificate that expired before
+// at is refused although the signature was made inside its life, and
+// one not yet valid at at is refused too.
+func TestVerifyAt(t *testing.T) {
+	f := newFixture(t)
+	now := time.Now().UTC().Truncate(time.Second)
+	key, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	payload := []byte("document")
+	// Valid from 3h before now (less Backdate) until 2h before now.
+	chain := f.leaf(t, key, "spiffe://example.org/server/n1", now.Add(-3*time.Hour), time.Hour)
+	signedAt := now.Add(-150 * time.Minute)
+	sig, err := Sign(key, chain, payload, signedAt)
+	if err != nil {
+		t.Fatal(err)
+	}
+
+	// Inside the certificate's life: both verify.
+	if _, err := Verify(payload, sig, f.roots, ServerSigner); err != nil {
+		t.Fatalf("Verify at signed_at: %v", err)
+	}
+	leaf, err := VerifyAt(payload, sig, f.roots, ServerSigner, signedAt)
+	if err != nil || leaf.URIs[0].String() != "spiffe://example.org/server/n1" {
+		t.Fatalf("VerifyAt signed_at: %v, %v", leaf, err)
+	}
+	// Expired at now, signed_at notwithstanding.
+	if _, err := VerifyAt(payload, sig, f.roots, ServerSigner, now); err == nil || !strings.Contains(err.Error(), "expired") {
+		t.Fatalf("VerifyAt now, the certificate expired 2h ago: %v", err)
+	}
+	// Not yet valid.
+	if _, err := VerifyAt(payload, sig, f.roots, ServerSigner, now.Add(-4*time.Hour)); err == nil || !strings.Contains(err.Error(), "chain") {
+		t.Fatalf("VerifyAt before the certificate's life: %v", err)
+	}
+	// The other checks are VerifyAt's too.
+	if _, err := VerifyAt([]byte("documenT"), sig, f.roots, ServerSigner, signedAt); err == nil || !strings.Contains(err.Error(), "does not match") {
+		t.Fatalf("VerifyAt, altered payload: %v", err)
+	}
+	if _, err := VerifyAt(payload, sig, f.roots, ServerSigner, time.Time{}); err == nil {
+		t.Fatal("VerifyAt at the zero time accepted")
+	}
+	if _, err := VerifyAt(payload, nil, f.roots, ServerSigner, now); err == nil {
+		t.Fatal("VerifyAt, nil signature accepted")
 	}
 }
 
