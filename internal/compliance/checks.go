@@ -719,17 +719,23 @@ func sortedAlerts(as []Alert) []Alert {
 }
 
 // hostAssessment evaluates the assessment results that list the control.
-// A result "error" is a failure.
+// A result "error" is a failure, and so is a node of the scope without a
+// result for the control (never assessed, or its agent runs no check
+// mapped to it): one node passing does not vouch for the others.
 func hostAssessment(s *scope) outcome {
+	if len(s.nodes) == 0 {
+		return notApplicable("no node")
+	}
 	var e evidenceList
-	var failed []string
-	nfailed, passed, seen := 0, 0, 0
+	var failed, missing []string
+	nfailed, nmissing, passed := 0, 0, 0
 	for _, n := range s.nodes {
+		results := 0
 		for _, r := range n.Assessment {
 			if !slices.Contains(r.Controls, s.control) {
 				continue
 			}
-			seen++
+			results++
 			e.add(func() Evidence {
 				d := r.Status
 				if r.Message != "" {
@@ -747,22 +753,39 @@ func hostAssessment(s *scope) outcome {
 				}
 			}
 		}
+		if results == 0 {
+			if nmissing++; len(missing) < MaxListed {
+				missing = append(missing, n.Name)
+			}
+			e.add(func() Evidence {
+				d := "no assessment result for this control"
+				if len(n.Assessment) == 0 {
+					d = "not assessed"
+				}
+				return ev("node", n.Name, d)
+			})
+		}
 	}
 	if nfailed > len(failed) {
 		failed = append(failed, fmt.Sprintf("and %d more", nfailed-len(failed)))
 	}
+	if nmissing > len(missing) {
+		missing = append(missing, fmt.Sprintf("and %d more", nmissing-len(missing)))
+	}
+	var why []string
+	if nfailed > 0 {
+		why = append(why, "failing or erroring checks: "+strings.Join(failed, ", "))
+	}
+	if nmissing > 0 {
+		why = append(why, "nodes without a result: "+strings.Join(missing, ", "))
+	}
 	switch {
-	case nfailed > 0:
-		return fail("failing or erroring checks: "+strings.Join(failed, ", "), e.list()...)
+	case len(why) > 0:
+		return fail(strings.Join(why, "; "), e.list()...)
 	case passed > 0:
 		return pass(fmt.Sprintf("%d results pass", passed), e.list()...)
-	case seen > 0:
-		return notApplicable("no mapped check applies to these nodes", e.list()...)
 	}
-	if len(s.nodes) == 0 {
-		return notApplicable("no node")
-	}
-	return fail("no assessment result is mapped to this control")
+	return notApplicable("no mapped check applies to these nodes", e.list()...)
 }
 
 // listeningPorts compares every node's listening sockets with the
