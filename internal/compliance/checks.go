@@ -359,25 +359,28 @@ func checkDefs() map[string]CheckDef {
 					ev("pki", "hardware_keys", yesNo(p.HardwareKeys)))
 			}},
 		{ID: "conduits-mtls", Severity: "high",
-			Tests: "Every conduit into the zone is authenticated and protected by mutual TLS.",
+			Tests: "Every conduit into the zone is declared authenticated and protected by mutual TLS (conduit create --mtls).",
 			run: func(s *scope) outcome {
 				if len(s.conduits) == 0 {
 					return notApplicable("no conduit into the scope")
 				}
+				// The flag is the operator's declaration, which
+				// pkg/middleware enforces for the flows that use it; the
+				// check does not observe the traffic, and says so.
 				var e []Evidence
 				var plain []string
 				for _, c := range s.conduits {
-					d := "mutual TLS"
+					d := "declared mTLS"
 					if !c.MTLS {
-						d = "no mutual TLS"
+						d = "no declared mTLS"
 						plain = append(plain, conduitRef(c))
 					}
 					e = append(e, ev("conduit", conduitRef(c), d))
 				}
 				if len(plain) > 0 {
-					return fail("conduits without mutual TLS: "+strings.Join(plain, ", "), e...)
+					return fail("conduits without declared mTLS: "+strings.Join(plain, ", "), e...)
 				}
-				return pass(fmt.Sprintf("all %d conduits use mutual TLS", len(s.conduits)), e...)
+				return pass(fmt.Sprintf("all %d conduits declare mTLS", len(s.conduits)), e...)
 			}},
 		{ID: "zones-assigned", Severity: "medium",
 			Tests: "Every node belongs to a declared zone.",

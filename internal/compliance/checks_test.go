@@ -85,3 +85,39 @@ func TestHostAssessmentEveryNode(t *testing.T) {
 		t.Errorf("%d evidence items, want %d and one counting the rest", len(o.evidence), MaxCheckEvidence+1)
 	}
 }
+
+// TestConduitsMTLSDeclared: the MTLS flag is the operator's declaration
+// (conduit create --mtls), not an observation, and the check says so in
+// what it tests and in every evidence item.
+func TestConduitsMTLSDeclared(t *testing.T) {
+	d := checkDefs()["conduits-mtls"]
+	if !strings.Contains(d.Tests, "declared") {
+		t.Errorf("conduits-mtls tests %q, without saying the flag is declared", d.Tests)
+	}
+	r, err := Evaluate(seededState(t), IEC62443, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	ch := check(t, control(t, r, "SR 3.1"), "conduits-mtls")
+	if ch.Status != StatusFail || !strings.Contains(ch.Message, "declared mTLS") || ch.Tests != d.Tests {
+		t.Errorf("SR 3.1 conduits-mtls: %+v", ch)
+	}
+	want := map[string]string{
+		"internet->dmz:443/tcp":  "no declared mTLS",
+		"dmz->plant:5432/tcp":    "declared mTLS",
+		"plant->control:502/tcp": "declared mTLS",
+		"corp->control:22/tcp":   "declared mTLS",
+	}
+	for _, e := range ch.Evidence {
+		if e.Kind != "conduit" {
+			continue
+		}
+		if e.Detail != want[e.Ref] {
+			t.Errorf("conduit %s: detail %q, want %q", e.Ref, e.Detail, want[e.Ref])
+		}
+		delete(want, e.Ref)
+	}
+	if len(want) > 0 {
+		t.Errorf("conduits without evidence: %v", want)
+	}
+}
