@@ -6,6 +6,9 @@ import (
 	"regexp"
 	"strings"
 	"testing"
+	"time"
+
+	"github.com/warden-sec/warden/internal/compliance/signed"
 )
 
 func signedReport(t testing.TB, ca *testCA, edit func(*Report)) []byte {
@@ -116,6 +119,19 @@ func TestVerifyRefuses(t *testing.T) {
 		}, ca, "document: json: unknown field"},
 		{"not a report", func() []byte { return []byte("<html>hello</html>") }, ca, "document: neither"},
 		{"trailing data", func() []byte { return append(bytes.Clone(good), []byte("{}")...) }, ca, "document: data after"},
+		{"signed at another time than generated", func() []byte {
+			r, err := Evaluate(seededState(t), IEC62443, "")
+			if err != nil {
+				t.Fatal(err)
+			}
+			return signAt(t, ca, r, r.GeneratedAt.Add(time.Hour))
+		}, ca, "signature: signed at 2026-03-01T13:00:00Z, but the report was generated at 2026-03-01T12:00:00Z"},
+		{"trust domain not the signer's", func() []byte {
+			return signedReport(t, ca, func(r *Report) { r.TrustDomain = "other.test" })
+		}, ca, `signature: the signer spiffe://warden.test/server/s1 is not of the report's trust domain "other.test"`},
+		{"no trust domain", func() []byte {
+			return signedReport(t, ca, func(r *Report) { r.TrustDomain = "" })
+		}, ca, `signature: the signer spiffe://warden.test/server/s1 is not of the report's trust domain ""`},
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			_, steps, err := VerifyDocument(c.doc(), c.roots.pool())
@@ -123,6 +139,60 @@ func TestVerifyRefuses(t *testing.T) {
 				t.Errorf("error %v, want %q (steps %q)", err, c.want, steps)
 			}
 		})
+	}
+}
+
+// signAt is SignReport with a signing time of the caller's choice.
+func signAt(t testing.TB, ca *testCA, r *Report, at time.Time) []byte {
+	t.Helper()
+	body, err := RenderJSON(r)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var compact bytes.Buffer
+	if err := json.Compact(&compact, body); err != nil {
+		t.Fatal(err)
+	}
+	sig, err := signed.Sign(ca.server, ca.chain, compact.Bytes(), at)
+	if err != nil {
+		t.Fatal(err)
+	}
+	doc, err := json.Marshal(Signed{Report: body, Signature: sig})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return doc
+}
+
+// TestVerifyBindsSignature: the signature is bound to its report's
+// generation time and trust domain. A report generated within a second
+// verifies (the signature keeps whole seconds); one second off does not.
+func TestVerifyBindsSignature(t *testing.T) {
+	ca := newTestCA(t, "cluster")
+	st := seededState(t)
+	st.GeneratedAt = st.GeneratedAt.Add(750 * time.Millisecond)
+	r, err := Evaluate(st, IEC62443, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	doc, err := SignReport(r, ca.server, ca.chain)
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, steps, err := VerifyDocument(doc, ca.pool())
+	if err != nil {
+		t.Fatalf("a report generated at %s: %v", r.GeneratedAt.Format(time.RFC3339Nano), err)
+	}
+	if !strings.Contains(steps[1], "of trust domain warden.test") || !strings.Contains(steps[1], "when the report was generated") {
+		t.Errorf("the signature step does not state the binding: %q", steps[1])
+	}
+	if _, _, err := VerifyDocument(signAt(t, ca, r, r.GeneratedAt), ca.pool()); err != nil {
+		t.Errorf("signed at generated_at: %v", err)
+	}
+	for _, at := range []time.Time{r.GeneratedAt.Add(time.Second), r.GeneratedAt.Add(-time.Second)} {
+		if _, _, err := VerifyDocument(signAt(t, ca, r, at), ca.pool()); err == nil || !strings.HasPrefix(err.Error(), "signature: signed at") {
+			t.Errorf("signed at %s, generated at %s: %v", at.Format(time.RFC3339Nano), r.GeneratedAt.Format(time.RFC3339Nano), err)
+		}
 	}
 }
 
