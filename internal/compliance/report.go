@@ -138,7 +138,7 @@ func parseSigned(data []byte) (*Signed, []byte, string, error) {
 
 // VerifyDocument checks a signed report, JSON or HTML, offline against
 // the cluster's CA certificates (roots), and returns the report with the
-// steps it checked, in order:
+// steps it checked, in order (the first reads the document):
 //
 //  1. the signature: the signer's certificate chains to roots at the
 //     signing time, is a server of the cluster (signed.ServerSigner), and
@@ -151,6 +151,11 @@ func parseSigned(data []byte) (*Signed, []byte, string, error) {
 //  4. every evidence record's RFC 6962 inclusion proof of its entry at
 //     its index against that root;
 //  5. every audit index a check or attestation cites is in the evidence.
+//
+// Of an HTML report, the signature covers only the embedded document;
+// once that verifies, the file must be, byte for byte, the page
+// RenderHTML makes of it, or VerifyDocument fails at the document step
+// (so the visible page cannot be rewritten around a genuine report).
 //
 // The error names the step and the record that failed; the steps before
 // it are returned too.
@@ -223,6 +228,24 @@ func VerifyDocument(data []byte, roots *x509.CertPool) (*Report, []string, error
 		}
 	}
 	steps = append(steps, "citations: every audit record a check or attestation cites is in the evidence")
+
+	if kind == "HTML" {
+		// The signature covers only the embedded document: the page an
+		// auditor reads around it must be the one that document renders,
+		// byte for byte, or it could say anything.
+		doc, _, err := extract(data)
+		if err != nil {
+			return nil, steps, err
+		}
+		page, err := RenderHTML(doc)
+		if err != nil {
+			return nil, steps, fmt.Errorf("document: the signed report does not render: %w", err)
+		}
+		if !bytes.Equal(page, data) {
+			return nil, steps, errors.New("document: the visible page differs from the one its signed report renders")
+		}
+		steps[0] += ", its visible page exactly the one the signed report renders"
+	}
 	return &r, steps, nil
 }
 

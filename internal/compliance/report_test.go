@@ -243,12 +243,52 @@ func TestHTML(t *testing.T) {
 			if err != nil {
 				t.Fatalf("the HTML report does not verify: %v after %q", err, steps)
 			}
-			if !strings.HasSuffix(steps[0], "from HTML") || got.Framework != fw {
+			if !strings.HasPrefix(steps[0], "document: a signed report read from HTML, its visible page exactly the one") || got.Framework != fw {
 				t.Errorf("steps %q, framework %s", steps, got.Framework)
 			}
 			tampered := strings.Replace(html, `"status": "fail"`, `"status": "pass"`, 1)
 			if _, _, err := VerifyDocument([]byte(tampered), ca.pool()); err == nil {
 				t.Error("a tampered HTML report verifies")
+			}
+		})
+	}
+}
+
+// TestHTMLVisiblePageBound: the signature covers the embedded document
+// only, so the visible page around it is compared with the page that
+// document renders; rewriting any of it, even one character of a status
+// in a table, is refused while the untouched page verifies.
+func TestHTMLVisiblePageBound(t *testing.T) {
+	ca := newTestCA(t, "cluster")
+	page, err := RenderHTML(signedReport(t, ca, nil))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, steps, err := VerifyDocument(page, ca.pool()); err != nil {
+		t.Fatalf("the genuine page: %v after %q", err, steps)
+	}
+	html := string(page)
+	end := strings.Index(html, htmlMarker)
+	const badge = `<span class="badge b-fail">fail</span>`
+	if i := strings.Index(html, badge); i < 0 || i > end {
+		t.Fatalf("no failing status badge in the visible page before the signed document")
+	}
+	for _, c := range []struct{ name, old, new string }{
+		{"one character of a status", `b-fail">fail</span>`, `b-fail">fai1</span>`},
+		{"a status word and its colour", `<span class="badge b-fail">fail</span>`, `<span class="badge b-pass">pass</span>`},
+		{"the trust domain", `<td>Trust domain</td><td>warden.test</td>`, `<td>Trust domain</td><td>warden.example</td>`},
+		{"the title", `<h1>Warden compliance report</h1>`, `<h1>Warden compliance report: all pass</h1>`},
+		{"a comment before the end", `</body>`, `<!-- -->` + "</body>"},
+		{"white space after the end", `</html>` + "\n", `</html>` + "\n\n"},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			if !strings.Contains(html, c.old) {
+				t.Fatalf("the page has no %q", c.old)
+			}
+			tampered := strings.Replace(html, c.old, c.new, 1)
+			_, steps, err := VerifyDocument([]byte(tampered), ca.pool())
+			if err == nil || err.Error() != "document: the visible page differs from the one its signed report renders" {
+				t.Errorf("error %v after %q", err, steps)
 			}
 		})
 	}
@@ -277,7 +317,16 @@ func FuzzVerifyDocument(f *testing.F) {
 	if _, _, err := VerifyDocument(doc, ca.pool()); err != nil {
 		f.Fatal(err)
 	}
+	page, err := RenderHTML(doc)
+	if err != nil {
+		f.Fatal(err)
+	}
+	if _, _, err := VerifyDocument(page, ca.pool()); err != nil {
+		f.Fatal(err)
+	}
 	f.Add(doc)
+	f.Add(page)
+	// Refused: a page that is not the one the document renders.
 	f.Add(append(append([]byte("<html><body>"+htmlMarker), doc...), "</script></body></html>"...))
 	f.Add([]byte(`{"report": {}, "signature": {}}`))
 	f.Add([]byte(htmlMarker + `{"report":1}</script>`))
