@@ -268,16 +268,16 @@ func bindSignature(s *Signed, leaf *x509.Certificate) (string, error) {
 		return "", fmt.Errorf("signed at %s, but the report was generated at %s",
 			signedAt.UTC().Format(time.RFC3339), head.GeneratedAt.UTC().Format(time.RFC3339Nano))
 	}
-	var tds []string
+	servers := 0
 	for _, u := range leaf.URIs {
 		if u.Scheme == "spiffe" && strings.HasPrefix(u.Path, "/server/") {
 			if u.Host != head.TrustDomain {
 				return "", fmt.Errorf("the signer %s is not of the report's trust domain %q", u, head.TrustDomain)
 			}
-			tds = append(tds, u.Host)
+			servers++
 		}
 	}
-	if len(tds) == 0 || head.TrustDomain == "" {
+	if servers == 0 || head.TrustDomain == "" {
 		return "", fmt.Errorf("the signer names no server of the report's trust domain %q", head.TrustDomain)
 	}
 	return head.TrustDomain, nil
