@@ -359,25 +359,28 @@ func checkDefs() map[string]CheckDef {
 					ev("pki", "hardware_keys", yesNo(p.HardwareKeys)))
 			}},
 		{ID: "conduits-mtls", Severity: "high",
-			Tests: "Every conduit into the zone is authenticated and protected by mutual TLS.",
+			Tests: "Every conduit into the zone is declared authenticated and protected by mutual TLS (conduit create --mtls).",
 			run: func(s *scope) outcome {
 				if len(s.conduits) == 0 {
 					return notApplicable("no conduit into the scope")
 				}
+				// The flag is the operator's declaration, which
+				// pkg/middleware enforces for the flows that use it; the
+				// check does not observe the traffic, and says so.
 				var e []Evidence
 				var plain []string
 				for _, c := range s.conduits {
-					d := "mutual TLS"
+					d := "declared mTLS"
 					if !c.MTLS {
-						d = "no mutual TLS"
+						d = "no declared mTLS"
 						plain = append(plain, conduitRef(c))
 					}
 					e = append(e, ev("conduit", conduitRef(c), d))
 				}
 				if len(plain) > 0 {
-					return fail("conduits without mutual TLS: "+strings.Join(plain, ", "), e...)
+					return fail("conduits without declared mTLS: "+strings.Join(plain, ", "), e...)
 				}
-				return pass(fmt.Sprintf("all %d conduits use mutual TLS", len(s.conduits)), e...)
+				return pass(fmt.Sprintf("all %d conduits declare mTLS", len(s.conduits)), e...)
 			}},
 		{ID: "zones-assigned", Severity: "medium",
 			Tests: "Every node belongs to a declared zone.",
@@ -719,17 +722,23 @@ func sortedAlerts(as []Alert) []Alert {
 }
 
 // hostAssessment evaluates the assessment results that list the control.
-// A result "error" is a failure.
+// A result "error" is a failure, and so is a node of the scope without a
+// result for the control (never assessed, or its agent runs no check
+// mapped to it): one node passing does not vouch for the others.
 func hostAssessment(s *scope) outcome {
+	if len(s.nodes) == 0 {
+		return notApplicable("no node")
+	}
 	var e evidenceList
-	var failed []string
-	nfailed, passed, seen := 0, 0, 0
+	var failed, missing []string
+	nfailed, nmissing, passed := 0, 0, 0
 	for _, n := range s.nodes {
+		results := 0
 		for _, r := range n.Assessment {
 			if !slices.Contains(r.Controls, s.control) {
 				continue
 			}
-			seen++
+			results++
 			e.add(func() Evidence {
 				d := r.Status
 				if r.Message != "" {
@@ -747,22 +756,39 @@ func hostAssessment(s *scope) outcome {
 				}
 			}
 		}
+		if results == 0 {
+			if nmissing++; len(missing) < MaxListed {
+				missing = append(missing, n.Name)
+			}
+			e.add(func() Evidence {
+				d := "no assessment result for this control"
+				if len(n.Assessment) == 0 {
+					d = "not assessed"
+				}
+				return ev("node", n.Name, d)
+			})
+		}
 	}
 	if nfailed > len(failed) {
 		failed = append(failed, fmt.Sprintf("and %d more", nfailed-len(failed)))
 	}
+	if nmissing > len(missing) {
+		missing = append(missing, fmt.Sprintf("and %d more", nmissing-len(missing)))
+	}
+	var why []string
+	if nfailed > 0 {
+		why = append(why, "failing or erroring checks: "+strings.Join(failed, ", "))
+	}
+	if nmissing > 0 {
+		why = append(why, "nodes without a result: "+strings.Join(missing, ", "))
+	}
 	switch {
-	case nfailed > 0:
-		return fail("failing or erroring checks: "+strings.Join(failed, ", "), e.list()...)
+	case len(why) > 0:
+		return fail(strings.Join(why, "; "), e.list()...)
 	case passed > 0:
 		return pass(fmt.Sprintf("%d results pass", passed), e.list()...)
-	case seen > 0:
-		return notApplicable("no mapped check applies to these nodes", e.list()...)
 	}
-	if len(s.nodes) == 0 {
-		return notApplicable("no node")
-	}
-	return fail("no assessment result is mapped to this control")
+	return notApplicable("no mapped check applies to these nodes", e.list()...)
 }
 
 // listeningPorts compares every node's listening sockets with the

@@ -34,7 +34,8 @@
 //
 // Results of the agents' configuration assessment contribute to every
 // control they list (as "iso27001:8.5" or "iec62443-3-3:SR 1.1 RE 2"),
-// through the check "host-assessment".
+// through the check "host-assessment", which fails when a result fails or
+// errs and when a node of the scope has no result for the control.
 //
 // # Security levels (IEC 62443-3-3)
 //

@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"io"
 	"strings"
+	"time"
 
 	"github.com/warden-sec/warden/internal/audit"
 	"github.com/warden-sec/warden/internal/compliance/signed"
@@ -137,17 +138,24 @@ func parseSigned(data []byte) (*Signed, []byte, string, error) {
 
 // VerifyDocument checks a signed report, JSON or HTML, offline against
 // the cluster's CA certificates (roots), and returns the report with the
-// steps it checked, in order:
+// steps it checked, in order (the first reads the document):
 //
 //  1. the signature: the signer's certificate chains to roots at the
 //     signing time, is a server of the cluster (signed.ServerSigner), and
-//     signed the report;
+//     signed the report; the signing time is the report's generated_at
+//     (to the second) and the signer's SPIFFE ID
+//     (spiffe://<td>/server/<id>) is of the report's trust_domain;
 //  2. the report decodes strictly and is in this package's format;
 //  3. the checkpoint: its note is signed by Checkpoint.LogKey and states
 //     the report's size and root;
 //  4. every evidence record's RFC 6962 inclusion proof of its entry at
 //     its index against that root;
 //  5. every audit index a check or attestation cites is in the evidence.
+//
+// Of an HTML report, the signature covers only the embedded document;
+// once that verifies, the file must be, byte for byte, the page
+// RenderHTML makes of it, or VerifyDocument fails at the document step
+// (so the visible page cannot be rewritten around a genuine report).
 //
 // The error names the step and the record that failed; the steps before
 // it are returned too.
@@ -166,8 +174,12 @@ func VerifyDocument(data []byte, roots *x509.CertPool) (*Report, []string, error
 	if len(leaf.URIs) > 0 {
 		signer = leaf.URIs[0].String()
 	}
-	steps = append(steps, fmt.Sprintf("signature: %s by %s, its certificate chains to the CA at %s",
-		s.Signature.Algorithm, signer, s.Signature.SignedAt.UTC().Format("2006-01-02T15:04:05Z")))
+	td, err := bindSignature(s, leaf)
+	if err != nil {
+		return nil, steps, fmt.Errorf("signature: %w", err)
+	}
+	steps = append(steps, fmt.Sprintf("signature: %s by %s of trust domain %s, its certificate chains to the CA at %s, when the report was generated",
+		s.Signature.Algorithm, signer, td, s.Signature.SignedAt.UTC().Format("2006-01-02T15:04:05Z")))
 
 	var r Report
 	if err := decodeStrict(s.Report, &r); err != nil {
@@ -216,7 +228,59 @@ func VerifyDocument(data []byte, roots *x509.CertPool) (*Report, []string, error
 		}
 	}
 	steps = append(steps, "citations: every audit record a check or attestation cites is in the evidence")
+
+	if kind == "HTML" {
+		// The signature covers only the embedded document: the page an
+		// auditor reads around it must be the one that document renders,
+		// byte for byte, or it could say anything.
+		doc, _, err := extract(data)
+		if err != nil {
+			return nil, steps, err
+		}
+		page, err := RenderHTML(doc)
+		if err != nil {
+			return nil, steps, fmt.Errorf("document: the signed report does not render: %w", err)
+		}
+		if !bytes.Equal(page, data) {
+			return nil, steps, errors.New("document: the visible page differs from the one its signed report renders")
+		}
+		steps[0] += ", its visible page exactly the one the signed report renders"
+	}
 	return &r, steps, nil
+}
+
+// bindSignature checks that a verified signature belongs to its report:
+// it was made when the report was generated (SignReport signs at
+// GeneratedAt, which the signature keeps to the second), and by a server
+// of the report's trust domain (every spiffe://<td>/server/<id> identity
+// of the signer's certificate). It returns the trust domain.
+func bindSignature(s *Signed, leaf *x509.Certificate) (string, error) {
+	// Only the two fields; step 3 decodes the whole report strictly.
+	var head struct {
+		GeneratedAt time.Time `json:"generated_at"`
+		TrustDomain string    `json:"trust_domain"`
+	}
+	if err := json.Unmarshal(s.Report, &head); err != nil {
+		return "", fmt.Errorf("the report's generated_at and trust_domain: %w", err)
+	}
+	signedAt := s.Signature.SignedAt
+	if !head.GeneratedAt.Truncate(time.Second).Equal(signedAt) {
+		return "", fmt.Errorf("signed at %s, but the report was generated at %s",
+			signedAt.UTC().Format(time.RFC3339), head.GeneratedAt.UTC().Format(time.RFC3339Nano))
+	}
+	servers := 0
+	for _, u := range leaf.URIs {
+		if u.Scheme == "spiffe" && strings.HasPrefix(u.Path, "/server/") {
+			if u.Host != head.TrustDomain {
+				return "", fmt.Errorf("the signer %s is not of the report's trust domain %q", u, head.TrustDomain)
+			}
+			servers++
+		}
+	}
+	if servers == 0 || head.TrustDomain == "" {
+		return "", fmt.Errorf("the signer names no server of the report's trust domain %q", head.TrustDomain)
+	}
+	return head.TrustDomain, nil
 }
 
 // signerName describes a signature's signer for display, without

@@ -6,6 +6,9 @@ import (
 	"regexp"
 	"strings"
 	"testing"
+	"time"
+
+	"github.com/warden-sec/warden/internal/compliance/signed"
 )
 
 func signedReport(t testing.TB, ca *testCA, edit func(*Report)) []byte {
@@ -116,6 +119,19 @@ func TestVerifyRefuses(t *testing.T) {
 		}, ca, "document: json: unknown field"},
 		{"not a report", func() []byte { return []byte("<html>hello</html>") }, ca, "document: neither"},
 		{"trailing data", func() []byte { return append(bytes.Clone(good), []byte("{}")...) }, ca, "document: data after"},
+		{"signed at another time than generated", func() []byte {
+			r, err := Evaluate(seededState(t), IEC62443, "")
+			if err != nil {
+				t.Fatal(err)
+			}
+			return signAt(t, ca, r, r.GeneratedAt.Add(time.Hour))
+		}, ca, "signature: signed at 2026-03-01T13:00:00Z, but the report was generated at 2026-03-01T12:00:00Z"},
+		{"trust domain not the signer's", func() []byte {
+			return signedReport(t, ca, func(r *Report) { r.TrustDomain = "other.test" })
+		}, ca, `signature: the signer spiffe://warden.test/server/s1 is not of the report's trust domain "other.test"`},
+		{"no trust domain", func() []byte {
+			return signedReport(t, ca, func(r *Report) { r.TrustDomain = "" })
+		}, ca, `signature: the signer spiffe://warden.test/server/s1 is not of the report's trust domain ""`},
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			_, steps, err := VerifyDocument(c.doc(), c.roots.pool())
@@ -123,6 +139,60 @@ func TestVerifyRefuses(t *testing.T) {
 				t.Errorf("error %v, want %q (steps %q)", err, c.want, steps)
 			}
 		})
+	}
+}
+
+// signAt is SignReport with a signing time of the caller's choice.
+func signAt(t testing.TB, ca *testCA, r *Report, at time.Time) []byte {
+	t.Helper()
+	body, err := RenderJSON(r)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var compact bytes.Buffer
+	if err := json.Compact(&compact, body); err != nil {
+		t.Fatal(err)
+	}
+	sig, err := signed.Sign(ca.server, ca.chain, compact.Bytes(), at)
+	if err != nil {
+		t.Fatal(err)
+	}
+	doc, err := json.Marshal(Signed{Report: body, Signature: sig})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return doc
+}
+
+// TestVerifyBindsSignature: the signature is bound to its report's
+// generation time and trust domain. A report generated within a second
+// verifies (the signature keeps whole seconds); one second off does not.
+func TestVerifyBindsSignature(t *testing.T) {
+	ca := newTestCA(t, "cluster")
+	st := seededState(t)
+	st.GeneratedAt = st.GeneratedAt.Add(750 * time.Millisecond)
+	r, err := Evaluate(st, IEC62443, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	doc, err := SignReport(r, ca.server, ca.chain)
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, steps, err := VerifyDocument(doc, ca.pool())
+	if err != nil {
+		t.Fatalf("a report generated at %s: %v", r.GeneratedAt.Format(time.RFC3339Nano), err)
+	}
+	if !strings.Contains(steps[1], "of trust domain warden.test") || !strings.Contains(steps[1], "when the report was generated") {
+		t.Errorf("the signature step does not state the binding: %q", steps[1])
+	}
+	if _, _, err := VerifyDocument(signAt(t, ca, r, r.GeneratedAt), ca.pool()); err != nil {
+		t.Errorf("signed at generated_at: %v", err)
+	}
+	for _, at := range []time.Time{r.GeneratedAt.Add(time.Second), r.GeneratedAt.Add(-time.Second)} {
+		if _, _, err := VerifyDocument(signAt(t, ca, r, at), ca.pool()); err == nil || !strings.HasPrefix(err.Error(), "signature: signed at") {
+			t.Errorf("signed at %s, generated at %s: %v", at.Format(time.RFC3339Nano), r.GeneratedAt.Format(time.RFC3339Nano), err)
+		}
 	}
 }
 
@@ -173,12 +243,52 @@ func TestHTML(t *testing.T) {
 			if err != nil {
 				t.Fatalf("the HTML report does not verify: %v after %q", err, steps)
 			}
-			if !strings.HasSuffix(steps[0], "from HTML") || got.Framework != fw {
+			if !strings.HasPrefix(steps[0], "document: a signed report read from HTML, its visible page exactly the one") || got.Framework != fw {
 				t.Errorf("steps %q, framework %s", steps, got.Framework)
 			}
 			tampered := strings.Replace(html, `"status": "fail"`, `"status": "pass"`, 1)
 			if _, _, err := VerifyDocument([]byte(tampered), ca.pool()); err == nil {
 				t.Error("a tampered HTML report verifies")
+			}
+		})
+	}
+}
+
+// TestHTMLVisiblePageBound: the signature covers the embedded document
+// only, so the visible page around it is compared with the page that
+// document renders; rewriting any of it, even one character of a status
+// in a table, is refused while the untouched page verifies.
+func TestHTMLVisiblePageBound(t *testing.T) {
+	ca := newTestCA(t, "cluster")
+	page, err := RenderHTML(signedReport(t, ca, nil))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, steps, err := VerifyDocument(page, ca.pool()); err != nil {
+		t.Fatalf("the genuine page: %v after %q", err, steps)
+	}
+	html := string(page)
+	end := strings.Index(html, htmlMarker)
+	const badge = `<span class="badge b-fail">fail</span>`
+	if i := strings.Index(html, badge); i < 0 || i > end {
+		t.Fatalf("no failing status badge in the visible page before the signed document")
+	}
+	for _, c := range []struct{ name, old, new string }{
+		{"one character of a status", `b-fail">fail</span>`, `b-fail">fai1</span>`},
+		{"a status word and its colour", `<span class="badge b-fail">fail</span>`, `<span class="badge b-pass">pass</span>`},
+		{"the trust domain", `<td>Trust domain</td><td>warden.test</td>`, `<td>Trust domain</td><td>warden.example</td>`},
+		{"the title", `<h1>Warden compliance report</h1>`, `<h1>Warden compliance report: all pass</h1>`},
+		{"a comment before the end", `</body>`, `<!-- -->` + "</body>"},
+		{"white space after the end", `</html>` + "\n", `</html>` + "\n\n"},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			if !strings.Contains(html, c.old) {
+				t.Fatalf("the page has no %q", c.old)
+			}
+			tampered := strings.Replace(html, c.old, c.new, 1)
+			_, steps, err := VerifyDocument([]byte(tampered), ca.pool())
+			if err == nil || err.Error() != "document: the visible page differs from the one its signed report renders" {
+				t.Errorf("error %v after %q", err, steps)
 			}
 		})
 	}
@@ -207,7 +317,16 @@ func FuzzVerifyDocument(f *testing.F) {
 	if _, _, err := VerifyDocument(doc, ca.pool()); err != nil {
 		f.Fatal(err)
 	}
+	page, err := RenderHTML(doc)
+	if err != nil {
+		f.Fatal(err)
+	}
+	if _, _, err := VerifyDocument(page, ca.pool()); err != nil {
+		f.Fatal(err)
+	}
 	f.Add(doc)
+	f.Add(page)
+	// Refused: a page that is not the one the document renders.
 	f.Add(append(append([]byte("<html><body>"+htmlMarker), doc...), "</script></body></html>"...))
 	f.Add([]byte(`{"report": {}, "signature": {}}`))
 	f.Add([]byte(htmlMarker + `{"report":1}</script>`))
