@@ -59,7 +59,7 @@ func (c complianceState) DocumentSigner() (crypto.Signer, []*x509.Certificate, e
 // attestations cite theirs, so even an unsigned status needs them).
 func (c complianceState) State(ctx context.Context) (*compliance.State, error) {
 	s := c.s
-	now := s.now().UTC()
+	now := s.now().UTC().Truncate(time.Second) // the report's signing time, which signatures keep to the second
 	st := &compliance.State{GeneratedAt: now}
 	if td, err := s.ca.TrustDomain(); err == nil {
 		st.TrustDomain = td

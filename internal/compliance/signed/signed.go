@@ -30,7 +30,7 @@ const (
 
 // domain separates these signatures from every other use of the same key
 // (TLS handshakes sign other structures, but a prefix makes it explicit).
-const domain = "warden signed v1\n"
+const domain = "warden signed v2\n"
 
 // maxChain bounds the certificates a signature may carry.
 const maxChain = 4
@@ -38,8 +38,10 @@ const maxChain = 4
 // Signature is a detached signature with the certificate chain of its key.
 type Signature struct {
 	Algorithm string `json:"algorithm"`
-	// Value is the signature over SHA-256(domain || payload) (Ed25519
-	// signs the message domain || payload itself).
+	// Value is the signature over SHA-256(message), message being
+	// "warden signed v2\n" || SignedAt (RFC 3339, UTC, seconds) || "\n" ||
+	// payload (Ed25519 signs the message itself): the signing time is
+	// signed too, so it cannot be moved into another certificate's life.
 	Value []byte `json:"value"`
 	// Chain is DER, the signer's certificate first, up to but not
 	// including a root.
@@ -49,9 +51,11 @@ type Signature struct {
 	SignedAt time.Time `json:"signed_at"`
 }
 
-func message(payload []byte) []byte {
-	m := make([]byte, 0, len(domain)+len(payload))
-	return append(append(m, domain...), payload...)
+func message(payload []byte, signedAt time.Time) []byte {
+	at := signedAt.UTC().Format(time.RFC3339)
+	m := make([]byte, 0, len(domain)+len(at)+1+len(payload))
+	m = append(append(append(m, domain...), at...), '\n')
+	return append(m, payload...)
 }
 
 // Sign signs payload with key, whose certificate is chain[0].
@@ -66,7 +70,7 @@ func Sign(key crypto.Signer, chain []*x509.Certificate, payload []byte, now time
 	for _, c := range chain {
 		sig.Chain = append(sig.Chain, c.Raw)
 	}
-	msg := message(payload)
+	msg := message(payload, sig.SignedAt)
 	var err error
 	switch key.Public().(type) {
 	case ed25519.PublicKey:
@@ -167,7 +171,7 @@ func VerifyAt(payload []byte, sig *Signature, roots *x509.CertPool, role Role, a
 	if err := role(leaf); err != nil {
 		return nil, err
 	}
-	msg := message(payload)
+	msg := message(payload, sig.SignedAt)
 	ok := false
 	switch sig.Algorithm {
 	case Ed25519:

@@ -87,6 +87,13 @@ func TestSignVerify(t *testing.T) {
 			if _, err := Verify([]byte(`{"report":"y"}`), &back, f.roots, ServerSigner); err == nil || !strings.Contains(err.Error(), "does not match") {
 				t.Fatalf("altered payload: %v", err)
 			}
+			// The signature's time moved, even inside the certificate's
+			// life: it is signed.
+			nudged := back
+			nudged.SignedAt = back.SignedAt.Add(time.Minute)
+			if _, err := Verify(payload, &nudged, f.roots, ServerSigner); err == nil || !strings.Contains(err.Error(), "does not match") {
+				t.Fatalf("signed_at moved by a minute: %v", err)
+			}
 			// The signature's time moved outside the certificate's life.
 			moved := back
 			moved.SignedAt = now.Add(48 * time.Hour)
