@@ -1,6 +1,7 @@
 package server
 
 import (
+	"bytes"
 	"context"
 	"crypto"
 	"crypto/x509"
@@ -331,8 +332,10 @@ func (c complianceState) State(ctx context.Context) (*compliance.State, error) {
 	}
 	var attIdx []int
 	for _, a := range as {
+		// To the second, as GeneratedAt: made in the same second as the
+		// report, it is in force.
 		st.Attestations = append(st.Attestations, compliance.Attestation{Control: a.Control, Owner: a.Owner, Text: a.Text, SHA256: a.SHA256,
-			Created: a.Created, Expires: a.Expires})
+			Created: a.Created.UTC().Truncate(time.Second), Expires: a.Expires})
 		attIdx = append(attIdx, len(cites))
 		cites = append(cites, cited{records.AttestationKey(a), ""})
 	}
@@ -416,16 +419,21 @@ func (c complianceState) lastEvents(ctx context.Context, nodes []compliance.Node
 	wg.Wait()
 }
 
-// checkpoint returns the current checkpoint with the cosignatures
-// collected so far, and who cosigned it.
+// checkpoint returns the log's current signed checkpoint (which covers
+// every committed record, so the records a report cites can be proved),
+// with the witnesses' cosignatures when they cosigned that same
+// checkpoint, and who did.
 func (c complianceState) checkpoint(ctx context.Context) ([]byte, []string, error) {
+	note, err := c.s.audit.Checkpoint(ctx)
+	if err != nil {
+		return nil, nil, err
+	}
 	if c.s.wit != nil {
-		if res, err := c.s.wit.Cosigned(ctx, 0); err == nil && res != nil {
+		if res, err := c.s.wit.Cosigned(ctx, 0); err == nil && res != nil && bytes.HasPrefix(res.Checkpoint, note) {
 			return res.Checkpoint, res.Cosigners, nil
 		}
 	}
-	note, err := c.s.audit.Checkpoint(ctx)
-	return note, nil, err
+	return note, nil, nil
 }
 
 // people is the state of users: counts, second factors, and per zone
