@@ -310,8 +310,10 @@ func (c complianceState) State(ctx context.Context) (*compliance.State, error) {
 	if rs, _, err := s.rules.List(ctx); err == nil {
 		st.Events.Rules = len(rs)
 	}
-	if pbs, err := s.playbooks.svc.List(ctx); s.playbooks != nil && err == nil {
-		st.Response.Playbooks = len(pbs)
+	if s.playbooks != nil {
+		if pbs, err := s.playbooks.svc.List(ctx); err == nil {
+			st.Response.Playbooks = len(pbs)
+		}
 	}
 	if inc, err := s.Incidents().List(ctx, respond.Filter{Status: "open"}); err == nil {
 		st.Response.OpenIncidents = len(inc)
