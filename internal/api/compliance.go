@@ -571,12 +571,16 @@ func (s *Server) attest(req *request) (int, any, error) {
 		return 0, nil, err
 	}
 	sum := sha256.Sum256([]byte(in.Text))
+	// Into the record before it commits with the attestation.
+	if e := req.entry; e != nil {
+		if e.Hashes == nil {
+			e.Hashes = map[string]string{}
+		}
+		e.Hashes["attestation"] = "sha256:" + hex.EncodeToString(sum[:])
+	}
 	a, err := s.cfg.Records.Attest(req.Context(), records.Attestation{Control: in.Control, Owner: req.caller.String(), Text: in.Text,
 		SHA256: hex.EncodeToString(sum[:]), Expires: exp})
 	if err != nil {
-		return 0, nil, err
-	}
-	if err := req.Hash("attestation", []byte(in.Text)); err != nil {
 		return 0, nil, err
 	}
 	return http.StatusOK, a, nil

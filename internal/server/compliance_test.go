@@ -222,7 +222,18 @@ func TestCheckPoliciesAndAttestations(t *testing.T) {
 	if manual == "" {
 		t.Fatal("no ISO control waits for an attestation")
 	}
+	size0, err := h.srv.Audit().Size()
+	if err != nil {
+		t.Fatal(err)
+	}
 	a := h.want(h.do("POST", "/v1/compliance/attestations", root, map[string]string{"control": manual, "text": "incident plan v3, tested 2026-11", "expires": "90d"}), 200).json(t)
+	recorded := false
+	for _, e := range h.entriesSince(size0) {
+		recorded = recorded || (e.Action == "compliance.attest" && e.Hashes["attestation"] == "sha256:"+a["sha256"].(string))
+	}
+	if !recorded {
+		t.Fatal("no audit record carries the attestation's SHA-256")
+	}
 	if a["owner"] != `Root::"root"` || a["sha256"] == "" {
 		t.Fatalf("attestation: %v", a)
 	}
