@@ -2,6 +2,7 @@ package inventory
 
 import (
 	"bytes"
+	"encoding/json"
 	"io"
 	"os"
 	"os/exec"
@@ -243,4 +244,32 @@ func TestParseRPM(t *testing.T) {
 		got[1].Arch != "" || got[2].Version != "1:3.0.7-27.el9" || !got[2].InstalledAt.IsZero() {
 		t.Errorf("parseRPM = %+v", got)
 	}
+}
+
+// FuzzValidate: what a server does with a node's inventory (strict JSON,
+// then Validate) never panics, and an inventory Validate accepts survives
+// a JSON round trip with the same fingerprint.
+func FuzzValidate(f *testing.F) {
+	f.Add([]byte(`{"collected_at":"2026-12-03T10:00:00Z","hostname":"h","os":{"id":"debian"},"kernel":"6.1","arch":"amd64","agent_version":"v1","addresses":["192.0.2.1"],"package_manager":"dpkg","packages":[{"name":"bash","version":"5.2","arch":"amd64"}],"pending_known":true,"listening":[{"proto":"tcp","address":"0.0.0.0","port":22,"process":"sshd"}]}`))
+	f.Add([]byte(`{"collected_at":"2026-12-03T10:00:00Z","enforcement":"iptables"}`))
+	f.Fuzz(func(t *testing.T, data []byte) {
+		var inv Inventory
+		if json.Unmarshal(data, &inv) != nil {
+			return
+		}
+		if Validate(&inv) != nil {
+			return
+		}
+		b, err := json.Marshal(&inv)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var back Inventory
+		if err := json.Unmarshal(b, &back); err != nil {
+			t.Fatal(err)
+		}
+		if back.Fingerprint() != inv.Fingerprint() {
+			t.Fatal("the fingerprint changed through JSON")
+		}
+	})
 }
