@@ -57,7 +57,8 @@ function row(n, api) {
       agent.replaceChildren(err.status === 404 ? "no inventory" : errorBox(err));
     }
   });
-  agent.append(open);
+  if (n.state === "pending") agent.append("not enrolled");
+  else agent.append(open);
   return el("tr", {},
     el("th", { scope: "row" }, el("a", { href: `#/node/${encodeURIComponent(n.name)}` }, n.name)),
     el("td", {}, n.zone || "—"),

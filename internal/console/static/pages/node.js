@@ -19,6 +19,12 @@ export async function render(main, api, args) {
   const inv = el("article", { class: "card", id: "node-inventory" }, el("h2", {}, "Inventory"));
   const res = el("article", { class: "card", id: "node-assessment" }, el("h2", {}, "Assessment results"));
   main.append(inv, res);
+  if (n.state === "pending") {
+    // Not enrolled: no certificate, so no inventory or results to ask for.
+    inv.append(el("p", {}, "The node has not enrolled yet: it has sent no inventory."));
+    res.append(el("p", {}, "No assessment results yet."));
+    return;
+  }
   await Promise.all([inventory(inv, api, path), assessment(res, api, path)]);
 }
 
