@@ -184,7 +184,7 @@ func TestConsoleInChromium(t *testing.T) {
 	bctx, bcancel := chromedp.NewContext(actx)
 	defer bcancel()
 	const endMark = "warden-test-end"
-	if err := chromedp.Do(bctx, chromedp.Navigate("about:blank")); err != nil {
+	if err := chromedp.Do(bctx, chromedp.EmulateViewport(1280, 800), chromedp.Navigate("about:blank")); err != nil {
 		t.Fatal(err)
 	}
 	msgs := make(chan []string, 1)
