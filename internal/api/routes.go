@@ -9,6 +9,7 @@ import (
 	"github.com/warden-sec/warden/internal/api/handler"
 	"github.com/warden-sec/warden/internal/api/transitapi"
 	"github.com/warden-sec/warden/internal/authz"
+	"github.com/warden-sec/warden/internal/console"
 	"github.com/warden-sec/warden/internal/detect"
 	"github.com/warden-sec/warden/internal/users"
 )
@@ -74,6 +75,7 @@ func notAudited() map[string]string {
 	}
 	m["auth.oidc.auth-url"] = "seals a state for the browser's round trip to the provider; stores nothing, and the callback that uses it is recorded"
 	m["auth.oidc.device"] = "asks the provider for a device code; stores nothing, and the poll that opens the session is recorded"
+	m["console"] = "the web console's static files, the same for everyone; its data comes through this API, audited as from any client"
 	m["compliance.assessment"] = "the check policies the servers sign for agents, fetched by every agent at each assessment (hourly); no secrets; the policy writes are recorded"
 	m["sys.generate-root.status"] = "public progress of this node's root generation attempt (never its nonce, a share or the token in clear)"
 	return m
@@ -329,6 +331,11 @@ func (s *Server) routeTable() []route {
 	}
 	rs = append(rs, s.transitRoutes()...)
 	rs = append(rs, s.complianceRoutes()...)
+	// The web console (internal/console): static files under /ui/, with
+	// their own security headers; every page calls this API with the
+	// user's token.
+	rs = append(rs, route{method: "GET", pattern: console.Prefix, name: "console", public: true, audit: auditNone, status: ok,
+		h: func(*request) (int, any, error) { return http.StatusOK, s.console, nil }})
 	rs = append(rs, s.requestRoutes()...)
 	if s.cfg.Gather != nil {
 		m := route{method: "GET", pattern: "/metrics", name: "metrics.read", audit: auditNone, status: ok, h: s.metricsRead}

@@ -29,6 +29,7 @@ import (
 	"github.com/warden-sec/warden/internal/authority"
 	"github.com/warden-sec/warden/internal/authz"
 	"github.com/warden-sec/warden/internal/compliance/records"
+	"github.com/warden-sec/warden/internal/console"
 	"github.com/warden-sec/warden/internal/core"
 	"github.com/warden-sec/warden/internal/decisionlog"
 	"github.com/warden-sec/warden/internal/detect"
@@ -215,6 +216,8 @@ type Server struct {
 	// evaluations holds a token per compliance evaluation running
 	// (MaxEvaluations).
 	evaluations chan struct{}
+	// console serves the web console's files (internal/console).
+	console http.Handler
 	// bundle is the last signed bundle of check policies.
 	bundleMu sync.Mutex
 	bundle   *signedBundle
@@ -289,7 +292,7 @@ func New(cfg Config) *Server {
 	}
 	var b [6]byte
 	_, _ = rand.Read(b[:])
-	s := &Server{cfg: cfg, log: log, auth: new(authMethods), evaluations: make(chan struct{}, MaxEvaluations), mux: http.NewServeMux(), now: cfg.Now, idBase: hex.EncodeToString(b[:]),
+	s := &Server{cfg: cfg, log: log, auth: new(authMethods), evaluations: make(chan struct{}, MaxEvaluations), console: console.Handler(), mux: http.NewServeMux(), now: cfg.Now, idBase: hex.EncodeToString(b[:]),
 		entitySets: authz.NewEntityCache(entityCacheSets, entityCacheBytes)}
 	if cfg.RateLimit > 0 {
 		s.limiter = newLimiter(cfg.RateLimit, cfg.RateBurst)
