@@ -118,9 +118,14 @@ function validName(name) {
  */
 export async function parseVerifierKey(vkey, wantAlg) {
   if (typeof vkey !== "string") fail("the verifier key is not a string");
-  const parts = vkey.trim().split("+");
-  if (parts.length !== 3) fail("the verifier key is not <name>+<key ID>+<key>");
-  const [name, idHex, b64] = parts;
+  // The key's base64 may hold "+": only the first two separate.
+  const s = vkey.trim();
+  const a = s.indexOf("+");
+  const b = a < 0 ? -1 : s.indexOf("+", a + 1);
+  if (b < 0) fail("the verifier key is not <name>+<key ID>+<key>");
+  const name = s.slice(0, a);
+  const idHex = s.slice(a + 1, b);
+  const b64 = s.slice(b + 1);
   if (!validName(name)) fail(`the verifier key's name ${JSON.stringify(name)} is not a valid key name`);
   if (!/^[0-9a-f]{8}$/i.test(idHex)) fail("the verifier key's ID is not 8 hex digits");
   const key = fromBase64(b64, "the verifier key");
