@@ -284,7 +284,16 @@ func TestAuditVerifyInChromium(t *testing.T) {
 	wname := strings.SplitN(witnessKeys[0], "+", 2)[0]
 	badCosig := good
 	badCosig.Checkpoint = tamperSignature(t, cpText, wname, 4+8+10) // after the key ID and the time
-	cases := map[string]verifyInput{"real": good, "tampered-proof": badProof, "tampered-signature": badSig, "tampered-cosignature": badCosig}
+	// A log key of the same name that did not sign: what a user who
+	// pinned the right key sees when a server signs with another.
+	_, otherKey, err := audit.GenerateSigner(cp.Origin, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	otherLog := good
+	otherLog.VerifierKey = otherKey
+	cases := map[string]verifyInput{"real": good, "tampered-proof": badProof, "tampered-signature": badSig,
+		"tampered-cosignature": badCosig, "other-log-key": otherLog}
 
 	// The test origin: the static files from disk, the test pages, the
 	// cases, and the real server's API (whose proofs the test may
@@ -476,6 +485,17 @@ func TestAuditVerifyInChromium(t *testing.T) {
 		}
 		if !m["checkpoint-signature"][0].OK || !m["inclusion-proof"][0].OK {
 			t.Errorf("the log's signature or the proof failed: %+v", r.Steps)
+		}
+	})
+
+	t.Run("module/other-log-key", func(t *testing.T) {
+		r := run("other-log-key")
+		m := stepsOf(t, r)
+		if r.OK || m["checkpoint-signature"][0].OK {
+			t.Fatalf("a checkpoint verified with a key that did not sign it: %+v", r.Steps)
+		}
+		if d := m["checkpoint-signature"][0].Detail; !strings.Contains(d, "no signature line by the log key") {
+			t.Errorf("the signature step's reason: %q", d)
 		}
 	})
 

@@ -144,6 +144,8 @@ export async function render(main, api) {
     try {
       const res = await api(`/v1/audit/entries?start=${start}&count=${count()}`);
       rows = (res.entries || []).map((view) => ({ view, shown: (view.leaf && decodeLeaf(view.leaf)) || {} }));
+      // The log grows while it is read (reading it is audited too).
+      if (rows.length > 0 && BigInt(rows[rows.length - 1].view.index) >= size) size = BigInt(rows[rows.length - 1].view.index) + 1n;
       status.textContent = `The log holds ${size} entries.`;
     } catch (err) {
       rows = [];
