@@ -1,4 +1,4 @@
-package console
+package console_test
 
 import (
 	"bytes"
@@ -19,6 +19,7 @@ import (
 	"github.com/chromedp/chromedp"
 	"github.com/pquerna/otp/totp"
 
+	"github.com/warden-sec/warden/internal/console"
 	"github.com/warden-sec/warden/internal/server"
 	"github.com/warden-sec/warden/internal/sigma"
 )
@@ -74,7 +75,7 @@ func startConsoleServer(t *testing.T) *consoleServer {
 		t.Fatal(err)
 	}
 	mux := http.NewServeMux()
-	mux.Handle(Prefix, Handler())
+	mux.Handle(console.Prefix, console.Handler())
 	mux.Handle("/", srv.API())
 	ts := httptest.NewTLSServer(mux)
 	t.Cleanup(ts.Close)

@@ -1,4 +1,4 @@
-package console
+package console_test
 
 import (
 	"bytes"
@@ -21,14 +21,11 @@ import (
 
 	"github.com/chromedp/chromedp"
 	"github.com/warden-sec/warden/internal/audit"
+	"github.com/warden-sec/warden/internal/console"
 	"github.com/warden-sec/warden/internal/server"
 	"github.com/warden-sec/warden/internal/witness"
 )
 
-// verifyCSP is the console's Content-Security-Policy (see the issue 18
-// contract); the test pages are served under it, so the module must work
-// without inline script or eval.
-const verifyCSP = "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; connect-src 'self'; font-src 'self'; base-uri 'none'; form-action 'self'; frame-ancestors 'none'"
 
 // verifyServer is a real Warden server, initialized and unsealed, with
 // an HTTPS client that trusts it.
@@ -342,7 +339,7 @@ func TestAuditVerifyInChromium(t *testing.T) {
 		json.NewEncoder(w).Encode(p)
 	})
 	ts := httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		w.Header().Set("Content-Security-Policy", verifyCSP)
+		w.Header().Set("Content-Security-Policy", console.CSP)
 		w.Header().Set("X-Content-Type-Options", "nosniff")
 		mux.ServeHTTP(w, r)
 	}))
