@@ -26,7 +26,6 @@ import (
 	"github.com/warden-sec/warden/internal/witness"
 )
 
-
 // verifyServer is a real Warden server, initialized and unsealed, with
 // an HTTPS client that trusts it.
 type verifyServer struct {
