@@ -398,7 +398,7 @@ func TestPagePerformance(t *testing.T) {
 	levels := []string{"low", "medium", "high", "critical"}
 	for i := 0; i < 100000; {
 		var hits []sigma.Hit
-		for ; i < 100000 && len(hits) < 1000; i++ {
+		for ; i < 100000 && len(hits) < 64; i++ {
 			host := fmt.Sprintf("node-%05d", i%10000)
 			hits = append(hits, sigma.Hit{Key: fmt.Sprintf("perf-%d", i),
 				Rule:  &sigma.Rule{ID: fmt.Sprintf("rule-%d", i%50), Title: fmt.Sprintf("seeded rule %d", i%50), Level: levels[i%4]},
