@@ -260,14 +260,30 @@ func (s *Server) reenroll(req *request) (int, any, error) {
 
 type nodesResponse struct {
 	Nodes []authority.NodeInfo `json:"nodes"`
+	Next  string               `json:"next,omitempty"` // the cursor of the next page; absent on the last
 }
 
+// nodeList answers a page of nodes by name: ?limit= (default 100, at most
+// 1000) and ?cursor= (the last name of the previous page, its "next").
 func (s *Server) nodeList(req *request) (int, any, error) {
-	ns, err := s.cfg.Nodes.List(req.Context())
+	q := req.URL.Query()
+	for k := range q {
+		if k != "limit" && k != "cursor" {
+			return 0, nil, errs.E(errs.Invalid, "query parameter %q: unknown (limit, cursor)", k)
+		}
+	}
+	limit, err := queryUint(req.Request, "limit")
 	if err != nil {
 		return 0, nil, err
 	}
-	return http.StatusOK, nodesResponse{Nodes: ns}, nil
+	if q.Has("limit") && (limit == 0 || limit > authority.MaxNodePage) {
+		return 0, nil, errs.E(errs.Invalid, "limit: want 1 to %d", authority.MaxNodePage)
+	}
+	ns, next, err := s.cfg.Nodes.ListPage(req.Context(), q.Get("cursor"), int(limit))
+	if err != nil {
+		return 0, nil, err
+	}
+	return http.StatusOK, nodesResponse{Nodes: ns, Next: next}, nil
 }
 
 func (s *Server) nodeRead(req *request) (int, any, error) {

@@ -10,6 +10,7 @@ import (
 	"encoding/pem"
 	"fmt"
 	"slices"
+	"sort"
 	"strings"
 	"time"
 
@@ -143,6 +144,53 @@ func (n *Nodes) List(ctx context.Context) ([]NodeInfo, error) {
 		out = append(out, in)
 	}
 	return out, nil
+}
+
+// Node listing page sizes (ListPage).
+const (
+	DefaultNodePage = 100
+	MaxNodePage     = 1000
+)
+
+// ListPage returns up to limit nodes (DefaultNodePage when limit is 0, at
+// most MaxNodePage) whose names sort after the name after (the last name
+// of the previous page; "" for the first page), by name, and the name to
+// pass as after for the next page ("" when this page is the last). Only the
+// page's nodes are decoded and have their certificate looked up.
+func (n *Nodes) ListPage(ctx context.Context, after string, limit int) ([]NodeInfo, string, error) {
+	switch {
+	case limit < 0 || limit > MaxNodePage:
+		return nil, "", errs.E(errs.Invalid, "limit: want 1 to %d, got %d", MaxNodePage, limit)
+	case limit == 0:
+		limit = DefaultNodePage
+	}
+	es, err := n.st.List(ctx, prefixNode, 0)
+	if err != nil {
+		return nil, "", err
+	}
+	// The entries are sorted by key, so by name.
+	i := 0
+	if after != "" {
+		i = sort.Search(len(es), func(i int) bool { return es[i].Key > prefixNode+after })
+	}
+	end := min(i+limit, len(es))
+	out := make([]NodeInfo, 0, end-i)
+	for _, e := range es[i:end] {
+		nd, err := decodeNode(e)
+		if err != nil {
+			return nil, "", err
+		}
+		in, err := n.info(nd)
+		if err != nil {
+			return nil, "", err
+		}
+		out = append(out, in)
+	}
+	next := ""
+	if end < len(es) && len(out) > 0 {
+		next = out[len(out)-1].Name
+	}
+	return out, next, nil
 }
 
 // Certificate states in a listing.

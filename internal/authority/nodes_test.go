@@ -247,3 +247,53 @@ func TestIssuerCache(t *testing.T) {
 		t.Fatalf("issuer is %s after rotation, want %s", c.Cert.Subject, inter.Cert.Subject)
 	}
 }
+
+// TestNodeListPage reads the nodes a page at a time: each page after the
+// previous one's last name, "" as next on the last, limits checked.
+func TestNodeListPage(t *testing.T) {
+	n, _, _, _ := newTestNodes(t, nil) // web-1
+	ctx := context.Background()
+	for _, name := range []string{"db-1", "db-2", "app-1", "zz-1"} {
+		if _, _, err := n.CreateToken(ctx, TokenRequest{Name: name}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	var got []string
+	after, pages := "", 0
+	for {
+		ns, next, err := n.ListPage(ctx, after, 2)
+		if err != nil {
+			t.Fatal(err)
+		}
+		pages++
+		for _, nd := range ns {
+			got = append(got, nd.Name)
+		}
+		if next == "" {
+			break
+		}
+		if next != ns[len(ns)-1].Name {
+			t.Fatalf("next %q, want the page's last name %q", next, ns[len(ns)-1].Name)
+		}
+		after = next
+	}
+	if want := []string{"app-1", "db-1", "db-2", "web-1", "zz-1"}; !slices.Equal(got, want) || pages != 3 {
+		t.Fatalf("pages %d: %q, want %q", pages, got, want)
+	}
+	ns, next, err := n.ListPage(ctx, "", 0)
+	if err != nil || len(ns) != 5 || next != "" {
+		t.Fatalf("default limit: %d nodes, next %q, %v", len(ns), next, err)
+	}
+	ns, next, err = n.ListPage(ctx, "db-2", 2) // a full last page: no next
+	if err != nil || len(ns) != 2 || ns[0].Name != "web-1" || next != "" {
+		t.Fatalf("after db-2: %+v, next %q, %v", ns, next, err)
+	}
+	if ns, next, err = n.ListPage(ctx, "zzz", 2); err != nil || len(ns) != 0 || next != "" {
+		t.Fatalf("past the end: %+v, next %q, %v", ns, next, err)
+	}
+	for _, l := range []int{-1, MaxNodePage + 1} {
+		if _, _, err := n.ListPage(ctx, "", l); !errs.Is(err, errs.Invalid) {
+			t.Fatalf("limit %d: %v", l, err)
+		}
+	}
+}

@@ -112,13 +112,29 @@ type Node struct {
 	UpdatedTime string   `json:"updated_time"`
 }
 
-// NodeList lists every node.
+// NodeList lists every node, reading the server's pages (GET /v1/nodes
+// with limit and cursor) until the last.
 func (c *Client) NodeList(ctx context.Context) ([]Node, error) {
-	var out struct {
-		Nodes []Node `json:"nodes"`
+	var all []Node
+	cursor := ""
+	for {
+		q := url.Values{"limit": {"1000"}}
+		if cursor != "" {
+			q.Set("cursor", cursor)
+		}
+		var out struct {
+			Nodes []Node `json:"nodes"`
+			Next  string `json:"next"`
+		}
+		if _, err := c.do(ctx, http.MethodGet, "/v1/nodes?"+q.Encode(), nil, &out); err != nil {
+			return nil, err
+		}
+		all = append(all, out.Nodes...)
+		if out.Next == "" || out.Next == cursor {
+			return all, nil
+		}
+		cursor = out.Next
 	}
-	_, err := c.do(ctx, http.MethodGet, "/v1/nodes", nil, &out)
-	return out.Nodes, err
 }
 
 // NodeRead returns one node.

@@ -318,3 +318,35 @@ func TestParseRetryAfter(t *testing.T) {
 		}
 	}
 }
+
+// TestNodeListFollowsPages: NodeList reads every page the server answers,
+// passing each page's next as the cursor of the following request.
+func TestNodeListFollowsPages(t *testing.T) {
+	var uris []string
+	_, c := tlsServer(t, func(w http.ResponseWriter, r *http.Request) {
+		uris = append(uris, r.URL.RequestURI())
+		w.Header().Set("Content-Type", "application/json")
+		switch r.URL.Query().Get("cursor") {
+		case "":
+			io.WriteString(w, `{"nodes":[{"name":"a-1"},{"name":"b-1"}],"next":"b-1"}`)
+		case "b-1":
+			io.WriteString(w, `{"nodes":[{"name":"c-1"}]}`)
+		default:
+			w.WriteHeader(http.StatusBadRequest)
+		}
+	})
+	ns, err := c.NodeList(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	var names []string
+	for _, n := range ns {
+		names = append(names, n.Name)
+	}
+	if strings.Join(names, ",") != "a-1,b-1,c-1" {
+		t.Fatalf("nodes %q", names)
+	}
+	if want := []string{"/v1/nodes?limit=1000", "/v1/nodes?cursor=b-1&limit=1000"}; !reflect.DeepEqual(uris, want) {
+		t.Fatalf("requests %q, want %q", uris, want)
+	}
+}

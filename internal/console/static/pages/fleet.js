@@ -1,45 +1,59 @@
-// fleet.js: the nodes table. GET /v1/nodes answers the whole list (the API
-// has no paging for nodes yet), so the table shows it a page at a time; a
-// row's agent version and pending updates are read from its inventory when
-// the row is opened, not for the whole fleet at once.
+// fleet.js: the nodes table, a page at a time as the server pages it
+// (GET /v1/nodes with limit and cursor, by name): the console never loads
+// the whole fleet. A row's agent version and pending updates are read from
+// its inventory when the row is opened, not for the whole page at once.
 import { el, errorBox, when } from "../dom.js";
 
 const pageSize = 100;
 
 export async function render(main, api) {
   main.append(el("h1", {}, "Fleet"));
-  const r = await api("/v1/nodes");
-  const all = (r.nodes ?? []).slice().sort((a, b) => (a.name < b.name ? -1 : 1));
-  const filter = el("input", { id: "fleet-filter", type: "search", autocomplete: "off" });
   const info = el("p", { role: "status", id: "fleet-info" });
   const body = el("tbody");
   const prev = el("button", { type: "button", id: "fleet-prev" }, "Previous");
   const next = el("button", { type: "button", id: "fleet-next" }, "Next");
-  let page = 0;
-
-  const show = () => {
-    const q = filter.value.trim().toLowerCase();
-    const rows = q ? all.filter((n) => n.name.includes(q) || (n.zone ?? "").includes(q)) : all;
-    const pages = Math.max(1, Math.ceil(rows.length / pageSize));
-    page = Math.min(page, pages - 1);
-    body.replaceChildren(...rows.slice(page * pageSize, (page + 1) * pageSize).map((n) => row(n, api)));
-    info.textContent = `${rows.length} nodes; page ${page + 1} of ${pages}`;
-    prev.disabled = page === 0;
-    next.disabled = page >= pages - 1;
-  };
-  filter.addEventListener("input", () => { page = 0; show(); });
-  prev.addEventListener("click", () => { page--; show(); });
-  next.addEventListener("click", () => { page++; show(); });
-
+  const err = el("div");
   main.append(
-    el("p", { class: "field" }, el("label", { for: "fleet-filter" }, "Filter by name or zone"), filter),
     el("div", { class: "table-wrap" }, el("table", { id: "fleet-table" },
-      el("caption", {}, "Nodes"),
+      el("caption", {}, "Nodes, by name"),
       el("thead", {}, el("tr", {}, ["Name", "Zone", "State", "Certificate expires", "Agent", "Pending updates"]
         .map((h) => el("th", { scope: "col" }, h)))),
       body)),
-    el("p", { class: "pager" }, prev, " ", next), info);
-  show();
+    el("p", { class: "pager" }, prev, " ", next), info, err);
+
+  // cursors[i] is the cursor of page i (page 0 has none).
+  const cursors = [""];
+  let page = 0;
+  let nextCursor = "";
+  const load = async () => {
+    err.replaceChildren();
+    main.setAttribute("aria-busy", "true");
+    prev.disabled = true;
+    next.disabled = true;
+    try {
+      const r = await api("/v1/nodes", { query: { limit: pageSize, cursor: cursors[page] } });
+      const ns = r.nodes ?? [];
+      nextCursor = r.next ?? "";
+      body.replaceChildren(...ns.map((n) => row(n, api)));
+      const first = page * pageSize + 1;
+      info.textContent = ns.length === 0 ? "No nodes." :
+        `Page ${page + 1}: nodes ${first} to ${first + ns.length - 1}${nextCursor ? ", more on the next page" : ""}`;
+    } catch (e) {
+      body.replaceChildren();
+      err.replaceChildren(errorBox(e));
+    } finally {
+      main.removeAttribute("aria-busy");
+      prev.disabled = page === 0;
+      next.disabled = nextCursor === "";
+    }
+  };
+  prev.addEventListener("click", () => { page--; load(); });
+  next.addEventListener("click", () => {
+    cursors[page + 1] = nextCursor;
+    page++;
+    load();
+  });
+  await load();
 }
 
 function row(n, api) {
