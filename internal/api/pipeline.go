@@ -110,11 +110,16 @@ func (s *Server) serve(rt *route, req *request) int {
 	// connection read fails, and a read deadline that passes is such a
 	// failure (its background read of the connection times out). For the
 	// same reason a route with a longer timeout of its own keeps reading
-	// until that timeout: a connection read deadline that passes while its
-	// handler still runs fails the connection under the response (seen as
-	// "tls: bad record MAC" by a joining node's client).
+	// until that timeout.
 	if rt.maxBody == 0 && !rt.streaming {
 		_ = http.NewResponseController(w).SetReadDeadline(handlerDeadline) // not every writer supports it (tests' recorders)
+	}
+	// The server's write timeout (30 s) is shorter than such a route's own
+	// timeout: a response written after it corrupts the TLS stream (the
+	// client reads "tls: bad record MAC"), so the route's own deadline,
+	// with time to write the answer, replaces it.
+	if rt.timeout > 0 {
+		_ = http.NewResponseController(w).SetWriteDeadline(handlerDeadline.Add(5 * time.Second))
 	}
 	ctx, cancel := context.WithDeadline(req.Context(), handlerDeadline)
 	if rt.streaming {

@@ -317,3 +317,32 @@ func TestRouteTimeout(t *testing.T) {
 		}
 	}
 }
+
+// TestRouteTimeoutOutlivesWriteTimeout: over real TLS, a route with a
+// timeout of its own answers after the server's write timeout has passed
+// and the client reads the answer intact (it read "tls: bad record MAC"
+// when the server's write deadline cut the response: CI, the raft join).
+func TestRouteTimeoutOutlivesWriteTimeout(t *testing.T) {
+	const writeTimeout = 200 * time.Millisecond
+	h := func(req *request) (int, any, error) {
+		// The answer is written once the server's write deadline passed.
+		<-time.After(2 * writeTimeout)
+		return http.StatusOK, map[string]string{"joined": "yes"}, nil
+	}
+	s := New(Config{RateLimit: -1, RequestTimeout: time.Second,
+		testRoutes: []route{{method: "GET", pattern: "/v1/test/long", name: "sys.health", public: true, audit: auditNone, status: 200, h: h, timeout: 10 * time.Second}}})
+	defer s.Close()
+	srv := httptest.NewUnstartedServer(s)
+	srv.Config.WriteTimeout = writeTimeout
+	srv.StartTLS()
+	defer srv.Close()
+	res, err := srv.Client().Get(srv.URL + "/v1/test/long")
+	if err != nil {
+		t.Fatalf("the answer after the write timeout: %v", err)
+	}
+	defer res.Body.Close()
+	b, err := io.ReadAll(res.Body)
+	if err != nil || res.StatusCode != 200 || !strings.Contains(string(b), `"joined":"yes"`) {
+		t.Fatalf("status %d, body %q, err %v", res.StatusCode, b, err)
+	}
+}
