@@ -444,6 +444,31 @@ func (a *Alerts) List(ctx context.Context, f Filter) ([]Alert, string, error) {
 	return out, next, nil
 }
 
+// Unclosed returns the alerts that are open or acknowledged, at most max
+// of them (the most recent first), reading the stored alerts once (List
+// reads them all for every page).
+func (a *Alerts) Unclosed(ctx context.Context, max int) ([]Alert, error) {
+	ents, err := a.st.List(ctx, prefixAlert, 0)
+	if err != nil {
+		return nil, err
+	}
+	var out []Alert
+	for _, e := range ents {
+		var al Alert
+		if err := json.Unmarshal(e.Value, &al); err != nil {
+			return nil, fmt.Errorf("detect: decode alert %s: %w", e.Key, err)
+		}
+		if al.Status != StatusClosed {
+			out = append(out, al)
+		}
+	}
+	sort.Slice(out, func(i, j int) bool { return newer(out[i], out[j]) })
+	if len(out) > max {
+		out = out[:max]
+	}
+	return out, nil
+}
+
 func splitList(s string) []string {
 	if s == "" {
 		return nil

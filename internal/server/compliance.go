@@ -21,7 +21,6 @@ import (
 	"github.com/warden-sec/warden/internal/compliance"
 	"github.com/warden-sec/warden/internal/compliance/records"
 	"github.com/warden-sec/warden/internal/cosign"
-	"github.com/warden-sec/warden/internal/detect"
 	"github.com/warden-sec/warden/internal/events"
 	"github.com/warden-sec/warden/internal/identity"
 	"github.com/warden-sec/warden/internal/policy"
@@ -220,21 +219,12 @@ func (c complianceState) State(ctx context.Context) (*compliance.State, error) {
 	}
 
 	// Open alerts.
-	for _, status := range []string{detect.StatusOpen, detect.StatusAcknowledged} {
-		f := detect.Filter{Status: status, Limit: detect.MaxListLimit}
-		for len(st.Alerts) < maxStateAlerts {
-			as, next, err := s.alerts.List(ctx, f)
-			if err != nil {
-				return nil, err
-			}
-			for _, a := range as {
-				st.Alerts = append(st.Alerts, compliance.Alert{ID: a.ID, Level: a.Level, RuleID: a.RuleID, Hosts: a.Hosts})
-			}
-			if next == "" {
-				break
-			}
-			f.Cursor = next
-		}
+	open, err := s.alerts.Unclosed(ctx, maxStateAlerts)
+	if err != nil {
+		return nil, err
+	}
+	for _, a := range open {
+		st.Alerts = append(st.Alerts, compliance.Alert{ID: a.ID, Level: a.Level, RuleID: a.RuleID, Hosts: a.Hosts})
 	}
 
 	// Governance.
