@@ -23,8 +23,8 @@
 //         path (e.g. "/v1/nodes") with the session's token as
 //         "Authorization: Bearer", query an object of query parameters
 //         (empty values are left out), body a value sent as JSON; it
-//         resolves to the parsed JSON answer (or the text, with text: true;
-//         null for 204), and rejects with an Error whose message is
+//         resolves to the parsed JSON answer (or the text, with text: true
+//         or when the answer is not JSON; null for 204), and rejects with an Error whose message is
 //         "<status>: <the API's error>" (err.status holds the status). A 401
 //         also ends the session and shows the login page.
 //   args  the route's further segments, decoded: ["web-1"] for #/node/web-1.
@@ -79,7 +79,10 @@ export async function api(path, { method = "GET", body, query, text = false, aut
     throw new APIError(res.status, msg);
   }
   if (res.status === 204) return null;
-  return text ? res.text() : res.json();
+  // A route that answers text (the audit checkpoint, a signed note) is
+  // read as text whatever the caller asked.
+  const json = (res.headers.get("Content-Type") ?? "").includes("json");
+  return text || !json ? res.text() : res.json();
 }
 
 // endSession forgets the token and shows the login page with why (an
@@ -105,6 +108,19 @@ function setNav(page) {
   for (const a of nav.querySelectorAll("a[data-page]")) {
     if (a.dataset.page === page) a.setAttribute("aria-current", "page");
     else a.removeAttribute("aria-current");
+  }
+}
+
+// scrollRegions makes every table-wrap in s that a page built without
+// dom.js's table() reachable by keyboard (a region that may scroll
+// sideways must take the focus, so a keyboard can scroll it), named by its
+// table's caption.
+function scrollRegions(s) {
+  for (const w of s.querySelectorAll(".table-wrap:not([tabindex])")) {
+    w.tabIndex = 0;
+    w.setAttribute("role", "region");
+    const cap = w.querySelector("caption");
+    w.setAttribute("aria-label", cap?.textContent || "Table");
   }
 }
 
@@ -138,6 +154,7 @@ async function route() {
       throw new Error(`no such page: ${name}`);
     }
     await mod.render(s, api, args, { user: session.user, endSession });
+    scrollRegions(s);
     s.dataset.state = "ready";
   } catch (err) {
     s.append(errorBox(err));
