@@ -25,9 +25,11 @@ function append(e, children) {
 }
 
 // table makes a table with a caption, column headers and rows of cells
-// (each a string, a node, or null for an empty cell).
+// (each a string, a node, or null for an empty cell). Its wrapper scrolls
+// sideways on a narrow screen, so it takes the keyboard's focus (a region
+// named by the caption) to be scrolled without a pointer.
 export function table(caption, headers, rows) {
-  return el("div", { class: "table-wrap" },
+  return el("div", { class: "table-wrap", tabindex: "0", role: "region", "aria-label": caption },
     el("table", {},
       el("caption", {}, caption),
       el("thead", {}, el("tr", {}, headers.map((h) => el("th", { scope: "col" }, h)))),

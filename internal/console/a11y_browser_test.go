@@ -1,0 +1,188 @@
+package console_test
+
+import (
+	"archive/tar"
+	"bytes"
+	"compress/gzip"
+	"context"
+	"crypto/sha512"
+	"encoding/base64"
+	"encoding/json"
+	"errors"
+	"io"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/chromedp/cdproto/emulation"
+	"github.com/chromedp/chromedp"
+	"github.com/pquerna/otp/totp"
+)
+
+// axe-core, from the npm registry, fetched by the test only (the console
+// never loads it). Its tarball is checked against the registry's
+// dist.integrity (SHA-512) before axe.min.js is taken out of it.
+const (
+	axeVersion  = "4.14.1"
+	axeTarball  = "https://registry.npmjs.org/axe-core/-/axe-core-" + axeVersion + ".tgz"
+	axeMetadata = "https://registry.npmjs.org/axe-core/" + axeVersion
+)
+
+// axeScript downloads axe-core, checks its integrity and returns the text
+// of axe.min.js (also written into t.TempDir()).
+func axeScript(t *testing.T) string {
+	t.Helper()
+	client := &http.Client{Timeout: 60 * time.Second}
+	get := func(url string) []byte {
+		t.Helper()
+		res, err := client.Get(url)
+		if err != nil {
+			t.Fatalf("axe-core from the npm registry: %v", err)
+		}
+		defer res.Body.Close()
+		b, err := io.ReadAll(io.LimitReader(res.Body, 32<<20))
+		if err != nil || res.StatusCode != http.StatusOK {
+			t.Fatalf("GET %s: %d %v", url, res.StatusCode, err)
+		}
+		return b
+	}
+	var meta struct {
+		Dist struct {
+			Integrity string `json:"integrity"`
+		} `json:"dist"`
+	}
+	if err := json.Unmarshal(get(axeMetadata), &meta); err != nil {
+		t.Fatal(err)
+	}
+	want, ok := strings.CutPrefix(meta.Dist.Integrity, "sha512-")
+	if !ok {
+		t.Fatalf("the registry's integrity of axe-core %s is %q, not a SHA-512", axeVersion, meta.Dist.Integrity)
+	}
+	tgz := get(axeTarball)
+	sum := sha512.Sum512(tgz)
+	if got := base64.StdEncoding.EncodeToString(sum[:]); got != want {
+		t.Fatalf("axe-core %s tarball: SHA-512 %s, the registry says %s", axeVersion, got, want)
+	}
+	zr, err := gzip.NewReader(bytes.NewReader(tgz))
+	if err != nil {
+		t.Fatal(err)
+	}
+	tr := tar.NewReader(zr)
+	for {
+		h, err := tr.Next()
+		if errors.Is(err, io.EOF) {
+			t.Fatalf("no package/axe.min.js in %s", axeTarball)
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		if h.Name != "package/axe.min.js" {
+			continue
+		}
+		b, err := io.ReadAll(io.LimitReader(tr, 16<<20))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(filepath.Join(t.TempDir(), "axe.min.js"), b, 0o600); err != nil {
+			t.Fatal(err)
+		}
+		return string(b)
+	}
+}
+
+// axeViolation is what the test reports of one of axe's violations.
+type axeViolation struct {
+	ID     string   `json:"id"`
+	Impact string   `json:"impact"`
+	Help   string   `json:"help"`
+	Nodes  []string `json:"nodes"`
+}
+
+// axeRun runs axe on the whole document and keeps the serious and critical
+// violations, with up to five of the elements of each.
+const axeRun = `(async () => {
+  const r = await axe.run(document, { resultTypes: ["violations"] });
+  return r.violations
+    .filter((v) => v.impact === "serious" || v.impact === "critical")
+    .map((v) => ({ id: v.id, impact: v.impact, help: v.help,
+      nodes: v.nodes.slice(0, 5).map((n) => n.target.join(" ") + " — " + (n.failureSummary || "").replace(/\s+/g, " ")) }));
+})()`
+
+// TestAccessibilityInChromium runs axe-core on every page of the console
+// (login, overview, fleet, a node, alerts, audit, account) against a real
+// server with seeded data, in the light and the dark theme, and fails on
+// any serious or critical violation, printing them.
+func TestAccessibilityInChromium(t *testing.T) {
+	axe := axeScript(t)
+	cs := startConsoleServer(t)
+	secret := cs.seed(t)
+
+	ctx, cancel := context.WithTimeout(context.Background(), 180*time.Second)
+	defer cancel()
+	b := newBrowser(t, ctx, 1280, 800)
+
+	theme := func(scheme string) {
+		t.Helper()
+		if _, err := chromedp.Call(b.ctx, emulation.SetEmulatedMedia, emulation.SetEmulatedMediaParams{
+			Features: []*emulation.MediaFeature{{Name: "prefers-color-scheme", Value: scheme}}}); err != nil {
+			t.Fatal(err)
+		}
+		// The theme applies: the page's background is the theme's.
+		want := map[string]string{"light": "rgb(246, 247, 249)", "dark": "rgb(15, 19, 24)"}[scheme]
+		b.poll(`getComputedStyle(document.body).backgroundColor === "` + want + `"`)
+	}
+	checked := 0
+	check := func(page string) {
+		t.Helper()
+		for _, scheme := range []string{"light", "dark"} {
+			theme(scheme)
+			vs, err := chromedp.Run(b.ctx, chromedp.Evaluate[[]axeViolation](axeRun, chromedp.EvalAwaitPromise))
+			if err != nil {
+				t.Fatalf("axe on %s: %v", page, err)
+			}
+			for _, v := range vs {
+				t.Errorf("%s (%s theme): %s %s: %s\n\t%s", page, scheme, v.Impact, v.ID, v.Help, strings.Join(v.Nodes, "\n\t"))
+			}
+			checked++
+		}
+	}
+	inject := func() {
+		t.Helper()
+		if _, err := chromedp.Run(b.ctx, chromedp.Evaluate[any](axe+"\n;true")); err != nil {
+			t.Fatalf("injecting axe-core: %v", err)
+		}
+		if v := b.eval(`typeof axe.run`); v != "function" {
+			t.Fatalf("axe-core did not load: typeof axe.run is %v", v)
+		}
+	}
+
+	b.do(chromedp.Navigate(cs.ts.URL+"/ui/"), chromedp.WaitReady(readySel("login")))
+	inject()
+	check("login")
+
+	code, err := totp.GenerateCode(secret, time.Now())
+	if err != nil {
+		t.Fatal(err)
+	}
+	b.do(chromedp.SendKeys("#login-user", userName), chromedp.SendKeys("#login-password", userPass),
+		chromedp.SendKeys("#login-totp", code), chromedp.Click(`#login-password-form button[type="submit"]`),
+		chromedp.WaitReady(readySel("overview")))
+	check("overview")
+	for _, page := range []string{"fleet", "node/web-1", "alerts", "audit", "account"} {
+		b.eval(`location.hash = "#/` + page + `"`)
+		b.poll(`document.querySelector('` + readySel(strings.Split(page, "/")[0]) + `') !== null`)
+		if page == "audit" {
+			// The entries and a verification's steps: the page at its fullest.
+			b.poll(`document.querySelector("#audit-entries tbody tr button.verify") !== null`)
+			b.do(chromedp.Click(`#audit-entries tbody tr button.verify`))
+			b.poll(`document.querySelector("#audit-verify .verdict")?.dataset.ok !== undefined`)
+		}
+		check(page)
+	}
+	if checked != 14 {
+		t.Fatalf("%d checks run, want 14", checked)
+	}
+}

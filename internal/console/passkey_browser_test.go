@@ -1,0 +1,231 @@
+package console_test
+
+import (
+	"context"
+	"fmt"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/chromedp/cdproto/webauthn"
+	"github.com/chromedp/chromedp"
+
+	"github.com/warden-sec/warden/internal/console"
+	"github.com/warden-sec/warden/internal/server"
+)
+
+// startConsoleServerWith is startConsoleServer with the server's
+// configuration changed by configure, which is given the console's origin
+// (https://localhost:<port>: a WebAuthn relying party is a name, not an IP
+// address, so the browser opens the console by the name localhost).
+func startConsoleServerWith(t *testing.T, configure func(c *server.Config, origin string)) (*consoleServer, string) {
+	t.Helper()
+	ts := httptest.NewUnstartedServer(nil)
+	_, port, err := net.SplitHostPort(ts.Listener.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	origin := "https://localhost:" + port
+	cfg := server.Config{DataDir: t.TempDir(), Listen: "127.0.0.1:0", RateLimit: -1}
+	configure(&cfg, origin)
+	srv, err := server.New(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := srv.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { srv.Close() })
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	_, root, err := srv.DevInit(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	mux := http.NewServeMux()
+	mux.Handle(console.Prefix, console.Handler())
+	mux.Handle("/", srv.API())
+	ts.Config.Handler = mux
+	ts.StartTLS()
+	t.Cleanup(ts.Close)
+	return &consoleServer{srv: srv, ts: ts, root: root.Reveal()}, origin
+}
+
+// browser is a headless Chromium tab and what it wrote to its console
+// until end() (which returns the messages that are not log, info or debug:
+// errors, warnings, CSP violations).
+type browser struct {
+	t   *testing.T
+	ctx context.Context
+	end func() []string
+}
+
+func newBrowser(t *testing.T, ctx context.Context, width, height int) *browser {
+	t.Helper()
+	opts := append(chromedp.DefaultExecAllocatorOptions[:], chromedp.ExecPath(chromium(t)), chromedp.NoSandbox,
+		chromedp.Flag("disable-gpu", true), chromedp.Flag("ignore-certificate-errors", true),
+		chromedp.WindowSize(width, height), chromedp.UserDataDir(t.TempDir()))
+	actx, acancel := chromedp.NewExecAllocator(ctx, opts...)
+	t.Cleanup(acancel)
+	bctx, bcancel := chromedp.NewContext(actx)
+	t.Cleanup(bcancel)
+	if err := chromedp.Do(bctx, chromedp.EmulateViewport(int64(width), int64(height)), chromedp.Navigate("about:blank")); err != nil {
+		t.Fatal(err)
+	}
+	const endMark = "warden-test-end"
+	msgs := make(chan []string, 1)
+	go func() {
+		var seen []string
+		for m, err := range chromedp.Console(bctx) {
+			if err != nil {
+				seen = append(seen, "console: "+err.Error())
+				break
+			}
+			if m.Text == endMark {
+				break
+			}
+			if m.Type != "log" && m.Type != "info" && m.Type != "debug" {
+				seen = append(seen, string(m.Type)+": "+m.Text)
+			}
+		}
+		msgs <- seen
+	}()
+	b := &browser{t: t, ctx: bctx}
+	b.end = func() []string {
+		b.eval(`console.log("` + endMark + `")`)
+		return <-msgs
+	}
+	return b
+}
+
+func (b *browser) do(actions ...chromedp.Action[chromedp.Void]) {
+	b.t.Helper()
+	if err := chromedp.Do(b.ctx, actions...); err != nil {
+		b.t.Fatal(err)
+	}
+}
+
+func (b *browser) eval(js string) any {
+	b.t.Helper()
+	v, err := chromedp.Run(b.ctx, chromedp.Evaluate[any](js))
+	if err != nil {
+		b.t.Fatalf("%s: %v", js, err)
+	}
+	return v
+}
+
+func (b *browser) text(sel string) string {
+	b.t.Helper()
+	s, err := chromedp.Run(b.ctx, chromedp.Text(sel))
+	if err != nil {
+		b.t.Fatalf("text of %s: %v", sel, err)
+	}
+	return s
+}
+
+// poll waits for js to be true (chromedp polls it in the page).
+func (b *browser) poll(js string) {
+	b.t.Helper()
+	if _, err := chromedp.Run(b.ctx, chromedp.Poll[bool](js, chromedp.WithPollingTimeout(30*time.Second))); err != nil {
+		b.t.Fatalf("waiting for %s: %v (the page: %v at %v)", js, err,
+			b.eval(`document.getElementById("main").textContent`), b.eval(`location.href`))
+	}
+}
+
+func readySel(page string) string {
+	return fmt.Sprintf(`section[data-page=%q][data-state="ready"]`, page)
+}
+
+// TestPasskeyInChromium registers a passkey in the console's account page
+// with Chromium's virtual authenticator (CTAP2, internal transport,
+// resident keys and user verification) and logs in with the password and
+// the passkey from the login page, against a real server whose WebAuthn
+// relying party is localhost. The server then holds the passkey, used, and
+// the password alone asks for the second factor. Single sign-on is not
+// configured: its button says so.
+func TestPasskeyInChromium(t *testing.T) {
+	cs, origin := startConsoleServerWith(t, func(c *server.Config, origin string) {
+		c.WebAuthnRPID, c.WebAuthnOrigins = "localhost", []string{origin}
+	})
+	cs.call(t, "PUT", "/v1/authz/stores/warden/policies/console-admins", cs.root,
+		map[string]string{"policy": `permit (principal in Group::"admins", action, resource);`}, 200)
+	cs.call(t, "POST", "/v1/users", cs.root, map[string]any{"name": userName, "groups": []string{"admins"}, "password": userPass}, 200)
+
+	ctx, cancel := context.WithTimeout(context.Background(), 120*time.Second)
+	defer cancel()
+	b := newBrowser(t, ctx, 1280, 800)
+	if _, err := chromedp.Call(b.ctx, webauthn.Enable, webauthn.EnableParams{}); err != nil {
+		t.Fatal(err)
+	}
+	auth, err := chromedp.Call(b.ctx, webauthn.AddVirtualAuthenticator, webauthn.AddVirtualAuthenticatorParams{
+		Options: &webauthn.VirtualAuthenticatorOptions{
+			Protocol: webauthn.AuthenticatorProtocolCtap2, Ctap2version: webauthn.Ctap2versionCtap21,
+			Transport: webauthn.AuthenticatorTransportInternal, HasResidentKey: true, HasUserVerification: true,
+			IsUserVerified: true, AutomaticPresenceSimulation: true,
+		}})
+	if err != nil {
+		t.Fatal(err)
+	}
+
+	// Log in with the password alone (no factor yet), then register a
+	// passkey on the account page: the server ends the session, and the
+	// console shows the login page saying why.
+	b.do(chromedp.Navigate(origin+"/ui/"), chromedp.WaitReady(readySel("login")))
+	b.do(chromedp.SendKeys("#login-user", userName), chromedp.SendKeys("#login-password", userPass),
+		chromedp.Click(`#login-password-form button[type="submit"]`), chromedp.WaitReady(readySel("overview")))
+	b.do(chromedp.Click(`nav a[href="#/account"]`), chromedp.WaitReady(readySel("account")))
+	if got := b.text("#acct-who"); !strings.Contains(got, `User::"alice"`) {
+		t.Errorf("account page: %q", got)
+	}
+	b.do(chromedp.SetValue("#passkey-name", "laptop"), chromedp.Click(`#passkey-form button[type="submit"]`))
+	b.poll(`document.querySelector('section[data-page="login"]') !== null && document.getElementById("login-status").textContent.includes("registered")`)
+	creds, err := chromedp.Call(b.ctx, webauthn.GetCredentials, webauthn.GetCredentialsParams(auth))
+	if err != nil || len(creds.Credentials) != 1 || creds.Credentials[0].RpID != "localhost" {
+		t.Fatalf("the authenticator's credentials: %+v, %v", creds, err)
+	}
+	u := cs.call(t, "GET", "/v1/users/"+userName, cs.root, nil, 200)
+	if pks, _ := u["passkeys"].([]any); len(pks) != 1 || pks[0].(map[string]any)["name"] != "laptop" {
+		t.Fatalf("the server's view of alice: %v", u)
+	}
+
+	// The password alone now asks for the second factor, naming the passkey.
+	b.do(chromedp.SendKeys("#login-user", userName), chromedp.SendKeys("#login-password", userPass),
+		chromedp.Click(`#login-password-form button[type="submit"]`))
+	b.poll(`document.getElementById("login-status").textContent.includes("use your passkey")`)
+	// The password and the passkey open the session, on the page the
+	// user was on (the account page), and the overview shows.
+	b.do(chromedp.Click("#login-passkey"), chromedp.WaitReady(readySel("account")),
+		chromedp.Click(`nav a[href="#/overview"]`), chromedp.WaitReady(readySel("overview")))
+	if got := b.text("#whoami"); got != userName {
+		t.Errorf("whoami %q", got)
+	}
+	u = cs.call(t, "GET", "/v1/users/"+userName, cs.root, nil, 200)
+	if pk := u["passkeys"].([]any)[0].(map[string]any); pk["last_used"] == nil {
+		t.Errorf("the passkey's use is not recorded: %v", pk)
+	}
+	// Single sign-on without a provider says it is not configured.
+	b.do(chromedp.Click("#logout"), chromedp.WaitReady(readySel("login")), chromedp.Click("#login-sso-button"))
+	b.poll(`document.getElementById("login-status").textContent.includes("not configured")`)
+
+	// A wrong password never reaches the authenticator.
+	b.do(chromedp.SendKeys("#login-user", userName), chromedp.SendKeys("#login-password", "not-the-password-1"),
+		chromedp.Click("#login-passkey"))
+	b.poll(`document.getElementById("login-status").textContent.includes("invalid user name, password or code")`)
+
+	if problems := b.end(); len(problems) > 0 {
+		// The refused login (401) and single sign-on (503) are reported
+		// on the browser's console as failed loads.
+		var other []string
+		for _, p := range problems {
+			if !strings.Contains(p, "status of 401") && !strings.Contains(p, "status of 503") {
+				other = append(other, p)
+			}
+		}
+		if len(other) > 0 {
+			t.Fatalf("the console ran with problems: %q", other)
+		}
+	}
+}
