@@ -122,7 +122,7 @@ func TestAccessibilityInChromium(t *testing.T) {
 
 	ctx, cancel := context.WithTimeout(context.Background(), 180*time.Second)
 	defer cancel()
-	b := newBrowser(t, ctx, 1280, 800)
+	b := newWindow(t, ctx, 1280, 800)
 
 	theme := func(scheme string) {
 		t.Helper()
@@ -171,7 +171,7 @@ func TestAccessibilityInChromium(t *testing.T) {
 		chromedp.SendKeys("#login-totp", code), chromedp.Click(`#login-password-form button[type="submit"]`),
 		chromedp.WaitReady(readySel("overview")))
 	check("overview")
-	for _, page := range []string{"fleet", "node/web-1", "alerts", "audit", "account"} {
+	for _, page := range []string{"fleet", "node/web-1", "alerts", "audit", "account", "incidents", "decisions", "playbooks", "policies", "compliance", "secrets"} {
 		b.eval(`location.hash = "#/` + page + `"`)
 		b.poll(`document.querySelector('` + readySel(strings.Split(page, "/")[0]) + `') !== null`)
 		if page == "audit" {
@@ -182,7 +182,7 @@ func TestAccessibilityInChromium(t *testing.T) {
 		}
 		check(page)
 	}
-	if checked != 14 {
-		t.Fatalf("%d checks run, want 14", checked)
+	if checked != 26 {
+		t.Fatalf("%d checks run, want 26", checked)
 	}
 }

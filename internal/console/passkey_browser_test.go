@@ -57,13 +57,13 @@ func startConsoleServerWith(t *testing.T, configure func(c *server.Config, origi
 // browser is a headless Chromium tab and what it wrote to its console
 // until end() (which returns the messages that are not log, info or debug:
 // errors, warnings, CSP violations).
-type browser struct {
+type window struct {
 	t   *testing.T
 	ctx context.Context
 	end func() []string
 }
 
-func newBrowser(t *testing.T, ctx context.Context, width, height int) *browser {
+func newWindow(t *testing.T, ctx context.Context, width, height int) *window {
 	t.Helper()
 	opts := append(chromedp.DefaultExecAllocatorOptions[:], chromedp.ExecPath(chromium(t)), chromedp.NoSandbox,
 		chromedp.Flag("disable-gpu", true), chromedp.Flag("ignore-certificate-errors", true),
@@ -93,7 +93,7 @@ func newBrowser(t *testing.T, ctx context.Context, width, height int) *browser {
 		}
 		msgs <- seen
 	}()
-	b := &browser{t: t, ctx: bctx}
+	b := &window{t: t, ctx: bctx}
 	b.end = func() []string {
 		b.eval(`console.log("` + endMark + `")`)
 		return <-msgs
@@ -101,14 +101,14 @@ func newBrowser(t *testing.T, ctx context.Context, width, height int) *browser {
 	return b
 }
 
-func (b *browser) do(actions ...chromedp.Action[chromedp.Void]) {
+func (b *window) do(actions ...chromedp.Action[chromedp.Void]) {
 	b.t.Helper()
 	if err := chromedp.Do(b.ctx, actions...); err != nil {
 		b.t.Fatal(err)
 	}
 }
 
-func (b *browser) eval(js string) any {
+func (b *window) eval(js string) any {
 	b.t.Helper()
 	v, err := chromedp.Run(b.ctx, chromedp.Evaluate[any](js))
 	if err != nil {
@@ -117,7 +117,7 @@ func (b *browser) eval(js string) any {
 	return v
 }
 
-func (b *browser) text(sel string) string {
+func (b *window) text(sel string) string {
 	b.t.Helper()
 	s, err := chromedp.Run(b.ctx, chromedp.Text(sel))
 	if err != nil {
@@ -127,7 +127,7 @@ func (b *browser) text(sel string) string {
 }
 
 // poll waits for js to be true (chromedp polls it in the page).
-func (b *browser) poll(js string) {
+func (b *window) poll(js string) {
 	b.t.Helper()
 	if _, err := chromedp.Run(b.ctx, chromedp.Poll[bool](js, chromedp.WithPollingTimeout(30*time.Second))); err != nil {
 		b.t.Fatalf("waiting for %s: %v (the page: %v at %v)", js, err,
@@ -156,7 +156,7 @@ func TestPasskeyInChromium(t *testing.T) {
 
 	ctx, cancel := context.WithTimeout(context.Background(), 120*time.Second)
 	defer cancel()
-	b := newBrowser(t, ctx, 1280, 800)
+	b := newWindow(t, ctx, 1280, 800)
 	if _, err := chromedp.Call(b.ctx, webauthn.Enable, webauthn.EnableParams{}); err != nil {
 		t.Fatal(err)
 	}
