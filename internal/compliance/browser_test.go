@@ -4,28 +4,17 @@ import (
 	"context"
 	"flag"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/chromedp/chromedp"
+
+	"github.com/warden-sec/warden/internal/browsertest"
 )
 
 var screenshot = flag.Bool("screenshot", false, "write the report's screenshot to docs/img/compliance-report.png")
-
-// chromium finds Debian's chromium (installed by .ci/run).
-func chromium(t *testing.T) string {
-	t.Helper()
-	for _, name := range []string{"chromium", "chromium-browser", "google-chrome"} {
-		if p, err := exec.LookPath(name); err == nil {
-			return p
-		}
-	}
-	t.Fatal("no chromium on PATH (apt-get install chromium; .ci/run installs it)")
-	return ""
-}
 
 // TestHTMLReportInChromium opens the signed HTML report of the seeded
 // state in headless Chromium at 1280×800: it renders with no console
@@ -33,7 +22,6 @@ func chromium(t *testing.T) string {
 // four charts, and its content is the report's (a zone's name, the risk
 // table). With -screenshot it writes the picture docs/compliance.md shows.
 func TestHTMLReportInChromium(t *testing.T) {
-	bin := chromium(t)
 	st := seededState(t)
 	r, err := Evaluate(st, IEC62443, "")
 	if err != nil {
@@ -55,33 +43,8 @@ func TestHTMLReportInChromium(t *testing.T) {
 
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
-	opts := append(chromedp.DefaultExecAllocatorOptions[:], chromedp.ExecPath(bin), chromedp.NoSandbox,
-		chromedp.Flag("disable-gpu", true), chromedp.WindowSize(1280, 800), chromedp.UserDataDir(t.TempDir()))
-	actx, acancel := chromedp.NewExecAllocator(ctx, opts...)
-	defer acancel()
-	bctx, bcancel := chromedp.NewContext(actx)
-	defer bcancel()
-	// Every console message, exception and browser log entry until the
-	// page's own end marker, logged after everything else ran.
-	const endMark = "warden-test-end"
-	if err := chromedp.Do(bctx, chromedp.Navigate("about:blank")); err != nil {
-		t.Fatal(err)
-	}
-	msgs := make(chan []string, 1)
-	go func() {
-		var seen []string
-		for m, err := range chromedp.Console(bctx) {
-			if err != nil {
-				seen = append(seen, "console: "+err.Error())
-				break
-			}
-			if m.Text == endMark {
-				break
-			}
-			seen = append(seen, string(m.Type)+": "+m.Text)
-		}
-		msgs <- seen
-	}()
+	br := browsertest.Start(t, ctx, 1280, 800)
+	bctx := br.Ctx
 	if err := chromedp.Do(bctx, chromedp.Navigate("file://"+file), chromedp.WaitReady("h1")); err != nil {
 		t.Fatal(err)
 	}
@@ -101,15 +64,7 @@ func TestHTMLReportInChromium(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := chromedp.Run(bctx, chromedp.Evaluate[any](`console.log("`+endMark+`")`)); err != nil {
-		t.Fatal(err)
-	}
-	var problems []string
-	for _, m := range <-msgs {
-		if !strings.HasPrefix(m, "log: ") && !strings.HasPrefix(m, "info: ") && !strings.HasPrefix(m, "debug: ") {
-			problems = append(problems, m)
-		}
-	}
+	problems := browsertest.Problems(br.Messages(t))
 	if len(problems) > 0 {
 		t.Fatalf("the report rendered with problems: %q", problems)
 	}

@@ -126,20 +126,20 @@ func TestAccessibilityInChromium(t *testing.T) {
 
 	theme := func(scheme string) {
 		t.Helper()
-		if _, err := chromedp.Call(b.ctx, emulation.SetEmulatedMedia, emulation.SetEmulatedMediaParams{
+		if _, err := chromedp.Call(b.Ctx, emulation.SetEmulatedMedia, emulation.SetEmulatedMediaParams{
 			Features: []*emulation.MediaFeature{{Name: "prefers-color-scheme", Value: scheme}}}); err != nil {
 			t.Fatal(err)
 		}
 		// The theme applies: the page's background is the theme's.
 		want := map[string]string{"light": "rgb(246, 247, 249)", "dark": "rgb(15, 19, 24)"}[scheme]
-		b.poll(`getComputedStyle(document.body).backgroundColor === "` + want + `"`)
+		b.Poll(`getComputedStyle(document.body).backgroundColor === "` + want + `"`)
 	}
 	checked := 0
 	check := func(page string) {
 		t.Helper()
 		for _, scheme := range []string{"light", "dark"} {
 			theme(scheme)
-			vs, err := chromedp.Run(b.ctx, chromedp.Evaluate[[]axeViolation](axeRun, chromedp.EvalAwaitPromise))
+			vs, err := chromedp.Run(b.Ctx, chromedp.Evaluate[[]axeViolation](axeRun, chromedp.EvalAwaitPromise))
 			if err != nil {
 				t.Fatalf("axe on %s: %v", page, err)
 			}
@@ -151,15 +151,15 @@ func TestAccessibilityInChromium(t *testing.T) {
 	}
 	inject := func() {
 		t.Helper()
-		if _, err := chromedp.Run(b.ctx, chromedp.Evaluate[any](axe+"\n;true")); err != nil {
+		if _, err := chromedp.Run(b.Ctx, chromedp.Evaluate[any](axe+"\n;true")); err != nil {
 			t.Fatalf("injecting axe-core: %v", err)
 		}
-		if v := b.eval(`typeof axe.run`); v != "function" {
+		if v := b.Eval(`typeof axe.run`); v != "function" {
 			t.Fatalf("axe-core did not load: typeof axe.run is %v", v)
 		}
 	}
 
-	b.do(chromedp.Navigate(cs.ts.URL+"/ui/"), chromedp.WaitReady(readySel("login")))
+	b.Do(chromedp.Navigate(cs.ts.URL+"/ui/"), chromedp.WaitReady(readySel("login")))
 	inject()
 	check("login")
 
@@ -167,18 +167,18 @@ func TestAccessibilityInChromium(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	b.do(chromedp.SendKeys("#login-user", userName), chromedp.SendKeys("#login-password", userPass),
+	b.Do(chromedp.SendKeys("#login-user", userName), chromedp.SendKeys("#login-password", userPass),
 		chromedp.SendKeys("#login-totp", code), chromedp.Click(`#login-password-form button[type="submit"]`),
 		chromedp.WaitReady(readySel("overview")))
 	check("overview")
 	for _, page := range []string{"fleet", "node/web-1", "alerts", "audit", "account", "incidents", "decisions", "playbooks", "policies", "compliance", "secrets"} {
-		b.eval(`location.hash = "#/` + page + `"`)
-		b.poll(`document.querySelector('` + readySel(strings.Split(page, "/")[0]) + `') !== null`)
+		b.Eval(`location.hash = "#/` + page + `"`)
+		b.Poll(`document.querySelector('` + readySel(strings.Split(page, "/")[0]) + `') !== null`)
 		if page == "audit" {
 			// The entries and a verification's steps: the page at its fullest.
-			b.poll(`document.querySelector("#audit-entries tbody tr button.verify") !== null`)
-			b.do(chromedp.Click(`#audit-entries tbody tr button.verify`))
-			b.poll(`document.querySelector("#audit-verify .verdict")?.dataset.ok !== undefined`)
+			b.Poll(`document.querySelector("#audit-entries tbody tr button.verify") !== null`)
+			b.Do(chromedp.Click(`#audit-entries tbody tr button.verify`))
+			b.Poll(`document.querySelector("#audit-verify .verdict")?.dataset.ok !== undefined`)
 		}
 		check(page)
 	}

@@ -10,7 +10,6 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -19,6 +18,7 @@ import (
 	"github.com/chromedp/chromedp"
 	"github.com/pquerna/otp/totp"
 
+	"github.com/warden-sec/warden/internal/browsertest"
 	"github.com/warden-sec/warden/internal/console"
 	"github.com/warden-sec/warden/internal/server"
 	"github.com/warden-sec/warden/internal/sigma"
@@ -34,18 +34,6 @@ const (
 	scriptTitle   = `<script>window.wardenPwned=1</script> ssh brute force`
 	incidentTitle = `<img src=x onerror="window.wardenPwned=2"> incident`
 )
-
-// chromium finds Debian's chromium (installed by .ci/run).
-func chromium(t *testing.T) string {
-	t.Helper()
-	for _, name := range []string{"chromium", "chromium-browser", "google-chrome"} {
-		if p, err := exec.LookPath(name); err == nil {
-			return p
-		}
-	}
-	t.Fatal("no chromium on PATH (apt-get install chromium; .ci/run installs it)")
-	return ""
-}
 
 // consoleServer is a real Warden server, initialized and unsealed, and a
 // TLS listener that serves the console under /ui/ and everything else with
@@ -171,38 +159,13 @@ func (c *consoleServer) seed(t *testing.T) string {
 // 390 px wide no page scrolls sideways. With -screenshot it writes
 // docs/img/console-<page>.png at 1280×800.
 func TestConsoleInChromium(t *testing.T) {
-	bin := chromium(t)
 	cs := startConsoleServer(t)
 	secret := cs.seed(t)
 
 	ctx, cancel := context.WithTimeout(context.Background(), 120*time.Second)
 	defer cancel()
-	opts := append(chromedp.DefaultExecAllocatorOptions[:], chromedp.ExecPath(bin), chromedp.NoSandbox,
-		chromedp.Flag("disable-gpu", true), chromedp.Flag("ignore-certificate-errors", true),
-		chromedp.WindowSize(1280, 800), chromedp.UserDataDir(t.TempDir()))
-	actx, acancel := chromedp.NewExecAllocator(ctx, opts...)
-	defer acancel()
-	bctx, bcancel := chromedp.NewContext(actx)
-	defer bcancel()
-	const endMark = "warden-test-end"
-	if err := chromedp.Do(bctx, chromedp.EmulateViewport(1280, 800), chromedp.Navigate("about:blank")); err != nil {
-		t.Fatal(err)
-	}
-	msgs := make(chan []string, 1)
-	go func() {
-		var seen []string
-		for m, err := range chromedp.Console(bctx) {
-			if err != nil {
-				seen = append(seen, "console: "+err.Error())
-				break
-			}
-			if m.Text == endMark {
-				break
-			}
-			seen = append(seen, string(m.Type)+": "+m.Text)
-		}
-		msgs <- seen
-	}()
+	br := browsertest.Start(t, ctx, 1280, 800)
+	bctx := br.Ctx
 
 	ready := func(page string) string {
 		return fmt.Sprintf(`section[data-page=%q][data-state="ready"]`, page)
@@ -346,15 +309,7 @@ func TestConsoleInChromium(t *testing.T) {
 		}
 	}
 
-	if _, err := chromedp.Run(bctx, chromedp.Evaluate[any](`console.log("`+endMark+`")`)); err != nil {
-		t.Fatal(err)
-	}
-	var problems []string
-	for _, m := range <-msgs {
-		if !strings.HasPrefix(m, "log: ") && !strings.HasPrefix(m, "info: ") && !strings.HasPrefix(m, "debug: ") {
-			problems = append(problems, m)
-		}
-	}
+	problems := browsertest.Problems(br.Messages(t))
 	if len(problems) > 0 {
 		t.Fatalf("the console ran with problems: %q", problems)
 	}

@@ -13,6 +13,7 @@ import (
 	"github.com/chromedp/cdproto/webauthn"
 	"github.com/chromedp/chromedp"
 
+	"github.com/warden-sec/warden/internal/browsertest"
 	"github.com/warden-sec/warden/internal/console"
 	"github.com/warden-sec/warden/internal/server"
 )
@@ -58,81 +59,15 @@ func startConsoleServerWith(t *testing.T, configure func(c *server.Config, origi
 // until end() (which returns the messages that are not log, info or debug:
 // errors, warnings, CSP violations).
 type window struct {
+	*browsertest.Browser
 	t   *testing.T
-	ctx context.Context
-	end func() []string
+	end func() []string // the console's errors and warnings, once
 }
 
 func newWindow(t *testing.T, ctx context.Context, width, height int) *window {
 	t.Helper()
-	opts := append(chromedp.DefaultExecAllocatorOptions[:], chromedp.ExecPath(chromium(t)), chromedp.NoSandbox,
-		chromedp.Flag("disable-gpu", true), chromedp.Flag("ignore-certificate-errors", true),
-		chromedp.WindowSize(width, height), chromedp.UserDataDir(t.TempDir()))
-	actx, acancel := chromedp.NewExecAllocator(ctx, opts...)
-	t.Cleanup(acancel)
-	bctx, bcancel := chromedp.NewContext(actx)
-	t.Cleanup(bcancel)
-	if err := chromedp.Do(bctx, chromedp.EmulateViewport(int64(width), int64(height)), chromedp.Navigate("about:blank")); err != nil {
-		t.Fatal(err)
-	}
-	const endMark = "warden-test-end"
-	msgs := make(chan []string, 1)
-	go func() {
-		var seen []string
-		for m, err := range chromedp.Console(bctx) {
-			if err != nil {
-				seen = append(seen, "console: "+err.Error())
-				break
-			}
-			if m.Text == endMark {
-				break
-			}
-			if m.Type != "log" && m.Type != "info" && m.Type != "debug" {
-				seen = append(seen, string(m.Type)+": "+m.Text)
-			}
-		}
-		msgs <- seen
-	}()
-	b := &window{t: t, ctx: bctx}
-	b.end = func() []string {
-		b.eval(`console.log("` + endMark + `")`)
-		return <-msgs
-	}
-	return b
-}
-
-func (b *window) do(actions ...chromedp.Action[chromedp.Void]) {
-	b.t.Helper()
-	if err := chromedp.Do(b.ctx, actions...); err != nil {
-		b.t.Fatal(err)
-	}
-}
-
-func (b *window) eval(js string) any {
-	b.t.Helper()
-	v, err := chromedp.Run(b.ctx, chromedp.Evaluate[any](js))
-	if err != nil {
-		b.t.Fatalf("%s: %v", js, err)
-	}
-	return v
-}
-
-func (b *window) text(sel string) string {
-	b.t.Helper()
-	s, err := chromedp.Run(b.ctx, chromedp.Text(sel))
-	if err != nil {
-		b.t.Fatalf("text of %s: %v", sel, err)
-	}
-	return s
-}
-
-// poll waits for js to be true (chromedp polls it in the page).
-func (b *window) poll(js string) {
-	b.t.Helper()
-	if _, err := chromedp.Run(b.ctx, chromedp.Poll[bool](js, chromedp.WithPollingTimeout(30*time.Second))); err != nil {
-		b.t.Fatalf("waiting for %s: %v (the page: %v at %v)", js, err,
-			b.eval(`document.getElementById("main").textContent`), b.eval(`location.href`))
-	}
+	br := browsertest.Start(t, ctx, width, height)
+	return &window{Browser: br, t: t, end: func() []string { return browsertest.Problems(br.Messages(t)) }}
 }
 
 func readySel(page string) string {
@@ -157,10 +92,10 @@ func TestPasskeyInChromium(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 120*time.Second)
 	defer cancel()
 	b := newWindow(t, ctx, 1280, 800)
-	if _, err := chromedp.Call(b.ctx, webauthn.Enable, webauthn.EnableParams{}); err != nil {
+	if _, err := chromedp.Call(b.Ctx, webauthn.Enable, webauthn.EnableParams{}); err != nil {
 		t.Fatal(err)
 	}
-	auth, err := chromedp.Call(b.ctx, webauthn.AddVirtualAuthenticator, webauthn.AddVirtualAuthenticatorParams{
+	auth, err := chromedp.Call(b.Ctx, webauthn.AddVirtualAuthenticator, webauthn.AddVirtualAuthenticatorParams{
 		Options: &webauthn.VirtualAuthenticatorOptions{
 			Protocol: webauthn.AuthenticatorProtocolCtap2, Ctap2version: webauthn.Ctap2versionCtap21,
 			Transport: webauthn.AuthenticatorTransportInternal, HasResidentKey: true, HasUserVerification: true,
@@ -173,16 +108,16 @@ func TestPasskeyInChromium(t *testing.T) {
 	// Log in with the password alone (no factor yet), then register a
 	// passkey on the account page: the server ends the session, and the
 	// console shows the login page saying why.
-	b.do(chromedp.Navigate(origin+"/ui/"), chromedp.WaitReady(readySel("login")))
-	b.do(chromedp.SendKeys("#login-user", userName), chromedp.SendKeys("#login-password", userPass),
+	b.Do(chromedp.Navigate(origin+"/ui/"), chromedp.WaitReady(readySel("login")))
+	b.Do(chromedp.SendKeys("#login-user", userName), chromedp.SendKeys("#login-password", userPass),
 		chromedp.Click(`#login-password-form button[type="submit"]`), chromedp.WaitReady(readySel("overview")))
-	b.do(chromedp.Click(`nav a[href="#/account"]`), chromedp.WaitReady(readySel("account")))
-	if got := b.text("#acct-who"); !strings.Contains(got, `User::"alice"`) {
+	b.Do(chromedp.Click(`nav a[href="#/account"]`), chromedp.WaitReady(readySel("account")))
+	if got := b.Text("#acct-who"); !strings.Contains(got, `User::"alice"`) {
 		t.Errorf("account page: %q", got)
 	}
-	b.do(chromedp.SetValue("#passkey-name", "laptop"), chromedp.Click(`#passkey-form button[type="submit"]`))
-	b.poll(`document.querySelector('section[data-page="login"]') !== null && document.getElementById("login-status").textContent.includes("registered")`)
-	creds, err := chromedp.Call(b.ctx, webauthn.GetCredentials, webauthn.GetCredentialsParams(auth))
+	b.Do(chromedp.SetValue("#passkey-name", "laptop"), chromedp.Click(`#passkey-form button[type="submit"]`))
+	b.Poll(`document.querySelector('section[data-page="login"]') !== null && document.getElementById("login-status").textContent.includes("registered")`)
+	creds, err := chromedp.Call(b.Ctx, webauthn.GetCredentials, webauthn.GetCredentialsParams(auth))
 	if err != nil || len(creds.Credentials) != 1 || creds.Credentials[0].RpID != "localhost" {
 		t.Fatalf("the authenticator's credentials: %+v, %v", creds, err)
 	}
@@ -192,14 +127,14 @@ func TestPasskeyInChromium(t *testing.T) {
 	}
 
 	// The password alone now asks for the second factor, naming the passkey.
-	b.do(chromedp.SendKeys("#login-user", userName), chromedp.SendKeys("#login-password", userPass),
+	b.Do(chromedp.SendKeys("#login-user", userName), chromedp.SendKeys("#login-password", userPass),
 		chromedp.Click(`#login-password-form button[type="submit"]`))
-	b.poll(`document.getElementById("login-status").textContent.includes("use your passkey")`)
+	b.Poll(`document.getElementById("login-status").textContent.includes("use your passkey")`)
 	// The password and the passkey open the session, on the page the
 	// user was on (the account page), and the overview shows.
-	b.do(chromedp.Click("#login-passkey"), chromedp.WaitReady(readySel("account")),
+	b.Do(chromedp.Click("#login-passkey"), chromedp.WaitReady(readySel("account")),
 		chromedp.Click(`nav a[href="#/overview"]`), chromedp.WaitReady(readySel("overview")))
-	if got := b.text("#whoami"); got != userName {
+	if got := b.Text("#whoami"); got != userName {
 		t.Errorf("whoami %q", got)
 	}
 	u = cs.call(t, "GET", "/v1/users/"+userName, cs.root, nil, 200)
@@ -207,13 +142,13 @@ func TestPasskeyInChromium(t *testing.T) {
 		t.Errorf("the passkey's use is not recorded: %v", pk)
 	}
 	// Single sign-on without a provider says it is not configured.
-	b.do(chromedp.Click("#logout"), chromedp.WaitReady(readySel("login")), chromedp.Click("#login-sso-button"))
-	b.poll(`document.getElementById("login-status").textContent.includes("not configured")`)
+	b.Do(chromedp.Click("#logout"), chromedp.WaitReady(readySel("login")), chromedp.Click("#login-sso-button"))
+	b.Poll(`document.getElementById("login-status").textContent.includes("not configured")`)
 
 	// A wrong password never reaches the authenticator.
-	b.do(chromedp.SendKeys("#login-user", userName), chromedp.SendKeys("#login-password", "not-the-password-1"),
+	b.Do(chromedp.SendKeys("#login-user", userName), chromedp.SendKeys("#login-password", "not-the-password-1"),
 		chromedp.Click("#login-passkey"))
-	b.poll(`document.getElementById("login-status").textContent.includes("invalid user name, password or code")`)
+	b.Poll(`document.getElementById("login-status").textContent.includes("invalid user name, password or code")`)
 
 	if problems := b.end(); len(problems) > 0 {
 		// The refused login (401) and single sign-on (503) are reported

@@ -14,6 +14,7 @@ import (
 
 	"github.com/warden-sec/warden/internal/agent"
 	"github.com/warden-sec/warden/internal/agent/config"
+	"github.com/warden-sec/warden/internal/browsertest"
 	"github.com/warden-sec/warden/internal/sigma"
 	"github.com/warden-sec/warden/pkg/client"
 )
@@ -88,24 +89,14 @@ func respAgent(t *testing.T, ctx context.Context, cs *consoleServer) string {
 // playbooks pages load, the built-in playbook is installed and put in
 // simulate mode. No console errors, no script of the data runs.
 func TestResponseInChromium(t *testing.T) {
-	bin := chromium(t)
 	cs := startConsoleServer(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 150*time.Second)
 	defer cancel()
 	authLog := respAgent(t, ctx, cs)
 
 	downloads := t.TempDir()
-	opts := append(chromedp.DefaultExecAllocatorOptions[:], chromedp.ExecPath(bin), chromedp.NoSandbox,
-		chromedp.Flag("disable-gpu", true), chromedp.Flag("ignore-certificate-errors", true),
-		chromedp.WindowSize(1280, 800), chromedp.UserDataDir(t.TempDir()))
-	actx, acancel := chromedp.NewExecAllocator(ctx, opts...)
-	defer acancel()
-	bctx, bcancel := chromedp.NewContext(actx)
-	defer bcancel()
-	const endMark = "warden-resp-test-end"
-	if err := chromedp.Do(bctx, chromedp.EmulateViewport(1280, 800), chromedp.Navigate("about:blank")); err != nil {
-		t.Fatal(err)
-	}
+	br := browsertest.Start(t, ctx, 1280, 800)
+	bctx := br.Ctx
 	events := true
 	if _, err := chromedp.CallBrowser(bctx, browser.SetDownloadBehavior, browser.SetDownloadBehaviorParams{
 		Behavior: browser.SetDownloadBehaviorBehaviorAllowAndName, DownloadPath: downloads, EventsEnabled: &events}); err != nil {
@@ -123,21 +114,6 @@ func TestResponseInChromium(t *testing.T) {
 				return
 			}
 		}
-	}()
-	msgs := make(chan []string, 1)
-	go func() {
-		var seen []string
-		for m, err := range chromedp.Console(bctx) {
-			if err != nil {
-				seen = append(seen, "console: "+err.Error())
-				break
-			}
-			if m.Text == endMark {
-				break
-			}
-			seen = append(seen, string(m.Type)+": "+m.Text)
-		}
-		msgs <- seen
 	}()
 
 	ready := func(page string) string {
@@ -307,15 +283,7 @@ func TestResponseInChromium(t *testing.T) {
 	if v, err := chromedp.Run(bctx, chromedp.Evaluate[any](`typeof window.wardenPwned`)); err != nil || v != "undefined" {
 		t.Errorf("a script of the data ran: %v %v", v, err)
 	}
-	if _, err := chromedp.Run(bctx, chromedp.Evaluate[any](`console.log("`+endMark+`")`)); err != nil {
-		t.Fatal(err)
-	}
-	var problems []string
-	for _, m := range <-msgs {
-		if !strings.HasPrefix(m, "log: ") && !strings.HasPrefix(m, "info: ") && !strings.HasPrefix(m, "debug: ") {
-			problems = append(problems, m)
-		}
-	}
+	problems := browsertest.Problems(br.Messages(t))
 	if len(problems) > 0 {
 		t.Fatalf("the console ran with problems: %q", problems)
 	}

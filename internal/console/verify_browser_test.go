@@ -13,7 +13,6 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"os"
-	"os/exec"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -21,6 +20,7 @@ import (
 
 	"github.com/chromedp/chromedp"
 	"github.com/warden-sec/warden/internal/audit"
+	"github.com/warden-sec/warden/internal/browsertest"
 	"github.com/warden-sec/warden/internal/console"
 	"github.com/warden-sec/warden/internal/server"
 	"github.com/warden-sec/warden/internal/witness"
@@ -140,18 +140,6 @@ type verifyResult struct {
 	Error    string       `json:"error"`
 }
 
-// verifyChromium finds Debian's chromium.
-func verifyChromium(t *testing.T) string {
-	t.Helper()
-	for _, name := range []string{"chromium", "chromium-browser", "google-chrome"} {
-		if p, err := exec.LookPath(name); err == nil {
-			return p
-		}
-	}
-	t.Fatal("no chromium on PATH (apt-get install chromium; .ci/run installs it)")
-	return ""
-}
-
 // tamperByte returns b64's bytes with byte i flipped, in base64.
 func tamperByte(t *testing.T, b64 string, i int) string {
 	t.Helper()
@@ -190,7 +178,6 @@ func tamperSignature(t *testing.T, note, name string, off int) string {
 // Every page is served under the console's CSP, and no console error or
 // CSP violation may appear.
 func TestAuditVerifyInChromium(t *testing.T) {
-	bin := verifyChromium(t)
 	v := startVerifyServer(t)
 	for i := range 3 {
 		v.json("PUT", fmt.Sprintf("/v1/kv/data/app/verify-%d", i), map[string]any{"data": map[string]string{"k": fmt.Sprint(i)}}, nil)
@@ -347,32 +334,8 @@ func TestAuditVerifyInChromium(t *testing.T) {
 
 	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
 	defer cancel()
-	opts := append(chromedp.DefaultExecAllocatorOptions[:], chromedp.ExecPath(bin), chromedp.NoSandbox,
-		chromedp.Flag("disable-gpu", true), chromedp.Flag("ignore-certificate-errors", true),
-		chromedp.WindowSize(1280, 800), chromedp.UserDataDir(t.TempDir()))
-	actx, acancel := chromedp.NewExecAllocator(ctx, opts...)
-	defer acancel()
-	bctx, bcancel := chromedp.NewContext(actx)
-	defer bcancel()
-	const endMark = "warden-test-end"
-	if err := chromedp.Do(bctx, chromedp.Navigate("about:blank")); err != nil {
-		t.Fatal(err)
-	}
-	msgs := make(chan []string, 1)
-	go func() {
-		var seen []string
-		for m, err := range chromedp.Console(bctx) {
-			if err != nil {
-				seen = append(seen, "console: "+err.Error())
-				break
-			}
-			if m.Text == endMark {
-				break
-			}
-			seen = append(seen, string(m.Type)+": "+m.Text)
-		}
-		msgs <- seen
-	}()
+	br := browsertest.Start(t, ctx, 1280, 800)
+	bctx := br.Ctx
 
 	run := func(name string) verifyResult {
 		t.Helper()
@@ -574,15 +537,7 @@ func TestAuditVerifyInChromium(t *testing.T) {
 		}
 	})
 
-	if _, err := chromedp.Run(bctx, chromedp.Evaluate[any](`console.log("`+endMark+`")`)); err != nil {
-		t.Fatal(err)
-	}
-	var problems []string
-	for _, m := range <-msgs {
-		if !strings.HasPrefix(m, "log: ") && !strings.HasPrefix(m, "info: ") && !strings.HasPrefix(m, "debug: ") {
-			problems = append(problems, m)
-		}
-	}
+	problems := browsertest.Problems(br.Messages(t))
 	if len(problems) > 0 {
 		t.Errorf("console errors or CSP violations: %q", problems)
 	}
