@@ -21,6 +21,7 @@ import (
 	"github.com/warden-sec/warden/internal/browsertest"
 	"github.com/warden-sec/warden/internal/console"
 	"github.com/warden-sec/warden/internal/server"
+	"github.com/warden-sec/warden/internal/server/servertest"
 	"github.com/warden-sec/warden/internal/sigma"
 )
 
@@ -48,26 +49,18 @@ type consoleServer struct {
 
 func startConsoleServer(t *testing.T) *consoleServer {
 	t.Helper()
-	srv, err := server.New(server.Config{DataDir: t.TempDir(), Listen: "127.0.0.1:0", RateLimit: -1})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := srv.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { srv.Close() })
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
-	_, root, err := srv.DevInit(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
+	srv, root := servertest.Running(t, nil)
+	ts := httptest.NewTLSServer(consoleMux(srv))
+	t.Cleanup(ts.Close)
+	return &consoleServer{srv: srv, ts: ts, root: root}
+}
+
+// consoleMux sends /ui/ to the console and everything else to srv's API.
+func consoleMux(srv *server.Server) http.Handler {
 	mux := http.NewServeMux()
 	mux.Handle(console.Prefix, console.Handler())
 	mux.Handle("/", srv.API())
-	ts := httptest.NewTLSServer(mux)
-	t.Cleanup(ts.Close)
-	return &consoleServer{srv: srv, ts: ts, root: root.Reveal()}
+	return mux
 }
 
 // call sends a JSON request with token and decodes a JSON answer into a

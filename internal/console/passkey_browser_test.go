@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"net"
-	"net/http"
 	"net/http/httptest"
 	"strings"
 	"testing"
@@ -14,8 +13,8 @@ import (
 	"github.com/chromedp/chromedp"
 
 	"github.com/warden-sec/warden/internal/browsertest"
-	"github.com/warden-sec/warden/internal/console"
 	"github.com/warden-sec/warden/internal/server"
+	"github.com/warden-sec/warden/internal/server/servertest"
 )
 
 // startConsoleServerWith is startConsoleServer with the server's
@@ -30,29 +29,11 @@ func startConsoleServerWith(t *testing.T, configure func(c *server.Config, origi
 		t.Fatal(err)
 	}
 	origin := "https://localhost:" + port
-	cfg := server.Config{DataDir: t.TempDir(), Listen: "127.0.0.1:0", RateLimit: -1}
-	configure(&cfg, origin)
-	srv, err := server.New(cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := srv.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { srv.Close() })
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
-	_, root, err := srv.DevInit(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
-	mux := http.NewServeMux()
-	mux.Handle(console.Prefix, console.Handler())
-	mux.Handle("/", srv.API())
-	ts.Config.Handler = mux
+	srv, root := servertest.Running(t, func(cfg *server.Config) { configure(cfg, origin) })
+	ts.Config.Handler = consoleMux(srv)
 	ts.StartTLS()
 	t.Cleanup(ts.Close)
-	return &consoleServer{srv: srv, ts: ts, root: root.Reveal()}, origin
+	return &consoleServer{srv: srv, ts: ts, root: root}, origin
 }
 
 // browser is a headless Chromium tab and what it wrote to its console

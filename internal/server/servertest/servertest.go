@@ -29,3 +29,28 @@ func Dev(t testing.TB) *server.Server {
 	}
 	return srv
 }
+
+// Running returns a server like Dev's (mod, if set, changes its
+// configuration first) with its listener started, and its root token.
+func Running(t testing.TB, mod func(*server.Config)) (*server.Server, string) {
+	t.Helper()
+	cfg := server.Config{DataDir: t.TempDir(), Listen: "127.0.0.1:0", RateLimit: -1}
+	if mod != nil {
+		mod(&cfg)
+	}
+	srv, err := server.New(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := srv.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { srv.Close() })
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	_, root, err := srv.DevInit(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return srv, root.Reveal()
+}
