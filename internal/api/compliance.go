@@ -42,14 +42,6 @@ type ComplianceSource interface {
 	DocumentSigner() (crypto.Signer, []*x509.Certificate, error)
 }
 
-// Server events of compliance (docs/compliance.md); the built-in rules
-// warden_assessment_regression and warden_compliance_regression alert on
-// them.
-const (
-	ActionAssessmentChanged    = "assessment_changed"
-	ActionComplianceRegression = "compliance_regression"
-)
-
 // complianceH wraps a compliance handler: without the services it answers
 // 503.
 func (s *Server) complianceH(h handlerFunc) handlerFunc {
@@ -436,7 +428,7 @@ func (s *Server) emitAssessmentChanges(node, policy string, prev *records.Result
 		if was == r.Status || (!known && r.Status == assess.StatusPass) {
 			continue
 		}
-		s.cfg.ServerEvents.Emit(ActionAssessmentChanged, events.Event{
+		s.cfg.ServerEvents.Emit(events.ActionAssessmentChanged, events.Event{
 			"warden.node": node, "warden.policy": policy, "warden.check": r.Check, "warden.severity": r.Severity,
 			"warden.status": r.Status, "warden.previous_status": was, events.FieldMessage: r.Message,
 		})
@@ -552,8 +544,8 @@ func (s *Server) attest(req *request) (int, any, error) {
 	if err := req.decode(&in, false); err != nil {
 		return 0, nil, err
 	}
-	c, ok := lookupControl(in.Control)
-	if !ok {
+	_, c, err := compliance.Lookup(in.Control)
+	if err != nil {
 		return 0, nil, errs.E(errs.Invalid, "control: %q is not a control of the catalog (for example iso27001:5.24 or \"iec62443-3-3:SR 2.12\")", in.Control)
 	}
 	if !c.Manual {
@@ -743,18 +735,4 @@ func (s *Server) complianceReport(req *request) (int, any, error) {
 		e.Hashes["report"] = "sha256:" + hex.EncodeToString(sum[:])
 	}
 	return http.StatusOK, derBody{contentType: ct, b: doc}, nil
-}
-
-// lookupControl finds a qualified control ("iso27001:5.24") in the catalog.
-func lookupControl(q string) (compliance.Control, bool) {
-	fw, id, err := compliance.ParseQualified(q)
-	if err != nil {
-		return compliance.Control{}, false
-	}
-	for _, c := range compliance.Catalog(fw) {
-		if c.ID == id {
-			return c, true
-		}
-	}
-	return compliance.Control{}, false
 }

@@ -13,9 +13,9 @@ import (
 	"sort"
 	"strings"
 	"testing"
-	"time"
 
 	"github.com/warden-sec/warden/internal/server"
+	"github.com/warden-sec/warden/internal/server/servertest"
 )
 
 // env is a fake environment for run.
@@ -111,24 +111,7 @@ func startServer(t *testing.T) *server.Server {
 // startServerWith is startServer with the config changed by mod first.
 func startServerWith(t *testing.T, mod func(*server.Config)) *server.Server {
 	t.Helper()
-	cfg := server.Config{DataDir: t.TempDir(), Listen: "127.0.0.1:0", RateLimit: -1}
-	if mod != nil {
-		mod(&cfg)
-	}
-	srv, err := server.New(cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := srv.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { srv.Close() })
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
-	if err := srv.Store().WaitLeader(ctx); err != nil {
-		t.Fatal(err)
-	}
-	return srv
+	return servertest.Started(t, mod)
 }
 
 // unsealedServer starts a real server, initializes it with one key share,

@@ -50,16 +50,25 @@ func Qualified(fw Framework, id string) string { return string(fw) + ":" + id }
 // ParseQualified splits a qualified control ID and checks that the
 // control is in the catalog.
 func ParseQualified(q string) (Framework, string, error) {
+	fw, c, err := Lookup(q)
+	if err != nil {
+		return "", "", err
+	}
+	return fw, c.ID, nil
+}
+
+// Lookup returns the control a qualified ID names ("iso27001:5.24").
+func Lookup(q string) (Framework, Control, error) {
 	fw, id, ok := strings.Cut(q, ":")
 	if !ok {
-		return "", "", fmt.Errorf("compliance: control %q: want framework:id, e.g. iso27001:5.24", q)
+		return "", Control{}, fmt.Errorf("compliance: control %q: want framework:id, e.g. iso27001:5.24", q)
 	}
 	for _, c := range Catalog(Framework(fw)) {
 		if c.ID == id {
-			return Framework(fw), id, nil
+			return Framework(fw), c, nil
 		}
 	}
-	return "", "", fmt.Errorf("compliance: control %q is not in the catalog", q)
+	return "", Control{}, fmt.Errorf("compliance: control %q is not in the catalog", q)
 }
 
 // frNames are the foundational requirements of IEC 62443-3-3.

@@ -32,6 +32,13 @@ const (
 	// kept failing (docs/people.md); user.name, source.ip and
 	// warden.failures say which and how often.
 	ActionLoginFailures = "login_failures"
+	// ActionAssessmentChanged: a node's host check changed status
+	// (docs/compliance.md); warden.node, warden.check, warden.status and
+	// warden.previous_status say which.
+	ActionAssessmentChanged = "assessment_changed"
+	// ActionComplianceRegression: a control (or a zone's requirement)
+	// that passed at the last evaluation fails now.
+	ActionComplianceRegression = "compliance_regression"
 )
 
 // Appender stores a batch (a *Plane).

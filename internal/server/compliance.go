@@ -198,13 +198,20 @@ func (c complianceState) State(ctx context.Context) (*compliance.State, error) {
 		about string
 	}
 	var cites []cited
+	// Each policy of the warden store read once: conduits from their
+	// generated text, roles from the groups the others name.
+	roles := map[string]bool{}
 	for _, name := range pols {
-		if !strings.HasPrefix(name, "conduit.") {
+		if strings.HasPrefix(name, "builtin/") {
 			continue
 		}
 		p, err := s.policies.ReadPolicy(ctx, policy.WardenStore, name)
 		if err != nil {
 			return nil, err
+		}
+		st.Governance.Policies++
+		for _, g := range groupsNamed(p.Text) {
+			roles[g] = true
 		}
 		cd, ok := authority.ParseConduitPolicy(name, p.Text)
 		if !ok {
@@ -232,21 +239,9 @@ func (c complianceState) State(ctx context.Context) (*compliance.State, error) {
 	if err != nil {
 		return nil, err
 	}
-	st.Governance = compliance.Governance{DualControl: dual, BreakGlass: s.cfg.BreakGlassGroup != "", DefaultDeny: true}
+	st.Governance.DualControl, st.Governance.BreakGlass, st.Governance.DefaultDeny = dual, s.cfg.BreakGlassGroup != "", true
 	if dual {
 		cites = append(cites, cited{approval.ConfigKey, "governance:dual_control"})
-	}
-	roles := map[string]bool{}
-	for _, name := range pols {
-		if strings.HasPrefix(name, "builtin/") {
-			continue
-		}
-		st.Governance.Policies++
-		if p, err := s.policies.ReadPolicy(ctx, policy.WardenStore, name); err == nil {
-			for _, g := range groupsNamed(p.Text) {
-				roles[g] = true
-			}
-		}
 	}
 	st.Governance.Roles = len(roles)
 
@@ -581,7 +576,7 @@ func (s *Server) evaluateCompliance(ctx context.Context) error {
 				if zone, req, ok := strings.Cut(strings.TrimPrefix(k, "zone "), " "); ok && strings.HasPrefix(k, "zone ") {
 					ev["warden.zone"], ev["warden.control"] = zone, req
 				}
-				s.emitter.Emit(api.ActionComplianceRegression, ev)
+				s.emitter.Emit(events.ActionComplianceRegression, ev)
 			}
 		}
 		if maps.Equal(prev.Statuses, cur) {

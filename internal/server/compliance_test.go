@@ -363,7 +363,7 @@ func TestComplianceRegressionAlerts(t *testing.T) {
 	if err := server.EvaluateCompliance(h.srv, ctx); err != nil {
 		t.Fatal(err)
 	}
-	ev := waitAnyServerEvent(t, p, api.ActionComplianceRegression, "warden.control", "5.15")
+	ev := waitAnyServerEvent(t, p, events.ActionComplianceRegression, "warden.control", "5.15")
 	if ev.String("warden.framework") != "iso27001" {
 		t.Fatalf("regression event %v", ev)
 	}
@@ -384,7 +384,7 @@ func TestComplianceRegressionAlerts(t *testing.T) {
 	failed := pass
 	failed.Status, failed.Message = assess.StatusFail, "no time service enabled"
 	post(failed)
-	ev = waitAnyServerEvent(t, p, api.ActionAssessmentChanged, "warden.check", "time-sync")
+	ev = waitAnyServerEvent(t, p, events.ActionAssessmentChanged, "warden.check", "time-sync")
 	if ev.String("warden.node") != "gw-1" || ev.String("warden.previous_status") != "pass" || ev.String("warden.status") != "fail" {
 		t.Fatalf("assessment event %v", ev)
 	}

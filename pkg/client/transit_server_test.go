@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/warden-sec/warden/internal/server"
+	"github.com/warden-sec/warden/internal/server/servertest"
 	"github.com/warden-sec/warden/pkg/client"
 )
 
@@ -16,26 +17,12 @@ import (
 // unsealed, and returns a client with its root token.
 func realTransit(t *testing.T) *client.Client {
 	t.Helper()
-	srv, err := server.New(server.Config{DataDir: t.TempDir(), Listen: "127.0.0.1:0", RateLimit: -1,
-		Logger: slog.New(slog.DiscardHandler)})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := srv.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { srv.Close() })
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
-	_, root, err := srv.DevInit(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
+	srv, root := servertest.Running(t, func(c *server.Config) { c.Logger = slog.New(slog.DiscardHandler) })
 	ca, err := os.ReadFile(srv.CAFile())
 	if err != nil {
 		t.Fatal(err)
 	}
-	c, err := client.New(client.Config{Address: srv.Addr(), CACertPEM: ca, Token: root.Reveal()})
+	c, err := client.New(client.Config{Address: srv.Addr(), CACertPEM: ca, Token: root})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -450,18 +450,3 @@ func (s *Service) PutControlStates(ctx context.Context, cs ControlStates, versio
 	_, err = s.st.Txn(ctx, kv.Txn{Conds: []kv.Cond{{Key: key, Version: version}}, Ops: []kv.Op{{Type: kv.OpPut, Key: key, Value: b}}})
 	return err
 }
-
-// ValidControlName says whether s names a control: "<framework>:<id>",
-// printable ASCII without "/" (it is part of a storage key).
-func ValidControlName(s string) bool {
-	fw, id, ok := strings.Cut(s, ":")
-	if !ok || fw == "" || id == "" || len(s) > 64 {
-		return false
-	}
-	for _, r := range s {
-		if r < 0x20 || r > 0x7e || r == '/' {
-			return false
-		}
-	}
-	return true
-}

@@ -155,12 +155,3 @@ func TestPoliciesAttestationsControls(t *testing.T) {
 		t.Fatalf("a second writer from the same version: %v", err)
 	}
 }
-
-func TestValidControlName(t *testing.T) {
-	for s, want := range map[string]bool{"iso27001:5.24": true, "iec62443-3-3:SR 2.12": true, "x": false, ":1": false,
-		"a:b/c": false, "a:\x01": false, "a:é": false} {
-		if got := records.ValidControlName(s); got != want {
-			t.Errorf("%q: %v", s, got)
-		}
-	}
-}

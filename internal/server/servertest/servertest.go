@@ -30,9 +30,10 @@ func Dev(t testing.TB) *server.Server {
 	return srv
 }
 
-// Running returns a server like Dev's (mod, if set, changes its
-// configuration first) with its listener started, and its root token.
-func Running(t testing.TB, mod func(*server.Config)) (*server.Server, string) {
+// Started returns a server with its listener started and a leader
+// elected, not initialized (mod, if set, changes its configuration first),
+// closed when the test ends.
+func Started(t testing.TB, mod func(*server.Config)) *server.Server {
 	t.Helper()
 	cfg := server.Config{DataDir: t.TempDir(), Listen: "127.0.0.1:0", RateLimit: -1}
 	if mod != nil {
@@ -46,6 +47,19 @@ func Running(t testing.TB, mod func(*server.Config)) (*server.Server, string) {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { srv.Close() })
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	if err := srv.Store().WaitLeader(ctx); err != nil {
+		t.Fatal(err)
+	}
+	return srv
+}
+
+// Running is Started, then initialized and unsealed like Dev's; it
+// returns the root token too.
+func Running(t testing.TB, mod func(*server.Config)) (*server.Server, string) {
+	t.Helper()
+	srv := Started(t, mod)
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	_, root, err := srv.DevInit(ctx)
