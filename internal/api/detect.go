@@ -175,6 +175,19 @@ func (s *Server) alertsList(req *request) (int, any, error) {
 	return http.StatusOK, alertsListResponse{Alerts: as, Next: next}, nil
 }
 
+// alertsCount is GET /v1/alerts/counts: how many alerts there are by
+// status and level, without listing them.
+func (s *Server) alertsCount(req *request) (int, any, error) {
+	if err := noQuery(req); err != nil {
+		return 0, nil, err
+	}
+	c, err := s.cfg.Alerts.Count(req.Context())
+	if err != nil {
+		return 0, nil, err
+	}
+	return http.StatusOK, c, nil
+}
+
 func (s *Server) alertsGet(req *request) (int, any, error) {
 	al, err := s.cfg.Alerts.Get(req.Context(), req.PathValue("id"))
 	if err != nil {

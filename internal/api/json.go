@@ -127,3 +127,12 @@ func writeRaw(w http.ResponseWriter, status int, contentType string, b []byte) i
 	_, _ = w.Write(b)
 	return status
 }
+
+// noQuery refuses a request with query parameters, for routes that take
+// none: a misspelt filter is an error, not a silently wider answer.
+func noQuery(req *request) error {
+	for k := range req.URL.Query() {
+		return errs.E(errs.Invalid, "query parameter %q: this route takes none", k)
+	}
+	return nil
+}

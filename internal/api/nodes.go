@@ -286,6 +286,19 @@ func (s *Server) nodeList(req *request) (int, any, error) {
 	return http.StatusOK, nodesResponse{Nodes: ns, Next: next}, nil
 }
 
+// nodeCount is GET /v1/fleet/counts: how many nodes there are by state
+// and zone, without listing them.
+func (s *Server) nodeCount(req *request) (int, any, error) {
+	if err := noQuery(req); err != nil {
+		return 0, nil, err
+	}
+	c, err := s.cfg.Nodes.Count(req.Context())
+	if err != nil {
+		return 0, nil, err
+	}
+	return http.StatusOK, c, nil
+}
+
 func (s *Server) nodeRead(req *request) (int, any, error) {
 	n, err := s.cfg.Nodes.Node(req.Context(), req.PathValue("name"))
 	if err != nil {

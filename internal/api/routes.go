@@ -171,6 +171,8 @@ func (s *Server) routeTable() []route {
 		{method: "POST", pattern: "/v1/nodes/tokens", name: "node.create", target: nodeTokenTarget, audit: auditChange, status: ok, h: s.nodeToken},
 		{method: "POST", pattern: "/v1/nodes/{name}/revoke", name: "node.revoke", target: nodeTarget(authz.ActionNodeRevoke), audit: auditChange, status: noContent, h: s.nodeRevoke},
 		{method: "GET", pattern: "/v1/nodes", name: "node.list", target: nodeTarget(authz.ActionNodeList), audit: auditRead, status: ok, h: s.nodeList},
+		// Not under /v1/nodes/: a node may be named "counts".
+		{method: "GET", pattern: "/v1/fleet/counts", name: "node.count", target: nodeTarget(authz.ActionNodeList), audit: auditRead, status: ok, h: s.nodeCount},
 		{method: "GET", pattern: "/v1/nodes/{name}", name: "node.read", target: nodeTarget(authz.ActionNodeRead), audit: auditRead, status: ok, h: s.nodeRead},
 
 		{method: "POST", pattern: "/v1/sys/seal", name: "sys.seal", target: system(authz.ActionSysSeal), audit: auditChange, status: noContent, h: s.seal},
@@ -286,6 +288,7 @@ func (s *Server) routeTable() []route {
 		{method: "GET", pattern: "/v1/alerts", name: "alerts.list", target: system(authz.ActionAlertsRead), audit: auditRead, status: ok, h: s.detectH(s.alertsList)},
 		{method: "GET", pattern: "/v1/alerts/stream", name: "alerts.stream", target: system(authz.ActionAlertsRead), audit: auditRead, status: ok, h: s.detectH(s.alertsStream),
 			streaming: true},
+		{method: "GET", pattern: "/v1/alerts/counts", name: "alerts.count", target: system(authz.ActionAlertsRead), audit: auditRead, status: ok, h: s.detectH(s.alertsCount)},
 		{method: "GET", pattern: "/v1/alerts/{id}", name: "alerts.read", target: system(authz.ActionAlertsRead), audit: auditRead, status: ok, h: s.detectH(s.alertsGet)},
 		{method: "POST", pattern: "/v1/alerts/{id}/ack", name: "alerts.ack", target: system(authz.ActionAlertsWrite), audit: auditChange, status: ok, h: s.detectH(s.alertsSetStatus(detect.StatusAcknowledged))},
 		{method: "POST", pattern: "/v1/alerts/{id}/close", name: "alerts.close", target: system(authz.ActionAlertsWrite), audit: auditChange, status: ok, h: s.detectH(s.alertsSetStatus(detect.StatusClosed))},

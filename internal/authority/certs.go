@@ -146,6 +146,38 @@ func (n *Nodes) List(ctx context.Context) ([]NodeInfo, error) {
 	return out, nil
 }
 
+// NodeCounts is how many nodes there are, by state and by zone (nodes in
+// no zone are counted in NoZone).
+type NodeCounts struct {
+	Total   int            `json:"total"`
+	ByState map[string]int `json:"by_state"`
+	ByZone  map[string]int `json:"by_zone"`
+	NoZone  int            `json:"no_zone"`
+}
+
+// Count counts the nodes by state and zone, linearizably, without building
+// their listings (no certificate is parsed).
+func (n *Nodes) Count(ctx context.Context) (NodeCounts, error) {
+	es, err := n.st.List(ctx, prefixNode, 0)
+	if err != nil {
+		return NodeCounts{}, err
+	}
+	c := NodeCounts{Total: len(es), ByState: map[string]int{}, ByZone: map[string]int{}}
+	for _, e := range es {
+		nd, err := decodeNode(e)
+		if err != nil {
+			return NodeCounts{}, err
+		}
+		c.ByState[nd.State]++
+		if nd.Zone == "" {
+			c.NoZone++
+		} else {
+			c.ByZone[nd.Zone]++
+		}
+	}
+	return c, nil
+}
+
 // Node listing page sizes (ListPage).
 const (
 	DefaultNodePage = 100

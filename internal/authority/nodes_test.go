@@ -9,6 +9,7 @@ import (
 	"encoding/hex"
 	"encoding/pem"
 	"errors"
+	"maps"
 	"slices"
 	"strings"
 	"sync"
@@ -295,5 +296,29 @@ func TestNodeListPage(t *testing.T) {
 		if _, _, err := n.ListPage(ctx, "", l); !errs.Is(err, errs.Invalid) {
 			t.Fatalf("limit %d: %v", l, err)
 		}
+	}
+}
+
+// TestNodeCount counts the nodes by state and zone: every node once.
+func TestNodeCount(t *testing.T) {
+	n, _, _, _ := newTestNodes(t, nil) // web-1, enrolled
+	ctx := context.Background()
+	for _, name := range []string{"db-1", "db-2", "app-1"} {
+		if _, _, err := n.CreateToken(ctx, TokenRequest{Name: name}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	c, err := n.Count(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	web, err := n.Node(ctx, "web-1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := map[string]int{NodePending: 3}
+	want[web.State]++
+	if c.Total != 4 || !maps.Equal(c.ByState, want) || c.NoZone != 4 || len(c.ByZone) != 0 {
+		t.Fatalf("counts %+v, want 4 nodes, states %v, none in a zone", c, want)
 	}
 }

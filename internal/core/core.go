@@ -587,6 +587,18 @@ func (c *Core) Get(ctx context.Context, key string) (store.Entry, error) {
 // what GetStale read when it had this value is still current.
 func (c *Core) AppliedIndex() uint64 { return c.st.AppliedIndex() }
 
+// Barrier waits until this node's local state reflects every write
+// acknowledged before the call: GetStale after it reads linearizably.
+func (c *Core) Barrier(ctx context.Context) error {
+	if c.bar.Sealed() {
+		return ErrSealed
+	}
+	if err := c.st.Barrier(ctx); err != nil {
+		return storeErr("read", err)
+	}
+	return nil
+}
+
 // GetStale reads key from this node's local state and decrypts it. On the
 // leader it reflects every acknowledged write.
 func (c *Core) GetStale(key string) (store.Entry, error) {
@@ -617,11 +629,14 @@ func (c *Core) List(ctx context.Context, prefix string, limit int) ([]store.Entr
 // ListKeys returns the keys and versions under prefix, linearizably, without
 // decrypting values (Value is nil).
 func (c *Core) ListKeys(ctx context.Context, prefix string, limit int) ([]store.Entry, error) {
-	es, err := c.list(ctx, prefix, limit)
-	for i := range es {
-		es[i].Value = nil
+	if c.bar.Sealed() {
+		return nil, ErrSealed
 	}
-	return es, err
+	es, err := c.st.ListKeys(ctx, prefix, limit)
+	if err != nil {
+		return nil, storeErr("list", err)
+	}
+	return es, nil
 }
 
 func (c *Core) list(ctx context.Context, prefix string, limit int) ([]store.Entry, error) {

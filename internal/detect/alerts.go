@@ -46,6 +46,7 @@ func AlertID(key string) string {
 
 // Alerts stores the alerts rules raise. Safe for concurrent use.
 type Alerts struct {
+	idx   alertIndex
 	st    Storage
 	audit Auditor
 	node  string
@@ -416,57 +417,31 @@ func (a *Alerts) List(ctx context.Context, f Filter) ([]Alert, string, error) {
 			return nil, "", errs.E(errs.Invalid, "level %q: want informational, low, medium, high or critical", v)
 		}
 	}
-	ents, err := a.st.List(ctx, prefixAlert, 0)
+	rows, err := a.index(ctx)
 	if err != nil {
 		return nil, "", err
 	}
-	var out []Alert
-	for _, e := range ents {
-		var al Alert
-		if err := json.Unmarshal(e.Value, &al); err != nil {
-			return nil, "", fmt.Errorf("detect: decode alert %s: %w", e.Key, err)
-		}
-		if !f.matches(&al) || (after != nil && !after.before(al)) {
-			continue
-		}
-		out = append(out, al)
+	out, more, err := a.page(rows, after, limit, f.matches)
+	if err != nil {
+		return nil, "", err
 	}
-	sort.Slice(out, func(i, j int) bool { return newer(out[i], out[j]) })
 	next := ""
-	if len(out) > limit {
-		out = out[:limit]
-		last := out[limit-1]
+	if more {
+		last := out[len(out)-1]
 		next = cursor{created: last.Created, id: last.ID}.String()
-	}
-	if out == nil {
-		out = []Alert{}
 	}
 	return out, next, nil
 }
 
 // Unclosed returns the alerts that are open or acknowledged, at most max
-// of them (the most recent first), reading the stored alerts once (List
-// reads them all for every page).
+// of them (the most recent first).
 func (a *Alerts) Unclosed(ctx context.Context, max int) ([]Alert, error) {
-	ents, err := a.st.List(ctx, prefixAlert, 0)
+	rows, err := a.index(ctx)
 	if err != nil {
 		return nil, err
 	}
-	var out []Alert
-	for _, e := range ents {
-		var al Alert
-		if err := json.Unmarshal(e.Value, &al); err != nil {
-			return nil, fmt.Errorf("detect: decode alert %s: %w", e.Key, err)
-		}
-		if al.Status != StatusClosed {
-			out = append(out, al)
-		}
-	}
-	sort.Slice(out, func(i, j int) bool { return newer(out[i], out[j]) })
-	if len(out) > max {
-		out = out[:max]
-	}
-	return out, nil
+	out, _, err := a.page(rows, nil, max, statusIn(StatusOpen, StatusAcknowledged))
+	return out, err
 }
 
 func splitList(s string) []string {

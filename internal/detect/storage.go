@@ -24,6 +24,9 @@ type Storage interface {
 	Txn(ctx context.Context, t kv.Txn) (uint64, error)
 	// AppliedIndex is the Raft index this node has applied; it only grows.
 	AppliedIndex() uint64
+	// Barrier waits until this node's copy reflects every write
+	// acknowledged before the call.
+	Barrier(ctx context.Context) error
 }
 
 // Auditor makes the pending audit record of a change the server makes on

@@ -77,6 +77,8 @@ func (s *memStorage) Txn(_ context.Context, t kv.Txn) (uint64, error) {
 	return s.index, nil
 }
 
+func (s *memStorage) Barrier(context.Context) error { return nil }
+
 func (s *memStorage) AppliedIndex() uint64 {
 	s.mu.Lock()
 	defer s.mu.Unlock()

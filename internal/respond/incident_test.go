@@ -66,6 +66,8 @@ func (m *memLog) List(_ context.Context, prefix string, _ int) ([]kv.Entry, erro
 func (m *memLog) ListKeys(ctx context.Context, prefix string, limit int) ([]kv.Entry, error) {
 	return m.List(ctx, prefix, limit)
 }
+func (m *memLog) Barrier(context.Context) error { return nil }
+
 func (m *memLog) AppliedIndex() uint64 { m.mu.Lock(); defer m.mu.Unlock(); return m.index }
 
 func (m *memLog) Txn(ctx context.Context, t kv.Txn) (uint64, error) {

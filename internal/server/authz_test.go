@@ -395,6 +395,7 @@ func TestActionMapping(t *testing.T) {
 		{"POST", "/v1/conduits/check", "conduit.check", `Zone::"*"`},
 		{"POST", "/v1/nodes/p1/revoke", "node.revoke", `Node::"p1"`},
 		{"GET", "/v1/nodes", "node.list", `Node::"*"`},
+		{"GET", "/v1/fleet/counts", "node.list", `Node::"*"`},
 		{"GET", "/v1/nodes/p1", "node.read", `Node::"p1"`},
 		{"GET", "/v1/pki/certs", "cert.list", `Certificate::"*"`},
 		{"GET", "/metrics", "metrics.read", `System::"warden"`},
@@ -407,6 +408,7 @@ func TestActionMapping(t *testing.T) {
 		{"GET", "/v1/mapping", "rules.read", `System::"warden"`},
 		{"PUT", "/v1/mapping", "rules.write", `System::"warden"`},
 		{"GET", "/v1/alerts", "alerts.read", `System::"warden"`},
+		{"GET", "/v1/alerts/counts", "alerts.read", `System::"warden"`},
 		{"GET", "/v1/alerts/stream?after=x", "alerts.read", `System::"warden"`}, // a bad index: answered, not streamed
 		{"GET", "/v1/alerts/n9", "alerts.read", `System::"warden"`},
 		{"POST", "/v1/alerts/n9/ack", "alerts.write", `System::"warden"`},

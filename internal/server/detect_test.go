@@ -175,6 +175,16 @@ func TestAlertsRecordListStatus(t *testing.T) {
 	if got, _ := listAlerts(t, h, root, "?status=closed"); len(got) != 1 || got[0].ID != a1.ID {
 		t.Fatalf("closed: %+v", got)
 	}
+	// The counts: one closed high alert, five open medium ones.
+	var counts detect.Counts
+	if err := json.Unmarshal(h.want(h.do("GET", "/v1/alerts/counts", root, nil), 200).body, &counts); err != nil {
+		t.Fatal(err)
+	}
+	if counts.Total != 6 || counts.Counts["closed"]["high"] != 1 || counts.Counts["open"]["medium"] != 5 ||
+		len(counts.Counts["open"]) != 1 || len(counts.Counts["acknowledged"]) != 0 {
+		t.Fatalf("counts: %+v", counts)
+	}
+	h.want(h.do("GET", "/v1/alerts/counts?status=open", root, nil), 400)
 	h.want(h.do("GET", "/v1/alerts/"+strings.Repeat("0", 32), root, nil), 404)
 	h.want(h.do("GET", "/v1/alerts/nope", root, nil), 400)
 	if a := decodeAlert(t, h.want(h.do("GET", path, root, nil), 200).body); a.Count != 20 {

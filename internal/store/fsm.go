@@ -276,6 +276,25 @@ func (f *fsm) list(prefix string, limit int) ([]Entry, error) {
 	return out, err
 }
 
+// listKeys is list without the values (Value is nil): it copies no value.
+func (f *fsm) listKeys(prefix string, limit int) ([]Entry, error) {
+	f.mu.RLock()
+	defer f.mu.RUnlock()
+	var out []Entry
+	err := f.db.View(func(tx *bolt.Tx) error {
+		c := tx.Bucket(bucketKV).Cursor()
+		p := []byte(prefix)
+		for k, v := c.Seek(p); k != nil && bytes.HasPrefix(k, p); k, v = c.Next() {
+			out = append(out, Entry{Key: string(k), Version: version(v)})
+			if limit > 0 && len(out) >= limit {
+				break
+			}
+		}
+		return nil
+	})
+	return out, err
+}
+
 // Snapshot marks the applied index a snapshot is taken at. The state it
 // stands for is the database itself, durable up to that index (every
 // applied batch is synced before the next is applied): the snapshot writes

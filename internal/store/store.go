@@ -794,6 +794,15 @@ func (s *Store) List(ctx context.Context, prefix string, limit int) ([]Entry, er
 	return s.fsm.list(prefix, limit)
 }
 
+// ListKeys is List without the values: the keys and versions under
+// prefix, linearizably.
+func (s *Store) ListKeys(ctx context.Context, prefix string, limit int) ([]Entry, error) {
+	if err := s.readBarrier(ctx); err != nil {
+		return nil, err
+	}
+	return s.fsm.listKeys(prefix, limit)
+}
+
 // ListStale is List without the leadership check.
 func (s *Store) ListStale(prefix string, limit int) ([]Entry, error) {
 	return s.fsm.list(prefix, limit)
