@@ -9,8 +9,6 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
-	"os"
-	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -149,8 +147,7 @@ func (c *consoleServer) seed(t *testing.T) string {
 // code, sees the overview, the fleet, a node and the alerts (filtered and
 // paged by the server), finds the seeded HTML shown as text with no script
 // run, and ends with no console error and no CSP violation on any page. At
-// 390 px wide no page scrolls sideways. With -screenshot it writes
-// docs/img/console-<page>.png at 1280×800.
+// 390 px wide no page scrolls sideways.
 func TestConsoleInChromium(t *testing.T) {
 	cs := startConsoleServer(t)
 	secret := cs.seed(t)
@@ -162,15 +159,6 @@ func TestConsoleInChromium(t *testing.T) {
 
 	ready := func(page string) string {
 		return fmt.Sprintf(`section[data-page=%q][data-state="ready"]`, page)
-	}
-	shots := map[string][]byte{}
-	shot := func(page string) {
-		t.Helper()
-		png, err := chromedp.Run(bctx, chromedp.CaptureScreenshot())
-		if err != nil || len(png) == 0 {
-			t.Fatalf("screenshot of %s: %v", page, err)
-		}
-		shots[page] = png
 	}
 	text := func(sel string) string {
 		t.Helper()
@@ -199,7 +187,6 @@ func TestConsoleInChromium(t *testing.T) {
 	if err := chromedp.Do(bctx, chromedp.Navigate(cs.ts.URL+"/ui/"), chromedp.WaitReady(ready("login"))); err != nil {
 		t.Fatal(err)
 	}
-	shot("login")
 	if err := chromedp.Do(bctx, chromedp.SendKeys("#login-user", userName), chromedp.SendKeys("#login-password", userPass),
 		chromedp.Click(`#login-password-form button[type="submit"]`)); err != nil {
 		t.Fatal(err)
@@ -225,16 +212,15 @@ func TestConsoleInChromium(t *testing.T) {
 	if got := text("#ov-incidents"); !strings.Contains(got, incidentTitle) {
 		t.Errorf("incidents card does not show the title as text: %q", got)
 	}
-	if got := text("#ov-health"); !strings.Contains(got, "unsealed") {
+	if got := text("#ov-health"); !strings.Contains(got, "unsealed") || !strings.Contains(got, "Leader") || !strings.Contains(got, "1 (1 voting)") {
 		t.Errorf("health card: %q", got)
 	}
-	if got := text("#ov-audit"); !strings.Contains(got, "records") || strings.Contains(got, "?") {
+	if got := text("#ov-audit"); !strings.Contains(got, "records") || strings.Contains(got, "?") || !strings.Contains(got, "Last witnessed") {
 		t.Errorf("audit card: %q", got)
 	}
 	if got := text("#ov-compliance"); !strings.Contains(got, "ISO/IEC 27001") || !strings.Contains(got, "IEC 62443-3-3") {
 		t.Errorf("compliance card: %q", got)
 	}
-	shot("overview")
 
 	// Fleet, reached through the nav (a link, so the keyboard reaches it).
 	if err := chromedp.Do(bctx, chromedp.Click(`nav a[href="#/fleet"]`), chromedp.WaitReady(ready("fleet"))); err != nil {
@@ -246,7 +232,6 @@ func TestConsoleInChromium(t *testing.T) {
 	if cur := eval(`document.querySelector('nav a[aria-current="page"]').textContent`); cur != "Fleet" {
 		t.Errorf("current nav entry %v", cur)
 	}
-	shot("fleet")
 
 	// A node's page.
 	if err := chromedp.Do(bctx, chromedp.Click(`#fleet-table a[href="#/node/web-1"]`), chromedp.WaitReady(ready("node"))); err != nil {
@@ -256,7 +241,6 @@ func TestConsoleInChromium(t *testing.T) {
 		!strings.Contains(got, "it has sent no inventory") {
 		t.Errorf("node page: %q", got)
 	}
-	shot("node")
 
 	// Alerts: open ones, 50 a page; the server's next page; the level filter.
 	if err := chromedp.Do(bctx, chromedp.Click(`nav a[href="#/alerts"]`), chromedp.WaitReady(ready("alerts"))); err != nil {
@@ -265,7 +249,6 @@ func TestConsoleInChromium(t *testing.T) {
 	if n := eval(`document.querySelectorAll("#alerts-table tbody tr").length`); n != 50.0 {
 		t.Errorf("first page: %v rows, want 50", n)
 	}
-	shot("alerts")
 	if err := chromedp.Do(bctx, chromedp.Click("#alerts-next")); err != nil {
 		t.Fatal(err)
 	}
@@ -305,12 +288,5 @@ func TestConsoleInChromium(t *testing.T) {
 	problems := browsertest.Problems(br.Messages(t))
 	if len(problems) > 0 {
 		t.Fatalf("the console ran with problems: %q", problems)
-	}
-	if *screenshot {
-		for page, png := range shots {
-			if err := os.WriteFile(filepath.Join("..", "..", "docs", "img", "console-"+page+".png"), png, 0o644); err != nil {
-				t.Fatal(err)
-			}
-		}
 	}
 }

@@ -49,12 +49,3 @@ export function when(t) {
   return Number.isNaN(d.getTime()) ? t : d.toISOString().replace("T", " ").replace(/\.\d+Z$|Z$/, " UTC");
 }
 
-// countBy counts items by key(item), sorted by key.
-export function countBy(items, key) {
-  const m = new Map();
-  for (const it of items) {
-    const k = key(it) || "—";
-    m.set(k, (m.get(k) ?? 0) + 1);
-  }
-  return [...m.entries()].sort((a, b) => (a[0] < b[0] ? -1 : a[0] > b[0] ? 1 : 0));
-}

@@ -1,10 +1,9 @@
 // overview.js: the fleet at a glance. Each card loads on its own, so a
 // card the user may not read (a 403) or a slow one does not hold the rest.
-import { el, table, errorBox, countBy } from "../dom.js";
+import { el, table, errorBox, when } from "../dom.js";
 
 const levels = ["critical", "high", "medium", "low", "informational"];
 const frameworks = [["iso27001", "ISO/IEC 27001"], ["iec62443-3-3", "IEC 62443-3-3"]];
-const alertPage = 1000; // the API's largest page: counts above it show as "1000+"
 
 export async function render(main, api) {
   main.append(el("h1", {}, "Overview"));
@@ -47,38 +46,51 @@ async function health(c, api) {
     else throw err;
   }
   const state = !h.initialized ? "not initialized" : h.sealed ? "sealed" : "unsealed";
-  c.append(dl([
+  // Replication lag of the answering server: what it has committed but not
+  // applied yet, and (on a follower) how long since it heard the leader.
+  let lag = "—";
+  if (h.applied_index !== undefined) {
+    lag = `${h.commit_index - h.applied_index} entries behind its commit index`;
+    if (h.last_contact) lag += `, leader heard ${h.last_contact} ago`;
+  }
+  const pairs = [
     ["Seal", el("span", { class: h.sealed || !h.initialized ? "bad" : "good" }, state)],
-    ["Role", h.role ?? "—"],
+    ["This server", h.role ?? "—"],
+    ["Replication lag", lag],
     ["Version", h.version ?? "—"],
-    ["Applied / commit index", h.applied_index !== undefined ? `${h.applied_index} / ${h.commit_index}` : "—"],
-  ]));
+  ];
+  try {
+    const r = await api("/v1/sys/raft/peers");
+    const peers = r.peers ?? [];
+    const leader = peers.find((p) => p.leader);
+    pairs.splice(1, 0, ["Leader", leader ? `${leader.id} (${leader.address})` : el("span", { class: "bad" }, "none")],
+      ["Servers", `${peers.length} (${peers.filter((p) => p.voter).length} voting)`]);
+  } catch (err) {
+    if (err.status !== 403) throw err;
+    pairs.splice(1, 0, ["Leader", "not shown: this token may not read the cluster's members"]);
+  }
+  c.append(dl(pairs));
 }
 
-// nodes counts the fleet by state and zone, 1,000 nodes a request
-// (the server pages GET /v1/nodes).
+// nodes shows the fleet's counts by state and zone: one request, whatever
+// the fleet's size.
 async function nodes(c, api) {
-  const ns = [];
-  for (let cursor = ""; ; ) {
-    const r = await api("/v1/nodes", { query: { limit: 1000, cursor } });
-    ns.push(...(r.nodes ?? []));
-    if (!r.next) break;
-    cursor = r.next;
-  }
-  c.append(el("p", { class: "big" }, String(ns.length), el("span", {}, " nodes")));
-  c.append(table("By state", ["State", "Nodes"], countBy(ns, (n) => n.state)));
-  c.append(table("By zone", ["Zone", "Nodes"], countBy(ns, (n) => n.zone)));
+  const r = await api("/v1/fleet/counts");
+  const rows = (m) => Object.entries(m ?? {}).sort((a, b) => b[1] - a[1] || a[0].localeCompare(b[0])).map(([k, n]) => [k, String(n)]);
+  c.append(el("p", { class: "big" }, String(r.total), el("span", {}, " nodes")));
+  c.append(table("By state", ["State", "Nodes"], rows(r.by_state)));
+  const zones = rows(r.by_zone);
+  if (r.no_zone > 0) zones.push([el("em", {}, "no zone"), String(r.no_zone)]);
+  c.append(table("By zone", ["Zone", "Nodes"], zones));
 }
 
 async function alerts(c, api) {
-  const counts = await Promise.all(levels.map(async (level) => {
-    const r = await api("/v1/alerts", { query: { status: "open", level, limit: alertPage } });
-    const n = (r.alerts ?? []).length;
-    return [level, r.next ? `${n}+` : String(n)];
-  }));
-  c.append(table("Open alerts by level", ["Level", "Alerts"],
-    counts.map(([l, n]) => [el("span", { class: `level level-${l}` }, l), n])));
-  c.append(el("p", {}, el("a", { href: "#/alerts" }, "All alerts")));
+  const r = await api("/v1/alerts/counts");
+  const open = r.counts?.open ?? {};
+  const acked = r.counts?.acknowledged ?? {};
+  c.append(table("Open and acknowledged alerts by level", ["Level", "Open", "Acknowledged"],
+    levels.map((l) => [el("span", { class: `level level-${l}` }, l), String(open[l] ?? 0), String(acked[l] ?? 0)])));
+  c.append(el("p", {}, el("a", { href: "#/alerts" }, "All alerts"), ` (${r.total} stored)`));
 }
 
 async function incidents(c, api) {
@@ -97,7 +109,21 @@ async function audit(c, api) {
   const lines = text.split("\n");
   const size = /^[0-9]+$/.test(lines[1] ?? "") ? lines[1] : "?";
   c.append(el("p", { class: "big" }, size, el("span", {}, " records")));
-  c.append(dl([["Log", lines[0] ?? "—"], ["Root hash", el("code", {}, lines[2] ?? "—")]]));
+  const pairs = [["Log", lines[0] ?? "—"], ["Root hash", el("code", {}, lines[2] ?? "—")]];
+  // The last checkpoint a witness cosigned, as this server heard.
+  let w = {};
+  try {
+    w = await api("/v1/audit/witnesses");
+  } catch (err) {
+    if (err.status !== 403) throw err;
+  }
+  let last = null;
+  for (const v of [...(w.servers ?? []), ...(w.external ?? [])]) {
+    const st = v.status;
+    if (st?.size && (!last || st.size > last.size)) last = { size: st.size, at: st.cosigned, name: v.name ?? v.node ?? "" };
+  }
+  pairs.push(["Last witnessed", last ? `size ${last.size}, ${when(last.at)}${last.name ? ` (${last.name})` : ""}` : el("span", { class: "bad" }, "no cosignature yet")]);
+  c.append(dl(pairs));
   c.append(el("p", {}, el("a", { href: "#/audit" }, "Audit log")));
 }
 
