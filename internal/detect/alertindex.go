@@ -62,10 +62,12 @@ func (a *Alerts) index(ctx context.Context) ([]alertRow, error) {
 	// again until more is applied.
 	var changed []alertRow
 	gone := map[int]bool{}
-	live := make(map[string]bool, len(keys))
+	known := 0 // keys of rows the index has
 	for _, k := range keys {
-		live[k.Key] = true
 		slot, ok := ix.pos[k.Key]
+		if ok {
+			known++
+		}
 		if ok && slot.version == k.Version {
 			continue
 		}
@@ -85,9 +87,16 @@ func (a *Alerts) index(ctx context.Context) ([]alertRow, error) {
 		}
 		changed = append(changed, slim(al, e.Version))
 	}
-	for key, slot := range ix.pos {
-		if !live[key] {
-			gone[slot.i] = true
+	if known < len(ix.pos) {
+		// Some alerts were deleted: find which.
+		live := make(map[string]bool, len(keys))
+		for _, k := range keys {
+			live[k.Key] = true
+		}
+		for key, slot := range ix.pos {
+			if !live[key] {
+				gone[slot.i] = true
+			}
 		}
 	}
 	if len(changed) == 0 && len(gone) == 0 {
