@@ -112,13 +112,16 @@ const axeRun = `(async () => {
 })()`
 
 // TestAccessibilityInChromium runs axe-core on every page of the console
-// (login, overview, fleet, a node, alerts, audit, account) against a real
-// server with seeded data, in the light and the dark theme, and fails on
-// any serious or critical violation, printing them.
+// (login, overview, fleet, zones, a node, alerts, audit, account, ...)
+// against a real server with seeded data, in the light and the dark theme,
+// and fails on any serious or critical violation, printing them.
 func TestAccessibilityInChromium(t *testing.T) {
 	axe := axeScript(t)
 	cs := startConsoleServer(t)
 	secret := cs.seed(t)
+	// A second zone and a conduit, so the zone map has an arrow.
+	cs.call(t, "POST", "/v1/zones", cs.root, map[string]any{"name": "plant", "level": 3}, 200)
+	cs.call(t, "POST", "/v1/conduits", cs.root, map[string]any{"from": "dmz", "to": "plant", "port": 443, "mtls": true}, 200)
 
 	ctx, cancel := context.WithTimeout(context.Background(), 180*time.Second)
 	defer cancel()
@@ -171,7 +174,7 @@ func TestAccessibilityInChromium(t *testing.T) {
 		chromedp.SendKeys("#login-totp", code), chromedp.Click(`#login-password-form button[type="submit"]`),
 		chromedp.WaitReady(readySel("overview")))
 	check("overview")
-	for _, page := range []string{"fleet", "node/web-1", "alerts", "audit", "account", "incidents", "decisions", "playbooks", "policies", "compliance", "secrets"} {
+	for _, page := range []string{"fleet", "zones", "node/web-1", "alerts", "audit", "account", "incidents", "decisions", "playbooks", "policies", "compliance", "secrets"} {
 		b.Eval(`location.hash = "#/` + page + `"`)
 		b.Poll(`document.querySelector('` + readySel(strings.Split(page, "/")[0]) + `') !== null`)
 		if page == "audit" {
@@ -182,7 +185,7 @@ func TestAccessibilityInChromium(t *testing.T) {
 		}
 		check(page)
 	}
-	if checked != 26 {
-		t.Fatalf("%d checks run, want 26", checked)
+	if checked != 28 {
+		t.Fatalf("%d checks run, want 28", checked)
 	}
 }
