@@ -166,6 +166,8 @@ func (s *Server) routeTable() []route {
 
 		{method: "POST", pattern: "/v1/zones", name: "zone.create", target: fixed(authz.ActionZoneCreate, authz.TypeZone, "*"), audit: auditChange, status: ok, h: s.zoneCreate},
 		{method: "GET", pattern: "/v1/zones", name: "zone.list", target: fixed(authz.ActionZoneList, authz.TypeZone, "*"), audit: auditRead, status: ok, h: s.zoneList},
+		// Reading the conduits is reading the zone topology: zone.list.
+		{method: "GET", pattern: "/v1/conduits", name: "conduit.list", target: fixed(authz.ActionZoneList, authz.TypeZone, "*"), audit: auditRead, status: ok, h: s.conduitList},
 		{method: "POST", pattern: "/v1/conduits", name: "conduit.create", target: fixed(authz.ActionConduitCreate, authz.TypeZone, "*"), audit: auditChange, status: ok, h: s.conduitCreate},
 		{method: "POST", pattern: "/v1/conduits/check", name: "conduit.check", target: fixed(authz.ActionConduitCheck, authz.TypeZone, "*"), audit: auditNone, status: ok, h: s.conduitCheck},
 		{method: "POST", pattern: "/v1/nodes/tokens", name: "node.create", target: nodeTokenTarget, audit: auditChange, status: ok, h: s.nodeToken},

@@ -2,6 +2,8 @@ package api
 
 import (
 	"net/http"
+	"slices"
+	"strings"
 
 	"github.com/cedar-policy/cedar-go/types"
 
@@ -59,6 +61,39 @@ func (s *Server) conduitCreate(req *request) (int, any, error) {
 		return 0, nil, err
 	}
 	return http.StatusOK, conduitResponse{Conduit: c, PolicyName: c.PolicyName()}, nil
+}
+
+type conduitsResponse struct {
+	Conduits []conduitResponse `json:"conduits"`
+}
+
+// conduitList reads the conduits back from their generated policies in
+// the warden store, sorted by policy name. A policy named like a conduit
+// whose text is not the one Warden generates (edited by hand) is not a
+// conduit and is left out, as compliance leaves it out.
+func (s *Server) conduitList(req *request) (int, any, error) {
+	names, err := s.cfg.Policies.ListPolicies(req.Context(), policy.WardenStore)
+	if err != nil {
+		return 0, nil, err
+	}
+	out := conduitsResponse{Conduits: []conduitResponse{}}
+	for _, name := range names {
+		if !strings.HasPrefix(name, "conduit.") {
+			continue
+		}
+		p, err := s.cfg.Policies.ReadPolicy(req.Context(), policy.WardenStore, name)
+		if errs.Is(err, errs.NotFound) {
+			continue // deleted since the listing
+		}
+		if err != nil {
+			return 0, nil, err
+		}
+		if c, ok := authority.ParseConduitPolicy(name, p.Text); ok {
+			out.Conduits = append(out.Conduits, conduitResponse{Conduit: c, PolicyName: name})
+		}
+	}
+	slices.SortFunc(out.Conduits, func(a, b conduitResponse) int { return strings.Compare(a.PolicyName, b.PolicyName) })
+	return http.StatusOK, out, nil
 }
 
 type conduitCheckRequest struct {

@@ -148,6 +148,13 @@ func TestAgainstRealServer(t *testing.T) {
 		t.Fatal("flow allowed without a conduit")
 	}
 	cli(0, "conduit", "create", "--from", "dmz", "--to", "plant", "--port", "502")
+	if l := decode(cli(0, "conduit", "list", "--format", "json"))["conduits"].([]any); len(l) != 1 ||
+		l[0].(map[string]any)["policy"] != "conduit.dmz.plant.tcp.502" {
+		t.Fatalf("conduit list: %v", l)
+	}
+	if out := cli(0, "conduit", "list"); out != "dmz -> plant\ttcp/502\n" {
+		t.Fatalf("conduit list: %q", out)
+	}
 	if conduit() != "allow" {
 		t.Fatal("flow denied on the conduit's port")
 	}

@@ -82,5 +82,27 @@ func newConduitCmd(g *globals) *cobra.Command {
 		return output(cmd.OutOrStdout(), kf, d, []row{{"Decision", d.Decision}, {"From Zone", d.FromZone}, {"To Zone", d.ToZone},
 			{"Reasons", strings.Join(d.Reasons, ", ")}})
 	})
-	return newGroupCmd("conduit", "Conduits: allowed flows between zones", create, check)
+	list := &cobra.Command{Use: "list", Short: "List conduits", Args: args(cobra.NoArgs)}
+	lf := addFormat(list)
+	list.RunE = g.withClient(func(cmd *cobra.Command, c *client.Client, _ []string) error {
+		cs, err := c.ConduitList(cmd.Context())
+		if err != nil {
+			return err
+		}
+		if *lf == "json" {
+			if cs == nil {
+				cs = []client.Conduit{}
+			}
+			return writeJSON(cmd.OutOrStdout(), map[string]any{"conduits": cs})
+		}
+		for _, cd := range cs {
+			mtls := ""
+			if cd.MTLS {
+				mtls = "\tmtls"
+			}
+			fmt.Fprintf(cmd.OutOrStdout(), "%s -> %s\t%s/%d%s\n", cd.From, cd.To, cd.Protocol, cd.Port, mtls)
+		}
+		return nil
+	})
+	return newGroupCmd("conduit", "Conduits: allowed flows between zones", create, list, check)
 }

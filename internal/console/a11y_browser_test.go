@@ -127,6 +127,9 @@ func TestAccessibilityInChromium(t *testing.T) {
 		"target": map[string]string{"ip": "203.0.113.7"}, "duration": "4h", "reason": "ssh brute force"}, 200)
 	cs.call(t, "PUT", "/v1/kv/data/app/db", cs.root, map[string]any{"data": map[string]string{"password": "s3cr3t"}}, 200)
 	cs.call(t, "POST", "/v1/transit/keys/orders", cs.root, map[string]string{"type": "aes256-gcm96"}, 200)
+	// A second zone and a conduit, so the zone map has an arrow.
+	cs.call(t, "POST", "/v1/zones", cs.root, map[string]any{"name": "plant", "level": 3}, 200)
+	cs.call(t, "POST", "/v1/conduits", cs.root, map[string]any{"from": "dmz", "to": "plant", "port": 443, "mtls": true}, 200)
 
 	ctx, cancel := context.WithTimeout(context.Background(), 180*time.Second)
 	defer cancel()
@@ -197,7 +200,7 @@ func TestAccessibilityInChromium(t *testing.T) {
 	if len(alerts) != 1 || len(incs) != 1 {
 		t.Fatalf("seeded %d high alerts and %d incidents, want 1 and 1", len(alerts), len(incs))
 	}
-	pages := []string{"fleet", "node/web-1", "alerts", "alert/" + alerts[0].(map[string]any)["id"].(string),
+	pages := []string{"fleet", "zones", "node/web-1", "alerts", "alert/" + alerts[0].(map[string]any)["id"].(string),
 		"incidents", "incident/" + incs[0].(map[string]any)["id"].(string), "decisions", "playbooks",
 		"policies", "policies/warden", "compliance", "secrets", "audit", "account"}
 	// Every page module is visited.

@@ -273,7 +273,7 @@ func TestConsoleInChromium(t *testing.T) {
 	if err := chromedp.Do(bctx, chromedp.EmulateViewport(390, 800)); err != nil {
 		t.Fatal(err)
 	}
-	for _, page := range []string{"overview", "fleet", "node/web-1", "alerts"} {
+	for _, page := range []string{"overview", "fleet", "zones", "node/web-1", "alerts"} {
 		if _, err := chromedp.Run(bctx, chromedp.Evaluate[any](`location.hash = "#/`+page+`"`)); err != nil {
 			t.Fatal(err)
 		}

@@ -118,6 +118,9 @@ func TestStaticSources(t *testing.T) {
 				if strings.HasPrefix(strings.TrimSpace(line), "//") {
 					continue
 				}
+				// The SVG namespace is a name that createElementNS needs,
+				// not an address anything is loaded from.
+				line = strings.ReplaceAll(line, `"http://www.w3.org/2000/svg"`, `"svg-namespace"`)
 				if m := forbiddenJS.FindString(line); m != "" {
 					t.Errorf("%s:%d: %q", p, i+1, m)
 				}

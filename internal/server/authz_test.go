@@ -391,6 +391,7 @@ func TestActionMapping(t *testing.T) {
 		{"POST", "/v1/nodes/tokens", "node.create", `Node::"p1"`},
 		{"POST", "/v1/zones", "zone.create", `Zone::"*"`},
 		{"GET", "/v1/zones", "zone.list", `Zone::"*"`},
+		{"GET", "/v1/conduits", "zone.list", `Zone::"*"`},
 		{"POST", "/v1/conduits", "conduit.create", `Zone::"*"`},
 		{"POST", "/v1/conduits/check", "conduit.check", `Zone::"*"`},
 		{"POST", "/v1/nodes/p1/revoke", "node.revoke", `Node::"p1"`},

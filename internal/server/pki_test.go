@@ -246,3 +246,29 @@ func TestConduits(t *testing.T) {
 		t.Fatalf("conduit policy: %v", p["policy"])
 	}
 }
+
+// TestConduitList: GET /v1/conduits reads the conduits back from their
+// generated policies, sorted by policy name; a policy named like a
+// conduit whose text is not Warden's (written by hand) is not one.
+func TestConduitList(t *testing.T) {
+	h := start(t, t.TempDir(), nil)
+	_, root := h.initUnseal(1, 1)
+	empty := h.want(h.do("GET", "/v1/conduits", root, nil), 200)
+	if got := strings.TrimSpace(string(empty.body)); got != `{"conduits":[]}` {
+		t.Fatalf("no conduits: %s", got)
+	}
+	h.want(h.do("POST", "/v1/zones", root, map[string]any{"name": "dmz", "level": 3}), 200)
+	h.want(h.do("POST", "/v1/zones", root, map[string]any{"name": "plant", "level": 2}), 200)
+	h.want(h.do("POST", "/v1/conduits", root, map[string]any{"from": "plant", "to": "dmz", "port": 161, "protocol": "udp"}), 200)
+	h.want(h.do("POST", "/v1/conduits", root, map[string]any{"from": "dmz", "to": "plant", "port": 443, "mtls": true}), 200)
+	h.want(h.writePolicy(root, "warden", "conduit.dmz.plant.tcp.22",
+		`permit (principal, action == Action::"conduit.connect", resource);`), 200)
+	h.want(h.writePolicy(root, "warden", "other", `permit (principal == User::"bob", action == Action::"zone.list", resource);`), 200)
+	got := strings.TrimSpace(string(h.want(h.do("GET", "/v1/conduits", root, nil), 200).body))
+	want := `{"conduits":[` +
+		`{"from":"dmz","to":"plant","port":443,"protocol":"tcp","mtls":true,"policy":"conduit.dmz.plant.tcp.443"},` +
+		`{"from":"plant","to":"dmz","port":161,"protocol":"udp","policy":"conduit.plant.dmz.udp.161"}]}`
+	if got != want {
+		t.Fatalf("GET /v1/conduits:\n got %s\nwant %s", got, want)
+	}
+}

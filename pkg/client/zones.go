@@ -64,6 +64,15 @@ func (c *Client) ConduitCreate(ctx context.Context, cd Conduit) (Conduit, error)
 	return out, err
 }
 
+// ConduitList lists the conduits, sorted by their policy's name.
+func (c *Client) ConduitList(ctx context.Context) ([]Conduit, error) {
+	var out struct {
+		Conduits []Conduit `json:"conduits"`
+	}
+	_, err := c.do(ctx, http.MethodGet, "/v1/conduits", nil, &out)
+	return out.Conduits, err
+}
+
 // ConduitCheck asks for a flow decision.
 func (c *Client) ConduitCheck(ctx context.Context, req ConduitCheckRequest) (ConduitDecision, error) {
 	var out ConduitDecision

@@ -1,6 +1,18 @@
-// node.js: one node: its record, certificate, inventory and assessment
-// results. #/node/<name>.
+// node.js: one node: its record, certificates, alerts, decisions,
+// inventory and assessment results. #/node/<name>.
+//
+// Each card loads on its own: one the user may not read (a 403) shows the
+// refusal in that card only.
+//
+//   Certificates  GET /v1/pki/certs (the API has no filter by node: the
+//                 list is read and the node's kept), the newest first
+//   Alerts        GET /v1/alerts?host=<name>&limit=50, newest first
+//   Decisions     GET /v1/decisions?active=true: a quarantine of the node,
+//                 or a ban of one of its addresses (or of a range holding one)
 import { el, table, errorBox, when } from "../dom.js";
+
+const alertLimit = 50;
+const maxCerts = 20;
 
 export async function render(main, api, args) {
   const name = args[0];
@@ -16,16 +28,148 @@ export async function render(main, api, args) {
       ["Created", when(n.created_time)], ["Updated", when(n.updated_time)],
     ].map(([k, v]) => [el("dt", {}, k), el("dd", {}, v)]))));
 
-  const inv = el("article", { class: "card", id: "node-inventory" }, el("h2", {}, "Inventory"));
-  const res = el("article", { class: "card", id: "node-assessment" }, el("h2", {}, "Assessment results"));
-  main.append(inv, res);
+  const card = (id, title) => el("article", { class: "card", id, "aria-labelledby": `${id}-h` }, el("h2", { id: `${id}-h` }, title));
+  const certs = card("node-certs", "Certificates");
+  const alerts = card("node-alerts", "Alerts");
+  const decisions = card("node-decisions", "Decisions in force");
+  const inv = card("node-inventory", "Inventory");
+  const res = card("node-assessment", "Assessment results");
+  main.append(certs, alerts, decisions, inv, res);
+  const jobs = [
+    [certs, () => certificates(certs, api, n)],
+    [alerts, () => nodeAlerts(alerts, api, n.name)],
+    [decisions, () => nodeDecisions(decisions, api, n)],
+  ];
   if (n.state === "pending") {
     // Not enrolled: no certificate, so no inventory or results to ask for.
     inv.append(el("p", {}, "The node has not enrolled yet: it has sent no inventory."));
     res.append(el("p", {}, "No assessment results yet."));
+  } else {
+    jobs.push([inv, () => inventory(inv, api, path)], [res, () => assessment(res, api, path)]);
+  }
+  await Promise.all(jobs.map(async ([c, f]) => {
+    try {
+      await f();
+    } catch (err) {
+      c.append(errorBox(err));
+    }
+  }));
+}
+
+async function certificates(c, api, n) {
+  const r = await api("/v1/pki/certs");
+  const mine = (r.certificates ?? []).filter((x) => x.name === n.name)
+    .sort((a, b) => (a.not_before < b.not_before ? 1 : a.not_before > b.not_before ? -1 : 0));
+  if (mine.length === 0) {
+    c.append(el("p", {}, "No certificate has been issued to this node."));
     return;
   }
-  await Promise.all([inventory(inv, api, path), assessment(res, api, path)]);
+  const t = table(mine.length > maxCerts ? `The ${maxCerts} newest of ${mine.length} certificates` : "Certificates, newest first",
+    ["Serial", "Issued", "Expires", "State"],
+    mine.slice(0, maxCerts).map((x) => [
+      el("code", {}, x.serial), when(x.not_before), when(x.not_after),
+      el("span", { class: `cert-state cert-${x.state}` },
+        x.state + (x.state === "revoked" && x.revoked_at ? ` (${when(x.revoked_at)})` : "") + (x.serial === n.serial ? ", current" : "")),
+    ]));
+  t.querySelector("table").id = "node-certs-table";
+  c.append(t);
+}
+
+async function nodeAlerts(c, api, name) {
+  const r = await api("/v1/alerts", { query: { host: name, limit: alertLimit } });
+  const as = r.alerts ?? [];
+  if (as.length === 0) {
+    c.append(el("p", {}, "No alerts name this node."));
+    return;
+  }
+  const t = table("Alerts naming this node, newest first", ["Rule", "Level", "Status", "Last seen"],
+    as.map((a) => [
+      el("a", { href: `#/alert/${encodeURIComponent(a.id)}` }, a.rule_title || a.rule_id || a.id),
+      el("span", { class: `level level-${a.level}` }, a.level),
+      a.status, when(a.last_seen),
+    ]));
+  t.querySelector("table").id = "node-alerts-table";
+  c.append(t);
+  if (r.next) c.append(el("p", { id: "node-alerts-more" }, `Only the ${alertLimit} newest are shown; there are more.`));
+}
+
+const target = (t) => Object.entries(t ?? {}).map(([k, v]) => `${k} ${v}`).join(", ");
+
+async function nodeDecisions(c, api, n) {
+  const r = await api("/v1/decisions", { query: { active: "true" } });
+  const addrs = (n.addresses ?? []).map(parseIP).filter((a) => a !== null);
+  const mine = (r.decisions ?? []).filter((d) => {
+    const t = d.target ?? {};
+    if (d.type === "quarantine") return t.node === n.name;
+    if (d.type !== "ban") return false;
+    if (t.ip) {
+      const ip = parseIP(t.ip);
+      return ip !== null && addrs.some((a) => a.bits === ip.bits && a.value === ip.value);
+    }
+    if (t.cidr) return addrs.some((a) => inCIDR(a, t.cidr));
+    return false;
+  });
+  if (mine.length === 0) {
+    c.append(el("p", {}, "No decision in force quarantines this node or bans one of its addresses."));
+    return;
+  }
+  const t = table("Decisions in force on this node", ["Decision", "Type", "Target", "Zone", "Reason", "Expires"],
+    mine.map((d) => [
+      el("a", { href: `#/decisions/${encodeURIComponent(d.id)}` }, d.id),
+      d.type + (d.simulated ? " (simulated)" : "") + (d.pending_approval ? " (pending approval)" : ""),
+      target(d.target), d.zone || "all", d.reason || "—", when(d.expires_at),
+    ]));
+  t.querySelector("table").id = "node-decisions-table";
+  c.append(t);
+}
+
+// parseIP reads an IPv4 or IPv6 address as {bits: 32|128, value: BigInt}
+// (an IPv4-mapped IPv6 address as its IPv4 address), or null.
+function parseIP(s) {
+  if (typeof s !== "string") return null;
+  const v4 = (t) => {
+    const p = t.split(".");
+    if (p.length !== 4 || p.some((x) => !/^\d{1,3}$/.test(x) || Number(x) > 255)) return null;
+    return p.reduce((acc, x) => (acc << 8n) | BigInt(Number(x)), 0n);
+  };
+  if (!s.includes(":")) {
+    const v = v4(s);
+    return v === null ? null : { bits: 32, value: v };
+  }
+  const halves = s.split("::");
+  if (halves.length > 2) return null;
+  const [head, tail] = halves;
+  const groups = (t) => (t === "" || t === undefined ? [] : t.split(":"));
+  const hs = groups(head);
+  let ts = groups(tail);
+  // An IPv4 address in the last 32 bits (::ffff:192.0.2.1).
+  const last = (tail === undefined ? hs : ts).at(-1) ?? "";
+  let low = [];
+  if (last.includes(".")) {
+    const v = v4(last);
+    if (v === null) return null;
+    low = [(v >> 16n).toString(16), (v & 0xffffn).toString(16)];
+    if (tail === undefined) hs.pop();
+    else ts = ts.slice(0, -1);
+  }
+  const zeros = 8 - hs.length - ts.length - low.length;
+  if (tail !== undefined && zeros < 0) return null;
+  const all = tail === undefined ? [...hs, ...low] : [...hs, ...Array(zeros).fill("0"), ...ts, ...low];
+  if (all.length !== 8 || all.some((g) => !/^[0-9a-fA-F]{1,4}$/.test(g))) return null;
+  const value = all.reduce((acc, g) => (acc << 16n) | BigInt(parseInt(g, 16)), 0n);
+  // An IPv4-mapped address is that IPv4 address (as the server reads it).
+  if (value >> 32n === 0xffffn) return { bits: 32, value: value & 0xffffffffn };
+  return { bits: 128, value };
+}
+
+// inCIDR says whether address a is in the range cidr ("192.0.2.0/24").
+function inCIDR(a, cidr) {
+  const [base, len] = cidr.split("/");
+  const net = parseIP(base);
+  const n = Number(len);
+  if (net === null || net.bits !== a.bits || !Number.isInteger(n) || n < 0 || n > a.bits) return false;
+  const shift = BigInt(a.bits - n);
+  return a.value >> shift === net.value >> shift;
 }
 
 async function inventory(c, api, path) {
