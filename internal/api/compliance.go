@@ -82,6 +82,7 @@ func (s *Server) complianceRoutes() []route {
 		{method: "POST", pattern: "/v1/compliance/attestations", name: "compliance.attest", target: system(authz.ActionComplianceAttest), audit: auditChange, status: ok, h: h(s.attest)},
 		{method: "DELETE", pattern: "/v1/compliance/attestations/{id}", name: "compliance.attest.withdraw", target: system(authz.ActionComplianceAttest), audit: auditChange, status: noContent, h: h(s.attestWithdraw)},
 		{method: "GET", pattern: "/v1/compliance/attestations", name: "compliance.attestations.list", target: system(authz.ActionComplianceRead), audit: auditRead, status: ok, h: h(s.attestationsList)},
+		{method: "GET", pattern: "/v1/compliance/summary", name: "compliance.summary", target: system(authz.ActionComplianceRead), audit: auditRead, status: ok, h: h(s.complianceSummary)},
 		{method: "GET", pattern: "/v1/compliance/status", name: "compliance.status", target: system(authz.ActionComplianceRead), audit: auditRead, status: ok, h: h(s.complianceStatus)},
 		{method: "POST", pattern: "/v1/compliance/reports", name: "compliance.report", target: system(authz.ActionComplianceRead), audit: auditChange, status: ok, h: h(s.complianceReport),
 			timeout: 55 * time.Second},
@@ -664,6 +665,46 @@ func (s *Server) evaluate(ctx context.Context, fw compliance.Framework, zone str
 		return nil, errs.Wrap(errs.Internal, err, "compliance evaluation")
 	}
 	return r, nil
+}
+
+type summaryResponse struct {
+	Frameworks []frameworkSummary `json:"frameworks"`
+}
+
+type frameworkSummary struct {
+	Framework compliance.Framework `json:"framework"`
+	// ChangedAt is when the leader's evaluation last changed a control's
+	// status (absent: never evaluated).
+	ChangedAt *time.Time         `json:"changed_at,omitempty"`
+	Summary   compliance.Summary `json:"summary"`
+}
+
+// complianceSummary is GET /v1/compliance/summary: the controls of each
+// framework counted by status, from the control states the leader stores
+// at each evaluation (--compliance-interval), without evaluating the live
+// state (GET /v1/compliance/status does).
+func (s *Server) complianceSummary(req *request) (int, any, error) {
+	if err := noQuery(req); err != nil {
+		return 0, nil, err
+	}
+	out := summaryResponse{Frameworks: []frameworkSummary{}}
+	for _, fw := range compliance.Frameworks() {
+		cs, _, err := s.cfg.Records.ControlStates(req.Context(), string(fw))
+		if err != nil {
+			return 0, nil, err
+		}
+		f := frameworkSummary{Framework: fw}
+		if !cs.Time.IsZero() {
+			f.ChangedAt = &cs.Time
+		}
+		for k, st := range cs.Statuses {
+			if !strings.HasPrefix(k, "zone ") { // a zone's requirement, not a control
+				f.Summary.Add(st)
+			}
+		}
+		out.Frameworks = append(out.Frameworks, f)
+	}
+	return http.StatusOK, out, nil
 }
 
 // complianceStatus is GET /v1/compliance/status?framework=F[&zone=Z]: the

@@ -43,6 +43,23 @@ type Summary struct {
 	Attested      int `json:"attested"`
 }
 
+// Add counts one control of status st.
+func (s *Summary) Add(st string) {
+	s.Controls++
+	switch st {
+	case StatusPass:
+		s.Pass++
+	case StatusFail:
+		s.Fail++
+	case StatusNotApplicable:
+		s.NotApplicable++
+	case StatusManual:
+		s.Manual++
+	case StatusAttested:
+		s.Attested++
+	}
+}
+
 // ControlResult is a control's evaluation.
 type ControlResult struct {
 	ID          string `json:"id"`
@@ -139,19 +156,7 @@ func Evaluate(st *State, fw Framework, zone string) (*Report, error) {
 	}
 	r.Controls = evaluateControls(st, fw, zone, catalog)
 	for _, c := range r.Controls {
-		r.Summary.Controls++
-		switch c.Status {
-		case StatusPass:
-			r.Summary.Pass++
-		case StatusFail:
-			r.Summary.Fail++
-		case StatusNotApplicable:
-			r.Summary.NotApplicable++
-		case StatusManual:
-			r.Summary.Manual++
-		case StatusAttested:
-			r.Summary.Attested++
-		}
+		r.Summary.Add(c.Status)
 	}
 	sc := newScope(st, fw, zone)
 	if fw == IEC62443 {

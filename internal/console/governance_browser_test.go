@@ -357,7 +357,7 @@ func TestPagePerformance(t *testing.T) {
 		const bytes = (nav ? nav.transferSize : 0) + res.reduce((s, e) => s + e.transferSize, 0);
 		return {bytes, api};
 	})()`
-	for _, page := range []string{"overview", "fleet", "alerts", "compliance"} {
+	for _, page := range []string{"overview", "fleet", "zones", "alerts", "compliance"} {
 		// A fresh load of the page's address: the shell asks to log in
 		// (the token is memory only), then the page renders.
 		b.Do(chromedp.Navigate("about:blank"), chromedp.Navigate(cs.ts.URL+"/ui/#/"+page), chromedp.WaitReady(ready("login")),

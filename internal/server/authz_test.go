@@ -503,6 +503,7 @@ func TestActionMapping(t *testing.T) {
 		{"GET", "/v1/compliance/attestations", "compliance.read", `System::"warden"`},
 		{"DELETE", "/v1/compliance/attestations/n9", "compliance.attest", `System::"warden"`},
 		{"GET", "/v1/compliance/status?framework=iso27001", "compliance.read", `System::"warden"`},
+		{"GET", "/v1/compliance/summary", "compliance.read", `System::"warden"`},
 		{"POST", "/v1/compliance/reports", "compliance.read", `System::"warden"`},
 		{"POST", "/v1/sys/seal", "sys.seal", `System::"warden"`}, // last: it seals
 	}

@@ -392,3 +392,51 @@ func TestComplianceRegressionAlerts(t *testing.T) {
 		t.Fatalf("the event matches %v", m)
 	}
 }
+
+// TestComplianceSummary: before the leader's first evaluation the summary
+// has no counts and no changed_at; after one, each framework's counts are
+// those of a live evaluation of the same state.
+func TestComplianceSummary(t *testing.T) {
+	h := start(t, t.TempDir(), nil)
+	_, root := h.initUnseal(1, 1)
+	type fwSummary struct {
+		Framework string             `json:"framework"`
+		ChangedAt *time.Time         `json:"changed_at"`
+		Summary   compliance.Summary `json:"summary"`
+	}
+	summary := func() map[string]fwSummary {
+		t.Helper()
+		var out struct {
+			Frameworks []fwSummary `json:"frameworks"`
+		}
+		if err := json.Unmarshal(h.want(h.do("GET", "/v1/compliance/summary", root, nil), 200).body, &out); err != nil {
+			t.Fatal(err)
+		}
+		m := map[string]fwSummary{}
+		for _, f := range out.Frameworks {
+			m[f.Framework] = f
+		}
+		if len(m) != 2 {
+			t.Fatalf("summary of %d frameworks: %+v", len(m), out)
+		}
+		return m
+	}
+	for fw, s := range summary() {
+		if s.ChangedAt != nil || s.Summary != (compliance.Summary{}) {
+			t.Fatalf("%s before any evaluation: %+v", fw, s)
+		}
+	}
+	h.want(h.do("GET", "/v1/compliance/summary?framework=iso27001", root, nil), 400)
+	if err := server.EvaluateCompliance(h.srv, context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	for fw, s := range summary() {
+		var live compliance.Report
+		if err := json.Unmarshal(h.want(h.do("GET", "/v1/compliance/status?framework="+fw, root, nil), 200).body, &live); err != nil {
+			t.Fatal(err)
+		}
+		if s.ChangedAt == nil || s.Summary != live.Summary || s.Summary.Controls == 0 {
+			t.Fatalf("%s: summary %+v, live evaluation %+v", fw, s, live.Summary)
+		}
+	}
+}
