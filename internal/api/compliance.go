@@ -74,6 +74,10 @@ func (s *Server) complianceRoutes() []route {
 		{method: "GET", pattern: "/v1/nodes/{name}/inventory", name: "inventory.read", target: nodeTarget(authz.ActionInventoryRead), audit: auditRead, status: ok, h: h(s.inventoryRead)},
 		{method: "GET", pattern: "/v1/nodes/{name}/inventory/history", name: "inventory.history", target: nodeTarget(authz.ActionInventoryRead), audit: auditRead, status: ok, h: h(s.inventoryHistory)},
 		{method: "GET", pattern: "/v1/nodes/{name}/assessment", name: "inventory.assessment", target: nodeTarget(authz.ActionInventoryRead), audit: auditRead, status: ok, h: h(s.assessmentRead)},
+		// A page of the fleet's summaries (fleet.go): Node::"*" here, and
+		// each name in the handler.
+		{method: "GET", pattern: "/v1/inventory/summaries", name: "inventory.summaries", target: nodeTarget(authz.ActionInventoryRead), audit: auditRead, status: ok, h: h(s.inventorySummaries)},
+		{method: "GET", pattern: "/v1/compliance/risk", name: "compliance.risk", target: system(authz.ActionComplianceRead), audit: auditRead, status: ok, h: h(s.complianceRisk)},
 		{method: "GET", pattern: "/v1/compliance/assessment", name: "compliance.assessment", target: nodeSelf(authz.ActionAssessmentRead), audit: auditNone, status: ok, h: h(s.assessmentBundle)},
 		{method: "POST", pattern: "/v1/compliance/results", name: "compliance.results", target: nodeSelf(authz.ActionInventoryWrite), audit: auditChange, status: ok, h: h(s.resultsWrite)},
 		{method: "GET", pattern: "/v1/compliance/policies", name: "compliance.policies.list", target: system(authz.ActionComplianceRead), audit: auditRead, status: ok, h: h(s.checkPoliciesList)},

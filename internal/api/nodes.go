@@ -82,7 +82,7 @@ func nodeTarget(action string) targetFunc {
 		if n == "" {
 			n = "*"
 		}
-		return target{action: action, resource: entity(authz.TypeNode, n, types.RecordMap{"name": types.String(n), "zone": types.String("")})}, nil
+		return target{action: action, resource: nodeResource(n)}, nil
 	}
 }
 

@@ -206,7 +206,7 @@ export WARDEN_ADDR='%s' WARDEN_CACERT='%s' WARDEN_TOKEN='%s'
 	f.StringSliceVar(&cfg.RequireMFAGroups, "require-mfa-group", nil, "people: members of this group must log in with a second factor (repeatable; give every server the same)")
 	f.DurationVar(&cfg.SessionTTL, "session-ttl", 8*time.Hour, "people: the longest a login session lives")
 	f.DurationVar(&cfg.SessionIdle, "session-idle", time.Hour, "people: a login session unused this long ends")
-	f.DurationVar(&cfg.ComplianceInterval, "compliance-interval", time.Hour, "compliance: how often the leader evaluates the controls; a control that goes from pass to fail raises an alert (negative: never)")
+	f.DurationVar(&cfg.ComplianceInterval, "compliance-interval", time.Hour, "compliance: how often the leader evaluates the controls and stores the risk scores (the first time within a minute of leading); a control that goes from pass to fail raises an alert (negative: never)")
 	f.StringVar(&cfg.WebAuthnRPID, "webauthn-rp-id", "", "people: the passkeys' relying party ID, the console's host name (--dev: localhost)")
 	f.StringSliceVar(&cfg.WebAuthnOrigins, "webauthn-origin", nil, "people: the console's origin(s) passkeys are used from, https://host[:port] (repeatable; --dev: https://localhost:<port>)")
 	f.DurationVar(&cfg.TransitScheduleInterval, "transit-schedule-interval", time.Minute, "how often the leader rotates and retires the transit keys that are due (auto_rotate_period, auto_retire_after)")

@@ -581,6 +581,25 @@ func (c *Core) Get(ctx context.Context, key string) (store.Entry, error) {
 	return c.decryptEntry(e)
 }
 
+// GetMany reads keys linearizably (one confirmation round, one read
+// transaction: store.GetMany) and decrypts them; absent keys are left out,
+// the others are in the order of keys. The caller bounds len(keys).
+func (c *Core) GetMany(ctx context.Context, keys []string) ([]store.Entry, error) {
+	if c.bar.Sealed() {
+		return nil, ErrSealed
+	}
+	es, err := c.st.GetMany(ctx, keys)
+	if err != nil {
+		return nil, storeErr("read", err)
+	}
+	for i := range es {
+		if es[i], err = c.decryptEntry(es[i]); err != nil {
+			return nil, err
+		}
+	}
+	return es, nil
+}
+
 // AppliedIndex is the Raft index of the last change applied to this node's
 // local state. It only grows (a restore is installed at a new index), and
 // it is stored after the change is committed, so while it is unchanged,

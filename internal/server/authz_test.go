@@ -496,6 +496,10 @@ func TestActionMapping(t *testing.T) {
 		{"GET", "/v1/nodes/p1/inventory", "inventory.read", `Node::"p1"`},
 		{"GET", "/v1/nodes/p1/inventory/history", "inventory.read", `Node::"p1"`},
 		{"GET", "/v1/nodes/p1/assessment", "inventory.read", `Node::"p1"`},
+		// Without names: authorized on Node::"*", then refused (400) before
+		// any name is asked about (TestFleetBatchRoutes asks per name).
+		{"GET", "/v1/inventory/summaries", "inventory.read", `Node::"*"`},
+		{"GET", "/v1/compliance/risk?names=p1", "compliance.read", `System::"warden"`},
 		{"GET", "/v1/compliance/policies", "compliance.read", `System::"warden"`},
 		{"PUT", "/v1/compliance/policies/p1", "compliance.write", `System::"warden"`},
 		{"DELETE", "/v1/compliance/policies/p1", "compliance.write", `System::"warden"`},

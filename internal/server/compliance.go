@@ -515,23 +515,41 @@ func groupsNamed(text string) []string {
 	}
 }
 
-// runCompliance evaluates both frameworks every interval on the leader
-// and raises a compliance_regression event for each control (and each
-// zone's 62443 requirement) that passed at the last evaluation and fails
-// now; the statuses are stored, with a system audit record, so the next
-// leader compares with the same ones.
+// ComplianceStartDelay is how soon a server that becomes leader (or is
+// unsealed while leading) runs its first evaluation, rather than a whole
+// --compliance-interval later: the risk scores and control states it
+// stores are then at most this old when a new leader takes over.
+const ComplianceStartDelay = time.Minute
+
+// runCompliance evaluates both frameworks on the leader, first within
+// ComplianceStartDelay of its leadership (or of its unseal), then every
+// interval, and raises a compliance_regression event for each control (and
+// each zone's 62443 requirement) that passed at the last evaluation and
+// fails now; the statuses and the risk scores are stored, with a system
+// audit record, so the next leader compares with the same ones and the
+// console reads the scores.
 func (s *Server) runCompliance(ctx context.Context, interval time.Duration) {
-	t := time.NewTicker(interval)
+	check := min(interval, ComplianceStartDelay)
+	t := time.NewTicker(check)
 	defer t.Stop()
+	var last time.Time // the tick of this leadership's last evaluation; zero: none yet
 	for {
+		var tick time.Time
 		select {
 		case <-ctx.Done():
 			return
-		case <-t.C:
+		case tick = <-t.C:
 		}
 		if !s.st.IsLeader() || s.core.Sealed() {
+			last = time.Time{}
 			continue
 		}
+		// Ticks come every check; half a check of slack keeps a late tick
+		// from postponing an evaluation by a whole check.
+		if !last.IsZero() && tick.Sub(last) < interval-check/2 {
+			continue
+		}
+		last = tick
 		if err := s.evaluateCompliance(ctx); err != nil && ctx.Err() == nil {
 			s.log.Warn("compliance evaluation failed", "err", err)
 		}
@@ -544,10 +562,14 @@ func (s *Server) evaluateCompliance(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
+	var risk *compliance.Risk // the same for every framework over the whole cluster
 	for _, fw := range compliance.Frameworks() {
 		r, err := compliance.Evaluate(st, fw, "")
 		if err != nil {
 			return err
+		}
+		if risk == nil {
+			risk = &r.Risk
 		}
 		cur := map[string]string{}
 		for _, c := range r.Controls {
@@ -587,5 +609,19 @@ func (s *Server) evaluateCompliance(ctx context.Context) error {
 			return err
 		}
 	}
-	return nil
+	if risk == nil {
+		return nil
+	}
+	// The scores alone (the console's fleet page reads them by name: GET
+	// /v1/compliance/risk), stored at every evaluation so that their time
+	// is the last evaluation's.
+	rs := records.RiskScores{EvaluatedAt: st.GeneratedAt, Nodes: make(map[string]int, len(risk.Nodes)), Zones: make(map[string]int, len(risk.Zones))}
+	for _, n := range risk.Nodes {
+		rs.Nodes[n.Ref] = n.Score
+	}
+	for _, z := range risk.Zones {
+		rs.Zones[z.Ref] = z.Score
+	}
+	wctx, _ := s.audit.Pending(ctx, auditlog.SystemEntry(s.now(), s.st.NodeID(), "compliance.evaluate", `System::"warden"`))
+	return s.records.PutRisk(wctx, rs)
 }

@@ -195,8 +195,10 @@ type Config struct {
 	// DefaultWitnessInterval; < 0: only when a checkpoint is asked for).
 	WitnessInterval time.Duration
 	// ComplianceInterval is how often the leader evaluates the compliance
-	// controls and raises compliance_regression events (docs/compliance.md;
-	// 0: DefaultComplianceInterval; < 0: never).
+	// controls, raises compliance_regression events and stores the risk
+	// scores (docs/compliance.md; 0: DefaultComplianceInterval; < 0:
+	// never). The first evaluation of a leadership runs within
+	// ComplianceStartDelay.
 	ComplianceInterval time.Duration
 }
 

@@ -258,6 +258,22 @@ func (f *fsm) get(key string) (Entry, error) {
 	return e, err
 }
 
+func (f *fsm) getMany(keys []string) ([]Entry, error) {
+	f.mu.RLock()
+	defer f.mu.RUnlock()
+	var out []Entry
+	err := f.db.View(func(tx *bolt.Tx) error {
+		b := tx.Bucket(bucketKV)
+		for _, key := range keys {
+			if v := b.Get([]byte(key)); v != nil {
+				out = append(out, Entry{Key: key, Version: version(v), Value: bytes.Clone(v[8:])})
+			}
+		}
+		return nil
+	})
+	return out, err
+}
+
 func (f *fsm) list(prefix string, limit int) ([]Entry, error) {
 	f.mu.RLock()
 	defer f.mu.RUnlock()

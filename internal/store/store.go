@@ -782,6 +782,17 @@ func (s *Store) Get(ctx context.Context, key string) (Entry, error) {
 	return s.fsm.get(key)
 }
 
+// GetMany reads keys linearizably, all from one read transaction after one
+// confirmation round (not one round per key), and returns the entries of
+// those that exist, in the order of keys; absent keys are left out. The
+// caller bounds len(keys).
+func (s *Store) GetMany(ctx context.Context, keys []string) ([]Entry, error) {
+	if err := s.readBarrier(ctx); err != nil {
+		return nil, err
+	}
+	return s.fsm.getMany(keys)
+}
+
 // GetStale reads this node's local state without any leadership check.
 func (s *Store) GetStale(key string) (Entry, error) { return s.fsm.get(key) }
 

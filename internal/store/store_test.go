@@ -371,6 +371,28 @@ func TestListAndValidation(t *testing.T) {
 	}
 }
 
+// TestGetMany: the entries of the keys that exist, in the order asked,
+// with their versions; absent keys left out.
+func TestGetMany(t *testing.T) {
+	s := open(t, t.TempDir())
+	ctx := context.Background()
+	idx, err := s.Txn(ctx, rec(Txn{Ops: []Op{put("p/a", "1"), put("p/b", "2"), put("p/c", "3")}}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	es, err := s.GetMany(ctx, []string{"p/c", "nope", "p/a"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(es) != 2 || es[0].Key != "p/c" || string(es[0].Value) != "3" || es[1].Key != "p/a" || string(es[1].Value) != "1" ||
+		es[0].Version != idx || es[1].Version != idx {
+		t.Fatalf("GetMany: %+v (version want %d)", es, idx)
+	}
+	if es, err := s.GetMany(ctx, nil); err != nil || len(es) != 0 {
+		t.Fatalf("no keys: %+v %v", es, err)
+	}
+}
+
 func TestSecondOpenFails(t *testing.T) {
 	dir := t.TempDir()
 	open(t, dir)

@@ -2,8 +2,9 @@
 // replicated storage: what each node reported (its latest inventory with a
 // short change history, and its latest assessment results per policy), the
 // check policies the servers send to agents, the attestations of manual
-// controls, and the last evaluated status of each control (so a control
-// that goes from pass to fail can raise an alert).
+// controls, the last evaluated status of each control (so a control
+// that goes from pass to fail can raise an alert), and the risk scores of
+// the last evaluation.
 //
 // It stores what it is given, as given: the API validates inventories,
 // results and policies before they reach it, and package compliance
@@ -27,6 +28,9 @@ import (
 // Storage is the encrypted, replicated view (core.Core).
 type Storage interface {
 	Get(ctx context.Context, key string) (kv.Entry, error)
+	// GetMany reads the keys that exist, in the order given, in one
+	// linearizable read.
+	GetMany(ctx context.Context, keys []string) ([]kv.Entry, error)
 	List(ctx context.Context, prefix string, limit int) ([]kv.Entry, error)
 	ListKeys(ctx context.Context, prefix string, limit int) ([]kv.Entry, error)
 	Txn(ctx context.Context, t kv.Txn) (uint64, error)
@@ -40,6 +44,7 @@ const (
 	prefixPolicy    = "compliance/policy/"            // + name → Policy
 	prefixAttest    = "compliance/attestation/"       // + control + "/" + id → Attestation
 	prefixControls  = "compliance/controls/"          // + framework → ControlStates
+	keyRisk         = "compliance/risk"               // → RiskScores
 )
 
 // HistoryKeep is how many inventory changes are kept per node.
@@ -177,6 +182,35 @@ func (s *Service) Summaries(ctx context.Context) (map[string]Summary, error) {
 			return nil, err
 		}
 		out[sum.Node] = sum
+	}
+	return out, nil
+}
+
+// MaxSummaryNames bounds the names SummariesOf reads at once.
+const MaxSummaryNames = 100
+
+// SummariesOf returns the inventory summaries of the named nodes (at most
+// MaxSummaryNames), by node name; a node without one is absent. Only
+// their keys are read, in one linearizable read.
+func (s *Service) SummariesOf(ctx context.Context, nodes []string) (map[string]Summary, error) {
+	if len(nodes) > MaxSummaryNames {
+		return nil, errs.E(errs.Invalid, "names: %d, at most %d", len(nodes), MaxSummaryNames)
+	}
+	keys := make([]string, len(nodes))
+	for i, n := range nodes {
+		keys[i] = prefixSummary + n
+	}
+	es, err := s.st.GetMany(ctx, keys)
+	if err != nil {
+		return nil, err
+	}
+	out := make(map[string]Summary, len(es))
+	for _, e := range es {
+		var sum Summary
+		if err := json.Unmarshal(e.Value, &sum); err != nil {
+			return nil, err
+		}
+		out[strings.TrimPrefix(e.Key, prefixSummary)] = sum
 	}
 	return out, nil
 }
@@ -448,5 +482,54 @@ func (s *Service) PutControlStates(ctx context.Context, cs ControlStates, versio
 	}
 	key := prefixControls + cs.Framework
 	_, err = s.st.Txn(ctx, kv.Txn{Conds: []kv.Cond{{Key: key, Version: version}}, Ops: []kv.Op{{Type: kv.OpPut, Key: key, Value: b}}})
+	return err
+}
+
+// RiskScores are the risk scores (0 to 100, package compliance's
+// formula: compliance.NodeRisk, compliance.ZoneRisk) of every node and
+// zone at the leader's last evaluation, without the items they sum.
+type RiskScores struct {
+	EvaluatedAt time.Time      `json:"evaluated_at"`
+	Nodes       map[string]int `json:"nodes"`
+	Zones       map[string]int `json:"zones"`
+}
+
+// Risk returns the stored scores, and false when no evaluation stored any.
+func (s *Service) Risk(ctx context.Context) (RiskScores, bool, error) {
+	r, _, err := s.risk(ctx)
+	return r, err == nil && !r.EvaluatedAt.IsZero(), err
+}
+
+func (s *Service) risk(ctx context.Context) (RiskScores, uint64, error) {
+	e, err := s.st.Get(ctx, keyRisk)
+	if errs.Is(err, errs.NotFound) {
+		return RiskScores{}, 0, nil
+	}
+	if err != nil {
+		return RiskScores{}, 0, err
+	}
+	var r RiskScores
+	if err := json.Unmarshal(e.Value, &r); err != nil {
+		return RiskScores{}, 0, err
+	}
+	return r, e.Version, nil
+}
+
+// PutRisk stores r in place of the stored scores, unless those are of a
+// later evaluation (a leader deposed mid-evaluation does not undo its
+// successor's). ctx carries the write's audit record.
+func (s *Service) PutRisk(ctx context.Context, r RiskScores) error {
+	cur, version, err := s.risk(ctx)
+	if err != nil {
+		return err
+	}
+	if cur.EvaluatedAt.After(r.EvaluatedAt) {
+		return nil
+	}
+	b, err := json.Marshal(r)
+	if err != nil {
+		return err
+	}
+	_, err = s.st.Txn(ctx, kv.Txn{Conds: []kv.Cond{{Key: keyRisk, Version: version}}, Ops: []kv.Op{{Type: kv.OpPut, Key: keyRisk, Value: b}}})
 	return err
 }

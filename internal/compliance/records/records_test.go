@@ -155,3 +155,56 @@ func TestPoliciesAttestationsControls(t *testing.T) {
 		t.Fatalf("a second writer from the same version: %v", err)
 	}
 }
+
+// TestSummariesOf: only the named nodes' summaries, a node without one
+// absent; more than MaxSummaryNames names refused.
+func TestSummariesOf(t *testing.T) {
+	v := newEnv(t)
+	ctx := context.Background()
+	for i, node := range []string{"web-1", "web-2", "db-1"} {
+		if _, err := v.svc.PutInventory(v.rec("inventory.write"), node, node, json.RawMessage(`{}`),
+			records.Summary{AgentVersion: "1.2." + fmt.Sprint(i), PatchAgeDays: i, PatchBasis: "pending_updates"}, nil); err != nil {
+			t.Fatal(err)
+		}
+	}
+	got, err := v.svc.SummariesOf(ctx, []string{"db-1", "web-2", "nope"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(got) != 2 || got["db-1"].AgentVersion != "1.2.2" || got["web-2"].PatchAgeDays != 1 || got["web-2"].Node != "web-2" {
+		t.Fatalf("summaries of db-1, web-2, nope: %+v", got)
+	}
+	if got, err := v.svc.SummariesOf(ctx, nil); err != nil || len(got) != 0 {
+		t.Fatalf("no names: %+v %v", got, err)
+	}
+	many := make([]string, records.MaxSummaryNames+1)
+	for i := range many {
+		many[i] = fmt.Sprint("n", i)
+	}
+	if _, err := v.svc.SummariesOf(ctx, many); !errs.Is(err, errs.Invalid) {
+		t.Fatalf("%d names: %v", len(many), err)
+	}
+}
+
+// TestRiskScores: none before an evaluation; the stored scores after; an
+// older evaluation does not replace a newer one.
+func TestRiskScores(t *testing.T) {
+	v := newEnv(t)
+	ctx := context.Background()
+	if r, ok, err := v.svc.Risk(ctx); err != nil || ok || len(r.Nodes) != 0 {
+		t.Fatalf("before any evaluation: %+v %v %v", r, ok, err)
+	}
+	t1 := v.clock.Now()
+	r1 := records.RiskScores{EvaluatedAt: t1, Nodes: map[string]int{"web-1": 12}, Zones: map[string]int{"dmz": 40}}
+	if err := v.svc.PutRisk(v.rec("compliance.evaluate"), r1); err != nil {
+		t.Fatal(err)
+	}
+	old := records.RiskScores{EvaluatedAt: t1.Add(-time.Hour), Nodes: map[string]int{"web-1": 99}, Zones: map[string]int{}}
+	if err := v.svc.PutRisk(v.rec("compliance.evaluate"), old); err != nil {
+		t.Fatal(err)
+	}
+	r, ok, err := v.svc.Risk(ctx)
+	if err != nil || !ok || !r.EvaluatedAt.Equal(t1) || r.Nodes["web-1"] != 12 || r.Zones["dmz"] != 40 {
+		t.Fatalf("stored: %+v %v %v", r, ok, err)
+	}
+}
