@@ -390,9 +390,18 @@ func (c complianceState) lastEvents(ctx context.Context, nodes []compliance.Node
 	// which the checks read as not reporting.
 	ctx, cancel := context.WithTimeout(ctx, LastEventsTimeout)
 	defer cancel()
+	now := c.s.now()
+	c.s.lastEvent.prune(now)
 	sem := make(chan struct{}, 16)
 	var wg sync.WaitGroup
 	for i := range nodes {
+		if nodes[i].State == authority.NodePending {
+			continue // never enrolled: it cannot have sent an event
+		}
+		if t, ok := c.s.lastEvent.get(nodes[i].Name, now); ok {
+			nodes[i].LastEventAt = t
+			continue
+		}
 		sem <- struct{}{}
 		wg.Add(1)
 		go func() {
@@ -400,10 +409,54 @@ func (c complianceState) lastEvents(ctx context.Context, nodes []compliance.Node
 			defer func() { <-sem }()
 			if t, err := p.LastBatchTime(ctx, nodes[i].Name); err == nil {
 				nodes[i].LastEventAt = t
+				c.s.lastEvent.put(nodes[i].Name, t, now)
 			}
 		}()
 	}
 	wg.Wait()
+}
+
+// LastEventReuse is how long an evaluation reuses a node's last event time
+// that an earlier one read from the stream: the checks that read it count
+// hours, and a fleet's lookups are the larger part of assembling the state.
+const LastEventReuse = time.Minute
+
+// lastEventCache holds the nodes' last event times read from the stream,
+// with when they were read. Safe for concurrent use.
+type lastEventCache struct {
+	mu sync.Mutex
+	m  map[string][2]time.Time // node → {last event, read at}
+}
+
+func (c *lastEventCache) get(node string, now time.Time) (time.Time, bool) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	v, ok := c.m[node]
+	if !ok || now.Sub(v[1]) >= LastEventReuse || now.Before(v[1]) {
+		return time.Time{}, false
+	}
+	return v[0], true
+}
+
+func (c *lastEventCache) put(node string, last, now time.Time) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.m == nil {
+		c.m = map[string][2]time.Time{}
+	}
+	c.m[node] = [2]time.Time{last, now}
+}
+
+// prune drops the times too old to reuse: the cache holds at most the
+// nodes read within a minute.
+func (c *lastEventCache) prune(now time.Time) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	for k, v := range c.m {
+		if now.Sub(v[1]) >= LastEventReuse || now.Before(v[1]) {
+			delete(c.m, k)
+		}
+	}
 }
 
 // checkpoint returns the log's current signed checkpoint (which covers

@@ -64,7 +64,10 @@ func (h *harness) mergeAudit() {
 func start(t testing.TB, dir string, mod func(*server.Config)) *harness {
 	t.Helper()
 	h := &harness{t: t, dir: dir, clk: &clock{t: time.Now()}}
-	h.cfg = server.Config{DataDir: dir, Listen: "127.0.0.1:0", Now: h.clk.Now, RateLimit: -1}
+	// The compliance loop is off: a background evaluation would commit
+	// records in the middle of tests that count them; tests evaluate with
+	// server.EvaluateCompliance.
+	h.cfg = server.Config{DataDir: dir, Listen: "127.0.0.1:0", Now: h.clk.Now, RateLimit: -1, ComplianceInterval: -1}
 	if mod != nil {
 		mod(&h.cfg)
 	}

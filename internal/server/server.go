@@ -249,6 +249,7 @@ type Server struct {
 	policies  *policy.Service
 	users     *users.Service
 	records   *records.Service // compliance records (compliance.go)
+	lastEvent lastEventCache   // nodes' last event times (compliance.go)
 	now       func() time.Time
 	cn        *clusterNode          // cluster mode only
 	cluster   *cluster              // cluster mode only
