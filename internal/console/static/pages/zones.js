@@ -9,7 +9,7 @@
 // never the only sign.
 //
 // Data: GET /v1/zones, GET /v1/conduits, GET /v1/compliance/status?framework=
-// iec62443-3-3 (its zones' sl_t and sl_a), and GET /v1/nodes (paged) for the
+// iec62443-3-3 (its zones' sl_t and sl_a), and GET /v1/fleet/counts for the
 // nodes per zone. Only the zones are required: a refusal of any other shows
 // a note and the map without what it would have given (a 403 on the
 // compliance status draws the boxes uncoloured).
@@ -24,8 +24,6 @@ import { el, errorBox, table } from "../dom.js";
 // The SVG namespace is a name, not an address: nothing is loaded from it.
 const svgNS = "http://www.w3.org/2000/svg";
 const framework = "iec62443-3-3";
-const nodePage = 1000; // the API's largest page of nodes
-const maxNodePages = 20; // counts stop there (shown as "N+")
 
 // The geometry of the map, in SVG user units.
 const boxW = 224;
@@ -104,7 +102,7 @@ export async function render(main, api) {
       else if (slA && slA.length > 0) state = Math.min(...slA) >= target ? "meets" : "below";
     }
     const n = counts?.byZone.get(z.name);
-    const nodes = counts === null ? null : `${n ?? 0}${counts.partial ? "+" : ""}`;
+    const nodes = counts === null ? null : String(n ?? 0);
     return { name: z.name, target, slA, state, nodes };
   });
 
@@ -142,19 +140,11 @@ export async function render(main, api) {
   }
 }
 
-// nodeCounts counts the nodes per zone, a page of nodePage at a time, up
-// to maxNodePages pages (then partial is true: the counts are lower
-// bounds).
+// nodeCounts counts the nodes per zone with one request
+// (GET /v1/fleet/counts), whatever the fleet's size.
 async function nodeCounts(api) {
-  const byZone = new Map();
-  let cursor = "";
-  for (let i = 0; i < maxNodePages; i++) {
-    const r = await api("/v1/nodes", { query: { limit: nodePage, cursor } });
-    for (const n of r.nodes ?? []) byZone.set(n.zone, (byZone.get(n.zone) ?? 0) + 1);
-    if (!r.next) return { byZone, partial: false };
-    cursor = r.next;
-  }
-  return { byZone, partial: true };
+  const r = await api("/v1/fleet/counts");
+  return { byZone: new Map(Object.entries(r.by_zone ?? {})) };
 }
 
 function cmp(a, b) {
