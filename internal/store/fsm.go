@@ -274,26 +274,14 @@ func (f *fsm) getMany(keys []string) ([]Entry, error) {
 	return out, err
 }
 
-func (f *fsm) list(prefix string, limit int) ([]Entry, error) {
-	f.mu.RLock()
-	defer f.mu.RUnlock()
-	var out []Entry
-	err := f.db.View(func(tx *bolt.Tx) error {
-		c := tx.Bucket(bucketKV).Cursor()
-		p := []byte(prefix)
-		for k, v := c.Seek(p); k != nil && bytes.HasPrefix(k, p); k, v = c.Next() {
-			out = append(out, Entry{Key: string(k), Version: version(v), Value: bytes.Clone(v[8:])})
-			if limit > 0 && len(out) >= limit {
-				break
-			}
-		}
-		return nil
-	})
-	return out, err
-}
+func (f *fsm) list(prefix string, limit int) ([]Entry, error) { return f.scan(prefix, limit, true) }
 
 // listKeys is list without the values (Value is nil): it copies no value.
-func (f *fsm) listKeys(prefix string, limit int) ([]Entry, error) {
+func (f *fsm) listKeys(prefix string, limit int) ([]Entry, error) { return f.scan(prefix, limit, false) }
+
+// scan returns the entries under prefix in key order, at most limit (0:
+// all), with copies of their values when values is set.
+func (f *fsm) scan(prefix string, limit int, values bool) ([]Entry, error) {
 	f.mu.RLock()
 	defer f.mu.RUnlock()
 	var out []Entry
@@ -301,7 +289,11 @@ func (f *fsm) listKeys(prefix string, limit int) ([]Entry, error) {
 		c := tx.Bucket(bucketKV).Cursor()
 		p := []byte(prefix)
 		for k, v := c.Seek(p); k != nil && bytes.HasPrefix(k, p); k, v = c.Next() {
-			out = append(out, Entry{Key: string(k), Version: version(v)})
+			e := Entry{Key: string(k), Version: version(v)}
+			if values {
+				e.Value = bytes.Clone(v[8:])
+			}
+			out = append(out, e)
 			if limit > 0 && len(out) >= limit {
 				break
 			}

@@ -175,13 +175,18 @@ func (s *Service) Summaries(ctx context.Context) (map[string]Summary, error) {
 	if err != nil {
 		return nil, err
 	}
+	return decodeSummaries(es)
+}
+
+// decodeSummaries decodes stored summaries, by the node name of their key.
+func decodeSummaries(es []kv.Entry) (map[string]Summary, error) {
 	out := make(map[string]Summary, len(es))
 	for _, e := range es {
 		var sum Summary
 		if err := json.Unmarshal(e.Value, &sum); err != nil {
 			return nil, err
 		}
-		out[sum.Node] = sum
+		out[strings.TrimPrefix(e.Key, prefixSummary)] = sum
 	}
 	return out, nil
 }
@@ -204,15 +209,7 @@ func (s *Service) SummariesOf(ctx context.Context, nodes []string) (map[string]S
 	if err != nil {
 		return nil, err
 	}
-	out := make(map[string]Summary, len(es))
-	for _, e := range es {
-		var sum Summary
-		if err := json.Unmarshal(e.Value, &sum); err != nil {
-			return nil, err
-		}
-		out[strings.TrimPrefix(e.Key, prefixSummary)] = sum
-	}
-	return out, nil
+	return decodeSummaries(es)
 }
 
 // History returns node's inventory changes, newest first.
