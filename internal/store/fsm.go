@@ -277,7 +277,9 @@ func (f *fsm) getMany(keys []string) ([]Entry, error) {
 func (f *fsm) list(prefix string, limit int) ([]Entry, error) { return f.scan(prefix, limit, true) }
 
 // listKeys is list without the values (Value is nil): it copies no value.
-func (f *fsm) listKeys(prefix string, limit int) ([]Entry, error) { return f.scan(prefix, limit, false) }
+func (f *fsm) listKeys(prefix string, limit int) ([]Entry, error) {
+	return f.scan(prefix, limit, false)
+}
 
 // scan returns the entries under prefix in key order, at most limit (0:
 // all), with copies of their values when values is set.
