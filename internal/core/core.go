@@ -581,6 +581,46 @@ func (c *Core) Get(ctx context.Context, key string) (store.Entry, error) {
 	return c.decryptEntry(e)
 }
 
+// GetManyStale is GetMany from this node's local state (store.GetManyStale).
+func (c *Core) GetManyStale(keys []string) ([]store.Entry, error) {
+	if c.bar.Sealed() {
+		return nil, ErrSealed
+	}
+	es, err := c.st.GetManyStale(keys)
+	if err != nil {
+		return nil, storeErr("read", err)
+	}
+	return c.decryptAll(es)
+}
+
+// ScanStale returns every entry under prefix from one read transaction of
+// this node's local state (store.ScanStale), with the values for which
+// values(key, version) is true, decrypted; the others have a nil Value.
+func (c *Core) ScanStale(prefix string, values func(key string, version uint64) bool) ([]store.Entry, error) {
+	if c.bar.Sealed() {
+		return nil, ErrSealed
+	}
+	es, err := c.st.ScanStale(prefix, values)
+	if err != nil {
+		return nil, storeErr("list", err)
+	}
+	return c.decryptAll(es)
+}
+
+// decryptAll decrypts the entries that have a value, in place.
+func (c *Core) decryptAll(es []store.Entry) ([]store.Entry, error) {
+	for i := range es {
+		if es[i].Value == nil {
+			continue
+		}
+		var err error
+		if es[i], err = c.decryptEntry(es[i]); err != nil {
+			return nil, err
+		}
+	}
+	return es, nil
+}
+
 // GetMany reads keys linearizably (one confirmation round, one read
 // transaction: store.GetMany) and decrypts them; absent keys are left out,
 // the others are in the order of keys. The caller bounds len(keys).
@@ -592,12 +632,7 @@ func (c *Core) GetMany(ctx context.Context, keys []string) ([]store.Entry, error
 	if err != nil {
 		return nil, storeErr("read", err)
 	}
-	for i := range es {
-		if es[i], err = c.decryptEntry(es[i]); err != nil {
-			return nil, err
-		}
-	}
-	return es, nil
+	return c.decryptAll(es)
 }
 
 // AppliedIndex is the Raft index of the last change applied to this node's

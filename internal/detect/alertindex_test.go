@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/warden-sec/warden/internal/auditlog"
+	"github.com/warden-sec/warden/internal/core"
 	"github.com/warden-sec/warden/internal/detect"
 	"github.com/warden-sec/warden/internal/server"
 	"github.com/warden-sec/warden/internal/server/servertest"
@@ -178,4 +179,59 @@ func matches(f detect.Filter, al detect.Alert) bool {
 		}
 	}
 	return true
+}
+
+// changingStore is the server's storage, with a hook run once, just before
+// the first read of a page's alerts: it changes alerts between the index's
+// state and the page's read.
+type changingStore struct {
+	*core.Core
+	hook func()
+}
+
+func (s *changingStore) GetManyStale(keys []string) ([]kv.Entry, error) {
+	if h := s.hook; h != nil {
+		s.hook = nil
+		h()
+	}
+	return s.Core.GetManyStale(keys)
+}
+
+// TestAlertPageIsOneState: alert A goes from closed to open, then B from
+// open to acknowledged, after the index selected the page of open alerts
+// and before the page's alerts are read. Every state of the store has one
+// open alert; the page must show one (A), not the mix of an index that
+// selected B and a read that finds B acknowledged.
+func TestAlertPageIsOneState(t *testing.T) {
+	srv := servertest.Dev(t)
+	ctx := context.Background()
+	t0 := time.Date(2026, 12, 3, 10, 0, 0, 0, time.UTC)
+	put := func(id, status string, minute int) {
+		t.Helper()
+		al := detect.Alert{ID: id, RuleID: "r", Level: "high", Status: status, Created: t0.Add(time.Duration(minute) * time.Minute).Format(time.RFC3339Nano)}
+		b, _ := json.Marshal(al)
+		rctx, _ := srv.Audit().Pending(ctx, auditlog.SystemEntry(t0, "test", "alert.record", `Alert::"`+id+`"`))
+		if _, err := srv.Core().Txn(rctx, kv.Txn{Ops: []kv.Op{{Type: kv.OpPut, Key: "detect/alerts/" + id, Value: b}}}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	a, b := detect.AlertID("a"), detect.AlertID("b")
+	put(a, detect.StatusClosed, 1)
+	put(b, detect.StatusOpen, 2)
+	st := &changingStore{Core: srv.Core()}
+	alerts := detect.NewAlerts(st, srv.Audit(), "test", nil)
+	if got, _, err := alerts.List(ctx, detect.Filter{Status: "open"}); err != nil || len(got) != 1 || got[0].ID != b {
+		t.Fatalf("before: %+v, %v", got, err)
+	}
+	st.hook = func() {
+		put(a, detect.StatusOpen, 1)
+		put(b, detect.StatusAcknowledged, 2)
+	}
+	got, next, err := alerts.List(ctx, detect.Filter{Status: "open"})
+	if err != nil || len(got) != 1 || got[0].ID != a || got[0].Status != detect.StatusOpen || next != "" {
+		t.Fatalf("open alerts after the changes: %+v, next %q, %v", got, next, err)
+	}
+	if st.hook != nil {
+		t.Fatal("the hook did not run: the test changed nothing between the index and the read")
+	}
 }

@@ -417,11 +417,7 @@ func (a *Alerts) List(ctx context.Context, f Filter) ([]Alert, string, error) {
 			return nil, "", errs.E(errs.Invalid, "level %q: want informational, low, medium, high or critical", v)
 		}
 	}
-	rows, err := a.index(ctx)
-	if err != nil {
-		return nil, "", err
-	}
-	out, more, err := a.page(rows, after, limit, f.matches)
+	out, more, err := a.page(ctx, after, limit, f.matches)
 	if err != nil {
 		return nil, "", err
 	}
@@ -436,11 +432,7 @@ func (a *Alerts) List(ctx context.Context, f Filter) ([]Alert, string, error) {
 // Unclosed returns the alerts that are open or acknowledged, at most max
 // of them (the most recent first).
 func (a *Alerts) Unclosed(ctx context.Context, max int) ([]Alert, error) {
-	rows, err := a.index(ctx)
-	if err != nil {
-		return nil, err
-	}
-	out, _, err := a.page(rows, nil, max, statusIn(StatusOpen, StatusAcknowledged))
+	out, _, err := a.page(ctx, nil, max, statusIn(StatusOpen, StatusAcknowledged))
 	return out, err
 }
 

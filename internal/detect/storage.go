@@ -27,6 +27,13 @@ type Storage interface {
 	// Barrier waits until this node's copy reflects every write
 	// acknowledged before the call.
 	Barrier(ctx context.Context) error
+	// ScanStale lists every entry under prefix from one read transaction
+	// of this node's copy, with the values for which values(key, version)
+	// is true (the others nil). values must not call the storage.
+	ScanStale(prefix string, values func(key string, version uint64) bool) ([]kv.Entry, error)
+	// GetManyStale reads keys from one read transaction of this node's
+	// copy; absent keys are left out, the others are in the order of keys.
+	GetManyStale(keys []string) ([]kv.Entry, error)
 }
 
 // Auditor makes the pending audit record of a change the server makes on

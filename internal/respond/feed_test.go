@@ -209,3 +209,37 @@ func TestFeed(t *testing.T) {
 		t.Fatalf("resumption after a restore: %+v %v", s4, err)
 	}
 }
+
+func (s *memStorage) ScanStale(prefix string, values func(string, uint64) bool) ([]kv.Entry, error) {
+	return scanOf(s.List(context.Background(), prefix, 0))(values)
+}
+
+func (s *memStorage) GetManyStale(keys []string) ([]kv.Entry, error) { return getManyOf(s.GetStale, keys) }
+
+// scanOf keeps the values of a listing's entries that values selects.
+func scanOf(es []kv.Entry, err error) func(func(string, uint64) bool) ([]kv.Entry, error) {
+	return func(values func(string, uint64) bool) ([]kv.Entry, error) {
+		for i := range es {
+			if values == nil || !values(es[i].Key, es[i].Version) {
+				es[i].Value = nil
+			}
+		}
+		return es, err
+	}
+}
+
+// getManyOf reads keys one by one with get, leaving out absent ones.
+func getManyOf(get func(string) (kv.Entry, error), keys []string) ([]kv.Entry, error) {
+	var out []kv.Entry
+	for _, k := range keys {
+		e, err := get(k)
+		if errs.Is(err, errs.NotFound) {
+			continue
+		}
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, e)
+	}
+	return out, nil
+}

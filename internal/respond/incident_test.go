@@ -487,3 +487,9 @@ func FuzzVerifyReport(f *testing.F) {
 		}
 	})
 }
+
+func (m *memLog) ScanStale(prefix string, values func(string, uint64) bool) ([]kv.Entry, error) {
+	return scanOf(m.List(context.Background(), prefix, 0))(values)
+}
+
+func (m *memLog) GetManyStale(keys []string) ([]kv.Entry, error) { return getManyOf(m.GetStale, keys) }

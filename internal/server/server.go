@@ -523,6 +523,7 @@ func New(cfg Config) (*Server, error) {
 	s.rules = detect.NewRules(s.core, cfg.Now)
 	s.core.OnSeal(s.rules.Forget)
 	s.alerts = detect.NewAlerts(s.core, alog, s.st.NodeID(), cfg.Now)
+	s.core.OnSeal(s.alerts.Forget)
 	notifications := prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: "warden_notifications_total", Help: "Alert notification attempts by outcome (delivered, failed, abandoned, dropped).",
 	}, []string{"outcome"})

@@ -274,16 +274,19 @@ func (f *fsm) getMany(keys []string) ([]Entry, error) {
 	return out, err
 }
 
-func (f *fsm) list(prefix string, limit int) ([]Entry, error) { return f.scan(prefix, limit, true) }
+func (f *fsm) list(prefix string, limit int) ([]Entry, error) { return f.scan(prefix, limit, allValues) }
 
 // listKeys is list without the values (Value is nil): it copies no value.
 func (f *fsm) listKeys(prefix string, limit int) ([]Entry, error) {
-	return f.scan(prefix, limit, false)
+	return f.scan(prefix, limit, nil)
 }
 
+func allValues(string, uint64) bool { return true }
+
 // scan returns the entries under prefix in key order, at most limit (0:
-// all), with copies of their values when values is set.
-func (f *fsm) scan(prefix string, limit int, values bool) ([]Entry, error) {
+// all), from one read transaction, with a copy of the value of those for
+// which values(key, version) is true (values nil: none).
+func (f *fsm) scan(prefix string, limit int, values func(key string, version uint64) bool) ([]Entry, error) {
 	f.mu.RLock()
 	defer f.mu.RUnlock()
 	var out []Entry
@@ -292,7 +295,7 @@ func (f *fsm) scan(prefix string, limit int, values bool) ([]Entry, error) {
 		p := []byte(prefix)
 		for k, v := c.Seek(p); k != nil && bytes.HasPrefix(k, p); k, v = c.Next() {
 			e := Entry{Key: string(k), Version: version(v)}
-			if values {
+			if values != nil && values(e.Key, e.Version) {
 				e.Value = bytes.Clone(v[8:])
 			}
 			out = append(out, e)

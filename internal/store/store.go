@@ -793,6 +793,19 @@ func (s *Store) GetMany(ctx context.Context, keys []string) ([]Entry, error) {
 	return s.fsm.getMany(keys)
 }
 
+// GetManyStale is GetMany from this node's local state, without the
+// confirmation round.
+func (s *Store) GetManyStale(keys []string) ([]Entry, error) { return s.fsm.getMany(keys) }
+
+// ScanStale returns every entry under prefix, sorted by key, from one read
+// transaction of this node's local state (no confirmation round), with the
+// value of those for which values(key, version) is true; the others have a
+// nil Value. values runs inside the read transaction: it must be quick and
+// must not call the store.
+func (s *Store) ScanStale(prefix string, values func(key string, version uint64) bool) ([]Entry, error) {
+	return s.fsm.scan(prefix, 0, values)
+}
+
 // GetStale reads this node's local state without any leadership check.
 func (s *Store) GetStale(key string) (Entry, error) { return s.fsm.get(key) }
 
