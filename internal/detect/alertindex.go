@@ -6,7 +6,6 @@ import (
 	"sort"
 	"strings"
 	"sync"
-
 )
 
 // alertIndex keeps, for every stored alert, the fields List filters and

@@ -214,7 +214,9 @@ func (s *memStorage) ScanStale(prefix string, values func(string, uint64) bool) 
 	return scanOf(s.List(context.Background(), prefix, 0))(values)
 }
 
-func (s *memStorage) GetManyStale(keys []string) ([]kv.Entry, error) { return getManyOf(s.GetStale, keys) }
+func (s *memStorage) GetManyStale(keys []string) ([]kv.Entry, error) {
+	return getManyOf(s.GetStale, keys)
+}
 
 // scanOf keeps the values of a listing's entries that values selects.
 func scanOf(es []kv.Entry, err error) func(func(string, uint64) bool) ([]kv.Entry, error) {

@@ -274,7 +274,9 @@ func (f *fsm) getMany(keys []string) ([]Entry, error) {
 	return out, err
 }
 
-func (f *fsm) list(prefix string, limit int) ([]Entry, error) { return f.scan(prefix, limit, allValues) }
+func (f *fsm) list(prefix string, limit int) ([]Entry, error) {
+	return f.scan(prefix, limit, allValues)
+}
 
 // listKeys is list without the values (Value is nil): it copies no value.
 func (f *fsm) listKeys(prefix string, limit int) ([]Entry, error) {
