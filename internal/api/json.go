@@ -128,11 +128,14 @@ func writeRaw(w http.ResponseWriter, status int, contentType string, b []byte) i
 	return status
 }
 
-// noQuery refuses a request with query parameters, for routes that take
-// none: a misspelt filter is an error, not a silently wider answer.
+// noQuery refuses a request with query parameters other than stale
+// (which every GET takes), for routes that take none: a misspelt filter is
+// an error, not a silently wider answer.
 func noQuery(req *request) error {
 	for k := range req.URL.Query() {
-		return errs.E(errs.Invalid, "query parameter %q: this route takes none", k)
+		if k != "stale" {
+			return errs.E(errs.Invalid, "query parameter %q: this route takes none", clip(k))
+		}
 	}
 	return nil
 }

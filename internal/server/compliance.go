@@ -395,9 +395,6 @@ func (c complianceState) lastEvents(ctx context.Context, nodes []compliance.Node
 	sem := make(chan struct{}, 16)
 	var wg sync.WaitGroup
 	for i := range nodes {
-		if nodes[i].State == authority.NodePending {
-			continue // never enrolled: it cannot have sent an event
-		}
 		if t, ok := c.s.lastEvent.get(nodes[i].Name, now); ok {
 			nodes[i].LastEventAt = t
 			continue

@@ -187,6 +187,7 @@ func TestAlertsRecordListStatus(t *testing.T) {
 		t.Fatalf("counts: %+v", counts)
 	}
 	h.want(h.do("GET", "/v1/alerts/counts?status=open", root, nil), 400)
+	h.want(h.do("GET", "/v1/alerts/counts?stale=true", root, nil), 200) // every GET takes stale
 	h.want(h.do("GET", "/v1/alerts/"+strings.Repeat("0", 32), root, nil), 404)
 	h.want(h.do("GET", "/v1/alerts/nope", root, nil), 400)
 	if a := decodeAlert(t, h.want(h.do("GET", path, root, nil), 200).body); a.Count != 20 {

@@ -64,7 +64,7 @@ func TestFleetBatchRoutes(t *testing.T) {
 	}
 	recorded := false
 	for _, e := range h.entriesSince(size0) {
-		if e.Action == "inventory.read" && e.Resource == `Node::"*"` && e.Outcome == 200 {
+		if e.Action == "inventory.read" && e.Resource == `Node::"web-1", Node::"web-2", Node::"db-1", Node::"nope"` && e.Outcome == 200 {
 			recorded = true
 		}
 	}
