@@ -1,13 +1,15 @@
 package server_test
 
 import (
+	"net/url"
 	"slices"
 	"strings"
 	"testing"
+	"time"
 )
 
-// The filters by node of GET /v1/pki/certs (the console's node page asks
-// for one node's, never for the whole fleet's).
+// The filters by node of GET /v1/pki/certs and GET /v1/decisions (the
+// console's node page asks for one node's, never for the whole fleet's).
 
 // badNodeQueries are values of ?node= refused with 400 naming node.
 var badNodeQueries = []string{
@@ -90,4 +92,117 @@ func TestCertListByNode(t *testing.T) {
 			t.Errorf("?%s: %q does not name %s", q, e, field)
 		}
 	}
+}
+
+// TestDecisionListByNode: ?node=NAME lists the decisions about the node:
+// its quarantine, and the bans of one of its reported addresses, exactly or
+// in a range; not those of other nodes or addresses; ?active=true as
+// before. The filter reads the node, so it needs node.read on it.
+func TestDecisionListByNode(t *testing.T) {
+	h := start(t, t.TempDir(), nil)
+	_, root := h.initUnseal(1, 1)
+	h.enrollWith(root, "web-1", []string{"::ffff:192.0.2.10", "2001:db8::10"})
+	h.enrollWith(root, "web-2", []string{"198.51.100.20"})
+	third := h.enrollWith(root, "web-3", []string{"203.0.113.30"})
+
+	add := func(body map[string]any) string {
+		t.Helper()
+		if body["duration"] == nil {
+			body["duration"] = "4h"
+		}
+		return h.want(h.do("POST", "/v1/decisions", root, body), 200).json(t)["id"].(string)
+	}
+	quarantine := add(map[string]any{"type": "quarantine", "target": map[string]any{"node": "web-1"}})
+	exact := add(map[string]any{"type": "ban", "target": map[string]any{"ip": "192.0.2.10"}})
+	mapped := add(map[string]any{"type": "ban", "target": map[string]any{"ip": "::ffff:192.0.2.10"}})
+	rng := add(map[string]any{"type": "ban", "target": map[string]any{"cidr": "192.0.2.0/24"}})
+	rng6 := add(map[string]any{"type": "ban", "target": map[string]any{"cidr": "2001:db8::/64"}})
+	short := add(map[string]any{"type": "ban", "target": map[string]any{"cidr": "192.0.2.0/28"}, "duration": "10m"})
+	lifted := add(map[string]any{"type": "ban", "target": map[string]any{"ip": "2001:db8::10"}})
+	h.want(h.do("DELETE", "/v1/decisions/"+lifted, root, nil), 204)
+	// Not about web-1.
+	otherQ := add(map[string]any{"type": "quarantine", "target": map[string]any{"node": "web-2"}})
+	otherBan := add(map[string]any{"type": "ban", "target": map[string]any{"ip": "198.51.100.20"}})
+	add(map[string]any{"type": "ban", "target": map[string]any{"ip": "192.0.2.11"}})
+	add(map[string]any{"type": "ban", "target": map[string]any{"cidr": "192.0.2.16/28"}})
+	add(map[string]any{"type": "ban", "target": map[string]any{"cidr": "2001:db8:1::/48"}})
+	add(map[string]any{"type": "ban", "target": map[string]any{"user": "web-1"}})
+	h.clk.Add(30 * time.Minute) // the short ban has expired
+
+	sorted := func(s ...string) []string { slices.Sort(s); return s }
+	cases := []struct {
+		query string
+		want  []string
+	}{
+		{"node=web-1", sorted(quarantine, exact, mapped, rng, rng6, short)},
+		{"node=web-1&active=false", sorted(quarantine, exact, mapped, rng, rng6, short)},
+		{"node=web-1&active=true", sorted(quarantine, exact, mapped, rng, rng6)},
+		{"active=true&node=web-2", sorted(otherQ, otherBan)},
+		{"node=web-3", nil},
+	}
+	for _, c := range cases {
+		if got := decisionIDs(h, root, c.query); !slices.Equal(got, c.want) {
+			t.Errorf("?%s: %v, want %v", c.query, got, c.want)
+		}
+	}
+	// Newest first, as without the filter.
+	ds := h.listDecisions(root, "?node=web-1")
+	for i := 1; i < len(ds); i++ {
+		if ds[i-1].CreatedTime < ds[i].CreatedTime {
+			t.Errorf("not newest first: %s before %s", ds[i-1].CreatedTime, ds[i].CreatedTime)
+		}
+	}
+	if len(h.listDecisions(root, "")) != 12 {
+		t.Errorf("unfiltered: want every stored decision")
+	}
+
+	if e := h.want(h.do("GET", "/v1/decisions?node=nope", root, nil), 404).errorText(t); !strings.Contains(e, `"nope"`) {
+		t.Errorf("unknown node: %s", e)
+	}
+	for _, q := range append(badNodeQueries, "node=web-1&active=yes") {
+		e := h.want(h.do("GET", "/v1/decisions?"+q, root, nil), 400).errorText(t)
+		field := "node:"
+		if strings.Contains(q, "active=") {
+			field = "active:"
+		}
+		if !strings.HasPrefix(e, field) {
+			t.Errorf("?%s: %q does not name %s", q, e, field)
+		}
+	}
+
+	// decisions.read alone lists decisions, but not a node's: that reads
+	// the node (node.read on it), and says which permission is missing
+	// before saying whether the node exists.
+	h.want(h.writePolicy(root, "warden", "decisions-readers",
+		`permit (principal in Group::"soc", action == Action::"decisions.read", resource);`), 200)
+	soc := h.token(root, "ana", "soc")
+	h.want(h.do("GET", "/v1/decisions", soc, nil), 200)
+	for _, n := range []string{"web-1", "nope"} {
+		e := h.want(h.do("GET", "/v1/decisions?node="+url.QueryEscape(n), soc, nil), 403).errorText(t)
+		if !strings.Contains(e, `node.read on Node::"`+n+`"`) {
+			t.Errorf("without node.read: %s", e)
+		}
+	}
+	h.want(h.writePolicy(root, "warden", "node-readers",
+		`permit (principal in Group::"soc", action == Action::"node.read", resource == Node::"web-1");`), 200)
+	if got := decisionIDs(h, soc, "node=web-1&active=true"); !slices.Equal(got, sorted(quarantine, exact, mapped, rng, rng6)) {
+		t.Errorf("with node.read: %v", got)
+	}
+	h.want(h.do("GET", "/v1/decisions?node=web-2", soc, nil), 403)
+	// A node follows every decision (decisions.read) but reads no other
+	// node's record.
+	if r := h.nodeDo(third, "GET", "/v1/decisions?node=web-1", nil); r.status != 403 || !strings.Contains(r.errorText(t), "node.read") {
+		t.Errorf("a node asking for another's decisions: %d %s", r.status, r.body)
+	}
+}
+
+// decisionIDs lists the ids of GET /v1/decisions?query with token, sorted.
+func decisionIDs(h *harness, token, query string) []string {
+	h.t.Helper()
+	var out []string
+	for _, d := range h.listDecisions(token, "?"+query) {
+		out = append(out, d.ID)
+	}
+	slices.Sort(out)
+	return out
 }
