@@ -8,6 +8,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/warden-sec/warden/internal/authz"
 	"github.com/warden-sec/warden/internal/errs"
 	wresp "github.com/warden-sec/warden/internal/respond"
 )
@@ -90,16 +91,48 @@ type decisionsResponse struct {
 	Decisions []wresp.Decision `json:"decisions"`
 }
 
+// decisionList is GET /v1/decisions: the stored decisions, newest first;
+// ?active=true keeps those in force, and ?node=NAME those that concern the
+// node (wresp.Concerns: its quarantine, the bans of its reported
+// addresses). The filter reads the node's record, so it is authorized as
+// GET /v1/nodes/NAME is (node.read on the node) besides the route's
+// decisions.read; an unknown node is 404.
 func (s *Server) decisionList(req *request) (int, any, error) {
+	q := req.URL.Query()
 	active := false
-	switch v := req.URL.Query().Get("active"); v {
+	switch v := q.Get("active"); v {
 	case "true":
 		active = true
 	case "", "false":
 	default:
 		return 0, nil, errs.E(errs.Invalid, "active: must be true or false")
 	}
-	ds, err := s.cfg.Decisions.List(req.Context(), active)
+	node, byNode, err := nodeQuery(q)
+	if err != nil {
+		return 0, nil, err
+	}
+	if !byNode {
+		ds, err := s.cfg.Decisions.List(req.Context(), active)
+		if err != nil {
+			return 0, nil, err
+		}
+		return http.StatusOK, decisionsResponse{Decisions: ds}, nil
+	}
+	if s.cfg.Nodes == nil {
+		return 0, nil, errs.E(errs.Unavailable, "node records are not available on this server")
+	}
+	// The root token is allowed everything; its use was logged once, for
+	// the route's target.
+	if !req.caller.root {
+		if err := s.authorize(req, target{action: authz.ActionNodeRead, resource: nodeResource(node)}); err != nil {
+			return 0, nil, err
+		}
+	}
+	n, err := s.cfg.Nodes.Node(req.Context(), node)
+	if err != nil {
+		return 0, nil, err
+	}
+	ds, err := s.cfg.Decisions.ListNode(req.Context(), active, n.Name, n.Addresses)
 	if err != nil {
 		return 0, nil, err
 	}

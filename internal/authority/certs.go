@@ -251,13 +251,9 @@ type CertInfo struct {
 // FilterExpiring (valid and expiring within the window; within <= 0 means
 // DefaultExpiringWithin) or FilterRevoked.
 func (n *Nodes) ListCerts(ctx context.Context, filter string, within time.Duration) ([]CertInfo, error) {
-	switch filter {
-	case "", FilterIssued, FilterExpiring, FilterRevoked:
-	default:
-		return nil, errs.E(errs.Invalid, "state: want issued, expiring or revoked, got %q", filter)
-	}
-	if within <= 0 {
-		within = DefaultExpiringWithin
+	within, err := checkCertFilter(filter, within)
+	if err != nil {
+		return nil, err
 	}
 	es, err := n.st.List(ctx, prefixCert, 0)
 	if err != nil {
@@ -282,31 +278,118 @@ func (n *Nodes) ListCerts(ctx context.Context, filter string, within time.Durati
 		if err := json.Unmarshal(e.Value, &r); err != nil {
 			return nil, fmt.Errorf("authority: %s: %w", e.Key, err)
 		}
-		ci := CertInfo{Cert: r.Cert, State: CertValid}
-		if at, ok := revoked[r.Serial]; ok {
-			ci.State, ci.RevokedAt = CertRevoked, at
-		} else if now.After(r.NotAfter) {
-			ci.State = CertExpired
+		at, isRevoked := revoked[r.Serial]
+		if ci, ok := certListed(r, at, isRevoked, now, filter, within); ok {
+			out = append(out, ci)
 		}
-		switch filter {
-		case FilterExpiring:
-			if ci.State != CertValid || r.NotAfter.After(now.Add(within)) {
-				continue
-			}
-		case FilterRevoked:
-			if ci.State != CertRevoked {
-				continue
-			}
-		}
-		out = append(out, ci)
 	}
-	slices.SortStableFunc(out, func(a, b CertInfo) int {
+	sortCerts(out)
+	return out, nil
+}
+
+// ListNodeCerts is ListCerts of the certificates of node name only:
+// errs.Invalid if name cannot be made canonical, errs.NotFound if no node
+// has it. It reads the node's record, linearizably, then the records of
+// the serials it keeps (at most the last 64, the ones whose records are
+// kept), not the whole list. A node made again under the name of a
+// revoked one (a new join token) lists the certificates issued to it
+// since then, not those of the revoked one.
+func (n *Nodes) ListNodeCerts(ctx context.Context, name, filter string, within time.Duration) ([]CertInfo, error) {
+	within, err := checkCertFilter(filter, within)
+	if err != nil {
+		return nil, err
+	}
+	cn, err := names.Canonical(name)
+	if err != nil {
+		return nil, errs.Wrap(errs.Invalid, err, "%s", err.Error())
+	}
+	nd, _, err := n.get(ctx, cn)
+	if err != nil {
+		return nil, err
+	}
+	if nd == nil {
+		return nil, errs.E(errs.NotFound, "node %q not found", cn)
+	}
+	// After the linearizable read of the node, this server's local state
+	// holds every record written before it.
+	now := n.now().UTC()
+	out := []CertInfo{}
+	for _, serial := range nd.Serials {
+		r, err := n.certRecord(serial)
+		if err != nil {
+			return nil, err
+		}
+		if r == nil {
+			continue // issued before records were kept, as in ListCerts
+		}
+		at, isRevoked, err := n.revokedAt(serial)
+		if err != nil {
+			return nil, err
+		}
+		if ci, ok := certListed(*r, at, isRevoked, now, filter, within); ok {
+			out = append(out, ci)
+		}
+	}
+	sortCerts(out)
+	return out, nil
+}
+
+// checkCertFilter checks a filter of ListCerts and returns the window of
+// FilterExpiring.
+func checkCertFilter(filter string, within time.Duration) (time.Duration, error) {
+	switch filter {
+	case "", FilterIssued, FilterExpiring, FilterRevoked:
+	default:
+		return 0, errs.E(errs.Invalid, "state: want issued, expiring or revoked, got %q", filter)
+	}
+	if within <= 0 {
+		within = DefaultExpiringWithin
+	}
+	return within, nil
+}
+
+// certListed is what a listing says of r (revoked at at, if isRevoked) at
+// now, and whether filter keeps it.
+func certListed(r CertRecord, at time.Time, isRevoked bool, now time.Time, filter string, within time.Duration) (CertInfo, bool) {
+	ci := CertInfo{Cert: r.Cert, State: CertValid}
+	if isRevoked {
+		ci.State, ci.RevokedAt = CertRevoked, at
+	} else if now.After(r.NotAfter) {
+		ci.State = CertExpired
+	}
+	switch filter {
+	case FilterExpiring:
+		return ci, ci.State == CertValid && !r.NotAfter.After(now.Add(within))
+	case FilterRevoked:
+		return ci, ci.State == CertRevoked
+	}
+	return ci, true
+}
+
+// sortCerts orders a listing by expiry, then serial.
+func sortCerts(cs []CertInfo) {
+	slices.SortStableFunc(cs, func(a, b CertInfo) int {
 		if c := a.NotAfter.Compare(b.NotAfter); c != 0 {
 			return c
 		}
 		return strings.Compare(a.Serial, b.Serial)
 	})
-	return out, nil
+}
+
+// revokedAt looks serial's revocation up in this server's local state.
+func (n *Nodes) revokedAt(serial string) (time.Time, bool, error) {
+	e, err := n.st.GetStale(prefixRevoked + serial)
+	if errs.Is(err, errs.NotFound) {
+		return time.Time{}, false, nil
+	}
+	if err != nil {
+		return time.Time{}, false, err
+	}
+	var r Revocation
+	if err := json.Unmarshal(e.Value, &r); err != nil {
+		return time.Time{}, false, fmt.Errorf("authority: revocation %s: %w", serial, err)
+	}
+	return r.RevokedAt, true, nil
 }
 
 // ParseReenrollment parses a re-enrollment's certificate (PEM: the node's

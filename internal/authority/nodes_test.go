@@ -214,6 +214,68 @@ func TestListCertsAndNodes(t *testing.T) {
 	}
 }
 
+// TestListNodeCerts: a node's certificates, read through its record, are
+// exactly those ListCerts lists with its name, under every filter; an
+// unknown node is errs.NotFound, a bad name or filter errs.Invalid.
+func TestListNodeCerts(t *testing.T) {
+	now := time.Now()
+	clock := func() time.Time { return now }
+	n, _, _, _ := newTestNodes(t, clock)
+	ctx := context.Background()
+	tok, _, err := n.CreateToken(ctx, TokenRequest{Name: "web-2"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	key, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	csr, _ := x509.CreateCertificateRequest(rand.Reader, &x509.CertificateRequest{}, key)
+	if _, err := n.Enroll(ctx, "", tok, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE REQUEST", Bytes: csr})); err != nil {
+		t.Fatal(err)
+	}
+	check := func(stage string) {
+		t.Helper()
+		for _, f := range []string{"", FilterIssued, FilterExpiring, FilterRevoked} {
+			all, err := n.ListCerts(ctx, f, 0)
+			if err != nil {
+				t.Fatal(err)
+			}
+			for _, name := range []string{"web-1", "web-2"} {
+				var want []CertInfo
+				for _, c := range all {
+					if c.Name == name {
+						want = append(want, c)
+					}
+				}
+				got, err := n.ListNodeCerts(ctx, name, f, 0)
+				if err != nil {
+					t.Fatal(err)
+				}
+				if !slices.Equal(got, want) {
+					t.Fatalf("%s: %s, filter %q: got %+v, want %+v", stage, name, f, got, want)
+				}
+			}
+		}
+	}
+	check("both valid")
+	if cs, _ := n.ListNodeCerts(ctx, "Web-1", "", 0); len(cs) != 1 || cs[0].Name != "web-1" {
+		t.Fatalf("web-1 by a name made canonical: %+v", cs)
+	}
+	if err := n.Revoke(ctx, "web-1"); err != nil {
+		t.Fatal(err)
+	}
+	check("web-1 revoked")
+	now = now.Add(48 * time.Hour)
+	check("both expired")
+	if _, err := n.ListNodeCerts(ctx, "nope", "", 0); !errs.Is(err, errs.NotFound) {
+		t.Fatalf("unknown node: %v", err)
+	}
+	if _, err := n.ListNodeCerts(ctx, "wеb-1", "", 0); !errs.Is(err, errs.Invalid) {
+		t.Fatalf("bad name: %v", err)
+	}
+	if _, err := n.ListNodeCerts(ctx, "web-1", "bogus", 0); !errs.Is(err, errs.Invalid) {
+		t.Fatalf("bad filter: %v", err)
+	}
+}
+
 // TestIssuerCache: the parsed intermediate is reused while the stored one
 // is unchanged, parsed again when its key or certificate changes, and
 // dropped on seal (Forget).

@@ -485,6 +485,20 @@ func (d *Decisions) get(ctx context.Context, id string) (Decision, uint64, error
 // List returns the stored decisions (no tombstones), newest first; with
 // active, only those in force now.
 func (d *Decisions) List(ctx context.Context, active bool) ([]Decision, error) {
+	return d.list(ctx, active, nil)
+}
+
+// ListNode is List of the decisions that concern the node named node,
+// whose reported addresses are addrs (see Concerns): its quarantine and
+// the bans of its addresses. Addresses that do not parse are left out.
+// The caller checks that the node exists and reads its addresses.
+func (d *Decisions) ListNode(ctx context.Context, active bool, node string, addrs []string) ([]Decision, error) {
+	as := parseAddrs(addrs)
+	return d.list(ctx, active, func(dec Decision) bool { return Concerns(dec, node, as) })
+}
+
+// list is List of the decisions keep keeps (nil: all).
+func (d *Decisions) list(ctx context.Context, active bool, keep func(Decision) bool) ([]Decision, error) {
 	es, err := d.cfg.Storage.List(ctx, prefixDecisions, 0)
 	if err != nil {
 		return nil, err
@@ -496,7 +510,7 @@ func (d *Decisions) List(ctx context.Context, active bool) ([]Decision, error) {
 		if err != nil {
 			return nil, err
 		}
-		if dec.Deleted || (active && !Active(dec, now)) {
+		if dec.Deleted || (active && !Active(dec, now)) || (keep != nil && !keep(dec)) {
 			continue
 		}
 		out = append(out, dec)

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"net/netip"
 	"strings"
 	"testing"
 	"time"
@@ -140,6 +141,86 @@ func TestCheckNodeAddresses(t *testing.T) {
 			t.Errorf("%v: %v", bad, err)
 		}
 	}
+}
+
+// TestConcerns: a node's decisions are its quarantine and the bans of
+// one of its addresses, exactly or in a range, whichever way the ban was
+// written; nothing else.
+func TestConcerns(t *testing.T) {
+	now := time.Date(2026, 12, 2, 18, 0, 0, 0, time.UTC)
+	d := testDecisions()
+	// As a node reports them (CheckNodeAddresses unmaps; parseAddrs too).
+	addrs := parseAddrs([]string{"::ffff:192.0.2.10", "2001:db8::10", "not an address"})
+	cases := []struct {
+		name string
+		in   Input
+		want bool
+	}{
+		{"its quarantine", Input{Type: TypeQuarantine, Target: Target{Node: "web-1"}}, true},
+		{"its quarantine, name made canonical", Input{Type: TypeQuarantine, Target: Target{Node: "WEB-1"}}, true},
+		{"a ban of its address", Input{Type: TypeBan, Target: Target{IP: "192.0.2.10"}}, true},
+		{"a ban of its address, IPv4-mapped", Input{Type: TypeBan, Target: Target{IP: "::ffff:192.0.2.10"}}, true},
+		{"a ban of its IPv6 address", Input{Type: TypeBan, Target: Target{IP: "2001:db8:0:0::10"}}, true},
+		{"a ban of a range holding it", Input{Type: TypeBan, Target: Target{CIDR: "192.0.2.0/24"}}, true},
+		{"a ban of a range written unmasked", Input{Type: TypeBan, Target: Target{CIDR: "192.0.2.7/28"}}, true},
+		{"a ban of an IPv4-mapped range holding it", Input{Type: TypeBan, Target: Target{CIDR: "::ffff:192.0.0.0/112"}}, true},
+		{"a ban of an IPv6 range holding it", Input{Type: TypeBan, Target: Target{CIDR: "2001:db8::/64"}}, true},
+		{"a ban of another address", Input{Type: TypeBan, Target: Target{IP: "192.0.2.11"}}, false},
+		{"a ban of a range beside it", Input{Type: TypeBan, Target: Target{CIDR: "192.0.2.16/28"}}, false},
+		{"a ban of another IPv6 range", Input{Type: TypeBan, Target: Target{CIDR: "2001:db8:1::/48"}}, false},
+		{"a ban of a user", Input{Type: TypeBan, Target: Target{User: "web-1"}}, false},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			c.in.Duration = "1h"
+			dec, err := d.validate(context.Background(), c.in, now)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got := Concerns(dec, "web-1", addrs); got != c.want {
+				t.Fatalf("Concerns(%+v) = %v, want %v", dec.Target, got, c.want)
+			}
+			if Concerns(dec, "web-2", nil) {
+				t.Fatalf("%+v concerns a node without addresses of another name", dec.Target)
+			}
+		})
+	}
+	// A quarantine of another node holding the same address is its own.
+	if Concerns(Decision{Type: TypeQuarantine, Target: Target{Node: "web-2"}, Addresses: []string{"192.0.2.10"}}, "web-1", addrs) {
+		t.Fatal("another node's quarantine")
+	}
+	if Concerns(Decision{Type: "unknown", Target: Target{IP: "192.0.2.10"}}, "web-1", addrs) {
+		t.Fatal("a decision of an unknown type")
+	}
+}
+
+// FuzzConcerns: a ban of a node's reported address concerns the node,
+// and a ban of a range concerns it exactly when the address, cut to the
+// range's length, is the range (same family, unmapped).
+func FuzzConcerns(f *testing.F) {
+	for _, s := range [][2]string{{"192.0.2.10", "192.0.2.0/24"}, {"::ffff:192.0.2.10", "::ffff:192.0.2.0/120"},
+		{"2001:db8::10", "2001:db8::/64"}, {"192.0.2.10", "::/0"}, {"2001:db8::10", "192.0.2.0/24"}, {"10.0.0.1", "10.0.0.2"}} {
+		f.Add(s[0], s[1])
+	}
+	f.Fuzz(func(t *testing.T, addr, cidr string) {
+		reported, err := CheckNodeAddresses("addresses", []string{addr})
+		if err != nil {
+			return
+		}
+		as := parseAddrs(reported)
+		a := as[0]
+		if !Concerns(Decision{Type: TypeBan, Target: Target{IP: a.String()}}, "web-1", as) {
+			t.Fatalf("a ban of %s does not concern a node reporting %q", a, addr)
+		}
+		p, err := ParseBanPrefix("target.cidr", cidr, 1, 1)
+		if err != nil {
+			return
+		}
+		want := a.Is4() == p.Addr().Is4() && netip.PrefixFrom(a, p.Bits()).Masked() == p
+		if got := Concerns(Decision{Type: TypeBan, Target: Target{CIDR: p.String()}}, "web-1", as); got != want {
+			t.Fatalf("a ban of %s, node reporting %s: %v, want %v", p, a, got, want)
+		}
+	})
 }
 
 // FuzzBanTarget: whatever parses is canonical (parsing it again gives

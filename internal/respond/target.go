@@ -118,6 +118,31 @@ func targetPrefix(t Target) (netip.Prefix, bool) {
 	return netip.Prefix{}, false
 }
 
+// Concerns reports whether dec is about the node named node, whose
+// reported addresses are addrs: its quarantine, or a ban of one of addrs
+// (target.ip) or of a range holding one (target.cidr). Addresses are
+// compared unmapped (::ffff:192.0.2.10 is 192.0.2.10), so an IPv4 address
+// is never in an IPv6 range. A user ban concerns no node. Concerns looks
+// neither at dec's zone (where a ban is enforced, not what it bans) nor at
+// whether dec is in force.
+func Concerns(dec Decision, node string, addrs []netip.Addr) bool {
+	switch dec.Type {
+	case TypeQuarantine:
+		return node != "" && dec.Target.Node == node
+	case TypeBan:
+		p, ok := targetPrefix(dec.Target) // stored unmapped and masked
+		if !ok {
+			return false
+		}
+		for _, a := range addrs {
+			if p.Contains(a.Unmap()) {
+				return true
+			}
+		}
+	}
+	return false
+}
+
 // targetValue names a target for the offender records ("ip:203.0.113.7").
 func targetValue(t Target) string {
 	switch {

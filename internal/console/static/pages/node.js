@@ -4,11 +4,11 @@
 // Each card loads on its own: one the user may not read (a 403) shows the
 // refusal in that card only.
 //
-//   Certificates  GET /v1/pki/certs (the API has no filter by node: the
-//                 list is read and the node's kept), the newest first
+//   Certificates  GET /v1/pki/certs?node=<name>, the newest first
 //   Alerts        GET /v1/alerts?host=<name>&limit=50, newest first
-//   Decisions     GET /v1/decisions?active=true: a quarantine of the node,
-//                 or a ban of one of its addresses (or of a range holding one)
+//   Decisions     GET /v1/decisions?node=<name>&active=true: the server
+//                 keeps the node's quarantine and the bans of one of its
+//                 addresses (or of a range holding one)
 import { el, table, errorBox, when } from "../dom.js";
 
 const alertLimit = 50;
@@ -57,9 +57,8 @@ export async function render(main, api, args) {
 }
 
 async function certificates(c, api, n) {
-  const r = await api("/v1/pki/certs");
-  const mine = (r.certificates ?? []).filter((x) => x.name === n.name)
-    .sort((a, b) => (a.not_before < b.not_before ? 1 : a.not_before > b.not_before ? -1 : 0));
+  const r = await api("/v1/pki/certs", { query: { node: n.name } });
+  const mine = (r.certificates ?? []).sort((a, b) => (a.not_before < b.not_before ? 1 : a.not_before > b.not_before ? -1 : 0));
   if (mine.length === 0) {
     c.append(el("p", {}, "No certificate has been issued to this node."));
     return;
@@ -96,19 +95,8 @@ async function nodeAlerts(c, api, name) {
 const target = (t) => Object.entries(t ?? {}).map(([k, v]) => `${k} ${v}`).join(", ");
 
 async function nodeDecisions(c, api, n) {
-  const r = await api("/v1/decisions", { query: { active: "true" } });
-  const addrs = (n.addresses ?? []).map(parseIP).filter((a) => a !== null);
-  const mine = (r.decisions ?? []).filter((d) => {
-    const t = d.target ?? {};
-    if (d.type === "quarantine") return t.node === n.name;
-    if (d.type !== "ban") return false;
-    if (t.ip) {
-      const ip = parseIP(t.ip);
-      return ip !== null && addrs.some((a) => a.bits === ip.bits && a.value === ip.value);
-    }
-    if (t.cidr) return addrs.some((a) => inCIDR(a, t.cidr));
-    return false;
-  });
+  const r = await api("/v1/decisions", { query: { node: n.name, active: "true" } });
+  const mine = r.decisions ?? [];
   if (mine.length === 0) {
     c.append(el("p", {}, "No decision in force quarantines this node or bans one of its addresses."));
     return;
@@ -121,55 +109,6 @@ async function nodeDecisions(c, api, n) {
     ]));
   t.querySelector("table").id = "node-decisions-table";
   c.append(t);
-}
-
-// parseIP reads an IPv4 or IPv6 address as {bits: 32|128, value: BigInt}
-// (an IPv4-mapped IPv6 address as its IPv4 address), or null.
-function parseIP(s) {
-  if (typeof s !== "string") return null;
-  const v4 = (t) => {
-    const p = t.split(".");
-    if (p.length !== 4 || p.some((x) => !/^\d{1,3}$/.test(x) || Number(x) > 255)) return null;
-    return p.reduce((acc, x) => (acc << 8n) | BigInt(Number(x)), 0n);
-  };
-  if (!s.includes(":")) {
-    const v = v4(s);
-    return v === null ? null : { bits: 32, value: v };
-  }
-  const halves = s.split("::");
-  if (halves.length > 2) return null;
-  const [head, tail] = halves;
-  const groups = (t) => (t === "" || t === undefined ? [] : t.split(":"));
-  const hs = groups(head);
-  let ts = groups(tail);
-  // An IPv4 address in the last 32 bits (::ffff:192.0.2.1).
-  const last = (tail === undefined ? hs : ts).at(-1) ?? "";
-  let low = [];
-  if (last.includes(".")) {
-    const v = v4(last);
-    if (v === null) return null;
-    low = [(v >> 16n).toString(16), (v & 0xffffn).toString(16)];
-    if (tail === undefined) hs.pop();
-    else ts = ts.slice(0, -1);
-  }
-  const zeros = 8 - hs.length - ts.length - low.length;
-  if (tail !== undefined && zeros < 0) return null;
-  const all = tail === undefined ? [...hs, ...low] : [...hs, ...Array(zeros).fill("0"), ...ts, ...low];
-  if (all.length !== 8 || all.some((g) => !/^[0-9a-fA-F]{1,4}$/.test(g))) return null;
-  const value = all.reduce((acc, g) => (acc << 16n) | BigInt(parseInt(g, 16)), 0n);
-  // An IPv4-mapped address is that IPv4 address (as the server reads it).
-  if (value >> 32n === 0xffffn) return { bits: 32, value: value & 0xffffffffn };
-  return { bits: 128, value };
-}
-
-// inCIDR says whether address a is in the range cidr ("192.0.2.0/24").
-function inCIDR(a, cidr) {
-  const [base, len] = cidr.split("/");
-  const net = parseIP(base);
-  const n = Number(len);
-  if (net === null || net.bits !== a.bits || !Number.isInteger(n) || n < 0 || n > a.bits) return false;
-  const shift = BigInt(a.bits - n);
-  return a.value >> shift === net.value >> shift;
 }
 
 async function inventory(c, api, path) {
