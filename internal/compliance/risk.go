@@ -78,12 +78,29 @@ func adminPort(p int) bool {
 //
 // Items are listed by points, largest first, then by kind and ref.
 func NodeRisk(st *State, n Node) RiskScore {
-	var items []RiskItem
-	for _, a := range sortedAlerts(st.Alerts) {
-		if slices.Contains(a.Hosts, n.Name) {
-			items = append(items, RiskItem{Kind: "alert", Ref: a.ID, Points: alertPoints(a.Level),
-				Why: fmt.Sprintf("open %s alert %s", a.Level, a.RuleID)})
+	return nodeRisk(alertsByHost(st.Alerts), n)
+}
+
+// alertsByHost indexes open alerts by each host they name, each host's in
+// ID order: NodeRisk and ZoneRisk look a node's up instead of scanning
+// every alert for every node.
+func alertsByHost(as []Alert) map[string][]Alert {
+	by := map[string][]Alert{}
+	for _, a := range sortedAlerts(as) {
+		for i, h := range a.Hosts {
+			if !slices.Contains(a.Hosts[:i], h) { // an alert counts once for a host
+				by[h] = append(by[h], a)
+			}
 		}
+	}
+	return by
+}
+
+func nodeRisk(byHost map[string][]Alert, n Node) RiskScore {
+	var items []RiskItem
+	for _, a := range byHost[n.Name] {
+		items = append(items, RiskItem{Kind: "alert", Ref: a.ID, Points: alertPoints(a.Level),
+			Why: fmt.Sprintf("open %s alert %s", a.Level, a.RuleID)})
 	}
 	for _, r := range n.Assessment {
 		if r.Status == StatusFail || r.Status == StatusError {
@@ -113,13 +130,17 @@ func NodeRisk(st *State, n Node) RiskScore {
 //
 // Items are listed by points, largest first, then by kind and ref.
 func ZoneRisk(st *State, zone string) RiskScore {
+	return zoneRisk(st, alertsByHost(st.Alerts), zone)
+}
+
+func zoneRisk(st *State, byHost map[string][]Alert, zone string) RiskScore {
 	var items []RiskItem
 	var worst *RiskScore
 	for _, n := range st.Nodes {
 		if n.Zone != zone {
 			continue
 		}
-		s := NodeRisk(st, n)
+		s := nodeRisk(byHost, n)
 		if worst == nil || s.Score > worst.Score || (s.Score == worst.Score && s.Ref < worst.Ref) {
 			worst = &s
 		}
@@ -164,11 +185,12 @@ func score(ref string, items []RiskItem) RiskScore {
 // risk scores the scope's nodes and zones.
 func risk(st *State, sc *scope) Risk {
 	r := Risk{Nodes: []RiskScore{}, Zones: []RiskScore{}}
+	byHost := alertsByHost(st.Alerts)
 	for _, n := range sc.nodes {
-		r.Nodes = append(r.Nodes, NodeRisk(st, n))
+		r.Nodes = append(r.Nodes, nodeRisk(byHost, n))
 	}
 	for _, z := range sc.zones {
-		r.Zones = append(r.Zones, ZoneRisk(st, z.Name))
+		r.Zones = append(r.Zones, zoneRisk(st, byHost, z.Name))
 	}
 	return r
 }

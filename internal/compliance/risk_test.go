@@ -52,6 +52,17 @@ func TestRiskCapped(t *testing.T) {
 	}
 }
 
+// An alert that names a host twice counts once for it, as it did when
+// each node scanned every alert.
+func TestNodeRiskAlertOnce(t *testing.T) {
+	st := &State{Alerts: []Alert{{ID: "d", Level: "high", RuleID: "r", Hosts: []string{"n", "m", "n"}}}}
+	n := Node{Name: "n", Inventory: &InventorySummary{PatchBasis: "pending_updates"}}
+	want := []RiskItem{{"alert", "d", 20, "open high alert r"}}
+	if got := NodeRisk(st, n); got.Score != 20 || !reflect.DeepEqual(got.Items, want) {
+		t.Errorf("got %d %+v, want 20 %+v", got.Score, got.Items, want)
+	}
+}
+
 func TestZoneRisk(t *testing.T) {
 	st := seededState(t)
 	for _, c := range []struct {

@@ -2,7 +2,7 @@ package console_test
 
 import (
 	"context"
-	"net/http/httptest"
+	"fmt"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -11,41 +11,53 @@ import (
 	"github.com/warden-sec/warden/internal/agent"
 	"github.com/warden-sec/warden/internal/agent/inventory"
 	"github.com/warden-sec/warden/internal/browsertest"
-	"github.com/warden-sec/warden/internal/server"
-	"github.com/warden-sec/warden/internal/server/servertest"
 	"github.com/warden-sec/warden/pkg/client"
 )
 
-// enrollWithInventory enrolls node name with a join token, as an agent
-// does, and sends an inventory over mutual TLS with the node's new
-// certificate: agent 1.4.2, one pending update 45 days old.
+// enrollWithInventory enrolls node name in zone dmz with a join token, as
+// an agent does, and sends an inventory over mutual TLS with the node's
+// new certificate: agent 1.4.2, one pending update 45 days old.
 func enrollWithInventory(t *testing.T, ctx context.Context, cs *consoleServer, name string) {
 	t.Helper()
 	c, err := client.New(client.Config{Address: cs.srv.Addr(), CACertFile: cs.srv.CAFile(), Token: cs.root})
 	if err != nil {
 		t.Fatal(err)
 	}
-	tok, err := c.NodeTokenCreate(ctx, client.NodeTokenRequest{Name: name, Zone: "dmz"})
+	nc, err := enrollNode(ctx, cs, c, name, "dmz", t.TempDir())
 	if err != nil {
 		t.Fatal(err)
 	}
-	dir := t.TempDir()
-	if _, err := agent.Enroll(ctx, agent.Config{Client: c, JoinToken: tok.Token, DataDir: dir}); err != nil {
-		t.Fatal(err)
+	if st, err := nc.PostInventory(ctx, nodeInventory(name, time.Now())); err != nil || !st.Stored {
+		t.Fatalf("inventory of %s: %+v %v", name, st, err)
 	}
-	nc, err := client.New(client.Config{Address: cs.srv.Addr(), CACertFile: cs.srv.CAFile(),
+}
+
+// enrollNode enrolls node name in zone as an agent does: admin (a client
+// with a token that may create nodes) creates its join token, and
+// agent.Enroll makes a key, has its CSR signed (POST /v1/pki/enroll) and
+// writes the key and certificate under dir. It returns a client of cs's
+// listener that presents them (mutual TLS), whose connections the caller
+// closes (CloseIdleConnections). Safe to call concurrently.
+func enrollNode(ctx context.Context, cs *consoleServer, admin *client.Client, name, zone, dir string) (*client.Client, error) {
+	tok, err := admin.NodeTokenCreate(ctx, client.NodeTokenRequest{Name: name, Zone: zone})
+	if err != nil {
+		return nil, fmt.Errorf("token for %s: %w", name, err)
+	}
+	if _, err := agent.Enroll(ctx, agent.Config{Client: admin, JoinToken: tok.Token, DataDir: dir}); err != nil {
+		return nil, fmt.Errorf("enroll %s: %w", name, err)
+	}
+	return client.New(client.Config{Address: cs.srv.Addr(), CACertFile: cs.srv.CAFile(),
 		ClientCertFile: filepath.Join(dir, agent.SVIDFile), ClientKeyFile: filepath.Join(dir, agent.KeyFile)})
-	if err != nil {
-		t.Fatal(err)
-	}
-	now := time.Now().UTC()
-	inv := &inventory.Inventory{CollectedAt: now, Hostname: name, Kernel: "6.12.0", Arch: "amd64", AgentVersion: "1.4.2",
+}
+
+// nodeInventory is name's inventory collected at now: Debian 13, agent
+// 1.4.2, openssl with one pending update 45 days old.
+func nodeInventory(name string, now time.Time) *inventory.Inventory {
+	now = now.UTC()
+	return &inventory.Inventory{CollectedAt: now, Hostname: name, Kernel: "6.12.0", Arch: "amd64", AgentVersion: "1.4.2",
 		OS:             inventory.OS{ID: "debian", Name: "Debian GNU/Linux", Version: "13 (trixie)", VersionID: "13", PrettyName: "Debian GNU/Linux 13 (trixie)"},
 		PackageManager: "dpkg", Packages: []inventory.Package{{Name: "openssl", Version: "3.5.1-1", Arch: "amd64"}},
 		PendingKnown: true, Pending: []inventory.Update{{Name: "openssl", Installed: "3.5.1-1", Available: "3.5.1-2", Since: now.Add(-45*24*time.Hour - time.Hour)}}}
-	if st, err := nc.PostInventory(ctx, inv); err != nil || !st.Stored {
-		t.Fatalf("inventory of %s: %+v %v", name, st, err)
-	}
 }
 
 // TestFleetColumnsInChromium: the fleet page fills Agent, Patch age and
@@ -56,10 +68,8 @@ func enrollWithInventory(t *testing.T, ctx context.Context, cs *consoleServer, n
 // inventories nor compliance sees "—" in those columns and one note naming
 // both, and the page is still ready.
 func TestFleetColumnsInChromium(t *testing.T) {
-	srv, root := servertest.Running(t, func(c *server.Config) { c.ComplianceInterval = -1 })
-	ts := httptest.NewTLSServer(consoleMux(srv))
-	t.Cleanup(ts.Close)
-	cs := &consoleServer{srv: srv, ts: ts, root: root}
+	cs := startQuietConsoleServer(t)
+	root := cs.root
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
 	cs.call(t, "POST", "/v1/zones", root, map[string]any{"name": "dmz", "level": 2}, 200)

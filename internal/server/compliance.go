@@ -600,14 +600,22 @@ func (s *Server) runCompliance(ctx context.Context, interval time.Duration) {
 			continue
 		}
 		last = tick
-		if err := s.evaluateCompliance(ctx); err != nil && ctx.Err() == nil {
+		if err := s.EvaluateCompliance(ctx); err != nil && ctx.Err() == nil {
 			s.log.Warn("compliance evaluation failed", "err", err)
 		}
 	}
 }
 
-// evaluateCompliance runs one evaluation (runCompliance).
-func (s *Server) evaluateCompliance(ctx context.Context) error {
+// EvaluateCompliance runs one evaluation of the leader's compliance loop
+// (runCompliance) now: both frameworks over the live state, a
+// compliance_regression event for each control that passed at the last
+// evaluation and fails now, and the statuses and risk scores stored with
+// a system audit record. It is for a server whose loop is off
+// (Config.ComplianceInterval < 0), such as a test's, and is meant for the
+// leader while unsealed, as the loop runs. It is not coordinated with a
+// running loop: of two concurrent writes of a framework's statuses, the
+// second fails on their version.
+func (s *Server) EvaluateCompliance(ctx context.Context) error {
 	st, err := complianceState{s}.State(ctx)
 	if err != nil {
 		return err

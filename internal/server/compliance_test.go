@@ -19,7 +19,6 @@ import (
 	"github.com/warden-sec/warden/internal/compliance/assess"
 	"github.com/warden-sec/warden/internal/compliance/signed"
 	"github.com/warden-sec/warden/internal/events"
-	"github.com/warden-sec/warden/internal/server"
 )
 
 // caPool is the cluster CA the server serves (GET /v1/pki/ca).
@@ -356,11 +355,11 @@ func TestComplianceRegressionAlerts(t *testing.T) {
 
 	// ISO 27001 5.15 passes while an explicit policy grants access.
 	h.want(h.writePolicy(root, "warden", "ops", `permit (principal in Group::"ops", action == Action::"node.read", resource);`), 200)
-	if err := server.EvaluateCompliance(h.srv, ctx); err != nil {
+	if err := h.srv.EvaluateCompliance(ctx); err != nil {
 		t.Fatal(err)
 	}
 	h.want(h.do("DELETE", "/v1/authz/stores/warden/policies/ops", root, nil), 204)
-	if err := server.EvaluateCompliance(h.srv, ctx); err != nil {
+	if err := h.srv.EvaluateCompliance(ctx); err != nil {
 		t.Fatal(err)
 	}
 	ev := waitAnyServerEvent(t, p, events.ActionComplianceRegression, "warden.control", "5.15")
@@ -427,7 +426,7 @@ func TestComplianceSummary(t *testing.T) {
 		}
 	}
 	h.want(h.do("GET", "/v1/compliance/summary?framework=iso27001", root, nil), 400)
-	if err := server.EvaluateCompliance(h.srv, context.Background()); err != nil {
+	if err := h.srv.EvaluateCompliance(context.Background()); err != nil {
 		t.Fatal(err)
 	}
 	for fw, s := range summary() {

@@ -66,7 +66,7 @@ func start(t testing.TB, dir string, mod func(*server.Config)) *harness {
 	h := &harness{t: t, dir: dir, clk: &clock{t: time.Now()}}
 	// The compliance loop is off: a background evaluation would commit
 	// records in the middle of tests that count them; tests evaluate with
-	// server.EvaluateCompliance.
+	// (*server.Server).EvaluateCompliance.
 	h.cfg = server.Config{DataDir: dir, Listen: "127.0.0.1:0", Now: h.clk.Now, RateLimit: -1, ComplianceInterval: -1}
 	if mod != nil {
 		mod(&h.cfg)

@@ -9,7 +9,6 @@ import (
 	"time"
 
 	"github.com/warden-sec/warden/internal/agent/inventory"
-	"github.com/warden-sec/warden/internal/server"
 )
 
 // fleetInventory is a small valid inventory whose oldest pending update
@@ -110,7 +109,7 @@ forbid (principal in Group::"ops", action == Action::"inventory.read", resource 
 	if strings.TrimSpace(string(r.body)) != `{"nodes":{},"zones":{}}` {
 		t.Fatalf("risk before any evaluation: %s", r.body)
 	}
-	if err := server.EvaluateCompliance(h.srv, context.Background()); err != nil {
+	if err := h.srv.EvaluateCompliance(context.Background()); err != nil {
 		t.Fatal(err)
 	}
 	type risk struct {
