@@ -86,6 +86,7 @@ func (s *Server) complianceRoutes() []route {
 		{method: "POST", pattern: "/v1/compliance/attestations", name: "compliance.attest", target: system(authz.ActionComplianceAttest), audit: auditChange, status: ok, h: h(s.attest)},
 		{method: "DELETE", pattern: "/v1/compliance/attestations/{id}", name: "compliance.attest.withdraw", target: system(authz.ActionComplianceAttest), audit: auditChange, status: noContent, h: h(s.attestWithdraw)},
 		{method: "GET", pattern: "/v1/compliance/attestations", name: "compliance.attestations.list", target: system(authz.ActionComplianceRead), audit: auditRead, status: ok, h: h(s.attestationsList)},
+		{method: "GET", pattern: "/v1/compliance/evaluations/{framework}", name: "compliance.evaluation", target: system(authz.ActionComplianceRead), audit: auditRead, status: ok, h: h(s.complianceEvaluation)},
 		{method: "GET", pattern: "/v1/compliance/summary", name: "compliance.summary", target: system(authz.ActionComplianceRead), audit: auditRead, status: ok, h: h(s.complianceSummary)},
 		{method: "GET", pattern: "/v1/compliance/status", name: "compliance.status", target: system(authz.ActionComplianceRead), audit: auditRead, status: ok, h: h(s.complianceStatus)},
 		{method: "POST", pattern: "/v1/compliance/reports", name: "compliance.report", target: system(authz.ActionComplianceRead), audit: auditChange, status: ok, h: h(s.complianceReport),
@@ -709,6 +710,29 @@ func (s *Server) complianceSummary(req *request) (int, any, error) {
 		out.Frameworks = append(out.Frameworks, f)
 	}
 	return http.StatusOK, out, nil
+}
+
+// complianceEvaluation is GET /v1/compliance/evaluations/{framework}: the
+// leader's last evaluation of the framework as it stored it (compacted:
+// no evidence records, at most 10 evidence items per check, the 20 nodes
+// of highest risk), without evaluating the live state; 404 before the
+// first evaluation.
+func (s *Server) complianceEvaluation(req *request) (int, any, error) {
+	if err := noQuery(req); err != nil {
+		return 0, nil, err
+	}
+	fw, err := reportQuery(req.PathValue("framework"), "")
+	if err != nil {
+		return 0, nil, err
+	}
+	doc, ok, err := s.cfg.Records.Evaluation(req.Context(), string(fw))
+	if err != nil {
+		return 0, nil, err
+	}
+	if !ok {
+		return 0, nil, errs.E(errs.NotFound, "%s has not been evaluated yet: the leader evaluates every --compliance-interval", fw)
+	}
+	return http.StatusOK, doc, nil
 }
 
 // complianceStatus is GET /v1/compliance/status?framework=F[&zone=Z]: the

@@ -124,7 +124,7 @@ func TestEveryRouteDeniedWithoutPolicy(t *testing.T) {
 	for ci, c := range callers {
 		for _, rt := range h.srv.API().Routes() {
 			path := strings.NewReplacer("{path...}", "app/db", "{store}", "shop", "{name}", "web-1", "{id}", "n9", "{req...}", "AAAA",
-				"{type}", "encryption-key", "{version}", "1", "{passkey}", "laptop").Replace(rt.Pattern)
+				"{type}", "encryption-key", "{version}", "1", "{passkey}", "laptop", "{framework}", "iso27001").Replace(rt.Pattern)
 			if !rt.Auth {
 				want, ok := public[rt.Name]
 				if !ok {
@@ -508,6 +508,7 @@ func TestActionMapping(t *testing.T) {
 		{"DELETE", "/v1/compliance/attestations/n9", "compliance.attest", `System::"warden"`},
 		{"GET", "/v1/compliance/status?framework=iso27001", "compliance.read", `System::"warden"`},
 		{"GET", "/v1/compliance/summary", "compliance.read", `System::"warden"`},
+		{"GET", "/v1/compliance/evaluations/iso27001", "compliance.read", `System::"warden"`},
 		{"POST", "/v1/compliance/reports", "compliance.read", `System::"warden"`},
 		{"POST", "/v1/sys/seal", "sys.seal", `System::"warden"`}, // last: it seals
 	}
@@ -550,7 +551,7 @@ func TestActionMapping(t *testing.T) {
 			continue
 		}
 		path := strings.NewReplacer("{path...}", "app/db", "{store}", "shop", "{name}", "p1", "{id}", "n9",
-			"{type}", "encryption-key", "{version}", "1", "{passkey}", "laptop").Replace(rt.Pattern)
+			"{type}", "encryption-key", "{version}", "1", "{passkey}", "laptop", "{framework}", "iso27001").Replace(rt.Pattern)
 		if rt.Method == "LIST" && strings.Contains(rt.Pattern, "{path...}") {
 			path = "/v1/kv/metadata/app"
 		}

@@ -646,6 +646,9 @@ func (s *Server) EvaluateCompliance(ctx context.Context) error {
 				}
 			}
 		}
+		if err := s.storeEvaluation(ctx, r); err != nil {
+			s.log.Warn("compliance: cannot store the evaluation", "framework", fw, "err", err)
+		}
 		prev, version, err := s.records.ControlStates(ctx, string(fw))
 		if err != nil {
 			return err
@@ -682,4 +685,37 @@ func (s *Server) EvaluateCompliance(ctx context.Context) error {
 	}
 	wctx, _ := s.audit.Pending(ctx, auditlog.SystemEntry(s.now(), s.st.NodeID(), "compliance.evaluate", `System::"warden"`))
 	return s.records.PutRisk(wctx, rs)
+}
+
+// Bounds of a stored evaluation (storeEvaluation): what a dashboard shows.
+const (
+	storedRiskNodes = 20 // the nodes of highest risk
+	storedEvidence  = 10 // evidence items per check
+)
+
+// storeEvaluation stores r, compacted, as the last evaluation of its
+// framework (GET /v1/compliance/evaluations/{framework}): the evidence
+// records and their proofs left out, at most storedEvidence evidence items
+// per check and the storedRiskNodes nodes of highest risk. A live
+// evaluation (GET /v1/compliance/status) or a signed report has it all.
+func (s *Server) storeEvaluation(ctx context.Context, r *compliance.Report) error {
+	c := *r
+	c.Evidence = nil
+	c.Controls = make([]compliance.ControlResult, len(r.Controls))
+	for i, ctl := range r.Controls {
+		ctl.Checks = slices.Clone(ctl.Checks)
+		for j := range ctl.Checks {
+			ctl.Checks[j].Evidence = ctl.Checks[j].Evidence[:min(len(ctl.Checks[j].Evidence), storedEvidence)]
+		}
+		c.Controls[i] = ctl
+	}
+	nodes := slices.Clone(r.Risk.Nodes)
+	slices.SortStableFunc(nodes, func(a, b compliance.RiskScore) int { return b.Score - a.Score })
+	c.Risk.Nodes = nodes[:min(len(nodes), storedRiskNodes)]
+	doc, err := json.Marshal(c)
+	if err != nil {
+		return err
+	}
+	wctx, _ := s.audit.Pending(ctx, auditlog.SystemEntry(s.now(), s.st.NodeID(), "compliance.evaluate", `System::"warden"`))
+	return s.records.PutEvaluation(wctx, string(r.Framework), doc)
 }

@@ -426,6 +426,8 @@ func TestComplianceSummary(t *testing.T) {
 		}
 	}
 	h.want(h.do("GET", "/v1/compliance/summary?framework=iso27001", root, nil), 400)
+	h.want(h.do("GET", "/v1/compliance/evaluations/iso27001", root, nil), 404)
+	h.want(h.do("GET", "/v1/compliance/evaluations/soc2", root, nil), 400)
 	if err := h.srv.EvaluateCompliance(context.Background()); err != nil {
 		t.Fatal(err)
 	}
@@ -436,6 +438,14 @@ func TestComplianceSummary(t *testing.T) {
 		}
 		if s.ChangedAt == nil || s.Summary != live.Summary || s.Summary.Controls == 0 {
 			t.Fatalf("%s: summary %+v, live evaluation %+v", fw, s, live.Summary)
+		}
+		var last compliance.Report
+		if err := json.Unmarshal(h.want(h.do("GET", "/v1/compliance/evaluations/"+fw, root, nil), 200).body, &last); err != nil {
+			t.Fatal(err)
+		}
+		if last.Summary != live.Summary || len(last.Controls) != len(live.Controls) || last.Evidence != nil || len(last.Risk.Nodes) > 20 {
+			t.Fatalf("%s: the stored evaluation %+v (%d controls, %d evidence records, %d nodes' risk), live %+v",
+				fw, last.Summary, len(last.Controls), len(last.Evidence), len(last.Risk.Nodes), live.Summary)
 		}
 	}
 }

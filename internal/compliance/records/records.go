@@ -45,6 +45,7 @@ const (
 	prefixAttest    = "compliance/attestation/"       // + control + "/" + id → Attestation
 	prefixControls  = "compliance/controls/"          // + framework → ControlStates
 	keyRisk         = "compliance/risk"               // → RiskScores
+	prefixLastEval  = "compliance/last/"              // + framework → the last evaluation, compacted
 )
 
 // HistoryKeep is how many inventory changes are kept per node.
@@ -529,4 +530,32 @@ func (s *Service) PutRisk(ctx context.Context, r RiskScores) error {
 	}
 	_, err = s.st.Txn(ctx, kv.Txn{Conds: []kv.Cond{{Key: keyRisk, Version: version}}, Ops: []kv.Op{{Type: kv.OpPut, Key: keyRisk, Value: b}}})
 	return err
+}
+
+// MaxEvaluationBytes bounds a stored evaluation (PutEvaluation).
+const MaxEvaluationBytes = 1 << 20
+
+// PutEvaluation stores doc (JSON: the leader's last evaluation of
+// framework, compacted by the caller) in place of the previous one; ctx
+// carries the write's audit record. A document over MaxEvaluationBytes is
+// refused.
+func (s *Service) PutEvaluation(ctx context.Context, framework string, doc json.RawMessage) error {
+	if len(doc) > MaxEvaluationBytes {
+		return errs.E(errs.Invalid, "evaluation of %s: %d bytes, at most %d", framework, len(doc), MaxEvaluationBytes)
+	}
+	_, err := s.st.Txn(ctx, kv.Txn{Ops: []kv.Op{{Type: kv.OpPut, Key: prefixLastEval + framework, Value: doc}}})
+	return err
+}
+
+// Evaluation returns the stored last evaluation of framework (PutEvaluation)
+// and whether there is one.
+func (s *Service) Evaluation(ctx context.Context, framework string) (json.RawMessage, bool, error) {
+	e, err := s.st.Get(ctx, prefixLastEval+framework)
+	if errs.Is(err, errs.NotFound) {
+		return nil, false, nil
+	}
+	if err != nil {
+		return nil, false, err
+	}
+	return e.Value, true, nil
 }

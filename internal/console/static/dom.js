@@ -49,3 +49,11 @@ export function when(t) {
   return Number.isNaN(d.getTime()) ? t : d.toISOString().replace("T", " ").replace(/\.\d+Z$|Z$/, " UTC");
 }
 
+
+// evaluated reports whether the leader has evaluated framework yet
+// (GET /v1/compliance/summary), so that a page asks for the stored
+// evaluation only when there is one.
+export async function evaluated(api, framework) {
+  const r = await api("/v1/compliance/summary");
+  return Boolean((r.frameworks ?? []).find((f) => f.framework === framework)?.changed_at);
+}

@@ -12,7 +12,7 @@
 // as a download: the exact bytes the server returned (the signature covers
 // them) in a Blob, behind an <a download> with a blob: URL, which the CSP
 // allows (a download is not a fetch or a script).
-import { el, errorBox, table, when } from "../dom.js";
+import { el, errorBox, table, when, evaluated } from "../dom.js";
 
 const frameworks = [["iso27001", "ISO/IEC 27001"], ["iec62443-3-3", "IEC 62443-3-3"]];
 const maxNodes = 20; // the riskiest nodes shown
@@ -38,7 +38,47 @@ export async function render(main, api, args) {
   });
   main.append(choose, exports(api, framework, zone));
 
-  const r = await api("/v1/compliance/status", { query: { framework, zone } });
+  // The cluster's report is the leader's last evaluation when there is one
+  // (GET /v1/compliance/evaluations/F: no live evaluation of a large fleet
+  // on every view); "Evaluate now" asks for the live state. A zone's report
+  // is always evaluated live.
+  const source = el("p", { id: "compliance-source", role: "status" });
+  const out = el("div", { id: "compliance-report" });
+  main.append(source, out);
+  const live = async () => {
+    const r = await api("/v1/compliance/status", { query: { framework, zone } });
+    source.replaceChildren(`Evaluated now, ${when(r.generated_at)}.`);
+    out.replaceChildren();
+    report(out, r, framework);
+  };
+  if (zone) {
+    await live();
+    return;
+  }
+  if (!(await evaluated(api, framework))) {
+    await live();
+    return;
+  }
+  const r = await api(`/v1/compliance/evaluations/${encodeURIComponent(framework)}`);
+  const now = el("button", { type: "button", id: "compliance-evaluate" }, "Evaluate now");
+  now.addEventListener("click", async () => {
+    now.disabled = true;
+    out.setAttribute("aria-busy", "true");
+    try {
+      await live();
+    } catch (err) {
+      out.replaceChildren(errorBox(err));
+    } finally {
+      out.removeAttribute("aria-busy");
+    }
+  });
+  source.replaceChildren(`The leader's last evaluation, ${when(r.generated_at)} (the 20 riskiest nodes, the first evidence of each check). `, now);
+  report(out, r, framework);
+}
+
+// report renders a report object into main: summary, zones' levels, risk,
+// controls.
+function report(main, r, framework) {
   const s = r.summary ?? {};
   main.append(el("section", { class: "card", id: "compliance-summary", "aria-labelledby": "cs-h" },
     el("h2", { id: "cs-h" }, "Summary"),

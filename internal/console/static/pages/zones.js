@@ -8,8 +8,9 @@
 // also says which in words, and a legend explains the colours: colour is
 // never the only sign.
 //
-// Data: GET /v1/zones, GET /v1/conduits, GET /v1/compliance/status?framework=
-// iec62443-3-3 (its zones' sl_t and sl_a), and GET /v1/fleet/counts for the
+// Data: GET /v1/zones, GET /v1/conduits, the leader's last evaluation of
+// iec62443-3-3 (its zones' sl_t and sl_a; the live status before the first
+// one), and GET /v1/fleet/counts for the
 // nodes per zone. Only the zones are required: a refusal of any other shows
 // a note and the map without what it would have given (a 403 on the
 // compliance status draws the boxes uncoloured).
@@ -19,7 +20,7 @@
 // two tables below it, of the zones and of the conduits, are what screen
 // readers read. No style attribute is set (the CSP has no
 // 'unsafe-inline'): colours are classes of console.css, for both themes.
-import { el, errorBox, table } from "../dom.js";
+import { el, errorBox, table, evaluated } from "../dom.js";
 
 // The SVG namespace is a name, not an address: nothing is loaded from it.
 const svgNS = "http://www.w3.org/2000/svg";
@@ -62,7 +63,7 @@ export async function render(main, api) {
   const [zr, cr, lr, nr] = await Promise.allSettled([
     api("/v1/zones"),
     api("/v1/conduits"),
-    api("/v1/compliance/status", { query: { framework } }),
+    zoneLevels(api),
     nodeCounts(api),
   ]);
   if (zr.status === "rejected") throw zr.reason;
@@ -138,6 +139,14 @@ export async function render(main, api) {
   } else {
     main.append(el("p", {}, "Not shown (see above)."));
   }
+}
+
+// zoneLevels reads the zones' levels from the leader's last evaluation
+// (GET /v1/compliance/evaluations/iec62443-3-3), or evaluates the live
+// state when there is none yet.
+async function zoneLevels(api) {
+  if (await evaluated(api, framework)) return api(`/v1/compliance/evaluations/${framework}`);
+  return api("/v1/compliance/status", { query: { framework } });
 }
 
 // nodeCounts counts the nodes per zone with one request
