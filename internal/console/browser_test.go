@@ -50,15 +50,6 @@ func startConsoleServer(t *testing.T) *consoleServer {
 	return newConsoleServer(t, nil)
 }
 
-// startQuietConsoleServer is startConsoleServer with the leader's
-// compliance loop off (Config.ComplianceInterval < 0): no background
-// evaluation commits while the test reads or measures; the test evaluates
-// when it needs to (cs.srv.EvaluateCompliance).
-func startQuietConsoleServer(t *testing.T) *consoleServer {
-	t.Helper()
-	return newConsoleServer(t, func(c *server.Config) { c.ComplianceInterval = -1 })
-}
-
 func newConsoleServer(t *testing.T, mod func(*server.Config)) *consoleServer {
 	t.Helper()
 	srv, root := servertest.Running(t, mod)

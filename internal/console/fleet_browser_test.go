@@ -68,7 +68,7 @@ func nodeInventory(name string, now time.Time) *inventory.Inventory {
 // inventories nor compliance sees "—" in those columns and one note naming
 // both, and the page is still ready.
 func TestFleetColumnsInChromium(t *testing.T) {
-	cs := startQuietConsoleServer(t)
+	cs := startConsoleServer(t)
 	root := cs.root
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()

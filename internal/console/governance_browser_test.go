@@ -411,7 +411,7 @@ func TestPagePerformance(t *testing.T) {
 	// The compliance loop is off: its first evaluation would come a
 	// minute after the start, in the middle of the measurements; one runs
 	// below, once the seeding is done.
-	cs := startQuietConsoleServer(t)
+	cs := startConsoleServer(t)
 	cs.call(t, "POST", "/v1/zones", cs.root, map[string]any{"name": "dmz", "level": 2}, 200)
 	cs.call(t, "POST", "/v1/zones", cs.root, map[string]any{"name": "plant", "level": 3}, 200)
 	ctx, cancel := context.WithTimeout(context.Background(), 300*time.Second)

@@ -32,10 +32,13 @@ func Dev(t testing.TB) *server.Server {
 
 // Started returns a server with its listener started and a leader
 // elected, not initialized (mod, if set, changes its configuration first),
-// closed when the test ends.
+// closed when the test ends. Its background compliance loop is off (no
+// evaluation commits while a test reads or counts); a test that needs an
+// evaluation runs one (Server.EvaluateCompliance) or sets
+// ComplianceInterval in mod.
 func Started(t testing.TB, mod func(*server.Config)) *server.Server {
 	t.Helper()
-	cfg := server.Config{DataDir: t.TempDir(), Listen: "127.0.0.1:0", RateLimit: -1}
+	cfg := server.Config{DataDir: t.TempDir(), Listen: "127.0.0.1:0", RateLimit: -1, ComplianceInterval: -1}
 	if mod != nil {
 		mod(&cfg)
 	}
