@@ -503,13 +503,13 @@ func (s *Server) checkPolicyPut(req *request) (int, any, error) {
 	// What every agent accepts in one bundle (MaxBundlePolicies policies,
 	// MaxBundleBytes of YAML): a write past it would make every agent
 	// refuse the servers' policies.
-	stored, err := s.cfg.Records.Policies(req.Context())
+	current, _, err := s.checkPolicies(req.Context())
 	if err != nil {
 		return 0, nil, err
 	}
-	total, count := len(src)+len(assess.Builtin()), 2
-	for _, o := range stored {
-		if o.Name != name {
+	total, count := len(src), 1
+	for _, o := range current {
+		if o.Name != name { // the one written replaces it (the built-in included)
 			total += len(o.YAML)
 			count++
 		}
