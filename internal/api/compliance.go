@@ -97,8 +97,9 @@ func (s *Server) complianceRoutes() []route {
 // nodeLimiter admits one request per node and kind per interval (what a
 // node's certificate can make the cluster store).
 type nodeLimiter struct {
-	mu   sync.Mutex
-	last map[string]time.Time
+	mu     sync.Mutex
+	last   map[string]time.Time
+	pruned time.Time // when last was last pruned
 }
 
 // allow reports whether key may go now, or how long it must wait.
@@ -108,7 +109,8 @@ func (l *nodeLimiter) allow(key string, now time.Time, every time.Duration) (boo
 	if l.last == nil {
 		l.last = map[string]time.Time{}
 	}
-	if len(l.last) > 100_000 { // forget only what has waited long enough
+	if len(l.last) > 100_000 && now.Sub(l.pruned) >= every { // forget only what has waited long enough, at most once a period
+		l.pruned = now
 		for k, t := range l.last {
 			if now.Sub(t) >= every {
 				delete(l.last, k)

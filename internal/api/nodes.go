@@ -270,8 +270,8 @@ type nodesResponse struct {
 func (s *Server) nodeList(req *request) (int, any, error) {
 	q := req.URL.Query()
 	for k := range q {
-		if k != "limit" && k != "cursor" {
-			return 0, nil, errs.E(errs.Invalid, "query parameter %q: unknown (limit, cursor)", k)
+		if k != "limit" && k != "cursor" && k != "stale" {
+			return 0, nil, errs.E(errs.Invalid, "query parameter %q: unknown (limit, cursor)", clip(k))
 		}
 	}
 	limit, err := queryUint(req.Request, "limit")
