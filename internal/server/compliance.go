@@ -665,7 +665,7 @@ func (s *Server) EvaluateCompliance(ctx context.Context) error {
 		if maps.Equal(prev.Statuses, cur) {
 			continue
 		}
-		wctx, _ := s.audit.Pending(ctx, auditlog.SystemEntry(s.now(), s.st.NodeID(), "compliance.evaluate", `System::"warden"`))
+		wctx := s.evaluationRecord(ctx)
 		if err := s.records.PutControlStates(wctx, records.ControlStates{Framework: string(fw), Time: st.GeneratedAt, Statuses: cur}, version); err != nil {
 			return err
 		}
@@ -683,7 +683,7 @@ func (s *Server) EvaluateCompliance(ctx context.Context) error {
 	for _, z := range risk.Zones {
 		rs.Zones[z.Ref] = z.Score
 	}
-	wctx, _ := s.audit.Pending(ctx, auditlog.SystemEntry(s.now(), s.st.NodeID(), "compliance.evaluate", `System::"warden"`))
+	wctx := s.evaluationRecord(ctx)
 	return s.records.PutRisk(wctx, rs)
 }
 
@@ -716,6 +716,13 @@ func (s *Server) storeEvaluation(ctx context.Context, r *compliance.Report) erro
 	if err != nil {
 		return err
 	}
-	wctx, _ := s.audit.Pending(ctx, auditlog.SystemEntry(s.now(), s.st.NodeID(), "compliance.evaluate", `System::"warden"`))
+	wctx := s.evaluationRecord(ctx)
 	return s.records.PutEvaluation(wctx, string(r.Framework), doc)
+}
+
+// evaluationRecord returns ctx carrying the pending system audit record of
+// a write the compliance evaluation makes.
+func (s *Server) evaluationRecord(ctx context.Context) context.Context {
+	wctx, _ := s.audit.Pending(ctx, auditlog.SystemEntry(s.now(), s.st.NodeID(), "compliance.evaluate", `System::"warden"`))
+	return wctx
 }
