@@ -23,6 +23,7 @@ import (
 	"github.com/warden-sec/warden/internal/browsertest"
 	"github.com/warden-sec/warden/internal/console"
 	"github.com/warden-sec/warden/internal/server"
+	"github.com/warden-sec/warden/internal/server/servertest"
 	"github.com/warden-sec/warden/internal/witness"
 )
 
@@ -37,19 +38,7 @@ type verifyServer struct {
 
 func startVerifyServer(t *testing.T) *verifyServer {
 	t.Helper()
-	srv, err := server.New(server.Config{DataDir: t.TempDir(), Listen: "127.0.0.1:0", RateLimit: -1})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := srv.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { srv.Close() })
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
-	if err := srv.Store().WaitLeader(ctx); err != nil {
-		t.Fatal(err)
-	}
+	srv := servertest.Started(t, nil)
 	pem, err := os.ReadFile(srv.CAFile())
 	if err != nil {
 		t.Fatal(err)
