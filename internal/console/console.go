@@ -26,6 +26,7 @@ package console
 import (
 	"bytes"
 	"embed"
+	"fmt"
 	"io/fs"
 	"net/http"
 	"path"
@@ -71,11 +72,23 @@ func Handler() http.Handler {
 	if err != nil {
 		panic("console: " + err.Error()) // the embed pattern guarantees the directory
 	}
-	return &handler{root: root, types: contentTypes()}
+	// The files are embedded, hence immutable: read once, not per request.
+	files := map[string][]byte{}
+	err = fs.WalkDir(root, ".", func(name string, d fs.DirEntry, err error) error {
+		if err != nil || d.IsDir() {
+			return err
+		}
+		files[name], err = fs.ReadFile(root, name)
+		return err
+	})
+	if err != nil || files["index.html"] == nil {
+		panic(fmt.Sprintf("console: reading the embedded files: %v", err)) // the embed pattern guarantees them
+	}
+	return &handler{files: files, types: contentTypes()}
 }
 
 type handler struct {
-	root  fs.FS
+	files map[string][]byte // static/'s files by path
 	types map[string]string
 }
 
@@ -107,11 +120,9 @@ func (h *handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	name := strings.TrimPrefix(path.Clean(p), strings.TrimSuffix(Prefix, "/"))
 	name = strings.TrimPrefix(name, "/")
-	if ct, ok := h.types[path.Ext(name)]; ok && name != "index.html" && fs.ValidPath(name) {
-		if b, err := fs.ReadFile(h.root, name); err == nil {
-			w.Header().Set("Content-Type", ct)
-			w.Header().Set("Cache-Control", "no-cache")
-			http.ServeContent(w, r, "", time.Time{}, bytes.NewReader(b))
+	if ct, ok := h.types[path.Ext(name)]; ok && name != "index.html" {
+		if b, ok := h.files[name]; ok {
+			serve(w, r, ct, b)
 			return
 		}
 		// A missing script or style is a 404, not the page: a module
@@ -122,12 +133,11 @@ func (h *handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		}
 	}
 	// The application's one page, for every route of the browser's.
-	b, err := fs.ReadFile(h.root, "index.html")
-	if err != nil {
-		http.Error(w, "console: no index.html", http.StatusInternalServerError)
-		return
-	}
-	w.Header().Set("Content-Type", h.types[".html"])
+	serve(w, r, h.types[".html"], h.files["index.html"])
+}
+
+func serve(w http.ResponseWriter, r *http.Request, contentType string, b []byte) {
+	w.Header().Set("Content-Type", contentType)
 	w.Header().Set("Cache-Control", "no-cache")
 	http.ServeContent(w, r, "", time.Time{}, bytes.NewReader(b))
 }
